@@ -1,0 +1,96 @@
+//! [`Device`]: a cheap, clonable handle to a backend chosen at run time.
+//!
+//! Users write a model once and pick the device when the program runs, as in
+//! PyTorch. The constructors that need a concrete backend (`cpu()`, `gpu()`,
+//! `auto()`) live in the `lam` facade, which knows the backend crates;
+//! `lam-core` itself depends on none of them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::backend::{Backend, DeviceKind, DeviceStats};
+use crate::{Error, Result};
+
+/// A handle to a compute device. Clones share the backend; two handles are
+/// the same device exactly when they came from the same `Device::new`.
+#[derive(Clone)]
+pub struct Device {
+    backend: Arc<dyn Backend>,
+    id: u64,
+}
+
+static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Device {
+    /// Wraps a backend as a new device.
+    pub fn new(backend: Arc<dyn Backend>) -> Device {
+        Device {
+            backend,
+            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The backend's name, e.g. "cpu".
+    pub fn name(&self) -> String {
+        self.backend.name()
+    }
+
+    /// CPU or GPU.
+    pub fn kind(&self) -> DeviceKind {
+        self.backend.kind()
+    }
+
+    /// True for GPU devices.
+    pub fn is_gpu(&self) -> bool {
+        self.kind() == DeviceKind::Gpu
+    }
+
+    /// The backend (for lam's own crates and custom ops).
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Queue and memory counters.
+    pub fn stats(&self) -> DeviceStats {
+        self.backend.stats()
+    }
+
+    /// Waits for all queued work to finish.
+    pub fn synchronize(&self) -> Result<()> {
+        self.backend.synchronize()
+    }
+
+    /// An error unless `self` and `other` are the same device.
+    pub fn check_same(&self, other: &Device, op: &'static str) -> Result<()> {
+        if self == other {
+            Ok(())
+        } else {
+            Err(Error::DeviceMismatch {
+                op,
+                lhs: self.to_string(),
+                rhs: other.to_string(),
+            })
+        }
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Device) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Device {}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.backend.name())
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Device({}#{})", self.backend.name(), self.id)
+    }
+}

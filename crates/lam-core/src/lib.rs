@@ -1,0 +1,30 @@
+//! `lam-core`: the tensor a user writes code against, and everything that can
+//! be written once for every backend.
+//!
+//! - [`Tensor`]: an n-d array on a [`Device`], with views, broadcasting and
+//!   the op set; every fallible op returns [`Result`].
+//! - [`backend`]: the [`Backend`] trait, a small closed set of primitives that
+//!   `lam-cpu` and `lam-wgpu` implement.
+//! - [`autograd`]: the tape. Each differentiable op records its gradient
+//!   rule, written in tensor ops right beside its forward code.
+//! - [`rng`]: counter-based random numbers, identical on every backend.
+//!
+//! This crate knows nothing of wgpu or WGSL and depends on no backend crate.
+
+pub mod autograd;
+pub mod backend;
+mod device;
+mod dtype;
+mod error;
+pub mod layout;
+pub mod rng;
+mod tensor;
+
+pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
+pub use backend::{Backend, BackendStorage, DeviceKind, DeviceStats, Storage};
+pub use device::Device;
+pub use dtype::DType;
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use rng::manual_seed;
+pub use tensor::Tensor;

@@ -1,0 +1,404 @@
+//! Elementwise ops: unary functions and activations, binary ops with NumPy
+//! broadcasting, scalar forms, comparisons giving `0.0/1.0` masks, and
+//! `where`. Each op's gradient rule sits right after its forward.
+
+use crate::backend::{BinaryOp, UnaryOp};
+use crate::layout::broadcast_shapes;
+use crate::{DType, Layout, Result, Tensor};
+
+impl Tensor {
+    /// `-x`.
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg, |_, _, g| g.neg())
+    }
+
+    /// `|x|` (gradient `sign(x)`, 0 at 0).
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs, |x, _, g| g.mul(&x.sign()?))
+    }
+
+    /// `e^x`.
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp, |_, y, g| g.mul(y))
+    }
+
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log, |x, _, g| g.div(x))
+    }
+
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt, |_, y, g| g.div(&y.mul_scalar(2.0)?))
+    }
+
+    /// `x²`.
+    pub fn square(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Square, |x, _, g| g.mul(&x.mul_scalar(2.0)?))
+    }
+
+    /// `1 / x`.
+    pub fn recip(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Recip, |_, y, g| g.mul(&y.square()?)?.neg())
+    }
+
+    /// Sine.
+    pub fn sin(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sin, |x, _, g| g.mul(&x.cos()?))
+    }
+
+    /// Cosine.
+    pub fn cos(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Cos, |x, _, g| g.mul(&x.sin()?)?.neg())
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        // d tanh = 1 - y²
+        self.unary(UnaryOp::Tanh, |_, y, g| g.mul(&y.square()?.neg()?.add_scalar(1.0)?))
+    }
+
+    /// Logistic sigmoid `1 / (1 + e^-x)`.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        // d σ = y (1 - y)
+        self.unary(UnaryOp::Sigmoid, |_, y, g| g.mul(&y.mul(&y.neg()?.add_scalar(1.0)?)?))
+    }
+
+    /// `max(x, 0)`.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu, |x, _, g| g.mul(&x.step()?))
+    }
+
+    /// `x` for `x > 0`, else `alpha x`.
+    pub fn leaky_relu(&self, alpha: f32) -> Result<Tensor> {
+        // slope = step(x) (1 - α) + α
+        self.unary(UnaryOp::LeakyRelu(alpha), move |x, _, g| {
+            g.mul(&x.step()?.mul_scalar(1.0 - alpha)?.add_scalar(alpha)?)
+        })
+    }
+
+    /// `min(max(x, 0), 6)`.
+    pub fn relu6(&self) -> Result<Tensor> {
+        self.clamp(0.0, 6.0)
+    }
+
+    /// `x` for `x > 0`, else `alpha (e^x - 1)`.
+    pub fn elu(&self, alpha: f32) -> Result<Tensor> {
+        // slope = 1 for x > 0, else y + α
+        self.unary(UnaryOp::Elu(alpha), move |x, y, g| {
+            let pos = x.step()?;
+            let neg_slope = y.add_scalar(alpha)?.mul(&pos.neg()?.add_scalar(1.0)?)?;
+            g.mul(&pos.add(&neg_slope)?)
+        })
+    }
+
+    /// GELU, exact erf form (PyTorch's default).
+    pub fn gelu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Gelu, |x, _, g| g.mul(&x.map(UnaryOp::GeluGrad)?))
+    }
+
+    /// SiLU / swish: `x σ(x)`.
+    pub fn silu(&self) -> Result<Tensor> {
+        // d = σ (1 + x (1 - σ))
+        self.unary(UnaryOp::Silu, |x, _, g| {
+            let s = x.sigmoid()?;
+            let d = s.mul(&x.mul(&s.neg()?.add_scalar(1.0)?)?.add_scalar(1.0)?)?;
+            g.mul(&d)
+        })
+    }
+
+    /// `log(1 + e^x)`, stable for large `|x|`.
+    pub fn softplus(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Softplus, |x, _, g| g.mul(&x.sigmoid()?))
+    }
+
+    /// Values limited to `[lo, hi]` (gradient 1 strictly inside).
+    pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            return Err(crate::Error::invalid("clamp", format!("need lo <= hi, found {lo} > {hi}")));
+        }
+        self.unary(UnaryOp::Clamp(lo, hi), move |x, _, g| {
+            g.mul(&x.map(UnaryOp::InRange(lo, hi))?)
+        })
+    }
+
+    /// -1, 0 or 1 (no gradient).
+    pub fn sign(&self) -> Result<Tensor> {
+        self.constant_unary(UnaryOp::Sign)
+    }
+
+    /// `x + c`.
+    pub fn add_scalar(&self, c: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::AddScalar(c), |_, _, g| Ok(g.clone()))
+    }
+
+    /// `x - c`.
+    pub fn sub_scalar(&self, c: f32) -> Result<Tensor> {
+        self.add_scalar(-c)
+    }
+
+    /// `x * c`.
+    pub fn mul_scalar(&self, c: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::MulScalar(c), move |_, _, g| g.mul_scalar(c))
+    }
+
+    /// `x / c`.
+    pub fn div_scalar(&self, c: f32) -> Result<Tensor> {
+        self.mul_scalar(1.0 / c)
+    }
+
+    /// `x ^ p`.
+    pub fn pow_scalar(&self, p: f32) -> Result<Tensor> {
+        self.unary(UnaryOp::PowScalar(p), move |x, _, g| {
+            g.mul(&x.pow_scalar(p - 1.0)?.mul_scalar(p)?)
+        })
+    }
+
+    /// Mask `x > c`.
+    pub fn gt_scalar(&self, c: f32) -> Result<Tensor> {
+        self.constant_unary(UnaryOp::GtScalar(c))
+    }
+
+    /// Mask `x < c`.
+    pub fn lt_scalar(&self, c: f32) -> Result<Tensor> {
+        self.constant_unary(UnaryOp::LtScalar(c))
+    }
+
+    /// `1` where `x > 0`, else `0` (no gradient).
+    pub fn step(&self) -> Result<Tensor> {
+        self.constant_unary(UnaryOp::Step)
+    }
+
+    /// Applies a unary op without recording a gradient (masks, derivatives).
+    pub fn map(&self, op: UnaryOp) -> Result<Tensor> {
+        self.constant_unary(op)
+    }
+
+    /// `a + b` with broadcasting.
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Add, rhs, |_, _, _, g| Ok((Some(g.clone()), Some(g.clone()))))
+    }
+
+    /// `a - b` with broadcasting.
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Sub, rhs, |_, _, _, g| Ok((Some(g.clone()), Some(g.neg()?))))
+    }
+
+    /// `a * b` with broadcasting.
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Mul, rhs, |a, b, _, g| Ok((Some(g.mul(b)?), Some(g.mul(a)?))))
+    }
+
+    /// `a / b` with broadcasting.
+    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        // d/da = 1/b, d/db = -a/b² = -y/b
+        self.binary(BinaryOp::Div, rhs, |_, b, y, g| {
+            let ga = g.div(b)?;
+            let gb = ga.mul(y)?.neg()?;
+            Ok((Some(ga), Some(gb)))
+        })
+    }
+
+    /// `a ^ b` with broadcasting.
+    pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
+        // d/da = b a^(b-1), d/db = y ln a
+        self.binary(BinaryOp::Pow, rhs, |a, b, y, g| {
+            let ga = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
+            let gb = g.mul(&y.mul(&a.log()?)?)?;
+            Ok((Some(ga), Some(gb)))
+        })
+    }
+
+    /// Elementwise maximum; on ties the gradient is split evenly (as PyTorch).
+    pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Maximum, rhs, |a, b, _, g| tie_split(a, b, g, BinaryOp::Gt))
+    }
+
+    /// Elementwise minimum; on ties the gradient is split evenly (as PyTorch).
+    pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(BinaryOp::Minimum, rhs, |a, b, _, g| tie_split(a, b, g, BinaryOp::Lt))
+    }
+
+    /// Mask `a == b`.
+    pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(BinaryOp::Eq, rhs)
+    }
+
+    /// Mask `a != b`.
+    pub fn ne(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(BinaryOp::Ne, rhs)
+    }
+
+    /// Mask `a < b`.
+    pub fn lt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(BinaryOp::Lt, rhs)
+    }
+
+    /// Mask `a <= b`.
+    pub fn le(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(BinaryOp::Le, rhs)
+    }
+
+    /// Mask `a > b`.
+    pub fn gt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(BinaryOp::Gt, rhs)
+    }
+
+    /// Mask `a >= b`.
+    pub fn ge(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(BinaryOp::Ge, rhs)
+    }
+
+    /// `a` where `cond` is non-zero, else `b` (all three broadcast together).
+    pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        cond.device().check_same(a.device(), "where")?;
+        cond.device().check_same(b.device(), "where")?;
+        a.check_f32("where")?;
+        b.check_f32("where")?;
+        let cond = cond.to_dtype(DType::F32)?;
+        let shape = broadcast_shapes("where", a.dims(), b.dims())?;
+        let shape = broadcast_shapes("where", cond.dims(), &shape)?;
+        let (c, x, y) = (cond.broadcast_layout(&shape)?, a.broadcast_layout(&shape)?, b.broadcast_layout(&shape)?);
+        let (cs, xs, ys) = (cond.storage(), a.storage(), b.storage());
+        let out = a.backend().select((&cs, &c), (&xs, &x), (&ys, &y))?;
+        let (a_shape, b_shape, mask) = (a.shape(), b.shape(), cond.detach());
+        Ok(Tensor::from_op("where", out, Layout::contiguous(&shape), &[a, b], move |g| {
+            let zeros = Tensor::zeros_like(g)?;
+            let ga = Tensor::where_cond(&mask, g, &zeros)?.sum_to_shape(&a_shape)?;
+            let gb = Tensor::where_cond(&mask, &zeros, g)?.sum_to_shape(&b_shape)?;
+            Ok(vec![Some(ga), Some(gb)])
+        }))
+    }
+
+    /// A unary op recorded with `rule(x, y, g)` giving the input gradient
+    /// from the (detached) input `x`, output `y` and output gradient `g`.
+    fn unary(
+        &self,
+        op: UnaryOp,
+        rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+    ) -> Result<Tensor> {
+        self.check_f32("unary op")?;
+        let s = self.storage();
+        let out = self.backend().unary(op, (&s, self.layout()))?;
+        let layout = Layout::contiguous(self.dims());
+        if !self.requires_grad() || !crate::is_grad_enabled() {
+            return Ok(Tensor::constant(out, layout, self.device()));
+        }
+        let x = self.detach();
+        let y = Tensor::from_storage(out.clone(), layout.clone(), self.device());
+        Ok(Tensor::from_op(op_name(op), out, layout, &[self], move |g| {
+            Ok(vec![Some(rule(&x, &y, g)?)])
+        }))
+    }
+
+    fn constant_unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let x = self.to_dtype(DType::F32)?;
+        let s = x.storage();
+        let out = x.backend().unary(op, (&s, x.layout()))?;
+        Ok(Tensor::constant(out, Layout::contiguous(x.dims()), x.device()))
+    }
+
+    /// A broadcasting binary op recorded with `rule(a, b, y, g)` giving both
+    /// input gradients in the output's shape; they are then summed down to
+    /// each input's own shape.
+    fn binary(
+        &self,
+        op: BinaryOp,
+        rhs: &Tensor,
+        rule: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Result<Tensor> {
+        self.device().check_same(rhs.device(), op_name_binary(op))?;
+        let (a, b) = (self.to_dtype(DType::F32)?, rhs.to_dtype(DType::F32)?);
+        let shape = broadcast_shapes(op_name_binary(op), a.dims(), b.dims())?;
+        let (la, lb) = (a.broadcast_layout(&shape)?, b.broadcast_layout(&shape)?);
+        let (sa, sb) = (a.storage(), b.storage());
+        let out = a.backend().binary(op, (&sa, &la), (&sb, &lb))?;
+        let layout = Layout::contiguous(&shape);
+        let track = crate::is_grad_enabled() && (a.requires_grad() || b.requires_grad());
+        if !track {
+            return Ok(Tensor::constant(out, layout, a.device()));
+        }
+        let (ad, bd) = (a.detach(), b.detach());
+        let y = Tensor::from_storage(out.clone(), layout.clone(), a.device());
+        let (a_shape, b_shape) = (a.shape(), b.shape());
+        let (ra, rb) = (a.requires_grad(), b.requires_grad());
+        Ok(Tensor::from_op(op_name_binary(op), out, layout, &[&a, &b], move |g| {
+            let (ga, gb) = rule(&ad, &bd, &y, g)?;
+            let ga = match ga {
+                Some(t) if ra => Some(t.sum_to_shape(&a_shape)?),
+                _ => None,
+            };
+            let gb = match gb {
+                Some(t) if rb => Some(t.sum_to_shape(&b_shape)?),
+                _ => None,
+            };
+            Ok(vec![ga, gb])
+        }))
+    }
+
+    fn compare(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
+        let _guard = crate::NoGradGuard::new();
+        self.binary(op, rhs, |_, _, _, _| Ok((None, None)))
+    }
+
+    /// This tensor's layout broadcast to `shape`.
+    pub(crate) fn broadcast_layout(&self, shape: &[usize]) -> Result<Layout> {
+        self.layout().broadcast_to(shape)
+    }
+}
+
+/// Gradient of maximum (`strict = Gt`) or minimum (`strict = Lt`): the whole
+/// gradient to the winner, half to each on a tie.
+fn tie_split(a: &Tensor, b: &Tensor, g: &Tensor, strict: BinaryOp) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let wins = match strict {
+        BinaryOp::Gt => a.gt(b)?,
+        _ => a.lt(b)?,
+    };
+    let ties = a.eq(b)?.mul_scalar(0.5)?;
+    let share_a = wins.add(&ties)?;
+    let share_b = share_a.neg()?.add_scalar(1.0)?;
+    Ok((Some(g.mul(&share_a)?), Some(g.mul(&share_b)?)))
+}
+
+fn op_name(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Neg => "neg",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "log",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Square => "square",
+        UnaryOp::Recip => "recip",
+        UnaryOp::Sin => "sin",
+        UnaryOp::Cos => "cos",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Sigmoid => "sigmoid",
+        UnaryOp::Relu => "relu",
+        UnaryOp::LeakyRelu(_) => "leaky_relu",
+        UnaryOp::Elu(_) => "elu",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::Silu => "silu",
+        UnaryOp::Softplus => "softplus",
+        UnaryOp::Clamp(..) => "clamp",
+        UnaryOp::AddScalar(_) => "add_scalar",
+        UnaryOp::MulScalar(_) => "mul_scalar",
+        UnaryOp::PowScalar(_) => "pow_scalar",
+        _ => "unary",
+    }
+}
+
+fn op_name_binary(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Add => "add",
+        BinaryOp::Sub => "sub",
+        BinaryOp::Mul => "mul",
+        BinaryOp::Div => "div",
+        BinaryOp::Pow => "pow",
+        BinaryOp::Maximum => "maximum",
+        BinaryOp::Minimum => "minimum",
+        _ => "compare",
+    }
+}

@@ -1,0 +1,124 @@
+//! Indexing by integer tensors: `index_select` (embedding lookups, batching
+//! by indices), `gather` (picking one value per row, e.g. a class score) and
+//! `scatter_add` (their gradient, and histogram-like sums). Index tensors are
+//! `I32`; an index outside the indexed dim is an error, checked from the
+//! bounds an index tensor carries (host data, `argmax`, `randint`) and by
+//! reading it back only when those are unknown.
+
+use crate::layout::normalize_axis;
+use crate::{DType, Error, Layout, Result, Tensor};
+
+impl Tensor {
+    /// Entries `index[i]` of dim `dim`: output dim `dim` has `index.numel()` entries.
+    pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let d = normalize_axis("index_select", dim, self.rank())?;
+        self.device().check_same(index.device(), "index_select")?;
+        index.check_i32("index_select")?;
+        if index.rank() != 1 {
+            return Err(Error::RankMismatch {
+                op: "index_select",
+                expected: "1 (a vector of indices)".into(),
+                found: index.rank(),
+                shape: index.shape(),
+            });
+        }
+        index.check_indices("index_select", self.dims()[d])?;
+        let (s, i) = (self.storage(), index.storage());
+        let out = self.backend().index_select((&s, self.layout()), d, (&i, index.layout()))?;
+        let mut shape = self.shape();
+        shape[d] = index.numel();
+        let (in_shape, idx) = (self.shape(), index.clone());
+        Ok(Tensor::from_op("index_select", out, Layout::contiguous(&shape), &[self], move |g| {
+            // Scatter rows of g back to the rows they came from, summing repeats.
+            let idx_full = idx.reshape_for_dim(g.dims(), d)?;
+            Ok(vec![Some(Tensor::zeros(&in_shape, g.device())?.scatter_add(d as isize, &idx_full, g)?)])
+        }))
+    }
+
+    /// Values at `index` along `dim`: `out[i][j] = self[i][index[i][j]]` (dim 1).
+    /// `index` has `self`'s rank and no larger size in any other dim.
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let d = normalize_axis("gather", dim, self.rank())?;
+        self.device().check_same(index.device(), "gather")?;
+        index.check_i32("gather")?;
+        self.check_index_shape("gather", d, index)?;
+        index.check_indices("gather", self.dims()[d])?;
+        let (s, i) = (self.storage(), index.storage());
+        let out = self.backend().gather((&s, self.layout()), d, (&i, index.layout()))?;
+        let (in_shape, idx) = (self.shape(), index.clone());
+        Ok(Tensor::from_op("gather", out, Layout::contiguous(index.dims()), &[self], move |g| {
+            Ok(vec![Some(Tensor::zeros(&in_shape, g.device())?.scatter_add(d as isize, &idx, g)?)])
+        }))
+    }
+
+    /// `self` plus `src` added at `index` along `dim`:
+    /// `out[i][index[i][j]] += src[i][j]` (dim 1). `index` and `src` share a shape.
+    pub fn scatter_add(&self, dim: isize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        let d = normalize_axis("scatter_add", dim, self.rank())?;
+        self.device().check_same(index.device(), "scatter_add")?;
+        self.device().check_same(src.device(), "scatter_add")?;
+        index.check_i32("scatter_add")?;
+        src.check_f32("scatter_add")?;
+        index.check_same_shape(src, "scatter_add")?;
+        self.check_index_shape("scatter_add", d, index)?;
+        index.check_indices("scatter_add", self.dims()[d])?;
+        let (i, s) = (index.storage(), src.storage());
+        let scattered = self.backend().scatter_add(self.dims(), d, (&i, index.layout()), (&s, src.layout()))?;
+        let idx = index.clone();
+        let scattered = Tensor::from_op(
+            "scatter_add",
+            scattered,
+            Layout::contiguous(self.dims()),
+            &[src],
+            move |g| Ok(vec![Some(g.gather(d as isize, &idx)?)]),
+        );
+        self.add(&scattered)
+    }
+
+    /// A 1-d index broadcast to `shape` along `dim` (for index_select's gradient).
+    fn reshape_for_dim(&self, shape: &[usize], dim: usize) -> Result<Tensor> {
+        let mut view = vec![1usize; shape.len()];
+        view[dim] = self.numel();
+        self.reshape_exact(&view)?.broadcast_to(shape)?.contiguous()
+    }
+
+    fn check_index_shape(&self, op: &'static str, dim: usize, index: &Tensor) -> Result<()> {
+        let ok = index.rank() == self.rank()
+            && index.dims().iter().zip(self.dims()).enumerate().all(|(i, (&a, &b))| i == dim || a <= b);
+        if !ok {
+            return Err(Error::shape(
+                op,
+                format!("an index of rank {} no larger than {:?} outside dim {dim}", self.rank(), self.dims()),
+                index.dims(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An error unless every value is in `0..size`.
+    pub(crate) fn check_indices(&self, op: &'static str, size: usize) -> Result<()> {
+        if self.numel() == 0 {
+            return Ok(());
+        }
+        let (lo, hi) = match self.int_range() {
+            Some(r) => r,
+            None => {
+                let v = self.to_vec_i32()?;
+                let lo = v.iter().copied().min().unwrap_or(0);
+                let hi = v.iter().copied().max().unwrap_or(0);
+                (lo, hi)
+            }
+        };
+        for bad in [lo, hi] {
+            if bad < 0 || bad as usize >= size {
+                return Err(Error::OutOfRange { op, index: bad as i64, size });
+            }
+        }
+        Ok(())
+    }
+
+    /// Labels as `I32` (accepts `F32` holding whole numbers, for convenience).
+    pub fn to_labels(&self) -> Result<Tensor> {
+        self.to_dtype(DType::I32)
+    }
+}

@@ -1,0 +1,109 @@
+//! Matrix products with `torch.matmul` semantics: vector·vector, matrix ×
+//! vector, and batched products with broadcast batch dims. Transposed inputs
+//! reach the backend as strided views, never as copies.
+
+use crate::layout::broadcast_shapes;
+use crate::{Error, Layout, Result, Tensor};
+
+impl Tensor {
+    /// Matrix product following `torch.matmul`'s rules.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.device().check_same(rhs.device(), "matmul")?;
+        self.check_f32("matmul")?;
+        rhs.check_f32("matmul")?;
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::RankMismatch {
+                op: "matmul",
+                expected: "at least 1".into(),
+                found: 0,
+                shape: if self.rank() == 0 { self.shape() } else { rhs.shape() },
+            });
+        }
+        // Promote vectors to matrices, multiply, then drop the added dims.
+        let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
+        let b = if rhs.rank() == 1 { rhs.unsqueeze(-1)? } else { rhs.clone() };
+        let mut out = a.matmul_nd(&b)?;
+        if rhs.rank() == 1 {
+            out = out.squeeze(-1)?;
+        }
+        if self.rank() == 1 {
+            out = out.squeeze(-2)?;
+        }
+        Ok(out)
+    }
+
+    /// `[.., M, K] × [.., K, N]` with broadcast batch dims.
+    fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {
+        let (ra, rb) = (self.rank(), rhs.rank());
+        let (m, k) = (self.dims()[ra - 2], self.dims()[ra - 1]);
+        let (k2, n) = (rhs.dims()[rb - 2], rhs.dims()[rb - 1]);
+        if k != k2 {
+            return Err(Error::shape(
+                "matmul",
+                format!("[.., {k}, N] to multiply {:?}", self.dims()),
+                rhs.dims(),
+            ));
+        }
+        let batch = broadcast_shapes("matmul", &self.dims()[..ra - 2], &rhs.dims()[..rb - 2])?;
+        let b: usize = batch.iter().product();
+        let la = batched_layout(self, &batch, m, k, b)?;
+        let lb = batched_layout(rhs, &batch, k, n, b)?;
+        let out = self.backend().matmul((&la.0.storage(), &la.1), (&lb.0.storage(), &lb.1))?;
+        let mut shape = batch;
+        shape.extend([m, n]);
+        let (ad, bd) = (self.detach(), rhs.detach());
+        let (a_shape, b_shape) = (self.shape(), rhs.shape());
+        let (req_a, req_b) = (self.requires_grad(), rhs.requires_grad());
+        Ok(Tensor::from_op("matmul", out, Layout::contiguous(&shape), &[self, rhs], move |g| {
+            // dA = G Bᵀ, dB = Aᵀ G, each summed over broadcast batch dims.
+            let ga = if req_a { Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?) } else { None };
+            let gb = if req_b { Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?) } else { None };
+            Ok(vec![ga, gb])
+        }))
+    }
+}
+
+/// A 3-d `[B, rows, cols]` view of `t` broadcast to `batch`, copying only
+/// when the batch dims cannot be merged without one.
+fn batched_layout(t: &Tensor, batch: &[usize], rows: usize, cols: usize, b: usize) -> Result<(Tensor, Layout)> {
+    let mut full = batch.to_vec();
+    full.extend([rows, cols]);
+    let view = t.layout().broadcast_to(&full)?;
+    let rank = full.len();
+    if let Some(l) = merge_batch(&view, rank, b) {
+        return Ok((t.clone(), l));
+    }
+    let dense = t.broadcast_to(&full)?.contiguous()?;
+    let l = merge_batch(dense.layout(), rank, b)
+        .ok_or_else(|| Error::invalid("matmul", "could not form batched layout"))?;
+    Ok((dense, l))
+}
+
+/// Merges the leading `rank - 2` dims of `l` into one batch dim if their
+/// strides allow it (each dim's stride = next stride × next size, or all 0).
+fn merge_batch(l: &Layout, rank: usize, b: usize) -> Option<Layout> {
+    let nb = rank - 2;
+    let batch_stride = if nb == 0 {
+        0
+    } else {
+        let dims: Vec<(usize, usize)> =
+            (0..nb).map(|i| (l.shape[i], l.strides[i])).filter(|(d, _)| *d != 1).collect();
+        if dims.is_empty() {
+            0
+        } else if dims.iter().all(|(_, s)| *s == 0) {
+            0
+        } else {
+            for w in dims.windows(2) {
+                if w[0].1 != w[1].0 * w[1].1 {
+                    return None;
+                }
+            }
+            dims[dims.len() - 1].1
+        }
+    };
+    Some(Layout {
+        shape: vec![b, l.shape[rank - 2], l.shape[rank - 1]],
+        strides: vec![batch_stride, l.strides[rank - 2], l.strides[rank - 1]],
+        offset: l.offset,
+    })
+}

@@ -1,0 +1,185 @@
+//! Reductions over chosen axes (with `keepdim`) and over all elements: sum,
+//! mean, max, min, argmax, argmin, var. Axes may be negative. The backend
+//! always keeps reduced dims as size 1; dropping them is a free reshape here.
+
+use crate::backend::ReduceOp;
+use crate::layout::normalize_axis;
+use crate::{Error, Layout, Result, Tensor};
+
+impl Tensor {
+    /// Sum over `dims` (all dims when empty).
+    pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        let axes = self.resolve_axes("sum", dims)?;
+        let kept = self.reduce_raw(ReduceOp::Sum, &axes)?;
+        let in_shape = self.shape();
+        let kept_shape = kept.1.shape.clone();
+        let out = Tensor::from_op("sum", kept.0, kept.1, &[self], move |g| {
+            Ok(vec![Some(g.reshape_exact(&kept_shape)?.broadcast_to(&in_shape)?.contiguous()?)])
+        });
+        out.drop_axes(&axes, keepdim)
+    }
+
+    /// Sum of all elements, as a 0-d tensor.
+    pub fn sum_all(&self) -> Result<Tensor> {
+        self.sum(&[], false)
+    }
+
+    /// Mean over `dims` (all dims when empty).
+    pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        let axes = self.resolve_axes("mean", dims)?;
+        let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        if count == 0 {
+            return Err(Error::Empty { op: "mean" });
+        }
+        self.sum(dims, keepdim)?.mul_scalar(1.0 / count as f32)
+    }
+
+    /// Mean of all elements, as a 0-d tensor.
+    pub fn mean_all(&self) -> Result<Tensor> {
+        self.mean(&[], false)
+    }
+
+    /// Maximum over `dims`; the gradient is shared evenly among tied maxima.
+    pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.extremum(ReduceOp::Max, dims, keepdim)
+    }
+
+    /// Minimum over `dims`; the gradient is shared evenly among tied minima.
+    pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.extremum(ReduceOp::Min, dims, keepdim)
+    }
+
+    /// Largest element, as a 0-d tensor.
+    pub fn max_all(&self) -> Result<Tensor> {
+        self.max(&[], false)
+    }
+
+    /// Smallest element, as a 0-d tensor.
+    pub fn min_all(&self) -> Result<Tensor> {
+        self.min(&[], false)
+    }
+
+    /// Index (`I32`) of the largest element along `dim`; the first on ties.
+    pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
+        self.arg_extremum(ReduceOp::ArgMax, dim, keepdim)
+    }
+
+    /// Index (`I32`) of the smallest element along `dim`; the first on ties.
+    pub fn argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
+        self.arg_extremum(ReduceOp::ArgMin, dim, keepdim)
+    }
+
+    /// Variance over `dims`; `unbiased` divides by `n - 1` (PyTorch's default).
+    pub fn var(&self, dims: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+        let axes = self.resolve_axes("var", dims)?;
+        let n: usize = axes.iter().map(|&a| self.dims()[a]).product();
+        let denom = if unbiased { n.saturating_sub(1) } else { n };
+        if denom == 0 {
+            return Err(Error::invalid("var", format!("needs more than {} elements per group", n)));
+        }
+        let centered = self.sub(&self.mean(dims, true)?)?;
+        centered.square()?.sum(dims, keepdim)?.mul_scalar(1.0 / denom as f32)
+    }
+
+    /// Sums broadcast dims away so the result has `shape` (the gradient of
+    /// broadcasting).
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.dims() == shape {
+            return Ok(self.clone());
+        }
+        let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| {
+            Error::shape("sum_to_shape", format!("a shape that {shape:?} broadcasts to"), self.dims())
+        })?;
+        let mut axes: Vec<isize> = (0..lead as isize).collect();
+        for (i, &s) in shape.iter().enumerate() {
+            let d = self.dims()[lead + i];
+            if s == 1 && d != 1 {
+                axes.push((lead + i) as isize);
+            } else if s != d {
+                return Err(Error::shape(
+                    "sum_to_shape",
+                    format!("a shape that {shape:?} broadcasts to"),
+                    self.dims(),
+                ));
+            }
+        }
+        if axes.is_empty() {
+            return self.reshape_exact(shape);
+        }
+        self.sum(&axes, true)?.reshape_exact(shape)
+    }
+
+    fn extremum(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        let name = if op == ReduceOp::Max { "max" } else { "min" };
+        let axes = self.resolve_axes(name, dims)?;
+        if self.numel() == 0 {
+            return Err(Error::Empty { op: name });
+        }
+        let (storage, layout) = self.reduce_raw(op, &axes)?;
+        let x = self.detach();
+        let y = Tensor::from_storage(storage.clone(), layout.clone(), self.device());
+        let reduced: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+        let out = Tensor::from_op(name, storage, layout, &[self], move |g| {
+            // The gradient goes to every element equal to the extremum,
+            // divided by how many there are.
+            let mask = x.eq(&y)?;
+            let count = if reduced.is_empty() { mask.clone() } else { mask.sum(&reduced, true)? };
+            Ok(vec![Some(mask.mul(&g.reshape_exact(y.dims())?.div(&count)?)?)])
+        });
+        out.drop_axes(&axes, keepdim)
+    }
+
+    fn arg_extremum(&self, op: ReduceOp, dim: isize, keepdim: bool) -> Result<Tensor> {
+        self.check_f32("argmax/argmin")?;
+        let axis = normalize_axis("argmax", dim, self.rank())?;
+        if self.dims()[axis] == 0 {
+            return Err(Error::Empty { op: "argmax" });
+        }
+        let (storage, layout) = self.reduce_raw(op, &[axis])?;
+        let last = self.dims()[axis] as i32 - 1;
+        Tensor::constant(storage, layout, self.device())
+            .with_int_range(Some((0, last)))
+            .drop_axes(&[axis], keepdim)
+    }
+
+    /// Runs the backend reduction, returning storage with reduced dims of size 1.
+    fn reduce_raw(&self, op: ReduceOp, axes: &[usize]) -> Result<(crate::Storage, Layout)> {
+        self.check_f32("reduce")?;
+        let s = self.storage();
+        let out = self.backend().reduce(op, (&s, self.layout()), axes)?;
+        let mut shape = self.shape();
+        for &a in axes {
+            shape[a] = 1;
+        }
+        Ok((out, Layout::contiguous(&shape)))
+    }
+
+    /// Sorted, de-duplicated axes; empty means all.
+    fn resolve_axes(&self, op: &'static str, dims: &[isize]) -> Result<Vec<usize>> {
+        if dims.is_empty() {
+            return Ok((0..self.rank()).collect());
+        }
+        let mut axes = dims
+            .iter()
+            .map(|&d| normalize_axis(op, d, self.rank()))
+            .collect::<Result<Vec<_>>>()?;
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(axes)
+    }
+
+    /// Removes the (size-1) reduced `axes` unless `keepdim`.
+    fn drop_axes(&self, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+        if keepdim {
+            return Ok(self.clone());
+        }
+        let shape: Vec<usize> = self
+            .dims()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect();
+        self.reshape_exact(&shape)
+    }
+}
