@@ -51,6 +51,11 @@ impl Device {
         &*self.backend
     }
 
+    /// A shared handle to the backend.
+    pub fn backend_arc(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
     /// Queue and memory counters.
     pub fn stats(&self) -> DeviceStats {
         self.backend.stats()

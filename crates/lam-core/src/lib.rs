@@ -12,13 +12,18 @@
 //! This crate knows nothing of wgpu or WGSL and depends on no backend crate.
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod backend;
 mod device;
 mod dtype;
 mod error;
 pub mod layout;
+pub mod loss;
+pub mod nn;
+pub mod optim;
 pub mod rng;
 mod tensor;
+pub mod testing;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use backend::{Backend, BackendStorage, DeviceKind, DeviceStats, Storage};

@@ -50,12 +50,12 @@ impl Tensor {
 
     /// Zeros with `other`'s shape and device.
     pub fn zeros_like(other: &Tensor) -> Result<Tensor> {
-        Tensor::zeros(other.dims(), other.device())
+        Tensor::zeros(other.dims(), &other.device())
     }
 
     /// Ones with `other`'s shape and device.
     pub fn ones_like(other: &Tensor) -> Result<Tensor> {
-        Tensor::ones(other.dims(), other.device())
+        Tensor::ones(other.dims(), &other.device())
     }
 
     /// `start, start + step, ...` up to (excluding) `end`, like `torch.arange`.
@@ -149,7 +149,7 @@ impl Tensor {
         }
         let s = self.storage();
         let out = self.backend().cast((&s, self.layout()), dtype)?;
-        Ok(Tensor::constant(out, Layout::contiguous(self.dims()), self.device()))
+        Ok(Tensor::constant(out, Layout::contiguous(self.dims()), &self.device()))
     }
 
     fn floor_to_i32(&self) -> Result<Tensor> {

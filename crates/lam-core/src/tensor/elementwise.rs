@@ -251,8 +251,8 @@ impl Tensor {
 
     /// `a` where `cond` is non-zero, else `b` (all three broadcast together).
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        cond.device().check_same(a.device(), "where")?;
-        cond.device().check_same(b.device(), "where")?;
+        cond.device().check_same(&a.device(), "where")?;
+        cond.device().check_same(&b.device(), "where")?;
         a.check_f32("where")?;
         b.check_f32("where")?;
         let cond = cond.to_dtype(DType::F32)?;
@@ -282,10 +282,10 @@ impl Tensor {
         let out = self.backend().unary(op, (&s, self.layout()))?;
         let layout = Layout::contiguous(self.dims());
         if !self.requires_grad() || !crate::is_grad_enabled() {
-            return Ok(Tensor::constant(out, layout, self.device()));
+            return Ok(Tensor::constant(out, layout, &self.device()));
         }
         let x = self.detach();
-        let y = Tensor::from_storage(out.clone(), layout.clone(), self.device());
+        let y = Tensor::from_storage(out.clone(), layout.clone(), &self.device());
         Ok(Tensor::from_op(op_name(op), out, layout, &[self], move |g| {
             Ok(vec![Some(rule(&x, &y, g)?)])
         }))
@@ -295,7 +295,7 @@ impl Tensor {
         let x = self.to_dtype(DType::F32)?;
         let s = x.storage();
         let out = x.backend().unary(op, (&s, x.layout()))?;
-        Ok(Tensor::constant(out, Layout::contiguous(x.dims()), x.device()))
+        Ok(Tensor::constant(out, Layout::contiguous(x.dims()), &x.device()))
     }
 
     /// A broadcasting binary op recorded with `rule(a, b, y, g)` giving both
@@ -310,7 +310,7 @@ impl Tensor {
             + Sync
             + 'static,
     ) -> Result<Tensor> {
-        self.device().check_same(rhs.device(), op_name_binary(op))?;
+        self.device().check_same(&rhs.device(), op_name_binary(op))?;
         let (a, b) = (self.to_dtype(DType::F32)?, rhs.to_dtype(DType::F32)?);
         let shape = broadcast_shapes(op_name_binary(op), a.dims(), b.dims())?;
         let (la, lb) = (a.broadcast_layout(&shape)?, b.broadcast_layout(&shape)?);
@@ -319,10 +319,10 @@ impl Tensor {
         let layout = Layout::contiguous(&shape);
         let track = crate::is_grad_enabled() && (a.requires_grad() || b.requires_grad());
         if !track {
-            return Ok(Tensor::constant(out, layout, a.device()));
+            return Ok(Tensor::constant(out, layout, &a.device()));
         }
         let (ad, bd) = (a.detach(), b.detach());
-        let y = Tensor::from_storage(out.clone(), layout.clone(), a.device());
+        let y = Tensor::from_storage(out.clone(), layout.clone(), &a.device());
         let (a_shape, b_shape) = (a.shape(), b.shape());
         let (ra, rb) = (a.requires_grad(), b.requires_grad());
         Ok(Tensor::from_op(op_name_binary(op), out, layout, &[&a, &b], move |g| {

@@ -12,7 +12,7 @@ impl Tensor {
     /// Entries `index[i]` of dim `dim`: output dim `dim` has `index.numel()` entries.
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
         let d = normalize_axis("index_select", dim, self.rank())?;
-        self.device().check_same(index.device(), "index_select")?;
+        self.device().check_same(&index.device(), "index_select")?;
         index.check_i32("index_select")?;
         if index.rank() != 1 {
             return Err(Error::RankMismatch {
@@ -31,7 +31,7 @@ impl Tensor {
         Ok(Tensor::from_op("index_select", out, Layout::contiguous(&shape), &[self], move |g| {
             // Scatter rows of g back to the rows they came from, summing repeats.
             let idx_full = idx.reshape_for_dim(g.dims(), d)?;
-            Ok(vec![Some(Tensor::zeros(&in_shape, g.device())?.scatter_add(d as isize, &idx_full, g)?)])
+            Ok(vec![Some(Tensor::zeros(&in_shape, &g.device())?.scatter_add(d as isize, &idx_full, g)?)])
         }))
     }
 
@@ -39,7 +39,7 @@ impl Tensor {
     /// `index` has `self`'s rank and no larger size in any other dim.
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
         let d = normalize_axis("gather", dim, self.rank())?;
-        self.device().check_same(index.device(), "gather")?;
+        self.device().check_same(&index.device(), "gather")?;
         index.check_i32("gather")?;
         self.check_index_shape("gather", d, index)?;
         index.check_indices("gather", self.dims()[d])?;
@@ -47,7 +47,7 @@ impl Tensor {
         let out = self.backend().gather((&s, self.layout()), d, (&i, index.layout()))?;
         let (in_shape, idx) = (self.shape(), index.clone());
         Ok(Tensor::from_op("gather", out, Layout::contiguous(index.dims()), &[self], move |g| {
-            Ok(vec![Some(Tensor::zeros(&in_shape, g.device())?.scatter_add(d as isize, &idx, g)?)])
+            Ok(vec![Some(Tensor::zeros(&in_shape, &g.device())?.scatter_add(d as isize, &idx, g)?)])
         }))
     }
 
@@ -55,8 +55,8 @@ impl Tensor {
     /// `out[i][index[i][j]] += src[i][j]` (dim 1). `index` and `src` share a shape.
     pub fn scatter_add(&self, dim: isize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
         let d = normalize_axis("scatter_add", dim, self.rank())?;
-        self.device().check_same(index.device(), "scatter_add")?;
-        self.device().check_same(src.device(), "scatter_add")?;
+        self.device().check_same(&index.device(), "scatter_add")?;
+        self.device().check_same(&src.device(), "scatter_add")?;
         index.check_i32("scatter_add")?;
         src.check_f32("scatter_add")?;
         index.check_same_shape(src, "scatter_add")?;

@@ -8,7 +8,7 @@ use crate::{Error, Layout, Result, Tensor};
 impl Tensor {
     /// Matrix product following `torch.matmul`'s rules.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.device().check_same(rhs.device(), "matmul")?;
+        self.device().check_same(&rhs.device(), "matmul")?;
         self.check_f32("matmul")?;
         rhs.check_f32("matmul")?;
         if self.rank() == 0 || rhs.rank() == 0 {

@@ -30,12 +30,12 @@ pub struct Tensor(Arc<Inner>);
 
 struct Inner {
     id: u64,
-    // A lock so optimizers can swap in new data for a parameter without
-    // changing its identity (PyTorch's `p.data = ...`).
-    storage: RwLock<Storage>,
+    // A lock so optimizers and `to_device` can swap in new data (even on
+    // another device) without changing the tensor's identity, as PyTorch's
+    // `p.data = ...` does for parameters.
+    data: RwLock<Data>,
     layout: Layout,
     dtype: DType,
-    device: Device,
     requires_grad: bool,
     node: Option<Node>,
     grad: Mutex<Option<Tensor>>,
@@ -43,6 +43,11 @@ struct Inner {
     // made it), so index ops can reject out-of-range indices without reading
     // a GPU buffer back.
     int_range: Option<(i32, i32)>,
+}
+
+struct Data {
+    storage: Storage,
+    device: Device,
 }
 
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -64,10 +69,9 @@ impl Tensor {
     ) -> Tensor {
         Tensor(Arc::new(Inner {
             id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
-            storage: RwLock::new(storage),
+            data: RwLock::new(Data { storage, device }),
             layout,
             dtype,
-            device,
             requires_grad,
             node,
             grad: Mutex::new(None),
@@ -99,7 +103,7 @@ impl Tensor {
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Tensor {
-        let device = inputs[0].device().clone();
+        let device = inputs[0].device();
         let dtype = storage.dtype();
         let track = dtype == DType::F32 && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         let node = track.then(|| Node {
@@ -156,8 +160,8 @@ impl Tensor {
     }
 
     /// The device holding the data.
-    pub fn device(&self) -> &Device {
-        &self.0.device
+    pub fn device(&self) -> Device {
+        self.data().device.clone()
     }
 
     /// Shape, strides and offset into the storage.
@@ -167,11 +171,15 @@ impl Tensor {
 
     /// The backing buffer (shared with views of this tensor).
     pub fn storage(&self) -> Storage {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.data().storage.clone()
     }
 
-    pub(crate) fn backend(&self) -> &dyn Backend {
-        self.0.device.backend()
+    fn data(&self) -> std::sync::RwLockReadGuard<'_, Data> {
+        self.0.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn backend(&self) -> Arc<dyn Backend> {
+        self.data().device.backend_arc()
     }
 
     pub(crate) fn node(&self) -> Option<&Node> {
@@ -201,7 +209,7 @@ impl Tensor {
             self.storage(),
             self.layout().clone(),
             self.dtype(),
-            self.device().clone(),
+            self.device(),
             true,
             None,
         ))
@@ -213,7 +221,7 @@ impl Tensor {
             self.storage(),
             self.layout().clone(),
             self.dtype(),
-            self.device().clone(),
+            self.device(),
             false,
             None,
         )
@@ -254,7 +262,7 @@ impl Tensor {
     /// dtype and device.
     pub fn set_data(&self, value: &Tensor) -> Result<()> {
         self.check_same_shape(value, "set_data")?;
-        self.device().check_same(value.device(), "set_data")?;
+        self.device().check_same(&value.device(), "set_data")?;
         if value.dtype() != self.dtype() {
             return Err(Error::DTypeMismatch {
                 op: "set_data",
@@ -271,7 +279,24 @@ impl Tensor {
         } else {
             value.copy_to_new()?
         };
-        *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = storage;
+        self.0.data.write().unwrap_or_else(|e| e.into_inner()).storage = storage;
+        Ok(())
+    }
+
+    /// Moves this tensor's data to `device` in place, keeping its identity
+    /// (PyTorch's `param.data = param.data.to(device)`): how `Module::to_device`
+    /// moves parameters. The accumulated gradient is cleared.
+    pub fn move_to_(&self, device: &Device) -> Result<()> {
+        if *device == self.device() {
+            return Ok(());
+        }
+        let moved = self.detach().to_device(device)?.contiguous()?;
+        let fresh = moved.copy_to_new()?;
+        *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = Data {
+            storage: fresh,
+            device: device.clone(),
+        };
+        self.zero_grad();
         Ok(())
     }
 
@@ -327,7 +352,7 @@ impl Tensor {
     /// This tensor's data on `device` (a copy through host memory when the
     /// devices differ; gradients do not flow across the move).
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
-        if device == self.device() {
+        if *device == self.device() {
             return Ok(self.clone());
         }
         match self.dtype() {

@@ -117,7 +117,7 @@ impl Tensor {
         }
         let (storage, layout) = self.reduce_raw(op, &axes)?;
         let x = self.detach();
-        let y = Tensor::from_storage(storage.clone(), layout.clone(), self.device());
+        let y = Tensor::from_storage(storage.clone(), layout.clone(), &self.device());
         let reduced: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
         let out = Tensor::from_op(name, storage, layout, &[self], move |g| {
             // The gradient goes to every element equal to the extremum,
@@ -137,7 +137,7 @@ impl Tensor {
         }
         let (storage, layout) = self.reduce_raw(op, &[axis])?;
         let last = self.dims()[axis] as i32 - 1;
-        Tensor::constant(storage, layout, self.device())
+        Tensor::constant(storage, layout, &self.device())
             .with_int_range(Some((0, last)))
             .drop_axes(&[axis], keepdim)
     }

@@ -58,7 +58,7 @@ impl Tensor {
     pub fn cross_entropy(&self, targets: &Tensor) -> Result<Tensor> {
         self.check_f32("cross_entropy")?;
         targets.check_i32("cross_entropy")?;
-        self.device().check_same(targets.device(), "cross_entropy")?;
+        self.device().check_same(&targets.device(), "cross_entropy")?;
         if self.rank() != 2 {
             return Err(Error::RankMismatch {
                 op: "cross_entropy",
@@ -84,8 +84,8 @@ impl Tensor {
             return picked.mean_all()?.neg();
         };
         let dev = self.device();
-        let loss = no_grad(|| Tensor::from_storage(losses, Layout::contiguous(&[n]), dev).mean_all())?;
-        let grad = Tensor::from_storage(grad, Layout::contiguous(&[n, c]), dev);
+        let loss = no_grad(|| Tensor::from_storage(losses, Layout::contiguous(&[n]), &dev).mean_all())?;
+        let grad = Tensor::from_storage(grad, Layout::contiguous(&[n, c]), &dev);
         Ok(Tensor::from_op("cross_entropy", loss.storage(), loss.layout().clone(), &[self], move |g| {
             Ok(vec![Some(grad.mul(g)?)])
         }))
@@ -106,7 +106,7 @@ impl Tensor {
         let flat = Layout::contiguous(&[rows, cols]);
         let xs = x.storage();
         let y = match x.backend().fused_softmax((&xs, &flat), log)? {
-            Some(s) => Tensor::from_storage(s, Layout::contiguous(x.dims()), x.device()),
+            Some(s) => Tensor::from_storage(s, Layout::contiguous(x.dims()), &x.device()),
             None => {
                 let shifted = x.sub(&x.max(&[-1], true)?)?;
                 if log {

@@ -192,7 +192,7 @@ impl Tensor {
         let mut shape = first.shape();
         shape[d] = 0;
         for t in tensors {
-            first.device().check_same(t.device(), "cat")?;
+            first.device().check_same(&t.device(), "cat")?;
             if t.dtype() != first.dtype() {
                 return Err(Error::DTypeMismatch { op: "cat", expected: first.dtype(), found: t.dtype() });
             }

@@ -1,0 +1,94 @@
+//! Device selection: the constructors `lam-core` cannot have because they
+//! name concrete backends.
+//!
+//! `LAM_DEVICE=cpu|gpu|auto` overrides what [`DeviceExt::auto`] picks, and
+//! `LAM_ADAPTER=<name substring>` chooses among GPU adapters.
+
+use std::sync::Once;
+
+use lam_core::{Device, Error, Result};
+
+/// What a GPU adapter is: name, graphics API and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+}
+
+/// Constructors for [`Device`] (bring into scope with `use lam::prelude::*`).
+pub trait DeviceExt: Sized {
+    /// The CPU (one shared device per process).
+    fn cpu() -> Device;
+    /// The best GPU adapter, or an error listing what was tried.
+    fn gpu() -> Result<Device>;
+    /// The GPU if one works, else the CPU; says once on stderr which it chose.
+    /// `LAM_DEVICE=cpu|gpu` forces a choice.
+    fn auto() -> Device;
+    /// Every GPU adapter wgpu can see.
+    fn list() -> Vec<AdapterInfo>;
+    /// The device `LAM_DEVICE` asks for (`auto` when unset); unlike
+    /// [`DeviceExt::auto`], a requested GPU that cannot start is an error.
+    fn from_env() -> Result<Device>;
+}
+
+impl DeviceExt for Device {
+    fn cpu() -> Device {
+        lam_cpu::device()
+    }
+
+    fn gpu() -> Result<Device> {
+        #[cfg(feature = "wgpu")]
+        {
+            lam_wgpu::default_gpu()
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            Err(Error::Device("lam was built without the `wgpu` feature".into()))
+        }
+    }
+
+    fn auto() -> Device {
+        static ANNOUNCE: Once = Once::new();
+        let wanted = std::env::var("LAM_DEVICE").unwrap_or_default();
+        let (device, note) = match wanted.as_str() {
+            "cpu" => (Device::cpu(), "LAM_DEVICE=cpu".to_string()),
+            _ => match Device::gpu() {
+                Ok(d) => (d, "GPU adapter found".to_string()),
+                Err(e) => (Device::cpu(), format!("no usable GPU ({e}); falling back to the CPU")),
+            },
+        };
+        ANNOUNCE.call_once(|| eprintln!("lam: using device {device} ({note})"));
+        device
+    }
+
+    fn list() -> Vec<AdapterInfo> {
+        #[cfg(feature = "wgpu")]
+        {
+            lam_wgpu::list_adapters()
+                .into_iter()
+                .map(|a| AdapterInfo {
+                    name: a.name,
+                    backend: a.backend,
+                    device_type: a.device_type,
+                })
+                .collect()
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            Vec::new()
+        }
+    }
+
+    fn from_env() -> Result<Device> {
+        match std::env::var("LAM_DEVICE").unwrap_or_default().as_str() {
+            "cpu" => Ok(Device::cpu()),
+            "gpu" => Device::gpu(),
+            "" | "auto" => Ok(Device::auto()),
+            other => Err(Error::invalid(
+                "LAM_DEVICE",
+                format!("expected cpu, gpu or auto, found {other:?}"),
+            )),
+        }
+    }
+}

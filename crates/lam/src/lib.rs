@@ -1,0 +1,31 @@
+//! # lam
+//!
+//! Train and run neural networks in Rust on whatever GPU a machine has —
+//! Vulkan, Metal, DX12 or GL through wgpu — or on the CPU, with one API.
+//!
+//! This facade re-exports `lam-core` (tensors, autodiff, layers, losses,
+//! optimizers) and adds device selection through [`DeviceExt`]:
+//! `Device::cpu()`, `Device::gpu()`, `Device::auto()`, `Device::list()`.
+//!
+//! ```
+//! use lam::prelude::*;
+//!
+//! # fn main() -> lam::Result<()> {
+//! let dev = Device::cpu();
+//! let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2], &dev)?.requires_grad_()?;
+//! let y = x.matmul(&x)?.sum_all()?;
+//! y.backward()?;
+//! assert_eq!(y.item()?, 54.0);
+//! # Ok(()) }
+//! ```
+
+mod devices;
+
+pub use devices::{AdapterInfo, DeviceExt};
+pub use lam_core::*;
+
+/// The names most programs need: `use lam::prelude::*;`.
+pub mod prelude {
+    pub use crate::devices::DeviceExt;
+    pub use lam_core::{manual_seed, no_grad, DType, Device, Error, Result, Tensor};
+}
