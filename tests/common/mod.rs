@@ -27,7 +27,9 @@ pub fn gpu(api: &str) -> Option<Device> {
         if std::env::var("LAM_REQUIRE_GPU").as_deref() == Ok("1") {
             panic!("LAM_REQUIRE_GPU=1 but no {api} adapter was found (adapters: {names:?})");
         }
-        eprintln!("skipped: no {api} adapter (found {names:?}); set LAM_REQUIRE_GPU=1 to make this fail");
+        eprintln!(
+            "skipped: no {api} adapter (found {names:?}); set LAM_REQUIRE_GPU=1 to make this fail"
+        );
     }
     found
 }

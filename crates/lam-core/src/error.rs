@@ -48,7 +48,7 @@ pub enum Error {
         rhs: String,
     },
     /// A tensor had the wrong element type.
-    #[error("{op}: expected dtype {expected:?}, found {found:?}")]
+    #[error("{op}: expected dtype {expected}, found {found}")]
     DTypeMismatch {
         op: &'static str,
         expected: DType,

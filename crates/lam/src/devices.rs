@@ -11,8 +11,11 @@ use lam_core::{Device, Error, Result};
 /// What a GPU adapter is: name, graphics API and kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterInfo {
+    /// e.g. "NVIDIA H200" or "llvmpipe (LLVM 15.0.6, 256 bits)".
     pub name: String,
+    /// The graphics API: "Vulkan", "Metal", "Dx12" or "Gl".
     pub backend: String,
+    /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" or "Other".
     pub device_type: String,
 }
 
@@ -69,8 +72,8 @@ impl DeviceExt for Device {
                 .into_iter()
                 .map(|a| AdapterInfo {
                     name: a.name,
-                    backend: a.backend,
-                    device_type: a.device_type,
+                    backend: format!("{:?}", a.backend),
+                    device_type: format!("{:?}", a.device_type),
                 })
                 .collect()
         }

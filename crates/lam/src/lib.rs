@@ -21,6 +21,11 @@
 
 mod devices;
 
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use devices::{AdapterInfo, DeviceExt};
 pub use lam_core::*;
 

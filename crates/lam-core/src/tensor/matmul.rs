@@ -23,11 +23,11 @@ impl Tensor {
         let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
         let b = if rhs.rank() == 1 { rhs.unsqueeze(-1)? } else { rhs.clone() };
         let mut out = a.matmul_nd(&b)?;
-        if rhs.rank() == 1 {
-            out = out.squeeze(-1)?;
-        }
         if self.rank() == 1 {
             out = out.squeeze(-2)?;
+        }
+        if rhs.rank() == 1 {
+            out = out.squeeze(-1)?;
         }
         Ok(out)
     }
