@@ -188,9 +188,11 @@ pub trait Backend: Send + Sync + Debug {
 
     /// A zero-filled buffer of `len` elements.
     fn zeros(&self, len: usize, dtype: DType) -> Result<Storage>;
-    /// A buffer holding `data`.
+    /// A buffer holding `data` (an upload: the backend is the receiver).
+    #[allow(clippy::wrong_self_convention)]
     fn from_f32(&self, data: &[f32]) -> Result<Storage>;
     /// A buffer holding `data`.
+    #[allow(clippy::wrong_self_convention)]
     fn from_i32(&self, data: &[i32]) -> Result<Storage>;
     /// The elements of an `F32` view, row-major.
     fn read_f32(&self, src: View) -> Result<Vec<f32>>;

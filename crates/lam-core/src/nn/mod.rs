@@ -1,6 +1,62 @@
 //! Neural-network building blocks, written once over the op set so they run
-//! on every backend: the [`Module`] trait and its layers.
+//! on every backend and differentiate through the tape: the [`Module`]
+//! trait, PyTorch's layers with PyTorch's parameter names, shapes and
+//! default initialisation, and their `torch.nn.functional` forms.
+//!
+//! Code map:
+//! - `module`: [`Module`] (`forward` + `visit`), [`Entry`], [`Mode`], [`join`].
+//! - [`init`]: `torch.nn.init` (Xavier, Kaiming, gains, PyTorch's defaults).
+//! - `linear`: [`Linear`]. `conv`: [`Conv1d`], [`Conv2d`].
+//!   `window`: window geometry and im2col, shared by convolution and max pooling.
+//! - `pool`: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`].
+//! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`].
+//! - `dropout`, `embedding`, `flatten`, `sequential`: one layer each.
+//! - `activation`: activation layers ([`ReLU`], [`GELU`], [`PReLU`], ...).
+//! - [`functional`]: every layer's computation as a plain function.
+//!
+//! Layers hold their parameters in public fields (`linear.weight`,
+//! `bn.running_mean`) as leaf tensors that require grad; replace values with
+//! [`crate::Tensor::set_data`] or the in-place [`init`] functions.
 
+mod activation;
+mod conv;
+mod dropout;
+mod embedding;
+mod flatten;
+pub mod init;
+mod linear;
 mod module;
+mod norm;
+mod pool;
+mod sequential;
+mod window;
 
+pub use activation::{
+    GeluApproximate, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, ELU,
+    GELU,
+};
+pub use conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
+pub use dropout::Dropout;
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use flatten::Flatten;
+pub use linear::{Linear, LinearConfig};
 pub use module::{join, Entry, Mode, Module};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+pub use sequential::Sequential;
+pub use window::{Size2, Window};
+
+/// The layers' computations as functions of tensors, as
+/// `torch.nn.functional` (weights passed explicitly; nothing is cached).
+pub mod functional {
+    pub use super::activation::{
+        elu, gelu, gelu_tanh, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax,
+        tanh,
+    };
+    pub use super::conv::{conv1d, conv2d};
+    pub use super::dropout::dropout;
+    pub use super::embedding::embedding;
+    pub use super::linear::linear;
+    pub use super::norm::{batch_norm, layer_norm};
+    pub use super::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+}

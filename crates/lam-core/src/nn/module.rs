@@ -44,7 +44,10 @@ pub trait Module: Send + Sync {
 
     /// Trainable tensors, in a stable order (for optimizers).
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// Trainable tensors with their names.

@@ -88,9 +88,7 @@ fn merge_batch(l: &Layout, rank: usize, b: usize) -> Option<Layout> {
     } else {
         let dims: Vec<(usize, usize)> =
             (0..nb).map(|i| (l.shape[i], l.strides[i])).filter(|(d, _)| *d != 1).collect();
-        if dims.is_empty() {
-            0
-        } else if dims.iter().all(|(_, s)| *s == 0) {
+        if dims.iter().all(|(_, s)| *s == 0) {
             0
         } else {
             for w in dims.windows(2) {

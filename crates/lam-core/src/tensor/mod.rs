@@ -39,15 +39,15 @@ struct Inner {
     requires_grad: bool,
     node: Option<Node>,
     grad: Mutex<Option<Tensor>>,
-    // Known bounds of an I32 tensor's values (from host data or the op that
-    // made it), so index ops can reject out-of-range indices without reading
-    // a GPU buffer back.
-    int_range: Option<(i32, i32)>,
 }
 
 struct Data {
     storage: Storage,
     device: Device,
+    // Known bounds of an I32 tensor's values (from host data or the op that
+    // made it), so index ops can reject out-of-range indices without reading
+    // a GPU buffer back. It lives with the storage so `set_data` replaces both.
+    int_range: Option<(i32, i32)>,
 }
 
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -69,29 +69,27 @@ impl Tensor {
     ) -> Tensor {
         Tensor(Arc::new(Inner {
             id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
-            data: RwLock::new(Data { storage, device }),
+            data: RwLock::new(Data {
+                storage,
+                device,
+                int_range: None,
+            }),
             layout,
             dtype,
             requires_grad,
             node,
             grad: Mutex::new(None),
-            int_range: None,
         }))
     }
 
     /// The same tensor handle with known integer bounds attached.
     pub(crate) fn with_int_range(self, range: Option<(i32, i32)>) -> Tensor {
-        match Arc::try_unwrap(self.0) {
-            Ok(mut inner) => {
-                inner.int_range = range;
-                Tensor(Arc::new(inner))
-            }
-            Err(shared) => Tensor(shared),
-        }
+        self.0.data.write().unwrap_or_else(|e| e.into_inner()).int_range = range;
+        self
     }
 
     pub(crate) fn int_range(&self) -> Option<(i32, i32)> {
-        self.0.int_range
+        self.data().int_range
     }
 
     /// The result of an op: records `backward` on the tape when gradients
@@ -279,7 +277,10 @@ impl Tensor {
         } else {
             value.copy_to_new()?
         };
-        self.0.data.write().unwrap_or_else(|e| e.into_inner()).storage = storage;
+        let range = value.int_range();
+        let mut data = self.0.data.write().unwrap_or_else(|e| e.into_inner());
+        data.storage = storage;
+        data.int_range = range;
         Ok(())
     }
 
@@ -292,9 +293,11 @@ impl Tensor {
         }
         let moved = self.detach().to_device(device)?.contiguous()?;
         let fresh = moved.copy_to_new()?;
+        let range = self.int_range();
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = Data {
             storage: fresh,
             device: device.clone(),
+            int_range: range,
         };
         self.zero_grad();
         Ok(())

@@ -305,7 +305,7 @@ fn infer_shape(shape: &[isize], numel: usize, from: &[usize]) -> Result<Vec<usiz
     };
     match unknown {
         0 => Ok(shape.iter().map(|&s| s as usize).collect()),
-        1 if known > 0 && numel % known == 0 => Ok(shape
+        1 if known > 0 && numel.is_multiple_of(known) => Ok(shape
             .iter()
             .map(|&s| if s < 0 { numel / known } else { s as usize })
             .collect()),

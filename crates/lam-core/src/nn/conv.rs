@@ -1,0 +1,519 @@
+//! Convolutions: [`Conv2d`] and [`Conv1d`] (PyTorch's `nn.Conv2d` /
+//! `nn.Conv1d`) and their functional forms [`conv2d`] and [`conv1d`].
+//!
+//! A convolution is im2col (`window::patches`) followed by one
+//! batched matmul per group:
+//!
+//! ```text
+//! x [N, C, H, W] → cols [N, G, C/G·kh·kw, OH·OW]
+//! weight [O, C/G, kh, kw] → [G, O/G, C/G·kh·kw]
+//! weight × cols → [N, G, O/G, OH·OW] → [N, O, OH, OW] (+ bias [1, O, 1, 1])
+//! ```
+//!
+//! so the gradient comes from `index_select` and `matmul` with nothing
+//! written by hand. `Conv1d` is `Conv2d` over a height-1 image. Unbatched
+//! inputs (`[C, H, W]`, `[C, L]`) are accepted as in PyTorch. Only zero
+//! padding (PyTorch's `padding_mode="zeros"`) is supported.
+
+use super::window::{patches, PatchIndexCache, Size2, Window};
+use super::{init, join, Entry, Module};
+use crate::{Device, Error, Result, Tensor};
+
+/// A 2-d convolution over `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`).
+pub struct Conv2d {
+    /// `[out_channels, in_channels / groups, kh, kw]`.
+    pub weight: Tensor,
+    /// `[out_channels]`, absent when built with `bias: false`.
+    pub bias: Option<Tensor>,
+    window: Window,
+    groups: usize,
+    cache: PatchIndexCache,
+}
+
+/// Options of [`Conv2d`] (PyTorch's keyword arguments and defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    /// Step between windows (default 1).
+    pub stride: Size2,
+    /// Zeros added on each side (default 0).
+    pub padding: Size2,
+    /// Spacing between kernel taps (default 1).
+    pub dilation: Size2,
+    /// Channel groups; `in` and `out` channels must both divide by it (default 1).
+    pub groups: usize,
+    /// Learn an additive bias (default true).
+    pub bias: bool,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Conv2dConfig {
+            stride: 1.into(),
+            padding: 0.into(),
+            dilation: 1.into(),
+            groups: 1,
+            bias: true,
+        }
+    }
+}
+
+impl Conv2dConfig {
+    /// With `stride`.
+    pub fn stride(mut self, stride: impl Into<Size2>) -> Self {
+        self.stride = stride.into();
+        self
+    }
+
+    /// With `padding`.
+    pub fn padding(mut self, padding: impl Into<Size2>) -> Self {
+        self.padding = padding.into();
+        self
+    }
+
+    /// With `dilation`.
+    pub fn dilation(mut self, dilation: impl Into<Size2>) -> Self {
+        self.dilation = dilation.into();
+        self
+    }
+
+    /// With `groups`.
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// With or without a bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+impl Conv2d {
+    /// `nn.Conv2d(in_channels, out_channels, kernel_size)`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: impl Into<Size2>,
+        device: &Device,
+    ) -> Result<Conv2d> {
+        Conv2d::with_config(
+            in_channels,
+            out_channels,
+            kernel,
+            Conv2dConfig::default(),
+            device,
+        )
+    }
+
+    /// `nn.Conv2d` with options: `Conv2dConfig::default().stride(2).padding(1)`.
+    pub fn with_config(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: impl Into<Size2>,
+        config: Conv2dConfig,
+        device: &Device,
+    ) -> Result<Conv2d> {
+        let kernel = kernel.into();
+        let window = Window::new(
+            "Conv2d",
+            kernel,
+            config.stride,
+            config.padding,
+            config.dilation,
+        )?;
+        check_groups("Conv2d", in_channels, out_channels, config.groups)?;
+        let shape = [
+            out_channels,
+            in_channels / config.groups,
+            kernel.h,
+            kernel.w,
+        ];
+        let (weight, bias) = init_conv(&shape, config.bias, device)?;
+        Ok(Conv2d {
+            weight,
+            bias,
+            window,
+            groups: config.groups,
+            cache: PatchIndexCache::new(),
+        })
+    }
+
+    /// The window geometry (kernel, stride, padding, dilation).
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Number of channel groups.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        conv2d_impl(
+            "Conv2d",
+            input,
+            &self.weight,
+            self.bias.as_ref(),
+            &self.window,
+            self.groups,
+            Some(&self.cache),
+        )
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        visit_conv(&self.weight, self.bias.as_ref(), prefix, f);
+    }
+}
+
+/// A 1-d convolution over `[N, C_in, L]` (or unbatched `[C_in, L]`).
+pub struct Conv1d {
+    /// `[out_channels, in_channels / groups, k]`.
+    pub weight: Tensor,
+    /// `[out_channels]`, absent when built with `bias: false`.
+    pub bias: Option<Tensor>,
+    config: Conv1dConfig,
+    cache: PatchIndexCache,
+}
+
+/// Options of [`Conv1d`] (PyTorch's keyword arguments and defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv1dConfig {
+    /// Step between windows (default 1).
+    pub stride: usize,
+    /// Zeros added on each side (default 0).
+    pub padding: usize,
+    /// Spacing between kernel taps (default 1).
+    pub dilation: usize,
+    /// Channel groups (default 1).
+    pub groups: usize,
+    /// Learn an additive bias (default true).
+    pub bias: bool,
+}
+
+impl Default for Conv1dConfig {
+    fn default() -> Self {
+        Conv1dConfig {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+            bias: true,
+        }
+    }
+}
+
+impl Conv1dConfig {
+    /// With `stride`.
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// With `padding`.
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// With `dilation`.
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.dilation = dilation;
+        self
+    }
+
+    /// With `groups`.
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// With or without a bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+impl Conv1d {
+    /// `nn.Conv1d(in_channels, out_channels, kernel_size)`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        device: &Device,
+    ) -> Result<Conv1d> {
+        Conv1d::with_config(
+            in_channels,
+            out_channels,
+            kernel,
+            Conv1dConfig::default(),
+            device,
+        )
+    }
+
+    /// `nn.Conv1d` with options.
+    pub fn with_config(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        config: Conv1dConfig,
+        device: &Device,
+    ) -> Result<Conv1d> {
+        window_1d("Conv1d", kernel, &config)?;
+        check_groups("Conv1d", in_channels, out_channels, config.groups)?;
+        let shape = [out_channels, in_channels / config.groups, kernel];
+        let (weight, bias) = init_conv(&shape, config.bias, device)?;
+        Ok(Conv1d {
+            weight,
+            bias,
+            config,
+            cache: PatchIndexCache::new(),
+        })
+    }
+
+    /// The options this layer was built with.
+    pub fn config(&self) -> Conv1dConfig {
+        self.config
+    }
+}
+
+impl Module for Conv1d {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        conv1d_impl(
+            "Conv1d",
+            input,
+            &self.weight,
+            self.bias.as_ref(),
+            &self.config,
+            Some(&self.cache),
+        )
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        visit_conv(&self.weight, self.bias.as_ref(), prefix, f);
+    }
+}
+
+/// 2-d convolution of `input: [N, C, H, W]` (or `[C, H, W]`) with
+/// `weight: [O, C/groups, kh, kw]` and optional `bias: [O]`
+/// (`torch.nn.functional.conv2d`).
+pub fn conv2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: impl Into<Size2>,
+    padding: impl Into<Size2>,
+    dilation: impl Into<Size2>,
+    groups: usize,
+) -> Result<Tensor> {
+    check_weight_rank("conv2d", weight, 4)?;
+    let kernel = Size2::new(weight.dims()[2], weight.dims()[3]);
+    let window = Window::new(
+        "conv2d",
+        kernel,
+        stride.into(),
+        padding.into(),
+        dilation.into(),
+    )?;
+    conv2d_impl("conv2d", input, weight, bias, &window, groups, None)
+}
+
+/// 1-d convolution of `input: [N, C, L]` (or `[C, L]`) with
+/// `weight: [O, C/groups, k]` and optional `bias: [O]`
+/// (`torch.nn.functional.conv1d`).
+pub fn conv1d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    let config = Conv1dConfig {
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias: bias.is_some(),
+    };
+    conv1d_impl("conv1d", input, weight, bias, &config, None)
+}
+
+fn conv1d_impl(
+    op: &'static str,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    config: &Conv1dConfig,
+    cache: Option<&PatchIndexCache>,
+) -> Result<Tensor> {
+    check_weight_rank(op, weight, 3)?;
+    if input.rank() != 2 && input.rank() != 3 {
+        return Err(Error::RankMismatch {
+            op,
+            expected: "3 ([N, C, L]) or 2 ([C, L])".into(),
+            found: input.rank(),
+            shape: input.shape(),
+        });
+    }
+    let window = window_1d(op, weight.dims()[2], config)?;
+    // [N, C, L] → [N, C, 1, L] (or [C, L] → [C, 1, L]); the kernel gets height 1.
+    let x = input.unsqueeze(-2)?;
+    let y = conv2d_impl(
+        op,
+        &x,
+        &weight.unsqueeze(2)?,
+        bias,
+        &window,
+        config.groups,
+        cache,
+    )?;
+    y.squeeze(-2)
+}
+
+/// The height-1 window of a 1-d convolution.
+fn window_1d(op: &'static str, kernel: usize, c: &Conv1dConfig) -> Result<Window> {
+    Window::new(
+        op,
+        Size2::new(1, kernel),
+        Size2::new(1, c.stride),
+        Size2::new(0, c.padding),
+        Size2::new(1, c.dilation),
+    )
+}
+
+fn conv2d_impl(
+    op: &'static str,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    window: &Window,
+    groups: usize,
+    cache: Option<&PatchIndexCache>,
+) -> Result<Tensor> {
+    check_weight_rank(op, weight, 4)?;
+    let x = match input.rank() {
+        4 => input.clone(),
+        3 => input.unsqueeze(0)?,
+        r => {
+            return Err(Error::RankMismatch {
+                op,
+                expected: "4 ([N, C, H, W]) or 3 ([C, H, W])".into(),
+                found: r,
+                shape: input.shape(),
+            })
+        }
+    };
+    let (o, cg) = (weight.dims()[0], weight.dims()[1]);
+    let kernel = Size2::new(weight.dims()[2], weight.dims()[3]);
+    if kernel != window.kernel {
+        return Err(Error::shape(
+            op,
+            format!(
+                "a weight with a {}×{} kernel",
+                window.kernel.h, window.kernel.w
+            ),
+            weight.dims(),
+        ));
+    }
+    if groups == 0 || !o.is_multiple_of(groups) {
+        return Err(Error::invalid(
+            op,
+            format!("groups ({groups}) must be positive and divide the {o} output channels"),
+        ));
+    }
+    let (n, c) = (x.dims()[0], x.dims()[1]);
+    if c != cg * groups {
+        return Err(Error::shape(
+            op,
+            format!(
+                "an input with {} channels (weight {:?}, groups {groups})",
+                cg * groups,
+                weight.dims()
+            ),
+            input.dims(),
+        ));
+    }
+    if let Some(b) = bias {
+        if b.dims() != [o] {
+            return Err(Error::shape(op, format!("a bias of shape [{o}]"), b.dims()));
+        }
+    }
+    let (cols, out) = patches(op, &x, window, 0.0, cache)?;
+    let (k, l) = (cg * kernel.h * kernel.w, out.h * out.w);
+    let y = if groups == 1 {
+        // [O, K] × [N, K, L]: the weight broadcasts over the batch without a copy.
+        weight
+            .reshape_exact(&[o, k])?
+            .matmul(&cols.reshape_exact(&[n, k, l])?)?
+    } else {
+        let w = weight.reshape_exact(&[groups, o / groups, k])?;
+        w.matmul(&cols.reshape_exact(&[n, groups, k, l])?)?
+    };
+    let mut y = y.reshape_exact(&[n, o, out.h, out.w])?;
+    if let Some(b) = bias {
+        y = y.add(&b.reshape_exact(&[1, o, 1, 1])?)?;
+    }
+    if input.rank() == 3 {
+        y = y.squeeze(0)?;
+    }
+    Ok(y)
+}
+
+fn check_weight_rank(op: &'static str, weight: &Tensor, rank: usize) -> Result<()> {
+    if weight.rank() != rank {
+        return Err(Error::RankMismatch {
+            op,
+            expected: format!("{rank} (weight [out, in/groups, kernel...])"),
+            found: weight.rank(),
+            shape: weight.shape(),
+        });
+    }
+    Ok(())
+}
+
+fn check_groups(
+    op: &'static str,
+    in_channels: usize,
+    out_channels: usize,
+    groups: usize,
+) -> Result<()> {
+    if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "groups ({groups}) must be positive and divide both in_channels ({in_channels}) \
+                 and out_channels ({out_channels})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// PyTorch's default: weight and bias `U(-1/√fan_in, 1/√fan_in)`.
+fn init_conv(shape: &[usize], bias: bool, device: &Device) -> Result<(Tensor, Option<Tensor>)> {
+    let (fan_in, _) = init::fans(shape)?;
+    let weight = init::default_uniform(shape, fan_in, device)?.requires_grad_()?;
+    let bias = if bias {
+        Some(init::default_uniform(&[shape[0]], fan_in, device)?.requires_grad_()?)
+    } else {
+        None
+    };
+    Ok((weight, bias))
+}
+
+fn visit_conv(
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    prefix: &str,
+    f: &mut dyn FnMut(&str, Entry<'_>),
+) {
+    f(&join(prefix, "weight"), Entry::Parameter(weight));
+    if let Some(b) = bias {
+        f(&join(prefix, "bias"), Entry::Parameter(b));
+    }
+}

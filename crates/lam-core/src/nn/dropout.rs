@@ -1,0 +1,82 @@
+//! [`Dropout`] (PyTorch's `nn.Dropout`) and its functional form [`dropout`].
+//!
+//! In training mode each element is zeroed with probability `p` and the
+//! survivors are scaled by `1 / (1 − p)`, so the expected output equals the
+//! input; in evaluation mode it is the identity. The mask comes from
+//! [`Tensor::bernoulli`], drawn from the seeded global generator, so a seed
+//! reproduces the same masks on every backend.
+
+use super::{Entry, Mode, Module};
+use crate::{Error, Result, Tensor};
+
+/// Randomly zeroes elements during training.
+pub struct Dropout {
+    p: f32,
+    mode: Mode,
+}
+
+impl Dropout {
+    /// `nn.Dropout(p)`; `p` must be in `[0, 1]`.
+    pub fn new(p: f32) -> Result<Dropout> {
+        check_p("Dropout", p)?;
+        Ok(Dropout {
+            p,
+            mode: Mode::new(),
+        })
+    }
+
+    /// The probability of zeroing an element.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+
+    /// True in training mode.
+    pub fn is_training(&self) -> bool {
+        self.mode.is_training()
+    }
+}
+
+impl Default for Dropout {
+    /// `nn.Dropout()`: `p = 0.5`.
+    fn default() -> Self {
+        Dropout {
+            p: 0.5,
+            mode: Mode::new(),
+        }
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        dropout(input, self.p, self.mode.is_training())
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.mode.visit(prefix, f);
+    }
+}
+
+/// `torch.nn.functional.dropout(input, p, training)`.
+pub fn dropout(input: &Tensor, p: f32, training: bool) -> Result<Tensor> {
+    check_p("dropout", p)?;
+    input.check_f32("dropout")?;
+    if !training || p == 0.0 {
+        return Ok(input.clone());
+    }
+    if p == 1.0 {
+        // Everything dropped; multiplying keeps the result on the tape.
+        return input.mul_scalar(0.0);
+    }
+    let keep = Tensor::bernoulli(input.dims(), 1.0 - p, &input.device())?;
+    input.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
+}
+
+fn check_p(op: &'static str, p: f32) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::invalid(
+            op,
+            format!("dropout probability must be in [0, 1], found {p}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,496 @@
+//! Normalisation layers: [`BatchNorm1d`] / [`BatchNorm2d`] (one generic
+//! [`BatchNorm`]) and [`LayerNorm`], with functional forms [`batch_norm`] and
+//! [`layer_norm`].
+//!
+//! Both are written in tensor ops, so the gradient through the batch mean
+//! and variance comes from the tape. Batch norm follows PyTorch exactly:
+//! normalisation uses the biased batch variance, the running variance is
+//! updated with the unbiased one, `momentum` 0.1 (or `None` for a cumulative
+//! average over `num_batches_tracked`), `eps` 1e-5. Running statistics are
+//! updated in training mode with [`Tensor::set_data`] under `no_grad`, so
+//! the buffers keep their identity (optimizers, checkpoints and `to_device`
+//! see the same tensors).
+//!
+//! `num_batches_tracked` is an `I32` buffer here; PyTorch stores `int64`, so
+//! checkpoint import/export must convert it.
+
+use super::{join, Entry, Mode, Module};
+use crate::{no_grad, DType, Device, Error, Result, Tensor};
+
+/// Batch normalisation over the channel dim 1; `D` is the number of spatial
+/// dims it is written for: `BatchNorm<1>` takes `[N, C]` or `[N, C, L]`,
+/// `BatchNorm<2>` takes `[N, C, H, W]`.
+pub struct BatchNorm<const D: usize> {
+    /// `[C]`, initialised to ones (absent when `affine` is false).
+    pub weight: Option<Tensor>,
+    /// `[C]`, initialised to zeros (absent when `affine` is false).
+    pub bias: Option<Tensor>,
+    /// `[C]` buffer, starts at zeros (absent when `track_running_stats` is false).
+    pub running_mean: Option<Tensor>,
+    /// `[C]` buffer, starts at ones (absent when `track_running_stats` is false).
+    pub running_var: Option<Tensor>,
+    /// `[]` `I32` buffer counting training batches (absent when not tracking).
+    pub num_batches_tracked: Option<Tensor>,
+    num_features: usize,
+    config: BatchNormConfig,
+    mode: Mode,
+}
+
+/// `nn.BatchNorm1d`: over `[N, C]` or `[N, C, L]`.
+pub type BatchNorm1d = BatchNorm<1>;
+/// `nn.BatchNorm2d`: over `[N, C, H, W]`.
+pub type BatchNorm2d = BatchNorm<2>;
+
+/// Options of [`BatchNorm`] (PyTorch's keyword arguments and defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormConfig {
+    /// Added to the variance before the square root (default 1e-5).
+    pub eps: f32,
+    /// Weight of the new batch in the running averages (default `Some(0.1)`);
+    /// `None` keeps a cumulative average (reading the batch count back from
+    /// the device each training step).
+    pub momentum: Option<f32>,
+    /// Learn a per-channel scale and shift (default true).
+    pub affine: bool,
+    /// Keep running statistics for evaluation (default true); without them
+    /// batch statistics are used in both modes.
+    pub track_running_stats: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+}
+
+impl<const D: usize> BatchNorm<D> {
+    /// `nn.BatchNorm{D}d(num_features)`.
+    pub fn new(num_features: usize, device: &Device) -> Result<Self> {
+        Self::with_config(num_features, BatchNormConfig::default(), device)
+    }
+
+    /// `nn.BatchNorm{D}d` with options.
+    pub fn with_config(
+        num_features: usize,
+        config: BatchNormConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let op = Self::op();
+        if num_features == 0 {
+            return Err(Error::invalid(op, "num_features must be positive"));
+        }
+        if !(config.eps > 0.0 && config.eps.is_finite()) {
+            return Err(Error::invalid(
+                op,
+                format!("eps must be positive, found {}", config.eps),
+            ));
+        }
+        if let Some(m) = config.momentum {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::invalid(
+                    op,
+                    format!("momentum must be in [0, 1], found {m}"),
+                ));
+            }
+        }
+        let c = [num_features];
+        let (weight, bias) = if config.affine {
+            (
+                Some(Tensor::ones(&c, device)?.requires_grad_()?),
+                Some(Tensor::zeros(&c, device)?.requires_grad_()?),
+            )
+        } else {
+            (None, None)
+        };
+        let (running_mean, running_var, num_batches_tracked) = if config.track_running_stats {
+            (
+                Some(Tensor::zeros(&c, device)?),
+                Some(Tensor::ones(&c, device)?),
+                Some(Tensor::from_vec_i32(vec![0], &[], device)?),
+            )
+        } else {
+            (None, None, None)
+        };
+        Ok(BatchNorm {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            num_batches_tracked,
+            num_features,
+            config,
+            mode: Mode::new(),
+        })
+    }
+
+    /// Number of channels `C`.
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// The options this layer was built with.
+    pub fn config(&self) -> BatchNormConfig {
+        self.config
+    }
+
+    /// True in training mode.
+    pub fn is_training(&self) -> bool {
+        self.mode.is_training()
+    }
+
+    fn op() -> &'static str {
+        if D == 1 {
+            "BatchNorm1d"
+        } else {
+            "BatchNorm2d"
+        }
+    }
+
+    /// Ranks accepted: `D + 2`, and also 2 for `BatchNorm1d`.
+    fn check_input(&self, input: &Tensor) -> Result<()> {
+        let op = Self::op();
+        let rank_ok = input.rank() == D + 2 || (D == 1 && input.rank() == 2);
+        if !rank_ok {
+            let expected = if D == 1 {
+                "2 ([N, C]) or 3 ([N, C, L])".to_string()
+            } else {
+                format!("{} ([N, C, spatial...])", D + 2)
+            };
+            return Err(Error::RankMismatch {
+                op,
+                expected,
+                found: input.rank(),
+                shape: input.shape(),
+            });
+        }
+        if input.dims()[1] != self.num_features {
+            return Err(Error::shape(
+                op,
+                format!("an input with {} channels in dim 1", self.num_features),
+                input.dims(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The weight of the current batch in the running averages: `momentum`,
+    /// or `1 / batches seen including this one` for a cumulative average.
+    fn average_factor(&self) -> Result<f32> {
+        match (self.config.momentum, &self.num_batches_tracked) {
+            (Some(m), _) => Ok(m),
+            (None, Some(count)) => Ok(1.0 / (count.item()? + 1.0)),
+            (None, None) => Ok(0.0),
+        }
+    }
+}
+
+impl<const D: usize> Module for BatchNorm<D> {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        self.check_input(input)?;
+        let (rm, rv) = (self.running_mean.as_ref(), self.running_var.as_ref());
+        let (w, b) = (self.weight.as_ref(), self.bias.as_ref());
+        if !self.mode.is_training() {
+            // Running statistics when tracked; otherwise batch statistics, with no updates.
+            let tracked = rm.is_some();
+            return batch_norm(input, rm, rv, w, b, !tracked, 0.0, self.config.eps);
+        }
+        let y = batch_norm(
+            input,
+            rm,
+            rv,
+            w,
+            b,
+            true,
+            self.average_factor()?,
+            self.config.eps,
+        )?;
+        if let Some(count) = &self.num_batches_tracked {
+            no_grad(|| -> Result<()> {
+                let next = count
+                    .to_dtype(DType::F32)?
+                    .add_scalar(1.0)?
+                    .to_dtype(DType::I32)?;
+                count.set_data(&next)
+            })?;
+        }
+        Ok(y)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
+            f(&join(prefix, "weight"), Entry::Parameter(w));
+            f(&join(prefix, "bias"), Entry::Parameter(b));
+        }
+        let buffers = [
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+            ("num_batches_tracked", &self.num_batches_tracked),
+        ];
+        for (name, t) in buffers {
+            if let Some(t) = t {
+                f(&join(prefix, name), Entry::Buffer(t));
+            }
+        }
+        self.mode.visit(prefix, f);
+    }
+}
+
+/// `torch.nn.functional.batch_norm`: normalises `input: [N, C, *]` per
+/// channel. With `training`, batch statistics are used and the running
+/// buffers (if given) move towards them by `momentum`; otherwise the running
+/// statistics are used (and must be given).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    input: &Tensor,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<Tensor> {
+    let op = "batch_norm";
+    input.check_f32(op)?;
+    if input.rank() < 2 {
+        return Err(Error::RankMismatch {
+            op,
+            expected: "at least 2 ([N, C, *])".into(),
+            found: input.rank(),
+            shape: input.shape(),
+        });
+    }
+    let c = input.dims()[1];
+    for t in [running_mean, running_var, weight, bias]
+        .into_iter()
+        .flatten()
+    {
+        if t.dims() != [c] {
+            return Err(Error::shape(
+                op,
+                format!("per-channel tensors of shape [{c}]"),
+                t.dims(),
+            ));
+        }
+    }
+    // Statistics are per channel: reduce over every dim but 1, and view
+    // per-channel tensors as [1, C, 1, ...] to broadcast against the input.
+    let axes: Vec<isize> = (0..input.rank() as isize).filter(|&d| d != 1).collect();
+    let mut channel_shape = vec![1; input.rank()];
+    channel_shape[1] = c;
+    let per_channel = |t: &Tensor| t.reshape_exact(&channel_shape);
+    let (mean, var) = if training {
+        let count = input.numel() / c.max(1);
+        if count <= 1 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "expected more than 1 value per channel when training, got input of shape {:?}",
+                    input.dims()
+                ),
+            ));
+        }
+        let mean = input.mean(&axes, true)?;
+        let var = input.var(&axes, true, false)?;
+        update_running(running_mean, running_var, &mean, &var, count, momentum)?;
+        (mean, var)
+    } else {
+        match (running_mean, running_var) {
+            (Some(m), Some(v)) => (per_channel(m)?, per_channel(v)?),
+            _ => {
+                return Err(Error::invalid(
+                    op,
+                    "evaluation mode needs running_mean and running_var",
+                ));
+            }
+        }
+    };
+    let mut y = input.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
+    if let Some(w) = weight {
+        y = y.mul(&per_channel(w)?)?;
+    }
+    if let Some(b) = bias {
+        y = y.add(&per_channel(b)?)?;
+    }
+    Ok(y)
+}
+
+/// `running ← (1 − m)·running + m·batch`, with the unbiased variance
+/// (`× n/(n−1)`), off the tape.
+fn update_running(
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    mean: &Tensor,
+    biased_var: &Tensor,
+    count: usize,
+    momentum: f32,
+) -> Result<()> {
+    no_grad(|| -> Result<()> {
+        let blend = |running: &Tensor, batch: &Tensor| -> Result<()> {
+            let batch = batch.reshape_exact(running.dims())?;
+            let next = running
+                .mul_scalar(1.0 - momentum)?
+                .add(&batch.mul_scalar(momentum)?)?;
+            running.set_data(&next)
+        };
+        if let Some(rm) = running_mean {
+            blend(rm, mean)?;
+        }
+        if let Some(rv) = running_var {
+            let unbiased = biased_var.mul_scalar(count as f32 / (count - 1) as f32)?;
+            blend(rv, &unbiased)?;
+        }
+        Ok(())
+    })
+}
+
+/// Normalisation over the trailing `normalized_shape` dims of each sample.
+pub struct LayerNorm {
+    /// `normalized_shape`, initialised to ones (absent without `elementwise_affine`).
+    pub weight: Option<Tensor>,
+    /// `normalized_shape`, initialised to zeros (absent without affine or `bias`).
+    pub bias: Option<Tensor>,
+    normalized_shape: Vec<usize>,
+    eps: f32,
+}
+
+/// Options of [`LayerNorm`] (PyTorch's keyword arguments and defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNormConfig {
+    /// Added to the variance before the square root (default 1e-5).
+    pub eps: f32,
+    /// Learn an elementwise scale (and shift) (default true).
+    pub elementwise_affine: bool,
+    /// Learn the shift too, when affine (default true).
+    pub bias: bool,
+}
+
+impl Default for LayerNormConfig {
+    fn default() -> Self {
+        LayerNormConfig {
+            eps: 1e-5,
+            elementwise_affine: true,
+            bias: true,
+        }
+    }
+}
+
+impl LayerNorm {
+    /// `nn.LayerNorm(normalized_shape)`.
+    pub fn new(normalized_shape: &[usize], device: &Device) -> Result<LayerNorm> {
+        LayerNorm::with_config(normalized_shape, LayerNormConfig::default(), device)
+    }
+
+    /// `nn.LayerNorm` with options.
+    pub fn with_config(
+        normalized_shape: &[usize],
+        config: LayerNormConfig,
+        device: &Device,
+    ) -> Result<LayerNorm> {
+        if normalized_shape.is_empty() || normalized_shape.contains(&0) {
+            return Err(Error::invalid(
+                "LayerNorm",
+                format!("normalized_shape must be non-empty with positive sizes, found {normalized_shape:?}"),
+            ));
+        }
+        if !(config.eps > 0.0 && config.eps.is_finite()) {
+            return Err(Error::invalid(
+                "LayerNorm",
+                format!("eps must be positive, found {}", config.eps),
+            ));
+        }
+        let weight = if config.elementwise_affine {
+            Some(Tensor::ones(normalized_shape, device)?.requires_grad_()?)
+        } else {
+            None
+        };
+        let bias = if config.elementwise_affine && config.bias {
+            Some(Tensor::zeros(normalized_shape, device)?.requires_grad_()?)
+        } else {
+            None
+        };
+        Ok(LayerNorm {
+            weight,
+            bias,
+            normalized_shape: normalized_shape.to_vec(),
+            eps: config.eps,
+        })
+    }
+
+    /// The trailing shape normalised over.
+    pub fn normalized_shape(&self) -> &[usize] {
+        &self.normalized_shape
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        layer_norm(
+            input,
+            &self.normalized_shape,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.eps,
+        )
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        if let Some(w) = &self.weight {
+            f(&join(prefix, "weight"), Entry::Parameter(w));
+        }
+        if let Some(b) = &self.bias {
+            f(&join(prefix, "bias"), Entry::Parameter(b));
+        }
+    }
+}
+
+/// `torch.nn.functional.layer_norm`: `(x − mean) / √(var + eps) · w + b`
+/// over the trailing `normalized_shape` dims (biased variance).
+pub fn layer_norm(
+    input: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
+    let op = "layer_norm";
+    input.check_f32(op)?;
+    let k = normalized_shape.len();
+    if k == 0 || input.rank() < k || input.dims()[input.rank() - k..] != *normalized_shape {
+        return Err(Error::shape(
+            op,
+            format!("an input whose trailing dims are {normalized_shape:?}"),
+            input.dims(),
+        ));
+    }
+    if normalized_shape.contains(&0) {
+        return Err(Error::Empty { op });
+    }
+    for t in [weight, bias].into_iter().flatten() {
+        if t.dims() != normalized_shape {
+            return Err(Error::shape(
+                op,
+                format!("weight and bias of shape {normalized_shape:?}"),
+                t.dims(),
+            ));
+        }
+    }
+    let axes: Vec<isize> = (input.rank() - k..input.rank())
+        .map(|d| d as isize)
+        .collect();
+    let mean = input.mean(&axes, true)?;
+    let var = input.var(&axes, true, false)?;
+    let mut y = input.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
+    if let Some(w) = weight {
+        y = y.mul(w)?;
+    }
+    if let Some(b) = bias {
+        y = y.add(b)?;
+    }
+    Ok(y)
+}

@@ -1,0 +1,392 @@
+//! 2-d pooling: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`]
+//! (PyTorch's layers of those names) and their functional forms.
+//!
+//! Max pooling gathers each window with im2col (`window::patches`,
+//! padding with `-inf`), takes `argmax` over the taps and `gather`s the
+//! winners, so the gradient goes to exactly one element per window — the
+//! first maximum, as PyTorch's kernel does.
+//!
+//! Average pooling is separable: the mean over a `kh × kw` rectangle is a
+//! weighted sum over rows followed by one over columns, so
+//! `y = A_h · x · A_wᵀ` with small pooling matrices `A_h: [OH, H]` and
+//! `A_w: [OW, W]` built on the host (row `o` holds `1/divisor` over the
+//! input positions its window covers). This gives fixed windows with or
+//! without counting padding, and PyTorch's adaptive windows
+//! (`start = ⌊o·H/OH⌋`, `end = ⌈(o+1)·H/OH⌉`), with the gradient from matmul.
+//! `ceil_mode` is not supported (always floor, PyTorch's default).
+
+use super::window::{patches, PatchIndexCache, Size2, Window};
+use super::{Entry, Module};
+use crate::{Error, Result, Tensor};
+
+/// Max over each window of `[N, C, H, W]` (or `[C, H, W]`).
+pub struct MaxPool2d {
+    window: Window,
+    cache: PatchIndexCache,
+}
+
+/// Options of [`MaxPool2d`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MaxPool2dConfig {
+    /// Step between windows (default: the kernel size).
+    pub stride: Option<Size2>,
+    /// Implicit `-inf` padding on each side, at most half the kernel (default 0).
+    pub padding: Size2,
+    /// Spacing between window taps (default 1).
+    pub dilation: Option<Size2>,
+}
+
+impl MaxPool2dConfig {
+    /// With `stride`.
+    pub fn stride(mut self, stride: impl Into<Size2>) -> Self {
+        self.stride = Some(stride.into());
+        self
+    }
+
+    /// With `padding`.
+    pub fn padding(mut self, padding: impl Into<Size2>) -> Self {
+        self.padding = padding.into();
+        self
+    }
+
+    /// With `dilation`.
+    pub fn dilation(mut self, dilation: impl Into<Size2>) -> Self {
+        self.dilation = Some(dilation.into());
+        self
+    }
+}
+
+impl MaxPool2d {
+    /// `nn.MaxPool2d(kernel_size)` (stride = kernel size).
+    pub fn new(kernel: impl Into<Size2>) -> Result<MaxPool2d> {
+        MaxPool2d::with_config(kernel, MaxPool2dConfig::default())
+    }
+
+    /// `nn.MaxPool2d` with options.
+    pub fn with_config(kernel: impl Into<Size2>, config: MaxPool2dConfig) -> Result<MaxPool2d> {
+        let kernel = kernel.into();
+        let window = pool_window(
+            "MaxPool2d",
+            kernel,
+            config.stride,
+            config.padding,
+            config.dilation.unwrap_or(1.into()),
+        )?;
+        Ok(MaxPool2d {
+            window,
+            cache: PatchIndexCache::new(),
+        })
+    }
+
+    /// The window geometry.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+}
+
+impl Module for MaxPool2d {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        max_pool2d_impl("MaxPool2d", input, &self.window, Some(&self.cache))
+    }
+
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+}
+
+/// `torch.nn.functional.max_pool2d(input, kernel, stride, padding, dilation)`.
+pub fn max_pool2d(
+    input: &Tensor,
+    kernel: impl Into<Size2>,
+    stride: impl Into<Size2>,
+    padding: impl Into<Size2>,
+    dilation: impl Into<Size2>,
+) -> Result<Tensor> {
+    let window = pool_window(
+        "max_pool2d",
+        kernel.into(),
+        Some(stride.into()),
+        padding.into(),
+        dilation.into(),
+    )?;
+    max_pool2d_impl("max_pool2d", input, &window, None)
+}
+
+/// Mean over each window of `[N, C, H, W]` (or `[C, H, W]`).
+pub struct AvgPool2d {
+    window: Window,
+    count_include_pad: bool,
+}
+
+/// Options of [`AvgPool2d`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AvgPool2dConfig {
+    /// Step between windows (default: the kernel size).
+    pub stride: Option<Size2>,
+    /// Implicit zero padding on each side, at most half the kernel (default 0).
+    pub padding: Size2,
+    /// Count padded zeros in the divisor (default true, as PyTorch).
+    pub count_include_pad: bool,
+}
+
+impl Default for AvgPool2dConfig {
+    fn default() -> Self {
+        AvgPool2dConfig {
+            stride: None,
+            padding: 0.into(),
+            count_include_pad: true,
+        }
+    }
+}
+
+impl AvgPool2dConfig {
+    /// With `stride`.
+    pub fn stride(mut self, stride: impl Into<Size2>) -> Self {
+        self.stride = Some(stride.into());
+        self
+    }
+
+    /// With `padding`.
+    pub fn padding(mut self, padding: impl Into<Size2>) -> Self {
+        self.padding = padding.into();
+        self
+    }
+
+    /// Whether padded zeros count in the divisor.
+    pub fn count_include_pad(mut self, include: bool) -> Self {
+        self.count_include_pad = include;
+        self
+    }
+}
+
+impl AvgPool2d {
+    /// `nn.AvgPool2d(kernel_size)` (stride = kernel size).
+    pub fn new(kernel: impl Into<Size2>) -> Result<AvgPool2d> {
+        AvgPool2d::with_config(kernel, AvgPool2dConfig::default())
+    }
+
+    /// `nn.AvgPool2d` with options.
+    pub fn with_config(kernel: impl Into<Size2>, config: AvgPool2dConfig) -> Result<AvgPool2d> {
+        let window = pool_window(
+            "AvgPool2d",
+            kernel.into(),
+            config.stride,
+            config.padding,
+            1.into(),
+        )?;
+        Ok(AvgPool2d {
+            window,
+            count_include_pad: config.count_include_pad,
+        })
+    }
+
+    /// The window geometry.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        avg_pool2d_impl("AvgPool2d", input, &self.window, self.count_include_pad)
+    }
+
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+}
+
+/// `torch.nn.functional.avg_pool2d(input, kernel, stride, padding, count_include_pad=...)`.
+pub fn avg_pool2d(
+    input: &Tensor,
+    kernel: impl Into<Size2>,
+    stride: impl Into<Size2>,
+    padding: impl Into<Size2>,
+    count_include_pad: bool,
+) -> Result<Tensor> {
+    let window = pool_window(
+        "avg_pool2d",
+        kernel.into(),
+        Some(stride.into()),
+        padding.into(),
+        1.into(),
+    )?;
+    avg_pool2d_impl("avg_pool2d", input, &window, count_include_pad)
+}
+
+/// Mean over PyTorch's adaptive windows, giving a fixed output size.
+pub struct AdaptiveAvgPool2d {
+    output_size: Size2,
+}
+
+impl AdaptiveAvgPool2d {
+    /// `nn.AdaptiveAvgPool2d(output_size)`.
+    pub fn new(output_size: impl Into<Size2>) -> Result<AdaptiveAvgPool2d> {
+        let output_size = output_size.into();
+        if output_size.h == 0 || output_size.w == 0 {
+            return Err(Error::invalid(
+                "AdaptiveAvgPool2d",
+                format!(
+                    "output size must be positive, found ({}, {})",
+                    output_size.h, output_size.w
+                ),
+            ));
+        }
+        Ok(AdaptiveAvgPool2d { output_size })
+    }
+
+    /// The output height and width.
+    pub fn output_size(&self) -> Size2 {
+        self.output_size
+    }
+}
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        adaptive_avg_pool2d(input, self.output_size)
+    }
+
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+}
+
+/// `torch.nn.functional.adaptive_avg_pool2d(input, output_size)`.
+pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2>) -> Result<Tensor> {
+    let out = output_size.into();
+    let (x, batched) = batch4("adaptive_avg_pool2d", input)?;
+    let (h, w) = (x.dims()[2], x.dims()[3]);
+    if out.h == 0 || out.w == 0 || h == 0 || w == 0 {
+        return Err(Error::invalid(
+            "adaptive_avg_pool2d",
+            format!(
+                "needs positive sizes, found input {:?} and output ({}, {})",
+                input.dims(),
+                out.h,
+                out.w
+            ),
+        ));
+    }
+    // PyTorch's windows: [⌊o·len/out⌋, ⌈(o+1)·len/out⌉).
+    let spans = |len: usize, n: usize| -> Vec<(usize, usize, usize)> {
+        (0..n)
+            .map(|o| {
+                let (start, end) = (o * len / n, ((o + 1) * len).div_ceil(n));
+                (start, end, end - start)
+            })
+            .collect()
+    };
+    let y = separable_pool(&x, &spans(h, out.h), &spans(w, out.w))?;
+    unbatch(y, batched)
+}
+
+fn max_pool2d_impl(
+    op: &'static str,
+    input: &Tensor,
+    window: &Window,
+    cache: Option<&PatchIndexCache>,
+) -> Result<Tensor> {
+    let (x, batched) = batch4(op, input)?;
+    let (n, c) = (x.dims()[0], x.dims()[1]);
+    let (cols, out) = patches(op, &x, window, f32::NEG_INFINITY, cache)?; // [N, C, taps, L]
+    let winner = cols.argmax(2, true)?; // [N, C, 1, L]
+    let y = cols
+        .gather(2, &winner)?
+        .reshape_exact(&[n, c, out.h, out.w])?;
+    unbatch(y, batched)
+}
+
+fn avg_pool2d_impl(
+    op: &'static str,
+    input: &Tensor,
+    window: &Window,
+    count_include_pad: bool,
+) -> Result<Tensor> {
+    let (x, batched) = batch4(op, input)?;
+    let (h, w) = (x.dims()[2], x.dims()[3]);
+    let out = window.output_size(op, h, w)?;
+    // Window `o` along an axis covers padded positions [o·s, o·s + k), i.e.
+    // input positions [o·s − p, o·s − p + k) clipped to the image.
+    let spans =
+        |len: usize, n: usize, k: usize, s: usize, p: usize| -> Vec<(usize, usize, usize)> {
+            (0..n)
+                .map(|o| {
+                    let start = (o * s).saturating_sub(p).min(len);
+                    let end = (o * s + k).saturating_sub(p).min(len);
+                    let divisor = if count_include_pad { k } else { end - start };
+                    (start, end, divisor)
+                })
+                .collect()
+        };
+    let (k, s, p) = (window.kernel, window.stride, window.padding);
+    let y = separable_pool(
+        &x,
+        &spans(h, out.h, k.h, s.h, p.h),
+        &spans(w, out.w, k.w, s.w, p.w),
+    )?;
+    unbatch(y, batched)
+}
+
+/// `A_h · x · A_wᵀ` for `x: [N, C, H, W]`, where row `o` of `A` is
+/// `1/divisor` over `start..end` of `spans[o] = (start, end, divisor)`.
+fn separable_pool(
+    x: &Tensor,
+    rows: &[(usize, usize, usize)],
+    cols: &[(usize, usize, usize)],
+) -> Result<Tensor> {
+    x.check_f32("pool")?;
+    let (h, w) = (x.dims()[2], x.dims()[3]);
+    let dev = x.device();
+    let a_h = Tensor::from_vec(pool_matrix(rows, h), &[rows.len(), h], &dev)?;
+    let a_w_t = Tensor::from_vec(pool_matrix(cols, w), &[cols.len(), w], &dev)?.t()?;
+    // [N, C, H, W] × [W, OW] → [N, C, H, OW]; [OH, H] × that → [N, C, OH, OW].
+    a_h.matmul(&x.matmul(&a_w_t)?)
+}
+
+/// `[spans.len(), len]` row-major, row `o` = `1/divisor` on `start..end`.
+fn pool_matrix(spans: &[(usize, usize, usize)], len: usize) -> Vec<f32> {
+    let mut m = vec![0.0; spans.len() * len];
+    for (o, &(start, end, divisor)) in spans.iter().enumerate() {
+        let v = 1.0 / divisor.max(1) as f32;
+        m[o * len + start..o * len + end].fill(v);
+    }
+    m
+}
+
+/// A pooling window with PyTorch's checks: stride defaults to the kernel and
+/// padding may be at most half the kernel (so no window is all padding).
+fn pool_window(
+    op: &'static str,
+    kernel: Size2,
+    stride: Option<Size2>,
+    padding: Size2,
+    dilation: Size2,
+) -> Result<Window> {
+    let window = Window::new(op, kernel, stride.unwrap_or(kernel), padding, dilation)?;
+    if padding.h > kernel.h / 2 || padding.w > kernel.w / 2 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "padding ({}, {}) must be at most half the kernel size ({}, {})",
+                padding.h, padding.w, kernel.h, kernel.w
+            ),
+        ));
+    }
+    Ok(window)
+}
+
+/// `input` as `[N, C, H, W]`, and whether it already had a batch dim.
+fn batch4(op: &'static str, input: &Tensor) -> Result<(Tensor, bool)> {
+    match input.rank() {
+        4 => Ok((input.clone(), true)),
+        3 => Ok((input.unsqueeze(0)?, false)),
+        r => Err(Error::RankMismatch {
+            op,
+            expected: "4 ([N, C, H, W]) or 3 ([C, H, W])".into(),
+            found: r,
+            shape: input.shape(),
+        }),
+    }
+}
+
+fn unbatch(y: Tensor, batched: bool) -> Result<Tensor> {
+    if batched {
+        Ok(y)
+    } else {
+        y.squeeze(0)
+    }
+}

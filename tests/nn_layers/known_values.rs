@@ -1,0 +1,400 @@
+//! Known values: every case of `fixtures/nn/*.json` (made by PyTorch with
+//! `fixtures/make_nn_fixtures.py`) builds the layer it names, loads PyTorch's
+//! `state_dict` into it by name, runs forward and backward, and compares the
+//! output, input gradient, parameter gradients and buffers after the step.
+
+use lam::nn::*;
+use lam::prelude::*;
+
+use crate::conformance;
+use serde_json::Value;
+
+const FIXTURES: [(&str, &str); 7] = [
+    ("linear", include_str!("../../fixtures/nn/linear.json")),
+    ("conv", include_str!("../../fixtures/nn/conv.json")),
+    ("pool", include_str!("../../fixtures/nn/pool.json")),
+    ("norm", include_str!("../../fixtures/nn/norm.json")),
+    (
+        "embedding",
+        include_str!("../../fixtures/nn/embedding.json"),
+    ),
+    (
+        "activation",
+        include_str!("../../fixtures/nn/activation.json"),
+    ),
+    (
+        "container",
+        include_str!("../../fixtures/nn/container.json"),
+    ),
+];
+
+// f32 computation against float64 references.
+const ATOL: f32 = 2e-4;
+const RTOL: f32 = 1e-3;
+
+fn cases(file: &str) -> Vec<Value> {
+    let text = FIXTURES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, text)| *text)
+        .expect("known fixture file");
+    let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
+    doc["cases"]
+        .as_array()
+        .expect("fixture has a cases list")
+        .clone()
+}
+
+/// Runs every case of a fixture file, reporting all failing cases at once.
+fn run_fixture_file(file: &str, dev: &Device) -> lam::Result<()> {
+    let failures: Vec<String> = cases(file)
+        .iter()
+        .filter_map(|case| {
+            run_case(case, dev)
+                .err()
+                .map(|e| format!("{}: {e}", case["name"]))
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid("fixture", failures.join("\n")))
+    }
+}
+
+fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
+    let layer = build(case, dev)?;
+    let state = layer.state_dict();
+    let mut ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
+    let mut theirs: Vec<&str> = case["state"]
+        .as_object()
+        .expect("state")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    if ours != theirs {
+        return Err(Error::invalid(
+            "fixture",
+            format!("state_dict names {ours:?}, PyTorch has {theirs:?}"),
+        ));
+    }
+    for (name, t) in &state {
+        t.set_data(&tensor(&case["state"][name], t.dtype(), dev)?)
+            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
+    }
+    layer.set_training(case["training"].as_bool().unwrap_or(true));
+    let input = &case["input"];
+    let float_input = case.get("input_grad").is_some();
+    let x = if float_input {
+        tensor(input, DType::F32, dev)?.requires_grad_()?
+    } else {
+        tensor(input, DType::I32, dev)?
+    };
+    let y = layer.forward(&x)?;
+    expect_close("output", &y, &case["output"])?;
+    y.backward_with(&tensor(&case["grad_output"], DType::F32, dev)?)?;
+    if float_input {
+        let g = x
+            .grad()
+            .ok_or_else(|| Error::invalid("fixture", "input received no gradient"))?;
+        expect_close("input gradient", &g, &case["input_grad"])?;
+    }
+    for (name, p) in layer.named_parameters() {
+        let g = p
+            .grad()
+            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
+        expect_close(&format!("gradient of {name}"), &g, &case["grads"][&name])?;
+    }
+    for (name, expected) in case["state_after"].as_object().expect("state_after") {
+        let t = state
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone());
+        let t = t.ok_or_else(|| Error::invalid("fixture", format!("no buffer {name}")))?;
+        expect_close(&format!("buffer {name} after the step"), &t, expected)?;
+    }
+    Ok(())
+}
+
+/// The layer a fixture case describes, with PyTorch's options.
+fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
+    let c = &case["config"];
+    let usize_of = |key: &str, default: usize| {
+        c.get(key)
+            .and_then(Value::as_u64)
+            .map_or(default, |v| v as usize)
+    };
+    let bool_of = |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
+    let f32_of = |key: &str, default: f32| {
+        c.get(key)
+            .and_then(Value::as_f64)
+            .map_or(default, |v| v as f32)
+    };
+    let size_of = |key: &str| -> Option<Size2> {
+        match c.get(key)? {
+            Value::Number(n) => n.as_u64().map(|v| Size2::from(v as usize)),
+            Value::Array(a) => Some(Size2::new(a[0].as_u64()? as usize, a[1].as_u64()? as usize)),
+            _ => None,
+        }
+    };
+    let size_or = |key: &str, default: usize| size_of(key).unwrap_or(Size2::from(default));
+    let layer: Box<dyn Module> = match case["layer"].as_str().expect("layer type") {
+        "Linear" => {
+            let config = LinearConfig {
+                bias: bool_of("bias", true),
+            };
+            Box::new(Linear::with_config(
+                usize_of("in", 0),
+                usize_of("out", 0),
+                config,
+                dev,
+            )?)
+        }
+        "Conv2d" => {
+            let config = Conv2dConfig::default()
+                .stride(size_or("stride", 1))
+                .padding(size_or("padding", 0))
+                .dilation(size_or("dilation", 1))
+                .groups(usize_of("groups", 1))
+                .bias(bool_of("bias", true));
+            let kernel = size_or("kernel", 1);
+            Box::new(Conv2d::with_config(
+                usize_of("in", 0),
+                usize_of("out", 0),
+                kernel,
+                config,
+                dev,
+            )?)
+        }
+        "Conv1d" => {
+            let config = Conv1dConfig::default()
+                .stride(usize_of("stride", 1))
+                .padding(usize_of("padding", 0))
+                .dilation(usize_of("dilation", 1))
+                .groups(usize_of("groups", 1))
+                .bias(bool_of("bias", true));
+            let kernel = usize_of("kernel", 1);
+            Box::new(Conv1d::with_config(
+                usize_of("in", 0),
+                usize_of("out", 0),
+                kernel,
+                config,
+                dev,
+            )?)
+        }
+        "MaxPool2d" => {
+            let mut config = MaxPool2dConfig::default()
+                .padding(size_or("padding", 0))
+                .dilation(size_or("dilation", 1));
+            config.stride = size_of("stride");
+            Box::new(MaxPool2d::with_config(size_or("kernel", 1), config)?)
+        }
+        "AvgPool2d" => {
+            let mut config = AvgPool2dConfig::default()
+                .padding(size_or("padding", 0))
+                .count_include_pad(bool_of("count_include_pad", true));
+            config.stride = size_of("stride");
+            Box::new(AvgPool2d::with_config(size_or("kernel", 1), config)?)
+        }
+        "AdaptiveAvgPool2d" => Box::new(AdaptiveAvgPool2d::new(size_or("output_size", 1))?),
+        kind @ ("BatchNorm1d" | "BatchNorm2d") => {
+            let config = BatchNormConfig {
+                eps: f32_of("eps", 1e-5),
+                // Absent means PyTorch's default; null means a cumulative average.
+                momentum: match c.get("momentum") {
+                    None => Some(0.1),
+                    Some(v) => v.as_f64().map(|m| m as f32),
+                },
+                affine: bool_of("affine", true),
+                track_running_stats: bool_of("track_running_stats", true),
+            };
+            let n = usize_of("features", 0);
+            if kind == "BatchNorm1d" {
+                Box::new(BatchNorm1d::with_config(n, config, dev)?)
+            } else {
+                Box::new(BatchNorm2d::with_config(n, config, dev)?)
+            }
+        }
+        "LayerNorm" => {
+            let shape: Vec<usize> = c["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|v| v.as_u64().unwrap_or(0) as usize)
+                .collect();
+            let config = LayerNormConfig {
+                eps: f32_of("eps", 1e-5),
+                elementwise_affine: bool_of("elementwise_affine", true),
+                bias: bool_of("bias", true),
+            };
+            Box::new(LayerNorm::with_config(&shape, config, dev)?)
+        }
+        "Embedding" => {
+            let config = EmbeddingConfig {
+                padding_idx: c
+                    .get("padding_idx")
+                    .and_then(Value::as_u64)
+                    .map(|v| v as usize),
+            };
+            Box::new(Embedding::with_config(
+                usize_of("num", 0),
+                usize_of("dim", 0),
+                config,
+                dev,
+            )?)
+        }
+        "Flatten" => Box::new(Flatten::with_dims(
+            c.get("start_dim").and_then(Value::as_i64).unwrap_or(1) as isize,
+            c.get("end_dim").and_then(Value::as_i64).unwrap_or(-1) as isize,
+        )),
+        "ReLU" => Box::new(ReLU),
+        "ReLU6" => Box::new(ReLU6),
+        "SiLU" => Box::new(SiLU),
+        "Sigmoid" => Box::new(Sigmoid),
+        "Tanh" => Box::new(Tanh),
+        "LeakyReLU" => Box::new(LeakyReLU::new(f32_of("negative_slope", 0.01))),
+        "ELU" => Box::new(ELU::new(f32_of("alpha", 1.0))),
+        "GELU" => Box::new(GELU::new(
+            match c.get("approximate").and_then(Value::as_str) {
+                Some("tanh") => GeluApproximate::Tanh,
+                _ => GeluApproximate::None,
+            },
+        )),
+        "Softmax" => Box::new(Softmax::new(c["dim"].as_i64().unwrap_or(-1) as isize)),
+        "LogSoftmax" => Box::new(LogSoftmax::new(c["dim"].as_i64().unwrap_or(-1) as isize)),
+        "PReLU" => Box::new(PReLU::new(usize_of("num_parameters", 1), dev)?),
+        "SequentialMlp" => Box::new(
+            Sequential::new()
+                .add(Linear::new(4, 5, dev)?)
+                .add(ReLU)
+                .add(Linear::new(5, 2, dev)?)
+                .add(Tanh),
+        ),
+        "SequentialCnn" => Box::new(
+            Sequential::new()
+                .add(Conv2d::with_config(
+                    1,
+                    2,
+                    3,
+                    Conv2dConfig::default().padding(1),
+                    dev,
+                )?)
+                .add(BatchNorm2d::new(2, dev)?)
+                .add(ReLU)
+                .add(MaxPool2d::new(2)?)
+                .add(Flatten::new())
+                .add(Linear::new(8, 3, dev)?),
+        ),
+        other => {
+            return Err(Error::invalid(
+                "fixture",
+                format!("unknown layer type {other}"),
+            ))
+        }
+    };
+    Ok(layer)
+}
+
+/// A fixture tensor `{"shape": [...], "data": [...]}` as `dtype`.
+fn tensor(v: &Value, dtype: DType, dev: &Device) -> lam::Result<Tensor> {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().unwrap_or(0) as usize)
+        .collect();
+    let data = v["data"].as_array().expect("data");
+    match dtype {
+        DType::F32 => Tensor::from_vec(
+            data.iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+                .collect(),
+            &shape,
+            dev,
+        ),
+        DType::I32 => Tensor::from_vec_i32(
+            data.iter()
+                .map(|x| x.as_i64().unwrap_or(-1) as i32)
+                .collect(),
+            &shape,
+            dev,
+        ),
+    }
+}
+
+fn expect_close(what: &str, actual: &Tensor, expected: &Value) -> lam::Result<()> {
+    let want = tensor(expected, DType::F32, &actual.device())?;
+    if actual.dims() != want.dims() {
+        return Err(Error::invalid(
+            "fixture",
+            format!(
+                "{what}: shape {:?}, expected {:?}",
+                actual.dims(),
+                want.dims()
+            ),
+        ));
+    }
+    lam::testing::assert_close(&actual.to_vec()?, &want.to_vec()?, ATOL, RTOL)
+        .map_err(|e| Error::invalid("fixture", format!("{what}: {e}")))
+}
+
+conformance!(known_values_linear, |dev| {
+    run_fixture_file("linear", dev)
+});
+conformance!(known_values_conv, |dev| { run_fixture_file("conv", dev) });
+conformance!(known_values_pool, |dev| { run_fixture_file("pool", dev) });
+conformance!(known_values_norm, |dev| { run_fixture_file("norm", dev) });
+conformance!(known_values_embedding, |dev| {
+    run_fixture_file("embedding", dev)
+});
+conformance!(known_values_activation, |dev| {
+    run_fixture_file("activation", dev)
+});
+conformance!(known_values_container, |dev| {
+    run_fixture_file("container", dev)
+});
+
+#[test]
+fn fixtures_cover_every_layer() {
+    // Dropout is random (its mask cannot match PyTorch's); it is tested
+    // statistically below.
+    let required = [
+        "Linear",
+        "Conv1d",
+        "Conv2d",
+        "MaxPool2d",
+        "AvgPool2d",
+        "AdaptiveAvgPool2d",
+        "Flatten",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "LayerNorm",
+        "Embedding",
+        "ReLU",
+        "LeakyReLU",
+        "PReLU",
+        "ReLU6",
+        "ELU",
+        "GELU",
+        "SiLU",
+        "Sigmoid",
+        "Tanh",
+        "Softmax",
+        "LogSoftmax",
+        "SequentialMlp",
+        "SequentialCnn",
+    ];
+    let present: Vec<String> = FIXTURES
+        .iter()
+        .flat_map(|(file, _)| cases(file))
+        .map(|c| c["layer"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for layer in required {
+        assert!(
+            present.iter().any(|p| p == layer),
+            "no fixture case for {layer}"
+        );
+    }
+}
