@@ -32,5 +32,7 @@ pub use lam_core::*;
 /// The names most programs need: `use lam::prelude::*;`.
 pub mod prelude {
     pub use crate::devices::DeviceExt;
+    pub use lam_core::nn::Module;
+    pub use lam_core::optim::Optimizer;
     pub use lam_core::{manual_seed, no_grad, DType, Device, Error, Result, Tensor};
 }

@@ -1,1 +1,0 @@
-//! Checkpoints as safetensors (being written).

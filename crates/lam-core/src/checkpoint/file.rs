@@ -1,0 +1,365 @@
+//! The safetensors file itself: encoding named tensors, parsing and checking
+//! a file, converting stored dtypes to lam's, a checksum, and atomic writes.
+//!
+//! A safetensors file is an 8-byte little-endian header length, a JSON
+//! header (`name -> {dtype, shape, data_offsets}` plus a `__metadata__`
+//! string map), then the raw little-endian data. The format has no
+//! checksum, so lam adds one to the metadata (`lam.checksum`, FNV-1a 64 over
+//! every tensor's name, dtype, shape and bytes in name order) and checks it
+//! when present; files from other tools, which lack it, load unchecked.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::{DType, Error, Result, Tensor};
+
+/// The metadata key of lam's checksum.
+pub(crate) const CHECKSUM_KEY: &str = "lam.checksum";
+
+/// One tensor's bytes as stored.
+pub(crate) struct Raw {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Raw {
+    /// A tensor's values read back to the host, as `F32` or `I32`.
+    pub(crate) fn from_tensor(t: &Tensor) -> Result<Raw> {
+        let (dtype, bytes) = match t.dtype() {
+            DType::F32 => (
+                Dtype::F32,
+                t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            DType::I32 => (
+                Dtype::I32,
+                t.to_vec_i32()?
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
+        };
+        Ok(Raw {
+            dtype,
+            shape: t.shape(),
+            bytes,
+        })
+    }
+}
+
+/// Encodes `tensors` (unique names) and `metadata` as a safetensors file,
+/// adding the checksum, and writes it atomically to `path`.
+pub(crate) fn write(
+    path: &Path,
+    tensors: &BTreeMap<String, Raw>,
+    mut metadata: BTreeMap<String, String>,
+) -> Result<()> {
+    let sum = checksum(
+        tensors
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.dtype, r.shape.as_slice(), r.bytes.as_slice())),
+    );
+    metadata.insert(CHECKSUM_KEY.into(), format!("{sum:016x}"));
+    let bytes = encode(tensors, &metadata).map_err(|msg| Error::Format {
+        path: path.display().to_string(),
+        msg: format!("cannot encode the tensors: {msg}"),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// The bytes of a safetensors file. Unlike `safetensors::serialize`, whose
+/// metadata map comes out in hash order, the header's keys are sorted and
+/// the data laid out in name order, so equal inputs give equal files.
+/// (Every element is 4 bytes, so each tensor stays 4-byte aligned.)
+fn encode(
+    tensors: &BTreeMap<String, Raw>,
+    metadata: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    use serde_json::{json, Map, Value};
+    let mut header = Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), json!(metadata));
+    }
+    let mut offset = 0usize;
+    for (name, raw) in tensors {
+        let end = offset + raw.bytes.len();
+        let dtype = serde_json::to_value(raw.dtype).map_err(|e| e.to_string())?;
+        header.insert(
+            name.clone(),
+            json!({"dtype": dtype, "shape": raw.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut text = serde_json::to_string(&Value::Object(header)).map_err(|e| e.to_string())?;
+    // The data starts 8-byte aligned: pad the header with spaces, as the reference writer does.
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + offset);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    for raw in tensors.values() {
+        out.extend_from_slice(&raw.bytes);
+    }
+    Ok(out)
+}
+
+/// Where a tensor's bytes are, relative to the data section, and what they hold.
+struct Stored {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// A parsed safetensors file whose header and checksum have been checked.
+pub(crate) struct Parsed {
+    path: String,
+    bytes: Vec<u8>,
+    data_start: usize,
+    tensors: BTreeMap<String, Stored>,
+    pub(crate) metadata: BTreeMap<String, String>,
+}
+
+impl Parsed {
+    /// Reads and checks `path`: a missing file is an `Io` error, anything
+    /// malformed (truncated, bad header, offsets, checksum) a `Format` error.
+    pub(crate) fn read(path: &Path) -> Result<Parsed> {
+        let shown = path.display().to_string();
+        let bytes = fs::read(path).map_err(|e| Error::Io {
+            path: shown.clone(),
+            msg: e.to_string(),
+        })?;
+        let header = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Format {
+            path: shown.clone(),
+            msg: format!("not a valid safetensors file (truncated or corrupt header?): {e}"),
+        })?;
+        let (header_len, meta) = header;
+        let tensors = meta
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                let (start, end) = info.data_offsets;
+                let stored = Stored {
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    start,
+                    end,
+                };
+                (name, stored)
+            })
+            .collect();
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let parsed = Parsed {
+            path: shown,
+            bytes,
+            data_start: 8 + header_len,
+            tensors,
+            metadata,
+        };
+        parsed.verify_checksum()?;
+        Ok(parsed)
+    }
+
+    /// A `Format` error about this file.
+    pub(crate) fn error(&self, msg: impl Into<String>) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Tensor names, sorted.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// The stored dtype and shape of `name`.
+    pub(crate) fn info(&self, name: &str) -> Option<(Dtype, &[usize])> {
+        self.tensors
+            .get(name)
+            .map(|s| (s.dtype, s.shape.as_slice()))
+    }
+
+    /// `name`'s values converted for a tensor of `shape` and `dtype`, or a
+    /// message saying why they cannot be (for the caller's error list).
+    pub(crate) fn values(
+        &self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> std::result::Result<Host, String> {
+        let Some(stored) = self.tensors.get(name) else {
+            return Err(format!("tensor `{name}` is missing from the file"));
+        };
+        if stored.shape.as_slice() != shape {
+            return Err(format!(
+                "tensor `{name}` has shape {:?} in the file but {shape:?} in the model",
+                stored.shape
+            ));
+        }
+        convert(self.data(stored), stored.dtype, dtype)
+            .map_err(|why| format!("tensor `{name}`: {why}"))
+    }
+
+    /// The stored bytes of one tensor (bounds checked by the parser).
+    fn data(&self, stored: &Stored) -> &[u8] {
+        &self.bytes[self.data_start + stored.start..self.data_start + stored.end]
+    }
+
+    fn verify_checksum(&self) -> Result<()> {
+        let Some(stored) = self.metadata.get(CHECKSUM_KEY) else {
+            return Ok(());
+        };
+        let found = checksum(
+            self.tensors
+                .iter()
+                .map(|(k, s)| (k.as_str(), s.dtype, s.shape.as_slice(), self.data(s))),
+        );
+        if format!("{found:016x}") != *stored {
+            return Err(self.error(format!(
+                "checksum mismatch (stored {stored}, computed {found:016x}): the tensor data is corrupt"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Values on the host, ready to become a tensor.
+pub(crate) enum Host {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+}
+
+impl Host {
+    /// A tensor of `shape` on `device` holding these values.
+    pub(crate) fn to_tensor(&self, shape: &[usize], device: &crate::Device) -> Result<Tensor> {
+        match self {
+            Host::F32(v) => Tensor::from_slice(v, shape, device),
+            Host::I32(v) => Tensor::from_vec_i32(v.clone(), shape, device),
+        }
+    }
+}
+
+/// Converts stored little-endian bytes to lam's `want` dtype. Floats load
+/// as `F32` only; integers (`I32`, and PyTorch's `I64`, e.g. BatchNorm's
+/// `num_batches_tracked`) load as `I32` if they fit, or as `F32` if exact.
+fn convert(bytes: &[u8], stored: Dtype, want: DType) -> std::result::Result<Host, String> {
+    const EXACT_F32: i64 = 1 << 24;
+    let ints: Vec<i64> = match stored {
+        Dtype::F32 => {
+            return match want {
+                DType::F32 => Ok(Host::F32(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                )),
+                DType::I32 => Err("stored as F32 but the model holds int32".into()),
+            };
+        }
+        Dtype::I32 => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            .collect(),
+        Dtype::I64 => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect(),
+        other => {
+            return Err(format!(
+                "unsupported dtype {other:?} (lam reads F32, I32 and I64)"
+            ))
+        }
+    };
+    match want {
+        DType::I32 => ints
+            .iter()
+            .map(|&v| {
+                i32::try_from(v).map_err(|_| format!("value {v} ({stored:?}) overflows int32"))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map(Host::I32),
+        DType::F32 => ints
+            .iter()
+            .map(|&v| {
+                if v.abs() <= EXACT_F32 {
+                    Ok(v as f32)
+                } else {
+                    Err(format!("value {v} ({stored:?}) is not exact as float32"))
+                }
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map(Host::F32),
+    }
+}
+
+/// FNV-1a 64 over each tensor's name, dtype, shape and bytes, in the order
+/// given (callers pass name order), with lengths so fields cannot run together.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for (name, dtype, shape, data) in tensors {
+        eat(&(name.len() as u64).to_le_bytes());
+        eat(name.as_bytes());
+        eat(format!("{dtype:?}").as_bytes());
+        eat(&(shape.len() as u64).to_le_bytes());
+        for &d in shape {
+            eat(&(d as u64).to_le_bytes());
+        }
+        eat(&(data.len() as u64).to_le_bytes());
+        eat(data);
+    }
+    h
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the new
+/// one, never a mix: write `path.tmp` in the same directory, fsync it,
+/// rename it over `path`, fsync the directory. On failure the temporary
+/// file is removed and an existing `path` is untouched.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = Path::new(&tmp);
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    };
+    let attempt = || -> std::io::Result<()> {
+        let mut f = File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(tmp, path)
+    };
+    if let Err(e) = attempt() {
+        if tmp.is_file() {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(io(e));
+    }
+    // Make the rename itself durable. Best effort: not every platform can
+    // open a directory for syncing.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Training checkpoints: model, optimizer and epoch in one safetensors file.
+//!
+//! Layout: the model's tensors under their own names (so PyTorch can read
+//! them with `strict=False`); each optimizer buffer as `optim.<i>.<buffer>`
+//! (`i` the parameter's index in the optimizer); and in the metadata
+//! `lam.epoch`, `lam.optim.kind`, `lam.optim.params` (the parameter count),
+//! `lam.optim.hyper.<name>` and `lam.optim.<i>.step`. Numbers are written
+//! in Rust's shortest round-trip form, so they read back bit for bit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::nn::Module;
+use crate::optim::{Optimizer, OptimizerState, ParamState};
+use crate::{DType, Error, Result};
+
+use super::file::{self, Parsed, Raw};
+use super::{apply, checked_updates, user_metadata};
+
+const OPTIM_PREFIX: &str = "optim.";
+
+/// What [`load_training`] returns besides restoring the model and optimizer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrainingState {
+    /// The epoch passed to [`save_training`].
+    pub epoch: u64,
+    /// The caller's metadata strings.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Saves `module`, `optimizer`'s full state, `epoch` and `metadata` (keys
+/// must not start with `lam.`) to `path`, atomically.
+pub fn save_training(
+    path: impl AsRef<Path>,
+    module: &(impl Module + ?Sized),
+    optimizer: &dyn Optimizer,
+    epoch: u64,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    const OP: &str = "save_training";
+    if let Some(k) = metadata
+        .keys()
+        .find(|k| k.starts_with("lam.") || *k == "format")
+    {
+        return Err(Error::invalid(
+            OP,
+            format!("metadata key `{k}` is reserved"),
+        ));
+    }
+    let mut raw = BTreeMap::new();
+    for (name, t) in module.state_dict() {
+        if name.starts_with(OPTIM_PREFIX) {
+            return Err(Error::invalid(
+                OP,
+                format!("model tensor `{name}` collides with the optimizer's `optim.` prefix"),
+            ));
+        }
+        if raw.contains_key(&name) {
+            return Err(Error::invalid(
+                OP,
+                format!("tensor name `{name}` appears twice"),
+            ));
+        }
+        raw.insert(name, Raw::from_tensor(&t)?);
+    }
+    let state = optimizer.state_dict()?;
+    let mut meta = metadata.clone();
+    meta.insert("format".into(), "pt".into());
+    meta.insert("lam.epoch".into(), epoch.to_string());
+    meta.insert("lam.optim.kind".into(), state.kind.clone());
+    meta.insert("lam.optim.params".into(), state.params.len().to_string());
+    for (k, v) in &state.hyper {
+        meta.insert(format!("lam.optim.hyper.{k}"), v.to_string());
+    }
+    for (i, ps) in state.params.iter().enumerate() {
+        let Some(ps) = ps else { continue };
+        meta.insert(format!("lam.optim.{i}.step"), ps.step.to_string());
+        for (buf, t) in &ps.buffers {
+            raw.insert(format!("{OPTIM_PREFIX}{i}.{buf}"), Raw::from_tensor(t)?);
+        }
+    }
+    file::write(path.as_ref(), &raw, meta)
+}
+
+/// Restores `module` and `optimizer` from a file written by
+/// [`save_training`] and returns its epoch and metadata. Everything is
+/// checked before anything changes: on any error both are untouched.
+pub fn load_training(
+    path: impl AsRef<Path>,
+    module: &(impl Module + ?Sized),
+    optimizer: &mut dyn Optimizer,
+) -> Result<TrainingState> {
+    let parsed = Parsed::read(path.as_ref())?;
+    let updates = checked_updates(&parsed, &module.state_dict(), |n| {
+        !n.starts_with(OPTIM_PREFIX)
+    })?;
+    let epoch = number::<u64>(&parsed, "lam.epoch")?;
+    let state = optimizer_state(&parsed, optimizer)?;
+    optimizer
+        .load_state_dict(&state)
+        .map_err(|e| parsed.error(format!("optimizer state does not fit this optimizer: {e}")))?;
+    apply(&updates)?;
+    Ok(TrainingState {
+        epoch,
+        metadata: user_metadata(&parsed.metadata),
+    })
+}
+
+/// The optimizer state stored in `parsed`, its buffers on the devices of
+/// `optimizer`'s parameters.
+fn optimizer_state(parsed: &Parsed, optimizer: &dyn Optimizer) -> Result<OptimizerState> {
+    let kind = parsed
+        .metadata
+        .get("lam.optim.kind")
+        .cloned()
+        .ok_or_else(|| {
+            parsed.error("metadata `lam.optim.kind` is missing: not a training checkpoint")
+        })?;
+    let count = number::<usize>(parsed, "lam.optim.params")?;
+    let params = optimizer.params();
+    if count != params.len() {
+        return Err(parsed.error(format!(
+            "optimizer state for {count} parameters, but the optimizer has {}",
+            params.len()
+        )));
+    }
+    let mut hyper = BTreeMap::new();
+    for (k, _) in parsed
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("lam.optim.hyper."))
+    {
+        hyper.insert(
+            k["lam.optim.hyper.".len()..].to_string(),
+            number::<f64>(parsed, k)?,
+        );
+    }
+    let mut states: Vec<Option<ParamState>> = vec![None; count];
+    for (i, slot) in states.iter_mut().enumerate() {
+        let key = format!("lam.optim.{i}.step");
+        if parsed.metadata.contains_key(&key) {
+            *slot = Some(ParamState {
+                step: number::<u64>(parsed, &key)?,
+                buffers: BTreeMap::new(),
+            });
+        }
+    }
+    let mut problems = Vec::new();
+    for name in parsed.names().filter(|n| n.starts_with(OPTIM_PREFIX)) {
+        let rest = &name[OPTIM_PREFIX.len()..];
+        let parts = rest
+            .split_once('.')
+            .and_then(|(i, buf)| Some((i.parse::<usize>().ok()?, buf)));
+        let Some((i, buf)) = parts else {
+            problems.push(format!(
+                "tensor `{name}` is not of the form optim.<index>.<buffer>"
+            ));
+            continue;
+        };
+        let Some(Some(ps)) = states.get_mut(i) else {
+            problems.push(format!(
+                "tensor `{name}` belongs to no parameter with optimizer state"
+            ));
+            continue;
+        };
+        let Some((_, shape)) = parsed.info(name) else {
+            continue;
+        };
+        match parsed.values(name, shape, DType::F32) {
+            Ok(host) => {
+                ps.buffers
+                    .insert(buf.to_string(), host.to_tensor(shape, &params[i].device())?);
+            }
+            Err(why) => problems.push(why),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(parsed.error(problems.join("; ")));
+    }
+    Ok(OptimizerState {
+        kind,
+        hyper,
+        params: states,
+    })
+}
+
+/// Metadata `key` parsed as a number, or a `Format` error naming it.
+fn number<T: std::str::FromStr>(parsed: &Parsed, key: &str) -> Result<T> {
+    let text = parsed.metadata.get(key).ok_or_else(|| {
+        parsed.error(format!(
+            "metadata `{key}` is missing: not a training checkpoint"
+        ))
+    })?;
+    text.parse()
+        .map_err(|_| parsed.error(format!("metadata `{key}` = {text:?} is not a valid number")))
+}
