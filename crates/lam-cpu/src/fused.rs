@@ -1,0 +1,332 @@
+//! Fused kernels that `lam-core` would otherwise compose from primitives:
+//! softmax / log-softmax, cross-entropy with its gradient, and one Adam step.
+//!
+//! Each follows the composite's formula step by step (max-subtracted
+//! exponentials, sums in `f64`, PyTorch's Adam update order), so the
+//! conformance suite can hold the two to a tight tolerance.
+
+use lam_core::backend::{AdamStep, View};
+use lam_core::{Error, Layout, Result, Storage};
+use rayon::prelude::*;
+
+use crate::parallel::{for_chunks, CHUNK, PAR_MIN_WORK};
+use crate::storage::{cpu, dtype_error, same_buffer, Data, ReadLocks};
+use crate::strided::gather;
+
+/// `[rows, cols] -> [rows, cols]`: softmax (or log-softmax) of each row,
+/// `cols` being the view's last dim.
+pub(crate) fn softmax(src: View, log: bool) -> Result<Vec<f32>> {
+    let locks = ReadLocks::new("softmax", &[src.0])?;
+    let x = gather(locks.f32(0, src.1)?, src.1);
+    let cols = last_dim(src.1);
+    let mut out = vec![0.0; x.len()];
+    for_chunks(&mut out, cols, x.len(), |start, row| {
+        let (max, sum) = max_and_sum_exp(&x[start..start + cols]);
+        for (o, &v) in row.iter_mut().zip(&x[start..]) {
+            *o = if log {
+                v - max - sum.ln()
+            } else {
+                (v - max).exp() / sum
+            };
+        }
+    });
+    Ok(out)
+}
+
+/// Logits `[rows, cols]` and `I32` targets `[rows]` to per-row losses
+/// `[rows]` (`logsumexp(row) - row[target]`) and the gradient of their mean,
+/// `(softmax - onehot) / rows`, `[rows, cols]`.
+pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Vec<f32>)> {
+    const OP: &str = "cross_entropy";
+    let locks = ReadLocks::new(OP, &[logits.0, targets.0])?;
+    let x = gather(locks.f32(0, logits.1)?, logits.1);
+    let cols = last_dim(logits.1);
+    let rows: usize = logits.1.shape.iter().rev().skip(1).product();
+    let targets = gather(locks.i32(1, targets.1)?, targets.1);
+    if targets.len() != rows {
+        return Err(Error::shape(
+            OP,
+            format!("[{rows}] targets"),
+            &[targets.len()],
+        ));
+    }
+    let targets = targets
+        .iter()
+        .map(|&t| match usize::try_from(t) {
+            Ok(t) if t < cols => Ok(t),
+            _ => Err(Error::OutOfRange {
+                op: OP,
+                index: t as i64,
+                size: cols,
+            }),
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    // Per row: max and Σ exp(x - max); the loss and the gradient follow.
+    let stats: Vec<(f32, f32)> = x.chunks(cols.max(1)).map(max_and_sum_exp).collect();
+    let losses = x
+        .chunks(cols.max(1))
+        .zip(&stats)
+        .zip(&targets)
+        .map(|((row, &(max, sum)), &t)| max + sum.ln() - row[t])
+        .collect();
+    let mut grad = vec![0.0; x.len()];
+    let scale = 1.0 / rows as f32;
+    for_chunks(&mut grad, cols, x.len(), |start, g| {
+        let r = start / cols;
+        let (max, sum) = stats[r];
+        for (j, (o, &v)) in g.iter_mut().zip(&x[start..]).enumerate() {
+            let onehot = if j == targets[r] { 1.0 } else { 0.0 };
+            *o = ((v - max).exp() / sum - onehot) * scale;
+        }
+    });
+    Ok((losses, grad))
+}
+
+/// One Adam/AdamW step in place, as `torch.optim.Adam` / `AdamW` compute it:
+///
+/// ```text
+/// g  = grad + weight_decay * p          (Adam: L2 penalty)
+/// p *= 1 - lr * weight_decay            (AdamW: decoupled, instead)
+/// m  = lerp(m, g, 1 - beta1)
+/// v  = beta2 * v + (1 - beta2) * g²
+/// p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// ```
+pub(crate) fn adam(
+    param: &Storage,
+    grad: &Storage,
+    m: &Storage,
+    v: &Storage,
+    s: &AdamStep,
+) -> Result<()> {
+    const OP: &str = "fused_adam";
+    let all = [param, grad, m, v];
+    for (i, a) in all.iter().enumerate() {
+        if all[i + 1..].iter().any(|b| same_buffer(a, b)) {
+            return Err(Error::invalid(
+                OP,
+                "param, grad, m and v must be four distinct buffers",
+            ));
+        }
+    }
+    let grad_lock = ReadLocks::new(OP, &[grad])?;
+    let g = grad_lock.f32(0, &Layout::contiguous(&[grad.len()]))?;
+    let (mut p, mut m, mut v) = (cpu(param)?.write(), cpu(m)?.write(), cpu(v)?.write());
+    let (Data::F32(p), Data::F32(m), Data::F32(v)) = (&mut *p, &mut *m, &mut *v) else {
+        return Err(dtype_error(OP, lam_core::DType::F32, lam_core::DType::I32));
+    };
+    if [p.len(), m.len(), v.len()] != [g.len(); 3] {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "buffers of unequal length: param {}, grad {}, m {}, v {}",
+                p.len(),
+                g.len(),
+                m.len(),
+                v.len()
+            ),
+        ));
+    }
+    // Bias corrections in f64, as PyTorch computes them in Python floats.
+    let t = s.step as f64;
+    let step_size = (s.lr as f64 / (1.0 - (s.beta1 as f64).powf(t))) as f32;
+    let bc2_sqrt = (1.0 - (s.beta2 as f64).powf(t)).sqrt() as f32;
+    let decay = 1.0 - s.lr * s.weight_decay;
+    let update = |(((p, m), v), g): Chunks| {
+        for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+            let g = if s.decoupled {
+                *p *= decay;
+                g
+            } else {
+                g + s.weight_decay * *p
+            };
+            *m += (1.0 - s.beta1) * (g - *m);
+            *v = s.beta2 * *v + (1.0 - s.beta2) * g * g;
+            *p -= step_size * *m / (v.sqrt() / bc2_sqrt + s.eps);
+        }
+    };
+    if p.len() >= PAR_MIN_WORK {
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(update);
+    } else {
+        update((((&mut p[..], &mut m[..]), &mut v[..]), g));
+    }
+    Ok(())
+}
+
+/// Matching chunks of param, m, v (written) and grad (read), as rayon zips them.
+type Chunks<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a [f32]);
+
+/// The length of the last dim (1 for a scalar).
+fn last_dim(layout: &Layout) -> usize {
+    layout.shape.last().copied().unwrap_or(1)
+}
+
+/// `max(row)` and `Σ exp(row - max)` (summed in f64).
+fn max_and_sum_exp(row: &[f32]) -> (f32, f32) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let sum: f64 = row.iter().map(|&v| (v - max).exp() as f64).sum();
+    (max, sum as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use lam_core::backend::AdamStep;
+    use lam_core::{Backend, Layout};
+
+    use crate::test_util::*;
+
+    /// Softmax of one row by the textbook formula, in f64.
+    fn softmax_row(row: &[f32]) -> Vec<f64> {
+        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    }
+
+    #[test]
+    fn softmax_and_log_softmax_match_the_formula() {
+        let b = backend();
+        let (rows, cols) = (37, 129);
+        let mut xs = values(rows * cols, 5);
+        xs.iter_mut().for_each(|x| *x *= 30.0); // Large logits test the max shift.
+        let (s, l) = f32s(&xs, &[rows, cols]);
+        let sm = read(
+            &b.fused_softmax((&s, &l), false).unwrap().unwrap(),
+            &[rows * cols],
+        );
+        let lsm = read(
+            &b.fused_softmax((&s, &l), true).unwrap().unwrap(),
+            &[rows * cols],
+        );
+        for r in 0..rows {
+            let want = softmax_row(&xs[r * cols..(r + 1) * cols]);
+            let w32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+            let wlog: Vec<f32> = want.iter().map(|&v| v.ln() as f32).collect();
+            assert_close(&sm[r * cols..(r + 1) * cols], &w32, 1e-6);
+            assert_close(&lsm[r * cols..(r + 1) * cols], &wlog, 1e-5);
+        }
+        // A transposed view is softmaxed along its own last dim.
+        let (s, l) = f32s(&[1., 3., 2., 4.], &[2, 2]);
+        let t = l.permute(&[1, 0]).unwrap();
+        let r = read(&b.fused_softmax((&s, &t), false).unwrap().unwrap(), &[4]);
+        let want = softmax_row(&[1., 2.]);
+        assert_close(
+            &r,
+            &[
+                want[0] as f32,
+                want[1] as f32,
+                want[0] as f32,
+                want[1] as f32,
+            ],
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn cross_entropy_losses_and_gradient() {
+        let b = backend();
+        let (rows, cols) = (5, 7);
+        let xs = values(rows * cols, 8);
+        let ts = [0, 6, 3, 3, 1];
+        let (s, l) = f32s(&xs, &[rows, cols]);
+        let t = b.from_i32(&ts).unwrap();
+        let (loss, grad) = b
+            .fused_cross_entropy((&s, &l), (&t, &Layout::contiguous(&[rows])))
+            .unwrap()
+            .unwrap();
+        let (loss, grad) = (read(&loss, &[rows]), read(&grad, &[rows * cols]));
+        for r in 0..rows {
+            let p = softmax_row(&xs[r * cols..(r + 1) * cols]);
+            assert!((loss[r] as f64 + p[ts[r] as usize].ln()).abs() < 1e-6);
+            for j in 0..cols {
+                let onehot = if j == ts[r] as usize { 1.0 } else { 0.0 };
+                let want = (p[j] - onehot) / rows as f64;
+                assert!((grad[r * cols + j] as f64 - want).abs() < 1e-7);
+            }
+        }
+        let bad = b.from_i32(&[0, 7, 0, 0, 0]).unwrap();
+        assert!(b
+            .fused_cross_entropy((&s, &l), (&bad, &Layout::contiguous(&[rows])))
+            .is_err());
+    }
+
+    /// One step of PyTorch's Adam/AdamW, written out in f64.
+    fn reference_adam(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], s: &AdamStep) {
+        let (lr, b1, b2, wd) = (
+            s.lr as f64,
+            s.beta1 as f64,
+            s.beta2 as f64,
+            s.weight_decay as f64,
+        );
+        let t = s.step as i32;
+        for i in 0..p.len() {
+            let mut grad = g[i];
+            if s.decoupled {
+                p[i] *= 1.0 - lr * wd;
+            } else {
+                grad += wd * p[i];
+            }
+            m[i] = b1 * m[i] + (1.0 - b1) * grad;
+            v[i] = b2 * v[i] + (1.0 - b2) * grad * grad;
+            let m_hat = m[i] / (1.0 - b1.powi(t));
+            let v_hat = v[i] / (1.0 - b2.powi(t));
+            p[i] -= lr * m_hat / (v_hat.sqrt() + s.eps as f64);
+        }
+    }
+
+    #[test]
+    fn adam_matches_pytorch_equations_over_several_steps() {
+        let b = backend();
+        let n = 50_000; // Above the parallel threshold.
+        for decoupled in [false, true] {
+            let p0 = values(n, 1);
+            let (param, _) = f32s(&p0, &[n]);
+            let (m, _) = f32s(&vec![0.0; n], &[n]);
+            let (v, _) = f32s(&vec![0.0; n], &[n]);
+            let mut rp: Vec<f64> = p0.iter().map(|&x| x as f64).collect();
+            let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
+            for step in 1..=3 {
+                let g = values(n, 10 + step as u64);
+                let (grad, _) = f32s(&g, &[n]);
+                let s = AdamStep {
+                    lr: 1e-2,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.1,
+                    decoupled,
+                    step,
+                };
+                assert!(b.fused_adam(&param, &grad, &m, &v, &s).unwrap());
+                let g: Vec<f64> = g.iter().map(|&x| x as f64).collect();
+                reference_adam(&mut rp, &g, &mut rm, &mut rv, &s);
+            }
+            let want: Vec<f32> = rp.iter().map(|&x| x as f32).collect();
+            assert_close(&read(&param, &[n]), &want, 1e-5);
+        }
+    }
+
+    #[test]
+    fn adam_rejects_aliased_or_mismatched_buffers() {
+        let b = backend();
+        let (p, _) = f32s(&[1.0; 4], &[4]);
+        let (m, _) = f32s(&[0.0; 4], &[4]);
+        let (v, _) = f32s(&[0.0; 3], &[3]);
+        let s = AdamStep {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            step: 1,
+        };
+        assert!(b.fused_adam(&p, &p, &m, &v, &s).is_err());
+        assert!(b.fused_adam(&p, &m.clone(), &m, &v, &s).is_err());
+        let (g, _) = f32s(&[0.5; 4], &[4]);
+        assert!(b.fused_adam(&p, &g, &m, &v, &s).is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! `lam-cpu`: lam's reference backend, and its production CPU path.
+//!
+//! [`CpuBackend`] implements every primitive of [`lam_core::Backend`] with
+//! plain loops over `Vec<f32>` / `Vec<i32>` buffers, plus the optional fused
+//! softmax, cross-entropy and Adam kernels. Because every other backend is
+//! checked against it, each op is written to be obviously right first: the
+//! formulas sit in one `match` per op family, and hand-indexed arrays carry
+//! their shape in a comment. Speed comes from three places only:
+//! contiguous fast paths, rayon over chunks of large outputs (one line, above
+//! a size threshold), and the `gemm` crate for matmul.
+//!
+//! [`device`] returns the process-wide CPU [`Device`].
+//!
+//! Code map:
+//! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
+//!   read locks ops take, and bounds checks of views against buffers.
+//! - `strided`: walking arbitrary views (gather, row starts).
+//! - `parallel`: when and how an op splits its output across threads.
+//! - `math`: scalar formulas that need care (erf, GELU, stable sigmoid).
+//! - `elementwise`, `reduce`, `matmul`, `index`, `random`, `fused`: the op
+//!   families, one file each.
+
+mod elementwise;
+mod fused;
+mod index;
+mod math;
+mod matmul;
+mod parallel;
+mod random;
+mod reduce;
+mod storage;
+mod strided;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use lam_core::backend::{
+    AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, ReduceOp, UnaryOp, View,
+};
+use lam_core::{Backend, DType, Device, Result, Storage};
+
+pub use storage::CpuStorage;
+use storage::{Counters, Data};
+
+/// The CPU backend. Cheap to create; [`device`] shares one per process.
+#[derive(Debug, Default)]
+pub struct CpuBackend {
+    counters: Arc<Counters>,
+}
+
+/// The process-wide CPU device: every call returns the same [`Device`].
+pub fn device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| Device::new(Arc::new(CpuBackend::new())))
+        .clone()
+}
+
+impl CpuBackend {
+    /// A new backend with its own counters. Prefer [`device`] unless a test
+    /// needs a device distinct from the shared one.
+    pub fn new() -> CpuBackend {
+        CpuBackend::default()
+    }
+
+    /// Wraps data as a buffer (counted in `buffers_allocated` and `bytes_live`).
+    fn store(&self, data: Data) -> Storage {
+        Arc::new(CpuStorage::new(data, &self.counters))
+    }
+
+    /// Wraps the result of an op as a buffer and counts the op.
+    fn op(&self, data: Data) -> Storage {
+        self.count();
+        self.store(data)
+    }
+
+    fn count(&self) {
+        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".to_string()
+    }
+
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Cpu
+    }
+
+    fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
+        Ok(self.store(match dtype {
+            DType::F32 => Data::F32(vec![0.0; len]),
+            DType::I32 => Data::I32(vec![0; len]),
+        }))
+    }
+
+    fn from_f32(&self, data: &[f32]) -> Result<Storage> {
+        Ok(self.store(Data::F32(data.to_vec())))
+    }
+
+    fn from_i32(&self, data: &[i32]) -> Result<Storage> {
+        Ok(self.store(Data::I32(data.to_vec())))
+    }
+
+    fn read_f32(&self, src: View) -> Result<Vec<f32>> {
+        storage::read_f32(src)
+    }
+
+    fn read_i32(&self, src: View) -> Result<Vec<i32>> {
+        storage::read_i32(src)
+    }
+
+    fn copy(&self, src: View, dst: View) -> Result<()> {
+        self.count();
+        storage::copy(src, dst)
+    }
+
+    fn cast(&self, src: View, to: DType) -> Result<Storage> {
+        Ok(self.op(storage::cast(src, to)?))
+    }
+
+    fn unary(&self, op: UnaryOp, src: View) -> Result<Storage> {
+        Ok(self.op(Data::F32(elementwise::unary(op, src)?)))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Storage> {
+        Ok(self.op(Data::F32(elementwise::binary(op, lhs, rhs)?)))
+    }
+
+    fn select(&self, cond: View, a: View, b: View) -> Result<Storage> {
+        Ok(self.op(Data::F32(elementwise::select(cond, a, b)?)))
+    }
+
+    fn reduce(&self, op: ReduceOp, src: View, axes: &[usize]) -> Result<Storage> {
+        Ok(self.op(reduce::reduce(op, src, axes)?))
+    }
+
+    fn matmul(&self, lhs: View, rhs: View) -> Result<Storage> {
+        Ok(self.op(Data::F32(matmul::matmul(lhs, rhs)?)))
+    }
+
+    fn index_select(&self, src: View, dim: usize, index: View) -> Result<Storage> {
+        Ok(self.op(index::index_select(src, dim, index)?))
+    }
+
+    fn gather(&self, src: View, dim: usize, index: View) -> Result<Storage> {
+        Ok(self.op(index::gather(src, dim, index)?))
+    }
+
+    fn scatter_add(&self, shape: &[usize], dim: usize, index: View, src: View) -> Result<Storage> {
+        Ok(self.op(index::scatter_add(shape, dim, index, src)?))
+    }
+
+    fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage> {
+        Ok(self.op(Data::F32(random::fill_random(len, dist, seed)?)))
+    }
+
+    fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
+        Ok(Some(self.op(Data::F32(fused::softmax(src, log)?))))
+    }
+
+    fn fused_cross_entropy(
+        &self,
+        logits: View,
+        targets: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (losses, grad) = fused::cross_entropy(logits, targets)?;
+        Ok(Some((
+            self.op(Data::F32(losses)),
+            self.store(Data::F32(grad)),
+        )))
+    }
+
+    fn fused_adam(
+        &self,
+        param: &Storage,
+        grad: &Storage,
+        m: &Storage,
+        v: &Storage,
+        step: &AdamStep,
+    ) -> Result<bool> {
+        self.count();
+        fused::adam(param, grad, m, v, step)?;
+        Ok(true)
+    }
+
+    fn stats(&self) -> DeviceStats {
+        self.counters.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod test_util;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_is_a_singleton() {
+        assert_eq!(device(), device());
+        assert_eq!(device().name(), "cpu");
+        assert!(!device().is_gpu());
+    }
+
+    #[test]
+    fn stats_track_live_bytes_and_ops() {
+        let b = CpuBackend::new();
+        let s = b.zeros(10, DType::F32).unwrap();
+        let t = b.from_i32(&[1, 2]).unwrap();
+        let stats = b.stats();
+        assert_eq!(stats.bytes_live, 48);
+        assert_eq!(stats.buffers_allocated, 2);
+        assert_eq!(stats.dispatches, 0);
+        b.unary(UnaryOp::Neg, (&s, &lam_core::Layout::contiguous(&[10])))
+            .unwrap();
+        assert_eq!(b.stats().dispatches, 1);
+        drop((s, t));
+        assert_eq!(b.stats().bytes_live, 0);
+    }
+}

@@ -1,0 +1,141 @@
+//! [`WgpuBackend`]: lam's [`Backend`] trait over one wgpu device. Each method
+//! forwards to its op family in `ops/`; this file is the table of contents.
+
+use std::sync::Arc;
+
+use lam_core::backend::{AdamStep, BinaryOp, Distribution, ReduceOp, UnaryOp, View};
+use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
+
+use crate::context::Gpu;
+use crate::ops::{elementwise, fused, index, matmul, random, reduce};
+
+/// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
+/// command queue. Created by [`crate::gpu_device`] and friends.
+#[derive(Debug)]
+pub struct WgpuBackend {
+    gpu: Arc<Gpu>,
+}
+
+impl WgpuBackend {
+    pub(crate) fn new(gpu: Arc<Gpu>) -> WgpuBackend {
+        WgpuBackend { gpu }
+    }
+
+    /// The adapter this backend runs on.
+    pub fn adapter_info(&self) -> crate::AdapterInfo {
+        crate::device::info_of(&self.gpu.info)
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> String {
+        self.gpu.describe()
+    }
+
+    fn kind(&self) -> DeviceKind {
+        DeviceKind::Gpu
+    }
+
+    fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
+        elementwise::zeros(&self.gpu, len, dtype)
+    }
+
+    fn from_f32(&self, data: &[f32]) -> Result<Storage> {
+        elementwise::upload(&self.gpu, bytemuck::cast_slice(data), DType::F32)
+    }
+
+    fn from_i32(&self, data: &[i32]) -> Result<Storage> {
+        elementwise::upload(&self.gpu, bytemuck::cast_slice(data), DType::I32)
+    }
+
+    fn read_f32(&self, src: View) -> Result<Vec<f32>> {
+        let bytes = elementwise::read(&self.gpu, src, DType::F32)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    fn read_i32(&self, src: View) -> Result<Vec<i32>> {
+        let bytes = elementwise::read(&self.gpu, src, DType::I32)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    fn copy(&self, src: View, dst: View) -> Result<()> {
+        elementwise::copy(&self.gpu, src, dst)
+    }
+
+    fn cast(&self, src: View, to: DType) -> Result<Storage> {
+        elementwise::cast(&self.gpu, src, to)
+    }
+
+    fn unary(&self, op: UnaryOp, src: View) -> Result<Storage> {
+        elementwise::unary(&self.gpu, op, src)
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Storage> {
+        elementwise::binary(&self.gpu, op, lhs, rhs)
+    }
+
+    fn select(&self, cond: View, a: View, b: View) -> Result<Storage> {
+        elementwise::select(&self.gpu, cond, a, b)
+    }
+
+    fn reduce(&self, op: ReduceOp, src: View, axes: &[usize]) -> Result<Storage> {
+        reduce::reduce(&self.gpu, op, src, axes)
+    }
+
+    fn matmul(&self, lhs: View, rhs: View) -> Result<Storage> {
+        matmul::matmul(&self.gpu, lhs, rhs)
+    }
+
+    fn index_select(&self, src: View, dim: usize, index: View) -> Result<Storage> {
+        index::index_select(&self.gpu, src, dim, index)
+    }
+
+    fn gather(&self, src: View, dim: usize, index: View) -> Result<Storage> {
+        index::gather(&self.gpu, src, dim, index)
+    }
+
+    fn scatter_add(&self, shape: &[usize], dim: usize, index: View, src: View) -> Result<Storage> {
+        index::scatter_add(&self.gpu, shape, dim, index, src)
+    }
+
+    fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage> {
+        random::fill_random(&self.gpu, len, dist, seed)
+    }
+
+    fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
+        fused::softmax(&self.gpu, src, log)
+    }
+
+    fn fused_cross_entropy(
+        &self,
+        logits: View,
+        targets: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        fused::cross_entropy(&self.gpu, logits, targets)
+    }
+
+    fn fused_adam(
+        &self,
+        param: &Storage,
+        grad: &Storage,
+        m: &Storage,
+        v: &Storage,
+        step: &AdamStep,
+    ) -> Result<bool> {
+        fused::adam(&self.gpu, param, grad, m, v, step)
+    }
+
+    fn stats(&self) -> DeviceStats {
+        self.gpu.stats()
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.gpu.synchronize()
+    }
+}

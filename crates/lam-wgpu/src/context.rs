@@ -1,0 +1,190 @@
+//! [`Gpu`]: everything one wgpu device owns — the device and queue, the
+//! effective limits, the buffer pool, the pending command encoder, the
+//! pipeline cache, counters, and the sticky fault that a lost device leaves.
+//!
+//! Tensors' storages hold an `Arc<Gpu>`, so a device stays alive while any of
+//! its tensors does.
+//!
+//! Every call into wgpu for a device happens under its one `state` lock.
+//! wgpu is thread-safe, but its GL backend makes one EGL context current per
+//! call with a lock that panics after a few seconds of contention (and a
+//! readback wait holds it); serialising in lam makes concurrent use of one
+//! device from many threads (e.g. parallel tests) safe on every backend, and
+//! costs nothing since a device has one queue anyway. Code holding the lock
+//! must not drop a [`crate::GpuStorage`] (its drop takes the lock).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lam_core::{DeviceStats, Error, Result};
+
+use crate::pipeline::PipelineCache;
+use crate::pool::BufferPool;
+use crate::queue::Pending;
+
+/// Limits lam enforces, from the adapter's own limits (and test overrides).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GpuLimits {
+    /// Largest buffer a kernel may bind as storage, in bytes.
+    pub max_binding: u64,
+    /// Largest buffer the device can create, in bytes.
+    pub max_buffer: u64,
+    /// Alignment of uniform-buffer binding offsets.
+    pub uniform_align: u64,
+}
+
+/// Counters behind [`DeviceStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub submits: AtomicU64,
+    pub dispatches: AtomicU64,
+    pub buffers_allocated: AtomicU64,
+    pub pool_hits: AtomicU64,
+    pub bytes_live: AtomicU64,
+}
+
+/// One wgpu device and the state lam keeps beside it.
+pub(crate) struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: GpuLimits,
+    /// The device lock: recorded work and the buffer pool.
+    pub state: Mutex<State>,
+    pub pipelines: PipelineCache,
+    pub counters: Counters,
+    /// Set once the device is lost; every later call fails with it.
+    fault: Arc<Mutex<Option<String>>>,
+    /// Errors wgpu reported outside any error scope, drained at each sync.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+    /// A 16-byte buffer for kernel bindings a variant never touches.
+    pub scratch: wgpu::Buffer,
+    /// The instance the device came from, kept alive with it (each device
+    /// has its own; see `device.rs`).
+    _instance: wgpu::Instance,
+}
+
+/// What the device lock guards.
+pub(crate) struct State {
+    pub pending: Pending,
+    pub pool: BufferPool,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Gpu {
+    /// Wraps a freshly created device. wgpu's default for errors outside a
+    /// scope is to panic; lam records them instead and returns them from
+    /// the next call that waits on the device.
+    pub(crate) fn new(
+        instance: wgpu::Instance,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        limits: GpuLimits,
+    ) -> Gpu {
+        let fault = Arc::new(Mutex::new(None));
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        {
+            let uncaptured = Arc::clone(&uncaptured);
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                lock(&uncaptured).push(e.to_string());
+            }));
+        }
+        {
+            let fault = Arc::clone(&fault);
+            device.set_device_lost_callback(move |reason, msg| {
+                lock(&fault).get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
+            });
+        }
+        let scratch = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("lam scratch"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            state: Mutex::new(State {
+                pending: Pending::default(),
+                pool: BufferPool::new(limits.max_buffer),
+            }),
+            pipelines: PipelineCache::default(),
+            counters: Counters::default(),
+            fault,
+            uncaptured,
+            scratch,
+            _instance: instance,
+        }
+    }
+
+    /// Takes the device lock (see the module docs).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// `Err` once the device has been lost: a lost device never comes back.
+    pub(crate) fn check_fault(&self) -> Result<()> {
+        match lock(&self.fault).as_ref() {
+            Some(msg) => Err(Error::Device(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Errors wgpu reported outside a scope since the last call, as one error.
+    pub(crate) fn take_uncaptured(&self) -> Result<()> {
+        let errors = std::mem::take(&mut *lock(&self.uncaptured));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Device(format!(
+                "{} reported: {}",
+                self.describe(),
+                errors.join("; ")
+            )))
+        }
+    }
+
+    /// Records a fatal condition (a poll that failed or timed out).
+    pub(crate) fn set_fault(&self, msg: String) {
+        lock(&self.fault).get_or_insert(msg);
+    }
+
+    /// "vulkan: llvmpipe (...)": the backend and adapter, for names and errors.
+    pub(crate) fn describe(&self) -> String {
+        format!("{}: {}", self.info.backend.to_str(), self.info.name)
+    }
+
+    pub(crate) fn stats(&self) -> DeviceStats {
+        let c = &self.counters;
+        DeviceStats {
+            submits: c.submits.load(Ordering::Relaxed),
+            dispatches: c.dispatches.load(Ordering::Relaxed),
+            buffers_allocated: c.buffers_allocated.load(Ordering::Relaxed),
+            pool_hits: c.pool_hits.load(Ordering::Relaxed),
+            bytes_live: c.bytes_live.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves
+/// its data consistent, and a panic elsewhere must not wedge the device.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Blocks on a wgpu future (they resolve immediately or after a poll on native).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}

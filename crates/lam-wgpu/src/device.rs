@@ -1,0 +1,273 @@
+//! Finding adapters and opening devices.
+//!
+//! [`gpu_device`] ranks every adapter wgpu finds (discrete > integrated >
+//! virtual > CPU, native APIs before GL), tries them in that order, and
+//! either opens the first that works or returns an [`Error::Device`] that
+//! lists every adapter and why it was passed over. Devices are opened with
+//! the adapter's own limits: wgpu's defaults would cap a storage binding at
+//! 128 MiB even on a GPU with 80 GiB.
+//!
+//! [`default_gpu`] is the per-process device (honouring `LAM_ADAPTER`), so
+//! tensors made by separate calls interoperate; [`gpu_devices_for_tests`]
+//! opens one device per distinct adapter for the conformance suite.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use lam_core::{Device, Error, Result};
+
+use crate::backend::WgpuBackend;
+use crate::context::{block_on, lock, Gpu, GpuLimits};
+
+/// An adapter wgpu can see: what [`list_adapters`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterInfo {
+    /// The adapter's name, e.g. "NVIDIA H200" or "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// The API wgpu drives it through.
+    pub backend: wgpu::Backend,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: wgpu::DeviceType,
+    /// Driver name and version, where the API reports them.
+    pub driver: String,
+}
+
+/// How [`gpu_device`] chooses and opens an adapter.
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    /// Only adapters whose name contains this (case-insensitive).
+    pub adapter: Option<String>,
+    /// Only these wgpu backends (default: all).
+    pub backends: Option<wgpu::Backends>,
+    /// Pretend storage bindings are at most this many bytes (to test limits).
+    pub max_storage_binding: Option<u64>,
+}
+
+/// Every adapter wgpu finds on every backend, best first.
+pub fn list_adapters() -> Vec<AdapterInfo> {
+    survey(wgpu::Backends::all())
+        .iter()
+        .map(|(info, _)| info_of(info))
+        .collect()
+}
+
+/// Opens the best adapter allowed by `opts` as a lam [`Device`].
+pub fn gpu_device(opts: &GpuOptions) -> Result<Device> {
+    let backends = opts.backends.unwrap_or(wgpu::Backends::all());
+    let mut rejected = Vec::new();
+    for (info, nth) in survey(backends) {
+        let reason = match &opts.adapter {
+            Some(want) if !info.name.to_lowercase().contains(&want.to_lowercase()) => {
+                format!("name does not contain {want:?}")
+            }
+            _ => match open(&info, nth, opts) {
+                Ok(device) => return Ok(device),
+                Err(e) => e.to_string(),
+            },
+        };
+        rejected.push(format!(
+            "{} ({:?}, {:?}): {reason}",
+            info.name, info.backend, info.device_type
+        ));
+    }
+    if rejected.is_empty() {
+        return Err(Error::Device(format!(
+            "no GPU adapter found on backends {backends:?} (is a Vulkan, Metal, DX12 or GL driver installed?)"
+        )));
+    }
+    Err(Error::Device(format!(
+        "no usable GPU adapter; tried:\n  {}",
+        rejected.join("\n  ")
+    )))
+}
+
+/// The process-wide GPU device, opened on first use from the best adapter
+/// (or the one whose name contains `$LAM_ADAPTER`). Every call returns the
+/// same [`Device`], so tensors from separate calls work together. A failure
+/// is remembered too: the adapters will not change within a process.
+pub fn default_gpu() -> Result<Device> {
+    static DEFAULT: OnceLock<Result<Device>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let opts = GpuOptions {
+                adapter: std::env::var("LAM_ADAPTER").ok().filter(|s| !s.is_empty()),
+                ..GpuOptions::default()
+            };
+            gpu_device(&opts)
+        })
+        .clone()
+}
+
+/// One device per distinct adapter (name and backend), opened once per
+/// process, for running the conformance suite on every driver present.
+/// Adapters that fail to open are reported on stderr and left out.
+pub fn gpu_devices_for_tests() -> Vec<Device> {
+    static DEVICES: OnceLock<Vec<Device>> = OnceLock::new();
+    DEVICES
+        .get_or_init(|| {
+            let mut seen = Vec::new();
+            let mut devices = Vec::new();
+            for (info, nth) in survey(wgpu::Backends::all()) {
+                let key = (info.name.clone(), info.backend);
+                if seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                match open(&info, nth, &GpuOptions::default()) {
+                    Ok(d) => devices.push(d),
+                    Err(e) => eprintln!(
+                        "lam-wgpu: skipping adapter {} ({:?}): {e}",
+                        info.name, info.backend
+                    ),
+                }
+            }
+            devices
+        })
+        .clone()
+}
+
+/// A wgpu instance for `backends`, without validation layers unless asked
+/// for through the `WGPU_*` environment variables.
+fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    desc.flags = wgpu::InstanceFlags::empty().with_env();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter on `backends`, best first, each with its ordinal among
+/// adapters of identical info (two identical GPUs).
+///
+/// Surveys go through one shared instance under a lock, and devices are
+/// opened from instances of their own ([`open`]): wgpu's GL backend gives
+/// every adapter of an instance the same EGL context, each adapter with its
+/// own lock, so adapters or devices of one instance used (or dropped) on two
+/// threads at once make that context current twice and wgpu panics.
+fn survey(backends: wgpu::Backends) -> Vec<(wgpu::AdapterInfo, usize)> {
+    static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
+    static SURVEY: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = lock(&SURVEY);
+    // `WGPU_BACKEND=vulkan` (say) narrows every survey, e.g. to test one API.
+    let instance = INSTANCE.get_or_init(|| new_instance(wgpu::Backends::all().with_env()));
+    let adapters = block_on(instance.enumerate_adapters(backends));
+    let mut infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    drop(adapters); // still under the lock
+                    // A stable sort keeps identical adapters in enumeration order.
+    infos.sort_by_key(rank);
+    let mut out: Vec<(wgpu::AdapterInfo, usize)> = Vec::with_capacity(infos.len());
+    for info in infos {
+        let nth = out.iter().filter(|(i, _)| *i == info).count();
+        out.push((info, nth));
+    }
+    out
+}
+pub(crate) fn info_of(info: &wgpu::AdapterInfo) -> AdapterInfo {
+    AdapterInfo {
+        name: info.name.clone(),
+        backend: info.backend,
+        device_type: info.device_type,
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+    }
+}
+
+/// Sort key: lower is better.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (kind, api)
+}
+
+/// What lam's kernels need: 256-thread workgroups, 8 KiB of workgroup
+/// memory (matmul tiles) and 4 storage buffers in one stage (select, Adam).
+fn check_capable(adapter: &wgpu::Adapter) -> Result<()> {
+    if !adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    {
+        return Err(Error::Device("no compute shader support".into()));
+    }
+    let l = adapter.limits();
+    let needs = [
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage,
+            4,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup,
+            256,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            l.max_compute_workgroup_size_x,
+            256,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size,
+            8192,
+        ),
+        (
+            "max_compute_workgroups_per_dimension",
+            l.max_compute_workgroups_per_dimension,
+            65535,
+        ),
+    ];
+    for (name, have, need) in needs {
+        if have < need {
+            return Err(Error::Device(format!("{name} is {have}, lam needs {need}")));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the `nth` adapter described by `info`, from an instance of its own
+/// (see [`survey`]), with the adapter's own limits, as a lam device.
+fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Device> {
+    let backends = wgpu::Backends::from(info.backend);
+    let instance = new_instance(backends);
+    let adapter = block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .filter(|a| a.get_info() == *info)
+        .nth(nth)
+        .ok_or_else(|| Error::Device("the adapter disappeared while opening it".into()))?;
+    check_capable(&adapter)?;
+    let limits = adapter.limits();
+    let desc = wgpu::DeviceDescriptor {
+        label: Some("lam"),
+        required_features: wgpu::Features::empty(),
+        required_limits: limits.clone(),
+        ..Default::default()
+    };
+    // wgpu documents panics for impossible requests; ours never are, but a
+    // driver bug must still not take the process down.
+    let opened = catch_unwind(AssertUnwindSafe(|| block_on(adapter.request_device(&desc))))
+        .map_err(|_| Error::Device("wgpu panicked while opening the device".into()))?;
+    let (device, queue) =
+        opened.map_err(|e| Error::Device(format!("opening the device failed: {e}")))?;
+    drop(adapter);
+    let max_binding = limits.max_storage_buffer_binding_size;
+    let gpu_limits = GpuLimits {
+        max_binding: opts
+            .max_storage_binding
+            .map_or(max_binding, |m| m.min(max_binding)),
+        max_buffer: limits.max_buffer_size,
+        uniform_align: u64::from(limits.min_uniform_buffer_offset_alignment),
+    };
+    let gpu = Arc::new(Gpu::new(instance, device, queue, info.clone(), gpu_limits));
+    Ok(Device::new(Arc::new(WgpuBackend::new(gpu))))
+}

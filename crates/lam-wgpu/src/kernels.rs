@@ -1,0 +1,232 @@
+//! The only file that names a shader: each WGSL file is embedded here with
+//! `include_str!`, each entry point is a [`Kernel`] with the bindings it uses,
+//! and the tables below map lam's op enums to the shaders' pipeline constants.
+//!
+//! A kernel variant is (kernel, pipeline constants); the pipeline cache builds
+//! one pipeline per variant. Variants use WGSL `override` constants, never text
+//! substitution, so every file stays plain WGSL that naga validates as is
+//! (`tests/shaders_validate.rs`, which also checks every file is named here).
+
+use lam_core::backend::{BinaryOp, ReduceOp, UnaryOp};
+
+/// A WGSL source file in `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Shader {
+    Elementwise,
+    Reduce,
+    Matmul,
+    Index,
+    Scatter,
+    Random,
+    Softmax,
+    Optim,
+}
+
+impl Shader {
+    /// The file name, for labels and error messages.
+    pub(crate) fn file(self) -> &'static str {
+        match self {
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+            Shader::Matmul => "matmul.wgsl",
+            Shader::Index => "index.wgsl",
+            Shader::Scatter => "scatter.wgsl",
+            Shader::Random => "random.wgsl",
+            Shader::Softmax => "softmax.wgsl",
+            Shader::Optim => "optim.wgsl",
+        }
+    }
+
+    /// The WGSL text, embedded at compile time.
+    pub(crate) fn source(self) -> &'static str {
+        match self {
+            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::Index => include_str!("../../../shaders/index.wgsl"),
+            Shader::Scatter => include_str!("../../../shaders/scatter.wgsl"),
+            Shader::Random => include_str!("../../../shaders/random.wgsl"),
+            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+            Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
+        }
+    }
+}
+
+/// How an entry point uses a storage binding. Binding 0 is always the
+/// kernel's uniform parameter block and is not listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// One compute entry point and its storage bindings `(binding, access)`,
+/// in the order `Gpu::dispatch` receives the buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Kernel {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub bindings: &'static [(u32, Access)],
+}
+
+use Access::{Read, ReadWrite};
+
+const fn kernel(shader: Shader, entry: &'static str, bindings: &'static [(u32, Access)]) -> Kernel {
+    Kernel {
+        shader,
+        entry,
+        bindings,
+    }
+}
+
+pub(crate) const UNARY: Kernel = kernel(Shader::Elementwise, "unary", &[(1, Read), (4, ReadWrite)]);
+pub(crate) const BINARY: Kernel = kernel(
+    Shader::Elementwise,
+    "binary",
+    &[(1, Read), (2, Read), (4, ReadWrite)],
+);
+pub(crate) const SELECT: Kernel = kernel(
+    Shader::Elementwise,
+    "select_where",
+    &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
+);
+pub(crate) const CAST: Kernel = kernel(
+    Shader::Elementwise,
+    "cast_dtype",
+    &[(1, Read), (4, ReadWrite)],
+);
+pub(crate) const COPY: Kernel = kernel(
+    Shader::Elementwise,
+    "copy_view",
+    &[(1, Read), (4, ReadWrite)],
+);
+pub(crate) const FILL: Kernel = kernel(Shader::Elementwise, "fill_value", &[(4, ReadWrite)]);
+/// src, src_idx, out_val, out_idx.
+pub(crate) const REDUCE: Kernel = kernel(
+    Shader::Reduce,
+    "reduce",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+);
+pub(crate) const MATMUL: Kernel = kernel(
+    Shader::Matmul,
+    "matmul",
+    &[(1, Read), (2, Read), (3, ReadWrite)],
+);
+/// src, index, out.
+pub(crate) const INDEX_SELECT: Kernel = kernel(
+    Shader::Index,
+    "index_select",
+    &[(1, Read), (2, Read), (3, ReadWrite)],
+);
+pub(crate) const GATHER: Kernel = kernel(
+    Shader::Index,
+    "gather",
+    &[(1, Read), (2, Read), (3, ReadWrite)],
+);
+pub(crate) const SCATTER_ADD: Kernel = kernel(
+    Shader::Index,
+    "scatter_add",
+    &[(1, Read), (2, Read), (3, ReadWrite)],
+);
+/// scatter.wgsl: index, counts (atomic), offsets, list, src, out.
+pub(crate) const CSR_COUNT: Kernel =
+    kernel(Shader::Scatter, "csr_count", &[(1, Read), (2, ReadWrite)]);
+pub(crate) const CSR_SCAN: Kernel = kernel(
+    Shader::Scatter,
+    "csr_scan",
+    &[(2, ReadWrite), (3, ReadWrite)],
+);
+pub(crate) const CSR_FILL: Kernel = kernel(
+    Shader::Scatter,
+    "csr_fill",
+    &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
+);
+pub(crate) const CSR_SORT: Kernel = kernel(
+    Shader::Scatter,
+    "csr_sort",
+    &[(3, ReadWrite), (4, ReadWrite)],
+);
+pub(crate) const SCATTER_ROWS: Kernel = kernel(
+    Shader::Scatter,
+    "scatter_rows",
+    &[(3, ReadWrite), (4, ReadWrite), (5, Read), (6, ReadWrite)],
+);
+pub(crate) const FILL_RANDOM: Kernel = kernel(Shader::Random, "fill_random", &[(1, ReadWrite)]);
+pub(crate) const SOFTMAX: Kernel = kernel(Shader::Softmax, "softmax", &[(1, Read), (3, ReadWrite)]);
+/// logits, targets, grad, loss.
+pub(crate) const CROSS_ENTROPY: Kernel = kernel(
+    Shader::Softmax,
+    "cross_entropy",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+);
+/// grad, param, m, v.
+pub(crate) const ADAM: Kernel = kernel(
+    Shader::Optim,
+    "adam",
+    &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
+);
+
+/// `OP` code of `unary` in elementwise.wgsl and the op's (alpha, beta).
+pub(crate) fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
+    use UnaryOp::*;
+    match op {
+        Neg => (0, 0.0, 0.0),
+        Abs => (1, 0.0, 0.0),
+        Exp => (2, 0.0, 0.0),
+        Log => (3, 0.0, 0.0),
+        Sqrt => (4, 0.0, 0.0),
+        Square => (5, 0.0, 0.0),
+        Recip => (6, 0.0, 0.0),
+        Sin => (7, 0.0, 0.0),
+        Cos => (8, 0.0, 0.0),
+        Tanh => (9, 0.0, 0.0),
+        Sigmoid => (10, 0.0, 0.0),
+        Relu => (11, 0.0, 0.0),
+        LeakyRelu(a) => (12, a, 0.0),
+        Elu(a) => (13, a, 0.0),
+        Gelu => (14, 0.0, 0.0),
+        Silu => (15, 0.0, 0.0),
+        Softplus => (16, 0.0, 0.0),
+        Clamp(lo, hi) => (17, lo, hi),
+        Sign => (18, 0.0, 0.0),
+        Step => (19, 0.0, 0.0),
+        AddScalar(c) => (20, c, 0.0),
+        MulScalar(c) => (21, c, 0.0),
+        PowScalar(c) => (22, c, 0.0),
+        GtScalar(c) => (23, c, 0.0),
+        LtScalar(c) => (24, c, 0.0),
+        GeluGrad => (25, 0.0, 0.0),
+        InRange(lo, hi) => (26, lo, hi),
+    }
+}
+
+/// `OP` code of `binary` in elementwise.wgsl.
+pub(crate) fn binary_code(op: BinaryOp) -> u32 {
+    use BinaryOp::*;
+    match op {
+        Add => 0,
+        Sub => 1,
+        Mul => 2,
+        Div => 3,
+        Pow => 4,
+        Maximum => 5,
+        Minimum => 6,
+        Eq => 7,
+        Ne => 8,
+        Lt => 9,
+        Le => 10,
+        Gt => 11,
+        Ge => 12,
+    }
+}
+
+/// `OP` code of reduce.wgsl.
+pub(crate) fn reduce_code(op: ReduceOp) -> u32 {
+    match op {
+        ReduceOp::Sum => 0,
+        ReduceOp::Max => 1,
+        ReduceOp::Min => 2,
+        ReduceOp::ArgMax => 3,
+        ReduceOp::ArgMin => 4,
+    }
+}

@@ -1,0 +1,34 @@
+//! `lam-wgpu`: lam's WebGPU backend. Every op is a WGSL compute shader
+//! (`shaders/*.wgsl`), run through wgpu on Vulkan, Metal, DX12 or GL, so lam
+//! trains on any laptop GPU.
+//!
+//! - [`gpu_device`] / [`default_gpu`]: pick an adapter and open it as a lam
+//!   [`lam_core::Device`]; [`list_adapters`] shows what wgpu sees.
+//! - [`WgpuBackend`]: the [`lam_core::Backend`] implementation.
+//!
+//! Inside: `device.rs` (adapter choice), `context.rs` (per-device state),
+//! `pool.rs` (size-class buffer pool), `queue.rs` (the lazy command encoder:
+//! one submit per readback), `pipeline.rs` (pipeline cache), `kernels.rs`
+//! (the only file naming shaders), `params.rs` (uniform blocks) and `ops/`
+//! (one module per op family).
+//!
+//! Execution is lazy: ops record dispatches and return immediately; the
+//! GPU is waited on only when data is read back or `synchronize` is called.
+
+mod backend;
+mod context;
+mod device;
+mod kernels;
+mod ops;
+mod params;
+mod pipeline;
+mod pool;
+mod queue;
+mod storage;
+
+pub use backend::WgpuBackend;
+pub use device::{
+    default_gpu, gpu_device, gpu_devices_for_tests, list_adapters, AdapterInfo, GpuOptions,
+};
+pub use storage::{simulate_device_loss, GpuStorage};
+pub use wgpu;

@@ -1,0 +1,91 @@
+//! The Backend primitives as kernel dispatches, one module per op family.
+//!
+//! Each op checks that its inputs live on this device, allocates a
+//! contiguous output from the pool, packs a parameter block (`params.rs`)
+//! and records one dispatch (a few for multi-pass reductions and list-based
+//! scatter_add). None of them waits for the GPU; only readbacks do
+//! (`queue.rs`).
+//!
+//! - [`elementwise`]: zeros, copy, cast, unary, binary, select, readback
+//! - [`reduce`]: sum / max / min / argmax / argmin over axes
+//! - [`matmul`]: batched, strided matrix product
+//! - [`index`]: index_select, gather, scatter_add (deterministic, no float atomics)
+//! - [`random`]: seeded uniform and normal fills
+//! - [`fused`]: softmax, log-softmax, cross-entropy, Adam
+
+pub(crate) mod elementwise;
+pub(crate) mod fused;
+pub(crate) mod index;
+pub(crate) mod matmul;
+pub(crate) mod random;
+pub(crate) mod reduce;
+
+use std::sync::Arc;
+
+use lam_core::backend::View;
+use lam_core::{DType, Error, Layout, Result};
+
+use crate::context::Gpu;
+use crate::storage::GpuStorage;
+
+/// The GPU buffer and layout of an input view, checked to be on `gpu` and
+/// of dtype `want` (when given), and to lie within its buffer.
+pub(crate) fn input<'a>(
+    gpu: &Arc<Gpu>,
+    op: &'static str,
+    view: View<'a>,
+    want: Option<DType>,
+) -> Result<(&'a GpuStorage, &'a Layout)> {
+    let (storage, layout) = view;
+    let s = GpuStorage::of(storage, gpu, op)?;
+    if let Some(want) = want {
+        if storage.dtype() != want {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: want,
+                found: storage.dtype(),
+            });
+        }
+    }
+    // lam-core builds layouts; this guards the GPU against a bad one anyway,
+    // since an out-of-bounds read there is silent rather than a panic.
+    if layout.shape.len() != layout.strides.len() {
+        return Err(Error::invalid(
+            op,
+            format!("layout {layout:?} has mismatched shape and strides"),
+        ));
+    }
+    if layout.numel() > 0 {
+        // Saturating, so even an absurd layout is an error and not an overflow.
+        let last = layout
+            .shape
+            .iter()
+            .zip(&layout.strides)
+            .fold(layout.offset, |acc, (&d, &s)| {
+                acc.saturating_add((d - 1).saturating_mul(s))
+            });
+        if last >= storage.len() {
+            return Err(Error::OutOfRange {
+                op,
+                index: i64::try_from(last).unwrap_or(i64::MAX),
+                size: storage.len(),
+            });
+        }
+    }
+    Ok((s, layout))
+}
+
+/// A fresh contiguous output of `len` elements.
+pub(crate) fn output(
+    gpu: &Arc<Gpu>,
+    op: &'static str,
+    len: usize,
+    dtype: DType,
+) -> Result<GpuStorage> {
+    GpuStorage::alloc(gpu, op, len, dtype)
+}
+
+/// Workgroups of 256 threads covering `n` elements, as a folded grid.
+pub(crate) fn grid_for(op: &'static str, n: usize) -> Result<[u32; 3]> {
+    crate::params::fold_grid(op, (n as u64).div_ceil(256))
+}

@@ -1,0 +1,284 @@
+//! Uniform parameter blocks, one `#[repr(C)]` struct per WGSL `Params`
+//! struct (each shader names its mirror here), and the helpers that turn
+//! lam [`Layout`]s into the u32 shapes and strides the kernels index with.
+//!
+//! WGSL uniforms need 16-byte array strides, so shapes and strides travel
+//! as `array<vec4<u32>, 2>` ([`Dims`]): up to [`MAX_RANK`] dims. Views are
+//! first simplified by [`collapse`], which merges dims that are contiguous
+//! with each other in every operand; most real views end up rank 1–3.
+
+use bytemuck::{Pod, Zeroable};
+use lam_core::{Error, Layout, Result};
+
+/// Shape or strides of up to 8 dims, as WGSL's `array<vec4<u32>, 2>`.
+pub(crate) type Dims = [[u32; 4]; 2];
+
+/// Most dims a kernel indexes after [`collapse`].
+pub(crate) const MAX_RANK: usize = 8;
+
+/// elementwise.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct EwParams {
+    pub numel: u32,
+    pub rank: u32,
+    pub offset0: u32,
+    pub offset1: u32,
+    pub offset2: u32,
+    pub alpha: f32,
+    pub beta: f32,
+    pub word: u32,
+    pub shape: Dims,
+    pub stride0: Dims,
+    pub stride1: Dims,
+    pub stride2: Dims,
+}
+
+/// reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct ReduceParams {
+    pub rows: u32,
+    pub len: u32,
+    pub chunk: u32,
+    pub chunks: u32,
+    pub offset: u32,
+    pub kept_rank: u32,
+    pub red_rank: u32,
+    pub use_idx: u32,
+    pub kept_shape: Dims,
+    pub kept_stride: Dims,
+    pub red_shape: Dims,
+    pub red_stride: Dims,
+}
+
+/// matmul.wgsl. Strides are in elements: `a_sm` steps one row of A.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub a_offset: u32,
+    pub a_sb: u32,
+    pub a_sm: u32,
+    pub a_sk: u32,
+    pub b_offset: u32,
+    pub b_sb: u32,
+    pub b_sk: u32,
+    pub b_sn: u32,
+}
+
+/// index.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct IndexParams {
+    pub numel: u32,
+    pub rank: u32,
+    pub dim: u32,
+    pub src_offset: u32,
+    pub idx_offset: u32,
+    pub idx_len: u32,
+    pub src_dim: u32,
+    pub idx_stride1d: u32,
+    pub shape: Dims,
+    pub src_stride: Dims,
+    pub idx_shape: Dims,
+    pub idx_stride: Dims,
+}
+
+/// random.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct RandomParams {
+    pub numel: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub normal: u32,
+    pub a: f32,
+    pub b: f32,
+    pub pad: [u32; 2],
+}
+
+/// softmax.wgsl (softmax and cross-entropy).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct RowParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub offset: u32,
+    pub row_stride: u32,
+    pub col_stride: u32,
+    pub t_offset: u32,
+    pub t_stride: u32,
+    pub inv_rows: f32,
+}
+
+/// optim.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct AdamParams {
+    pub numel: u32,
+    pub decoupled: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub step_size: f32,
+    pub bc2_sqrt: f32,
+    pub pad: [u32; 3],
+}
+
+/// `x` as a kernel's u32, or `TooLarge` (kernels index with 32-bit integers).
+pub(crate) fn to_u32(op: &'static str, x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::TooLarge {
+        op,
+        bytes: (x as u64).saturating_mul(4),
+        limit: u64::from(u32::MAX) * 4,
+    })
+}
+
+/// Up to [`MAX_RANK`] values packed as [`Dims`].
+pub(crate) fn dims(op: &'static str, values: &[usize]) -> Result<Dims> {
+    if values.len() > MAX_RANK {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "the GPU kernels index at most {MAX_RANK} dims after merging contiguous ones, \
+                 found {} (shape or strides {values:?})",
+                values.len()
+            ),
+        ));
+    }
+    let mut out = [[0u32; 4]; 2];
+    for (i, &v) in values.iter().enumerate() {
+        out[i / 4][i % 4] = to_u32(op, v)?;
+    }
+    Ok(out)
+}
+
+/// The simplest equivalent of iterating `shape` row-major while every operand
+/// `k` walks its `strides[k]`: size-1 dims are dropped and a dim is merged into
+/// the next one when it is contiguous with it in every operand. Returns the
+/// new shape and one stride list per operand (possibly rank 0 for one element).
+pub(crate) fn collapse(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut out_shape: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut out_strides: Vec<Vec<usize>> = vec![Vec::with_capacity(shape.len()); strides.len()];
+    for d in 0..shape.len() {
+        if shape[d] == 1 {
+            continue;
+        }
+        // Merge with the previous kept dim when, for every operand, stepping
+        // that dim once equals stepping this one shape[d] times.
+        let mergeable = !out_shape.is_empty()
+            && strides
+                .iter()
+                .zip(&out_strides)
+                .all(|(s, o)| o.last().copied() == Some(s[d] * shape[d]));
+        if mergeable {
+            if let Some(last) = out_shape.last_mut() {
+                *last *= shape[d];
+            }
+            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
+                if let Some(last) = o.last_mut() {
+                    *last = s[d];
+                }
+            }
+        } else {
+            out_shape.push(shape[d]);
+            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
+                o.push(s[d]);
+            }
+        }
+    }
+    (out_shape, out_strides)
+}
+
+/// Shape, per-operand strides and offsets of up to three views that share
+/// `shape`, collapsed and packed for elementwise.wgsl.
+pub(crate) fn elementwise(
+    op: &'static str,
+    shape: &[usize],
+    views: &[&Layout],
+) -> Result<EwParams> {
+    let strides: Vec<&[usize]> = views.iter().map(|l| l.strides.as_slice()).collect();
+    let (shape, strides) = collapse(shape, &strides);
+    let mut p = EwParams {
+        numel: to_u32(op, shape.iter().product())?,
+        rank: shape.len() as u32,
+        shape: dims(op, &shape)?,
+        ..EwParams::default()
+    };
+    let slots = [
+        (&mut p.offset0, &mut p.stride0),
+        (&mut p.offset1, &mut p.stride1),
+        (&mut p.offset2, &mut p.stride2),
+    ];
+    for ((view, s), (offset, stride)) in views.iter().zip(&strides).zip(slots) {
+        *offset = to_u32(op, view.offset)?;
+        *stride = dims(op, s)?;
+    }
+    Ok(p)
+}
+
+/// Splits `n` workgroups into an (x, y) grid whose rows are exactly 65535
+/// wide when n exceeds one row, as the shaders' `GRID_X` expects.
+pub(crate) fn fold_grid(op: &'static str, n: u64) -> Result<[u32; 3]> {
+    const GRID_X: u64 = 65_535;
+    if n <= GRID_X {
+        return Ok([n as u32, 1, 1]);
+    }
+    let y = n.div_ceil(GRID_X);
+    if y > GRID_X {
+        return Err(Error::TooLarge {
+            op,
+            bytes: n.saturating_mul(256 * 4),
+            limit: GRID_X * GRID_X * 256 * 4,
+        });
+    }
+    Ok([GRID_X as u32, y as u32, 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collapse_merges_contiguous_runs_only() {
+        // A contiguous [2, 3, 4] becomes one run of 24.
+        let (s, st) = collapse(&[2, 3, 4], &[&[12, 4, 1]]);
+        assert_eq!((s, st), (vec![24], vec![vec![1]]));
+        // A transpose of the last two dims keeps them apart.
+        let (s, st) = collapse(&[2, 4, 3], &[&[12, 1, 4]]);
+        assert_eq!((s, st), (vec![2, 4, 3], vec![vec![12, 1, 4]]));
+        // Broadcast stride 0 merges with a broadcast neighbour but not with data.
+        let (s, st) = collapse(&[5, 2, 3], &[&[0, 0, 1], &[6, 3, 1]]);
+        assert_eq!((s, st), (vec![10, 3], vec![vec![0, 1], vec![3, 1]]));
+        // All-ones shapes collapse to rank 0.
+        let (s, _) = collapse(&[1, 1], &[&[7, 9]]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn grids_fold_into_full_rows() {
+        assert_eq!(fold_grid("t", 10).unwrap(), [10, 1, 1]);
+        assert_eq!(fold_grid("t", 65_536).unwrap(), [65_535, 2, 1]);
+    }
+
+    #[test]
+    fn param_blocks_are_16_byte_multiples() {
+        for size in [
+            std::mem::size_of::<EwParams>(),
+            std::mem::size_of::<ReduceParams>(),
+            std::mem::size_of::<MatmulParams>(),
+            std::mem::size_of::<IndexParams>(),
+            std::mem::size_of::<RandomParams>(),
+            std::mem::size_of::<RowParams>(),
+            std::mem::size_of::<AdamParams>(),
+        ] {
+            assert_eq!(size % 16, 0);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The pipeline cache: one shader module per WGSL file, one bind-group layout
+//! per binding signature, and one compute pipeline per kernel variant
+//! (entry point + pipeline-constant values), each built on first use.
+//!
+//! Layouts are explicit rather than derived from the shader, so an entry
+//! point may leave a declared binding unused in some variants, and so every
+//! kernel's bindings are stated in one place (`kernels.rs`). Creation runs in
+//! a validation error scope: a shader the driver rejects is an
+//! [`Error::Device`] naming the file and entry point, not a panic.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use lam_core::{Error, Result};
+
+use crate::context::{block_on, lock};
+use crate::kernels::{Access, Kernel, Shader};
+
+/// A kernel with its pipeline-constant values (f64 bits, for hashing).
+type VariantKey = (Kernel, Vec<(&'static str, u64)>);
+
+/// A bind-group layout and the pipeline layout made of it.
+type Layouts = (wgpu::BindGroupLayout, wgpu::PipelineLayout);
+
+/// A built pipeline and the layout its bind groups use.
+#[derive(Clone, Debug)]
+pub(crate) struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Lazily built modules, layouts and pipelines of one device.
+#[derive(Debug, Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    layouts: Mutex<HashMap<&'static [(u32, Access)], Layouts>>,
+    pipelines: Mutex<HashMap<VariantKey, Pipeline>>,
+}
+
+impl PipelineCache {
+    /// The pipeline of `kernel` with `constants`, built once per variant.
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+    ) -> Result<Pipeline> {
+        let key: VariantKey = (
+            kernel,
+            constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
+        );
+        if let Some(p) = lock(&self.pipelines).get(&key) {
+            return Ok(p.clone());
+        }
+        // Built outside the map's lock: two threads may race to build the
+        // same variant, which is harmless (the second insert wins).
+        let module = self.module(device, kernel.shader)?;
+        let (layout, pipeline_layout) = self.layout(device, kernel.bindings);
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let label = format!("{}::{}", kernel.shader.file(), kernel.entry);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Every kernel writes workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = block_on(scope.pop()) {
+            return Err(Error::Device(format!(
+                "building pipeline {label} with {constants:?} failed: {e}"
+            )));
+        }
+        let built = Pipeline { pipeline, layout };
+        lock(&self.pipelines).insert(key, built.clone());
+        Ok(built)
+    }
+
+    fn module(&self, device: &wgpu::Device, shader: Shader) -> Result<wgpu::ShaderModule> {
+        if let Some(m) = lock(&self.modules).get(&shader) {
+            return Ok(m.clone());
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.file()),
+            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+        });
+        if let Some(e) = block_on(scope.pop()) {
+            return Err(Error::Device(format!(
+                "compiling {} failed: {e}",
+                shader.file()
+            )));
+        }
+        lock(&self.modules).insert(shader, module.clone());
+        Ok(module)
+    }
+
+    fn layout(&self, device: &wgpu::Device, bindings: &'static [(u32, Access)]) -> Layouts {
+        let mut layouts = lock(&self.layouts);
+        let entry = layouts.entry(bindings).or_insert_with(|| {
+            let uniform = wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            };
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = std::iter::once(uniform)
+                .chain(
+                    bindings
+                        .iter()
+                        .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
+                            binding,
+                            visibility: wgpu::ShaderStages::COMPUTE,
+                            ty: wgpu::BindingType::Buffer {
+                                ty: wgpu::BufferBindingType::Storage {
+                                    read_only: access == Access::Read,
+                                },
+                                has_dynamic_offset: false,
+                                min_binding_size: None,
+                            },
+                            count: None,
+                        }),
+                )
+                .collect();
+            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: None,
+                entries: &entries,
+            });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            (bgl, pl)
+        });
+        (entry.0.clone(), entry.1.clone())
+    }
+}

@@ -1,0 +1,336 @@
+// Elementwise kernels over strided views: unary and binary math, select
+// (where), dtype casts, strided copies and fills.
+//
+// Every input is any strided view (rank <= 8 after the host merges dims that
+// are contiguous with each other), so transposed, narrowed and broadcast
+// (stride 0) inputs are read in place, never copied first. Outputs are
+// contiguous except for `copy`, whose destination is a view too.
+//
+// Buffers are bound as raw u32 words so one set of bindings serves f32 and
+// i32 data alike: math entry points bitcast, copies move bits untouched.
+// The math op is the pipeline constant OP (codes in
+// crates/lam-wgpu/src/kernels.rs); scalar parameters such as a LeakyRelu
+// slope live in the uniform, so they do not multiply pipelines.
+
+// Mirrors `EwParams` in crates/lam-wgpu/src/params.rs.
+struct Params {
+    numel: u32,
+    rank: u32,
+    offset0: u32,
+    offset1: u32,
+    offset2: u32,
+    alpha: f32,
+    beta: f32,
+    // select: 1 when the condition is i32; fill: the value's bits.
+    word: u32,
+    shape: array<vec4<u32>, 2>,
+    stride0: array<vec4<u32>, 2>,
+    stride1: array<vec4<u32>, 2>,
+    stride2: array<vec4<u32>, 2>,
+}
+
+override OP: u32 = 0u;
+override TO_INT: bool = false;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> in0: array<u32>;
+@group(0) @binding(2) var<storage, read> in1: array<u32>;
+@group(0) @binding(3) var<storage, read> in2: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<u32>;
+
+const WG: u32 = 256u;
+const GRID_X: u32 = 65535u;
+const FRAC_1_SQRT_2: f32 = 0.707106781186548;
+const FRAC_1_SQRT_2PI: f32 = 0.398942280401433;
+
+// Storage offsets of element `i` (row-major over p.shape) in the three views.
+fn offsets(i: u32) -> vec3<u32> {
+    var off = vec3<u32>(p.offset0, p.offset1, p.offset2);
+    if (p.rank == 1u) {
+        // The common case after merging dims: no division needed.
+        return off + i * vec3<u32>(p.stride0[0].x, p.stride1[0].x, p.stride2[0].x);
+    }
+    var rem = i;
+    for (var k = 0u; k < p.rank; k++) {
+        let d = p.rank - 1u - k;
+        let n = p.shape[d >> 2u][d & 3u];
+        let c = rem % n;
+        rem = rem / n;
+        off += c * vec3<u32>(
+            p.stride0[d >> 2u][d & 3u],
+            p.stride1[d >> 2u][d & 3u],
+            p.stride2[d >> 2u][d & 3u],
+        );
+    }
+    return off;
+}
+
+// The linear element of this invocation. The host folds grids above 65535
+// workgroups into rows of exactly GRID_X, so no num_workgroups builtin (which
+// HLSL lacks natively) is needed.
+fn element(wid: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * GRID_X) * WG + lid;
+}
+
+fn f(word: u32) -> f32 {
+    return bitcast<f32>(word);
+}
+
+// NaN test on the bits: WGSL lets implementations assume no NaNs in float
+// arithmetic, so `x != x` may be folded away, but integer tests may not.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// erf with ~6e-8 absolute error (N. Juffa's single-precision minimax fit);
+// WGSL has no erf builtin and exact GELU needs one.
+fn erf_approx(a: f32) -> f32 {
+    let t = abs(a);
+    let s = a * a;
+    if (t > 0.927734375) {
+        var r = fma(-1.72853470e-5, t, 3.83197126e-4);
+        let u = fma(-3.88396438e-3, t, 2.42546219e-2);
+        r = fma(r, s, u);
+        r = fma(r, t, -1.06777877e-1);
+        r = fma(r, t, -6.34846687e-1);
+        r = fma(r, t, -1.28717512e-1);
+        r = fma(r, t, -t);
+        // The clamp keeps exp's argument finite on drivers that assume no inf.
+        r = 1.0 - exp(max(r, -87.0));
+        return select(r, -r, a < 0.0);
+    }
+    var r = -5.96761703e-4;
+    r = fma(r, s, 4.99119423e-3);
+    r = fma(r, s, -2.67681349e-2);
+    r = fma(r, s, 1.12819925e-1);
+    r = fma(r, s, -3.76125336e-1);
+    r = fma(r, s, 1.28379166e-1);
+    return fma(r, a, a);
+}
+
+// log(1 + e) for e in [0, 1], accurate when e is tiny (WGSL has no log1p).
+fn log1p_small(e: f32) -> f32 {
+    if (e < 1e-3) {
+        return e * (1.0 - e * (0.5 - e * (1.0 / 3.0)));
+    }
+    return log(1.0 + e);
+}
+
+// exp(x) - 1, accurate near 0 (and keeping -0.0) where exp(x) - 1 cancels.
+fn expm1(x: f32) -> f32 {
+    if (abs(x) < 1e-2) {
+        return x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0))));
+    }
+    return exp(x) - 1.0;
+}
+
+// x^y with C's rules for negative bases and zero; WGSL's pow is undefined there.
+fn pow_c(x: f32, y: f32) -> f32 {
+    if (y == 0.0) {
+        return 1.0;
+    }
+    if (is_nan(y)) {
+        return select(y, 1.0, x == 1.0);
+    }
+    if (y == 1.0) {
+        return x;
+    }
+    if (y == 2.0) {
+        return x * x;
+    }
+    let odd = y == trunc(y) && (y * 0.5) != trunc(y * 0.5);
+    if (x == 0.0) {
+        // 0^positive is 0 and 0^negative is inf (WGSL has no inf literal),
+        // each keeping the zero's sign for odd integer exponents.
+        let negative = bitcast<u32>(x) != 0u && odd;
+        if (y > 0.0) {
+            return select(0.0, x, negative);
+        }
+        return bitcast<f32>(select(0x7f800000u, 0xff800000u, negative));
+    }
+    let r = exp2(y * log2(abs(x)));
+    if (x > 0.0) {
+        return r;
+    }
+    if (y != trunc(y)) {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    // An odd integer exponent keeps the sign of a negative base.
+    return select(r, -r, odd);
+}
+
+fn sigmoid(x: f32) -> f32 {
+    // Both branches exponentiate only non-positive numbers, so nothing overflows.
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn unary_op(x: f32) -> f32 {
+    let a = p.alpha;
+    let b = p.beta;
+    // NaN propagates through every op, as in PyTorch (max/min/clamp would
+    // drop it on some drivers), except the indicators, which are false.
+    if (is_nan(x)) {
+        let indicator = OP == 19u || OP == 23u || OP == 24u || OP == 26u;
+        // x^0 is 1 even for NaN (C's pow).
+        let power_zero = OP == 22u && a == 0.0;
+        return select(select(x, 0.0, indicator), 1.0, power_zero);
+    }
+    switch OP {
+        case 0u: { return -x; }
+        case 1u: { return abs(x); }
+        case 2u: { return exp(x); }
+        case 3u: { return log(x); }
+        case 4u: { return sqrt(x); }
+        case 5u: { return x * x; }
+        case 6u: { return 1.0 / x; }
+        case 7u: { return sin(x); }
+        case 8u: { return cos(x); }
+        // tanh(15) rounds to 1.0 in f32; the clamp avoids the overflow some
+        // drivers' tanh has for large |x|.
+        case 9u: { return tanh(clamp(x, -15.0, 15.0)); }
+        case 10u: { return sigmoid(x); }
+        // Written as selects so -0.0 passes through unchanged, as on the CPU.
+        case 11u: { return select(x, 0.0, x < 0.0); }
+        case 12u: { return select(a * x, x, x > 0.0); }
+        case 13u: { return select(a * expm1(select(x, 0.0, x > 0.0)), x, x > 0.0); }
+        case 14u: { return 0.5 * x * (1.0 + erf_approx(x * FRAC_1_SQRT_2)); }
+        case 15u: { return x * sigmoid(x); }
+        case 16u: { return max(x, 0.0) + log1p_small(exp(-abs(x))); }
+        case 17u: { return select(select(x, a, x < a), b, x > b); }
+        // Keeps the sign of zero, like the CPU reference (WGSL's sign may not).
+        case 18u: { return select(select(x, -1.0, x < 0.0), 1.0, x > 0.0); }
+        case 19u: { return select(0.0, 1.0, x > 0.0); }
+        case 20u: { return x + a; }
+        case 21u: { return x * a; }
+        case 22u: { return pow_c(x, a); }
+        case 23u: { return select(0.0, 1.0, x > a); }
+        case 24u: { return select(0.0, 1.0, x < a); }
+        case 25u: {
+            let cdf = 0.5 * (1.0 + erf_approx(x * FRAC_1_SQRT_2));
+            return cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
+        }
+        case 26u: { return select(0.0, 1.0, x > a && x < b); }
+        default: { return x; }
+    }
+}
+
+fn binary_op(x: f32, y: f32) -> f32 {
+    if (is_nan(x) || is_nan(y)) {
+        // Explicit, since drivers may assume no NaNs: comparisons are false
+        // (Ne true) and maximum/minimum propagate the NaN, as in PyTorch.
+        switch OP {
+            case 5u, 6u: { return select(y, x, is_nan(x)); }
+            case 7u, 9u, 10u, 11u, 12u: { return 0.0; }
+            case 8u: { return 1.0; }
+            default: {}
+        }
+    }
+    switch OP {
+        case 0u: { return x + y; }
+        case 1u: { return x - y; }
+        case 2u: { return x * y; }
+        case 3u: { return x / y; }
+        case 4u: { return pow_c(x, y); }
+        case 5u: { return max(x, y); }
+        case 6u: { return min(x, y); }
+        case 7u: { return select(0.0, 1.0, x == y); }
+        case 8u: { return select(0.0, 1.0, x != y); }
+        case 9u: { return select(0.0, 1.0, x < y); }
+        case 10u: { return select(0.0, 1.0, x <= y); }
+        case 11u: { return select(0.0, 1.0, x > y); }
+        case 12u: { return select(0.0, 1.0, x >= y); }
+        default: { return x; }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn unary(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, lid);
+    if (i >= p.numel) {
+        return;
+    }
+    let o = offsets(i);
+    dst[i] = bitcast<u32>(unary_op(f(in0[o.x])));
+}
+
+@compute @workgroup_size(WG)
+fn binary(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, lid);
+    if (i >= p.numel) {
+        return;
+    }
+    let o = offsets(i);
+    dst[i] = bitcast<u32>(binary_op(f(in0[o.x]), f(in1[o.y])));
+}
+
+// out = cond != 0 ? a : b, moving the bits of a or b (any dtype).
+@compute @workgroup_size(WG)
+fn select_where(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, lid);
+    if (i >= p.numel) {
+        return;
+    }
+    let o = offsets(i);
+    let c = in0[o.x];
+    // A float condition compares as a float so that -0.0 counts as zero.
+    let truthy = select(f(c) != 0.0, c != 0u, p.word == 1u);
+    dst[i] = select(in2[o.z], in1[o.y], truthy);
+}
+
+// f32 -> i32 truncating toward zero (TO_INT), or i32 -> f32.
+@compute @workgroup_size(WG)
+fn cast_dtype(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, lid);
+    if (i >= p.numel) {
+        return;
+    }
+    let w = in0[offsets(i).x];
+    if (TO_INT) {
+        dst[i] = bitcast<u32>(i32(f(w)));
+    } else {
+        dst[i] = bitcast<u32>(f32(bitcast<i32>(w)));
+    }
+}
+
+// dst view (offset1/stride1) = src view (offset0/stride0), bits unchanged.
+@compute @workgroup_size(WG)
+fn copy_view(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, lid);
+    if (i >= p.numel) {
+        return;
+    }
+    let o = offsets(i);
+    dst[o.y] = in0[o.x];
+}
+
+// dst[offset1 + i] = word for i < numel (zeros and constant tensors).
+@compute @workgroup_size(WG)
+fn fill_value(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wid, lid);
+    if (i >= p.numel) {
+        return;
+    }
+    dst[p.offset1 + i] = p.word;
+}

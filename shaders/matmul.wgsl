@@ -1,0 +1,233 @@
+// Batched matrix product C[b] = A[b] (M x K) * B[b] (K x N), C contiguous.
+//
+// A and B are any strided views: batch strides may be 0 (broadcast) and row
+// or column strides arbitrary, so transposes are folded into the loads and
+// never materialised. Each workgroup of 256 threads computes a 64 x 64 tile
+// of C; each thread owns a 4 x 4 register tile (the main lever for speed).
+// A and B tiles of depth TK = 16 are staged in workgroup memory as vec4s so
+// the inner loop reads one vec4 of A and one of B per 16 multiply-adds.
+//
+// Pipeline constants pick the variant (see `MatmulVariant` in ops/matmul.rs):
+// - A_MODE: 0 scalar loads (m fastest), 1 scalar (k fastest),
+//           2 vec4 along k (row-major A), 3 vec4 along m (transposed A);
+// - B_MODE: 0 scalar (n fastest), 1 scalar (k fastest),
+//           2 vec4 along n (row-major B), 3 vec4 along k (transposed B);
+// - ALIGNED: M, N multiples of 64 and K of 16, so no edge checks at all.
+// The vec4 modes need the host to have checked alignment of the offset,
+// batch stride and the other stride, and divisibility of the vector dim by 4.
+
+// Mirrors `MatmulParams` in crates/lam-wgpu/src/params.rs.
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_offset: u32,
+    a_sb: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_offset: u32,
+    b_sb: u32,
+    b_sk: u32,
+    b_sn: u32,
+}
+
+override A_MODE: u32 = 0u;
+override B_MODE: u32 = 0u;
+override ALIGNED: bool = false;
+
+@group(0) @binding(0) var<uniform> p: Params;
+// Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
+// component (every lam buffer is a multiple of 16 bytes long).
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+const GRID_MAX: u32 = 65535u;
+
+// as_[kk * 16 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 16 + q] holds
+// B columns 4q..4q+3 at depth kk.
+var<workgroup> as_: array<vec4<f32>, 256>;
+var<workgroup> bs: array<vec4<f32>, 256>;
+
+fn a_at(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
+fn b_at(i: u32) -> f32 {
+    return b[i >> 2u][i & 3u];
+}
+
+fn set_a(kk: u32, r: u32, v: f32) {
+    as_[kk * 16u + (r >> 2u)][r & 3u] = v;
+}
+
+fn set_b(kk: u32, col: u32, v: f32) {
+    bs[kk * 16u + (col >> 2u)][col & 3u] = v;
+}
+
+fn load_a_scalar(base: u32, m: u32, k: u32) -> f32 {
+    if (ALIGNED || (m < p.m && k < p.k)) {
+        return a_at(base + m * p.a_sm + k * p.a_sk);
+    }
+    return 0.0;
+}
+
+fn load_b_scalar(base: u32, k: u32, n: u32) -> f32 {
+    if (ALIGNED || (k < p.k && n < p.n)) {
+        return b_at(base + k * p.b_sk + n * p.b_sn);
+    }
+    return 0.0;
+}
+
+// Stages the 64 x 16 tile of A at rows m0.., depth k0.. into as_.
+fn stage_a(t: u32, base: u32, m0: u32, k0: u32) {
+    switch A_MODE {
+        case 2u: {
+            // 64 rows x 4 vec4s along k; K % 4 == 0 so a vec4 never straddles K.
+            let r = t >> 2u;
+            let kq = (t & 3u) * 4u;
+            var v = vec4<f32>(0.0);
+            if (ALIGNED || (m0 + r < p.m && k0 + kq < p.k)) {
+                v = a[(base + (m0 + r) * p.a_sm + k0 + kq) >> 2u];
+            }
+            set_a(kq, r, v.x);
+            set_a(kq + 1u, r, v.y);
+            set_a(kq + 2u, r, v.z);
+            set_a(kq + 3u, r, v.w);
+        }
+        case 3u: {
+            // 16 depths x 16 vec4s along m; M % 4 == 0.
+            let kk = t >> 4u;
+            let q = t & 15u;
+            var v = vec4<f32>(0.0);
+            if (ALIGNED || (m0 + q * 4u < p.m && k0 + kk < p.k)) {
+                v = a[(base + m0 + q * 4u + (k0 + kk) * p.a_sk) >> 2u];
+            }
+            as_[kk * 16u + q] = v;
+        }
+        case 1u: {
+            for (var e = 0u; e < 4u; e++) {
+                let idx = t + e * 256u;
+                let kk = idx & 15u;
+                let r = idx >> 4u;
+                set_a(kk, r, load_a_scalar(base, m0 + r, k0 + kk));
+            }
+        }
+        default: {
+            for (var e = 0u; e < 4u; e++) {
+                let idx = t + e * 256u;
+                let r = idx & 63u;
+                let kk = idx >> 6u;
+                set_a(kk, r, load_a_scalar(base, m0 + r, k0 + kk));
+            }
+        }
+    }
+}
+
+// Stages the 16 x 64 tile of B at depth k0.., columns n0.. into bs.
+fn stage_b(t: u32, base: u32, k0: u32, n0: u32) {
+    switch B_MODE {
+        case 2u: {
+            // 16 depths x 16 vec4s along n; N % 4 == 0.
+            let kk = t >> 4u;
+            let q = t & 15u;
+            var v = vec4<f32>(0.0);
+            if (ALIGNED || (k0 + kk < p.k && n0 + q * 4u < p.n)) {
+                v = b[(base + (k0 + kk) * p.b_sk + n0 + q * 4u) >> 2u];
+            }
+            bs[kk * 16u + q] = v;
+        }
+        case 3u: {
+            // 64 columns x 4 vec4s along k; K % 4 == 0.
+            let col = t >> 2u;
+            let kq = (t & 3u) * 4u;
+            var v = vec4<f32>(0.0);
+            if (ALIGNED || (n0 + col < p.n && k0 + kq < p.k)) {
+                v = b[(base + (n0 + col) * p.b_sn + k0 + kq) >> 2u];
+            }
+            set_b(kq, col, v.x);
+            set_b(kq + 1u, col, v.y);
+            set_b(kq + 2u, col, v.z);
+            set_b(kq + 3u, col, v.w);
+        }
+        case 1u: {
+            for (var e = 0u; e < 4u; e++) {
+                let idx = t + e * 256u;
+                let kk = idx & 15u;
+                let col = idx >> 4u;
+                set_b(kk, col, load_b_scalar(base, k0 + kk, n0 + col));
+            }
+        }
+        default: {
+            for (var e = 0u; e < 4u; e++) {
+                let idx = t + e * 256u;
+                let col = idx & 63u;
+                let kk = idx >> 6u;
+                set_b(kk, col, load_b_scalar(base, k0 + kk, n0 + col));
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn matmul(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tx = t & 15u;
+    let ty = t >> 4u;
+    let tiles_n = (p.n + TILE - 1u) / TILE;
+    let tiles_m = (p.m + TILE - 1u) / TILE;
+    // Each grid dimension is at most GRID_MAX; larger extents loop. All loop
+    // bounds are uniform, so the barriers inside stay in uniform control flow.
+    for (var bz = wid.z; bz < p.batch; bz += GRID_MAX) {
+        let a_base = p.a_offset + bz * p.a_sb;
+        let b_base = p.b_offset + bz * p.b_sb;
+        let c_base = bz * p.m * p.n;
+        for (var tm = wid.y; tm < tiles_m; tm += GRID_MAX) {
+            for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
+                let m0 = tm * TILE;
+                let n0 = tn * TILE;
+                var acc0 = vec4<f32>(0.0);
+                var acc1 = vec4<f32>(0.0);
+                var acc2 = vec4<f32>(0.0);
+                var acc3 = vec4<f32>(0.0);
+                for (var k0 = 0u; k0 < p.k; k0 += TK) {
+                    stage_a(t, a_base, m0, k0);
+                    stage_b(t, b_base, k0, n0);
+                    workgroupBarrier();
+                    for (var kk = 0u; kk < TK; kk++) {
+                        let av = as_[kk * 16u + ty];
+                        let bv = bs[kk * 16u + tx];
+                        acc0 = fma(vec4<f32>(av.x), bv, acc0);
+                        acc1 = fma(vec4<f32>(av.y), bv, acc1);
+                        acc2 = fma(vec4<f32>(av.z), bv, acc2);
+                        acc3 = fma(vec4<f32>(av.w), bv, acc3);
+                    }
+                    workgroupBarrier();
+                }
+                let row = m0 + ty * 4u;
+                let col = n0 + tx * 4u;
+                store_row(c_base, row, col, acc0);
+                store_row(c_base, row + 1u, col, acc1);
+                store_row(c_base, row + 2u, col, acc2);
+                store_row(c_base, row + 3u, col, acc3);
+            }
+        }
+    }
+}
+
+fn store_row(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
+    if (!ALIGNED && row >= p.m) {
+        return;
+    }
+    let i = c_base + row * p.n + col;
+    for (var j = 0u; j < 4u; j++) {
+        if (ALIGNED || col + j < p.n) {
+            c[i + j] = v[j];
+        }
+    }
+}
