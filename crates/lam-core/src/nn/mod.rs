@@ -19,6 +19,7 @@
 //! [`crate::Tensor::set_data`] or the in-place [`init`] functions.
 
 mod activation;
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -28,13 +29,16 @@ mod linear;
 mod module;
 mod norm;
 mod pool;
+mod rnn;
 mod sequential;
+mod transformer;
 mod window;
 
 pub use activation::{
     GeluApproximate, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, ELU,
     GELU,
 };
+pub use attention::{causal_mask, AttnMask, MultiheadAttention, MultiheadAttentionConfig, MASKED};
 pub use conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
@@ -43,7 +47,11 @@ pub use linear::{Linear, LinearConfig};
 pub use module::{join, Entry, Mode, Module};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+pub use rnn::{RnnConfig, RnnNonlinearity, GRU, LSTM, RNN};
 pub use sequential::Sequential;
+pub use transformer::{
+    TransformerActivation, TransformerEncoderLayer, TransformerEncoderLayerConfig,
+};
 pub use window::{Size2, Window};
 
 /// The layers' computations as functions of tensors, as
@@ -59,4 +67,5 @@ pub mod functional {
     pub use super::linear::linear;
     pub use super::norm::{batch_norm, layer_norm};
     pub use super::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+    pub use super::rnn::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
 }

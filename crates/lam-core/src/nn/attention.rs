@@ -1,0 +1,362 @@
+//! [`MultiheadAttention`] (PyTorch's `nn.MultiheadAttention`) and its
+//! masks, [`AttnMask`].
+//!
+//! `softmax(Q Kᵀ / √d + mask) V` per head, with the query, key and value
+//! projections packed in `in_proj_weight` `[3E, E]` (rows `q, k, v`) and
+//! `in_proj_bias` `[3E]`, and the output projection in `out_proj` — PyTorch's
+//! names, so weights interchange through `state_dict`. Shapes: query
+//! `[L, B, E]`, key and value `[S, B, E]` (`[B, L, E]`, `[B, S, E]` with
+//! `batch_first`; unbatched `[L, E]`, `[S, E]` also accepted).
+//!
+//! Masked scores get a large negative value ([`MASKED`]) rather than `-∞`,
+//! so a position masked twice stays finite on every backend; a query row
+//! whose keys are *all* masked therefore attends uniformly instead of giving
+//! NaN as PyTorch does.
+
+use super::{init, join, Entry, Linear, Mode, Module};
+use crate::{DType, Device, Error, Result, Tensor};
+
+/// What a masked score becomes (effectively `-∞` after softmax).
+pub const MASKED: f32 = -1e9;
+
+/// An attention mask, in either of PyTorch's two kinds.
+#[derive(Debug, Clone, Copy)]
+pub enum AttnMask<'a> {
+    /// PyTorch's boolean mask: a non-zero element means that position may
+    /// **not** be attended to (an F32 0/1 tensor, or I32).
+    Bool(&'a Tensor),
+    /// Added to the attention scores before the softmax (PyTorch's float
+    /// mask): 0 keeps a position, a large negative value removes it.
+    Additive(&'a Tensor),
+}
+
+impl AttnMask<'_> {
+    /// The mask as an additive F32 tensor.
+    fn additive(&self, op: &'static str) -> Result<Tensor> {
+        match self {
+            AttnMask::Bool(m) => {
+                let m = if m.dtype() == DType::F32 {
+                    (*m).clone()
+                } else {
+                    m.to_dtype(DType::F32)?
+                };
+                let masked = m.ne(&Tensor::zeros(&[], &m.device())?)?;
+                masked.mul_scalar(MASKED)
+            }
+            AttnMask::Additive(m) => {
+                m.check_f32(op)?;
+                Ok(m.detach())
+            }
+        }
+    }
+
+    fn tensor(&self) -> &Tensor {
+        match self {
+            AttnMask::Bool(m) | AttnMask::Additive(m) => m,
+        }
+    }
+}
+
+/// A causal ("square subsequent") mask `[n, n]` for [`AttnMask::Bool`]:
+/// 1 above the diagonal, so position `i` attends to positions `≤ i`.
+pub fn causal_mask(n: usize, device: &Device) -> Result<Tensor> {
+    let data = (0..n * n)
+        .map(|k| if k % n > k / n { 1.0 } else { 0.0 })
+        .collect();
+    Tensor::from_vec(data, &[n, n], device)
+}
+
+/// Options of [`MultiheadAttention`] beyond its sizes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MultiheadAttentionConfig {
+    /// Dropout on the attention weights, in training mode (default 0).
+    pub dropout: f32,
+    /// Learn `in_proj_bias` and `out_proj.bias` (default true).
+    pub bias: bool,
+    /// Inputs and output are `[B, L, E]` (default false: `[L, B, E]`).
+    pub batch_first: bool,
+}
+
+impl Default for MultiheadAttentionConfig {
+    fn default() -> Self {
+        MultiheadAttentionConfig {
+            dropout: 0.0,
+            bias: true,
+            batch_first: false,
+        }
+    }
+}
+
+/// Multi-head scaled dot-product attention.
+pub struct MultiheadAttention {
+    /// `[3E, E]`: the query, key and value projections stacked.
+    pub in_proj_weight: Tensor,
+    /// `[3E]`, absent without bias.
+    pub in_proj_bias: Option<Tensor>,
+    /// `[E, E]` output projection.
+    pub out_proj: Linear,
+    embed_dim: usize,
+    num_heads: usize,
+    config: MultiheadAttentionConfig,
+    mode: Mode,
+}
+
+impl MultiheadAttention {
+    /// `nn.MultiheadAttention(embed_dim, num_heads)`.
+    pub fn new(embed_dim: usize, num_heads: usize, device: &Device) -> Result<Self> {
+        Self::with_config(
+            embed_dim,
+            num_heads,
+            MultiheadAttentionConfig::default(),
+            device,
+        )
+    }
+
+    /// `nn.MultiheadAttention` with options. PyTorch's initialisation:
+    /// Xavier-uniform `in_proj_weight`, zero biases, default `out_proj.weight`.
+    pub fn with_config(
+        embed_dim: usize,
+        num_heads: usize,
+        config: MultiheadAttentionConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let op = "MultiheadAttention";
+        if embed_dim == 0 || num_heads == 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "embed_dim and num_heads must be positive, found {embed_dim} and {num_heads}"
+                ),
+            ));
+        }
+        if !embed_dim.is_multiple_of(num_heads) {
+            return Err(Error::invalid(
+                op,
+                format!("embed_dim {embed_dim} is not divisible by num_heads {num_heads}"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.dropout) {
+            return Err(Error::invalid(
+                op,
+                format!("dropout must be in [0, 1], found {}", config.dropout),
+            ));
+        }
+        let in_proj_weight =
+            init::xavier_uniform(&[3 * embed_dim, embed_dim], 1.0, device)?.requires_grad_()?;
+        let in_proj_bias = if config.bias {
+            Some(Tensor::zeros(&[3 * embed_dim], device)?.requires_grad_()?)
+        } else {
+            None
+        };
+        let out_proj = Linear::with_config(
+            embed_dim,
+            embed_dim,
+            super::LinearConfig { bias: config.bias },
+            device,
+        )?;
+        if let Some(b) = &out_proj.bias {
+            b.set_data(&Tensor::zeros(&[embed_dim], device)?)?;
+        }
+        Ok(MultiheadAttention {
+            in_proj_weight,
+            in_proj_bias,
+            out_proj,
+            embed_dim,
+            num_heads,
+            config,
+            mode: Mode::new(),
+        })
+    }
+
+    /// Attends from `query` to `key`/`value`. `key_padding_mask` is `[B, S]`
+    /// (unbatched `[S]`); `attn_mask` is `[L, S]` or `[B·num_heads, L, S]`.
+    /// Returns the output (the query's shape) and, when `need_weights`, the
+    /// attention weights averaged over heads, `[B, L, S]` (unbatched
+    /// `[L, S]`), after dropout as PyTorch returns them.
+    pub fn forward(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        key_padding_mask: Option<AttnMask<'_>>,
+        attn_mask: Option<AttnMask<'_>>,
+        need_weights: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let op = "MultiheadAttention";
+        let e = self.embed_dim;
+        for t in [query, key, value] {
+            t.check_f32(op)?;
+            query.device().check_same(&t.device(), op)?;
+        }
+        let batched = query.rank() == 3;
+        for (name, t) in [("query", query), ("key", key), ("value", value)] {
+            // The query decides batched (3) or unbatched (2); key and value follow it.
+            let ok = if name == "query" {
+                t.rank() == 2 || t.rank() == 3
+            } else {
+                t.rank() == query.rank()
+            };
+            if !ok {
+                return Err(Error::RankMismatch {
+                    op,
+                    expected: format!(
+                        "{} for {name} (3 batched, 2 unbatched; query, key and value alike)",
+                        if name == "query" {
+                            "3 or 2".to_string()
+                        } else {
+                            query.rank().to_string()
+                        }
+                    ),
+                    found: t.rank(),
+                    shape: t.shape(),
+                });
+            }
+            if t.dims()[t.rank() - 1] != e {
+                return Err(Error::shape(
+                    op,
+                    format!("a {name} whose last dim is embed_dim {e}"),
+                    t.dims(),
+                ));
+            }
+        }
+        // Batch-major `[B, L, E]` from here on.
+        let to_batch_major = |t: &Tensor| -> Result<Tensor> {
+            if !batched {
+                t.unsqueeze(0)
+            } else if self.config.batch_first {
+                Ok(t.clone())
+            } else {
+                t.transpose(0, 1)
+            }
+        };
+        let (q, k, v) = (
+            to_batch_major(query)?,
+            to_batch_major(key)?,
+            to_batch_major(value)?,
+        );
+        let (b, l, s) = (q.dims()[0], q.dims()[1], k.dims()[1]);
+        if k.dims()[0] != b || v.dims()[0] != b || v.dims()[1] != s {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "key and value with the query's batch size {b} and equal lengths, key {:?}",
+                    key.dims()
+                ),
+                value.dims(),
+            ));
+        }
+        if b == 0 || l == 0 || s == 0 {
+            return Err(Error::Empty { op });
+        }
+
+        let (h, d) = (self.num_heads, e / self.num_heads);
+        // `[B, len, E] → [B, H, len, d]` after the projection rows `part`.
+        let project = |x: &Tensor, part: usize| -> Result<Tensor> {
+            let w = self.in_proj_weight.narrow(0, part * e, e)?;
+            let bias = match &self.in_proj_bias {
+                Some(bias) => Some(bias.narrow(0, part * e, e)?),
+                None => None,
+            };
+            let len = x.dims()[1];
+            super::linear::linear(x, &w, bias.as_ref())?
+                .reshape_exact(&[b, len, h, d])?
+                .permute(&[0, 2, 1, 3])
+        };
+        let qh = project(&q, 0)?.mul_scalar(1.0 / (d as f32).sqrt())?;
+        let (kh, vh) = (project(&k, 1)?, project(&v, 2)?);
+        let mut scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S]
+
+        if let Some(mask) = attn_mask {
+            let m = mask.tensor();
+            let additive = mask.additive(op)?;
+            let additive = if m.dims() == [l, s] {
+                additive
+            } else if m.dims() == [b * h, l, s] {
+                additive.reshape_exact(&[b, h, l, s])?
+            } else {
+                return Err(Error::shape(
+                    op,
+                    format!("an attn_mask of shape [{l}, {s}] or [{}, {l}, {s}]", b * h),
+                    m.dims(),
+                ));
+            };
+            scores = scores.add(&additive)?;
+        }
+        if let Some(mask) = key_padding_mask {
+            let m = mask.tensor();
+            let expected: &[usize] = if batched { &[b, s] } else { &[s] };
+            if m.dims() != expected {
+                return Err(Error::shape(
+                    op,
+                    format!("a key_padding_mask of shape {expected:?}"),
+                    m.dims(),
+                ));
+            }
+            let additive = mask.additive(op)?.reshape_exact(&[b, 1, 1, s])?;
+            scores = scores.add(&additive)?;
+        }
+
+        let mut weights = scores.softmax(-1)?;
+        if self.mode.is_training() && self.config.dropout > 0.0 {
+            weights = super::dropout::dropout(&weights, self.config.dropout, true)?;
+        }
+        let out = weights
+            .matmul(&vh)? // [B, H, L, d]
+            .permute(&[0, 2, 1, 3])?
+            .reshape_exact(&[b, l, e])?;
+        let out = self.out_proj.forward(&out)?;
+        let out = if !batched {
+            out.squeeze(0)?
+        } else if self.config.batch_first {
+            out
+        } else {
+            out.transpose(0, 1)?
+        };
+        let weights = if need_weights {
+            let avg = weights.mean(&[1], false)?; // [B, L, S]
+            Some(if batched { avg } else { avg.squeeze(0)? })
+        } else {
+            None
+        };
+        Ok((out, weights))
+    }
+
+    /// `embed_dim`.
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    /// `num_heads`.
+    pub fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+
+    /// The options it was built with.
+    pub fn config(&self) -> MultiheadAttentionConfig {
+        self.config
+    }
+
+    /// True in training mode (attention dropout active).
+    pub fn is_training(&self) -> bool {
+        self.mode.is_training()
+    }
+}
+
+impl Module for MultiheadAttention {
+    /// Self-attention of `input` without masks; the output only.
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        Ok(MultiheadAttention::forward(self, input, input, input, None, None, false)?.0)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        f(
+            &join(prefix, "in_proj_weight"),
+            Entry::Parameter(&self.in_proj_weight),
+        );
+        if let Some(b) = &self.in_proj_bias {
+            f(&join(prefix, "in_proj_bias"), Entry::Parameter(b));
+        }
+        self.out_proj.visit(&join(prefix, "out_proj"), f);
+        self.mode.visit(prefix, f);
+    }
+}

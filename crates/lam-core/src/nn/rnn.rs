@@ -1,0 +1,571 @@
+//! Recurrent layers with PyTorch's names, shapes, gate order and
+//! initialisation: [`RNN`] (tanh or ReLU), [`LSTM`] and [`GRU`].
+//!
+//! All three share one engine: per layer and direction, one matmul projects
+//! the whole input sequence (`[T, B, in] → [T, B, gates·H]`), then a loop
+//! over time does one `h Wₕₕᵀ` matmul and the gate arithmetic per step; the
+//! steps are collected with [`Tensor::stack`]. Everything is ordinary tensor
+//! ops, so it differentiates through the tape and runs on every backend.
+//!
+//! Shapes (as PyTorch): input `[T, B, in]`, or `[B, T, in]` with
+//! `batch_first`, or unbatched `[T, in]`; output `[T, B, D·H]` (`D = 2` when
+//! bidirectional); states `[num_layers·D, B, H]` (unbatched: `[num_layers·D,
+//! H]`). `batch_first` never applies to the states.
+//!
+//! Parameters per layer `k` (and `_reverse` for the backward direction):
+//! `weight_ih_l{k}` `[G·H, in]`, `weight_hh_l{k}` `[G·H, H]`, `bias_ih_l{k}`
+//! and `bias_hh_l{k}` `[G·H]`, with `G` gates stacked in PyTorch's order —
+//! LSTM `i, f, g, o`; GRU `r, z, n` — all initialised `U(-1/√H, 1/√H)`.
+//!
+//! Each layer's `forward(x, state)` is an inherent method returning the
+//! output and the final state; [`Module::forward`] runs it from zero state and
+//! returns the output only (so the layers fit a [`super::Sequential`]). The
+//! inherent method wins in `rnn.forward(..)`; through a `Box` or `dyn Module`
+//! only the trait's one-argument form is visible.
+//!
+//! One step of each cell is also a plain function ([`rnn_tanh_cell`],
+//! [`rnn_relu_cell`], [`lstm_cell`], [`gru_cell`]; `torch.*_cell`), sharing
+//! the gate arithmetic with the layers.
+
+mod cell;
+
+pub use cell::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
+use cell::{step, Cell};
+
+use super::{init, join, Entry, Mode, Module};
+use crate::{Device, Error, Result, Tensor};
+
+/// The nonlinearity of a plain [`RNN`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RnnNonlinearity {
+    /// `tanh` (PyTorch's default).
+    #[default]
+    Tanh,
+    /// `relu`.
+    Relu,
+}
+
+/// Options shared by [`RNN`], [`LSTM`] and [`GRU`] (PyTorch's keyword
+/// arguments and defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RnnConfig {
+    /// Stacked recurrent layers (default 1).
+    pub num_layers: usize,
+    /// Learn `bias_ih` and `bias_hh` (default true).
+    pub bias: bool,
+    /// Input and output are `[B, T, feature]` instead of `[T, B, feature]`
+    /// (default false; states keep `[layers, B, H]` either way).
+    pub batch_first: bool,
+    /// Dropout on each layer's output except the last, in training mode
+    /// only (default 0).
+    pub dropout: f32,
+    /// Also run each layer backwards in time and concatenate (default false).
+    pub bidirectional: bool,
+}
+
+impl Default for RnnConfig {
+    fn default() -> Self {
+        RnnConfig {
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+}
+
+impl RnnConfig {
+    /// Sets `num_layers`.
+    pub fn num_layers(mut self, n: usize) -> Self {
+        self.num_layers = n;
+        self
+    }
+    /// Sets `bias`.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// Sets `batch_first`.
+    pub fn batch_first(mut self, batch_first: bool) -> Self {
+        self.batch_first = batch_first;
+        self
+    }
+    /// Sets the between-layer `dropout`.
+    pub fn dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
+    }
+    /// Sets `bidirectional`.
+    pub fn bidirectional(mut self, bidirectional: bool) -> Self {
+        self.bidirectional = bidirectional;
+        self
+    }
+}
+
+/// An Elman RNN: `h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)` (`nn.RNN`).
+pub struct RNN {
+    core: Recurrent,
+}
+
+/// Long short-term memory (`nn.LSTM`), gates `i, f, g, o`.
+pub struct LSTM {
+    core: Recurrent,
+}
+
+/// Gated recurrent unit (`nn.GRU`), gates `r, z, n`.
+pub struct GRU {
+    core: Recurrent,
+}
+
+impl RNN {
+    /// `nn.RNN(input_size, hidden_size)` (tanh, one layer).
+    pub fn new(input_size: usize, hidden_size: usize, device: &Device) -> Result<RNN> {
+        RNN::with_config(
+            input_size,
+            hidden_size,
+            RnnNonlinearity::Tanh,
+            RnnConfig::default(),
+            device,
+        )
+    }
+
+    /// `nn.RNN` with a nonlinearity and options.
+    pub fn with_config(
+        input_size: usize,
+        hidden_size: usize,
+        nonlinearity: RnnNonlinearity,
+        config: RnnConfig,
+        device: &Device,
+    ) -> Result<RNN> {
+        let cell = match nonlinearity {
+            RnnNonlinearity::Tanh => Cell::Tanh,
+            RnnNonlinearity::Relu => Cell::Relu,
+        };
+        Ok(RNN {
+            core: Recurrent::new("RNN", cell, input_size, hidden_size, config, device)?,
+        })
+    }
+
+    /// Runs the sequence from `h0` (zeros when `None`); returns the output
+    /// (`[T, B, D·H]`) and the final hidden state `h_n` (`[layers·D, B, H]`).
+    pub fn forward(&self, input: &Tensor, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let (out, mut states) = self.core.run(input, &[h0])?;
+        Ok((out, states.remove(0)))
+    }
+
+    /// The nonlinearity.
+    pub fn nonlinearity(&self) -> RnnNonlinearity {
+        match self.core.cell {
+            Cell::Relu => RnnNonlinearity::Relu,
+            _ => RnnNonlinearity::Tanh,
+        }
+    }
+}
+
+impl LSTM {
+    /// `nn.LSTM(input_size, hidden_size)`.
+    pub fn new(input_size: usize, hidden_size: usize, device: &Device) -> Result<LSTM> {
+        LSTM::with_config(input_size, hidden_size, RnnConfig::default(), device)
+    }
+
+    /// `nn.LSTM` with options.
+    pub fn with_config(
+        input_size: usize,
+        hidden_size: usize,
+        config: RnnConfig,
+        device: &Device,
+    ) -> Result<LSTM> {
+        Ok(LSTM {
+            core: Recurrent::new("LSTM", Cell::Lstm, input_size, hidden_size, config, device)?,
+        })
+    }
+
+    /// Runs the sequence from `(h0, c0)` (zeros when `None`); returns the
+    /// output (`[T, B, D·H]`) and the final `(h_n, c_n)` (`[layers·D, B, H]`).
+    pub fn forward(
+        &self,
+        input: &Tensor,
+        state: Option<(&Tensor, &Tensor)>,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let (h0, c0) = match state {
+            Some((h, c)) => (Some(h), Some(c)),
+            None => (None, None),
+        };
+        let (out, mut states) = self.core.run(input, &[h0, c0])?;
+        let c = states.remove(1);
+        let h = states.remove(0);
+        Ok((out, (h, c)))
+    }
+}
+
+impl GRU {
+    /// `nn.GRU(input_size, hidden_size)`.
+    pub fn new(input_size: usize, hidden_size: usize, device: &Device) -> Result<GRU> {
+        GRU::with_config(input_size, hidden_size, RnnConfig::default(), device)
+    }
+
+    /// `nn.GRU` with options.
+    pub fn with_config(
+        input_size: usize,
+        hidden_size: usize,
+        config: RnnConfig,
+        device: &Device,
+    ) -> Result<GRU> {
+        Ok(GRU {
+            core: Recurrent::new("GRU", Cell::Gru, input_size, hidden_size, config, device)?,
+        })
+    }
+
+    /// Runs the sequence from `h0` (zeros when `None`); returns the output
+    /// (`[T, B, D·H]`) and the final hidden state `h_n` (`[layers·D, B, H]`).
+    pub fn forward(&self, input: &Tensor, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let (out, mut states) = self.core.run(input, &[h0])?;
+        Ok((out, states.remove(0)))
+    }
+}
+
+/// Accessors and [`Module`] for the three layers, which differ only in
+/// their cell.
+macro_rules! recurrent_common {
+    ($name:ident) => {
+        impl $name {
+            /// Features of each input step.
+            pub fn input_size(&self) -> usize {
+                self.core.input_size
+            }
+            /// Features of the hidden state.
+            pub fn hidden_size(&self) -> usize {
+                self.core.hidden_size
+            }
+            /// The options it was built with.
+            pub fn config(&self) -> RnnConfig {
+                self.core.config
+            }
+            /// True in training mode (between-layer dropout active).
+            pub fn is_training(&self) -> bool {
+                self.core.mode.is_training()
+            }
+        }
+
+        impl Module for $name {
+            /// The output sequence from zero initial state.
+            fn forward(&self, input: &Tensor) -> Result<Tensor> {
+                let none = [None, None];
+                let n = self.core.cell.num_states();
+                Ok(self.core.run(input, &none[..n])?.0)
+            }
+
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+                self.core.visit(prefix, f)
+            }
+        }
+    };
+}
+
+recurrent_common!(RNN);
+recurrent_common!(LSTM);
+recurrent_common!(GRU);
+
+/// The weights of one layer in one direction.
+struct Weights {
+    /// `[G·H, in]`.
+    w_ih: Tensor,
+    /// `[G·H, H]`.
+    w_hh: Tensor,
+    /// `[G·H]` each, or absent without bias.
+    b_ih: Option<Tensor>,
+    b_hh: Option<Tensor>,
+    /// `l{k}` or `l{k}_reverse`.
+    suffix: String,
+}
+
+/// The engine shared by [`RNN`], [`LSTM`] and [`GRU`].
+struct Recurrent {
+    op: &'static str,
+    cell: Cell,
+    input_size: usize,
+    hidden_size: usize,
+    config: RnnConfig,
+    /// Layer-major, forward direction before reverse: PyTorch's order.
+    weights: Vec<Weights>,
+    mode: Mode,
+}
+
+impl Recurrent {
+    fn new(
+        op: &'static str,
+        cell: Cell,
+        input_size: usize,
+        hidden_size: usize,
+        config: RnnConfig,
+        device: &Device,
+    ) -> Result<Recurrent> {
+        if input_size == 0 || hidden_size == 0 || config.num_layers == 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "input_size, hidden_size and num_layers must be positive, found {input_size}, {hidden_size}, {}",
+                    config.num_layers
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.dropout) {
+            return Err(Error::invalid(
+                op,
+                format!("dropout must be in [0, 1], found {}", config.dropout),
+            ));
+        }
+        let dirs = if config.bidirectional { 2 } else { 1 };
+        let g = cell.gates() * hidden_size;
+        let uniform = |shape: &[usize]| -> Result<Tensor> {
+            init::default_uniform(shape, hidden_size, device)?.requires_grad_()
+        };
+        let mut weights = Vec::with_capacity(config.num_layers * dirs);
+        for layer in 0..config.num_layers {
+            let in_size = if layer == 0 {
+                input_size
+            } else {
+                hidden_size * dirs
+            };
+            for dir in 0..dirs {
+                let (b_ih, b_hh) = if config.bias {
+                    (Some(uniform(&[g])?), Some(uniform(&[g])?))
+                } else {
+                    (None, None)
+                };
+                weights.push(Weights {
+                    w_ih: uniform(&[g, in_size])?,
+                    w_hh: uniform(&[g, hidden_size])?,
+                    b_ih,
+                    b_hh,
+                    suffix: if dir == 0 {
+                        format!("l{layer}")
+                    } else {
+                        format!("l{layer}_reverse")
+                    },
+                });
+            }
+        }
+        Ok(Recurrent {
+            op,
+            cell,
+            input_size,
+            hidden_size,
+            config,
+            weights,
+            mode: Mode::new(),
+        })
+    }
+
+    fn dirs(&self) -> usize {
+        if self.config.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        for w in &self.weights {
+            let s = &w.suffix;
+            f(
+                &join(prefix, &format!("weight_ih_{s}")),
+                Entry::Parameter(&w.w_ih),
+            );
+            f(
+                &join(prefix, &format!("weight_hh_{s}")),
+                Entry::Parameter(&w.w_hh),
+            );
+            if let Some(b) = &w.b_ih {
+                f(&join(prefix, &format!("bias_ih_{s}")), Entry::Parameter(b));
+            }
+            if let Some(b) = &w.b_hh {
+                f(&join(prefix, &format!("bias_hh_{s}")), Entry::Parameter(b));
+            }
+        }
+        self.mode.visit(prefix, f);
+    }
+
+    /// Runs every layer; `initial` holds one optional tensor per state
+    /// (`h`, and `c` for the LSTM). Returns the output in the caller's
+    /// layout and the final states in the caller's batching.
+    fn run(&self, input: &Tensor, initial: &[Option<&Tensor>]) -> Result<(Tensor, Vec<Tensor>)> {
+        let op = self.op;
+        input.check_f32(op)?;
+        let batched = match input.rank() {
+            3 => true,
+            2 => false,
+            _ => {
+                return Err(Error::RankMismatch {
+                    op,
+                    expected: "3 ([seq, batch, feature] or batch_first) or 2 (unbatched)".into(),
+                    found: input.rank(),
+                    shape: input.shape(),
+                })
+            }
+        };
+        let expected_input = if batched {
+            if self.config.batch_first {
+                format!("an input of shape [batch, seq, {}]", self.input_size)
+            } else {
+                format!("an input of shape [seq, batch, {}]", self.input_size)
+            }
+        } else {
+            format!("an input of shape [seq, {}]", self.input_size)
+        };
+        if input.dims()[input.rank() - 1] != self.input_size {
+            return Err(Error::shape(op, expected_input, input.dims()));
+        }
+        // Time-major `[T, B, in]` from here on.
+        let x = if !batched {
+            input.unsqueeze(1)?
+        } else if self.config.batch_first {
+            input.transpose(0, 1)?
+        } else {
+            input.clone()
+        };
+        let (steps, batch) = (x.dims()[0], x.dims()[1]);
+        if steps == 0 || batch == 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "the sequence and the batch must be non-empty, found input shape {:?}",
+                    input.dims()
+                ),
+            ));
+        }
+
+        let layers = self.config.num_layers;
+        let dirs = self.dirs();
+        let state_shape = [layers * dirs, batch, self.hidden_size];
+        // `[layers·D, B, H]` per state, validated or zero.
+        let initial: Vec<Tensor> = initial
+            .iter()
+            .map(|s| match s {
+                None => Tensor::zeros(&state_shape, &input.device()),
+                Some(s) => {
+                    s.check_f32(op)?;
+                    input.device().check_same(&s.device(), op)?;
+                    let s = if batched {
+                        (*s).clone()
+                    } else {
+                        s.unsqueeze(1)?
+                    };
+                    if s.dims() != state_shape {
+                        let expected = if batched {
+                            format!("an initial state of shape {state_shape:?}")
+                        } else {
+                            format!(
+                                "an initial state of shape [{}, {}]",
+                                layers * dirs,
+                                self.hidden_size
+                            )
+                        };
+                        let found = if batched {
+                            s.shape()
+                        } else {
+                            s.squeeze(1)?.shape()
+                        };
+                        return Err(Error::shape(op, expected, &found));
+                    }
+                    Ok(s)
+                }
+            })
+            .collect::<Result<_>>()?;
+
+        let mut layer_input = x;
+        // Final states per state kind, one `[B, H]` per layer and direction.
+        let mut finals: Vec<Vec<Tensor>> = vec![Vec::new(); initial.len()];
+        for layer in 0..layers {
+            let mut outputs = Vec::with_capacity(dirs);
+            for dir in 0..dirs {
+                let index = layer * dirs + dir;
+                let w = &self.weights[index];
+                let start: Vec<Tensor> = initial
+                    .iter()
+                    .map(|s| s.get(index))
+                    .collect::<Result<_>>()?;
+                let (out, end) = self.run_direction(&layer_input, w, start, dir == 1)?;
+                outputs.push(out);
+                for (k, s) in end.into_iter().enumerate() {
+                    finals[k].push(s);
+                }
+            }
+            layer_input = if dirs == 1 {
+                outputs.remove(0)
+            } else {
+                Tensor::cat(&outputs, -1)?
+            };
+            let training = self.mode.is_training();
+            if layer + 1 < layers && training && self.config.dropout > 0.0 {
+                layer_input = super::dropout::dropout(&layer_input, self.config.dropout, true)?;
+            }
+        }
+
+        let output = if !batched {
+            layer_input.squeeze(1)?
+        } else if self.config.batch_first {
+            layer_input.transpose(0, 1)?
+        } else {
+            layer_input
+        };
+        let states = finals
+            .iter()
+            .map(|per_layer| {
+                let s = Tensor::stack(per_layer, 0)?;
+                if batched {
+                    Ok(s)
+                } else {
+                    s.squeeze(1)
+                }
+            })
+            .collect::<Result<_>>()?;
+        Ok((output, states))
+    }
+
+    /// One layer in one direction over `x: [T, B, in]` from `state` (one
+    /// `[B, H]` per state kind): the outputs `[T, B, H]` in time order, and
+    /// the final state.
+    fn run_direction(
+        &self,
+        x: &Tensor,
+        w: &Weights,
+        mut state: Vec<Tensor>,
+        reverse: bool,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let h = self.hidden_size;
+        // Every step's input projection in one matmul: `[T, B, G·H]`. For
+        // the GRU `b_hh` must stay inside `r ⊙ (…)`, so only the others fold
+        // it in here.
+        let mut projected = x.matmul(&w.w_ih.t()?)?;
+        if let Some(b) = &w.b_ih {
+            projected = projected.add(b)?;
+        }
+        let fold_hh_bias = self.cell != Cell::Gru;
+        if fold_hh_bias {
+            if let Some(b) = &w.b_hh {
+                projected = projected.add(b)?;
+            }
+        }
+        let w_hh_t = w.w_hh.t()?;
+        let steps = x.dims()[0];
+        let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);
+        for i in 0..steps {
+            let t = if reverse { steps - 1 - i } else { i };
+            let xp = projected.get(t)?; // [B, G·H]
+            let mut hp = state[0].matmul(&w_hh_t)?; // [B, G·H]
+            if !fold_hh_bias {
+                if let Some(b) = &w.b_hh {
+                    hp = hp.add(b)?;
+                }
+            }
+            state = step(self.cell, h, &xp, &hp, &state)?;
+            outputs.push(state[0].clone());
+        }
+        if reverse {
+            outputs.reverse();
+        }
+        Ok((Tensor::stack(&outputs, 0)?, state))
+    }
+}

@@ -1,0 +1,239 @@
+//! One step of each recurrent cell: the gate arithmetic shared by the
+//! layers of [`super::rnn`], and the public single-step functions
+//! [`rnn_tanh_cell`], [`rnn_relu_cell`], [`lstm_cell`] and [`gru_cell`]
+//! (PyTorch's `torch.*_cell`, the computations of `nn.RNNCell`,
+//! `nn.LSTMCell` and `nn.GRUCell`).
+//!
+//! Gate order is PyTorch's: LSTM `i, f, g, o`; GRU `r, z, n` with
+//! `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`.
+
+use crate::{Error, Result, Tensor};
+
+/// The recurrence of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cell {
+    Tanh,
+    Relu,
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    pub(super) fn gates(self) -> usize {
+        match self {
+            Cell::Tanh | Cell::Relu => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// Tensors of state: `h`, plus `c` for the LSTM.
+    pub(super) fn num_states(self) -> usize {
+        if self == Cell::Lstm {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// One step of `cell` from the input projection `xp` and the hidden
+/// projection `hp` (both `[B, G·H]`; for the GRU `hp` must include `b_hh`,
+/// for the others either may carry both biases) and the current `state`
+/// (`h`, and `c` for the LSTM, each `[B, H]`): the next state.
+pub(super) fn step(
+    cell: Cell,
+    h: usize,
+    xp: &Tensor,
+    hp: &Tensor,
+    state: &[Tensor],
+) -> Result<Vec<Tensor>> {
+    Ok(match cell {
+        Cell::Tanh => vec![xp.add(hp)?.tanh()?],
+        Cell::Relu => vec![xp.add(hp)?.relu()?],
+        Cell::Lstm => {
+            let gates = xp.add(hp)?;
+            let gate = |k: usize| gates.narrow(-1, k * h, h);
+            let i_g = gate(0)?.sigmoid()?;
+            let f_g = gate(1)?.sigmoid()?;
+            let g_g = gate(2)?.tanh()?;
+            let o_g = gate(3)?.sigmoid()?;
+            let c = f_g.mul(&state[1])?.add(&i_g.mul(&g_g)?)?;
+            let h_new = o_g.mul(&c.tanh()?)?;
+            vec![h_new, c]
+        }
+        Cell::Gru => {
+            let xg = |k: usize| xp.narrow(-1, k * h, h);
+            let hg = |k: usize| hp.narrow(-1, k * h, h);
+            let r = xg(0)?.add(&hg(0)?)?.sigmoid()?;
+            let z = xg(1)?.add(&hg(1)?)?.sigmoid()?;
+            let n = xg(2)?.add(&r.mul(&hg(2)?)?)?.tanh()?;
+            // h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
+            vec![n.add(&z.mul(&state[0].sub(&n)?)?)?]
+        }
+    })
+}
+
+/// A single cell step as a function (`torch.rnn_tanh_cell` and friends):
+/// validates the shapes, projects, and runs [`step`].
+fn cell_step(
+    op: &'static str,
+    cell: Cell,
+    input: &Tensor,
+    state: &[&Tensor],
+    weights: [&Tensor; 2],
+    biases: [Option<&Tensor>; 2],
+) -> Result<Vec<Tensor>> {
+    let [w_ih, w_hh] = weights;
+    for t in [input, w_ih, w_hh].into_iter().chain(state.iter().copied()) {
+        t.check_f32(op)?;
+    }
+    if w_hh.rank() != 2 || w_hh.dims()[0] != cell.gates() * w_hh.dims()[1] || w_hh.dims()[1] == 0 {
+        return Err(Error::shape(
+            op,
+            format!("weight_hh of shape [{}·hidden, hidden]", cell.gates()),
+            w_hh.dims(),
+        ));
+    }
+    let (g, h) = (w_hh.dims()[0], w_hh.dims()[1]);
+    if w_ih.rank() != 2 || w_ih.dims()[0] != g {
+        return Err(Error::shape(
+            op,
+            format!("weight_ih of shape [{g}, input_size]"),
+            w_ih.dims(),
+        ));
+    }
+    let in_size = w_ih.dims()[1];
+    let batched = input.rank() == 2;
+    if !(input.rank() == 1 || batched) || input.dims()[input.rank() - 1] != in_size {
+        return Err(Error::shape(
+            op,
+            format!("an input of shape [batch, {in_size}] or [{in_size}]"),
+            input.dims(),
+        ));
+    }
+    let batch = if batched { input.dims()[0] } else { 1 };
+    let x = if batched {
+        input.clone()
+    } else {
+        input.unsqueeze(0)?
+    };
+    let state: Vec<Tensor> = state
+        .iter()
+        .map(|s| {
+            let ok = if batched {
+                s.dims() == [batch, h]
+            } else {
+                s.dims() == [h]
+            };
+            if !ok {
+                let expected = if batched {
+                    format!("[{batch}, {h}]")
+                } else {
+                    format!("[{h}]")
+                };
+                return Err(Error::shape(
+                    op,
+                    format!("a state of shape {expected}"),
+                    s.dims(),
+                ));
+            }
+            if batched {
+                Ok((*s).clone())
+            } else {
+                s.unsqueeze(0)
+            }
+        })
+        .collect::<Result<_>>()?;
+    let xp = crate::nn::functional::linear(&x, w_ih, biases[0])?;
+    let hp = crate::nn::functional::linear(&state[0], w_hh, biases[1])?;
+    let next = step(cell, h, &xp, &hp, &state)?;
+    next.into_iter()
+        .map(|s| if batched { Ok(s) } else { s.squeeze(0) })
+        .collect()
+}
+
+/// One step of a tanh RNN (`nn.RNNCell`'s computation): `input` `[B, in]`
+/// (or `[in]`), `hx` `[B, H]`, `w_ih` `[H, in]`, `w_hh` `[H, H]`, biases `[H]`.
+pub fn rnn_tanh_cell(
+    input: &Tensor,
+    hx: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: Option<&Tensor>,
+    b_hh: Option<&Tensor>,
+) -> Result<Tensor> {
+    let mut s = cell_step(
+        "rnn_tanh_cell",
+        Cell::Tanh,
+        input,
+        &[hx],
+        [w_ih, w_hh],
+        [b_ih, b_hh],
+    )?;
+    Ok(s.remove(0))
+}
+
+/// One step of a ReLU RNN, shaped as [`rnn_tanh_cell`].
+pub fn rnn_relu_cell(
+    input: &Tensor,
+    hx: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: Option<&Tensor>,
+    b_hh: Option<&Tensor>,
+) -> Result<Tensor> {
+    let mut s = cell_step(
+        "rnn_relu_cell",
+        Cell::Relu,
+        input,
+        &[hx],
+        [w_ih, w_hh],
+        [b_ih, b_hh],
+    )?;
+    Ok(s.remove(0))
+}
+
+/// One LSTM step (`nn.LSTMCell`'s computation): `(hx, cx)` `[B, H]` each,
+/// weights `[4H, in]` and `[4H, H]` with gates `i, f, g, o`; returns `(h', c')`.
+pub fn lstm_cell(
+    input: &Tensor,
+    (hx, cx): (&Tensor, &Tensor),
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: Option<&Tensor>,
+    b_hh: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let mut s = cell_step(
+        "lstm_cell",
+        Cell::Lstm,
+        input,
+        &[hx, cx],
+        [w_ih, w_hh],
+        [b_ih, b_hh],
+    )?;
+    let c = s.remove(1);
+    Ok((s.remove(0), c))
+}
+
+/// One GRU step (`nn.GRUCell`'s computation): weights `[3H, in]` and
+/// `[3H, H]` with gates `r, z, n`, where
+/// `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`.
+pub fn gru_cell(
+    input: &Tensor,
+    hx: &Tensor,
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: Option<&Tensor>,
+    b_hh: Option<&Tensor>,
+) -> Result<Tensor> {
+    let mut s = cell_step(
+        "gru_cell",
+        Cell::Gru,
+        input,
+        &[hx],
+        [w_ih, w_hh],
+        [b_ih, b_hh],
+    )?;
+    Ok(s.remove(0))
+}

@@ -1,0 +1,344 @@
+//! Known values: every case of `fixtures/sequence/*.json` (made by PyTorch
+//! with `fixtures/make_sequence_fixtures.py`) builds the layer it names,
+//! loads PyTorch's `state_dict` into it by name, runs forward with the
+//! case's inputs, backpropagates `Σ result · grad_output`, and compares every
+//! result, input gradient and parameter gradient.
+
+use std::collections::BTreeMap;
+
+use lam::nn::*;
+use lam::prelude::*;
+
+use crate::conformance;
+use serde_json::Value;
+
+const FIXTURES: [(&str, &str); 2] = [
+    (
+        "recurrent",
+        include_str!("../../fixtures/sequence/recurrent.json"),
+    ),
+    (
+        "attention",
+        include_str!("../../fixtures/sequence/attention.json"),
+    ),
+];
+
+// f32 computation against float64 references.
+const ATOL: f32 = 2e-4;
+const RTOL: f32 = 1e-3;
+
+fn cases(file: &str) -> Vec<Value> {
+    let text = FIXTURES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, text)| *text)
+        .expect("known fixture file");
+    let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
+    doc["cases"]
+        .as_array()
+        .expect("fixture has a cases list")
+        .clone()
+}
+
+/// Runs every case of a fixture file, reporting all failing cases at once.
+fn run_fixture_file(file: &str, dev: &Device) -> lam::Result<()> {
+    let failures: Vec<String> = cases(file)
+        .iter()
+        .filter_map(|case| {
+            run_case(case, dev)
+                .err()
+                .map(|e| format!("{}: {e}", case["name"]))
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid("fixture", failures.join("\n")))
+    }
+}
+
+/// The layer of a case, which each take different forward arguments.
+enum Layer {
+    Rnn(RNN),
+    Lstm(LSTM),
+    Gru(GRU),
+    Mha(MultiheadAttention),
+    Encoder(Box<TransformerEncoderLayer>),
+}
+
+impl Layer {
+    fn module(&self) -> &dyn Module {
+        match self {
+            Layer::Rnn(m) => m,
+            Layer::Lstm(m) => m,
+            Layer::Gru(m) => m,
+            Layer::Mha(m) => m,
+            Layer::Encoder(m) => m.as_ref(),
+        }
+    }
+
+    /// The named results of the forward pass, as the fixture names them.
+    fn run(
+        &self,
+        inputs: &BTreeMap<String, Tensor>,
+        kinds: &Value,
+    ) -> lam::Result<Vec<(&'static str, Tensor)>> {
+        let get = |k: &str| inputs.get(k);
+        let x = || get("x").expect("input x");
+        let mask = |k: &str| -> Option<AttnMask<'_>> {
+            let m = get(k)?;
+            Some(match kinds[k].as_str() {
+                Some("bool") => AttnMask::Bool(m),
+                _ => AttnMask::Additive(m),
+            })
+        };
+        Ok(match self {
+            Layer::Rnn(m) => {
+                let (out, h) = m.forward(x(), get("h0"))?;
+                vec![("output", out), ("h_n", h)]
+            }
+            Layer::Gru(m) => {
+                let (out, h) = m.forward(x(), get("h0"))?;
+                vec![("output", out), ("h_n", h)]
+            }
+            Layer::Lstm(m) => {
+                let state = get("h0").zip(get("c0"));
+                let (out, (h, c)) = m.forward(x(), state)?;
+                vec![("output", out), ("h_n", h), ("c_n", c)]
+            }
+            Layer::Mha(m) => {
+                let (q, k, v) = (
+                    get("query").expect("query"),
+                    get("key").expect("key"),
+                    get("value").expect("value"),
+                );
+                let (out, w) =
+                    m.forward(q, k, v, mask("key_padding_mask"), mask("attn_mask"), true)?;
+                vec![("output", out), ("weights", w.expect("weights"))]
+            }
+            Layer::Encoder(m) => {
+                let src = get("src").expect("src");
+                let out = TransformerEncoderLayer::forward(
+                    m,
+                    src,
+                    mask("src_mask"),
+                    mask("src_key_padding_mask"),
+                )?;
+                vec![("output", out)]
+            }
+        })
+    }
+}
+
+fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
+    let layer = build(case, dev)?;
+    let module = layer.module();
+    let state = module.state_dict();
+    let mut ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
+    let mut theirs: Vec<&str> = case["state"]
+        .as_object()
+        .expect("state")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    if ours != theirs {
+        return Err(Error::invalid(
+            "fixture",
+            format!("state_dict names {ours:?}, PyTorch has {theirs:?}"),
+        ));
+    }
+    for (name, t) in &state {
+        t.set_data(&tensor(&case["state"][name], dev)?)
+            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
+    }
+    module.set_training(case["training"].as_bool().unwrap_or(true));
+
+    let kinds = &case["mask_kinds"];
+    let mut inputs = BTreeMap::new();
+    for (name, v) in case["inputs"].as_object().expect("inputs") {
+        let x = tensor(v, dev)?;
+        let x = if kinds.get(name).is_some() {
+            x
+        } else {
+            x.requires_grad_()?
+        };
+        inputs.insert(name.clone(), x);
+    }
+    let results = layer.run(&inputs, kinds)?;
+    let mut loss: Option<Tensor> = None;
+    for (name, y) in &results {
+        expect_close(name, y, &case["outputs"][*name])?;
+        let term = y
+            .mul(&tensor(&case["grad_outputs"][*name], dev)?)?
+            .sum_all()?;
+        loss = Some(match loss {
+            None => term,
+            Some(l) => l.add(&term)?,
+        });
+    }
+    loss.expect("at least one result").backward()?;
+    for (name, expected) in case["input_grads"].as_object().expect("input_grads") {
+        let g = inputs[name].grad().ok_or_else(|| {
+            Error::invalid("fixture", format!("input {name} received no gradient"))
+        })?;
+        expect_close(&format!("gradient of input {name}"), &g, expected)?;
+    }
+    for (name, p) in module.named_parameters() {
+        let g = p
+            .grad()
+            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
+        expect_close(&format!("gradient of {name}"), &g, &case["grads"][&name])?;
+    }
+    Ok(())
+}
+
+/// The layer a fixture case describes, with PyTorch's options.
+fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
+    let c = &case["config"];
+    let usize_of = |key: &str, default: usize| {
+        c.get(key)
+            .and_then(Value::as_u64)
+            .map_or(default, |v| v as usize)
+    };
+    let bool_of = |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
+    let f32_of = |key: &str, default: f32| {
+        c.get(key)
+            .and_then(Value::as_f64)
+            .map_or(default, |v| v as f32)
+    };
+    let rnn_config = || RnnConfig {
+        num_layers: usize_of("num_layers", 1),
+        bias: bool_of("bias", true),
+        batch_first: bool_of("batch_first", false),
+        dropout: f32_of("dropout", 0.0),
+        bidirectional: bool_of("bidirectional", false),
+    };
+    let (input, hidden) = (usize_of("input_size", 0), usize_of("hidden_size", 0));
+    Ok(match case["layer"].as_str().expect("layer type") {
+        "RNN" => {
+            let nonlinearity = match c.get("nonlinearity").and_then(Value::as_str) {
+                Some("relu") => RnnNonlinearity::Relu,
+                _ => RnnNonlinearity::Tanh,
+            };
+            Layer::Rnn(RNN::with_config(
+                input,
+                hidden,
+                nonlinearity,
+                rnn_config(),
+                dev,
+            )?)
+        }
+        "LSTM" => Layer::Lstm(LSTM::with_config(input, hidden, rnn_config(), dev)?),
+        "GRU" => Layer::Gru(GRU::with_config(input, hidden, rnn_config(), dev)?),
+        "MultiheadAttention" => {
+            let config = MultiheadAttentionConfig {
+                dropout: f32_of("dropout", 0.0),
+                bias: bool_of("bias", true),
+                batch_first: bool_of("batch_first", false),
+            };
+            Layer::Mha(MultiheadAttention::with_config(
+                usize_of("embed_dim", 0),
+                usize_of("num_heads", 0),
+                config,
+                dev,
+            )?)
+        }
+        "TransformerEncoderLayer" => {
+            let defaults = TransformerEncoderLayerConfig::default();
+            let config = TransformerEncoderLayerConfig {
+                dim_feedforward: usize_of("dim_feedforward", defaults.dim_feedforward),
+                dropout: f32_of("dropout", defaults.dropout),
+                activation: match c.get("activation").and_then(Value::as_str) {
+                    Some("gelu") => TransformerActivation::Gelu,
+                    _ => TransformerActivation::Relu,
+                },
+                layer_norm_eps: f32_of("layer_norm_eps", defaults.layer_norm_eps),
+                batch_first: bool_of("batch_first", false),
+                norm_first: bool_of("norm_first", false),
+                bias: bool_of("bias", true),
+            };
+            Layer::Encoder(Box::new(TransformerEncoderLayer::with_config(
+                usize_of("d_model", 0),
+                usize_of("nhead", 0),
+                config,
+                dev,
+            )?))
+        }
+        other => {
+            return Err(Error::invalid(
+                "fixture",
+                format!("unknown layer type {other}"),
+            ))
+        }
+    })
+}
+
+/// A fixture tensor `{"shape": [...], "data": [...]}`.
+fn tensor(v: &Value, dev: &Device) -> lam::Result<Tensor> {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().unwrap_or(0) as usize)
+        .collect();
+    let data = v["data"].as_array().expect("data");
+    Tensor::from_vec(
+        data.iter()
+            .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+            .collect(),
+        &shape,
+        dev,
+    )
+}
+
+fn expect_close(what: &str, actual: &Tensor, expected: &Value) -> lam::Result<()> {
+    let want = tensor(expected, &actual.device())?;
+    if actual.dims() != want.dims() {
+        return Err(Error::invalid(
+            "fixture",
+            format!(
+                "{what}: shape {:?}, expected {:?}",
+                actual.dims(),
+                want.dims()
+            ),
+        ));
+    }
+    lam::testing::assert_close(&actual.to_vec()?, &want.to_vec()?, ATOL, RTOL)
+        .map_err(|e| Error::invalid("fixture", format!("{what}: {e}")))
+}
+
+conformance!(known_values_recurrent, |dev| {
+    run_fixture_file("recurrent", dev)
+});
+conformance!(known_values_attention, |dev| {
+    run_fixture_file("attention", dev)
+});
+
+#[test]
+fn fixtures_cover_every_layer_and_option() {
+    let all: Vec<Value> = FIXTURES.iter().flat_map(|(file, _)| cases(file)).collect();
+    for layer in [
+        "RNN",
+        "LSTM",
+        "GRU",
+        "MultiheadAttention",
+        "TransformerEncoderLayer",
+    ] {
+        assert!(
+            all.iter().any(|c| c["layer"] == layer),
+            "no fixture case for {layer}"
+        );
+    }
+    // Each recurrent layer is covered bidirectional and batch_first.
+    for layer in ["RNN", "LSTM", "GRU"] {
+        for option in ["bidirectional", "batch_first"] {
+            assert!(
+                all.iter()
+                    .any(|c| c["layer"] == layer && c["config"][option] == true),
+                "no {layer} case with {option}"
+            );
+        }
+    }
+}
