@@ -107,8 +107,8 @@ conformance!(unary_functions, |dev| {
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
     };
-    type F = fn(f64) -> f64;
-    let cases: Vec<(&str, Tensor, Box<dyn Fn(f64) -> f64>)> = vec![
+    type Reference = Box<dyn Fn(f64) -> f64>;
+    let cases: Vec<(&str, Tensor, Reference)> = vec![
         ("neg", x.neg()?, Box::new(|v| -v)),
         ("abs", x.abs()?, Box::new(f64::abs)),
         ("exp", x.exp()?, Box::new(f64::exp)),
@@ -131,7 +131,6 @@ conformance!(unary_functions, |dev| {
         ("gt_scalar", x.gt_scalar(0.0)?, Box::new(|v| (v > 0.0) as u8 as f64)),
         ("lt_scalar", x.lt_scalar(0.0)?, Box::new(|v| (v < 0.0) as u8 as f64)),
     ];
-    let _: Option<F> = None;
     for (name, got, f) in cases {
         let expected: Vec<f32> = xs.iter().map(|&v| f(v as f64) as f32).collect();
         if let Err(e) = lam::testing::assert_close(&got.to_vec()?, &expected, 1e-5, 1e-5) {

@@ -54,10 +54,18 @@ impl DeviceExt for Device {
     fn auto() -> Device {
         static ANNOUNCE: Once = Once::new();
         let wanted = std::env::var("LAM_DEVICE").unwrap_or_default();
+        // A software rasteriser (lavapipe, llvmpipe, WARP) runs shaders on the
+        // CPU far slower than lam's own CPU backend, so `auto` only takes one
+        // when asked to explicitly (LAM_DEVICE=gpu or LAM_ADAPTER=...).
+        let explicit = wanted == "gpu" || std::env::var_os("LAM_ADAPTER").is_some();
         let (device, note) = match wanted.as_str() {
             "cpu" => (Device::cpu(), "LAM_DEVICE=cpu".to_string()),
             _ => match Device::gpu() {
-                Ok(d) => (d, "GPU adapter found".to_string()),
+                Ok(d) if explicit || !is_software(&d) => (d, "GPU adapter found".to_string()),
+                Ok(d) => (
+                    Device::cpu(),
+                    format!("the only GPU adapter, {d}, is a software renderer; LAM_DEVICE=gpu uses it anyway"),
+                ),
                 Err(e) => (Device::cpu(), format!("no usable GPU ({e}); falling back to the CPU")),
             },
         };
@@ -94,4 +102,12 @@ impl DeviceExt for Device {
             )),
         }
     }
+}
+
+/// True when `device` runs on an adapter of type "Cpu" (a software renderer).
+fn is_software(device: &Device) -> bool {
+    let name = device.name();
+    Device::list()
+        .iter()
+        .any(|a| a.device_type == "Cpu" && name.contains(&a.name))
 }
