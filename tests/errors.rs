@@ -112,3 +112,15 @@ fn mismatched_devices() {
     let moved = b.to_device(&cpu).expect("move");
     assert_eq!(a.add(&moved).expect("add").to_vec().expect("read"), vec![0.0, 0.0]);
 }
+
+conformance!(loose_index_bounds_are_confirmed, |dev| {
+    // A column view keeps its parent's (looser) bounds; valid indices in it
+    // must still be accepted.
+    let pairs = Tensor::from_vec_i32(vec![0, 1, 9, 2], &[2, 2], dev)?;
+    let items = pairs.narrow(1, 1, 1)?.squeeze(1)?;
+    let table = Tensor::zeros(&[3, 2], dev)?;
+    assert_eq!(table.index_select(0, &items)?.dims(), &[2, 2]);
+    let users = pairs.narrow(1, 0, 1)?.squeeze(1)?;
+    expect_err(table.index_select(0, &users), &["index_select", "9"]);
+    Ok(())
+});

@@ -95,26 +95,24 @@ impl Tensor {
         Ok(())
     }
 
-    /// An error unless every value is in `0..size`.
+    /// An error unless every value is in `0..size`. Known bounds answer
+    /// without touching the device; they may be loose (a view keeps its
+    /// parent's bounds), so a failing bound is confirmed by reading the values.
     pub(crate) fn check_indices(&self, op: &'static str, size: usize) -> Result<()> {
         if self.numel() == 0 {
             return Ok(());
         }
-        let (lo, hi) = match self.int_range() {
-            Some(r) => r,
-            None => {
-                let v = self.to_vec_i32()?;
-                let lo = v.iter().copied().min().unwrap_or(0);
-                let hi = v.iter().copied().max().unwrap_or(0);
-                (lo, hi)
-            }
-        };
-        for bad in [lo, hi] {
-            if bad < 0 || bad as usize >= size {
-                return Err(Error::OutOfRange { op, index: bad as i64, size });
-            }
+        let fits = |(lo, hi): (i32, i32)| lo >= 0 && (hi as i64) < size as i64;
+        if self.int_range().is_some_and(fits) {
+            return Ok(());
         }
-        Ok(())
+        let v = self.to_vec_i32()?;
+        let lo = v.iter().copied().min().unwrap_or(0);
+        let hi = v.iter().copied().max().unwrap_or(0);
+        match [lo, hi].into_iter().find(|&b| !fits((b, b))) {
+            Some(bad) => Err(Error::OutOfRange { op, index: bad as i64, size }),
+            None => Ok(()),
+        }
     }
 
     /// Labels as `I32` (accepts `F32` holding whole numbers, for convenience).
