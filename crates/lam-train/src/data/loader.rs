@@ -1,0 +1,383 @@
+//! [`DataLoader`]: batches of a [`Dataset`] as `(x, y)` tensors on a device.
+//!
+//! ```ignore
+//! let loader = DataLoader::new(train, 64, &device)?.shuffle(true).seed(7);
+//! for epoch in 0..epochs {
+//!     for batch in loader.epoch(epoch) {
+//!         let (x, y) = batch?; // x: [B, ...sample_shape], y: I32 [B] or F32 [B, k]
+//!     }
+//! }
+//! ```
+//!
+//! The order of an epoch is a pure function of `(seed, epoch)`, and so is
+//! the seed each [`BatchTransform`] gets for batch `b` of that epoch: a run
+//! resumed at epoch `e` sees exactly the batches an uninterrupted run saw.
+//! Batches are gathered (and transformed) on the host, by a background
+//! thread that stays at most `prefetch` batches ahead through a bounded
+//! channel; only the finished batch is uploaded, on the caller's thread.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use lam_core::rng::Generator;
+use lam_core::{Device, Error, Result, Tensor};
+
+use super::{Dataset, HostTargets};
+use crate::seed::derive_seed;
+
+/// A batch still in host memory, as a [`BatchTransform`] sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// Features, row-major `shape`.
+    pub x: Vec<f32>,
+    /// `[B, ...sample_shape]`.
+    pub shape: Vec<usize>,
+    /// The targets of the `B` samples.
+    pub y: HostTargets,
+    /// Which samples of the data set these are.
+    pub indices: Vec<usize>,
+}
+
+/// A change applied to each batch on the host before upload (augmentation,
+/// noise). `seed` is fixed by `(loader seed, epoch, batch index)`.
+pub trait BatchTransform: Send + Sync {
+    /// Changes `batch` in place.
+    fn apply(&self, batch: &mut HostBatch, seed: u64) -> Result<()>;
+}
+
+impl<F: Fn(&mut HostBatch, u64) -> Result<()> + Send + Sync> BatchTransform for F {
+    fn apply(&self, batch: &mut HostBatch, seed: u64) -> Result<()> {
+        self(batch, seed)
+    }
+}
+
+/// A batch uploaded to the device: `(x, y)`.
+pub type Batch = (Tensor, Tensor);
+
+/// Iterates a data set in batches (see the module docs).
+#[derive(Clone)]
+pub struct DataLoader {
+    dataset: Arc<dyn Dataset>,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    drop_last: bool,
+    prefetch: usize,
+    device: Device,
+    transform: Option<Arc<dyn BatchTransform>>,
+}
+
+impl DataLoader {
+    /// Batches of `batch_size` (> 0) samples of `dataset` on `device`; in
+    /// order, keeping a short last batch, prefetching 2 batches.
+    pub fn new(
+        dataset: impl Dataset + 'static,
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<DataLoader> {
+        DataLoader::from_arc(Arc::new(dataset), batch_size, device)
+    }
+
+    /// As [`DataLoader::new`], for a data set already shared.
+    pub fn from_arc(
+        dataset: Arc<dyn Dataset>,
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<DataLoader> {
+        if batch_size == 0 {
+            return Err(Error::invalid("DataLoader::new", "batch_size must be > 0"));
+        }
+        Ok(DataLoader {
+            dataset,
+            batch_size,
+            shuffle: false,
+            seed: 0,
+            drop_last: false,
+            prefetch: 2,
+            device: device.clone(),
+            transform: None,
+        })
+    }
+
+    /// Reshuffle every epoch (a permutation fixed by `(seed, epoch)`).
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// The seed of shuffles and transforms (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Drop the last batch when it is short.
+    pub fn drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+
+    /// How many batches the background thread may prepare ahead; 0 builds
+    /// each batch on the caller's thread.
+    pub fn prefetch(mut self, batches: usize) -> Self {
+        self.prefetch = batches;
+        self
+    }
+
+    /// A transform applied to every batch on the host.
+    pub fn transform(mut self, transform: impl BatchTransform + 'static) -> Self {
+        self.transform = Some(Arc::new(transform));
+        self
+    }
+
+    /// The data set.
+    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
+    /// The device batches are uploaded to.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Number of samples one epoch visits.
+    pub fn num_samples(&self) -> usize {
+        let n = self.dataset.len();
+        if self.drop_last {
+            n - n % self.batch_size
+        } else {
+            n
+        }
+    }
+
+    /// Number of batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        self.num_samples().div_ceil(self.batch_size)
+    }
+
+    /// The sample order of `epoch`: a seeded permutation when shuffling.
+    pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
+        let n = self.dataset.len();
+        if self.shuffle {
+            Generator::new(derive_seed(&[self.seed, epoch, 0x5a4f])).permutation(n)
+        } else {
+            (0..n).collect()
+        }
+    }
+
+    /// The batches of `epoch`, as `Result<(x, y)>`.
+    pub fn epoch(&self, epoch: u64) -> EpochIter {
+        let mut order = self.epoch_order(epoch);
+        order.truncate(self.num_samples());
+        let plan = Plan {
+            dataset: self.dataset.clone(),
+            order,
+            batch_size: self.batch_size,
+            transform: self.transform.clone(),
+            seed: self.seed,
+            epoch,
+        };
+        let total = self.num_batches();
+        let source = if self.prefetch == 0 {
+            Source::Inline(plan, 0)
+        } else {
+            let (tx, rx) = sync_channel(self.prefetch);
+            let handle = std::thread::Builder::new()
+                .name("lam-dataloader".into())
+                .spawn(move || {
+                    for b in 0..total {
+                        let item = plan.batch(b);
+                        let failed = item.is_err();
+                        if tx.send(item).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+            match handle {
+                Ok(h) => Source::Thread {
+                    rx: Some(rx),
+                    handle: Some(h),
+                },
+                Err(e) => Source::Failed(Some(Error::invalid(
+                    "DataLoader",
+                    format!("cannot start the prefetch thread: {e}"),
+                ))),
+            }
+        };
+        EpochIter {
+            source,
+            device: self.device.clone(),
+            next: 0,
+            total,
+        }
+    }
+
+    /// Every batch of an unshuffled pass gathered on the host (for
+    /// evaluation code that wants the whole split at once).
+    pub fn host_batches(&self) -> Result<Vec<HostBatch>> {
+        let plan = Plan {
+            dataset: self.dataset.clone(),
+            order: (0..self.num_samples()).collect(),
+            batch_size: self.batch_size,
+            transform: None,
+            seed: self.seed,
+            epoch: 0,
+        };
+        (0..self.num_batches()).map(|b| plan.batch(b)).collect()
+    }
+}
+
+/// The batches of one epoch; dropping it stops the prefetch thread.
+pub struct EpochIter {
+    source: Source,
+    device: Device,
+    next: usize,
+    total: usize,
+}
+
+enum Source {
+    Inline(Plan, usize),
+    Thread {
+        rx: Option<Receiver<Result<HostBatch>>>,
+        handle: Option<JoinHandle<()>>,
+    },
+    Failed(Option<Error>),
+}
+
+impl EpochIter {
+    /// Batches in this epoch.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// True when the epoch has no batches.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn next_host(&mut self) -> Option<Result<HostBatch>> {
+        match &mut self.source {
+            Source::Inline(plan, b) => {
+                let item = plan.batch(*b);
+                *b += 1;
+                Some(item)
+            }
+            Source::Failed(e) => e.take().map(Err),
+            Source::Thread { rx, handle } => match rx.as_ref().map(|r| r.recv()) {
+                Some(Ok(item)) => Some(item),
+                _ => {
+                    // The worker ended early: it panicked (a data set's `get`
+                    // did), since errors are sent before it stops.
+                    let why = match handle.take().map(|h| h.join()) {
+                        Some(Err(p)) => panic_message(&p),
+                        _ => "it stopped early".to_string(),
+                    };
+                    Some(Err(Error::invalid(
+                        "DataLoader",
+                        format!("the prefetch thread failed: {why}"),
+                    )))
+                }
+            },
+        }
+    }
+}
+
+impl Iterator for EpochIter {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.total {
+            return None;
+        }
+        let host = self.next_host()?;
+        self.next += 1;
+        let upload = |b: HostBatch| -> Result<Batch> {
+            let x = Tensor::from_vec(b.x, &b.shape, &self.device)?;
+            Ok((x, b.y.to_tensor(&self.device)?))
+        };
+        let item = host.and_then(upload);
+        if item.is_err() {
+            // One error ends the epoch.
+            self.total = self.next;
+        }
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.total - self.next;
+        (left, Some(left))
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        if let Source::Thread { rx, handle } = &mut self.source {
+            // Hang up first so a worker blocked on a full channel wakes and exits.
+            drop(rx.take());
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// What one epoch visits, shareable with the prefetch thread.
+struct Plan {
+    dataset: Arc<dyn Dataset>,
+    order: Vec<usize>,
+    batch_size: usize,
+    transform: Option<Arc<dyn BatchTransform>>,
+    seed: u64,
+    epoch: u64,
+}
+
+impl Plan {
+    fn batch(&self, b: usize) -> Result<HostBatch> {
+        let start = b * self.batch_size;
+        let end = (start + self.batch_size).min(self.order.len());
+        let indices = self.order[start..end].to_vec();
+        let sample_shape = self.dataset.sample_shape();
+        let per: usize = sample_shape.iter().product();
+        let mut x = Vec::with_capacity(indices.len() * per);
+        let mut targets = Vec::with_capacity(indices.len());
+        for &i in &indices {
+            let s = self.dataset.get(i)?;
+            if s.features.len() != per {
+                return Err(Error::LengthMismatch {
+                    op: "DataLoader",
+                    len: s.features.len(),
+                    shape: sample_shape.clone(),
+                    expected: per,
+                });
+            }
+            x.extend_from_slice(&s.features);
+            targets.push(s.target);
+        }
+        let mut batch = HostBatch {
+            x,
+            shape: [&[indices.len()][..], &sample_shape].concat(),
+            y: HostTargets::collect(targets)?,
+            indices,
+        };
+        if let Some(t) = &self.transform {
+            t.apply(
+                &mut batch,
+                derive_seed(&[self.seed, self.epoch, b as u64, 0x7a5f]),
+            )?;
+        }
+        Ok(batch)
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}

@@ -1,0 +1,32 @@
+//! `lam-train`: everything around a model that training needs, kept out of
+//! `lam-core` so an application that only runs inference compiles none of
+//! it (no progress bars, no plotting).
+//!
+//! - [`data`]: the [`data::Dataset`] trait, [`data::TensorDataset`], CSV
+//!   and IDX readers, the [`data::DataLoader`] (seeded shuffles, background
+//!   prefetch, per-batch transforms) and seeded splits / k-fold.
+//! - [`datasets`]: loaders for the data shipped in `examples/data`.
+//! - [`preprocess`]: scalers fitted on the training split (saved beside the
+//!   model), denoising filters, seeded image augmentation.
+//! - [`metrics`]: accuracy, precision/recall/F1, confusion matrix, ROC/AUC,
+//!   MSE/MAE/R², equal to scikit-learn's on stored fixtures.
+//! - [`trainer`]: the [`trainer::Trainer`] loop with validation, early
+//!   stopping, best/last checkpoints, exact resume, a NaN guard, a progress
+//!   bar and a history file.
+//! - [`plot`]: loss/metric curves, ROC curves and confusion matrices as PNG or SVG.
+//! - [`ensemble`]: soft and hard voting over several trained models.
+//!
+//! Randomness is always a pure function of a user seed and a position
+//! (epoch, batch, sample, fold), never of a hidden stream, so runs repeat
+//! exactly and resume exactly.
+
+pub mod data;
+pub mod datasets;
+pub mod ensemble;
+pub mod metrics;
+pub mod plot;
+pub mod preprocess;
+mod seed;
+pub mod trainer;
+
+pub use seed::derive_seed;

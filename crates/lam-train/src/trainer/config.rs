@@ -1,0 +1,168 @@
+//! The trainer's settings ([`TrainConfig`]), early stopping
+//! ([`EarlyStopping`], watching a [`Monitor`]) and per-batch / per-epoch
+//! hooks ([`Callback`]).
+
+use std::path::PathBuf;
+
+use lam_core::Result;
+
+use super::history::EpochRecord;
+
+/// How a [`super::Trainer`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Epochs to train in all (a resumed run counts the finished ones).
+    pub epochs: u64,
+    /// Seeds lam's global generator at the start of every epoch with
+    /// `(seed, epoch)`, so dropout masks do not depend on what ran before:
+    /// a resumed run draws exactly what an uninterrupted one did. (That
+    /// generator is process-wide: another thread drawing from it during
+    /// training, such as a parallel test, changes the masks.)
+    pub seed: u64,
+    /// No progress bar and no per-epoch lines.
+    pub quiet: bool,
+    /// Read the running loss back every this many batches (reading makes a
+    /// GPU wait; the NaN guard looks at each value read).
+    pub sync_every: usize,
+    /// Where `last.safetensors` (model, optimizer, epoch, history) and
+    /// `best.safetensors` (model) are written after every epoch.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Resume from `checkpoint_dir/last.safetensors` when it exists.
+    pub resume: bool,
+    /// Where the history is written after every epoch (`.csv` or `.jsonl`).
+    pub history_path: Option<PathBuf>,
+    /// Stop when the monitored value stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Which value decides the best epoch (for `best.safetensors` and early stopping).
+    pub monitor: Monitor,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            seed: 0,
+            quiet: false,
+            sync_every: 10,
+            checkpoint_dir: None,
+            resume: false,
+            history_path: None,
+            early_stopping: None,
+            monitor: Monitor::ValLoss,
+        }
+    }
+}
+
+/// The value that says which epoch is best. Validation values fall back
+/// to the training ones when there is no validation set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Monitor {
+    /// Validation loss (lower is better).
+    ValLoss,
+    /// Validation accuracy (higher is better).
+    ValAccuracy,
+    /// Training loss (lower is better).
+    TrainLoss,
+}
+
+impl Monitor {
+    /// The monitored value of `r`, if it has one.
+    pub fn value(self, r: &EpochRecord) -> Option<f64> {
+        match self {
+            Monitor::ValLoss => r.val_loss.or(Some(r.train_loss)),
+            Monitor::ValAccuracy => r.val_accuracy.or(r.train_accuracy),
+            Monitor::TrainLoss => Some(r.train_loss),
+        }
+    }
+
+    /// True when higher values are better.
+    pub fn maximize(self) -> bool {
+        self == Monitor::ValAccuracy
+    }
+
+    /// True when `value` beats `best` by more than `min_delta`.
+    pub fn improves(self, value: f64, best: Option<f64>, min_delta: f64) -> bool {
+        match best {
+            None => true,
+            Some(b) if self.maximize() => value > b + min_delta,
+            Some(b) => value < b - min_delta,
+        }
+    }
+}
+
+/// Keras-style early stopping on [`TrainConfig::monitor`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyStopping {
+    /// Epochs without improvement tolerated before stopping.
+    pub patience: u64,
+    /// The smallest change that counts as an improvement.
+    pub min_delta: f64,
+    /// Load the best epoch's weights back into the model when training ends.
+    pub restore_best: bool,
+}
+
+impl EarlyStopping {
+    /// Stops after `patience` epochs without improvement; restores the best weights.
+    pub fn new(patience: u64) -> EarlyStopping {
+        EarlyStopping {
+            patience,
+            min_delta: 0.0,
+            restore_best: true,
+        }
+    }
+
+    /// With `min_delta`.
+    pub fn min_delta(mut self, min_delta: f64) -> Self {
+        self.min_delta = min_delta;
+        self
+    }
+
+    /// With or without restoring the best weights.
+    pub fn restore_best(mut self, restore: bool) -> Self {
+        self.restore_best = restore;
+        self
+    }
+}
+
+/// Whether training goes on after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop after this epoch (its checkpoint is written first).
+    Stop,
+}
+
+/// Hooks into the training loop. All methods have defaults that do
+/// nothing; an error from any of them ends `fit` with that error (the last
+/// checkpoint stays as the previous epoch left it).
+pub trait Callback {
+    /// Before the first batch of `epoch` (from 1).
+    fn on_epoch_start(&mut self, _epoch: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the optimizer step of batch `batch` (from 0) of `epoch`.
+    fn on_batch_end(&mut self, _epoch: u64, _batch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the epoch's checkpoint is written.
+    fn on_epoch_end(&mut self, _record: &EpochRecord) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+}
+
+impl<C: Callback + ?Sized> Callback for &mut C {
+    fn on_epoch_start(&mut self, epoch: u64) -> Result<()> {
+        (**self).on_epoch_start(epoch)
+    }
+
+    fn on_batch_end(&mut self, epoch: u64, batch: usize) -> Result<()> {
+        (**self).on_batch_end(epoch, batch)
+    }
+
+    fn on_epoch_end(&mut self, record: &EpochRecord) -> Result<Control> {
+        (**self).on_epoch_end(record)
+    }
+}

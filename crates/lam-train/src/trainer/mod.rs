@@ -1,0 +1,324 @@
+//! [`Trainer`]: the training loop, so a program says what to train and
+//! not how to loop.
+//!
+//! ```ignore
+//! let mut opt = Adam::new(model.parameters(), 1e-3)?;
+//! let config = TrainConfig { epochs: 30, checkpoint_dir: Some(dir), ..Default::default() };
+//! let report = Trainer::new(&model, &mut opt, loss::cross_entropy)
+//!     .config(config)
+//!     .fit(&train_loader, Some(&val_loader))?;
+//! ```
+//!
+//! Each epoch: the learning rate from the scheduler (if any), lam's global
+//! generator reseeded from `(seed, epoch)`, the training batches (forward,
+//! loss, backward, step) with the loss summed on the device and read every
+//! `sync_every` batches, a validation pass, then the history, the best
+//! weights (`best.safetensors`, by [`Monitor`]), the early-stopping counter
+//! and `last.safetensors` (model, optimizer, epoch, history and counters).
+//!
+//! **Resume.** With `resume: true` the run starts from `last.safetensors`
+//! when it exists. Because the loader's order and augmentation, the dropout
+//! masks and the learning rate are pure functions of `(seed, epoch)`, and
+//! the optimizer state is saved exactly, a run killed mid-epoch and resumed
+//! loses only that epoch and ends bit-for-bit where an uninterrupted run
+//! ends (on the CPU; a test checks it).
+//!
+//! **NaN guard.** A loss that reads back NaN or infinite stops the run with
+//! an error naming the epoch and batches; the last checkpoint is intact.
+
+mod config;
+mod eval;
+mod history;
+mod progress;
+mod state;
+
+pub use config::{Callback, Control, EarlyStopping, Monitor, TrainConfig};
+pub use eval::{evaluate, predict, Predictions};
+pub use history::{EpochRecord, History};
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use lam_core::checkpoint::{load_training, save_training};
+use lam_core::nn::Module;
+use lam_core::optim::{Optimizer, Scheduler};
+use lam_core::{manual_seed, Error, Result, Tensor};
+
+use crate::data::DataLoader;
+use crate::seed::derive_seed;
+use eval::Sums;
+use progress::Progress;
+use state::{RunState, Snapshot};
+
+/// The loss of a model output against its targets.
+pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + 'a>;
+
+/// What [`Trainer::fit`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitReport {
+    /// Every finished epoch, including those before a resume.
+    pub history: History,
+    /// The epoch (from 1) with the best monitored value.
+    pub best_epoch: Option<u64>,
+    /// That value.
+    pub best_value: Option<f64>,
+    /// True when early stopping (or a callback) ended the run.
+    pub stopped_early: bool,
+    /// The number of finished epochs the run resumed from, if it did.
+    pub resumed_from: Option<u64>,
+}
+
+/// Trains one model with one optimizer (see the module docs).
+pub struct Trainer<'a> {
+    model: &'a dyn Module,
+    optimizer: &'a mut dyn Optimizer,
+    loss: LossFn<'a>,
+    scheduler: Option<Box<dyn Scheduler + 'a>>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    config: TrainConfig,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer with the default [`TrainConfig`].
+    pub fn new(
+        model: &'a dyn Module,
+        optimizer: &'a mut dyn Optimizer,
+        loss: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + 'a,
+    ) -> Trainer<'a> {
+        Trainer {
+            model,
+            optimizer,
+            loss: Box::new(loss),
+            scheduler: None,
+            callbacks: Vec::new(),
+            config: TrainConfig::default(),
+        }
+    }
+
+    /// With `config`.
+    pub fn config(mut self, config: TrainConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// With a learning-rate schedule, evaluated at the start of every epoch.
+    pub fn scheduler(mut self, scheduler: impl Scheduler + 'a) -> Self {
+        self.scheduler = Some(Box::new(scheduler));
+        self
+    }
+
+    /// With a callback (called in the order added).
+    pub fn callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Path of the last checkpoint, when checkpoints are on.
+    pub fn last_checkpoint(&self) -> Option<PathBuf> {
+        self.config
+            .checkpoint_dir
+            .as_ref()
+            .map(|d| d.join("last.safetensors"))
+    }
+
+    /// Path of the best checkpoint, when checkpoints are on.
+    pub fn best_checkpoint(&self) -> Option<PathBuf> {
+        self.config
+            .checkpoint_dir
+            .as_ref()
+            .map(|d| d.join("best.safetensors"))
+    }
+
+    /// Trains for the configured epochs (see the module docs).
+    pub fn fit(&mut self, train: &DataLoader, val: Option<&DataLoader>) -> Result<FitReport> {
+        if self.config.sync_every == 0 {
+            return Err(Error::invalid("Trainer", "sync_every must be > 0"));
+        }
+        if train.num_batches() == 0 {
+            return Err(Error::Empty { op: "Trainer::fit" });
+        }
+        if let Some(dir) = &self.config.checkpoint_dir {
+            std::fs::create_dir_all(dir).map_err(|e| history::io_error(dir, e))?;
+        }
+        let (mut run, mut best_weights, resumed_from) = self.resume_state(train)?;
+        let start = run.history.records.len() as u64;
+        let mut stopped_early = run.stopped;
+        for epoch in start..self.config.epochs {
+            if stopped_early {
+                break;
+            }
+            let record = self.run_epoch(epoch, train, val)?;
+            run.history.records.push(record.clone());
+            if let Some(path) = &self.config.history_path {
+                run.history.write(path)?;
+            }
+            let monitor = self.config.monitor;
+            let value = monitor.value(&record);
+            let min_delta = self.config.early_stopping.map_or(0.0, |e| e.min_delta);
+            match value {
+                Some(v) if monitor.improves(v, run.best, min_delta) => {
+                    run.best = Some(v);
+                    run.best_epoch = Some(record.epoch);
+                    run.bad_epochs = 0;
+                    if self.config.early_stopping.is_some_and(|e| e.restore_best) {
+                        best_weights = Some(Snapshot::take(self.model)?);
+                    }
+                    if let Some(path) = self.best_checkpoint() {
+                        Snapshot::save(self.model, &path)?;
+                    }
+                }
+                _ => {
+                    run.bad_epochs += 1;
+                    // Keras' rule: stop once `patience` epochs in a row brought no improvement.
+                    if self
+                        .config
+                        .early_stopping
+                        .is_some_and(|e| run.bad_epochs >= e.patience.max(1))
+                    {
+                        run.stopped = true;
+                    }
+                }
+            }
+            if let Some(path) = self.last_checkpoint() {
+                save_training(
+                    &path,
+                    self.model,
+                    &*self.optimizer,
+                    epoch + 1,
+                    &run.to_metadata(),
+                )?;
+            }
+            for cb in &mut self.callbacks {
+                if cb.on_epoch_end(&record)? == Control::Stop {
+                    run.stopped = true;
+                }
+            }
+            stopped_early = run.stopped;
+        }
+        if let (Some(es), Some(best)) = (self.config.early_stopping, &best_weights) {
+            if es.restore_best {
+                best.restore(self.model)?;
+            }
+        }
+        Ok(FitReport {
+            history: run.history,
+            best_epoch: run.best_epoch,
+            best_value: run.best,
+            stopped_early,
+            resumed_from,
+        })
+    }
+
+    /// A fresh state, or the state of `last.safetensors` when resuming (its
+    /// weights and optimizer state are loaded into the model and optimizer).
+    fn resume_state(
+        &mut self,
+        train: &DataLoader,
+    ) -> Result<(RunState, Option<Snapshot>, Option<u64>)> {
+        let last = self
+            .last_checkpoint()
+            .filter(|p| self.config.resume && p.exists());
+        let Some(last) = last else {
+            return Ok((RunState::default(), None, None));
+        };
+        let saved = load_training(&last, self.model, self.optimizer)?;
+        let run = RunState::from_metadata(&saved.metadata, &last)?;
+        if run.history.records.len() as u64 != saved.epoch {
+            return Err(Error::Format {
+                path: last.display().to_string(),
+                msg: format!(
+                    "epoch {} but {} history records",
+                    saved.epoch,
+                    run.history.records.len()
+                ),
+            });
+        }
+        let best = match self.best_checkpoint().filter(|p| p.exists()) {
+            Some(p) if self.config.early_stopping.is_some_and(|e| e.restore_best) => {
+                Some(Snapshot::load(&p, train.device())?)
+            }
+            _ => None,
+        };
+        Ok((run, best, Some(saved.epoch)))
+    }
+
+    /// One epoch (0-based `epoch`): training batches, then validation.
+    fn run_epoch(
+        &mut self,
+        epoch: u64,
+        train: &DataLoader,
+        val: Option<&DataLoader>,
+    ) -> Result<EpochRecord> {
+        let started = Instant::now();
+        let shown = epoch + 1;
+        if let Some(s) = &mut self.scheduler {
+            s.set_epoch(epoch);
+            self.optimizer.set_lr(s.lr());
+        }
+        manual_seed(derive_seed(&[self.config.seed, epoch, 0xd40f]));
+        for cb in &mut self.callbacks {
+            cb.on_epoch_start(shown)?;
+        }
+        self.model.train();
+        let progress = Progress::new(
+            shown,
+            self.config.epochs,
+            train.num_batches(),
+            self.config.quiet,
+        );
+        let mut sums = Sums::default();
+        let mut since_sync = 0;
+        let total = train.num_batches();
+        for (b, batch) in train.epoch(epoch).enumerate() {
+            let (x, y) = batch?;
+            self.optimizer.zero_grad();
+            let out = self.model.forward(&x)?;
+            let loss = (self.loss)(&out, &y)?;
+            loss.backward()?;
+            self.optimizer.step()?;
+            sums.add(&out, &y, &loss)?;
+            since_sync += 1;
+            if since_sync == self.config.sync_every || b + 1 == total {
+                let part = sums.sync()?;
+                if !part.is_finite() {
+                    return Err(Error::invalid(
+                        "Trainer::fit",
+                        format!(
+                            "training diverged: the loss is {part} at epoch {shown}, batches {}..={}; \
+                             lower the learning rate or check the inputs for NaN/Inf",
+                            b + 1 - since_sync,
+                            b
+                        ),
+                    ));
+                }
+                since_sync = 0;
+                let (l, a) = sums.means();
+                progress.update(b + 1, l, a, sums.host_samples);
+            }
+            for cb in &mut self.callbacks {
+                cb.on_batch_end(shown, b)?;
+            }
+        }
+        let (train_loss, train_accuracy) = sums.read("Trainer::fit")?;
+        let samples_per_sec = progress::rate(sums.host_samples, started);
+        let (val_loss, val_accuracy) = match val {
+            Some(v) => {
+                let (l, a) = evaluate(self.model, v, &*self.loss)?;
+                (Some(l), a)
+            }
+            None => (None, None),
+        };
+        let record = EpochRecord {
+            epoch: shown,
+            train_loss,
+            train_accuracy,
+            val_loss,
+            val_accuracy,
+            lr: self.optimizer.lr() as f64,
+            seconds: started.elapsed().as_secs_f64(),
+            samples_per_sec,
+        };
+        progress.finish(&record, self.config.epochs);
+        Ok(record)
+    }
+}
