@@ -25,7 +25,10 @@ conformance!(wrong_shapes, |dev| {
     expect_err(a.add(&Tensor::zeros(&[4], dev)?), &["add", "[2, 3]", "[4]"]);
     expect_err(a.reshape(&[4, 2]), &["reshape", "6 elements", "[4, 2]"]);
     expect_err(a.reshape(&[-1, 4]), &["reshape"]);
-    expect_err(Tensor::from_vec(vec![1.0; 5], &[2, 3], dev), &["5 values", "[2, 3]", "6"]);
+    expect_err(
+        Tensor::from_vec(vec![1.0; 5], &[2, 3], dev),
+        &["5 values", "[2, 3]", "6"],
+    );
     expect_err(a.broadcast_to(&[3, 3]), &["broadcast_to", "[3, 3]"]);
     expect_err(Tensor::cat(&[a.clone(), b.clone()], 0), &["cat", "[4, 5]"]);
     expect_err(Tensor::stack(&[a.clone(), b.clone()], 0), &["stack"]);
@@ -34,14 +37,20 @@ conformance!(wrong_shapes, |dev| {
     expect_err(a.permute(&[0, 0]), &["permute"]);
     let targets = Tensor::from_vec_i32(vec![0, 1, 1], &[3], dev)?;
     expect_err(a.cross_entropy(&targets), &["cross_entropy", "[2]", "[3]"]);
-    expect_err(a.sum(&[], false)?.backward_with(&Tensor::zeros(&[2], dev)?), &["backward"]);
+    expect_err(
+        a.sum(&[], false)?.backward_with(&Tensor::zeros(&[2], dev)?),
+        &["backward"],
+    );
     Ok(())
 });
 
 conformance!(wrong_ranks, |dev| {
     let v = Tensor::zeros(&[3], dev)?;
     expect_err(v.t(), &["rank", "at least 2", "[3]"]);
-    expect_err(v.cross_entropy(&Tensor::from_vec_i32(vec![0], &[1], dev)?), &["rank", "[3]"]);
+    expect_err(
+        v.cross_entropy(&Tensor::from_vec_i32(vec![0], &[1], dev)?),
+        &["rank", "[3]"],
+    );
     expect_err(Tensor::scalar(1.0, dev)?.matmul(&v), &["matmul", "rank"]);
     let idx = Tensor::from_vec_i32(vec![0, 1], &[1, 2], dev)?;
     expect_err(v.index_select(0, &idx), &["index_select", "rank", "[1, 2]"]);
@@ -53,7 +62,10 @@ conformance!(wrong_ranks, |dev| {
 conformance!(out_of_range_indices, |dev| {
     let x = Tensor::zeros(&[3, 2], dev)?;
     let too_big = Tensor::from_vec_i32(vec![0, 3], &[2], dev)?;
-    expect_err(x.index_select(0, &too_big), &["index_select", "3", "size 3"]);
+    expect_err(
+        x.index_select(0, &too_big),
+        &["index_select", "3", "size 3"],
+    );
     let negative = Tensor::from_vec_i32(vec![-1], &[1], dev)?;
     expect_err(x.index_select(1, &negative), &["index_select", "-1"]);
     let g = Tensor::from_vec_i32(vec![2, 0, 0], &[3, 1], dev)?;
@@ -83,8 +95,14 @@ conformance!(wrong_dtypes_and_arguments, |dev| {
     let labels = Tensor::from_vec_i32(vec![1, 2], &[2], dev)?;
     let x = Tensor::zeros(&[2, 3], dev)?;
     expect_err(labels.requires_grad_(), &["int32", "float32"]);
-    expect_err(x.cross_entropy(&x.sum(&[1], false)?), &["cross_entropy", "int32"]);
-    expect_err(x.index_select(0, &x.sum(&[1], false)?), &["index_select", "int32"]);
+    expect_err(
+        x.cross_entropy(&x.sum(&[1], false)?),
+        &["cross_entropy", "int32"],
+    );
+    expect_err(
+        x.index_select(0, &x.sum(&[1], false)?),
+        &["index_select", "int32"],
+    );
     expect_err(x.to_vec_i32(), &["to_vec_i32", "int32"]);
     expect_err(x.exp()?.backward(), &["scalar"]);
     expect_err(x.sum_all()?.backward(), &["does not require grad"]);
@@ -105,12 +123,18 @@ fn mismatched_devices() {
     let b = Tensor::zeros(&[2], &other).expect("zeros");
     expect_err(a.add(&b), &["different devices"]);
     expect_err(a.matmul(&b), &["different devices"]);
-    expect_err(Tensor::cat(&[a.clone(), b.clone()], 0), &["different devices"]);
+    expect_err(
+        Tensor::cat(&[a.clone(), b.clone()], 0),
+        &["different devices"],
+    );
     let idx = Tensor::from_vec_i32(vec![0], &[1], &other).expect("idx");
     expect_err(a.index_select(0, &idx), &["different devices"]);
     // Moving makes them compatible.
     let moved = b.to_device(&cpu).expect("move");
-    assert_eq!(a.add(&moved).expect("add").to_vec().expect("read"), vec![0.0, 0.0]);
+    assert_eq!(
+        a.add(&moved).expect("add").to_vec().expect("read"),
+        vec![0.0, 0.0]
+    );
 }
 
 conformance!(loose_index_bounds_are_confirmed, |dev| {

@@ -35,7 +35,10 @@ fn one_submit_per_step(dev: &Device) {
     let y = Tensor::from_vec_i32((0..8).map(|i| i % 4).collect(), &[8], dev).expect("y");
     let step = |opt: &mut Adam| -> f32 {
         opt.zero_grad();
-        let loss = model.forward(&x).and_then(|l| l.cross_entropy(&y)).expect("forward");
+        let loss = model
+            .forward(&x)
+            .and_then(|l| l.cross_entropy(&y))
+            .expect("forward");
         loss.backward().expect("backward");
         opt.step().expect("step");
         loss.item().expect("read loss")
@@ -48,7 +51,10 @@ fn one_submit_per_step(dev: &Device) {
         let before = dev.stats().submits;
         last = step(&mut opt);
         let submits = dev.stats().submits - before;
-        assert_eq!(submits, 1, "a training step on {dev} cost {submits} submits");
+        assert_eq!(
+            submits, 1,
+            "a training step on {dev} cost {submits} submits"
+        );
     }
     assert!(last < first, "loss did not fall: {first} -> {last}");
 }

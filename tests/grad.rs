@@ -48,7 +48,8 @@ conformance!(unary_ops, |dev| {
         ("mul_scalar", |x| x.mul_scalar(-3.0)),
     ];
     for (name, op) in ops {
-        check(|a| op(&a[0]), std::slice::from_ref(&x)).map_err(|e| lam::Error::Autograd(format!("{name}: {e}")))?;
+        check(|a| op(&a[0]), std::slice::from_ref(&x))
+            .map_err(|e| lam::Error::Autograd(format!("{name}: {e}")))?;
     }
     let positive: Vec<(&str, Op)> = vec![
         ("log", |x| x.log()),
@@ -57,7 +58,8 @@ conformance!(unary_ops, |dev| {
         ("pow_scalar", |x| x.pow_scalar(2.5)),
     ];
     for (name, op) in positive {
-        check(|a| op(&a[0]), std::slice::from_ref(&pos)).map_err(|e| lam::Error::Autograd(format!("{name}: {e}")))?;
+        check(|a| op(&a[0]), std::slice::from_ref(&pos))
+            .map_err(|e| lam::Error::Autograd(format!("{name}: {e}")))?;
     }
     Ok(())
 });
@@ -74,7 +76,10 @@ conformance!(binary_ops_with_broadcasting, |dev| {
     check(|x| x[0].maximum(&x[1]), &[a.clone(), row.clone()])?;
     check(|x| x[0].minimum(&x[1]), &[a.clone(), row.clone()])?;
     let mask = a.gt_scalar(0.0)?;
-    check(|x| Tensor::where_cond(&mask, &x[0], &x[1]), &[a.clone(), row.clone()])?;
+    check(
+        |x| Tensor::where_cond(&mask, &x[0], &x[1]),
+        &[a.clone(), row.clone()],
+    )?;
     Ok(())
 });
 
@@ -83,10 +88,19 @@ conformance!(non_contiguous_views, |dev| {
     let b = input(&[4, 3], 7, dev);
     check(|x| x[0].t()?.mul(&x[1]), &[a.clone(), b.clone()])?;
     check(|x| x[0].narrow(1, 1, 2)?.exp(), std::slice::from_ref(&a))?;
-    check(|x| x[0].permute(&[1, 0])?.reshape(&[2, 6]), std::slice::from_ref(&a))?;
-    check(|x| x[0].unsqueeze(0)?.expand(&[2, -1, -1])?.sin(), std::slice::from_ref(&a))?;
+    check(
+        |x| x[0].permute(&[1, 0])?.reshape(&[2, 6]),
+        std::slice::from_ref(&a),
+    )?;
+    check(
+        |x| x[0].unsqueeze(0)?.expand(&[2, -1, -1])?.sin(),
+        std::slice::from_ref(&a),
+    )?;
     check(|x| x[0].t()?.contiguous()?.tanh(), std::slice::from_ref(&a))?;
-    check(|x| x[0].slice(0, 1, 3)?.squeeze_all(), std::slice::from_ref(&a))?;
+    check(
+        |x| x[0].slice(0, 1, 3)?.squeeze_all(),
+        std::slice::from_ref(&a),
+    )?;
     check(|x| x[0].flatten(0, -1), std::slice::from_ref(&a))?;
     Ok(())
 });
@@ -94,16 +108,27 @@ conformance!(non_contiguous_views, |dev| {
 conformance!(joins, |dev| {
     let a = input(&[2, 3], 8, dev);
     let b = input(&[1, 3], 9, dev);
-    check(|x| Tensor::cat(&[x[0].clone(), x[1].clone()], 0), &[a.clone(), b.clone()])?;
-    check(|x| Tensor::stack(&[x[0].clone(), x[0].mul_scalar(2.0)?], 2), std::slice::from_ref(&a))?;
-    check(|x| Ok(x[0].chunk(3, 1)?[1].clone()), std::slice::from_ref(&a))?;
+    check(
+        |x| Tensor::cat(&[x[0].clone(), x[1].clone()], 0),
+        &[a.clone(), b.clone()],
+    )?;
+    check(
+        |x| Tensor::stack(&[x[0].clone(), x[0].mul_scalar(2.0)?], 2),
+        std::slice::from_ref(&a),
+    )?;
+    check(
+        |x| Ok(x[0].chunk(3, 1)?[1].clone()),
+        std::slice::from_ref(&a),
+    )?;
     Ok(())
 });
 
 conformance!(reductions, |dev| {
     // Values at least 0.1 apart: finite differences across a near-tie of
     // max/min would be meaningless.
-    let spaced: Vec<f32> = (0..12).map(|i| ((i * 7) % 12) as f32 * 0.1 - 0.55).collect();
+    let spaced: Vec<f32> = (0..12)
+        .map(|i| ((i * 7) % 12) as f32 * 0.1 - 0.55)
+        .collect();
     let x = Tensor::from_vec(spaced, &[3, 4], dev)?;
     type Op = fn(&Tensor) -> lam::Result<Tensor>;
     let ops: Vec<(&str, Op)> = vec![
@@ -118,7 +143,8 @@ conformance!(reductions, |dev| {
         ("logsumexp", |a| a.logsumexp(&[1], false)),
     ];
     for (name, op) in ops {
-        check(|a| op(&a[0]), std::slice::from_ref(&x)).map_err(|e| lam::Error::Autograd(format!("{name}: {e}")))?;
+        check(|a| op(&a[0]), std::slice::from_ref(&x))
+            .map_err(|e| lam::Error::Autograd(format!("{name}: {e}")))?;
     }
     Ok(())
 });
@@ -144,7 +170,10 @@ conformance!(indexing, |dev| {
     check(|a| a[0].gather(1, &g), std::slice::from_ref(&x))?;
     let to = Tensor::from_vec_i32(vec![0, 0, 2, 1, 2, 2], &[2, 3], dev)?;
     let src = input(&[2, 3], 16, dev);
-    check(|a| a[0].t()?.scatter_add(0, &to, &a[1]), &[x.clone(), src.clone()])?;
+    check(
+        |a| a[0].t()?.scatter_add(0, &to, &a[1]),
+        &[x.clone(), src.clone()],
+    )?;
     Ok(())
 });
 

@@ -9,7 +9,9 @@ use lam::prelude::*;
 fn sgd(params: &[&Tensor], lr: f32) -> lam::Result<()> {
     no_grad(|| {
         for p in params {
-            let g = p.grad().ok_or_else(|| lam::Error::Autograd("missing grad".into()))?;
+            let g = p
+                .grad()
+                .ok_or_else(|| lam::Error::Autograd("missing grad".into()))?;
             p.set_data(&p.sub(&g.mul_scalar(lr)?)?)?;
             p.zero_grad();
         }
@@ -31,7 +33,10 @@ conformance!(fits_a_line, |dev| {
         sgd(&[&w, &b], 0.3)?;
     }
     let (w, b) = (w.item()?, b.item()?);
-    assert!((w - 3.0).abs() < 1e-3 && (b - 2.0).abs() < 1e-3, "w {w} b {b}");
+    assert!(
+        (w - 3.0).abs() < 1e-3 && (b - 2.0).abs() < 1e-3,
+        "w {w} b {b}"
+    );
     Ok(())
 });
 
@@ -41,7 +46,9 @@ conformance!(mlp_learns_xor, |dev| {
     let y = Tensor::from_vec_i32(vec![0, 1, 1, 0], &[4], dev)?;
     let w1 = Tensor::randn(&[2, 8], dev)?.requires_grad_()?;
     let b1 = Tensor::zeros(&[8], dev)?.requires_grad_()?;
-    let w2 = Tensor::randn(&[8, 2], dev)?.mul_scalar(0.5)?.requires_grad_()?;
+    let w2 = Tensor::randn(&[8, 2], dev)?
+        .mul_scalar(0.5)?
+        .requires_grad_()?;
     let b2 = Tensor::zeros(&[2], dev)?.requires_grad_()?;
     let mut first = None;
     let mut last = 0.0;
@@ -53,8 +60,18 @@ conformance!(mlp_learns_xor, |dev| {
         last = loss.item()?;
         first.get_or_insert(last);
     }
-    let pred = x.matmul(&w1)?.add(&b1)?.tanh()?.matmul(&w2)?.add(&b2)?.argmax(1, false)?;
-    assert_eq!(pred.to_vec_i32()?, vec![0, 1, 1, 0], "loss went {first:?} -> {last}");
+    let pred = x
+        .matmul(&w1)?
+        .add(&b1)?
+        .tanh()?
+        .matmul(&w2)?
+        .add(&b2)?
+        .argmax(1, false)?;
+    assert_eq!(
+        pred.to_vec_i32()?,
+        vec![0, 1, 1, 0],
+        "loss went {first:?} -> {last}"
+    );
     assert!(last < 0.05, "final loss {last}");
     Ok(())
 });

@@ -15,7 +15,11 @@ conformance!(creation, |dev| {
     close(&Tensor::zeros(&[2, 2], dev)?.to_vec()?, &[0.0; 4], 0.0);
     close(&Tensor::ones(&[3], dev)?.to_vec()?, &[1.0; 3], 0.0);
     close(&Tensor::full(&[2], 2.5, dev)?.to_vec()?, &[2.5, 2.5], 0.0);
-    close(&Tensor::arange(0.0, 5.0, 2.0, dev)?.to_vec()?, &[0.0, 2.0, 4.0], 0.0);
+    close(
+        &Tensor::arange(0.0, 5.0, 2.0, dev)?.to_vec()?,
+        &[0.0, 2.0, 4.0],
+        0.0,
+    );
     close(&Tensor::eye(2, dev)?.to_vec()?, &[1.0, 0.0, 0.0, 1.0], 0.0);
     let labels = Tensor::from_vec_i32(vec![3, 1], &[2], dev)?;
     assert_eq!(labels.to_vec_i32()?, vec![3, 1]);
@@ -32,7 +36,10 @@ conformance!(random_is_seeded_and_distributed, |dev| {
     let v = a.to_vec()?;
     let mean = v.iter().sum::<f32>() / v.len() as f32;
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32;
-    assert!(mean.abs() < 0.06 && (var - 1.0).abs() < 0.08, "mean {mean} var {var}");
+    assert!(
+        mean.abs() < 0.06 && (var - 1.0).abs() < 0.08,
+        "mean {mean} var {var}"
+    );
     let u = Tensor::uniform(&[4096], -2.0, 2.0, dev)?.to_vec()?;
     assert!(u.iter().all(|&x| (-2.0..2.0).contains(&x)));
     let r = Tensor::randint(3, 7, &[1000], dev)?.to_vec_i32()?;
@@ -48,13 +55,21 @@ conformance!(random_is_seeded_and_distributed, |dev| {
 
 conformance!(random_matches_across_backends, |dev| {
     // The counter-based generator makes a seed mean the same numbers everywhere.
-    let dist = lam::backend::Distribution::Uniform { low: 0.0, high: 1.0 };
+    let dist = lam::backend::Distribution::Uniform {
+        low: 0.0,
+        high: 1.0,
+    };
     let here = Tensor::random_seeded(&[257], dist, 9, dev)?.to_vec()?;
     let expected: Vec<f32> = (0..257).map(|i| lam::rng::uniform01(9, i)).collect();
     close(&here, &expected, 0.0);
-    let dist = lam::backend::Distribution::Normal { mean: 1.0, std: 2.0 };
+    let dist = lam::backend::Distribution::Normal {
+        mean: 1.0,
+        std: 2.0,
+    };
     let here = Tensor::random_seeded(&[100], dist, 5, dev)?.to_vec()?;
-    let expected: Vec<f32> = (0..100).map(|i| 1.0 + 2.0 * lam::rng::standard_normal(5, i)).collect();
+    let expected: Vec<f32> = (0..100)
+        .map(|i| 1.0 + 2.0 * lam::rng::standard_normal(5, i))
+        .collect();
     close(&here, &expected, 1e-4);
     Ok(())
 });
@@ -62,8 +77,16 @@ conformance!(random_matches_across_backends, |dev| {
 conformance!(views_share_data_and_reorder, |dev| {
     let x = t(&[0., 1., 2., 3., 4., 5.], &[2, 3], dev);
     close(&x.t()?.to_vec()?, &[0., 3., 1., 4., 2., 5.], 0.0);
-    close(&x.reshape(&[3, -1])?.to_vec()?, &[0., 1., 2., 3., 4., 5.], 0.0);
-    close(&x.t()?.reshape(&[6])?.to_vec()?, &[0., 3., 1., 4., 2., 5.], 0.0);
+    close(
+        &x.reshape(&[3, -1])?.to_vec()?,
+        &[0., 1., 2., 3., 4., 5.],
+        0.0,
+    );
+    close(
+        &x.t()?.reshape(&[6])?.to_vec()?,
+        &[0., 3., 1., 4., 2., 5.],
+        0.0,
+    );
     close(&x.narrow(1, 1, 2)?.to_vec()?, &[1., 2., 4., 5.], 0.0);
     close(&x.slice(0, 1, 2)?.to_vec()?, &[3., 4., 5.], 0.0);
     assert_eq!(x.unsqueeze(0)?.dims(), &[1, 2, 3]);
@@ -71,20 +94,41 @@ conformance!(views_share_data_and_reorder, |dev| {
     assert_eq!(x.unsqueeze(1)?.squeeze(1)?.dims(), &[2, 3]);
     assert_eq!(x.reshape(&[1, 2, 1, 3])?.squeeze_all()?.dims(), &[2, 3]);
     assert_eq!(x.reshape(&[1, 2, 3])?.flatten(0, -1)?.dims(), &[6]);
-    let p = t(&(0..24).map(|v| v as f32).collect::<Vec<_>>(), &[2, 3, 4], dev).permute(&[2, 0, 1])?;
+    let p = t(
+        &(0..24).map(|v| v as f32).collect::<Vec<_>>(),
+        &[2, 3, 4],
+        dev,
+    )
+    .permute(&[2, 0, 1])?;
     assert_eq!(p.dims(), &[4, 2, 3]);
     close(&p.get(1)?.to_vec()?, &[1., 5., 9., 13., 17., 21.], 0.0);
     let col = t(&[1., 2.], &[2, 1], dev);
-    close(&col.broadcast_to(&[2, 3])?.to_vec()?, &[1., 1., 1., 2., 2., 2.], 0.0);
-    close(&col.expand(&[3, -1, 2])?.to_vec()?, &[1., 1., 2., 2., 1., 1., 2., 2., 1., 1., 2., 2.], 0.0);
+    close(
+        &col.broadcast_to(&[2, 3])?.to_vec()?,
+        &[1., 1., 1., 2., 2., 2.],
+        0.0,
+    );
+    close(
+        &col.expand(&[3, -1, 2])?.to_vec()?,
+        &[1., 1., 2., 2., 1., 1., 2., 2., 1., 1., 2., 2.],
+        0.0,
+    );
     Ok(())
 });
 
 conformance!(cat_stack_chunk, |dev| {
     let a = t(&[1., 2., 3., 4.], &[2, 2], dev);
     let b = t(&[5., 6.], &[1, 2], dev);
-    close(&Tensor::cat(&[a.clone(), b.clone()], 0)?.to_vec()?, &[1., 2., 3., 4., 5., 6.], 0.0);
-    close(&Tensor::cat(&[a.clone(), a.t()?], 1)?.to_vec()?, &[1., 2., 1., 3., 3., 4., 2., 4.], 0.0);
+    close(
+        &Tensor::cat(&[a.clone(), b.clone()], 0)?.to_vec()?,
+        &[1., 2., 3., 4., 5., 6.],
+        0.0,
+    );
+    close(
+        &Tensor::cat(&[a.clone(), a.t()?], 1)?.to_vec()?,
+        &[1., 2., 1., 3., 3., 4., 2., 4.],
+        0.0,
+    );
     let s = Tensor::stack(&[a.clone(), a.clone()], 1)?;
     assert_eq!(s.dims(), &[2, 2, 2]);
     close(&s.to_vec()?, &[1., 2., 1., 2., 3., 4., 3., 4.], 0.0);
@@ -116,20 +160,68 @@ conformance!(unary_functions, |dev| {
         ("sin", x.sin()?, Box::new(f64::sin)),
         ("cos", x.cos()?, Box::new(f64::cos)),
         ("tanh", x.tanh()?, Box::new(f64::tanh)),
-        ("sigmoid", x.sigmoid()?, Box::new(|v| 1.0 / (1.0 + (-v).exp()))),
+        (
+            "sigmoid",
+            x.sigmoid()?,
+            Box::new(|v| 1.0 / (1.0 + (-v).exp())),
+        ),
         ("relu", x.relu()?, Box::new(|v| v.max(0.0))),
-        ("leaky_relu", x.leaky_relu(0.1)?, Box::new(|v| if v > 0.0 { v } else { 0.1 * v })),
-        ("relu6", x.mul_scalar(3.0)?.relu6()?, Box::new(|v| (3.0 * v).clamp(0.0, 6.0))),
-        ("clamp", x.clamp(-1.0, 1.0)?, Box::new(|v| v.clamp(-1.0, 1.0))),
-        ("elu", x.elu(1.5)?, Box::new(|v| if v > 0.0 { v } else { 1.5 * (v.exp() - 1.0) })),
-        ("gelu", x.gelu()?, Box::new(move |v| 0.5 * v * (1.0 + erf(v / 2f64.sqrt())))),
+        (
+            "leaky_relu",
+            x.leaky_relu(0.1)?,
+            Box::new(|v| if v > 0.0 { v } else { 0.1 * v }),
+        ),
+        (
+            "relu6",
+            x.mul_scalar(3.0)?.relu6()?,
+            Box::new(|v| (3.0 * v).clamp(0.0, 6.0)),
+        ),
+        (
+            "clamp",
+            x.clamp(-1.0, 1.0)?,
+            Box::new(|v| v.clamp(-1.0, 1.0)),
+        ),
+        (
+            "elu",
+            x.elu(1.5)?,
+            Box::new(|v| if v > 0.0 { v } else { 1.5 * (v.exp() - 1.0) }),
+        ),
+        (
+            "gelu",
+            x.gelu()?,
+            Box::new(move |v| 0.5 * v * (1.0 + erf(v / 2f64.sqrt()))),
+        ),
         ("silu", x.silu()?, Box::new(|v| v / (1.0 + (-v).exp()))),
-        ("softplus", x.softplus()?, Box::new(|v| (1.0 + v.exp()).ln())),
-        ("sign", x.sign()?, Box::new(|v| if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { 0.0 })),
+        (
+            "softplus",
+            x.softplus()?,
+            Box::new(|v| (1.0 + v.exp()).ln()),
+        ),
+        (
+            "sign",
+            x.sign()?,
+            Box::new(|v| {
+                if v > 0.0 {
+                    1.0
+                } else if v < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }),
+        ),
         ("add_scalar", x.add_scalar(1.5)?, Box::new(|v| v + 1.5)),
         ("mul_scalar", x.mul_scalar(-2.0)?, Box::new(|v| v * -2.0)),
-        ("gt_scalar", x.gt_scalar(0.0)?, Box::new(|v| (v > 0.0) as u8 as f64)),
-        ("lt_scalar", x.lt_scalar(0.0)?, Box::new(|v| (v < 0.0) as u8 as f64)),
+        (
+            "gt_scalar",
+            x.gt_scalar(0.0)?,
+            Box::new(|v| (v > 0.0) as u8 as f64),
+        ),
+        (
+            "lt_scalar",
+            x.lt_scalar(0.0)?,
+            Box::new(|v| (v < 0.0) as u8 as f64),
+        ),
     ];
     for (name, got, f) in cases {
         let expected: Vec<f32> = xs.iter().map(|&v| f(v as f64) as f32).collect();
@@ -139,7 +231,11 @@ conformance!(unary_functions, |dev| {
     }
     // Functions with a restricted domain.
     let pos = t(&[0.25, 1.0, 4.0], &[3], dev);
-    close(&pos.log()?.to_vec()?, &[0.25f32.ln(), 0.0, 4.0f32.ln()], 1e-6);
+    close(
+        &pos.log()?.to_vec()?,
+        &[0.25f32.ln(), 0.0, 4.0f32.ln()],
+        1e-6,
+    );
     close(&pos.sqrt()?.to_vec()?, &[0.5, 1.0, 2.0], 1e-6);
     close(&pos.recip()?.to_vec()?, &[4.0, 1.0, 0.25], 1e-6);
     close(&pos.pow_scalar(1.5)?.to_vec()?, &[0.125, 1.0, 8.0], 1e-5);
@@ -154,17 +250,45 @@ conformance!(binary_broadcasting, |dev| {
     let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3], dev);
     let row = t(&[10., 20., 30.], &[3], dev);
     let col = t(&[2., 4.], &[2, 1], dev);
-    close(&a.add(&row)?.to_vec()?, &[11., 22., 33., 14., 25., 36.], 0.0);
+    close(
+        &a.add(&row)?.to_vec()?,
+        &[11., 22., 33., 14., 25., 36.],
+        0.0,
+    );
     close(&a.sub(&col)?.to_vec()?, &[-1., 0., 1., 0., 1., 2.], 0.0);
     close(&a.mul(&col)?.to_vec()?, &[2., 4., 6., 16., 20., 24.], 0.0);
-    close(&a.div(&col)?.to_vec()?, &[0.5, 1., 1.5, 1., 1.25, 1.5], 1e-6);
-    close(&col.pow(&t(&[2., 0.5, 3.], &[3], dev))?.to_vec()?, &[4., 2f32.sqrt(), 8., 16., 2., 64.], 1e-5);
-    close(&a.maximum(&t(&[3.], &[1], dev))?.to_vec()?, &[3., 3., 3., 4., 5., 6.], 0.0);
-    close(&a.minimum(&row.div_scalar(10.0)?)?.to_vec()?, &[1., 2., 3., 1., 2., 3.], 0.0);
+    close(
+        &a.div(&col)?.to_vec()?,
+        &[0.5, 1., 1.5, 1., 1.25, 1.5],
+        1e-6,
+    );
+    close(
+        &col.pow(&t(&[2., 0.5, 3.], &[3], dev))?.to_vec()?,
+        &[4., 2f32.sqrt(), 8., 16., 2., 64.],
+        1e-5,
+    );
+    close(
+        &a.maximum(&t(&[3.], &[1], dev))?.to_vec()?,
+        &[3., 3., 3., 4., 5., 6.],
+        0.0,
+    );
+    close(
+        &a.minimum(&row.div_scalar(10.0)?)?.to_vec()?,
+        &[1., 2., 3., 1., 2., 3.],
+        0.0,
+    );
     // A transposed (non-contiguous) operand.
-    close(&a.t()?.add(&a.t()?)?.to_vec()?, &[2., 8., 4., 10., 6., 12.], 0.0);
+    close(
+        &a.t()?.add(&a.t()?)?.to_vec()?,
+        &[2., 8., 4., 10., 6., 12.],
+        0.0,
+    );
     // Scalar (0-d) operands broadcast too.
-    close(&a.mul(&Tensor::scalar(0.5, dev)?)?.to_vec()?, &[0.5, 1., 1.5, 2., 2.5, 3.], 0.0);
+    close(
+        &a.mul(&Tensor::scalar(0.5, dev)?)?.to_vec()?,
+        &[0.5, 1., 1.5, 2., 2.5, 3.],
+        0.0,
+    );
     Ok(())
 });
 
@@ -199,10 +323,17 @@ conformance!(reductions, |dev| {
     assert_eq!(x.argmax(1, false)?.to_vec_i32()?, vec![1, 2]);
     assert_eq!(x.argmin(0, false)?.to_vec_i32()?, vec![0, 1, 0]);
     // Ties pick the first index.
-    assert_eq!(t(&[2., 7., 7.], &[3], dev).argmax(0, false)?.to_vec_i32()?, vec![1]);
+    assert_eq!(
+        t(&[2., 7., 7.], &[3], dev).argmax(0, false)?.to_vec_i32()?,
+        vec![1]
+    );
     // var: rows [1,5,3] and [4,2,6], unbiased 4 and 4, biased 8/3.
     close(&x.var(&[1], false, true)?.to_vec()?, &[4., 4.], 1e-5);
-    close(&x.var(&[1], false, false)?.to_vec()?, &[8. / 3., 8. / 3.], 1e-5);
+    close(
+        &x.var(&[1], false, false)?.to_vec()?,
+        &[8. / 3., 8. / 3.],
+        1e-5,
+    );
     // Reductions over a transposed view and over several axes.
     close(&x.t()?.sum(&[1], false)?.to_vec()?, &[5., 7., 9.], 0.0);
     let cube = Tensor::arange(0.0, 24.0, 1.0, dev)?.reshape(&[2, 3, 4])?;
@@ -216,14 +347,19 @@ conformance!(matmul_cases, |dev| {
     let b = t(&[7., 8., 9., 10., 11., 12.], &[3, 2], dev);
     close(&a.matmul(&b)?.to_vec()?, &[58., 64., 139., 154.], 1e-5);
     // Transposed operands come in as strided views.
-    close(&b.t()?.matmul(&a.t()?)?.to_vec()?, &[58., 139., 64., 154.], 1e-5);
+    close(
+        &b.t()?.matmul(&a.t()?)?.to_vec()?,
+        &[58., 139., 64., 154.],
+        1e-5,
+    );
     // Vector cases.
     let v = t(&[1., 0., -1.], &[3], dev);
     close(&a.matmul(&v)?.to_vec()?, &[-2., -2.], 1e-6);
     close(&v.matmul(&b)?.to_vec()?, &[-4., -4.], 1e-6);
     close(&v.matmul(&v)?.to_vec()?, &[2.], 1e-6);
     // Batched with a broadcast batch dim: [2,1,2,3] x [3,3,2] -> [2,3,2,2].
-    let batch_a = Tensor::cat(&[a.unsqueeze(0)?, a.mul_scalar(2.0)?.unsqueeze(0)?], 0)?.unsqueeze(1)?;
+    let batch_a =
+        Tensor::cat(&[a.unsqueeze(0)?, a.mul_scalar(2.0)?.unsqueeze(0)?], 0)?.unsqueeze(1)?;
     let batch_b = Tensor::stack(&[b.clone(), b.mul_scalar(0.0)?, b.neg()?], 0)?;
     let out = batch_a.matmul(&batch_b)?;
     assert_eq!(out.dims(), &[2, 3, 2, 2]);
@@ -236,12 +372,18 @@ conformance!(matmul_cases, |dev| {
 
 conformance!(matmul_awkward_shapes, |dev| {
     for &(m, k, n) in &[(1, 1, 1), (3, 17, 5), (17, 3, 129), (33, 65, 7)] {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0)
+            .collect();
         let mut expected = vec![0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                expected[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>() as f32;
+                expected[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum::<f64>() as f32;
             }
         }
         let got = t(&a, &[m, k], dev).matmul(&t(&b, &[k, n], dev))?.to_vec()?;
@@ -253,7 +395,11 @@ conformance!(matmul_awkward_shapes, |dev| {
 conformance!(indexing, |dev| {
     let x = t(&[1., 2., 3., 4., 5., 6.], &[3, 2], dev);
     let idx = Tensor::from_vec_i32(vec![2, 0, 2], &[3], dev)?;
-    close(&x.index_select(0, &idx)?.to_vec()?, &[5., 6., 1., 2., 5., 6.], 0.0);
+    close(
+        &x.index_select(0, &idx)?.to_vec()?,
+        &[5., 6., 1., 2., 5., 6.],
+        0.0,
+    );
     let cols = Tensor::from_vec_i32(vec![1], &[1], dev)?;
     close(&x.index_select(1, &cols)?.to_vec()?, &[2., 4., 6.], 0.0);
     let g = Tensor::from_vec_i32(vec![1, 0, 0], &[3, 1], dev)?;
@@ -261,7 +407,11 @@ conformance!(indexing, |dev| {
     let base = Tensor::zeros(&[2, 3], dev)?;
     let to = Tensor::from_vec_i32(vec![0, 2, 2, 1, 1, 1], &[2, 3], dev)?;
     let src = t(&[1., 2., 3., 4., 5., 6.], &[2, 3], dev);
-    close(&base.scatter_add(1, &to, &src)?.to_vec()?, &[1., 0., 5., 0., 15., 0.], 0.0);
+    close(
+        &base.scatter_add(1, &to, &src)?.to_vec()?,
+        &[1., 0., 5., 0., 15., 0.],
+        0.0,
+    );
     Ok(())
 });
 
@@ -274,7 +424,11 @@ conformance!(softmax_family, |dev| {
     close(&sm[..3], &row0, 1e-6);
     close(&sm[3..], &[1. / 3.; 3], 1e-6);
     let lsm = x.log_softmax(1)?.to_vec()?;
-    close(&lsm[..3], &row0.iter().map(|v| v.ln()).collect::<Vec<_>>(), 1e-5);
+    close(
+        &lsm[..3],
+        &row0.iter().map(|v| v.ln()).collect::<Vec<_>>(),
+        1e-5,
+    );
     close(&lsm[3..], &[-(3f32.ln()); 3], 1e-5);
     // Along dim 0 (a strided axis).
     let sm0 = t(&[0., 0., 1., 3.], &[2, 2], dev).softmax(0)?.to_vec()?;
@@ -285,7 +439,10 @@ conformance!(softmax_family, |dev| {
     let targets = Tensor::from_vec_i32(vec![2, 0], &[2], dev)?;
     let ce = x.cross_entropy(&targets)?.item()?;
     let expected = ((s.ln() - 3.0) + 3f64.ln()) / 2.0;
-    assert!((ce as f64 - expected).abs() < 1e-4, "cross_entropy {ce} vs {expected}");
+    assert!(
+        (ce as f64 - expected).abs() < 1e-4,
+        "cross_entropy {ce} vs {expected}"
+    );
     Ok(())
 });
 
@@ -294,7 +451,10 @@ conformance!(readback_and_display, |dev| {
     assert_eq!(Tensor::scalar(3.0, dev)?.item()?, 3.0);
     let shown = format!("{x}");
     assert!(shown.starts_with("tensor([1.5000, -2.0000]"), "{shown}");
-    assert!(shown.contains("shape=[2]") && shown.contains("dtype=float32"), "{shown}");
+    assert!(
+        shown.contains("shape=[2]") && shown.contains("dtype=float32"),
+        "{shown}"
+    );
     let big = Tensor::zeros(&[40, 40], dev)?;
     let shown = format!("{big}");
     assert!(shown.contains("...") && shown.len() < 600, "{shown}");

@@ -91,7 +91,11 @@ impl Tensor {
     /// Backpropagates with an explicit output gradient of this tensor's shape.
     pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
         if grad.dims() != self.dims() {
-            return Err(Error::shape("backward", format!("{:?}", self.dims()), grad.dims()));
+            return Err(Error::shape(
+                "backward",
+                format!("{:?}", self.dims()),
+                grad.dims(),
+            ));
         }
         let _guard = NoGradGuard::new();
         let order = topological_order(self);

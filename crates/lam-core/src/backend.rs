@@ -239,7 +239,11 @@ pub trait Backend: Send + Sync + Debug {
     /// Cross-entropy of logits `[rows, cols]` against `I32` targets `[rows]`:
     /// returns the per-row losses `[rows]` and the gradient of their mean
     /// with respect to the logits, `(softmax - onehot) / rows`.
-    fn fused_cross_entropy(&self, _logits: View, _targets: View) -> Result<Option<(Storage, Storage)>> {
+    fn fused_cross_entropy(
+        &self,
+        _logits: View,
+        _targets: View,
+    ) -> Result<Option<(Storage, Storage)>> {
         Ok(None)
     }
 

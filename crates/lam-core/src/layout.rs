@@ -95,7 +95,10 @@ impl Layout {
         if start + len > size {
             return Err(Error::invalid(
                 "narrow",
-                format!("range {start}..{} exceeds size {size} of dim {dim}", start + len),
+                format!(
+                    "range {start}..{} exceeds size {size} of dim {dim}",
+                    start + len
+                ),
             ));
         }
         let mut out = self.clone();
@@ -188,8 +191,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -350,7 +361,9 @@ mod tests {
 
     #[test]
     fn broadcast_view_repeats_with_zero_stride() {
-        let l = Layout::contiguous(&[3, 1]).broadcast_to(&[2, 3, 4]).unwrap();
+        let l = Layout::contiguous(&[3, 1])
+            .broadcast_to(&[2, 3, 4])
+            .unwrap();
         assert_eq!(l.strides, vec![0, 1, 0]);
         assert_eq!(l.offsets().take(5).collect::<Vec<_>>(), vec![0, 0, 0, 0, 1]);
     }

@@ -12,8 +12,8 @@
 //! This crate knows nothing of wgpu or WGSL and depends on no backend crate.
 
 pub mod autograd;
-pub mod checkpoint;
 pub mod backend;
+pub mod checkpoint;
 mod device;
 mod dtype;
 mod error;

@@ -32,11 +32,20 @@ impl Default for GradCheck {
 /// with central finite differences, and returns an error describing the
 /// first disagreement. `f` may return any shape: it is reduced to a scalar by
 /// a fixed random weighting so every output element is checked.
-pub fn gradcheck(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor], tol: GradCheck) -> Result<()> {
-    let leaves: Vec<Tensor> = inputs.iter().map(|t| t.detach().requires_grad_()).collect::<Result<_>>()?;
+pub fn gradcheck(
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    inputs: &[Tensor],
+    tol: GradCheck,
+) -> Result<()> {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.detach().requires_grad_())
+        .collect::<Result<_>>()?;
     let out = f(&leaves)?;
     // A fixed weighting in (0.5, 1.5) makes the scalar depend on every output element.
-    let weights: Vec<f32> = (0..out.numel()).map(|i| 0.5 + crate::rng::uniform01(12_345, i as u32)).collect();
+    let weights: Vec<f32> = (0..out.numel())
+        .map(|i| 0.5 + crate::rng::uniform01(12_345, i as u32))
+        .collect();
     let w = Tensor::from_vec(weights, out.dims(), &out.device())?;
     let scalar = |o: &Tensor| -> Result<f64> { Ok(o.mul(&w)?.sum_all()?.item()? as f64) };
     out.mul(&w)?.sum_all()?.backward()?;

@@ -47,7 +47,9 @@ impl DeviceExt for Device {
         }
         #[cfg(not(feature = "wgpu"))]
         {
-            Err(Error::Device("lam was built without the `wgpu` feature".into()))
+            Err(Error::Device(
+                "lam was built without the `wgpu` feature".into(),
+            ))
         }
     }
 

@@ -23,7 +23,11 @@ impl Tensor {
     pub fn from_vec_i32(data: Vec<i32>, shape: &[usize], device: &Device) -> Result<Tensor> {
         check_len("from_vec_i32", data.len(), shape)?;
         let s = device.backend().from_i32(&data)?;
-        let range = data.iter().min().zip(data.iter().max()).map(|(&lo, &hi)| (lo, hi));
+        let range = data
+            .iter()
+            .min()
+            .zip(data.iter().max())
+            .map(|(&lo, &hi)| (lo, hi));
         Ok(Tensor::from_storage(s, Layout::contiguous(shape), device).with_int_range(range))
     }
 
@@ -92,12 +96,22 @@ impl Tensor {
 
     /// Uniform in `[low, high)`.
     pub fn uniform(shape: &[usize], low: f32, high: f32, device: &Device) -> Result<Tensor> {
-        Tensor::random_seeded(shape, Distribution::Uniform { low, high }, rng::next_seed(), device)
+        Tensor::random_seeded(
+            shape,
+            Distribution::Uniform { low, high },
+            rng::next_seed(),
+            device,
+        )
     }
 
     /// Normal with `mean` and `std`.
     pub fn normal(shape: &[usize], mean: f32, std: f32, device: &Device) -> Result<Tensor> {
-        Tensor::random_seeded(shape, Distribution::Normal { mean, std }, rng::next_seed(), device)
+        Tensor::random_seeded(
+            shape,
+            Distribution::Normal { mean, std },
+            rng::next_seed(),
+            device,
+        )
     }
 
     /// Random numbers from `dist` fixed entirely by `seed`.
@@ -108,15 +122,23 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let ok = match dist {
-            Distribution::Uniform { low, high } => low.is_finite() && high.is_finite() && low <= high,
+            Distribution::Uniform { low, high } => {
+                low.is_finite() && high.is_finite() && low <= high
+            }
             Distribution::Normal { mean, std } => mean.is_finite() && std.is_finite() && std >= 0.0,
         };
         if !ok {
-            return Err(Error::invalid("random", format!("invalid distribution {dist:?}")));
+            return Err(Error::invalid(
+                "random",
+                format!("invalid distribution {dist:?}"),
+            ));
         }
         let n = numel(shape);
         if n > u32::MAX as usize / 2 {
-            return Err(Error::invalid("random", format!("{n} elements exceed the generator's 2^31 range")));
+            return Err(Error::invalid(
+                "random",
+                format!("{n} elements exceed the generator's 2^31 range"),
+            ));
         }
         let s = device.backend().fill_random(n, dist, seed)?;
         Ok(Tensor::from_storage(s, Layout::contiguous(shape), device))
@@ -125,7 +147,10 @@ impl Tensor {
     /// Uniform integers in `[low, high)` as an `I32` tensor.
     pub fn randint(low: i32, high: i32, shape: &[usize], device: &Device) -> Result<Tensor> {
         if high <= low {
-            return Err(Error::invalid("randint", format!("empty range {low}..{high}")));
+            return Err(Error::invalid(
+                "randint",
+                format!("empty range {low}..{high}"),
+            ));
         }
         let span = (high - low) as f32;
         // floor(u * span) < span because u < 1 with 24-bit resolution.
@@ -137,7 +162,10 @@ impl Tensor {
     /// `1.0` with probability `p`, else `0.0`.
     pub fn bernoulli(shape: &[usize], p: f32, device: &Device) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::invalid("bernoulli", format!("p must be in [0, 1], found {p}")));
+            return Err(Error::invalid(
+                "bernoulli",
+                format!("p must be in [0, 1], found {p}"),
+            ));
         }
         Tensor::rand(shape, device)?.lt_scalar(p)
     }
@@ -149,7 +177,11 @@ impl Tensor {
         }
         let s = self.storage();
         let out = self.backend().cast((&s, self.layout()), dtype)?;
-        Ok(Tensor::constant(out, Layout::contiguous(self.dims()), &self.device()))
+        Ok(Tensor::constant(
+            out,
+            Layout::contiguous(self.dims()),
+            &self.device(),
+        ))
     }
 
     fn floor_to_i32(&self) -> Result<Tensor> {
@@ -161,7 +193,9 @@ impl Tensor {
         if c == 0 {
             return Ok(self.clone());
         }
-        self.to_dtype(DType::F32)?.add_scalar(c as f32)?.to_dtype(DType::I32)
+        self.to_dtype(DType::F32)?
+            .add_scalar(c as f32)?
+            .to_dtype(DType::I32)
     }
 }
 

@@ -18,14 +18,27 @@ impl fmt::Display for Tensor {
         let summarize = values.len() > SUMMARIZE_ABOVE;
         let int = self.dtype() == DType::I32;
         let mut body = String::new();
-        write_nested(&mut body, &values, self.dims(), 0, 0, summarize, int, "tensor(".len());
+        write_nested(
+            &mut body,
+            &values,
+            self.dims(),
+            0,
+            0,
+            summarize,
+            int,
+            "tensor(".len(),
+        );
         write!(
             f,
             "tensor({body}, shape={:?}, dtype={}, device={}{})",
             self.dims(),
             self.dtype(),
             self.device(),
-            if self.requires_grad() { ", requires_grad=true" } else { "" }
+            if self.requires_grad() {
+                ", requires_grad=true"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -55,7 +68,11 @@ fn write_nested(
     let inner: usize = shape[1..].iter().product();
     out.push('[');
     let shown: Vec<Option<usize>> = if summarize && n > 2 * EDGE_ITEMS {
-        (0..EDGE_ITEMS).map(Some).chain([None]).chain((n - EDGE_ITEMS..n).map(Some)).collect()
+        (0..EDGE_ITEMS)
+            .map(Some)
+            .chain([None])
+            .chain((n - EDGE_ITEMS..n).map(Some))
+            .collect()
     } else {
         (0..n).map(Some).collect()
     };
@@ -70,7 +87,16 @@ fn write_nested(
             }
         }
         match item {
-            Some(i) => write_nested(out, values, &shape[1..], depth + 1, start + i * inner, summarize, int, indent),
+            Some(i) => write_nested(
+                out,
+                values,
+                &shape[1..],
+                depth + 1,
+                start + i * inner,
+                summarize,
+                int,
+                indent,
+            ),
             None => out.push_str("..."),
         }
     }

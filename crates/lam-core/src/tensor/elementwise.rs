@@ -55,13 +55,17 @@ impl Tensor {
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
         // d tanh = 1 - y²
-        self.unary(UnaryOp::Tanh, |_, y, g| g.mul(&y.square()?.neg()?.add_scalar(1.0)?))
+        self.unary(UnaryOp::Tanh, |_, y, g| {
+            g.mul(&y.square()?.neg()?.add_scalar(1.0)?)
+        })
     }
 
     /// Logistic sigmoid `1 / (1 + e^-x)`.
     pub fn sigmoid(&self) -> Result<Tensor> {
         // d σ = y (1 - y)
-        self.unary(UnaryOp::Sigmoid, |_, y, g| g.mul(&y.mul(&y.neg()?.add_scalar(1.0)?)?))
+        self.unary(UnaryOp::Sigmoid, |_, y, g| {
+            g.mul(&y.mul(&y.neg()?.add_scalar(1.0)?)?)
+        })
     }
 
     /// `max(x, 0)`.
@@ -115,7 +119,10 @@ impl Tensor {
     /// Values limited to `[lo, hi]` (gradient 1 strictly inside).
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
         if lo.is_nan() || hi.is_nan() || lo > hi {
-            return Err(crate::Error::invalid("clamp", format!("need lo <= hi, found {lo} > {hi}")));
+            return Err(crate::Error::invalid(
+                "clamp",
+                format!("need lo <= hi, found {lo} > {hi}"),
+            ));
         }
         self.unary(UnaryOp::Clamp(lo, hi), move |x, _, g| {
             g.mul(&x.map(UnaryOp::InRange(lo, hi))?)
@@ -176,17 +183,23 @@ impl Tensor {
 
     /// `a + b` with broadcasting.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Add, rhs, |_, _, _, g| Ok((Some(g.clone()), Some(g.clone()))))
+        self.binary(BinaryOp::Add, rhs, |_, _, _, g| {
+            Ok((Some(g.clone()), Some(g.clone())))
+        })
     }
 
     /// `a - b` with broadcasting.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Sub, rhs, |_, _, _, g| Ok((Some(g.clone()), Some(g.neg()?))))
+        self.binary(BinaryOp::Sub, rhs, |_, _, _, g| {
+            Ok((Some(g.clone()), Some(g.neg()?)))
+        })
     }
 
     /// `a * b` with broadcasting.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Mul, rhs, |a, b, _, g| Ok((Some(g.mul(b)?), Some(g.mul(a)?))))
+        self.binary(BinaryOp::Mul, rhs, |a, b, _, g| {
+            Ok((Some(g.mul(b)?), Some(g.mul(a)?)))
+        })
     }
 
     /// `a / b` with broadcasting.
@@ -211,12 +224,16 @@ impl Tensor {
 
     /// Elementwise maximum; on ties the gradient is split evenly (as PyTorch).
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Maximum, rhs, |a, b, _, g| tie_split(a, b, g, BinaryOp::Gt))
+        self.binary(BinaryOp::Maximum, rhs, |a, b, _, g| {
+            tie_split(a, b, g, BinaryOp::Gt)
+        })
     }
 
     /// Elementwise minimum; on ties the gradient is split evenly (as PyTorch).
     pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Minimum, rhs, |a, b, _, g| tie_split(a, b, g, BinaryOp::Lt))
+        self.binary(BinaryOp::Minimum, rhs, |a, b, _, g| {
+            tie_split(a, b, g, BinaryOp::Lt)
+        })
     }
 
     /// Mask `a == b`.
@@ -258,16 +275,26 @@ impl Tensor {
         let cond = cond.to_dtype(DType::F32)?;
         let shape = broadcast_shapes("where", a.dims(), b.dims())?;
         let shape = broadcast_shapes("where", cond.dims(), &shape)?;
-        let (c, x, y) = (cond.broadcast_layout(&shape)?, a.broadcast_layout(&shape)?, b.broadcast_layout(&shape)?);
+        let (c, x, y) = (
+            cond.broadcast_layout(&shape)?,
+            a.broadcast_layout(&shape)?,
+            b.broadcast_layout(&shape)?,
+        );
         let (cs, xs, ys) = (cond.storage(), a.storage(), b.storage());
         let out = a.backend().select((&cs, &c), (&xs, &x), (&ys, &y))?;
         let (a_shape, b_shape, mask) = (a.shape(), b.shape(), cond.detach());
-        Ok(Tensor::from_op("where", out, Layout::contiguous(&shape), &[a, b], move |g| {
-            let zeros = Tensor::zeros_like(g)?;
-            let ga = Tensor::where_cond(&mask, g, &zeros)?.sum_to_shape(&a_shape)?;
-            let gb = Tensor::where_cond(&mask, &zeros, g)?.sum_to_shape(&b_shape)?;
-            Ok(vec![Some(ga), Some(gb)])
-        }))
+        Ok(Tensor::from_op(
+            "where",
+            out,
+            Layout::contiguous(&shape),
+            &[a, b],
+            move |g| {
+                let zeros = Tensor::zeros_like(g)?;
+                let ga = Tensor::where_cond(&mask, g, &zeros)?.sum_to_shape(&a_shape)?;
+                let gb = Tensor::where_cond(&mask, &zeros, g)?.sum_to_shape(&b_shape)?;
+                Ok(vec![Some(ga), Some(gb)])
+            },
+        ))
     }
 
     /// A unary op recorded with `rule(x, y, g)` giving the input gradient
@@ -286,16 +313,24 @@ impl Tensor {
         }
         let x = self.detach();
         let y = Tensor::from_storage(out.clone(), layout.clone(), &self.device());
-        Ok(Tensor::from_op(op_name(op), out, layout, &[self], move |g| {
-            Ok(vec![Some(rule(&x, &y, g)?)])
-        }))
+        Ok(Tensor::from_op(
+            op_name(op),
+            out,
+            layout,
+            &[self],
+            move |g| Ok(vec![Some(rule(&x, &y, g)?)]),
+        ))
     }
 
     fn constant_unary(&self, op: UnaryOp) -> Result<Tensor> {
         let x = self.to_dtype(DType::F32)?;
         let s = x.storage();
         let out = x.backend().unary(op, (&s, x.layout()))?;
-        Ok(Tensor::constant(out, Layout::contiguous(x.dims()), &x.device()))
+        Ok(Tensor::constant(
+            out,
+            Layout::contiguous(x.dims()),
+            &x.device(),
+        ))
     }
 
     /// A broadcasting binary op recorded with `rule(a, b, y, g)` giving both
@@ -310,7 +345,8 @@ impl Tensor {
             + Sync
             + 'static,
     ) -> Result<Tensor> {
-        self.device().check_same(&rhs.device(), op_name_binary(op))?;
+        self.device()
+            .check_same(&rhs.device(), op_name_binary(op))?;
         let (a, b) = (self.to_dtype(DType::F32)?, rhs.to_dtype(DType::F32)?);
         let shape = broadcast_shapes(op_name_binary(op), a.dims(), b.dims())?;
         let (la, lb) = (a.broadcast_layout(&shape)?, b.broadcast_layout(&shape)?);
@@ -325,18 +361,24 @@ impl Tensor {
         let y = Tensor::from_storage(out.clone(), layout.clone(), &a.device());
         let (a_shape, b_shape) = (a.shape(), b.shape());
         let (ra, rb) = (a.requires_grad(), b.requires_grad());
-        Ok(Tensor::from_op(op_name_binary(op), out, layout, &[&a, &b], move |g| {
-            let (ga, gb) = rule(&ad, &bd, &y, g)?;
-            let ga = match ga {
-                Some(t) if ra => Some(t.sum_to_shape(&a_shape)?),
-                _ => None,
-            };
-            let gb = match gb {
-                Some(t) if rb => Some(t.sum_to_shape(&b_shape)?),
-                _ => None,
-            };
-            Ok(vec![ga, gb])
-        }))
+        Ok(Tensor::from_op(
+            op_name_binary(op),
+            out,
+            layout,
+            &[&a, &b],
+            move |g| {
+                let (ga, gb) = rule(&ad, &bd, &y, g)?;
+                let ga = match ga {
+                    Some(t) if ra => Some(t.sum_to_shape(&a_shape)?),
+                    _ => None,
+                };
+                let gb = match gb {
+                    Some(t) if rb => Some(t.sum_to_shape(&b_shape)?),
+                    _ => None,
+                };
+                Ok(vec![ga, gb])
+            },
+        ))
     }
 
     fn compare(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
@@ -352,7 +394,12 @@ impl Tensor {
 
 /// Gradient of maximum (`strict = Gt`) or minimum (`strict = Lt`): the whole
 /// gradient to the winner, half to each on a tie.
-fn tie_split(a: &Tensor, b: &Tensor, g: &Tensor, strict: BinaryOp) -> Result<(Option<Tensor>, Option<Tensor>)> {
+fn tie_split(
+    a: &Tensor,
+    b: &Tensor,
+    g: &Tensor,
+    strict: BinaryOp,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let wins = match strict {
         BinaryOp::Gt => a.gt(b)?,
         _ => a.lt(b)?,

@@ -24,15 +24,25 @@ impl Tensor {
         }
         index.check_indices("index_select", self.dims()[d])?;
         let (s, i) = (self.storage(), index.storage());
-        let out = self.backend().index_select((&s, self.layout()), d, (&i, index.layout()))?;
+        let out = self
+            .backend()
+            .index_select((&s, self.layout()), d, (&i, index.layout()))?;
         let mut shape = self.shape();
         shape[d] = index.numel();
         let (in_shape, idx) = (self.shape(), index.clone());
-        Ok(Tensor::from_op("index_select", out, Layout::contiguous(&shape), &[self], move |g| {
-            // Scatter rows of g back to the rows they came from, summing repeats.
-            let idx_full = idx.reshape_for_dim(g.dims(), d)?;
-            Ok(vec![Some(Tensor::zeros(&in_shape, &g.device())?.scatter_add(d as isize, &idx_full, g)?)])
-        }))
+        Ok(Tensor::from_op(
+            "index_select",
+            out,
+            Layout::contiguous(&shape),
+            &[self],
+            move |g| {
+                // Scatter rows of g back to the rows they came from, summing repeats.
+                let idx_full = idx.reshape_for_dim(g.dims(), d)?;
+                Ok(vec![Some(
+                    Tensor::zeros(&in_shape, &g.device())?.scatter_add(d as isize, &idx_full, g)?,
+                )])
+            },
+        ))
     }
 
     /// Values at `index` along `dim`: `out[i][j] = self[i][index[i][j]]` (dim 1).
@@ -44,11 +54,21 @@ impl Tensor {
         self.check_index_shape("gather", d, index)?;
         index.check_indices("gather", self.dims()[d])?;
         let (s, i) = (self.storage(), index.storage());
-        let out = self.backend().gather((&s, self.layout()), d, (&i, index.layout()))?;
+        let out = self
+            .backend()
+            .gather((&s, self.layout()), d, (&i, index.layout()))?;
         let (in_shape, idx) = (self.shape(), index.clone());
-        Ok(Tensor::from_op("gather", out, Layout::contiguous(index.dims()), &[self], move |g| {
-            Ok(vec![Some(Tensor::zeros(&in_shape, &g.device())?.scatter_add(d as isize, &idx, g)?)])
-        }))
+        Ok(Tensor::from_op(
+            "gather",
+            out,
+            Layout::contiguous(index.dims()),
+            &[self],
+            move |g| {
+                Ok(vec![Some(
+                    Tensor::zeros(&in_shape, &g.device())?.scatter_add(d as isize, &idx, g)?,
+                )])
+            },
+        ))
     }
 
     /// `self` plus `src` added at `index` along `dim`:
@@ -63,7 +83,9 @@ impl Tensor {
         self.check_index_shape("scatter_add", d, index)?;
         index.check_indices("scatter_add", self.dims()[d])?;
         let (i, s) = (index.storage(), src.storage());
-        let scattered = self.backend().scatter_add(self.dims(), d, (&i, index.layout()), (&s, src.layout()))?;
+        let scattered =
+            self.backend()
+                .scatter_add(self.dims(), d, (&i, index.layout()), (&s, src.layout()))?;
         let idx = index.clone();
         let scattered = Tensor::from_op(
             "scatter_add",
@@ -84,11 +106,20 @@ impl Tensor {
 
     fn check_index_shape(&self, op: &'static str, dim: usize, index: &Tensor) -> Result<()> {
         let ok = index.rank() == self.rank()
-            && index.dims().iter().zip(self.dims()).enumerate().all(|(i, (&a, &b))| i == dim || a <= b);
+            && index
+                .dims()
+                .iter()
+                .zip(self.dims())
+                .enumerate()
+                .all(|(i, (&a, &b))| i == dim || a <= b);
         if !ok {
             return Err(Error::shape(
                 op,
-                format!("an index of rank {} no larger than {:?} outside dim {dim}", self.rank(), self.dims()),
+                format!(
+                    "an index of rank {} no larger than {:?} outside dim {dim}",
+                    self.rank(),
+                    self.dims()
+                ),
                 index.dims(),
             ));
         }
@@ -110,7 +141,11 @@ impl Tensor {
         let lo = v.iter().copied().min().unwrap_or(0);
         let hi = v.iter().copied().max().unwrap_or(0);
         match [lo, hi].into_iter().find(|&b| !fits((b, b))) {
-            Some(bad) => Err(Error::OutOfRange { op, index: bad as i64, size }),
+            Some(bad) => Err(Error::OutOfRange {
+                op,
+                index: bad as i64,
+                size,
+            }),
             None => Ok(()),
         }
     }

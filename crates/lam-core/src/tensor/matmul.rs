@@ -16,12 +16,24 @@ impl Tensor {
                 op: "matmul",
                 expected: "at least 1".into(),
                 found: 0,
-                shape: if self.rank() == 0 { self.shape() } else { rhs.shape() },
+                shape: if self.rank() == 0 {
+                    self.shape()
+                } else {
+                    rhs.shape()
+                },
             });
         }
         // Promote vectors to matrices, multiply, then drop the added dims.
-        let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
-        let b = if rhs.rank() == 1 { rhs.unsqueeze(-1)? } else { rhs.clone() };
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.rank() == 1 {
+            rhs.unsqueeze(-1)?
+        } else {
+            rhs.clone()
+        };
         let mut out = a.matmul_nd(&b)?;
         if self.rank() == 1 {
             out = out.squeeze(-2)?;
@@ -48,24 +60,46 @@ impl Tensor {
         let b: usize = batch.iter().product();
         let la = batched_layout(self, &batch, m, k, b)?;
         let lb = batched_layout(rhs, &batch, k, n, b)?;
-        let out = self.backend().matmul((&la.0.storage(), &la.1), (&lb.0.storage(), &lb.1))?;
+        let out = self
+            .backend()
+            .matmul((&la.0.storage(), &la.1), (&lb.0.storage(), &lb.1))?;
         let mut shape = batch;
         shape.extend([m, n]);
         let (ad, bd) = (self.detach(), rhs.detach());
         let (a_shape, b_shape) = (self.shape(), rhs.shape());
         let (req_a, req_b) = (self.requires_grad(), rhs.requires_grad());
-        Ok(Tensor::from_op("matmul", out, Layout::contiguous(&shape), &[self, rhs], move |g| {
-            // dA = G Bᵀ, dB = Aᵀ G, each summed over broadcast batch dims.
-            let ga = if req_a { Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?) } else { None };
-            let gb = if req_b { Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?) } else { None };
-            Ok(vec![ga, gb])
-        }))
+        Ok(Tensor::from_op(
+            "matmul",
+            out,
+            Layout::contiguous(&shape),
+            &[self, rhs],
+            move |g| {
+                // dA = G Bᵀ, dB = Aᵀ G, each summed over broadcast batch dims.
+                let ga = if req_a {
+                    Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?)
+                } else {
+                    None
+                };
+                let gb = if req_b {
+                    Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?)
+                } else {
+                    None
+                };
+                Ok(vec![ga, gb])
+            },
+        ))
     }
 }
 
 /// A 3-d `[B, rows, cols]` view of `t` broadcast to `batch`, copying only
 /// when the batch dims cannot be merged without one.
-fn batched_layout(t: &Tensor, batch: &[usize], rows: usize, cols: usize, b: usize) -> Result<(Tensor, Layout)> {
+fn batched_layout(
+    t: &Tensor,
+    batch: &[usize],
+    rows: usize,
+    cols: usize,
+    b: usize,
+) -> Result<(Tensor, Layout)> {
     let mut full = batch.to_vec();
     full.extend([rows, cols]);
     let view = t.layout().broadcast_to(&full)?;
@@ -86,8 +120,10 @@ fn merge_batch(l: &Layout, rank: usize, b: usize) -> Option<Layout> {
     let batch_stride = if nb == 0 {
         0
     } else {
-        let dims: Vec<(usize, usize)> =
-            (0..nb).map(|i| (l.shape[i], l.strides[i])).filter(|(d, _)| *d != 1).collect();
+        let dims: Vec<(usize, usize)> = (0..nb)
+            .map(|i| (l.shape[i], l.strides[i]))
+            .filter(|(d, _)| *d != 1)
+            .collect();
         if dims.iter().all(|(_, s)| *s == 0) {
             0
         } else {

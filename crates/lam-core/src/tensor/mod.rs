@@ -84,7 +84,11 @@ impl Tensor {
 
     /// The same tensor handle with known integer bounds attached.
     pub(crate) fn with_int_range(self, range: Option<(i32, i32)>) -> Tensor {
-        self.0.data.write().unwrap_or_else(|e| e.into_inner()).int_range = range;
+        self.0
+            .data
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .int_range = range;
         self
     }
 
@@ -103,7 +107,8 @@ impl Tensor {
     ) -> Tensor {
         let device = inputs[0].device();
         let dtype = storage.dtype();
-        let track = dtype == DType::F32 && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+        let track =
+            dtype == DType::F32 && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         let node = track.then(|| Node {
             name,
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
@@ -227,7 +232,11 @@ impl Tensor {
 
     /// The gradient accumulated by `backward()`, if any.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Clears the accumulated gradient.
@@ -269,7 +278,10 @@ impl Tensor {
             });
         }
         if !self.layout().is_contiguous() || self.layout().offset != 0 {
-            return Err(Error::invalid("set_data", "the target must be a contiguous tensor"));
+            return Err(Error::invalid(
+                "set_data",
+                "the target must be a contiguous tensor",
+            ));
         }
         let value = value.contiguous()?;
         let storage = if value.layout().offset == 0 && value.storage().len() == value.numel() {
@@ -341,13 +353,21 @@ impl Tensor {
             });
         }
         let cols = self.dims()[1];
-        Ok(self.to_vec()?.chunks(cols.max(1)).map(|c| c.to_vec()).collect())
+        Ok(self
+            .to_vec()?
+            .chunks(cols.max(1))
+            .map(|c| c.to_vec())
+            .collect())
     }
 
     /// The value of a one-element tensor.
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {
-            return Err(Error::shape("item", "a tensor with one element", self.dims()));
+            return Err(Error::shape(
+                "item",
+                "a tensor with one element",
+                self.dims(),
+            ));
         }
         Ok(self.to_vec()?[0])
     }
@@ -368,8 +388,10 @@ impl Tensor {
     pub(crate) fn copy_to_new(&self) -> Result<Storage> {
         let out = self.backend().zeros(self.numel(), self.dtype())?;
         let s = self.storage();
-        self.backend()
-            .copy((&s, self.layout()), (&out, &Layout::contiguous(self.dims())))?;
+        self.backend().copy(
+            (&s, self.layout()),
+            (&out, &Layout::contiguous(self.dims())),
+        )?;
         Ok(out)
     }
 

@@ -14,7 +14,11 @@ impl Tensor {
         let in_shape = self.shape();
         let kept_shape = kept.1.shape.clone();
         let out = Tensor::from_op("sum", kept.0, kept.1, &[self], move |g| {
-            Ok(vec![Some(g.reshape_exact(&kept_shape)?.broadcast_to(&in_shape)?.contiguous()?)])
+            Ok(vec![Some(
+                g.reshape_exact(&kept_shape)?
+                    .broadcast_to(&in_shape)?
+                    .contiguous()?,
+            )])
         });
         out.drop_axes(&axes, keepdim)
     }
@@ -75,10 +79,16 @@ impl Tensor {
         let n: usize = axes.iter().map(|&a| self.dims()[a]).product();
         let denom = if unbiased { n.saturating_sub(1) } else { n };
         if denom == 0 {
-            return Err(Error::invalid("var", format!("needs more than {} elements per group", n)));
+            return Err(Error::invalid(
+                "var",
+                format!("needs more than {} elements per group", n),
+            ));
         }
         let centered = self.sub(&self.mean(dims, true)?)?;
-        centered.square()?.sum(dims, keepdim)?.mul_scalar(1.0 / denom as f32)
+        centered
+            .square()?
+            .sum(dims, keepdim)?
+            .mul_scalar(1.0 / denom as f32)
     }
 
     /// Sums broadcast dims away so the result has `shape` (the gradient of
@@ -88,7 +98,11 @@ impl Tensor {
             return Ok(self.clone());
         }
         let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| {
-            Error::shape("sum_to_shape", format!("a shape that {shape:?} broadcasts to"), self.dims())
+            Error::shape(
+                "sum_to_shape",
+                format!("a shape that {shape:?} broadcasts to"),
+                self.dims(),
+            )
         })?;
         let mut axes: Vec<isize> = (0..lead as isize).collect();
         for (i, &s) in shape.iter().enumerate() {
@@ -123,8 +137,14 @@ impl Tensor {
             // The gradient goes to every element equal to the extremum,
             // divided by how many there are.
             let mask = x.eq(&y)?;
-            let count = if reduced.is_empty() { mask.clone() } else { mask.sum(&reduced, true)? };
-            Ok(vec![Some(mask.mul(&g.reshape_exact(y.dims())?.div(&count)?)?)])
+            let count = if reduced.is_empty() {
+                mask.clone()
+            } else {
+                mask.sum(&reduced, true)?
+            };
+            Ok(vec![Some(
+                mask.mul(&g.reshape_exact(y.dims())?.div(&count)?)?,
+            )])
         });
         out.drop_axes(&axes, keepdim)
     }

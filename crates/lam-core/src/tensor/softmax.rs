@@ -13,10 +13,16 @@ impl Tensor {
         let d = normalize_axis("softmax", dim, self.rank())?;
         let y = no_grad(|| self.softmax_forward(d, false))?;
         let yd = y.detach();
-        Ok(Tensor::from_op("softmax", y.storage(), y.layout().clone(), &[self], move |g| {
-            let dot = g.mul(&yd)?.sum(&[d as isize], true)?;
-            Ok(vec![Some(yd.mul(&g.sub(&dot)?)?)])
-        }))
+        Ok(Tensor::from_op(
+            "softmax",
+            y.storage(),
+            y.layout().clone(),
+            &[self],
+            move |g| {
+                let dot = g.mul(&yd)?.sum(&[d as isize], true)?;
+                Ok(vec![Some(yd.mul(&g.sub(&dot)?)?)])
+            },
+        ))
     }
 
     /// Log-softmax along `dim`.
@@ -24,10 +30,16 @@ impl Tensor {
         let d = normalize_axis("log_softmax", dim, self.rank())?;
         let y = no_grad(|| self.softmax_forward(d, true))?;
         let yd = y.detach();
-        Ok(Tensor::from_op("log_softmax", y.storage(), y.layout().clone(), &[self], move |g| {
-            let total = g.sum(&[d as isize], true)?;
-            Ok(vec![Some(g.sub(&yd.exp()?.mul(&total)?)?)])
-        }))
+        Ok(Tensor::from_op(
+            "log_softmax",
+            y.storage(),
+            y.layout().clone(),
+            &[self],
+            move |g| {
+                let total = g.sum(&[d as isize], true)?;
+                Ok(vec![Some(g.sub(&yd.exp()?.mul(&total)?)?)])
+            },
+        ))
     }
 
     /// `log Σ exp(x)` over `dims`, stable for large values.
@@ -43,11 +55,18 @@ impl Tensor {
             let mut dims_abs: Vec<usize> = if dims.is_empty() {
                 (0..self.rank()).collect()
             } else {
-                dims.iter().map(|&d| normalize_axis("logsumexp", d, self.rank())).collect::<Result<_>>()?
+                dims.iter()
+                    .map(|&d| normalize_axis("logsumexp", d, self.rank()))
+                    .collect::<Result<_>>()?
             };
             dims_abs.sort_unstable();
-            let shape: Vec<usize> =
-                self.dims().iter().enumerate().filter(|(i, _)| !dims_abs.contains(i)).map(|(_, &s)| s).collect();
+            let shape: Vec<usize> = self
+                .dims()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !dims_abs.contains(i))
+                .map(|(_, &s)| s)
+                .collect();
             lse.reshape_exact(&shape)
         }
     }
@@ -58,7 +77,8 @@ impl Tensor {
     pub fn cross_entropy(&self, targets: &Tensor) -> Result<Tensor> {
         self.check_f32("cross_entropy")?;
         targets.check_i32("cross_entropy")?;
-        self.device().check_same(&targets.device(), "cross_entropy")?;
+        self.device()
+            .check_same(&targets.device(), "cross_entropy")?;
         if self.rank() != 2 {
             return Err(Error::RankMismatch {
                 op: "cross_entropy",
@@ -69,26 +89,39 @@ impl Tensor {
         }
         let (n, c) = (self.dims()[0], self.dims()[1]);
         if targets.dims() != [n] {
-            return Err(Error::shape("cross_entropy", format!("targets of shape [{n}]"), targets.dims()));
+            return Err(Error::shape(
+                "cross_entropy",
+                format!("targets of shape [{n}]"),
+                targets.dims(),
+            ));
         }
         if n == 0 || c == 0 {
-            return Err(Error::Empty { op: "cross_entropy" });
+            return Err(Error::Empty {
+                op: "cross_entropy",
+            });
         }
         let targets2 = targets.reshape_exact(&[n, 1])?;
         targets.check_indices("cross_entropy", c)?;
         let x = self.contiguous()?;
         let (xs, ts) = (x.storage(), targets.storage());
-        let fused = x.backend().fused_cross_entropy((&xs, x.layout()), (&ts, targets.layout()))?;
+        let fused = x
+            .backend()
+            .fused_cross_entropy((&xs, x.layout()), (&ts, targets.layout()))?;
         let Some((losses, grad)) = fused else {
             let picked = self.log_softmax(1)?.gather(1, &targets2)?;
             return picked.mean_all()?.neg();
         };
         let dev = self.device();
-        let loss = no_grad(|| Tensor::from_storage(losses, Layout::contiguous(&[n]), &dev).mean_all())?;
+        let loss =
+            no_grad(|| Tensor::from_storage(losses, Layout::contiguous(&[n]), &dev).mean_all())?;
         let grad = Tensor::from_storage(grad, Layout::contiguous(&[n, c]), &dev);
-        Ok(Tensor::from_op("cross_entropy", loss.storage(), loss.layout().clone(), &[self], move |g| {
-            Ok(vec![Some(grad.mul(g)?)])
-        }))
+        Ok(Tensor::from_op(
+            "cross_entropy",
+            loss.storage(),
+            loss.layout().clone(),
+            &[self],
+            move |g| Ok(vec![Some(grad.mul(g)?)]),
+        ))
     }
 
     /// Forward softmax / log-softmax along `d`, fused where the backend can.
@@ -99,7 +132,11 @@ impl Tensor {
         }
         let last = self.rank() - 1;
         // Move `d` last, run on [rows, cols], then move it back.
-        let moved = if d == last { self.clone() } else { self.transpose(d as isize, -1)? };
+        let moved = if d == last {
+            self.clone()
+        } else {
+            self.transpose(d as isize, -1)?
+        };
         let x = moved.contiguous()?;
         let cols = x.dims()[last];
         let rows = x.numel() / cols;
@@ -117,7 +154,11 @@ impl Tensor {
                 }
             }
         };
-        let y = if d == last { y } else { y.transpose(d as isize, -1)?.contiguous()? };
+        let y = if d == last {
+            y
+        } else {
+            y.transpose(d as isize, -1)?.contiguous()?
+        };
         Ok(y.detach())
     }
 }

@@ -19,7 +19,11 @@ impl Tensor {
         if shape.iter().product::<usize>() != self.numel() {
             return Err(Error::shape(
                 "reshape",
-                format!("a shape with {} elements (from {:?})", self.numel(), self.dims()),
+                format!(
+                    "a shape with {} elements (from {:?})",
+                    self.numel(),
+                    self.dims()
+                ),
                 shape,
             ));
         }
@@ -35,9 +39,13 @@ impl Tensor {
             .reshape(shape)
             .ok_or_else(|| Error::invalid("reshape", "contiguous layout could not be reshaped"))?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op("reshape", source.storage(), layout, &[&source], move |g| {
-            Ok(vec![Some(g.reshape_exact(&in_shape)?)])
-        }))
+        Ok(Tensor::from_op(
+            "reshape",
+            source.storage(),
+            layout,
+            &[&source],
+            move |g| Ok(vec![Some(g.reshape_exact(&in_shape)?)]),
+        ))
     }
 
     /// Dimensions reordered: output dim `i` is input dim `dims[i]`.
@@ -47,9 +55,13 @@ impl Tensor {
         for (i, &d) in dims.iter().enumerate() {
             inverse[d] = i;
         }
-        Ok(Tensor::from_op("permute", self.storage(), layout, &[self], move |g| {
-            Ok(vec![Some(g.permute(&inverse)?)])
-        }))
+        Ok(Tensor::from_op(
+            "permute",
+            self.storage(),
+            layout,
+            &[self],
+            move |g| Ok(vec![Some(g.permute(&inverse)?)]),
+        ))
     }
 
     /// Dims `a` and `b` swapped.
@@ -109,7 +121,10 @@ impl Tensor {
         let s = normalize_axis("flatten", start, self.rank())?;
         let e = normalize_axis("flatten", end, self.rank())?;
         if s > e {
-            return Err(Error::invalid("flatten", format!("start dim {s} is after end dim {e}")));
+            return Err(Error::invalid(
+                "flatten",
+                format!("start dim {s} is after end dim {e}"),
+            ));
         }
         let dims = self.dims();
         let mut shape: Vec<usize> = dims[..s].to_vec();
@@ -125,9 +140,13 @@ impl Tensor {
         }
         let layout = self.layout().broadcast_to(shape)?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op("broadcast_to", self.storage(), layout, &[self], move |g| {
-            Ok(vec![Some(g.sum_to_shape(&in_shape)?)])
-        }))
+        Ok(Tensor::from_op(
+            "broadcast_to",
+            self.storage(),
+            layout,
+            &[self],
+            move |g| Ok(vec![Some(g.sum_to_shape(&in_shape)?)]),
+        ))
     }
 
     /// PyTorch's `expand`: like `broadcast_to`, `-1` keeps a dim.
@@ -137,7 +156,10 @@ impl Tensor {
         for (i, &s) in shape.iter().enumerate() {
             target.push(if s < 0 {
                 if i < lead {
-                    return Err(Error::invalid("expand", "-1 is not allowed for new leading dims"));
+                    return Err(Error::invalid(
+                        "expand",
+                        "-1 is not allowed for new leading dims",
+                    ));
                 }
                 self.dims()[i - lead]
             } else {
@@ -152,15 +174,22 @@ impl Tensor {
         let d = normalize_axis("narrow", dim, self.rank())?;
         let layout = self.layout().narrow(d, start, len)?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op("narrow", self.storage(), layout, &[self], move |g| {
-            Ok(vec![Some(g.pad_into(&in_shape, d, start)?)])
-        }))
+        Ok(Tensor::from_op(
+            "narrow",
+            self.storage(),
+            layout,
+            &[self],
+            move |g| Ok(vec![Some(g.pad_into(&in_shape, d, start)?)]),
+        ))
     }
 
     /// PyTorch's slicing `x[.., start:end, ..]` on dim `dim`.
     pub fn slice(&self, dim: isize, start: usize, end: usize) -> Result<Tensor> {
         if end < start {
-            return Err(Error::invalid("slice", format!("end {end} is before start {start}")));
+            return Err(Error::invalid(
+                "slice",
+                format!("end {end} is before start {start}"),
+            ));
         }
         self.narrow(dim, start, end - start)
     }
@@ -194,10 +223,18 @@ impl Tensor {
         for t in tensors {
             first.device().check_same(&t.device(), "cat")?;
             if t.dtype() != first.dtype() {
-                return Err(Error::DTypeMismatch { op: "cat", expected: first.dtype(), found: t.dtype() });
+                return Err(Error::DTypeMismatch {
+                    op: "cat",
+                    expected: first.dtype(),
+                    found: t.dtype(),
+                });
             }
             let same_rest = t.rank() == first.rank()
-                && t.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == d || a == b);
+                && t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
             if !same_rest {
                 return Err(Error::shape(
                     "cat",
@@ -272,9 +309,13 @@ impl Tensor {
     /// A view with a layout of the same elements (squeeze/unsqueeze).
     fn view_as_shape(&self, name: &'static str, layout: Layout) -> Result<Tensor> {
         let in_shape = self.shape();
-        Ok(Tensor::from_op(name, self.storage(), layout, &[self], move |g| {
-            Ok(vec![Some(g.reshape_exact(&in_shape)?)])
-        }))
+        Ok(Tensor::from_op(
+            name,
+            self.storage(),
+            layout,
+            &[self],
+            move |g| Ok(vec![Some(g.reshape_exact(&in_shape)?)]),
+        ))
     }
 
     /// Zeros of `shape` with `self` written at offset `start` of dim `dim`:
@@ -284,7 +325,10 @@ impl Tensor {
         let out = backend.zeros(shape.iter().product(), self.dtype())?;
         let full = Layout::contiguous(shape);
         let s = self.storage();
-        backend.copy((&s, self.layout()), (&out, &full.narrow(dim, start, self.dims()[dim])?))?;
+        backend.copy(
+            (&s, self.layout()),
+            (&out, &full.narrow(dim, start, self.dims()[dim])?),
+        )?;
         let len = self.dims()[dim];
         Ok(Tensor::from_op("pad", out, full, &[self], move |g| {
             Ok(vec![Some(g.narrow(dim as isize, start, len)?)])
@@ -295,7 +339,11 @@ impl Tensor {
 /// Resolves one `-1` in a requested shape against the element count.
 fn infer_shape(shape: &[isize], numel: usize, from: &[usize]) -> Result<Vec<usize>> {
     let unknown = shape.iter().filter(|&&s| s < 0).count();
-    let known: usize = shape.iter().filter(|&&s| s >= 0).map(|&s| s as usize).product();
+    let known: usize = shape
+        .iter()
+        .filter(|&&s| s >= 0)
+        .map(|&s| s as usize)
+        .product();
     let bad = || {
         Error::shape(
             "reshape",
