@@ -355,6 +355,30 @@ mod tests {
         assert_eq!(read(&f, &[5]), vec![1., -1., 0., 0., 7.]);
     }
 
+    /// A buffer some other backend made.
+    #[derive(Debug)]
+    struct Foreign;
+
+    impl lam_core::BackendStorage for Foreign {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn len(&self) -> usize {
+            1
+        }
+        fn dtype(&self) -> lam_core::DType {
+            lam_core::DType::F32
+        }
+    }
+
+    #[test]
+    fn foreign_buffers_are_errors() {
+        let foreign: lam_core::Storage = std::sync::Arc::new(Foreign);
+        let l = Layout::contiguous(&[1]);
+        let err = backend().read_f32((&foreign, &l)).unwrap_err();
+        assert!(matches!(err, lam_core::Error::Device(_)), "{err}");
+    }
+
     #[test]
     fn read_follows_broadcast_strides() {
         let (s, l) = f32s(&[1., 2.], &[2, 1]);

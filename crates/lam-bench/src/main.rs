@@ -1,0 +1,80 @@
+//! `lam-bench`: lam's reference workloads, one file per scenario, each
+//! printing one line per measurement in the format of
+//! `shared/bench/torch_bench.py` (with the prefix `lam`), so the two can be
+//! run alternately on the same machine and compared line by line.
+//!
+//! ```text
+//! cargo run --release -p lam-bench -- matmul N ITERS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- matmul-sweep [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- elementwise N ITERS [--device cpu|gpu]
+//! ```
+//!
+//! `--device gpu` takes the best adapter (`LAM_ADAPTER` picks another). On a
+//! software adapter such as lavapipe only correctness means anything.
+
+mod elementwise;
+mod matmul;
+
+use std::process::ExitCode;
+
+use lam_core::Device;
+
+const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu]
+       lam-bench matmul-sweep [--device cpu|gpu]
+       lam-bench elementwise N ITERS [--device cpu|gpu]";
+
+/// What a scenario returns: `Err` carries a message for the user.
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome =
+        take_device(&mut args).and_then(|device| match args.first().map(String::as_str) {
+            Some("matmul") => matmul::run(&args[1..], &device),
+            Some("matmul-sweep") => matmul::sweep(&args[1..], &device),
+            Some("elementwise") => elementwise::run(&args[1..], &device),
+            _ => Err(USAGE.into()),
+        });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lam-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Removes `--device NAME` from `args` and returns that device (CPU by default).
+fn take_device(args: &mut Vec<String>) -> Result<Device, Box<dyn std::error::Error>> {
+    let name = match args.iter().position(|a| a == "--device") {
+        None => "cpu".to_string(),
+        Some(i) if i + 1 < args.len() => {
+            let name = args.remove(i + 1);
+            args.remove(i);
+            name
+        }
+        Some(_) => return Err(format!("--device needs a name\n{USAGE}").into()),
+    };
+    match name.as_str() {
+        "cpu" => Ok(lam_cpu::device()),
+        "gpu" => {
+            let device = lam_wgpu::default_gpu()?;
+            eprintln!("lam-bench: device {device}");
+            Ok(device)
+        }
+        other => Err(format!("unknown device {other:?} (known: cpu, gpu)").into()),
+    }
+}
+
+/// Parses the positional argument `i` named `what`.
+fn arg<T: std::str::FromStr>(
+    args: &[String],
+    i: usize,
+    what: &str,
+) -> Result<T, Box<dyn std::error::Error>> {
+    let text = args
+        .get(i)
+        .ok_or_else(|| format!("missing {what}\n{USAGE}"))?;
+    text.parse()
+        .map_err(|_| format!("{what} must be a number, found {text:?}").into())
+}
