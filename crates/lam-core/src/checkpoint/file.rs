@@ -28,7 +28,9 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
-    /// A tensor's values read back to the host, as `F32` or `I32`.
+    /// A tensor's values read back to the host, as `F32`, or as `I64` for
+    /// lam's `I32` tensors: PyTorch keeps integer buffers (BatchNorm's
+    /// `num_batches_tracked`) as int64, and a file must match it dtype for dtype.
     pub(crate) fn from_tensor(t: &Tensor) -> Result<Raw> {
         let (dtype, bytes) = match t.dtype() {
             DType::F32 => (
@@ -36,10 +38,10 @@ impl Raw {
                 t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ),
             DType::I32 => (
-                Dtype::I32,
+                Dtype::I64,
                 t.to_vec_i32()?
                     .iter()
-                    .flat_map(|v| v.to_le_bytes())
+                    .flat_map(|&v| i64::from(v).to_le_bytes())
                     .collect(),
             ),
         };
