@@ -7,13 +7,22 @@
 //! cargo run --release -p lam-bench -- matmul N ITERS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- matmul-sweep [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- elementwise N ITERS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu]
 //! ```
+//!
+//! The training scenarios (`mlp`, `cnn`) also print the process's peak
+//! resident memory (`peak_rss`, from `VmHWM`), as the copy of the torch
+//! script in `bench/torch_bench.py` does.
 //!
 //! `--device gpu` takes the best adapter (`LAM_ADAPTER` picks another). On a
 //! software adapter such as lavapipe only correctness means anything.
 
+mod cnn;
 mod elementwise;
 mod matmul;
+mod mlp;
+mod training;
 
 use std::process::ExitCode;
 
@@ -21,7 +30,9 @@ use lam_core::Device;
 
 const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu]
        lam-bench matmul-sweep [--device cpu|gpu]
-       lam-bench elementwise N ITERS [--device cpu|gpu]";
+       lam-bench elementwise N ITERS [--device cpu|gpu]
+       lam-bench mlp BATCH STEPS [--device cpu|gpu]
+       lam-bench cnn BATCH STEPS [--device cpu|gpu]";
 
 /// What a scenario returns: `Err` carries a message for the user.
 type Outcome = Result<(), Box<dyn std::error::Error>>;
@@ -33,6 +44,8 @@ fn main() -> ExitCode {
             Some("matmul") => matmul::run(&args[1..], &device),
             Some("matmul-sweep") => matmul::sweep(&args[1..], &device),
             Some("elementwise") => elementwise::run(&args[1..], &device),
+            Some("mlp") => mlp::run(&args[1..], &device),
+            Some("cnn") => cnn::run(&args[1..], &device),
             _ => Err(USAGE.into()),
         });
     match outcome {

@@ -1,0 +1,76 @@
+"""Peer benchmark: PyTorch CPU on the same work lam is measured on.
+usage: torch_bench.py matmul N ITERS | mlp BATCH STEPS | cnn BATCH STEPS | digits EPOCHS
+
+A copy of shared/bench/torch_bench.py whose mlp and cnn lines also print the
+process's peak resident memory (ru_maxrss, KiB on Linux) as ` peak_rss=... MiB`,
+like lam-bench's `mlp` and `cnn`.
+"""
+import resource, sys, time
+import torch, torch.nn as nn
+
+def matmul(n, iters):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2): a @ b
+    t = time.perf_counter()
+    for _ in range(iters): a @ b
+    dt = time.perf_counter() - t
+    print(f"torch matmul n={n} iters={iters}: {2*n**3*iters/dt/1e9:.2f} GFLOP/s ({dt:.3f} s)")
+
+def peak_rss():
+    return f" peak_rss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"
+
+def mlp(batch, steps):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x, y = torch.randn(batch, 784), torch.randint(0, 10, (batch,))
+    lf = nn.CrossEntropyLoss()
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(); loss = lf(m(x), y); loss.backward(); opt.step()
+        return loss.item()
+    run(3)
+    t = time.perf_counter(); loss = run(steps); dt = time.perf_counter() - t
+    print(f"torch mlp batch={batch} steps={steps}: {steps/dt:.1f} steps/s {steps*batch/dt:.0f} samples/s loss={loss:.4f}{peak_rss()}")
+
+def cnn(batch, steps):
+    """LeNet-5-like on 1x28x28: conv 6@5x5 (pad 2), maxpool 2, conv 16@5x5, maxpool 2, 120, 84, 10."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                      nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    lf = nn.CrossEntropyLoss()
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(); loss = lf(m(x), y); loss.backward(); opt.step()
+        return loss.item()
+    run(3)
+    t = time.perf_counter(); loss = run(steps); dt = time.perf_counter() - t
+    print(f"torch cnn batch={batch} steps={steps}: {steps/dt:.1f} steps/s {steps*batch/dt:.0f} samples/s loss={loss:.4f}{peak_rss()}")
+
+def digits(epochs):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    xtr, xte, ytr, yte = train_test_split(d.data / 16.0, d.target, test_size=0.2, random_state=0, stratify=d.target)
+    xtr, xte = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
+    ytr, yte = torch.tensor(ytr), torch.tensor(yte)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    lf = nn.CrossEntropyLoss()
+    t = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xtr))
+        for i in range(0, len(xtr), 32):
+            idx = perm[i:i+32]; opt.zero_grad(); lf(m(xtr[idx]), ytr[idx]).backward(); opt.step()
+    dt = time.perf_counter() - t
+    with torch.no_grad(): acc = (m(xte).argmax(1) == yte).float().mean().item()
+    print(f"torch digits mlp epochs={epochs}: test acc {acc:.4f} in {dt:.2f} s")
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    a = [int(v) for v in sys.argv[2:]]
+    {"matmul": matmul, "mlp": mlp, "cnn": cnn, "digits": digits}[what](*a)
