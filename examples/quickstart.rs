@@ -62,7 +62,15 @@ fn main() -> Result<()> {
     let correct = predicted.eq(&labels)?.sum_all()?.item()?;
     println!("accuracy: {:.0}%", 100.0 * correct / 100.0);
 
-    let path = std::env::temp_dir().join("quickstart.safetensors");
+    // Beside the other examples' outputs (or under $LAM_OUT_DIR).
+    let dir = std::env::var_os("LAM_OUT_DIR")
+        .map_or_else(|| "target/lam-out".into(), std::path::PathBuf::from)
+        .join("quickstart");
+    std::fs::create_dir_all(&dir).map_err(|e| lam::Error::Io {
+        path: dir.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    let path = dir.join("model.safetensors");
     checkpoint::save_model(&model, &path)?;
     println!("saved the model to {}", path.display());
     Ok(())
