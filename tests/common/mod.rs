@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::sync::OnceLock;
 
 use lam::Device;

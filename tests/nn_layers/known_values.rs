@@ -6,6 +6,7 @@
 use lam::nn::*;
 use lam::prelude::*;
 
+use crate::common::fixture::{self, expect_close, tensor};
 use crate::conformance;
 use serde_json::Value;
 
@@ -28,38 +29,13 @@ const FIXTURES: [(&str, &str); 7] = [
     ),
 ];
 
-// f32 computation against float64 references.
-const ATOL: f32 = 2e-4;
-const RTOL: f32 = 1e-3;
-
 fn cases(file: &str) -> Vec<Value> {
-    let text = FIXTURES
-        .iter()
-        .find(|(name, _)| *name == file)
-        .map(|(_, text)| *text)
-        .expect("known fixture file");
-    let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
-    doc["cases"]
-        .as_array()
-        .expect("fixture has a cases list")
-        .clone()
+    fixture::cases(&FIXTURES, file)
 }
 
 /// Runs every case of a fixture file, reporting all failing cases at once.
 fn run_fixture_file(file: &str, dev: &Device) -> lam::Result<()> {
-    let failures: Vec<String> = cases(file)
-        .iter()
-        .filter_map(|case| {
-            run_case(case, dev)
-                .err()
-                .map(|e| format!("{}: {e}", case["name"]))
-        })
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid("fixture", failures.join("\n")))
-    }
+    fixture::run_cases(&cases(file), dev, run_case)
 }
 
 fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
@@ -295,49 +271,6 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
         }
     };
     Ok(layer)
-}
-
-/// A fixture tensor `{"shape": [...], "data": [...]}` as `dtype`.
-fn tensor(v: &Value, dtype: DType, dev: &Device) -> lam::Result<Tensor> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().unwrap_or(0) as usize)
-        .collect();
-    let data = v["data"].as_array().expect("data");
-    match dtype {
-        DType::F32 => Tensor::from_vec(
-            data.iter()
-                .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
-                .collect(),
-            &shape,
-            dev,
-        ),
-        DType::I32 => Tensor::from_vec_i32(
-            data.iter()
-                .map(|x| x.as_i64().unwrap_or(-1) as i32)
-                .collect(),
-            &shape,
-            dev,
-        ),
-    }
-}
-
-fn expect_close(what: &str, actual: &Tensor, expected: &Value) -> lam::Result<()> {
-    let want = tensor(expected, DType::F32, &actual.device())?;
-    if actual.dims() != want.dims() {
-        return Err(Error::invalid(
-            "fixture",
-            format!(
-                "{what}: shape {:?}, expected {:?}",
-                actual.dims(),
-                want.dims()
-            ),
-        ));
-    }
-    lam::testing::assert_close(&actual.to_vec()?, &want.to_vec()?, ATOL, RTOL)
-        .map_err(|e| Error::invalid("fixture", format!("{what}: {e}")))
 }
 
 conformance!(known_values_linear, |dev| {

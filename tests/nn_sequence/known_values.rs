@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use lam::nn::*;
 use lam::prelude::*;
 
+use crate::common::fixture::{self, expect_close, tensor};
 use crate::conformance;
 use serde_json::Value;
 
@@ -23,38 +24,13 @@ const FIXTURES: [(&str, &str); 2] = [
     ),
 ];
 
-// f32 computation against float64 references.
-const ATOL: f32 = 2e-4;
-const RTOL: f32 = 1e-3;
-
 fn cases(file: &str) -> Vec<Value> {
-    let text = FIXTURES
-        .iter()
-        .find(|(name, _)| *name == file)
-        .map(|(_, text)| *text)
-        .expect("known fixture file");
-    let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
-    doc["cases"]
-        .as_array()
-        .expect("fixture has a cases list")
-        .clone()
+    fixture::cases(&FIXTURES, file)
 }
 
 /// Runs every case of a fixture file, reporting all failing cases at once.
 fn run_fixture_file(file: &str, dev: &Device) -> lam::Result<()> {
-    let failures: Vec<String> = cases(file)
-        .iter()
-        .filter_map(|case| {
-            run_case(case, dev)
-                .err()
-                .map(|e| format!("{}: {e}", case["name"]))
-        })
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid("fixture", failures.join("\n")))
-    }
+    fixture::run_cases(&cases(file), dev, run_case)
 }
 
 /// The layer of a case, which each take different forward arguments.
@@ -150,7 +126,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
         ));
     }
     for (name, t) in &state {
-        t.set_data(&tensor(&case["state"][name], dev)?)
+        t.set_data(&tensor(&case["state"][name], DType::F32, dev)?)
             .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
     }
     module.set_training(case["training"].as_bool().unwrap_or(true));
@@ -158,7 +134,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let kinds = &case["mask_kinds"];
     let mut inputs = BTreeMap::new();
     for (name, v) in case["inputs"].as_object().expect("inputs") {
-        let x = tensor(v, dev)?;
+        let x = tensor(v, DType::F32, dev)?;
         let x = if kinds.get(name).is_some() {
             x
         } else {
@@ -171,7 +147,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     for (name, y) in &results {
         expect_close(name, y, &case["outputs"][*name])?;
         let term = y
-            .mul(&tensor(&case["grad_outputs"][*name], dev)?)?
+            .mul(&tensor(&case["grad_outputs"][*name], DType::F32, dev)?)?
             .sum_all()?;
         loss = Some(match loss {
             None => term,
@@ -273,40 +249,6 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
             ))
         }
     })
-}
-
-/// A fixture tensor `{"shape": [...], "data": [...]}`.
-fn tensor(v: &Value, dev: &Device) -> lam::Result<Tensor> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().unwrap_or(0) as usize)
-        .collect();
-    let data = v["data"].as_array().expect("data");
-    Tensor::from_vec(
-        data.iter()
-            .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
-            .collect(),
-        &shape,
-        dev,
-    )
-}
-
-fn expect_close(what: &str, actual: &Tensor, expected: &Value) -> lam::Result<()> {
-    let want = tensor(expected, &actual.device())?;
-    if actual.dims() != want.dims() {
-        return Err(Error::invalid(
-            "fixture",
-            format!(
-                "{what}: shape {:?}, expected {:?}",
-                actual.dims(),
-                want.dims()
-            ),
-        ));
-    }
-    lam::testing::assert_close(&actual.to_vec()?, &want.to_vec()?, ATOL, RTOL)
-        .map_err(|e| Error::invalid("fixture", format!("{what}: {e}")))
 }
 
 conformance!(known_values_recurrent, |dev| {
