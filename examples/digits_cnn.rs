@@ -26,9 +26,9 @@ use lam::optim::{Adam, CosineAnnealing};
 use lam::prelude::*;
 use lam_train::data::split::stratified_split;
 use lam_train::data::DataLoader;
-use lam_train::metrics::{classification_report, ConfusionMatrix};
 use lam_train::preprocess::Augment;
-use lam_train::trainer::{predict, Monitor, TrainConfig, Trainer};
+use lam_train::report::{report_classifier, ClassifierReport};
+use lam_train::trainer::{Monitor, TrainConfig, Trainer};
 
 /// What to run.
 pub struct Options {
@@ -54,15 +54,8 @@ impl Options {
     }
 }
 
-/// What the run achieved.
-pub struct Outcome {
-    /// Test accuracy.
-    pub accuracy: f64,
-    /// Test macro-averaged F1.
-    pub macro_f1: f64,
-    /// Files written.
-    pub files: Vec<PathBuf>,
-}
+/// What a run measured: test accuracy, macro F1, confusion matrix, plot files.
+pub type Outcome = ClassifierReport;
 
 fn network(device: &Device) -> lam::Result<Sequential> {
     let same = Conv2dConfig::default().padding(1);
@@ -114,25 +107,13 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
         .scheduler(CosineAnnealing::new(2e-3, opts.epochs).eta_min(1e-5))
         .fit(&train_loader, Some(&test_loader))?;
 
-    let pred = predict(&model, &test_loader)?;
-    let report = classification_report(&pred.y_true, &pred.y_pred)?;
-    let cm = ConfusionMatrix::new(&pred.y_true, &pred.y_pred)?;
-    let mut files = lam_train::plot::plot_history(&fit.history, &opts.out_dir)?;
-    files.extend(lam_train::plot::plot_classification(&pred, &opts.out_dir)?);
-    if !opts.quiet {
-        println!("test accuracy: {:.4}", report.accuracy);
-        println!("test macro F1: {:.4}", report.macro_avg.f1);
-        println!("confusion matrix (rows: true digit, columns: predicted):\n{cm}");
-        println!(
-            "plots, history and checkpoints in {}",
-            opts.out_dir.display()
-        );
-    }
-    Ok(Outcome {
-        accuracy: report.accuracy,
-        macro_f1: report.macro_avg.f1,
-        files,
-    })
+    report_classifier(
+        &model,
+        &test_loader,
+        &fit.history,
+        &opts.out_dir,
+        !opts.quiet,
+    )
 }
 
 fn main() -> lam::Result<()> {

@@ -15,6 +15,8 @@
 //!   bar and a history file.
 //! - [`plot`]: loss/metric curves, ROC curves and confusion matrices as PNG or SVG.
 //! - [`ensemble`]: soft and hard voting over several trained models.
+//! - [`report`]: a classifier's end-of-run summary (metrics, confusion
+//!   matrix, plots) in one call.
 //!
 //! Randomness is always a pure function of a user seed and a position
 //! (epoch, batch, sample, fold), never of a hidden stream, so runs repeat
@@ -26,6 +28,7 @@ pub mod ensemble;
 pub mod metrics;
 pub mod plot;
 pub mod preprocess;
+pub mod report;
 mod seed;
 pub mod trainer;
 
