@@ -226,6 +226,9 @@ fn binary_op(x: f32, y: f32) -> f32 {
             case 5u, 6u: { return select(y, x, is_nan(x)); }
             case 7u, 9u, 10u, 11u, 12u: { return 0.0; }
             case 8u: { return 1.0; }
+            // A NaN gradient passes where the ReLU was active; a NaN
+            // activation blocks, as in PyTorch's threshold_backward.
+            case 13u: { return select(0.0, x, !is_nan(y) && y > 0.0); }
             default: {}
         }
     }
@@ -243,6 +246,7 @@ fn binary_op(x: f32, y: f32) -> f32 {
         case 10u: { return select(0.0, 1.0, x <= y); }
         case 11u: { return select(0.0, 1.0, x > y); }
         case 12u: { return select(0.0, 1.0, x >= y); }
+        case 13u: { return select(0.0, x, y > 0.0); }
         default: { return x; }
     }
 }

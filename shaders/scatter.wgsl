@@ -1,6 +1,6 @@
 // scatter_add for the common case where the index depends only on the
 // position j along `dim` (it is broadcast, stride 0, along every other dim):
-// the gradients of index_select, embeddings and im2col convolution.
+// the gradients of index_select and embeddings.
 //
 // index.wgsl's general scatter_add makes every output element scan the whole
 // index (O(output x J)). Here the index is first inverted once into lists,

@@ -13,9 +13,12 @@
 //! - Train/eval behaviour of Dropout and BatchNorm.
 //! - Bad input: each mistake gives an error naming it, never a panic.
 //! - Learning: a small CNN built from these layers learns a toy task.
+//! - Windows: unfold, fold and max pooling against naive loops, fold as
+//!   unfold's adjoint, and their gradient checks.
 //!
 //! Layout: `known_values` (the fixture driver), `gradients`, `structure`,
-//! `behaviour` (train/eval, learning) and `bad_input`, under `tests/nn_layers/`.
+//! `behaviour` (train/eval, learning), `bad_input` and `windows`, under
+//! `tests/nn_layers/`.
 
 mod common;
 
@@ -29,6 +32,8 @@ mod gradients;
 mod known_values;
 #[path = "nn_layers/structure.rs"]
 mod structure;
+#[path = "nn_layers/windows.rs"]
+mod windows;
 
 use lam::prelude::*;
 use lam::testing::{gradcheck, GradCheck};

@@ -15,6 +15,10 @@
 //! resident memory (`peak_rss`, from `VmHWM`), as the copy of the torch
 //! script in `bench/torch_bench.py` does.
 //!
+//! `LAM_PROFILE=1` adds the profiler's table (time per op and, on GPUs with
+//! timestamp queries, per kernel): after the result line of `mlp` and `cnn`,
+//! covering exactly their timed steps; at the end of the run for the others.
+//!
 //! `--device gpu` takes the best adapter (`LAM_ADAPTER` picks another). On a
 //! software adapter such as lavapipe only correctness means anything.
 
@@ -48,6 +52,10 @@ fn main() -> ExitCode {
             Some("cnn") => cnn::run(&args[1..], &device),
             _ => Err(USAGE.into()),
         });
+    // The training scenarios print their own table, restricted to the timed steps.
+    if !matches!(args.first().map(String::as_str), Some("mlp" | "cnn")) && outcome.is_ok() {
+        lam_core::profile::print_if_enabled();
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -117,6 +117,16 @@ pub enum BinaryOp {
     Le,
     Gt,
     Ge,
+    /// `a` where `b > 0`, else `0`: the upstream gradient `a` through a ReLU
+    /// whose output is `b` (one pass instead of `a * step(b)`).
+    ReluGrad,
+}
+
+/// The activation [`Backend::fused_linear`] applies as it writes its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinearActivation {
+    Identity,
+    Relu,
 }
 
 /// Reductions over axes. `ArgMax`/`ArgMin` take exactly one axis, return
@@ -169,6 +179,69 @@ pub struct DeviceStats {
     pub pool_hits: u64,
     /// Bytes held by live tensors.
     pub bytes_live: u64,
+}
+
+/// The geometry of the sliding-window primitives ([`Backend::unfold`],
+/// [`Backend::fold`], [`Backend::max_pool`], [`Backend::max_pool_grad`]): `n` images of
+/// `c` channels, `h × w` pixels, and a sliding window given per axis as
+/// `[height, width]`. `out` is the number of window positions per axis,
+/// `⌊(len + 2p − d(k − 1) − 1) / s⌋ + 1` (PyTorch's formula); `lam-core`
+/// computes and validates it before a backend sees it.
+///
+/// Columns are laid out `[c, kh·kw, n, out_h·out_w]`: element
+/// `[ci, i·kw + j, ni, oy·out_w + ox]` is tap `(i, j)` of the window at
+/// `(oy, ox)` of image `ni`, channel `ci`, which reads pixel
+/// `(oy·s_h + i·d_h − p_h, ox·s_w + j·d_w − p_w)`. With channel and tap
+/// outermost, the columns are both one matrix `[C·kh·kw, n·out_h·out_w]` and,
+/// as a strided view, a batch `[n, C·kh·kw, out_h·out_w]` (what convolution
+/// uses), and each group's channels are one contiguous block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowGeometry {
+    /// Images in the batch.
+    pub n: usize,
+    /// Channels per image.
+    pub c: usize,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Kernel taps `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Step between windows `[height, width]`.
+    pub stride: [usize; 2],
+    /// Implicit padding on each side `[height, width]`.
+    pub padding: [usize; 2],
+    /// Spacing between taps `[height, width]`.
+    pub dilation: [usize; 2],
+    /// Window positions `[height, width]`.
+    pub out: [usize; 2],
+}
+
+impl WindowGeometry {
+    /// Taps per window, `kh·kw`.
+    pub fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
+    /// Window positions per image, `out_h·out_w`.
+    pub fn positions(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+
+    /// The columns' shape, `[c, kh·kw, n, out_h·out_w]`.
+    pub fn cols_shape(&self) -> [usize; 4] {
+        [self.c, self.taps(), self.n, self.positions()]
+    }
+
+    /// The images' shape, `[n, c, h, w]`.
+    pub fn image_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.h, self.w]
+    }
+
+    /// One value per window, `[n, c, out_h, out_w]` (max pooling's output).
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.out[0], self.out[1]]
+    }
 }
 
 /// A compute backend: the primitive op set over its own buffers.
@@ -228,6 +301,27 @@ pub trait Backend: Send + Sync + Debug {
     /// (for `dim = 1`); `index` and `src` have the same shape.
     fn scatter_add(&self, shape: &[usize], dim: usize, index: View, src: View) -> Result<Storage>;
 
+    /// im2col: every window of `src`, an `F32` view of shape `[n, c, h, w]`
+    /// (any strides), as contiguous columns of shape
+    /// [`WindowGeometry::cols_shape`]; taps outside the image read `pad_value`.
+    fn unfold(&self, src: View, geometry: &WindowGeometry, pad_value: f32) -> Result<Storage>;
+    /// col2im, the adjoint of [`Backend::unfold`]: a contiguous `[n, c, h, w]`
+    /// buffer where each pixel is the sum of the column entries (an `F32`
+    /// view of shape [`WindowGeometry::cols_shape`], any strides) of the
+    /// taps that read it; entries of padding taps are dropped.
+    fn fold(&self, cols: View, geometry: &WindowGeometry) -> Result<Storage>;
+    /// Max pooling: the maximum over the in-image taps of each window of
+    /// `src` (an `F32` view `[n, c, h, w]`, any strides) as a contiguous
+    /// `F32` `[n, c, out_h, out_w]`, and the `I32` tap (`i·kw + j`) holding
+    /// it, the first on ties (`-1` for a window with no tap in the image).
+    /// One pass over the image: no columns are built.
+    fn max_pool(&self, src: View, geometry: &WindowGeometry) -> Result<(Storage, Storage)>;
+    /// The gradient of [`Backend::max_pool`]: a contiguous `F32`
+    /// `[n, c, h, w]` where each pixel sums the entries of `grad`
+    /// (`[n, c, out_h, out_w]`, any strides) whose winning tap (`taps`,
+    /// `I32`, same shape, any strides) reads it.
+    fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry) -> Result<Storage>;
+
     /// `len` numbers from `dist`, element `i` a pure function of `(seed, i)`.
     fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage>;
 
@@ -244,6 +338,20 @@ pub trait Backend: Send + Sync + Debug {
         _logits: View,
         _targets: View,
     ) -> Result<Option<(Storage, Storage)>> {
+        Ok(None)
+    }
+
+    /// `act(input × weight + bias)` in one pass over the output, for
+    /// `input [M, K]`, `weight [K, N]` (any strides; a `Linear` passes its
+    /// `[N, K]` weight transposed) and an optional `bias [N]`: the bias add
+    /// and the activation happen as the matrix product is written.
+    fn fused_linear(
+        &self,
+        _input: View,
+        _weight: View,
+        _bias: Option<View>,
+        _act: LinearActivation,
+    ) -> Result<Option<Storage>> {
         Ok(None)
     }
 

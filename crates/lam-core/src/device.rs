@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::backend::{Backend, DeviceKind, DeviceStats};
+use crate::profile::Profiled;
 use crate::{Error, Result};
 
 /// A handle to a compute device. Clones share the backend; two handles are
@@ -24,9 +25,13 @@ static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Device {
     /// Wraps a backend as a new device.
+    ///
+    /// The backend goes inside a [`Profiled`] wrapper so that
+    /// [`crate::profile`] can time its ops whenever profiling is turned on;
+    /// while it is off the wrapper costs one atomic load per op.
     pub fn new(backend: Arc<dyn Backend>) -> Device {
         Device {
-            backend,
+            backend: Arc::new(Profiled::new(backend)),
             id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
         }
     }

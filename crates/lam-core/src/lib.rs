@@ -8,6 +8,7 @@
 //! - [`autograd`]: the tape. Each differentiable op records its gradient
 //!   rule, written in tensor ops right beside its forward code.
 //! - [`rng`]: counter-based random numbers, identical on every backend.
+//! - [`profile`]: time per op and per GPU kernel (`LAM_PROFILE=1`).
 //!
 //! This crate knows nothing of wgpu or WGSL and depends on no backend crate.
 
@@ -21,6 +22,7 @@ pub mod layout;
 pub mod loss;
 pub mod nn;
 pub mod optim;
+pub mod profile;
 pub mod rng;
 mod tensor;
 pub mod testing;

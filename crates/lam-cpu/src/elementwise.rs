@@ -11,6 +11,7 @@ use lam_core::{Error, Layout, Result};
 
 use crate::math::{gelu, gelu_grad, sigmoid, softplus};
 use crate::parallel::{for_chunks, CHUNK};
+use crate::pool;
 use crate::storage::{Data, ReadLocks};
 use crate::strided::{gather, Rows};
 
@@ -91,6 +92,7 @@ pub(crate) fn binary(op: BinaryOp, lhs: View, rhs: View) -> Result<Vec<f32>> {
         Le => zip_map(a, b, |x, y| indicator(x <= y)),
         Gt => zip_map(a, b, |x, y| indicator(x > y)),
         Ge => zip_map(a, b, |x, y| indicator(x >= y)),
+        ReluGrad => zip_map(a, b, |g, y| if y > 0.0 { g } else { 0.0 }),
     })
 }
 
@@ -107,7 +109,7 @@ pub(crate) fn select(cond: View, a: View, b: View) -> Result<Vec<f32>> {
     };
     let (xa, xb) = (locks.f32(1, a.1)?, locks.f32(2, b.1)?);
     let (ra, rb) = (Rows::of(a.1), Rows::of(b.1));
-    let mut out = vec![0.0; mask.len()];
+    let mut out = pool::take(mask.len());
     for_chunks(&mut out, ra.len, mask.len(), |start, row| {
         let r = start / ra.len;
         let (sa, sb) = (ra.starts[r], rb.starts[r]);
@@ -141,7 +143,7 @@ fn same_shape(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
 
 /// `[n] -> [n]`: `f` of each element of a contiguous slice.
 fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
+    let mut out = pool::take(x.len());
     for_chunks(&mut out, CHUNK, x.len(), |start, chunk| {
         for (o, &x) in chunk.iter_mut().zip(&x[start..]) {
             *o = f(x);
@@ -157,7 +159,7 @@ where
 {
     let ((xa, la), (xb, lb)) = (a, b);
     let n = la.numel();
-    let mut out = vec![0.0; n];
+    let mut out = pool::take(n);
     if la.is_contiguous() && lb.is_contiguous() {
         let (xa, xb) = (&xa[la.offset..la.offset + n], &xb[lb.offset..lb.offset + n]);
         for_chunks(&mut out, CHUNK, n, |start, chunk| {

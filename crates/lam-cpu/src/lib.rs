@@ -17,25 +17,29 @@
 //! - `strided`: walking arbitrary views (gather, row starts).
 //! - `parallel`: when and how an op splits its output across threads.
 //! - `math`: scalar formulas that need care (erf, GELU, stable sigmoid).
-//! - `elementwise`, `reduce`, `matmul`, `index`, `random`, `fused`: the op
-//!   families, one file each.
+//! - `elementwise`, `reduce`, `matmul`, `index`, `window`, `max_pool`,
+//!   `random`, `fused`: the op families, one file each.
 
 mod elementwise;
 mod fused;
 mod index;
 mod math;
 mod matmul;
+mod max_pool;
 mod parallel;
+mod pool;
 mod random;
 mod reduce;
 mod storage;
 mod strided;
+mod window;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use lam_core::backend::{
-    AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, ReduceOp, UnaryOp, View,
+    AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation, ReduceOp, UnaryOp,
+    View, WindowGeometry,
 };
 use lam_core::{Backend, DType, Device, Result, Storage};
 
@@ -90,7 +94,7 @@ impl Backend for CpuBackend {
 
     fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
         Ok(self.store(match dtype {
-            DType::F32 => Data::F32(vec![0.0; len]),
+            DType::F32 => Data::F32(pool::zeroed(len)),
             DType::I32 => Data::I32(vec![0; len]),
         }))
     }
@@ -152,6 +156,23 @@ impl Backend for CpuBackend {
         Ok(self.op(index::scatter_add(shape, dim, index, src)?))
     }
 
+    fn unfold(&self, src: View, geometry: &WindowGeometry, pad_value: f32) -> Result<Storage> {
+        Ok(self.op(Data::F32(window::unfold(src, geometry, pad_value)?)))
+    }
+
+    fn fold(&self, cols: View, geometry: &WindowGeometry) -> Result<Storage> {
+        Ok(self.op(Data::F32(window::fold(cols, geometry)?)))
+    }
+
+    fn max_pool(&self, src: View, geometry: &WindowGeometry) -> Result<(Storage, Storage)> {
+        let (values, taps) = max_pool::max_pool(src, geometry)?;
+        Ok((self.op(Data::F32(values)), self.store(Data::I32(taps))))
+    }
+
+    fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry) -> Result<Storage> {
+        Ok(self.op(Data::F32(max_pool::max_pool_grad(grad, taps, geometry)?)))
+    }
+
     fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage> {
         Ok(self.op(Data::F32(random::fill_random(len, dist, seed)?)))
     }
@@ -170,6 +191,18 @@ impl Backend for CpuBackend {
             self.op(Data::F32(losses)),
             self.store(Data::F32(grad)),
         )))
+    }
+
+    fn fused_linear(
+        &self,
+        input: View,
+        weight: View,
+        bias: Option<View>,
+        act: LinearActivation,
+    ) -> Result<Option<Storage>> {
+        Ok(Some(
+            self.op(Data::F32(matmul::linear(input, weight, bias, act)?)),
+        ))
     }
 
     fn fused_adam(

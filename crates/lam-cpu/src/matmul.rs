@@ -8,11 +8,12 @@
 //! spread over the batch instead; tiny ones stay on the calling thread.
 
 use gemm::{gemm, Parallelism};
-use lam_core::backend::View;
+use lam_core::backend::{LinearActivation, View};
 use lam_core::{Error, Layout, Result};
 use rayon::prelude::*;
 
 use crate::storage::ReadLocks;
+use crate::strided::gather;
 
 /// Multiply-adds (`m * n * k`) from which a product is worth threads.
 /// Measured on 2 AVX-512 cores (best of 6): up to 160³ one thread is
@@ -21,7 +22,44 @@ const PAR_MIN_MACS: usize = 192 * 192 * 192;
 
 /// `[B, M, K] x [B, K, N] -> [B, M, N]` (contiguous).
 pub(crate) fn matmul(lhs: View, rhs: View) -> Result<Vec<f32>> {
-    let locks = ReadLocks::new("matmul", &[lhs.0, rhs.0])?;
+    product(lhs, rhs, None, LinearActivation::Identity)
+}
+
+/// `act(input × weight + bias)` for `input [M, K]`, `weight [K, N]` and
+/// `bias [N]`: the output rows start as copies of the bias and gemm adds the
+/// product onto them (`read_dst`), so the bias costs no extra pass; the
+/// activation is applied to each batch's block right after gemm writes it,
+/// while it is still in cache.
+pub(crate) fn linear(
+    input: View,
+    weight: View,
+    bias: Option<View>,
+    act: LinearActivation,
+) -> Result<Vec<f32>> {
+    let as3 = |l: &Layout| Layout {
+        shape: [&[1], &l.shape[..]].concat(),
+        strides: [&[0], &l.strides[..]].concat(),
+        offset: l.offset,
+    };
+    if input.1.rank() != 2 || weight.1.rank() != 2 {
+        return Err(Error::invalid(
+            "fused_linear",
+            format!(
+                "input and weight must be matrices, found shapes {:?} and {:?}",
+                input.1.shape, weight.1.shape
+            ),
+        ));
+    }
+    let (li, lw) = (as3(input.1), as3(weight.1));
+    product((input.0, &li), (weight.0, &lw), bias, act)
+}
+
+/// The batched product with an optional bias row added to every output row
+/// and an activation.
+fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> Result<Vec<f32>> {
+    let mut inputs = vec![lhs.0, rhs.0];
+    inputs.extend(bias.map(|b| b.0));
+    let locks = ReadLocks::new("matmul", &inputs)?;
     let (la, lb) = (lhs.1, rhs.1);
     let [batch, m, k] = dims3(la)?;
     let [batch_b, k_b, n] = dims3(lb)?;
@@ -36,53 +74,85 @@ pub(crate) fn matmul(lhs: View, rhs: View) -> Result<Vec<f32>> {
     // which is what makes the unsafe call below sound.
     let a = locks.f32(0, la)?;
     let b = locks.f32(1, lb)?;
-    let mut out = vec![0.0; batch * m * n];
-    if out.is_empty() || k == 0 {
-        return Ok(out); // An empty sum is zero.
+    let bias_row = match bias {
+        None => None,
+        Some((_, l)) => {
+            if l.shape != [n] {
+                return Err(Error::shape(
+                    "fused_linear",
+                    format!("a bias of shape [{n}]"),
+                    &l.shape,
+                ));
+            }
+            Some(gather(locks.f32(2, l)?, l))
+        }
+    };
+    if batch * m * n == 0 {
+        return Ok(Vec::new());
     }
+    // Every element is written: gemm overwrites `dst` (read_dst = false)
+    // unless it was first filled with the bias.
+    let mut out = crate::pool::take(batch * m * n);
+    if let Some(row) = &bias_row {
+        out.chunks_mut(n).for_each(|r| r.copy_from_slice(row));
+    } else if k == 0 {
+        out.fill(0.0); // An empty sum is zero.
+    }
+    let read_dst = bias_row.is_some();
     let [a_rows, a_cols] = matrix_strides(la);
     let [b_rows, b_cols] = matrix_strides(lb);
 
-    // out[i] [M, N] = a[i] [M, K] x b[i] [K, N]
-    let product = |i: usize, dst: &mut [f32], parallelism: Parallelism| {
-        let a_start = la.offset + i * la.strides[0];
-        let b_start = lb.offset + i * lb.strides[0];
-        // SAFETY: `dst` holds exactly m * n elements written with row stride
-        // n and column stride 1. By `check_bounds`, for every p < m, q < k,
-        // r < n the offsets a_start + p*a_rows + q*a_cols and b_start +
-        // q*b_rows + r*b_cols are < the lengths of `a` and `b`. Strides of
-        // dims longer than 1 are below the buffer length, so fit in isize;
-        // `matrix_strides` zeroes the others. `read_dst = false` makes gemm
-        // overwrite `dst` (dst = beta * a * b) without reading it.
-        unsafe {
-            gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr().add(a_start),
-                a_cols,
-                a_rows,
-                b.as_ptr().add(b_start),
-                b_cols,
-                b_rows,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            )
+    // out[i] [M, N] (+)= a[i] [M, K] x b[i] [K, N], then the activation.
+    let block = |i: usize, dst: &mut [f32], parallelism: Parallelism| {
+        if k > 0 {
+            let a_start = la.offset + i * la.strides[0];
+            let b_start = lb.offset + i * lb.strides[0];
+            // SAFETY: `dst` holds exactly m * n elements written with row
+            // stride n and column stride 1. By `check_bounds`, for every
+            // p < m, q < k, r < n the offsets a_start + p*a_rows + q*a_cols
+            // and b_start + q*b_rows + r*b_cols are < the lengths of `a` and
+            // `b`. Strides of dims longer than 1 are below the buffer
+            // length, so fit in isize; `matrix_strides` zeroes the others.
+            // gemm computes dst = alpha * dst + beta * a * b, reading `dst`
+            // only when `read_dst` (then it holds the bias rows).
+            unsafe {
+                gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    read_dst,
+                    a.as_ptr().add(a_start),
+                    a_cols,
+                    a_rows,
+                    b.as_ptr().add(b_start),
+                    b_cols,
+                    b_rows,
+                    if read_dst { 1.0 } else { 0.0 },
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                )
+            }
+        }
+        if act == LinearActivation::Relu {
+            // `x < 0` rather than `x > 0` so NaN propagates, as in PyTorch.
+            dst.iter_mut().for_each(|x| {
+                if *x < 0.0 {
+                    *x = 0.0
+                }
+            });
         }
     };
     let macs = m * n * k;
     if macs < PAR_MIN_MACS && batch * macs >= PAR_MIN_MACS {
         out.par_chunks_mut(m * n)
             .enumerate()
-            .for_each(|(i, dst)| product(i, dst, Parallelism::None));
+            .for_each(|(i, dst)| block(i, dst, Parallelism::None));
     } else {
         let parallelism = if macs >= PAR_MIN_MACS {
             Parallelism::Rayon(0)
@@ -91,7 +161,7 @@ pub(crate) fn matmul(lhs: View, rhs: View) -> Result<Vec<f32>> {
         };
         out.chunks_mut(m * n)
             .enumerate()
-            .for_each(|(i, dst)| product(i, dst, parallelism));
+            .for_each(|(i, dst)| block(i, dst, parallelism));
     }
     Ok(out)
 }

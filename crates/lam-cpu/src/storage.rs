@@ -17,7 +17,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use lam_core::backend::{BackendStorage, DeviceStats, View};
 use lam_core::{DType, Error, Layout, Result, Storage};
 
-use crate::strided::gather;
+use crate::pool;
+use crate::strided::{gather, gather_into};
 
 /// A CPU buffer. Only `lam-cpu` looks inside.
 pub struct CpuStorage {
@@ -107,6 +108,10 @@ impl Drop for CpuStorage {
     fn drop(&mut self) {
         let bytes = (self.len * self.dtype.size()) as u64;
         self.counters.bytes_live.fetch_sub(bytes, Ordering::Relaxed);
+        let data = self.data.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Data::F32(v) = data {
+            pool::give(std::mem::take(v));
+        }
     }
 }
 
@@ -255,14 +260,21 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
     let values = {
         let locks = ReadLocks::new(OP, &[src.0])?;
         match locks.data(0, src.1)? {
-            Data::F32(v) => Data::F32(gather(v, src.1).into_owned()),
+            Data::F32(v) => {
+                let mut values = pool::take(src.1.numel());
+                gather_into(v, src.1, &mut values);
+                Data::F32(values)
+            }
             Data::I32(v) => Data::I32(gather(v, src.1).into_owned()),
         }
     };
     let mut guard = cpu(dst.0)?.write();
     check_bounds(OP, dst.1, guard.len())?;
     match (&mut *guard, values) {
-        (Data::F32(out), Data::F32(values)) => scatter(out, dst.1, &values),
+        (Data::F32(out), Data::F32(values)) => {
+            scatter(out, dst.1, &values);
+            pool::give(values);
+        }
         (Data::I32(out), Data::I32(values)) => scatter(out, dst.1, &values),
         (out, values) => return Err(dtype_error(OP, out.dtype(), values.dtype())),
     }
@@ -273,7 +285,11 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
 pub(crate) fn cast(src: View, to: DType) -> Result<Data> {
     let locks = ReadLocks::new("cast", &[src.0])?;
     Ok(match (locks.data(0, src.1)?, to) {
-        (Data::F32(v), DType::F32) => Data::F32(gather(v, src.1).into_owned()),
+        (Data::F32(v), DType::F32) => {
+            let mut out = pool::take(src.1.numel());
+            gather_into(v, src.1, &mut out);
+            Data::F32(out)
+        }
         (Data::I32(v), DType::I32) => Data::I32(gather(v, src.1).into_owned()),
         (Data::F32(v), DType::I32) => {
             Data::I32(gather(v, src.1).iter().map(|&x| x as i32).collect())

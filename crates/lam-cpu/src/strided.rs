@@ -9,11 +9,68 @@ use lam_core::Layout;
 
 /// The elements of a view, row-major: borrowed when the view is already a
 /// contiguous slice of `data`, gathered into a new vector otherwise.
-pub(crate) fn gather<'a, T: Copy>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
+pub(crate) fn gather<'a, T: Copy + Default>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
     if layout.is_contiguous() {
         Cow::Borrowed(&data[layout.offset..layout.offset + layout.numel()])
     } else {
-        Cow::Owned(layout.offsets().map(|o| data[o]).collect())
+        let mut out = vec![T::default(); layout.numel()];
+        gather_into(data, layout, &mut out);
+        Cow::Owned(out)
+    }
+}
+
+/// Side of the square blocks in which a transposed matrix is copied: both
+/// the rows read and the rows written stay in cache within one block.
+const TRANSPOSE_BLOCK: usize = 32;
+
+/// Writes the elements of a view of `data`, row-major, into `out` (which
+/// holds exactly `layout.numel()` elements).
+///
+/// The common non-contiguous views get loops without per-element index
+/// arithmetic: a transposed matrix (the gradient of a `Linear` weight, say)
+/// is copied in cache-sized blocks, anything else row by row.
+pub(crate) fn gather_into<T: Copy>(data: &[T], layout: &Layout, out: &mut [T]) {
+    let n = layout.numel();
+    if n == 0 {
+        return;
+    }
+    if layout.is_contiguous() {
+        out.copy_from_slice(&data[layout.offset..layout.offset + n]);
+        return;
+    }
+    let rank = layout.rank();
+    if rank >= 2 && layout.strides[rank - 2] == 1 && layout.strides[rank - 1] != 1 {
+        let (rows, cols) = (layout.shape[rank - 2], layout.shape[rank - 1]);
+        let col_stride = layout.strides[rank - 1];
+        let outer = sub_layout(layout, &(0..rank - 2).collect::<Vec<_>>(), layout.offset);
+        for (dst, base) in out.chunks_mut(rows * cols).zip(outer.offsets()) {
+            for i0 in (0..rows).step_by(TRANSPOSE_BLOCK) {
+                for j0 in (0..cols).step_by(TRANSPOSE_BLOCK) {
+                    for i in i0..(i0 + TRANSPOSE_BLOCK).min(rows) {
+                        let row = &mut dst[i * cols..(i + 1) * cols];
+                        for (j, o) in row
+                            .iter_mut()
+                            .enumerate()
+                            .take((j0 + TRANSPOSE_BLOCK).min(cols))
+                            .skip(j0)
+                        {
+                            *o = data[base + i + j * col_stride];
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
+    let rows = Rows::of(layout);
+    for (dst, &start) in out.chunks_mut(rows.len).zip(&rows.starts) {
+        if rows.stride == 1 {
+            dst.copy_from_slice(&data[start..start + rows.len]);
+        } else {
+            for (j, o) in dst.iter_mut().enumerate() {
+                *o = data[start + j * rows.stride];
+            }
+        }
     }
 }
 
@@ -71,6 +128,32 @@ mod tests {
         assert_eq!((rows.len, rows.stride), (2, 3));
         let data = [0, 1, 2, 3, 4, 5];
         assert_eq!(gather(&data, &l).into_owned(), vec![0, 3, 1, 4, 2, 5]);
+    }
+
+    #[test]
+    fn gather_matches_the_offsets_of_awkward_views() {
+        // Transposed batches larger than one block, narrowed, broadcast.
+        let data: Vec<u32> = (0..3 * 70 * 45).collect();
+        let base = Layout::contiguous(&[3, 70, 45]);
+        let views = [
+            base.permute(&[0, 2, 1]).unwrap(),
+            base.permute(&[2, 1, 0]).unwrap(),
+            base.permute(&[1, 0, 2]).unwrap(),
+            Layout {
+                shape: vec![2, 5, 45],
+                strides: vec![0, 45, 1],
+                offset: 90,
+            },
+            Layout {
+                shape: vec![4, 33],
+                strides: vec![1, 70],
+                offset: 3,
+            },
+        ];
+        for l in views {
+            let want: Vec<u32> = l.offsets().map(|o| data[o]).collect();
+            assert_eq!(gather(&data, &l).into_owned(), want, "{l:?}");
+        }
     }
 
     #[test]

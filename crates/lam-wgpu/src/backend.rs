@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use lam_core::backend::{AdamStep, BinaryOp, Distribution, ReduceOp, UnaryOp, View};
+use lam_core::backend::{
+    AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, View, WindowGeometry,
+};
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
-use crate::ops::{elementwise, fused, index, matmul, random, reduce};
+use crate::ops::{elementwise, fused, index, matmul, random, reduce, window};
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
 /// command queue. Created by [`crate::gpu_device`] and friends.
@@ -104,6 +106,22 @@ impl Backend for WgpuBackend {
         index::scatter_add(&self.gpu, shape, dim, index, src)
     }
 
+    fn unfold(&self, src: View, geometry: &WindowGeometry, pad_value: f32) -> Result<Storage> {
+        window::unfold(&self.gpu, src, geometry, pad_value)
+    }
+
+    fn fold(&self, cols: View, geometry: &WindowGeometry) -> Result<Storage> {
+        window::fold(&self.gpu, cols, geometry)
+    }
+
+    fn max_pool(&self, src: View, geometry: &WindowGeometry) -> Result<(Storage, Storage)> {
+        window::max_pool(&self.gpu, src, geometry)
+    }
+
+    fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry) -> Result<Storage> {
+        window::max_pool_grad(&self.gpu, grad, taps, geometry)
+    }
+
     fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage> {
         random::fill_random(&self.gpu, len, dist, seed)
     }
@@ -118,6 +136,16 @@ impl Backend for WgpuBackend {
         targets: View,
     ) -> Result<Option<(Storage, Storage)>> {
         fused::cross_entropy(&self.gpu, logits, targets)
+    }
+
+    fn fused_linear(
+        &self,
+        input: View,
+        weight: View,
+        bias: Option<View>,
+        act: LinearActivation,
+    ) -> Result<Option<Storage>> {
+        matmul::linear(&self.gpu, input, weight, bias, act)
     }
 
     fn fused_adam(

@@ -1,6 +1,7 @@
 //! [`Gpu`]: everything one wgpu device owns — the device and queue, the
 //! effective limits, the buffer pool, the pending command encoder, the
-//! pipeline cache, counters, and the sticky fault that a lost device leaves.
+//! kernel timer (timestamp queries, for the profiler), the pipeline cache,
+//! counters, and the sticky fault that a lost device leaves.
 //!
 //! Tensors' storages hold an `Arc<Gpu>`, so a device stays alive while any of
 //! its tensors does.
@@ -21,6 +22,7 @@ use lam_core::{DeviceStats, Error, Result};
 use crate::pipeline::PipelineCache;
 use crate::pool::BufferPool;
 use crate::queue::Pending;
+use crate::timing::KernelTimer;
 
 /// Limits lam enforces, from the adapter's own limits (and test overrides).
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +70,8 @@ pub(crate) struct Gpu {
 pub(crate) struct State {
     pub pending: Pending,
     pub pool: BufferPool,
+    /// GPU time per kernel; `None` where the device lacks timestamp queries.
+    pub timer: Option<KernelTimer>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -83,14 +87,21 @@ impl std::fmt::Debug for Gpu {
 impl Gpu {
     /// Wraps a freshly created device. wgpu's default for errors outside a
     /// scope is to panic; lam records them instead and returns them from
-    /// the next call that waits on the device.
+    /// the next call that waits on the device. `timestamps` says whether the
+    /// device was opened with [`crate::timing::FEATURES`].
     pub(crate) fn new(
         instance: wgpu::Instance,
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
         limits: GpuLimits,
+        timestamps: bool,
     ) -> Gpu {
+        let timer = if timestamps {
+            KernelTimer::new(&queue)
+        } else {
+            None
+        };
         let fault = Arc::new(Mutex::new(None));
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         {
@@ -119,6 +130,7 @@ impl Gpu {
             state: Mutex::new(State {
                 pending: Pending::default(),
                 pool: BufferPool::new(limits.max_buffer),
+                timer,
             }),
             pipelines: PipelineCache::default(),
             counters: Counters::default(),

@@ -18,6 +18,7 @@ use lam_core::{Device, Error, Result};
 
 use crate::backend::WgpuBackend;
 use crate::context::{block_on, lock, Gpu, GpuLimits};
+use crate::timing;
 
 /// An adapter wgpu can see: what [`list_adapters`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,9 +248,15 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         .ok_or_else(|| Error::Device("the adapter disappeared while opening it".into()))?;
     check_capable(&adapter)?;
     let limits = adapter.limits();
+    // Timestamp queries cost nothing until the profiler uses them.
+    let timestamps = adapter.features().contains(timing::FEATURES);
     let desc = wgpu::DeviceDescriptor {
         label: Some("lam"),
-        required_features: wgpu::Features::empty(),
+        required_features: if timestamps {
+            timing::FEATURES
+        } else {
+            wgpu::Features::empty()
+        },
         required_limits: limits.clone(),
         ..Default::default()
     };
@@ -268,6 +275,26 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         max_buffer: limits.max_buffer_size,
         uniform_align: u64::from(limits.min_uniform_buffer_offset_alignment),
     };
-    let gpu = Arc::new(Gpu::new(instance, device, queue, info.clone(), gpu_limits));
-    Ok(Device::new(Arc::new(WgpuBackend::new(gpu))))
+    let gpu = Gpu::new(
+        instance,
+        device,
+        queue,
+        info.clone(),
+        gpu_limits,
+        timestamps,
+    );
+    let timed = lock(&gpu.state).timer.is_some();
+    lam_core::profile::note_device(&gpu.describe(), timing_note(timed));
+    Ok(Device::new(Arc::new(WgpuBackend::new(Arc::new(gpu)))))
+}
+
+/// How the profiler's table measures this device.
+fn timing_note(timestamps: bool) -> &'static str {
+    if timestamps {
+        "GPU time per kernel from timestamp queries; host time per op is encoding, \
+         plus the wait for the GPU in read_*/synchronize"
+    } else {
+        "no timestamp queries on this adapter: host time only (encoding, \
+         plus the wait for the GPU in read_*/synchronize)"
+    }
 }

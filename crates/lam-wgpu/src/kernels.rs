@@ -15,11 +15,13 @@ pub(crate) enum Shader {
     Elementwise,
     Reduce,
     Matmul,
+    MatmulLarge,
     Index,
     Scatter,
     Random,
     Softmax,
     Optim,
+    Window,
 }
 
 impl Shader {
@@ -29,11 +31,13 @@ impl Shader {
             Shader::Elementwise => "elementwise.wgsl",
             Shader::Reduce => "reduce.wgsl",
             Shader::Matmul => "matmul.wgsl",
+            Shader::MatmulLarge => "matmul_large.wgsl",
             Shader::Index => "index.wgsl",
             Shader::Scatter => "scatter.wgsl",
             Shader::Random => "random.wgsl",
             Shader::Softmax => "softmax.wgsl",
             Shader::Optim => "optim.wgsl",
+            Shader::Window => "window.wgsl",
         }
     }
 
@@ -43,11 +47,13 @@ impl Shader {
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::MatmulLarge => include_str!("../../../shaders/matmul_large.wgsl"),
             Shader::Index => include_str!("../../../shaders/index.wgsl"),
             Shader::Scatter => include_str!("../../../shaders/scatter.wgsl"),
             Shader::Random => include_str!("../../../shaders/random.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
+            Shader::Window => include_str!("../../../shaders/window.wgsl"),
         }
     }
 }
@@ -107,10 +113,17 @@ pub(crate) const REDUCE: Kernel = kernel(
     "reduce",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
 );
+/// a, b, c, bias (read only with the bias epilogue).
 pub(crate) const MATMUL: Kernel = kernel(
     Shader::Matmul,
     "matmul",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
+);
+/// a, b, c, bias: the 128 x 128-tile kernel for large aligned products.
+pub(crate) const MATMUL_LARGE: Kernel = kernel(
+    Shader::MatmulLarge,
+    "matmul_large",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );
 /// src, index, out.
 pub(crate) const INDEX_SELECT: Kernel = kernel(
@@ -166,6 +179,23 @@ pub(crate) const ADAM: Kernel = kernel(
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 );
 
+/// window.wgsl: image (as words), cols (as words).
+pub(crate) const UNFOLD: Kernel = kernel(Shader::Window, "unfold", &[(1, Read), (3, ReadWrite)]);
+/// window.wgsl: cols, image.
+pub(crate) const FOLD: Kernel = kernel(Shader::Window, "fold", &[(2, Read), (4, ReadWrite)]);
+/// window.wgsl: image, maxima, taps.
+pub(crate) const MAX_POOL: Kernel = kernel(
+    Shader::Window,
+    "max_pool",
+    &[(2, Read), (4, ReadWrite), (6, ReadWrite)],
+);
+/// window.wgsl: grad, image gradient, taps.
+pub(crate) const MAX_POOL_GRAD: Kernel = kernel(
+    Shader::Window,
+    "max_pool_grad",
+    &[(2, Read), (4, ReadWrite), (5, Read)],
+);
+
 /// `OP` code of `unary` in elementwise.wgsl and the op's (alpha, beta).
 pub(crate) fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
     use UnaryOp::*;
@@ -217,6 +247,7 @@ pub(crate) fn binary_code(op: BinaryOp) -> u32 {
         Le => 10,
         Gt => 11,
         Ge => 12,
+        ReluGrad => 13,
     }
 }
 

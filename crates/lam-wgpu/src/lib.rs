@@ -10,7 +10,8 @@
 //! `pool.rs` (size-class buffer pool), `queue.rs` (the lazy command encoder:
 //! one submit per readback), `pipeline.rs` (pipeline cache), `kernels.rs`
 //! (the only file naming shaders), `params.rs` (uniform blocks) and `ops/`
-//! (one module per op family).
+//! (one module per op family), `timing.rs` (GPU time per kernel from
+//! timestamp queries, for `lam_core::profile`).
 //!
 //! Execution is lazy: ops record dispatches and return immediately; the
 //! GPU is waited on only when data is read back or `synchronize` is called.
@@ -25,6 +26,7 @@ mod pipeline;
 mod pool;
 mod queue;
 mod storage;
+mod timing;
 
 pub use backend::WgpuBackend;
 pub use device::{

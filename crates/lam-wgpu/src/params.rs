@@ -68,6 +68,9 @@ pub(crate) struct MatmulParams {
     pub b_sb: u32,
     pub b_sk: u32,
     pub b_sn: u32,
+    /// Element offset of the bias row (when the kernel adds one).
+    pub bias_offset: u32,
+    pub _pad: [u32; 3],
 }
 
 /// index.wgsl.

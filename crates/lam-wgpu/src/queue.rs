@@ -8,6 +8,9 @@
 //! whose slots are written as dispatches are recorded and which is unmapped
 //! just before the submit. This keeps parameter uploads in recording order;
 //! `queue.write_buffer` would not (it runs before the whole submit).
+//!
+//! While profiling is on, each dispatch is also bracketed by timestamp
+//! writes where the device supports them (see `timing.rs`).
 
 use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
@@ -87,10 +90,18 @@ impl Gpu {
             layout: &pipeline.layout,
             entries: &entries,
         });
-        let pass = self.open_pass(&mut state.pending);
+        let held = &mut *state;
+        let pass = self.open_pass(&mut held.pending);
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
+        let timed = held
+            .timer
+            .as_mut()
+            .and_then(|t| t.begin(&self.device, pass, kernel.entry));
         pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        if let (Some(timer), Some(slot)) = (&held.timer, timed) {
+            timer.end(pass, slot);
+        }
         drop(bind_group); // the pass keeps it alive; dropped here, under the lock
         state.pending.dispatches += 1;
         self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
@@ -105,7 +116,9 @@ impl Gpu {
         self.check_fault()?;
         let mut state = self.lock();
         let index = self.submit_locked(&mut state)?;
-        self.wait(&state, index)
+        self.wait(&state, index)?;
+        self.harvest_times(&mut state);
+        Ok(())
     }
 
     /// Copies `bytes` bytes at `offset` of `src` back to the host, after all
@@ -132,6 +145,7 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.wait(&state, index)?;
+        self.harvest_times(&mut state);
         // The callback normally ran inside that wait; poll again if not.
         let mapped = match rx.try_recv() {
             Ok(r) => Some(r),
@@ -211,13 +225,19 @@ impl Gpu {
         }
         pending.arena_used = 0;
         pending.dispatches = 0;
-        let encoder = pending.encoder.take().unwrap_or_else(|| {
+        let mut encoder = pending.encoder.take().unwrap_or_else(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lam") })
         });
+        if let Some(timer) = state.timer.as_mut() {
+            timer.resolve(&self.device, &mut encoder);
+        }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let index = self.queue.submit([encoder.finish()]);
         self.counters.submits.fetch_add(1, Ordering::Relaxed);
+        if let Some(timer) = state.timer.as_mut() {
+            timer.submitted();
+        }
         if let Some(e) = block_on(scope.pop()) {
             return Err(Error::Device(format!(
                 "{}: submit failed: {e}",
@@ -226,7 +246,15 @@ impl Gpu {
         }
         // Lets wgpu free buffers whose last use has completed, without blocking.
         let _ = self.device.poll(wgpu::PollType::Poll);
+        self.harvest_times(state);
         Ok(index)
+    }
+
+    /// Hands kernel times whose readback has arrived to the profiler.
+    fn harvest_times(&self, state: &mut State) {
+        if let Some(timer) = state.timer.as_mut() {
+            timer.harvest(&self.describe());
+        }
     }
 
     fn encoder<'p>(&self, pending: &'p mut Pending) -> &'p mut wgpu::CommandEncoder {

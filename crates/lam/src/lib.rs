@@ -6,6 +6,7 @@
 //! This facade re-exports `lam-core` (tensors, autodiff, layers, losses,
 //! optimizers) and adds device selection through [`DeviceExt`]:
 //! `Device::cpu()`, `Device::gpu()`, `Device::auto()`, `Device::list()`.
+//! [`profile`] times ops and GPU kernels (`LAM_PROFILE=1`).
 //!
 //! ```
 //! use lam::prelude::*;

@@ -9,6 +9,7 @@
 //! Only [`PReLU`] has a parameter (its learned negative slope `weight`).
 
 use super::{join, Entry, Module};
+use crate::backend::LinearActivation;
 use crate::{Device, Error, Result, Tensor};
 
 /// A stateless activation layer that applies one tensor function.
@@ -28,10 +29,23 @@ macro_rules! activation_layer {
     };
 }
 
-activation_layer!(
-    /// `nn.ReLU`: `max(x, 0)`.
-    ReLU, |x| x.relu()
-);
+/// `nn.ReLU`: `max(x, 0)`. In a [`super::Sequential`] right after a
+/// `Linear`, it is applied inside the `Linear`'s fused op.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReLU;
+
+impl Module for ReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.relu()
+    }
+
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+
+    fn as_activation(&self) -> Option<LinearActivation> {
+        Some(LinearActivation::Relu)
+    }
+}
+
 activation_layer!(
     /// `nn.ReLU6`: `min(max(x, 0), 6)`.
     ReLU6, |x| x.relu6()

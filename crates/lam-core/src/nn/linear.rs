@@ -6,7 +6,8 @@
 //! batch dims is accepted: `[*, in] → [*, out]`.
 
 use super::{init, join, Entry, Module};
-use crate::{Device, Error, Result, Tensor};
+use crate::backend::LinearActivation;
+use crate::{Device, Error, Layout, Result, Tensor};
 
 /// A fully connected layer.
 pub struct Linear {
@@ -75,6 +76,10 @@ impl Module for Linear {
         linear(input, &self.weight, self.bias.as_ref())
     }
 
+    fn forward_then(&self, input: &Tensor, act: LinearActivation) -> Option<Result<Tensor>> {
+        Some(linear_act(input, &self.weight, self.bias.as_ref(), act))
+    }
+
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(&join(prefix, "weight"), Entry::Parameter(&self.weight));
         if let Some(b) = &self.bias {
@@ -86,6 +91,20 @@ impl Module for Linear {
 /// `x Wᵀ + b` for `x: [*, in]`, `weight: [out, in]`, `bias: [out]`
 /// (`torch.nn.functional.linear`).
 pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    linear_act(input, weight, bias, LinearActivation::Identity)
+}
+
+/// `act(x Wᵀ + b)`: [`linear`] followed by an activation, run as one fused
+/// op where the backend has it — the bias add and the activation happen as
+/// the matrix product is written (one pass over the output on the CPU, one
+/// kernel on a GPU) — and as the separate ops otherwise. [`super::Sequential`]
+/// uses it for a `Linear` followed by a `ReLU`.
+pub fn linear_act(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    act: LinearActivation,
+) -> Result<Tensor> {
     if weight.rank() != 2 {
         return Err(Error::RankMismatch {
             op: "linear",
@@ -102,18 +121,87 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
             input.dims(),
         ));
     }
-    let y = input.matmul(&weight.t()?)?;
-    match bias {
-        None => Ok(y),
-        Some(b) => {
-            if b.dims() != [out_f] {
-                return Err(Error::shape(
-                    "linear",
-                    format!("a bias of shape [{out_f}]"),
-                    b.dims(),
-                ));
-            }
-            y.add(b)
+    if let Some(b) = bias {
+        if b.dims() != [out_f] {
+            return Err(Error::shape(
+                "linear",
+                format!("a bias of shape [{out_f}]"),
+                b.dims(),
+            ));
         }
+        b.device().check_same(&input.device(), "linear")?;
+        b.check_f32("linear")?;
     }
+    weight.device().check_same(&input.device(), "linear")?;
+    input.check_f32("linear")?;
+    weight.check_f32("linear")?;
+    // [*, in] as [rows, in]; the result is shaped back to [*, out].
+    let lead = &input.dims()[..input.rank() - 1];
+    let rows: usize = lead.iter().product();
+    let x = input.reshape_exact(&[rows, in_f])?;
+    let wt = weight.t()?;
+    let (xs, ws) = (x.storage(), wt.storage());
+    let bias_storage = bias.map(|b| b.storage());
+    let fused = x.backend().fused_linear(
+        (&xs, x.layout()),
+        (&ws, wt.layout()),
+        bias_storage
+            .as_ref()
+            .zip(bias)
+            .map(|(s, b)| (s, b.layout())),
+        act,
+    )?;
+    let Some(out) = fused else {
+        return composite(&x, &wt, bias, act)?.reshape_exact(&out_shape(lead, out_f));
+    };
+    let layout = Layout::contiguous(&[rows, out_f]);
+    let y = Tensor::from_storage(out.clone(), layout.clone(), &x.device());
+    let (xd, wd) = (x.detach(), weight.detach());
+    let needs = [
+        x.requires_grad(),
+        weight.requires_grad(),
+        bias.is_some_and(|b| b.requires_grad()),
+    ];
+    let mut inputs = vec![&x, weight];
+    inputs.extend(bias);
+    let name = match act {
+        LinearActivation::Identity => "linear",
+        LinearActivation::Relu => "linear_relu",
+    };
+    let out = Tensor::from_op(name, out, layout, &inputs, move |g| {
+        // The gradient before the activation, then those of x W^T + b.
+        let gp = match act {
+            LinearActivation::Identity => g.clone(),
+            LinearActivation::Relu => g.relu_grad(&y)?,
+        };
+        let gx = needs[0].then(|| gp.matmul(&wd)).transpose()?;
+        let gw = needs[1].then(|| gp.t()?.matmul(&xd)).transpose()?;
+        let gb = needs[2].then(|| gp.sum(&[0], false)).transpose()?;
+        Ok(vec![gx, gw, gb])
+    });
+    out.reshape_exact(&out_shape(lead, out_f))
+}
+
+/// The unfused ops, for backends without `fused_linear`.
+fn composite(
+    x: &Tensor,
+    wt: &Tensor,
+    bias: Option<&Tensor>,
+    act: LinearActivation,
+) -> Result<Tensor> {
+    let mut y = x.matmul(wt)?;
+    if let Some(b) = bias {
+        y = y.add(b)?;
+    }
+    match act {
+        LinearActivation::Identity => Ok(y),
+        LinearActivation::Relu => y.relu(),
+    }
+}
+
+/// `lead` followed by `out_f`.
+fn out_shape(lead: &[usize], out_f: usize) -> Vec<usize> {
+    let mut shape = lead.to_vec();
+    shape.push(out_f);
+    shape
 }

@@ -7,8 +7,10 @@
 //! - `module`: [`Module`] (`forward` + `visit`), [`Entry`], [`Mode`], [`join`].
 //! - [`init`]: `torch.nn.init` (Xavier, Kaiming, gains, PyTorch's defaults).
 //! - `linear`: [`Linear`]. `conv`: [`Conv1d`], [`Conv2d`].
-//!   `window`: window geometry and im2col, shared by convolution and max pooling.
-//! - `pool`: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`].
+//!   `window`: window geometry (shared with pooling), unfold (im2col) and
+//!   fold (col2im), on which convolution is built.
+//! - `pool`: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`]; `max_pool`:
+//!   the max-pooling tape op (fused backend path or unfold composite).
 //! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`].
 //! - `dropout`, `embedding`, `flatten`, `sequential`: one layer each.
 //! - `activation`: activation layers ([`ReLU`], [`GELU`], [`PReLU`], ...).
@@ -26,6 +28,7 @@ mod embedding;
 mod flatten;
 pub mod init;
 mod linear;
+mod max_pool;
 mod module;
 mod norm;
 mod pool;
@@ -34,6 +37,7 @@ mod sequential;
 mod transformer;
 mod window;
 
+pub use crate::backend::LinearActivation;
 pub use activation::{
     GeluApproximate, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, ELU,
     GELU,
@@ -64,8 +68,9 @@ pub mod functional {
     pub use super::conv::{conv1d, conv2d};
     pub use super::dropout::dropout;
     pub use super::embedding::embedding;
-    pub use super::linear::linear;
+    pub use super::linear::{linear, linear_act};
     pub use super::norm::{batch_norm, layer_norm};
     pub use super::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
     pub use super::rnn::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
+    pub use super::window::{fold, unfold};
 }

@@ -21,6 +21,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::backend::LinearActivation;
 use crate::{Device, Result, Tensor};
 
 /// One thing a module owns, as reported by [`Module::visit`].
@@ -41,6 +42,19 @@ pub trait Module: Send + Sync {
     /// Calls `f` with the dotted name of each parameter, buffer and mode flag
     /// (flags are reported under the module's own prefix).
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+
+    /// For layer fusion in [`super::Sequential`]: the activation this layer
+    /// is, when it is one a preceding layer can apply as it writes its
+    /// output. `None` (the default) for every other layer.
+    fn as_activation(&self) -> Option<LinearActivation> {
+        None
+    }
+
+    /// For layer fusion: `act(self.forward(input))` computed as one op, or
+    /// `None` (the default) when this layer cannot absorb `act`.
+    fn forward_then(&self, _input: &Tensor, _act: LinearActivation) -> Option<Result<Tensor>> {
+        None
+    }
 
     /// Trainable tensors, in a stable order (for optimizers).
     fn parameters(&self) -> Vec<Tensor> {
@@ -154,5 +168,15 @@ impl<M: Module + ?Sized> Module for Box<M> {
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         (**self).visit(prefix, f)
+    }
+
+    // The fusion hooks must reach the boxed layer too: their defaults
+    // would silently turn fusion off for every boxed layer.
+    fn as_activation(&self) -> Option<LinearActivation> {
+        (**self).as_activation()
+    }
+
+    fn forward_then(&self, input: &Tensor, act: LinearActivation) -> Option<Result<Tensor>> {
+        (**self).forward_then(input, act)
     }
 }

@@ -1,10 +1,9 @@
 //! 2-d pooling: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`]
 //! (PyTorch's layers of those names) and their functional forms.
 //!
-//! Max pooling gathers each window with im2col (`window::patches`,
-//! padding with `-inf`), takes `argmax` over the taps and `gather`s the
-//! winners, so the gradient goes to exactly one element per window — the
-//! first maximum, as PyTorch's kernel does.
+//! Max pooling is its own tape op (`max_pool.rs`): one pass gives each
+//! window's maximum and winning tap, and the gradient goes to exactly that
+//! one pixel per window — the first maximum, as PyTorch's kernel does.
 //!
 //! Average pooling is separable: the mean over a `kh × kw` rectangle is a
 //! weighted sum over rows followed by one over columns, so
@@ -15,14 +14,14 @@
 //! (`start = ⌊o·H/OH⌋`, `end = ⌈(o+1)·H/OH⌉`), with the gradient from matmul.
 //! `ceil_mode` is not supported (always floor, PyTorch's default).
 
-use super::window::{patches, PatchIndexCache, Size2, Window};
+use super::max_pool::max_pool;
+use super::window::{Size2, Window};
 use super::{Entry, Module};
 use crate::{Error, Result, Tensor};
 
 /// Max over each window of `[N, C, H, W]` (or `[C, H, W]`).
 pub struct MaxPool2d {
     window: Window,
-    cache: PatchIndexCache,
 }
 
 /// Options of [`MaxPool2d`].
@@ -72,10 +71,7 @@ impl MaxPool2d {
             config.padding,
             config.dilation.unwrap_or(1.into()),
         )?;
-        Ok(MaxPool2d {
-            window,
-            cache: PatchIndexCache::new(),
-        })
+        Ok(MaxPool2d { window })
     }
 
     /// The window geometry.
@@ -86,7 +82,7 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        max_pool2d_impl("MaxPool2d", input, &self.window, Some(&self.cache))
+        max_pool2d_impl("MaxPool2d", input, &self.window)
     }
 
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
@@ -107,7 +103,7 @@ pub fn max_pool2d(
         padding.into(),
         dilation.into(),
     )?;
-    max_pool2d_impl("max_pool2d", input, &window, None)
+    max_pool2d_impl("max_pool2d", input, &window)
 }
 
 /// Mean over each window of `[N, C, H, W]` (or `[C, H, W]`).
@@ -274,20 +270,9 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2>) -> Res
     unbatch(y, batched)
 }
 
-fn max_pool2d_impl(
-    op: &'static str,
-    input: &Tensor,
-    window: &Window,
-    cache: Option<&PatchIndexCache>,
-) -> Result<Tensor> {
+fn max_pool2d_impl(op: &'static str, input: &Tensor, window: &Window) -> Result<Tensor> {
     let (x, batched) = batch4(op, input)?;
-    let (n, c) = (x.dims()[0], x.dims()[1]);
-    let (cols, out) = patches(op, &x, window, f32::NEG_INFINITY, cache)?; // [N, C, taps, L]
-    let winner = cols.argmax(2, true)?; // [N, C, 1, L]
-    let y = cols
-        .gather(2, &winner)?
-        .reshape_exact(&[n, c, out.h, out.w])?;
-    unbatch(y, batched)
+    unbatch(max_pool(op, &x, window)?, batched)
 }
 
 fn avg_pool2d_impl(

@@ -67,8 +67,18 @@ impl FromIterator<Box<dyn Module>> for Sequential {
 impl Module for Sequential {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let mut x = input.clone();
-        for layer in &self.layers {
-            x = layer.forward(&x)?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            // A layer followed by an activation it can absorb (Linear then
+            // ReLU) runs as one fused op: same result, one pass fewer.
+            let act = self.layers.get(i + 1).and_then(|next| next.as_activation());
+            if let Some(fused) = act.and_then(|a| self.layers[i].forward_then(&x, a)) {
+                x = fused?;
+                i += 2;
+            } else {
+                x = self.layers[i].forward(&x)?;
+                i += 1;
+            }
         }
         Ok(x)
     }

@@ -1,19 +1,24 @@
-//! Sliding windows over images: their geometry ([`Size2`], [`Window`]) and
-//! im2col, the gathering of every window's elements into columns, shared by
-//! convolution and max pooling.
+//! Sliding windows over images: their geometry ([`Size2`], [`Window`]),
+//! shared by convolution and pooling, and [`unfold`] (im2col: every
+//! window's elements gathered into columns) and [`fold`] (col2im: columns
+//! summed back into images), on which convolution is built. (Max pooling
+//! has primitives of its own that build no columns: `max_pool.rs`.)
 //!
-//! im2col is built from two primitives so it runs on every backend and
-//! differentiates for free: the input is flattened to `[N, C·H·W]`, one
-//! extra *sentinel* column holding the padding value is appended when any
-//! window reaches into the padding, and a single `index_select` with a
-//! precomputed `I32` index (out-of-image positions point at the sentinel)
-//! gathers `[N, C, kh·kw, OH·OW]`. The gradient of `index_select`
-//! (a scatter-add) sums overlapping windows back into the input; the
-//! sentinel's gradient is dropped by the `cat` it came from.
+//! Both are backend primitives ([`Backend::unfold`], [`Backend::fold`]) and
+//! each is the other's gradient: unfold copies each pixel into every column
+//! entry that reads it, so its adjoint sums those entries back, and vice
+//! versa (padding entries read a constant and get no gradient).
+//!
+//! Columns are laid out `[C, kh·kw, N, OH·OW]` (see [`WindowGeometry`]):
+//! channel-and-tap major, so each group's rows are one contiguous block and
+//! a convolution reads them, by strides alone, as a batch of
+//! `[C·kh·kw, OH·OW]` matrices, one per image (see `conv.rs`).
+//!
+//! [`Backend::unfold`]: crate::Backend::unfold
+//! [`Backend::fold`]: crate::Backend::fold
 
-use std::sync::Mutex;
-
-use crate::{Device, Error, Result, Tensor};
+use crate::backend::WindowGeometry;
+use crate::{Error, Layout, Result, Tensor};
 
 /// A height and width. `3.into()` is `(3, 3)`; `(1, 2).into()` is `h = 1, w = 2`.
 /// The default is `(0, 0)` (no padding).
@@ -129,35 +134,52 @@ impl Window {
     }
 }
 
-/// A layer's last im2col index, reused while the input size and device stay
-/// the same (building and uploading it every step would be wasted work).
-#[derive(Default)]
-pub struct PatchIndexCache(Mutex<Option<CachedIndex>>);
-
-struct CachedIndex {
-    key: [usize; 3],
-    device: Device,
-    index: Tensor,
-    padded: bool,
+/// Every window of `input: [N, C, H, W]` as columns `[C, kh·kw, N, OH·OW]`:
+/// element `[c, i·kw + j, n, oy·OW + ox]` is tap `(i, j)` of the window at
+/// `(oy, ox)`, or `pad_value` where that tap falls outside the image.
+/// Differentiable; the gradient is [`fold`].
+pub fn unfold(input: &Tensor, window: &Window, pad_value: f32) -> Result<Tensor> {
+    Ok(patches("unfold", input, window, pad_value)?.0)
 }
 
-impl PatchIndexCache {
-    /// An empty cache.
-    pub fn new() -> PatchIndexCache {
-        PatchIndexCache::default()
+/// The adjoint of [`unfold`]: an image of `image_shape` (`[N, C, H, W]`)
+/// where each pixel is the sum of the entries of `cols`
+/// (`[C, kh·kw, N, OH·OW]`) that read it; padding entries are dropped.
+/// Differentiable; the gradient is [`unfold`] with zero padding.
+pub fn fold(cols: &Tensor, window: &Window, image_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "fold";
+    let &[n, c, h, w] = image_shape else {
+        return Err(Error::invalid(
+            OP,
+            format!("an image shape [N, C, H, W] is needed, found {image_shape:?}"),
+        ));
+    };
+    cols.check_f32(OP)?;
+    let g = geometry(window, [n, c, h, w], window.output_size(OP, h, w)?);
+    if cols.dims() != g.cols_shape() {
+        return Err(Error::shape(
+            OP,
+            format!("columns of shape {:?}", g.cols_shape()),
+            cols.dims(),
+        ));
     }
+    fold_op(cols, g)
 }
 
-/// Every window's elements of `x: [N, C, H, W]` as `[N, C, kh·kw, OH·OW]`
-/// (element `[n, c, i·kw + j, oy·OW + ox]` is tap `(i, j)` of the window at
-/// `(oy, ox)`), with `pad_value` outside the image; also returns `(OH, OW)`.
-pub fn patches(
+/// [`unfold`] for layers: errors name `op`, and the geometry comes back
+/// with the columns.
+pub(crate) fn patches(
     op: &'static str,
     x: &Tensor,
     window: &Window,
     pad_value: f32,
-    cache: Option<&PatchIndexCache>,
-) -> Result<(Tensor, Size2)> {
+) -> Result<(Tensor, WindowGeometry)> {
+    let g = geometry_of(op, x, window)?;
+    Ok((unfold_op(x, g, pad_value)?, g))
+}
+
+/// The geometry of `window` over `x`, which must be an F32 `[N, C, H, W]`.
+pub(crate) fn geometry_of(op: &'static str, x: &Tensor, window: &Window) -> Result<WindowGeometry> {
     if x.rank() != 4 {
         return Err(Error::RankMismatch {
             op,
@@ -167,104 +189,51 @@ pub fn patches(
         });
     }
     x.check_f32(op)?;
-    let (n, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-    let out = window.output_size(op, h, w)?;
-    let image = c * h * w;
-    if image >= i32::MAX as usize {
-        return Err(Error::invalid(
-            op,
-            format!("an image of {image} elements exceeds the i32 index range"),
-        ));
-    }
-    let (index, padded) = cached_index(op, window, [c, h, w], out, &x.device(), cache)?;
-    let flat = x.reshape_exact(&[n, image])?;
-    let flat = if padded {
-        let sentinel = Tensor::full(&[n, 1], pad_value, &x.device())?;
-        Tensor::cat(&[flat, sentinel], 1)?
-    } else {
-        flat
-    };
-    let taps = window.kernel.h * window.kernel.w;
-    let cols = flat
-        .index_select(1, &index)?
-        .reshape_exact(&[n, c, taps, out.h * out.w])?;
-    Ok((cols, out))
+    let [n, c, h, w] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
+    Ok(geometry(
+        window,
+        [n, c, h, w],
+        window.output_size(op, h, w)?,
+    ))
 }
 
-fn cached_index(
-    op: &'static str,
-    window: &Window,
-    key: [usize; 3],
-    out: Size2,
-    device: &Device,
-    cache: Option<&PatchIndexCache>,
-) -> Result<(Tensor, bool)> {
-    let Some(cache) = cache else {
-        return build_index(op, window, key, out, device);
-    };
-    let mut slot = cache.0.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(hit) = slot
-        .as_ref()
-        .filter(|s| s.key == key && s.device == *device)
-    {
-        return Ok((hit.index.clone(), hit.padded));
-    }
-    let (index, padded) = build_index(op, window, key, out, device)?;
-    *slot = Some(CachedIndex {
-        key,
-        device: device.clone(),
-        index: index.clone(),
-        padded,
-    });
-    Ok((index, padded))
+/// The unfold tape op: `x` is `[N, C, H, W]` matching `g`.
+pub(crate) fn unfold_op(x: &Tensor, g: WindowGeometry, pad_value: f32) -> Result<Tensor> {
+    let s = x.storage();
+    let out = x.backend().unfold((&s, x.layout()), &g, pad_value)?;
+    Ok(Tensor::from_op(
+        "unfold",
+        out,
+        Layout::contiguous(&g.cols_shape()),
+        &[x],
+        move |grad| Ok(vec![Some(fold_op(grad, g)?)]),
+    ))
 }
 
-/// The im2col index over a flattened `[C·H·W]` image (plus the sentinel at
-/// `C·H·W`), in `[C, kh, kw, OH, OW]` order, and whether the sentinel is used.
-fn build_index(
-    op: &'static str,
-    window: &Window,
-    [c, h, w]: [usize; 3],
-    out: Size2,
-    device: &Device,
-) -> Result<(Tensor, bool)> {
-    let Window {
-        kernel: k,
-        stride: s,
-        padding: p,
-        dilation: d,
-    } = *window;
-    let len = c * k.h * k.w * out.h * out.w;
-    if len > i32::MAX as usize {
-        return Err(Error::invalid(
-            op,
-            format!("{len} patch elements exceed the i32 index range"),
-        ));
+/// The fold tape op: `cols` is `[C, K, N, L]` matching `g` (callers check).
+pub(crate) fn fold_op(cols: &Tensor, g: WindowGeometry) -> Result<Tensor> {
+    let s = cols.storage();
+    let out = cols.backend().fold((&s, cols.layout()), &g)?;
+    Ok(Tensor::from_op(
+        "fold",
+        out,
+        Layout::contiguous(&g.image_shape()),
+        &[cols],
+        move |grad| Ok(vec![Some(unfold_op(grad, g, 0.0)?)]),
+    ))
+}
+
+fn geometry(window: &Window, [n, c, h, w]: [usize; 4], out: Size2) -> WindowGeometry {
+    let pair = |s: Size2| [s.h, s.w];
+    WindowGeometry {
+        n,
+        c,
+        h,
+        w,
+        kernel: pair(window.kernel),
+        stride: pair(window.stride),
+        padding: pair(window.padding),
+        dilation: pair(window.dilation),
+        out: [out.h, out.w],
     }
-    let sentinel = (c * h * w) as i32;
-    // Position along one axis of tap `i` of output `o`, if inside the image.
-    let coord = |o: usize, i: usize, s: usize, d: usize, p: usize, size: usize| -> Option<usize> {
-        (o * s + i * d).checked_sub(p).filter(|&v| v < size)
-    };
-    let mut index = Vec::with_capacity(len);
-    let mut padded = false;
-    for ch in 0..c {
-        for i in 0..k.h {
-            for j in 0..k.w {
-                for oy in 0..out.h {
-                    let y = coord(oy, i, s.h, d.h, p.h, h);
-                    for ox in 0..out.w {
-                        match (y, coord(ox, j, s.w, d.w, p.w, w)) {
-                            (Some(y), Some(x)) => index.push(((ch * h + y) * w + x) as i32),
-                            _ => {
-                                padded = true;
-                                index.push(sentinel);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok((Tensor::from_vec_i32(index, &[len], device)?, padded))
 }

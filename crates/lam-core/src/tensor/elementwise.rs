@@ -70,7 +70,15 @@ impl Tensor {
 
     /// `max(x, 0)`.
     pub fn relu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Relu, |x, _, g| g.mul(&x.step()?))
+        self.unary(UnaryOp::Relu, |_, y, g| g.relu_grad(y))
+    }
+
+    /// The gradient `self` passed back through a ReLU whose output was `y`:
+    /// `self` where `y > 0`, else 0 — PyTorch's `threshold_backward`, as one
+    /// op. Not itself differentiated (gradients are first order).
+    pub fn relu_grad(&self, y: &Tensor) -> Result<Tensor> {
+        let _guard = crate::NoGradGuard::new();
+        self.binary(BinaryOp::ReluGrad, y, |_, _, _, _| Ok((None, None)))
     }
 
     /// `x` for `x > 0`, else `alpha x`.
@@ -446,6 +454,7 @@ fn op_name_binary(op: BinaryOp) -> &'static str {
         BinaryOp::Pow => "pow",
         BinaryOp::Maximum => "maximum",
         BinaryOp::Minimum => "minimum",
+        BinaryOp::ReluGrad => "relu_grad",
         _ => "compare",
     }
 }

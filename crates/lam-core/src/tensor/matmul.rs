@@ -68,6 +68,7 @@ impl Tensor {
         let (ad, bd) = (self.detach(), rhs.detach());
         let (a_shape, b_shape) = (self.shape(), rhs.shape());
         let (req_a, req_b) = (self.requires_grad(), rhs.requires_grad());
+        let (a_col_major, b_col_major) = (is_col_major(self.layout()), is_col_major(rhs.layout()));
         Ok(Tensor::from_op(
             "matmul",
             out,
@@ -75,20 +76,40 @@ impl Tensor {
             &[self, rhs],
             move |g| {
                 // dA = G Bᵀ, dB = Aᵀ G, each summed over broadcast batch dims.
-                let ga = if req_a {
+                // An operand that is a transposed view (a Linear weight is
+                // used as Wᵀ) gets its gradient computed transposed, as
+                // (B Gᵀ)ᵀ or (Gᵀ A)ᵀ: the same product, but the transpose
+                // back to the stored layout is then a free view rather than
+                // a strided copy when the gradient is accumulated.
+                let ga = if !req_a {
+                    None
+                } else if a_col_major {
+                    Some(bd.matmul_nd(&g.t()?)?.t()?.sum_to_shape(&a_shape)?)
+                } else {
                     Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?)
-                } else {
-                    None
                 };
-                let gb = if req_b {
-                    Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?)
-                } else {
+                let gb = if !req_b {
                     None
+                } else if b_col_major {
+                    Some(g.t()?.matmul_nd(&ad)?.t()?.sum_to_shape(&b_shape)?)
+                } else {
+                    Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?)
                 };
                 Ok(vec![ga, gb])
             },
         ))
     }
+}
+
+/// True when the last two dims of `l` are stored column by column (a
+/// transposed matrix): rows are adjacent and columns are not.
+fn is_col_major(l: &Layout) -> bool {
+    let r = l.rank();
+    r >= 2
+        && l.shape[r - 2] > 1
+        && l.shape[r - 1] > 1
+        && l.strides[r - 2] == 1
+        && l.strides[r - 1] != 1
 }
 
 /// A 3-d `[B, rows, cols]` view of `t` broadcast to `batch`, copying only

@@ -3,8 +3,8 @@
 //! Dims are not collapsed here (the indexed dim must stay addressable), so
 //! these take views of rank at most 8. scatter_add is deterministic: each
 //! output element sums its matching sources in index order. When the index
-//! varies only along `dim` (the gradients of index_select, embeddings and
-//! im2col convolutions), it is first inverted into per-row lists
+//! varies only along `dim` (the gradients of index_select and embeddings),
+//! it is first inverted into per-row lists
 //! (scatter.wgsl), so each source element is read once instead of once per
 //! output row; otherwise every output element scans the index (index.wgsl).
 

@@ -10,6 +10,7 @@
 //! - [`reduce`]: sum / max / min / argmax / argmin over axes
 //! - [`matmul`]: batched, strided matrix product
 //! - [`index`]: index_select, gather, scatter_add (deterministic, no float atomics)
+//! - [`window`]: unfold (im2col) and fold (col2im, a gather)
 //! - [`random`]: seeded uniform and normal fills
 //! - [`fused`]: softmax, log-softmax, cross-entropy, Adam
 
@@ -19,6 +20,7 @@ pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod random;
 pub(crate) mod reduce;
+pub(crate) mod window;
 
 use std::sync::Arc;
 

@@ -78,7 +78,7 @@ fn unary_ops_match_cpu_on_strided_views() {
     });
 }
 
-const BINARY_OPS: [BinaryOp; 13] = [
+const BINARY_OPS: [BinaryOp; 14] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -92,6 +92,7 @@ const BINARY_OPS: [BinaryOp; 13] = [
     BinaryOp::Le,
     BinaryOp::Gt,
     BinaryOp::Ge,
+    BinaryOp::ReluGrad,
 ];
 
 #[test]

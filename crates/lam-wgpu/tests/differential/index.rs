@@ -85,7 +85,7 @@ fn index_select_gather_scatter_add_match_cpu() {
 
 #[test]
 fn scatter_add_of_a_broadcast_index_matches_cpu() {
-    // The gradient of index_select (embeddings, im2col convolutions): a 1-d
+    // The gradient of index_select (embeddings): a 1-d
     // index, here narrowed to an offset, broadcast (stride 0) along the other
     // dims. It takes the per-row list path; repeats must sum in index order.
     let shape = [5, 17, 6];

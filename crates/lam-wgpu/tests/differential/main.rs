@@ -16,6 +16,7 @@ mod index;
 mod matmul;
 mod random;
 mod reduce;
+mod window;
 
 use lam_core::{Backend, Device, Storage};
 

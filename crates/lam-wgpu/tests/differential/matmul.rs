@@ -2,6 +2,7 @@
 //! near misses, K = 0) with transposed, batch-broadcast and narrowed
 //! operands, so every load mode and the edge paths run, against the CPU.
 
+use lam_core::backend::LinearActivation;
 use lam_core::Layout;
 
 use super::{on_every_gpu, pair};
@@ -77,6 +78,81 @@ fn matmul_matches_cpu_on_awkward_shapes_and_strides() {
                         &down(gpu, &got, &out),
                         &down(cpu, &want, &out),
                         atol,
+                        1e-5,
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn large_tile_matmul_matches_cpu_for_every_load_mode() {
+    // 16 batches of 256 x 256 give 64 tiles of 128 x 128, enough for the
+    // large kernel (matmul_large.wgsl); each operand plain or transposed.
+    let (batch, m, k, n) = (16, 256, 48, 256);
+    let plain = |r: usize, c: usize| Layout::contiguous(&[batch, r, c]);
+    let transposed = |r: usize, c: usize| {
+        Layout::contiguous(&[batch, c, r])
+            .permute(&[0, 2, 1])
+            .unwrap()
+    };
+    on_every_gpu("matmul (large tiles)", |dev, cpu| {
+        let gpu = dev.backend();
+        let (ga, ca) = pair(gpu, cpu, &values(batch * m * k, 81, -1.0, 1.0));
+        let (gb, cb) = pair(gpu, cpu, &values(batch * k * n, 82, -1.0, 1.0));
+        for (an, la) in [("A", plain(m, k)), ("Aᵀ", transposed(m, k))] {
+            for (bn, lb) in [("B", plain(k, n)), ("Bᵀ", transposed(k, n))] {
+                let got = gpu.matmul((&ga, &la), (&gb, &lb)).expect("gpu matmul");
+                let want = cpu.matmul((&ca, &la), (&cb, &lb)).expect("cpu matmul");
+                let out = [batch, m, n];
+                assert_close(
+                    &format!("large matmul {an} x {bn}"),
+                    &down(gpu, &got, &out),
+                    &down(cpu, &want, &out),
+                    1e-6 * k as f32 * 4.0,
+                    1e-5,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn fused_linear_epilogues_match_cpu_on_both_kernels() {
+    // [m, k] x [k, n] (+ bias) (ReLU): an edge-checked small product, and
+    // one of 8 x 8 tiles of 128 (64 tiles: the large kernel).
+    on_every_gpu("fused_linear", |dev, cpu| {
+        let gpu = dev.backend();
+        for (m, k, n) in [(37, 20, 51), (1024, 32, 1024)] {
+            let (gx, cx) = pair(gpu, cpu, &values(m * k, 91, -1.0, 1.0));
+            // The weight as a Linear passes it: [n, k] stored, seen as [k, n].
+            let (gw, cw) = pair(gpu, cpu, &values(n * k, 92, -1.0, 1.0));
+            // A bias at an offset inside a larger buffer.
+            let (gb, cb) = pair(gpu, cpu, &values(n + 4, 93, -1.0, 1.0));
+            let lx = Layout::contiguous(&[m, k]);
+            let lw = Layout::contiguous(&[n, k]).permute(&[1, 0]).unwrap();
+            let lb = Layout::contiguous(&[n + 4]).narrow(0, 4, n).unwrap();
+            for act in [LinearActivation::Identity, LinearActivation::Relu] {
+                for with_bias in [true, false] {
+                    let (gbias, cbias) = if with_bias {
+                        (Some((&gb, &lb)), Some((&cb, &lb)))
+                    } else {
+                        (None, None)
+                    };
+                    let got = gpu
+                        .fused_linear((&gx, &lx), (&gw, &lw), gbias, act)
+                        .expect("gpu fused_linear")
+                        .expect("the gpu fuses");
+                    let want = cpu
+                        .fused_linear((&cx, &lx), (&cw, &lw), cbias, act)
+                        .expect("cpu fused_linear")
+                        .expect("the cpu fuses");
+                    assert_close(
+                        &format!("fused_linear {m}x{k}x{n} {act:?} bias {with_bias}"),
+                        &down(gpu, &got, &[m, n]),
+                        &down(cpu, &want, &[m, n]),
+                        1e-6 * k as f32 * 4.0,
                         1e-5,
                     );
                 }

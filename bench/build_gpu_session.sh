@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds what bench/gpu_session.sh runs on a GPU machine that has no Rust
+# toolchain: lam-bench and the digits examples (release) and the GPU test
+# binaries, stripped, in .devbin/ (which git ignores). The binaries need a
+# glibc at least as new as this machine's.
+#
+#   bash bench/build_gpu_session.sh && du -sh .devbin
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .devbin
+mkdir -p .devbin
+cargo build --release -p lam-train --example digits --example digits_cnn
+cargo build --release -p lam-bench
+cp target/release/lam-bench target/release/examples/digits target/release/examples/digits_cnn .devbin/
+# Test binaries: their paths come from cargo's JSON messages.
+tests=$(cargo test --no-run --message-format=json -p lam -p lam-wgpu \
+    --test ops --test grad --test nn_layers --test fusion --test learning \
+    --test gpu_queue --test profile --test differential 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])
+')
+while read -r name exe; do
+    cp "$exe" ".devbin/t-$name"
+done <<<"$tests"
+strip .devbin/*
+ls -la .devbin

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One prepared run of lam's GPU measurements on a machine with a real GPU
+# (and PyTorch with CUDA beside it), from binaries built elsewhere by
+# bench/build_gpu_session.sh. Everything it prints also goes to $OUT/gpu.log.
+#
+#   bash bench/gpu_session.sh [BINDIR]      (default .devbin)
+#
+# Order: what matters most first, each step under its own time limit, so a
+# slow step cannot eat the rest:
+#   1. the adapter, and matmul GFLOP/s at 4096 and 8192 for both WGSL kernels
+#      (64- and 128-tiles) beside PyTorch's fp32 cuBLAS;
+#   2. `mlp 128` and `mlp 32` samples/s, lam on the GPU alternating with
+#      PyTorch-CUDA three times, and `cnn 64` once each;
+#   3. the profiler's table for `mlp 128` on the GPU (timestamp queries);
+#   4. the digits examples on the GPU (accuracy and wall time);
+#   5. the GPU conformance and differential test binaries.
+set -u
+BIN=$(realpath "${1:-.devbin}")
+OUT=${OUT:-/tmp/lam-gpu-session}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu.log") 2>&1
+
+step() { echo; echo "=== $* ($(date +%T))"; }
+run() {
+    local limit=$1
+    shift
+    echo "\$ $*"
+    timeout "$limit" "$@"
+    echo "(exit $?)"
+}
+
+# Vulkan and EGL loaders carried as .debs (see .library/device/README.md).
+if [ -d .gl ]; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+# Test binaries and examples look for data under the path they were built in.
+[ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+export XDG_RUNTIME_DIR=/tmp
+export LAM_DEVICE=gpu
+
+step "adapter"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.sm --format=csv
+if ! "$BIN/lam-bench" matmul 256 2 --device gpu 2>&1 | grep -qi nvidia; then
+    echo "no NVIDIA adapter through the default loader paths; pointing at the driver's ICD files"
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+fi
+run 60 "$BIN/lam-bench" matmul 256 2 --device gpu
+
+step "matmul"
+for n in 4096 8192; do
+    iters=$((n == 4096 ? 50 : 10))
+    for tiles in 64 128; do
+        LAM_MATMUL_TILES=$tiles run 120 "$BIN/lam-bench" matmul $n $iters --device gpu
+    done
+    run 120 python3 bench/torch_bench_cuda.py matmul $n $iters
+done
+run 120 "$BIN/lam-bench" matmul-sweep --device gpu
+
+step "mlp and cnn: lam (gpu) alternating with torch (cuda)"
+for i in 1 2 3; do
+    run 120 "$BIN/lam-bench" mlp 128 500 --device gpu
+    run 120 python3 bench/torch_bench_cuda.py mlp 128 500
+    run 120 "$BIN/lam-bench" mlp 32 500 --device gpu
+    run 120 python3 bench/torch_bench_cuda.py mlp 32 500
+done
+run 120 "$BIN/lam-bench" cnn 64 200 --device gpu
+run 120 python3 bench/torch_bench_cuda.py cnn 64 200
+
+step "profiler: mlp 128 on the gpu"
+LAM_PROFILE=1 run 120 "$BIN/lam-bench" mlp 128 200 --device gpu
+
+step "digits examples on the gpu"
+run 180 "$BIN/digits"
+run 300 "$BIN/digits_cnn"
+
+step "gpu tests (conformance bodies on the NVIDIA adapter, differential vs cpu)"
+for t in "$BIN"/t-*; do
+    run 240 "$t" --test-threads 4 2>&1 | grep -E "^test result|FAILED|panicked|skipped" | head -40
+done
+step "done"

@@ -1,0 +1,161 @@
+//! Fused max pooling: forward finds each window's maximum and winning tap
+//! in one pass over the image (no columns), backward adds each window's
+//! gradient into its winning pixel.
+//!
+//! Both own one `[n, c]` plane per task (rayon over planes above a size
+//! threshold), so no two threads write one element and the backward's sum
+//! order is fixed: windows in row-major order.
+
+use std::borrow::Cow;
+
+use lam_core::backend::{View, WindowGeometry};
+use lam_core::{Error, Layout, Result};
+use rayon::prelude::*;
+
+use crate::parallel::{CHUNK, PAR_MIN_WORK};
+use crate::pool;
+use crate::storage::ReadLocks;
+use crate::strided::gather;
+use crate::window::tap_spans;
+
+/// `src: [N, C, H, W]` (any strides) → (`[N, C, OH, OW]` maxima, the `I32`
+/// winning tap `i·kw + j` of each, the first on ties; NaN wins, as in
+/// PyTorch; -1 where no tap is inside the image).
+pub(crate) fn max_pool(src: View, g: &WindowGeometry) -> Result<(Vec<f32>, Vec<i32>)> {
+    const OP: &str = "max_pool";
+    let l = src.1;
+    check_shape(OP, "input", l, &g.image_shape())?;
+    let locks = ReadLocks::new(OP, &[src.0])?;
+    let x = locks.f32(0, l)?;
+    let [sn, sc, sy, sx] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
+    let len = g.positions();
+    let mut values = pool::take(g.n * g.c * len);
+    values.fill(f32::NEG_INFINITY);
+    let mut taps = vec![-1i32; g.n * g.c * len];
+    let spans = tap_spans(g);
+    let ow = g.out[1];
+    // Taps outer, windows inner: each tap is a strided sweep along image
+    // rows. Visiting taps in order with a strict `>` keeps the first maximum.
+    let plane = |p: usize, vals: &mut [f32], wins: &mut [i32]| {
+        let base = l.offset + (p / g.c) * sn + (p % g.c) * sc;
+        for (t, span) in spans.iter().enumerate() {
+            let (lo, hi) = span.cols;
+            let step = g.stride[1] * sx;
+            for oy in 0..g.out[0] {
+                let Some(y) = span.row(oy) else { continue };
+                if lo == hi {
+                    continue; // this tap is outside the image in every column
+                }
+                let first = base + y * sy + span.x(lo) * sx;
+                let row = oy * ow;
+                let (vrow, wrow) = (&mut vals[row + lo..row + hi], &mut wins[row + lo..row + hi]);
+                let windows = vrow.iter_mut().zip(wrow.iter_mut());
+                if step == 0 {
+                    // A view broadcast along the row: every window reads one pixel.
+                    let v = x[first];
+                    windows.for_each(|(best, win)| keep_first_max(best, win, v, t));
+                } else {
+                    // The pixels this tap reads along the row, as one slice walked
+                    // with a step: no index arithmetic or bounds check per window.
+                    let xs = x[first..=first + (hi - lo - 1) * step].iter().step_by(step);
+                    for ((best, win), &v) in windows.zip(xs) {
+                        keep_first_max(best, win, v, t);
+                    }
+                }
+            }
+        }
+    };
+    if len == 0 {
+        return Ok((values, taps));
+    }
+    let chunks = values.chunks_mut(len).zip(taps.chunks_mut(len));
+    if g.n * g.c * g.h * g.w >= PAR_MIN_WORK {
+        // Planes are small (a few hundred windows): group them into tasks of
+        // about CHUNK input elements so scheduling does not dominate.
+        let planes_per_task = CHUNK.div_ceil(g.h * g.w).max(1);
+        values
+            .par_chunks_mut(len)
+            .zip(taps.par_chunks_mut(len))
+            .enumerate()
+            .with_min_len(planes_per_task)
+            .for_each(|(p, (v, t))| plane(p, v, t));
+    } else {
+        chunks.enumerate().for_each(|(p, (v, t))| plane(p, v, t));
+    }
+    Ok((values, taps))
+}
+
+/// Takes `v` as window's maximum when it beats `best` (or is its first tap,
+/// or a NaN, which PyTorch propagates), recording tap `t`.
+#[inline]
+fn keep_first_max(best: &mut f32, win: &mut i32, v: f32, t: usize) {
+    // Branch-free: on real data the comparison is a coin flip, and a
+    // mispredicted branch costs more than both selects.
+    let take = (*win < 0) | (v > *best) | (v.is_nan() & !best.is_nan());
+    *best = if take { v } else { *best };
+    *win = if take { t as i32 } else { *win };
+}
+
+/// `grad` and `taps` (`[N, C, OH, OW]`, any strides) → `[N, C, H, W]`, each
+/// window's gradient added into the pixel its winning tap reads.
+pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Result<Vec<f32>> {
+    const OP: &str = "max_pool_grad";
+    check_shape(OP, "gradient", grad.1, &g.out_shape())?;
+    check_shape(OP, "taps", taps.1, &g.out_shape())?;
+    let locks = ReadLocks::new(OP, &[grad.0, taps.0])?;
+    let gv: Cow<[f32]> = gather(locks.f32(0, grad.1)?, grad.1);
+    let tv: Cow<[i32]> = gather(locks.i32(1, taps.1)?, taps.1);
+    let (len, plane_len) = (g.positions(), g.h * g.w);
+    let mut out = pool::zeroed(g.n * g.c * plane_len);
+    if plane_len == 0 {
+        return Ok(out);
+    }
+    // Tap t reads pixel (oy·sh + dy[t], ox·sw + dx[t]): no division per window.
+    let (mut dy, mut dx) = (Vec::new(), Vec::new());
+    for i in 0..g.kernel[0] {
+        for j in 0..g.kernel[1] {
+            dy.push((i * g.dilation[0]) as isize - g.padding[0] as isize);
+            dx.push((j * g.dilation[1]) as isize - g.padding[1] as isize);
+        }
+    }
+    let (h, w) = (g.h as isize, g.w as isize);
+    let plane = |p: usize, img: &mut [f32]| {
+        let (gs, ts) = (&gv[p * len..(p + 1) * len], &tv[p * len..(p + 1) * len]);
+        for oy in 0..g.out[0] {
+            let row = oy * g.out[1];
+            let y0 = (oy * g.stride[0]) as isize;
+            for ox in 0..g.out[1] {
+                // -1 (no winner) or out of range: nothing to send back.
+                let Some(t) = usize::try_from(ts[row + ox]).ok().filter(|&t| t < dy.len()) else {
+                    continue;
+                };
+                let (y, x) = (y0 + dy[t], (ox * g.stride[1]) as isize + dx[t]);
+                if (0..h).contains(&y) && (0..w).contains(&x) {
+                    img[(y * w + x) as usize] += gs[row + ox];
+                }
+            }
+        }
+    };
+    if out.len() >= PAR_MIN_WORK {
+        out.par_chunks_mut(plane_len)
+            .enumerate()
+            .with_min_len(CHUNK.div_ceil(plane_len).max(1))
+            .for_each(|(p, img)| plane(p, img));
+    } else {
+        out.chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(p, img)| plane(p, img));
+    }
+    Ok(out)
+}
+
+fn check_shape(op: &'static str, what: &str, l: &Layout, want: &[usize; 4]) -> Result<()> {
+    if l.shape != want {
+        return Err(Error::shape(
+            op,
+            format!("{what} of shape {want:?}"),
+            &l.shape,
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Sliding windows: `unfold` (im2col) and `fold` (col2im, its adjoint).
+//!
+//! Columns are `[C, K, N, L]` with `K = kh·kw` taps and `L = OH·OW` window
+//! positions (see [`WindowGeometry`]). `unfold` fills one column row
+//! `[c, k, n, ..]` per task: for a fixed tap the window positions whose
+//! pixel lies inside the image form one range of `ox` per output row, so the
+//! inner loop is a plain (often contiguous) copy with padding at its ends.
+//! `fold` owns one output plane `[n, c, .., ..]` per task and adds every
+//! tap's row into it in tap order, so no two threads write one pixel and
+//! the sum order is fixed.
+
+use lam_core::backend::{View, WindowGeometry};
+use lam_core::{Error, Layout, Result};
+
+use crate::parallel::for_chunks;
+use crate::pool;
+use crate::storage::ReadLocks;
+
+/// `src: [N, C, H, W]` (any strides) → contiguous cols `[C, K, N, L]`,
+/// `pad` where a tap falls outside the image.
+pub(crate) fn unfold(src: View, g: &WindowGeometry, pad: f32) -> Result<Vec<f32>> {
+    const OP: &str = "unfold";
+    let l = src.1;
+    check_shape(OP, "input", l, &g.image_shape())?;
+    let locks = ReadLocks::new(OP, &[src.0])?;
+    let x = locks.f32(0, l)?;
+    let [sn, sc, sy, sx] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
+    let (k, ow, len) = (g.taps(), g.out[1], g.positions());
+    let spans = tap_spans(g);
+    // Every element is written below, so a recycled buffer needs no zeroing.
+    let mut out = pool::take(g.c * k * g.n * len);
+    let work = out.len();
+    for_chunks(&mut out, len, work, |start, row| {
+        // row = cols[c, t, n, ..] of length L.
+        let r = start / len;
+        let (n, t, c) = (r % g.n, (r / g.n) % k, r / (g.n * k));
+        let span = &spans[t];
+        let base = l.offset + n * sn + c * sc;
+        for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+            let Some(y) = span.row(oy) else {
+                dst.fill(pad);
+                continue;
+            };
+            let (lo, hi) = span.cols;
+            dst[..lo].fill(pad);
+            dst[hi..].fill(pad);
+            if lo == hi {
+                continue; // this tap is outside the image in every column
+            }
+            // Pixel x of window ox is ox·sw + x0 with x0 = j·dw − pw ≥ −lo·sw.
+            let first = base + y * sy + span.x(lo) * sx;
+            let step = g.stride[1] * sx;
+            if step == 1 {
+                dst[lo..hi].copy_from_slice(&x[first..first + (hi - lo)]);
+            } else {
+                for (i, d) in dst[lo..hi].iter_mut().enumerate() {
+                    *d = x[first + i * step];
+                }
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// Cols `[C, K, N, L]` (any strides) → contiguous `[N, C, H, W]`, each pixel
+/// the sum of the entries of the taps that read it.
+pub(crate) fn fold(cols: View, g: &WindowGeometry) -> Result<Vec<f32>> {
+    const OP: &str = "fold";
+    let l = cols.1;
+    check_shape(OP, "columns", l, &g.cols_shape())?;
+    let locks = ReadLocks::new(OP, &[cols.0])?;
+    let src = locks.f32(0, l)?;
+    let [s_c, s_t, s_n, s_l] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
+    let (k, ow, plane) = (g.taps(), g.out[1], g.h * g.w);
+    let spans = tap_spans(g);
+    let mut out = pool::zeroed(g.n * g.c * plane);
+    let work = l.numel();
+    for_chunks(&mut out, plane, work, |start, img| {
+        // img = out[n, c, .., ..], H·W pixels.
+        let p = start / plane;
+        let (n, c) = (p / g.c, p % g.c);
+        for (t, span) in spans.iter().enumerate().take(k) {
+            let base = l.offset + c * s_c + t * s_t + n * s_n;
+            let (lo, hi) = span.cols;
+            if lo == hi {
+                continue; // this tap is outside the image in every column
+            }
+            for oy in 0..g.out[0] {
+                let Some(y) = span.row(oy) else { continue };
+                let src_row = base + oy * ow * s_l;
+                let x_first = span.x(lo);
+                let dst = &mut img[y * g.w..(y + 1) * g.w];
+                if s_l == 1 && g.stride[1] == 1 {
+                    let from = &src[src_row + lo..src_row + hi];
+                    for (d, &v) in dst[x_first..x_first + (hi - lo)].iter_mut().zip(from) {
+                        *d += v;
+                    }
+                } else {
+                    for ox in lo..hi {
+                        dst[x_first + (ox - lo) * g.stride[1]] += src[src_row + ox * s_l];
+                    }
+                }
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// Where one tap `(i, j)` lands: output rows map to image rows through
+/// `row`, and the window columns `cols.0..cols.1` are the ones whose pixel
+/// `ox·sw + x0` lies inside the image.
+pub(crate) struct TapSpan {
+    /// `i·dh − ph` (the image row of window row 0).
+    y0: isize,
+    sh: usize,
+    h: usize,
+    sw: usize,
+    /// `j·dw − pw` (the image column of window column 0).
+    x0: isize,
+    pub cols: (usize, usize),
+}
+
+impl TapSpan {
+    /// The image column read by window column `ox` (one of `cols`).
+    pub fn x(&self, ox: usize) -> usize {
+        (ox * self.sw).wrapping_add_signed(self.x0)
+    }
+
+    /// The image row read by window row `oy`, if inside the image.
+    pub fn row(&self, oy: usize) -> Option<usize> {
+        let y = (oy * self.sh) as isize + self.y0;
+        (y >= 0 && (y as usize) < self.h).then_some(y as usize)
+    }
+}
+
+/// One [`TapSpan`] per tap, in tap order `i·kw + j`.
+pub(crate) fn tap_spans(g: &WindowGeometry) -> Vec<TapSpan> {
+    let (sw, w, ow) = (g.stride[1] as isize, g.w as isize, g.out[1] as isize);
+    let mut spans = Vec::with_capacity(g.taps());
+    for i in 0..g.kernel[0] {
+        for j in 0..g.kernel[1] {
+            let x0 = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+            // ox·sw + x0 ≥ 0  ⇔ ox ≥ ⌈−x0 / sw⌉;  ox·sw + x0 < w  ⇔ ox < ⌈(w − x0) / sw⌉.
+            let lo = ceil_div(-x0, sw).clamp(0, ow);
+            let hi = ceil_div(w - x0, sw).clamp(lo, ow);
+            spans.push(TapSpan {
+                y0: (i * g.dilation[0]) as isize - g.padding[0] as isize,
+                sh: g.stride[0],
+                h: g.h,
+                sw: g.stride[1],
+                x0,
+                cols: (lo as usize, hi as usize),
+            });
+        }
+    }
+    spans
+}
+
+/// `⌈a / b⌉` for `b > 0`.
+fn ceil_div(a: isize, b: isize) -> isize {
+    -((-a).div_euclid(b))
+}
+
+fn check_shape(op: &'static str, what: &str, l: &Layout, want: &[usize; 4]) -> Result<()> {
+    if l.shape != want {
+        return Err(Error::shape(
+            op,
+            format!("{what} of shape {want:?}"),
+            &l.shape,
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lam_core::Backend;
+
+    use crate::test_util::*;
+
+    fn geometry(n: usize, c: usize, h: usize, w: usize, k: [usize; 2]) -> WindowGeometry {
+        WindowGeometry {
+            n,
+            c,
+            h,
+            w,
+            kernel: k,
+            stride: [1, 2],
+            padding: [1, 2],
+            dilation: [2, 1],
+            out: [
+                (h + 2 - 2 * (k[0] - 1) - 1) + 1,
+                (w + 4 - (k[1] - 1) - 1) / 2 + 1,
+            ],
+        }
+    }
+
+    /// cols by the definition, one element at a time.
+    fn naive_unfold(x: &[f32], l: &Layout, g: &WindowGeometry, pad: f32) -> Vec<f32> {
+        let offsets: Vec<usize> = l.offsets().collect();
+        let mut out = Vec::new();
+        for c in 0..g.c {
+            for i in 0..g.kernel[0] {
+                for j in 0..g.kernel[1] {
+                    for n in 0..g.n {
+                        for oy in 0..g.out[0] {
+                            for ox in 0..g.out[1] {
+                                let y = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                    - g.padding[0] as isize;
+                                let xx = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                    - g.padding[1] as isize;
+                                let inside =
+                                    y >= 0 && xx >= 0 && (y as usize) < g.h && (xx as usize) < g.w;
+                                out.push(if inside {
+                                    let e = ((n * g.c + c) * g.h + y as usize) * g.w + xx as usize;
+                                    x[offsets[e]]
+                                } else {
+                                    pad
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unfold_matches_the_definition_on_a_transposed_view() {
+        let b = backend();
+        let g = geometry(2, 3, 5, 7, [2, 3]);
+        // Stored [N, C, W, H], viewed as [N, C, H, W].
+        let data: Vec<f32> = (0..2 * 3 * 5 * 7).map(|v| v as f32).collect();
+        let l = Layout::contiguous(&[2, 3, 7, 5])
+            .permute(&[0, 1, 3, 2])
+            .unwrap();
+        let s = b.from_f32(&data).unwrap();
+        let got = b.unfold((&s, &l), &g, -9.0).unwrap();
+        let got = read(&got, &g.cols_shape());
+        assert_eq!(got, naive_unfold(&data, &l, &g, -9.0));
+    }
+
+    #[test]
+    fn taps_that_never_touch_the_image_read_padding() {
+        // A 1-pixel-wide image padded by 2 with a 5-wide kernel: taps 0, 1,
+        // 3 and 4 are in the padding for the only window column.
+        let b = backend();
+        let mut g = geometry(1, 2, 3, 1, [1, 5]);
+        (g.stride, g.padding, g.dilation, g.out) = ([1, 1], [0, 2], [1, 1], [3, 1]);
+        let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let l = Layout::contiguous(&g.image_shape());
+        let s = b.from_f32(&data).unwrap();
+        let got = b.unfold((&s, &l), &g, -1.0).unwrap();
+        assert_eq!(
+            read(&got, &g.cols_shape()),
+            naive_unfold(&data, &l, &g, -1.0)
+        );
+        let folded = b
+            .fold((&got, &Layout::contiguous(&g.cols_shape())), &g)
+            .unwrap();
+        assert_eq!(read(&folded, &g.image_shape()), data);
+    }
+
+    #[test]
+    fn fold_is_the_adjoint_of_unfold() {
+        // <fold(y), x> == <y, unfold(x)> for zero padding.
+        let b = backend();
+        let g = geometry(2, 2, 6, 5, [3, 2]);
+        let x: Vec<f32> = (0..2 * 2 * 6 * 5).map(|v| (v % 7) as f32 - 3.0).collect();
+        let cols_len: usize = g.cols_shape().iter().product();
+        let y: Vec<f32> = (0..cols_len).map(|v| (v % 5) as f32 - 2.0).collect();
+        let (sx, sy) = (b.from_f32(&x).unwrap(), b.from_f32(&y).unwrap());
+        let ux = b
+            .unfold((&sx, &Layout::contiguous(&g.image_shape())), &g, 0.0)
+            .unwrap();
+        let fy = b
+            .fold((&sy, &Layout::contiguous(&g.cols_shape())), &g)
+            .unwrap();
+        let ux = read(&ux, &g.cols_shape());
+        let fy = read(&fy, &g.image_shape());
+        let lhs: f64 = fy.iter().zip(&x).map(|(a, b)| (a * b) as f64).sum();
+        let rhs: f64 = y.iter().zip(&ux).map(|(a, b)| (a * b) as f64).sum();
+        assert_eq!(lhs, rhs);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors() {
+        let b = backend();
+        let g = geometry(1, 1, 4, 4, [2, 2]);
+        let s = b.from_f32(&[0.0; 16]).unwrap();
+        let err = b
+            .unfold((&s, &Layout::contiguous(&[1, 1, 2, 8])), &g, 0.0)
+            .unwrap_err();
+        assert!(err.to_string().contains("[1, 1, 4, 4]"), "{err}");
+        assert!(b.fold((&s, &Layout::contiguous(&[16])), &g).is_err());
+    }
+}

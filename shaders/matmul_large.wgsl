@@ -1,0 +1,244 @@
+// Batched matrix product C[b] = A[b] (M x K) * B[b] (K x N) for large,
+// tile-aligned products: M and N multiples of 128, K a multiple of 16.
+//
+// matmul.wgsl handles every shape with 64 x 64 tiles; this kernel trades
+// generality for arithmetic intensity. Each workgroup of 256 threads computes
+// a 128 x 128 tile of C and each thread an 8 x 8 block of it, as four 4 x 4
+// quadrants 64 rows / columns apart (so neighbouring threads read
+// neighbouring vec4s of the staged tiles). Per step of 16 along K a thread
+// does 1024 multiply-adds for 64 vec4 reads of workgroup memory. The next
+// K-slab is loaded from global memory into registers while the current one
+// is multiplied, hiding the load latency behind the arithmetic.
+//
+// Pipeline constants (the host picks them as for matmul.wgsl):
+// - A_MODE: 2 row-major A (vec4 along k), 3 transposed A (vec4 along m);
+// - B_MODE: 2 row-major B (vec4 along n), 3 transposed B (vec4 along k);
+// - EPILOGUE: as in matmul.wgsl, bit 0 adds the bias row at binding 4 and
+//   bit 1 applies a ReLU as the output is written.
+// The host checks alignment: offsets, batch strides and the non-unit stride
+// multiples of 4, so every vec4 load is aligned.
+
+// Mirrors `MatmulParams` in crates/lam-wgpu/src/params.rs.
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_offset: u32,
+    a_sb: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_offset: u32,
+    b_sb: u32,
+    b_sk: u32,
+    b_sn: u32,
+    bias_offset: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+override A_MODE: u32 = 2u;
+override B_MODE: u32 = 2u;
+override EPILOGUE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+const TILE: u32 = 128u;
+const TK: u32 = 16u;
+const GRID_MAX: u32 = 65535u;
+
+// as_[kk * 32 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 32 + q] holds
+// B columns 4q..4q+3 at depth kk.
+var<workgroup> as_: array<vec4<f32>, 512>;
+var<workgroup> bs: array<vec4<f32>, 512>;
+
+// The two vec4s of A and of B one thread loads per K-slab.
+struct Slab {
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+}
+
+fn load_slab(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) -> Slab {
+    var s: Slab;
+    if (A_MODE == 3u) {
+        // 16 depths x 32 vec4s along m: depths t/32 and t/32 + 8.
+        let kk = t >> 5u;
+        let q = t & 31u;
+        let i = a_base + m0 + q * 4u + (k0 + kk) * p.a_sk;
+        s.a0 = a[i >> 2u];
+        s.a1 = a[(i + 8u * p.a_sk) >> 2u];
+    } else {
+        // 128 rows x 4 vec4s along k: rows t/4 and t/4 + 64.
+        let r = t >> 2u;
+        let i = a_base + (m0 + r) * p.a_sm + k0 + (t & 3u) * 4u;
+        s.a0 = a[i >> 2u];
+        s.a1 = a[(i + 64u * p.a_sm) >> 2u];
+    }
+    if (B_MODE == 3u) {
+        // 128 columns x 4 vec4s along k: columns t/4 and t/4 + 64.
+        let col = t >> 2u;
+        let i = b_base + (n0 + col) * p.b_sn + k0 + (t & 3u) * 4u;
+        s.b0 = b[i >> 2u];
+        s.b1 = b[(i + 64u * p.b_sn) >> 2u];
+    } else {
+        // 16 depths x 32 vec4s along n: depths t/32 and t/32 + 8.
+        let kk = t >> 5u;
+        let q = t & 31u;
+        let i = b_base + (k0 + kk) * p.b_sk + n0 + q * 4u;
+        s.b0 = b[i >> 2u];
+        s.b1 = b[(i + 8u * p.b_sk) >> 2u];
+    }
+    return s;
+}
+
+// Writes one slab into workgroup memory in the layout of as_ and bs.
+fn stage(t: u32, s: Slab) {
+    if (A_MODE == 3u) {
+        let kk = t >> 5u;
+        let q = t & 31u;
+        as_[kk * 32u + q] = s.a0;
+        as_[(kk + 8u) * 32u + q] = s.a1;
+    } else {
+        let r = t >> 2u;
+        let kq = (t & 3u) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+            as_[(kq + j) * 32u + (r >> 2u)][r & 3u] = s.a0[j];
+            as_[(kq + j) * 32u + 16u + (r >> 2u)][r & 3u] = s.a1[j];
+        }
+    }
+    if (B_MODE == 3u) {
+        let col = t >> 2u;
+        let kq = (t & 3u) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+            bs[(kq + j) * 32u + (col >> 2u)][col & 3u] = s.b0[j];
+            bs[(kq + j) * 32u + 16u + (col >> 2u)][col & 3u] = s.b1[j];
+        }
+    } else {
+        let kk = t >> 5u;
+        let q = t & 31u;
+        bs[kk * 32u + q] = s.b0;
+        bs[(kk + 8u) * 32u + q] = s.b1;
+    }
+}
+
+@compute @workgroup_size(256)
+fn matmul_large(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let tx = t & 15u;
+    let ty = t >> 4u;
+    let tiles_n = p.n / TILE;
+    let tiles_m = p.m / TILE;
+    // Grid dimensions are at most GRID_MAX; larger extents loop. All loop
+    // bounds are uniform, so the barriers inside stay in uniform control flow.
+    for (var bz = wid.z; bz < p.batch; bz += GRID_MAX) {
+        let a_base = p.a_offset + bz * p.a_sb;
+        let b_base = p.b_offset + bz * p.b_sb;
+        let c_base = bz * p.m * p.n;
+        for (var tm = wid.y; tm < tiles_m; tm += GRID_MAX) {
+            for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
+                let m0 = tm * TILE;
+                let n0 = tn * TILE;
+                // acc_RC: rows (R ? 64 : 0) + 4 ty + 0..3 as .x .. of the
+                // four vectors, columns (C ? 64 : 0) + 4 tx + 0..3 as lanes.
+                var acc00_0 = vec4<f32>(0.0);
+                var acc00_1 = vec4<f32>(0.0);
+                var acc00_2 = vec4<f32>(0.0);
+                var acc00_3 = vec4<f32>(0.0);
+                var acc01_0 = vec4<f32>(0.0);
+                var acc01_1 = vec4<f32>(0.0);
+                var acc01_2 = vec4<f32>(0.0);
+                var acc01_3 = vec4<f32>(0.0);
+                var acc10_0 = vec4<f32>(0.0);
+                var acc10_1 = vec4<f32>(0.0);
+                var acc10_2 = vec4<f32>(0.0);
+                var acc10_3 = vec4<f32>(0.0);
+                var acc11_0 = vec4<f32>(0.0);
+                var acc11_1 = vec4<f32>(0.0);
+                var acc11_2 = vec4<f32>(0.0);
+                var acc11_3 = vec4<f32>(0.0);
+                var next = load_slab(t, a_base, b_base, m0, n0, 0u);
+                for (var k0 = 0u; k0 < p.k; k0 += TK) {
+                    workgroupBarrier();
+                    stage(t, next);
+                    workgroupBarrier();
+                    if (k0 + TK < p.k) {
+                        next = load_slab(t, a_base, b_base, m0, n0, k0 + TK);
+                    }
+                    for (var kk = 0u; kk < TK; kk++) {
+                        let a0 = as_[kk * 32u + ty];
+                        let a1 = as_[kk * 32u + 16u + ty];
+                        let b0 = bs[kk * 32u + tx];
+                        let b1 = bs[kk * 32u + 16u + tx];
+                        acc00_0 = fma(vec4<f32>(a0.x), b0, acc00_0);
+                        acc00_1 = fma(vec4<f32>(a0.y), b0, acc00_1);
+                        acc00_2 = fma(vec4<f32>(a0.z), b0, acc00_2);
+                        acc00_3 = fma(vec4<f32>(a0.w), b0, acc00_3);
+                        acc01_0 = fma(vec4<f32>(a0.x), b1, acc01_0);
+                        acc01_1 = fma(vec4<f32>(a0.y), b1, acc01_1);
+                        acc01_2 = fma(vec4<f32>(a0.z), b1, acc01_2);
+                        acc01_3 = fma(vec4<f32>(a0.w), b1, acc01_3);
+                        acc10_0 = fma(vec4<f32>(a1.x), b0, acc10_0);
+                        acc10_1 = fma(vec4<f32>(a1.y), b0, acc10_1);
+                        acc10_2 = fma(vec4<f32>(a1.z), b0, acc10_2);
+                        acc10_3 = fma(vec4<f32>(a1.w), b0, acc10_3);
+                        acc11_0 = fma(vec4<f32>(a1.x), b1, acc11_0);
+                        acc11_1 = fma(vec4<f32>(a1.y), b1, acc11_1);
+                        acc11_2 = fma(vec4<f32>(a1.z), b1, acc11_2);
+                        acc11_3 = fma(vec4<f32>(a1.w), b1, acc11_3);
+                    }
+                }
+                let r0 = m0 + ty * 4u;
+                let r1 = r0 + 64u;
+                // vec4 column indices of the two column quadrants.
+                let q0 = (c_base + n0) / 4u + tx;
+                let q1 = q0 + 16u;
+                let row = p.n / 4u;
+                let col0 = n0 + tx * 4u;
+                let col1 = col0 + 64u;
+                c[r0 * row + q0] = epilogue(acc00_0, col0);
+                c[(r0 + 1u) * row + q0] = epilogue(acc00_1, col0);
+                c[(r0 + 2u) * row + q0] = epilogue(acc00_2, col0);
+                c[(r0 + 3u) * row + q0] = epilogue(acc00_3, col0);
+                c[r0 * row + q1] = epilogue(acc01_0, col1);
+                c[(r0 + 1u) * row + q1] = epilogue(acc01_1, col1);
+                c[(r0 + 2u) * row + q1] = epilogue(acc01_2, col1);
+                c[(r0 + 3u) * row + q1] = epilogue(acc01_3, col1);
+                c[r1 * row + q0] = epilogue(acc10_0, col0);
+                c[(r1 + 1u) * row + q0] = epilogue(acc10_1, col0);
+                c[(r1 + 2u) * row + q0] = epilogue(acc10_2, col0);
+                c[(r1 + 3u) * row + q0] = epilogue(acc10_3, col0);
+                c[r1 * row + q1] = epilogue(acc11_0, col1);
+                c[(r1 + 1u) * row + q1] = epilogue(acc11_1, col1);
+                c[(r1 + 2u) * row + q1] = epilogue(acc11_2, col1);
+                c[(r1 + 3u) * row + q1] = epilogue(acc11_3, col1);
+            }
+        }
+    }
+}
+
+// Four output values at columns col..col+3: plus the bias, through a ReLU,
+// or as they are.
+fn epilogue(v: vec4<f32>, col: u32) -> vec4<f32> {
+    var y = v;
+    if ((EPILOGUE & 1u) != 0u) {
+        let o = p.bias_offset + col;
+        y += vec4<f32>(bias[o], bias[o + 1u], bias[o + 2u], bias[o + 3u]);
+    }
+    if ((EPILOGUE & 2u) != 0u) {
+        // A NaN passes, as in PyTorch; tested on the bits since drivers
+        // may assume floats are never NaN.
+        let bits = bitcast<vec4<u32>>(y) & vec4<u32>(0x7fffffffu);
+        let nan = bits > vec4<u32>(0x7f800000u);
+        y = select(y, vec4<f32>(0.0), y < vec4<f32>(0.0) & !nan);
+    }
+    return y;
+}

@@ -1,0 +1,225 @@
+//! Fused ops agree with the ops they replace, on every backend: a `Linear`
+//! with its bias and a following ReLU applied in the matrix product's write
+//! (`linear_act`, and `Sequential`'s use of it), and the one-pass ReLU
+//! gradient (`relu_grad`). Reference values are computed separately, from
+//! the unfused ops and, for one case, in f64 on the host.
+
+mod common;
+
+use std::sync::Arc;
+
+use lam::nn::functional::{linear, linear_act};
+use lam::nn::{LinearActivation, Module, ReLU, Sequential};
+use lam::prelude::*;
+use lam::testing::{gradcheck, GradCheck};
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    (0..n)
+        .map(|i| lam::rng::uniform01(seed, i as u32) * 2.0 - 1.0)
+        .collect()
+}
+
+fn tensor(shape: &[usize], seed: u64, dev: &Device) -> lam::Result<Tensor> {
+    Tensor::from_vec(values(shape.iter().product(), seed), shape, dev)
+}
+
+/// `act(x Wᵀ + b)` from the separate, unfused ops.
+fn unfused(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    act: LinearActivation,
+) -> lam::Result<Tensor> {
+    let mut y = x.matmul(&w.t()?)?;
+    if let Some(b) = b {
+        y = y.add(b)?;
+    }
+    match act {
+        LinearActivation::Identity => Ok(y),
+        LinearActivation::Relu => y.relu(),
+    }
+}
+
+fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) -> lam::Result<()> {
+    if got.dims() != want.dims() {
+        return Err(lam::Error::Autograd(format!(
+            "{what}: shape {:?}, expected {:?}",
+            got.dims(),
+            want.dims()
+        )));
+    }
+    for (i, (g, w)) in got.to_vec()?.iter().zip(want.to_vec()?).enumerate() {
+        if (g - w).abs() > tol * (1.0 + w.abs()) {
+            return Err(lam::Error::Autograd(format!(
+                "{what}: element {i} is {g}, expected {w}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+conformance!(fused_linear_matches_the_separate_ops, |dev| {
+    // (input shape, out features): a matrix, a batch of sequences, shapes
+    // off the GPU tile sizes, and an empty batch.
+    let cases: [(&[usize], usize); 4] =
+        [(&[5, 7], 3), (&[2, 3, 7], 9), (&[65, 33], 70), (&[0, 7], 3)];
+    for (shape, out_f) in cases {
+        let in_f = shape[shape.len() - 1];
+        let x = tensor(shape, 1, dev)?;
+        let w = tensor(&[out_f, in_f], 2, dev)?;
+        let b = tensor(&[out_f], 3, dev)?;
+        for act in [LinearActivation::Identity, LinearActivation::Relu] {
+            for bias in [Some(&b), None] {
+                let what = format!("{shape:?} -> {out_f}, {act:?}, bias {}", bias.is_some());
+                let got = linear_act(&x, &w, bias, act)?;
+                assert_close(&what, &got, &unfused(&x, &w, bias, act)?, 1e-5)?;
+            }
+        }
+    }
+    // A transposed (non-contiguous) input.
+    let xt = tensor(&[7, 5], 4, dev)?.t()?;
+    let w = tensor(&[3, 7], 5, dev)?;
+    let b = tensor(&[3], 6, dev)?;
+    let got = linear_act(&xt, &w, Some(&b), LinearActivation::Relu)?;
+    assert_close(
+        "transposed input",
+        &got,
+        &unfused(&xt, &w, Some(&b), LinearActivation::Relu)?,
+        1e-5,
+    )
+});
+
+conformance!(fused_linear_matches_f64_on_the_host, |dev| {
+    let (m, k, n) = (4, 6, 5);
+    let (xv, wv, bv) = (values(m * k, 7), values(n * k, 8), values(n, 9));
+    let x = Tensor::from_vec(xv.clone(), &[m, k], dev)?;
+    let w = Tensor::from_vec(wv.clone(), &[n, k], dev)?;
+    let b = Tensor::from_vec(bv.clone(), &[n], dev)?;
+    let got = linear_act(&x, &w, Some(&b), LinearActivation::Relu)?.to_vec()?;
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k)
+                .map(|q| xv[i * k + q] as f64 * wv[j * k + q] as f64)
+                .sum();
+            let want = (dot + bv[j] as f64).max(0.0) as f32;
+            let g = got[i * n + j];
+            if (g - want).abs() > 1e-5 {
+                return Err(lam::Error::Autograd(format!(
+                    "[{i}, {j}] is {g}, expected {want}"
+                )));
+            }
+        }
+    }
+    Ok(())
+});
+
+conformance!(fused_linear_propagates_nan_through_relu, |dev| {
+    // PyTorch: relu(NaN) = NaN, and a NaN in x poisons its whole row.
+    let mut xv = values(2 * 3, 10);
+    xv[0] = f32::NAN;
+    let x = Tensor::from_vec(xv, &[2, 3], dev)?;
+    let w = tensor(&[4, 3], 11, dev)?;
+    let y = linear_act(&x, &w, None, LinearActivation::Relu)?.to_vec()?;
+    if !y[..4].iter().all(|v| v.is_nan()) || y[4..].iter().any(|v| v.is_nan()) {
+        return Err(lam::Error::Autograd(format!(
+            "NaN row not propagated exactly: {y:?}"
+        )));
+    }
+    Ok(())
+});
+
+conformance!(fused_linear_gradients_match_finite_differences, |dev| {
+    // Small weights and a bias of ±1 keep every pre-activation at least 0.4
+    // away from the ReLU's kink, where finite differences are valid.
+    let x = tensor(&[3, 4], 12, dev)?;
+    let w = tensor(&[5, 4], 13, dev)?.mul_scalar(0.15)?;
+    let signs: Vec<f32> = (0..5)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let b = Tensor::from_vec(signs, &[5], dev)?;
+    for act in [LinearActivation::Identity, LinearActivation::Relu] {
+        gradcheck(
+            |t| linear_act(&t[0], &t[1], Some(&t[2]), act),
+            &[x.clone(), w.clone(), b.clone()],
+            GradCheck::default(),
+        )
+        .map_err(|e| lam::Error::Autograd(format!("{act:?}: {e}")))?;
+    }
+    // Leading batch dims and no bias.
+    let x3 = tensor(&[2, 2, 4], 14, dev)?;
+    gradcheck(
+        |t| linear(&t[0], &t[1], None),
+        &[x3, w],
+        GradCheck::default(),
+    )
+});
+
+conformance!(relu_grad_masks_by_the_activation, |dev| {
+    let g = Tensor::from_vec(vec![1.0, 2.0, f32::NAN, 4.0, 5.0], &[5], dev)?;
+    let y = Tensor::from_vec(vec![0.5, 0.0, 3.0, -1.0, f32::NAN], &[5], dev)?;
+    let got = g.relu_grad(&y)?.to_vec()?;
+    // Passes where y > 0 (a NaN gradient too); blocks at 0, below, and at NaN.
+    let ok = got[0] == 1.0 && got[1] == 0.0 && got[2].is_nan() && got[3] == 0.0 && got[4] == 0.0;
+    if !ok {
+        return Err(lam::Error::Autograd(format!("relu_grad gave {got:?}")));
+    }
+    Ok(())
+});
+
+conformance!(sequential_fuses_linear_relu_with_the_same_results, |dev| {
+    lam::manual_seed(21);
+    let fc1 = lam::nn::Linear::new(6, 8, dev)?;
+    let fc2 = lam::nn::Linear::new(8, 3, dev)?;
+    let (w1, b1, w2, b2) = (
+        fc1.weight.clone(),
+        fc1.bias.clone(),
+        fc2.weight.clone(),
+        fc2.bias.clone(),
+    );
+    let model = Sequential::new().add(fc1).add(ReLU).add(fc2);
+    let x = tensor(&[4, 6], 22, dev)?;
+    let y = model.forward(&x)?;
+    y.square()?.sum_all()?.backward()?;
+    let fused_grads: Vec<Tensor> = model
+        .parameters()
+        .iter()
+        .map(|p| p.grad().expect("every parameter gets a gradient"))
+        .collect();
+    // The same network from separate ops, on detached copies of the weights.
+    let leaves: Vec<Tensor> = [
+        &w1,
+        b1.as_ref().expect("bias"),
+        &w2,
+        b2.as_ref().expect("bias"),
+    ]
+    .iter()
+    .map(|t| t.detach().requires_grad_())
+    .collect::<lam::Result<_>>()?;
+    let h = unfused(&x, &leaves[0], Some(&leaves[1]), LinearActivation::Relu)?;
+    let want = unfused(&h, &leaves[2], Some(&leaves[3]), LinearActivation::Identity)?;
+    want.square()?.sum_all()?.backward()?;
+    assert_close("output", &y, &want, 1e-5)?;
+    for (i, (got, leaf)) in fused_grads.iter().zip(&leaves).enumerate() {
+        let expected = leaf.grad().expect("reference gradient");
+        assert_close(&format!("gradient of parameter {i}"), got, &expected, 1e-5)?;
+    }
+    Ok(())
+});
+
+#[test]
+fn sequential_runs_linear_relu_as_one_op() {
+    // A private CPU device, so other tests' ops do not enter its counters.
+    let dev = Device::new(Arc::new(lam_cpu::CpuBackend::new()));
+    lam::manual_seed(23);
+    let model = Sequential::new()
+        .add(lam::nn::Linear::new(6, 8, &dev).expect("fc1"))
+        .add(ReLU)
+        .add(lam::nn::Linear::new(8, 3, &dev).expect("fc2"));
+    let x = tensor(&[4, 6], 24, &dev).expect("x");
+    let before = dev.stats().dispatches;
+    let _guard = lam::NoGradGuard::new();
+    model.forward(&x).expect("forward");
+    // fused linear+relu, then fused linear(+bias): two ops, not five.
+    assert_eq!(dev.stats().dispatches - before, 2);
+}

@@ -1,0 +1,186 @@
+//! The profiler (`lam::profile`): it changes no result, counts every op
+//! exactly, prints its table, and on a GPU with timestamp queries times
+//! every kernel on the device.
+//!
+//! Profiling state is process-global and the tests of this binary run on
+//! parallel threads, so every test holds [`exclusive`] while it records.
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+
+use lam::nn::{Linear, Module, ReLU, Sequential};
+use lam::optim::{Adam, Optimizer};
+use lam::prelude::*;
+use lam::profile::{self, Clock};
+
+/// Serialises the tests that touch the global profiler; leaves it off.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    profile::disable();
+    profile::reset();
+    guard
+}
+
+/// Three steps of a small MLP with Adam; the losses and final weights.
+fn train(dev: &Device) -> lam::Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    lam::manual_seed(11);
+    let model = Sequential::new()
+        .add(Linear::new(12, 16, dev)?)
+        .add(ReLU)
+        .add(Linear::new(16, 3, dev)?);
+    let mut opt = Adam::new(model.parameters(), 1e-2)?;
+    let x = Tensor::randn(&[6, 12], dev)?;
+    let y = Tensor::from_vec_i32(vec![0, 1, 2, 0, 1, 2], &[6], dev)?;
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        opt.zero_grad();
+        let loss = model.forward(&x)?.cross_entropy(&y)?;
+        loss.backward()?;
+        opt.step()?;
+        losses.push(loss.item()?);
+    }
+    let weights = model
+        .parameters()
+        .iter()
+        .map(|p| p.to_vec())
+        .collect::<lam::Result<_>>()?;
+    Ok((losses, weights))
+}
+
+conformance!(profiling_changes_no_result, |dev| {
+    let _lock = exclusive();
+    let plain = train(dev)?;
+    profile::enable();
+    let profiled = train(dev)?;
+    let report = profile::report();
+    profile::disable();
+    // Bit for bit: the wrapper only forwards.
+    assert_eq!(plain, profiled, "profiling changed the numbers on {dev}");
+    // It did record the step: every Linear forward is a matmul.
+    assert!(report.count("matmul") >= 3 * 2, "{report}");
+    // The fused paths stayed on: both backends fuse Adam and cross-entropy,
+    // so a "declined" row means the wrapper failed to forward the call.
+    assert_eq!(report.count("fused_adam"), 3 * 4, "{report}");
+    assert_eq!(report.count("fused_cross_entropy"), 3, "{report}");
+    assert_eq!(report.count("fused_adam (declined)"), 0, "{report}");
+    assert_eq!(
+        report.count("fused_cross_entropy (declined)"),
+        0,
+        "{report}"
+    );
+    Ok(())
+});
+
+conformance!(counts_are_exact, |dev| {
+    let _lock = exclusive();
+    let a = Tensor::randn(&[4, 5], dev)?;
+    let b = Tensor::randn(&[5, 3], dev)?;
+    dev.synchronize()?;
+    profile::enable();
+    let c = a.matmul(&b)?;
+    let d = c.relu()?;
+    let e = a.matmul(&b)?.matmul(&Tensor::randn(&[3, 2], dev)?)?;
+    dev.synchronize()?;
+    let report = profile::report();
+    profile::disable();
+    assert_eq!(report.count("matmul"), 3, "{report}");
+    assert_eq!(report.count("unary.relu"), 1, "{report}");
+    assert_eq!(report.count("fill_random"), 1, "{report}");
+    assert_eq!(report.count("synchronize"), 1, "{report}");
+    let host = report
+        .section(&dev.name(), Clock::Host)
+        .expect("a host section for the device");
+    assert_eq!(host.count(), 6, "{report}");
+    // Off means off: nothing more is recorded.
+    let _ = d.transpose(0, 1)?.matmul(&e)?;
+    assert_eq!(profile::report().count("matmul"), 3);
+    Ok(())
+});
+
+conformance!(the_table_accounts_for_the_span, |dev| {
+    let _lock = exclusive();
+    profile::enable();
+    let (losses, _) = train(dev)?;
+    dev.synchronize()?;
+    let report = profile::report();
+    profile::disable();
+    assert!(losses.iter().all(|l| l.is_finite()));
+    let text = report.to_string();
+    let first = text.lines().next().unwrap_or("");
+    assert!(first.starts_with("lam profile: "), "{text}");
+    assert!(text.contains(&dev.name()), "{text}");
+    for op in [
+        "matmul",
+        "fused_adam",
+        "synchronize",
+        "other (host, outside ops)",
+    ] {
+        assert!(text.contains(op), "{op} missing from\n{text}");
+    }
+    // The rows and "other" add up to the span.
+    let sum = report.host_total() + report.other();
+    assert!(sum >= report.span, "{sum:?} < {:?}", report.span);
+    assert!(report.host_share() > 0.0 && report.host_share() <= 1.0);
+    // A reset empties the table.
+    profile::reset();
+    assert_eq!(profile::report().count("matmul"), 0);
+    Ok(())
+});
+
+/// Whether the Vulkan adapter `dev` runs on has the features kernel timing
+/// needs, asked of wgpu directly (not of lam) so a wrong answer from lam
+/// fails the test below.
+fn has_timestamps(dev: &Device) -> bool {
+    use lam_wgpu::wgpu;
+    let want = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::VULKAN;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+    adapters
+        .iter()
+        .any(|a| dev.name().ends_with(&a.get_info().name) && a.features().contains(want))
+}
+
+#[test]
+fn vulkan_kernels_are_timed_with_timestamp_queries() {
+    let Some(dev) = common::gpu("vulkan") else {
+        return;
+    };
+    let _lock = exclusive();
+    let timestamps = has_timestamps(&dev);
+    let a = Tensor::randn(&[64, 64], &dev).expect("a");
+    dev.synchronize().expect("sync");
+    profile::enable();
+    let mut c = a.clone();
+    for _ in 0..3 {
+        c = c.matmul(&a).expect("matmul");
+    }
+    let _ = c.to_vec().expect("read");
+    let report = profile::report();
+    profile::disable();
+    let gpu = report.section(&dev.name(), Clock::Gpu);
+    let note = report
+        .section(&dev.name(), Clock::Host)
+        .and_then(|s| s.note.clone())
+        .unwrap_or_default();
+    if !timestamps {
+        eprintln!("skipped: {dev} has no timestamp queries inside passes");
+        assert!(gpu.is_none(), "{report}");
+        assert!(note.starts_with("no timestamp queries"), "{report}");
+        return;
+    }
+    assert!(note.contains("from timestamp queries"), "{report}");
+    let gpu = gpu.unwrap_or_else(|| panic!("no GPU section on {dev}:\n{report}"));
+    let matmul = gpu
+        .rows
+        .iter()
+        .find(|r| r.op == "matmul")
+        .unwrap_or_else(|| panic!("no matmul kernel row:\n{report}"));
+    assert_eq!(matmul.count, 3, "{report}");
+    assert!(!matmul.total.is_zero(), "{report}");
+    // Device time of work inside the span cannot exceed the span.
+    assert!(report.gpu_total() <= report.span, "{report}");
+}
