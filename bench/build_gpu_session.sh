@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds what bench/gpu_session.sh runs on a GPU machine that has no Rust
 # toolchain: lam-bench and the digits examples (release) and the GPU test
-# binaries, stripped, in .devbin/ (which git ignores). The binaries need a
-# glibc at least as new as this machine's.
+# binaries, stripped, in .devbin/, and packed into .devpack/bins.tar.xz
+# (about 26 MB: small enough to carry to the GPU machine, where
+# gpu_session.sh unpacks it). Add `/.devbin/` and `/.devpack/` to
+# .git/info/exclude. The binaries need a glibc at least as new as this
+# machine's.
 #
-#   bash bench/build_gpu_session.sh && du -sh .devbin
+#   bash bench/build_gpu_session.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .devbin
@@ -27,4 +30,7 @@ while read -r name exe; do
     cp "$exe" ".devbin/t-$name"
 done <<<"$tests"
 strip .devbin/*
-ls -la .devbin
+rm -rf .devpack
+mkdir -p .devpack
+tar -C .devbin -cf - . | xz -T2 -6 >.devpack/bins.tar.xz
+ls -la .devbin .devpack

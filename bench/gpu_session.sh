@@ -3,7 +3,12 @@
 # (and PyTorch with CUDA beside it), from binaries built elsewhere by
 # bench/build_gpu_session.sh. Everything it prints also goes to $OUT/gpu.log.
 #
-#   bash bench/gpu_session.sh [BINDIR]      (default .devbin)
+#   bash bench/gpu_session.sh [BINDIR]
+#
+# BINDIR defaults to .devbin, or to the unpacked .devpack/bins.tar.xz when
+# that archive is present. With the library's device tool: carry `.devpack`
+# and `.gl` (the Vulkan/EGL loader .debs, see .library/device/README.md) and
+# run `bash bench/gpu_session.sh` with a timeout of about 540 s.
 #
 # Order: what matters most first, each step under its own time limit, so a
 # slow step cannot eat the rest:
@@ -14,8 +19,22 @@
 #   3. the profiler's table for `mlp 128` on the GPU (timestamp queries);
 #   4. the digits examples on the GPU (accuracy and wall time);
 #   5. the GPU conformance and differential test binaries.
+#
+# LAM_SESSION_SMOKE=1 shrinks every size and skips steps 4-5: a check of the
+# script itself on a software adapter (lavapipe) before spending GPU time.
 set -u
-BIN=$(realpath "${1:-.devbin}")
+if [ "${LAM_SESSION_SMOKE:-0}" = 1 ]; then
+    SIZES="128 256" ITERS=2 STEPS=3 FULL=0
+else
+    SIZES="4096 8192" ITERS=0 STEPS=500 FULL=1
+fi
+if [ $# -eq 0 ] && [ -f .devpack/bins.tar.xz ]; then
+    mkdir -p /tmp/lam-bin
+    tar -C /tmp/lam-bin -xJf .devpack/bins.tar.xz
+    BIN=/tmp/lam-bin
+else
+    BIN=$(realpath "${1:-.devbin}")
+fi
 OUT=${OUT:-/tmp/lam-gpu-session}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
@@ -41,35 +60,40 @@ export LAM_DEVICE=gpu
 
 step "adapter"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.sm --format=csv
-if ! "$BIN/lam-bench" matmul 256 2 --device gpu 2>&1 | grep -qi nvidia; then
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -f $icd ] && ! "$BIN/lam-bench" matmul 256 2 --device gpu 2>&1 | grep -qi nvidia; then
     echo "no NVIDIA adapter through the default loader paths; pointing at the driver's ICD files"
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    export VK_DRIVER_FILES=$icd
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 fi
 run 60 "$BIN/lam-bench" matmul 256 2 --device gpu
 
 step "matmul"
-for n in 4096 8192; do
-    iters=$((n == 4096 ? 50 : 10))
+for n in $SIZES; do
+    iters=$((ITERS > 0 ? ITERS : (n == 4096 ? 50 : 10)))
     for tiles in 64 128; do
         LAM_MATMUL_TILES=$tiles run 120 "$BIN/lam-bench" matmul $n $iters --device gpu
     done
     run 120 python3 bench/torch_bench_cuda.py matmul $n $iters
 done
-run 120 "$BIN/lam-bench" matmul-sweep --device gpu
+[ "$FULL" = 1 ] && run 120 "$BIN/lam-bench" matmul-sweep --device gpu
 
 step "mlp and cnn: lam (gpu) alternating with torch (cuda)"
 for i in 1 2 3; do
-    run 120 "$BIN/lam-bench" mlp 128 500 --device gpu
-    run 120 python3 bench/torch_bench_cuda.py mlp 128 500
-    run 120 "$BIN/lam-bench" mlp 32 500 --device gpu
-    run 120 python3 bench/torch_bench_cuda.py mlp 32 500
+    run 120 "$BIN/lam-bench" mlp 128 $STEPS --device gpu
+    run 120 python3 bench/torch_bench_cuda.py mlp 128 $STEPS
+    run 120 "$BIN/lam-bench" mlp 32 $STEPS --device gpu
+    run 120 python3 bench/torch_bench_cuda.py mlp 32 $STEPS
 done
-run 120 "$BIN/lam-bench" cnn 64 200 --device gpu
-run 120 python3 bench/torch_bench_cuda.py cnn 64 200
+run 120 "$BIN/lam-bench" cnn 64 $STEPS --device gpu
+run 120 python3 bench/torch_bench_cuda.py cnn 64 $STEPS
 
 step "profiler: mlp 128 on the gpu"
-LAM_PROFILE=1 run 120 "$BIN/lam-bench" mlp 128 200 --device gpu
+LAM_PROFILE=1 run 120 "$BIN/lam-bench" mlp 128 $STEPS --device gpu
+if [ "$FULL" != 1 ]; then
+    step "done (smoke run)"
+    exit 0
+fi
 
 step "digits examples on the gpu"
 run 180 "$BIN/digits"
