@@ -16,6 +16,8 @@
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
 //! - `parallel`: when and how an op splits its output across threads.
+//! - `pool`: recycled output vectors (no allocation in a training loop's
+//!   steady state); [`pool_stats`] counts reuses and fresh allocations.
 //! - `math`: scalar formulas that need care (erf, GELU, stable sigmoid).
 //! - `elementwise`, `reduce`, `matmul`, `index`, `window`, `max_pool`,
 //!   `random`, `fused`: the op families, one file each.
@@ -43,6 +45,7 @@ use lam_core::backend::{
 };
 use lam_core::{Backend, DType, Device, Result, Storage};
 
+pub use pool::{pool_stats, PoolStats};
 pub use storage::CpuStorage;
 use storage::{Counters, Data};
 

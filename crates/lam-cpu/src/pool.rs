@@ -14,6 +14,7 @@
 //! beyond that a freed buffer goes back to the allocator.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Vectors shorter than this go straight to the allocator.
@@ -29,6 +30,30 @@ struct Pool {
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// Requests of pooled size served by a recycled vector, and those that had
+/// to allocate: see [`PoolStats`].
+static REUSED: AtomicU64 = AtomicU64::new(0);
+static FRESH: AtomicU64 = AtomicU64::new(0);
+
+/// Counters of the process-wide CPU buffer pool, shared by every CPU device.
+/// Buffers below 4096 elements bypass the pool and are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Output buffers that reused a freed one.
+    pub reused: u64,
+    /// Output buffers that had to be allocated. In the steady state of a
+    /// training loop this stops growing.
+    pub fresh: u64,
+}
+
+/// The pool's counters so far.
+pub fn pool_stats() -> PoolStats {
+    PoolStats {
+        reused: REUSED.load(Ordering::Relaxed),
+        fresh: FRESH.load(Ordering::Relaxed),
+    }
+}
 
 fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
     // A panic elsewhere cannot leave the pool inconsistent (each operation
@@ -51,8 +76,10 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
             Some(v)
         });
         if let Some(v) = reused {
+            REUSED.fetch_add(1, Ordering::Relaxed);
             return v;
         }
+        FRESH.fetch_add(1, Ordering::Relaxed);
     }
     vec![0.0; len]
 }

@@ -3,7 +3,7 @@
 //! the global generator ([`crate::manual_seed`]); the `_seeded` forms take it
 //! directly. Either way the numbers are identical on every backend.
 
-use crate::backend::Distribution;
+use crate::backend::{Distribution, UnaryOp};
 use crate::{rng, DType, Device, Error, Layout, Result, Tensor};
 
 impl Tensor {
@@ -49,7 +49,23 @@ impl Tensor {
 
     /// Every element `value`.
     pub fn full(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
-        Tensor::from_vec(vec![value; numel(shape)], shape, device)
+        if value.to_bits() == (-0.0f32).to_bits() {
+            // 0 + (-0) is +0: the one value the device fill below cannot make.
+            return Tensor::from_vec(vec![value; numel(shape)], shape, device);
+        }
+        // Filled on the device (zeros, then + value) rather than uploaded:
+        // a GPU upload needs a new buffer each time, while these two ops
+        // take pooled ones, so a training loop's constants (the seed of
+        // `backward()`) allocate nothing once it is warm.
+        let zeros = Tensor::zeros(shape, device)?;
+        if value == 0.0 {
+            return Ok(zeros);
+        }
+        let s = device.backend().unary(
+            UnaryOp::AddScalar(value),
+            (&zeros.storage(), zeros.layout()),
+        )?;
+        Ok(Tensor::from_storage(s, Layout::contiguous(shape), device))
     }
 
     /// Zeros with `other`'s shape and device.
