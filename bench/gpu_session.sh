@@ -96,11 +96,19 @@ if [ "$FULL" != 1 ]; then
 fi
 
 step "digits examples on the gpu"
-run 180 "$BIN/digits"
-run 300 "$BIN/digits_cnn"
+run 120 "$BIN/digits"
+run 150 "$BIN/digits_cnn"
 
-step "gpu tests (conformance bodies on the NVIDIA adapter, differential vs cpu)"
+step "gpu tests (conformance bodies on the NVIDIA adapter, differential vs cpu), in parallel"
+mkdir -p /tmp/lam-test-logs
 for t in "$BIN"/t-*; do
-    run 240 "$t" --test-threads 4 2>&1 | grep -E "^test result|FAILED|panicked|skipped" | head -40
+    name=$(basename "$t")
+    (timeout 150 "$t" --test-threads 2 >"/tmp/lam-test-logs/$name.log" 2>&1
+        echo "(exit $?)" >>"/tmp/lam-test-logs/$name.log") &
+done
+wait
+for log in /tmp/lam-test-logs/*.log; do
+    echo "--- $(basename "$log" .log)"
+    grep -E "^test result|FAILED|panicked|skipped|^\(exit" "$log" | head -20
 done
 step "done"
