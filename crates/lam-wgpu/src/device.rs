@@ -283,6 +283,14 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         gpu_limits,
         timestamps,
     );
+    // Some drivers advertise compute but cannot compile it: NVIDIA's EGL
+    // gives wgpu's GL backend a context whose GLSL version lacks compute
+    // shaders and storage buffers. Building one small pipeline now turns
+    // that into an error at open, so the adapter is passed over, instead of
+    // every op failing later.
+    gpu.pipelines
+        .get(&gpu.device, crate::kernels::FILL, &[])
+        .map_err(|e| Error::Device(format!("the adapter cannot build compute pipelines: {e}")))?;
     let timed = lock(&gpu.state).timer.is_some();
     lam_core::profile::note_device(&gpu.describe(), timing_note(timed));
     Ok(Device::new(Arc::new(WgpuBackend::new(Arc::new(gpu)))))

@@ -56,6 +56,9 @@ impl PipelineCache {
         // same variant, which is harmless (the second insert wins).
         let module = self.module(device, kernel.shader)?;
         let (layout, pipeline_layout) = self.layout(device, kernel.bindings);
+        // A driver that fails to compile the translated shader (GL's GLSL
+        // compiler, say) reports an internal error, not a validation one.
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let label = format!("{}::{}", kernel.shader.file(), kernel.entry);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -70,7 +73,8 @@ impl PipelineCache {
             },
             cache: None,
         });
-        if let Some(e) = block_on(scope.pop()) {
+        let errors = [block_on(scope.pop()), block_on(internal.pop())];
+        if let Some(e) = errors.into_iter().flatten().next() {
             return Err(Error::Device(format!(
                 "building pipeline {label} with {constants:?} failed: {e}"
             )));
