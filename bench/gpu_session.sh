@@ -44,7 +44,7 @@ run() {
     local limit=$1
     shift
     echo "\$ $*"
-    timeout "$limit" "$@"
+    timeout -k 10 "$limit" "$@"
     echo "(exit $?)"
 }
 
@@ -103,7 +103,7 @@ step "gpu tests (conformance bodies on the NVIDIA adapter, differential vs cpu),
 mkdir -p /tmp/lam-test-logs
 for t in "$BIN"/t-*; do
     name=$(basename "$t")
-    (timeout 150 "$t" --test-threads 2 >"/tmp/lam-test-logs/$name.log" 2>&1
+    (timeout -k 10 150 "$t" --test-threads 2 >"/tmp/lam-test-logs/$name.log" 2>&1
         echo "(exit $?)" >>"/tmp/lam-test-logs/$name.log") &
 done
 wait
