@@ -14,6 +14,20 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// An error naming `op` unless this view has shape `want`; `what` names
+    /// the operand in the message ("input", "columns", ...).
+    pub fn expect_shape(&self, op: &'static str, what: &str, want: &[usize]) -> Result<()> {
+        if self.shape == want {
+            Ok(())
+        } else {
+            Err(Error::shape(
+                op,
+                format!("{what} of shape {want:?}"),
+                &self.shape,
+            ))
+        }
+    }
+
     /// The row-major layout of a fresh buffer of `shape`.
     pub fn contiguous(shape: &[usize]) -> Layout {
         Layout {

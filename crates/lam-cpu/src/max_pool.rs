@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use lam_core::backend::{View, WindowGeometry};
-use lam_core::{Error, Layout, Result};
+use lam_core::Result;
 use rayon::prelude::*;
 
 use crate::parallel::{CHUNK, PAR_MIN_WORK};
@@ -24,7 +24,7 @@ use crate::window::tap_spans;
 pub(crate) fn max_pool(src: View, g: &WindowGeometry) -> Result<(Vec<f32>, Vec<i32>)> {
     const OP: &str = "max_pool";
     let l = src.1;
-    check_shape(OP, "input", l, &g.image_shape())?;
+    l.expect_shape(OP, "input", &g.image_shape())?;
     let locks = ReadLocks::new(OP, &[src.0])?;
     let x = locks.f32(0, l)?;
     let [sn, sc, sy, sx] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
@@ -100,8 +100,8 @@ fn keep_first_max(best: &mut f32, win: &mut i32, v: f32, t: usize) {
 /// window's gradient added into the pixel its winning tap reads.
 pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Result<Vec<f32>> {
     const OP: &str = "max_pool_grad";
-    check_shape(OP, "gradient", grad.1, &g.out_shape())?;
-    check_shape(OP, "taps", taps.1, &g.out_shape())?;
+    grad.1.expect_shape(OP, "gradient", &g.out_shape())?;
+    taps.1.expect_shape(OP, "taps", &g.out_shape())?;
     let locks = ReadLocks::new(OP, &[grad.0, taps.0])?;
     let gv: Cow<[f32]> = gather(locks.f32(0, grad.1)?, grad.1);
     let tv: Cow<[i32]> = gather(locks.i32(1, taps.1)?, taps.1);
@@ -147,15 +147,4 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
             .for_each(|(p, img)| plane(p, img));
     }
     Ok(out)
-}
-
-fn check_shape(op: &'static str, what: &str, l: &Layout, want: &[usize; 4]) -> Result<()> {
-    if l.shape != want {
-        return Err(Error::shape(
-            op,
-            format!("{what} of shape {want:?}"),
-            &l.shape,
-        ));
-    }
-    Ok(())
 }

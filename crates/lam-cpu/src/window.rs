@@ -10,7 +10,7 @@
 //! the sum order is fixed.
 
 use lam_core::backend::{View, WindowGeometry};
-use lam_core::{Error, Layout, Result};
+use lam_core::Result;
 
 use crate::parallel::for_chunks;
 use crate::pool;
@@ -21,7 +21,7 @@ use crate::storage::ReadLocks;
 pub(crate) fn unfold(src: View, g: &WindowGeometry, pad: f32) -> Result<Vec<f32>> {
     const OP: &str = "unfold";
     let l = src.1;
-    check_shape(OP, "input", l, &g.image_shape())?;
+    l.expect_shape(OP, "input", &g.image_shape())?;
     let locks = ReadLocks::new(OP, &[src.0])?;
     let x = locks.f32(0, l)?;
     let [sn, sc, sy, sx] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
@@ -67,7 +67,7 @@ pub(crate) fn unfold(src: View, g: &WindowGeometry, pad: f32) -> Result<Vec<f32>
 pub(crate) fn fold(cols: View, g: &WindowGeometry) -> Result<Vec<f32>> {
     const OP: &str = "fold";
     let l = cols.1;
-    check_shape(OP, "columns", l, &g.cols_shape())?;
+    l.expect_shape(OP, "columns", &g.cols_shape())?;
     let locks = ReadLocks::new(OP, &[cols.0])?;
     let src = locks.f32(0, l)?;
     let [s_c, s_t, s_n, s_l] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
@@ -161,21 +161,10 @@ fn ceil_div(a: isize, b: isize) -> isize {
     -((-a).div_euclid(b))
 }
 
-fn check_shape(op: &'static str, what: &str, l: &Layout, want: &[usize; 4]) -> Result<()> {
-    if l.shape != want {
-        return Err(Error::shape(
-            op,
-            format!("{what} of shape {want:?}"),
-            &l.shape,
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lam_core::Backend;
+    use lam_core::{Backend, Layout};
 
     use crate::test_util::*;
 

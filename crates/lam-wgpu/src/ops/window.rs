@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 use lam_core::backend::{View, WindowGeometry};
-use lam_core::{DType, Error, Layout, Result, Storage};
+use lam_core::{DType, Layout, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
@@ -53,7 +53,7 @@ pub(crate) fn unfold(
     pad_value: f32,
 ) -> Result<Storage> {
     let (s, l) = input(gpu, "unfold", src, Some(DType::F32))?;
-    check_shape("unfold", "input", l, &g.image_shape())?;
+    l.expect_shape("unfold", "input", &g.image_shape())?;
     let numel = g.cols_shape().iter().product();
     let p = WindowParams {
         pad_bits: pad_value.to_bits(),
@@ -65,7 +65,7 @@ pub(crate) fn unfold(
 /// Contiguous `[N, C, H, W]` summing the taps of `cols: [C, K, N, L]`.
 pub(crate) fn fold(gpu: &Arc<Gpu>, cols: View, g: &WindowGeometry) -> Result<Storage> {
     let (s, l) = input(gpu, "fold", cols, Some(DType::F32))?;
-    check_shape("fold", "columns", l, &g.cols_shape())?;
+    l.expect_shape("fold", "columns", &g.cols_shape())?;
     let numel = g.image_shape().iter().product();
     let p = params("fold", g, l, numel)?;
     run(gpu, FOLD, &p, s.buffer(), numel)
@@ -78,7 +78,7 @@ pub(crate) fn max_pool(
     g: &WindowGeometry,
 ) -> Result<(Storage, Storage)> {
     let (s, l) = input(gpu, "max_pool", src, Some(DType::F32))?;
-    check_shape("max_pool", "input", l, &g.image_shape())?;
+    l.expect_shape("max_pool", "input", &g.image_shape())?;
     let numel = g.out_shape().iter().product();
     let p = WindowParams {
         pad_bits: f32::NEG_INFINITY.to_bits(),
@@ -106,8 +106,8 @@ pub(crate) fn max_pool_grad(
     const OP: &str = "max_pool_grad";
     let (s, l) = input(gpu, OP, grad, Some(DType::F32))?;
     let (t, tl) = input(gpu, OP, taps, Some(DType::I32))?;
-    check_shape(OP, "gradient", l, &g.out_shape())?;
-    check_shape(OP, "taps", tl, &g.out_shape())?;
+    l.expect_shape(OP, "gradient", &g.out_shape())?;
+    tl.expect_shape(OP, "taps", &g.out_shape())?;
     let numel = g.image_shape().iter().product();
     let p = WindowParams {
         t_offset: to_u32(OP, tl.offset)?,
@@ -174,17 +174,6 @@ fn run(
         grid_for(kernel.entry, numel)?,
     )?;
     Ok(out.into_storage())
-}
-
-fn check_shape(op: &'static str, what: &str, l: &Layout, want: &[usize; 4]) -> Result<()> {
-    if l.shape != want {
-        return Err(Error::shape(
-            op,
-            format!("{what} of shape {want:?}"),
-            &l.shape,
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
