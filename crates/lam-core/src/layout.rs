@@ -14,6 +14,21 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// An error naming `op` unless this view has `rank` dims; `what` names
+    /// the operand ("input", "weight", ...).
+    pub fn expect_rank(&self, op: &'static str, what: &str, rank: usize) -> Result<()> {
+        if self.rank() == rank {
+            Ok(())
+        } else {
+            Err(Error::RankMismatch {
+                op,
+                expected: format!("{rank} ({what})"),
+                found: self.rank(),
+                shape: self.shape.clone(),
+            })
+        }
+    }
+
     /// An error naming `op` unless this view has shape `want`; `what` names
     /// the operand in the message ("input", "columns", ...).
     pub fn expect_shape(&self, op: &'static str, what: &str, want: &[usize]) -> Result<()> {

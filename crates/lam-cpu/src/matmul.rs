@@ -41,15 +41,8 @@ pub(crate) fn linear(
         strides: [&[0], &l.strides[..]].concat(),
         offset: l.offset,
     };
-    if input.1.rank() != 2 || weight.1.rank() != 2 {
-        return Err(Error::invalid(
-            "fused_linear",
-            format!(
-                "input and weight must be matrices, found shapes {:?} and {:?}",
-                input.1.shape, weight.1.shape
-            ),
-        ));
-    }
+    input.1.expect_rank("fused_linear", "input [M, K]", 2)?;
+    weight.1.expect_rank("fused_linear", "weight [K, N]", 2)?;
     let (li, lw) = (as3(input.1), as3(weight.1));
     product((input.0, &li), (weight.0, &lw), bias, act)
 }
@@ -304,5 +297,26 @@ mod tests {
         assert!(be.matmul((&s, &a), (&s, &b)).is_err());
         let too_big = Layout::contiguous(&[1, 3, 3]);
         assert!(be.matmul((&s, &too_big), (&s, &too_big)).is_err());
+    }
+
+    #[test]
+    fn fused_linear_rejects_operands_that_are_not_matrices() {
+        use lam_core::backend::LinearActivation::Relu;
+        let be = backend();
+        let (s, _) = f32s(&[1.0; 12], &[12]);
+        let (m, batched) = (Layout::contiguous(&[2, 3]), Layout::contiguous(&[2, 2, 3]));
+        let k_by_n = Layout::contiguous(&[3, 2]);
+        let err = be.fused_linear((&s, &batched), (&s, &k_by_n), None, Relu);
+        assert!(matches!(
+            err,
+            Err(lam_core::Error::RankMismatch { found: 3, .. })
+        ));
+        assert!(be
+            .fused_linear((&s, &m), (&s, &batched), None, Relu)
+            .is_err());
+        let ok = be
+            .fused_linear((&s, &m), (&s, &k_by_n), None, Relu)
+            .unwrap();
+        assert_eq!(read(&ok.unwrap(), &[2, 2]), vec![3.0; 4]);
     }
 }

@@ -58,15 +58,8 @@ pub(crate) fn linear(
             return Ok(None);
         }
     }
-    if input.1.rank() != 2 || weight.1.rank() != 2 {
-        return Err(Error::invalid(
-            "fused_linear",
-            format!(
-                "input and weight must be matrices, found shapes {:?} and {:?}",
-                input.1.shape, weight.1.shape
-            ),
-        ));
-    }
+    input.1.expect_rank("fused_linear", "input [M, K]", 2)?;
+    weight.1.expect_rank("fused_linear", "weight [K, N]", 2)?;
     product(gpu, input, weight, bias, act).map(Some)
 }
 
