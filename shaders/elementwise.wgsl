@@ -172,9 +172,10 @@ fn unary_op(x: f32) -> f32 {
     let a = p.alpha;
     let b = p.beta;
     // NaN propagates through every op, as in PyTorch (max/min/clamp would
-    // drop it on some drivers), except the indicators, which are false.
+    // drop it on some drivers), except the indicators, which are false, and
+    // sign, which is 0.
     if (is_nan(x)) {
-        let indicator = OP == 19u || OP == 23u || OP == 24u || OP == 26u;
+        let indicator = OP == 18u || OP == 19u || OP == 23u || OP == 24u || OP == 26u;
         // x^0 is 1 even for NaN (C's pow).
         let power_zero = OP == 22u && a == 0.0;
         return select(select(x, 0.0, indicator), 1.0, power_zero);
@@ -214,6 +215,8 @@ fn unary_op(x: f32) -> f32 {
             return cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
         }
         case 26u: { return select(0.0, 1.0, x > a && x < b); }
+        // A true division: x * (1 / a) would round twice.
+        case 27u: { return x / a; }
         default: { return x; }
     }
 }
@@ -226,9 +229,9 @@ fn binary_op(x: f32, y: f32) -> f32 {
             case 5u, 6u: { return select(y, x, is_nan(x)); }
             case 7u, 9u, 10u, 11u, 12u: { return 0.0; }
             case 8u: { return 1.0; }
-            // A NaN gradient passes where the ReLU was active; a NaN
-            // activation blocks, as in PyTorch's threshold_backward.
-            case 13u: { return select(0.0, x, !is_nan(y) && y > 0.0); }
+            // The gradient (NaN or not) passes unless the ReLU's output is
+            // <= 0; a NaN output passes it, as PyTorch's threshold_backward.
+            case 13u: { return select(x, 0.0, !is_nan(y) && y <= 0.0); }
             default: {}
         }
     }
@@ -246,7 +249,7 @@ fn binary_op(x: f32, y: f32) -> f32 {
         case 10u: { return select(0.0, 1.0, x <= y); }
         case 11u: { return select(0.0, 1.0, x > y); }
         case 12u: { return select(0.0, 1.0, x >= y); }
-        case 13u: { return select(0.0, x, y > 0.0); }
+        case 13u: { return select(x, 0.0, y <= 0.0); }
         default: { return x; }
     }
 }

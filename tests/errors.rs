@@ -85,9 +85,11 @@ conformance!(empty_inputs, |dev| {
     expect_err(empty.max_all(), &["max", "empty"]);
     expect_err(empty.mean_all(), &["mean", "empty"]);
     expect_err(empty.argmax(0, false), &["argmax", "empty"]);
-    expect_err(empty.softmax(0), &["softmax", "empty"]);
-    // Sums of nothing are zero, as in NumPy and PyTorch.
+    // Sums of nothing are zero, and softmax of nothing is nothing, as in
+    // NumPy and PyTorch.
     assert_eq!(empty.sum_all()?.item()?, 0.0);
+    assert_eq!(empty.softmax(0)?.dims(), [0, 3]);
+    assert_eq!(empty.log_softmax(1)?.dims(), [0, 3]);
     Ok(())
 });
 

@@ -17,9 +17,9 @@ use crate::strided::gather;
 /// `cols` being the view's last dim.
 pub(crate) fn softmax(src: View, log: bool) -> Result<Vec<f32>> {
     let locks = ReadLocks::new("softmax", &[src.0])?;
-    let x = gather(locks.f32(0, src.1)?, src.1);
+    let x = gather(locks.f32(0, src.1)?, src.1)?;
     let cols = last_dim(src.1);
-    let mut out = vec![0.0; x.len()];
+    let mut out = crate::pool::take(x.len())?;
     for_chunks(&mut out, cols, x.len(), |start, row| {
         let (max, sum) = max_and_sum_exp(&x[start..start + cols]);
         for (o, &v) in row.iter_mut().zip(&x[start..]) {
@@ -39,10 +39,10 @@ pub(crate) fn softmax(src: View, log: bool) -> Result<Vec<f32>> {
 pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Vec<f32>)> {
     const OP: &str = "cross_entropy";
     let locks = ReadLocks::new(OP, &[logits.0, targets.0])?;
-    let x = gather(locks.f32(0, logits.1)?, logits.1);
+    let x = gather(locks.f32(0, logits.1)?, logits.1)?;
     let cols = last_dim(logits.1);
     let rows: usize = logits.1.shape.iter().rev().skip(1).product();
-    let targets = gather(locks.i32(1, targets.1)?, targets.1);
+    let targets = gather(locks.i32(1, targets.1)?, targets.1)?;
     if targets.len() != rows {
         return Err(Error::shape(
             OP,
@@ -69,7 +69,7 @@ pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Ve
         .zip(&targets)
         .map(|((row, &(max, sum)), &t)| max + sum.ln() - row[t])
         .collect();
-    let mut grad = vec![0.0; x.len()];
+    let mut grad = crate::pool::take(x.len())?;
     let scale = 1.0 / rows as f32;
     for_chunks(&mut grad, cols, x.len(), |start, g| {
         let r = start / cols;

@@ -97,17 +97,17 @@ impl Backend for CpuBackend {
 
     fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
         Ok(self.store(match dtype {
-            DType::F32 => Data::F32(pool::zeroed(len)),
-            DType::I32 => Data::I32(vec![0; len]),
+            DType::F32 => Data::F32(pool::zeroed(len)?),
+            DType::I32 => Data::I32(pool::fresh_zeroed(len)?),
         }))
     }
 
     fn from_f32(&self, data: &[f32]) -> Result<Storage> {
-        Ok(self.store(Data::F32(data.to_vec())))
+        Ok(self.store(Data::F32(pool::copy_of(data)?)))
     }
 
     fn from_i32(&self, data: &[i32]) -> Result<Storage> {
-        Ok(self.store(Data::I32(data.to_vec())))
+        Ok(self.store(Data::I32(pool::copy_of(data)?)))
     }
 
     fn read_f32(&self, src: View) -> Result<Vec<f32>> {

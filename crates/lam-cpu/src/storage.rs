@@ -240,13 +240,13 @@ pub(crate) fn check_bounds(op: &'static str, layout: &Layout, len: usize) -> Res
 /// The elements of an `F32` view, row-major.
 pub(crate) fn read_f32(src: View) -> Result<Vec<f32>> {
     let locks = ReadLocks::new("read_f32", &[src.0])?;
-    Ok(gather(locks.f32(0, src.1)?, src.1).into_owned())
+    Ok(gather(locks.f32(0, src.1)?, src.1)?.into_owned())
 }
 
 /// The elements of an `I32` view, row-major.
 pub(crate) fn read_i32(src: View) -> Result<Vec<i32>> {
     let locks = ReadLocks::new("read_i32", &[src.0])?;
-    Ok(gather(locks.i32(0, src.1)?, src.1).into_owned())
+    Ok(gather(locks.i32(0, src.1)?, src.1)?.into_owned())
 }
 
 /// Writes the elements of `src` into the view `dst` (same shape and dtype).
@@ -261,11 +261,11 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
         let locks = ReadLocks::new(OP, &[src.0])?;
         match locks.data(0, src.1)? {
             Data::F32(v) => {
-                let mut values = pool::take(src.1.numel());
+                let mut values = pool::take(src.1.numel())?;
                 gather_into(v, src.1, &mut values);
                 Data::F32(values)
             }
-            Data::I32(v) => Data::I32(gather(v, src.1).into_owned()),
+            Data::I32(v) => Data::I32(gather(v, src.1)?.into_owned()),
         }
     };
     let mut guard = cpu(dst.0)?.write();
@@ -286,16 +286,16 @@ pub(crate) fn cast(src: View, to: DType) -> Result<Data> {
     let locks = ReadLocks::new("cast", &[src.0])?;
     Ok(match (locks.data(0, src.1)?, to) {
         (Data::F32(v), DType::F32) => {
-            let mut out = pool::take(src.1.numel());
+            let mut out = pool::take(src.1.numel())?;
             gather_into(v, src.1, &mut out);
             Data::F32(out)
         }
-        (Data::I32(v), DType::I32) => Data::I32(gather(v, src.1).into_owned()),
+        (Data::I32(v), DType::I32) => Data::I32(gather(v, src.1)?.into_owned()),
         (Data::F32(v), DType::I32) => {
-            Data::I32(gather(v, src.1).iter().map(|&x| x as i32).collect())
+            Data::I32(gather(v, src.1)?.iter().map(|&x| x as i32).collect())
         }
         (Data::I32(v), DType::F32) => {
-            Data::F32(gather(v, src.1).iter().map(|&x| x as f32).collect())
+            Data::F32(gather(v, src.1)?.iter().map(|&x| x as f32).collect())
         }
     })
 }

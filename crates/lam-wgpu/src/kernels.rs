@@ -222,6 +222,7 @@ pub(crate) fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
         Step => (19, 0.0, 0.0),
         AddScalar(c) => (20, c, 0.0),
         MulScalar(c) => (21, c, 0.0),
+        DivScalar(c) => (27, c, 0.0),
         PowScalar(c) => (22, c, 0.0),
         GtScalar(c) => (23, c, 0.0),
         LtScalar(c) => (24, c, 0.0),

@@ -29,7 +29,7 @@ pub enum UnaryOp {
     Softplus,
     /// `min(max(x, lo), hi)`.
     Clamp(f32, f32),
-    /// -1, 0 or 1.
+    /// -1, 0 or 1; NaN gives 0, as PyTorch's `sign`.
     Sign,
     /// `1` where `x > 0`, else `0` (the derivative of relu).
     Step,
@@ -37,6 +37,8 @@ pub enum UnaryOp {
     AddScalar(f32),
     /// `x * c`.
     MulScalar(f32),
+    /// `x / c`, a true division (not `x * (1 / c)`, which rounds twice).
+    DivScalar(f32),
     /// `x ^ p`.
     PowScalar(f32),
     /// `1` where `x > c`, else `0`.
@@ -66,8 +68,9 @@ pub enum BinaryOp {
     Le,
     Gt,
     Ge,
-    /// `a` where `b > 0`, else `0`: the upstream gradient `a` through a ReLU
-    /// whose output is `b` (one pass instead of `a * step(b)`).
+    /// `0` where `b <= 0`, else `a`: the upstream gradient `a` through a
+    /// ReLU whose output is `b` (one pass instead of `a * step(b)`). A NaN
+    /// output passes the gradient, as PyTorch's `threshold_backward` does.
     ReluGrad,
 }
 

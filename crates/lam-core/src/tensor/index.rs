@@ -23,12 +23,13 @@ impl Tensor {
             });
         }
         index.check_indices("index_select", self.dims()[d])?;
+        let mut shape = self.shape();
+        shape[d] = index.numel();
+        crate::layout::checked_numel("index_select", &shape)?;
         let (s, i) = (self.storage(), index.storage());
         let out = self
             .backend()
             .index_select((&s, self.layout()), d, (&i, index.layout()))?;
-        let mut shape = self.shape();
-        shape[d] = index.numel();
         let (in_shape, idx) = (self.shape(), index.clone());
         Ok(Tensor::from_op(
             "index_select",

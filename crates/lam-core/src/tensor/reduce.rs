@@ -1,6 +1,13 @@
 //! Reductions over chosen axes (with `keepdim`) and over all elements: sum,
 //! mean, max, min, argmax, argmin, var. Axes may be negative. The backend
 //! always keeps reduced dims as size 1; dropping them is a free reshape here.
+//!
+//! Means and variances are computed around one element of each group (a
+//! shift, as Welford-style algorithms do): the values summed are then small
+//! where the data is nearly constant, and exactly zero where it is constant,
+//! so the mean of equal values is exactly that value and their variance
+//! exactly 0 — what makes LayerNorm and BatchNorm of a constant row exactly
+//! 0, as in PyTorch.
 
 use crate::backend::ReduceOp;
 use crate::layout::normalize_axis;
@@ -28,14 +35,21 @@ impl Tensor {
         self.sum(&[], false)
     }
 
-    /// Mean over `dims` (all dims when empty).
+    /// Mean over `dims` (all dims when empty); exactly `v` for equal values
+    /// `v` (see the module doc). An error for an empty group, where PyTorch
+    /// gives NaN.
     pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         let axes = self.resolve_axes("mean", dims)?;
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
         if count == 0 {
             return Err(Error::Empty { op: "mean" });
         }
-        self.sum(dims, keepdim)?.mul_scalar(1.0 / count as f32)
+        let (shift, centered) = self.shifted(&axes)?;
+        centered
+            .sum(dims, true)?
+            .div_scalar(count as f32)?
+            .add(&shift)?
+            .drop_axes(&axes, keepdim)
     }
 
     /// Mean of all elements, as a 0-d tensor.
@@ -75,6 +89,17 @@ impl Tensor {
 
     /// Variance over `dims`; `unbiased` divides by `n - 1` (PyTorch's default).
     pub fn var(&self, dims: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+        Ok(self.var_mean(dims, keepdim, unbiased)?.0)
+    }
+
+    /// Variance and mean over `dims` from one shared centring (PyTorch's
+    /// `var_mean`); exactly 0 and `v` for equal values `v`.
+    pub fn var_mean(
+        &self,
+        dims: &[isize],
+        keepdim: bool,
+        unbiased: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let axes = self.resolve_axes("var", dims)?;
         let n: usize = axes.iter().map(|&a| self.dims()[a]).product();
         let denom = if unbiased { n.saturating_sub(1) } else { n };
@@ -84,11 +109,18 @@ impl Tensor {
                 format!("needs more than {} elements per group", n),
             ));
         }
-        let centered = self.sub(&self.mean(dims, true)?)?;
-        centered
+        let (shift, centered) = self.shifted(&axes)?;
+        let centered_mean = centered.sum(dims, true)?.div_scalar(n as f32)?;
+        let var = centered
+            .sub(&centered_mean)?
             .square()?
-            .sum(dims, keepdim)?
-            .mul_scalar(1.0 / denom as f32)
+            .sum(dims, true)?
+            .div_scalar(denom as f32)?;
+        let mean = centered_mean.add(&shift)?;
+        Ok((
+            var.drop_axes(&axes, keepdim)?,
+            mean.drop_axes(&axes, keepdim)?,
+        ))
     }
 
     /// Sums broadcast dims away so the result has `shape` (the gradient of
@@ -135,8 +167,9 @@ impl Tensor {
         let reduced: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
         let out = Tensor::from_op(name, storage, layout, &[self], move |g| {
             // The gradient goes to every element equal to the extremum,
-            // divided by how many there are.
-            let mask = x.eq(&y)?;
+            // divided by how many there are; a NaN extremum is the group's
+            // NaNs (PyTorch's evenly_distribute_backward).
+            let mask = x.eq(&y)?.add(&x.is_nan()?.mul(&y.is_nan()?)?)?;
             let count = if reduced.is_empty() {
                 mask.clone()
             } else {
@@ -160,6 +193,20 @@ impl Tensor {
         Tensor::constant(storage, layout, &self.device())
             .with_int_range(Some((0, last)))
             .drop_axes(&[axis], keepdim)
+    }
+
+    /// The shift of each group over `axes` (its first element, detached —
+    /// a constant, so gradients are those of the plain formulas — with ±inf
+    /// replaced by ±f32::MAX so an infinite first element cannot turn the
+    /// group's other infinities into NaN) and `self` minus it.
+    fn shifted(&self, axes: &[usize]) -> Result<(Tensor, Tensor)> {
+        let mut first = self.detach();
+        for &a in axes {
+            first = first.narrow(a as isize, 0, 1)?;
+        }
+        let shift = first.clamp(-f32::MAX, f32::MAX)?;
+        let centered = self.sub(&shift)?;
+        Ok((shift, centered))
     }
 
     /// Runs the backend reduction, returning storage with reduced dims of size 1.
