@@ -124,7 +124,7 @@ fn run_case(
     let inputs = build_inputs(case, dev).map_err(|e| format!("building the inputs: {e}"))?;
     if let Some(why) = case.get("err") {
         queue.flush(report);
-        return expect_error(op(op_name, &args, &inputs, dev), why);
+        return expect_error(name, op(op_name, &args, &inputs, dev), why);
     }
     let outcome = op(op_name, &args, &inputs, dev).map_err(|e| format!("lam error: {e}"))?;
     let expected_out = case["out"].as_array().expect("out");
@@ -204,8 +204,18 @@ fn input_grad(inputs: &Inputs, outcome: &Outcome, i: usize) -> Option<Option<Ten
     leaf.requires_grad().then(|| leaf.grad())
 }
 
-fn expect_error(result: lam::Result<Outcome>, why: &Value) -> Result<(), String> {
-    let Ok(outcome) = result else { return Ok(()) };
+/// `LAM_DIFF_VERBOSE=1` prints lam's message for every expected error, to
+/// check that each fails for the reason PyTorch gives.
+fn expect_error(name: &str, result: lam::Result<Outcome>, why: &Value) -> Result<(), String> {
+    let outcome = match result {
+        Err(e) => {
+            if std::env::var("LAM_DIFF_VERBOSE").as_deref() == Ok("1") {
+                println!("{name}: lam: {e} | PyTorch: {}", why.as_str().unwrap_or(""));
+            }
+            return Ok(());
+        }
+        Ok(outcome) => outcome,
+    };
     // A device may report a bad input at the next readback instead.
     for t in &outcome.outputs {
         let read = match t.dtype() {
