@@ -45,6 +45,20 @@ pub fn compare(
     tol: Tol,
     exact: bool,
 ) -> Result<Measure, String> {
+    compare_with_slack(actual, expected, e, tol, exact, &[])
+}
+
+/// [`compare`] with an extra absolute allowance per element (`slack`, empty
+/// for none): the scale an element was computed at, when it is not the
+/// array's.
+pub fn compare_with_slack(
+    actual: &[f32],
+    expected: &[f32],
+    e: f32,
+    tol: Tol,
+    exact: bool,
+    slack: &[f32],
+) -> Result<Measure, String> {
     if actual.len() != expected.len() {
         return Err(format!(
             "{} values, expected {}",
@@ -79,6 +93,7 @@ pub fn compare(
                     + tol.rtol as f64 * x.abs() as f64
                     + tol.ntol as f64 * scale as f64
                     + 2.0 * e as f64
+                    + slack.get(i).copied().unwrap_or(0.0) as f64
             };
             d <= bound
         };

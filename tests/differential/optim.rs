@@ -183,34 +183,43 @@ fn optimizer(
                 .get(buf)
                 .ok_or_else(|| format!("param {i}: no state buffer {buf}"))?;
             // Moments are sums of terms as large as the gradients (their
-            // squares for second moments): the error scales with those.
-            let g = scales[i] * steps.len() as f32;
-            let scale = if buf.contains("sq") || buf.contains("square") || buf == "sum" {
-                g * g
-            } else {
-                g
-            };
-            let tol = Tol::new(TOL.atol + 2e-6 * scale, TOL.rtol, TOL.ntol);
-            queue.push(name, format!("param {i} {buf}"), t, entry, tol, false)?;
+            // squares for second moments): each element's error scales with
+            // its own gradients.
+            let squared = buf.contains("sq") || buf.contains("square") || buf == "sum";
+            let slack = scales[i]
+                .iter()
+                .map(|&g| {
+                    let g = g * steps.len() as f32;
+                    2e-6 * if squared { g * g } else { g }
+                })
+                .collect();
+            let what = format!("param {i} {buf}");
+            queue.push_with_slack(name, what, t, entry, TOL, false, slack)?;
         }
     }
     Ok(())
 }
 
-/// The largest finite |gradient| each parameter receives over the steps.
-fn gradient_scales(steps: &[Value]) -> Vec<f32> {
+/// Per parameter, per element: the largest finite |gradient| it receives
+/// over the steps.
+fn gradient_scales(steps: &[Value]) -> Vec<Vec<f32>> {
     let n = steps
         .first()
         .and_then(|s| s.as_array())
         .map_or(0, |s| s.len());
     (0..n)
         .map(|i| {
-            steps
-                .iter()
-                .filter(|s| !s[i].is_null())
-                .flat_map(|s| array(&serde_json::json!({ "f": s[i] })).floats())
-                .filter(|v| v.is_finite())
-                .fold(0f32, |m, v| m.max(v.abs()))
+            let mut scale: Vec<f32> = Vec::new();
+            for s in steps.iter().filter(|s| !s[i].is_null()) {
+                let g = array(&serde_json::json!({ "f": s[i] })).floats();
+                scale.resize(g.len(), 0.0);
+                for (m, v) in scale.iter_mut().zip(g) {
+                    if v.is_finite() {
+                        *m = m.max(v.abs());
+                    }
+                }
+            }
+            scale
         })
         .collect()
 }

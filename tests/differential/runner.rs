@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use lam::prelude::*;
 use serde_json::Value;
 
-use super::check::{compare, Report, Tol};
+use super::check::{compare_with_slack, Report, Tol};
 use super::fixture::{array, cases, list, Args, Array};
 
 /// A case's inputs: each viewed tensor, its gradient leaf (the stored base
@@ -292,6 +292,7 @@ struct Pending {
     e: f32,
     tol: Tol,
     exact: bool,
+    slack: Vec<f32>,
 }
 
 /// Values to compare, read back in batches.
@@ -315,6 +316,21 @@ impl Queue {
         entry: &Value,
         tol: Tol,
         exact: bool,
+    ) -> Result<(), String> {
+        self.push_with_slack(case, what, t, entry, tol, exact, Vec::new())
+    }
+
+    /// [`Queue::push`] with an extra absolute allowance per element.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_with_slack(
+        &mut self,
+        case: &str,
+        what: String,
+        t: &Tensor,
+        entry: &Value,
+        tol: Tol,
+        exact: bool,
+        slack: Vec<f32>,
     ) -> Result<(), String> {
         let expected = array(entry);
         let want = match expected {
@@ -344,6 +360,7 @@ impl Queue {
             e,
             tol,
             exact,
+            slack,
         });
         Ok(())
     }
@@ -355,7 +372,7 @@ impl Queue {
         let mut failed: Vec<String> = Vec::new();
         for (p, v) in items.iter().zip(values) {
             let result = v.and_then(|v| {
-                compare(&v, &p.expected.floats(), p.e, p.tol, p.exact).map_err(|e| e.to_string())
+                compare_with_slack(&v, &p.expected.floats(), p.e, p.tol, p.exact, &p.slack)
             });
             match result {
                 Ok(m) => report.record(&p.case, m),
