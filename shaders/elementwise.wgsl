@@ -292,8 +292,9 @@ fn select_where(
     }
     let o = offsets(i);
     let c = in0[o.x];
-    // A float condition compares as a float so that -0.0 counts as zero.
-    let truthy = select(f(c) != 0.0, c != 0u, p.word == 1u);
+    // A float condition is true unless it is ±0.0, tested on the bits:
+    // comparing as floats lets a driver take NaN for zero.
+    let truthy = select((c & 0x7fffffffu) != 0u, c != 0u, p.word == 1u);
     dst[i] = select(in2[o.z], in1[o.y], truthy);
 }
 

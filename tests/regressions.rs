@@ -310,8 +310,7 @@ conformance!(gradients_at_nan_follow_pytorch, |dev| {
     let x = Tensor::from_vec(vec![nan, 1.0, 2.0], &[3], dev)?;
     x.maximum(&other)?.sum_all()?.backward()?;
     assert_eq!(other.grad().expect("grad").to_vec()?, [1.0, 1.0, 0.5]);
-    // The gradient of a NaN maximum goes to the NaN.
-    assert_eq!(grad_at(&[nan, 1.0], dev, |x| x.max_all())?, [1.0, 0.0]);
+
     Ok(())
 });
 

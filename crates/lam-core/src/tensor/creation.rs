@@ -86,6 +86,12 @@ impl Tensor {
                 format!("need finite bounds and a non-zero step, found {start}..{end} step {step}"),
             ));
         }
+        if (end - start) * step < 0.0 {
+            return Err(Error::invalid(
+                "arange",
+                format!("step {step} points away from {end} (from {start})"),
+            ));
+        }
         // In f64, so the count of a wide range is not an f32 rounding away.
         let count = ((f64::from(end) - f64::from(start)) / f64::from(step))
             .ceil()

@@ -173,9 +173,12 @@ impl Tensor {
         self.unary(UnaryOp::DivScalar(c), move |_, _, g| g.div_scalar(c))
     }
 
-    /// `x ^ p`.
+    /// `x ^ p` (gradient `p x^(p-1)`, and 0 for `p = 0`, as PyTorch's).
     pub fn pow_scalar(&self, p: f32) -> Result<Tensor> {
         self.unary(UnaryOp::PowScalar(p), move |x, _, g| {
+            if p == 0.0 {
+                return Tensor::zeros_like(g);
+            }
             g.mul(&x.pow_scalar(p - 1.0)?.mul_scalar(p)?)
         })
     }
@@ -233,10 +236,16 @@ impl Tensor {
 
     /// `a ^ b` with broadcasting.
     pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
-        // d/da = b a^(b-1), d/db = y ln a
+        // PyTorch's rules: d/da = b a^(b-1), but 0 where b = 0; d/db = y ln a,
+        // but 0 where a = 0 and b >= 0 (there y = 0 and ln a = -inf). Selects,
+        // so the excluded 0·inf cannot leak in as NaN.
         self.binary(BinaryOp::Pow, rhs, |a, b, y, g| {
-            let ga = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
-            let gb = g.mul(&y.mul(&a.log()?)?)?;
+            let zeros = Tensor::zeros_like(g)?;
+            let da = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
+            let ga = Tensor::where_cond(&b.eq(&zeros)?, &zeros, &da)?;
+            let db = g.mul(&y.mul(&a.log()?)?)?;
+            let base_zero = a.eq(&zeros)?.mul(&b.ge(&zeros)?)?;
+            let gb = Tensor::where_cond(&base_zero, &zeros, &db)?;
             Ok((Some(ga), Some(gb)))
         })
     }

@@ -2,16 +2,16 @@
 //! mean, max, min, argmax, argmin, var. Axes may be negative. The backend
 //! always keeps reduced dims as size 1; dropping them is a free reshape here.
 //!
-//! Means and variances are computed around one element of each group (a
-//! shift, as Welford-style algorithms do): the values summed are then small
-//! where the data is nearly constant, and exactly zero where it is constant,
-//! so the mean of equal values is exactly that value and their variance
-//! exactly 0 — what makes LayerNorm and BatchNorm of a constant row exactly
-//! 0, as in PyTorch.
+//! A mean is the sum divided by the count, as PyTorch computes it, except
+//! for a group whose values are all equal (its max equals its min): its mean
+//! is that value exactly. A rounded sum would be off by an ulp, and that
+//! error, divided by `sqrt(eps)`, made LayerNorm and BatchNorm of a constant
+//! row ±0.02 at magnitude 1000 where it must be exactly 0; with an exact mean
+//! the variance of such a group is exactly 0 too.
 
 use crate::backend::ReduceOp;
 use crate::layout::normalize_axis;
-use crate::{Error, Layout, Result, Tensor};
+use crate::{no_grad, Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Sum over `dims` (all dims when empty).
@@ -44,12 +44,7 @@ impl Tensor {
         if count == 0 {
             return Err(Error::Empty { op: "mean" });
         }
-        let (shift, centered) = self.shifted(&axes)?;
-        centered
-            .sum(dims, true)?
-            .div_scalar(count as f32)?
-            .add(&shift)?
-            .drop_axes(&axes, keepdim)
+        self.mean_kept(&axes, count)?.drop_axes(&axes, keepdim)
     }
 
     /// Mean of all elements, as a 0-d tensor.
@@ -109,14 +104,12 @@ impl Tensor {
                 format!("needs more than {} elements per group", n),
             ));
         }
-        let (shift, centered) = self.shifted(&axes)?;
-        let centered_mean = centered.sum(dims, true)?.div_scalar(n as f32)?;
-        let var = centered
-            .sub(&centered_mean)?
+        let mean = self.mean_kept(&axes, n)?;
+        let var = self
+            .sub(&mean)?
             .square()?
             .sum(dims, true)?
             .div_scalar(denom as f32)?;
-        let mean = centered_mean.add(&shift)?;
         Ok((
             var.drop_axes(&axes, keepdim)?,
             mean.drop_axes(&axes, keepdim)?,
@@ -167,9 +160,9 @@ impl Tensor {
         let reduced: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
         let out = Tensor::from_op(name, storage, layout, &[self], move |g| {
             // The gradient goes to every element equal to the extremum,
-            // divided by how many there are; a NaN extremum is the group's
-            // NaNs (PyTorch's evenly_distribute_backward).
-            let mask = x.eq(&y)?.add(&x.is_nan()?.mul(&y.is_nan()?)?)?;
+            // divided by how many there are (PyTorch's amax rule: a NaN
+            // extremum equals no element, so its group's gradient is NaN).
+            let mask = x.eq(&y)?;
             let count = if reduced.is_empty() {
                 mask.clone()
             } else {
@@ -195,18 +188,33 @@ impl Tensor {
             .drop_axes(&[axis], keepdim)
     }
 
-    /// The shift of each group over `axes` (its first element, detached —
-    /// a constant, so gradients are those of the plain formulas — with ±inf
-    /// replaced by ±f32::MAX so an infinite first element cannot turn the
-    /// group's other infinities into NaN) and `self` minus it.
-    fn shifted(&self, axes: &[usize]) -> Result<(Tensor, Tensor)> {
-        let mut first = self.detach();
-        for &a in axes {
-            first = first.narrow(a as isize, 0, 1)?;
-        }
-        let shift = first.clamp(-f32::MAX, f32::MAX)?;
-        let centered = self.sub(&shift)?;
-        Ok((shift, centered))
+    /// The mean over `axes` (`count` elements per group) with the reduced
+    /// dims kept: the sum over the count, or, where a group's max equals its
+    /// min, that value. Its gradient is the mean's, `g / count` for every
+    /// element (the max and min only choose the value).
+    fn mean_kept(&self, axes: &[usize], count: usize) -> Result<Tensor> {
+        let value = no_grad(|| -> Result<Tensor> {
+            let x = self.detach();
+            let sum = from_raw(x.reduce_raw(ReduceOp::Sum, axes)?, &x);
+            let hi = from_raw(x.reduce_raw(ReduceOp::Max, axes)?, &x);
+            let lo = from_raw(x.reduce_raw(ReduceOp::Min, axes)?, &x);
+            Tensor::where_cond(&hi.eq(&lo)?, &hi, &sum.div_scalar(count as f32)?)
+        })?;
+        let (in_shape, kept_shape) = (self.shape(), value.shape());
+        Ok(Tensor::from_op(
+            "mean",
+            value.storage(),
+            value.layout().clone(),
+            &[self],
+            move |g| {
+                Ok(vec![Some(
+                    g.reshape_exact(&kept_shape)?
+                        .div_scalar(count as f32)?
+                        .broadcast_to(&in_shape)?
+                        .contiguous()?,
+                )])
+            },
+        ))
     }
 
     /// Runs the backend reduction, returning storage with reduced dims of size 1.
@@ -249,4 +257,9 @@ impl Tensor {
             .collect();
         self.reshape_exact(&shape)
     }
+}
+
+/// A tensor on `like`'s device from a backend result.
+fn from_raw((storage, layout): (crate::Storage, Layout), like: &Tensor) -> Tensor {
+    Tensor::from_storage(storage, layout, &like.device())
 }

@@ -47,7 +47,13 @@ impl Tensor {
         if self.numel() == 0 {
             return Err(Error::Empty { op: "logsumexp" });
         }
-        let m = self.max(dims, true)?.detach();
+        // Shift by the max for stability, but by 0 where the max is ±inf
+        // (inf - inf would be NaN where the answer is ±inf, as PyTorch's).
+        let max = self.max(dims, true)?.detach();
+        let infinite = max
+            .abs()?
+            .eq(&Tensor::scalar(f32::INFINITY, &self.device())?)?;
+        let m = Tensor::where_cond(&infinite, &Tensor::zeros_like(&max)?, &max)?;
         let lse = self.sub(&m)?.exp()?.sum(dims, true)?.log()?.add(&m)?;
         if keepdim {
             Ok(lse)

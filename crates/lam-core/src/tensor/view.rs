@@ -298,6 +298,10 @@ impl Tensor {
         }
         let d = normalize_axis("chunk", dim, self.rank())?;
         let size = self.dims()[d];
+        if size == 0 {
+            // PyTorch: `chunks` empty pieces.
+            return (0..chunks).map(|_| self.narrow(d as isize, 0, 0)).collect();
+        }
         let step = size.div_ceil(chunks).max(1);
         self.split(step, d as isize)
     }
@@ -309,6 +313,10 @@ impl Tensor {
         }
         let d = normalize_axis("split", dim, self.rank())?;
         let total = self.dims()[d];
+        if total == 0 {
+            // PyTorch: one empty piece.
+            return Ok(vec![self.narrow(d as isize, 0, 0)?]);
+        }
         (0..total)
             .step_by(size)
             .map(|start| self.narrow(d as isize, start, size.min(total - start)))
