@@ -9,7 +9,7 @@ use lam_core::backend::{
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
-use crate::ops::{elementwise, fused, index, matmul, random, reduce, window};
+use crate::ops::{elementwise, index, matmul, random, reduce, softmax, window};
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
 /// command queue. Created by [`crate::gpu_device`] and friends.
@@ -127,7 +127,7 @@ impl Backend for WgpuBackend {
     }
 
     fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
-        fused::softmax(&self.gpu, src, log)
+        softmax::softmax(&self.gpu, src, log)
     }
 
     fn fused_cross_entropy(
@@ -135,7 +135,7 @@ impl Backend for WgpuBackend {
         logits: View,
         targets: View,
     ) -> Result<Option<(Storage, Storage)>> {
-        fused::cross_entropy(&self.gpu, logits, targets)
+        softmax::cross_entropy(&self.gpu, logits, targets)
     }
 
     fn fused_linear(
@@ -156,7 +156,7 @@ impl Backend for WgpuBackend {
         v: &Storage,
         step: &AdamStep,
     ) -> Result<bool> {
-        fused::adam(&self.gpu, param, grad, m, v, step)
+        softmax::adam(&self.gpu, param, grad, m, v, step)
     }
 
     fn stats(&self) -> DeviceStats {

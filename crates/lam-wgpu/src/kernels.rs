@@ -17,10 +17,10 @@ pub(crate) enum Shader {
     Matmul,
     MatmulLarge,
     Index,
-    Scatter,
+    IndexScatter,
     Random,
     Softmax,
-    Optim,
+    Adam,
     Window,
 }
 
@@ -33,10 +33,10 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulLarge => "matmul_large.wgsl",
             Shader::Index => "index.wgsl",
-            Shader::Scatter => "scatter.wgsl",
+            Shader::IndexScatter => "index_scatter.wgsl",
             Shader::Random => "random.wgsl",
             Shader::Softmax => "softmax.wgsl",
-            Shader::Optim => "optim.wgsl",
+            Shader::Adam => "adam.wgsl",
             Shader::Window => "window.wgsl",
         }
     }
@@ -49,10 +49,10 @@ impl Shader {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::MatmulLarge => include_str!("../../../shaders/matmul_large.wgsl"),
             Shader::Index => include_str!("../../../shaders/index.wgsl"),
-            Shader::Scatter => include_str!("../../../shaders/scatter.wgsl"),
+            Shader::IndexScatter => include_str!("../../../shaders/index_scatter.wgsl"),
             Shader::Random => include_str!("../../../shaders/random.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
+            Shader::Adam => include_str!("../../../shaders/adam.wgsl"),
             Shader::Window => include_str!("../../../shaders/window.wgsl"),
         }
     }
@@ -141,26 +141,29 @@ pub(crate) const SCATTER_ADD: Kernel = kernel(
     "scatter_add",
     &[(1, Read), (2, Read), (3, ReadWrite)],
 );
-/// scatter.wgsl: index, counts (atomic), offsets, list, src, out.
-pub(crate) const CSR_COUNT: Kernel =
-    kernel(Shader::Scatter, "csr_count", &[(1, Read), (2, ReadWrite)]);
+/// index_scatter.wgsl: index, counts (atomic), offsets, list, src, out.
+pub(crate) const CSR_COUNT: Kernel = kernel(
+    Shader::IndexScatter,
+    "csr_count",
+    &[(1, Read), (2, ReadWrite)],
+);
 pub(crate) const CSR_SCAN: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "csr_scan",
     &[(2, ReadWrite), (3, ReadWrite)],
 );
 pub(crate) const CSR_FILL: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "csr_fill",
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 );
 pub(crate) const CSR_SORT: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "csr_sort",
     &[(3, ReadWrite), (4, ReadWrite)],
 );
 pub(crate) const SCATTER_ROWS: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "scatter_rows",
     &[(3, ReadWrite), (4, ReadWrite), (5, Read), (6, ReadWrite)],
 );
@@ -174,7 +177,7 @@ pub(crate) const CROSS_ENTROPY: Kernel = kernel(
 );
 /// grad, param, m, v.
 pub(crate) const ADAM: Kernel = kernel(
-    Shader::Optim,
+    Shader::Adam,
     "adam",
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 );

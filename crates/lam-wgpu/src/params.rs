@@ -118,7 +118,7 @@ pub(crate) struct RowParams {
     pub inv_rows: f32,
 }
 
-/// optim.wgsl.
+/// adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct AdamParams {

@@ -5,7 +5,7 @@
 //! output element sums its matching sources in index order. When the index
 //! varies only along `dim` (the gradients of index_select and embeddings),
 //! it is first inverted into per-row lists
-//! (scatter.wgsl), so each source element is read once instead of once per
+//! (index_scatter.wgsl), so each source element is read once instead of once per
 //! output row; otherwise every output element scans the index (index.wgsl).
 
 use std::sync::Arc;
@@ -115,7 +115,7 @@ pub(crate) fn scatter_add(
     )
 }
 
-/// scatter_add through per-row lists of the index (see scatter.wgsl).
+/// scatter_add through per-row lists of the index (see index_scatter.wgsl).
 fn scatter_rows(
     gpu: &Arc<Gpu>,
     p: IndexParams,

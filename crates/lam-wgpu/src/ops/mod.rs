@@ -12,14 +12,14 @@
 //! - [`index`]: index_select, gather, scatter_add (deterministic, no float atomics)
 //! - [`window`]: unfold (im2col) and fold (col2im, a gather)
 //! - [`random`]: seeded uniform and normal fills
-//! - [`fused`]: softmax, log-softmax, cross-entropy, Adam
+//! - [`softmax`]: softmax, log-softmax, cross-entropy, Adam
 
 pub(crate) mod elementwise;
-pub(crate) mod fused;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod random;
 pub(crate) mod reduce;
+pub(crate) mod softmax;
 pub(crate) mod window;
 
 use std::sync::Arc;

@@ -11,11 +11,11 @@
 mod common;
 
 mod elementwise;
-mod fused;
 mod index;
 mod matmul;
 mod random;
 mod reduce;
+mod softmax;
 mod window;
 
 use lam_core::{Backend, Device, Storage};

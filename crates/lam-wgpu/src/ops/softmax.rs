@@ -1,6 +1,6 @@
 //! Fused kernels that replace lam-core's composites: softmax, log-softmax
 //! and cross-entropy (softmax.wgsl, one workgroup per row, one dispatch
-//! instead of five or more), and the Adam/AdamW step (optim.wgsl, one
+//! instead of five or more), and the Adam/AdamW step (adam.wgsl, one
 //! dispatch per parameter instead of a dozen elementwise ops).
 
 use std::sync::Arc;
