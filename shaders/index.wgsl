@@ -10,44 +10,16 @@
 // along `dim`. That is deterministic and needs no float atomics; the cost is
 // O(output x index extent along dim).
 
-// Mirrors `IndexParams` in crates/lam-wgpu/src/params.rs.
-struct Params {
-    numel: u32,
-    rank: u32,
-    dim: u32,
-    src_offset: u32,
-    idx_offset: u32,
-    // index_select: the length of the 1-d index; scatter_add: index.shape[dim].
-    idx_len: u32,
-    // Size of src along `dim` (index_select, gather) for range checks.
-    src_dim: u32,
-    idx_stride1d: u32,
-    shape: array<vec4<u32>, 2>,
-    src_stride: array<vec4<u32>, 2>,
-    idx_shape: array<vec4<u32>, 2>,
-    idx_stride: array<vec4<u32>, 2>,
-}
+// #include "lib/index_params.wgsl"
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read> index: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<u32>;
 
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
-
-fn at(a: array<vec4<u32>, 2>, d: u32) -> u32 {
-    return a[d >> 2u][d & 3u];
-}
-
-fn element(wid: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * GRID_X) * WG + lid;
-}
-
 // out[.., i, ..] = src[.., index[i], ..] along dim; out has p.shape.
 @compute @workgroup_size(WG)
-fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn index_select(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
@@ -70,8 +42,8 @@ fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 
 // out[p] = src[p with p[dim] = index[p]]; out and index have p.shape.
 @compute @workgroup_size(WG)
-fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn gather(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
@@ -103,37 +75,19 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
 // out (shape p.shape, f32) = zeros, then out[.., index[.., j, ..], ..] += src[.., j, ..].
 // index and src share idx_shape; src strides are src_stride.
 @compute @workgroup_size(WG)
-fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn scatter_add(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
-    var rem = i;
-    var ioff = p.idx_offset;
-    var soff = p.src_offset;
-    var target_pos = 0u;
-    var inside = true;
-    for (var k = 0u; k < p.rank; k++) {
-        let d = p.rank - 1u - k;
-        let n = at(p.shape, d);
-        let c = rem % n;
-        rem = rem / n;
-        if (d == p.dim) {
-            target_pos = c;
-        } else {
-            // Output positions beyond the index's extent receive nothing.
-            inside = inside && c < at(p.idx_shape, d);
-            ioff += c * at(p.idx_stride, d);
-            soff += c * at(p.src_stride, d);
-        }
-    }
+    let s = scatter_slot(i);
     var acc = 0.0;
-    if (inside) {
+    if (s.inside) {
         let istep = at(p.idx_stride, p.dim);
         let sstep = at(p.src_stride, p.dim);
         for (var j = 0u; j < p.idx_len; j++) {
-            if (index[ioff + j * istep] == i32(target_pos)) {
-                acc += bitcast<f32>(src[soff + j * sstep]);
+            if (index[s.idx + j * istep] == i32(s.pos)) {
+                acc += bitcast<f32>(src[s.src + j * sstep]);
             }
         }
     }

@@ -2,60 +2,139 @@
 //! `include_str!`, each entry point is a [`Kernel`] with the bindings it uses,
 //! and the tables below map lam's op enums to the shaders' pipeline constants.
 //!
+//! Shaders share code through the snippets of `shaders/lib/` (the
+//! [`LIBRARY`]), pasted in by `// #include` lines (see `wgsl.rs`); each
+//! shader is expanded once per process, on first use.
+//!
 //! A kernel variant is (kernel, pipeline constants); the pipeline cache builds
 //! one pipeline per variant. Variants use WGSL `override` constants, never text
-//! substitution, so every file stays plain WGSL that naga validates as is
-//! (`tests/shaders_validate.rs`, which also checks every file is named here).
+//! substitution, so every expanded file stays plain WGSL that naga validates
+//! as is (`tests/shaders_validate.rs`, which also checks that every file in
+//! `shaders/` is named here and every snippet is included somewhere).
+
+use std::sync::OnceLock;
 
 use lam_core::backend::{BinaryOp, ReduceOp, UnaryOp};
 
-/// A WGSL source file in `shaders/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Shader {
-    Elementwise,
-    Reduce,
-    Matmul,
-    MatmulLarge,
-    Index,
-    IndexScatter,
-    Random,
-    Softmax,
-    Adam,
-    Window,
+use crate::wgsl::{expand, Expanded};
+
+/// Declares [`Shader`] from one list of (variant, file in `shaders/`): the
+/// enum, [`Shader::ALL`], the file names and the embedded texts.
+macro_rules! shaders {
+    ($($variant:ident => $file:literal,)*) => {
+        /// A WGSL source file in `shaders/`, one or two per op family.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum Shader {
+            $($variant,)*
+        }
+
+        impl Shader {
+            /// Every shader.
+            pub(crate) const ALL: &'static [Shader] = &[$(Shader::$variant,)*];
+
+            /// The file name, for labels and error messages.
+            pub(crate) fn file(self) -> &'static str {
+                match self {
+                    $(Shader::$variant => $file,)*
+                }
+            }
+
+            /// The file as written, embedded at compile time.
+            fn text(self) -> &'static str {
+                match self {
+                    $(Shader::$variant => include_str!(concat!("../../../shaders/", $file)),)*
+                }
+            }
+        }
+    };
 }
 
-impl Shader {
-    /// The file name, for labels and error messages.
-    pub(crate) fn file(self) -> &'static str {
-        match self {
-            Shader::Elementwise => "elementwise.wgsl",
-            Shader::Reduce => "reduce.wgsl",
-            Shader::Matmul => "matmul.wgsl",
-            Shader::MatmulLarge => "matmul_large.wgsl",
-            Shader::Index => "index.wgsl",
-            Shader::IndexScatter => "index_scatter.wgsl",
-            Shader::Random => "random.wgsl",
-            Shader::Softmax => "softmax.wgsl",
-            Shader::Adam => "adam.wgsl",
-            Shader::Window => "window.wgsl",
-        }
-    }
+shaders! {
+    Copy => "copy.wgsl",
+    Elementwise => "elementwise.wgsl",
+    Reduce => "reduce.wgsl",
+    Matmul => "matmul.wgsl",
+    MatmulLarge => "matmul_large.wgsl",
+    Index => "index.wgsl",
+    IndexScatter => "index_scatter.wgsl",
+    Window => "window.wgsl",
+    MaxPool => "max_pool.wgsl",
+    Random => "random.wgsl",
+    Softmax => "softmax.wgsl",
+    CrossEntropy => "cross_entropy.wgsl",
+    Adam => "adam.wgsl",
+}
 
-    /// The WGSL text, embedded at compile time.
-    pub(crate) fn source(self) -> &'static str {
-        match self {
-            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
-            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
-            Shader::MatmulLarge => include_str!("../../../shaders/matmul_large.wgsl"),
-            Shader::Index => include_str!("../../../shaders/index.wgsl"),
-            Shader::IndexScatter => include_str!("../../../shaders/index_scatter.wgsl"),
-            Shader::Random => include_str!("../../../shaders/random.wgsl"),
-            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Shader::Adam => include_str!("../../../shaders/adam.wgsl"),
-            Shader::Window => include_str!("../../../shaders/window.wgsl"),
+/// A snippet of `shaders/lib/`: the path `// #include` names it by, and its text.
+macro_rules! snippet {
+    ($path:literal) => {
+        ($path, include_str!(concat!("../../../shaders/", $path)))
+    };
+}
+
+/// The snippets shaders may include.
+pub(crate) const LIBRARY: &[(&str, &str)] = &[
+    snippet!("lib/grid.wgsl"),
+    snippet!("lib/dims.wgsl"),
+    snippet!("lib/nan.wgsl"),
+    snippet!("lib/elementwise_views.wgsl"),
+    snippet!("lib/matmul_io.wgsl"),
+    snippet!("lib/index_params.wgsl"),
+    snippet!("lib/window_params.wgsl"),
+    snippet!("lib/rows.wgsl"),
+];
+
+impl Shader {
+    /// The WGSL text as pipelines compile it, includes expanded (once per
+    /// process), or why the expansion failed.
+    pub(crate) fn source(self) -> Result<&'static Expanded, &'static str> {
+        static EXPANDED: OnceLock<Vec<Result<Expanded, String>>> = OnceLock::new();
+        let all = EXPANDED.get_or_init(|| {
+            Shader::ALL
+                .iter()
+                .map(|s| expand(s.file(), s.text(), LIBRARY))
+                .collect()
+        });
+        let at = Shader::ALL.iter().position(|&s| s == self);
+        match at.and_then(|i| all.get(i)) {
+            Some(Ok(expanded)) => Ok(expanded),
+            Some(Err(why)) => Err(why),
+            None => Err("a shader missing from Shader::ALL"),
         }
     }
+}
+
+/// One shader as the pipelines compile it, for `tests/shaders_validate.rs`.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ShaderSource {
+    /// The file in `shaders/`.
+    pub file: &'static str,
+    /// The expanded WGSL, or why the expansion failed.
+    pub text: Result<String, String>,
+    /// The snippets of `shaders/lib/` it includes, directly or not.
+    pub includes: Vec<&'static str>,
+}
+
+/// Every shader, expanded exactly as the pipelines get it, and every
+/// snippet path of the library. For the naga validation test; not for
+/// other uses.
+#[doc(hidden)]
+pub fn shader_sources() -> (Vec<ShaderSource>, Vec<&'static str>) {
+    let shaders = Shader::ALL
+        .iter()
+        .map(|&s| {
+            let expanded = s.source();
+            ShaderSource {
+                file: s.file(),
+                text: expanded
+                    .map(|e| e.text.clone())
+                    .map_err(|why| why.to_string()),
+                includes: expanded.map(|e| e.includes.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    (shaders, LIBRARY.iter().map(|&(path, _)| path).collect())
 }
 
 /// How an entry point uses a storage binding. Binding 0 is always the
@@ -96,17 +175,9 @@ pub(crate) const SELECT: Kernel = kernel(
     "select_where",
     &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
 );
-pub(crate) const CAST: Kernel = kernel(
-    Shader::Elementwise,
-    "cast_dtype",
-    &[(1, Read), (4, ReadWrite)],
-);
-pub(crate) const COPY: Kernel = kernel(
-    Shader::Elementwise,
-    "copy_view",
-    &[(1, Read), (4, ReadWrite)],
-);
-pub(crate) const FILL: Kernel = kernel(Shader::Elementwise, "fill_value", &[(4, ReadWrite)]);
+pub(crate) const CAST: Kernel = kernel(Shader::Copy, "cast_dtype", &[(1, Read), (4, ReadWrite)]);
+pub(crate) const COPY: Kernel = kernel(Shader::Copy, "copy_view", &[(1, Read), (4, ReadWrite)]);
+pub(crate) const FILL: Kernel = kernel(Shader::Copy, "fill_value", &[(4, ReadWrite)]);
 /// src, src_idx, out_val, out_idx.
 pub(crate) const REDUCE: Kernel = kernel(
     Shader::Reduce,
@@ -171,7 +242,7 @@ pub(crate) const FILL_RANDOM: Kernel = kernel(Shader::Random, "fill_random", &[(
 pub(crate) const SOFTMAX: Kernel = kernel(Shader::Softmax, "softmax", &[(1, Read), (3, ReadWrite)]);
 /// logits, targets, grad, loss.
 pub(crate) const CROSS_ENTROPY: Kernel = kernel(
-    Shader::Softmax,
+    Shader::CrossEntropy,
     "cross_entropy",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
 );
@@ -186,15 +257,15 @@ pub(crate) const ADAM: Kernel = kernel(
 pub(crate) const UNFOLD: Kernel = kernel(Shader::Window, "unfold", &[(1, Read), (3, ReadWrite)]);
 /// window.wgsl: cols, image.
 pub(crate) const FOLD: Kernel = kernel(Shader::Window, "fold", &[(2, Read), (4, ReadWrite)]);
-/// window.wgsl: image, maxima, taps.
+/// max_pool.wgsl: image, maxima, taps.
 pub(crate) const MAX_POOL: Kernel = kernel(
-    Shader::Window,
+    Shader::MaxPool,
     "max_pool",
     &[(2, Read), (4, ReadWrite), (6, ReadWrite)],
 );
-/// window.wgsl: grad, image gradient, taps.
+/// max_pool.wgsl: grad, image gradient, taps.
 pub(crate) const MAX_POOL_GRAD: Kernel = kernel(
-    Shader::Window,
+    Shader::MaxPool,
     "max_pool_grad",
     &[(2, Read), (4, ReadWrite), (5, Read)],
 );

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use lam_core::backend::View;
 use lam_core::{BackendStorage, DType, Error, Layout, Result, Storage};
 
-use super::elementwise::zeroed;
+use super::copy::zeroed;
 use super::{grid_for, input, output};
 use crate::context::Gpu;
 use crate::kernels::{
