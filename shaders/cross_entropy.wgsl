@@ -14,24 +14,22 @@ fn cross_entropy(t: Thread) {
     if (row >= p.rows) {
         return;
     }
-    let base = p.offset + row * p.row_stride;
-    let stats = row_stats(t.lid, base);
-    let m = stats.x;
-    let inv_s = 1.0 / stats.y;
-    let target_class = targets[p.t_offset + row * p.t_stride];
+    let r = load_row(t.lid, row);
+    let class_index = targets[p.t_offset + row * p.t_stride];
     // A target outside [0, cols) matches no column (lam-core validates targets).
-    let tu = select(0xffffffffu, u32(target_class), target_class >= 0i);
-    let out_base = row * p.cols;
+    let valid = class_index >= 0i && u32(class_index) < p.cols;
+    let hit_col = select(0xffffffffu, u32(class_index), valid);
+    let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {
-        let prob = exp(src[base + j * p.col_stride] - m) * inv_s;
-        let hit = select(0.0, 1.0, j == tu);
-        dst[out_base + j] = (prob - hit) * p.inv_rows;
+        let prob = exp(src[r.base + j * p.col_stride] - r.max) * inv_s;
+        let hit = select(0.0, 1.0, j == hit_col);
+        dst[r.out + j] = (prob - hit) * p.inv_rows;
     }
     if (t.lid == 0u) {
-        var xt = m;
-        if (tu < p.cols) {
-            xt = src[base + tu * p.col_stride];
+        var xt = r.max;
+        if (valid) {
+            xt = src[r.base + hit_col * p.col_stride];
         }
-        loss[row] = m + log(stats.y) - xt;
+        loss[row] = r.max + log(r.sum) - xt;
     }
 }

@@ -53,24 +53,21 @@ fn max_pool_grad(t: Thread) {
     if (e >= p.numel) {
         return;
     }
-    let x = e % p.w;
-    let y = (e / p.w) % p.h;
-    let c = (e / (p.w * p.h)) % p.c;
-    let n = e / (p.w * p.h * p.c);
+    let px = pixel_of(e);
     var acc = 0.0;
     for (var i = 0u; i < p.kh; i++) {
-        let oy = window_of(y, i, p.sh, p.ph, p.dh, p.oh);
+        let oy = window_of(px.y, i, p.sh, p.ph, p.dh, p.oh);
         if (oy < 0i) {
             continue;
         }
         for (var j = 0u; j < p.kw; j++) {
-            let ox = window_of(x, j, p.sw, p.pw, p.dw, p.ow);
+            let ox = window_of(px.x, j, p.sw, p.pw, p.dw, p.ow);
             if (ox < 0i) {
                 continue;
             }
-            let won = taps_in[p.t_offset + n * p.t0 + c * p.t1 + u32(oy) * p.t2 + u32(ox) * p.t3];
+            let won = taps_in[p.t_offset + px.n * p.t0 + px.c * p.t1 + u32(oy) * p.t2 + u32(ox) * p.t3];
             if (won == i32(i * p.kw + j)) {
-                acc += src[p.offset + n * p.s0 + c * p.s1 + u32(oy) * p.s2 + u32(ox) * p.s3];
+                acc += src[p.offset + px.n * p.s0 + px.c * p.s1 + u32(oy) * p.s2 + u32(ox) * p.s3];
             }
         }
     }

@@ -16,18 +16,15 @@ fn softmax(t: Thread) {
     if (row >= p.rows) {
         return;
     }
-    let base = p.offset + row * p.row_stride;
-    let stats = row_stats(t.lid, base);
-    let m = stats.x;
-    let log_s = log(stats.y);
-    let inv_s = 1.0 / stats.y;
-    let out_base = row * p.cols;
+    let r = load_row(t.lid, row);
+    let log_s = log(r.sum);
+    let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {
-        let x = src[base + j * p.col_stride] - m;
+        let x = src[r.base + j * p.col_stride] - r.max;
         if (LOG) {
-            dst[out_base + j] = x - log_s;
+            dst[r.out + j] = x - log_s;
         } else {
-            dst[out_base + j] = exp(x) * inv_s;
+            dst[r.out + j] = exp(x) * inv_s;
         }
     }
 }

@@ -47,19 +47,16 @@ fn fold(t: Thread) {
     if (e >= p.numel) {
         return;
     }
-    let x = e % p.w;
-    let y = (e / p.w) % p.h;
-    let c = (e / (p.w * p.h)) % p.c;
-    let n = e / (p.w * p.h * p.c);
-    let base = p.offset + c * p.s0 + n * p.s2;
+    let px = pixel_of(e);
+    let base = p.offset + px.c * p.s0 + px.n * p.s2;
     var acc = 0.0;
     for (var i = 0u; i < p.kh; i++) {
-        let oy = window_of(y, i, p.sh, p.ph, p.dh, p.oh);
+        let oy = window_of(px.y, i, p.sh, p.ph, p.dh, p.oh);
         if (oy < 0i) {
             continue;
         }
         for (var j = 0u; j < p.kw; j++) {
-            let ox = window_of(x, j, p.sw, p.pw, p.dw, p.ow);
+            let ox = window_of(px.x, j, p.sw, p.pw, p.dw, p.ow);
             if (ox < 0i) {
                 continue;
             }

@@ -45,8 +45,19 @@ fn tree(lid: u32, v: f32, take_max: bool) -> f32 {
     return r;
 }
 
-// (max, sum of exp(x - max)) of the row starting at `base`.
-fn row_stats(lid: u32, base: u32) -> vec2<f32> {
+// One row's place and statistics, as every row kernel starts.
+struct Row {
+    // Where the row starts in src, and in the contiguous dst.
+    base: u32,
+    out: u32,
+    // Its max, and the sum of exp(x - max).
+    max: f32,
+    sum: f32,
+}
+
+// Row `row` (< p.rows) read by the workgroup; every thread gets the result.
+fn load_row(lid: u32, row: u32) -> Row {
+    let base = p.offset + row * p.row_stride;
     var m = -3.4e38;
     for (var j = lid; j < p.cols; j += WG) {
         m = max(m, src[base + j * p.col_stride]);
@@ -56,5 +67,5 @@ fn row_stats(lid: u32, base: u32) -> vec2<f32> {
     for (var j = lid; j < p.cols; j += WG) {
         s += exp(src[base + j * p.col_stride] - m);
     }
-    return vec2<f32>(m, tree(lid, s, false));
+    return Row(base, row * p.cols, m, tree(lid, s, false));
 }

@@ -54,3 +54,16 @@ fn window_of(pos: u32, k: u32, s: u32, pad: u32, d: u32, count: u32) -> i32 {
     }
     return t / i32(s);
 }
+
+// Pixel `e` of a contiguous [N, C, H, W] image (fold and the max-pool
+// gradient write one each).
+struct Pixel {
+    n: u32,
+    c: u32,
+    y: u32,
+    x: u32,
+}
+
+fn pixel_of(e: u32) -> Pixel {
+    return Pixel(e / (p.w * p.h * p.c), (e / (p.w * p.h)) % p.c, (e / p.w) % p.h, e % p.w);
+}
