@@ -1,8 +1,11 @@
 // Fused cross-entropy of a [rows, cols] view of logits against I32 targets:
 // each row's loss and its gradient (softmax - onehot) / rows in one pass
-// over the row, one workgroup per row (see lib/rows.wgsl).
+// over the row, one workgroup per row (see lib/rows.wgsl). A target outside
+// 0..cols matches no column and is recorded as a fault for the host (see
+// lib/range_fault.wgsl).
 
 // #include "lib/rows.wgsl"
+// #include "lib/range_fault.wgsl"
 
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
 @group(0) @binding(4) var<storage, read_write> loss: array<f32>;
@@ -16,8 +19,11 @@ fn cross_entropy(t: Thread) {
     }
     let r = load_row(t.lid, row);
     let class_index = targets[p.t_offset + row * p.t_stride];
-    // A target outside [0, cols) matches no column (lam-core validates targets).
+    // Every thread reads the target; thread 0 records a bad one.
     let valid = class_index >= 0i && u32(class_index) < p.cols;
+    if (t.lid == 0u) {
+        index_ok(FAULT_CROSS_ENTROPY, class_index, p.cols);
+    }
     let hit_col = select(0xffffffffu, u32(class_index), valid);
     let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {

@@ -39,9 +39,10 @@ fn csr_count(t: Thread) {
     if (j >= p.idx_len) {
         return;
     }
-    let r = row_of(j);
-    if (r < p.src_dim) {
-        atomicAdd(&counts[r], 1u);
+    // Each index is checked here, once; csr_fill then skips the faulty ones.
+    let r = index[p.idx_offset + j * p.idx_stride1d];
+    if (index_ok(FAULT_SCATTER_ADD, r, p.src_dim)) {
+        atomicAdd(&counts[u32(r)], 1u);
     }
 }
 
@@ -120,12 +121,12 @@ fn scatter_rows(t: Thread) {
     if (i >= p.numel) {
         return;
     }
-    let s = scatter_slot(i);
+    let w = walk(i);
     var acc = 0.0;
-    if (s.inside) {
+    if (w.inside) {
         let step = at(p.src_stride, p.dim);
-        for (var k = offsets[s.pos]; k < offsets[s.pos + 1u]; k++) {
-            acc += src[s.src + list[k] * step];
+        for (var k = offsets[w.pos]; k < offsets[w.pos + 1u]; k++) {
+            acc += src[w.src + list[k] * step];
         }
     }
     dst[i] = acc;

@@ -1,9 +1,10 @@
 // What the index kernels share (index.wgsl, index_scatter.wgsl): the
-// parameter block and the walk from an output element of scatter_add to
-// the index and src elements that may land on it.
+// parameter block, the walk from an output element to the index and src
+// elements that serve it, and the device-side range check.
 
 // #include "lib/grid.wgsl"
 // #include "lib/dims.wgsl"
+// #include "lib/range_fault.wgsl"
 
 // Mirrors `IndexParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
@@ -27,20 +28,21 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Output element `i` of scatter_add (p.shape, row-major), seen from the
-// index and src views: its coordinate along dim, and the storage offsets of
-// index[.., 0, ..] and src[.., 0, ..] in its other coordinates.
-struct ScatterSlot {
+// Output element `i` (p.shape, row-major) seen from the index and src views.
+struct Walk {
+    // Its coordinate along dim.
     pos: u32,
+    // Storage offsets of index[.., 0, ..] and src[.., 0, ..] at its other
+    // coordinates (index: through idx_stride, unused by index_select).
     idx: u32,
     src: u32,
-    // False beyond the index's extent in a dim other than dim: nothing
-    // lands there.
+    // False beyond the index's extent in a dim other than dim (scatter_add:
+    // nothing lands there).
     inside: bool,
 }
 
-fn scatter_slot(i: u32) -> ScatterSlot {
-    var s = ScatterSlot(0u, p.idx_offset, p.src_offset, true);
+fn walk(i: u32) -> Walk {
+    var w = Walk(0u, p.idx_offset, p.src_offset, true);
     var rem = i;
     for (var k = 0u; k < p.rank; k++) {
         let d = p.rank - 1u - k;
@@ -48,12 +50,12 @@ fn scatter_slot(i: u32) -> ScatterSlot {
         let c = rem % n;
         rem = rem / n;
         if (d == p.dim) {
-            s.pos = c;
+            w.pos = c;
         } else {
-            s.inside = s.inside && c < at(p.idx_shape, d);
-            s.idx += c * at(p.idx_stride, d);
-            s.src += c * at(p.src_stride, d);
+            w.inside = w.inside && c < at(p.idx_shape, d);
+            w.idx += c * at(p.idx_stride, d);
+            w.src += c * at(p.src_stride, d);
         }
     }
-    return s;
+    return w;
 }

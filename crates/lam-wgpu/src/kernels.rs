@@ -82,6 +82,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/index_params.wgsl"),
     snippet!("lib/window_params.wgsl"),
     snippet!("lib/rows.wgsl"),
+    snippet!("lib/range_fault.wgsl"),
 ];
 
 impl Shader {
@@ -196,27 +197,32 @@ pub(crate) const MATMUL_LARGE: Kernel = kernel(
     "matmul_large",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );
-/// src, index, out.
+/// The binding of the device's fault words (lib/range_fault.wgsl), last in
+/// the bindings of every kernel that checks user indices.
+const FAULTS: (u32, Access) = (7, ReadWrite);
+
+/// src, index, out, faults.
 pub(crate) const INDEX_SELECT: Kernel = kernel(
     Shader::Index,
     "index_select",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), FAULTS],
 );
 pub(crate) const GATHER: Kernel = kernel(
     Shader::Index,
     "gather",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), FAULTS],
 );
 pub(crate) const SCATTER_ADD: Kernel = kernel(
     Shader::Index,
     "scatter_add",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), FAULTS],
 );
-/// index_scatter.wgsl: index, counts (atomic), offsets, list, src, out.
+/// index_scatter.wgsl: index, counts (atomic), offsets, list, src, out;
+/// csr_count checks the index (faults).
 pub(crate) const CSR_COUNT: Kernel = kernel(
     Shader::IndexScatter,
     "csr_count",
-    &[(1, Read), (2, ReadWrite)],
+    &[(1, Read), (2, ReadWrite), FAULTS],
 );
 pub(crate) const CSR_SCAN: Kernel = kernel(
     Shader::IndexScatter,
@@ -240,11 +246,11 @@ pub(crate) const SCATTER_ROWS: Kernel = kernel(
 );
 pub(crate) const FILL_RANDOM: Kernel = kernel(Shader::Random, "fill_random", &[(1, ReadWrite)]);
 pub(crate) const SOFTMAX: Kernel = kernel(Shader::Softmax, "softmax", &[(1, Read), (3, ReadWrite)]);
-/// logits, targets, grad, loss.
+/// logits, targets, grad, loss, faults.
 pub(crate) const CROSS_ENTROPY: Kernel = kernel(
     Shader::CrossEntropy,
     "cross_entropy",
-    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite), FAULTS],
 );
 /// grad, param, m, v.
 pub(crate) const ADAM: Kernel = kernel(
@@ -333,5 +339,17 @@ pub(crate) fn reduce_code(op: ReduceOp) -> u32 {
         ReduceOp::Min => 2,
         ReduceOp::ArgMax => 3,
         ReduceOp::ArgMin => 4,
+    }
+}
+
+/// The op behind a `FAULT_*` code of lib/range_fault.wgsl, as an
+/// [`lam_core::Error::OutOfRange`] names it.
+pub(crate) fn fault_op(code: u32) -> &'static str {
+    match code {
+        1 => "index_select (detected on the device)",
+        2 => "gather (detected on the device)",
+        3 => "scatter_add (detected on the device)",
+        4 => "cross_entropy (detected on the device)",
+        _ => "an index op (detected on the device)",
     }
 }

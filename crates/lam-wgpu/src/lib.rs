@@ -17,10 +17,13 @@
 //!
 //! Execution is lazy: ops record dispatches and return immediately; the
 //! GPU is waited on only when data is read back or `synchronize` is called.
+//! Index ops check their indices on the device and report an out-of-range
+//! one at the next readback or `synchronize` (`fault.rs`).
 
 mod backend;
 mod context;
 mod device;
+mod fault;
 mod kernels;
 mod ops;
 mod params;

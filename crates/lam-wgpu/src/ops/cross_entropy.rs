@@ -1,6 +1,7 @@
 //! Fused cross-entropy against class indices (cross_entropy.wgsl): each
 //! row's loss and the gradient of their mean in one pass over the logits,
-//! one workgroup per row.
+//! one workgroup per row. The kernel checks each target and records one
+//! outside the classes for the next readback (`fault.rs`).
 
 use std::sync::Arc;
 
@@ -45,7 +46,13 @@ pub(crate) fn cross_entropy(
             CROSS_ENTROPY,
             &[],
             bytemuck::bytes_of(&p),
-            &[s.buffer(), t.buffer(), grad.buffer(), loss.buffer()],
+            &[
+                s.buffer(),
+                t.buffer(),
+                grad.buffer(),
+                loss.buffer(),
+                &gpu.range_faults,
+            ],
             fold_grid("cross_entropy", rows as u64)?,
         )?;
     }
