@@ -5,8 +5,6 @@
 
 // #include "lib/window_params.wgsl"
 
-@group(0) @binding(2) var<storage, read> src: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(5) var<storage, read> taps_in: array<i32>;
 @group(0) @binding(6) var<storage, read_write> taps_out: array<i32>;
 

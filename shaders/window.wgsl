@@ -14,9 +14,7 @@
 // #include "lib/window_params.wgsl"
 
 @group(0) @binding(1) var<storage, read> src_words: array<u32>;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst_words: array<u32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 // dst_words = cols [C, K, N, L] (contiguous) from src_words = image [N, C, H, W] (strided).
 @compute @workgroup_size(WG)

@@ -44,6 +44,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+// The input as floats, and the output (image or maxima), contiguous.
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 // The window row (or column) that reads pixel `pos` with tap `k`, or -1:
 // o*s = pos + pad - k*d must hold for some 0 <= o < count.
