@@ -28,7 +28,7 @@ impl Tensor {
             .min()
             .zip(data.iter().max())
             .map(|(&lo, &hi)| (lo, hi));
-        Ok(Tensor::from_storage(s, Layout::contiguous(shape), device).with_int_range(range))
+        Ok(Tensor::from_storage(s, Layout::contiguous(shape), device).with_attained_range(range))
     }
 
     /// A 0-d tensor holding `value`.

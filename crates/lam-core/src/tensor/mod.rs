@@ -47,7 +47,20 @@ struct Data {
     // Known bounds of an I32 tensor's values (from host data or the op that
     // made it), so index ops can reject out-of-range indices without reading
     // a GPU buffer back. It lives with the storage so `set_data` replaces both.
-    int_range: Option<(i32, i32)>,
+    int_range: Option<IntRange>,
+}
+
+/// Bounds of an I32 tensor's values: every value lies in `lo..=hi`, and when
+/// `attained`, some value equals `lo` and some equals `hi` (bounds read from
+/// host data, kept by ops that keep every element). Only attained bounds
+/// prove that an index is out of range; others (a slice keeps its whole
+/// tensor's bounds, `argmax` declares a range no value need reach) can only
+/// prove that every index is in range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IntRange {
+    lo: i32,
+    hi: i32,
+    attained: bool,
 }
 
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -82,18 +95,45 @@ impl Tensor {
         }))
     }
 
-    /// The same tensor handle with known integer bounds attached.
+    /// The same tensor handle with bounds its values lie within attached.
     pub(crate) fn with_int_range(self, range: Option<(i32, i32)>) -> Tensor {
+        self.set_int_range(range, false)
+    }
+
+    /// The same tensor handle with the minimum and maximum of its values
+    /// attached (bounds it attains: see [`IntRange`]).
+    pub(crate) fn with_attained_range(self, range: Option<(i32, i32)>) -> Tensor {
+        self.set_int_range(range, true)
+    }
+
+    /// Marks this result's bounds attained when every input's are: for ops
+    /// whose result holds every element of its inputs (reshapes, permutes,
+    /// broadcasts, copies, joins).
+    pub(crate) fn keeping_attained_range(self, inputs: &[&Tensor]) -> Tensor {
+        if inputs.iter().all(|t| t.range_attained()) {
+            let range = self.int_range();
+            self.set_int_range(range, true)
+        } else {
+            self
+        }
+    }
+
+    fn set_int_range(self, range: Option<(i32, i32)>, attained: bool) -> Tensor {
         self.0
             .data
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .int_range = range;
+            .int_range = range.map(|(lo, hi)| IntRange { lo, hi, attained });
         self
     }
 
     pub(crate) fn int_range(&self) -> Option<(i32, i32)> {
-        self.data().int_range
+        self.data().int_range.map(|r| (r.lo, r.hi))
+    }
+
+    /// True when this tensor's known bounds are values it holds.
+    pub(crate) fn range_attained(&self) -> bool {
+        self.data().int_range.is_some_and(|r| r.attained)
     }
 
     /// The result of an op: records `backward` on the tape when gradients
@@ -293,7 +333,7 @@ impl Tensor {
         } else {
             value.copy_to_new()?
         };
-        let range = value.int_range();
+        let range = value.data().int_range;
         let mut data = self.0.data.write().unwrap_or_else(|e| e.into_inner());
         data.storage = storage;
         data.int_range = range;
@@ -309,7 +349,7 @@ impl Tensor {
         }
         let moved = self.detach().to_device(device)?.contiguous()?;
         let fresh = moved.copy_to_new()?;
-        let range = self.int_range();
+        let range = self.data().int_range;
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = Data {
             storage: fresh,
             device: device.clone(),

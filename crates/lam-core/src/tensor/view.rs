@@ -40,13 +40,12 @@ impl Tensor {
             .reshape(shape)
             .ok_or_else(|| Error::invalid("reshape", "contiguous layout could not be reshaped"))?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            "reshape",
-            source.storage(),
-            layout,
-            &[&source],
-            move |g| Ok(vec![Some(g.reshape_exact(&in_shape)?)]),
-        ))
+        Ok(
+            Tensor::from_op("reshape", source.storage(), layout, &[&source], move |g| {
+                Ok(vec![Some(g.reshape_exact(&in_shape)?)])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 
     /// Dimensions reordered: output dim `i` is input dim `dims[i]`.
@@ -56,13 +55,12 @@ impl Tensor {
         for (i, &d) in dims.iter().enumerate() {
             inverse[d] = i;
         }
-        Ok(Tensor::from_op(
-            "permute",
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.permute(&inverse)?)]),
-        ))
+        Ok(
+            Tensor::from_op("permute", self.storage(), layout, &[self], move |g| {
+                Ok(vec![Some(g.permute(&inverse)?)])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 
     /// Dims `a` and `b` swapped.
@@ -141,13 +139,16 @@ impl Tensor {
         }
         let layout = self.layout().broadcast_to(shape)?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            "broadcast_to",
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.sum_to_shape(&in_shape)?)]),
-        ))
+        let empty = layout.numel() == 0;
+        let out = Tensor::from_op("broadcast_to", self.storage(), layout, &[self], move |g| {
+            Ok(vec![Some(g.sum_to_shape(&in_shape)?)])
+        });
+        // A broadcast repeats every element, unless it repeats them 0 times.
+        Ok(if empty {
+            out
+        } else {
+            out.keeping_attained_range(&[self])
+        })
     }
 
     /// PyTorch's `expand`: like `broadcast_to`, `-1` keeps a dim.
@@ -220,7 +221,8 @@ impl Tensor {
             Layout::contiguous(self.dims()),
             &[self],
             |g| Ok(vec![Some(g.clone())]),
-        ))
+        )
+        .keeping_attained_range(&[self]))
     }
 
     /// Tensors joined along `dim`; all other dims must agree.
@@ -266,7 +268,7 @@ impl Tensor {
             start += len;
         }
         let inputs: Vec<&Tensor> = tensors.iter().collect();
-        Ok(Tensor::from_op("cat", out, full, &inputs, move |g| {
+        let joined = Tensor::from_op("cat", out, full, &inputs, move |g| {
             let mut grads = Vec::with_capacity(sizes.len());
             let mut start = 0;
             for &len in &sizes {
@@ -274,7 +276,8 @@ impl Tensor {
                 start += len;
             }
             Ok(grads)
-        }))
+        });
+        Ok(joined.keeping_attained_range(&inputs))
     }
 
     /// Tensors of one shape stacked along a new dim `dim`.
@@ -326,13 +329,12 @@ impl Tensor {
     /// A view with a layout of the same elements (squeeze/unsqueeze).
     fn view_as_shape(&self, name: &'static str, layout: Layout) -> Result<Tensor> {
         let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            name,
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.reshape_exact(&in_shape)?)]),
-        ))
+        Ok(
+            Tensor::from_op(name, self.storage(), layout, &[self], move |g| {
+                Ok(vec![Some(g.reshape_exact(&in_shape)?)])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 
     /// Zeros of `shape` with `self` written at offset `start` of dim `dim`:
