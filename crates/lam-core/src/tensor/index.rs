@@ -8,7 +8,7 @@
 //! error at the call.
 
 use crate::layout::normalize_axis;
-use crate::{DType, Error, Layout, Result, Tensor};
+use crate::{Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Entries `index[i]` of dim `dim`: output dim `dim` has `index.numel()` entries.
@@ -160,10 +160,5 @@ impl Tensor {
             }),
             None => Ok(()),
         }
-    }
-
-    /// Labels as `I32` (accepts `F32` holding whole numbers, for convenience).
-    pub fn to_labels(&self) -> Result<Tensor> {
-        self.to_dtype(DType::I32)
     }
 }

@@ -2,17 +2,23 @@
 //!
 //! A tensor is a cheap handle (`Arc`) to a storage buffer plus a [`Layout`];
 //! views share the buffer. Ops live in the submodules by family, each with
-//! its gradient rule beside it:
-//! `creation` (constructors, random), `view` (reshape, permute, cat, ...),
-//! `elementwise` (unary, broadcasting binary, where), `reduce`, `matmul`,
-//! `index` (index_select, gather, scatter_add), `softmax` (softmax,
-//! log-softmax, logsumexp, cross-entropy) and `display`.
+//! its gradient rule beside it, and each family's file is named as its
+//! backend files are (ARCHITECTURE.md has the table):
+//! `copy` (contiguous, cat, stack, casts, readbacks), `elementwise` (unary,
+//! broadcasting binary, where), `reduce`, `matmul`, `index` (index_select,
+//! gather, scatter_add), `random`, `softmax` (softmax, log-softmax,
+//! logsumexp) and `cross_entropy`. Beside them: `creation` (constructors
+//! from host data and fills), `view` (reshape, permute, narrow, expand, ...:
+//! new layouts, no data moved) and `display`.
 
+mod copy;
 mod creation;
+mod cross_entropy;
 mod display;
 mod elementwise;
 mod index;
 mod matmul;
+mod random;
 mod reduce;
 mod softmax;
 mod view;
@@ -357,86 +363,6 @@ impl Tensor {
         };
         self.zero_grad();
         Ok(())
-    }
-
-    /// The elements as a row-major `Vec<f32>` (`I32` tensors are converted).
-    pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let s = self.storage();
-        match self.dtype() {
-            DType::F32 => self.backend().read_f32((&s, self.layout())),
-            DType::I32 => Ok(self
-                .backend()
-                .read_i32((&s, self.layout()))?
-                .into_iter()
-                .map(|v| v as f32)
-                .collect()),
-        }
-    }
-
-    /// The elements of an `I32` tensor as a row-major `Vec<i32>`.
-    pub fn to_vec_i32(&self) -> Result<Vec<i32>> {
-        let s = self.storage();
-        match self.dtype() {
-            DType::I32 => self.backend().read_i32((&s, self.layout())),
-            DType::F32 => Err(Error::DTypeMismatch {
-                op: "to_vec_i32",
-                expected: DType::I32,
-                found: DType::F32,
-            }),
-        }
-    }
-
-    /// A 2-d tensor as rows.
-    pub fn to_vec2(&self) -> Result<Vec<Vec<f32>>> {
-        if self.rank() != 2 {
-            return Err(Error::RankMismatch {
-                op: "to_vec2",
-                expected: "2".into(),
-                found: self.rank(),
-                shape: self.shape(),
-            });
-        }
-        let cols = self.dims()[1];
-        Ok(self
-            .to_vec()?
-            .chunks(cols.max(1))
-            .map(|c| c.to_vec())
-            .collect())
-    }
-
-    /// The value of a one-element tensor.
-    pub fn item(&self) -> Result<f32> {
-        if self.numel() != 1 {
-            return Err(Error::shape(
-                "item",
-                "a tensor with one element",
-                self.dims(),
-            ));
-        }
-        Ok(self.to_vec()?[0])
-    }
-
-    /// This tensor's data on `device` (a copy through host memory when the
-    /// devices differ; gradients do not flow across the move).
-    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
-        if *device == self.device() {
-            return Ok(self.clone());
-        }
-        match self.dtype() {
-            DType::F32 => Tensor::from_vec(self.to_vec()?, self.dims(), device),
-            DType::I32 => Tensor::from_vec_i32(self.to_vec_i32()?, self.dims(), device),
-        }
-    }
-
-    /// Contiguous storage holding exactly this view's elements.
-    pub(crate) fn copy_to_new(&self) -> Result<Storage> {
-        let out = self.backend().zeros(self.numel(), self.dtype())?;
-        let s = self.storage();
-        self.backend().copy(
-            (&s, self.layout()),
-            (&out, &Layout::contiguous(self.dims())),
-        )?;
-        Ok(out)
     }
 
     pub(crate) fn check_same_shape(&self, other: &Tensor, op: &'static str) -> Result<()> {
