@@ -19,7 +19,7 @@ mod fuzz;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fuzz::{mutate_bytes, peak_rss, CaseFile, Fuzz, Rng};
+use fuzz::{mutate_bytes, peak_rss, CaseFile, Fuzz, Rng, TempDir};
 use lam::checkpoint::{
     load_model, load_tensors, load_training, save_model, save_tensors, save_training,
 };
@@ -52,11 +52,9 @@ enum Kind {
 /// The one test of this binary (the allocator's counters are process-wide).
 #[test]
 fn checkpoint_loaders_survive_mutated_files() -> Result<()> {
-    let dir = scratch();
-    let result = huge_claims_are_refused_without_allocating(&dir)
-        .and_then(|()| mutated_checkpoints_load_or_fail_cleanly(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let dir = TempDir::new("lam-loader-fuzz");
+    huge_claims_are_refused_without_allocating(&dir.0)?;
+    mutated_checkpoints_load_or_fail_cleanly(&dir.0)
 }
 
 /// Thousands of mutations of valid files.
@@ -509,10 +507,4 @@ fn mutate_header(rng: &mut Rng, bytes: &mut Vec<u8>) -> String {
     out.extend_from_slice(&data);
     *bytes = out;
     what
-}
-
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lam-loader-fuzz-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }

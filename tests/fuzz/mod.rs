@@ -164,6 +164,24 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>) -> String {
     }
 }
 
+/// A scratch directory for one fuzz run, removed on drop (also when a
+/// failed check unwinds).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A mutated input written to a file of its own, removed on drop. A new
 /// name per case, not one file rewritten: truncating a file that has just
 /// been written makes ext4 flush it, which costs milliseconds per case.

@@ -17,7 +17,7 @@ mod fuzz;
 use std::io::Write;
 use std::path::Path;
 
-use fuzz::{mutate_bytes, CaseFile, Fuzz, Rng, INTERESTING};
+use fuzz::{mutate_bytes, CaseFile, Fuzz, Rng, TempDir, INTERESTING};
 use lam_train::data::csv::{read_csv, read_table, CsvOptions};
 use lam_train::data::idx::{encode_idx_u8, read_idx, read_idx_dataset};
 use lam_train::preprocess::{load_scaler, MinMaxScaler, Scaler, Standardizer};
@@ -31,19 +31,18 @@ const AWARE: usize = 350;
 
 #[test]
 fn file_readers_survive_mutated_files() {
-    let dir = std::env::temp_dir().join(format!("lam-train-loader-fuzz-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let scratch = TempDir::new("lam-train-loader-fuzz");
+    let dir = scratch.0.as_path();
     let mut rng = Rng::new(SEED);
     let started = std::time::Instant::now();
     let mut fuzz = Fuzz::new("csv/idx/scaler");
-    csv_cases(&mut fuzz, &mut rng, &dir);
-    idx_cases(&mut fuzz, &mut rng, &dir);
-    scaler_cases(&mut fuzz, &mut rng, &dir);
+    csv_cases(&mut fuzz, &mut rng, dir);
+    idx_cases(&mut fuzz, &mut rng, dir);
+    scaler_cases(&mut fuzz, &mut rng, dir);
     let elapsed = started.elapsed();
     let cases = fuzz.cases();
     fuzz.finish();
     eprintln!("lam-train loader fuzz: {cases} loads in {elapsed:?}");
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(cases >= 5000, "only {cases} loads ran");
 }
 
