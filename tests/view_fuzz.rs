@@ -90,6 +90,7 @@ fn run_family(name: &str, dev: &Device) -> lam::Result<usize> {
         count >= ROUNDS as usize,
         "family {name} ran only {count} cases"
     );
+    eprintln!("view fuzz {name} on {dev}: {count} cases");
     Ok(count)
 }
 
