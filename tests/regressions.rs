@@ -363,3 +363,14 @@ conformance!(losses_refuse_what_pytorch_refuses, |dev| {
     assert!(CrossEntropyLoss::new().forward(&logits, &probs).is_ok());
     Ok(())
 });
+
+conformance!(softmax_of_a_scalar_is_one_with_a_zero_gradient, |dev| {
+    // `self.rank() - 1` underflowed for a 0-d input (a panic in debug
+    // builds); PyTorch gives 1 (log: 0) and a zero gradient.
+    let x = Tensor::scalar(3.5, dev)?.requires_grad_()?;
+    assert_eq!(x.softmax(0)?.item()?, 1.0);
+    assert_eq!(x.log_softmax(-1)?.item()?, 0.0);
+    x.softmax(0)?.backward()?;
+    assert_eq!(x.grad().expect("a gradient").item()?, 0.0);
+    Ok(())
+});

@@ -10,6 +10,10 @@ use super::harness::{normal, Case, Rng};
 pub const COVERS: &[&str] = &["set_grad", "set_data"];
 
 pub fn cases(rng: &mut Rng) -> Vec<Case> {
+    (0..4).flat_map(|_| one_round(rng)).collect()
+}
+
+fn one_round(rng: &mut Rng) -> Vec<Case> {
     let shape = rng.shape(1, 3);
     let decoupled = rng.chance(0.5);
     vec![Case::new(

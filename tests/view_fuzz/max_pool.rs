@@ -8,6 +8,10 @@ use super::harness::{normal, Case, Rng};
 pub const COVERS: &[&str] = &[];
 
 pub fn cases(rng: &mut Rng) -> Vec<Case> {
+    (0..4).flat_map(|_| one_round(rng)).collect()
+}
+
+fn one_round(rng: &mut Rng) -> Vec<Case> {
     let (n, c) = (rng.pick(&[1, 2]), rng.pick(&[1, 3]));
     let (h, w) = (3 + rng.below(4), 3 + rng.below(4));
     let (k, s, p, d) = (2, rng.pick(&[1, 2]), rng.below(2), rng.pick(&[1, 2]));

@@ -11,6 +11,10 @@ impl Tensor {
     /// Softmax along `dim`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
         let d = normalize_axis("softmax", dim, self.rank())?;
+        if self.rank() == 0 {
+            // A scalar is a row of one (its gradient too).
+            return self.reshape_exact(&[1])?.softmax(0)?.reshape_exact(&[]);
+        }
         let y = no_grad(|| self.softmax_forward(d, false))?;
         let yd = y.detach();
         Ok(Tensor::from_op(
@@ -28,6 +32,9 @@ impl Tensor {
     /// Log-softmax along `dim`.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
         let d = normalize_axis("log_softmax", dim, self.rank())?;
+        if self.rank() == 0 {
+            return self.reshape_exact(&[1])?.log_softmax(0)?.reshape_exact(&[]);
+        }
         let y = no_grad(|| self.softmax_forward(d, true))?;
         let yd = y.detach();
         Ok(Tensor::from_op(
@@ -83,13 +90,6 @@ impl Tensor {
         if self.numel() == 0 {
             // Nothing to normalise: an empty result, as PyTorch gives.
             return Tensor::zeros(self.dims(), &self.device());
-        }
-        if self.rank() == 0 {
-            // A scalar is a row of one.
-            return self
-                .reshape_exact(&[1])?
-                .softmax_forward(0, log)?
-                .reshape_exact(&[]);
         }
         let last = self.rank() - 1;
         // Move `d` last, run on [rows, cols], then move it back.
