@@ -272,10 +272,13 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
 }
 
 /// Resolves a possibly negative axis against `rank` (PyTorch's `dim=-1`).
+/// Valid axes are `-rank..rank`, so a 0-d tensor has none; the ops that
+/// PyTorch lets take `dim` 0 or -1 on a scalar (softmax, reductions) handle
+/// that case themselves.
 pub fn normalize_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
     let r = rank as isize;
     let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r.max(1) {
+    if a < 0 || a >= r {
         return Err(Error::OutOfRange {
             op,
             index: axis as i64,

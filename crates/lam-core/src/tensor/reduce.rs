@@ -177,6 +177,13 @@ impl Tensor {
 
     fn arg_extremum(&self, op: ReduceOp, dim: isize, keepdim: bool) -> Result<Tensor> {
         self.check_f32("argmax/argmin")?;
+        if self.rank() == 0 {
+            // The index of a scalar's one element, as PyTorch (dim 0 or -1).
+            normalize_axis("argmax", dim, 1)?;
+            return Ok(
+                Tensor::from_vec_i32(vec![0], &[], &self.device())?.with_int_range(Some((0, 0)))
+            );
+        }
         let axis = normalize_axis("argmax", dim, self.rank())?;
         if self.dims()[axis] == 0 {
             return Err(Error::Empty { op: "argmax" });
@@ -233,6 +240,13 @@ impl Tensor {
     fn resolve_axes(&self, op: &'static str, dims: &[isize]) -> Result<Vec<usize>> {
         if dims.is_empty() {
             return Ok((0..self.rank()).collect());
+        }
+        if self.rank() == 0 {
+            // PyTorch lets a scalar take dim 0 or -1, reducing nothing.
+            for &d in dims {
+                normalize_axis(op, d, 1)?;
+            }
+            return Ok(Vec::new());
         }
         let mut axes = dims
             .iter()

@@ -10,11 +10,12 @@ use crate::{no_grad, Error, Layout, Result, Tensor};
 impl Tensor {
     /// Softmax along `dim`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
-        let d = normalize_axis("softmax", dim, self.rank())?;
         if self.rank() == 0 {
-            // A scalar is a row of one (its gradient too).
+            // A scalar is a row of one (its gradient too); dim 0 or -1.
+            normalize_axis("softmax", dim, 1)?;
             return self.reshape_exact(&[1])?.softmax(0)?.reshape_exact(&[]);
         }
+        let d = normalize_axis("softmax", dim, self.rank())?;
         let y = no_grad(|| self.softmax_forward(d, false))?;
         let yd = y.detach();
         Ok(Tensor::from_op(
@@ -31,10 +32,11 @@ impl Tensor {
 
     /// Log-softmax along `dim`.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
-        let d = normalize_axis("log_softmax", dim, self.rank())?;
         if self.rank() == 0 {
+            normalize_axis("log_softmax", dim, 1)?;
             return self.reshape_exact(&[1])?.log_softmax(0)?.reshape_exact(&[]);
         }
+        let d = normalize_axis("log_softmax", dim, self.rank())?;
         let y = no_grad(|| self.softmax_forward(d, true))?;
         let yd = y.detach();
         Ok(Tensor::from_op(
@@ -62,7 +64,7 @@ impl Tensor {
             .eq(&Tensor::scalar(f32::INFINITY, &self.device())?)?;
         let m = Tensor::where_cond(&infinite, &Tensor::zeros_like(&max)?, &max)?;
         let lse = self.sub(&m)?.exp()?.sum(dims, true)?.log()?.add(&m)?;
-        if keepdim {
+        if keepdim || self.rank() == 0 {
             Ok(lse)
         } else {
             let mut dims_abs: Vec<usize> = if dims.is_empty() {
