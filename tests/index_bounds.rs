@@ -23,24 +23,10 @@ fn devices() -> Vec<Device> {
     let mut out = vec![Device::cpu()];
     for api in ["vulkan", "gl"] {
         if let Some(shared) = common::gpu(api) {
-            out.push(private(&shared));
+            out.push(common::private_device(&shared));
         }
     }
     out
-}
-
-/// A fresh device on the adapter of `shared`.
-fn private(shared: &Device) -> Device {
-    let info = lam_wgpu::list_adapters()
-        .into_iter()
-        .find(|a| shared.name().ends_with(&a.name) && shared.name().starts_with(a.backend.to_str()))
-        .expect("the shared device's adapter is listed");
-    lam_wgpu::gpu_device(&lam_wgpu::GpuOptions {
-        adapter: Some(info.name.clone()),
-        backends: Some(info.backend.into()),
-        ..lam_wgpu::GpuOptions::default()
-    })
-    .expect("a private device on the same adapter")
 }
 
 /// How an I32 index `[0, bad]` was made, and so what its bounds say.

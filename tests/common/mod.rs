@@ -68,6 +68,20 @@ pub fn unfused(device: &Device) -> Device {
     twin
 }
 
+/// A fresh device on the adapter of `shared`.
+pub fn private_device(shared: &Device) -> Device {
+    let info = lam_wgpu::list_adapters()
+        .into_iter()
+        .find(|a| shared.name().ends_with(&a.name) && shared.name().starts_with(a.backend.to_str()))
+        .expect("the shared device's adapter is listed");
+    lam_wgpu::gpu_device(&lam_wgpu::GpuOptions {
+        adapter: Some(info.name.clone()),
+        backends: Some(info.backend.into()),
+        ..lam_wgpu::GpuOptions::default()
+    })
+    .expect("a private device on the same adapter")
+}
+
 /// True for the unfused twin of a device (see [`unfused`]).
 pub fn is_unfused(device: &Device) -> bool {
     device.name().ends_with("(unfused)")
