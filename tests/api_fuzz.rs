@@ -1,4 +1,4 @@
-//! Random arguments never panic: every public `Tensor` op is called with
+//! Random arguments never panic: every public `Tensor` op, layer and loss is called with
 //! random shapes (rank 0 to 4, sizes 0 to 3), random dims (in and out of
 //! range, negative), random index values (in and out of range) and random
 //! sizes and counts, and must return a value or an error — a panic fails
@@ -10,6 +10,12 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use lam::loss::{CrossEntropyLoss, NllLoss};
+use lam::nn::{
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, Embedding,
+    LayerNorm, Linear, MaxPool2d, Module, MultiheadAttention, PReLU, Softmax,
+    TransformerEncoderLayer, GRU, LSTM, RNN,
+};
 use lam::prelude::*;
 
 /// SplitMix64, so a failure names a reproducible seed.
@@ -207,7 +213,152 @@ const CALLS: &[(&str, Call)] = &[
     ("item", |r, d| r.tensor(d)?.item().map(drop)),
     ("to_vec2", |r, d| r.tensor(d)?.to_vec2().map(drop)),
     ("dim", |r, d| r.tensor(d)?.dim(r.dim()).map(drop)),
+    // Layers built with random sizes (0 included), run on inputs that half
+    // of the time fit the layer (so the call gets past the shape checks)
+    // and otherwise have a random shape.
+    ("Linear", |r, d| {
+        let (i, o) = (r.below(4), r.below(4));
+        run(&Linear::new(i, o, d)?, &[r.below(3), i], r, d)
+    }),
+    ("Conv2d", |r, d| {
+        let (i, o, k) = (r.below(3), r.below(3), r.below(3));
+        let shape = [r.below(3), i, r.below(5), r.below(5)];
+        run(&Conv2d::new(i, o, k, d)?, &shape, r, d)
+    }),
+    ("Conv1d", |r, d| {
+        let (i, o, k) = (r.below(3), r.below(3), r.below(3));
+        run(
+            &Conv1d::new(i, o, k, d)?,
+            &[r.below(3), i, r.below(5)],
+            r,
+            d,
+        )
+    }),
+    ("MaxPool2d", |r, d| {
+        let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
+        run(&MaxPool2d::new(r.below(3))?, &shape, r, d)
+    }),
+    ("AvgPool2d", |r, d| {
+        let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
+        run(&AvgPool2d::new(r.below(3))?, &shape, r, d)
+    }),
+    ("AdaptiveAvgPool2d", |r, d| {
+        let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
+        run(&AdaptiveAvgPool2d::new(r.below(3))?, &shape, r, d)
+    }),
+    ("Embedding", |r, d| {
+        let e = Embedding::new(r.below(4), r.below(4), d)?;
+        e.forward(&r.index(d)?)?.to_vec().map(drop)
+    }),
+    ("LayerNorm", |r, d| {
+        let norm = r.shape();
+        let mut shape = vec![r.below(3)];
+        shape.extend(&norm);
+        run(&LayerNorm::new(&norm, d)?, &shape, r, d)
+    }),
+    ("BatchNorm1d", |r, d| {
+        let c = r.below(4);
+        run(&BatchNorm1d::new(c, d)?, &[r.below(4), c], r, d)
+    }),
+    ("BatchNorm2d", |r, d| {
+        let c = r.below(4);
+        run(
+            &BatchNorm2d::new(c, d)?,
+            &[r.below(3), c, r.below(3), r.below(3)],
+            r,
+            d,
+        )
+    }),
+    ("RNN", |r, d| {
+        let i = r.below(3);
+        run(
+            &RNN::new(i, r.below(3), d)?,
+            &[r.below(3), r.below(3), i],
+            r,
+            d,
+        )
+    }),
+    ("LSTM", |r, d| {
+        let i = r.below(3);
+        run(
+            &LSTM::new(i, r.below(3), d)?,
+            &[r.below(3), r.below(3), i],
+            r,
+            d,
+        )
+    }),
+    ("GRU", |r, d| {
+        let i = r.below(3);
+        run(
+            &GRU::new(i, r.below(3), d)?,
+            &[r.below(3), r.below(3), i],
+            r,
+            d,
+        )
+    }),
+    ("MultiheadAttention", |r, d| {
+        let (e, h) = (r.below(5), r.below(3));
+        let m = MultiheadAttention::new(e, h, d)?;
+        run(&m, &[r.below(3), r.below(3), e], r, d)
+    }),
+    ("TransformerEncoderLayer", |r, d| {
+        let (e, h) = (r.below(5), r.below(3));
+        let m = TransformerEncoderLayer::new(e, h, d)?;
+        run(&m, &[r.below(3), r.below(3), e], r, d)
+    }),
+    ("Dropout", |r, d| {
+        run(&Dropout::new(r.float())?, &[r.below(4)], r, d)
+    }),
+    ("PReLU", |r, d| {
+        let c = r.below(3);
+        run(&PReLU::new(c, d)?, &[r.below(3), c], r, d)
+    }),
+    ("Softmax", |r, d| {
+        run(&Softmax::new(r.dim()), &[r.below(3)], r, d)
+    }),
+    // Losses on random inputs and targets.
+    ("CrossEntropyLoss", |r, d| {
+        let loss = CrossEntropyLoss::new()
+            .ignore_index(r.below(3) as i32 - 1)
+            .label_smoothing(r.float());
+        let target = if r.below(2) == 0 {
+            r.index(d)?
+        } else {
+            r.tensor(d)?
+        };
+        loss.forward(&r.tensor(d)?, &target)?.to_vec().map(drop)
+    }),
+    ("NllLoss", |r, d| {
+        NllLoss::new()
+            .forward(&r.tensor(d)?, &r.index(d)?)?
+            .to_vec()
+            .map(drop)
+    }),
+    ("mse_loss", |r, d| {
+        lam::loss::mse_loss(&r.tensor(d)?, &r.tensor(d)?).map(drop)
+    }),
+    ("huber_loss", |r, d| {
+        lam::loss::huber_loss(&r.tensor(d)?, &r.tensor(d)?, r.float()).map(drop)
+    }),
+    ("binary_cross_entropy", |r, d| {
+        lam::loss::binary_cross_entropy(&r.tensor(d)?, &r.tensor(d)?).map(drop)
+    }),
 ];
+
+/// `module` on an input of shape `fits` (or, half of the time, of a random
+/// shape), read back; then, if it worked, its gradient.
+fn run(module: &dyn Module, fits: &[usize], r: &mut Rng, d: &Device) -> lam::Result<()> {
+    let x = if r.below(2) == 0 {
+        let n: usize = fits.iter().product();
+        Tensor::from_vec((0..n).map(|_| r.float()).collect(), fits, d)?
+    } else {
+        r.tensor(d)?
+    };
+    let x = x.requires_grad_()?;
+    let y = module.forward(&x)?;
+    y.to_vec()?;
+    y.sum_all()?.backward()
+}
 
 fn fuzz(dev: &Device, rounds: u64) -> lam::Result<()> {
     let mut failures = Vec::new();
