@@ -1,40 +1,41 @@
 //! The [`Backend`] trait, written once as a list of methods.
 //!
-//! [`backend_methods!`] holds every method's signature and documentation.
-//! The trait itself is generated from that list here, and so are the
-//! backends that wrap another one: the profiler's [`crate::profile::Profiled`]
-//! and the test devices of [`crate::testing`] ([`crate::testing::Unfused`],
-//! which declines every fused op, and [`crate::testing::Recorder`], which
-//! notes which methods ran). So a method added to the list is forwarded by
-//! every wrapper without anyone writing it — a wrapper that forgot an
-//! optional `fused_*` method would silently turn that fused path off — and a
-//! method cannot reach the trait without being in the list.
+//! `backend_methods!` holds every method's signature and documentation, and
+//! expands to the trait itself and to the one backend that wraps another,
+//! [`Wrapped`], which forwards every method through its [`Hooks`]. Every
+//! wrapper is a `Wrapped` with its own hooks: the profiler's
+//! [`crate::profile::Profiled`] times calls, the test devices of
+//! [`crate::testing`] decline every fused op ([`crate::testing::Unfused`]) or
+//! count calls ([`crate::testing::Recorder`]). So a method added to the list
+//! is forwarded by every wrapper without anyone writing it — a wrapper that
+//! forgot an optional `fused_*` method would silently turn that fused path
+//! off — and a method cannot reach the trait without being in the list.
 //!
-//! The list has four groups, each handed to the generating macro by name:
-//! - `name`: the device's name (each wrapper words it its own way);
+//! The list has four groups:
+//! - `name`: the device's name (hooks may word it their own way);
 //! - `info`: facts about the device, forwarded as they are;
-//! - `ops`: the primitives and `synchronize`. Each is timed by the profiler
-//!   under its name, or under the `named` expression (built only while
-//!   profiling) for families told apart by an op enum. `= default` gives an
+//! - `ops`: the primitives and `synchronize`, run through [`Hooks::op`],
+//!   labelled by their name or by the `named` expression (built only when a
+//!   hook asks) for families told apart by an op enum. `= default` gives an
 //!   optional method its default body;
-//! - `fused`: optional fused ops. The `=` body is the default, which declines
-//!   (the caller then composes the op from primitives); `taken` tells from a
-//!   result whether the backend ran the op.
+//! - `fused`: optional fused ops, run through [`Hooks::fused`]. The `=` body
+//!   is the default, which declines (the caller then composes the op from
+//!   primitives); `taken` tells from a result whether the backend ran it.
 
 use std::fmt::Debug;
 
+use super::wrapped::{op_name, Hooks, Wrapped};
 use super::{
     AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation, ReduceOp, Storage,
     UnaryOp, View, WindowGeometry,
 };
 use crate::{DType, Result};
 
-/// Hands the list of [`Backend`] methods to `$callback!` (see the module doc).
-/// The names the list uses (`View`, `Storage`, `Result`, the op enums) must be
-/// in scope where the callback expands.
+/// The list of [`Backend`] methods (see the module doc), expanded by
+/// `define_backend`.
 macro_rules! backend_methods {
-    ($callback:ident) => {
-        $callback! {
+    () => {
+        define_backend! {
             name {
                 /// Human-readable name, e.g. "cpu" or "vulkan: NVIDIA H200".
                 fn name(&self) -> String;
@@ -154,10 +155,10 @@ macro_rules! backend_methods {
         }
     };
 }
-pub(crate) use backend_methods;
 
-/// Generates the [`Backend`] trait from the list.
-macro_rules! define_backend_trait {
+/// Generates the [`Backend`] trait, [`OP_METHODS`] and the [`Wrapped`]
+/// backend from the list.
+macro_rules! define_backend {
     (
         name { $(#[$na:meta])* fn name(&self) -> String; }
         info { $( $(#[$ia:meta])* fn $info:ident(&self) -> $iret:ty $(= $idef:expr)?; )* }
@@ -199,13 +200,13 @@ macro_rules! define_backend_trait {
         /// whenever the index tensor's known bounds already prove it.
         ///
         /// Required methods: all except `fused_*`, `stats` and `synchronize`.
-        /// The method list lives in [`backend_methods!`](self), which also
-        /// generates every wrapping backend.
+        /// The method list lives in `backend/methods.rs`, which also
+        /// generates [`Wrapped`], the backend every wrapper is.
         pub trait Backend: Send + Sync + Debug {
             $(#[$na])*
             fn name(&self) -> String;
-            $( define_backend_trait!(@method $(#[$ia])* fn $info(&self) -> $iret $(= $idef)?); )*
-            $( define_backend_trait!(@method $(#[$oa])* fn $op(&self $(, $oarg: $oty)*) -> $oret $(= $odef)?); )*
+            $( define_backend!(@method $(#[$ia])* fn $info(&self) -> $iret $(= $idef)?); )*
+            $( define_backend!(@method $(#[$oa])* fn $op(&self $(, $oarg: $oty)*) -> $oret $(= $odef)?); )*
             $(
                 $(#[$fa])*
                 #[allow(unused_variables)]
@@ -219,6 +220,43 @@ macro_rules! define_backend_trait {
         /// method of the list), in list order: what a test that must touch
         /// every op checks its coverage against.
         pub const OP_METHODS: &[&str] = &[$(stringify!($op),)* $(stringify!($fused),)*];
+
+        impl<H: Hooks> Backend for Wrapped<H> {
+            fn name(&self) -> String {
+                self.hooks.name(self.inner.name())
+            }
+            $(
+                fn $info(&self) -> $iret {
+                    self.inner.$info()
+                }
+            )*
+            $(
+                fn $op(&self $(, $oarg: $oty)*) -> $oret {
+                    self.hooks.op(
+                        stringify!($op),
+                        || define_backend!(@label $op $(, $olabel)?),
+                        || self.inner.$op($($oarg),*),
+                    )
+                }
+            )*
+            $(
+                fn $fused(&self $(, $farg: $fty)*) -> $fret {
+                    self.hooks.fused(
+                        stringify!($fused),
+                        || define_backend!(@label $fused $(, $flabel)?),
+                        $ftaken,
+                        || self.inner.$fused($($farg),*),
+                        || $fdef,
+                    )
+                }
+            )*
+        }
+    };
+    (@label $name:ident) => {
+        String::from(stringify!($name))
+    };
+    (@label $name:ident, $label:expr) => {
+        $label
     };
     (@method $(#[$a:meta])* fn $m:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty) => {
         $(#[$a])*
@@ -232,4 +270,4 @@ macro_rules! define_backend_trait {
     };
 }
 
-backend_methods!(define_backend_trait);
+backend_methods!();

@@ -19,24 +19,26 @@
 //!   checks it on every backend, and on a device that declines every fused
 //!   op, [`crate::testing::Unfused`]).
 //! - **One list of methods.** The trait is generated from a single list
-//!   (`methods.rs`), which also generates every backend that wraps another
-//!   (the profiler, the test devices), so none can miss a method.
+//!   (`methods.rs`), which also generates [`Wrapped`], the backend every
+//!   wrapper (the profiler, the test devices) is, so none can miss a method.
 //!
-//! Files: `methods.rs` (the trait, as that list), `ops.rs` (the op enums and
-//! parameter blocks the methods take), this file (buffers and counters).
+//! Files: `methods.rs` (the trait, as that list), `wrapped.rs` (the wrapper
+//! and its [`Hooks`]), `ops.rs` (the op enums and parameter blocks the
+//! methods take), this file (buffers and counters).
 
 mod methods;
 mod ops;
+mod wrapped;
 
 use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-pub(crate) use methods::backend_methods;
 pub use methods::{Backend, OP_METHODS};
 pub use ops::{
     AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, WindowGeometry,
 };
+pub use wrapped::{Hooks, Wrapped};
 
 use crate::{DType, Layout};
 

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use profiled::Profiled;
+pub use profiled::{Profiled, Timer};
 pub use report::{ProfileReport, Row, Section};
 
 /// Which clock measured a section of the report.

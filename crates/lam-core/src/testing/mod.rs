@@ -7,7 +7,7 @@
 
 mod devices;
 
-pub use devices::{Recorder, Unfused};
+pub use devices::{CallCounts, DeclineFused, Recorder, Unfused};
 
 use crate::{no_grad, Error, Result, Tensor};
 
