@@ -660,3 +660,103 @@ fn bad_hyper_parameters_and_parameter_lists_are_errors() -> Result<()> {
     assert_eq!(clip_grad_norm(&ps, 1.0, 2.0)?.item()?, 0.0);
     Ok(())
 }
+
+/// Training checkpoints store each optimizer's kind, hyper-parameter names
+/// and buffer names; files written earlier load only while these stay.
+#[test]
+fn snapshot_names_are_the_checkpoint_format() -> Result<()> {
+    let p = Problem::new(&cpu())?;
+    let expected: [(&str, &[&str], &[&str]); 6] = [
+        (
+            "sgd",
+            &[
+                "dampening",
+                "l1",
+                "lr",
+                "momentum",
+                "nesterov",
+                "weight_decay",
+            ],
+            &["momentum_buffer"],
+        ),
+        (
+            "adam",
+            &[
+                "amsgrad",
+                "beta1",
+                "beta2",
+                "eps",
+                "l1",
+                "lr",
+                "weight_decay",
+            ],
+            &["exp_avg", "exp_avg_sq"],
+        ),
+        (
+            "adamw",
+            &[
+                "amsgrad",
+                "beta1",
+                "beta2",
+                "eps",
+                "l1",
+                "lr",
+                "weight_decay",
+            ],
+            &["exp_avg", "exp_avg_sq"],
+        ),
+        (
+            "amsgrad",
+            &[
+                "amsgrad",
+                "beta1",
+                "beta2",
+                "eps",
+                "l1",
+                "lr",
+                "weight_decay",
+            ],
+            &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+        ),
+        (
+            "rmsprop",
+            &[
+                "alpha",
+                "centered",
+                "eps",
+                "l1",
+                "lr",
+                "momentum",
+                "weight_decay",
+            ],
+            &["grad_avg", "momentum_buffer", "square_avg"],
+        ),
+        (
+            "adagrad",
+            &[
+                "eps",
+                "initial_accumulator_value",
+                "l1",
+                "lr",
+                "lr_decay",
+                "weight_decay",
+            ],
+            &["sum"],
+        ),
+    ];
+    let optimizers = every_optimizer(p.params())?;
+    assert_eq!(optimizers.len(), expected.len());
+    for ((name, mut opt), (want_name, hyper, buffers)) in optimizers.into_iter().zip(expected) {
+        assert_eq!(name, want_name);
+        p.step(opt.as_mut())?;
+        let state = opt.state_dict()?;
+        let kind = if name == "amsgrad" { "adamw" } else { name };
+        assert_eq!(state.kind, kind);
+        let names: Vec<&str> = state.hyper.keys().map(String::as_str).collect();
+        assert_eq!(names, hyper, "{name}: hyper-parameter names");
+        let ps = state.params[0].as_ref().expect("state after a step");
+        let names: Vec<&str> = ps.buffers.keys().map(String::as_str).collect();
+        assert_eq!(names, buffers, "{name}: buffer names");
+    }
+    Ok(())
+}
