@@ -6,9 +6,12 @@
 //! `creation` (constructors, random), `view` (reshape, permute, cat, ...),
 //! `elementwise` (unary, broadcasting binary, where), `reduce`, `matmul`,
 //! `index` (index_select, gather, scatter_add), `softmax` (softmax,
-//! log-softmax, logsumexp, cross-entropy) and `display`.
+//! log-softmax, logsumexp, cross-entropy) and `display`; `dims` holds the
+//! shape-check vocabulary that ops and layers share (`dims2`..`dims4`,
+//! `batched`, `expect_shape`, `check_operands`).
 
 mod creation;
+mod dims;
 mod display;
 mod elementwise;
 mod index;
@@ -19,6 +22,8 @@ mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+pub(crate) use dims::check_operands;
 
 use crate::autograd::{is_grad_enabled, Node};
 use crate::backend::{Backend, Storage};
@@ -344,15 +349,7 @@ impl Tensor {
 
     /// A 2-d tensor as rows.
     pub fn to_vec2(&self) -> Result<Vec<Vec<f32>>> {
-        if self.rank() != 2 {
-            return Err(Error::RankMismatch {
-                op: "to_vec2",
-                expected: "2".into(),
-                found: self.rank(),
-                shape: self.shape(),
-            });
-        }
-        let cols = self.dims()[1];
+        let (_, cols) = self.dims2("to_vec2", "[rows, cols]")?;
         Ok(self
             .to_vec()?
             .chunks(cols.max(1))
