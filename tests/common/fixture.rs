@@ -7,6 +7,7 @@
 //! hold, so a fixture that lost its cases fails the test instead of
 //! passing with nothing checked.
 
+use lam::nn::Module;
 use lam::prelude::*;
 use serde_json::Value;
 
@@ -38,6 +39,18 @@ pub fn cases(fixtures: &[(&str, &str)], file: &str, min: usize) -> Vec<Value> {
         .unwrap_or_else(|| panic!("no embedded fixture named {file}"));
     let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
     case_list(&doc, file, min)
+}
+
+/// Runs `run_case` on every case of embedded fixture `file` (at least
+/// `min`), reporting all failing cases at once.
+pub fn run_file(
+    fixtures: &[(&str, &str)],
+    file: &str,
+    min: usize,
+    dev: &Device,
+    run_case: impl Fn(&Value, &Device) -> lam::Result<()>,
+) -> lam::Result<()> {
+    run_cases(&cases(fixtures, file, min), dev, run_case)
 }
 
 /// Runs `run_case` on every case, reporting all failing cases at once.
@@ -133,6 +146,44 @@ pub fn close(
             format!("{what}: {e}\nactual:   {actual:?}\nexpected: {expected:?}"),
         )
     })
+}
+
+/// Loads PyTorch's `state_dict` (a fixture object of tensors by name) into
+/// `module`: an error unless both have exactly the same names.
+pub fn load_state(module: &dyn Module, state: &Value, dev: &Device) -> lam::Result<()> {
+    let ours = module.state_dict();
+    let mut our_names: Vec<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
+    let mut their_names: Vec<&str> = state
+        .as_object()
+        .expect("state")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    our_names.sort_unstable();
+    their_names.sort_unstable();
+    if our_names != their_names {
+        return Err(Error::invalid(
+            "fixture",
+            format!("state_dict names {our_names:?}, PyTorch has {their_names:?}"),
+        ));
+    }
+    for (name, t) in &ours {
+        t.set_data(&tensor(&state[name], t.dtype(), dev)?)
+            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// An error unless every parameter of `module` received the gradient that
+/// `grads` (a fixture object of tensors by name) holds.
+pub fn expect_param_grads(module: &dyn Module, grads: &Value) -> lam::Result<()> {
+    for (name, p) in module.named_parameters() {
+        let g = p
+            .grad()
+            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
+        expect_close(&format!("gradient of {name}"), &g, &grads[&name])?;
+    }
+    Ok(())
 }
 
 fn values(v: &Value) -> &Vec<Value> {

@@ -29,39 +29,16 @@ const FIXTURES: [(&str, &str); 7] = [
     ),
 ];
 
-/// The cases of a fixture file: at least `min`.
-fn cases(file: &str, min: usize) -> Vec<Value> {
-    fixture::cases(&FIXTURES, file, min)
-}
-
 /// Runs every case of a fixture file (at least `min`), reporting all
 /// failing cases at once.
 fn run_fixture_file(file: &str, min: usize, dev: &Device) -> lam::Result<()> {
-    fixture::run_cases(&cases(file, min), dev, run_case)
+    fixture::run_file(&FIXTURES, file, min, dev, run_case)
 }
 
 fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let layer = build(case, dev)?;
+    fixture::load_state(&*layer, &case["state"], dev)?;
     let state = layer.state_dict();
-    let mut ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    let mut theirs: Vec<&str> = case["state"]
-        .as_object()
-        .expect("state")
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    ours.sort_unstable();
-    theirs.sort_unstable();
-    if ours != theirs {
-        return Err(Error::invalid(
-            "fixture",
-            format!("state_dict names {ours:?}, PyTorch has {theirs:?}"),
-        ));
-    }
-    for (name, t) in &state {
-        t.set_data(&tensor(&case["state"][name], t.dtype(), dev)?)
-            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
-    }
     layer.set_training(case["training"].as_bool().unwrap_or(true));
     let input = &case["input"];
     let float_input = case.get("input_grad").is_some();
@@ -79,12 +56,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
             .ok_or_else(|| Error::invalid("fixture", "input received no gradient"))?;
         expect_close("input gradient", &g, &case["input_grad"])?;
     }
-    for (name, p) in layer.named_parameters() {
-        let g = p
-            .grad()
-            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
-        expect_close(&format!("gradient of {name}"), &g, &case["grads"][&name])?;
-    }
+    fixture::expect_param_grads(&*layer, &case["grads"])?;
     for (name, expected) in case["state_after"].as_object().expect("state_after") {
         let t = state
             .iter()
@@ -329,7 +301,7 @@ fn fixtures_cover_every_layer() {
     ];
     let present: Vec<String> = FIXTURES
         .iter()
-        .flat_map(|(file, _)| cases(file, 1))
+        .flat_map(|(file, _)| fixture::cases(&FIXTURES, file, 1))
         .map(|c| c["layer"].as_str().unwrap_or_default().to_string())
         .collect();
     for layer in required {

@@ -24,15 +24,10 @@ const FIXTURES: [(&str, &str); 2] = [
     ),
 ];
 
-/// The cases of a fixture file: at least `min`.
-fn cases(file: &str, min: usize) -> Vec<Value> {
-    fixture::cases(&FIXTURES, file, min)
-}
-
 /// Runs every case of a fixture file (at least `min`), reporting all
 /// failing cases at once.
 fn run_fixture_file(file: &str, min: usize, dev: &Device) -> lam::Result<()> {
-    fixture::run_cases(&cases(file, min), dev, run_case)
+    fixture::run_file(&FIXTURES, file, min, dev, run_case)
 }
 
 /// The layer of a case, which each take different forward arguments.
@@ -111,26 +106,7 @@ impl Layer {
 fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let layer = build(case, dev)?;
     let module = layer.module();
-    let state = module.state_dict();
-    let mut ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    let mut theirs: Vec<&str> = case["state"]
-        .as_object()
-        .expect("state")
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    ours.sort_unstable();
-    theirs.sort_unstable();
-    if ours != theirs {
-        return Err(Error::invalid(
-            "fixture",
-            format!("state_dict names {ours:?}, PyTorch has {theirs:?}"),
-        ));
-    }
-    for (name, t) in &state {
-        t.set_data(&tensor(&case["state"][name], DType::F32, dev)?)
-            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
-    }
+    fixture::load_state(module, &case["state"], dev)?;
     module.set_training(case["training"].as_bool().unwrap_or(true));
 
     let kinds = &case["mask_kinds"];
@@ -163,12 +139,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
         })?;
         expect_close(&format!("gradient of input {name}"), &g, expected)?;
     }
-    for (name, p) in module.named_parameters() {
-        let g = p
-            .grad()
-            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
-        expect_close(&format!("gradient of {name}"), &g, &case["grads"][&name])?;
-    }
+    fixture::expect_param_grads(module, &case["grads"])?;
     Ok(())
 }
 
@@ -264,7 +235,7 @@ conformance!(known_values_attention, |dev| {
 fn fixtures_cover_every_layer_and_option() {
     let all: Vec<Value> = FIXTURES
         .iter()
-        .flat_map(|(file, _)| cases(file, 1))
+        .flat_map(|(file, _)| fixture::cases(&FIXTURES, file, 1))
         .collect();
     for layer in [
         "RNN",
