@@ -29,28 +29,15 @@ pub fn file_cases(path: &str, min: usize) -> Vec<Value> {
     case_list(&read(path), path, min)
 }
 
-/// The cases of fixture `file` among the embedded `(name, json)` files: at
-/// least `min` of them.
-pub fn cases(fixtures: &[(&str, &str)], file: &str, min: usize) -> Vec<Value> {
-    let text = fixtures
-        .iter()
-        .find(|(name, _)| *name == file)
-        .map(|(_, text)| *text)
-        .unwrap_or_else(|| panic!("no embedded fixture named {file}"));
-    let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
-    case_list(&doc, file, min)
-}
-
-/// Runs `run_case` on every case of embedded fixture `file` (at least
-/// `min`), reporting all failing cases at once.
+/// Runs `run_case` on every case of `fixtures/{path}` (at least `min`),
+/// reporting all failing cases at once.
 pub fn run_file(
-    fixtures: &[(&str, &str)],
-    file: &str,
+    path: &str,
     min: usize,
     dev: &Device,
     run_case: impl Fn(&Value, &Device) -> lam::Result<()>,
 ) -> lam::Result<()> {
-    run_cases(&cases(fixtures, file, min), dev, run_case)
+    run_cases(&file_cases(path, min), dev, run_case)
 }
 
 /// Runs `run_case` on every case, reporting all failing cases at once.
@@ -146,6 +133,30 @@ pub fn close(
             format!("{what}: {e}\nactual:   {actual:?}\nexpected: {expected:?}"),
         )
     })
+}
+
+/// A case's options (a fixture object such as `case["config"]`), each read
+/// with the default PyTorch uses when the case leaves it out.
+pub struct Options<'a>(pub &'a Value);
+
+impl Options<'_> {
+    pub fn usize(&self, key: &str, default: usize) -> usize {
+        self.0
+            .get(key)
+            .and_then(Value::as_u64)
+            .map_or(default, |v| v as usize)
+    }
+
+    pub fn bool(&self, key: &str, default: bool) -> bool {
+        self.0.get(key).and_then(Value::as_bool).unwrap_or(default)
+    }
+
+    pub fn f32(&self, key: &str, default: f32) -> f32 {
+        self.0
+            .get(key)
+            .and_then(Value::as_f64)
+            .map_or(default, |v| v as f32)
+    }
 }
 
 /// Loads PyTorch's `state_dict` (a fixture object of tensors by name) into
