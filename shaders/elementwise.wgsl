@@ -1,85 +1,22 @@
-// Elementwise kernels over strided views: unary and binary math, select
-// (where), dtype casts, strided copies and fills.
+// Elementwise math over strided views: unary and binary ops and select
+// (where). Inputs are any strided views (see lib/elementwise_views.wgsl), so
+// transposed, narrowed and broadcast (stride 0) inputs are read in place;
+// outputs are contiguous.
 //
-// Every input is any strided view (rank <= 8 after the host merges dims that
-// are contiguous with each other), so transposed, narrowed and broadcast
-// (stride 0) inputs are read in place, never copied first. Outputs are
-// contiguous except for `copy`, whose destination is a view too.
-//
-// Buffers are bound as raw u32 words so one set of bindings serves f32 and
-// i32 data alike: math entry points bitcast, copies move bits untouched.
 // The math op is the pipeline constant OP (codes in
 // crates/lam-wgpu/src/kernels.rs); scalar parameters such as a LeakyRelu
 // slope live in the uniform, so they do not multiply pipelines.
 
-// Mirrors `EwParams` in crates/lam-wgpu/src/params.rs.
-struct Params {
-    numel: u32,
-    rank: u32,
-    offset0: u32,
-    offset1: u32,
-    offset2: u32,
-    alpha: f32,
-    beta: f32,
-    // select: 1 when the condition is i32; fill: the value's bits.
-    word: u32,
-    shape: array<vec4<u32>, 2>,
-    stride0: array<vec4<u32>, 2>,
-    stride1: array<vec4<u32>, 2>,
-    stride2: array<vec4<u32>, 2>,
-}
+// #include "lib/elementwise_views.wgsl"
+// #include "lib/nan.wgsl"
 
 override OP: u32 = 0u;
-override TO_INT: bool = false;
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> in0: array<u32>;
-@group(0) @binding(2) var<storage, read> in1: array<u32>;
-@group(0) @binding(3) var<storage, read> in2: array<u32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<u32>;
-
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
 const FRAC_1_SQRT_2: f32 = 0.707106781186548;
 const FRAC_1_SQRT_2PI: f32 = 0.398942280401433;
 
-// Storage offsets of element `i` (row-major over p.shape) in the three views.
-fn offsets(i: u32) -> vec3<u32> {
-    var off = vec3<u32>(p.offset0, p.offset1, p.offset2);
-    if (p.rank == 1u) {
-        // The common case after merging dims: no division needed.
-        return off + i * vec3<u32>(p.stride0[0].x, p.stride1[0].x, p.stride2[0].x);
-    }
-    var rem = i;
-    for (var k = 0u; k < p.rank; k++) {
-        let d = p.rank - 1u - k;
-        let n = p.shape[d >> 2u][d & 3u];
-        let c = rem % n;
-        rem = rem / n;
-        off += c * vec3<u32>(
-            p.stride0[d >> 2u][d & 3u],
-            p.stride1[d >> 2u][d & 3u],
-            p.stride2[d >> 2u][d & 3u],
-        );
-    }
-    return off;
-}
-
-// The linear element of this invocation. The host folds grids above 65535
-// workgroups into rows of exactly GRID_X, so no num_workgroups builtin (which
-// HLSL lacks natively) is needed.
-fn element(wid: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * GRID_X) * WG + lid;
-}
-
 fn f(word: u32) -> f32 {
     return bitcast<f32>(word);
-}
-
-// NaN test on the bits: WGSL lets implementations assume no NaNs in float
-// arithmetic, so `x != x` may be folded away, but integer tests may not.
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
 // erf with ~6e-8 absolute error (N. Juffa's single-precision minimax fit);
@@ -172,9 +109,10 @@ fn unary_op(x: f32) -> f32 {
     let a = p.alpha;
     let b = p.beta;
     // NaN propagates through every op, as in PyTorch (max/min/clamp would
-    // drop it on some drivers), except the indicators, which are false.
+    // drop it on some drivers), except the indicators, which are false, and
+    // sign, which is 0.
     if (is_nan(x)) {
-        let indicator = OP == 19u || OP == 23u || OP == 24u || OP == 26u;
+        let indicator = OP == 18u || OP == 19u || OP == 23u || OP == 24u || OP == 26u;
         // x^0 is 1 even for NaN (C's pow).
         let power_zero = OP == 22u && a == 0.0;
         return select(select(x, 0.0, indicator), 1.0, power_zero);
@@ -214,6 +152,8 @@ fn unary_op(x: f32) -> f32 {
             return cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
         }
         case 26u: { return select(0.0, 1.0, x > a && x < b); }
+        // A true division: x * (1 / a) would round twice.
+        case 27u: { return x / a; }
         default: { return x; }
     }
 }
@@ -226,9 +166,9 @@ fn binary_op(x: f32, y: f32) -> f32 {
             case 5u, 6u: { return select(y, x, is_nan(x)); }
             case 7u, 9u, 10u, 11u, 12u: { return 0.0; }
             case 8u: { return 1.0; }
-            // A NaN gradient passes where the ReLU was active; a NaN
-            // activation blocks, as in PyTorch's threshold_backward.
-            case 13u: { return select(0.0, x, !is_nan(y) && y > 0.0); }
+            // The gradient (NaN or not) passes unless the ReLU's output is
+            // <= 0; a NaN output passes it, as PyTorch's threshold_backward.
+            case 13u: { return select(x, 0.0, !is_nan(y) && y <= 0.0); }
             default: {}
         }
     }
@@ -246,17 +186,14 @@ fn binary_op(x: f32, y: f32) -> f32 {
         case 10u: { return select(0.0, 1.0, x <= y); }
         case 11u: { return select(0.0, 1.0, x > y); }
         case 12u: { return select(0.0, 1.0, x >= y); }
-        case 13u: { return select(0.0, x, y > 0.0); }
+        case 13u: { return select(x, 0.0, y <= 0.0); }
         default: { return x; }
     }
 }
 
 @compute @workgroup_size(WG)
-fn unary(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, lid);
+fn unary(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
@@ -265,11 +202,8 @@ fn unary(
 }
 
 @compute @workgroup_size(WG)
-fn binary(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, lid);
+fn binary(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
@@ -279,62 +213,15 @@ fn binary(
 
 // out = cond != 0 ? a : b, moving the bits of a or b (any dtype).
 @compute @workgroup_size(WG)
-fn select_where(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, lid);
+fn select_where(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
     let o = offsets(i);
     let c = in0[o.x];
-    // A float condition compares as a float so that -0.0 counts as zero.
-    let truthy = select(f(c) != 0.0, c != 0u, p.word == 1u);
+    // A float condition is true unless it is ±0.0, tested on the bits:
+    // comparing as floats lets a driver take NaN for zero.
+    let truthy = select((c & 0x7fffffffu) != 0u, c != 0u, p.word == 1u);
     dst[i] = select(in2[o.z], in1[o.y], truthy);
-}
-
-// f32 -> i32 truncating toward zero (TO_INT), or i32 -> f32.
-@compute @workgroup_size(WG)
-fn cast_dtype(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, lid);
-    if (i >= p.numel) {
-        return;
-    }
-    let w = in0[offsets(i).x];
-    if (TO_INT) {
-        dst[i] = bitcast<u32>(i32(f(w)));
-    } else {
-        dst[i] = bitcast<u32>(f32(bitcast<i32>(w)));
-    }
-}
-
-// dst view (offset1/stride1) = src view (offset0/stride0), bits unchanged.
-@compute @workgroup_size(WG)
-fn copy_view(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, lid);
-    if (i >= p.numel) {
-        return;
-    }
-    let o = offsets(i);
-    dst[o.y] = in0[o.x];
-}
-
-// dst[offset1 + i] = word for i < numel (zeros and constant tensors).
-@compute @workgroup_size(WG)
-fn fill_value(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = element(wid, lid);
-    if (i >= p.numel) {
-        return;
-    }
-    dst[p.offset1 + i] = p.word;
 }

@@ -2,138 +2,104 @@
 //
 // One invocation per output element; src and index are strided views.
 // Values move as raw u32 words, so index_select and gather work on f32 and
-// i32 data alike. Out-of-range indices read as 0 instead of faulting (lam-core
-// validates index ranges on the host where it can).
+// i32 data alike. Every index is checked on the device: one outside the
+// indexed dim reads nothing (its output element is 0) and is recorded as a
+// fault for the host (see lib/range_fault.wgsl).
 //
 // scatter_add is written as a gather: output element q sums, in ascending
 // order of j, every src[.., j, ..] whose index[.., j, ..] equals q's coordinate
 // along `dim`. That is deterministic and needs no float atomics; the cost is
 // O(output x index extent along dim).
+//
+// index_select and scatter_add run max(output, index) threads: thread i
+// checks index element i once, so an index is checked even where the output
+// is empty or never reads it.
 
-// Mirrors `IndexParams` in crates/lam-wgpu/src/params.rs.
-struct Params {
-    numel: u32,
-    rank: u32,
-    dim: u32,
-    src_offset: u32,
-    idx_offset: u32,
-    // index_select: the length of the 1-d index; scatter_add: index.shape[dim].
-    idx_len: u32,
-    // Size of src along `dim` (index_select, gather) for range checks.
-    src_dim: u32,
-    idx_stride1d: u32,
-    shape: array<vec4<u32>, 2>,
-    src_stride: array<vec4<u32>, 2>,
-    idx_shape: array<vec4<u32>, 2>,
-    idx_stride: array<vec4<u32>, 2>,
-}
+// #include "lib/index_params.wgsl"
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read> index: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<u32>;
 
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
-
-fn at(a: array<vec4<u32>, 2>, d: u32) -> u32 {
-    return a[d >> 2u][d & 3u];
-}
-
-fn element(wid: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * GRID_X) * WG + lid;
+// src[.., pick, ..] with `base` addressing src[.., 0, ..], or 0 when pick is
+// outside the dim.
+fn pick_from(base: u32, pick: i32) -> u32 {
+    if (pick < 0i || u32(pick) >= p.src_dim) {
+        return 0u;
+    }
+    return src[base + u32(pick) * at(p.src_stride, p.dim)];
 }
 
 // out[.., i, ..] = src[.., index[i], ..] along dim; out has p.shape.
 @compute @workgroup_size(WG)
-fn index_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn index_select(t: Thread) {
+    let i = element(t);
+    if (i < p.idx_len) {
+        index_ok(FAULT_INDEX_SELECT, index[p.idx_offset + i * p.idx_stride1d], p.src_dim);
+    }
     if (i >= p.numel) {
         return;
     }
-    var rem = i;
-    var off = p.src_offset;
-    var pick = 0i;
-    for (var k = 0u; k < p.rank; k++) {
-        let d = p.rank - 1u - k;
-        let n = at(p.shape, d);
-        var c = rem % n;
-        rem = rem / n;
-        if (d == p.dim) {
-            pick = index[p.idx_offset + c * p.idx_stride1d];
-            c = u32(max(pick, 0i));
-        }
-        off += c * at(p.src_stride, d);
-    }
-    dst[i] = select(0u, src[off], pick >= 0i && u32(pick) < p.src_dim);
+    let w = walk(i);
+    dst[i] = pick_from(w.src, index[p.idx_offset + w.pos * p.idx_stride1d]);
 }
 
-// out[p] = src[p with p[dim] = index[p]]; out and index have p.shape.
+// out[q] = src[q with q[dim] = index[q]]; out and index have p.shape.
 @compute @workgroup_size(WG)
-fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn gather(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
-    // First pass finds index[p]; the second addresses src with it.
+    let w = walk(i);
+    let pick = index[w.idx + w.pos * at(p.idx_stride, p.dim)];
+    index_ok(FAULT_GATHER, pick, p.src_dim);
+    dst[i] = pick_from(w.src, pick);
+}
+
+// The storage offset of element i of the index view (idx_shape, row-major).
+fn index_element(i: u32) -> u32 {
     var rem = i;
-    var ioff = p.idx_offset;
+    var off = p.idx_offset;
     for (var k = 0u; k < p.rank; k++) {
         let d = p.rank - 1u - k;
-        let n = at(p.shape, d);
-        ioff += (rem % n) * at(p.idx_stride, d);
+        let n = at(p.idx_shape, d);
+        off += (rem % n) * at(p.idx_stride, d);
         rem = rem / n;
     }
-    let pick = index[ioff];
-    rem = i;
-    var off = p.src_offset;
-    for (var k = 0u; k < p.rank; k++) {
-        let d = p.rank - 1u - k;
-        let n = at(p.shape, d);
-        var c = rem % n;
-        rem = rem / n;
-        if (d == p.dim) {
-            c = u32(max(pick, 0i));
-        }
-        off += c * at(p.src_stride, d);
+    return off;
+}
+
+// Elements of the index view.
+fn index_numel() -> u32 {
+    var n = 1u;
+    for (var d = 0u; d < p.rank; d++) {
+        n *= at(p.idx_shape, d);
     }
-    dst[i] = select(0u, src[off], pick >= 0i && u32(pick) < p.src_dim);
+    return n;
 }
 
 // out (shape p.shape, f32) = zeros, then out[.., index[.., j, ..], ..] += src[.., j, ..].
 // index and src share idx_shape; src strides are src_stride.
 @compute @workgroup_size(WG)
-fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn scatter_add(t: Thread) {
+    let i = element(t);
+    let rows = at(p.shape, p.dim);
+    if (i < index_numel()) {
+        index_ok(FAULT_SCATTER_ADD, index[index_element(i)], rows);
+    }
     if (i >= p.numel) {
         return;
     }
-    var rem = i;
-    var ioff = p.idx_offset;
-    var soff = p.src_offset;
-    var target_pos = 0u;
-    var inside = true;
-    for (var k = 0u; k < p.rank; k++) {
-        let d = p.rank - 1u - k;
-        let n = at(p.shape, d);
-        let c = rem % n;
-        rem = rem / n;
-        if (d == p.dim) {
-            target_pos = c;
-        } else {
-            // Output positions beyond the index's extent receive nothing.
-            inside = inside && c < at(p.idx_shape, d);
-            ioff += c * at(p.idx_stride, d);
-            soff += c * at(p.src_stride, d);
-        }
-    }
+    let w = walk(i);
     var acc = 0.0;
-    if (inside) {
+    if (w.inside) {
         let istep = at(p.idx_stride, p.dim);
         let sstep = at(p.src_stride, p.dim);
         for (var j = 0u; j < p.idx_len; j++) {
-            if (index[ioff + j * istep] == i32(target_pos)) {
-                acc += bitcast<f32>(src[soff + j * sstep]);
+            // An index outside 0..rows matches no output element.
+            if (index[w.idx + j * istep] == i32(w.pos)) {
+                acc += bitcast<f32>(src[w.src + j * sstep]);
             }
         }
     }

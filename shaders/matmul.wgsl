@@ -13,48 +13,21 @@
 // - B_MODE: 0 scalar (n fastest), 1 scalar (k fastest),
 //           2 vec4 along n (row-major B), 3 vec4 along k (transposed B);
 // - ALIGNED: M, N multiples of 64 and K of 16, so no edge checks at all;
-// - EPILOGUE: what the output write adds (see `epilogue`): bit 0 the bias
-//   row at binding 4, bit 1 a ReLU. This is how `Linear` + `ReLU` run as one
-//   kernel. Without bit 0 the host binds any buffer there; it is not read.
+// - EPILOGUE: what the output write adds (see lib/matmul_io.wgsl): bit 0
+//   the bias row, bit 1 a ReLU. This is how `Linear` + `ReLU` run as one
+//   kernel.
 // The vec4 modes need the host to have checked alignment of the offset,
 // batch stride and the other stride, and divisibility of the vector dim by 4.
 
-// Mirrors `MatmulParams` in crates/lam-wgpu/src/params.rs.
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_offset: u32,
-    a_sb: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_offset: u32,
-    b_sb: u32,
-    b_sk: u32,
-    b_sn: u32,
-    bias_offset: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
+// #include "lib/matmul_io.wgsl"
 
 override A_MODE: u32 = 0u;
 override B_MODE: u32 = 0u;
 override ALIGNED: bool = false;
-override EPILOGUE: u32 = 0u;
 
-@group(0) @binding(0) var<uniform> p: Params;
-// Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
-// component (every lam buffer is a multiple of 16 bytes long).
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const TILE: u32 = 64u;
-const TK: u32 = 16u;
-const GRID_MAX: u32 = 65535u;
 
 // as_[kk * 16 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 16 + q] holds
 // B columns 4q..4q+3 at depth kk.
@@ -239,23 +212,4 @@ fn store_row(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
             c[i + j] = epilogue(v[j], col + j);
         }
     }
-}
-
-// NaN test on the bits (as in elementwise.wgsl).
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
-// The output value at column `col`: plus the bias, through a ReLU, or as is.
-fn epilogue(x: f32, col: u32) -> f32 {
-    var y = x;
-    if ((EPILOGUE & 1u) != 0u) {
-        y += bias[p.bias_offset + col];
-    }
-    if ((EPILOGUE & 2u) != 0u) {
-        // A NaN passes, as in PyTorch; tested on the bits since drivers
-        // may assume floats are never NaN.
-        y = select(y, 0.0, y < 0.0 && !is_nan(y));
-    }
-    return y;
 }

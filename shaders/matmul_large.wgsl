@@ -13,44 +13,18 @@
 // Pipeline constants (the host picks them as for matmul.wgsl):
 // - A_MODE: 2 row-major A (vec4 along k), 3 transposed A (vec4 along m);
 // - B_MODE: 2 row-major B (vec4 along n), 3 transposed B (vec4 along k);
-// - EPILOGUE: as in matmul.wgsl, bit 0 adds the bias row at binding 4 and
-//   bit 1 applies a ReLU as the output is written.
+// - EPILOGUE: as in matmul.wgsl (see lib/matmul_io.wgsl).
 // The host checks alignment: offsets, batch strides and the non-unit stride
 // multiples of 4, so every vec4 load is aligned.
 
-// Mirrors `MatmulParams` in crates/lam-wgpu/src/params.rs.
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_offset: u32,
-    a_sb: u32,
-    a_sm: u32,
-    a_sk: u32,
-    b_offset: u32,
-    b_sb: u32,
-    b_sk: u32,
-    b_sn: u32,
-    bias_offset: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
+// #include "lib/matmul_io.wgsl"
 
 override A_MODE: u32 = 2u;
 override B_MODE: u32 = 2u;
-override EPILOGUE: u32 = 0u;
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const TILE: u32 = 128u;
-const TK: u32 = 16u;
-const GRID_MAX: u32 = 65535u;
 
 // as_[kk * 32 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 32 + q] holds
 // B columns 4q..4q+3 at depth kk.
@@ -204,41 +178,23 @@ fn matmul_large(
                 let row = p.n / 4u;
                 let col0 = n0 + tx * 4u;
                 let col1 = col0 + 64u;
-                c[r0 * row + q0] = epilogue(acc00_0, col0);
-                c[(r0 + 1u) * row + q0] = epilogue(acc00_1, col0);
-                c[(r0 + 2u) * row + q0] = epilogue(acc00_2, col0);
-                c[(r0 + 3u) * row + q0] = epilogue(acc00_3, col0);
-                c[r0 * row + q1] = epilogue(acc01_0, col1);
-                c[(r0 + 1u) * row + q1] = epilogue(acc01_1, col1);
-                c[(r0 + 2u) * row + q1] = epilogue(acc01_2, col1);
-                c[(r0 + 3u) * row + q1] = epilogue(acc01_3, col1);
-                c[r1 * row + q0] = epilogue(acc10_0, col0);
-                c[(r1 + 1u) * row + q0] = epilogue(acc10_1, col0);
-                c[(r1 + 2u) * row + q0] = epilogue(acc10_2, col0);
-                c[(r1 + 3u) * row + q0] = epilogue(acc10_3, col0);
-                c[r1 * row + q1] = epilogue(acc11_0, col1);
-                c[(r1 + 1u) * row + q1] = epilogue(acc11_1, col1);
-                c[(r1 + 2u) * row + q1] = epilogue(acc11_2, col1);
-                c[(r1 + 3u) * row + q1] = epilogue(acc11_3, col1);
+                c[r0 * row + q0] = epilogue4(acc00_0, col0);
+                c[(r0 + 1u) * row + q0] = epilogue4(acc00_1, col0);
+                c[(r0 + 2u) * row + q0] = epilogue4(acc00_2, col0);
+                c[(r0 + 3u) * row + q0] = epilogue4(acc00_3, col0);
+                c[r0 * row + q1] = epilogue4(acc01_0, col1);
+                c[(r0 + 1u) * row + q1] = epilogue4(acc01_1, col1);
+                c[(r0 + 2u) * row + q1] = epilogue4(acc01_2, col1);
+                c[(r0 + 3u) * row + q1] = epilogue4(acc01_3, col1);
+                c[r1 * row + q0] = epilogue4(acc10_0, col0);
+                c[(r1 + 1u) * row + q0] = epilogue4(acc10_1, col0);
+                c[(r1 + 2u) * row + q0] = epilogue4(acc10_2, col0);
+                c[(r1 + 3u) * row + q0] = epilogue4(acc10_3, col0);
+                c[r1 * row + q1] = epilogue4(acc11_0, col1);
+                c[(r1 + 1u) * row + q1] = epilogue4(acc11_1, col1);
+                c[(r1 + 2u) * row + q1] = epilogue4(acc11_2, col1);
+                c[(r1 + 3u) * row + q1] = epilogue4(acc11_3, col1);
             }
         }
     }
-}
-
-// Four output values at columns col..col+3: plus the bias, through a ReLU,
-// or as they are.
-fn epilogue(v: vec4<f32>, col: u32) -> vec4<f32> {
-    var y = v;
-    if ((EPILOGUE & 1u) != 0u) {
-        let o = p.bias_offset + col;
-        y += vec4<f32>(bias[o], bias[o + 1u], bias[o + 2u], bias[o + 3u]);
-    }
-    if ((EPILOGUE & 2u) != 0u) {
-        // A NaN passes, as in PyTorch; tested on the bits since drivers
-        // may assume floats are never NaN.
-        let bits = bitcast<vec4<u32>>(y) & vec4<u32>(0x7fffffffu);
-        let nan = bits > vec4<u32>(0x7f800000u);
-        y = select(y, vec4<f32>(0.0), y < vec4<f32>(0.0) & !nan);
-    }
-    return y;
 }

@@ -2,6 +2,8 @@
 // with the same 32-bit integer hash as crates/lam-core/src/rng.rs, so the
 // uniform bits match the CPU exactly and every backend draws the same tensor.
 
+// #include "lib/grid.wgsl"
+
 // Mirrors `RandomParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
     numel: u32,
@@ -18,8 +20,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
 const INV_2_24: f32 = 5.9604644775390625e-8;
 
 // Wellons' lowbias32 (rng::hash32).
@@ -68,8 +68,8 @@ fn standard_normal(i: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn fill_random(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * GRID_X) * WG + lid;
+fn fill_random(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }

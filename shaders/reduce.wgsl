@@ -12,6 +12,10 @@
 // Arg reductions carry (value, index) pairs and keep the first index on ties;
 // in later passes `use_idx` makes the index come from the previous pass.
 
+// #include "lib/grid.wgsl"
+// #include "lib/dims.wgsl"
+// #include "lib/nan.wgsl"
+
 // Mirrors `ReduceParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
     rows: u32,
@@ -22,10 +26,10 @@ struct Params {
     kept_rank: u32,
     red_rank: u32,
     use_idx: u32,
-    kept_shape: array<vec4<u32>, 2>,
-    kept_stride: array<vec4<u32>, 2>,
-    red_shape: array<vec4<u32>, 2>,
-    red_stride: array<vec4<u32>, 2>,
+    kept_shape: Dims,
+    kept_stride: Dims,
+    red_shape: Dims,
+    red_stride: Dims,
 }
 
 // 0 sum, 1 max, 2 min, 3 argmax, 4 argmin (`reduce_code` in kernels.rs).
@@ -36,9 +40,6 @@ override OP: u32 = 0u;
 @group(0) @binding(2) var<storage, read> src_idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out_val: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out_idx: array<i32>;
-
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
 
 var<workgroup> s_val: array<f32, WG>;
 var<workgroup> s_idx: array<u32, WG>;
@@ -67,11 +68,6 @@ fn elem_offset(j: u32) -> u32 {
     return off;
 }
 
-// NaN test on the bits (float comparisons may be assumed NaN-free).
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 // True when candidate (v, i) replaces the current (cv, ci). A NaN beats
 // every number and only an earlier NaN beats it, as in PyTorch.
 fn better(v: f32, i: u32, cv: f32, ci: u32) -> bool {
@@ -91,11 +87,9 @@ fn better(v: f32, i: u32, cv: f32, ci: u32) -> bool {
 // Workgroup `g` of the folded grid reduces chunk g % chunks of row g / chunks
 // and writes result g, so partials land row-major as [rows, chunks].
 @compute @workgroup_size(WG)
-fn reduce(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let g = wid.x + wid.y * GRID_X;
+fn reduce(t: Thread) {
+    let lid = t.lid;
+    let g = workgroup_index(t);
     // `g` is uniform across the workgroup, so this early exit keeps the
     // barriers below in uniform control flow.
     if (g >= p.rows * p.chunks) {

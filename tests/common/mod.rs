@@ -1,10 +1,14 @@
 //! Shared harness of the workspace tests: the devices to run on, and the
 //! `conformance!` macro that instantiates one test body for the CPU and for
-//! each GPU adapter (Vulkan and GL).
+//! each GPU adapter (Vulkan and GL), and again for the unfused twin of each
+//! (the same backend declining every optional fused op, so the composite
+//! fallbacks are proven on every backend too).
 //!
 //! GPU tests never pass by not running: with `LAM_REQUIRE_GPU=1` (set by
-//! `.ci/run`) a missing adapter fails the test; without it the test prints
-//! that it skipped.
+//! `.ci/run`) a missing adapter fails the test; without it the test says on
+//! the terminal that it skipped — written past the test harness's output
+//! capture, so the notice shows beside the test's `ok` in a plain
+//! `cargo test`.
 
 #![allow(dead_code)]
 
@@ -29,20 +33,54 @@ pub fn gpu(api: &str) -> Option<Device> {
         if std::env::var("LAM_REQUIRE_GPU").as_deref() == Ok("1") {
             panic!("LAM_REQUIRE_GPU=1 but no {api} adapter was found (adapters: {names:?})");
         }
-        eprintln!(
-            "skipped: no {api} adapter (found {names:?}); set LAM_REQUIRE_GPU=1 to make this fail"
-        );
+        skip_notice(&format!(
+            "SKIPPED (no {api} adapter; found {names:?}; LAM_REQUIRE_GPU=1 makes this fail)"
+        ));
     }
     found
 }
 
-/// Every device to test: the CPU plus each GPU adapter found.
+/// Says that the current test did not run, where a person sees it: the
+/// harness captures `eprintln!`, but not a direct write to the stderr handle.
+pub fn skip_notice(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "\n{test}: {why}");
+}
+
+/// The unfused twin of `device` (see [`lam::testing::Unfused`]), one per
+/// device per test binary, so tensors made by one test body share it.
+pub fn unfused(device: &Device) -> Device {
+    use std::sync::Mutex;
+    static TWINS: OnceLock<Mutex<Vec<(Device, Device)>>> = OnceLock::new();
+    let mut twins = TWINS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, twin)) = twins.iter().find(|(d, _)| d == device) {
+        return twin.clone();
+    }
+    let twin = lam::testing::Unfused::device(device);
+    twins.push((device.clone(), twin.clone()));
+    twin
+}
+
+/// True for the unfused twin of a device (see [`unfused`]).
+pub fn is_unfused(device: &Device) -> bool {
+    device.name().ends_with("(unfused)")
+}
+
+/// Every device to test: the CPU plus each GPU adapter found, each followed
+/// by its unfused twin.
 pub fn all_devices() -> Vec<Device> {
     use lam::DeviceExt;
     let mut out = vec![Device::cpu()];
     out.extend(gpu("vulkan"));
     out.extend(gpu("gl"));
-    out
+    out.into_iter().flat_map(|d| [unfused(&d), d]).collect()
 }
 
 /// Elementwise closeness with an error message naming the first mismatch.
@@ -52,7 +90,8 @@ pub fn close(actual: &[f32], expected: &[f32], tol: f32) {
     }
 }
 
-/// One test body run on the CPU, the Vulkan adapter and the GL adapter:
+/// One test body run on the CPU, the Vulkan adapter and the GL adapter, and
+/// on the unfused twin of each:
 /// `conformance!(name, |dev| { ...; Ok(()) });`
 #[macro_export]
 macro_rules! conformance {
@@ -63,30 +102,48 @@ macro_rules! conformance {
 
             fn body($dev: &lam::Device) -> lam::Result<()> $body
 
+            fn run(device: Option<lam::Device>, unfused: bool) {
+                let Some(device) = device else { return };
+                let device = if unfused {
+                    $crate::common::unfused(&device)
+                } else {
+                    device
+                };
+                if let Err(e) = body(&device) {
+                    panic!("on {}: {e}", device.name());
+                }
+            }
+
             #[test]
             fn cpu() {
                 use lam::DeviceExt;
-                if let Err(e) = body(&lam::Device::cpu()) {
-                    panic!("{e}");
-                }
+                run(Some(lam::Device::cpu()), false);
+            }
+
+            #[test]
+            fn cpu_unfused() {
+                use lam::DeviceExt;
+                run(Some(lam::Device::cpu()), true);
             }
 
             #[test]
             fn vulkan() {
-                if let Some(d) = $crate::common::gpu("vulkan") {
-                    if let Err(e) = body(&d) {
-                        panic!("{e}");
-                    }
-                }
+                run($crate::common::gpu("vulkan"), false);
+            }
+
+            #[test]
+            fn vulkan_unfused() {
+                run($crate::common::gpu("vulkan"), true);
             }
 
             #[test]
             fn gl() {
-                if let Some(d) = $crate::common::gpu("gl") {
-                    if let Err(e) = body(&d) {
-                        panic!("{e}");
-                    }
-                }
+                run($crate::common::gpu("gl"), false);
+            }
+
+            #[test]
+            fn gl_unfused() {
+                run($crate::common::gpu("gl"), true);
             }
         }
     };

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// the same device exactly when they came from the same `Device::new`.
 #[derive(Clone)]
 pub struct Device {
-    backend: Arc<dyn Backend>,
+    backend: Arc<Profiled>,
     id: u64,
 }
 
@@ -59,6 +59,13 @@ impl Device {
     /// A shared handle to the backend.
     pub fn backend_arc(&self) -> Arc<dyn Backend> {
         self.backend.clone()
+    }
+
+    /// The backend this device was made from, without the profiling
+    /// wrapper: for wrapping it again in another device (a second
+    /// `Profiled` layer would time every op twice).
+    pub(crate) fn unprofiled_backend(&self) -> Arc<dyn Backend> {
+        self.backend.inner().clone()
     }
 
     /// Queue and memory counters.

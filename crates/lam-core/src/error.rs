@@ -70,6 +70,9 @@ pub enum Error {
         bytes: u64,
         limit: u64,
     },
+    /// Memory for a buffer could not be had (the host allocator refused).
+    #[error("{op}: could not allocate {bytes} bytes")]
+    OutOfMemory { op: &'static str, bytes: u64 },
     /// Reading or writing a file failed.
     #[error("io: {path}: {msg}")]
     Io { path: String, msg: String },

@@ -57,9 +57,11 @@ impl Layout {
         self.shape.len()
     }
 
-    /// Number of elements.
+    /// Number of elements; `usize::MAX` for a shape whose product does not
+    /// fit (lam never builds one: see [`checked_numel`]), so no caller
+    /// computes with a wrapped count.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        checked_product(&self.shape).unwrap_or(usize::MAX)
     }
 
     /// True when the elements are laid out row-major with no gaps, so the
@@ -121,13 +123,10 @@ impl Layout {
             index: dim as i64,
             size: self.rank(),
         })?;
-        if start + len > size {
+        if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::invalid(
                 "narrow",
-                format!(
-                    "range {start}..{} exceeds size {size} of dim {dim}",
-                    start + len
-                ),
+                format!("range {start}..{start}+{len} exceeds size {size} of dim {dim}"),
             ));
         }
         let mut out = self.clone();
@@ -138,6 +137,7 @@ impl Layout {
 
     /// The view repeated (stride 0) to `shape`, NumPy broadcasting rules.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
+        checked_numel("broadcast_to", shape)?;
         if shape.len() < self.rank() {
             return Err(Error::shape(
                 "broadcast_to",
@@ -206,11 +206,35 @@ impl Layout {
     }
 }
 
+/// The most elements lam allows in one tensor: its bytes (at most 8 per
+/// element) must be addressable, which Rust caps at `isize::MAX`.
+pub const MAX_NUMEL: usize = (isize::MAX as usize) / 8;
+
+/// The number of elements of `shape`, or an error naming `op` when the
+/// product overflows or exceeds [`MAX_NUMEL`] — never a wrapped count (a
+/// wrapped product once made `zeros([1 << 32, 1 << 32])` a tensor of 0
+/// elements).
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    match checked_product(shape) {
+        Some(n) if n <= MAX_NUMEL => Ok(n),
+        _ => Err(Error::invalid(
+            op,
+            format!("shape {shape:?} has more elements than memory can address ({MAX_NUMEL})"),
+        )),
+    }
+}
+
+fn checked_product(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 /// Row-major strides of `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
+    let mut strides = vec![1usize; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * shape[i + 1];
+        // Saturating: an oversized shape is rejected by `checked_numel`
+        // wherever lam builds one; here it must only not panic.
+        strides[i] = strides[i + 1].saturating_mul(shape[i + 1]);
     }
     strides
 }
@@ -243,6 +267,7 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
             }
         };
     }
+    checked_numel(op, &out)?;
     Ok(out)
 }
 

@@ -19,9 +19,9 @@ use crate::strided::{gather, Rows};
 pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
     use UnaryOp::*;
     let locks = ReadLocks::new("unary", &[src.0])?;
-    let x = gather(locks.f32(0, src.1)?, src.1);
+    let x = gather(locks.f32(0, src.1)?, src.1)?;
     let x = &*x;
-    Ok(match op {
+    match op {
         Neg => map(x, |x| -x),
         Abs => map(x, f32::abs),
         Exp => map(x, f32::exp),
@@ -49,12 +49,14 @@ pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
                 x
             }
         }),
-        // Keeps ±0 and NaN as they are.
+        // Keeps ±0 as it is; NaN gives 0, as PyTorch's sign does.
         Sign => map(x, |x| {
             if x > 0.0 {
                 1.0
             } else if x < 0.0 {
                 -1.0
+            } else if x.is_nan() {
+                0.0
             } else {
                 x
             }
@@ -62,12 +64,13 @@ pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
         Step => map(x, |x| indicator(x > 0.0)),
         AddScalar(c) => map(x, |x| x + c),
         MulScalar(c) => map(x, |x| x * c),
+        DivScalar(c) => map(x, |x| x / c),
         PowScalar(p) => map(x, |x| x.powf(p)),
         GtScalar(c) => map(x, |x| indicator(x > c)),
         LtScalar(c) => map(x, |x| indicator(x < c)),
         GeluGrad => map(x, gelu_grad),
         InRange(lo, hi) => map(x, |x| indicator(lo < x && x < hi)),
-    })
+    }
 }
 
 /// `op` applied elementwise to two `F32` views of the same shape.
@@ -77,7 +80,7 @@ pub(crate) fn binary(op: BinaryOp, lhs: View, rhs: View) -> Result<Vec<f32>> {
     same_shape("binary", lhs.1, rhs.1)?;
     let a = (locks.f32(0, lhs.1)?, lhs.1);
     let b = (locks.f32(1, rhs.1)?, rhs.1);
-    Ok(match op {
+    match op {
         Add => zip_map(a, b, |x, y| x + y),
         Sub => zip_map(a, b, |x, y| x - y),
         Mul => zip_map(a, b, |x, y| x * y),
@@ -92,8 +95,8 @@ pub(crate) fn binary(op: BinaryOp, lhs: View, rhs: View) -> Result<Vec<f32>> {
         Le => zip_map(a, b, |x, y| indicator(x <= y)),
         Gt => zip_map(a, b, |x, y| indicator(x > y)),
         Ge => zip_map(a, b, |x, y| indicator(x >= y)),
-        ReluGrad => zip_map(a, b, |g, y| if y > 0.0 { g } else { 0.0 }),
-    })
+        ReluGrad => zip_map(a, b, |g, y| if y <= 0.0 { 0.0 } else { g }),
+    }
 }
 
 /// `cond != 0 ? a : b` elementwise; `cond` may be `F32` or `I32`.
@@ -104,12 +107,12 @@ pub(crate) fn select(cond: View, a: View, b: View) -> Result<Vec<f32>> {
     // The mask is read once into a contiguous f32 vector (it is usually a
     // freshly computed comparison anyway); `a` and `b` are walked in place.
     let mask: Vec<f32> = match locks.data(0, cond.1)? {
-        Data::F32(v) => gather(v, cond.1).into_owned(),
-        Data::I32(v) => gather(v, cond.1).iter().map(|&c| c as f32).collect(),
+        Data::F32(v) => gather(v, cond.1)?.into_owned(),
+        Data::I32(v) => gather(v, cond.1)?.iter().map(|&c| c as f32).collect(),
     };
     let (xa, xb) = (locks.f32(1, a.1)?, locks.f32(2, b.1)?);
     let (ra, rb) = (Rows::of(a.1), Rows::of(b.1));
-    let mut out = pool::take(mask.len());
+    let mut out = pool::take(mask.len())?;
     for_chunks(&mut out, ra.len, mask.len(), |start, row| {
         let r = start / ra.len;
         let (sa, sb) = (ra.starts[r], rb.starts[r]);
@@ -142,24 +145,24 @@ fn same_shape(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
 }
 
 /// `[n] -> [n]`: `f` of each element of a contiguous slice.
-fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Vec<f32> {
-    let mut out = pool::take(x.len());
+fn map<F: Fn(f32) -> f32 + Sync>(x: &[f32], f: F) -> Result<Vec<f32>> {
+    let mut out = pool::take(x.len())?;
     for_chunks(&mut out, CHUNK, x.len(), |start, chunk| {
         for (o, &x) in chunk.iter_mut().zip(&x[start..]) {
             *o = f(x);
         }
     });
-    out
+    Ok(out)
 }
 
 /// `f(a[i], b[i])` for two views of one shape, output contiguous row-major.
-fn zip_map<F>(a: (&[f32], &Layout), b: (&[f32], &Layout), f: F) -> Vec<f32>
+fn zip_map<F>(a: (&[f32], &Layout), b: (&[f32], &Layout), f: F) -> Result<Vec<f32>>
 where
     F: Fn(f32, f32) -> f32 + Sync,
 {
     let ((xa, la), (xb, lb)) = (a, b);
     let n = la.numel();
-    let mut out = pool::take(n);
+    let mut out = pool::take(n)?;
     if la.is_contiguous() && lb.is_contiguous() {
         let (xa, xb) = (&xa[la.offset..la.offset + n], &xb[lb.offset..lb.offset + n]);
         for_chunks(&mut out, CHUNK, n, |start, chunk| {
@@ -178,7 +181,7 @@ where
             }
         });
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -284,9 +287,14 @@ mod tests {
     #[test]
     fn nan_propagates_through_relu_clamp_and_maximum() {
         use UnaryOp::*;
-        for op in [Relu, Clamp(-1.0, 1.0), Sign, Softplus] {
+        for op in [Relu, Clamp(-1.0, 1.0), Softplus, DivScalar(3.0)] {
             assert!(unary(op, &[f32::NAN])[0].is_nan(), "{op:?}");
         }
+        assert_eq!(
+            unary(Sign, &[f32::NAN]),
+            [0.0],
+            "sign(NaN) is 0, as in PyTorch"
+        );
         let b = backend();
         let (x, l) = f32s(&[f32::NAN, 1.0], &[2]);
         let (y, _) = f32s(&[0.0, f32::NAN], &[2]);

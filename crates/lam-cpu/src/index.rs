@@ -20,13 +20,13 @@ pub(crate) fn index_select(src: View, dim: usize, index: View) -> Result<Data> {
     let locks = ReadLocks::new(OP, &[src.0, index.0])?;
     let l = src.1;
     check_dim(OP, dim, l)?;
-    let index = gather_view(locks.i32(1, index.1)?, index.1)
+    let index = gather_view(locks.i32(1, index.1)?, index.1)?
         .iter()
         .map(|&i| to_index(OP, i, l.shape[dim]))
         .collect::<Result<Vec<usize>>>()?;
     Ok(match locks.data(0, l)? {
-        Data::F32(x) => Data::F32(select_along(x, l, dim, &index)),
-        Data::I32(x) => Data::I32(select_along(x, l, dim, &index)),
+        Data::F32(x) => Data::F32(select_along(x, l, dim, &index)?),
+        Data::I32(x) => Data::I32(select_along(x, l, dim, &index)?),
     })
 }
 
@@ -78,7 +78,7 @@ pub(crate) fn scatter_add(shape: &[usize], dim: usize, index: View, src: View) -
         offset: 0,
     };
     // out: [shape], contiguous. Sequential, so the sum order is fixed.
-    let mut out = vec![0.0f32; shape.iter().product()];
+    let mut out = crate::pool::zeroed(shape.iter().product())?;
     for ((row, io), so) in rows.offsets().zip(li.offsets()).zip(ls.offsets()) {
         out[row + to_index(OP, idx[io], shape[dim])? * strides[dim]] += x[so];
     }
@@ -86,20 +86,25 @@ pub(crate) fn scatter_add(shape: &[usize], dim: usize, index: View, src: View) -
 }
 
 /// `[outer, size, inner] -> [outer, index.len(), inner]`, walking `l` along `dim`.
-fn select_along<T: Copy>(x: &[T], l: &Layout, dim: usize, index: &[usize]) -> Vec<T> {
+fn select_along<T: Copy>(x: &[T], l: &Layout, dim: usize, index: &[usize]) -> Result<Vec<T>> {
     let rank = l.rank();
     let outer = sub_layout(l, &(0..dim).collect::<Vec<_>>(), l.offset);
     let inner: Vec<usize> = sub_layout(l, &(dim + 1..rank).collect::<Vec<_>>(), 0)
         .offsets()
         .collect();
-    let mut out = Vec::with_capacity(outer.numel() * index.len() * inner.len());
+    let len = outer.numel() * index.len() * inner.len();
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        op: "index_select",
+        bytes: (len * std::mem::size_of::<T>()) as u64,
+    })?;
     for start in outer.offsets() {
         for &i in index {
             let row = start + i * l.strides[dim];
             out.extend(inner.iter().map(|&d| x[row + d]));
         }
     }
-    out
+    Ok(out)
 }
 
 /// `out[e] = x[rows[e] + index[e] * step]` for each element `e` of the index view.

@@ -1,29 +1,42 @@
 //! `lam-cpu`: lam's reference backend, and its production CPU path.
 //!
 //! [`CpuBackend`] implements every primitive of [`lam_core::Backend`] with
-//! plain loops over `Vec<f32>` / `Vec<i32>` buffers, plus the optional fused
-//! softmax, cross-entropy and Adam kernels. Because every other backend is
-//! checked against it, each op is written to be obviously right first: the
-//! formulas sit in one `match` per op family, and hand-indexed arrays carry
-//! their shape in a comment. Speed comes from three places only:
-//! contiguous fast paths, rayon over chunks of large outputs (one line, above
-//! a size threshold), and the `gemm` crate for matmul.
+//! plain loops over `Vec<f32>` / `Vec<i32>` buffers, plus every optional
+//! fused op (softmax, cross-entropy, Linear with bias and ReLU, Adam).
+//! Because every other backend is checked against it, each op is written to
+//! be obviously right first: the formulas sit in one `match` per op family,
+//! and hand-indexed arrays carry their shape in a comment. Speed comes from:
+//! - contiguous fast paths, and strided views walked row by row (transposed
+//!   matrices copied in cache-sized blocks);
+//! - rayon over chunks of large outputs (one line, above a size threshold);
+//! - the `gemm` crate for matmul, with strides passed through (transposes
+//!   are free) and `fused_linear` starting its output as bias rows;
+//! - a buffer pool, so a training loop's steady state neither allocates nor
+//!   page-faults;
+//! - the Adam update compiled for AVX-512 and AVX2, chosen at run time.
+//!
+//! Every allocation an op makes is fallible: a buffer beyond memory is
+//! [`lam_core::Error::OutOfMemory`], never an abort.
 //!
 //! [`device`] returns the process-wide CPU [`Device`].
 //!
-//! Code map:
+//! Code map — op families, one file each, named as the family's files in
+//! lam-core, lam-wgpu and shaders/ (ARCHITECTURE.md has the table):
+//! `copy` (read, copy, cast), `elementwise`, `reduce`, `matmul` (and
+//! `fused_linear`), `index`, `window` (unfold, fold), `max_pool`, `random`,
+//! `softmax`, `cross_entropy`, `adam`. Support:
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
 //! - `parallel`: when and how an op splits its output across threads.
-//! - `pool`: recycled output vectors (no allocation in a training loop's
-//!   steady state); [`pool_stats`] counts reuses and fresh allocations.
+//! - `pool`: recycled output vectors and fallible allocation;
+//!   [`pool_stats`] counts reuses and fresh allocations.
 //! - `math`: scalar formulas that need care (erf, GELU, stable sigmoid).
-//! - `elementwise`, `reduce`, `matmul`, `index`, `window`, `max_pool`,
-//!   `random`, `fused`: the op families, one file each.
 
+mod adam;
+mod copy;
+mod cross_entropy;
 mod elementwise;
-mod fused;
 mod index;
 mod math;
 mod matmul;
@@ -32,6 +45,7 @@ mod parallel;
 mod pool;
 mod random;
 mod reduce;
+mod softmax;
 mod storage;
 mod strided;
 mod window;
@@ -97,34 +111,34 @@ impl Backend for CpuBackend {
 
     fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
         Ok(self.store(match dtype {
-            DType::F32 => Data::F32(pool::zeroed(len)),
-            DType::I32 => Data::I32(vec![0; len]),
+            DType::F32 => Data::F32(pool::zeroed(len)?),
+            DType::I32 => Data::I32(pool::fresh_zeroed(len)?),
         }))
     }
 
     fn from_f32(&self, data: &[f32]) -> Result<Storage> {
-        Ok(self.store(Data::F32(data.to_vec())))
+        Ok(self.store(Data::F32(pool::copy_of(data)?)))
     }
 
     fn from_i32(&self, data: &[i32]) -> Result<Storage> {
-        Ok(self.store(Data::I32(data.to_vec())))
+        Ok(self.store(Data::I32(pool::copy_of(data)?)))
     }
 
     fn read_f32(&self, src: View) -> Result<Vec<f32>> {
-        storage::read_f32(src)
+        copy::read_f32(src)
     }
 
     fn read_i32(&self, src: View) -> Result<Vec<i32>> {
-        storage::read_i32(src)
+        copy::read_i32(src)
     }
 
     fn copy(&self, src: View, dst: View) -> Result<()> {
         self.count();
-        storage::copy(src, dst)
+        copy::copy(src, dst)
     }
 
     fn cast(&self, src: View, to: DType) -> Result<Storage> {
-        Ok(self.op(storage::cast(src, to)?))
+        Ok(self.op(copy::cast(src, to)?))
     }
 
     fn unary(&self, op: UnaryOp, src: View) -> Result<Storage> {
@@ -181,7 +195,7 @@ impl Backend for CpuBackend {
     }
 
     fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
-        Ok(Some(self.op(Data::F32(fused::softmax(src, log)?))))
+        Ok(Some(self.op(Data::F32(softmax::softmax(src, log)?))))
     }
 
     fn fused_cross_entropy(
@@ -189,7 +203,7 @@ impl Backend for CpuBackend {
         logits: View,
         targets: View,
     ) -> Result<Option<(Storage, Storage)>> {
-        let (losses, grad) = fused::cross_entropy(logits, targets)?;
+        let (losses, grad) = cross_entropy::cross_entropy(logits, targets)?;
         Ok(Some((
             self.op(Data::F32(losses)),
             self.store(Data::F32(grad)),
@@ -217,7 +231,7 @@ impl Backend for CpuBackend {
         step: &AdamStep,
     ) -> Result<bool> {
         self.count();
-        fused::adam(param, grad, m, v, step)?;
+        adam::adam(param, grad, m, v, step)?;
         Ok(true)
     }
 

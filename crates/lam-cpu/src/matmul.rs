@@ -77,7 +77,7 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
                     &l.shape,
                 ));
             }
-            Some(gather(locks.f32(2, l)?, l))
+            Some(gather(locks.f32(2, l)?, l)?)
         }
     };
     if batch * m * n == 0 {
@@ -85,7 +85,7 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
     }
     // Every element is written: gemm overwrites `dst` (read_dst = false)
     // unless it was first filled with the bias.
-    let mut out = crate::pool::take(batch * m * n);
+    let mut out = crate::pool::take(batch * m * n)?;
     if let Some(row) = &bias_row {
         out.chunks_mut(n).for_each(|r| r.copy_from_slice(row));
     } else if k == 0 {

@@ -29,7 +29,7 @@ pub(crate) fn max_pool(src: View, g: &WindowGeometry) -> Result<(Vec<f32>, Vec<i
     let x = locks.f32(0, l)?;
     let [sn, sc, sy, sx] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
     let len = g.positions();
-    let mut values = pool::take(g.n * g.c * len);
+    let mut values = pool::take(g.n * g.c * len)?;
     values.fill(f32::NEG_INFINITY);
     let mut taps = vec![-1i32; g.n * g.c * len];
     let spans = tap_spans(g);
@@ -103,10 +103,10 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
     grad.1.expect_shape(OP, "gradient", &g.out_shape())?;
     taps.1.expect_shape(OP, "taps", &g.out_shape())?;
     let locks = ReadLocks::new(OP, &[grad.0, taps.0])?;
-    let gv: Cow<[f32]> = gather(locks.f32(0, grad.1)?, grad.1);
-    let tv: Cow<[i32]> = gather(locks.i32(1, taps.1)?, taps.1);
+    let gv: Cow<[f32]> = gather(locks.f32(0, grad.1)?, grad.1)?;
+    let tv: Cow<[i32]> = gather(locks.i32(1, taps.1)?, taps.1)?;
     let (len, plane_len) = (g.positions(), g.h * g.w);
-    let mut out = pool::zeroed(g.n * g.c * plane_len);
+    let mut out = pool::zeroed(g.n * g.c * plane_len)?;
     if plane_len == 0 {
         return Ok(out);
     }

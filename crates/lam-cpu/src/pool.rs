@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use lam_core::{Error, Result};
+
 /// Vectors shorter than this go straight to the allocator.
 const MIN_POOLED_LEN: usize = 4096;
 
@@ -67,28 +69,85 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
 }
 
 /// A vector of `len` elements whose values are unspecified (left over from
-/// an earlier op): for outputs that are overwritten entirely.
-pub(crate) fn take(len: usize) -> Vec<f32> {
-    if len >= MIN_POOLED_LEN {
-        let reused = with_pool(|p| {
-            let v = p.free.get_mut(&len)?.pop()?;
-            p.bytes -= len * 4;
-            Some(v)
-        });
-        if let Some(v) = reused {
-            REUSED.fetch_add(1, Ordering::Relaxed);
-            return v;
-        }
-        FRESH.fetch_add(1, Ordering::Relaxed);
-    }
-    vec![0.0; len]
+/// an earlier op): for outputs that are overwritten entirely. An error when
+/// the memory cannot be had.
+pub(crate) fn take(len: usize) -> Result<Vec<f32>> {
+    Ok(match reuse(len) {
+        Some(v) => v,
+        None => fresh_zeroed(len)?,
+    })
 }
 
-/// A vector of `len` zeros.
-pub(crate) fn zeroed(len: usize) -> Vec<f32> {
-    let mut v = take(len);
-    v.fill(0.0);
-    v
+/// A vector of `len` zeros (see [`take`]).
+pub(crate) fn zeroed(len: usize) -> Result<Vec<f32>> {
+    Ok(match reuse(len) {
+        Some(mut v) => {
+            v.fill(0.0);
+            v
+        }
+        None => fresh_zeroed(len)?,
+    })
+}
+
+/// A freed vector of exactly `len` elements, if the pool has one.
+fn reuse(len: usize) -> Option<Vec<f32>> {
+    if len < MIN_POOLED_LEN {
+        return None;
+    }
+    let reused = with_pool(|p| {
+        let v = p.free.get_mut(&len)?.pop()?;
+        p.bytes -= len * 4;
+        Some(v)
+    });
+    let counter = if reused.is_some() { &REUSED } else { &FRESH };
+    counter.fetch_add(1, Ordering::Relaxed);
+    reused
+}
+
+/// Element types whose all-zero bit pattern is the value zero.
+pub(crate) trait ZeroBits: Copy {}
+impl ZeroBits for f32 {}
+impl ZeroBits for i32 {}
+impl ZeroBits for u32 {}
+
+/// `len` zeros straight from the allocator, or [`Error::OutOfMemory`] naming
+/// the bytes when it refuses — where `vec![0; len]` would abort the whole
+/// process. The allocator's zeroed pages are touched only when written, so
+/// a large buffer costs nothing until used.
+pub(crate) fn fresh_zeroed<T: ZeroBits>(len: usize) -> Result<Vec<T>> {
+    let bytes = (len as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+    let refused = || Error::OutOfMemory {
+        op: "cpu buffer",
+        bytes,
+    };
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(len).map_err(|_| refused())?;
+    // SAFETY: `layout` has a non-zero size (len > 0, and f32/i32 are not
+    // zero-sized). The memory comes from the global allocator with the
+    // layout of `[T; len]`, as `Vec::from_raw_parts` requires, and all-zero
+    // bits are a valid `T` (the `ZeroBits` contract), so all `len` elements
+    // are initialised.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if ptr.is_null() {
+            return Err(refused());
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
+/// A copy of `data`, or [`Error::OutOfMemory`] when it cannot be had.
+pub(crate) fn copy_of<T: Copy>(data: &[T]) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(data.len())
+        .map_err(|_| Error::OutOfMemory {
+            op: "cpu buffer",
+            bytes: std::mem::size_of_val(data) as u64,
+        })?;
+    v.extend_from_slice(data);
+    Ok(v)
 }
 
 /// Returns a vector for reuse (or frees it, when small or the pool is full).
@@ -113,15 +172,15 @@ mod tests {
     fn a_given_buffer_is_taken_back_and_zeroed_on_request() {
         // A length no other test uses, so parallel tests cannot take it.
         let len = MIN_POOLED_LEN + 7919;
-        let mut v = take(len);
+        let mut v = take(len).unwrap();
         v.fill(3.0);
         let ptr = v.as_ptr();
         give(v);
-        let again = take(len);
+        let again = take(len).unwrap();
         assert_eq!(again.as_ptr(), ptr, "the freed buffer is reused");
         assert_eq!(again.len(), len);
         give(again);
-        let z = zeroed(len);
+        let z = zeroed(len).unwrap();
         assert!(z.iter().all(|&x| x == 0.0));
     }
 

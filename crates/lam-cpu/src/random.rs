@@ -17,7 +17,7 @@ pub(crate) fn fill_random(len: usize, dist: Distribution, seed: u64) -> Result<V
             format!("{len} elements exceed the 2^32 a random stream can index"),
         ));
     }
-    let mut out = vec![0.0; len];
+    let mut out = crate::pool::take(len)?;
     // Random numbers cost ~10x an add, hence the larger work estimate.
     for_chunks(&mut out, CHUNK, len * 10, |start, chunk| {
         for (j, o) in chunk.iter_mut().enumerate() {

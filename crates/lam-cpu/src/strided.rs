@@ -5,17 +5,23 @@
 
 use std::borrow::Cow;
 
-use lam_core::Layout;
+use lam_core::{Layout, Result};
+
+use crate::pool::{fresh_zeroed, ZeroBits};
 
 /// The elements of a view, row-major: borrowed when the view is already a
-/// contiguous slice of `data`, gathered into a new vector otherwise.
-pub(crate) fn gather<'a, T: Copy + Default>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
+/// contiguous slice of `data`, gathered into a new vector otherwise (an error
+/// when that vector cannot be allocated: a broadcast view may claim far more
+/// elements than its buffer holds).
+pub(crate) fn gather<'a, T: ZeroBits>(data: &'a [T], layout: &Layout) -> Result<Cow<'a, [T]>> {
     if layout.is_contiguous() {
-        Cow::Borrowed(&data[layout.offset..layout.offset + layout.numel()])
+        Ok(Cow::Borrowed(
+            &data[layout.offset..layout.offset + layout.numel()],
+        ))
     } else {
-        let mut out = vec![T::default(); layout.numel()];
+        let mut out = fresh_zeroed(layout.numel())?;
         gather_into(data, layout, &mut out);
-        Cow::Owned(out)
+        Ok(Cow::Owned(out))
     }
 }
 
@@ -127,7 +133,10 @@ mod tests {
         assert_eq!(rows.starts, vec![0, 1, 2]);
         assert_eq!((rows.len, rows.stride), (2, 3));
         let data = [0, 1, 2, 3, 4, 5];
-        assert_eq!(gather(&data, &l).into_owned(), vec![0, 3, 1, 4, 2, 5]);
+        assert_eq!(
+            gather(&data, &l).unwrap().into_owned(),
+            vec![0, 3, 1, 4, 2, 5]
+        );
     }
 
     #[test]
@@ -152,7 +161,7 @@ mod tests {
         ];
         for l in views {
             let want: Vec<u32> = l.offsets().map(|o| data[o]).collect();
-            assert_eq!(gather(&data, &l).into_owned(), want, "{l:?}");
+            assert_eq!(gather(&data, &l).unwrap().into_owned(), want, "{l:?}");
         }
     }
 

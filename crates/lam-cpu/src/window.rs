@@ -28,7 +28,7 @@ pub(crate) fn unfold(src: View, g: &WindowGeometry, pad: f32) -> Result<Vec<f32>
     let (k, ow, len) = (g.taps(), g.out[1], g.positions());
     let spans = tap_spans(g);
     // Every element is written below, so a recycled buffer needs no zeroing.
-    let mut out = pool::take(g.c * k * g.n * len);
+    let mut out = pool::take(g.c * k * g.n * len)?;
     let work = out.len();
     for_chunks(&mut out, len, work, |start, row| {
         // row = cols[c, t, n, ..] of length L.
@@ -73,7 +73,7 @@ pub(crate) fn fold(cols: View, g: &WindowGeometry) -> Result<Vec<f32>> {
     let [s_c, s_t, s_n, s_l] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
     let (k, ow, plane) = (g.taps(), g.out[1], g.h * g.w);
     let spans = tap_spans(g);
-    let mut out = pool::zeroed(g.n * g.c * plane);
+    let mut out = pool::zeroed(g.n * g.c * plane)?;
     let work = l.numel();
     for_chunks(&mut out, plane, work, |start, img| {
         // img = out[n, c, .., ..], H·W pixels.

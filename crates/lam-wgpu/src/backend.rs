@@ -1,5 +1,6 @@
 //! [`WgpuBackend`]: lam's [`Backend`] trait over one wgpu device. Each method
-//! forwards to its op family in `ops/`; this file is the table of contents.
+//! forwards to its op family in `ops/` (the module named as the family, as
+//! are its shaders); this file is the table of contents.
 
 use std::sync::Arc;
 
@@ -9,7 +10,10 @@ use lam_core::backend::{
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
-use crate::ops::{elementwise, fused, index, matmul, random, reduce, window};
+use crate::ops::{
+    adam, copy, cross_entropy, elementwise, index, matmul, max_pool, random, reduce, softmax,
+    window,
+};
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
 /// command queue. Created by [`crate::gpu_device`] and friends.
@@ -39,19 +43,19 @@ impl Backend for WgpuBackend {
     }
 
     fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
-        elementwise::zeros(&self.gpu, len, dtype)
+        copy::zeros(&self.gpu, len, dtype)
     }
 
     fn from_f32(&self, data: &[f32]) -> Result<Storage> {
-        elementwise::upload(&self.gpu, bytemuck::cast_slice(data), DType::F32)
+        copy::upload(&self.gpu, bytemuck::cast_slice(data), DType::F32)
     }
 
     fn from_i32(&self, data: &[i32]) -> Result<Storage> {
-        elementwise::upload(&self.gpu, bytemuck::cast_slice(data), DType::I32)
+        copy::upload(&self.gpu, bytemuck::cast_slice(data), DType::I32)
     }
 
     fn read_f32(&self, src: View) -> Result<Vec<f32>> {
-        let bytes = elementwise::read(&self.gpu, src, DType::F32)?;
+        let bytes = copy::read(&self.gpu, src, DType::F32)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -59,7 +63,7 @@ impl Backend for WgpuBackend {
     }
 
     fn read_i32(&self, src: View) -> Result<Vec<i32>> {
-        let bytes = elementwise::read(&self.gpu, src, DType::I32)?;
+        let bytes = copy::read(&self.gpu, src, DType::I32)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -67,11 +71,11 @@ impl Backend for WgpuBackend {
     }
 
     fn copy(&self, src: View, dst: View) -> Result<()> {
-        elementwise::copy(&self.gpu, src, dst)
+        copy::copy(&self.gpu, src, dst)
     }
 
     fn cast(&self, src: View, to: DType) -> Result<Storage> {
-        elementwise::cast(&self.gpu, src, to)
+        copy::cast(&self.gpu, src, to)
     }
 
     fn unary(&self, op: UnaryOp, src: View) -> Result<Storage> {
@@ -115,11 +119,11 @@ impl Backend for WgpuBackend {
     }
 
     fn max_pool(&self, src: View, geometry: &WindowGeometry) -> Result<(Storage, Storage)> {
-        window::max_pool(&self.gpu, src, geometry)
+        max_pool::max_pool(&self.gpu, src, geometry)
     }
 
     fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry) -> Result<Storage> {
-        window::max_pool_grad(&self.gpu, grad, taps, geometry)
+        max_pool::max_pool_grad(&self.gpu, grad, taps, geometry)
     }
 
     fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage> {
@@ -127,7 +131,7 @@ impl Backend for WgpuBackend {
     }
 
     fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
-        fused::softmax(&self.gpu, src, log)
+        softmax::softmax(&self.gpu, src, log)
     }
 
     fn fused_cross_entropy(
@@ -135,7 +139,7 @@ impl Backend for WgpuBackend {
         logits: View,
         targets: View,
     ) -> Result<Option<(Storage, Storage)>> {
-        fused::cross_entropy(&self.gpu, logits, targets)
+        cross_entropy::cross_entropy(&self.gpu, logits, targets)
     }
 
     fn fused_linear(
@@ -156,7 +160,7 @@ impl Backend for WgpuBackend {
         v: &Storage,
         step: &AdamStep,
     ) -> Result<bool> {
-        fused::adam(&self.gpu, param, grad, m, v, step)
+        adam::adam(&self.gpu, param, grad, m, v, step)
     }
 
     fn stats(&self) -> DeviceStats {

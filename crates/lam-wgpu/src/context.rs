@@ -1,7 +1,8 @@
 //! [`Gpu`]: everything one wgpu device owns — the device and queue, the
 //! effective limits, the buffer pool, the pending command encoder, the
 //! kernel timer (timestamp queries, for the profiler), the pipeline cache,
-//! counters, and the sticky fault that a lost device leaves.
+//! counters, the index-fault words kernels write (`fault.rs`), and the
+//! sticky fault that a lost device leaves.
 //!
 //! Tensors' storages hold an `Arc<Gpu>`, so a device stays alive while any of
 //! its tensors does.
@@ -61,6 +62,8 @@ pub(crate) struct Gpu {
     uncaptured: Arc<Mutex<Vec<String>>>,
     /// A 16-byte buffer for kernel bindings a variant never touches.
     pub scratch: wgpu::Buffer,
+    /// Where index kernels record an out-of-range index (see `fault.rs`).
+    pub range_faults: wgpu::Buffer,
     /// The instance the device came from, kept alive with it (each device
     /// has its own; see `device.rs`).
     _instance: wgpu::Instance,
@@ -122,6 +125,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let range_faults = crate::fault::fault_buffer(&device);
         Gpu {
             device,
             queue,
@@ -137,6 +141,7 @@ impl Gpu {
             fault,
             uncaptured,
             scratch,
+            range_faults,
             _instance: instance,
         }
     }

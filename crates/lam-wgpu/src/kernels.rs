@@ -2,60 +2,140 @@
 //! `include_str!`, each entry point is a [`Kernel`] with the bindings it uses,
 //! and the tables below map lam's op enums to the shaders' pipeline constants.
 //!
+//! Shaders share code through the snippets of `shaders/lib/` (the
+//! [`LIBRARY`]), pasted in by `// #include` lines (see `wgsl.rs`); each
+//! shader is expanded once per process, on first use.
+//!
 //! A kernel variant is (kernel, pipeline constants); the pipeline cache builds
 //! one pipeline per variant. Variants use WGSL `override` constants, never text
-//! substitution, so every file stays plain WGSL that naga validates as is
-//! (`tests/shaders_validate.rs`, which also checks every file is named here).
+//! substitution, so every expanded file stays plain WGSL that naga validates
+//! as is (`tests/shaders_validate.rs`, which also checks that every file in
+//! `shaders/` is named here and every snippet is included somewhere).
+
+use std::sync::OnceLock;
 
 use lam_core::backend::{BinaryOp, ReduceOp, UnaryOp};
 
-/// A WGSL source file in `shaders/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Shader {
-    Elementwise,
-    Reduce,
-    Matmul,
-    MatmulLarge,
-    Index,
-    Scatter,
-    Random,
-    Softmax,
-    Optim,
-    Window,
+use crate::wgsl::{expand, Expanded};
+
+/// Declares [`Shader`] from one list of (variant, file in `shaders/`): the
+/// enum, [`Shader::ALL`], the file names and the embedded texts.
+macro_rules! shaders {
+    ($($variant:ident => $file:literal,)*) => {
+        /// A WGSL source file in `shaders/`, one or two per op family.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum Shader {
+            $($variant,)*
+        }
+
+        impl Shader {
+            /// Every shader.
+            pub(crate) const ALL: &'static [Shader] = &[$(Shader::$variant,)*];
+
+            /// The file name, for labels and error messages.
+            pub(crate) fn file(self) -> &'static str {
+                match self {
+                    $(Shader::$variant => $file,)*
+                }
+            }
+
+            /// The file as written, embedded at compile time.
+            fn text(self) -> &'static str {
+                match self {
+                    $(Shader::$variant => include_str!(concat!("../../../shaders/", $file)),)*
+                }
+            }
+        }
+    };
 }
 
-impl Shader {
-    /// The file name, for labels and error messages.
-    pub(crate) fn file(self) -> &'static str {
-        match self {
-            Shader::Elementwise => "elementwise.wgsl",
-            Shader::Reduce => "reduce.wgsl",
-            Shader::Matmul => "matmul.wgsl",
-            Shader::MatmulLarge => "matmul_large.wgsl",
-            Shader::Index => "index.wgsl",
-            Shader::Scatter => "scatter.wgsl",
-            Shader::Random => "random.wgsl",
-            Shader::Softmax => "softmax.wgsl",
-            Shader::Optim => "optim.wgsl",
-            Shader::Window => "window.wgsl",
-        }
-    }
+shaders! {
+    Copy => "copy.wgsl",
+    Elementwise => "elementwise.wgsl",
+    Reduce => "reduce.wgsl",
+    Matmul => "matmul.wgsl",
+    MatmulLarge => "matmul_large.wgsl",
+    Index => "index.wgsl",
+    IndexScatter => "index_scatter.wgsl",
+    Window => "window.wgsl",
+    MaxPool => "max_pool.wgsl",
+    Random => "random.wgsl",
+    Softmax => "softmax.wgsl",
+    CrossEntropy => "cross_entropy.wgsl",
+    Adam => "adam.wgsl",
+}
 
-    /// The WGSL text, embedded at compile time.
-    pub(crate) fn source(self) -> &'static str {
-        match self {
-            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
-            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
-            Shader::MatmulLarge => include_str!("../../../shaders/matmul_large.wgsl"),
-            Shader::Index => include_str!("../../../shaders/index.wgsl"),
-            Shader::Scatter => include_str!("../../../shaders/scatter.wgsl"),
-            Shader::Random => include_str!("../../../shaders/random.wgsl"),
-            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
-            Shader::Window => include_str!("../../../shaders/window.wgsl"),
+/// A snippet of `shaders/lib/`: the path `// #include` names it by, and its text.
+macro_rules! snippet {
+    ($path:literal) => {
+        ($path, include_str!(concat!("../../../shaders/", $path)))
+    };
+}
+
+/// The snippets shaders may include.
+pub(crate) const LIBRARY: &[(&str, &str)] = &[
+    snippet!("lib/grid.wgsl"),
+    snippet!("lib/dims.wgsl"),
+    snippet!("lib/nan.wgsl"),
+    snippet!("lib/elementwise_views.wgsl"),
+    snippet!("lib/matmul_io.wgsl"),
+    snippet!("lib/index_params.wgsl"),
+    snippet!("lib/window_params.wgsl"),
+    snippet!("lib/rows.wgsl"),
+    snippet!("lib/range_fault.wgsl"),
+];
+
+impl Shader {
+    /// The WGSL text as pipelines compile it, includes expanded (once per
+    /// process), or why the expansion failed.
+    pub(crate) fn source(self) -> Result<&'static Expanded, &'static str> {
+        static EXPANDED: OnceLock<Vec<Result<Expanded, String>>> = OnceLock::new();
+        let all = EXPANDED.get_or_init(|| {
+            Shader::ALL
+                .iter()
+                .map(|s| expand(s.file(), s.text(), LIBRARY))
+                .collect()
+        });
+        let at = Shader::ALL.iter().position(|&s| s == self);
+        match at.and_then(|i| all.get(i)) {
+            Some(Ok(expanded)) => Ok(expanded),
+            Some(Err(why)) => Err(why),
+            None => Err("a shader missing from Shader::ALL"),
         }
     }
+}
+
+/// One shader as the pipelines compile it, for `tests/shaders_validate.rs`.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ShaderSource {
+    /// The file in `shaders/`.
+    pub file: &'static str,
+    /// The expanded WGSL, or why the expansion failed.
+    pub text: Result<String, String>,
+    /// The snippets of `shaders/lib/` it includes, directly or not.
+    pub includes: Vec<&'static str>,
+}
+
+/// Every shader, expanded exactly as the pipelines get it, and every
+/// snippet path of the library. For the naga validation test; not for
+/// other uses.
+#[doc(hidden)]
+pub fn shader_sources() -> (Vec<ShaderSource>, Vec<&'static str>) {
+    let shaders = Shader::ALL
+        .iter()
+        .map(|&s| {
+            let expanded = s.source();
+            ShaderSource {
+                file: s.file(),
+                text: expanded
+                    .map(|e| e.text.clone())
+                    .map_err(|why| why.to_string()),
+                includes: expanded.map(|e| e.includes.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    (shaders, LIBRARY.iter().map(|&(path, _)| path).collect())
 }
 
 /// How an entry point uses a storage binding. Binding 0 is always the
@@ -96,17 +176,9 @@ pub(crate) const SELECT: Kernel = kernel(
     "select_where",
     &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
 );
-pub(crate) const CAST: Kernel = kernel(
-    Shader::Elementwise,
-    "cast_dtype",
-    &[(1, Read), (4, ReadWrite)],
-);
-pub(crate) const COPY: Kernel = kernel(
-    Shader::Elementwise,
-    "copy_view",
-    &[(1, Read), (4, ReadWrite)],
-);
-pub(crate) const FILL: Kernel = kernel(Shader::Elementwise, "fill_value", &[(4, ReadWrite)]);
+pub(crate) const CAST: Kernel = kernel(Shader::Copy, "cast_dtype", &[(1, Read), (4, ReadWrite)]);
+pub(crate) const COPY: Kernel = kernel(Shader::Copy, "copy_view", &[(1, Read), (4, ReadWrite)]);
+pub(crate) const FILL: Kernel = kernel(Shader::Copy, "fill_value", &[(4, ReadWrite)]);
 /// src, src_idx, out_val, out_idx.
 pub(crate) const REDUCE: Kernel = kernel(
     Shader::Reduce,
@@ -125,56 +197,64 @@ pub(crate) const MATMUL_LARGE: Kernel = kernel(
     "matmul_large",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );
-/// src, index, out.
+/// The binding of the device's fault words (lib/range_fault.wgsl), last in
+/// the bindings of every kernel that checks user indices.
+const FAULTS: (u32, Access) = (7, ReadWrite);
+
+/// src, index, out, faults.
 pub(crate) const INDEX_SELECT: Kernel = kernel(
     Shader::Index,
     "index_select",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), FAULTS],
 );
 pub(crate) const GATHER: Kernel = kernel(
     Shader::Index,
     "gather",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), FAULTS],
 );
 pub(crate) const SCATTER_ADD: Kernel = kernel(
     Shader::Index,
     "scatter_add",
-    &[(1, Read), (2, Read), (3, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), FAULTS],
 );
-/// scatter.wgsl: index, counts (atomic), offsets, list, src, out.
-pub(crate) const CSR_COUNT: Kernel =
-    kernel(Shader::Scatter, "csr_count", &[(1, Read), (2, ReadWrite)]);
+/// index_scatter.wgsl: index, counts (atomic), offsets, list, src, out;
+/// csr_count checks the index (faults).
+pub(crate) const CSR_COUNT: Kernel = kernel(
+    Shader::IndexScatter,
+    "csr_count",
+    &[(1, Read), (2, ReadWrite), FAULTS],
+);
 pub(crate) const CSR_SCAN: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "csr_scan",
     &[(2, ReadWrite), (3, ReadWrite)],
 );
 pub(crate) const CSR_FILL: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "csr_fill",
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 );
 pub(crate) const CSR_SORT: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "csr_sort",
     &[(3, ReadWrite), (4, ReadWrite)],
 );
 pub(crate) const SCATTER_ROWS: Kernel = kernel(
-    Shader::Scatter,
+    Shader::IndexScatter,
     "scatter_rows",
     &[(3, ReadWrite), (4, ReadWrite), (5, Read), (6, ReadWrite)],
 );
 pub(crate) const FILL_RANDOM: Kernel = kernel(Shader::Random, "fill_random", &[(1, ReadWrite)]);
 pub(crate) const SOFTMAX: Kernel = kernel(Shader::Softmax, "softmax", &[(1, Read), (3, ReadWrite)]);
-/// logits, targets, grad, loss.
+/// logits, targets, grad, loss, faults.
 pub(crate) const CROSS_ENTROPY: Kernel = kernel(
-    Shader::Softmax,
+    Shader::CrossEntropy,
     "cross_entropy",
-    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite), FAULTS],
 );
 /// grad, param, m, v.
 pub(crate) const ADAM: Kernel = kernel(
-    Shader::Optim,
+    Shader::Adam,
     "adam",
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 );
@@ -183,15 +263,15 @@ pub(crate) const ADAM: Kernel = kernel(
 pub(crate) const UNFOLD: Kernel = kernel(Shader::Window, "unfold", &[(1, Read), (3, ReadWrite)]);
 /// window.wgsl: cols, image.
 pub(crate) const FOLD: Kernel = kernel(Shader::Window, "fold", &[(2, Read), (4, ReadWrite)]);
-/// window.wgsl: image, maxima, taps.
+/// max_pool.wgsl: image, maxima, taps.
 pub(crate) const MAX_POOL: Kernel = kernel(
-    Shader::Window,
+    Shader::MaxPool,
     "max_pool",
     &[(2, Read), (4, ReadWrite), (6, ReadWrite)],
 );
-/// window.wgsl: grad, image gradient, taps.
+/// max_pool.wgsl: grad, image gradient, taps.
 pub(crate) const MAX_POOL_GRAD: Kernel = kernel(
-    Shader::Window,
+    Shader::MaxPool,
     "max_pool_grad",
     &[(2, Read), (4, ReadWrite), (5, Read)],
 );
@@ -222,6 +302,7 @@ pub(crate) fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
         Step => (19, 0.0, 0.0),
         AddScalar(c) => (20, c, 0.0),
         MulScalar(c) => (21, c, 0.0),
+        DivScalar(c) => (27, c, 0.0),
         PowScalar(c) => (22, c, 0.0),
         GtScalar(c) => (23, c, 0.0),
         LtScalar(c) => (24, c, 0.0),
@@ -259,5 +340,17 @@ pub(crate) fn reduce_code(op: ReduceOp) -> u32 {
         ReduceOp::Min => 2,
         ReduceOp::ArgMax => 3,
         ReduceOp::ArgMin => 4,
+    }
+}
+
+/// The op behind a `FAULT_*` code of lib/range_fault.wgsl, as an
+/// [`lam_core::Error::OutOfRange`] names it.
+pub(crate) fn fault_op(code: u32) -> &'static str {
+    match code {
+        1 => "index_select (detected on the device)",
+        2 => "gather (detected on the device)",
+        3 => "scatter_add (detected on the device)",
+        4 => "cross_entropy (detected on the device)",
+        _ => "an index op (detected on the device)",
     }
 }

@@ -9,16 +9,21 @@
 //! Inside: `device.rs` (adapter choice), `context.rs` (per-device state),
 //! `pool.rs` (size-class buffer pool), `queue.rs` (the lazy command encoder:
 //! one submit per readback), `pipeline.rs` (pipeline cache), `kernels.rs`
-//! (the only file naming shaders), `params.rs` (uniform blocks) and `ops/`
-//! (one module per op family), `timing.rs` (GPU time per kernel from
-//! timestamp queries, for `lam_core::profile`).
+//! (the only file naming shaders), `wgsl.rs` (the `// #include` lines that
+//! share snippets of `shaders/lib/` between shaders), `params.rs` (uniform
+//! blocks) and `ops/` (one module per op family, named as its shaders),
+//! `timing.rs` (GPU time per kernel from timestamp queries, for
+//! `lam_core::profile`).
 //!
 //! Execution is lazy: ops record dispatches and return immediately; the
 //! GPU is waited on only when data is read back or `synchronize` is called.
+//! Index ops check their indices on the device and report an out-of-range
+//! one at the next readback or `synchronize` (`fault.rs`).
 
 mod backend;
 mod context;
 mod device;
+mod fault;
 mod kernels;
 mod ops;
 mod params;
@@ -27,10 +32,13 @@ mod pool;
 mod queue;
 mod storage;
 mod timing;
+mod wgsl;
 
 pub use backend::WgpuBackend;
 pub use device::{
     default_gpu, gpu_device, gpu_devices_for_tests, list_adapters, AdapterInfo, GpuOptions,
 };
+#[doc(hidden)]
+pub use kernels::{shader_sources, ShaderSource};
 pub use storage::{simulate_device_loss, GpuStorage};
 pub use wgpu;

@@ -16,7 +16,7 @@ pub(crate) type Dims = [[u32; 4]; 2];
 /// Most dims a kernel indexes after [`collapse`].
 pub(crate) const MAX_RANK: usize = 8;
 
-/// elementwise.wgsl.
+/// elementwise.wgsl and copy.wgsl (lib/elementwise_views.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct EwParams {
@@ -52,7 +52,8 @@ pub(crate) struct ReduceParams {
     pub red_stride: Dims,
 }
 
-/// matmul.wgsl. Strides are in elements: `a_sm` steps one row of A.
+/// matmul.wgsl and matmul_large.wgsl (lib/matmul_io.wgsl). Strides are in
+/// elements: `a_sm` steps one row of A.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct MatmulParams {
@@ -73,7 +74,7 @@ pub(crate) struct MatmulParams {
     pub _pad: [u32; 3],
 }
 
-/// index.wgsl.
+/// index.wgsl and index_scatter.wgsl (lib/index_params.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct IndexParams {
@@ -91,6 +92,35 @@ pub(crate) struct IndexParams {
     pub idx_stride: Dims,
 }
 
+/// window.wgsl and max_pool.wgsl (lib/window_params.wgsl): the geometry,
+/// the input view (offset and four strides), the padding value's bits
+/// (unfold, max_pool) and the taps view (max_pool_grad).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct WindowParams {
+    pub numel: u32,
+    pub n: u32,
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub ph: u32,
+    pub pw: u32,
+    pub dh: u32,
+    pub dw: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub offset: u32,
+    pub strides: [u32; 4],
+    pub pad_bits: u32,
+    pub t_offset: u32,
+    pub t_strides: [u32; 4],
+    pub pad: [u32; 2],
+}
+
 /// random.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -104,7 +134,7 @@ pub(crate) struct RandomParams {
     pub pad: [u32; 2],
 }
 
-/// softmax.wgsl (softmax and cross-entropy).
+/// softmax.wgsl and cross_entropy.wgsl (lib/rows.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct RowParams {
@@ -118,7 +148,7 @@ pub(crate) struct RowParams {
     pub inv_rows: f32,
 }
 
-/// optim.wgsl.
+/// adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct AdamParams {
@@ -226,6 +256,19 @@ pub(crate) fn elementwise(
     Ok(p)
 }
 
+/// The `[rows, cols]` view `l` as the row kernels index it (softmax and
+/// cross-entropy; the targets fields stay zero).
+pub(crate) fn row_params(op: &'static str, l: &Layout) -> Result<RowParams> {
+    Ok(RowParams {
+        rows: to_u32(op, l.shape[0])?,
+        cols: to_u32(op, l.shape[1])?,
+        offset: to_u32(op, l.offset)?,
+        row_stride: to_u32(op, l.strides[0])?,
+        col_stride: to_u32(op, l.strides[1])?,
+        ..RowParams::default()
+    })
+}
+
 /// Splits `n` workgroups into an (x, y) grid whose rows are exactly 65535
 /// wide when n exceeds one row, as the shaders' `GRID_X` expects.
 pub(crate) fn fold_grid(op: &'static str, n: u64) -> Result<[u32; 3]> {
@@ -280,8 +323,11 @@ mod tests {
             std::mem::size_of::<RandomParams>(),
             std::mem::size_of::<RowParams>(),
             std::mem::size_of::<AdamParams>(),
+            std::mem::size_of::<WindowParams>(),
         ] {
             assert_eq!(size % 16, 0);
         }
+        // 28 words, as lib/window_params.wgsl declares them.
+        assert_eq!(std::mem::size_of::<WindowParams>(), 112);
     }
 }

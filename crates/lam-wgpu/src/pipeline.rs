@@ -1,6 +1,7 @@
-//! The pipeline cache: one shader module per WGSL file, one bind-group layout
-//! per binding signature, and one compute pipeline per kernel variant
-//! (entry point + pipeline-constant values), each built on first use.
+//! The pipeline cache: one shader module per WGSL file (its includes
+//! expanded, see `kernels.rs`), one bind-group layout per binding signature,
+//! and one compute pipeline per kernel variant (entry point +
+//! pipeline-constant values), each built on first use.
 //!
 //! Layouts are explicit rather than derived from the shader, so an entry
 //! point may leave a declared binding unused in some variants, and so every
@@ -88,10 +89,16 @@ impl PipelineCache {
         if let Some(m) = lock(&self.modules).get(&shader) {
             return Ok(m.clone());
         }
+        let source = shader.source().map_err(|why| {
+            Error::Device(format!(
+                "expanding the includes of {} failed: {why}",
+                shader.file()
+            ))
+        })?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.file()),
-            source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            source: wgpu::ShaderSource::Wgsl(source.text.as_str().into()),
         });
         if let Some(e) = block_on(scope.pop()) {
             return Err(Error::Device(format!(

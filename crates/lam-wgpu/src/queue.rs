@@ -9,6 +9,9 @@
 //! just before the submit. This keeps parameter uploads in recording order;
 //! `queue.write_buffer` would not (it runs before the whole submit).
 //!
+//! Every readback and `synchronize` also copies the device's index-fault
+//! words in the same submit and reports a recorded fault (see `fault.rs`).
+//!
 //! While profiling is on, each dispatch is also bracketed by timestamp
 //! writes where the device supports them (see `timing.rs`).
 
@@ -20,6 +23,7 @@ use std::time::Duration;
 use lam_core::{Error, Result};
 
 use crate::context::{block_on, Gpu, State};
+use crate::fault::{self, FAULT_BYTES};
 use crate::kernels::Kernel;
 
 /// Dispatches recorded before the encoder is submitted without being asked.
@@ -111,33 +115,42 @@ impl Gpu {
         Ok(())
     }
 
-    /// Submits all recorded work and waits until the device has finished it.
+    /// Submits all recorded work and waits until the device has finished it;
+    /// an index fault recorded since the last readback is returned here.
     pub(crate) fn synchronize(&self) -> Result<()> {
         self.check_fault()?;
-        let mut state = self.lock();
-        let index = self.submit_locked(&mut state)?;
-        self.wait(&state, index)?;
-        self.harvest_times(&mut state);
-        Ok(())
+        self.fetch(None).map(drop)
     }
 
     /// Copies `bytes` bytes at `offset` of `src` back to the host, after all
-    /// recorded work (one submit and one wait).
+    /// recorded work (one submit and one wait), or returns the index fault
+    /// that work recorded.
     pub(crate) fn read_back(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
+        self.fetch(Some((src, offset, bytes)))
+    }
+
+    /// Submits all recorded work plus copies of `src`'s range (if any) and
+    /// of the index-fault words into one staging buffer, waits, and returns
+    /// the copied data, or the recorded fault as an error (clearing it).
+    fn fetch(&self, src: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Vec<u8>> {
+        let bytes = src.map_or(0, |(_, _, bytes)| bytes);
         let mut state = self.lock();
         let staging = self.create_buffer(
             &state,
             "read",
-            bytes,
+            bytes + FAULT_BYTES,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             false,
         )?;
         state.pending.pass = None;
-        self.encoder(&mut state.pending)
-            .copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
+        let encoder = self.encoder(&mut state.pending);
+        if let Some((src, offset, bytes)) = src {
+            encoder.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
+        }
+        encoder.copy_buffer_to_buffer(&self.range_faults, 0, &staging, bytes, FAULT_BYTES);
         let index = self.submit_locked(&mut state)?;
         let (tx, rx) = mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
@@ -172,7 +185,7 @@ impl Gpu {
                 )));
             }
         }
-        let data = staging
+        let mut data = staging
             .slice(..)
             .get_mapped_range()
             .map_err(|e| {
@@ -183,7 +196,16 @@ impl Gpu {
             })?
             .to_vec();
         staging.unmap();
-        Ok(data)
+        let faults = data.split_off(bytes as usize);
+        let fault = fault::decode(&faults);
+        if fault.is_err() {
+            // Still under the lock, with all recorded work done: the clear
+            // runs before the next submit's commands, so a later fault of
+            // later work is recorded afresh.
+            self.queue
+                .write_buffer(&self.range_faults, 0, &[0; FAULT_BYTES as usize]);
+        }
+        fault.map(|()| data)
     }
 
     /// Blocks until submission `index` is done, turning a timeout or a lost

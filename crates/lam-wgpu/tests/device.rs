@@ -10,22 +10,8 @@ mod common;
 
 use common::*;
 use lam_core::backend::UnaryOp;
-use lam_core::{DType, Device, Error, Layout};
+use lam_core::{DType, Error, Layout};
 use lam_wgpu::{gpu_device, GpuOptions};
-
-/// A fresh device on the same adapter as `shared` (same name and backend).
-fn private_device(shared: &Device, opts: GpuOptions) -> Device {
-    let info = lam_wgpu::list_adapters()
-        .into_iter()
-        .find(|a| shared.name().ends_with(&a.name) && shared.name().starts_with(a.backend.to_str()))
-        .expect("the shared device's adapter is listed");
-    let opts = GpuOptions {
-        adapter: Some(info.name.clone()),
-        backends: Some(info.backend.into()),
-        ..opts
-    };
-    gpu_device(&opts).expect("a second device on the same adapter")
-}
 
 #[test]
 fn adapters_are_listed_and_named_in_errors() {

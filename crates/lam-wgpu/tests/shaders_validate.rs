@@ -1,9 +1,12 @@
-//! Portability check without a GPU: every `shaders/*.wgsl` must parse and
-//! validate with naga and translate to SPIR-V (Vulkan), MSL (Metal), HLSL
-//! (DX12) and GLSL ES 3.10 (GL) for each entry point. A shader that naga
-//! translates to all four very likely compiles on every wgpu backend. The test
-//! also checks that `kernels.rs` references every shader file, so no shader
-//! can rot unused.
+//! Portability check without a GPU: every shader, expanded exactly as the
+//! pipelines compile it (its `// #include` snippets of `shaders/lib/`
+//! pasted in, see `src/wgsl.rs`), must parse and validate with naga and
+//! translate to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL ES 3.10
+//! (GL) for each entry point. A shader that naga translates to all four very
+//! likely compiles on every wgpu backend. Snippets are validated in context:
+//! every one must be included by some shader. The tests also check that
+//! `kernels.rs` names every file of `shaders/` and `shaders/lib/`, so no
+//! shader or snippet can rot unused.
 
 use std::path::{Path, PathBuf};
 
@@ -15,11 +18,21 @@ fn shader_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shaders")
 }
 
-fn shader_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(shader_dir())
-        .expect("shaders/ directory is readable")
+/// The `.wgsl` files of `shaders/<sub>`, as paths relative to `shaders/`.
+fn wgsl_files(sub: &str) -> Vec<String> {
+    let dir = shader_dir().join(sub);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{} is readable: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|name| {
+            if sub.is_empty() {
+                name
+            } else {
+                format!("{sub}/{name}")
+            }
+        })
         .collect();
     files.sort();
     files
@@ -101,23 +114,22 @@ fn translate(module: &naga::Module, info: &naga::valid::ModuleInfo, entry: &str)
 
 #[test]
 fn every_shader_validates_and_translates_to_all_targets() {
-    let files = shader_files();
-    assert!(
-        !files.is_empty(),
-        "no .wgsl files in {}",
-        shader_dir().display()
-    );
+    let (shaders, _) = lam_wgpu::shader_sources();
+    assert!(!shaders.is_empty(), "kernels.rs names no shader");
     let mut failures = Vec::new();
-    for path in &files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let source = std::fs::read_to_string(path).expect("shader is readable");
-        let module = match naga::front::wgsl::parse_str(&source) {
+    for shader in &shaders {
+        let name = shader.file;
+        let source = match &shader.text {
+            Ok(text) => text,
+            Err(why) => {
+                failures.push(format!("{name}: include: {why}"));
+                continue;
+            }
+        };
+        let module = match naga::front::wgsl::parse_str(source) {
             Ok(m) => m,
             Err(e) => {
-                failures.push(format!("{name}: parse: {}", e.emit_to_string(&source)));
+                failures.push(format!("{name}: parse: {}", e.emit_to_string(source)));
                 continue;
             }
         };
@@ -127,7 +139,7 @@ fn every_shader_validates_and_translates_to_all_targets() {
         let info = match validator.validate(&module) {
             Ok(info) => info,
             Err(e) => {
-                failures.push(format!("{name}: validate: {}", e.emit_to_string(&source)));
+                failures.push(format!("{name}: validate: {}", e.emit_to_string(source)));
                 continue;
             }
         };
@@ -154,16 +166,39 @@ fn every_shader_validates_and_translates_to_all_targets() {
 }
 
 #[test]
-fn every_shader_file_is_referenced_by_kernels_rs() {
-    let kernels = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kernels.rs");
-    let text = std::fs::read_to_string(&kernels).expect("kernels.rs is readable");
-    let missing: Vec<String> = shader_files()
-        .iter()
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .filter(|name| !text.contains(&format!("include_str!(\"../../../shaders/{name}\")")))
+fn every_shader_file_is_named_by_kernels_rs() {
+    let (shaders, _) = lam_wgpu::shader_sources();
+    let named: Vec<&str> = shaders.iter().map(|s| s.file).collect();
+    let missing: Vec<String> = wgsl_files("")
+        .into_iter()
+        .filter(|f| !named.contains(&f.as_str()))
         .collect();
     assert!(
         missing.is_empty(),
-        "shaders not referenced by kernels.rs: {missing:?}"
+        "shaders not named by kernels.rs: {missing:?}"
     );
+}
+
+#[test]
+fn every_snippet_is_in_the_library_and_included_by_a_shader() {
+    let (shaders, library) = lam_wgpu::shader_sources();
+    let files = wgsl_files("lib");
+    assert!(!files.is_empty(), "no snippets in shaders/lib");
+    for file in &files {
+        assert!(
+            library.contains(&file.as_str()),
+            "{file} is not in kernels.rs's LIBRARY"
+        );
+        // Included somewhere, so the test above validated it in context.
+        assert!(
+            shaders.iter().any(|s| s.includes.contains(&file.as_str())),
+            "no shader includes {file}"
+        );
+    }
+    for path in &library {
+        assert!(
+            files.contains(&path.to_string()),
+            "{path} is not in shaders/lib"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //! `w (x - y) / max(x (1 - x), 1e-12)`, which stays finite at `x = 0` and
 //! `x = 1` where the clamped logs alone would give `0 · ∞`.
 
-use crate::{no_grad, Result, Tensor};
+use crate::{no_grad, Error, Result, Tensor};
 
 use super::{check_broadcast_weight, check_same_shape, reduce, Loss, Reduction};
 
@@ -51,12 +51,17 @@ impl BceLoss {
         self
     }
 
-    /// The loss of probabilities `input` (in `[0, 1]`; values are not
-    /// checked, which would cost a GPU read) against `target` of the same shape.
+    /// The loss of probabilities `input` against `target` of the same shape,
+    /// both in `[0, 1]`: a value outside (or NaN) is an error, as in PyTorch.
+    /// (Checking reads two numbers of each back, which on a GPU waits for
+    /// the device; `BceWithLogitsLoss` needs no check and is the stabler loss
+    /// to train with.)
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
         const OP: &str = "binary_cross_entropy";
         check_same_shape(OP, input, target)?;
         check_broadcast_weight(OP, "weight", self.weight.as_ref(), input)?;
+        check_unit_interval(OP, "input", input)?;
+        check_unit_interval(OP, "target", target)?;
         reduce(
             bce_elementwise(input, target, self.weight.as_ref())?,
             self.reduction,
@@ -173,5 +178,19 @@ fn bce_elementwise(x: &Tensor, y: &Tensor, weight: Option<&Tensor>) -> Result<Te
             };
             Ok(vec![Some(gx), gy])
         },
+    ))
+}
+
+/// An error unless every element of `t` is in `[0, 1]` (NaN is not).
+fn check_unit_interval(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
+    let t = t.detach();
+    let range = Tensor::stack(&[t.min_all()?, t.max_all()?], 0)?.to_vec()?;
+    let (lo, hi) = (range[0], range[1]);
+    if (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        op,
+        format!("every element of {what} must be in [0, 1], found values in [{lo}, {hi}]"),
     ))
 }

@@ -90,6 +90,15 @@ impl CrossEntropyLoss {
         }
         let rows = Rows::new(OP, logits, target, self.weight.as_ref())?;
         if target.dtype() == DType::F32 {
+            if self.ignore_index != -100 {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "ignore_index ({}) is not supported for probability (F32) targets",
+                        self.ignore_index
+                    ),
+                ));
+            }
             let logp = rows.input.log_softmax(1)?;
             return prob_target_loss(&logp, &rows, self.weight.as_ref(), eps, self.reduction);
         }
@@ -296,9 +305,11 @@ struct ClassOptions<'a> {
     reduction: Reduction,
 }
 
-/// Checks that every target is a class in `0..classes` or `ignore_index`,
-/// reading the targets back only when their known bounds do not already
-/// prove it. Returns whether some target may equal `ignore_index`.
+/// Whether some target may equal `ignore_index`, checking on the way that
+/// every target is a class in `0..classes` or `ignore_index` where that is
+/// cheap: from the targets' known bounds, or by reading them on the CPU. A
+/// GPU's targets are not read back (that would wait for the device in every
+/// step): the gather of the log-probabilities checks each class there.
 fn check_class_targets(
     op: &'static str,
     target: &Tensor,
@@ -310,6 +321,9 @@ fn check_class_targets(
         if lo >= 0 && (hi as usize) < classes {
             return Ok((lo..=hi).contains(&ignore_index));
         }
+    }
+    if target.device().is_gpu() {
+        return Ok(true);
     }
     let values = target.to_vec_i32()?;
     let mut ignored = false;
@@ -335,9 +349,10 @@ fn class_index_loss(logp: &Tensor, rows: &Rows, opts: &ClassOptions) -> Result<T
     let (classes, keep) = if opts.may_ignore {
         let t = rows.target.to_dtype(DType::F32)?;
         let keep = t.ne(&Tensor::scalar(opts.ignore_index as f32, &dev)?)?;
-        let safe = Tensor::where_cond(&keep, &t, &Tensor::scalar(0.0, &dev)?)?
-            .to_dtype(DType::I32)?
-            .with_int_range(Some((0, rows.classes as i32 - 1)));
+        // Ignored rows read class 0; every other target keeps its value, so
+        // the gather below still rejects one outside `0..classes`.
+        let safe =
+            Tensor::where_cond(&keep, &t, &Tensor::scalar(0.0, &dev)?)?.to_dtype(DType::I32)?;
         (safe, Some(keep))
     } else {
         (rows.target.clone(), None)
@@ -372,7 +387,7 @@ fn class_index_loss(logp: &Tensor, rows: &Rows, opts: &ClassOptions) -> Result<T
         nll
     };
     match (opts.reduction, row_weight) {
-        (Reduction::Mean, Some(rw)) => losses.sum_all()?.div(&rw.sum_all()?),
+        (Reduction::Mean, Some(rw)) => weighted_mean(&losses, &rw),
         (Reduction::None, _) => losses.reshape_exact(&rows.out_shape),
         (r, _) => reduce(losses, r),
     }
@@ -401,4 +416,16 @@ fn prob_target_loss(
         Reduction::None => losses.reshape_exact(&rows.out_shape),
         r => reduce(losses, r),
     }
+}
+
+/// `Σ losses / Σ weights`, PyTorch's weighted mean. When every weight is 0
+/// (every target ignored) the loss is NaN, as in PyTorch, but its gradient is
+/// 0 rather than 0/0: one such batch must not destroy the weights.
+fn weighted_mean(losses: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let total = weights.sum_all()?;
+    let zero = Tensor::zeros_like(&total)?;
+    let nothing = total.eq(&zero)?;
+    let scale = Tensor::where_cond(&nothing, &zero, &total.recip()?)?;
+    let nan_if_nothing = Tensor::where_cond(&nothing, &zero.div(&zero)?, &zero)?;
+    losses.sum_all()?.mul(&scale)?.add(&nan_if_nothing)
 }

@@ -7,7 +7,7 @@
 //! huber      0.5 d²              if |d| < δ, else δ (|d| - 0.5 δ)
 //! ```
 
-use crate::{Error, Result, Tensor};
+use crate::{no_grad, Error, Result, Tensor};
 
 use super::{check_same_shape, reduce, Loss, Reduction};
 
@@ -211,11 +211,28 @@ impl Loss for HuberLoss {
 }
 
 /// `quad_scale * 0.5 d²` where `|d| < t`, else `lin_scale * (|d| - 0.5 t)`:
-/// smooth L1 and Huber differ only in the two scales.
+/// smooth L1 and Huber differ only in the two scales. The gradient is
+/// PyTorch's closed form, `quad_scale * clamp(d, -t, t)`, rather than the
+/// two branches' own gradients: the unused branch's would be `0 · ∞` (NaN)
+/// at an infinite `d`.
 fn piecewise(d: &Tensor, t: f32, quad_scale: f32, lin_scale: f32) -> Result<Tensor> {
-    let a = d.abs()?;
-    let inside = a.detach().lt_scalar(t)?;
-    let quad = d.square()?.mul_scalar(0.5 * quad_scale)?;
-    let lin = a.sub_scalar(0.5 * t)?.mul_scalar(lin_scale)?;
-    Tensor::where_cond(&inside, &quad, &lin)
+    let value = no_grad(|| -> Result<Tensor> {
+        let a = d.abs()?;
+        let inside = a.lt_scalar(t)?;
+        let quad = d.square()?.mul_scalar(0.5 * quad_scale)?;
+        let lin = a.sub_scalar(0.5 * t)?.mul_scalar(lin_scale)?;
+        Tensor::where_cond(&inside, &quad, &lin)
+    })?;
+    let dd = d.detach();
+    Ok(Tensor::from_op(
+        "huber",
+        value.storage(),
+        value.layout().clone(),
+        &[d],
+        move |g| {
+            Ok(vec![Some(
+                g.mul(&dd.clamp(-t, t)?.mul_scalar(quad_scale)?)?,
+            )])
+        },
+    ))
 }

@@ -260,8 +260,12 @@ pub fn prelu(input: &Tensor, weight: &Tensor) -> Result<Tensor> {
         weight.reshape_exact(&shape)?
     };
     // `where` rather than relu(x) + w·min(0, x) so that x = 0 gets slope w,
-    // as PyTorch's kernel gives it.
-    Tensor::where_cond(&input.gt_scalar(0.0)?, input, &input.mul(&slope)?)
+    // as PyTorch's kernel gives it. The slope multiplies x with its positive
+    // part selected away (not multiplied by a 0 mask), so the slope's
+    // gradient never meets 0·inf.
+    let positive = input.gt_scalar(0.0)?;
+    let negative_part = Tensor::where_cond(&positive, &Tensor::zeros_like(input)?, input)?;
+    Tensor::where_cond(&positive, input, &negative_part.mul(&slope)?)
 }
 
 /// GELU with the tanh approximation (`F.gelu(x, approximate="tanh")`).

@@ -273,8 +273,7 @@ pub fn batch_norm(
                 ),
             ));
         }
-        let mean = input.mean(&axes, true)?;
-        let var = input.var(&axes, true, false)?;
+        let (var, mean) = input.var_mean(&axes, true, false)?;
         update_running(running_mean, running_var, &mean, &var, count, momentum)?;
         (mean, var)
     } else {
@@ -455,8 +454,7 @@ pub fn layer_norm(
     let axes: Vec<isize> = (input.rank() - k..input.rank())
         .map(|d| d as isize)
         .collect();
-    let mean = input.mean(&axes, true)?;
-    let var = input.var(&axes, true, false)?;
+    let (var, mean) = input.var_mean(&axes, true, false)?;
     let mut y = input.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
     if let Some(w) = weight {
         y = y.mul(w)?;

@@ -6,13 +6,14 @@
 //! one pixel per window — the first maximum, as PyTorch's kernel does.
 //!
 //! Average pooling is separable: the mean over a `kh × kw` rectangle is a
-//! weighted sum over rows followed by one over columns, so
-//! `y = A_h · x · A_wᵀ` with small pooling matrices `A_h: [OH, H]` and
-//! `A_w: [OW, W]` built on the host (row `o` holds `1/divisor` over the
-//! input positions its window covers). This gives fixed windows with or
-//! without counting padding, and PyTorch's adaptive windows
-//! (`start = ⌊o·H/OH⌋`, `end = ⌈(o+1)·H/OH⌉`), with the gradient from matmul.
-//! `ceil_mode` is not supported (always floor, PyTorch's default).
+//! mean over columns followed by one over rows. Along each axis every
+//! output's window is a span of input positions with a divisor, which gives
+//! fixed windows with or without counting padding, and PyTorch's adaptive
+//! windows (`start = ⌊o·H/OH⌋`, `end = ⌈(o+1)·H/OH⌉`). A span is summed by
+//! gathering its positions (`index_select`), never as a product with a 0/1
+//! weight row, so an infinity stays in the windows that hold it; the
+//! gradient follows from the gather. `ceil_mode` is not supported (always
+//! floor, PyTorch's default).
 
 use super::max_pool::max_pool;
 use super::window::{Size2, Window};
@@ -306,30 +307,60 @@ fn avg_pool2d_impl(
     unbatch(y, batched)
 }
 
-/// `A_h · x · A_wᵀ` for `x: [N, C, H, W]`, where row `o` of `A` is
-/// `1/divisor` over `start..end` of `spans[o] = (start, end, divisor)`.
+/// The mean of each window of `x: [N, C, H, W]`, pooled along W and then H,
+/// where `spans[o] = (start, end, divisor)`: output `o` along an axis is the
+/// sum of input positions `start..end` over `divisor`.
 fn separable_pool(
     x: &Tensor,
     rows: &[(usize, usize, usize)],
     cols: &[(usize, usize, usize)],
 ) -> Result<Tensor> {
     x.check_f32("pool")?;
-    let (h, w) = (x.dims()[2], x.dims()[3]);
-    let dev = x.device();
-    let a_h = Tensor::from_vec(pool_matrix(rows, h), &[rows.len(), h], &dev)?;
-    let a_w_t = Tensor::from_vec(pool_matrix(cols, w), &[cols.len(), w], &dev)?.t()?;
-    // [N, C, H, W] × [W, OW] → [N, C, H, OW]; [OH, H] × that → [N, C, OH, OW].
-    a_h.matmul(&x.matmul(&a_w_t)?)
+    pool_axis(&pool_axis(x, 3, cols)?, 2, rows)
 }
 
-/// `[spans.len(), len]` row-major, row `o` = `1/divisor` on `start..end`.
-fn pool_matrix(spans: &[(usize, usize, usize)], len: usize) -> Vec<f32> {
-    let mut m = vec![0.0; spans.len() * len];
-    for (o, &(start, end, divisor)) in spans.iter().enumerate() {
-        let v = 1.0 / divisor.max(1) as f32;
-        m[o * len + start..o * len + end].fill(v);
+/// `x` pooled along `dim` over `spans`. Each window's positions are
+/// gathered (windows shorter than the longest are filled with a selected-
+/// away repeat) and summed: no window is a product with a 0/1 weight row,
+/// so an infinity or NaN stays in the windows that contain it (0·inf is
+/// NaN, which a matrix product would spread to every window).
+fn pool_axis(x: &Tensor, dim: usize, spans: &[(usize, usize, usize)]) -> Result<Tensor> {
+    let dev = x.device();
+    let width = spans
+        .iter()
+        .map(|&(s, e, _)| e - s)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut index = Vec::with_capacity(spans.len() * width);
+    let mut inside = Vec::with_capacity(spans.len() * width);
+    for &(start, end, _) in spans {
+        for j in 0..width {
+            let within = start + j < end;
+            // Out-of-window slots read a position of the window (or 0) and
+            // are selected away below.
+            index.push((start + j).min(end.max(1) - 1) as i32);
+            inside.push(if within { 1.0 } else { 0.0 });
+        }
     }
-    m
+    let index = Tensor::from_vec_i32(index, &[spans.len() * width], &dev)?;
+    // [.., n_out · width, ..] -> [.., n_out, width, ..]
+    let mut split = x.shape();
+    split[dim] = spans.len();
+    split.insert(dim + 1, width);
+    let picked = x
+        .index_select(dim as isize, &index)?
+        .reshape_exact(&split)?;
+    let mut mask_shape = vec![1; split.len()];
+    mask_shape[dim] = spans.len();
+    mask_shape[dim + 1] = width;
+    let mask = Tensor::from_vec(inside, &mask_shape, &dev)?;
+    let kept = Tensor::where_cond(&mask, &picked, &Tensor::scalar(0.0, &dev)?)?;
+    let mut out_shape = vec![1; x.rank()];
+    out_shape[dim] = spans.len();
+    let divisors: Vec<f32> = spans.iter().map(|s| s.2.max(1) as f32).collect();
+    let divisors = Tensor::from_vec(divisors, &out_shape, &dev)?;
+    kept.sum(&[dim as isize + 1], false)?.div(&divisors)
 }
 
 /// A pooling window with PyTorch's checks: stride defaults to the kernel and

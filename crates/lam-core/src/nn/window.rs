@@ -98,8 +98,16 @@ impl Window {
     /// `⌊(h + 2p − d(k − 1) − 1) / s⌋ + 1` per axis (PyTorch's formula).
     pub fn output_size(&self, op: &'static str, h: usize, w: usize) -> Result<Size2> {
         let axis = |len: usize, k: usize, s: usize, p: usize, d: usize| -> Result<usize> {
-            let span = d * (k - 1) + 1;
-            let padded = len + 2 * p;
+            let sizes = || -> Option<(usize, usize)> {
+                let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+                Some((span, len.checked_add(p.checked_mul(2)?)?))
+            };
+            let Some((span, padded)) = sizes() else {
+                return Err(Error::invalid(
+                    op,
+                    format!("window {self:?} over an input of size ({h}, {w}) overflows"),
+                ));
+            };
             if padded < span {
                 return Err(Error::invalid(
                     op,
@@ -176,11 +184,11 @@ pub(crate) fn patches(
 pub(crate) fn geometry_of(op: &'static str, x: &Tensor, window: &Window) -> Result<WindowGeometry> {
     let (n, c, h, w) = x.dims4(op, "[N, C, H, W]")?;
     x.check_f32(op)?;
-    Ok(geometry(
-        window,
-        [n, c, h, w],
-        window.output_size(op, h, w)?,
-    ))
+    let g = geometry(window, [n, c, h, w], window.output_size(op, h, w)?);
+    // The columns are the largest buffer the window ops make.
+    let [kh, kw] = g.kernel;
+    crate::layout::checked_numel(op, &[c, kh, kw, n, g.out[0], g.out[1]])?;
+    Ok(g)
 }
 
 /// The unfold tape op: `x` is `[N, C, H, W]` matching `g`.

@@ -187,7 +187,9 @@ fn composed_step(
     let m = m.add(&g.sub(m)?.mul_scalar(1.0 - hp.beta1)?)?;
     let v = v
         .mul_scalar(hp.beta2)?
-        .add(&g.square()?.mul_scalar(1.0 - hp.beta2)?)?;
+        // ((1 - β2)·g)·g, PyTorch's addcmul order: g² alone overflows f32
+        // for |g| > 1.8e19, where the scaled product is still finite.
+        .add(&g.mul_scalar(1.0 - hp.beta2)?.mul(&g)?)?;
     let v_max = v_max.map(|vm| vm.maximum(&v)).transpose()?;
     let bc2_sqrt = Tensor::scalar(bc2_sqrt, &p.device())?;
     let denom = v_max

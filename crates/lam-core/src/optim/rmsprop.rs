@@ -67,11 +67,17 @@ impl Rule for RmsProp {
         let sq = buffer(st, "square_avg", p, zeros)?;
         let sq = sq
             .mul_scalar(c.alpha)?
-            .add(&g.square()?.mul_scalar(1.0 - c.alpha)?)?;
+            // ((1 - α)·g)·g, PyTorch's addcmul order (g² alone overflows sooner).
+            .add(&g.mul_scalar(1.0 - c.alpha)?.mul(&g)?)?;
         let avg = if c.centered {
             let ga = buffer(st, "grad_avg", p, zeros)?;
             let ga = ga.add(&g.sub(&ga)?.mul_scalar(1.0 - c.alpha)?)?;
-            let avg = sq.sub(&ga.square()?)?.sqrt()?;
+            // Where the second moment overflowed to inf, so is the
+            // variance (inf - inf would be NaN; PyTorch's fused
+            // multiply-add keeps it inf).
+            let var = sq.sub(&ga.square()?)?;
+            let infinite = sq.eq(&Tensor::full(&[], f32::INFINITY, &p.device())?)?;
+            let avg = Tensor::where_cond(&infinite, &sq, &var)?.sqrt()?;
             st.buffers.insert("grad_avg".into(), ga);
             avg
         } else {

@@ -3,9 +3,10 @@
 //!
 //! Every `Device` holds its backend inside one of these (see
 //! `Device::new`), so profiling can be switched on at any time, for devices
-//! opened before or after. It must forward **every** trait method,
-//! including those with defaults: an optional `fused_*` method that fell
-//! through to the trait's default would silently turn a fused path off.
+//! opened before or after. Its `Backend` impl is generated from the trait's
+//! method list (`backend/methods.rs`), so it forwards every method, the
+//! optional `fused_*` ones included: one that fell through to the trait's
+//! default would silently turn a fused path off.
 //! A fused call the backend declines is recorded as `fused_* (declined)`,
 //! so the table shows which path ran.
 
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{
-    AdamStep, Backend, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation, ReduceOp,
-    Storage, UnaryOp, View, WindowGeometry,
+    backend_methods, AdamStep, Backend, BinaryOp, DeviceKind, DeviceStats, Distribution,
+    LinearActivation, ReduceOp, Storage, UnaryOp, View, WindowGeometry,
 };
 use crate::{DType, Result};
 
@@ -40,22 +41,10 @@ impl Profiled {
         &self.inner
     }
 
-    /// Runs `call`, timing it as `op` when profiling is on.
+    /// Runs `call`, timing it under the name `op` builds (only while
+    /// profiling is on, so naming costs nothing otherwise).
     #[inline]
-    fn timed<T>(&self, op: &str, call: impl FnOnce() -> T) -> T {
-        if !is_enabled() {
-            return call();
-        }
-        let start = Instant::now();
-        let out = call();
-        record(&self.device, Clock::Host, op, start.elapsed());
-        out
-    }
-
-    /// As [`Profiled::timed`] for op families whose name depends on a
-    /// parameter (`unary.relu`); the name is built only when profiling.
-    #[inline]
-    fn timed_named<T>(&self, op: impl FnOnce() -> String, call: impl FnOnce() -> T) -> T {
+    fn timed<T>(&self, op: impl FnOnce() -> String, call: impl FnOnce() -> T) -> T {
         if !is_enabled() {
             return call();
         }
@@ -66,7 +55,7 @@ impl Profiled {
         out
     }
 
-    /// As [`Profiled::timed_named`] for a fused op, named by whether the
+    /// As [`Profiled::timed`] for a fused op, named by whether the
     /// backend took it.
     fn timed_fused<T>(
         &self,
@@ -96,167 +85,62 @@ impl fmt::Debug for Profiled {
     }
 }
 
-impl Backend for Profiled {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    fn kind(&self) -> DeviceKind {
-        self.inner.kind()
-    }
-
-    fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
-        self.timed("zeros", || self.inner.zeros(len, dtype))
-    }
-
-    fn from_f32(&self, data: &[f32]) -> Result<Storage> {
-        self.timed("from_f32", || self.inner.from_f32(data))
-    }
-
-    fn from_i32(&self, data: &[i32]) -> Result<Storage> {
-        self.timed("from_i32", || self.inner.from_i32(data))
-    }
-
-    fn read_f32(&self, src: View) -> Result<Vec<f32>> {
-        self.timed("read_f32", || self.inner.read_f32(src))
-    }
-
-    fn read_i32(&self, src: View) -> Result<Vec<i32>> {
-        self.timed("read_i32", || self.inner.read_i32(src))
-    }
-
-    fn copy(&self, src: View, dst: View) -> Result<()> {
-        self.timed("copy", || self.inner.copy(src, dst))
-    }
-
-    fn cast(&self, src: View, to: DType) -> Result<Storage> {
-        self.timed("cast", || self.inner.cast(src, to))
-    }
-
-    fn unary(&self, op: UnaryOp, src: View) -> Result<Storage> {
-        self.timed_named(|| op_name("unary", &op), || self.inner.unary(op, src))
-    }
-
-    fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Storage> {
-        self.timed_named(
-            || op_name("binary", &op),
-            || self.inner.binary(op, lhs, rhs),
-        )
-    }
-
-    fn select(&self, cond: View, a: View, b: View) -> Result<Storage> {
-        self.timed("select", || self.inner.select(cond, a, b))
-    }
-
-    fn reduce(&self, op: ReduceOp, src: View, axes: &[usize]) -> Result<Storage> {
-        self.timed_named(
-            || op_name("reduce", &op),
-            || self.inner.reduce(op, src, axes),
-        )
-    }
-
-    fn matmul(&self, lhs: View, rhs: View) -> Result<Storage> {
-        self.timed("matmul", || self.inner.matmul(lhs, rhs))
-    }
-
-    fn index_select(&self, src: View, dim: usize, index: View) -> Result<Storage> {
-        self.timed("index_select", || self.inner.index_select(src, dim, index))
-    }
-
-    fn gather(&self, src: View, dim: usize, index: View) -> Result<Storage> {
-        self.timed("gather", || self.inner.gather(src, dim, index))
-    }
-
-    fn scatter_add(&self, shape: &[usize], dim: usize, index: View, src: View) -> Result<Storage> {
-        self.timed("scatter_add", || {
-            self.inner.scatter_add(shape, dim, index, src)
-        })
-    }
-
-    fn unfold(&self, src: View, geometry: &WindowGeometry, pad_value: f32) -> Result<Storage> {
-        self.timed("unfold", || self.inner.unfold(src, geometry, pad_value))
-    }
-
-    fn fold(&self, cols: View, geometry: &WindowGeometry) -> Result<Storage> {
-        self.timed("fold", || self.inner.fold(cols, geometry))
-    }
-
-    fn max_pool(&self, src: View, geometry: &WindowGeometry) -> Result<(Storage, Storage)> {
-        self.timed("max_pool", || self.inner.max_pool(src, geometry))
-    }
-
-    fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry) -> Result<Storage> {
-        self.timed("max_pool_grad", || {
-            self.inner.max_pool_grad(grad, taps, geometry)
-        })
-    }
-
-    fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage> {
-        self.timed("fill_random", || self.inner.fill_random(len, dist, seed))
-    }
-
-    fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
-        let op = if log {
-            "fused_log_softmax"
-        } else {
-            "fused_softmax"
-        };
-        self.timed_fused(
-            || op.to_string(),
-            Option::is_some,
-            || self.inner.fused_softmax(src, log),
-        )
-    }
-
-    fn fused_cross_entropy(
-        &self,
-        logits: View,
-        targets: View,
-    ) -> Result<Option<(Storage, Storage)>> {
-        self.timed_fused(
-            || "fused_cross_entropy".into(),
-            Option::is_some,
-            || self.inner.fused_cross_entropy(logits, targets),
-        )
-    }
-
-    fn fused_linear(
-        &self,
-        input: View,
-        weight: View,
-        bias: Option<View>,
-        act: LinearActivation,
-    ) -> Result<Option<Storage>> {
-        self.timed_fused(
-            || op_name("fused_linear", &act),
-            Option::is_some,
-            || self.inner.fused_linear(input, weight, bias, act),
-        )
-    }
-
-    fn fused_adam(
-        &self,
-        param: &Storage,
-        grad: &Storage,
-        m: &Storage,
-        v: &Storage,
-        step: &AdamStep,
-    ) -> Result<bool> {
-        self.timed_fused(
-            || "fused_adam".into(),
-            |&fused| fused,
-            || self.inner.fused_adam(param, grad, m, v, step),
-        )
-    }
-
-    fn stats(&self) -> DeviceStats {
-        self.inner.stats()
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        self.timed("synchronize", || self.inner.synchronize())
-    }
+/// Generates `impl Backend for Profiled` from the method list: `info`
+/// methods forward as they are, `ops` are timed under their name (or their
+/// `named` label), and `fused` ones under their label with `(declined)`
+/// appended when the backend did not take the op.
+macro_rules! profiled_backend {
+    (
+        name { $(#[$na:meta])* fn name(&self) -> String; }
+        info { $( $(#[$ia:meta])* fn $info:ident(&self) -> $iret:ty $(= $idef:expr)?; )* }
+        ops { $(
+            $(#[$oa:meta])*
+            fn $op:ident(&self $(, $oarg:ident: $oty:ty)* $(,)?) -> $oret:ty
+                $(= $odef:expr)? $(, named $olabel:expr)?;
+        )* }
+        fused { $(
+            $(#[$fa:meta])*
+            fn $fused:ident(&self $(, $farg:ident: $fty:ty)* $(,)?) -> $fret:ty
+                = $fdef:expr, taken $ftaken:expr $(, named $flabel:expr)?;
+        )* }
+    ) => {
+        impl Backend for Profiled {
+            fn name(&self) -> String {
+                self.inner.name()
+            }
+            $(
+                fn $info(&self) -> $iret {
+                    self.inner.$info()
+                }
+            )*
+            $(
+                fn $op(&self $(, $oarg: $oty)*) -> $oret {
+                    self.timed(
+                        || profiled_backend!(@label $op $(, $olabel)?),
+                        || self.inner.$op($($oarg),*),
+                    )
+                }
+            )*
+            $(
+                fn $fused(&self $(, $farg: $fty)*) -> $fret {
+                    self.timed_fused(
+                        || profiled_backend!(@label $fused $(, $flabel)?),
+                        $ftaken,
+                        || self.inner.$fused($($farg),*),
+                    )
+                }
+            )*
+        }
+    };
+    (@label $name:ident) => {
+        String::from(stringify!($name))
+    };
+    (@label $name:ident, $label:expr) => {
+        $label
+    };
 }
+
+backend_methods!(profiled_backend);
 
 /// `family.snake_case_variant` from an op enum's `Debug` form, dropping any
 /// parameters: `UnaryOp::LeakyRelu(0.1)` → `unary.leaky_relu`. Derived

@@ -38,7 +38,7 @@ impl Tensor {
 
     /// All zeros.
     pub fn zeros(shape: &[usize], device: &Device) -> Result<Tensor> {
-        let s = device.backend().zeros(numel(shape), DType::F32)?;
+        let s = device.backend().zeros(numel("zeros", shape)?, DType::F32)?;
         Ok(Tensor::from_storage(s, Layout::contiguous(shape), device))
     }
 
@@ -51,7 +51,7 @@ impl Tensor {
     pub fn full(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
         if value.to_bits() == (-0.0f32).to_bits() {
             // 0 + (-0) is +0: the one value the device fill below cannot make.
-            return Tensor::from_vec(vec![value; numel(shape)], shape, device);
+            return Tensor::zeros(shape, device)?.neg();
         }
         // Filled on the device (zeros, then + value) rather than uploaded:
         // a GPU upload needs a new buffer each time, while these two ops
@@ -86,18 +86,51 @@ impl Tensor {
                 format!("need finite bounds and a non-zero step, found {start}..{end} step {step}"),
             ));
         }
-        let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let data: Vec<f32> = (0..n).map(|i| start + i as f32 * step).collect();
+        if (end - start) * step < 0.0 {
+            return Err(Error::invalid(
+                "arange",
+                format!("step {step} points away from {end} (from {start})"),
+            ));
+        }
+        // In f64, so the count of a wide range is not an f32 rounding away.
+        let count = ((f64::from(end) - f64::from(start)) / f64::from(step))
+            .ceil()
+            .max(0.0);
+        if count > crate::layout::MAX_NUMEL as f64 {
+            return Err(Error::invalid(
+                "arange",
+                format!("{start}..{end} step {step} has {count:e} elements, more than memory can address"),
+            ));
+        }
+        let n = count as usize;
+        let mut data = Vec::new();
+        data.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+            op: "arange",
+            bytes: n as u64 * 4,
+        })?;
+        data.extend((0..n).map(|i| start + i as f32 * step));
         Tensor::from_vec(data, &[n], device)
     }
 
-    /// The `n × n` identity matrix.
+    /// The `n × n` identity matrix, made on the device: zeros, then ones
+    /// copied onto the diagonal (a strided view of stride `n + 1`), so no
+    /// `n²` host buffer is built or uploaded.
     pub fn eye(n: usize, device: &Device) -> Result<Tensor> {
-        let mut data = vec![0.0; n * n];
-        for i in 0..n {
-            data[i * n + i] = 1.0;
+        let out = Tensor::zeros(&[n, n], device)?;
+        if n == 0 {
+            return Ok(out);
         }
-        Tensor::from_vec(data, &[n, n], device)
+        let ones = Tensor::ones(&[n], device)?;
+        let diagonal = Layout {
+            shape: vec![n],
+            strides: vec![n + 1],
+            offset: 0,
+        };
+        device.backend().copy(
+            (&ones.storage(), ones.layout()),
+            (&out.storage(), &diagonal),
+        )?;
+        Ok(out)
     }
 
     /// Uniform in `[0, 1)`.
@@ -149,7 +182,7 @@ impl Tensor {
                 format!("invalid distribution {dist:?}"),
             ));
         }
-        let n = numel(shape);
+        let n = numel("random", shape)?;
         if n > u32::MAX as usize / 2 {
             return Err(Error::invalid(
                 "random",
@@ -215,12 +248,12 @@ impl Tensor {
     }
 }
 
-fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+fn numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    crate::layout::checked_numel(op, shape)
 }
 
 fn check_len(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
-    let expected = numel(shape);
+    let expected = numel(op, shape)?;
     if len != expected {
         return Err(Error::LengthMismatch {
             op,

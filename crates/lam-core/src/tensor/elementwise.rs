@@ -12,7 +12,7 @@ impl Tensor {
         self.unary(UnaryOp::Neg, |_, _, g| g.neg())
     }
 
-    /// `|x|` (gradient `sign(x)`, 0 at 0).
+    /// `|x|` (gradient `sign(x)`: 0 at 0 and at NaN, as in PyTorch).
     pub fn abs(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Abs, |x, _, g| g.mul(&x.sign()?))
     }
@@ -89,19 +89,35 @@ impl Tensor {
         })
     }
 
-    /// `min(max(x, 0), 6)`.
+    /// `min(max(x, 0), 6)`: [`Tensor::hardtanh`] on `[0, 6]`, as PyTorch's.
     pub fn relu6(&self) -> Result<Tensor> {
-        self.clamp(0.0, 6.0)
+        self.hardtanh(0.0, 6.0)
+    }
+
+    /// `x` limited to `[lo, hi]`, with PyTorch's `hardtanh` gradient: `g`
+    /// strictly inside and at NaN, 0 elsewhere (where [`Tensor::clamp`]'s
+    /// gradient is 0 at NaN).
+    pub fn hardtanh(&self, lo: f32, hi: f32) -> Result<Tensor> {
+        check_bounds("hardtanh", lo, hi)?;
+        self.unary(UnaryOp::Clamp(lo, hi), move |x, _, g| {
+            let inside_or_nan = x.map(UnaryOp::InRange(lo, hi))?.add(&x.is_nan()?)?;
+            g.mul(&inside_or_nan)
+        })
     }
 
     /// `x` for `x > 0`, else `alpha (e^x - 1)`.
     pub fn elu(&self, alpha: f32) -> Result<Tensor> {
-        // slope = 1 for x > 0, else y + α
+        // slope = 1 for x > 0 (and at NaN, as PyTorch), else y + α. A select,
+        // not a blend by masks, so the NaN of y + α cannot leak into g·1.
         self.unary(UnaryOp::Elu(alpha), move |x, y, g| {
-            let pos = x.step()?;
-            let neg_slope = y.add_scalar(alpha)?.mul(&pos.neg()?.add_scalar(1.0)?)?;
-            g.mul(&pos.add(&neg_slope)?)
+            let positive = x.step()?.add(&x.is_nan()?)?;
+            Tensor::where_cond(&positive, g, &g.mul(&y.add_scalar(alpha)?)?)
         })
+    }
+
+    /// Mask `1` where `x` is NaN, else `0` (no gradient).
+    pub fn is_nan(&self) -> Result<Tensor> {
+        self.ne(self)
     }
 
     /// GELU, exact erf form (PyTorch's default).
@@ -124,14 +140,9 @@ impl Tensor {
         self.unary(UnaryOp::Softplus, |x, _, g| g.mul(&x.sigmoid()?))
     }
 
-    /// Values limited to `[lo, hi]` (gradient 1 strictly inside).
+    /// Values limited to `[lo, hi]` (gradient 1 strictly inside, 0 at NaN).
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
-        if lo.is_nan() || hi.is_nan() || lo > hi {
-            return Err(crate::Error::invalid(
-                "clamp",
-                format!("need lo <= hi, found {lo} > {hi}"),
-            ));
-        }
+        check_bounds("clamp", lo, hi)?;
         self.unary(UnaryOp::Clamp(lo, hi), move |x, _, g| {
             g.mul(&x.map(UnaryOp::InRange(lo, hi))?)
         })
@@ -157,14 +168,17 @@ impl Tensor {
         self.unary(UnaryOp::MulScalar(c), move |_, _, g| g.mul_scalar(c))
     }
 
-    /// `x / c`.
+    /// `x / c` (a true division, as PyTorch's `x / c`).
     pub fn div_scalar(&self, c: f32) -> Result<Tensor> {
-        self.mul_scalar(1.0 / c)
+        self.unary(UnaryOp::DivScalar(c), move |_, _, g| g.div_scalar(c))
     }
 
-    /// `x ^ p`.
+    /// `x ^ p` (gradient `p x^(p-1)`, and 0 for `p = 0`, as PyTorch's).
     pub fn pow_scalar(&self, p: f32) -> Result<Tensor> {
         self.unary(UnaryOp::PowScalar(p), move |x, _, g| {
+            if p == 0.0 {
+                return Tensor::zeros_like(g);
+            }
             g.mul(&x.pow_scalar(p - 1.0)?.mul_scalar(p)?)
         })
     }
@@ -222,25 +236,39 @@ impl Tensor {
 
     /// `a ^ b` with broadcasting.
     pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
-        // d/da = b a^(b-1), d/db = y ln a
+        // PyTorch's rules: d/da = b a^(b-1), but 0 where b = 0; d/db = y ln a,
+        // but 0 where a = 0 and b >= 0 (there y = 0 and ln a = -inf). Selects,
+        // so the excluded 0·inf cannot leak in as NaN.
         self.binary(BinaryOp::Pow, rhs, |a, b, y, g| {
-            let ga = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
-            let gb = g.mul(&y.mul(&a.log()?)?)?;
+            let zeros = Tensor::zeros_like(g)?;
+            let da = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
+            let ga = Tensor::where_cond(&b.eq(&zeros)?, &zeros, &da)?;
+            let db = g.mul(&y.mul(&a.log()?)?)?;
+            let base_zero = a.eq(&zeros)?.mul(&b.ge(&zeros)?)?;
+            let gb = Tensor::where_cond(&base_zero, &zeros, &db)?;
             Ok((Some(ga), Some(gb)))
         })
     }
 
-    /// Elementwise maximum; on ties the gradient is split evenly (as PyTorch).
+    /// Elementwise maximum; on ties the gradient is split evenly, and where
+    /// either side is NaN both get all of it (as PyTorch).
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(BinaryOp::Maximum, rhs, |a, b, _, g| {
-            tie_split(a, b, g, BinaryOp::Gt)
+            Ok((
+                Some(g.mul(&share(a, b, a.lt(b)?)?)?),
+                Some(g.mul(&share(a, b, a.gt(b)?)?)?),
+            ))
         })
     }
 
-    /// Elementwise minimum; on ties the gradient is split evenly (as PyTorch).
+    /// Elementwise minimum; on ties the gradient is split evenly, and where
+    /// either side is NaN both get all of it (as PyTorch).
     pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(BinaryOp::Minimum, rhs, |a, b, _, g| {
-            tie_split(a, b, g, BinaryOp::Lt)
+            Ok((
+                Some(g.mul(&share(a, b, a.gt(b)?)?)?),
+                Some(g.mul(&share(a, b, a.lt(b)?)?)?),
+            ))
         })
     }
 
@@ -400,22 +428,24 @@ impl Tensor {
     }
 }
 
-/// Gradient of maximum (`strict = Gt`) or minimum (`strict = Lt`): the whole
-/// gradient to the winner, half to each on a tie.
-fn tie_split(
-    a: &Tensor,
-    b: &Tensor,
-    g: &Tensor,
-    strict: BinaryOp,
-) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let wins = match strict {
-        BinaryOp::Gt => a.gt(b)?,
-        _ => a.lt(b)?,
-    };
+/// One side's share of a maximum's or minimum's gradient, PyTorch's rule:
+/// none where that side `loses` (the other side won), half on a tie, all of
+/// it otherwise — including where either side is NaN, since every
+/// comparison with NaN is false.
+fn share(a: &Tensor, b: &Tensor, loses: Tensor) -> Result<Tensor> {
     let ties = a.eq(b)?.mul_scalar(0.5)?;
-    let share_a = wins.add(&ties)?;
-    let share_b = share_a.neg()?.add_scalar(1.0)?;
-    Ok((Some(g.mul(&share_a)?), Some(g.mul(&share_b)?)))
+    loses.add(&ties)?.neg()?.add_scalar(1.0)
+}
+
+/// An error unless `lo <= hi` (neither NaN): the bounds of a clamp.
+fn check_bounds(op: &'static str, lo: f32, hi: f32) -> Result<()> {
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(crate::Error::invalid(
+            op,
+            format!("need lo <= hi, found {lo} > {hi}"),
+        ));
+    }
+    Ok(())
 }
 
 fn op_name(op: UnaryOp) -> &'static str {
@@ -440,6 +470,7 @@ fn op_name(op: UnaryOp) -> &'static str {
         UnaryOp::Clamp(..) => "clamp",
         UnaryOp::AddScalar(_) => "add_scalar",
         UnaryOp::MulScalar(_) => "mul_scalar",
+        UnaryOp::DivScalar(_) => "div_scalar",
         UnaryOp::PowScalar(_) => "pow_scalar",
         _ => "unary",
     }

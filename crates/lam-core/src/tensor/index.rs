@@ -1,9 +1,11 @@
 //! Indexing by integer tensors: `index_select` (embedding lookups, batching
 //! by indices), `gather` (picking one value per row, e.g. a class score) and
 //! `scatter_add` (their gradient, and histogram-like sums). Index tensors are
-//! `I32`; an index outside the indexed dim is an error, checked from the
-//! bounds an index tensor carries (host data, `argmax`, `randint`) and by
-//! reading it back only when those are unknown.
+//! `I32`; an index outside the indexed dim is an error. Every backend checks
+//! the indices it reads (the CPU at the call, a GPU in its kernels, reporting
+//! at the next readback), so nothing is read back here; the bounds an index
+//! tensor carries only turn an index that is certainly out of range into an
+//! error at the call.
 
 use crate::layout::normalize_axis;
 use crate::{DType, Error, Layout, Result, Tensor};
@@ -23,12 +25,13 @@ impl Tensor {
             });
         }
         index.check_indices("index_select", self.dims()[d])?;
+        let mut shape = self.shape();
+        shape[d] = index.numel();
+        crate::layout::checked_numel("index_select", &shape)?;
         let (s, i) = (self.storage(), index.storage());
         let out = self
             .backend()
             .index_select((&s, self.layout()), d, (&i, index.layout()))?;
-        let mut shape = self.shape();
-        shape[d] = index.numel();
         let (in_shape, idx) = (self.shape(), index.clone());
         Ok(Tensor::from_op(
             "index_select",
@@ -126,27 +129,25 @@ impl Tensor {
         Ok(())
     }
 
-    /// An error unless every value is in `0..size`. Known bounds answer
-    /// without touching the device; they may be loose (a view keeps its
-    /// parent's bounds), so a failing bound is confirmed by reading the values.
+    /// An error at the call when the known bounds prove an index outside
+    /// `0..size`. Bounds are sound but may be loose — a view or a copy of
+    /// part of a tensor keeps the whole tensor's bounds, and `argmax` or
+    /// `randint` declare a range no value need reach — so only bounds that
+    /// lie wholly outside `0..size` prove it: then every index is out of
+    /// range. Anything else is left to the backend, which checks every index
+    /// it reads (see `Backend::index_select`), so an index op never reads a
+    /// GPU buffer back in the middle of a training step.
     pub(crate) fn check_indices(&self, op: &'static str, size: usize) -> Result<()> {
-        if self.numel() == 0 {
-            return Ok(());
-        }
-        let fits = |(lo, hi): (i32, i32)| lo >= 0 && (hi as i64) < size as i64;
-        if self.int_range().is_some_and(fits) {
-            return Ok(());
-        }
-        let v = self.to_vec_i32()?;
-        let lo = v.iter().copied().min().unwrap_or(0);
-        let hi = v.iter().copied().max().unwrap_or(0);
-        match [lo, hi].into_iter().find(|&b| !fits((b, b))) {
-            Some(bad) => Err(Error::OutOfRange {
-                op,
-                index: bad as i64,
-                size,
-            }),
-            None => Ok(()),
+        let size_i64 = i64::try_from(size).unwrap_or(i64::MAX);
+        match self.int_range() {
+            Some((lo, hi)) if self.numel() > 0 && (i64::from(lo) >= size_i64 || hi < 0) => {
+                Err(Error::OutOfRange {
+                    op,
+                    index: i64::from(lo),
+                    size,
+                })
+            }
+            _ => Ok(()),
         }
     }
 

@@ -58,6 +58,7 @@ impl Tensor {
         }
         let batch = broadcast_shapes("matmul", &self.dims()[..ra - 2], &rhs.dims()[..rb - 2])?;
         let b: usize = batch.iter().product();
+        crate::layout::checked_numel("matmul", &[b, m, n])?;
         let la = batched_layout(self, &batch, m, k, b)?;
         let lb = batched_layout(rhs, &batch, k, n, b)?;
         let out = self

@@ -119,10 +119,14 @@ impl Tensor {
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
             backward: Box::new(backward),
         });
-        // Views and selections of an I32 tensor stay within its bounds.
-        let range = (dtype == DType::I32 && inputs[0].dtype() == DType::I32)
-            .then(|| inputs[0].int_range())
-            .flatten();
+        // Views, joins and selections of I32 tensors hold only their inputs'
+        // values, so the inputs' bounds together bound the result — known
+        // only when every input's bounds are.
+        let range = if dtype == DType::I32 {
+            union_of_ranges(inputs)
+        } else {
+            None
+        };
         Tensor::build(storage, layout, dtype, device, track, node).with_int_range(range)
     }
 
@@ -420,4 +424,19 @@ impl Tensor {
         }
         Ok(())
     }
+}
+
+/// The smallest range holding every input's known bounds; `None` unless all
+/// inputs are `I32` with known bounds.
+fn union_of_ranges(inputs: &[&Tensor]) -> Option<(i32, i32)> {
+    inputs.iter().try_fold(None, |acc: Option<(i32, i32)>, t| {
+        if t.dtype() != DType::I32 {
+            return None;
+        }
+        let (lo, hi) = t.int_range()?;
+        Some(Some(match acc {
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+            None => (lo, hi),
+        }))
+    })?
 }

@@ -1,10 +1,17 @@
 //! Reductions over chosen axes (with `keepdim`) and over all elements: sum,
 //! mean, max, min, argmax, argmin, var. Axes may be negative. The backend
 //! always keeps reduced dims as size 1; dropping them is a free reshape here.
+//!
+//! A mean is the sum divided by the count, as PyTorch computes it, except
+//! for a group whose values are all equal (its max equals its min): its mean
+//! is that value exactly. A rounded sum would be off by an ulp, and that
+//! error, divided by `sqrt(eps)`, made LayerNorm and BatchNorm of a constant
+//! row ±0.02 at magnitude 1000 where it must be exactly 0; with an exact mean
+//! the variance of such a group is exactly 0 too.
 
 use crate::backend::ReduceOp;
 use crate::layout::normalize_axis;
-use crate::{Error, Layout, Result, Tensor};
+use crate::{no_grad, Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Sum over `dims` (all dims when empty).
@@ -28,14 +35,16 @@ impl Tensor {
         self.sum(&[], false)
     }
 
-    /// Mean over `dims` (all dims when empty).
+    /// Mean over `dims` (all dims when empty); exactly `v` for equal values
+    /// `v` (see the module doc). An error for an empty group, where PyTorch
+    /// gives NaN.
     pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         let axes = self.resolve_axes("mean", dims)?;
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
         if count == 0 {
             return Err(Error::Empty { op: "mean" });
         }
-        self.sum(dims, keepdim)?.mul_scalar(1.0 / count as f32)
+        self.mean_kept(&axes, count)?.drop_axes(&axes, keepdim)
     }
 
     /// Mean of all elements, as a 0-d tensor.
@@ -75,6 +84,17 @@ impl Tensor {
 
     /// Variance over `dims`; `unbiased` divides by `n - 1` (PyTorch's default).
     pub fn var(&self, dims: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+        Ok(self.var_mean(dims, keepdim, unbiased)?.0)
+    }
+
+    /// Variance and mean over `dims` from one shared centring (PyTorch's
+    /// `var_mean`); exactly 0 and `v` for equal values `v`.
+    pub fn var_mean(
+        &self,
+        dims: &[isize],
+        keepdim: bool,
+        unbiased: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let axes = self.resolve_axes("var", dims)?;
         let n: usize = axes.iter().map(|&a| self.dims()[a]).product();
         let denom = if unbiased { n.saturating_sub(1) } else { n };
@@ -84,11 +104,16 @@ impl Tensor {
                 format!("needs more than {} elements per group", n),
             ));
         }
-        let centered = self.sub(&self.mean(dims, true)?)?;
-        centered
+        let mean = self.mean_kept(&axes, n)?;
+        let var = self
+            .sub(&mean)?
             .square()?
-            .sum(dims, keepdim)?
-            .mul_scalar(1.0 / denom as f32)
+            .sum(dims, true)?
+            .div_scalar(denom as f32)?;
+        Ok((
+            var.drop_axes(&axes, keepdim)?,
+            mean.drop_axes(&axes, keepdim)?,
+        ))
     }
 
     /// Sums broadcast dims away so the result has `shape` (the gradient of
@@ -135,7 +160,8 @@ impl Tensor {
         let reduced: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
         let out = Tensor::from_op(name, storage, layout, &[self], move |g| {
             // The gradient goes to every element equal to the extremum,
-            // divided by how many there are.
+            // divided by how many there are (PyTorch's amax rule: a NaN
+            // extremum equals no element, so its group's gradient is NaN).
             let mask = x.eq(&y)?;
             let count = if reduced.is_empty() {
                 mask.clone()
@@ -160,6 +186,35 @@ impl Tensor {
         Tensor::constant(storage, layout, &self.device())
             .with_int_range(Some((0, last)))
             .drop_axes(&[axis], keepdim)
+    }
+
+    /// The mean over `axes` (`count` elements per group) with the reduced
+    /// dims kept: the sum over the count, or, where a group's max equals its
+    /// min, that value. Its gradient is the mean's, `g / count` for every
+    /// element (the max and min only choose the value).
+    fn mean_kept(&self, axes: &[usize], count: usize) -> Result<Tensor> {
+        let value = no_grad(|| -> Result<Tensor> {
+            let x = self.detach();
+            let sum = from_raw(x.reduce_raw(ReduceOp::Sum, axes)?, &x);
+            let hi = from_raw(x.reduce_raw(ReduceOp::Max, axes)?, &x);
+            let lo = from_raw(x.reduce_raw(ReduceOp::Min, axes)?, &x);
+            Tensor::where_cond(&hi.eq(&lo)?, &hi, &sum.div_scalar(count as f32)?)
+        })?;
+        let (in_shape, kept_shape) = (self.shape(), value.shape());
+        Ok(Tensor::from_op(
+            "mean",
+            value.storage(),
+            value.layout().clone(),
+            &[self],
+            move |g| {
+                Ok(vec![Some(
+                    g.reshape_exact(&kept_shape)?
+                        .div_scalar(count as f32)?
+                        .broadcast_to(&in_shape)?
+                        .contiguous()?,
+                )])
+            },
+        ))
     }
 
     /// Runs the backend reduction, returning storage with reduced dims of size 1.
@@ -202,4 +257,9 @@ impl Tensor {
             .collect();
         self.reshape_exact(&shape)
     }
+}
+
+/// A tensor on `like`'s device from a backend result.
+fn from_raw((storage, layout): (crate::Storage, Layout), like: &Tensor) -> Tensor {
+    Tensor::from_storage(storage, layout, &like.device())
 }

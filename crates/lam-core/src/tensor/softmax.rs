@@ -47,7 +47,13 @@ impl Tensor {
         if self.numel() == 0 {
             return Err(Error::Empty { op: "logsumexp" });
         }
-        let m = self.max(dims, true)?.detach();
+        // Shift by the max for stability, but by 0 where the max is ±inf
+        // (inf - inf would be NaN where the answer is ±inf, as PyTorch's).
+        let max = self.max(dims, true)?.detach();
+        let infinite = max
+            .abs()?
+            .eq(&Tensor::scalar(f32::INFINITY, &self.device())?)?;
+        let m = Tensor::where_cond(&infinite, &Tensor::zeros_like(&max)?, &max)?;
         let lse = self.sub(&m)?.exp()?.sum(dims, true)?.log()?.add(&m)?;
         if keepdim {
             Ok(lse)
@@ -112,8 +118,11 @@ impl Tensor {
             return picked.mean_all()?.neg();
         };
         let dev = self.device();
-        let loss =
-            no_grad(|| Tensor::from_storage(losses, Layout::contiguous(&[n]), &dev).mean_all())?;
+        let loss = no_grad(|| {
+            Tensor::from_storage(losses, Layout::contiguous(&[n]), &dev)
+                .sum_all()?
+                .div_scalar(n as f32)
+        })?;
         let grad = Tensor::from_storage(grad, Layout::contiguous(&[n, c]), &dev);
         Ok(Tensor::from_op(
             "cross_entropy",
@@ -128,7 +137,15 @@ impl Tensor {
     fn softmax_forward(&self, d: usize, log: bool) -> Result<Tensor> {
         self.check_f32("softmax")?;
         if self.numel() == 0 {
-            return Err(Error::Empty { op: "softmax" });
+            // Nothing to normalise: an empty result, as PyTorch gives.
+            return Tensor::zeros(self.dims(), &self.device());
+        }
+        if self.rank() == 0 {
+            // A scalar is a row of one.
+            return self
+                .reshape_exact(&[1])?
+                .softmax_forward(0, log)?
+                .reshape_exact(&[]);
         }
         let last = self.rank() - 1;
         // Move `d` last, run on [rows, cols], then move it back.
@@ -137,10 +154,19 @@ impl Tensor {
         } else {
             self.transpose(d as isize, -1)?
         };
-        let x = moved.contiguous()?;
-        let cols = x.dims()[last];
-        let rows = x.numel() / cols;
-        let flat = Layout::contiguous(&[rows, cols]);
+        let cols = moved.dims()[last];
+        let rows = moved.numel() / cols;
+        // The backend reads the rows through a [rows, cols] view of the
+        // input's own buffer — offset and strides included (a narrowed or
+        // chunked input starts inside its buffer) — copying only when no such
+        // view exists.
+        let x = match moved.layout().reshape(&[rows, cols]) {
+            Some(_) => moved,
+            None => moved.contiguous()?,
+        };
+        let flat = x.layout().reshape(&[rows, cols]).ok_or_else(|| {
+            Error::invalid("softmax", "a contiguous layout could not be viewed as rows")
+        })?;
         let xs = x.storage();
         let y = match x.backend().fused_softmax((&xs, &flat), log)? {
             Some(s) => Tensor::from_storage(s, Layout::contiguous(x.dims()), &x.device()),

@@ -16,7 +16,8 @@ impl Tensor {
 
     /// [`Tensor::reshape`] with a fully specified shape.
     pub fn reshape_exact(&self, shape: &[usize]) -> Result<Tensor> {
-        if shape.iter().product::<usize>() != self.numel() {
+        let fits = crate::layout::checked_numel("reshape", shape).ok() == Some(self.numel());
+        if !fits {
             return Err(Error::shape(
                 "reshape",
                 format!(
@@ -154,6 +155,14 @@ impl Tensor {
         let lead = shape.len().saturating_sub(self.rank());
         let mut target = Vec::with_capacity(shape.len());
         for (i, &s) in shape.iter().enumerate() {
+            if s < -1 {
+                return Err(Error::invalid(
+                    "expand",
+                    format!(
+                        "size {s} at dim {i} of {shape:?}: sizes must be >= 0, or -1 to keep one"
+                    ),
+                ));
+            }
             target.push(if s < 0 {
                 if i < lead {
                     return Err(Error::invalid(
@@ -289,6 +298,10 @@ impl Tensor {
         }
         let d = normalize_axis("chunk", dim, self.rank())?;
         let size = self.dims()[d];
+        if size == 0 {
+            // PyTorch: `chunks` empty pieces.
+            return (0..chunks).map(|_| self.narrow(d as isize, 0, 0)).collect();
+        }
         let step = size.div_ceil(chunks).max(1);
         self.split(step, d as isize)
     }
@@ -300,6 +313,10 @@ impl Tensor {
         }
         let d = normalize_axis("split", dim, self.rank())?;
         let total = self.dims()[d];
+        if total == 0 {
+            // PyTorch: one empty piece.
+            return Ok(vec![self.narrow(d as isize, 0, 0)?]);
+        }
         (0..total)
             .step_by(size)
             .map(|start| self.narrow(d as isize, start, size.min(total - start)))
@@ -330,20 +347,25 @@ impl Tensor {
             (&out, &full.narrow(dim, start, self.dims()[dim])?),
         )?;
         let len = self.dims()[dim];
+        // The padding holds zeros, which the input's bounds may not cover.
+        let range = self.int_range().map(|(lo, hi)| (lo.min(0), hi.max(0)));
         Ok(Tensor::from_op("pad", out, full, &[self], move |g| {
             Ok(vec![Some(g.narrow(dim as isize, start, len)?)])
-        }))
+        })
+        .with_int_range(range))
     }
 }
 
 /// Resolves one `-1` in a requested shape against the element count.
 fn infer_shape(shape: &[isize], numel: usize, from: &[usize]) -> Result<Vec<usize>> {
-    let unknown = shape.iter().filter(|&&s| s < 0).count();
-    let known: usize = shape
-        .iter()
-        .filter(|&&s| s >= 0)
-        .map(|&s| s as usize)
-        .product();
+    if let Some((i, &s)) = shape.iter().enumerate().find(|(_, &s)| s < -1) {
+        return Err(Error::invalid(
+            "reshape",
+            format!(
+                "size {s} at dim {i} of {shape:?}: sizes must be >= 0, or -1 for one inferred dim"
+            ),
+        ));
+    }
     let bad = || {
         Error::shape(
             "reshape",
@@ -351,7 +373,13 @@ fn infer_shape(shape: &[isize], numel: usize, from: &[usize]) -> Result<Vec<usiz
             &shape.iter().map(|&s| s.max(0) as usize).collect::<Vec<_>>(),
         )
     };
-    match unknown {
+    let known: Vec<usize> = shape
+        .iter()
+        .filter(|&&s| s >= 0)
+        .map(|&s| s as usize)
+        .collect();
+    let known = crate::layout::checked_numel("reshape", &known)?;
+    match shape.iter().filter(|&&s| s == -1).count() {
         0 => Ok(shape.iter().map(|&s| s as usize).collect()),
         1 if known > 0 && numel.is_multiple_of(known) => Ok(shape
             .iter()

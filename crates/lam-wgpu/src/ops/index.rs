@@ -4,16 +4,20 @@
 //! these take views of rank at most 8. scatter_add is deterministic: each
 //! output element sums its matching sources in index order. When the index
 //! varies only along `dim` (the gradients of index_select and embeddings),
-//! it is first inverted into per-row lists
-//! (scatter.wgsl), so each source element is read once instead of once per
-//! output row; otherwise every output element scans the index (index.wgsl).
+//! it is first inverted into per-row lists (index_scatter.wgsl), so each
+//! source element is read once instead of once per output row; otherwise
+//! every output element scans the index (index.wgsl).
+//!
+//! The kernels check every index on the device and record an out-of-range
+//! one in the device's fault words, which the next readback reports
+//! (`fault.rs`); lam-core's bounds spare no kernel this check.
 
 use std::sync::Arc;
 
 use lam_core::backend::View;
 use lam_core::{BackendStorage, DType, Error, Layout, Result, Storage};
 
-use super::elementwise::zeroed;
+use super::copy::zeroed;
 use super::{grid_for, input, output};
 use crate::context::Gpu;
 use crate::kernels::{
@@ -40,19 +44,14 @@ pub(crate) fn index_select(gpu: &Arc<Gpu>, src: View, dim: usize, index: View) -
     shape[dim] = il.shape[0];
     let p = IndexParams {
         idx_offset: to_u32("index_select", il.offset)?,
+        idx_len: to_u32("index_select", il.shape[0])?,
         idx_stride1d: to_u32("index_select", il.strides[0])?,
         src_dim: to_u32("index_select", sl.shape[dim])?,
         ..base_params("index_select", &shape, dim, sl)?
     };
-    run(
-        gpu,
-        INDEX_SELECT,
-        p,
-        &shape,
-        s.buffer(),
-        i.buffer(),
-        s.dtype(),
-    )
+    // One thread per index element too, so each is checked once.
+    let threads = il.shape[0];
+    run(gpu, INDEX_SELECT, p, &shape, threads, (s, i), s.dtype())
 }
 
 /// `out[p] = src[p with p[dim] = index[p]]`; the output has `index`'s shape.
@@ -68,7 +67,7 @@ pub(crate) fn gather(gpu: &Arc<Gpu>, src: View, dim: usize, index: View) -> Resu
         idx_stride: dims("gather", &il.strides)?,
         ..base_params("gather", &il.shape, dim, sl)?
     };
-    run(gpu, GATHER, p, &il.shape, s.buffer(), i.buffer(), s.dtype())
+    run(gpu, GATHER, p, &il.shape, 0, (s, i), s.dtype())
 }
 
 /// Zeros of `shape` plus `src` summed into the positions `index` names along
@@ -104,18 +103,12 @@ pub(crate) fn scatter_add(
     if varies_only_along_dim {
         return scatter_rows(gpu, p, shape, dim, i, s);
     }
-    run(
-        gpu,
-        SCATTER_ADD,
-        p,
-        shape,
-        s.buffer(),
-        i.buffer(),
-        DType::F32,
-    )
+    // One thread per index element too, so each is checked once (even
+    // where the output is empty along dim).
+    run(gpu, SCATTER_ADD, p, shape, il.numel(), (s, i), DType::F32)
 }
 
-/// scatter_add through per-row lists of the index (see scatter.wgsl).
+/// scatter_add through per-row lists of the index (see index_scatter.wgsl).
 fn scatter_rows(
     gpu: &Arc<Gpu>,
     p: IndexParams,
@@ -140,7 +133,7 @@ fn scatter_rows(
         CSR_COUNT,
         &[],
         params,
-        &[index.buffer(), c],
+        &[index.buffer(), c, &gpu.range_faults],
         grid_for(OP, len)?,
     )?;
     gpu.dispatch(CSR_SCAN, &[], params, &[c, o], [1, 1, 1])?;
@@ -177,13 +170,15 @@ fn base_params(op: &'static str, shape: &[usize], dim: usize, src: &Layout) -> R
     })
 }
 
+/// One dispatch of an index kernel into a fresh output of `shape`, over
+/// at least `threads` threads (see index.wgsl).
 fn run(
     gpu: &Arc<Gpu>,
     kernel: Kernel,
     p: IndexParams,
     shape: &[usize],
-    src: &wgpu::Buffer,
-    index: &wgpu::Buffer,
+    threads: usize,
+    (src, index): (&GpuStorage, &GpuStorage),
     dtype: DType,
 ) -> Result<Storage> {
     let n: usize = shape.iter().product();
@@ -192,8 +187,13 @@ fn run(
         kernel,
         &[],
         bytemuck::bytes_of(&p),
-        &[src, index, out.buffer()],
-        grid_for(kernel.entry, n)?,
+        &[
+            src.buffer(),
+            index.buffer(),
+            out.buffer(),
+            &gpu.range_faults,
+        ],
+        grid_for(kernel.entry, n.max(threads))?,
     )?;
     Ok(out.into_storage())
 }

@@ -6,20 +6,30 @@
 //! scatter_add). None of them waits for the GPU; only readbacks do
 //! (`queue.rs`).
 //!
-//! - [`elementwise`]: zeros, copy, cast, unary, binary, select, readback
+//! - [`copy`]: zeros, uploads, readback, copy, cast
+//! - [`elementwise`]: unary, binary, select
 //! - [`reduce`]: sum / max / min / argmax / argmin over axes
-//! - [`matmul`]: batched, strided matrix product
+//! - [`matmul`]: batched, strided matrix product and `fused_linear`
 //! - [`index`]: index_select, gather, scatter_add (deterministic, no float atomics)
 //! - [`window`]: unfold (im2col) and fold (col2im, a gather)
+//! - [`max_pool`]: max pooling and its gradient
 //! - [`random`]: seeded uniform and normal fills
-//! - [`fused`]: softmax, log-softmax, cross-entropy, Adam
+//! - [`softmax`]: softmax and log-softmax
+//! - [`cross_entropy`]: cross-entropy against class indices
+//! - [`adam`]: the Adam/AdamW step
+//!
+//! Each module is named as its op family, and as its shaders in `shaders/`.
 
+pub(crate) mod adam;
+pub(crate) mod copy;
+pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
-pub(crate) mod fused;
 pub(crate) mod index;
 pub(crate) mod matmul;
+pub(crate) mod max_pool;
 pub(crate) mod random;
 pub(crate) mod reduce;
+pub(crate) mod softmax;
 pub(crate) mod window;
 
 use std::sync::Arc;

@@ -1,49 +1,18 @@
-//! unfold (im2col), fold (col2im), max_pool and max_pool_grad over
-//! `[N, C, H, W]` images (window.wgsl). Each takes its inputs as strided
-//! 4-d views, so a transposed or sliced image, or a permuted gradient, needs
-//! no copy first. fold and max_pool_grad are gathers (one invocation per
-//! pixel over the taps that read it), so they are deterministic and need no
-//! atomics or sorting.
+//! unfold (im2col) and fold (col2im) over `[N, C, H, W]` images
+//! (window.wgsl). Each takes its input as a strided 4-d view, so a
+//! transposed or sliced image needs no copy first. fold is a gather (one
+//! invocation per pixel over the taps that read it), so it is deterministic
+//! and needs no atomics or sorting.
 
 use std::sync::Arc;
 
-use bytemuck::{Pod, Zeroable};
 use lam_core::backend::{View, WindowGeometry};
 use lam_core::{DType, Layout, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::{Kernel, FOLD, MAX_POOL, MAX_POOL_GRAD, UNFOLD};
-use crate::params::to_u32;
-
-/// window.wgsl's `Params`: the geometry, the input view (offset and four
-/// strides), the padding value's bits (unfold, max_pool) and the taps view
-/// (max_pool_grad).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub(crate) struct WindowParams {
-    pub numel: u32,
-    pub n: u32,
-    pub c: u32,
-    pub h: u32,
-    pub w: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub sh: u32,
-    pub sw: u32,
-    pub ph: u32,
-    pub pw: u32,
-    pub dh: u32,
-    pub dw: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub offset: u32,
-    pub strides: [u32; 4],
-    pub pad_bits: u32,
-    pub t_offset: u32,
-    pub t_strides: [u32; 4],
-    pub pad: [u32; 2],
-}
+use crate::kernels::{Kernel, FOLD, UNFOLD};
+use crate::params::{to_u32, WindowParams};
 
 /// Contiguous cols `[C, K, N, L]` of `src: [N, C, H, W]`, `pad_value` outside the image.
 pub(crate) fn unfold(
@@ -71,61 +40,7 @@ pub(crate) fn fold(gpu: &Arc<Gpu>, cols: View, g: &WindowGeometry) -> Result<Sto
     run(gpu, FOLD, &p, s.buffer(), numel)
 }
 
-/// (`[N, C, OH, OW]` maxima, `I32` winning taps) of `src: [N, C, H, W]`.
-pub(crate) fn max_pool(
-    gpu: &Arc<Gpu>,
-    src: View,
-    g: &WindowGeometry,
-) -> Result<(Storage, Storage)> {
-    let (s, l) = input(gpu, "max_pool", src, Some(DType::F32))?;
-    l.expect_shape("max_pool", "input", &g.image_shape())?;
-    let numel = g.out_shape().iter().product();
-    let p = WindowParams {
-        pad_bits: f32::NEG_INFINITY.to_bits(),
-        ..params("max_pool", g, l, numel)?
-    };
-    let values = output(gpu, "max_pool", numel, DType::F32)?;
-    let taps = output(gpu, "max_pool", numel, DType::I32)?;
-    gpu.dispatch(
-        MAX_POOL,
-        &[],
-        bytemuck::bytes_of(&p),
-        &[s.buffer(), values.buffer(), taps.buffer()],
-        grid_for("max_pool", numel)?,
-    )?;
-    Ok((values.into_storage(), taps.into_storage()))
-}
-
-/// `[N, C, H, W]`: each window's `grad` added into the pixel its tap reads.
-pub(crate) fn max_pool_grad(
-    gpu: &Arc<Gpu>,
-    grad: View,
-    taps: View,
-    g: &WindowGeometry,
-) -> Result<Storage> {
-    const OP: &str = "max_pool_grad";
-    let (s, l) = input(gpu, OP, grad, Some(DType::F32))?;
-    let (t, tl) = input(gpu, OP, taps, Some(DType::I32))?;
-    l.expect_shape(OP, "gradient", &g.out_shape())?;
-    tl.expect_shape(OP, "taps", &g.out_shape())?;
-    let numel = g.image_shape().iter().product();
-    let p = WindowParams {
-        t_offset: to_u32(OP, tl.offset)?,
-        t_strides: strides4(OP, tl)?,
-        ..params(OP, g, l, numel)?
-    };
-    let out = output(gpu, OP, numel, DType::F32)?;
-    gpu.dispatch(
-        MAX_POOL_GRAD,
-        &[],
-        bytemuck::bytes_of(&p),
-        &[s.buffer(), out.buffer(), t.buffer()],
-        grid_for(OP, numel)?,
-    )?;
-    Ok(out.into_storage())
-}
-
-fn strides4(op: &'static str, l: &Layout) -> Result<[u32; 4]> {
+pub(crate) fn strides4(op: &'static str, l: &Layout) -> Result<[u32; 4]> {
     Ok([
         to_u32(op, l.strides[0])?,
         to_u32(op, l.strides[1])?,
@@ -134,7 +49,12 @@ fn strides4(op: &'static str, l: &Layout) -> Result<[u32; 4]> {
     ])
 }
 
-fn params(op: &'static str, g: &WindowGeometry, l: &Layout, numel: usize) -> Result<WindowParams> {
+pub(crate) fn params(
+    op: &'static str,
+    g: &WindowGeometry,
+    l: &Layout,
+    numel: usize,
+) -> Result<WindowParams> {
     let u = |v: usize| to_u32(op, v);
     Ok(WindowParams {
         numel: u(numel)?,
@@ -174,13 +94,4 @@ fn run(
         grid_for(kernel.entry, numel)?,
     )?;
     Ok(out.into_storage())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn params_are_a_16_byte_multiple() {
-        assert_eq!(std::mem::size_of::<super::WindowParams>() % 16, 0);
-        assert_eq!(std::mem::size_of::<super::WindowParams>(), 112);
-    }
 }

@@ -1,6 +1,6 @@
 //! Shared harness of the GPU test binaries: the devices to run on (every
-//! adapter found, or a skip/failure per `LAM_REQUIRE_GPU`), the CPU
-//! reference backend, deterministic test data, awkward views, and an
+//! adapter found, or a skip/failure per `LAM_REQUIRE_GPU`; private ones for
+//! tests that count or disturb device state), the CPU reference backend, deterministic test data, awkward views, and an
 //! absolute-plus-relative comparison that names the first mismatch.
 
 #![allow(dead_code)] // each test binary uses part of the harness
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use lam_core::rng::uniform01;
 use lam_core::{Backend, Device, Layout, Storage};
+use lam_wgpu::{gpu_device, GpuOptions};
 
 /// One device per GPU adapter found. With no adapter, a skip message on
 /// stderr and no devices, unless `LAM_REQUIRE_GPU=1` makes that a failure.
@@ -24,6 +25,20 @@ pub fn gpus(test: &str) -> Vec<Device> {
         eprintln!("{test}: skipped, no GPU adapter found (set LAM_REQUIRE_GPU=1 to fail instead)");
     }
     devices
+}
+
+/// A fresh device on the same adapter as `shared` (same name and backend).
+pub fn private_device(shared: &Device, opts: GpuOptions) -> Device {
+    let info = lam_wgpu::list_adapters()
+        .into_iter()
+        .find(|a| shared.name().ends_with(&a.name) && shared.name().starts_with(a.backend.to_str()))
+        .expect("the shared device's adapter is listed");
+    let opts = GpuOptions {
+        adapter: Some(info.name.clone()),
+        backends: Some(info.backend.into()),
+        ..opts
+    };
+    gpu_device(&opts).expect("a second device on the same adapter")
 }
 
 /// The reference backend.

@@ -1,8 +1,8 @@
-//! Elementwise family: unary ops, broadcasting binary ops, select, copy
-//! and cast, each over awkward views, against the CPU.
+//! Elementwise family: unary ops, broadcasting binary ops and select, each
+//! over awkward views, against the CPU.
 
 use lam_core::backend::{BinaryOp, UnaryOp};
-use lam_core::{DType, Layout};
+use lam_core::Layout;
 
 use super::{on_every_gpu, pair};
 use crate::common::*;
@@ -174,68 +174,6 @@ fn select_matches_cpu_for_f32_and_i32_conditions() {
                 );
             }
         }
-    });
-}
-
-#[test]
-fn copy_and_cast_match_cpu_between_views() {
-    on_every_gpu("copy/cast", |dev, cpu| {
-        let gpu = dev.backend();
-        let shape = [17, 129];
-        let views = awkward_views(&shape);
-        for sv in &views {
-            let data = values(sv.len, 41, -5.0, 5.0);
-            let (gs, cs) = pair(gpu, cpu, &data);
-            // Copy into a narrowed (gapped) destination: untouched gaps stay zero.
-            let dv = &views[2];
-            let (gd, cd) = (
-                gpu.zeros(dv.len, DType::F32).unwrap(),
-                cpu.zeros(dv.len, DType::F32).unwrap(),
-            );
-            gpu.copy((&gs, &sv.layout), (&gd, &dv.layout))
-                .expect("gpu copy");
-            cpu.copy((&cs, &sv.layout), (&cd, &dv.layout))
-                .expect("cpu copy");
-            let case = format!("copy {} -> narrowed", sv.name);
-            assert_close(
-                &case,
-                &down(gpu, &gd, &[dv.len]),
-                &down(cpu, &cd, &[dv.len]),
-                0.0,
-                0.0,
-            );
-
-            // f32 -> i32 truncates toward zero; i32 -> f32 back.
-            let gi = gpu.cast((&gs, &sv.layout), DType::I32).expect("gpu cast");
-            let ci = cpu.cast((&cs, &sv.layout), DType::I32).expect("cpu cast");
-            let (got, want) = (down_i(gpu, &gi, &shape), down_i(cpu, &ci, &shape));
-            assert_eq!(got, want, "cast to i32 of {}", sv.name);
-            let t = Layout::contiguous(&[129, 17]).permute(&[1, 0]).unwrap();
-            let gf = gpu.cast((&gi, &t), DType::F32).expect("gpu cast back");
-            let cf = cpu.cast((&ci, &t), DType::F32).expect("cpu cast back");
-            let case = format!("cast i32 -> f32 (transposed) of {}", sv.name);
-            assert_close(
-                &case,
-                &down(gpu, &gf, &shape),
-                &down(cpu, &cf, &shape),
-                0.0,
-                0.0,
-            );
-        }
-        // A copy within one buffer: row 0 of a [2, 8] buffer onto row 1.
-        let data = values(16, 42, 0.0, 1.0);
-        let (g, c) = pair(gpu, cpu, &data);
-        let l = Layout::contiguous(&[2, 8]);
-        let (row0, row1) = (l.narrow(0, 0, 1).unwrap(), l.narrow(0, 1, 1).unwrap());
-        gpu.copy((&g, &row0), (&g, &row1)).expect("gpu self copy");
-        cpu.copy((&c, &row0), (&c, &row1)).expect("cpu self copy");
-        assert_close(
-            "copy within one buffer",
-            &down(gpu, &g, &[16]),
-            &down(cpu, &c, &[16]),
-            0.0,
-            0.0,
-        );
     });
 }
 

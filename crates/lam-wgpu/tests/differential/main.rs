@@ -5,17 +5,22 @@
 //! stride 0), so strided indexing and edge handling are exercised, not just
 //! the contiguous fast paths. Floats compare with abs + rel tolerance.
 //!
-//! One test binary (one device set-up) with a module per op family.
+//! One test binary (one device set-up) with a module per op family, named
+//! as the family's module in `src/ops/`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod adam;
+mod copy;
+mod cross_entropy;
 mod elementwise;
-mod fused;
 mod index;
 mod matmul;
+mod max_pool;
 mod random;
 mod reduce;
+mod softmax;
 mod window;
 
 use lam_core::{Backend, Device, Storage};

@@ -13,25 +13,11 @@
 // Atomics only ever add integers, and the sort fixes the summation order,
 // so the result is deterministic and equals the CPU's loop order.
 
-// Mirrors `IndexParams` in crates/lam-wgpu/src/params.rs, with
-// src_dim = R (the output's extent along dim), idx_len = J and
-// idx_stride1d = the index's stride along dim.
-struct Params {
-    numel: u32,
-    rank: u32,
-    dim: u32,
-    src_offset: u32,
-    idx_offset: u32,
-    idx_len: u32,
-    src_dim: u32,
-    idx_stride1d: u32,
-    shape: array<vec4<u32>, 2>,
-    src_stride: array<vec4<u32>, 2>,
-    idx_shape: array<vec4<u32>, 2>,
-    idx_stride: array<vec4<u32>, 2>,
-}
+// Uses IndexParams with src_dim = R (the output's extent along dim),
+// idx_len = J and idx_stride1d = the index's stride along dim.
 
-@group(0) @binding(0) var<uniform> p: Params;
+// #include "lib/index_params.wgsl"
+
 @group(0) @binding(1) var<storage, read> index: array<i32>;
 @group(0) @binding(2) var<storage, read_write> counts: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> offsets: array<u32>;
@@ -39,18 +25,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read> src: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dst: array<f32>;
 
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
-
 var<workgroup> partial: array<u32, WG>;
-
-fn at(a: array<vec4<u32>, 2>, d: u32) -> u32 {
-    return a[d >> 2u][d & 3u];
-}
-
-fn element(wid: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * GRID_X) * WG + lid;
-}
 
 // The row index[j] sends j to, or R when it is out of range.
 fn row_of(j: u32) -> u32 {
@@ -59,22 +34,24 @@ fn row_of(j: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn csr_count(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let j = element(wid, lid);
+fn csr_count(t: Thread) {
+    let j = element(t);
     if (j >= p.idx_len) {
         return;
     }
-    let r = row_of(j);
-    if (r < p.src_dim) {
-        atomicAdd(&counts[r], 1u);
+    // Each index is checked here, once; csr_fill then skips the faulty ones.
+    let r = index[p.idx_offset + j * p.idx_stride1d];
+    if (index_ok(FAULT_SCATTER_ADD, r, p.src_dim)) {
+        atomicAdd(&counts[u32(r)], 1u);
     }
 }
 
-// One workgroup: thread t scans its contiguous slice of the R counts, the
+// One workgroup: thread lid scans its contiguous slice of the R counts, the
 // 256 slice totals are scanned in workgroup memory, then each thread writes
 // its slice's offsets. offsets has R + 1 entries; the last is J.
 @compute @workgroup_size(WG)
-fn csr_scan(@builtin(local_invocation_index) lid: u32) {
+fn csr_scan(t: Thread) {
+    let lid = t.lid;
     let per = (p.src_dim + WG - 1u) / WG;
     let start = min(lid * per, p.src_dim);
     let end = min(start + per, p.src_dim);
@@ -86,9 +63,9 @@ fn csr_scan(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
     if (lid == 0u) {
         var run = 0u;
-        for (var t = 0u; t < WG; t++) {
-            let c = partial[t];
-            partial[t] = run;
+        for (var u = 0u; u < WG; u++) {
+            let c = partial[u];
+            partial[u] = run;
             run += c;
         }
         offsets[p.src_dim] = run;
@@ -104,8 +81,8 @@ fn csr_scan(@builtin(local_invocation_index) lid: u32) {
 }
 
 @compute @workgroup_size(WG)
-fn csr_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let j = element(wid, lid);
+fn csr_fill(t: Thread) {
+    let j = element(t);
     if (j >= p.idx_len) {
         return;
     }
@@ -118,8 +95,8 @@ fn csr_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
 // Insertion sort of one row's list: rows are short (a handful of taps for
 // convolutions, a token's occurrences for embeddings).
 @compute @workgroup_size(WG)
-fn csr_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let r = element(wid, lid);
+fn csr_sort(t: Thread) {
+    let r = element(t);
     if (r >= p.src_dim) {
         return;
     }
@@ -139,32 +116,17 @@ fn csr_sort(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
 // out has p.shape; src has idx_shape with src_stride. Positions beyond the
 // index's extent in a dim other than `dim` receive nothing.
 @compute @workgroup_size(WG)
-fn scatter_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = element(wid, lid);
+fn scatter_rows(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }
-    var rem = i;
-    var soff = p.src_offset;
-    var r = 0u;
-    var inside = true;
-    for (var k = 0u; k < p.rank; k++) {
-        let d = p.rank - 1u - k;
-        let n = at(p.shape, d);
-        let c = rem % n;
-        rem = rem / n;
-        if (d == p.dim) {
-            r = c;
-        } else {
-            inside = inside && c < at(p.idx_shape, d);
-            soff += c * at(p.src_stride, d);
-        }
-    }
+    let w = walk(i);
     var acc = 0.0;
-    if (inside) {
+    if (w.inside) {
         let step = at(p.src_stride, p.dim);
-        for (var t = offsets[r]; t < offsets[r + 1u]; t++) {
-            acc += src[soff + list[t] * step];
+        for (var k = offsets[w.pos]; k < offsets[w.pos + 1u]; k++) {
+            acc += src[w.src + list[k] * step];
         }
     }
     dst[i] = acc;

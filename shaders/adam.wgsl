@@ -8,6 +8,8 @@
 // The bias corrections bc1 = 1 - b1^t and bc2 = 1 - b2^t are computed on the
 // host in f64, once per step instead of once per element.
 
+// #include "lib/grid.wgsl"
+
 // Mirrors `AdamParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
     numel: u32,
@@ -30,12 +32,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 
-const WG: u32 = 256u;
-const GRID_X: u32 = 65535u;
-
 @compute @workgroup_size(WG)
-fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * GRID_X) * WG + lid;
+fn adam(t: Thread) {
+    let i = element(t);
     if (i >= p.numel) {
         return;
     }

@@ -1,86 +1,13 @@
-//! Fused kernels that `lam-core` would otherwise compose from primitives:
-//! softmax / log-softmax, cross-entropy with its gradient, and one Adam step.
-//!
-//! Each follows the composite's formula step by step (max-subtracted
-//! exponentials, sums in `f64`, PyTorch's Adam update order), so the
-//! conformance suite can hold the two to a tight tolerance.
+//! One Adam/AdamW step in place (Backend `fused_adam`), in PyTorch's update
+//! order, vectorised: compiled for AVX-512 and AVX2 and chosen at run time,
+//! with rayon over chunks of large parameters.
 
-use lam_core::backend::{AdamStep, View};
+use lam_core::backend::AdamStep;
 use lam_core::{Error, Layout, Result, Storage};
 use rayon::prelude::*;
 
-use crate::parallel::{for_chunks, CHUNK, PAR_MIN_WORK};
+use crate::parallel::{CHUNK, PAR_MIN_WORK};
 use crate::storage::{cpu, dtype_error, same_buffer, Data, ReadLocks};
-use crate::strided::gather;
-
-/// `[rows, cols] -> [rows, cols]`: softmax (or log-softmax) of each row,
-/// `cols` being the view's last dim.
-pub(crate) fn softmax(src: View, log: bool) -> Result<Vec<f32>> {
-    let locks = ReadLocks::new("softmax", &[src.0])?;
-    let x = gather(locks.f32(0, src.1)?, src.1);
-    let cols = last_dim(src.1);
-    let mut out = vec![0.0; x.len()];
-    for_chunks(&mut out, cols, x.len(), |start, row| {
-        let (max, sum) = max_and_sum_exp(&x[start..start + cols]);
-        for (o, &v) in row.iter_mut().zip(&x[start..]) {
-            *o = if log {
-                v - max - sum.ln()
-            } else {
-                (v - max).exp() / sum
-            };
-        }
-    });
-    Ok(out)
-}
-
-/// Logits `[rows, cols]` and `I32` targets `[rows]` to per-row losses
-/// `[rows]` (`logsumexp(row) - row[target]`) and the gradient of their mean,
-/// `(softmax - onehot) / rows`, `[rows, cols]`.
-pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Vec<f32>)> {
-    const OP: &str = "cross_entropy";
-    let locks = ReadLocks::new(OP, &[logits.0, targets.0])?;
-    let x = gather(locks.f32(0, logits.1)?, logits.1);
-    let cols = last_dim(logits.1);
-    let rows: usize = logits.1.shape.iter().rev().skip(1).product();
-    let targets = gather(locks.i32(1, targets.1)?, targets.1);
-    if targets.len() != rows {
-        return Err(Error::shape(
-            OP,
-            format!("[{rows}] targets"),
-            &[targets.len()],
-        ));
-    }
-    let targets = targets
-        .iter()
-        .map(|&t| match usize::try_from(t) {
-            Ok(t) if t < cols => Ok(t),
-            _ => Err(Error::OutOfRange {
-                op: OP,
-                index: t as i64,
-                size: cols,
-            }),
-        })
-        .collect::<Result<Vec<usize>>>()?;
-    // Per row: max and Σ exp(x - max); the loss and the gradient follow.
-    let stats: Vec<(f32, f32)> = x.chunks(cols.max(1)).map(max_and_sum_exp).collect();
-    let losses = x
-        .chunks(cols.max(1))
-        .zip(&stats)
-        .zip(&targets)
-        .map(|((row, &(max, sum)), &t)| max + sum.ln() - row[t])
-        .collect();
-    let mut grad = vec![0.0; x.len()];
-    let scale = 1.0 / rows as f32;
-    for_chunks(&mut grad, cols, x.len(), |start, g| {
-        let r = start / cols;
-        let (max, sum) = stats[r];
-        for (j, (o, &v)) in g.iter_mut().zip(&x[start..]).enumerate() {
-            let onehot = if j == targets[r] { 1.0 } else { 0.0 };
-            *o = ((v - max).exp() / sum - onehot) * scale;
-        }
-    });
-    Ok((losses, grad))
-}
 
 /// One Adam/AdamW step in place, as `torch.optim.Adam` / `AdamW` compute it:
 ///
@@ -249,99 +176,12 @@ fn adam_elements(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Ada
 /// Matching chunks of param, m, v (written) and grad (read), as rayon zips them.
 type Chunks<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a [f32]);
 
-/// The length of the last dim (1 for a scalar).
-fn last_dim(layout: &Layout) -> usize {
-    layout.shape.last().copied().unwrap_or(1)
-}
-
-/// `max(row)` and `Σ exp(row - max)` (summed in f64).
-fn max_and_sum_exp(row: &[f32]) -> (f32, f32) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let sum: f64 = row.iter().map(|&v| (v - max).exp() as f64).sum();
-    (max, sum as f32)
-}
-
 #[cfg(test)]
 mod tests {
     use lam_core::backend::AdamStep;
-    use lam_core::{Backend, Layout};
+    use lam_core::Backend;
 
     use crate::test_util::*;
-
-    /// Softmax of one row by the textbook formula, in f64.
-    fn softmax_row(row: &[f32]) -> Vec<f64> {
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
-        let sum: f64 = e.iter().sum();
-        e.iter().map(|v| v / sum).collect()
-    }
-
-    #[test]
-    fn softmax_and_log_softmax_match_the_formula() {
-        let b = backend();
-        let (rows, cols) = (37, 129);
-        let mut xs = values(rows * cols, 5);
-        xs.iter_mut().for_each(|x| *x *= 30.0); // Large logits test the max shift.
-        let (s, l) = f32s(&xs, &[rows, cols]);
-        let sm = read(
-            &b.fused_softmax((&s, &l), false).unwrap().unwrap(),
-            &[rows * cols],
-        );
-        let lsm = read(
-            &b.fused_softmax((&s, &l), true).unwrap().unwrap(),
-            &[rows * cols],
-        );
-        for r in 0..rows {
-            let want = softmax_row(&xs[r * cols..(r + 1) * cols]);
-            let w32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-            let wlog: Vec<f32> = want.iter().map(|&v| v.ln() as f32).collect();
-            assert_close(&sm[r * cols..(r + 1) * cols], &w32, 1e-6);
-            assert_close(&lsm[r * cols..(r + 1) * cols], &wlog, 1e-5);
-        }
-        // A transposed view is softmaxed along its own last dim.
-        let (s, l) = f32s(&[1., 3., 2., 4.], &[2, 2]);
-        let t = l.permute(&[1, 0]).unwrap();
-        let r = read(&b.fused_softmax((&s, &t), false).unwrap().unwrap(), &[4]);
-        let want = softmax_row(&[1., 2.]);
-        assert_close(
-            &r,
-            &[
-                want[0] as f32,
-                want[1] as f32,
-                want[0] as f32,
-                want[1] as f32,
-            ],
-            1e-6,
-        );
-    }
-
-    #[test]
-    fn cross_entropy_losses_and_gradient() {
-        let b = backend();
-        let (rows, cols) = (5, 7);
-        let xs = values(rows * cols, 8);
-        let ts = [0, 6, 3, 3, 1];
-        let (s, l) = f32s(&xs, &[rows, cols]);
-        let t = b.from_i32(&ts).unwrap();
-        let (loss, grad) = b
-            .fused_cross_entropy((&s, &l), (&t, &Layout::contiguous(&[rows])))
-            .unwrap()
-            .unwrap();
-        let (loss, grad) = (read(&loss, &[rows]), read(&grad, &[rows * cols]));
-        for r in 0..rows {
-            let p = softmax_row(&xs[r * cols..(r + 1) * cols]);
-            assert!((loss[r] as f64 + p[ts[r] as usize].ln()).abs() < 1e-6);
-            for j in 0..cols {
-                let onehot = if j == ts[r] as usize { 1.0 } else { 0.0 };
-                let want = (p[j] - onehot) / rows as f64;
-                assert!((grad[r * cols + j] as f64 - want).abs() < 1e-7);
-            }
-        }
-        let bad = b.from_i32(&[0, 7, 0, 0, 0]).unwrap();
-        assert!(b
-            .fused_cross_entropy((&s, &l), (&bad, &Layout::contiguous(&[rows])))
-            .is_err());
-    }
 
     /// One step of PyTorch's Adam/AdamW, written out in f64.
     fn reference_adam(p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], s: &AdamStep) {

@@ -1,0 +1,235 @@
+//! The [`Backend`] trait, written once as a list of methods.
+//!
+//! [`backend_methods!`] holds every method's signature and documentation.
+//! The trait itself is generated from that list here, and so are the
+//! backends that wrap another one: the profiler's [`crate::profile::Profiled`]
+//! and the test devices of [`crate::testing`] ([`crate::testing::Unfused`],
+//! which declines every fused op, and [`crate::testing::Recorder`], which
+//! notes which methods ran). So a method added to the list is forwarded by
+//! every wrapper without anyone writing it — a wrapper that forgot an
+//! optional `fused_*` method would silently turn that fused path off — and a
+//! method cannot reach the trait without being in the list.
+//!
+//! The list has four groups, each handed to the generating macro by name:
+//! - `name`: the device's name (each wrapper words it its own way);
+//! - `info`: facts about the device, forwarded as they are;
+//! - `ops`: the primitives and `synchronize`. Each is timed by the profiler
+//!   under its name, or under the `named` expression (built only while
+//!   profiling) for families told apart by an op enum. `= default` gives an
+//!   optional method its default body;
+//! - `fused`: optional fused ops. The `=` body is the default, which declines
+//!   (the caller then composes the op from primitives); `taken` tells from a
+//!   result whether the backend ran the op.
+
+use std::fmt::Debug;
+
+use super::{
+    AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation, ReduceOp, Storage,
+    UnaryOp, View, WindowGeometry,
+};
+use crate::{DType, Result};
+
+/// Hands the list of [`Backend`] methods to `$callback!` (see the module doc).
+/// The names the list uses (`View`, `Storage`, `Result`, the op enums) must be
+/// in scope where the callback expands.
+macro_rules! backend_methods {
+    ($callback:ident) => {
+        $callback! {
+            name {
+                /// Human-readable name, e.g. "cpu" or "vulkan: NVIDIA H200".
+                fn name(&self) -> String;
+            }
+            info {
+                /// CPU or GPU.
+                fn kind(&self) -> DeviceKind;
+                /// Counters; backends without a queue report zeros where not applicable.
+                fn stats(&self) -> DeviceStats = DeviceStats::default();
+            }
+            ops {
+                /// A zero-filled buffer of `len` elements.
+                fn zeros(&self, len: usize, dtype: DType) -> Result<Storage>;
+                /// A buffer holding `data` (an upload: the backend is the receiver).
+                #[allow(clippy::wrong_self_convention)]
+                fn from_f32(&self, data: &[f32]) -> Result<Storage>;
+                /// A buffer holding `data`.
+                #[allow(clippy::wrong_self_convention)]
+                fn from_i32(&self, data: &[i32]) -> Result<Storage>;
+                /// The elements of an `F32` view, row-major.
+                fn read_f32(&self, src: View) -> Result<Vec<f32>>;
+                /// The elements of an `I32` view, row-major.
+                fn read_i32(&self, src: View) -> Result<Vec<i32>>;
+                /// Copies the elements of `src` into the view `dst` (same shape and dtype).
+                /// This one primitive makes views contiguous and implements `cat`.
+                fn copy(&self, src: View, dst: View) -> Result<()>;
+                /// Converts between `F32` and `I32` (float to int truncates toward
+                /// zero; NaN becomes 0 and out-of-range values saturate, as Rust's `as`).
+                fn cast(&self, src: View, to: DType) -> Result<Storage>;
+
+                /// `op` applied to every element of an `F32` view.
+                fn unary(&self, op: UnaryOp, src: View) -> Result<Storage>,
+                    named op_name("unary", &op);
+                /// `op` applied elementwise; both layouts have the output's shape.
+                fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Storage>,
+                    named op_name("binary", &op);
+                /// `cond != 0 ? a : b` elementwise; all three layouts have the output's shape.
+                fn select(&self, cond: View, a: View, b: View) -> Result<Storage>;
+                /// Reduces `axes` of `src`; the output has `src`'s shape with those axes set to 1.
+                fn reduce(&self, op: ReduceOp, src: View, axes: &[usize]) -> Result<Storage>,
+                    named op_name("reduce", &op);
+
+                /// Batched matrix product of `lhs` `[B, M, K]` and `rhs` `[B, K, N]`,
+                /// giving `[B, M, N]`. Any strides, including 0 on the batch dim and
+                /// transposed matrices.
+                fn matmul(&self, lhs: View, rhs: View) -> Result<Storage>;
+
+                /// `out[.., i, ..] = src[.., index[i], ..]` along `dim`; `index` is a
+                /// 1-d `I32` view. An index outside `0..src.shape[dim]` is an error
+                /// (see the trait doc on index values).
+                fn index_select(&self, src: View, dim: usize, index: View) -> Result<Storage>;
+                /// `out[i][j][k] = src[i][index[i][j][k]][k]` (for `dim = 1`); the output
+                /// has `index`'s shape, which matches `src`'s except along `dim`.
+                fn gather(&self, src: View, dim: usize, index: View) -> Result<Storage>;
+                /// A zero buffer of `shape` with `out[i][index[i][j][k]][k] += src[i][j][k]`
+                /// (for `dim = 1`); `index` and `src` have the same shape.
+                fn scatter_add(&self, shape: &[usize], dim: usize, index: View, src: View)
+                    -> Result<Storage>;
+
+                /// im2col: every window of `src`, an `F32` view of shape `[n, c, h, w]`
+                /// (any strides), as contiguous columns of shape
+                /// [`WindowGeometry::cols_shape`]; taps outside the image read `pad_value`.
+                fn unfold(&self, src: View, geometry: &WindowGeometry, pad_value: f32)
+                    -> Result<Storage>;
+                /// col2im, the adjoint of [`Backend::unfold`]: a contiguous `[n, c, h, w]`
+                /// buffer where each pixel is the sum of the column entries (an `F32`
+                /// view of shape [`WindowGeometry::cols_shape`], any strides) of the
+                /// taps that read it; entries of padding taps are dropped.
+                fn fold(&self, cols: View, geometry: &WindowGeometry) -> Result<Storage>;
+                /// Max pooling: the maximum over the in-image taps of each window of
+                /// `src` (an `F32` view `[n, c, h, w]`, any strides) as a contiguous
+                /// `F32` `[n, c, out_h, out_w]`, and the `I32` tap (`i·kw + j`) holding
+                /// it, the first on ties (`-1` for a window with no tap in the image).
+                /// One pass over the image: no columns are built.
+                fn max_pool(&self, src: View, geometry: &WindowGeometry)
+                    -> Result<(Storage, Storage)>;
+                /// The gradient of [`Backend::max_pool`]: a contiguous `F32`
+                /// `[n, c, h, w]` where each pixel sums the entries of `grad`
+                /// (`[n, c, out_h, out_w]`, any strides) whose winning tap (`taps`,
+                /// `I32`, same shape, any strides) reads it.
+                fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry)
+                    -> Result<Storage>;
+
+                /// `len` numbers from `dist`, element `i` a pure function of `(seed, i)`.
+                fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage>;
+
+                /// Waits until all recorded work has finished.
+                fn synchronize(&self) -> Result<()> = Ok(());
+            }
+            fused {
+                /// Softmax (or log-softmax) over the last dim of a `[rows, cols]` view,
+                /// as a contiguous `[rows, cols]` buffer. The view has any strides and
+                /// may start anywhere in its buffer (a narrowed input does).
+                fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some,
+                    named String::from(if log { "fused_log_softmax" } else { "fused_softmax" });
+                /// Cross-entropy of logits `[rows, cols]` against `I32` targets `[rows]`:
+                /// returns the per-row losses `[rows]` and the gradient of their mean
+                /// with respect to the logits, `(softmax - onehot) / rows`. A target
+                /// outside `0..cols` is an error (see the trait doc on index values).
+                fn fused_cross_entropy(&self, logits: View, targets: View)
+                    -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// `act(input × weight + bias)` in one pass over the output, for
+                /// `input [M, K]`, `weight [K, N]` (any strides; a `Linear` passes its
+                /// `[N, K]` weight transposed) and an optional `bias [N]`: the bias add
+                /// and the activation happen as the matrix product is written.
+                fn fused_linear(&self, input: View, weight: View, bias: Option<View>,
+                    act: LinearActivation) -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some, named op_name("fused_linear", &act);
+                /// One Adam/AdamW step in place on contiguous buffers of equal length.
+                /// Returns `false` if not fused (the caller then composes it).
+                fn fused_adam(&self, param: &Storage, grad: &Storage, m: &Storage,
+                    v: &Storage, step: &AdamStep) -> Result<bool>
+                    = Ok(false), taken |&fused: &bool| fused;
+            }
+        }
+    };
+}
+pub(crate) use backend_methods;
+
+/// Generates the [`Backend`] trait from the list.
+macro_rules! define_backend_trait {
+    (
+        name { $(#[$na:meta])* fn name(&self) -> String; }
+        info { $( $(#[$ia:meta])* fn $info:ident(&self) -> $iret:ty $(= $idef:expr)?; )* }
+        ops { $(
+            $(#[$oa:meta])*
+            fn $op:ident(&self $(, $oarg:ident: $oty:ty)* $(,)?) -> $oret:ty
+                $(= $odef:expr)? $(, named $olabel:expr)?;
+        )* }
+        fused { $(
+            $(#[$fa:meta])*
+            fn $fused:ident(&self $(, $farg:ident: $fty:ty)* $(,)?) -> $fret:ty
+                = $fdef:expr, taken $ftaken:expr $(, named $flabel:expr)?;
+        )* }
+    ) => {
+        /// A compute backend: the primitive op set over its own buffers.
+        ///
+        /// Every method takes inputs as [`View`]s and returns a new contiguous
+        /// buffer, except `copy` and the fused optimizer updates, which write
+        /// into a buffer the caller owns. Buffers are therefore writable
+        /// through shared handles; `lam-core` writes only into buffers it has
+        /// just created or that hold optimizer-owned state (parameters,
+        /// moments).
+        ///
+        /// **Errors.** `lam-core` validates shapes, ranks, devices and dtypes
+        /// before a backend sees them, and names the user's mistake. A backend
+        /// still never reads or writes outside a buffer: it checks each view
+        /// against its buffer and returns an error for a bad one, and it
+        /// returns device failures (allocation, limits, a lost device) as
+        /// errors.
+        ///
+        /// **Index values.** An index (`index_select`, `gather`,
+        /// `scatter_add`) or class target (`fused_cross_entropy`) outside its
+        /// range is an [`crate::Error::OutOfRange`], never a silent read. A
+        /// backend that can only tell by waiting for the device (a GPU, whose
+        /// kernels run later) records the fault on the device and returns the
+        /// error from the next readback or `synchronize` instead, as CUDA
+        /// reports device-side asserts; the values computed in between are
+        /// meaningless. `lam-core` reports an out-of-range index at the call
+        /// whenever the index tensor's known bounds already prove it.
+        ///
+        /// Required methods: all except `fused_*`, `stats` and `synchronize`.
+        /// The method list lives in [`backend_methods!`](self), which also
+        /// generates every wrapping backend.
+        pub trait Backend: Send + Sync + Debug {
+            $(#[$na])*
+            fn name(&self) -> String;
+            $( define_backend_trait!(@method $(#[$ia])* fn $info(&self) -> $iret $(= $idef)?); )*
+            $( define_backend_trait!(@method $(#[$oa])* fn $op(&self $(, $oarg: $oty)*) -> $oret $(= $odef)?); )*
+            $(
+                $(#[$fa])*
+                #[allow(unused_variables)]
+                fn $fused(&self $(, $farg: $fty)*) -> $fret {
+                    $fdef
+                }
+            )*
+        }
+
+        /// The names of the methods that compute (every `ops` and `fused`
+        /// method of the list), in list order: what a test that must touch
+        /// every op checks its coverage against.
+        pub const OP_METHODS: &[&str] = &[$(stringify!($op),)* $(stringify!($fused),)*];
+    };
+    (@method $(#[$a:meta])* fn $m:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty) => {
+        $(#[$a])*
+        fn $m(&self $(, $arg: $ty)*) -> $ret;
+    };
+    (@method $(#[$a:meta])* fn $m:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty = $def:expr) => {
+        $(#[$a])*
+        fn $m(&self $(, $arg: $ty)*) -> $ret {
+            $def
+        }
+    };
+}
+
+backend_methods!(define_backend_trait);

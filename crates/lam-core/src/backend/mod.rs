@@ -1,0 +1,83 @@
+//! The contract between lam's tensors and the hardware.
+//!
+//! A backend implements a small, closed set of primitives, named by the enums
+//! below so tests can loop over them. Everything else — views, broadcasting,
+//! autodiff, layers, losses, optimizers — is written once in `lam-core` in
+//! terms of these primitives and runs unchanged on every backend.
+//!
+//! Design choices:
+//! - **Object safe.** A [`crate::Device`] holds an `Arc<dyn Backend>`, so the
+//!   tensor type is not generic and the device is chosen at run time.
+//! - **Storage is opaque.** Each backend has its own buffer type behind
+//!   [`BackendStorage`]; only that backend looks inside (via `as_any`).
+//! - **Views are layouts.** Every input is a `(storage, layout)` pair with
+//!   arbitrary strides and offset; every output is a fresh contiguous buffer.
+//!   A backend therefore never needs a separate transpose or broadcast op.
+//! - **Fused ops are optional.** The `fused_*` methods return `Ok(None)` by
+//!   default, and `lam-core` then runs its composite of primitives. A backend
+//!   that overrides one must agree with the composite (the conformance suite
+//!   checks it on every backend, and on a device that declines every fused
+//!   op, [`crate::testing::Unfused`]).
+//! - **One list of methods.** The trait is generated from a single list
+//!   (`methods.rs`), which also generates every backend that wraps another
+//!   (the profiler, the test devices), so none can miss a method.
+//!
+//! Files: `methods.rs` (the trait, as that list), `ops.rs` (the op enums and
+//! parameter blocks the methods take), this file (buffers and counters).
+
+mod methods;
+mod ops;
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+pub(crate) use methods::backend_methods;
+pub use methods::{Backend, OP_METHODS};
+pub use ops::{
+    AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, WindowGeometry,
+};
+
+use crate::{DType, Layout};
+
+/// A backend's buffer. Its length is in elements of its dtype.
+pub trait BackendStorage: Any + Send + Sync + Debug {
+    /// For the owning backend to downcast to its concrete buffer type.
+    fn as_any(&self) -> &dyn Any;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// True when the buffer holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Element type.
+    fn dtype(&self) -> DType;
+}
+
+/// A shared handle to a backend buffer. Views of one tensor share it.
+pub type Storage = Arc<dyn BackendStorage>;
+
+/// A storage and the view of it an op reads.
+pub type View<'a> = (&'a Storage, &'a Layout);
+
+/// What kind of processor runs a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+}
+
+/// Counters a device keeps; GPU backends fill in the queue and pool fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Command buffers submitted to the device queue.
+    pub submits: u64,
+    /// Kernels dispatched (or primitive ops run on the CPU).
+    pub dispatches: u64,
+    /// Buffers newly allocated from the driver.
+    pub buffers_allocated: u64,
+    /// Buffer requests served from the pool.
+    pub pool_hits: u64,
+    /// Bytes held by live tensors.
+    pub bytes_live: u64,
+}

@@ -1,0 +1,64 @@
+// What both matmul kernels share: the parameter block, the operand and bias
+// bindings, and the epilogue that applies `fused_linear`'s bias and ReLU as
+// the output is written (bit 0 of EPILOGUE: add the bias row at binding 4;
+// bit 1: a ReLU). Without bit 0 the host binds any buffer there; it is not
+// read. The output binding differs (f32 or vec4) and stays in each kernel.
+
+// #include "lib/nan.wgsl"
+
+// Mirrors `MatmulParams` in crates/lam-wgpu/src/params.rs.
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_offset: u32,
+    a_sb: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_offset: u32,
+    b_sb: u32,
+    b_sk: u32,
+    b_sn: u32,
+    bias_offset: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+override EPILOGUE: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+// Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
+// component (every lam buffer is a multiple of 16 bytes long).
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+// Each grid dimension is at most GRID_MAX; larger extents loop.
+const GRID_MAX: u32 = 65535u;
+// Depth of the K-slab both kernels stage in workgroup memory per step.
+const TK: u32 = 16u;
+
+// The output value at column `col`: plus the bias, through a ReLU, or as is.
+fn epilogue(x: f32, col: u32) -> f32 {
+    var y = x;
+    if ((EPILOGUE & 1u) != 0u) {
+        y += bias[p.bias_offset + col];
+    }
+    if ((EPILOGUE & 2u) != 0u) {
+        // A NaN passes, as in PyTorch.
+        y = select(y, 0.0, y < 0.0 && !is_nan(y));
+    }
+    return y;
+}
+
+// Four output values at columns col..col+3.
+fn epilogue4(v: vec4<f32>, col: u32) -> vec4<f32> {
+    return vec4<f32>(
+        epilogue(v.x, col),
+        epilogue(v.y, col + 1u),
+        epilogue(v.z, col + 2u),
+        epilogue(v.w, col + 3u),
+    );
+}
