@@ -1,9 +1,12 @@
 // Max pooling: one invocation per window keeps the first maximum over the
-// taps inside the image and its tap index; the gradient is one invocation
+// taps inside the image and its tap index — the first NaN if there is one,
+// as PyTorch and lam-cpu do (tested on the bits: a driver may take a float
+// comparison with NaN as false either way); the gradient is one invocation
 // per pixel, like fold, adding the gradient of each window whose winning
 // tap reads it (a gather: deterministic, no atomics).
 
 // #include "lib/window_params.wgsl"
+// #include "lib/nan.wgsl"
 
 @group(0) @binding(5) var<storage, read> taps_in: array<i32>;
 @group(0) @binding(6) var<storage, read_write> taps_out: array<i32>;
@@ -33,7 +36,8 @@ fn max_pool(t: Thread) {
                 continue;
             }
             let v = src[base + u32(y) * p.s2 + u32(x) * p.s3];
-            if (win < 0i || v > best) {
+            let take = win < 0i || (is_nan(v) && !is_nan(best)) || (!is_nan(best) && v > best);
+            if (take) {
                 best = v;
                 win = i32(i * p.kw + j);
             }

@@ -2,9 +2,12 @@
 //! returns the error at the call, a GPU checks every index in its kernels
 //! and returns the error at the next readback or `synchronize` (a
 //! device-side fault, as CUDA reports one), before any result computed
-//! from the bad index reaches the user. Index tensors here have bounds that
-//! do not show the bad value: made by `cat`, by a cast on the device, or as
-//! a view. Valid indices cost no readback: a training step stays one submit.
+//! from the bad index reaches the user. Where an index tensor's bounds are
+//! values it holds (host data and joins of it) the error comes at the call
+//! on every device; the index tensors here are made three ways — by `cat`
+//! (attained bounds), by a cast on the device (unknown bounds) and as a view
+//! (its parent's looser bounds) — so both paths are covered. Valid indices
+//! cost no readback: a training step stays one submit.
 //!
 //! GPU tests open private devices: a device-side fault belongs to its
 //! device and would otherwise surface in a test running beside this one.
@@ -43,10 +46,10 @@ fn private(shared: &Device) -> Device {
 /// How an I32 index `[0, bad]` was made, and so what its bounds say.
 const SOURCES: [&str; 3] = ["cat", "cast", "view"];
 
-/// `[0, bad]` as an I32 index whose bounds do not show that `bad` is out
-/// of range: `cat` of two host vectors (whose bounds lam may merge
-/// loosely), a cast of F32 values on the device (unknown bounds), and a
-/// column view of a host matrix (its parent's looser bounds).
+/// `[0, bad]` as an I32 index three ways: `cat` of two host vectors
+/// (bounds it attains, so the error may come at the call), a cast of F32
+/// values on the device (unknown bounds) and a column view of a host
+/// matrix (its parent's looser bounds), whose errors come from the backend.
 fn mixed_indices(bad: i32, dev: &Device) -> Result<[Tensor; 3]> {
     let first = Tensor::from_vec_i32(vec![0], &[1], dev)?;
     let second = Tensor::from_vec_i32(vec![bad], &[1], dev)?;
@@ -179,7 +182,9 @@ fn indices_wholly_out_of_range_are_errors_at_the_call() -> Result<()> {
 fn one_report_for_several_faults_then_the_device_works() -> Result<()> {
     for dev in devices().into_iter().filter(Device::is_gpu) {
         let x = Tensor::ones(&[3, 4], &dev)?;
-        let [first, _, _] = mixed_indices(1000, &dev)?;
+        // Indices cast on the device: no bounds prove them out of range, so
+        // both faults happen on the device.
+        let [_, first, _] = mixed_indices(1000, &dev)?;
         let [_, second, _] = mixed_indices(-5, &dev)?;
         // Recorded on the device; nothing is read yet.
         let a = x.index_select(0, &first)?;

@@ -9,6 +9,12 @@
 //! as on any classifier, and its members' parameters appear under `0.`,
 //! `1.`, ... in its `state_dict`.
 //!
+//! Binary members — one logit per sample, `[N, 1]` or `[N]`, as trained
+//! with BCEWithLogits — vote with their sigmoid probabilities (soft) or
+//! their `logit > 0` classes (hard); `predict_proba` gives `[1 − p, p]`
+//! rows as scikit-learn's, and `forward` the logit of `p` in the members'
+//! shape, so the ensemble is scored and trained like its members.
+//!
 //! [`average_probabilities`] and [`majority_vote`] do the same on
 //! predictions already computed on the host.
 
@@ -57,30 +63,24 @@ impl Ensemble {
         &self.members
     }
 
-    /// The combined class probabilities `[N, C]` (vote fractions for hard voting).
+    /// The combined class probabilities `[N, C]` (vote fractions for hard
+    /// voting; `C = 2` for binary members).
     pub fn predict_proba(&self, x: &Tensor) -> Result<Tensor> {
-        let outputs = self
-            .members
-            .iter()
-            .map(|m| m.forward(x))
-            .collect::<Result<Vec<_>>>()?;
-        let (n, c) = match outputs[0].dims() {
-            [n, c] => (*n, *c),
-            d => {
-                return Err(Error::shape(
-                    "Ensemble",
-                    "member outputs of shape [N, C]",
-                    d,
-                ))
-            }
-        };
-        if let Some(o) = outputs.iter().find(|o| o.dims() != [n, c]) {
-            return Err(Error::shape(
-                "Ensemble",
-                format!("every member to output [{n}, {c}]"),
-                o.dims(),
-            ));
+        let outputs = self.outputs(x)?;
+        match self.positive_probability(&outputs)? {
+            Some(p) => Tensor::stack(&[p.neg()?.add_scalar(1.0)?, p], 1),
+            None => self.combine(&outputs),
         }
+    }
+
+    /// The ensemble's class for each row of `x`.
+    pub fn predict(&self, x: &Tensor) -> Result<Vec<i32>> {
+        no_grad(|| self.predict_proba(x)?.argmax(-1, false)?.to_vec_i32())
+    }
+
+    /// The combined class probabilities of `[N, C]` member outputs.
+    fn combine(&self, outputs: &[Tensor]) -> Result<Tensor> {
+        let (n, c) = (outputs[0].dims()[0], outputs[0].dims()[1]);
         match self.voting {
             Voting::Soft => {
                 let mut sum = outputs[0].softmax(-1)?;
@@ -100,21 +100,78 @@ impl Ensemble {
                         frac[i * c + k as usize] += 1.0 / votes.len() as f32;
                     }
                 }
-                Tensor::from_vec(frac, &[n, c], &x.device())
+                Tensor::from_vec(frac, &[n, c], &outputs[0].device())
             }
         }
     }
 
-    /// The ensemble's class for each row of `x`.
-    pub fn predict(&self, x: &Tensor) -> Result<Vec<i32>> {
-        no_grad(|| self.predict_proba(x)?.argmax(-1, false)?.to_vec_i32())
+    /// Every member's output for `x`, checked to be `[N, C]` logits or one
+    /// logit per sample, the same for all members.
+    fn outputs(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let outputs = self
+            .members
+            .iter()
+            .map(|m| m.forward(x))
+            .collect::<Result<Vec<_>>>()?;
+        let first = outputs[0].dims().to_vec();
+        if !matches!(first.as_slice(), [_] | [_, _]) {
+            return Err(Error::shape(
+                "Ensemble",
+                "member outputs of shape [N, C] or [N] (one logit per sample)",
+                &first,
+            ));
+        }
+        if let Some(o) = outputs.iter().find(|o| o.dims() != first) {
+            return Err(Error::shape(
+                "Ensemble",
+                format!("every member to output {first:?}"),
+                o.dims(),
+            ));
+        }
+        Ok(outputs)
+    }
+
+    /// For binary members (one logit per sample), the ensemble's
+    /// probability of class 1, `[N]`: the mean sigmoid (soft) or the
+    /// fraction of members whose logit is > 0 (hard). `None` for `[N, C ≥ 2]`.
+    fn positive_probability(&self, outputs: &[Tensor]) -> Result<Option<Tensor>> {
+        let n = outputs[0].dims()[0];
+        if outputs[0].numel() != n {
+            return Ok(None);
+        }
+        let mut sum: Option<Tensor> = None;
+        for o in outputs {
+            let o = o.reshape(&[n as isize])?;
+            let p = match self.voting {
+                Voting::Soft => o.sigmoid()?,
+                Voting::Hard => o.gt_scalar(0.0)?,
+            };
+            sum = Some(match sum {
+                Some(s) => s.add(&p)?,
+                None => p,
+            });
+        }
+        let Some(sum) = sum else {
+            return Ok(None);
+        };
+        sum.div_scalar(outputs.len() as f32).map(Some)
     }
 }
 
 impl Module for Ensemble {
-    /// `log` of the ensemble's probabilities (clamped away from 0).
+    /// `log` of the ensemble's probabilities (clamped away from 0); for
+    /// binary members the logit of the probability of class 1, in the
+    /// members' output shape.
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        self.predict_proba(input)?.clamp(1e-12, 1.0)?.log()
+        let outputs = self.outputs(input)?;
+        if let Some(p) = self.positive_probability(&outputs)? {
+            // Clamped so that unanimous hard votes give a finite logit (±16).
+            let p = p.clamp(1e-7, 1.0 - 1e-7)?;
+            let logit = p.log()?.sub(&p.neg()?.add_scalar(1.0)?.log()?)?;
+            let shape: Vec<isize> = outputs[0].dims().iter().map(|&d| d as isize).collect();
+            return logit.reshape(&shape);
+        }
+        self.combine(&outputs)?.clamp(1e-12, 1.0)?.log()
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {

@@ -12,11 +12,12 @@
 //!   MSE/MAE/R², equal to scikit-learn's on stored fixtures.
 //! - [`trainer`]: the [`trainer::Trainer`] loop with validation, early
 //!   stopping, best/last checkpoints, exact resume, a NaN guard, a progress
-//!   bar and a history file.
+//!   bar and a history file, for multi-class, binary and regression models
+//!   ([`trainer::Task`]).
 //! - [`plot`]: loss/metric curves, ROC curves and confusion matrices as PNG or SVG.
-//! - [`ensemble`]: soft and hard voting over several trained models.
-//! - [`report`]: a classifier's end-of-run summary (metrics, confusion
-//!   matrix, plots) in one call.
+//! - [`ensemble`]: soft and hard voting over several trained classifiers.
+//! - [`report`]: a classifier's or a regression model's end-of-run summary
+//!   (metrics, confusion matrix, plots) in one call.
 //!
 //! Randomness is always a pure function of a user seed and a position
 //! (epoch, batch, sample, fold), never of a hidden stream, so runs repeat

@@ -22,8 +22,9 @@ use crate::trainer::{History, Predictions};
 pub type Series<'a> = (&'a str, Vec<(f64, f64)>);
 
 /// Writes the loss curves (`loss.png`, `loss.svg`) and, when the history has
-/// accuracies, the accuracy curves (`accuracy.png`, `accuracy.svg`) into
-/// `dir`, and returns the paths written.
+/// them, the accuracy curves (`accuracy.png`, `accuracy.svg`) of a
+/// classifier or the R² curves (`r2.png`, `r2.svg`) of a regression model
+/// into `dir`, and returns the paths written.
 pub fn plot_history(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let mut written = Vec::new();
@@ -35,7 +36,21 @@ pub fn plot_history(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
         ("train accuracy", history.series(|r| r.train_accuracy)),
         ("validation accuracy", history.series(|r| r.val_accuracy)),
     ];
-    for (name, title, series) in [("loss", "Loss", &loss), ("accuracy", "Accuracy", &acc)] {
+    let r2 = [
+        (
+            "train R²",
+            history.series(|r| r.train_regression.map(|s| s.r2)),
+        ),
+        (
+            "validation R²",
+            history.series(|r| r.val_regression.map(|s| s.r2)),
+        ),
+    ];
+    for (name, title, series) in [
+        ("loss", "Loss", &loss),
+        ("accuracy", "Accuracy", &acc),
+        ("r2", "R²", &r2),
+    ] {
         let series: Vec<Series<'_>> = series
             .iter()
             .filter(|(_, s)| !s.is_empty())
@@ -54,13 +69,19 @@ pub fn plot_history(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Writes a classifier's confusion matrix (`confusion_matrix.png/.svg`) and
-/// one-vs-rest ROC curves (`roc.png/.svg`, one curve per class present)
-/// into `dir`, and returns the paths written.
+/// ROC curves (`roc.png/.svg`: one-vs-rest, one curve per class present;
+/// for a binary model the one curve of class 1) into `dir`, and returns the
+/// paths written.
 pub fn plot_classification(predictions: &Predictions, dir: &Path) -> Result<Vec<PathBuf>> {
     let cm = ConfusionMatrix::new(&predictions.y_true, &predictions.y_pred)?;
     // Classes with no positive (or no negative) sample have no curve.
     let k = predictions.n_classes;
-    let curves: Vec<(String, RocCurve)> = (0..k)
+    let classes = if predictions.task.is_binary() {
+        1..k
+    } else {
+        0..k
+    };
+    let curves: Vec<(String, RocCurve)> = classes
         .filter_map(|c| {
             let truth: Vec<bool> = predictions.y_true.iter().map(|&t| t == c as i32).collect();
             let col: Vec<f32> = predictions

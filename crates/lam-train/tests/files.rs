@@ -213,3 +213,50 @@ fn malformed_idx_is_an_error_naming_the_file() {
     let (_, msg) = format_msg(read_idx_dataset(dir.path("x"), dir.path("y")).expect_err("count"));
     assert!(msg.contains("2 labels for 3 images"), "{msg}");
 }
+
+/// Sizes and labels at the edge of what fits: errors, not panics or
+/// silently saturated values (cases the loader fuzz test found or guards).
+#[test]
+fn sizes_and_labels_at_the_limits_are_errors() {
+    let dir = Scratch::new("limits");
+    // A class label of 2^31 does not fit in i32 (a cast would give i32::MAX).
+    let path = dir.path("big_label.csv");
+    std::fs::write(&path, "1,2,0\n3,4,2147483648\n").expect("write");
+    let (_, msg) = format_msg(read_csv(&path, &CsvOptions::new()).expect_err("label"));
+    assert!(
+        msg.contains("line 2: column 3") && msg.contains("int32"),
+        "{msg}"
+    );
+    std::fs::write(&path, "1,2,-2147483648\n").expect("write");
+    let ds = read_csv(&path, &CsvOptions::new()).expect("i32::MIN is a label");
+    assert_eq!(ds.labels(), Some(&[i32::MIN][..]));
+    // IDX labels stored as f32 beyond i32.
+    let mut labels = vec![0, 0, 0x0D, 1, 0, 0, 0, 1];
+    labels.extend_from_slice(&1e10f32.to_be_bytes());
+    let images = encode_idx_u8(&[1, 1], &[7]).expect("encode");
+    std::fs::write(dir.path("l"), labels).expect("write");
+    std::fs::write(dir.path("i"), images).expect("write");
+    let (_, msg) = format_msg(read_idx_dataset(dir.path("i"), dir.path("l")).expect_err("label"));
+    assert!(msg.contains("label 0 is 10000000000"), "{msg}");
+    // No images, but dims whose product overflows: the sample shape is refused.
+    let mut images = vec![0, 0, 0x08, 4, 0, 0, 0, 0];
+    for _ in 0..3 {
+        images.extend_from_slice(&u32::MAX.to_be_bytes());
+    }
+    std::fs::write(dir.path("i"), images).expect("write");
+    std::fs::write(dir.path("l"), encode_idx_u8(&[0], &[]).expect("encode")).expect("write");
+    let e = read_idx_dataset(dir.path("i"), dir.path("l")).expect_err("shape");
+    assert!(e.to_string().contains("fits in memory"), "{e}");
+    assert!(encode_idx_u8(&[1 << 40, 1 << 40], &[]).is_err());
+    // A scaler file whose shape overflows.
+    let path = dir.path("scaler.json");
+    std::fs::write(
+        &path,
+        r#"{"kind": "standard", "shape": [4294967296, 4294967296], "mean": [0], "std": [1]}"#,
+    )
+    .expect("write");
+    let e = lam_train::preprocess::load_scaler(&path)
+        .err()
+        .expect("shape");
+    assert!(e.to_string().contains("too large"), "{e}");
+}

@@ -217,7 +217,15 @@ fn logits_helpers_and_display() -> Result<()> {
     assert_eq!(predicted_classes(&logits)?, vec![1, 0]);
     let p = probabilities(&logits)?;
     assert!((p[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
-    assert!(predicted_classes(&Tensor::zeros(&[3], &dev)?).is_err());
+    assert!(predicted_classes(&Tensor::zeros(&[3, 1, 2], &dev)?).is_err());
+    // One logit per sample is a binary classifier: class 1 when it is > 0.
+    let z = Tensor::from_vec(vec![-1.0, 0.0, 2.0], &[3, 1], &dev)?;
+    assert_eq!(predicted_classes(&z)?, vec![0, 0, 1]);
+    assert_eq!(predicted_classes(&z.reshape(&[3])?)?, vec![0, 0, 1]);
+    let p = probabilities(&z)?;
+    assert_eq!(p.len(), 6);
+    assert!((p[2] - 0.5).abs() < 1e-7 && (p[3] - 0.5).abs() < 1e-7);
+    assert!((p[5] - 1.0 / (1.0 + (-2f32).exp())).abs() < 1e-6 && (p[4] + p[5] - 1.0).abs() < 1e-6);
     let cm = ConfusionMatrix::new(&[0, 1, 1], &[0, 1, 0])?;
     let text = cm.to_string();
     assert!(text.contains("t\\p") && text.lines().count() == 3, "{text}");

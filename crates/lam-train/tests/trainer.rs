@@ -50,11 +50,18 @@ fn a_small_mlp_learns_three_blobs() -> Result<()> {
         h[24].train_loss
     );
     assert!(h[24].val_accuracy.expect("classes") > 0.95, "{:?}", h[24]);
-    let (loss, acc) = evaluate(&model, &val, &cross_entropy)?;
-    assert!(loss < 0.3 && acc.expect("acc") > 0.95);
+    let scores = evaluate(&model, &val, &cross_entropy)?;
+    assert!(scores.loss < 0.3 && scores.accuracy.expect("acc") > 0.95);
+    assert_eq!(
+        (scores.task, scores.regression),
+        (Some(Task::MultiClass), None)
+    );
+    assert_eq!(report.task, Some(Task::MultiClass));
     let p = predict(&model, &val)?;
+    assert_eq!(p.task, Task::MultiClass);
     assert_eq!(p.y_true, blobs(20, 2).labels().expect("labels"));
     assert_eq!((p.n_classes, p.probs.len()), (3, 180));
+    assert_eq!((p.width, p.outputs.len(), p.targets.len()), (3, 180, 0));
     Ok(())
 }
 
@@ -210,14 +217,39 @@ fn history_round_trips_through_json_lines() -> Result<()> {
             epoch: 1,
             train_loss: 0.1 + 0.2,
             train_accuracy: Some(0.5),
+            train_regression: None,
             val_loss: None,
             val_accuracy: None,
+            val_regression: Some(lam_train::metrics::RegressionScores {
+                mse: 0.25,
+                mae: 0.1 + 0.2,
+                r2: -1.5,
+            }),
             lr: 1e-3,
             seconds: 1.25,
-            samples_per_sec: 1000.0,
+            // serde_json's default float parser reads this one an ulp off.
+            samples_per_sec: 18699.376551098678,
         }],
     };
     assert_eq!(History::from_jsonl(&h.to_jsonl())?, h);
     assert!(History::from_jsonl("{\"epoch\": 1}\n").is_err());
+    // A line written before the regression columns existed.
+    let old = "{\"epoch\":1,\"train_loss\":0.5,\"train_accuracy\":0.75,\"val_loss\":null,\
+               \"val_accuracy\":null,\"lr\":0.001,\"seconds\":1.0,\"samples_per_sec\":10.0}\n";
+    let r = &History::from_jsonl(old)?.records[0];
+    assert_eq!((r.train_accuracy, r.train_regression), (Some(0.75), None));
+    let csv = h.to_csv();
+    assert!(
+        csv.lines()
+            .next()
+            .expect("header")
+            .ends_with("val_mse,val_mae,val_r2")
+            && csv
+                .lines()
+                .nth(1)
+                .expect("row")
+                .ends_with(",0.25,0.30000000000000004,-1.5"),
+        "{csv}"
+    );
     Ok(())
 }

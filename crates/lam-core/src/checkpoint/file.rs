@@ -13,8 +13,9 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 
+use super::header::{self, Stored};
 use crate::{DType, Error, Result, Tensor};
 
 /// The metadata key of lam's checksum.
@@ -110,14 +111,6 @@ fn encode(
     Ok(out)
 }
 
-/// Where a tensor's bytes are, relative to the data section, and what they hold.
-struct Stored {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    start: usize,
-    end: usize,
-}
-
 /// A parsed safetensors file whose header and checksum have been checked.
 pub(crate) struct Parsed {
     path: String,
@@ -136,37 +129,16 @@ impl Parsed {
             path: shown.clone(),
             msg: e.to_string(),
         })?;
-        let header = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Format {
+        let header = header::parse(&bytes).map_err(|e| Error::Format {
             path: shown.clone(),
             msg: format!("not a valid safetensors file (truncated or corrupt header?): {e}"),
         })?;
-        let (header_len, meta) = header;
-        let tensors = meta
-            .tensors()
-            .into_iter()
-            .map(|(name, info)| {
-                let (start, end) = info.data_offsets;
-                let stored = Stored {
-                    dtype: info.dtype,
-                    shape: info.shape.clone(),
-                    start,
-                    end,
-                };
-                (name, stored)
-            })
-            .collect();
-        let metadata = meta
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
         let parsed = Parsed {
             path: shown,
             bytes,
-            data_start: 8 + header_len,
-            tensors,
-            metadata,
+            data_start: header.data_start,
+            tensors: header.tensors,
+            metadata: header.metadata,
         };
         parsed.verify_checksum()?;
         Ok(parsed)

@@ -16,11 +16,14 @@
 //! checked first (missing and unexpected tensors, wrong shapes, unsupported
 //! dtypes, a truncated file, a corrupt header or data), and any problem is
 //! an [`Error::Format`] naming the file, each tensor concerned and what is
-//! wrong, before a single parameter changes. Writing is atomic (a temporary
+//! wrong, before a single parameter changes. No number in a header is
+//! trusted: sizes, shapes and offsets are checked against the file's
+//! length before anything is sliced or allocated (`header`). Writing is atomic (a temporary
 //! file in the same directory, fsynced, then renamed over the target): a
 //! crash or error mid-write leaves any existing file intact.
 
 mod file;
+mod header;
 mod training;
 
 pub use training::{load_training, save_training, TrainingState};

@@ -321,6 +321,18 @@ fn check_class_targets(
         if lo >= 0 && (hi as usize) < classes {
             return Ok((lo..=hi).contains(&ignore_index));
         }
+        // Bounds the targets attain are targets: one outside the classes
+        // (and not ignored) is an error now, on any device.
+        let invalid = |t: i32| t != ignore_index && (t < 0 || t as usize >= classes);
+        if target.range_attained() {
+            if let Some(t) = [lo, hi].into_iter().find(|&t| invalid(t)) {
+                return Err(Error::OutOfRange {
+                    op,
+                    index: t as i64,
+                    size: classes,
+                });
+            }
+        }
     }
     if target.device().is_gpu() {
         return Ok(true);

@@ -8,7 +8,7 @@
 //! error at the call.
 
 use crate::layout::normalize_axis;
-use crate::{DType, Error, Layout, Result, Tensor};
+use crate::{Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Entries `index[i]` of dim `dim`: output dim `dim` has `index.numel()` entries.
@@ -130,29 +130,35 @@ impl Tensor {
     }
 
     /// An error at the call when the known bounds prove an index outside
-    /// `0..size`. Bounds are sound but may be loose — a view or a copy of
-    /// part of a tensor keeps the whole tensor's bounds, and `argmax` or
-    /// `randint` declare a range no value need reach — so only bounds that
-    /// lie wholly outside `0..size` prove it: then every index is out of
-    /// range. Anything else is left to the backend, which checks every index
-    /// it reads (see `Backend::index_select`), so an index op never reads a
-    /// GPU buffer back in the middle of a training step.
+    /// `0..size`: bounds the tensor attains (host data, and what keeps all
+    /// of it) when either lies outside, or any bounds that lie wholly
+    /// outside. Bounds are sound but may be loose — a slice keeps its whole
+    /// tensor's bounds, `argmax` or `randint` declare a range no value need
+    /// reach — so anything else is left to the backend, which checks every
+    /// index it reads (see the `Backend` trait), and an index op never reads
+    /// a GPU buffer back in the middle of a training step.
     pub(crate) fn check_indices(&self, op: &'static str, size: usize) -> Result<()> {
+        let Some((lo, hi)) = self.int_range().filter(|_| self.numel() > 0) else {
+            return Ok(());
+        };
         let size_i64 = i64::try_from(size).unwrap_or(i64::MAX);
-        match self.int_range() {
-            Some((lo, hi)) if self.numel() > 0 && (i64::from(lo) >= size_i64 || hi < 0) => {
-                Err(Error::OutOfRange {
-                    op,
-                    index: i64::from(lo),
-                    size,
-                })
-            }
-            _ => Ok(()),
+        let outside = |v: i32| v < 0 || i64::from(v) >= size_i64;
+        // Attained bounds are values of the tensor; bounds wholly outside
+        // `0..size` put every value outside.
+        let proof = if self.range_attained() {
+            [lo, hi].into_iter().find(|&v| outside(v))
+        } else if hi < 0 || i64::from(lo) >= size_i64 {
+            Some(lo)
+        } else {
+            None
+        };
+        match proof {
+            Some(index) => Err(Error::OutOfRange {
+                op,
+                index: i64::from(index),
+                size,
+            }),
+            None => Ok(()),
         }
-    }
-
-    /// Labels as `I32` (accepts `F32` holding whole numbers, for convenience).
-    pub fn to_labels(&self) -> Result<Tensor> {
-        self.to_dtype(DType::I32)
     }
 }

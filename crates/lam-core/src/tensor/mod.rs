@@ -2,20 +2,26 @@
 //!
 //! A tensor is a cheap handle (`Arc`) to a storage buffer plus a [`Layout`];
 //! views share the buffer. Ops live in the submodules by family, each with
-//! its gradient rule beside it:
-//! `creation` (constructors, random), `view` (reshape, permute, cat, ...),
-//! `elementwise` (unary, broadcasting binary, where), `reduce`, `matmul`,
-//! `index` (index_select, gather, scatter_add), `softmax` (softmax,
-//! log-softmax, logsumexp, cross-entropy) and `display`; `dims` holds the
-//! shape-check vocabulary that ops and layers share (`dims2`..`dims4`,
-//! `batched`, `expect_shape`, `check_operands`).
+//! its gradient rule beside it, and each family's file is named as its
+//! backend files are (ARCHITECTURE.md has the table):
+//! `copy` (contiguous, cat, stack, casts, readbacks), `elementwise` (unary,
+//! broadcasting binary, where), `reduce`, `matmul`, `index` (index_select,
+//! gather, scatter_add), `random`, `softmax` (softmax, log-softmax,
+//! logsumexp) and `cross_entropy`. Beside them: `creation` (constructors
+//! from host data and fills), `view` (reshape, permute, narrow, expand, ...:
+//! new layouts, no data moved), `display`, and `dims`: the shape-check
+//! vocabulary that ops and layers share (`dims2`..`dims4`, `batched`,
+//! `rank_in`, `expect_shape`, `check_operands`).
 
+mod copy;
 mod creation;
+mod cross_entropy;
 mod dims;
 mod display;
 mod elementwise;
 mod index;
 mod matmul;
+mod random;
 mod reduce;
 mod softmax;
 mod view;
@@ -52,7 +58,20 @@ struct Data {
     // Known bounds of an I32 tensor's values (from host data or the op that
     // made it), so index ops can reject out-of-range indices without reading
     // a GPU buffer back. It lives with the storage so `set_data` replaces both.
-    int_range: Option<(i32, i32)>,
+    int_range: Option<IntRange>,
+}
+
+/// Bounds of an I32 tensor's values: every value lies in `lo..=hi`, and when
+/// `attained`, some value equals `lo` and some equals `hi` (bounds read from
+/// host data, kept by ops that keep every element). Only attained bounds
+/// prove that an index is out of range; others (a slice keeps its whole
+/// tensor's bounds, `argmax` declares a range no value need reach) can only
+/// prove that every index is in range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IntRange {
+    lo: i32,
+    hi: i32,
+    attained: bool,
 }
 
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -87,18 +106,45 @@ impl Tensor {
         }))
     }
 
-    /// The same tensor handle with known integer bounds attached.
+    /// The same tensor handle with bounds its values lie within attached.
     pub(crate) fn with_int_range(self, range: Option<(i32, i32)>) -> Tensor {
+        self.set_int_range(range, false)
+    }
+
+    /// The same tensor handle with the minimum and maximum of its values
+    /// attached (bounds it attains: see [`IntRange`]).
+    pub(crate) fn with_attained_range(self, range: Option<(i32, i32)>) -> Tensor {
+        self.set_int_range(range, true)
+    }
+
+    /// Marks this result's bounds attained when every input's are: for ops
+    /// whose result holds every element of its inputs (reshapes, permutes,
+    /// broadcasts, copies, joins).
+    pub(crate) fn keeping_attained_range(self, inputs: &[&Tensor]) -> Tensor {
+        if inputs.iter().all(|t| t.range_attained()) {
+            let range = self.int_range();
+            self.set_int_range(range, true)
+        } else {
+            self
+        }
+    }
+
+    fn set_int_range(self, range: Option<(i32, i32)>, attained: bool) -> Tensor {
         self.0
             .data
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .int_range = range;
+            .int_range = range.map(|(lo, hi)| IntRange { lo, hi, attained });
         self
     }
 
     pub(crate) fn int_range(&self) -> Option<(i32, i32)> {
-        self.data().int_range
+        self.data().int_range.map(|r| (r.lo, r.hi))
+    }
+
+    /// True when this tensor's known bounds are values it holds.
+    pub(crate) fn range_attained(&self) -> bool {
+        self.data().int_range.is_some_and(|r| r.attained)
     }
 
     /// The result of an op: records `backward` on the tape when gradients
@@ -298,7 +344,7 @@ impl Tensor {
         } else {
             value.copy_to_new()?
         };
-        let range = value.int_range();
+        let range = value.data().int_range;
         let mut data = self.0.data.write().unwrap_or_else(|e| e.into_inner());
         data.storage = storage;
         data.int_range = range;
@@ -314,7 +360,7 @@ impl Tensor {
         }
         let moved = self.detach().to_device(device)?.contiguous()?;
         let fresh = moved.copy_to_new()?;
-        let range = self.int_range();
+        let range = self.data().int_range;
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = Data {
             storage: fresh,
             device: device.clone(),
@@ -322,78 +368,6 @@ impl Tensor {
         };
         self.zero_grad();
         Ok(())
-    }
-
-    /// The elements as a row-major `Vec<f32>` (`I32` tensors are converted).
-    pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let s = self.storage();
-        match self.dtype() {
-            DType::F32 => self.backend().read_f32((&s, self.layout())),
-            DType::I32 => Ok(self
-                .backend()
-                .read_i32((&s, self.layout()))?
-                .into_iter()
-                .map(|v| v as f32)
-                .collect()),
-        }
-    }
-
-    /// The elements of an `I32` tensor as a row-major `Vec<i32>`.
-    pub fn to_vec_i32(&self) -> Result<Vec<i32>> {
-        let s = self.storage();
-        match self.dtype() {
-            DType::I32 => self.backend().read_i32((&s, self.layout())),
-            DType::F32 => Err(Error::DTypeMismatch {
-                op: "to_vec_i32",
-                expected: DType::I32,
-                found: DType::F32,
-            }),
-        }
-    }
-
-    /// A 2-d tensor as rows.
-    pub fn to_vec2(&self) -> Result<Vec<Vec<f32>>> {
-        let (_, cols) = self.dims2("to_vec2", "[rows, cols]")?;
-        Ok(self
-            .to_vec()?
-            .chunks(cols.max(1))
-            .map(|c| c.to_vec())
-            .collect())
-    }
-
-    /// The value of a one-element tensor.
-    pub fn item(&self) -> Result<f32> {
-        if self.numel() != 1 {
-            return Err(Error::shape(
-                "item",
-                "a tensor with one element",
-                self.dims(),
-            ));
-        }
-        Ok(self.to_vec()?[0])
-    }
-
-    /// This tensor's data on `device` (a copy through host memory when the
-    /// devices differ; gradients do not flow across the move).
-    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
-        if *device == self.device() {
-            return Ok(self.clone());
-        }
-        match self.dtype() {
-            DType::F32 => Tensor::from_vec(self.to_vec()?, self.dims(), device),
-            DType::I32 => Tensor::from_vec_i32(self.to_vec_i32()?, self.dims(), device),
-        }
-    }
-
-    /// Contiguous storage holding exactly this view's elements.
-    pub(crate) fn copy_to_new(&self) -> Result<Storage> {
-        let out = self.backend().zeros(self.numel(), self.dtype())?;
-        let s = self.storage();
-        self.backend().copy(
-            (&s, self.layout()),
-            (&out, &Layout::contiguous(self.dims())),
-        )?;
-        Ok(out)
     }
 
     pub(crate) fn check_same_shape(&self, other: &Tensor, op: &'static str) -> Result<()> {

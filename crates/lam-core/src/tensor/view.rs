@@ -1,7 +1,7 @@
-//! Views and joins. Views (reshape, permute, narrow, expand, ...) build a new
-//! [`Layout`] over the same storage without copying; `contiguous` copies only
-//! when the layout is not already row-major. `cat`/`stack` copy each input
-//! into a slice of one fresh buffer with the backend's strided `copy`.
+//! Views: reshape, permute, narrow, expand, squeeze, split, ... build a new
+//! [`Layout`] over the same storage without copying (a reshape copies only
+//! when no view of the new shape exists). The ops that copy data —
+//! `contiguous`, `cat`, `stack` — are in `copy.rs`.
 
 use crate::layout::normalize_axis;
 use crate::{Error, Layout, Result, Tensor};
@@ -40,13 +40,12 @@ impl Tensor {
             .reshape(shape)
             .ok_or_else(|| Error::invalid("reshape", "contiguous layout could not be reshaped"))?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            "reshape",
-            source.storage(),
-            layout,
-            &[&source],
-            move |g| Ok(vec![Some(g.reshape_exact(&in_shape)?)]),
-        ))
+        Ok(
+            Tensor::from_op("reshape", source.storage(), layout, &[&source], move |g| {
+                Ok(vec![Some(g.reshape_exact(&in_shape)?)])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 
     /// Dimensions reordered: output dim `i` is input dim `dims[i]`.
@@ -56,13 +55,12 @@ impl Tensor {
         for (i, &d) in dims.iter().enumerate() {
             inverse[d] = i;
         }
-        Ok(Tensor::from_op(
-            "permute",
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.permute(&inverse)?)]),
-        ))
+        Ok(
+            Tensor::from_op("permute", self.storage(), layout, &[self], move |g| {
+                Ok(vec![Some(g.permute(&inverse)?)])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 
     /// Dims `a` and `b` swapped.
@@ -141,13 +139,16 @@ impl Tensor {
         }
         let layout = self.layout().broadcast_to(shape)?;
         let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            "broadcast_to",
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.sum_to_shape(&in_shape)?)]),
-        ))
+        let empty = layout.numel() == 0;
+        let out = Tensor::from_op("broadcast_to", self.storage(), layout, &[self], move |g| {
+            Ok(vec![Some(g.sum_to_shape(&in_shape)?)])
+        });
+        // A broadcast repeats every element, unless it repeats them 0 times.
+        Ok(if empty {
+            out
+        } else {
+            out.keeping_attained_range(&[self])
+        })
     }
 
     /// PyTorch's `expand`: like `broadcast_to`, `-1` keeps a dim.
@@ -208,89 +209,6 @@ impl Tensor {
         self.narrow(0, index, 1)?.squeeze(0)
     }
 
-    /// A row-major copy, or `self` when already contiguous.
-    pub fn contiguous(&self) -> Result<Tensor> {
-        if self.layout().is_contiguous() {
-            return Ok(self.clone());
-        }
-        let s = self.copy_to_new()?;
-        Ok(Tensor::from_op(
-            "contiguous",
-            s,
-            Layout::contiguous(self.dims()),
-            &[self],
-            |g| Ok(vec![Some(g.clone())]),
-        ))
-    }
-
-    /// Tensors joined along `dim`; all other dims must agree.
-    pub fn cat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or(Error::Empty { op: "cat" })?;
-        let d = normalize_axis("cat", dim, first.rank())?;
-        let mut shape = first.shape();
-        shape[d] = 0;
-        for t in tensors {
-            first.device().check_same(&t.device(), "cat")?;
-            if t.dtype() != first.dtype() {
-                return Err(Error::DTypeMismatch {
-                    op: "cat",
-                    expected: first.dtype(),
-                    found: t.dtype(),
-                });
-            }
-            let same_rest = t.rank() == first.rank()
-                && t.dims()
-                    .iter()
-                    .zip(first.dims())
-                    .enumerate()
-                    .all(|(i, (a, b))| i == d || a == b);
-            if !same_rest {
-                return Err(Error::shape(
-                    "cat",
-                    format!("{:?} except along dim {d}", first.dims()),
-                    t.dims(),
-                ));
-            }
-            shape[d] += t.dims()[d];
-        }
-        let backend = first.backend();
-        let out = backend.zeros(shape.iter().product(), first.dtype())?;
-        let full = Layout::contiguous(&shape);
-        let mut start = 0;
-        let mut sizes = Vec::with_capacity(tensors.len());
-        for t in tensors {
-            let len = t.dims()[d];
-            let s = t.storage();
-            backend.copy((&s, t.layout()), (&out, &full.narrow(d, start, len)?))?;
-            sizes.push(len);
-            start += len;
-        }
-        let inputs: Vec<&Tensor> = tensors.iter().collect();
-        Ok(Tensor::from_op("cat", out, full, &inputs, move |g| {
-            let mut grads = Vec::with_capacity(sizes.len());
-            let mut start = 0;
-            for &len in &sizes {
-                grads.push(Some(g.narrow(d as isize, start, len)?));
-                start += len;
-            }
-            Ok(grads)
-        }))
-    }
-
-    /// Tensors of one shape stacked along a new dim `dim`.
-    pub fn stack(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or(Error::Empty { op: "stack" })?;
-        let d = normalize_axis("stack", dim, first.rank() + 1)?;
-        let expanded = tensors
-            .iter()
-            .map(|t| {
-                first.check_same_shape(t, "stack")?;
-                t.unsqueeze(d as isize)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&expanded, d as isize)
-    }
-
     /// `chunks` nearly equal views along `dim` (the last may be smaller).
     pub fn chunk(&self, chunks: usize, dim: isize) -> Result<Vec<Tensor>> {
         if chunks == 0 {
@@ -326,33 +244,12 @@ impl Tensor {
     /// A view with a layout of the same elements (squeeze/unsqueeze).
     fn view_as_shape(&self, name: &'static str, layout: Layout) -> Result<Tensor> {
         let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            name,
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.reshape_exact(&in_shape)?)]),
-        ))
-    }
-
-    /// Zeros of `shape` with `self` written at offset `start` of dim `dim`:
-    /// the gradient of `narrow`.
-    pub(crate) fn pad_into(&self, shape: &[usize], dim: usize, start: usize) -> Result<Tensor> {
-        let backend = self.backend();
-        let out = backend.zeros(shape.iter().product(), self.dtype())?;
-        let full = Layout::contiguous(shape);
-        let s = self.storage();
-        backend.copy(
-            (&s, self.layout()),
-            (&out, &full.narrow(dim, start, self.dims()[dim])?),
-        )?;
-        let len = self.dims()[dim];
-        // The padding holds zeros, which the input's bounds may not cover.
-        let range = self.int_range().map(|(lo, hi)| (lo.min(0), hi.max(0)));
-        Ok(Tensor::from_op("pad", out, full, &[self], move |g| {
-            Ok(vec![Some(g.narrow(dim as isize, start, len)?)])
-        })
-        .with_int_range(range))
+        Ok(
+            Tensor::from_op(name, self.storage(), layout, &[self], move |g| {
+                Ok(vec![Some(g.reshape_exact(&in_shape)?)])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 }
 

@@ -198,14 +198,18 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TensorDa
         let t = row[target];
         if options.regression {
             values.push(t);
-        } else if t.fract() != 0.0 || t.abs() > i32::MAX as f32 {
-            return Err(format_error(
-                path,
-                line_no,
-                format!("column {}: class label {t} is not an integer", target + 1),
-            ));
         } else {
-            classes.push(t as i32);
+            let class = class_label(t).ok_or_else(|| {
+                format_error(
+                    path,
+                    line_no,
+                    format!(
+                        "column {}: class label {t} is not an integer in the int32 range",
+                        target + 1
+                    ),
+                )
+            })?;
+            classes.push(class);
         }
         features.extend(
             row.iter()
@@ -259,6 +263,13 @@ fn format_error(path: &Path, line: usize, msg: impl std::fmt::Display) -> Error 
         path: path.display().to_string(),
         msg: format!("line {line}: {msg}"),
     }
+}
+
+/// `value` as a class label: a whole number within `i32` (an `as` cast
+/// would turn 2^31 into `i32::MAX` without a word).
+pub(crate) fn class_label(value: f32) -> Option<i32> {
+    let limit = 2f32.powi(31);
+    (value.fract() == 0.0 && (-limit..limit).contains(&value)).then_some(value as i32)
 }
 
 fn parse_number(field: &str) -> std::result::Result<f32, String> {

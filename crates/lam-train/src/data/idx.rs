@@ -137,19 +137,23 @@ pub fn read_idx_dataset(
             ),
         });
     }
-    if let Some((i, v)) = y.data.iter().enumerate().find(|(_, v)| v.fract() != 0.0) {
-        return Err(Error::Format {
-            path: labels.display().to_string(),
-            msg: format!("label {i} is {v}, not an integer"),
-        });
-    }
-    let classes = y.data.iter().map(|&v| v as i32).collect();
+    let classes = y
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            super::csv::class_label(v).ok_or_else(|| Error::Format {
+                path: labels.display().to_string(),
+                msg: format!("label {i} is {v}, not an integer in the int32 range"),
+            })
+        })
+        .collect::<Result<_>>()?;
     TensorDataset::from_parts(x.data, &x.shape[1..], HostTargets::Classes(classes))
 }
 
 /// IDX bytes for `data` of `shape` as `u8` (for tests and small exports).
 pub fn encode_idx_u8(shape: &[usize], data: &[u8]) -> Result<Vec<u8>> {
-    let n: usize = shape.iter().product();
+    let n = super::numel("encode_idx_u8", shape)?;
     if n != data.len()
         || shape.is_empty()
         || shape.len() > 255

@@ -343,8 +343,8 @@ impl Plan {
         let end = (start + self.batch_size).min(self.order.len());
         let indices = self.order[start..end].to_vec();
         let sample_shape = self.dataset.sample_shape();
-        let per: usize = sample_shape.iter().product();
-        let mut x = Vec::with_capacity(indices.len() * per);
+        let per = super::numel("DataLoader", &sample_shape)?;
+        let mut x = Vec::new();
         let mut targets = Vec::with_capacity(indices.len());
         for &i in &indices {
             let s = self.dataset.get(i)?;
@@ -355,6 +355,10 @@ impl Plan {
                     shape: sample_shape.clone(),
                     expected: per,
                 });
+            }
+            if x.is_empty() {
+                // Sized by a sample that exists, not by what the shape claims.
+                x.reserve(indices.len() * per);
             }
             x.extend_from_slice(&s.features);
             targets.push(s.target);

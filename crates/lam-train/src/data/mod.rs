@@ -219,6 +219,25 @@ pub fn class_labels(dataset: &dyn Dataset) -> Result<Vec<i32>> {
         .collect()
 }
 
+/// The element count of `shape`, or an error naming `op` when the shape
+/// cannot be addressed: its dims' product (zero dims counted as 1, since
+/// they still make strides) must fit in `isize`. Shapes from files and
+/// callers pass through here before anything is sized by them.
+pub(crate) fn numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let addressable = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
+        .is_some_and(|n| n <= isize::MAX as usize);
+    if !addressable {
+        return Err(Error::shape(
+            op,
+            "a shape whose element count fits in memory",
+            shape,
+        ));
+    }
+    Ok(shape.iter().product())
+}
+
 /// An [`Error::OutOfRange`] unless `index < len`.
 pub(crate) fn check_index(op: &'static str, index: usize, len: usize) -> Result<()> {
     if index >= len {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use lam_core::{DType, Device, Error, Result, Tensor};
 
-use super::{check_index, Dataset, HostTargets, Sample};
+use super::{check_index, numel, Dataset, HostTargets, Sample};
 
 /// Samples in host memory: features `[N, ...sample_shape]` and targets.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,14 +104,14 @@ impl TensorDataset {
         sample_shape: &[usize],
         targets: HostTargets,
     ) -> Result<TensorDataset> {
-        let per: usize = sample_shape.iter().product();
+        let per = numel("TensorDataset", sample_shape)?;
         let n = targets.len();
-        if features.len() != n * per {
+        if n.checked_mul(per) != Some(features.len()) {
             return Err(Error::LengthMismatch {
                 op: "TensorDataset",
                 len: features.len(),
                 shape: [&[n][..], sample_shape].concat(),
-                expected: n * per,
+                expected: n.saturating_mul(per),
             });
         }
         Ok(TensorDataset {
@@ -185,7 +185,7 @@ impl TensorDataset {
     /// The same data with each sample viewed as `shape` (same element count),
     /// e.g. `[64]` → `[1, 8, 8]` for a convolution.
     pub fn reshape_samples(mut self, shape: &[usize]) -> Result<TensorDataset> {
-        if shape.iter().product::<usize>() != self.sample_len() {
+        if numel("TensorDataset::reshape_samples", shape)? != self.sample_len() {
             return Err(Error::shape(
                 "TensorDataset::reshape_samples",
                 format!("a shape of {} elements", self.sample_len()),

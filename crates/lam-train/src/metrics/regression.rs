@@ -3,11 +3,23 @@
 //! (`1 − SS_res / SS_tot`; a constant `y_true` gives 1 for a perfect fit
 //! and 0 otherwise, scikit-learn's `force_finite=True`).
 //! [`r2_score_columns`] averages R² over the columns of `[N, k]` data
-//! (scikit-learn's `multioutput="uniform_average"`).
+//! (scikit-learn's `multioutput="uniform_average"`), and
+//! [`regression_scores`] gives all three at once as [`RegressionScores`].
 
 use lam_core::{Error, Result};
 
 use super::classification::check_pair;
+
+/// MSE, MAE and R² of one set of predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegressionScores {
+    /// Mean squared error over every value.
+    pub mse: f64,
+    /// Mean absolute error over every value.
+    pub mae: f64,
+    /// R² of each column, averaged over the columns.
+    pub r2: f64,
+}
 
 /// `mean((y_true − y_pred)²)`.
 pub fn mean_squared_error(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
@@ -41,11 +53,31 @@ pub fn r2_score(y_true: &[f32], y_pred: &[f32]) -> Result<f64> {
         .map(|(&t, &p)| (t as f64 - p as f64).powi(2))
         .sum();
     let ss_tot: f64 = y_true.iter().map(|&t| (t as f64 - mean).powi(2)).sum();
-    Ok(match (ss_tot == 0.0, ss_res == 0.0) {
+    Ok(r2_from_sums(ss_res, ss_tot))
+}
+
+/// MSE and MAE over every value, and R² averaged over the columns, of
+/// row-major `[N, columns]` data.
+pub fn regression_scores(
+    y_true: &[f32],
+    y_pred: &[f32],
+    columns: usize,
+) -> Result<RegressionScores> {
+    Ok(RegressionScores {
+        mse: mean_squared_error(y_true, y_pred)?,
+        mae: mean_absolute_error(y_true, y_pred)?,
+        r2: r2_score_columns(y_true, y_pred, columns)?,
+    })
+}
+
+/// R² from the residual and total sums of squares, with scikit-learn's
+/// rule for a constant target (1 for a perfect fit, else 0).
+pub(crate) fn r2_from_sums(ss_res: f64, ss_tot: f64) -> f64 {
+    match (ss_tot == 0.0, ss_res == 0.0) {
         (false, _) => 1.0 - ss_res / ss_tot,
         (true, true) => 1.0,
         (true, false) => 0.0,
-    })
+    }
 }
 
 /// R² of each column of row-major `[N, columns]` data, averaged.

@@ -327,7 +327,7 @@ impl Scaler for Standardizer {
 
 /// The values of each feature: `columns[f][n]`. Needs at least one sample.
 fn columns(op: &'static str, data: &[f32], sample_shape: &[usize]) -> Result<Vec<Vec<f32>>> {
-    let per: usize = sample_shape.iter().product();
+    let per = crate::data::numel(op, sample_shape)?;
     if per == 0 || data.is_empty() || !data.len().is_multiple_of(per) {
         return Err(Error::invalid(
             op,

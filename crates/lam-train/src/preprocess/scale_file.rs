@@ -23,7 +23,8 @@ pub fn load_scaler(path: &Path) -> Result<Box<dyn Scaler>> {
 }
 
 pub(crate) fn check_lens(shape: &[usize], vs: &[&Vec<f32>], path: &Path) -> Result<()> {
-    let per: usize = shape.iter().product();
+    let per = crate::data::numel("load scaler", shape)
+        .map_err(|_| format_error(path, format!("shape {shape:?} is too large")))?;
     if vs.iter().any(|v| v.len() != per) {
         return Err(format_error(
             path,
@@ -34,11 +35,12 @@ pub(crate) fn check_lens(shape: &[usize], vs: &[&Vec<f32>], path: &Path) -> Resu
 }
 
 pub(crate) fn read_json(path: &Path, kind: &str) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
         msg: e.to_string(),
     })?;
-    let v: Value = serde_json::from_str(&text)
+    // Bad bytes are a malformed file (a Format error), not a failed read.
+    let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| format_error(path, format!("invalid JSON: {e}")))?;
     let found = v.get("kind").and_then(Value::as_str).unwrap_or("");
     if !kind.is_empty() && found != kind {

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
-use lam_core::Result;
+use lam_core::{Error, Result};
 
 use super::history::EpochRecord;
+use super::task::Task;
 
 /// How a [`super::Trainer`] runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +36,9 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Which value decides the best epoch (for `best.safetensors` and early stopping).
     pub monitor: Monitor,
+    /// What the model predicts, which decides the metrics (default
+    /// [`Task::Auto`]: read from the outputs and targets).
+    pub task: Task,
 }
 
 impl Default for TrainConfig {
@@ -49,35 +53,80 @@ impl Default for TrainConfig {
             history_path: None,
             early_stopping: None,
             monitor: Monitor::ValLoss,
+            task: Task::Auto,
         }
     }
 }
 
 /// The value that says which epoch is best. Validation values fall back
-/// to the training ones when there is no validation set.
+/// to the training ones when there is no validation set. Accuracy exists
+/// for classifiers only, MSE, MAE and R² for regression models: monitoring
+/// one the task lacks is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Monitor {
     /// Validation loss (lower is better).
     ValLoss,
-    /// Validation accuracy (higher is better).
+    /// Validation accuracy (higher is better; classifiers).
     ValAccuracy,
     /// Training loss (lower is better).
     TrainLoss,
+    /// Validation mean squared error (lower is better; regression).
+    ValMse,
+    /// Validation mean absolute error (lower is better; regression).
+    ValMae,
+    /// Validation R² (higher is better; regression).
+    ValR2,
 }
 
 impl Monitor {
     /// The monitored value of `r`, if it has one.
     pub fn value(self, r: &EpochRecord) -> Option<f64> {
+        let regression = r.val_regression.or(r.train_regression);
         match self {
             Monitor::ValLoss => r.val_loss.or(Some(r.train_loss)),
             Monitor::ValAccuracy => r.val_accuracy.or(r.train_accuracy),
             Monitor::TrainLoss => Some(r.train_loss),
+            Monitor::ValMse => regression.map(|s| s.mse),
+            Monitor::ValMae => regression.map(|s| s.mae),
+            Monitor::ValR2 => regression.map(|s| s.r2),
         }
     }
 
     /// True when higher values are better.
     pub fn maximize(self) -> bool {
-        self == Monitor::ValAccuracy
+        matches!(self, Monitor::ValAccuracy | Monitor::ValR2)
+    }
+
+    /// An error unless a model of `task` (`None`: outputs that fit no
+    /// task) has this value; `Task::Auto` fits every monitor.
+    pub fn check(self, task: Option<Task>) -> Result<()> {
+        let classification = matches!(self, Monitor::ValAccuracy);
+        let regression = matches!(self, Monitor::ValMse | Monitor::ValMae | Monitor::ValR2);
+        let fits = match task {
+            Some(Task::Auto) => true,
+            Some(Task::Regression) => !classification,
+            Some(_) => !regression,
+            None => !classification && !regression,
+        };
+        if fits {
+            return Ok(());
+        }
+        let what = match task {
+            Some(Task::Regression) => {
+                "the model is a regression model (no accuracy): monitor ValLoss, ValMse, ValMae or ValR2"
+                    .to_string()
+            }
+            Some(t) => format!(
+                "the model is a classifier ({t:?}; no MSE, MAE or R²): monitor ValLoss or ValAccuracy"
+            ),
+            None => "the outputs and targets fit no task, so only the loss is known: monitor \
+                     ValLoss or TrainLoss, or state TrainConfig::task"
+                .to_string(),
+        };
+        Err(Error::invalid(
+            "Trainer",
+            format!("cannot monitor {self:?}: {what}"),
+        ))
     }
 
     /// True when `value` beats `best` by more than `min_delta`.

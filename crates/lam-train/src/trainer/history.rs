@@ -2,11 +2,18 @@
 //! epoch as CSV (a path ending in `.csv`) or JSON lines (any other name,
 //! conventionally `.jsonl`), and carried inside each training checkpoint so
 //! that a resumed run continues the same history.
+//!
+//! Classifiers fill the accuracies, regression models the MSE, MAE and R²
+//! ([`RegressionScores`]); the CSV has a column for each, empty where a
+//! value does not apply, and JSON lines written before the regression
+//! columns existed read back with them absent.
 
 use std::path::Path;
 
 use lam_core::{Error, Result};
 use serde_json::{json, Value};
+
+use crate::metrics::RegressionScores;
 
 /// What happened in one epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,12 +22,16 @@ pub struct EpochRecord {
     pub epoch: u64,
     /// Mean training loss over the epoch's samples.
     pub train_loss: f64,
-    /// Training accuracy, when the targets are classes.
+    /// Training accuracy, for a classifier.
     pub train_accuracy: Option<f64>,
+    /// Training MSE, MAE and R², for a regression model.
+    pub train_regression: Option<RegressionScores>,
     /// Mean validation loss, when there is a validation set.
     pub val_loss: Option<f64>,
-    /// Validation accuracy, when there is a validation set of classes.
+    /// Validation accuracy, for a classifier with a validation set.
     pub val_accuracy: Option<f64>,
+    /// Validation MSE, MAE and R², for a regression model with a validation set.
+    pub val_regression: Option<RegressionScores>,
     /// The learning rate used.
     pub lr: f64,
     /// Wall time of the epoch (training and validation), in seconds.
@@ -36,7 +47,7 @@ pub struct History {
     pub records: Vec<EpochRecord>,
 }
 
-const COLUMNS: [&str; 8] = [
+const COLUMNS: [&str; 14] = [
     "epoch",
     "train_loss",
     "train_accuracy",
@@ -45,6 +56,12 @@ const COLUMNS: [&str; 8] = [
     "lr",
     "seconds",
     "samples_per_sec",
+    "train_mse",
+    "train_mae",
+    "train_r2",
+    "val_mse",
+    "val_mae",
+    "val_r2",
 ];
 
 impl History {
@@ -62,6 +79,8 @@ impl History {
     pub fn to_csv(&self) -> String {
         let mut out = COLUMNS.join(",") + "\n";
         let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let reg =
+            |s: Option<RegressionScores>, f: fn(&RegressionScores) -> f64| opt(s.as_ref().map(f));
         for r in &self.records {
             let fields = [
                 r.epoch.to_string(),
@@ -72,6 +91,12 @@ impl History {
                 r.lr.to_string(),
                 format!("{:.3}", r.seconds),
                 format!("{:.1}", r.samples_per_sec),
+                reg(r.train_regression, |s| s.mse),
+                reg(r.train_regression, |s| s.mae),
+                reg(r.train_regression, |s| s.r2),
+                reg(r.val_regression, |s| s.mse),
+                reg(r.val_regression, |s| s.mae),
+                reg(r.val_regression, |s| s.r2),
             ];
             out += &(fields.join(",") + "\n");
         }
@@ -101,6 +126,13 @@ impl History {
             let v: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
             let num = |k: &str| v.get(k).and_then(Value::as_f64);
             let need = |k: &str| num(k).ok_or_else(|| bad(format!("missing number `{k}`")));
+            let reg = |prefix: &str| {
+                Some(RegressionScores {
+                    mse: num(&format!("{prefix}_mse"))?,
+                    mae: num(&format!("{prefix}_mae"))?,
+                    r2: num(&format!("{prefix}_r2"))?,
+                })
+            };
             records.push(EpochRecord {
                 epoch: v
                     .get("epoch")
@@ -108,8 +140,10 @@ impl History {
                     .ok_or_else(|| bad("missing `epoch`".into()))?,
                 train_loss: need("train_loss")?,
                 train_accuracy: num("train_accuracy"),
+                train_regression: reg("train"),
                 val_loss: num("val_loss"),
                 val_accuracy: num("val_accuracy"),
+                val_regression: reg("val"),
                 lr: need("lr")?,
                 seconds: need("seconds")?,
                 samples_per_sec: need("samples_per_sec")?,
@@ -141,6 +175,7 @@ impl History {
 }
 
 fn record_json(r: &EpochRecord) -> Value {
+    let reg = |s: Option<RegressionScores>, f: fn(&RegressionScores) -> f64| s.as_ref().map(f);
     json!({
         "epoch": r.epoch,
         "train_loss": r.train_loss,
@@ -150,6 +185,12 @@ fn record_json(r: &EpochRecord) -> Value {
         "lr": r.lr,
         "seconds": r.seconds,
         "samples_per_sec": r.samples_per_sec,
+        "train_mse": reg(r.train_regression, |s| s.mse),
+        "train_mae": reg(r.train_regression, |s| s.mae),
+        "train_r2": reg(r.train_regression, |s| s.r2),
+        "val_mse": reg(r.val_regression, |s| s.mse),
+        "val_mae": reg(r.val_regression, |s| s.mae),
+        "val_r2": reg(r.val_regression, |s| s.r2),
     })
 }
 

@@ -25,16 +25,28 @@
 //!
 //! **NaN guard.** A loss that reads back NaN or infinite stops the run with
 //! an error naming the epoch and batches; the last checkpoint is intact.
+//!
+//! **Tasks.** Multi-class, binary (one logit per sample, or one
+//! probability from a model ending in a sigmoid) and regression models all
+//! train here; [`Task`] says how their outputs are scored — accuracy for
+//! classifiers, MSE, MAE and R² for regression — and [`TrainConfig::task`]
+//! is read from the outputs and targets unless stated. A [`Monitor`] the
+//! task lacks (accuracy of a regression model) is an error, before training
+//! when the task is stated, after the first epoch when it is read.
 
 mod config;
 mod eval;
 mod history;
 mod progress;
 mod state;
+mod tally;
+mod task;
 
 pub use config::{Callback, Control, EarlyStopping, Monitor, TrainConfig};
-pub use eval::{evaluate, predict, Predictions};
+pub use eval::{evaluate, evaluate_task, predict, predict_task, Predictions};
 pub use history::{EpochRecord, History};
+pub use tally::Scores;
+pub use task::Task;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -46,9 +58,9 @@ use lam_core::{manual_seed, Error, Result, Tensor};
 
 use crate::data::DataLoader;
 use crate::seed::derive_seed;
-use eval::Sums;
 use progress::Progress;
 use state::{RunState, Snapshot};
+use tally::Tally;
 
 /// The loss of a model output against its targets.
 pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + 'a>;
@@ -66,6 +78,9 @@ pub struct FitReport {
     pub stopped_early: bool,
     /// The number of finished epochs the run resumed from, if it did.
     pub resumed_from: Option<u64>,
+    /// What the last epoch's training pass was scored as (`None` when no
+    /// epoch ran, or when the outputs and targets fit no task).
+    pub task: Option<Task>,
 }
 
 /// Trains one model with one optimizer (see the module docs).
@@ -137,17 +152,23 @@ impl<'a> Trainer<'a> {
         if train.num_batches() == 0 {
             return Err(Error::Empty { op: "Trainer::fit" });
         }
+        self.config.monitor.check(Some(self.config.task))?;
         if let Some(dir) = &self.config.checkpoint_dir {
             std::fs::create_dir_all(dir).map_err(|e| history::io_error(dir, e))?;
         }
         let (mut run, mut best_weights, resumed_from) = self.resume_state(train)?;
         let start = run.history.records.len() as u64;
         let mut stopped_early = run.stopped;
+        let mut task = None;
         for epoch in start..self.config.epochs {
             if stopped_early {
                 break;
             }
-            let record = self.run_epoch(epoch, train, val)?;
+            let (record, epoch_task) = self.run_epoch(epoch, train, val)?;
+            // Auto decides the task only now: a monitor it lacks stops the
+            // run before this epoch's files are written.
+            self.config.monitor.check(epoch_task)?;
+            task = epoch_task;
             run.history.records.push(record.clone());
             if let Some(path) = &self.config.history_path {
                 run.history.write(path)?;
@@ -206,6 +227,7 @@ impl<'a> Trainer<'a> {
             best_value: run.best,
             stopped_early,
             resumed_from,
+            task,
         })
     }
 
@@ -243,12 +265,13 @@ impl<'a> Trainer<'a> {
     }
 
     /// One epoch (0-based `epoch`): training batches, then validation.
+    /// Returns the record and what the training pass was scored as.
     fn run_epoch(
         &mut self,
         epoch: u64,
         train: &DataLoader,
         val: Option<&DataLoader>,
-    ) -> Result<EpochRecord> {
+    ) -> Result<(EpochRecord, Option<Task>)> {
         let started = Instant::now();
         let shown = epoch + 1;
         if let Some(s) = &mut self.scheduler {
@@ -266,7 +289,7 @@ impl<'a> Trainer<'a> {
             train.num_batches(),
             self.config.quiet,
         );
-        let mut sums = Sums::default();
+        let mut sums = Tally::new(self.config.task);
         let mut since_sync = 0;
         let total = train.num_batches();
         for (b, batch) in train.epoch(epoch).enumerate() {
@@ -292,33 +315,31 @@ impl<'a> Trainer<'a> {
                     ));
                 }
                 since_sync = 0;
-                let (l, a) = sums.means();
-                progress.update(b + 1, l, a, sums.host_samples);
+                progress.update(b + 1, sums.scores("Trainer::fit").ok(), sums.host_samples);
             }
             for cb in &mut self.callbacks {
                 cb.on_batch_end(shown, b)?;
             }
         }
-        let (train_loss, train_accuracy) = sums.read("Trainer::fit")?;
+        let scores = sums.read("Trainer::fit")?;
         let samples_per_sec = progress::rate(sums.host_samples, started);
-        let (val_loss, val_accuracy) = match val {
-            Some(v) => {
-                let (l, a) = evaluate(self.model, v, &*self.loss)?;
-                (Some(l), a)
-            }
-            None => (None, None),
+        let val_scores = match val {
+            Some(v) => Some(evaluate_task(self.model, v, &*self.loss, self.config.task)?),
+            None => None,
         };
         let record = EpochRecord {
             epoch: shown,
-            train_loss,
-            train_accuracy,
-            val_loss,
-            val_accuracy,
+            train_loss: scores.loss,
+            train_accuracy: scores.accuracy,
+            train_regression: scores.regression,
+            val_loss: val_scores.map(|s| s.loss),
+            val_accuracy: val_scores.and_then(|s| s.accuracy),
+            val_regression: val_scores.and_then(|s| s.regression),
             lr: self.optimizer.lr() as f64,
             seconds: started.elapsed().as_secs_f64(),
             samples_per_sec,
         };
         progress.finish(&record, self.config.epochs);
-        Ok(record)
+        Ok((record, scores.task))
     }
 }

@@ -9,6 +9,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::history::EpochRecord;
+use super::tally::Scores;
+use crate::metrics::RegressionScores;
 
 pub(crate) struct Progress {
     bar: ProgressBar,
@@ -39,13 +41,17 @@ impl Progress {
     }
 
     /// Moves to `done` batches with the running values.
-    pub(crate) fn update(&self, done: usize, loss: f64, accuracy: Option<f64>, samples: usize) {
-        if self.bar.is_hidden() {
+    pub(crate) fn update(&self, done: usize, scores: Option<Scores>, samples: usize) {
+        let Some(s) = scores.filter(|_| !self.bar.is_hidden()) else {
             return;
-        }
+        };
         self.bar.set_position(done as u64);
-        self.bar
-            .set_message(describe(loss, accuracy, rate(samples, self.start)));
+        self.bar.set_message(describe(
+            s.loss,
+            s.accuracy,
+            s.regression,
+            rate(samples, self.start),
+        ));
     }
 
     /// Clears the bar and prints the epoch's summary line.
@@ -57,14 +63,17 @@ impl Progress {
         let mut line = format!(
             "epoch {}/{epochs}: {}",
             r.epoch,
-            describe(r.train_loss, r.train_accuracy, r.samples_per_sec)
+            describe(
+                r.train_loss,
+                r.train_accuracy,
+                r.train_regression,
+                r.samples_per_sec
+            )
         );
         if let Some(v) = r.val_loss {
             line += &format!(" | val loss {v:.4}");
         }
-        if let Some(a) = r.val_accuracy {
-            line += &format!(" acc {a:.4}");
-        }
+        line += &metrics(r.val_accuracy, r.val_regression);
         line += &format!(" | lr {:.3e} | {:.1}s", r.lr, r.seconds);
         eprintln!("{line}");
     }
@@ -75,7 +84,21 @@ pub(crate) fn rate(samples: usize, start: Instant) -> f64 {
     samples as f64 / start.elapsed().as_secs_f64().max(1e-9)
 }
 
-fn describe(loss: f64, accuracy: Option<f64>, per_sec: f64) -> String {
+fn describe(
+    loss: f64,
+    accuracy: Option<f64>,
+    regression: Option<RegressionScores>,
+    per_sec: f64,
+) -> String {
+    let m = metrics(accuracy, regression);
+    format!("loss {loss:.4}{m} {per_sec:.0} samples/s")
+}
+
+/// " acc …" for a classifier, " mae … r2 …" for a regression model.
+fn metrics(accuracy: Option<f64>, regression: Option<RegressionScores>) -> String {
     let acc = accuracy.map(|a| format!(" acc {a:.4}")).unwrap_or_default();
-    format!("loss {loss:.4}{acc} {per_sec:.0} samples/s")
+    let reg = regression
+        .map(|s| format!(" mae {:.4} r2 {:.4}", s.mae, s.r2))
+        .unwrap_or_default();
+    acc + &reg
 }

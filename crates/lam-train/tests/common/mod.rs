@@ -13,6 +13,21 @@ pub fn cpu() -> Device {
     Device::cpu()
 }
 
+/// The CPU, then the best GPU adapter when there is one (lavapipe in CI).
+/// With `LAM_REQUIRE_GPU=1` a missing adapter fails the test; otherwise
+/// the GPU half is skipped with a notice. `LAM_ADAPTER` picks the adapter.
+pub fn devices() -> Vec<Device> {
+    let mut out = vec![Device::cpu()];
+    match Device::gpu() {
+        Ok(d) => out.push(d),
+        Err(e) if std::env::var("LAM_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("LAM_REQUIRE_GPU=1 but no GPU adapter works: {e}")
+        }
+        Err(e) => eprintln!("skipped the GPU: {e}; set LAM_REQUIRE_GPU=1 to make this fail"),
+    }
+    out
+}
+
 /// A fresh, empty directory under the system temp dir, removed on drop.
 pub struct Scratch(pub PathBuf);
 

@@ -1,0 +1,213 @@
+//! Ops that move data rather than compute on it: a contiguous copy of a
+//! view, joins (`cat`, `stack`) copying each input into a slice of one fresh
+//! buffer, dtype casts, moves between devices, and reads back to the host
+//! (Backend `copy`, `cast`, `read_f32`, `read_i32`).
+
+use crate::layout::normalize_axis;
+use crate::{DType, Device, Error, Layout, Result, Storage, Tensor};
+
+impl Tensor {
+    /// A row-major copy, or `self` when already contiguous.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.layout().is_contiguous() {
+            return Ok(self.clone());
+        }
+        let s = self.copy_to_new()?;
+        Ok(Tensor::from_op(
+            "contiguous",
+            s,
+            Layout::contiguous(self.dims()),
+            &[self],
+            |g| Ok(vec![Some(g.clone())]),
+        )
+        .keeping_attained_range(&[self]))
+    }
+
+    /// Tensors joined along `dim`; all other dims must agree.
+    pub fn cat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
+        let first = tensors.first().ok_or(Error::Empty { op: "cat" })?;
+        let d = normalize_axis("cat", dim, first.rank())?;
+        let mut shape = first.shape();
+        shape[d] = 0;
+        for t in tensors {
+            first.device().check_same(&t.device(), "cat")?;
+            if t.dtype() != first.dtype() {
+                return Err(Error::DTypeMismatch {
+                    op: "cat",
+                    expected: first.dtype(),
+                    found: t.dtype(),
+                });
+            }
+            let same_rest = t.rank() == first.rank()
+                && t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
+            if !same_rest {
+                return Err(Error::shape(
+                    "cat",
+                    format!("{:?} except along dim {d}", first.dims()),
+                    t.dims(),
+                ));
+            }
+            shape[d] += t.dims()[d];
+        }
+        let backend = first.backend();
+        let out = backend.zeros(shape.iter().product(), first.dtype())?;
+        let full = Layout::contiguous(&shape);
+        let mut start = 0;
+        let mut sizes = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let len = t.dims()[d];
+            let s = t.storage();
+            backend.copy((&s, t.layout()), (&out, &full.narrow(d, start, len)?))?;
+            sizes.push(len);
+            start += len;
+        }
+        let inputs: Vec<&Tensor> = tensors.iter().collect();
+        let joined = Tensor::from_op("cat", out, full, &inputs, move |g| {
+            let mut grads = Vec::with_capacity(sizes.len());
+            let mut start = 0;
+            for &len in &sizes {
+                grads.push(Some(g.narrow(d as isize, start, len)?));
+                start += len;
+            }
+            Ok(grads)
+        });
+        Ok(joined.keeping_attained_range(&inputs))
+    }
+
+    /// Tensors of one shape stacked along a new dim `dim`.
+    pub fn stack(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
+        let first = tensors.first().ok_or(Error::Empty { op: "stack" })?;
+        let d = normalize_axis("stack", dim, first.rank() + 1)?;
+        let expanded = tensors
+            .iter()
+            .map(|t| {
+                first.check_same_shape(t, "stack")?;
+                t.unsqueeze(d as isize)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&expanded, d as isize)
+    }
+
+    /// Zeros of `shape` with `self` written at offset `start` of dim `dim`:
+    /// the gradient of `narrow`.
+    pub(crate) fn pad_into(&self, shape: &[usize], dim: usize, start: usize) -> Result<Tensor> {
+        let backend = self.backend();
+        let out = backend.zeros(shape.iter().product(), self.dtype())?;
+        let full = Layout::contiguous(shape);
+        let s = self.storage();
+        backend.copy(
+            (&s, self.layout()),
+            (&out, &full.narrow(dim, start, self.dims()[dim])?),
+        )?;
+        let len = self.dims()[dim];
+        // The padding holds zeros, which the input's bounds may not cover.
+        let range = self.int_range().map(|(lo, hi)| (lo.min(0), hi.max(0)));
+        Ok(Tensor::from_op("pad", out, full, &[self], move |g| {
+            Ok(vec![Some(g.narrow(dim as isize, start, len)?)])
+        })
+        .with_int_range(range))
+    }
+
+    /// The elements as a row-major `Vec<f32>` (`I32` tensors are converted).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let s = self.storage();
+        match self.dtype() {
+            DType::F32 => self.backend().read_f32((&s, self.layout())),
+            DType::I32 => Ok(self
+                .backend()
+                .read_i32((&s, self.layout()))?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()),
+        }
+    }
+
+    /// The elements of an `I32` tensor as a row-major `Vec<i32>`.
+    pub fn to_vec_i32(&self) -> Result<Vec<i32>> {
+        let s = self.storage();
+        match self.dtype() {
+            DType::I32 => self.backend().read_i32((&s, self.layout())),
+            DType::F32 => Err(Error::DTypeMismatch {
+                op: "to_vec_i32",
+                expected: DType::I32,
+                found: DType::F32,
+            }),
+        }
+    }
+
+    /// A 2-d tensor as rows.
+    pub fn to_vec2(&self) -> Result<Vec<Vec<f32>>> {
+        if self.rank() != 2 {
+            return Err(Error::RankMismatch {
+                op: "to_vec2",
+                expected: "2".into(),
+                found: self.rank(),
+                shape: self.shape(),
+            });
+        }
+        let cols = self.dims()[1];
+        Ok(self
+            .to_vec()?
+            .chunks(cols.max(1))
+            .map(|c| c.to_vec())
+            .collect())
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape(
+                "item",
+                "a tensor with one element",
+                self.dims(),
+            ));
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// This tensor's data on `device` (a copy through host memory when the
+    /// devices differ; gradients do not flow across the move).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if *device == self.device() {
+            return Ok(self.clone());
+        }
+        match self.dtype() {
+            DType::F32 => Tensor::from_vec(self.to_vec()?, self.dims(), device),
+            DType::I32 => Tensor::from_vec_i32(self.to_vec_i32()?, self.dims(), device),
+        }
+    }
+
+    /// Contiguous storage holding exactly this view's elements.
+    pub(crate) fn copy_to_new(&self) -> Result<Storage> {
+        let out = self.backend().zeros(self.numel(), self.dtype())?;
+        let s = self.storage();
+        self.backend().copy(
+            (&s, self.layout()),
+            (&out, &Layout::contiguous(self.dims())),
+        )?;
+        Ok(out)
+    }
+
+    /// This tensor converted to `dtype` (float to int truncates toward zero).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let s = self.storage();
+        let out = self.backend().cast((&s, self.layout()), dtype)?;
+        Ok(Tensor::constant(
+            out,
+            Layout::contiguous(self.dims()),
+            &self.device(),
+        ))
+    }
+
+    /// Labels as `I32` (accepts `F32` holding whole numbers, for convenience).
+    pub fn to_labels(&self) -> Result<Tensor> {
+        self.to_dtype(DType::I32)
+    }
+}
