@@ -1,4 +1,4 @@
-"""NumPy's matmul throughput, printed like shared/bench/torch_bench.py and lam-bench.
+"""NumPy's matmul throughput, printed like bench/torch_bench.py and lam-bench.
 usage: numpy_matmul.py N ITERS | numpy_matmul.py sweep
 """
 import sys

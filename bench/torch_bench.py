@@ -1,9 +1,9 @@
 """Peer benchmark: PyTorch CPU on the same work lam is measured on.
 usage: torch_bench.py matmul N ITERS | mlp BATCH STEPS | cnn BATCH STEPS | digits EPOCHS
 
-A copy of shared/bench/torch_bench.py whose mlp and cnn lines also print the
-process's peak resident memory (ru_maxrss, KiB on Linux) as ` peak_rss=... MiB`,
-like lam-bench's `mlp` and `cnn`.
+Each line has the format of lam-bench's (with the prefix `torch`); the mlp and
+cnn lines also print the process's peak resident memory (ru_maxrss, KiB on
+Linux) as ` peak_rss=... MiB`, like lam-bench's `mlp` and `cnn`.
 """
 import resource, sys, time
 import torch, torch.nn as nn

@@ -14,16 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use lam::checkpoint::{load_model, load_tensors, load_training, save_model, save_training};
 use lam::nn::{join, BatchNorm1d, Entry, Linear, Module};
 use lam::optim::{Adam, Optimizer, RmsProp, Sgd};
-use lam::{Device, Error, Result, Tensor};
+use lam::{DType, Device, Error, Result, Tensor};
 use serde_json::Value;
 
 const TORCH_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../fixtures/checkpoint/torch_tinynet.safetensors"
-);
-const TORCH_JSON: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/checkpoint/torch_tinynet.json"
 );
 
 /// PyTorch's TinyNet: fc1 = Linear(3, 4) -> bn = BatchNorm1d(4) -> ReLU -> fc2 = Linear(4, hidden -> 2).
@@ -117,27 +113,6 @@ fn scratch() -> PathBuf {
     dir
 }
 
-fn reference() -> Value {
-    serde_json::from_str(&fs::read_to_string(TORCH_JSON).expect("fixture json"))
-        .expect("valid JSON")
-}
-
-fn tensor(v: &Value, dev: &Device) -> Result<Tensor> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect();
-    Tensor::from_vec(data, &shape, dev)
-}
-
 /// Every state entry's values (as f32) by name.
 fn snapshot(m: &dyn Module) -> Result<Vec<(String, Vec<f32>)>> {
     m.state_dict()
@@ -188,9 +163,9 @@ conformance!(
         let model = TinyNet::new(dev)?;
         load_model(&model, TORCH_FILE)?;
         model.eval();
-        let r = reference();
-        let y = model.forward(&tensor(&r["x"], dev)?)?;
-        common::close(&y.to_vec()?, &tensor(&r["y"], dev)?.to_vec()?, 1e-5);
+        let r = common::fixture::read("checkpoint/torch_tinynet.json");
+        let y = model.forward(&common::fixture::tensor(&r["x"], DType::F32, dev)?)?;
+        common::close(&y.to_vec()?, &common::fixture::floats(&r["y"]), 1e-5);
         // BatchNorm's int64 count arrives as lam's int32.
         let count = model.bn.num_batches_tracked.as_ref().expect("tracked");
         assert_eq!(count.to_vec_i32()?, vec![3]);

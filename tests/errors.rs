@@ -59,6 +59,70 @@ conformance!(wrong_ranks, |dev| {
     Ok(())
 });
 
+/// Layers state their accepted shapes in one vocabulary (`dims2`,
+/// `batched`, `rank_in`, `expect_min_rank`, `expect_shape`,
+/// `check_operands`); each error names the op, the layout expected and
+/// the shape found.
+#[test]
+fn layer_shape_errors_name_the_layout() {
+    use lam::nn::functional as F;
+    let dev = Device::cpu();
+    let t = |shape: &[usize]| Tensor::zeros(shape, &dev).expect("zeros");
+    let x = t(&[2, 3]);
+    expect_err(
+        F::linear(&x, &t(&[3]), None),
+        &["linear", "rank 2 (weight [out, in])", "[3]"],
+    );
+    expect_err(
+        F::linear(&x, &t(&[4, 3]), Some(&t(&[3]))),
+        &["linear", "a bias of shape [4]", "[3]"],
+    );
+    expect_err(
+        F::conv2d(&t(&[3, 3]), &t(&[1, 1, 2, 2]), None, 1, 0, 1, 1),
+        &["conv2d", "4 ([N, C, H, W]) or 3 ([C, H, W])", "[3, 3]"],
+    );
+    expect_err(
+        F::conv2d(&t(&[1, 1, 3, 3]), &t(&[1, 1, 2]), None, 1, 0, 1, 1),
+        &["conv2d", "rank 4 (weight [out, in/groups, kernel...])"],
+    );
+    expect_err(
+        F::prelu(&x, &t(&[3, 1])),
+        &["prelu", "0 (one weight) or 1 (weight [num_parameters])"],
+    );
+    expect_err(
+        F::batch_norm(&t(&[3]), None, None, None, None, true, 0.1, 1e-5),
+        &["batch_norm", "at least 2 ([N, C, *])", "[3]"],
+    );
+    expect_err(
+        F::embedding(
+            &Tensor::from_vec_i32(vec![0], &[1], &dev).expect("indices"),
+            &t(&[4]),
+            None,
+        ),
+        &["embedding", "weight [num_embeddings, dim]"],
+    );
+    expect_err(
+        F::gru_cell(
+            &t(&[2, 3]),
+            &t(&[2, 4]),
+            &t(&[12, 3, 1]),
+            &t(&[12, 4]),
+            None,
+            None,
+        ),
+        &[
+            "gru_cell",
+            "weight_ih [gates·hidden, input_size]",
+            "[12, 3, 1]",
+        ],
+    );
+    let labels = Tensor::from_vec_i32(vec![0; 6], &[2, 3], &dev).expect("labels");
+    expect_err(
+        F::linear(&labels, &t(&[4, 3]), None),
+        &["linear", "float32", "int32"],
+    );
+}
+
 conformance!(out_of_range_indices, |dev| {
     // Indices wholly outside the dim are errors at the call on every device.
     // A mix of valid and invalid ones, which a GPU reports at the next

@@ -41,22 +41,25 @@ fn unfused(
     }
 }
 
+/// Asserts `got` has `want`'s shape and values within `tol` (relative
+/// above 1); only reading the values back can return an error.
 fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) -> lam::Result<()> {
-    if got.dims() != want.dims() {
-        return Err(lam::Error::Autograd(format!(
-            "{what}: shape {:?}, expected {:?}",
-            got.dims(),
-            want.dims()
-        )));
-    }
-    for (i, (g, w)) in got.to_vec()?.iter().zip(want.to_vec()?).enumerate() {
-        if (g - w).abs() > tol * (1.0 + w.abs()) {
-            return Err(lam::Error::Autograd(format!(
-                "{what}: element {i} is {g}, expected {w}"
-            )));
-        }
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (g, w) = (got.to_vec()?, want.to_vec()?);
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * (1.0 + b.abs()),
+            "{what}: element {i} is {a}, expected {b} (tolerance {tol})\ngot:      {g:?}\nexpected: {w:?}"
+        );
     }
     Ok(())
+}
+
+/// Asserts that `f`'s gradients at `inputs` match finite differences.
+fn assert_gradcheck(what: &str, f: impl Fn(&[Tensor]) -> lam::Result<Tensor>, inputs: &[Tensor]) {
+    if let Err(e) = gradcheck(f, inputs, GradCheck::default()) {
+        panic!("{what}: analytic gradients differ from finite differences: {e}");
+    }
 }
 
 conformance!(fused_linear_matches_the_separate_ops, |dev| {
@@ -87,7 +90,8 @@ conformance!(fused_linear_matches_the_separate_ops, |dev| {
         &got,
         &unfused(&xt, &w, Some(&b), LinearActivation::Relu)?,
         1e-5,
-    )
+    )?;
+    Ok(())
 });
 
 conformance!(fused_linear_matches_f64_on_the_host, |dev| {
@@ -104,11 +108,10 @@ conformance!(fused_linear_matches_f64_on_the_host, |dev| {
                 .sum();
             let want = (dot + bv[j] as f64).max(0.0) as f32;
             let g = got[i * n + j];
-            if (g - want).abs() > 1e-5 {
-                return Err(lam::Error::Autograd(format!(
-                    "[{i}, {j}] is {g}, expected {want}"
-                )));
-            }
+            assert!(
+                (g - want).abs() <= 1e-5,
+                "[{i}, {j}] is {g}, expected {want} (computed in f64 on the host)"
+            );
         }
     }
     Ok(())
@@ -121,11 +124,10 @@ conformance!(fused_linear_propagates_nan_through_relu, |dev| {
     let x = Tensor::from_vec(xv, &[2, 3], dev)?;
     let w = tensor(&[4, 3], 11, dev)?;
     let y = linear_act(&x, &w, None, LinearActivation::Relu)?.to_vec()?;
-    if !y[..4].iter().all(|v| v.is_nan()) || y[4..].iter().any(|v| v.is_nan()) {
-        return Err(lam::Error::Autograd(format!(
-            "NaN row not propagated exactly: {y:?}"
-        )));
-    }
+    assert!(
+        y[..4].iter().all(|v| v.is_nan()) && !y[4..].iter().any(|v| v.is_nan()),
+        "a NaN in row 0 of x must make exactly row 0 of the output NaN: {y:?}"
+    );
     Ok(())
 });
 
@@ -139,20 +141,16 @@ conformance!(fused_linear_gradients_match_finite_differences, |dev| {
         .collect();
     let b = Tensor::from_vec(signs, &[5], dev)?;
     for act in [LinearActivation::Identity, LinearActivation::Relu] {
-        gradcheck(
+        assert_gradcheck(
+            &format!("{act:?}"),
             |t| linear_act(&t[0], &t[1], Some(&t[2]), act),
             &[x.clone(), w.clone(), b.clone()],
-            GradCheck::default(),
-        )
-        .map_err(|e| lam::Error::Autograd(format!("{act:?}: {e}")))?;
+        );
     }
     // Leading batch dims and no bias.
     let x3 = tensor(&[2, 2, 4], 14, dev)?;
-    gradcheck(
-        |t| linear(&t[0], &t[1], None),
-        &[x3, w],
-        GradCheck::default(),
-    )
+    assert_gradcheck("batched, no bias", |t| linear(&t[0], &t[1], None), &[x3, w]);
+    Ok(())
 });
 
 conformance!(relu_grad_masks_by_the_activation, |dev| {
@@ -162,9 +160,7 @@ conformance!(relu_grad_masks_by_the_activation, |dev| {
     // Passes unless y <= 0 (a NaN gradient too, and at a NaN activation, as
     // PyTorch's threshold_backward); blocks at 0 and below.
     let ok = got[0] == 1.0 && got[1] == 0.0 && got[2].is_nan() && got[3] == 0.0 && got[4] == 5.0;
-    if !ok {
-        return Err(lam::Error::Autograd(format!("relu_grad gave {got:?}")));
-    }
+    assert!(ok, "relu_grad gave {got:?}, expected [1, 0, NaN, 0, 5]");
     Ok(())
 });
 

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::fixture;
+
 use lam::loss::{
     self, BceLoss, BceWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, Loss, MseLoss, NllLoss,
     Reduction, SmoothL1Loss,
@@ -12,56 +14,11 @@ use lam::testing::{gradcheck, GradCheck};
 use lam::{DType, Device, Error, Result, Tensor};
 use serde_json::Value;
 
-fn fixture() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/losses/losses.json"
-    );
-    let text = std::fs::read_to_string(path)
-        .expect("fixtures/losses/losses.json (run fixtures/make_loss_fixtures.py)");
-    serde_json::from_str(&text).expect("valid JSON")
-}
-
-fn shape_of(v: &Value) -> Vec<usize> {
-    v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
+/// Loss values and gradients against float64 references.
+const TOL: f32 = 2e-5;
 
 fn tensor(v: &Value, dev: &Device) -> Result<Tensor> {
-    Tensor::from_vec(floats(v), &shape_of(v), dev)
-}
-
-fn labels(v: &Value, dev: &Device) -> Result<Tensor> {
-    let data = v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|x| x.as_i64().expect("int") as i32)
-        .collect();
-    Tensor::from_vec_i32(data, &shape_of(v), dev)
-}
-
-/// An error naming the case unless `actual` matches `expected`.
-fn check(case: &str, what: &str, actual: &[f32], expected: &[f32], tol: f32) -> Result<()> {
-    lam::testing::assert_close(actual, expected, tol, tol).map_err(|e| {
-        Error::invalid(
-            "fixture",
-            format!("{case}: {what}: {e}\nactual:   {actual:?}\nexpected: {expected:?}"),
-        )
-    })
+    fixture::tensor(v, DType::F32, dev)
 }
 
 /// The loss a fixture case describes, configured from its options.
@@ -139,7 +96,7 @@ fn run_case(case: &Value, dev: &Device) -> Result<()> {
     let class_indices = matches!(kind, "cross_entropy" | "nll_loss")
         && case["target"]["shape"] != case["input"]["shape"];
     let target = if class_indices {
-        labels(&case["target"], dev)?
+        fixture::tensor(&case["target"], DType::I32, dev)?
     } else {
         let t = tensor(&case["target"], dev)?;
         if case.get("target_grad").is_some() {
@@ -149,45 +106,27 @@ fn run_case(case: &Value, dev: &Device) -> Result<()> {
         }
     };
     let out = configured(case, dev)?.forward(&input, &target)?;
-    let expected = &case["output"];
-    if out.dims() != shape_of(expected).as_slice() {
-        return Err(Error::shape(
-            "fixture",
-            format!("{name}: output {:?}", shape_of(expected)),
-            out.dims(),
-        ));
-    }
-    check(name, "output", &out.to_vec()?, &floats(expected), 2e-5)?;
+    fixture::expect_close_within(&format!("{name}: output"), &out, &case["output"], TOL, TOL)?;
     out.mul(&tensor(&case["grad_output"], dev)?)?
         .sum_all()?
         .backward()?;
     let grad = input
         .grad()
         .ok_or_else(|| Error::invalid("fixture", format!("{name}: no input grad")))?;
-    check(
-        name,
-        "input grad",
-        &grad.to_vec()?,
-        &floats(&case["input_grad"]),
-        2e-5,
-    )?;
+    let what = format!("{name}: input grad");
+    fixture::expect_close_within(&what, &grad, &case["input_grad"], TOL, TOL)?;
     if let Some(tg) = case.get("target_grad") {
         let grad = target
             .grad()
             .ok_or_else(|| Error::invalid("fixture", format!("{name}: no target grad")))?;
-        check(name, "target grad", &grad.to_vec()?, &floats(tg), 2e-5)?;
+        fixture::expect_close_within(&format!("{name}: target grad"), &grad, tg, TOL, TOL)?;
     }
     Ok(())
 }
 
 conformance!(pytorch_values_and_gradients, |dev| {
-    let fx = fixture();
-    let cases = fx["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 50, "fixture has {} cases", cases.len());
-    for case in cases {
-        run_case(case, dev)?;
-    }
-    Ok(())
+    let cases = fixture::file_cases("losses/losses.json", 50);
+    fixture::run_cases(&cases, dev, run_case)
 });
 
 conformance!(functions_are_the_default_structs, |dev| {

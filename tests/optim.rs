@@ -5,53 +5,18 @@
 
 mod common;
 
+use common::fixture;
+
 use lam::optim::{
     clip_grad_norm, clip_grad_value, Adagrad, Adam, AdamW, CosineAnnealing, ExponentialLr,
     MultiStepLr, Optimizer, PlateauMode, ReduceLrOnPlateau, RmsProp, Scheduler, Sgd, StepLr,
     ThresholdMode,
 };
-use lam::{Device, Error, Result, Tensor};
+use lam::{DType, Device, Error, Result, Tensor};
 use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/../../fixtures/optim/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (run fixtures/make_optim_fixtures.py)"));
-    serde_json::from_str(&text).expect("valid JSON")
-}
-
-fn shape_of(v: &Value) -> Vec<usize> {
-    v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dim") as usize)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
-
 fn tensor(v: &Value, dev: &Device) -> Result<Tensor> {
-    Tensor::from_vec(floats(v), &shape_of(v), dev)
-}
-
-fn check(case: &str, what: &str, actual: &[f32], expected: &[f32], tol: f32) -> Result<()> {
-    lam::testing::assert_close(actual, expected, tol, tol).map_err(|e| {
-        Error::invalid(
-            "fixture",
-            format!("{case}: {what}: {e}\nactual:   {actual:?}\nexpected: {expected:?}"),
-        )
-    })
+    fixture::tensor(v, DType::F32, dev)
 }
 
 /// The optimizer a fixture case describes.
@@ -76,27 +41,26 @@ fn configured(case: &Value, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>> {
                 .weight_decay(wd.unwrap_or(0.0))
                 .l1(l1),
         ),
-        "adam" => {
+        kind @ ("adam" | "adamw") => {
             let (b1, b2) = betas.unwrap_or((0.9, 0.999));
-            Box::new(
-                Adam::new(params, lr)?
-                    .betas(b1, b2)
-                    .eps(f("eps").unwrap_or(1e-8))
-                    .weight_decay(wd.unwrap_or(0.0))
-                    .l1(l1)
-                    .amsgrad(o["amsgrad"].as_bool().unwrap_or(false)),
-            )
-        }
-        "adamw" => {
-            let (b1, b2) = betas.unwrap_or((0.9, 0.999));
-            Box::new(
-                AdamW::new(params, lr)?
-                    .betas(b1, b2)
-                    .eps(f("eps").unwrap_or(1e-8))
-                    .weight_decay(wd.unwrap_or(0.01))
-                    .l1(l1)
-                    .amsgrad(o["amsgrad"].as_bool().unwrap_or(false)),
-            )
+            // Adam and AdamW share their builders but not a type.
+            macro_rules! adam {
+                ($ty:ident, $weight_decay:expr) => {
+                    Box::new(
+                        $ty::new(params, lr)?
+                            .betas(b1, b2)
+                            .eps(f("eps").unwrap_or(1e-8))
+                            .weight_decay(wd.unwrap_or($weight_decay))
+                            .l1(l1)
+                            .amsgrad(o["amsgrad"].as_bool().unwrap_or(false)),
+                    )
+                };
+            }
+            if kind == "adam" {
+                adam!(Adam, 0.0)
+            } else {
+                adam!(AdamW, 0.01)
+            }
         }
         "rmsprop" => Box::new(
             RmsProp::new(params, lr)?
@@ -150,35 +114,26 @@ fn run_optimizer_case(case: &Value, dev: &Device) -> Result<()> {
             .zip(expected.as_array().expect("params"))
             .enumerate()
         {
-            check(
-                name,
-                &format!("param {i} after step {}", k + 1),
-                &p.to_vec()?,
-                &floats(e),
-                2e-5,
-            )?;
+            let what = format!("{name}: param {i} after step {}", k + 1);
+            fixture::expect_close_within(&what, p, e, 2e-5, 2e-5)?;
         }
     }
     Ok(())
 }
 
 conformance!(optimizers_match_pytorch, |dev| {
-    let fx = fixture("optimizers");
-    for case in fx["cases"].as_array().expect("cases") {
-        run_optimizer_case(case, dev)?;
-    }
-    Ok(())
+    let cases = fixture::file_cases("optim/optimizers.json", 17);
+    fixture::run_cases(&cases, dev, run_optimizer_case)
 });
 
 conformance!(clipping_matches_pytorch, |dev| {
-    let fx = fixture("clip");
-    for case in fx["cases"].as_array().expect("cases") {
+    for case in fixture::file_cases("optim/clip.json", 6) {
         let name = case["name"].as_str().expect("name");
         let grads = case["grads"].as_array().expect("grads");
         let params: Vec<Tensor> = grads
             .iter()
             .map(|g| {
-                let p = Tensor::zeros(&shape_of(g), dev)?.requires_grad_()?;
+                let p = Tensor::zeros(&fixture::shape(g), dev)?.requires_grad_()?;
                 p.set_grad(Some(tensor(g, dev)?))?;
                 Ok(p)
             })
@@ -193,11 +148,11 @@ conformance!(clipping_matches_pytorch, |dev| {
                 case["max_norm"].as_f64().expect("max_norm") as f32,
                 norm_type,
             )?;
-            check(
-                name,
-                "total norm",
+            fixture::close(
+                &format!("{name}: total norm"),
                 &[total.item()?],
                 &[case["total"].as_f64().expect("total") as f32],
+                1e-5,
                 1e-5,
             )?;
         } else {
@@ -211,13 +166,8 @@ conformance!(clipping_matches_pytorch, |dev| {
             .zip(case["clipped"].as_array().expect("clipped"))
             .enumerate()
         {
-            check(
-                name,
-                &format!("grad {i}"),
-                &p.grad().expect("grad").to_vec()?,
-                &floats(e),
-                1e-5,
-            )?;
+            let grad = p.grad().expect("grad");
+            fixture::expect_close_within(&format!("{name}: grad {i}"), &grad, e, 1e-5, 1e-5)?;
         }
     }
     Ok(())
@@ -225,8 +175,7 @@ conformance!(clipping_matches_pytorch, |dev| {
 
 #[test]
 fn schedulers_match_pytorch() {
-    let fx = fixture("schedulers");
-    for case in fx["cases"].as_array().expect("cases") {
+    for case in fixture::file_cases("optim/schedulers.json", 8) {
         let name = case["name"].as_str().expect("name");
         let o = &case["options"];
         let f = |k: &str| o[k].as_f64().map(|v| v as f32);
@@ -658,5 +607,79 @@ fn bad_hyper_parameters_and_parameter_lists_are_errors() -> Result<()> {
     // No gradients at all: a total norm of 0 and nothing to clip.
     p.zero_grad();
     assert_eq!(clip_grad_norm(&ps, 1.0, 2.0)?.item()?, 0.0);
+    Ok(())
+}
+
+/// Training checkpoints store each optimizer's kind, hyper-parameter names
+/// and buffer names; files written earlier load only while these stay.
+#[test]
+fn snapshot_names_are_the_checkpoint_format() -> Result<()> {
+    let p = Problem::new(&cpu())?;
+    // Hyper-parameters as each kind stores them (sorted), then buffers.
+    let adam: &[&str] = &[
+        "amsgrad",
+        "beta1",
+        "beta2",
+        "eps",
+        "l1",
+        "lr",
+        "weight_decay",
+    ];
+    let sgd: &[&str] = &[
+        "dampening",
+        "l1",
+        "lr",
+        "momentum",
+        "nesterov",
+        "weight_decay",
+    ];
+    let rmsprop: &[&str] = &[
+        "alpha",
+        "centered",
+        "eps",
+        "l1",
+        "lr",
+        "momentum",
+        "weight_decay",
+    ];
+    let adagrad: &[&str] = &[
+        "eps",
+        "initial_accumulator_value",
+        "l1",
+        "lr",
+        "lr_decay",
+        "weight_decay",
+    ];
+    let moments: &[&str] = &["exp_avg", "exp_avg_sq"];
+    let expected: [(&str, &[&str], &[&str]); 6] = [
+        ("sgd", sgd, &["momentum_buffer"]),
+        ("adam", adam, moments),
+        ("adamw", adam, moments),
+        (
+            "amsgrad",
+            adam,
+            &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+        ),
+        (
+            "rmsprop",
+            rmsprop,
+            &["grad_avg", "momentum_buffer", "square_avg"],
+        ),
+        ("adagrad", adagrad, &["sum"]),
+    ];
+    let optimizers = every_optimizer(p.params())?;
+    assert_eq!(optimizers.len(), expected.len());
+    for ((name, mut opt), (want_name, hyper, buffers)) in optimizers.into_iter().zip(expected) {
+        assert_eq!(name, want_name);
+        p.step(opt.as_mut())?;
+        let state = opt.state_dict()?;
+        let kind = if name == "amsgrad" { "adamw" } else { name };
+        assert_eq!(state.kind, kind);
+        let names: Vec<&str> = state.hyper.keys().map(String::as_str).collect();
+        assert_eq!(names, hyper, "{name}: hyper-parameter names");
+        let ps = state.params[0].as_ref().expect("state after a step");
+        let names: Vec<&str> = ps.buffers.keys().map(String::as_str).collect();
+        assert_eq!(names, buffers, "{name}: buffer names");
+    }
     Ok(())
 }

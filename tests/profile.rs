@@ -8,6 +8,7 @@
 mod common;
 
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use lam::nn::{Linear, Module, ReLU, Sequential};
 use lam::optim::{Adam, Optimizer};
@@ -104,10 +105,14 @@ conformance!(counts_are_exact, |dev| {
 
 conformance!(the_table_accounts_for_the_span, |dev| {
     let _lock = exclusive();
+    let outer = Instant::now();
     profile::enable();
+    let inner = Instant::now();
     let (losses, _) = train(dev)?;
     dev.synchronize()?;
+    let inner = inner.elapsed();
     let report = profile::report();
+    let outer = outer.elapsed();
     profile::disable();
     assert!(losses.iter().all(|l| l.is_finite()));
     let text = report.to_string();
@@ -122,10 +127,30 @@ conformance!(the_table_accounts_for_the_span, |dev| {
     ] {
         assert!(text.contains(op), "{op} missing from\n{text}");
     }
-    // The rows and "other" add up to the span.
-    let sum = report.host_total() + report.other();
-    assert!(sum >= report.span, "{sum:?} < {:?}", report.span);
+    // The span is the wall time from `enable` to `report`, by a clock of
+    // the test's own.
+    assert!(
+        inner <= report.span && report.span <= outer,
+        "span {:?} outside [{inner:?}, {outer:?}]",
+        report.span
+    );
+    // The ops ran one at a time inside the span, so their host time fits
+    // in it and "other" is the rest of it, as the table prints.
+    assert!(
+        !report.host_total().is_zero() && report.host_total() <= report.span,
+        "host total {:?}, span {:?}\n{text}",
+        report.host_total(),
+        report.span
+    );
+    assert_eq!(report.other(), report.span - report.host_total());
     assert!(report.host_share() > 0.0 && report.host_share() <= 1.0);
+    let other_row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("other (host, outside ops)"))
+        .unwrap_or_default();
+    let printed_ms = other_row.split_whitespace().nth(4).unwrap_or_default();
+    let other_ms = format!("{:.2}", report.other().as_secs_f64() * 1e3);
+    assert_eq!(printed_ms, other_ms, "{text}");
     // A reset empties the table.
     profile::reset();
     assert_eq!(profile::report().count("matmul"), 0);

@@ -10,56 +10,16 @@ use crate::common::fixture::{self, expect_close, tensor};
 use crate::conformance;
 use serde_json::Value;
 
-const FIXTURES: [(&str, &str); 7] = [
-    ("linear", include_str!("../../fixtures/nn/linear.json")),
-    ("conv", include_str!("../../fixtures/nn/conv.json")),
-    ("pool", include_str!("../../fixtures/nn/pool.json")),
-    ("norm", include_str!("../../fixtures/nn/norm.json")),
-    (
-        "embedding",
-        include_str!("../../fixtures/nn/embedding.json"),
-    ),
-    (
-        "activation",
-        include_str!("../../fixtures/nn/activation.json"),
-    ),
-    (
-        "container",
-        include_str!("../../fixtures/nn/container.json"),
-    ),
-];
-
-fn cases(file: &str) -> Vec<Value> {
-    fixture::cases(&FIXTURES, file)
-}
-
-/// Runs every case of a fixture file, reporting all failing cases at once.
-fn run_fixture_file(file: &str, dev: &Device) -> lam::Result<()> {
-    fixture::run_cases(&cases(file), dev, run_case)
+/// Runs every case of `fixtures/nn/{file}.json` (at least `min`),
+/// reporting all failing cases at once.
+fn run_fixture_file(file: &str, min: usize, dev: &Device) -> lam::Result<()> {
+    fixture::run_file(&format!("nn/{file}.json"), min, dev, run_case)
 }
 
 fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let layer = build(case, dev)?;
+    fixture::load_state(&*layer, &case["state"], dev)?;
     let state = layer.state_dict();
-    let mut ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    let mut theirs: Vec<&str> = case["state"]
-        .as_object()
-        .expect("state")
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    ours.sort_unstable();
-    theirs.sort_unstable();
-    if ours != theirs {
-        return Err(Error::invalid(
-            "fixture",
-            format!("state_dict names {ours:?}, PyTorch has {theirs:?}"),
-        ));
-    }
-    for (name, t) in &state {
-        t.set_data(&tensor(&case["state"][name], t.dtype(), dev)?)
-            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
-    }
     layer.set_training(case["training"].as_bool().unwrap_or(true));
     let input = &case["input"];
     let float_input = case.get("input_grad").is_some();
@@ -77,12 +37,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
             .ok_or_else(|| Error::invalid("fixture", "input received no gradient"))?;
         expect_close("input gradient", &g, &case["input_grad"])?;
     }
-    for (name, p) in layer.named_parameters() {
-        let g = p
-            .grad()
-            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
-        expect_close(&format!("gradient of {name}"), &g, &case["grads"][&name])?;
-    }
+    fixture::expect_param_grads(&*layer, &case["grads"])?;
     for (name, expected) in case["state_after"].as_object().expect("state_after") {
         let t = state
             .iter()
@@ -97,17 +52,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
 /// The layer a fixture case describes, with PyTorch's options.
 fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
     let c = &case["config"];
-    let usize_of = |key: &str, default: usize| {
-        c.get(key)
-            .and_then(Value::as_u64)
-            .map_or(default, |v| v as usize)
-    };
-    let bool_of = |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
-    let f32_of = |key: &str, default: f32| {
-        c.get(key)
-            .and_then(Value::as_f64)
-            .map_or(default, |v| v as f32)
-    };
+    let o = fixture::Options(c);
     let size_of = |key: &str| -> Option<Size2> {
         match c.get(key)? {
             Value::Number(n) => n.as_u64().map(|v| Size2::from(v as usize)),
@@ -119,11 +64,11 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
     let layer: Box<dyn Module> = match case["layer"].as_str().expect("layer type") {
         "Linear" => {
             let config = LinearConfig {
-                bias: bool_of("bias", true),
+                bias: o.bool("bias", true),
             };
             Box::new(Linear::with_config(
-                usize_of("in", 0),
-                usize_of("out", 0),
+                o.usize("in", 0),
+                o.usize("out", 0),
                 config,
                 dev,
             )?)
@@ -133,12 +78,12 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
                 .stride(size_or("stride", 1))
                 .padding(size_or("padding", 0))
                 .dilation(size_or("dilation", 1))
-                .groups(usize_of("groups", 1))
-                .bias(bool_of("bias", true));
+                .groups(o.usize("groups", 1))
+                .bias(o.bool("bias", true));
             let kernel = size_or("kernel", 1);
             Box::new(Conv2d::with_config(
-                usize_of("in", 0),
-                usize_of("out", 0),
+                o.usize("in", 0),
+                o.usize("out", 0),
                 kernel,
                 config,
                 dev,
@@ -146,15 +91,15 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
         }
         "Conv1d" => {
             let config = Conv1dConfig::default()
-                .stride(usize_of("stride", 1))
-                .padding(usize_of("padding", 0))
-                .dilation(usize_of("dilation", 1))
-                .groups(usize_of("groups", 1))
-                .bias(bool_of("bias", true));
-            let kernel = usize_of("kernel", 1);
+                .stride(o.usize("stride", 1))
+                .padding(o.usize("padding", 0))
+                .dilation(o.usize("dilation", 1))
+                .groups(o.usize("groups", 1))
+                .bias(o.bool("bias", true));
+            let kernel = o.usize("kernel", 1);
             Box::new(Conv1d::with_config(
-                usize_of("in", 0),
-                usize_of("out", 0),
+                o.usize("in", 0),
+                o.usize("out", 0),
                 kernel,
                 config,
                 dev,
@@ -170,23 +115,23 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
         "AvgPool2d" => {
             let mut config = AvgPool2dConfig::default()
                 .padding(size_or("padding", 0))
-                .count_include_pad(bool_of("count_include_pad", true));
+                .count_include_pad(o.bool("count_include_pad", true));
             config.stride = size_of("stride");
             Box::new(AvgPool2d::with_config(size_or("kernel", 1), config)?)
         }
         "AdaptiveAvgPool2d" => Box::new(AdaptiveAvgPool2d::new(size_or("output_size", 1))?),
         kind @ ("BatchNorm1d" | "BatchNorm2d") => {
             let config = BatchNormConfig {
-                eps: f32_of("eps", 1e-5),
+                eps: o.f32("eps", 1e-5),
                 // Absent means PyTorch's default; null means a cumulative average.
                 momentum: match c.get("momentum") {
                     None => Some(0.1),
                     Some(v) => v.as_f64().map(|m| m as f32),
                 },
-                affine: bool_of("affine", true),
-                track_running_stats: bool_of("track_running_stats", true),
+                affine: o.bool("affine", true),
+                track_running_stats: o.bool("track_running_stats", true),
             };
-            let n = usize_of("features", 0);
+            let n = o.usize("features", 0);
             if kind == "BatchNorm1d" {
                 Box::new(BatchNorm1d::with_config(n, config, dev)?)
             } else {
@@ -201,9 +146,9 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
                 .map(|v| v.as_u64().unwrap_or(0) as usize)
                 .collect();
             let config = LayerNormConfig {
-                eps: f32_of("eps", 1e-5),
-                elementwise_affine: bool_of("elementwise_affine", true),
-                bias: bool_of("bias", true),
+                eps: o.f32("eps", 1e-5),
+                elementwise_affine: o.bool("elementwise_affine", true),
+                bias: o.bool("bias", true),
             };
             Box::new(LayerNorm::with_config(&shape, config, dev)?)
         }
@@ -215,8 +160,8 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
                     .map(|v| v as usize),
             };
             Box::new(Embedding::with_config(
-                usize_of("num", 0),
-                usize_of("dim", 0),
+                o.usize("num", 0),
+                o.usize("dim", 0),
                 config,
                 dev,
             )?)
@@ -230,8 +175,8 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
         "SiLU" => Box::new(SiLU),
         "Sigmoid" => Box::new(Sigmoid),
         "Tanh" => Box::new(Tanh),
-        "LeakyReLU" => Box::new(LeakyReLU::new(f32_of("negative_slope", 0.01))),
-        "ELU" => Box::new(ELU::new(f32_of("alpha", 1.0))),
+        "LeakyReLU" => Box::new(LeakyReLU::new(o.f32("negative_slope", 0.01))),
+        "ELU" => Box::new(ELU::new(o.f32("alpha", 1.0))),
         "GELU" => Box::new(GELU::new(
             match c.get("approximate").and_then(Value::as_str) {
                 Some("tanh") => GeluApproximate::Tanh,
@@ -240,7 +185,7 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
         )),
         "Softmax" => Box::new(Softmax::new(c["dim"].as_i64().unwrap_or(-1) as isize)),
         "LogSoftmax" => Box::new(LogSoftmax::new(c["dim"].as_i64().unwrap_or(-1) as isize)),
-        "PReLU" => Box::new(PReLU::new(usize_of("num_parameters", 1), dev)?),
+        "PReLU" => Box::new(PReLU::new(o.usize("num_parameters", 1), dev)?),
         "SequentialMlp" => Box::new(
             Sequential::new()
                 .add(Linear::new(4, 5, dev)?)
@@ -273,21 +218,26 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
     Ok(layer)
 }
 
-conformance!(known_values_linear, |dev| {
-    run_fixture_file("linear", dev)
-});
-conformance!(known_values_conv, |dev| { run_fixture_file("conv", dev) });
-conformance!(known_values_pool, |dev| { run_fixture_file("pool", dev) });
-conformance!(known_values_norm, |dev| { run_fixture_file("norm", dev) });
-conformance!(known_values_embedding, |dev| {
-    run_fixture_file("embedding", dev)
-});
-conformance!(known_values_activation, |dev| {
-    run_fixture_file("activation", dev)
-});
-conformance!(known_values_container, |dev| {
-    run_fixture_file("container", dev)
-});
+/// One conformance test per fixture file (`fixtures/nn/{file}.json`), each
+/// with the least number of cases the file holds, and `FILES`, the list
+/// of them.
+macro_rules! known_values {
+    ($($test:ident: $file:literal, $min:literal;)*) => {
+        $(conformance!($test, |dev| { run_fixture_file($file, $min, dev) });)*
+
+        const FILES: &[&str] = &[$($file),*];
+    };
+}
+
+known_values! {
+    known_values_linear: "linear", 4;
+    known_values_conv: "conv", 9;
+    known_values_pool: "pool", 12;
+    known_values_norm: "norm", 13;
+    known_values_embedding: "embedding", 2;
+    known_values_activation: "activation", 17;
+    known_values_container: "container", 4;
+}
 
 #[test]
 fn fixtures_cover_every_layer() {
@@ -319,9 +269,9 @@ fn fixtures_cover_every_layer() {
         "SequentialMlp",
         "SequentialCnn",
     ];
-    let present: Vec<String> = FIXTURES
+    let present: Vec<String> = FILES
         .iter()
-        .flat_map(|(file, _)| cases(file))
+        .flat_map(|file| fixture::file_cases(&format!("nn/{file}.json"), 1))
         .map(|c| c["layer"].as_str().unwrap_or_default().to_string())
         .collect();
     for layer in required {

@@ -216,10 +216,19 @@ conformance!(state_shapes_and_layouts, |dev| {
     common::close(&w2.to_vec()?, &w1.to_vec()?, 1e-6);
     // Weights are a distribution over the keys.
     common::close(&w1.sum(&[-1], false)?.to_vec()?, &[1.0; 6], 1e-5);
-    let (yu, wu) = m1.forward(&q.get(0)?, &k.get(0)?, &k.get(0)?, None, None, true)?;
+    let (qu, ku) = (q.get(0)?, k.get(0)?);
+    let (yu, wu) = m1.forward(&qu, &ku, &ku, None, None, true)?;
     assert_eq!(yu.dims(), [2, 4]);
     assert!(m1.forward(&q, &k, &k, None, None, false)?.1.is_none());
-    let _ = wu;
+    // Unbatched is a batch of one without its batch dim, weights included.
+    let wu = wu.expect("weights");
+    assert_eq!(wu.dims(), [2, 2]);
+    let (qb, kb) = (qu.unsqueeze(1)?, ku.unsqueeze(1)?);
+    let (yb, wb) = m1.forward(&qb, &kb, &kb, None, None, true)?;
+    let wb = wb.expect("weights");
+    assert_eq!(wb.dims(), [1, 2, 2]);
+    common::close(&yu.to_vec()?, &yb.to_vec()?, 1e-6);
+    common::close(&wu.to_vec()?, &wb.to_vec()?, 1e-6);
     Ok(())
 });
 

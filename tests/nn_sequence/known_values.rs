@@ -13,24 +13,10 @@ use crate::common::fixture::{self, expect_close, tensor};
 use crate::conformance;
 use serde_json::Value;
 
-const FIXTURES: [(&str, &str); 2] = [
-    (
-        "recurrent",
-        include_str!("../../fixtures/sequence/recurrent.json"),
-    ),
-    (
-        "attention",
-        include_str!("../../fixtures/sequence/attention.json"),
-    ),
-];
-
-fn cases(file: &str) -> Vec<Value> {
-    fixture::cases(&FIXTURES, file)
-}
-
-/// Runs every case of a fixture file, reporting all failing cases at once.
-fn run_fixture_file(file: &str, dev: &Device) -> lam::Result<()> {
-    fixture::run_cases(&cases(file), dev, run_case)
+/// Runs every case of `fixtures/sequence/{file}.json` (at least `min`),
+/// reporting all failing cases at once.
+fn run_fixture_file(file: &str, min: usize, dev: &Device) -> lam::Result<()> {
+    fixture::run_file(&format!("sequence/{file}.json"), min, dev, run_case)
 }
 
 /// The layer of a case, which each take different forward arguments.
@@ -109,26 +95,7 @@ impl Layer {
 fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let layer = build(case, dev)?;
     let module = layer.module();
-    let state = module.state_dict();
-    let mut ours: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-    let mut theirs: Vec<&str> = case["state"]
-        .as_object()
-        .expect("state")
-        .keys()
-        .map(|k| k.as_str())
-        .collect();
-    ours.sort_unstable();
-    theirs.sort_unstable();
-    if ours != theirs {
-        return Err(Error::invalid(
-            "fixture",
-            format!("state_dict names {ours:?}, PyTorch has {theirs:?}"),
-        ));
-    }
-    for (name, t) in &state {
-        t.set_data(&tensor(&case["state"][name], DType::F32, dev)?)
-            .map_err(|e| Error::invalid("fixture", format!("loading {name}: {e}")))?;
-    }
+    fixture::load_state(module, &case["state"], dev)?;
     module.set_training(case["training"].as_bool().unwrap_or(true));
 
     let kinds = &case["mask_kinds"];
@@ -161,37 +128,22 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
         })?;
         expect_close(&format!("gradient of input {name}"), &g, expected)?;
     }
-    for (name, p) in module.named_parameters() {
-        let g = p
-            .grad()
-            .ok_or_else(|| Error::invalid("fixture", format!("{name} received no gradient")))?;
-        expect_close(&format!("gradient of {name}"), &g, &case["grads"][&name])?;
-    }
+    fixture::expect_param_grads(module, &case["grads"])?;
     Ok(())
 }
 
 /// The layer a fixture case describes, with PyTorch's options.
 fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
     let c = &case["config"];
-    let usize_of = |key: &str, default: usize| {
-        c.get(key)
-            .and_then(Value::as_u64)
-            .map_or(default, |v| v as usize)
-    };
-    let bool_of = |key: &str, default: bool| c.get(key).and_then(Value::as_bool).unwrap_or(default);
-    let f32_of = |key: &str, default: f32| {
-        c.get(key)
-            .and_then(Value::as_f64)
-            .map_or(default, |v| v as f32)
-    };
+    let o = fixture::Options(c);
     let rnn_config = || RnnConfig {
-        num_layers: usize_of("num_layers", 1),
-        bias: bool_of("bias", true),
-        batch_first: bool_of("batch_first", false),
-        dropout: f32_of("dropout", 0.0),
-        bidirectional: bool_of("bidirectional", false),
+        num_layers: o.usize("num_layers", 1),
+        bias: o.bool("bias", true),
+        batch_first: o.bool("batch_first", false),
+        dropout: o.f32("dropout", 0.0),
+        bidirectional: o.bool("bidirectional", false),
     };
-    let (input, hidden) = (usize_of("input_size", 0), usize_of("hidden_size", 0));
+    let (input, hidden) = (o.usize("input_size", 0), o.usize("hidden_size", 0));
     Ok(match case["layer"].as_str().expect("layer type") {
         "RNN" => {
             let nonlinearity = match c.get("nonlinearity").and_then(Value::as_str) {
@@ -210,13 +162,13 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
         "GRU" => Layer::Gru(GRU::with_config(input, hidden, rnn_config(), dev)?),
         "MultiheadAttention" => {
             let config = MultiheadAttentionConfig {
-                dropout: f32_of("dropout", 0.0),
-                bias: bool_of("bias", true),
-                batch_first: bool_of("batch_first", false),
+                dropout: o.f32("dropout", 0.0),
+                bias: o.bool("bias", true),
+                batch_first: o.bool("batch_first", false),
             };
             Layer::Mha(MultiheadAttention::with_config(
-                usize_of("embed_dim", 0),
-                usize_of("num_heads", 0),
+                o.usize("embed_dim", 0),
+                o.usize("num_heads", 0),
                 config,
                 dev,
             )?)
@@ -224,20 +176,20 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
         "TransformerEncoderLayer" => {
             let defaults = TransformerEncoderLayerConfig::default();
             let config = TransformerEncoderLayerConfig {
-                dim_feedforward: usize_of("dim_feedforward", defaults.dim_feedforward),
-                dropout: f32_of("dropout", defaults.dropout),
+                dim_feedforward: o.usize("dim_feedforward", defaults.dim_feedforward),
+                dropout: o.f32("dropout", defaults.dropout),
                 activation: match c.get("activation").and_then(Value::as_str) {
                     Some("gelu") => TransformerActivation::Gelu,
                     _ => TransformerActivation::Relu,
                 },
-                layer_norm_eps: f32_of("layer_norm_eps", defaults.layer_norm_eps),
-                batch_first: bool_of("batch_first", false),
-                norm_first: bool_of("norm_first", false),
-                bias: bool_of("bias", true),
+                layer_norm_eps: o.f32("layer_norm_eps", defaults.layer_norm_eps),
+                batch_first: o.bool("batch_first", false),
+                norm_first: o.bool("norm_first", false),
+                bias: o.bool("bias", true),
             };
             Layer::Encoder(Box::new(TransformerEncoderLayer::with_config(
-                usize_of("d_model", 0),
-                usize_of("nhead", 0),
+                o.usize("d_model", 0),
+                o.usize("nhead", 0),
                 config,
                 dev,
             )?))
@@ -252,15 +204,18 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
 }
 
 conformance!(known_values_recurrent, |dev| {
-    run_fixture_file("recurrent", dev)
+    run_fixture_file("recurrent", 10, dev)
 });
 conformance!(known_values_attention, |dev| {
-    run_fixture_file("attention", dev)
+    run_fixture_file("attention", 8, dev)
 });
 
 #[test]
 fn fixtures_cover_every_layer_and_option() {
-    let all: Vec<Value> = FIXTURES.iter().flat_map(|(file, _)| cases(file)).collect();
+    let all: Vec<Value> = ["recurrent", "attention"]
+        .iter()
+        .flat_map(|file| fixture::file_cases(&format!("sequence/{file}.json"), 1))
+        .collect();
     for layer in [
         "RNN",
         "LSTM",

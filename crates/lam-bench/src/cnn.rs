@@ -2,7 +2,7 @@
 //! conv 6@5×5 (padding 2), ReLU, max-pool 2, conv 16@5×5, ReLU, max-pool 2,
 //! flatten, 400→120→84→10 with ReLUs; cross-entropy, Adam (lr 1e-3), one
 //! fixed batch of standard-normal inputs and random labels in `0..10`,
-//! exactly the `cnn` of `shared/bench/torch_bench.py`.
+//! exactly the `cnn` of `bench/torch_bench.py`.
 
 use lam_core::nn::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use lam_core::{manual_seed, Device, Tensor};

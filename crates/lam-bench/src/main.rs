@@ -1,6 +1,6 @@
 //! `lam-bench`: lam's reference workloads, one file per scenario, each
 //! printing one line per measurement in the format of
-//! `shared/bench/torch_bench.py` (with the prefix `lam`), so the two can be
+//! `bench/torch_bench.py` (with the prefix `lam`), so the two can be
 //! run alternately on the same machine and compared line by line.
 //!
 //! ```text
@@ -12,8 +12,8 @@
 //! ```
 //!
 //! The training scenarios (`mlp`, `cnn`) also print the process's peak
-//! resident memory (`peak_rss`, from `VmHWM`), as the copy of the torch
-//! script in `bench/torch_bench.py` does.
+//! resident memory (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py`
+//! does.
 //!
 //! `LAM_PROFILE=1` adds the profiler's table (time per op and, on GPUs with
 //! timestamp queries, per kernel): after the result line of `mlp` and `cnn`,

@@ -1,7 +1,7 @@
 //! Training throughput of a multilayer perceptron: 784-512-256-10 with ReLUs,
 //! cross-entropy, Adam (lr 1e-3), on one fixed batch of standard-normal
 //! inputs `[batch, 784]` and random labels in `0..10`, exactly the `mlp` of
-//! `shared/bench/torch_bench.py`. Reported in steps/s and samples/s.
+//! `bench/torch_bench.py`. Reported in steps/s and samples/s.
 
 use lam_core::nn::{Linear, ReLU, Sequential};
 use lam_core::{manual_seed, Device, Tensor};

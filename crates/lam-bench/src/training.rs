@@ -1,5 +1,5 @@
 //! The training loop shared by the `mlp` and `cnn` scenarios, as in
-//! `shared/bench/torch_bench.py`: 3 warm-up steps, then `steps` timed steps
+//! `bench/torch_bench.py`: 3 warm-up steps, then `steps` timed steps
 //! of zero_grad / forward / cross-entropy / backward / Adam step, the loss
 //! read back at the end (inside the timed region, as `loss.item()` is there).
 //!

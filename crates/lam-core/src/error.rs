@@ -79,9 +79,6 @@ pub enum Error {
     /// A file's content is not what was expected (corrupt, truncated, mismatched).
     #[error("format: {path}: {msg}")]
     Format { path: String, msg: String },
-    /// A backend lacks an operation.
-    #[error("{backend} does not implement {op}")]
-    Unsupported { backend: String, op: String },
 }
 
 /// `Result` with lam's [`Error`].

@@ -9,10 +9,22 @@ use lam_train::metrics::*;
 
 const TOL: f64 = 1e-12;
 
+/// The cases of fixture `rel`: at least `min`, so a fixture that lost its
+/// cases fails instead of passing with nothing checked.
+fn cases(rel: &str, min: usize) -> Vec<serde_json::Value> {
+    let fx = fixture(rel);
+    let cases = fx["cases"].as_array().expect("cases").clone();
+    assert!(
+        cases.len() >= min,
+        "{rel} has {} cases, expected at least {min}",
+        cases.len()
+    );
+    cases
+}
+
 #[test]
 fn classification_matches_sklearn() -> Result<()> {
-    let fx = fixture("metrics/classification.json");
-    for case in fx["cases"].as_array().expect("cases") {
+    for case in &cases("metrics/classification.json", 3) {
         let name = case["name"].as_str().expect("name");
         let (t, p) = (i32s(&case["y_true"]), i32s(&case["y_pred"]));
         assert_close(
@@ -84,8 +96,7 @@ fn classification_matches_sklearn() -> Result<()> {
 
 #[test]
 fn binary_roc_matches_sklearn() -> Result<()> {
-    let fx = fixture("metrics/binary_roc.json");
-    for case in fx["cases"].as_array().expect("cases") {
+    for case in &cases("metrics/binary_roc.json", 3) {
         let name = case["name"].as_str().expect("name");
         let truth: Vec<bool> = i32s(&case["y_true"]).into_iter().map(|v| v == 1).collect();
         let scores = f32s(&case["scores"]);
@@ -139,8 +150,7 @@ fn one_vs_rest_auc_matches_sklearn() -> Result<()> {
 
 #[test]
 fn regression_matches_sklearn() -> Result<()> {
-    let fx = fixture("metrics/regression.json");
-    for case in fx["cases"].as_array().expect("cases") {
+    for case in &cases("metrics/regression.json", 3) {
         let name = case["name"].as_str().expect("name");
         let (t, p) = (f32s(&case["y_true"]), f32s(&case["y_pred"]));
         let cols = case["columns"].as_u64().expect("cols") as usize;

@@ -241,14 +241,10 @@ impl Module for PReLU {
 pub fn prelu(input: &Tensor, weight: &Tensor) -> Result<Tensor> {
     input.check_f32("prelu")?;
     let n = weight.numel();
-    if weight.rank() > 1 {
-        return Err(Error::RankMismatch {
-            op: "prelu",
-            expected: "0 or 1 (weight [num_parameters])".into(),
-            found: weight.rank(),
-            shape: weight.shape(),
-        });
-    }
+    weight.rank_in(
+        "prelu",
+        &[(0, "one weight"), (1, "weight [num_parameters]")],
+    )?;
     let slope = if n == 1 {
         weight.reshape_exact(&[])?
     } else {

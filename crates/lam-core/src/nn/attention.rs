@@ -14,7 +14,11 @@
 //! NaN as PyTorch does.
 
 use super::{init, join, Entry, Linear, Mode, Module};
+use crate::tensor::check_operands;
 use crate::{DType, Device, Error, Result, Tensor};
+
+/// The op name in errors.
+const OP: &str = "MultiheadAttention";
 
 /// What a masked score becomes (effectively `-∞` after softmax).
 pub const MASKED: f32 = -1e9;
@@ -120,7 +124,7 @@ impl MultiheadAttention {
         config: MultiheadAttentionConfig,
         device: &Device,
     ) -> Result<Self> {
-        let op = "MultiheadAttention";
+        let op = OP;
         if embed_dim == 0 || num_heads == 0 {
             return Err(Error::invalid(
                 op,
@@ -182,62 +186,16 @@ impl MultiheadAttention {
         attn_mask: Option<AttnMask<'_>>,
         need_weights: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let op = "MultiheadAttention";
-        let e = self.embed_dim;
-        for t in [query, key, value] {
-            t.check_f32(op)?;
-            query.device().check_same(&t.device(), op)?;
-        }
-        let batched = query.rank() == 3;
-        for (name, t) in [("query", query), ("key", key), ("value", value)] {
-            // The query decides batched (3) or unbatched (2); key and value follow it.
-            let ok = if name == "query" {
-                t.rank() == 2 || t.rank() == 3
-            } else {
-                t.rank() == query.rank()
-            };
-            if !ok {
-                return Err(Error::RankMismatch {
-                    op,
-                    expected: format!(
-                        "{} for {name} (3 batched, 2 unbatched; query, key and value alike)",
-                        if name == "query" {
-                            "3 or 2".to_string()
-                        } else {
-                            query.rank().to_string()
-                        }
-                    ),
-                    found: t.rank(),
-                    shape: t.shape(),
-                });
-            }
-            if t.dims()[t.rank() - 1] != e {
-                return Err(Error::shape(
-                    op,
-                    format!("a {name} whose last dim is embed_dim {e}"),
-                    t.dims(),
-                ));
-            }
-        }
-        // Batch-major `[B, L, E]` from here on.
-        let to_batch_major = |t: &Tensor| -> Result<Tensor> {
-            if !batched {
-                t.unsqueeze(0)
-            } else if self.config.batch_first {
-                Ok(t.clone())
-            } else {
-                t.transpose(0, 1)
-            }
-        };
-        let (q, k, v) = (
-            to_batch_major(query)?,
-            to_batch_major(key)?,
-            to_batch_major(value)?,
-        );
-        let (b, l, s) = (q.dims()[0], q.dims()[1], k.dims()[1]);
-        if k.dims()[0] != b || v.dims()[0] != b || v.dims()[1] != s {
+        check_operands(OP, DType::F32, [query, key, value])?;
+        // The query decides batched or unbatched; key and value follow it.
+        let batched = query.batched(OP, 3, "batched query", "unbatched query")?;
+        let q = self.batch_major(query, "query", batched)?;
+        let k = self.batch_major(key, "key", batched)?;
+        let v = self.batch_major(value, "value", batched)?;
+        let ((b, l, _), (_, s, _)) = (q.dims3(OP, "query")?, k.dims3(OP, "key")?);
+        if k.dims()[0] != b || v.dims()[..2] != [b, s] {
             return Err(Error::shape(
-                op,
+                OP,
                 format!(
                     "key and value with the query's batch size {b} and equal lengths, key {:?}",
                     key.dims()
@@ -246,55 +204,14 @@ impl MultiheadAttention {
             ));
         }
         if b == 0 || l == 0 || s == 0 {
-            return Err(Error::Empty { op });
+            return Err(Error::Empty { op: OP });
         }
 
-        let (h, d) = (self.num_heads, e / self.num_heads);
-        // `[B, len, E] → [B, H, len, d]` after the projection rows `part`.
-        let project = |x: &Tensor, part: usize| -> Result<Tensor> {
-            let w = self.in_proj_weight.narrow(0, part * e, e)?;
-            let bias = match &self.in_proj_bias {
-                Some(bias) => Some(bias.narrow(0, part * e, e)?),
-                None => None,
-            };
-            let len = x.dims()[1];
-            super::linear::linear(x, &w, bias.as_ref())?
-                .reshape_exact(&[b, len, h, d])?
-                .permute(&[0, 2, 1, 3])
-        };
-        let qh = project(&q, 0)?.mul_scalar(1.0 / (d as f32).sqrt())?;
-        let (kh, vh) = (project(&k, 1)?, project(&v, 2)?);
-        let mut scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S]
-
-        if let Some(mask) = attn_mask {
-            let m = mask.tensor();
-            let additive = mask.additive(op)?;
-            let additive = if m.dims() == [l, s] {
-                additive
-            } else if m.dims() == [b * h, l, s] {
-                additive.reshape_exact(&[b, h, l, s])?
-            } else {
-                return Err(Error::shape(
-                    op,
-                    format!("an attn_mask of shape [{l}, {s}] or [{}, {l}, {s}]", b * h),
-                    m.dims(),
-                ));
-            };
-            scores = scores.add(&additive)?;
-        }
-        if let Some(mask) = key_padding_mask {
-            let m = mask.tensor();
-            let expected: &[usize] = if batched { &[b, s] } else { &[s] };
-            if m.dims() != expected {
-                return Err(Error::shape(
-                    op,
-                    format!("a key_padding_mask of shape {expected:?}"),
-                    m.dims(),
-                ));
-            }
-            let additive = mask.additive(op)?.reshape_exact(&[b, 1, 1, s])?;
-            scores = scores.add(&additive)?;
-        }
+        let d = self.embed_dim / self.num_heads;
+        let qh = self.project(&q, 0)?.mul_scalar(1.0 / (d as f32).sqrt())?;
+        let (kh, vh) = (self.project(&k, 1)?, self.project(&v, 2)?);
+        let scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S]
+        let scores = self.masked(scores, attn_mask, key_padding_mask, batched)?;
 
         let mut weights = scores.softmax(-1)?;
         if self.mode.is_training() && self.config.dropout > 0.0 {
@@ -303,15 +220,8 @@ impl MultiheadAttention {
         let out = weights
             .matmul(&vh)? // [B, H, L, d]
             .permute(&[0, 2, 1, 3])?
-            .reshape_exact(&[b, l, e])?;
-        let out = self.out_proj.forward(&out)?;
-        let out = if !batched {
-            out.squeeze(0)?
-        } else if self.config.batch_first {
-            out
-        } else {
-            out.transpose(0, 1)?
-        };
+            .reshape_exact(&[b, l, self.embed_dim])?;
+        let out = self.caller_layout(self.out_proj.forward(&out)?, batched)?;
         let weights = if need_weights {
             let avg = weights.mean(&[1], false)?; // [B, L, S]
             Some(if batched { avg } else { avg.squeeze(0)? })
@@ -339,6 +249,96 @@ impl MultiheadAttention {
     /// True in training mode (attention dropout active).
     pub fn is_training(&self) -> bool {
         self.mode.is_training()
+    }
+}
+
+impl MultiheadAttention {
+    /// `t` (the query, key or value, `name`d in errors) as `[B, len, E]`:
+    /// checked to be of the query's batching with embed_dim features.
+    fn batch_major(&self, t: &Tensor, name: &str, batched: bool) -> Result<Tensor> {
+        let (rank, form) = if batched {
+            (3, "batched, as the query")
+        } else {
+            (2, "unbatched, as the query")
+        };
+        t.expect_rank(OP, &format!("{name}, {form}"), rank)?;
+        let e = self.embed_dim;
+        if t.dims()[rank - 1] != e {
+            return Err(Error::shape(
+                OP,
+                format!("a {name} whose last dim is embed_dim {e}"),
+                t.dims(),
+            ));
+        }
+        if !batched {
+            t.unsqueeze(0)
+        } else if self.config.batch_first {
+            Ok(t.clone())
+        } else {
+            t.transpose(0, 1)
+        }
+    }
+
+    /// The output `[B, L, E]` back in the caller's layout.
+    fn caller_layout(&self, out: Tensor, batched: bool) -> Result<Tensor> {
+        if !batched {
+            out.squeeze(0)
+        } else if self.config.batch_first {
+            Ok(out)
+        } else {
+            out.transpose(0, 1)
+        }
+    }
+
+    /// `x: [B, len, E]` through projection rows `part` (0 query, 1 key,
+    /// 2 value), split into heads: `[B, H, len, d]`.
+    fn project(&self, x: &Tensor, part: usize) -> Result<Tensor> {
+        let e = self.embed_dim;
+        let (h, d) = (self.num_heads, e / self.num_heads);
+        let w = self.in_proj_weight.narrow(0, part * e, e)?;
+        let bias = match &self.in_proj_bias {
+            Some(bias) => Some(bias.narrow(0, part * e, e)?),
+            None => None,
+        };
+        let (b, len) = (x.dims()[0], x.dims()[1]);
+        super::linear::linear(x, &w, bias.as_ref())?
+            .reshape_exact(&[b, len, h, d])?
+            .permute(&[0, 2, 1, 3])
+    }
+
+    /// `scores: [B, H, L, S]` plus both masks, checked against its shape.
+    fn masked(
+        &self,
+        mut scores: Tensor,
+        attn_mask: Option<AttnMask<'_>>,
+        key_padding_mask: Option<AttnMask<'_>>,
+        batched: bool,
+    ) -> Result<Tensor> {
+        let (b, h, l, s) = scores.dims4(OP, "scores")?;
+        if let Some(mask) = attn_mask {
+            let m = mask.tensor();
+            let additive = mask.additive(OP)?;
+            let additive = if m.dims() == [l, s] {
+                additive
+            } else if m.dims() == [b * h, l, s] {
+                additive.reshape_exact(&[b, h, l, s])?
+            } else {
+                return Err(Error::shape(
+                    OP,
+                    format!("an attn_mask of shape [{l}, {s}] or [{}, {l}, {s}]", b * h),
+                    m.dims(),
+                ));
+            };
+            scores = scores.add(&additive)?;
+        }
+        if let Some(mask) = key_padding_mask {
+            let expected: &[usize] = if batched { &[b, s] } else { &[s] };
+            mask.tensor()
+                .expect_shape(OP, "a key_padding_mask", expected)?;
+            let additive = mask.additive(OP)?.reshape_exact(&[b, 1, 1, s])?;
+            scores = scores.add(&additive)?;
+        }
+        Ok(scores)
     }
 }
 

@@ -28,6 +28,9 @@ use super::window::{patches, Size2, Window};
 use super::{init, join, Entry, Module};
 use crate::{Device, Error, Result, Tensor};
 
+/// How errors name a convolution's weight.
+const WEIGHT: &str = "weight [out, in/groups, kernel...]";
+
 /// A 2-d convolution over `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`).
 pub struct Conv2d {
     /// `[out_channels, in_channels / groups, kh, kw]`.
@@ -312,11 +315,10 @@ pub fn conv2d(
     dilation: impl Into<Size2>,
     groups: usize,
 ) -> Result<Tensor> {
-    check_weight_rank("conv2d", weight, 4)?;
-    let kernel = Size2::new(weight.dims()[2], weight.dims()[3]);
+    let (_, _, kh, kw) = weight.dims4("conv2d", WEIGHT)?;
     let window = Window::new(
         "conv2d",
-        kernel,
+        Size2::new(kh, kw),
         stride.into(),
         padding.into(),
         dilation.into(),
@@ -353,16 +355,9 @@ fn conv1d_impl(
     bias: Option<&Tensor>,
     config: &Conv1dConfig,
 ) -> Result<Tensor> {
-    check_weight_rank(op, weight, 3)?;
-    if input.rank() != 2 && input.rank() != 3 {
-        return Err(Error::RankMismatch {
-            op,
-            expected: "3 ([N, C, L]) or 2 ([C, L])".into(),
-            found: input.rank(),
-            shape: input.shape(),
-        });
-    }
-    let window = window_1d(op, weight.dims()[2], config)?;
+    let (_, _, k) = weight.dims3(op, WEIGHT)?;
+    input.batched(op, 3, "[N, C, L]", "[C, L]")?;
+    let window = window_1d(op, k, config)?;
     // [N, C, L] → [N, C, 1, L] (or [C, L] → [C, 1, L]); the kernel gets height 1.
     let x = input.unsqueeze(-2)?;
     let y = conv2d_impl(op, &x, &weight.unsqueeze(2)?, bias, &window, config.groups)?;
@@ -388,22 +383,13 @@ fn conv2d_impl(
     window: &Window,
     groups: usize,
 ) -> Result<Tensor> {
-    check_weight_rank(op, weight, 4)?;
-    let x = match input.rank() {
-        4 => input.clone(),
-        3 => input.unsqueeze(0)?,
-        r => {
-            return Err(Error::RankMismatch {
-                op,
-                expected: "4 ([N, C, H, W]) or 3 ([C, H, W])".into(),
-                found: r,
-                shape: input.shape(),
-            })
-        }
+    let (o, cg, kh, kw) = weight.dims4(op, WEIGHT)?;
+    let x = if input.batched(op, 4, "[N, C, H, W]", "[C, H, W]")? {
+        input.clone()
+    } else {
+        input.unsqueeze(0)?
     };
-    let (o, cg) = (weight.dims()[0], weight.dims()[1]);
-    let kernel = Size2::new(weight.dims()[2], weight.dims()[3]);
-    if kernel != window.kernel {
+    if Size2::new(kh, kw) != window.kernel {
         return Err(Error::shape(
             op,
             format!(
@@ -432,9 +418,7 @@ fn conv2d_impl(
         ));
     }
     if let Some(b) = bias {
-        if b.dims() != [o] {
-            return Err(Error::shape(op, format!("a bias of shape [{o}]"), b.dims()));
-        }
+        b.expect_shape(op, "a bias", &[o])?;
     }
     let (cols, g) = patches(op, &x, window, 0.0)?; // [C, kh·kw, N, OH·OW]
     let (k, l) = (cg * g.taps(), g.positions());
@@ -455,18 +439,6 @@ fn conv2d_impl(
         y = y.squeeze(0)?;
     }
     Ok(y)
-}
-
-fn check_weight_rank(op: &'static str, weight: &Tensor, rank: usize) -> Result<()> {
-    if weight.rank() != rank {
-        return Err(Error::RankMismatch {
-            op,
-            expected: format!("{rank} (weight [out, in/groups, kernel...])"),
-            found: weight.rank(),
-            shape: weight.shape(),
-        });
-    }
-    Ok(())
 }
 
 fn check_groups(

@@ -93,14 +93,7 @@ impl Module for Embedding {
 pub fn embedding(indices: &Tensor, weight: &Tensor, padding_idx: Option<usize>) -> Result<Tensor> {
     let op = "embedding";
     indices.check_i32(op)?;
-    if weight.rank() != 2 {
-        return Err(Error::RankMismatch {
-            op,
-            expected: "2 (weight [num_embeddings, dim])".into(),
-            found: weight.rank(),
-            shape: weight.shape(),
-        });
-    }
+    let (_, dim) = weight.dims2(op, "weight [num_embeddings, dim]")?;
     let flat = indices.reshape_exact(&[indices.numel()])?;
     let mut rows = weight.index_select(0, &flat)?;
     if let Some(p) = padding_idx {
@@ -113,6 +106,6 @@ pub fn embedding(indices: &Tensor, weight: &Tensor, padding_idx: Option<usize>) 
         rows = Tensor::where_cond(&is_pad.unsqueeze(1)?, &frozen, &rows)?;
     }
     let mut shape = indices.shape();
-    shape.push(weight.dims()[1]);
+    shape.push(dim);
     rows.reshape_exact(&shape)
 }

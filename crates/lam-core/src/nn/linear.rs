@@ -7,7 +7,8 @@
 
 use super::{init, join, Entry, Module};
 use crate::backend::LinearActivation;
-use crate::{Device, Error, Layout, Result, Tensor};
+use crate::tensor::check_operands;
+use crate::{DType, Device, Error, Layout, Result, Tensor};
 
 /// A fully connected layer.
 pub struct Linear {
@@ -105,36 +106,19 @@ pub fn linear_act(
     bias: Option<&Tensor>,
     act: LinearActivation,
 ) -> Result<Tensor> {
-    if weight.rank() != 2 {
-        return Err(Error::RankMismatch {
-            op: "linear",
-            expected: "2 (weight [out, in])".into(),
-            found: weight.rank(),
-            shape: weight.shape(),
-        });
-    }
-    let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
+    const OP: &str = "linear";
+    let (out_f, in_f) = weight.dims2(OP, "weight [out, in]")?;
     if input.rank() == 0 || input.dims()[input.rank() - 1] != in_f {
         return Err(Error::shape(
-            "linear",
+            OP,
             format!("an input of shape [*, {in_f}]"),
             input.dims(),
         ));
     }
     if let Some(b) = bias {
-        if b.dims() != [out_f] {
-            return Err(Error::shape(
-                "linear",
-                format!("a bias of shape [{out_f}]"),
-                b.dims(),
-            ));
-        }
-        b.device().check_same(&input.device(), "linear")?;
-        b.check_f32("linear")?;
+        b.expect_shape(OP, "a bias", &[out_f])?;
     }
-    weight.device().check_same(&input.device(), "linear")?;
-    input.check_f32("linear")?;
-    weight.check_f32("linear")?;
+    check_operands(OP, DType::F32, [input, weight].into_iter().chain(bias))?;
     // [*, in] as [rows, in]; the result is shaped back to [*, out].
     let lead = &input.dims()[..input.rank() - 1];
     let rows: usize = lead.iter().product();

@@ -4,14 +4,23 @@
 //! default initialisation, and their `torch.nn.functional` forms.
 //!
 //! Code map:
-//! - `module`: [`Module`] (`forward` + `visit`), [`Entry`], [`Mode`], [`join`].
+//! - `module`: [`Module`] (`forward` + `visit`, and the fusion hooks
+//!   `forward_then` / `as_activation`), [`Entry`], [`Mode`], [`join`].
 //! - [`init`]: `torch.nn.init` (Xavier, Kaiming, gains, PyTorch's defaults).
-//! - `linear`: [`Linear`]. `conv`: [`Conv1d`], [`Conv2d`].
+//! - `linear`: [`Linear`], run as the optional `fused_linear` primitive
+//!   (bias and activation applied in the product's write) or as separate
+//!   ops where a backend declines it. `conv`: [`Conv1d`], [`Conv2d`].
 //!   `window`: window geometry (shared with pooling), unfold (im2col) and
 //!   fold (col2im), on which convolution is built.
 //! - `pool`: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`]; `max_pool`:
-//!   the max-pooling tape op (fused backend path or unfold composite).
+//!   the max-pooling tape op, the `max_pool` primitive (each window's
+//!   maximum and winning tap in one pass) with `max_pool_grad` as its
+//!   gradient.
 //! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`].
+//! - `rnn`: [`RNN`], [`LSTM`], [`GRU`] on one engine; `rnn/cell`: one step
+//!   of each cell, shared with the `*_cell` functions.
+//! - `attention`: [`MultiheadAttention`], its masks ([`AttnMask`],
+//!   [`causal_mask`]); `transformer`: [`TransformerEncoderLayer`].
 //! - `dropout`, `embedding`, `flatten`, `sequential`: one layer each.
 //! - `activation`: activation layers ([`ReLU`], [`GELU`], [`PReLU`], ...).
 //! - [`functional`]: every layer's computation as a plain function.

@@ -154,19 +154,10 @@ impl<const D: usize> BatchNorm<D> {
     /// Ranks accepted: `D + 2`, and also 2 for `BatchNorm1d`.
     fn check_input(&self, input: &Tensor) -> Result<()> {
         let op = Self::op();
-        let rank_ok = input.rank() == D + 2 || (D == 1 && input.rank() == 2);
-        if !rank_ok {
-            let expected = if D == 1 {
-                "2 ([N, C]) or 3 ([N, C, L])".to_string()
-            } else {
-                format!("{} ([N, C, spatial...])", D + 2)
-            };
-            return Err(Error::RankMismatch {
-                op,
-                expected,
-                found: input.rank(),
-                shape: input.shape(),
-            });
+        if D == 1 {
+            input.rank_in(op, &[(2, "[N, C]"), (3, "[N, C, L]")])?;
+        } else {
+            input.expect_rank(op, "[N, C, spatial...]", D + 2)?;
         }
         if input.dims()[1] != self.num_features {
             return Err(Error::shape(
@@ -257,26 +248,13 @@ pub fn batch_norm(
 ) -> Result<Tensor> {
     let op = "batch_norm";
     input.check_f32(op)?;
-    if input.rank() < 2 {
-        return Err(Error::RankMismatch {
-            op,
-            expected: "at least 2 ([N, C, *])".into(),
-            found: input.rank(),
-            shape: input.shape(),
-        });
-    }
+    input.expect_min_rank(op, "[N, C, *]", 2)?;
     let c = input.dims()[1];
     for t in [running_mean, running_var, weight, bias]
         .into_iter()
         .flatten()
     {
-        if t.dims() != [c] {
-            return Err(Error::shape(
-                op,
-                format!("per-channel tensors of shape [{c}]"),
-                t.dims(),
-            ));
-        }
+        t.expect_shape(op, "per-channel tensors", &[c])?;
     }
     // Statistics are per channel: reduce over every dim but 1, and view
     // per-channel tensors as [1, C, 1, ...] to broadcast against the input.
@@ -471,13 +449,7 @@ pub fn layer_norm(
         return Err(Error::Empty { op });
     }
     for t in [weight, bias].into_iter().flatten() {
-        if t.dims() != normalized_shape {
-            return Err(Error::shape(
-                op,
-                format!("weight and bias of shape {normalized_shape:?}"),
-                t.dims(),
-            ));
-        }
+        t.expect_shape(op, "weight and bias", normalized_shape)?;
     }
     let axes: Vec<isize> = (input.rank() - k..input.rank())
         .map(|d| d as isize)

@@ -387,15 +387,10 @@ fn pool_window(
 
 /// `input` as `[N, C, H, W]`, and whether it already had a batch dim.
 fn batch4(op: &'static str, input: &Tensor) -> Result<(Tensor, bool)> {
-    match input.rank() {
-        4 => Ok((input.clone(), true)),
-        3 => Ok((input.unsqueeze(0)?, false)),
-        r => Err(Error::RankMismatch {
-            op,
-            expected: "4 ([N, C, H, W]) or 3 ([C, H, W])".into(),
-            found: r,
-            shape: input.shape(),
-        }),
+    if input.batched(op, 4, "[N, C, H, W]", "[C, H, W]")? {
+        Ok((input.clone(), true))
+    } else {
+        Ok((input.unsqueeze(0)?, false))
     }
 }
 

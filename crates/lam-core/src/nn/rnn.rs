@@ -33,7 +33,8 @@ pub use cell::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
 use cell::{step, Cell};
 
 use super::{init, join, Entry, Mode, Module};
-use crate::{Device, Error, Result, Tensor};
+use crate::tensor::check_operands;
+use crate::{DType, Device, Error, Result, Tensor};
 
 /// The nonlinearity of a plain [`RNN`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -393,29 +394,14 @@ impl Recurrent {
     fn run(&self, input: &Tensor, initial: &[Option<&Tensor>]) -> Result<(Tensor, Vec<Tensor>)> {
         let op = self.op;
         input.check_f32(op)?;
-        let batched = match input.rank() {
-            3 => true,
-            2 => false,
-            _ => {
-                return Err(Error::RankMismatch {
-                    op,
-                    expected: "3 ([seq, batch, feature] or batch_first) or 2 (unbatched)".into(),
-                    found: input.rank(),
-                    shape: input.shape(),
-                })
-            }
-        };
-        let expected_input = if batched {
-            if self.config.batch_first {
-                format!("an input of shape [batch, seq, {}]", self.input_size)
-            } else {
-                format!("an input of shape [seq, batch, {}]", self.input_size)
-            }
-        } else {
-            format!("an input of shape [seq, {}]", self.input_size)
-        };
+        let batched = input.batched(op, 3, "[seq, batch, feature] or batch_first", "unbatched")?;
         if input.dims()[input.rank() - 1] != self.input_size {
-            return Err(Error::shape(op, expected_input, input.dims()));
+            let expected = match (batched, self.config.batch_first) {
+                (true, true) => format!("an input of shape [batch, seq, {}]", self.input_size),
+                (true, false) => format!("an input of shape [seq, batch, {}]", self.input_size),
+                (false, _) => format!("an input of shape [seq, {}]", self.input_size),
+            };
+            return Err(Error::shape(op, expected, input.dims()));
         }
         // Time-major `[T, B, in]` from here on.
         let x = if !batched {
@@ -435,45 +421,36 @@ impl Recurrent {
                 ),
             ));
         }
+        let initial = self.initial_states(input, initial, batched, batch)?;
+        let (layer_input, finals) = self.run_layers(x, &initial)?;
 
-        let layers = self.config.num_layers;
-        let dirs = self.dirs();
-        let state_shape = [layers * dirs, batch, self.hidden_size];
-        // `[layers·D, B, H]` per state, validated or zero.
-        let initial: Vec<Tensor> = initial
+        let output = if !batched {
+            layer_input.squeeze(1)?
+        } else if self.config.batch_first {
+            layer_input.transpose(0, 1)?
+        } else {
+            layer_input
+        };
+        let states = finals
             .iter()
-            .map(|s| match s {
-                None => Tensor::zeros(&state_shape, &input.device()),
-                Some(s) => {
-                    s.check_f32(op)?;
-                    input.device().check_same(&s.device(), op)?;
-                    let s = if batched {
-                        (*s).clone()
-                    } else {
-                        s.unsqueeze(1)?
-                    };
-                    if s.dims() != state_shape {
-                        let expected = if batched {
-                            format!("an initial state of shape {state_shape:?}")
-                        } else {
-                            format!(
-                                "an initial state of shape [{}, {}]",
-                                layers * dirs,
-                                self.hidden_size
-                            )
-                        };
-                        let found = if batched {
-                            s.shape()
-                        } else {
-                            s.squeeze(1)?.shape()
-                        };
-                        return Err(Error::shape(op, expected, &found));
-                    }
+            .map(|per_layer| {
+                let s = Tensor::stack(per_layer, 0)?;
+                if batched {
                     Ok(s)
+                } else {
+                    s.squeeze(1)
                 }
             })
             .collect::<Result<_>>()?;
+        Ok((output, states))
+    }
 
+    /// Every layer and direction over `x: [T, B, in]` from `initial` (one
+    /// `[layers·D, B, H]` per state kind): the last layer's output
+    /// `[T, B, D·H]` and, per state kind, the final `[B, H]` of each layer
+    /// and direction.
+    fn run_layers(&self, x: Tensor, initial: &[Tensor]) -> Result<(Tensor, Vec<Vec<Tensor>>)> {
+        let (layers, dirs) = (self.config.num_layers, self.dirs());
         let mut layer_input = x;
         // Final states per state kind, one `[B, H]` per layer and direction.
         let mut finals: Vec<Vec<Tensor>> = vec![Vec::new(); initial.len()];
@@ -502,26 +479,36 @@ impl Recurrent {
                 layer_input = super::dropout::dropout(&layer_input, self.config.dropout, true)?;
             }
         }
+        Ok((layer_input, finals))
+    }
 
-        let output = if !batched {
-            layer_input.squeeze(1)?
-        } else if self.config.batch_first {
-            layer_input.transpose(0, 1)?
-        } else {
-            layer_input
-        };
-        let states = finals
+    /// Each initial state as `[layers·D, B, H]`: given ones checked (in the
+    /// caller's batching) and given a batch dim, missing ones zero.
+    fn initial_states(
+        &self,
+        input: &Tensor,
+        initial: &[Option<&Tensor>],
+        batched: bool,
+        batch: usize,
+    ) -> Result<Vec<Tensor>> {
+        let layers = self.config.num_layers * self.dirs();
+        let shape = [layers, batch, self.hidden_size];
+        initial
             .iter()
-            .map(|per_layer| {
-                let s = Tensor::stack(per_layer, 0)?;
-                if batched {
-                    Ok(s)
-                } else {
-                    s.squeeze(1)
+            .map(|s| match s {
+                None => Tensor::zeros(&shape, &input.device()),
+                Some(s) => {
+                    check_operands(self.op, DType::F32, [input, s])?;
+                    if batched {
+                        s.expect_shape(self.op, "an initial state", &shape)?;
+                        Ok((*s).clone())
+                    } else {
+                        s.expect_shape(self.op, "an initial state", &[layers, self.hidden_size])?;
+                        s.unsqueeze(1)
+                    }
                 }
             })
-            .collect::<Result<_>>()?;
-        Ok((output, states))
+            .collect()
     }
 
     /// One layer in one direction over `x: [T, B, in]` from `state` (one

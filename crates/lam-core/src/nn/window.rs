@@ -164,13 +164,7 @@ pub fn fold(cols: &Tensor, window: &Window, image_shape: &[usize]) -> Result<Ten
     };
     cols.check_f32(OP)?;
     let g = geometry(window, [n, c, h, w], window.output_size(OP, h, w)?);
-    if cols.dims() != g.cols_shape() {
-        return Err(Error::shape(
-            OP,
-            format!("columns of shape {:?}", g.cols_shape()),
-            cols.dims(),
-        ));
-    }
+    cols.expect_shape(OP, "columns", &g.cols_shape())?;
     fold_op(cols, g)
 }
 
@@ -188,16 +182,8 @@ pub(crate) fn patches(
 
 /// The geometry of `window` over `x`, which must be an F32 `[N, C, H, W]`.
 pub(crate) fn geometry_of(op: &'static str, x: &Tensor, window: &Window) -> Result<WindowGeometry> {
-    if x.rank() != 4 {
-        return Err(Error::RankMismatch {
-            op,
-            expected: "4 ([N, C, H, W])".into(),
-            found: x.rank(),
-            shape: x.shape(),
-        });
-    }
+    let (n, c, h, w) = x.dims4(op, "[N, C, H, W]")?;
     x.check_f32(op)?;
-    let [n, c, h, w] = [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]];
     let g = geometry(window, [n, c, h, w], window.output_size(op, h, w)?);
     // The columns are the largest buffer the window ops make.
     let [kh, kw] = g.kernel;

@@ -18,145 +18,78 @@
 //! test checks it).
 
 use crate::backend::AdamStep;
-use crate::{NoGradGuard, Result, Tensor};
+use crate::{Result, Tensor};
 
-use super::state::{
-    buffer, dense, hyper_map, is_dense, regularized_grad, require, require_common, HyperReader,
-    Params,
-};
-use super::{Optimizer, OptimizerState};
+use super::declare::optimizer;
+use super::rule::{Core, Rule};
+use super::state::{buffer, dense, is_dense, regularized_grad, require};
+use super::ParamState;
 
-const HYPER: [&str; 7] = [
-    "lr",
-    "beta1",
-    "beta2",
-    "eps",
-    "weight_decay",
-    "l1",
-    "amsgrad",
-];
+optimizer! {
+    /// Adam with an L2 penalty (`weight_decay`, default 0).
+    pub struct Adam = "adam";
+    /// Adam with decoupled weight decay (`weight_decay`, default 0.01).
+    pub struct AdamW = "adamw";
 
-/// Adam with an L2 penalty (`weight_decay`, default 0).
-#[derive(Debug)]
-pub struct Adam(Inner);
-
-/// Adam with decoupled weight decay (`weight_decay`, default 0.01).
-#[derive(Debug)]
-pub struct AdamW(Inner);
-
-#[derive(Debug)]
-struct Inner {
-    params: Params,
-    cfg: Config,
-    decoupled: bool,
-    fused: bool,
+    hyper_parameters {
+        /// Decay rate of the first moment estimate.
+        beta1: f32 = 0.9,
+        /// Decay rate of the second moment estimate.
+        beta2: f32 = 0.999,
+        /// Added to the denominator for stability.
+        pub eps: f32 = 1e-8,
+        /// AMSGrad: normalise by the largest second moment seen so far.
+        pub amsgrad: bool = false,
+    }
+    settings {
+        /// Whether to use the backend's fused kernel when it has one
+        /// (default true; false always composes the update from tensor ops).
+        pub fused: bool = true,
+    }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Config {
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    l1: f32,
-    amsgrad: bool,
-}
-
-macro_rules! adam_builders {
-    ($ty:ident, $name:literal, $decoupled:literal, $wd:literal) => {
+/// `new`, `betas` and [`Rule`] for Adam and AdamW, which differ in where
+/// the weight decay goes.
+macro_rules! adam_variant {
+    ($ty:ident, $decoupled:literal, $weight_decay:literal) => {
         impl $ty {
             /// With learning rate `lr` and PyTorch's defaults: betas (0.9, 0.999), eps 1e-8.
             pub fn new(params: Vec<Tensor>, lr: f32) -> Result<$ty> {
-                Ok($ty(Inner {
-                    params: Params::new(concat!($name, "::new"), params)?,
-                    cfg: Config {
-                        lr,
-                        beta1: 0.9,
-                        beta2: 0.999,
-                        eps: 1e-8,
-                        weight_decay: $wd,
-                        l1: 0.0,
-                        amsgrad: false,
-                    },
-                    decoupled: $decoupled,
-                    fused: true,
-                }))
+                let config = Config {
+                    weight_decay: $weight_decay,
+                    ..Config::new(lr)
+                };
+                let op = concat!(stringify!($ty), "::new");
+                Ok($ty(Core::new(op, params, config)?))
             }
 
             /// Decay rates of the first and second moment estimates.
-            pub fn betas(mut self, beta1: f32, beta2: f32) -> Self {
-                self.0.cfg.beta1 = beta1;
-                self.0.cfg.beta2 = beta2;
-                self
-            }
-
-            /// Added to the denominator for stability.
-            pub fn eps(mut self, eps: f32) -> Self {
-                self.0.cfg.eps = eps;
-                self
-            }
-
-            /// Weight decay (see the type's doc for how it is applied).
-            pub fn weight_decay(mut self, weight_decay: f32) -> Self {
-                self.0.cfg.weight_decay = weight_decay;
-                self
-            }
-
-            /// L1 penalty: adds `l1 * sign(p)` to the gradient.
-            pub fn l1(mut self, l1: f32) -> Self {
-                self.0.cfg.l1 = l1;
-                self
-            }
-
-            /// AMSGrad: normalise by the largest second moment seen so far.
-            pub fn amsgrad(mut self, amsgrad: bool) -> Self {
-                self.0.cfg.amsgrad = amsgrad;
-                self
-            }
-
-            /// Whether to use the backend's fused kernel when it has one
-            /// (default true; false always composes the update from tensor ops).
-            pub fn fused(mut self, fused: bool) -> Self {
-                self.0.fused = fused;
-                self
+            pub fn betas(self, beta1: f32, beta2: f32) -> Self {
+                self.beta1(beta1).beta2(beta2)
             }
         }
 
-        impl Optimizer for $ty {
-            fn step(&mut self) -> Result<()> {
-                self.0.step()
+        impl Rule for $ty {
+            fn check(c: &Config, op: &'static str) -> Result<()> {
+                c.check(op)
             }
 
-            fn lr(&self) -> f32 {
-                self.0.cfg.lr
+            fn buffers(c: &Config) -> Vec<&'static str> {
+                c.buffers()
             }
 
-            fn set_lr(&mut self, lr: f32) {
-                self.0.cfg.lr = lr;
-            }
-
-            fn params(&self) -> &[Tensor] {
-                &self.0.params.tensors
-            }
-
-            fn state_dict(&self) -> Result<OptimizerState> {
-                self.0.state_dict()
-            }
-
-            fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-                self.0.load_state_dict(state)
+            fn update(&self, p: &Tensor, grad: &Tensor, st: &mut ParamState) -> Result<()> {
+                self.0.config.update(p, grad, st, $decoupled)
             }
         }
     };
 }
 
-adam_builders!(Adam, "Adam", false, 0.0);
-adam_builders!(AdamW, "AdamW", true, 0.01);
+adam_variant!(Adam, false, 0.0);
+adam_variant!(AdamW, true, 0.01);
 
 impl Config {
     fn check(&self, op: &'static str) -> Result<()> {
-        require_common(op, self.lr, self.weight_decay, self.l1)?;
         let in_unit = |b: f32| (0.0..1.0).contains(&b);
         require(op, "beta1", self.beta1, in_unit(self.beta1), "in [0, 1)")?;
         require(op, "beta2", self.beta2, in_unit(self.beta2), "in [0, 1)")?;
@@ -168,94 +101,55 @@ impl Config {
             "finite and >= 0",
         )
     }
-}
 
-impl Inner {
-    fn kind(&self) -> &'static str {
-        if self.decoupled {
-            "adamw"
+    fn buffers(&self) -> Vec<&'static str> {
+        if self.amsgrad {
+            vec!["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
         } else {
-            "adam"
+            vec!["exp_avg", "exp_avg_sq"]
         }
     }
 
-    fn step(&mut self) -> Result<()> {
-        let c = self.cfg;
-        c.check(if self.decoupled { "AdamW" } else { "Adam" })?;
-        let _no_grad = NoGradGuard::new();
-        for i in 0..self.params.tensors.len() {
-            let p = self.params.tensors[i].clone();
-            let Some(grad) = p.grad() else { continue };
-            let st = self.params.begin_step(i);
-            let g = regularized_grad(&p, &grad, 0.0, c.l1)?;
-            // Dense moments: a fused kernel updates them in place.
-            let m = dense(&buffer(st, "exp_avg", &p, || Tensor::zeros_like(&p))?)?;
-            let v = dense(&buffer(st, "exp_avg_sq", &p, || Tensor::zeros_like(&p))?)?;
-            let hp = AdamStep {
-                lr: c.lr,
-                beta1: c.beta1,
-                beta2: c.beta2,
-                eps: c.eps,
-                weight_decay: c.weight_decay,
-                decoupled: self.decoupled,
-                step: u32::try_from(st.step).unwrap_or(u32::MAX),
-            };
-            if c.amsgrad {
-                let v_max = buffer(st, "max_exp_avg_sq", &p, || Tensor::zeros_like(&p))?;
-                let (m, v, v_max) = composed_step(&p, &g, &m, &v, Some(&v_max), &hp)?;
-                st.buffers
-                    .insert("max_exp_avg_sq".into(), v_max.unwrap_or(v.clone()));
-                st.buffers.insert("exp_avg".into(), m);
-                st.buffers.insert("exp_avg_sq".into(), v);
-                continue;
-            }
-            let (m, v) = if self.fused && is_dense(&p) && fused_step(&p, &g, &m, &v, &hp)? {
-                (m, v)
-            } else {
-                let (m, v, _) = composed_step(&p, &g, &m, &v, None, &hp)?;
-                (m, v)
-            };
+    /// One parameter's update, in the backend's fused kernel where it has
+    /// one and `fused` allows, else from tensor ops.
+    fn update(
+        &self,
+        p: &Tensor,
+        grad: &Tensor,
+        st: &mut ParamState,
+        decoupled: bool,
+    ) -> Result<()> {
+        let c = self;
+        let g = regularized_grad(p, grad, 0.0, c.l1)?;
+        // Dense moments: a fused kernel updates them in place.
+        let m = dense(&buffer(st, "exp_avg", p, || Tensor::zeros_like(p))?)?;
+        let v = dense(&buffer(st, "exp_avg_sq", p, || Tensor::zeros_like(p))?)?;
+        let hp = AdamStep {
+            lr: c.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            decoupled,
+            step: u32::try_from(st.step).unwrap_or(u32::MAX),
+        };
+        if c.amsgrad {
+            let v_max = buffer(st, "max_exp_avg_sq", p, || Tensor::zeros_like(p))?;
+            let (m, v, v_max) = composed_step(p, &g, &m, &v, Some(&v_max), &hp)?;
+            st.buffers
+                .insert("max_exp_avg_sq".into(), v_max.unwrap_or(v.clone()));
             st.buffers.insert("exp_avg".into(), m);
             st.buffers.insert("exp_avg_sq".into(), v);
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        let c = &self.cfg;
-        let values = [
-            c.lr,
-            c.beta1,
-            c.beta2,
-            c.eps,
-            c.weight_decay,
-            c.l1,
-            c.amsgrad as u8 as f32,
-        ];
-        let hyper = hyper_map(&HYPER, &values);
-        self.params.snapshot(self.kind(), hyper)
-    }
-
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        let kind = self.kind();
-        let h = HyperReader::new(kind, state, &HYPER)?;
-        let cfg = Config {
-            lr: h.f32("lr")?,
-            beta1: h.f32("beta1")?,
-            beta2: h.f32("beta2")?,
-            eps: h.f32("eps")?,
-            weight_decay: h.f32("weight_decay")?,
-            l1: h.f32("l1")?,
-            amsgrad: h.flag("amsgrad")?,
-        };
-        cfg.check("load_state_dict")?;
-        let buffers: &[&str] = if cfg.amsgrad {
-            &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+        let (m, v) = if c.fused && is_dense(p) && fused_step(p, &g, &m, &v, &hp)? {
+            (m, v)
         } else {
-            &["exp_avg", "exp_avg_sq"]
+            let (m, v, _) = composed_step(p, &g, &m, &v, None, &hp)?;
+            (m, v)
         };
-        self.params.state = self.params.checked_state(kind, state, buffers)?;
-        self.cfg = cfg;
+        st.buffers.insert("exp_avg".into(), m);
+        st.buffers.insert("exp_avg_sq".into(), v);
         Ok(())
     }
 }

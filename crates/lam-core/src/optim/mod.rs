@@ -20,12 +20,21 @@
 //! One parameter group per optimizer: a learning rate for all its
 //! parameters. Hyper-parameters are checked when `step()` runs, so a bad
 //! value is an error naming it, never a panic.
+//!
+//! Code map: each optimizer's file declares it with `optimizer!`
+//! (`declare.rs`: the type, its hyper-parameters stated once, their
+//! builders and snapshot names) and gives its `Rule` (`rule.rs`: the
+//! checks and the update of one parameter), from which every
+//! [`Optimizer`] method follows; `state.rs` holds the per-parameter state
+//! and the helpers the updates share.
 
 mod adagrad;
 mod adam;
 mod clip;
+mod declare;
 mod plateau;
 mod rmsprop;
+mod rule;
 mod scheduler;
 mod sgd;
 mod state;

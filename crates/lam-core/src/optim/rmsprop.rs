@@ -9,223 +9,90 @@
 //! p   = p - lr g / avg                                   (otherwise)
 //! ```
 
-use crate::{NoGradGuard, Result, Tensor};
+use crate::{Result, Tensor};
 
-use super::state::{
-    buffer, hyper_map, regularized_grad, require, require_common, HyperReader, Params,
-};
-use super::{Optimizer, OptimizerState};
+use super::declare::optimizer;
+use super::rule::{Core, Rule};
+use super::state::{buffer, regularized_grad, require};
+use super::ParamState;
 
-const KIND: &str = "rmsprop";
-const HYPER: [&str; 7] = [
-    "lr",
-    "alpha",
-    "eps",
-    "momentum",
-    "centered",
-    "weight_decay",
-    "l1",
-];
+optimizer! {
+    /// RMSprop, optionally centered and with momentum.
+    pub struct RmsProp = "rmsprop";
 
-/// RMSprop, optionally centered and with momentum.
-#[derive(Debug)]
-pub struct RmsProp {
-    params: Params,
-    cfg: Config,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Config {
-    lr: f32,
-    alpha: f32,
-    eps: f32,
-    momentum: f32,
-    centered: bool,
-    weight_decay: f32,
-    l1: f32,
+    hyper_parameters {
+        /// Smoothing constant of the squared-gradient average.
+        pub alpha: f32 = 0.99,
+        /// Added to the denominator for stability.
+        pub eps: f32 = 1e-8,
+        /// Momentum factor (0 disables it).
+        pub momentum: f32 = 0.0,
+        /// Normalises by the estimated variance instead of the raw second moment.
+        pub centered: bool = false,
+    }
 }
 
 impl RmsProp {
     /// With learning rate `lr` (PyTorch's default is 0.01) and PyTorch's
     /// defaults: alpha 0.99, eps 1e-8, no momentum, not centered.
     pub fn new(params: Vec<Tensor>, lr: f32) -> Result<RmsProp> {
-        Ok(RmsProp {
-            params: Params::new("RmsProp::new", params)?,
-            cfg: Config {
-                lr,
-                alpha: 0.99,
-                eps: 1e-8,
-                momentum: 0.0,
-                centered: false,
-                weight_decay: 0.0,
-                l1: 0.0,
-            },
-        })
-    }
-
-    /// Smoothing constant of the squared-gradient average.
-    pub fn alpha(mut self, alpha: f32) -> Self {
-        self.cfg.alpha = alpha;
-        self
-    }
-
-    /// Added to the denominator for stability.
-    pub fn eps(mut self, eps: f32) -> Self {
-        self.cfg.eps = eps;
-        self
-    }
-
-    /// Momentum factor (0 disables it).
-    pub fn momentum(mut self, momentum: f32) -> Self {
-        self.cfg.momentum = momentum;
-        self
-    }
-
-    /// Normalises by the estimated variance instead of the raw second moment.
-    pub fn centered(mut self, centered: bool) -> Self {
-        self.cfg.centered = centered;
-        self
-    }
-
-    /// L2 penalty: adds `weight_decay * p` to the gradient.
-    pub fn weight_decay(mut self, weight_decay: f32) -> Self {
-        self.cfg.weight_decay = weight_decay;
-        self
-    }
-
-    /// L1 penalty: adds `l1 * sign(p)` to the gradient.
-    pub fn l1(mut self, l1: f32) -> Self {
-        self.cfg.l1 = l1;
-        self
+        Ok(RmsProp(Core::new("RmsProp::new", params, Config::new(lr))?))
     }
 }
 
-impl Config {
-    fn check(&self) -> Result<()> {
-        const OP: &str = "RmsProp";
-        require_common(OP, self.lr, self.weight_decay, self.l1)?;
-        require(
-            OP,
-            "alpha",
-            self.alpha,
-            self.alpha >= 0.0 && self.alpha.is_finite(),
-            "finite and >= 0",
-        )?;
-        require(
-            OP,
-            "eps",
-            self.eps,
-            self.eps >= 0.0 && self.eps.is_finite(),
-            "finite and >= 0",
-        )?;
-        let m = self.momentum;
-        require(
-            OP,
-            "momentum",
-            m,
-            m >= 0.0 && m.is_finite(),
-            "finite and >= 0",
-        )
+impl Rule for RmsProp {
+    fn check(c: &Config, op: &'static str) -> Result<()> {
+        let finite_nonneg = |v: f32| v >= 0.0 && v.is_finite();
+        for (name, v) in [("alpha", c.alpha), ("eps", c.eps), ("momentum", c.momentum)] {
+            require(op, name, v, finite_nonneg(v), "finite and >= 0")?;
+        }
+        Ok(())
     }
 
-    fn buffers(&self) -> Vec<&'static str> {
+    fn buffers(c: &Config) -> Vec<&'static str> {
         let mut b = vec!["square_avg"];
-        if self.momentum > 0.0 {
+        if c.momentum > 0.0 {
             b.push("momentum_buffer");
         }
-        if self.centered {
+        if c.centered {
             b.push("grad_avg");
         }
         b
     }
-}
 
-impl Optimizer for RmsProp {
-    fn step(&mut self) -> Result<()> {
-        let c = self.cfg;
-        c.check()?;
-        let _no_grad = NoGradGuard::new();
-        for i in 0..self.params.tensors.len() {
-            let p = self.params.tensors[i].clone();
-            let Some(grad) = p.grad() else { continue };
-            let st = self.params.begin_step(i);
-            let zeros = || Tensor::zeros_like(&p);
-            let g = regularized_grad(&p, &grad, c.weight_decay, c.l1)?;
-            let sq = buffer(st, "square_avg", &p, zeros)?;
-            let sq = sq
-                .mul_scalar(c.alpha)?
-                // ((1 - α)·g)·g, PyTorch's addcmul order (g² alone overflows sooner).
-                .add(&g.mul_scalar(1.0 - c.alpha)?.mul(&g)?)?;
-            let avg = if c.centered {
-                let ga = buffer(st, "grad_avg", &p, zeros)?;
-                let ga = ga.add(&g.sub(&ga)?.mul_scalar(1.0 - c.alpha)?)?;
-                // Where the second moment overflowed to inf, so is the
-                // variance (inf - inf would be NaN; PyTorch's fused
-                // multiply-add keeps it inf).
-                let var = sq.sub(&ga.square()?)?;
-                let infinite = sq.eq(&Tensor::full(&[], f32::INFINITY, &p.device())?)?;
-                let avg = Tensor::where_cond(&infinite, &sq, &var)?.sqrt()?;
-                st.buffers.insert("grad_avg".into(), ga);
-                avg
-            } else {
-                sq.sqrt()?
-            };
-            st.buffers.insert("square_avg".into(), sq);
-            let avg = avg.add_scalar(c.eps)?;
-            let update = if c.momentum > 0.0 {
-                let b = buffer(st, "momentum_buffer", &p, zeros)?;
-                let b = b.mul_scalar(c.momentum)?.add(&g.div(&avg)?)?;
-                st.buffers.insert("momentum_buffer".into(), b.clone());
-                b
-            } else {
-                g.div(&avg)?
-            };
-            p.set_data(&p.sub(&update.mul_scalar(c.lr)?)?)?;
-        }
-        Ok(())
-    }
-
-    fn lr(&self) -> f32 {
-        self.cfg.lr
-    }
-
-    fn set_lr(&mut self, lr: f32) {
-        self.cfg.lr = lr;
-    }
-
-    fn params(&self) -> &[Tensor] {
-        &self.params.tensors
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        let c = &self.cfg;
-        let values = [
-            c.lr,
-            c.alpha,
-            c.eps,
-            c.momentum,
-            c.centered as u8 as f32,
-            c.weight_decay,
-            c.l1,
-        ];
-        let hyper = hyper_map(&HYPER, &values);
-        self.params.snapshot(KIND, hyper)
-    }
-
-    fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-        let h = HyperReader::new(KIND, state, &HYPER)?;
-        let cfg = Config {
-            lr: h.f32("lr")?,
-            alpha: h.f32("alpha")?,
-            eps: h.f32("eps")?,
-            momentum: h.f32("momentum")?,
-            centered: h.flag("centered")?,
-            weight_decay: h.f32("weight_decay")?,
-            l1: h.f32("l1")?,
+    fn update(&self, p: &Tensor, grad: &Tensor, st: &mut ParamState) -> Result<()> {
+        let c = &self.0.config;
+        let zeros = || Tensor::zeros_like(p);
+        let g = regularized_grad(p, grad, c.weight_decay, c.l1)?;
+        let sq = buffer(st, "square_avg", p, zeros)?;
+        let sq = sq
+            .mul_scalar(c.alpha)?
+            // ((1 - α)·g)·g, PyTorch's addcmul order (g² alone overflows sooner).
+            .add(&g.mul_scalar(1.0 - c.alpha)?.mul(&g)?)?;
+        let avg = if c.centered {
+            let ga = buffer(st, "grad_avg", p, zeros)?;
+            let ga = ga.add(&g.sub(&ga)?.mul_scalar(1.0 - c.alpha)?)?;
+            // Where the second moment overflowed to inf, so is the
+            // variance (inf - inf would be NaN; PyTorch's fused
+            // multiply-add keeps it inf).
+            let var = sq.sub(&ga.square()?)?;
+            let infinite = sq.eq(&Tensor::full(&[], f32::INFINITY, &p.device())?)?;
+            let avg = Tensor::where_cond(&infinite, &sq, &var)?.sqrt()?;
+            st.buffers.insert("grad_avg".into(), ga);
+            avg
+        } else {
+            sq.sqrt()?
         };
-        cfg.check()?;
-        self.params.state = self.params.checked_state(KIND, state, &cfg.buffers())?;
-        self.cfg = cfg;
-        Ok(())
+        st.buffers.insert("square_avg".into(), sq);
+        let avg = avg.add_scalar(c.eps)?;
+        let update = if c.momentum > 0.0 {
+            let b = buffer(st, "momentum_buffer", p, zeros)?;
+            let b = b.mul_scalar(c.momentum)?.add(&g.div(&avg)?)?;
+            st.buffers.insert("momentum_buffer".into(), b.clone());
+            b
+        } else {
+            g.div(&avg)?
+        };
+        p.set_data(&p.sub(&update.mul_scalar(c.lr)?)?)
     }
 }

@@ -1,6 +1,7 @@
 //! What every optimizer shares: its parameter list with lazily created
-//! per-parameter state, the snapshot/restore logic behind `state_dict` and
-//! `load_state_dict`, hyper-parameter checks, and the regularized gradient.
+//! per-parameter state, the snapshot/restore of that state behind
+//! `state_dict` and `load_state_dict`, hyper-parameter checks, and the
+//! regularized gradient.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -35,15 +36,21 @@ impl Params {
         Ok(Params { tensors, state })
     }
 
-    /// The state of parameter `i`, created empty on first use; its step
-    /// count is advanced by one.
-    pub(crate) fn begin_step(&mut self, i: usize) -> &mut ParamState {
-        let st = self.state[i].get_or_insert_with(|| ParamState {
+    /// The state of parameter `i` taken out for one update (created empty
+    /// on first use), its step count advanced by one; [`Params::end_step`]
+    /// puts it back.
+    pub(crate) fn begin_step(&mut self, i: usize) -> ParamState {
+        let mut st = self.state[i].take().unwrap_or_else(|| ParamState {
             step: 0,
             buffers: BTreeMap::new(),
         });
         st.step += 1;
         st
+    }
+
+    /// Puts back the state taken by [`Params::begin_step`].
+    pub(crate) fn end_step(&mut self, i: usize, st: ParamState) {
+        self.state[i] = Some(st);
     }
 
     /// A copy of every hyper-parameter and buffer.
@@ -146,63 +153,6 @@ impl Params {
         }
         Ok(out)
     }
-}
-
-/// Reads hyper-parameters from a state snapshot, insisting on exactly the
-/// expected names.
-pub(crate) struct HyperReader<'a> {
-    kind: &'static str,
-    map: &'a BTreeMap<String, f64>,
-}
-
-impl<'a> HyperReader<'a> {
-    /// An error unless `state` is of this `kind` and holds exactly the hyper-parameters `names`.
-    pub(crate) fn new(
-        kind: &'static str,
-        state: &'a OptimizerState,
-        names: &[&str],
-    ) -> Result<Self> {
-        if state.kind != kind {
-            return Err(Error::invalid(
-                "load_state_dict",
-                format!("state of a {} optimizer loaded into {kind}", state.kind),
-            ));
-        }
-        let map = &state.hyper;
-        let found: BTreeSet<&str> = map.keys().map(String::as_str).collect();
-        let wanted: BTreeSet<&str> = names.iter().copied().collect();
-        if found != wanted {
-            return Err(Error::invalid(
-                "load_state_dict",
-                format!("{kind} expects hyper-parameters {wanted:?}, found {found:?}"),
-            ));
-        }
-        Ok(HyperReader { kind, map })
-    }
-
-    /// The value of `name` as `f32`.
-    pub(crate) fn f32(&self, name: &str) -> Result<f32> {
-        self.map.get(name).map(|&v| v as f32).ok_or_else(|| {
-            Error::invalid(
-                "load_state_dict",
-                format!("{} state lacks `{name}`", self.kind),
-            )
-        })
-    }
-
-    /// The flag `name` (stored as 0 or 1).
-    pub(crate) fn flag(&self, name: &str) -> Result<bool> {
-        Ok(self.f32(name)? != 0.0)
-    }
-}
-
-/// Hyper-parameters by name, for a snapshot.
-pub(crate) fn hyper_map(names: &[&str], values: &[f32]) -> BTreeMap<String, f64> {
-    names
-        .iter()
-        .zip(values)
-        .map(|(k, &v)| (k.to_string(), v as f64))
-        .collect()
 }
 
 /// An error naming `name` unless `ok` (a hyper-parameter check).

@@ -9,11 +9,14 @@
 //! gather, scatter_add), `random`, `softmax` (softmax, log-softmax,
 //! logsumexp) and `cross_entropy`. Beside them: `creation` (constructors
 //! from host data and fills), `view` (reshape, permute, narrow, expand, ...:
-//! new layouts, no data moved) and `display`.
+//! new layouts, no data moved), `display`, and `dims`: the shape-check
+//! vocabulary that ops and layers share (`dims2`..`dims4`, `batched`,
+//! `rank_in`, `expect_shape`, `check_operands`).
 
 mod copy;
 mod creation;
 mod cross_entropy;
+mod dims;
 mod display;
 mod elementwise;
 mod index;
@@ -25,6 +28,8 @@ mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+pub(crate) use dims::check_operands;
 
 use crate::autograd::{is_grad_enabled, Node};
 use crate::backend::{Backend, Storage};

@@ -7,7 +7,8 @@
 //! Gate order is PyTorch's: LSTM `i, f, g, o`; GRU `r, z, n` with
 //! `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`.
 
-use crate::{Error, Result, Tensor};
+use crate::tensor::check_operands;
+use crate::{DType, Error, Result, Tensor};
 
 /// The recurrence of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,59 +86,41 @@ fn cell_step(
     biases: [Option<&Tensor>; 2],
 ) -> Result<Vec<Tensor>> {
     let [w_ih, w_hh] = weights;
-    for t in [input, w_ih, w_hh].into_iter().chain(state.iter().copied()) {
-        t.check_f32(op)?;
-    }
-    if w_hh.rank() != 2 || w_hh.dims()[0] != cell.gates() * w_hh.dims()[1] || w_hh.dims()[1] == 0 {
+    let operands = [input, w_ih, w_hh].into_iter().chain(state.iter().copied());
+    check_operands(op, DType::F32, operands)?;
+    let (g, h) = w_hh.dims2(op, "weight_hh [gates·hidden, hidden]")?;
+    if g != cell.gates() * h || h == 0 {
         return Err(Error::shape(
             op,
             format!("weight_hh of shape [{}·hidden, hidden]", cell.gates()),
             w_hh.dims(),
         ));
     }
-    let (g, h) = (w_hh.dims()[0], w_hh.dims()[1]);
-    if w_ih.rank() != 2 || w_ih.dims()[0] != g {
+    let (g_ih, in_size) = w_ih.dims2(op, "weight_ih [gates·hidden, input_size]")?;
+    if g_ih != g {
         return Err(Error::shape(
             op,
             format!("weight_ih of shape [{g}, input_size]"),
             w_ih.dims(),
         ));
     }
-    let in_size = w_ih.dims()[1];
-    let batched = input.rank() == 2;
-    if !(input.rank() == 1 || batched) || input.dims()[input.rank() - 1] != in_size {
+    let batched = input.batched(op, 2, "[batch, input_size]", "[input_size]")?;
+    if input.dims()[input.rank() - 1] != in_size {
         return Err(Error::shape(
             op,
             format!("an input of shape [batch, {in_size}] or [{in_size}]"),
             input.dims(),
         ));
     }
-    let batch = if batched { input.dims()[0] } else { 1 };
-    let x = if batched {
-        input.clone()
+    let (x, state_shape) = if batched {
+        (input.clone(), vec![input.dims()[0], h])
     } else {
-        input.unsqueeze(0)?
+        (input.unsqueeze(0)?, vec![h])
     };
     let state: Vec<Tensor> = state
         .iter()
         .map(|s| {
-            let ok = if batched {
-                s.dims() == [batch, h]
-            } else {
-                s.dims() == [h]
-            };
-            if !ok {
-                let expected = if batched {
-                    format!("[{batch}, {h}]")
-                } else {
-                    format!("[{h}]")
-                };
-                return Err(Error::shape(
-                    op,
-                    format!("a state of shape {expected}"),
-                    s.dims(),
-                ));
-            }
+            s.expect_shape(op, "a state", &state_shape)?;
             if batched {
                 Ok((*s).clone())
             } else {
