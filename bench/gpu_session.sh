@@ -16,7 +16,8 @@
 #      (64- and 128-tiles) beside PyTorch's fp32 cuBLAS;
 #   2. `mlp 128` and `mlp 32` samples/s, lam on the GPU alternating with
 #      PyTorch-CUDA three times, and `cnn 64` once each;
-#   3. the profiler's table for `mlp 128` on the GPU (timestamp queries);
+#   3. the profiler's table for `mlp 128` on the GPU (timestamp queries),
+#      and memory over a DataLoader-fed training run (`soak`, 2,000 steps);
 #   4. the digits examples on the GPU (accuracy and wall time);
 #   5. the GPU conformance and differential test binaries.
 #
@@ -24,9 +25,9 @@
 # script itself on a software adapter (lavapipe) before spending GPU time.
 set -u
 if [ "${LAM_SESSION_SMOKE:-0}" = 1 ]; then
-    SIZES="128 256" ITERS=2 STEPS=3 FULL=0
+    SIZES="128 256" ITERS=2 STEPS=3 SOAK=1000 FULL=0
 else
-    SIZES="4096 8192" ITERS=0 STEPS=500 FULL=1
+    SIZES="4096 8192" ITERS=0 STEPS=500 SOAK=2000 FULL=1
 fi
 if [ $# -eq 0 ] && [ -f .devpack/bins.tar.xz ]; then
     mkdir -p /tmp/lam-bin
@@ -90,6 +91,9 @@ run 120 python3 bench/torch_bench_cuda.py cnn 64 $STEPS
 
 step "profiler: mlp 128 on the gpu"
 LAM_PROFILE=1 run 120 "$BIN/lam-bench" mlp 128 $STEPS --device gpu
+
+step "soak: memory over a DataLoader-fed run on the gpu"
+run 120 "$BIN/lam-bench" soak $SOAK --device gpu
 if [ "$FULL" != 1 ]; then
     step "done (smoke run)"
     exit 0

@@ -1,7 +1,9 @@
 //! A training loop's steady state allocates no new buffers: after warm-up
 //! steps, every output of a step (activations, gradients, optimizer
 //! temporaries) reuses a buffer freed by the step before — from lam-cpu's
-//! recycled vectors on the CPU, from lam-wgpu's buffer pool on a GPU.
+//! recycled vectors on the CPU, from lam-wgpu's buffer pool on a GPU — and
+//! so does every upload of a new batch from a `DataLoader`, and every
+//! staging buffer that carries it, the kernel parameters and the loss.
 //!
 //! One test in its own binary, devices one after another: the CPU pool is
 //! process-wide, so no other test may run beside it.
@@ -11,6 +13,7 @@ mod common;
 use lam::nn::{Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use lam::optim::{Adam, Optimizer};
 use lam::prelude::*;
+use lam_train::data::{DataLoader, TensorDataset};
 
 /// A small CNN and MLP head, big enough that every activation goes
 /// through the pools (the CPU pool skips vectors under 4096 elements).
@@ -25,20 +28,39 @@ fn model(dev: &Device) -> lam::Result<Sequential> {
         .add(Linear::new(64, 10, dev)?))
 }
 
-/// Runs `steps` training steps and returns the last loss.
-fn train(model: &Sequential, opt: &mut Adam, x: &Tensor, y: &Tensor, steps: usize) -> f32 {
-    let mut loss = f32::NAN;
+/// One training step on `(x, y)`; returns the loss, read back as a real
+/// loop does.
+fn step(model: &Sequential, opt: &mut Adam, x: &Tensor, y: &Tensor) -> f32 {
+    opt.zero_grad();
+    let l = model
+        .forward(x)
+        .and_then(|o| o.cross_entropy(y))
+        .expect("forward");
+    l.backward().expect("backward");
+    opt.step().expect("step");
+    l.item().expect("loss")
+}
+
+/// Runs `steps` training steps on the fixed batch `(x, y)`.
+fn train(model: &Sequential, opt: &mut Adam, x: &Tensor, y: &Tensor, steps: usize) {
     for _ in 0..steps {
-        opt.zero_grad();
-        let l = model
-            .forward(x)
-            .and_then(|o| o.cross_entropy(y))
-            .expect("forward");
-        l.backward().expect("backward");
-        opt.step().expect("step");
-        loss = l.item().expect("loss");
+        step(model, opt, x, y);
     }
-    loss
+}
+
+/// Runs the training steps of `epochs`, each batch a new upload.
+fn train_from(
+    model: &Sequential,
+    opt: &mut Adam,
+    loader: &DataLoader,
+    epochs: std::ops::Range<u64>,
+) {
+    for epoch in epochs {
+        for batch in loader.epoch(epoch) {
+            let (x, y) = batch.expect("a batch");
+            step(model, opt, &x, &y);
+        }
+    }
 }
 
 fn setup(dev: &Device) -> (Sequential, Adam, Tensor, Tensor) {
@@ -48,6 +70,20 @@ fn setup(dev: &Device) -> (Sequential, Adam, Tensor, Tensor) {
     let x = Tensor::randn(&[32, 1, 16, 16], dev).expect("x");
     let y = Tensor::from_vec_i32((0..32).map(|i| i % 10).collect(), &[32], dev).expect("y");
     (m, opt, x, y)
+}
+
+/// 200 samples of `[1, 16, 16]` in shuffled batches of 32: six full
+/// batches (32 × 256 features, pooled on the CPU too) and a short one.
+fn loader(dev: &Device) -> DataLoader {
+    let features: Vec<f32> = (0..200 * 256)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let labels = (0..200).map(|i| i % 10).collect();
+    let data = TensorDataset::from_classes(features, &[1, 16, 16], labels).expect("data");
+    DataLoader::new(data, 32, dev)
+        .expect("loader")
+        .shuffle(true)
+        .seed(3)
 }
 
 #[test]
@@ -64,9 +100,24 @@ fn training_steps_reuse_every_buffer_after_warm_up() {
         after.fresh, before.fresh,
         "fresh allocations in steady state on the cpu"
     );
+    let data = loader(&cpu);
+    train_from(&m, &mut opt, &data, 0..2);
+    let before = lam_cpu::pool_stats();
+    train_from(&m, &mut opt, &data, 2..4);
+    let after = lam_cpu::pool_stats();
+    assert_eq!(
+        after.fresh, before.fresh,
+        "fresh allocations in DataLoader-fed steps on the cpu"
+    );
+    assert!(
+        after.bytes_pooled <= before.bytes_pooled,
+        "the cpu pool grew from {} to {} bytes",
+        before.bytes_pooled,
+        after.bytes_pooled
+    );
 
-    // GPUs: the device's buffer pool (`buffers_allocated` counts buffers
-    // created through the driver).
+    // GPUs: the device's buffer pool and staging buffers
+    // (`buffers_allocated` counts every buffer created through the driver).
     for api in ["vulkan", "gl"] {
         let Some(dev) = common::gpu(api) else {
             continue;
@@ -83,6 +134,19 @@ fn training_steps_reuse_every_buffer_after_warm_up() {
         assert_eq!(
             after.buffers_allocated, before.buffers_allocated,
             "{api}: buffers created in steady state"
+        );
+        let data = loader(&dev);
+        train_from(&m, &mut opt, &data, 0..2);
+        let before = dev.stats();
+        train_from(&m, &mut opt, &data, 2..4);
+        let after = dev.stats();
+        assert_eq!(
+            after.buffers_allocated, before.buffers_allocated,
+            "{api}: buffers created in DataLoader-fed steps"
+        );
+        assert_eq!(
+            after.bytes_pooled, before.bytes_pooled,
+            "{api}: bytes kept besides live tensors"
         );
     }
 }

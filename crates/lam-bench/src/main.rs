@@ -9,11 +9,14 @@
 //! cargo run --release -p lam-bench -- elementwise N ITERS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- soak [STEPS] [--device cpu|gpu]
 //! ```
 //!
 //! The training scenarios (`mlp`, `cnn`) also print the process's peak
 //! resident memory (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py`
-//! does.
+//! does. `soak` is no speed measurement: it trains from a `DataLoader` for
+//! many steps and prints the resident memory and the device's pool every
+//! 1,000 steps, which must stay flat.
 //!
 //! `LAM_PROFILE=1` adds the profiler's table (time per op and, on GPUs with
 //! timestamp queries, per kernel): after the result line of `mlp` and `cnn`,
@@ -26,6 +29,7 @@ mod cnn;
 mod elementwise;
 mod matmul;
 mod mlp;
+mod soak;
 mod training;
 
 use std::process::ExitCode;
@@ -36,7 +40,8 @@ const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu]
        lam-bench matmul-sweep [--device cpu|gpu]
        lam-bench elementwise N ITERS [--device cpu|gpu]
        lam-bench mlp BATCH STEPS [--device cpu|gpu]
-       lam-bench cnn BATCH STEPS [--device cpu|gpu]";
+       lam-bench cnn BATCH STEPS [--device cpu|gpu]
+       lam-bench soak [STEPS] [--device cpu|gpu]";
 
 /// What a scenario returns: `Err` carries a message for the user.
 type Outcome = Result<(), Box<dyn std::error::Error>>;
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
             Some("elementwise") => elementwise::run(&args[1..], &device),
             Some("mlp") => mlp::run(&args[1..], &device),
             Some("cnn") => cnn::run(&args[1..], &device),
+            Some("soak") => soak::run(&args[1..], &device),
             _ => Err(USAGE.into()),
         });
     // The training scenarios print their own table, restricted to the timed steps.
@@ -98,4 +104,17 @@ fn arg<T: std::str::FromStr>(
         .ok_or_else(|| format!("missing {what}\n{USAGE}"))?;
     text.parse()
         .map_err(|_| format!("{what} must be a number, found {text:?}").into())
+}
+
+/// A memory figure of this process from `/proc/self/status` (`VmRSS`, the
+/// resident set; `VmHWM`, its peak) in MiB, or `None` where that file is
+/// missing (not Linux).
+fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

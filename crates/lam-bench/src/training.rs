@@ -51,7 +51,7 @@ pub fn bench(
     let report = profile::is_enabled().then(profile::report);
     let dt = elapsed.as_secs_f64();
     let samples = (steps * batch) as f64 / dt;
-    let peak = match peak_rss_mib() {
+    let peak = match crate::status_mib("VmHWM") {
         Some(mib) => format!(" peak_rss={mib:.1} MiB"),
         None => String::new(),
     };
@@ -82,13 +82,4 @@ fn print_profile(name: &str, report: &profile::ProfileReport, steps_time: std::t
         ));
     }
     println!("{line}");
-}
-
-/// The process's peak resident set (`VmHWM` in `/proc/self/status`) in MiB,
-/// or `None` where that file is missing (not Linux).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -117,7 +117,7 @@ impl Backend for CpuBackend {
     }
 
     fn from_f32(&self, data: &[f32]) -> Result<Storage> {
-        Ok(self.store(Data::F32(pool::copy_of(data)?)))
+        Ok(self.store(Data::F32(pool::copy_f32(data)?)))
     }
 
     fn from_i32(&self, data: &[i32]) -> Result<Storage> {
@@ -235,8 +235,13 @@ impl Backend for CpuBackend {
         Ok(true)
     }
 
+    /// This device's counters; `bytes_pooled` is the process-wide pool's,
+    /// which every CPU device shares.
     fn stats(&self) -> DeviceStats {
-        self.counters.snapshot()
+        DeviceStats {
+            bytes_pooled: pool::pool_stats().bytes_pooled,
+            ..self.counters.snapshot()
+        }
     }
 }
 

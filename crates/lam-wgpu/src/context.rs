@@ -1,5 +1,6 @@
 //! [`Gpu`]: everything one wgpu device owns — the device and queue, the
-//! effective limits, the buffer pool, the pending command encoder, the
+//! effective limits, the buffer pool and staging buffers, the pending
+//! command encoder, the
 //! kernel timer (timestamp queries, for the profiler), the pipeline cache,
 //! counters, the index-fault words kernels write (`fault.rs`), and the
 //! sticky fault that a lost device leaves.
@@ -23,6 +24,7 @@ use lam_core::{DeviceStats, Error, Result};
 use crate::pipeline::PipelineCache;
 use crate::pool::BufferPool;
 use crate::queue::Pending;
+use crate::staging::Staging;
 use crate::timing::KernelTimer;
 
 /// Limits lam enforces, from the adapter's own limits (and test overrides).
@@ -34,6 +36,8 @@ pub(crate) struct GpuLimits {
     pub max_buffer: u64,
     /// Alignment of uniform-buffer binding offsets.
     pub uniform_align: u64,
+    /// Bytes of upload staging buffers kept at most (see `staging.rs`).
+    pub upload_staging: u64,
 }
 
 /// Counters behind [`DeviceStats`].
@@ -44,6 +48,20 @@ pub(crate) struct Counters {
     pub buffers_allocated: AtomicU64,
     pub pool_hits: AtomicU64,
     pub bytes_live: AtomicU64,
+    pub bytes_pooled: AtomicU64,
+}
+
+impl Counters {
+    /// A buffer request was served by a free buffer.
+    pub fn hit(&self) {
+        self.pool_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A free tensor buffer of `class` bytes left the pool for a tensor.
+    pub fn reused(&self, class: u64) {
+        self.hit();
+        self.bytes_pooled.fetch_sub(class, Ordering::Relaxed);
+    }
 }
 
 /// One wgpu device and the state lam keeps beside it.
@@ -73,6 +91,10 @@ pub(crate) struct Gpu {
 pub(crate) struct State {
     pub pending: Pending,
     pub pool: BufferPool,
+    pub staging: Staging,
+    /// The latest submit, which an upload waits for when too much staging
+    /// is on its way back.
+    pub last_submit: Option<wgpu::SubmissionIndex>,
     /// GPU time per kernel; `None` where the device lacks timestamp queries.
     pub timer: Option<KernelTimer>,
 }
@@ -133,7 +155,12 @@ impl Gpu {
             limits,
             state: Mutex::new(State {
                 pending: Pending::default(),
-                pool: BufferPool::new(limits.max_buffer),
+                pool: BufferPool::new(BufferPool::cap_for(limits.max_buffer)),
+                staging: Staging::new(
+                    limits.upload_staging,
+                    BufferPool::cap_for(limits.max_buffer),
+                ),
+                last_submit: None,
                 timer,
             }),
             pipelines: PipelineCache::default(),
@@ -191,6 +218,7 @@ impl Gpu {
             buffers_allocated: c.buffers_allocated.load(Ordering::Relaxed),
             pool_hits: c.pool_hits.load(Ordering::Relaxed),
             bytes_live: c.bytes_live.load(Ordering::Relaxed),
+            bytes_pooled: c.bytes_pooled.load(Ordering::Relaxed),
         }
     }
 }

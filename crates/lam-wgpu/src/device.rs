@@ -42,6 +42,9 @@ pub struct GpuOptions {
     pub backends: Option<wgpu::Backends>,
     /// Pretend storage bindings are at most this many bytes (to test limits).
     pub max_storage_binding: Option<u64>,
+    /// Keep at most this many bytes of upload staging buffers instead of
+    /// 64 MiB (to test that budget).
+    pub max_upload_staging: Option<u64>,
 }
 
 /// Every adapter wgpu finds on every backend, best first.
@@ -274,6 +277,9 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
             .map_or(max_binding, |m| m.min(max_binding)),
         max_buffer: limits.max_buffer_size,
         uniform_align: u64::from(limits.min_uniform_buffer_offset_alignment),
+        upload_staging: opts
+            .max_upload_staging
+            .unwrap_or(crate::staging::WRITE_STAGING_BYTES),
     };
     let gpu = Gpu::new(
         instance,

@@ -7,8 +7,9 @@
 //! - [`WgpuBackend`]: the [`lam_core::Backend`] implementation.
 //!
 //! Inside: `device.rs` (adapter choice), `context.rs` (per-device state),
-//! `pool.rs` (size-class buffer pool), `queue.rs` (the lazy command encoder:
-//! one submit per readback), `pipeline.rs` (pipeline cache), `kernels.rs`
+//! `pool.rs` (size-class buffer pool), `staging.rs` (the reused buffers
+//! that carry uploads, readbacks and kernel parameters), `queue.rs` (the
+//! lazy command encoder: one submit per readback), `pipeline.rs` (pipeline cache), `kernels.rs`
 //! (the only file naming shaders), `wgsl.rs` (the `// #include` lines that
 //! share snippets of `shaders/lib/` between shaders), `params.rs` (uniform
 //! blocks) and `ops/` (one module per op family, named as its shaders),
@@ -30,6 +31,7 @@ mod params;
 mod pipeline;
 mod pool;
 mod queue;
+mod staging;
 mod storage;
 mod timing;
 mod wgsl;

@@ -1,16 +1,21 @@
 //! The buffer pool: freed tensor buffers wait here by size class (powers of
-//! two, at least 16 bytes) and are handed to the next request of that class,
-//! so a training loop stops allocating after its first step.
+//! two, at least 16 bytes) and are handed to the next request of that class
+//! — an op's output or an upload's destination — so a training loop stops
+//! allocating after its first steps.
 //!
 //! Reuse is safe without waiting for the GPU: a buffer goes back to the pool
-//! when its last tensor drops, and any later use is recorded after every use
-//! already recorded, and queue order is execution order. What must never
-//! happen is `queue.write_buffer` on a pooled buffer (it runs at the start of
-//! the next submit, before recorded work); lam never calls it.
+//! when its last tensor drops, and any later use — a kernel's write or an
+//! upload's copy (`staging.rs`) — is recorded after every use already
+//! recorded, and queue order is execution order. What must never happen is
+//! `queue.write_buffer` on a pooled buffer (it runs at the start of the next
+//! submit, before recorded work); lam never calls it on one.
 //!
 //! Allocation checks the device limits first, so an oversized tensor is a
 //! [`Error::TooLarge`] naming the sizes, and wraps buffer creation in an
 //! out-of-memory error scope, so a failed allocation is an [`Error::Device`].
+//! Every buffer lam creates counts in `buffers_allocated`, and every byte a
+//! device keeps besides live tensors (this pool's free buffers, staging and
+//! parameter buffers) in `bytes_pooled`.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,7 +29,8 @@ pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// Free buffers by size class.
+/// Free buffers of one kind by size class, up to a cap of bytes. Tensor
+/// buffers live in one; staging buffers in others (`staging.rs`).
 #[derive(Debug)]
 pub(crate) struct BufferPool {
     free: HashMap<u64, Vec<wgpu::Buffer>>,
@@ -34,29 +40,46 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
-    /// A pool that keeps at most a quarter of the largest buffer size, and
-    /// at most 1 GiB, of idle memory.
-    pub(crate) fn new(max_buffer: u64) -> BufferPool {
+    /// A pool that keeps at most `cap` bytes of idle buffers.
+    pub(crate) fn new(cap: u64) -> BufferPool {
         BufferPool {
             free: HashMap::new(),
             free_bytes: 0,
-            cap: (max_buffer / 4).clamp(64 << 20, 1 << 30),
+            cap,
         }
     }
 
-    fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+    /// The cap for a device whose largest buffer is `max_buffer` bytes: a
+    /// quarter of that, within 64 MiB and 1 GiB.
+    pub(crate) fn cap_for(max_buffer: u64) -> u64 {
+        (max_buffer / 4).clamp(64 << 20, 1 << 30)
+    }
+
+    /// A free buffer of `class` bytes, if there is one.
+    pub(crate) fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
         let buf = self.free.get_mut(&class)?.pop()?;
         self.free_bytes -= class;
         Some(buf)
     }
 
-    /// Returns a buffer of `class` bytes to the pool (or lets it go).
-    pub(crate) fn put(&mut self, class: u64, buf: wgpu::Buffer) {
+    /// Any free buffer and its class (to let it go).
+    pub(crate) fn pop_any(&mut self) -> Option<(u64, wgpu::Buffer)> {
+        let (&class, list) = self.free.iter_mut().find(|(_, list)| !list.is_empty())?;
+        let buf = list.pop()?;
+        self.free_bytes -= class;
+        Some((class, buf))
+    }
+
+    /// Keeps a buffer of `class` bytes for reuse and returns true, or
+    /// returns false when the pool is full (the caller lets it go: wgpu
+    /// frees it once in-flight work is done).
+    pub(crate) fn put(&mut self, class: u64, buf: wgpu::Buffer) -> bool {
         if self.free_bytes + class > self.cap {
-            return; // dropped: wgpu frees it once in-flight work is done
+            return false;
         }
         self.free_bytes += class;
         self.free.entry(class).or_default().push(buf);
+        true
     }
 }
 
@@ -81,39 +104,11 @@ impl Gpu {
         let class = self.check_size(op, bytes)?;
         let mut state = self.lock();
         if let Some(buf) = state.pool.take(class) {
-            self.counters.pool_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.reused(class);
             self.counters.bytes_live.fetch_add(class, Ordering::Relaxed);
             return Ok((buf, class));
         }
         let buf = self.create_buffer(&state, op, class, TENSOR_USAGE, false)?;
-        self.counters
-            .buffers_allocated
-            .fetch_add(1, Ordering::Relaxed);
-        self.counters.bytes_live.fetch_add(class, Ordering::Relaxed);
-        Ok((buf, class))
-    }
-
-    /// A fresh tensor buffer holding `data` (then zeros up to its capacity),
-    /// written through a mapping at creation: unlike `queue.write_buffer`,
-    /// this cannot be reordered against recorded work.
-    pub(crate) fn upload(&self, op: &'static str, data: &[u8]) -> Result<(wgpu::Buffer, u64)> {
-        self.check_fault()?;
-        let class = self.check_size(op, data.len() as u64)?;
-        let state = self.lock();
-        let buf = self.create_buffer(&state, op, class, TENSOR_USAGE, true)?;
-        if !data.is_empty() {
-            let mut view = buf
-                .slice(..data.len() as u64)
-                .get_mapped_range_mut()
-                .map_err(|e| {
-                    Error::Device(format!("{op}: mapping an upload buffer failed: {e}"))
-                })?;
-            view.copy_from_slice(data);
-        }
-        buf.unmap();
-        self.counters
-            .buffers_allocated
-            .fetch_add(1, Ordering::Relaxed);
         self.counters.bytes_live.fetch_add(class, Ordering::Relaxed);
         Ok((buf, class))
     }
@@ -121,7 +116,11 @@ impl Gpu {
     /// Hands a tensor buffer back when its storage drops.
     pub(crate) fn release(&self, buf: wgpu::Buffer, class: u64) {
         self.counters.bytes_live.fetch_sub(class, Ordering::Relaxed);
-        self.lock().pool.put(class, buf);
+        if self.lock().pool.put(class, buf) {
+            self.counters
+                .bytes_pooled
+                .fetch_add(class, Ordering::Relaxed);
+        }
     }
 
     /// The allocation size for `bytes`, or `TooLarge` naming the limit.
@@ -136,8 +135,7 @@ impl Gpu {
     }
 
     /// Creates a buffer inside an out-of-memory scope, with the device lock
-    /// held (`_held`). Only tensor buffers count as `buffers_allocated`, so
-    /// that stat measures the pool.
+    /// held (`_held`), and counts it in `buffers_allocated`.
     pub(crate) fn create_buffer(
         &self,
         _held: &State,
@@ -159,6 +157,9 @@ impl Gpu {
                 self.describe()
             )));
         }
+        self.counters
+            .buffers_allocated
+            .fetch_add(1, Ordering::Relaxed);
         Ok(buf)
     }
 }

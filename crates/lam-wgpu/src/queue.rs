@@ -4,10 +4,13 @@
 //! [`SUBMIT_THRESHOLD`] dispatches have piled up, so a training step costs
 //! one submit and the GPU never waits for the host between kernels.
 //!
-//! Kernel parameters go into a uniform "arena": a buffer mapped at creation
-//! whose slots are written as dispatches are recorded and which is unmapped
-//! just before the submit. This keeps parameter uploads in recording order;
-//! `queue.write_buffer` would not (it runs before the whole submit).
+//! Kernel parameters go into an "arena": a mapped staging buffer whose
+//! slots are written as dispatches are recorded, copied into the uniform
+//! buffer the dispatches bind by a command buffer submitted just ahead of
+//! the batch's (`staging.rs`). This keeps parameter uploads in recording
+//! order; `queue.write_buffer` would not (it runs before the whole submit).
+//! Uploads of tensor data are copies recorded on the pending encoder, in
+//! order with the dispatches around them.
 //!
 //! Every readback and `synchronize` also copies the device's index-fault
 //! words in the same submit and reports a recorded fault (see `fault.rs`).
@@ -25,12 +28,11 @@ use lam_core::{Error, Result};
 use crate::context::{block_on, Gpu, State};
 use crate::fault::{self, FAULT_BYTES};
 use crate::kernels::Kernel;
+use crate::pool::size_class;
+use crate::staging::{BatchStaging, ARENA_BYTES};
 
 /// Dispatches recorded before the encoder is submitted without being asked.
 pub(crate) const SUBMIT_THRESHOLD: usize = 512;
-
-/// Bytes of each uniform arena buffer.
-const ARENA_BYTES: u64 = 64 << 10;
 
 /// How long a readback waits for the GPU before declaring the device hung.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -49,9 +51,8 @@ pub(crate) struct Pending {
     pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     dispatches: usize,
-    /// Mapped uniform buffers of this batch: the last one is being filled.
-    arenas: Vec<wgpu::Buffer>,
-    arena_used: u64,
+    /// The staging buffers this batch writes: uploads and parameter arenas.
+    pub staging: BatchStaging,
 }
 
 impl Gpu {
@@ -70,11 +71,11 @@ impl Gpu {
         if grid.contains(&0) {
             return Ok(());
         }
+        let size = NonZeroU64::new(params.len() as u64)
+            .ok_or_else(|| Error::Device(format!("{}: empty parameter block", kernel.entry)))?;
         let mut state = self.lock();
         let pipeline = self.pipelines.get(&self.device, kernel, constants)?;
         let (arena, offset) = self.param_slot(&mut state, params)?;
-        let size = NonZeroU64::new(params.len() as u64)
-            .ok_or_else(|| Error::Device(format!("{}: empty parameter block", kernel.entry)))?;
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -133,71 +134,81 @@ impl Gpu {
     }
 
     /// Submits all recorded work plus copies of `src`'s range (if any) and
-    /// of the index-fault words into one staging buffer, waits, and returns
-    /// the copied data, or the recorded fault as an error (clearing it).
+    /// of the index-fault words into read staging buffers, waits, and
+    /// returns the copied data, or the recorded fault as an error (clearing
+    /// it).
     fn fetch(&self, src: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Vec<u8>> {
         let bytes = src.map_or(0, |(_, _, bytes)| bytes);
         let mut state = self.lock();
-        let staging = self.create_buffer(
-            &state,
-            "read",
-            bytes + FAULT_BYTES,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            false,
-        )?;
-        state.pending.pass = None;
-        let encoder = self.encoder(&mut state.pending);
-        if let Some((src, offset, bytes)) = src {
-            encoder.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
-        }
-        encoder.copy_buffer_to_buffer(&self.range_faults, 0, &staging, bytes, FAULT_BYTES);
-        let index = self.submit_locked(&mut state)?;
-        let (tx, rx) = mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            // The receiver outlives the wait below; a failed send is moot.
-            let _ = tx.send(r);
-        });
-        self.wait(&state, index)?;
-        self.harvest_times(&mut state);
-        // The callback normally ran inside that wait; poll again if not.
-        let mapped = match rx.try_recv() {
-            Ok(r) => Some(r),
-            Err(_) => {
-                let _ = self.device.poll(wgpu::PollType::Wait {
-                    submission_index: None,
-                    timeout: Some(Duration::from_secs(5)),
-                });
-                rx.recv_timeout(Duration::from_secs(5)).ok()
+        let data_class = size_class(bytes, self.limits.max_buffer);
+        let data = match src {
+            Some(_) => Some(self.readable(&mut state, data_class)?),
+            None => None,
+        };
+        let faults = match self.readable(&mut state, FAULT_BYTES) {
+            Ok(buf) => buf,
+            Err(e) => {
+                if let Some(buf) = data {
+                    self.give_readable(&mut state, data_class, buf);
+                }
+                return Err(e);
             }
         };
-        match mapped {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(Error::Device(format!(
-                    "{}: mapping a readback failed: {e}",
-                    self.describe()
-                )));
-            }
-            None => {
-                return Err(Error::Device(format!(
-                    "{}: a readback mapping never completed",
-                    self.describe()
-                )));
+        let result = self.fetch_into(&mut state, src, data.as_ref(), &faults);
+        // Buffers whose readback failed may still be mapped or mapping: they
+        // are let go rather than reused.
+        let reuse = !matches!(result, Err(Error::Device(_)));
+        for (class, buf) in [(FAULT_BYTES, Some(faults)), (data_class, data)] {
+            match buf {
+                Some(buf) if reuse => self.give_readable(&mut state, class, buf),
+                Some(_) => self.forget_read(class),
+                None => {}
             }
         }
-        let mut data = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| {
+        result
+    }
+
+    /// [`Gpu::fetch`] with its staging buffers: `data` for `src`'s range,
+    /// `faults` for the index-fault words. Both are unmapped on return
+    /// unless a device error is returned.
+    fn fetch_into(
+        &self,
+        state: &mut State,
+        src: Option<(&wgpu::Buffer, u64, u64)>,
+        data: Option<&wgpu::Buffer>,
+        faults: &wgpu::Buffer,
+    ) -> Result<Vec<u8>> {
+        let copied = match (src, data) {
+            (Some((src, offset, bytes)), Some(data)) => {
+                self.record_copy(state, src, offset, data, 0, bytes);
+                Some(data.slice(..bytes))
+            }
+            _ => None,
+        };
+        self.record_copy(state, &self.range_faults, 0, faults, 0, FAULT_BYTES);
+        let index = self.submit_locked(state)?;
+        let slices: Vec<wgpu::BufferSlice<'_>> =
+            copied.into_iter().chain([faults.slice(..)]).collect();
+        self.map_read(state, index, &slices)?;
+        self.harvest_times(state);
+        let read = |slice: &wgpu::BufferSlice<'_>| {
+            slice.get_mapped_range().map(|v| v.to_vec()).map_err(|e| {
                 Error::Device(format!(
                     "{}: reading a mapped buffer failed: {e}",
                     self.describe()
                 ))
-            })?
-            .to_vec();
-        staging.unmap();
-        let faults = data.split_off(bytes as usize);
-        let fault = fault::decode(&faults);
+            })
+        };
+        let words = read(&faults.slice(..))?;
+        let out = match copied {
+            Some(slice) => read(&slice)?,
+            None => Vec::new(),
+        };
+        if let Some(data) = data {
+            data.unmap();
+        }
+        faults.unmap();
+        let fault = fault::decode(&words);
         if fault.is_err() {
             // Still under the lock, with all recorded work done: the clear
             // runs before the next submit's commands, so a later fault of
@@ -205,12 +216,61 @@ impl Gpu {
             self.queue
                 .write_buffer(&self.range_faults, 0, &[0; FAULT_BYTES as usize]);
         }
-        fault.map(|()| data)
+        fault.map(|()| out)
+    }
+
+    /// Maps `slices` for reading once submission `index` is done, and waits
+    /// for that.
+    fn map_read(
+        &self,
+        state: &State,
+        index: wgpu::SubmissionIndex,
+        slices: &[wgpu::BufferSlice<'_>],
+    ) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        for slice in slices {
+            let tx = tx.clone();
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                // The receiver outlives the wait below; a failed send is moot.
+                let _ = tx.send(r);
+            });
+        }
+        drop(tx);
+        self.wait(state, index)?;
+        for _ in slices {
+            // The callbacks normally ran inside that wait; poll again if not.
+            let mapped = match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    let _ = self.device.poll(wgpu::PollType::Wait {
+                        submission_index: None,
+                        timeout: Some(Duration::from_secs(5)),
+                    });
+                    rx.recv_timeout(Duration::from_secs(5)).ok()
+                }
+            };
+            match mapped {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    return Err(Error::Device(format!(
+                        "{}: mapping a readback failed: {e}",
+                        self.describe()
+                    )));
+                }
+                None => {
+                    return Err(Error::Device(format!(
+                        "{}: a readback mapping never completed",
+                        self.describe()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Blocks until submission `index` is done, turning a timeout or a lost
     /// device into an error rather than a hang or a panic.
-    fn wait(&self, _held: &State, index: wgpu::SubmissionIndex) -> Result<()> {
+    pub(crate) fn wait(&self, _held: &State, index: wgpu::SubmissionIndex) -> Result<()> {
         let start = std::time::Instant::now();
         loop {
             let polled = self.device.poll(wgpu::PollType::Wait {
@@ -237,16 +297,15 @@ impl Gpu {
         self.take_uncaptured()
     }
 
-    /// Finishes and submits the pending encoder (possibly empty) in a
-    /// validation scope, so an invalid command buffer is an error here.
-    fn submit_locked(&self, state: &mut State) -> Result<wgpu::SubmissionIndex> {
+    /// Finishes and submits the pending encoder (possibly empty), preceded
+    /// by its kernel parameters' copies, in a validation scope, so an
+    /// invalid command buffer is an error here. The batch's staging then
+    /// goes back to be reused.
+    pub(crate) fn submit_locked(&self, state: &mut State) -> Result<wgpu::SubmissionIndex> {
         let pending = &mut state.pending;
         pending.pass = None;
-        for arena in pending.arenas.drain(..) {
-            arena.unmap();
-        }
-        pending.arena_used = 0;
         pending.dispatches = 0;
+        let batch = std::mem::take(&mut pending.staging);
         let mut encoder = pending.encoder.take().unwrap_or_else(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lam") })
@@ -254,12 +313,17 @@ impl Gpu {
         if let Some(timer) = state.timer.as_mut() {
             timer.resolve(&self.device, &mut encoder);
         }
+        let params = self.arena_copies(&batch.arenas);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let index = self.queue.submit([encoder.finish()]);
+        let index = self
+            .queue
+            .submit(params.into_iter().chain([encoder.finish()]));
         self.counters.submits.fetch_add(1, Ordering::Relaxed);
         if let Some(timer) = state.timer.as_mut() {
             timer.submitted();
         }
+        self.recycle(state, batch);
+        state.last_submit = Some(index.clone());
         if let Some(e) = block_on(scope.pop()) {
             return Err(Error::Device(format!(
                 "{}: submit failed: {e}",
@@ -277,6 +341,23 @@ impl Gpu {
         if let Some(timer) = state.timer.as_mut() {
             timer.harvest(&self.describe());
         }
+    }
+
+    /// Records a buffer copy on the pending encoder, in order with the
+    /// dispatches around it (ending the open compute pass).
+    pub(crate) fn record_copy(
+        &self,
+        state: &mut State,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        bytes: u64,
+    ) {
+        let pending = &mut state.pending;
+        pending.pass = None;
+        self.encoder(pending)
+            .copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
     }
 
     fn encoder<'p>(&self, pending: &'p mut Pending) -> &'p mut wgpu::CommandEncoder {
@@ -300,34 +381,30 @@ impl Gpu {
         pending.pass.insert(pass)
     }
 
-    /// Writes `params` into the arena; returns its buffer and offset.
+    /// Writes `params` (not empty) into the batch's arena; returns the
+    /// uniform buffer to bind and the offset.
     fn param_slot(&self, state: &mut State, params: &[u8]) -> Result<(wgpu::Buffer, u64)> {
         let align = self.limits.uniform_align.max(16);
         let size = (params.len() as u64).next_multiple_of(align);
-        if state.pending.arenas.is_empty() || state.pending.arena_used + size > ARENA_BYTES {
-            let arena = self.create_buffer(
-                state,
-                "params",
-                ARENA_BYTES,
-                wgpu::BufferUsages::UNIFORM,
-                true,
-            )?;
-            state.pending.arenas.push(arena);
-            state.pending.arena_used = 0;
+        let full = (state.pending.staging.arenas.last())
+            .is_none_or(|arena| arena.used + size > ARENA_BYTES);
+        if full {
+            self.new_arena(state)?;
         }
-        let pending = &mut state.pending;
-        let offset = pending.arena_used;
-        let arena = pending
+        let arena = state
+            .pending
+            .staging
             .arenas
-            .last()
-            .ok_or_else(|| Error::Device("params: no uniform arena".into()))?
-            .clone();
+            .last_mut()
+            .ok_or_else(|| Error::Device("params: no uniform arena".into()))?;
+        let offset = arena.used;
         arena
+            .staging
             .slice(offset..offset + params.len() as u64)
             .get_mapped_range_mut()
             .map_err(|e| Error::Device(format!("params: writing the uniform arena failed: {e}")))?
             .copy_from_slice(params);
-        pending.arena_used += size;
-        Ok((arena, offset))
+        arena.used += size;
+        Ok((arena.uniform.clone(), offset))
     }
 }

@@ -42,21 +42,17 @@ impl GpuStorage {
         })
     }
 
-    /// A buffer initialised with `data` (raw 4-byte elements of `dtype`).
+    /// A buffer initialised with `data` (raw 4-byte elements of `dtype`):
+    /// a pooled one, written in recording order (see `staging.rs`).
     pub(crate) fn upload(
         gpu: &Arc<Gpu>,
         op: &'static str,
         data: &[u8],
         dtype: DType,
     ) -> Result<GpuStorage> {
-        let (buffer, capacity) = gpu.upload(op, data)?;
-        Ok(GpuStorage {
-            buffer,
-            capacity,
-            len: data.len() / dtype.size(),
-            dtype,
-            gpu: Arc::clone(gpu),
-        })
+        let storage = GpuStorage::alloc(gpu, op, data.len() / dtype.size(), dtype)?;
+        gpu.write(op, &storage.buffer, data)?;
+        Ok(storage)
     }
 
     /// The wgpu buffer (bound whole: its capacity is within the binding limit).

@@ -82,4 +82,8 @@ pub struct DeviceStats {
     pub pool_hits: u64,
     /// Bytes held by live tensors.
     pub bytes_live: u64,
+    /// Bytes the device keeps besides live tensors: freed buffers waiting
+    /// for reuse and, on GPUs, staging and kernel-parameter buffers. A
+    /// training loop's steady state keeps this flat.
+    pub bytes_pooled: u64,
 }

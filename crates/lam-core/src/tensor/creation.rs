@@ -53,9 +53,8 @@ impl Tensor {
             return Tensor::zeros(shape, device)?.neg();
         }
         // Filled on the device (zeros, then + value) rather than uploaded:
-        // a GPU upload needs a new buffer each time, while these two ops
-        // take pooled ones, so a training loop's constants (the seed of
-        // `backward()`) allocate nothing once it is warm.
+        // no host vector to build, and on a GPU no staging copy, for a
+        // training loop's constants (the seed of `backward()`).
         let zeros = Tensor::zeros(shape, device)?;
         if value == 0.0 {
             return Ok(zeros);
