@@ -41,6 +41,9 @@ const CONVERT: &str = "lam reads safetensors files and PyTorch state dicts saved
 /// The format `head` (a file's first bytes) starts, or what the file is and
 /// how to convert it.
 fn sniff(head: &[u8]) -> std::result::Result<Format, String> {
+    if head.is_empty() {
+        return Err("the file is empty".into());
+    }
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Ok(Format::Pth(Kind::Zip));
     }
@@ -106,6 +109,7 @@ mod tests {
         assert_eq!(sniff(&st), Ok(Format::Safetensors));
         assert_eq!(sniff(b"PK\x03\x04rest"), Ok(Format::Pth(Kind::Zip)));
         assert_eq!(sniff(b"abc"), Ok(Format::Safetensors), "too short to tell");
+        assert!(sniff(b"").expect_err("empty").contains("empty"));
         let mut legacy = vec![0x80, 2, 0x8a, 10];
         legacy.extend_from_slice(&[0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
         assert_eq!(sniff(&legacy), Ok(Format::Pth(Kind::Legacy)));

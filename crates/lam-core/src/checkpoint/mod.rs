@@ -74,16 +74,18 @@ pub fn load_model(module: &(impl Module + ?Sized), path: impl AsRef<Path>) -> Re
 /// `model.load_state_dict(torch.load(path)[prefix])` does for a checkpoint
 /// dict (`"model"`), or `consume_prefix_in_state_dict_if_present` for a
 /// model saved inside `nn.DataParallel` (`"module"`). Every tensor of the
-/// module must be there; the file's other tensors are ignored.
+/// module must be there; the file's other tensors are ignored. (A trailing
+/// `.` is optional; an empty prefix is [`load_model`].)
 pub fn load_model_from(
     module: &(impl Module + ?Sized),
     path: impl AsRef<Path>,
     prefix: &str,
 ) -> Result<()> {
+    let prefix = prefix.trim_end_matches('.');
     let file = Checkpoint::open(path.as_ref())?;
     let under = format!("{prefix}.");
     let updates = checked_updates_under(file.source(), &module.state_dict(), prefix, |n| {
-        n.starts_with(&under)
+        prefix.is_empty() || n.starts_with(&under)
     })?;
     apply(&updates)
 }

@@ -41,8 +41,8 @@ pub(crate) fn prefix_problem(
     let (p, m, f) = (prefix, trim(&r.model), trim(&r.file));
     let msg = match (m.is_empty(), f.is_empty()) {
         (true, true) => format!(
-            "no tensor of the file is named under `{p}.`, but the file has the model's names \
-             without that prefix (`{example}`, {all}): load it with `load_model(&model, path)`"
+            "the file has the model's names without the prefix `{p}.` (`{example}`, {all}): \
+             load it with `load_model(&model, path)`"
         ),
         (true, false) => format!(
             "the names differ by a prefix: the file has `{in_file}` for the model's `{example}` \
