@@ -123,7 +123,7 @@ pub(crate) fn call(global: &Global, args: &[Value], heap: &mut Heap) -> Result<V
         Global::Set => {
             let items = match args {
                 [] => Vec::new(),
-                [v] => sequence(v, heap)?.to_vec(),
+                [v] => copy_items(v, heap)?,
                 _ => return Err(arity("set", args)),
             };
             Ok(Value::List(heap.alloc(Container::List(items))))
@@ -136,7 +136,7 @@ pub(crate) fn call(global: &Global, args: &[Value], heap: &mut Heap) -> Result<V
         Global::Complex => Ok(Value::Opaque("complex".into())),
         Global::Encode => encode(args),
         Global::Size => match args {
-            [v] => Ok(Value::Tuple(Rc::from(sequence(v, heap)?))),
+            [v] => Value::tuple(copy_items(v, heap)?),
             _ => Err(arity("torch.Size", args)),
         },
         Global::Device => match args {
@@ -260,7 +260,7 @@ fn new_dict(args: &[Value], heap: &mut Heap) -> Result<Value, String> {
     match args {
         [] => {}
         [pairs] => {
-            for pair in sequence(pairs, heap)?.to_vec() {
+            for pair in copy_items(pairs, heap)? {
                 match &pair {
                     Value::Tuple(kv) if kv.len() == 2 => {
                         dict.insert(Key::of(&kv[0])?, kv[1].clone())
@@ -295,15 +295,19 @@ fn encode(args: &[Value]) -> Result<Value, String> {
     Ok(Value::Bytes(bytes.into()))
 }
 
-fn sequence<'h>(v: &Value, heap: &'h Heap) -> Result<std::borrow::Cow<'h, [Value]>, String> {
-    match v {
-        Value::Tuple(items) => Ok(std::borrow::Cow::Owned(items.to_vec())),
+/// A copy of a tuple's or list's items, charged to the heap's allowance
+/// (a pickle could otherwise copy one long list over and over).
+fn copy_items(v: &Value, heap: &mut Heap) -> Result<Vec<Value>, String> {
+    let items = match v {
+        Value::Tuple(items) => items.to_vec(),
         Value::List(id) => match heap.get(*id) {
-            Some(Container::List(items)) => Ok(std::borrow::Cow::Borrowed(items)),
-            _ => Err("a list refers to no object".into()),
+            Some(Container::List(items)) => items.clone(),
+            _ => return Err("a list refers to no object".into()),
         },
-        other => Err(format!("expected a tuple or list, found a {}", kind(other))),
-    }
+        other => return Err(format!("expected a tuple or list, found a {}", kind(other))),
+    };
+    heap.charge(items.len())?;
+    Ok(items)
 }
 
 /// A message naming a call and the kinds of its arguments.

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::value::{self, Heap, StorageRef, Value};
-use super::{check_storage_bytes, pickle, Parsed};
+use super::{budget, check_storage_bytes, pickle, Parsed};
 
 /// The first bytes of a legacy file: `PROTO n`, then the magic number as
 /// `LONG1` (10 bytes, little-endian).
@@ -44,14 +44,24 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     }
     match &pickles[..] {
         [Value::BigInt(m), Value::Int(PROTOCOL_VERSION), Value::Dict(_), _, _] if **m == MAGIC => {}
+        [Value::BigInt(m), Value::Int(PROTOCOL_VERSION), info, _, _] if **m == MAGIC => {
+            return Err(format!(
+                "the system information is a {}, not a dict",
+                value::kind(info)
+            ))
+        }
         [Value::BigInt(m), v, ..] if **m == MAGIC => {
             return Err(format!(
-                "protocol version {v:?}, where PyTorch writes {PROTOCOL_VERSION}"
+                "the protocol version is {}, where PyTorch writes {PROTOCOL_VERSION}",
+                match v {
+                    Value::Int(i) => i.to_string(),
+                    other => format!("a {}", value::kind(other)),
+                }
             ))
         }
         _ => return Err("no torch.save magic number at the start (corrupt?)".into()),
     }
-    let flat = value::flatten(&pickles[3], &heap)?;
+    let flat = value::flatten(&pickles[3], &heap, budget(bytes.len()))?;
     let keys = string_list(&pickles[4], &heap)?;
 
     // The storages the tensors declare, by key.

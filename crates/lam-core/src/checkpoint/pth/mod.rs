@@ -250,7 +250,7 @@ fn from_zip(bytes: &[u8]) -> std::result::Result<Parsed, String> {
             pickle.end - end
         ));
     }
-    let flat = value::flatten(&root, &heap)?;
+    let flat = value::flatten(&root, &heap, budget(pickle.len()))?;
     let mut storages = HashMap::new();
     for (name, t) in &flat.tensors {
         let s = &t.storage;
@@ -264,6 +264,12 @@ fn from_zip(bytes: &[u8]) -> std::result::Result<Parsed, String> {
         storages.insert(s.key.clone(), range.clone());
     }
     Ok((flat, storages, big_endian))
+}
+
+/// How many values flattening a pickle of `len` bytes may visit (see
+/// `value::flatten`).
+fn budget(len: usize) -> usize {
+    4 * len + 1024
 }
 
 /// The storage's stored bytes must be exactly the elements its persistent

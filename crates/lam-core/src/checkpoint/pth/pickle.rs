@@ -18,6 +18,7 @@ use super::{globals, rebuild};
 /// builds and the position just past its `STOP`. `heap` receives its lists
 /// and dicts.
 pub(crate) fn load(data: &[u8], start: usize, heap: &mut Heap) -> Result<(Value, usize), String> {
+    heap.allow(data.len().saturating_sub(start));
     let mut m = Machine {
         data,
         pos: start,
@@ -94,9 +95,9 @@ impl Machine<'_, '_> {
             }
             b't' => {
                 let items = self.pop_mark()?;
-                self.stack.push(Value::Tuple(items.into()));
+                self.stack.push(Value::tuple(items)?);
             }
-            b')' => self.stack.push(Value::Tuple(Rc::from(Vec::new()))),
+            b')' => self.stack.push(Value::tuple(Vec::new())?),
             b'\x85' | b'\x86' | b'\x87' => {
                 let n = (op - 0x84) as usize;
                 if self.stack.len() < n {
@@ -106,7 +107,7 @@ impl Machine<'_, '_> {
                     ));
                 }
                 let items = self.stack.split_off(self.stack.len() - n);
-                self.stack.push(Value::Tuple(items.into()));
+                self.stack.push(Value::tuple(items)?);
             }
             b']' => {
                 let id = self.heap.alloc(Container::List(Vec::new()));
@@ -463,6 +464,20 @@ mod tests {
             panic!("a dict")
         };
         assert_eq!(d, d2, "one dict, shared");
+    }
+
+    #[test]
+    fn repeated_copies_are_bounded() {
+        // s = set; l = [0] * 1000; then set(l) called over and over.
+        let mut p = b"\x80\x02(c__builtin__\nset\nq\x00]q\x01(".to_vec();
+        p.extend(std::iter::repeat_n(*b"K\x00", 1000).flatten());
+        p.push(b'e');
+        for _ in 0..2000 {
+            p.extend_from_slice(b"h\x00h\x01\x85R");
+        }
+        p.extend_from_slice(b"t.");
+        let e = run(&p).expect_err("too many copies");
+        assert!(e.contains("copies its lists"), "{e}");
     }
 
     #[test]

@@ -79,7 +79,6 @@ pub(crate) fn storage(pid: &Value) -> Result<StorageRef, String> {
 
 /// Evaluates a tensor rebuild function.
 pub(crate) fn rebuild(r: Rebuild, args: &[Value]) -> Result<Value, String> {
-    let name = format!("{r:?}");
     let (storage, offset, size, stride, dtype) = match (r, args) {
         (Rebuild::V1, [s, o, size, stride])
         | (Rebuild::V2, [s, o, size, stride, _, _])
@@ -88,7 +87,7 @@ pub(crate) fn rebuild(r: Rebuild, args: &[Value]) -> Result<Value, String> {
         | (Rebuild::V3, [s, o, size, stride, _, _, d, _]) => (s, o, size, stride, Some(d)),
         (Rebuild::Parameter, [t @ Value::Tensor(_), _, _])
         | (Rebuild::ParameterWithState, [t @ Value::Tensor(_), _, _, _]) => return Ok(t.clone()),
-        _ => return Err(arity(&format!("torch._utils rebuild {name}"), args)),
+        _ => return Err(arity(&format!("torch._utils rebuild {r:?}"), args)),
     };
     let Value::Storage(storage) = storage else {
         return Err(format!("a tensor's storage is a {}", kind(storage)));
@@ -106,7 +105,7 @@ pub(crate) fn rebuild(r: Rebuild, args: &[Value]) -> Result<Value, String> {
     };
     let dims = |v: &Value, what: &str| -> Result<Vec<usize>, String> {
         let items = match v {
-            Value::Tuple(items) => items.clone(),
+            Value::Tuple(items) => items,
             other => return Err(format!("a tensor's {what} is a {}", kind(other))),
         };
         items

@@ -24,7 +24,7 @@ pub(crate) enum Value {
     Float(f64),
     Str(Rc<str>),
     Bytes(Rc<[u8]>),
-    Tuple(Rc<[Value]>),
+    Tuple(Rc<Tuple>),
     /// A list (or set) in the heap.
     List(usize),
     /// A dict, `OrderedDict` or `Counter` in the heap.
@@ -36,6 +36,48 @@ pub(crate) enum Value {
     /// Something lam reads past but has no use for (a `torch.device`, a
     /// complex number), described.
     Opaque(Rc<str>),
+}
+
+/// A tuple's items, and how deeply tuples nest inside it. Tuples are
+/// immutable and shared by `Rc`, so a pickle could nest them deeply enough
+/// that dropping one would exhaust the stack: [`Value::tuple`] refuses
+/// nesting deeper than [`MAX_NESTING`].
+#[derive(Debug)]
+pub(crate) struct Tuple {
+    items: Vec<Value>,
+    depth: usize,
+}
+
+impl std::ops::Deref for Tuple {
+    type Target = [Value];
+
+    fn deref(&self) -> &[Value] {
+        &self.items
+    }
+}
+
+/// How deeply tuples may nest (state dicts nest them two deep).
+pub(crate) const MAX_NESTING: usize = 100;
+
+impl Value {
+    /// A tuple of `items`, unless it would nest tuples too deeply.
+    pub(crate) fn tuple(items: Vec<Value>) -> Result<Value, String> {
+        let inner = items
+            .iter()
+            .map(|v| match v {
+                Value::Tuple(t) => t.depth,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        if inner >= MAX_NESTING {
+            return Err(format!("tuples nested more than {MAX_NESTING} deep"));
+        }
+        Ok(Value::Tuple(Rc::new(Tuple {
+            items,
+            depth: inner + 1,
+        })))
+    }
 }
 
 /// A storage as a persistent id names it.
@@ -59,10 +101,13 @@ pub(crate) struct TensorRef {
     pub(crate) strides: Vec<usize>,
 }
 
-/// The mutable containers, by index.
+/// The mutable containers, by index, and an allowance for copies.
 #[derive(Default)]
 pub(crate) struct Heap {
     objects: Vec<Container>,
+    /// Values that calls may still copy (`set(list)`, `torch.Size(list)`):
+    /// a few per byte of pickle, so copying is linear in the file's size.
+    allowance: usize,
 }
 
 pub(crate) enum Container {
@@ -141,6 +186,20 @@ impl Heap {
     pub(crate) fn get(&self, id: usize) -> Option<&Container> {
         self.objects.get(id)
     }
+
+    /// Adds to the allowance for copies (a pickle of `bytes` bytes gets
+    /// four values per byte).
+    pub(crate) fn allow(&mut self, bytes: usize) {
+        self.allowance = self.allowance.saturating_add(bytes.saturating_mul(4));
+    }
+
+    /// Takes `n` values from the allowance for copies.
+    pub(crate) fn charge(&mut self, n: usize) -> Result<(), String> {
+        self.allowance = self.allowance.checked_sub(n).ok_or_else(|| {
+            "the pickle copies its lists into more values than it holds bytes".to_string()
+        })?;
+        Ok(())
+    }
 }
 
 /// A short description of a value's kind, for messages.
@@ -178,8 +237,12 @@ pub(crate) struct Flat {
 }
 
 /// Flattens `root`, which must be a dict (a state dict or a checkpoint
-/// holding several) or a list of them.
-pub(crate) fn flatten(root: &Value, heap: &Heap) -> Result<Flat, String> {
+/// holding several) or a list of them. `budget` bounds the values visited:
+/// containers a pickle shares (through its memo) are walked once per
+/// reference, and a few bytes of pickle can share a list with itself at
+/// every level, a walk of 2^64 steps. A pickle's own values take at least
+/// a byte each, so a budget of a few times its length never stops a real one.
+pub(crate) fn flatten(root: &Value, heap: &Heap, budget: usize) -> Result<Flat, String> {
     if !matches!(root, Value::Dict(_) | Value::List(_) | Value::Tuple(_)) {
         return Err(format!(
             "the file holds a {}, not a state dict (a dict of tensors, as `model.state_dict()` gives)",
@@ -187,62 +250,141 @@ pub(crate) fn flatten(root: &Value, heap: &Heap) -> Result<Flat, String> {
         ));
     }
     let mut flat = Flat::default();
-    walk(root, "", heap, 0, &mut flat)?;
+    let mut walk = Walk {
+        heap,
+        flat: &mut flat,
+        budget,
+    };
+    walk.visit(root, "", 0)?;
     Ok(flat)
 }
 
-fn walk(v: &Value, name: &str, heap: &Heap, depth: usize, flat: &mut Flat) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "`{name}` is nested more than {MAX_DEPTH} levels deep (or contains itself)"
-        ));
+struct Walk<'a> {
+    heap: &'a Heap,
+    flat: &'a mut Flat,
+    /// Values that may still be visited.
+    budget: usize,
+}
+
+impl Walk<'_> {
+    fn visit(&mut self, v: &Value, name: &str, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "`{name}` is nested more than {MAX_DEPTH} levels deep (or contains itself)"
+            ));
+        }
+        self.budget = self.budget.checked_sub(1).ok_or_else(|| {
+            "the pickle shares its containers into more values than it holds bytes".to_string()
+        })?;
+        let child = |seg: &dyn std::fmt::Display| {
+            if name.is_empty() {
+                seg.to_string()
+            } else {
+                format!("{name}.{seg}")
+            }
+        };
+        let heap = self.heap;
+        let scalar = match v {
+            Value::Dict(id) | Value::List(id) => {
+                match heap.get(*id) {
+                    Some(Container::Dict(d)) => {
+                        for (k, item) in &d.entries {
+                            self.visit(item, &child(&k.segment()), depth + 1)?;
+                        }
+                    }
+                    Some(Container::List(items)) => {
+                        for (i, item) in items.iter().enumerate() {
+                            self.visit(item, &child(&i), depth + 1)?;
+                        }
+                    }
+                    None => return Err(format!("`{name}` refers to no object")),
+                }
+                return Ok(());
+            }
+            Value::Tuple(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.visit(item, &child(&i), depth + 1)?;
+                }
+                return Ok(());
+            }
+            Value::Tensor(t) => {
+                if self
+                    .flat
+                    .tensors
+                    .insert(name.to_string(), t.clone())
+                    .is_some()
+                {
+                    return Err(format!("two tensors are named `{name}`"));
+                }
+                return Ok(());
+            }
+            Value::None => "None".to_string(),
+            Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+            Value::Int(i) => i.to_string(),
+            // Rust's shortest form that reads back to the same f64.
+            Value::Float(f) => f.to_string(),
+            Value::Str(s) => s.to_string(),
+            Value::Opaque(what) => what.to_string(),
+            // Bytes, big integers, bare storages: nothing lam can hold.
+            _ => return Ok(()),
+        };
+        self.flat.scalars.insert(name.to_string(), scalar);
+        Ok(())
     }
-    let child = |seg: &dyn std::fmt::Display| {
-        if name.is_empty() {
-            seg.to_string()
-        } else {
-            format!("{name}.{seg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pickle;
+    use super::*;
+
+    fn flat(p: &[u8]) -> Result<Flat, String> {
+        let mut heap = Heap::default();
+        let (root, _) = pickle::load(p, 0, &mut heap)?;
+        flatten(&root, &heap, 4 * p.len() + 1024)
+    }
+
+    #[test]
+    fn nesting_and_sharing_are_bounded() {
+        // ((((...)))) 200 deep: refused as it is built, not when dropped.
+        let mut deep = b"\x80\x02)".to_vec();
+        deep.extend(std::iter::repeat_n(0x85u8, 200));
+        deep.push(b'.');
+        let e = flat(&deep).err().expect("too deep");
+        assert!(e.contains("nested more than 100"), "{e}");
+        // {"a": (None, t1, ..., t60)} with t(k+1) = (t(k), t(k)) through the
+        // memo: 2^60 leaves.
+        let mut dag = b"\x80\x02}X\x01\x00\x00\x00a(Nq\x00".to_vec();
+        for _ in 0..60 {
+            dag.extend_from_slice(b"h\x00h\x00\x86q\x00");
         }
-    };
-    let scalar = match v {
-        Value::Dict(id) | Value::List(id) => {
-            match heap.get(*id) {
-                Some(Container::Dict(d)) => {
-                    for (k, item) in &d.entries {
-                        walk(item, &child(&k.segment()), heap, depth + 1, flat)?;
-                    }
-                }
-                Some(Container::List(items)) => {
-                    for (i, item) in items.iter().enumerate() {
-                        walk(item, &child(&i), heap, depth + 1, flat)?;
-                    }
-                }
-                None => return Err(format!("`{name}` refers to no object")),
-            }
-            return Ok(());
-        }
-        Value::Tuple(items) => {
-            for (i, item) in items.iter().enumerate() {
-                walk(item, &child(&i), heap, depth + 1, flat)?;
-            }
-            return Ok(());
-        }
-        Value::Tensor(t) => {
-            if flat.tensors.insert(name.to_string(), t.clone()).is_some() {
-                return Err(format!("two tensors are named `{name}`"));
-            }
-            return Ok(());
-        }
-        Value::None => "None".to_string(),
-        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
-        Value::Int(i) => i.to_string(),
-        // Rust's shortest form that reads back to the same f64.
-        Value::Float(f) => f.to_string(),
-        Value::Str(s) => s.to_string(),
-        Value::Opaque(what) => what.to_string(),
-        // Bytes, big integers, bare storages: nothing lam can hold.
-        _ => return Ok(()),
-    };
-    flat.scalars.insert(name.to_string(), scalar);
-    Ok(())
+        dag.extend_from_slice(b"ts.");
+        let e = flat(&dag).err().expect("too shared");
+        assert!(e.contains("shares its containers"), "{e}");
+        // A list that contains itself.
+        let cycle = b"\x80\x02}X\x01\x00\x00\x00a]q\x00h\x00as.";
+        let e = flat(cycle).err().expect("a cycle");
+        assert!(e.contains("contains itself"), "{e}");
+    }
+
+    #[test]
+    fn checkpoints_flatten_to_dotted_names() {
+        // {"model": {"w": 1.5}, "epoch": 3, "groups": [{"lr": None}], "ok": True}
+        let p = b"\x80\x02}(X\x05\x00\x00\x00model}X\x01\x00\x00\x00wG?\xf8\x00\x00\x00\x00\x00\x00sX\x05\x00\x00\x00epochK\x03X\x06\x00\x00\x00groups]}X\x02\x00\x00\x00lrNsaX\x02\x00\x00\x00ok\x88u.";
+        let f = flat(p).expect("valid");
+        let s: Vec<(&str, &str)> = f
+            .scalars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            s,
+            [
+                ("epoch", "3"),
+                ("groups.0.lr", "None"),
+                ("model.w", "1.5"),
+                ("ok", "True")
+            ]
+        );
+    }
 }
