@@ -149,3 +149,57 @@ fn string_list(v: &Value, heap: &Heap) -> Result<Vec<String>, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Kind, PthFile};
+    use super::*;
+    use crate::checkpoint::file::Host;
+    use crate::DType;
+
+    /// A legacy file holding `{"a": view}` where the view is 2 floats at 1
+    /// of a 4-float storage `k` (`[1, 2, 3, 4]`), and `extra` after it.
+    fn file(count: u64, extra: &[u8]) -> Vec<u8> {
+        let mut b = vec![0x80, 2, 0x8a, 10];
+        b.extend_from_slice(&MAGIC);
+        b.extend_from_slice(b".\x80\x02M\xe9\x03.\x80\x02}.");
+        b.extend_from_slice(
+            b"\x80\x02}X\x01\x00\x00\x00actorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage\
+              ctorch\nFloatStorage\nX\x01\x00\x00\x00kX\x03\x00\x00\x00cpuK\x04\
+              (X\x01\x00\x00\x00vK\x01K\x02ttQK\x00K\x02\x85K\x01\x85\x89\
+              ccollections\nOrderedDict\n)RtRs.",
+        );
+        b.extend_from_slice(b"\x80\x02]X\x01\x00\x00\x00ka.");
+        b.extend_from_slice(&count.to_le_bytes());
+        for v in [1f32, 2.0, 3.0, 4.0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(extra);
+        b
+    }
+
+    #[test]
+    fn storage_views_load_their_part() {
+        let bytes = file(4, b"");
+        assert!(is_legacy(&bytes));
+        let pth = PthFile::parse("x", bytes, Kind::Legacy).expect("valid");
+        match pth.values("a", &[2], DType::F32) {
+            Ok(Host::F32(v)) => assert_eq!(v, vec![2.0, 3.0]),
+            _ => panic!("the view's two floats"),
+        }
+    }
+
+    #[test]
+    fn counts_and_lengths_must_agree() {
+        for (bytes, why) in [
+            (file(5, b""), "holds 5 elements, but 4 were declared"),
+            (file(4, b"\0"), "1 bytes follow the last storage"),
+            (file(4, b"")[..60].to_vec(), "the object"),
+        ] {
+            let e = PthFile::parse("x", bytes, Kind::Legacy)
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains(why), "{e}");
+        }
+    }
+}

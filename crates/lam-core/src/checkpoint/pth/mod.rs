@@ -121,18 +121,11 @@ impl PthFile {
                 t.shape
             ));
         }
-        let layout = Layout {
-            shape: t.shape.clone(),
-            strides: t.strides.clone(),
-            offset: t.offset,
-        };
+        let (data, layout) = self
+            .view(t)
+            .map_err(|why| format!("tensor `{name}`: {why}"))?;
         t.element
-            .convert(
-                self.data(&t.storage),
-                self.big_endian,
-                layout.offsets(),
-                dtype,
-            )
+            .convert(data, self.big_endian, layout.offsets(), dtype)
             .map_err(|why| format!("tensor `{name}`: {why}"))
     }
 
@@ -141,19 +134,23 @@ impl PthFile {
     /// a view of it with the strides and offset it was saved with, so
     /// views that shared a storage in PyTorch share one here.
     pub(crate) fn tensors(&self, device: &Device) -> Result<Vec<(String, Tensor)>> {
-        // One base tensor per stored span and element type.
-        let mut bases: HashMap<(&str, Option<u64>, Element), Tensor> = HashMap::new();
+        // One base tensor per storage and element type.
+        let mut bases: HashMap<(&str, Element), Tensor> = HashMap::new();
         let mut out = Vec::new();
         let mut problems = Vec::new();
         for (name, t) in &self.tensors {
-            let want = t.element.natural();
-            let view = t.storage.view.as_ref().map(|v| v.1);
-            let key = (t.storage.key.as_str(), view, t.element);
-            let base = match bases.entry(key) {
+            let (data, layout) = match self.view(t) {
+                Ok(v) => v,
+                Err(why) => {
+                    problems.push(format!("tensor `{name}`: {why}"));
+                    continue;
+                }
+            };
+            let base = match bases.entry((t.storage.key.as_str(), t.element)) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
-                    let data = self.data(&t.storage);
                     let n = data.len() / t.element.size();
+                    let want = t.element.natural();
                     match t.element.convert(data, self.big_endian, 0..n, want) {
                         Ok(host) => e.insert(host.to_tensor(&[n], device)?),
                         Err(why) => {
@@ -162,11 +159,6 @@ impl PthFile {
                         }
                     }
                 }
-            };
-            let layout = Layout {
-                shape: t.shape.clone(),
-                strides: t.strides.clone(),
-                offset: t.offset,
             };
             out.push((
                 name.clone(),
@@ -179,18 +171,32 @@ impl PthFile {
         Ok(out)
     }
 
-    /// The bytes a tensor's storage (or legacy storage view) spans.
-    fn data(&self, s: &StorageRef) -> &[u8] {
+    /// The bytes of a tensor's storage and the tensor's layout over them,
+    /// in its own elements. A legacy storage view's offset moves the
+    /// layout's, so views of one storage share it.
+    fn view(&self, t: &TensorRef) -> std::result::Result<(&[u8], Layout), String> {
         // Checked when the file was parsed: every key is present, every
-        // view within its storage.
-        let whole = &self.bytes[self.storages[&s.key].clone()];
-        match &s.view {
-            None => whole,
-            Some((_, offset, size)) => {
-                let e = s.element.size();
-                &whole[*offset as usize * e..(*offset + *size) as usize * e]
+        // view within its storage, every tensor within its view.
+        let data = &self.bytes[self.storages[&t.storage.key].clone()];
+        let skip = match &t.storage.view {
+            None => 0,
+            Some((key, offset, _)) => {
+                let bytes = *offset as usize * t.storage.element.size();
+                if !bytes.is_multiple_of(t.element.size()) {
+                    return Err(format!(
+                        "the storage view `{key}` starts at byte {bytes}, between two {} elements",
+                        t.element.name()
+                    ));
+                }
+                bytes / t.element.size()
             }
-        }
+        };
+        let layout = Layout {
+            shape: t.shape.clone(),
+            strides: t.strides.clone(),
+            offset: t.offset + skip,
+        };
+        Ok((data, layout))
     }
 }
 
