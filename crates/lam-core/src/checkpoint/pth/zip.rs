@@ -34,14 +34,16 @@ pub(crate) struct Record {
 pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Record>, String> {
     let end = find_end(bytes)?;
     let mut records = Vec::new();
+    let mut crcs = Vec::new();
     let mut names = HashSet::new();
     let mut at = end.cd_start;
     while at < end.cd_end {
-        let (record, next) = central_entry(bytes, &bytes[..end.cd_end], at, end.cd_start)?;
+        let (record, crc, next) = central_entry(bytes, &bytes[..end.cd_end], at, end.cd_start)?;
         if !names.insert(record.name.clone()) {
             return Err(format!("record `{}` appears twice", record.name));
         }
         records.push(record);
+        crcs.push(crc);
         at = next;
     }
     if at != end.cd_end || records.len() as u64 != end.count {
@@ -52,6 +54,24 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Record>, String> {
             end.count,
             end.cd_end - end.cd_start
         ));
+    }
+    // Records must not overlap, which also keeps the CRC work to one pass
+    // over the file however many records point at the same bytes.
+    let mut spans: Vec<(usize, usize, &str)> = records
+        .iter()
+        .map(|r| (r.start, r.end, r.name.as_str()))
+        .collect();
+    spans.sort_unstable();
+    if let Some(w) = spans.windows(2).find(|w| w[1].0 < w[0].1) {
+        return Err(format!("records `{}` and `{}` overlap", w[0].2, w[1].2));
+    }
+    for (r, crc) in records.iter().zip(crcs) {
+        if crc != 0 && crc32fast::hash(&bytes[r.start..r.end]) != crc {
+            return Err(format!(
+                "record `{}` fails its CRC-32 check: the data is corrupt",
+                r.name
+            ));
+        }
     }
     Ok(records)
 }
@@ -279,14 +299,14 @@ fn find_end(bytes: &[u8]) -> Result<End, String> {
 }
 
 /// The central directory entry at `at` (within `cd`, the file up to the
-/// central directory's end) and where the next one starts; record data
-/// must lie before `data_limit` (the central directory's start).
+/// central directory's end), its CRC-32, and where the next entry starts;
+/// record data must lie before `data_limit` (the central directory's start).
 fn central_entry(
     bytes: &[u8],
     cd: &[u8],
     at: usize,
     data_limit: usize,
-) -> Result<(Record, usize), String> {
+) -> Result<(Record, u32, usize), String> {
     let short = || format!("central directory entry at byte {at} is truncated");
     if get32(cd, at) != Some(CENTRAL_SIG) {
         return Err(format!("no central directory entry at byte {at}"));
@@ -349,12 +369,7 @@ fn central_entry(
         ));
     }
     let (start, end) = local_data(bytes, &name, offset, size, data_limit)?;
-    if crc != 0 && crc32fast::hash(&bytes[start..end]) != crc {
-        return Err(format!(
-            "record `{name}` fails its CRC-32 check: the data is corrupt"
-        ));
-    }
-    Ok((Record { name, start, end }, next))
+    Ok((Record { name, start, end }, crc, next))
 }
 
 /// The data span of the record whose local header is at `offset`.
@@ -486,5 +501,25 @@ mod tests {
         for cut in [0, 10, good.len() / 2, good.len() - 1] {
             assert!(read(&good[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn overlapping_records_are_errors() {
+        // Record `a` grown in the central directory to cover `b` too: a
+        // thousand such records would make a small file a long CRC job.
+        let mut w = Writer::new();
+        w.add("m/a", b"1");
+        w.add("m/b", b"2");
+        let mut bytes = w.finish();
+        let records = read(&bytes).expect("valid");
+        let cd = bytes
+            .windows(4)
+            .position(|x| x == b"PK\x01\x02")
+            .expect("central");
+        let grown = (records[1].end - records[0].start) as u32;
+        bytes[cd + 20..cd + 24].copy_from_slice(&grown.to_le_bytes());
+        bytes[cd + 24..cd + 28].copy_from_slice(&grown.to_le_bytes());
+        let e = read(&bytes).expect_err("overlap");
+        assert!(e.contains("overlap"), "{e}");
     }
 }
