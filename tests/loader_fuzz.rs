@@ -12,9 +12,12 @@
 //! removed so the mutation reaches the checks behind it. Each mutated file
 //! goes through `load_tensors` and, where its seed has one, `load_model`
 //! and `load_training`. One `#[test]`: the allocator's counters are
-//! process-wide.
+//! process-wide. PyTorch's `.pth` files get the same treatment in
+//! `loader_fuzz/pth.rs`.
 
 mod fuzz;
+#[path = "loader_fuzz/pth.rs"]
+mod pth;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,7 +57,19 @@ enum Kind {
 fn checkpoint_loaders_survive_mutated_files() -> Result<()> {
     let dir = TempDir::new("lam-loader-fuzz");
     huge_claims_are_refused_without_allocating(&dir.0)?;
-    mutated_checkpoints_load_or_fail_cleanly(&dir.0)
+    mutated_checkpoints_load_or_fail_cleanly(&dir.0)?;
+    let dev = Device::cpu();
+    pth::huge_pth_claims_are_refused(&dir.0, &dev);
+    let started = std::time::Instant::now();
+    let cases = pth::mutated_pth_files_load_or_fail_cleanly(
+        &dir.0,
+        &model(&dev)?,
+        &dev,
+        &mut Rng::new(SEED ^ 0x9e37),
+    )?;
+    eprintln!("pth fuzz: {cases} loads in {:?}", started.elapsed());
+    assert!(cases >= 15_000, "only {cases} pth loads ran");
+    Ok(())
 }
 
 /// Thousands of mutations of valid files.
