@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::{blobs, cpu, weight_bits, Mlp, Scratch};
 use lam::loss::cross_entropy;
@@ -94,9 +94,24 @@ fn a_corrupt_checkpoint_is_an_error_naming_it() -> Result<()> {
 /// Reports a loss that grows 10× every epoch after the first, so epoch 1 is
 /// the best whatever the weights do; remembers the weights after epoch 1.
 struct Inflate<'a> {
-    scale: &'a Cell<f32>,
+    scale: &'a Scale,
     model: &'a Mlp,
     after_first: Option<Vec<(String, Vec<u32>)>>,
+}
+
+/// An `f32` shared by the loss and a callback (both must be `Send`).
+struct Scale(AtomicU32);
+
+impl Scale {
+    fn new(v: f32) -> Scale {
+        Scale(AtomicU32::new(v.to_bits()))
+    }
+    fn set(&self, v: f32) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
 }
 
 impl Callback for Inflate<'_> {
@@ -120,7 +135,7 @@ fn early_stopping_restores_the_best_weights_and_writes_files() -> Result<()> {
     manual_seed(3);
     let model = Mlp::new(2, 8, 3, &dev)?;
     let mut opt = Adam::new(model.parameters(), 0.05)?;
-    let scale = Cell::new(1.0f32);
+    let scale = Scale::new(1.0);
     let loss = |out: &Tensor, y: &Tensor| cross_entropy(out, y)?.mul_scalar(scale.get());
     let config = TrainConfig {
         epochs: 20,

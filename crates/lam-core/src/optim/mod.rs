@@ -53,8 +53,10 @@ use crate::{Result, Tensor};
 
 /// Updates parameters from their gradients.
 ///
-/// Required: everything but `zero_grad`.
-pub trait Optimizer {
+/// Required: everything but `zero_grad`. `Send + Sync`, as every lam type
+/// is, so a training job (a `Box<dyn Optimizer>` with its model) can move
+/// to a worker thread.
+pub trait Optimizer: Send + Sync {
     /// One update of every parameter that has a gradient (parameters
     /// without one are skipped, as in PyTorch).
     fn step(&mut self) -> Result<()>;

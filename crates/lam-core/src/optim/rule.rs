@@ -43,7 +43,7 @@ pub(crate) trait Rule: Declared {
     fn update(&self, p: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<()>;
 }
 
-impl<R: Rule> Optimizer for R {
+impl<R: Rule + Send + Sync> Optimizer for R {
     fn step(&mut self) -> Result<()> {
         check::<R>(&self.core().config, R::NAME)?;
         let _no_grad = NoGradGuard::new();

@@ -16,8 +16,9 @@ use crate::{Error, Result};
 
 /// A learning rate as a function of the epoch.
 ///
-/// Required: `lr_at`, `epoch` and `set_epoch`; `lr` and `step` have defaults.
-pub trait Scheduler {
+/// Required: `lr_at`, `epoch` and `set_epoch`; `lr` and `step` have
+/// defaults. `Send + Sync`, so a trainer holding one can move between threads.
+pub trait Scheduler: Send + Sync {
     /// The learning rate at `epoch`.
     fn lr_at(&self, epoch: u64) -> f32;
 

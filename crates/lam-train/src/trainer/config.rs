@@ -184,8 +184,10 @@ pub enum Control {
 
 /// Hooks into the training loop. All methods have defaults that do
 /// nothing; an error from any of them ends `fit` with that error (the last
-/// checkpoint stays as the previous epoch left it).
-pub trait Callback {
+/// checkpoint stays as the previous epoch left it). `Send`, so a
+/// [`super::Trainer`] can run on a worker thread: state a callback shares
+/// with other code goes in an atomic or a `Mutex`, not a `Cell`.
+pub trait Callback: Send {
     /// Before the first batch of `epoch` (from 1).
     fn on_epoch_start(&mut self, _epoch: u64) -> Result<()> {
         Ok(())

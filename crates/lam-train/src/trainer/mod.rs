@@ -62,8 +62,9 @@ use progress::Progress;
 use state::{RunState, Snapshot};
 use tally::Tally;
 
-/// The loss of a model output against its targets.
-pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + 'a>;
+/// The loss of a model output against its targets (`Send`, as everything a
+/// [`Trainer`] holds, so that training can run on a worker thread).
+pub type LossFn<'a> = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a>;
 
 /// What [`Trainer::fit`] returns.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +84,8 @@ pub struct FitReport {
     pub task: Option<Task>,
 }
 
-/// Trains one model with one optimizer (see the module docs).
+/// Trains one model with one optimizer (see the module docs). `Send`: a
+/// training job can be built on one thread and run on another.
 pub struct Trainer<'a> {
     model: &'a dyn Module,
     optimizer: &'a mut dyn Optimizer,
@@ -98,7 +100,7 @@ impl<'a> Trainer<'a> {
     pub fn new(
         model: &'a dyn Module,
         optimizer: &'a mut dyn Optimizer,
-        loss: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + 'a,
+        loss: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + 'a,
     ) -> Trainer<'a> {
         Trainer {
             model,
