@@ -2,9 +2,12 @@
 //! computed (fixtures/checkpoint, made by fixtures/make_checkpoint_fixtures.py);
 //! lam writes PyTorch's names, shapes and dtypes, reproducibly and
 //! atomically; every kind of bad file is an error that changes nothing; and
-//! a training run resumed from a checkpoint continues bit for bit.
+//! a training run resumed from a checkpoint continues bit for bit. The
+//! training metadata's checksum and checks are in `checkpoint/metadata.rs`.
 
 mod common;
+#[path = "checkpoint/metadata.rs"]
+mod metadata;
 
 use std::collections::BTreeMap;
 use std::fs;

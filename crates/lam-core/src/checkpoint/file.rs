@@ -4,9 +4,26 @@
 //! A safetensors file is an 8-byte little-endian header length, a JSON
 //! header (`name -> {dtype, shape, data_offsets}` plus a `__metadata__`
 //! string map), then the raw little-endian data. The format has no
-//! checksum, so lam adds one to the metadata (`lam.checksum`, FNV-1a 64 over
-//! every tensor's name, dtype, shape and bytes in name order) and checks it
-//! when present; files from other tools, which lack it, load unchecked.
+//! checksum, so lam adds one to the metadata and checks it on every load:
+//!
+//! - `lam.checksum` = `v2:` and 16 hex digits: FNV-1a 64 over the tensor
+//!   count and each tensor's name, dtype, shape and bytes, then the count
+//!   of the other metadata entries and each key and value, in name order,
+//!   every field preceded by its length. Everything a load hands to a model
+//!   or an optimizer — tensors, epoch, step counts, hyper-parameters, the
+//!   caller's strings — is covered; what is not (the JSON's whitespace,
+//!   escapes and key order, the data offsets) cannot change a loaded value
+//!   without the parser's checks or the tensor bytes noticing.
+//! - 16 hex digits without the prefix: the checksum of files written
+//!   before it covered the metadata, over the tensors alone (the same
+//!   fields, with no counts and no length before the dtype). Such files
+//!   still load with their tensors checked; `training` validates each
+//!   metadata value it reads, so an edit can at worst give a wrong value
+//!   in range, never one that breaks training.
+//! - None: a file from another tool (PyTorch, Hugging Face), loaded
+//!   unchecked — unless it holds lam's own `lam.*` keys, which lam has
+//!   always written with a checksum: then its checksum key was damaged,
+//!   and the file is refused.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -20,6 +37,9 @@ use crate::{DType, Error, Result, Tensor};
 
 /// The metadata key of lam's checksum.
 pub(crate) const CHECKSUM_KEY: &str = "lam.checksum";
+
+/// What starts a checksum that covers the metadata as well as the tensors.
+const COVERS_METADATA: &str = "v2:";
 
 /// One tensor's bytes as stored.
 pub(crate) struct Raw {
@@ -61,12 +81,14 @@ pub(crate) fn write(
     tensors: &BTreeMap<String, Raw>,
     mut metadata: BTreeMap<String, String>,
 ) -> Result<()> {
+    metadata.remove(CHECKSUM_KEY);
     let sum = checksum(
         tensors
             .iter()
             .map(|(k, r)| (k.as_str(), r.dtype, r.shape.as_slice(), r.bytes.as_slice())),
+        &metadata,
     );
-    metadata.insert(CHECKSUM_KEY.into(), format!("{sum:016x}"));
+    metadata.insert(CHECKSUM_KEY.into(), format!("{COVERS_METADATA}{sum:016x}"));
     let bytes = encode(tensors, &metadata).map_err(|msg| Error::Format {
         path: path.display().to_string(),
         msg: format!("cannot encode the tensors: {msg}"),
@@ -190,18 +212,40 @@ impl Parsed {
         &self.bytes[self.data_start + stored.start..self.data_start + stored.end]
     }
 
+    /// Checks lam's checksum (see the module docs for its two forms), or
+    /// that a file without one holds none of lam's keys.
     fn verify_checksum(&self) -> Result<()> {
-        let Some(stored) = self.metadata.get(CHECKSUM_KEY) else {
-            return Ok(());
-        };
-        let found = checksum(
+        let tensors = || {
             self.tensors
                 .iter()
-                .map(|(k, s)| (k.as_str(), s.dtype, s.shape.as_slice(), self.data(s))),
-        );
-        if format!("{found:016x}") != *stored {
+                .map(|(k, s)| (k.as_str(), s.dtype, s.shape.as_slice(), self.data(s)))
+        };
+        let Some(stored) = self.metadata.get(CHECKSUM_KEY) else {
+            return match self.metadata.keys().find(|k| k.starts_with("lam.")) {
+                Some(k) => Err(self.error(format!(
+                    "metadata `{k}` is lam's, but `{CHECKSUM_KEY}`, which lam always writes \
+                     beside it, is missing: the file is damaged"
+                ))),
+                None => Ok(()),
+            };
+        };
+        let (found, what) = if let Some(hex) = stored.strip_prefix(COVERS_METADATA) {
+            let mut others = self.metadata.clone();
+            others.remove(CHECKSUM_KEY);
+            (hex, checksum(tensors(), &others))
+        } else {
+            (stored.as_str(), checksum_of_tensors(tensors()))
+        };
+        let well_formed = found.len() == 16 && found.bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed {
             return Err(self.error(format!(
-                "checksum mismatch (stored {stored}, computed {found:016x}): the tensor data is corrupt"
+                "metadata `{CHECKSUM_KEY}` = {stored:?} is not a checksum lam writes: the file is damaged"
+            )));
+        }
+        if format!("{what:016x}") != found {
+            return Err(self.error(format!(
+                "checksum mismatch (stored {found}, computed {what:016x}): the file is corrupt \
+                 (its tensors or metadata changed after lam wrote it)"
             )));
         }
         Ok(())
@@ -277,35 +321,86 @@ fn convert(bytes: &[u8], stored: Dtype, want: DType) -> std::result::Result<Host
     }
 }
 
-/// FNV-1a 64 over each tensor's name, dtype, shape and bytes, in the order
-/// given (callers pass name order), with lengths so fields cannot run together.
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+/// lam's checksum: FNV-1a 64 over the tensors and then the metadata (less
+/// the checksum itself), each in name order, every count and field length
+/// included so that no two different files feed it the same bytes.
+fn checksum<'a>(
+    tensors: impl ExactSizeIterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+    metadata: &BTreeMap<String, String>,
+) -> u64 {
+    let mut h = Fnv::new();
+    h.size(tensors.len());
     for (name, dtype, shape, data) in tensors {
-        eat(&(name.len() as u64).to_le_bytes());
-        eat(name.as_bytes());
-        eat(format!("{dtype:?}").as_bytes());
-        eat(&(shape.len() as u64).to_le_bytes());
+        h.field(name.as_bytes());
+        h.field(format!("{dtype:?}").as_bytes());
+        h.size(shape.len());
         for &d in shape {
-            eat(&(d as u64).to_le_bytes());
+            h.size(d);
         }
-        eat(&(data.len() as u64).to_le_bytes());
-        eat(data);
+        h.field(data);
     }
-    h
+    h.size(metadata.len());
+    for (key, value) in metadata {
+        h.field(key.as_bytes());
+        h.field(value.as_bytes());
+    }
+    h.0
+}
+
+/// The checksum of files written before it covered the metadata: the
+/// tensors alone, their dtypes without a length.
+fn checksum_of_tensors<'a>(
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> u64 {
+    let mut h = Fnv::new();
+    for (name, dtype, shape, data) in tensors {
+        h.field(name.as_bytes());
+        h.eat(format!("{dtype:?}").as_bytes());
+        h.size(shape.len());
+        for &d in shape {
+            h.size(d);
+        }
+        h.field(data);
+    }
+    h.0
+}
+
+/// FNV-1a 64. Any one changed byte changes the sum: each step (xor a byte,
+/// multiply by an odd prime) is a bijection of the state.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// A count or a size, as 8 little-endian bytes.
+    fn size(&mut self, n: usize) {
+        self.eat(&(n as u64).to_le_bytes());
+    }
+
+    /// A length, then the bytes.
+    fn field(&mut self, bytes: &[u8]) {
+        self.size(bytes.len());
+        self.eat(bytes);
+    }
 }
 
 /// Writes `bytes` to `path` so that a reader sees the old file or the new
-/// one, never a mix: write `path.tmp` in the same directory, fsync it,
-/// rename it over `path`, fsync the directory. On failure the temporary
-/// file is removed and an existing `path` is untouched.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// one, never a mix — how every checkpoint is written, for other files that
+/// must survive a crash (lam-train's history): write `path.tmp` in the same
+/// directory, fsync it, rename it over `path`, fsync the directory. On
+/// failure the temporary file is removed and an existing `path` is
+/// untouched; a crash can leave a stale `path.tmp`, which the next write
+/// replaces. An error is an [`Error::Io`] naming `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = Path::new(&tmp);

@@ -32,9 +32,15 @@
 //! an [`Error::Format`] naming the file, each tensor concerned and what is
 //! wrong, before a single parameter changes. No number in a file is
 //! trusted: sizes, shapes and offsets are checked against the file's
-//! length before anything is sliced or allocated (`header`, `pth`). Writing is atomic (a temporary
-//! file in the same directory, fsynced, then renamed over the target): a
-//! crash or error mid-write leaves any existing file intact.
+//! length before anything is sliced or allocated (`header`, `pth`). lam's
+//! checksum (`lam.checksum`) covers every tensor and every metadata entry
+//! of its safetensors files, so a changed digit in an epoch, a step count
+//! or a learning rate is an error, and each training value is range-checked
+//! as it is read (`training`); files from other tools have no checksum and
+//! load unchecked (`file` has the rules, and those for files written before
+//! the checksum covered the metadata). Writing is atomic ([`write_atomic`]:
+//! a temporary file in the same directory, fsynced, then renamed over the
+//! target): a crash or error mid-write leaves any existing file intact.
 
 mod file;
 mod format;
@@ -44,6 +50,7 @@ mod pth;
 mod source;
 mod training;
 
+pub use file::write_atomic;
 pub use training::{load_training, save_training, TrainingState};
 
 use std::collections::BTreeMap;

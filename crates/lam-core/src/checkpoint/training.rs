@@ -6,12 +6,21 @@
 //! `lam.epoch`, `lam.optim.kind`, `lam.optim.params` (the parameter count),
 //! `lam.optim.hyper.<name>` and `lam.optim.<i>.step`. Numbers are written
 //! in Rust's shortest round-trip form, so they read back bit for bit.
+//!
+//! The checksum covers this metadata (`file`), and each value is checked
+//! again as it is read, so that no file — an old one whose checksum covers
+//! only the tensors, or one made by hand — can hand training a value that
+//! breaks it: the epoch and step counts must be at most
+//! [`MAX_STEP`](crate::optim::MAX_STEP) (steps at least 1), hyper-parameters
+//! finite `f32` values the optimizer accepts (its `load_state_dict` checks
+//! their ranges: `lr >= 0`, betas in `[0, 1)`, ...), and every
+//! `lam.optim.*` key one this module writes. Each error names the key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::nn::Module;
-use crate::optim::{Optimizer, OptimizerState, ParamState};
+use crate::optim::{Optimizer, OptimizerState, ParamState, MAX_STEP};
 use crate::{DType, Error, Result};
 
 use super::file::{self, Parsed, Raw};
@@ -70,11 +79,11 @@ pub fn save_training(
     meta.insert("lam.optim.kind".into(), state.kind.clone());
     meta.insert("lam.optim.params".into(), state.params.len().to_string());
     for (k, v) in &state.hyper {
-        meta.insert(format!("lam.optim.hyper.{k}"), v.to_string());
+        meta.insert(format!("{HYPER_KEYS}{k}"), v.to_string());
     }
     for (i, ps) in state.params.iter().enumerate() {
         let Some(ps) = ps else { continue };
-        meta.insert(format!("lam.optim.{i}.step"), ps.step.to_string());
+        meta.insert(step_key(i), ps.step.to_string());
         for (buf, t) in &ps.buffers {
             raw.insert(format!("{OPTIM_PREFIX}{i}.{buf}"), Raw::from_tensor(t)?);
         }
@@ -94,11 +103,13 @@ pub fn load_training(
     let updates = checked_updates(&parsed, &module.state_dict(), |n| {
         !n.starts_with(OPTIM_PREFIX)
     })?;
-    let epoch = number::<u64>(&parsed, "lam.epoch")?;
+    let epoch = count_of(&parsed, "lam.epoch", 0)?;
     let state = optimizer_state(&parsed, optimizer)?;
-    optimizer
-        .load_state_dict(&state)
-        .map_err(|e| parsed.error(format!("optimizer state does not fit this optimizer: {e}")))?;
+    optimizer.load_state_dict(&state).map_err(|e| {
+        parsed.error(format!(
+            "the optimizer state (`lam.optim.*`) does not fit this optimizer: {e}"
+        ))
+    })?;
     apply(&updates)?;
     Ok(TrainingState {
         epoch,
@@ -124,23 +135,25 @@ fn optimizer_state(parsed: &Parsed, optimizer: &dyn Optimizer) -> Result<Optimiz
             params.len()
         )));
     }
-    let mut hyper = BTreeMap::new();
-    for (k, _) in parsed
+    if let Some(key) = parsed
         .metadata
-        .iter()
-        .filter(|(k, _)| k.starts_with("lam.optim.hyper."))
+        .keys()
+        .find(|k| k.starts_with(OPTIM_KEYS) && !is_optim_key(k, count))
     {
-        hyper.insert(
-            k["lam.optim.hyper.".len()..].to_string(),
-            number::<f64>(parsed, k)?,
-        );
+        return Err(parsed.error(format!(
+            "metadata `{key}` is not an optimizer entry lam writes (for {count} parameters)"
+        )));
+    }
+    let mut hyper = BTreeMap::new();
+    for k in parsed.metadata.keys().filter(|k| k.starts_with(HYPER_KEYS)) {
+        hyper.insert(k[HYPER_KEYS.len()..].to_string(), hyper_value(parsed, k)?);
     }
     let mut states: Vec<Option<ParamState>> = vec![None; count];
     for (i, slot) in states.iter_mut().enumerate() {
-        let key = format!("lam.optim.{i}.step");
+        let key = step_key(i);
         if parsed.metadata.contains_key(&key) {
             *slot = Some(ParamState {
-                step: number::<u64>(parsed, &key)?,
+                step: count_of(parsed, &key, 1)?,
                 buffers: BTreeMap::new(),
             });
         }
@@ -182,6 +195,49 @@ fn optimizer_state(parsed: &Parsed, optimizer: &dyn Optimizer) -> Result<Optimiz
         hyper,
         params: states,
     })
+}
+
+const OPTIM_KEYS: &str = "lam.optim.";
+const HYPER_KEYS: &str = "lam.optim.hyper.";
+
+/// The metadata key of parameter `i`'s step count.
+fn step_key(i: usize) -> String {
+    format!("{OPTIM_KEYS}{i}.step")
+}
+
+/// Whether `key` is one `save_training` writes for `count` parameters.
+fn is_optim_key(key: &str, count: usize) -> bool {
+    let rest = &key[OPTIM_KEYS.len()..];
+    let step_of = |i: &str| i.parse::<usize>().ok().filter(|&i| i < count);
+    matches!(rest, "kind" | "params")
+        || key.starts_with(HYPER_KEYS)
+        || rest
+            .strip_suffix(".step")
+            .and_then(step_of)
+            .is_some_and(|i| step_key(i) == key)
+}
+
+/// Metadata `key` as a count from `min` to [`MAX_STEP`], or an error naming it.
+fn count_of(parsed: &Parsed, key: &str, min: u64) -> Result<u64> {
+    let n = number::<u64>(parsed, key)?;
+    if !(min..=MAX_STEP).contains(&n) {
+        return Err(parsed.error(format!(
+            "metadata `{key}` = {n} is out of range: a count from {min} to {MAX_STEP} (2^53)"
+        )));
+    }
+    Ok(n)
+}
+
+/// Metadata `key` as a hyper-parameter: a finite value that fits in `f32`
+/// (it was written from one), or an error naming it.
+fn hyper_value(parsed: &Parsed, key: &str) -> Result<f64> {
+    let v = number::<f64>(parsed, key)?;
+    if !(v.is_finite() && v.abs() <= f32::MAX as f64) {
+        return Err(parsed.error(format!(
+            "metadata `{key}` = {v} is not a finite float32 value"
+        )));
+    }
+    Ok(v)
 }
 
 /// Metadata `key` parsed as a number, or a `Format` error naming it.

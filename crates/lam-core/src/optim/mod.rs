@@ -99,10 +99,16 @@ pub struct OptimizerState {
     pub params: Vec<Option<ParamState>>,
 }
 
+/// The largest step count an optimizer state may hold: far beyond any run
+/// (2^53 steps at a billion a second take 285 years) and the largest count
+/// exact in `f64`, in which bias corrections are computed. Loading a larger
+/// one is an error, so a count can never overflow.
+pub const MAX_STEP: u64 = 1 << 53;
+
 /// One parameter's optimizer state.
 #[derive(Debug, Clone)]
 pub struct ParamState {
-    /// Steps taken with this parameter.
+    /// Steps taken with this parameter (1 to [`MAX_STEP`]).
     pub step: u64,
     /// Buffers by PyTorch's names (`exp_avg`, `exp_avg_sq`,
     /// `momentum_buffer`, `square_avg`, `grad_avg`, `sum`), each of the

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::{DType, Device, Error, Layout, Result, Tensor};
 
-use super::{OptimizerState, ParamState};
+use super::{OptimizerState, ParamState, MAX_STEP};
 
 /// An optimizer's parameters and their state, index for index.
 #[derive(Debug)]
@@ -117,10 +117,13 @@ impl Params {
                 out.push(None);
                 continue;
             };
-            if st.step == 0 {
+            if !(1..=MAX_STEP).contains(&st.step) {
                 return Err(Error::invalid(
                     OP,
-                    format!("parameter {i}: state with step 0"),
+                    format!(
+                        "parameter {i}: step count {} is outside 1..={MAX_STEP}",
+                        st.step
+                    ),
                 ));
             }
             let names: BTreeSet<&str> = st.buffers.keys().map(String::as_str).collect();
