@@ -30,7 +30,9 @@ pub struct TrainConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Resume from `checkpoint_dir/last.safetensors` when it exists.
     pub resume: bool,
-    /// Where the history is written after every epoch (`.csv` or `.jsonl`).
+    /// Where the history is written after every epoch (`.csv` or `.jsonl`),
+    /// after the checkpoint; at the start of `fit` it is rewritten to match
+    /// the run (the checkpoint's epochs on a resume, none on a fresh start).
     pub history_path: Option<PathBuf>,
     /// Stop when the monitored value stops improving.
     pub early_stopping: Option<EarlyStopping>,

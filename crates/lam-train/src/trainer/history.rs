@@ -1,7 +1,8 @@
 //! [`History`]: one [`EpochRecord`] per finished epoch, written after every
 //! epoch as CSV (a path ending in `.csv`) or JSON lines (any other name,
-//! conventionally `.jsonl`), and carried inside each training checkpoint so
-//! that a resumed run continues the same history.
+//! conventionally `.jsonl`), atomically, and carried inside each training
+//! checkpoint so that a resumed run continues the same history (the
+//! checkpoint's copy is the one a resume trusts).
 //!
 //! Classifiers fill the accuracies, regression models the MSE, MAE and R²
 //! ([`RegressionScores`]); the CSV has a column for each, empty where a
@@ -10,6 +11,7 @@
 
 use std::path::Path;
 
+use lam_core::checkpoint::write_atomic;
 use lam_core::{Error, Result};
 use serde_json::{json, Value};
 
@@ -152,7 +154,9 @@ impl History {
         Ok(History { records })
     }
 
-    /// Writes the history to `path`: CSV if it ends in `.csv`, else JSON lines.
+    /// Writes the history to `path`: CSV if it ends in `.csv`, else JSON
+    /// lines. Atomically, as checkpoints are written: a reader (or a run
+    /// killed mid-write) sees the old file or the new one, never a part.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = if path.extension().is_some_and(|e| e == "csv") {
             self.to_csv()
@@ -162,7 +166,7 @@ impl History {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }
-        std::fs::write(path, text).map_err(|e| io_error(path, e))
+        write_atomic(path, text.as_bytes())
     }
 
     /// `(epoch, value)` pairs of one series, skipping epochs without it.

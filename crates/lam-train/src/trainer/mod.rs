@@ -12,9 +12,16 @@
 //! Each epoch: the learning rate from the scheduler (if any), lam's global
 //! generator reseeded from `(seed, epoch)`, the training batches (forward,
 //! loss, backward, step) with the loss summed on the device and read every
-//! `sync_every` batches, a validation pass, then the history, the best
-//! weights (`best.safetensors`, by [`Monitor`]), the early-stopping counter
-//! and `last.safetensors` (model, optimizer, epoch, history and counters).
+//! `sync_every` batches, a validation pass, then the best weights
+//! (`best.safetensors`, by [`Monitor`]), the early-stopping counter,
+//! `last.safetensors` (model, optimizer, epoch, history and counters) and
+//! last the history file ([`TrainConfig::history_path`]).
+//!
+//! **Files that agree.** Every file is written atomically (a temporary
+//! file renamed over the old one), so a kill leaves each whole, old or
+//! new. The history file is written after the checkpoint and rewritten
+//! from it when a run resumes, so it never holds an epoch the checkpoint
+//! lacks, and after a resume holds exactly the checkpoint's epochs.
 //!
 //! **Resume.** With `resume: true` the run starts from `last.safetensors`
 //! when it exists. Because the loader's order and augmentation, the dropout
@@ -159,6 +166,11 @@ impl<'a> Trainer<'a> {
             std::fs::create_dir_all(dir).map_err(|e| history::io_error(dir, e))?;
         }
         let (mut run, mut best_weights, resumed_from) = self.resume_state(train)?;
+        // The history file follows the checkpoint: rewritten from it on a
+        // resume (a kill between the two writes leaves it an epoch
+        // behind), emptied on a fresh start; a path that cannot be written
+        // fails here, before any training.
+        self.write_history(&run)?;
         let start = run.history.records.len() as u64;
         let mut stopped_early = run.stopped;
         let mut task = None;
@@ -172,9 +184,6 @@ impl<'a> Trainer<'a> {
             self.config.monitor.check(epoch_task)?;
             task = epoch_task;
             run.history.records.push(record.clone());
-            if let Some(path) = &self.config.history_path {
-                run.history.write(path)?;
-            }
             let monitor = self.config.monitor;
             let value = monitor.value(&record);
             let min_delta = self.config.early_stopping.map_or(0.0, |e| e.min_delta);
@@ -211,6 +220,9 @@ impl<'a> Trainer<'a> {
                     &run.to_metadata(),
                 )?;
             }
+            // After the checkpoint, so the file never holds an epoch the
+            // checkpoint lacks.
+            self.write_history(&run)?;
             for cb in &mut self.callbacks {
                 if cb.on_epoch_end(&record)? == Control::Stop {
                     run.stopped = true;
@@ -231,6 +243,14 @@ impl<'a> Trainer<'a> {
             resumed_from,
             task,
         })
+    }
+
+    /// Writes the run's history to the configured path, if any (atomically).
+    fn write_history(&self, run: &RunState) -> Result<()> {
+        match &self.config.history_path {
+            Some(path) => run.history.write(path),
+            None => Ok(()),
+        }
     }
 
     /// A fresh state, or the state of `last.safetensors` when resuming (its

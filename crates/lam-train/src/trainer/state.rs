@@ -55,8 +55,14 @@ impl RunState {
             msg: format!("metadata `{HISTORY}`: {e}"),
         })?;
         let parse_opt = |key: &str| -> Result<Option<String>> { Ok(m.get(key).cloned()) };
+        // A NaN best would compare false against every epoch after it.
         let best = parse_opt(BEST)?
-            .map(|s| s.parse::<f64>().map_err(|_| bad(BEST)))
+            .map(|s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| !v.is_nan())
+                    .ok_or_else(|| bad(BEST))
+            })
             .transpose()?;
         let best_epoch = parse_opt(BEST_EPOCH)?
             .map(|s| s.parse::<u64>().map_err(|_| bad(BEST_EPOCH)))
