@@ -6,8 +6,9 @@
 //!   and IDX readers, the [`data::DataLoader`] (seeded shuffles, background
 //!   prefetch, per-batch transforms) and seeded splits / k-fold.
 //! - [`datasets`]: loaders for the data shipped in `examples/data`.
-//! - [`preprocess`]: scalers fitted on the training split (saved beside the
-//!   model), denoising filters, seeded image augmentation.
+//! - [`preprocess`]: an imputer for missing values and scalers, fitted on
+//!   the training split (saved beside the model), denoising filters, seeded
+//!   image augmentation.
 //! - [`metrics`]: accuracy, precision/recall/F1, confusion matrix, ROC/AUC,
 //!   MSE/MAE/R², equal to scikit-learn's on stored fixtures.
 //! - [`trainer`]: the [`trainer::Trainer`] loop with validation, early

@@ -38,10 +38,14 @@ fn csv_with_header_quotes_and_named_target() -> Result<()> {
     assert_eq!(reg.features(), &[2.5, 0.0, 40.0, 2.0]);
     let t = read_table(&path, true, ',')?;
     assert_eq!(
-        t.header.as_deref(),
+        t.header(),
         Some(&["a".to_string(), "b".into(), "label".into()][..])
     );
-    assert_eq!(t.lines, vec![2, 4]);
+    assert_eq!(t.lines(), &[2, 4]);
+    assert_eq!((t.len(), t.width()), (2, 3));
+    assert_eq!(t.row(1), Some(&[-3.0, 40.0, 2.0][..]));
+    assert_eq!(t.row(2), None);
+    assert_eq!(t.values().len(), 6);
     Ok(())
 }
 
@@ -52,12 +56,10 @@ fn sunspots_reads_as_a_table() -> Result<()> {
         true,
         ',',
     )?;
-    assert_eq!(t.rows.len(), 309);
+    assert_eq!(t.len(), 309);
+    assert_eq!(t.rows().count(), 309);
     assert_eq!(t.column(0)[0], 1700.0);
-    assert_eq!(
-        t.header.as_ref().map(|h| h[1].as_str()),
-        Some("SUNACTIVITY")
-    );
+    assert_eq!(t.header().map(|h| h[1].as_str()), Some("SUNACTIVITY"));
     Ok(())
 }
 
@@ -78,7 +80,7 @@ fn malformed_csv_is_an_error_naming_file_and_line() {
         (
             "nan.csv",
             "1,NaN,0\n",
-            "line 1: column 2: NaN is not a finite number",
+            "line 1: column 2: missing value \"NaN\"",
         ),
         (
             "fraction_label.csv",

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::Path;
 
 use fuzz::{mutate_bytes, CaseFile, Fuzz, Rng, TempDir, INTERESTING};
-use lam_train::data::csv::{read_csv, read_table, CsvOptions};
+use lam_train::data::csv::{read_csv, read_table, CsvOptions, Missing};
 use lam_train::data::idx::{encode_idx_u8, read_idx, read_idx_dataset};
 use lam_train::preprocess::{load_scaler, MinMaxScaler, Scaler, Standardizer};
 use lam_train::trainer::{EpochRecord, History};
@@ -119,6 +119,7 @@ fn read_all_csv(fuzz: &mut Fuzz, dir: &Path, name: &str, bytes: &[u8], label: &s
             .header(true)
             .target_index(-4)
             .delimiter(';'),
+        CsvOptions::new().missing(Missing::Nan),
     ];
     for (k, o) in options.iter().enumerate() {
         fuzz.run(&format!("read_csv[{k}] {label}"), n, || {

@@ -260,3 +260,46 @@ fn augmentation_runs_inside_the_loader() -> Result<()> {
     assert!(first[0].iter().any(|&v| v != 1.0));
     Ok(())
 }
+
+#[test]
+fn imputer_misuse_is_an_error_naming_the_problem() -> Result<()> {
+    let nan = f32::NAN;
+    let mut mean = Imputer::new(Impute::Mean);
+    let mut data = [1.0, nan, 3.0, nan];
+    let msg = |r: Result<()>| r.expect_err("an error").to_string();
+    assert!(msg(mean.transform_slice(&mut data)).contains("not fitted"));
+    // A feature the training data never shows has no mean (a constant needs none).
+    assert!(msg(mean.fit_slice(&data, &[2])).contains("feature 1 has no value"));
+    let mut constant = Imputer::new(Impute::Constant(0.5));
+    constant.fit_slice(&data, &[2])?;
+    constant.transform_slice(&mut data)?;
+    assert_eq!(data, [1.0, 0.5, 3.0, 0.5]);
+    assert!(msg(Imputer::new(Impute::Constant(nan)).fit_slice(&data, &[2])).contains("finite"));
+    // Only NaN is missing; shapes must match.
+    assert!(msg(mean.fit_slice(&[1.0, f32::INFINITY], &[2])).contains("only NaN"));
+    assert!(msg(mean.fit_slice(&[1.0, 2.0, 3.0], &[2])).contains("samples of shape"));
+    mean.fit_slice(&[1.0, 2.0, 3.0, 4.0], &[2])?;
+    assert_eq!(mean.fill_values(), Some(&[2.0f32, 3.0][..]));
+    assert!(msg(mean.transform_slice(&mut [nan; 3])).contains("whole samples"));
+    let x = Tensor::from_vec(vec![nan; 3], &[1, 3], &Device::cpu())?;
+    assert!(matches!(
+        mean.transform(&x),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    // A damaged file.
+    let dir = Scratch::new("imputer");
+    let file = dir.path("imputer.json");
+    std::fs::write(
+        &file,
+        r#"{"kind": "imputer", "strategy": "mode", "shape": [1], "fill": [0]}"#,
+    )
+    .expect("write");
+    assert!(msg(Imputer::load(&file).map(|_| ())).contains("unknown strategy"));
+    std::fs::write(
+        &file,
+        r#"{"kind": "imputer", "strategy": "mean", "shape": [2], "fill": [0]}"#,
+    )
+    .expect("write");
+    assert!(msg(Imputer::load(&file).map(|_| ())).contains("shape"));
+    Ok(())
+}
