@@ -85,12 +85,14 @@ fn reading_a_csv_takes_the_memory_of_its_values() {
         let text_size = text.len();
         drop((text, bytes));
         let base = fuzz::mark();
+        let started = std::time::Instant::now();
         let ds = read_csv(&path, &CsvOptions::new()).expect("reads");
+        let took = started.elapsed();
         let grew = fuzz::peak_since(base);
         let values = 4 * (ds.features().len() + ds.targets().len());
         eprintln!(
             "{name}: {text_size} bytes of text, {values} bytes of values, peak heap growth \
-             {grew} bytes ({:.2}× the text)",
+             {grew} bytes ({:.2}× the text), read in {took:.2?}",
             grew as f64 / text_size as f64
         );
         if grew > values + SLACK || (decimals && grew > 2 * text_size) {

@@ -98,7 +98,7 @@ impl Fields {
     /// Moves to the next row that is not blank, skipping whatever is left
     /// of the current one; false at the end of the file.
     pub(crate) fn next_row(&mut self) -> Result<bool> {
-        while self.next_field()?.is_some() {}
+        self.skip_fields()?;
         loop {
             if self.state == State::Done {
                 return Ok(false);
@@ -119,21 +119,23 @@ impl Fields {
 
     /// The next field of the current row, or `None` after its last.
     pub(crate) fn next_field(&mut self) -> Result<Option<&str>> {
-        let end = match self.state {
-            State::Between | State::Done => return Ok(None),
-            State::First(end) => end,
-            State::Inside => self.read_field()?,
-        };
-        self.state = match end {
-            End::Delimiter => State::Inside,
-            End::Line => State::Between,
-            End::File => State::Done,
-        };
-        self.column += 1;
+        if !self.advance()? {
+            return Ok(None);
+        }
         match std::str::from_utf8(&self.field) {
             Ok(text) => Ok(Some(text)),
             Err(_) => Err(self.error(format!("column {}: not UTF-8 text", self.column))),
         }
+    }
+
+    /// How many fields the current row has left, skipped without being
+    /// read as text (for counting).
+    pub(crate) fn skip_fields(&mut self) -> Result<usize> {
+        let mut n = 0;
+        while self.advance()? {
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// The line of the current row (from 1).
@@ -147,6 +149,22 @@ impl Fields {
             path: self.origin.path.clone(),
             msg: format!("line {}: {msg}", self.line),
         }
+    }
+
+    /// Moves to the next field of the row (into `self.field`); false after its last.
+    fn advance(&mut self) -> Result<bool> {
+        let end = match self.state {
+            State::Between | State::Done => return Ok(false),
+            State::First(end) => end,
+            State::Inside => self.read_field()?,
+        };
+        self.state = match end {
+            End::Delimiter => State::Inside,
+            End::Line => State::Between,
+            End::File => State::Done,
+        };
+        self.column += 1;
+        Ok(true)
     }
 
     /// True when the field just read makes its line blank.
@@ -176,9 +194,24 @@ impl Fields {
                 self.drop_cr(outside_from);
                 return Ok(End::File);
             }
+            // The last byte of the delimiter: where a run of plain bytes stops.
+            let last = self.delimiter[self.delimiter.len() - 1];
             let mut used = 0;
             let mut end = None;
-            for &b in buf {
+            while used < buf.len() {
+                // Copy a run of bytes that need no decision at once.
+                let rest = &buf[used..];
+                let run = match quotes {
+                    Quotes::Outside => rest
+                        .iter()
+                        .position(|&b| matches!(b, b'\n' | b'"') || b == last),
+                    Quotes::Inside => rest.iter().position(|&b| matches!(b, b'\n' | b'"')),
+                    Quotes::AfterQuote => Some(0),
+                };
+                let run = run.unwrap_or(rest.len());
+                self.field.extend_from_slice(&rest[..run]);
+                used += run;
+                let Some(&b) = buf.get(used) else { break };
                 used += 1;
                 if quotes == Quotes::AfterQuote {
                     if b == b'"' {

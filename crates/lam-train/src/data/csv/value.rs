@@ -34,11 +34,9 @@ pub(crate) fn target_value(field: &str) -> Result<f32, String> {
 /// written as a decimal (`3.0`, `1e2`) is accepted.
 pub(crate) fn class(field: &str) -> Result<i32, String> {
     let t = field.trim();
-    if MISSING.contains(&t) {
-        return Err(format!("missing class label {t:?}"));
-    }
     let whole = match t.parse::<i64>() {
         Ok(v) => v,
+        Err(_) if MISSING.contains(&t) => return Err(format!("missing class label {t:?}")),
         Err(_) => match t.parse::<f64>() {
             // Within ±2^63, so the cast is exact; beyond, it cannot fit anyway.
             Ok(v) if v.fract() == 0.0 && v.abs() < 9.2e18 => v as i64,
@@ -62,9 +60,7 @@ pub(crate) fn class_label(value: f32) -> Option<i32> {
 /// A field as a finite number, `None` when it is missing.
 fn number(field: &str) -> Result<Option<f32>, String> {
     let t = field.trim();
-    if MISSING.contains(&t) {
-        return Ok(None);
-    }
+    // Numbers first: no spelling of a missing value reads as a finite one.
     match t.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(Some(v)),
         Ok(v) if v.is_nan() => Ok(None),
@@ -72,6 +68,7 @@ fn number(field: &str) -> Result<Option<f32>, String> {
             Err(format!("{t} is not a finite number"))
         }
         Ok(_) => Err(format!("{t} is beyond the float32 range")),
+        Err(_) if MISSING.contains(&t) => Ok(None),
         Err(_) => Err(format!("{t:?} is not a number")),
     }
 }
