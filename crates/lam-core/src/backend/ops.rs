@@ -74,7 +74,7 @@ pub enum BinaryOp {
     ReluGrad,
 }
 
-/// The activation [`Backend::fused_linear`] applies as it writes its output.
+/// The activation [`Backend::fused_linear`](super::Backend::fused_linear) applies as it writes its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinearActivation {
     Identity,
@@ -92,7 +92,7 @@ pub enum ReduceOp {
     ArgMin,
 }
 
-/// A distribution for [`Backend::fill_random`]. The numbers are a pure
+/// A distribution for [`Backend::fill_random`](super::Backend::fill_random). The numbers are a pure
 /// function of `(seed, element index)` — see [`crate::rng`] — so every backend
 /// produces the same tensor for the same seed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,8 +118,8 @@ pub struct AdamStep {
     pub step: u32,
 }
 
-/// The geometry of the sliding-window primitives ([`Backend::unfold`],
-/// [`Backend::fold`], [`Backend::max_pool`], [`Backend::max_pool_grad`]): `n` images of
+/// The geometry of the sliding-window primitives ([`Backend::unfold`](super::Backend::unfold),
+/// [`Backend::fold`](super::Backend::fold), [`Backend::max_pool`](super::Backend::max_pool), [`Backend::max_pool_grad`](super::Backend::max_pool_grad)): `n` images of
 /// `c` channels, `h × w` pixels, and a sliding window given per axis as
 /// `[height, width]`. `out` is the number of window positions per axis,
 /// `⌊(len + 2p − d(k − 1) − 1) / s⌋ + 1` (PyTorch's formula); `lam-core`
