@@ -450,7 +450,7 @@ fn sample(
     dev: &Device,
 ) -> Result<String> {
     model.eval();
-    let mut rng = Generator::new(cfg.seed ^ 0xc4a2);
+    let rng = Generator::new(cfg.seed ^ 0xc4a2);
     let mut context: Vec<i32> = prompt
         .chars()
         .filter_map(|c| chars.binary_search(&c).ok())

@@ -204,7 +204,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
     let model = Forecaster::new(cfg.hidden, dev)?;
     let mut opt = Adam::new(model.parameters(), cfg.lr)?;
     let (test_x, _) = windows(&scaled, &test_targets, w, dev)?;
-    let mut rng = Generator::new(cfg.seed ^ 0x5a17);
+    let rng = Generator::new(cfg.seed ^ 0x5a17);
     let started = Instant::now();
     let mut predicted = Vec::new();
     for epoch in 1..=cfg.epochs {

@@ -168,8 +168,8 @@ impl Ratings {
 /// Draws hidden factors and biases, observes a random `density` of the
 /// pairs, and splits them 80/20 into (training, held-out) ratings.
 pub fn generate(cfg: &Config) -> (Ratings, Ratings) {
-    let mut rng = Generator::new(cfg.seed);
-    let mut normals = |n: usize, std: f64| {
+    let rng = Generator::new(cfg.seed);
+    let normals = |n: usize, std: f64| {
         let seed = rng.next_seed();
         (0..n)
             .map(|i| std * standard_normal(seed, i as u32) as f64)
@@ -339,7 +339,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
     let mut schedule = CosineAnnealing::new(cfg.lr, cfg.epochs as u64);
     let all_test: Vec<usize> = (0..test.len()).collect();
     let (test_users, test_items, test_values) = test.tensors(&all_test, dev)?;
-    let mut rng = Generator::new(cfg.seed ^ 0xba7c);
+    let rng = Generator::new(cfg.seed ^ 0xba7c);
     let started = Instant::now();
     let mut held_out = f64::NAN;
     for epoch in 1..=cfg.epochs {

@@ -156,6 +156,12 @@ const NOT_OPS: &[&str] = &[
     "normal",
     "randint",
     "bernoulli",
+    "rand_with",
+    "randn_with",
+    "uniform_with",
+    "normal_with",
+    "randint_with",
+    "bernoulli_with",
     "from_storage",
     // Accessors.
     "id",

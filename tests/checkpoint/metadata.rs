@@ -229,7 +229,7 @@ fn values_that_would_break_training_are_errors_naming_the_key() -> Result<()> {
 
     let max = u64::MAX.to_string();
     let beyond = (MAX_STEP + 1).to_string();
-    let cases: [(&str, &str, &str); 14] = [
+    let cases: [(&str, &str, &str); 16] = [
         ("lam.optim.0.step", &max, "`lam.optim.0.step` = 18446744073709551615 is out of range"),
         ("lam.optim.1.step", &beyond, "`lam.optim.1.step` = 9007199254740993 is out of range"),
         ("lam.optim.2.step", "0", "`lam.optim.2.step` = 0 is out of range"),
@@ -244,6 +244,8 @@ fn values_that_would_break_training_are_errors_naming_the_key() -> Result<()> {
         ("lam.optim.hyper.momentum", "0.9", "hyper-parameters"),
         ("lam.optim.9.step", "1", "`lam.optim.9.step` is not an optimizer entry"),
         ("lam.optim.kind", "sgd", "does not fit this optimizer"),
+        ("lam.generator", "splitmix64:21", "`lam.generator`"),
+        ("lam.generator", "philox:1:2", "`lam.generator`"),
     ];
     for (key, value, want) in cases {
         let e = refused(&set(key, value), &dir, &dev)?;
@@ -319,6 +321,20 @@ fn older_and_foreign_files_load_and_damaged_signatures_do_not() -> Result<()> {
     let last = old_data.len() - 1;
     old_data[last] ^= 0x10;
     assert!(refused(&old_data, &dir, &dev)?.contains("checksum mismatch"));
+
+    // Written before checkpoints carried a generator state: loads without one.
+    let no_generator = rewrite(&bytes, Sign::CoversMetadata, |m| {
+        assert!(
+            m.remove("lam.generator").is_some(),
+            "lam writes lam.generator"
+        );
+    });
+    let state = load_training(
+        write("no_generator.safetensors", &no_generator),
+        &model,
+        &mut adam,
+    )?;
+    assert_eq!((state.epoch, state.generator), (3, None));
 
     // lam's keys without lam's checksum: the checksum's key was damaged.
     let unsigned = rewrite(&bytes, Sign::Unsigned, |_| {});

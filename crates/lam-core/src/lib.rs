@@ -7,7 +7,8 @@
 //!   `lam-cpu` and `lam-wgpu` implement.
 //! - [`autograd`]: the tape. Each differentiable op records its gradient
 //!   rule, written in tensor ops right beside its forward code.
-//! - [`rng`]: counter-based random numbers, identical on every backend.
+//! - [`rng`]: counter-based random numbers, identical on every backend, and
+//!   [`Generator`]s (seedable, savable, one per thread or job as needed).
 //! - [`profile`]: time per op and per GPU kernel (`LAM_PROFILE=1`).
 //!
 //! This crate knows nothing of wgpu or WGSL and depends on no backend crate.
@@ -33,5 +34,5 @@ pub use device::Device;
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use rng::manual_seed;
+pub use rng::{manual_seed, Generator};
 pub use tensor::Tensor;

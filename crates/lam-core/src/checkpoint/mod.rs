@@ -20,10 +20,11 @@
 //!   a model saved inside `nn.DataParallel`. When a model's names and a
 //!   file's differ only by such a prefix, loading says so (and names the
 //!   call that loads it) rather than listing every tensor as missing.
-//! - [`save_training`] / [`load_training`]: model, optimizer state and epoch
-//!   (plus the caller's metadata strings) in one file, to resume a run
-//!   exactly: optimizer buffers as tensors `optim.<param index>.<buffer>`,
-//!   hyper-parameters and step counts in the metadata (`lam.optim.*`).
+//! - [`save_training`] / [`load_training`]: model, optimizer state, epoch
+//!   and generator state (plus the caller's metadata strings) in one file,
+//!   to resume a run exactly: optimizer buffers as tensors
+//!   `optim.<param index>.<buffer>`, hyper-parameters and step counts in the
+//!   metadata (`lam.optim.*`), the generator as `lam.generator`.
 //! - [`save_tensors`] / [`load_tensors`]: any named tensors.
 //!
 //! Loading is strict and all-or-nothing: every name, shape and dtype is

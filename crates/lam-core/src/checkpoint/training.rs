@@ -4,8 +4,10 @@
 //! them with `strict=False`); each optimizer buffer as `optim.<i>.<buffer>`
 //! (`i` the parameter's index in the optimizer); and in the metadata
 //! `lam.epoch`, `lam.optim.kind`, `lam.optim.params` (the parameter count),
-//! `lam.optim.hyper.<name>` and `lam.optim.<i>.step`. Numbers are written
-//! in Rust's shortest round-trip form, so they read back bit for bit.
+//! `lam.optim.hyper.<name>` and `lam.optim.<i>.step`, and `lam.generator`:
+//! the state of the generator the saving thread draws from
+//! ([`rng::current`], in [`GeneratorState`]'s text form). Numbers are
+//! written in Rust's shortest round-trip form, so they read back bit for bit.
 //!
 //! The checksum covers this metadata (`file`), and each value is checked
 //! again as it is read, so that no file — an old one whose checksum covers
@@ -13,20 +15,28 @@
 //! breaks it: the epoch and step counts must be at most
 //! [`MAX_STEP`](crate::optim::MAX_STEP) (steps at least 1), hyper-parameters
 //! finite `f32` values the optimizer accepts (its `load_state_dict` checks
-//! their ranges: `lr >= 0`, betas in `[0, 1)`, ...), and every
-//! `lam.optim.*` key one this module writes. Each error names the key.
+//! their ranges: `lr >= 0`, betas in `[0, 1)`, ...), every
+//! `lam.optim.*` key one this module writes, and `lam.generator` a
+//! generator state (every seed and offset is one). Each error names the key.
+//!
+//! Loading returns the generator state in [`TrainingState::generator`] and
+//! changes no generator: the caller restores it into the generator its run
+//! draws from (`generator.set_state(state)`), as PyTorch programs call
+//! `set_rng_state` themselves.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::nn::Module;
 use crate::optim::{Optimizer, OptimizerState, ParamState, MAX_STEP};
+use crate::rng::{self, GeneratorState};
 use crate::{DType, Error, Result};
 
 use super::file::{self, Parsed, Raw};
 use super::{apply, checked_updates, user_metadata};
 
 const OPTIM_PREFIX: &str = "optim.";
+const GENERATOR_KEY: &str = "lam.generator";
 
 /// What [`load_training`] returns besides restoring the model and optimizer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,10 +45,14 @@ pub struct TrainingState {
     pub epoch: u64,
     /// The caller's metadata strings.
     pub metadata: BTreeMap<String, String>,
+    /// The saving thread's generator state ([`rng::current`] at save time);
+    /// `None` for files written before lam saved it.
+    pub generator: Option<GeneratorState>,
 }
 
-/// Saves `module`, `optimizer`'s full state, `epoch` and `metadata` (keys
-/// must not start with `lam.`) to `path`, atomically.
+/// Saves `module`, `optimizer`'s full state, `epoch`, the state of this
+/// thread's current generator ([`rng::current`]) and `metadata` (keys must
+/// not start with `lam.`) to `path`, atomically.
 pub fn save_training(
     path: impl AsRef<Path>,
     module: &(impl Module + ?Sized),
@@ -76,6 +90,7 @@ pub fn save_training(
     let mut meta = metadata.clone();
     meta.insert("format".into(), "pt".into());
     meta.insert("lam.epoch".into(), epoch.to_string());
+    meta.insert(GENERATOR_KEY.into(), rng::current().state().to_string());
     meta.insert("lam.optim.kind".into(), state.kind.clone());
     meta.insert("lam.optim.params".into(), state.params.len().to_string());
     for (k, v) in &state.hyper {
@@ -92,8 +107,9 @@ pub fn save_training(
 }
 
 /// Restores `module` and `optimizer` from a file written by
-/// [`save_training`] and returns its epoch and metadata. Everything is
-/// checked before anything changes: on any error both are untouched.
+/// [`save_training`] and returns its epoch, generator state and metadata.
+/// Everything is checked before anything changes: on any error both are
+/// untouched.
 pub fn load_training(
     path: impl AsRef<Path>,
     module: &(impl Module + ?Sized),
@@ -104,6 +120,7 @@ pub fn load_training(
         !n.starts_with(OPTIM_PREFIX)
     })?;
     let epoch = count_of(&parsed, "lam.epoch", 0)?;
+    let generator = generator_state(&parsed)?;
     let state = optimizer_state(&parsed, optimizer)?;
     optimizer.load_state_dict(&state).map_err(|e| {
         parsed.error(format!(
@@ -114,7 +131,18 @@ pub fn load_training(
     Ok(TrainingState {
         epoch,
         metadata: user_metadata(&parsed.metadata),
+        generator,
     })
+}
+
+/// The generator state stored in `parsed`, if the file has one.
+fn generator_state(parsed: &Parsed) -> Result<Option<GeneratorState>> {
+    let Some(text) = parsed.metadata.get(GENERATOR_KEY) else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e| parsed.error(format!("metadata `{GENERATOR_KEY}`: {e}")))
 }
 
 /// The optimizer state stored in `parsed`, its buffers on the devices of

@@ -3,16 +3,21 @@
 //! In training mode each element is zeroed with probability `p` and the
 //! survivors are scaled by `1 / (1 − p)`, so the expected output equals the
 //! input; in evaluation mode it is the identity. The mask comes from
-//! [`Tensor::bernoulli`], drawn from the seeded global generator, so a seed
+//! [`Tensor::bernoulli_with`], drawn from the layer's own generator when
+//! [`Dropout::with_generator`] gave it one, else from the current generator
+//! ([`crate::rng::current`]: a `with_generator` scope's, such as a
+//! trainer's, or the default one behind `manual_seed`), so a seed
 //! reproduces the same masks on every backend.
 
 use super::{Entry, Mode, Module};
+use crate::rng::{self, Generator};
 use crate::{Error, Result, Tensor};
 
 /// Randomly zeroes elements during training.
 pub struct Dropout {
     p: f32,
     mode: Mode,
+    generator: Option<Generator>,
 }
 
 impl Dropout {
@@ -22,7 +27,14 @@ impl Dropout {
         Ok(Dropout {
             p,
             mode: Mode::new(),
+            generator: None,
         })
+    }
+
+    /// Draws its masks from `generator` (shared: the layer advances it).
+    pub fn with_generator(mut self, generator: &Generator) -> Dropout {
+        self.generator = Some(generator.clone());
+        self
     }
 
     /// The probability of zeroing an element.
@@ -42,13 +54,15 @@ impl Default for Dropout {
         Dropout {
             p: 0.5,
             mode: Mode::new(),
+            generator: None,
         }
     }
 }
 
 impl Module for Dropout {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        dropout(input, self.p, self.mode.is_training())
+        let generator = self.generator.clone().unwrap_or_else(rng::current);
+        dropout_with(input, self.p, self.mode.is_training(), &generator)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
@@ -56,8 +70,19 @@ impl Module for Dropout {
     }
 }
 
-/// `torch.nn.functional.dropout(input, p, training)`.
+/// `torch.nn.functional.dropout(input, p, training)`, its mask drawn from
+/// the current generator.
 pub fn dropout(input: &Tensor, p: f32, training: bool) -> Result<Tensor> {
+    dropout_with(input, p, training, &rng::current())
+}
+
+/// [`dropout`] with its mask drawn from `generator`.
+pub fn dropout_with(
+    input: &Tensor,
+    p: f32,
+    training: bool,
+    generator: &Generator,
+) -> Result<Tensor> {
     check_p("dropout", p)?;
     input.check_f32("dropout")?;
     if !training || p == 0.0 {
@@ -67,7 +92,7 @@ pub fn dropout(input: &Tensor, p: f32, training: bool) -> Result<Tensor> {
         // Everything dropped; multiplying keeps the result on the tape.
         return input.mul_scalar(0.0);
     }
-    let keep = Tensor::bernoulli(input.dims(), 1.0 - p, &input.device())?;
+    let keep = Tensor::bernoulli_with(input.dims(), 1.0 - p, &input.device(), generator)?;
     input.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
 }
 

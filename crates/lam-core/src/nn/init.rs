@@ -4,9 +4,12 @@
 //! (`xavier_uniform(shape, gain, device)`, what layer constructors use) and
 //! one that overwrites an existing parameter in place, keeping its identity
 //! (`xavier_uniform_(&layer.weight, gain)`, what users re-initialising a
-//! model call). Random draws come from the seeded global generator
-//! ([`crate::manual_seed`]), so a seed fixes every layer's initial weights on
-//! every backend — though not PyTorch's numbers, whose generator differs.
+//! model call). Random draws come from the current generator
+//! ([`crate::rng::current`]: the default one behind [`crate::manual_seed`],
+//! or the one a [`crate::rng::with_generator`] scope names — how a model is
+//! built reproducibly on a thread of its own), so a seed fixes every
+//! layer's initial weights on every backend — though not PyTorch's numbers,
+//! whose generator differs.
 //!
 //! Fans follow `torch.nn.init._calculate_fan_in_and_fan_out`: for a weight of
 //! shape `[out, in, k...]`, `fan_in = in · Πk` and `fan_out = out · Πk`.

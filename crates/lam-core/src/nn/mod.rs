@@ -75,7 +75,7 @@ pub mod functional {
         tanh,
     };
     pub use super::conv::{conv1d, conv2d};
-    pub use super::dropout::dropout;
+    pub use super::dropout::{dropout, dropout_with};
     pub use super::embedding::embedding;
     pub use super::linear::{linear, linear_act};
     pub use super::norm::{batch_norm, layer_norm};
