@@ -20,9 +20,13 @@
 //! - [`report`]: a classifier's or a regression model's end-of-run summary
 //!   (metrics, confusion matrix, plots) in one call.
 //!
-//! Randomness is always a pure function of a user seed and a position
-//! (epoch, batch, sample, fold), never of a hidden stream, so runs repeat
-//! exactly and resume exactly.
+//! Randomness is a pure function of a user seed and a position (epoch,
+//! batch, sample, fold) wherever a seed is given: splits, k-fold,
+//! augmentation, a loader's `seed`. What has no seed of its own — dropout
+//! masks, a loader without a seed — draws from a [`lam_core::Generator`]:
+//! during `Trainer::fit` the trainer's own, whose state its checkpoints
+//! save. So runs repeat exactly and resume exactly, whatever other threads
+//! draw meanwhile.
 
 pub mod data;
 pub mod datasets;

@@ -4,13 +4,13 @@
 //! numbers were drawn before it. That is what makes a resumed run identical
 //! to an uninterrupted one.
 
-use lam_core::rng::Generator;
+use lam_core::rng::nth_seed;
 
 /// A well-mixed seed for the tuple `parts` (splitmix64 chained over the parts).
 pub fn derive_seed(parts: &[u64]) -> u64 {
     let mut acc = 0x243f_6a88_85a3_08d3_u64;
     for &p in parts {
-        acc = Generator::new(acc ^ p).next_seed();
+        acc = nth_seed(acc ^ p, 1);
     }
     acc
 }

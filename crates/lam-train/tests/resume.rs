@@ -1,9 +1,9 @@
 //! Exact resume: a run killed mid-epoch and resumed from its last
 //! checkpoint ends with weights bit-for-bit equal to an uninterrupted run.
 //!
-//! This is the only test in its binary on purpose: dropout draws from lam's
-//! process-wide generator, which the trainer reseeds every epoch; another
-//! test drawing from it on a parallel thread would change the masks.
+//! Dropout draws from the trainer's own generator, whose state the
+//! checkpoint carries (`generators.rs` resumes while another thread draws
+//! random numbers).
 
 mod common;
 
@@ -15,7 +15,7 @@ use lam::prelude::*;
 use lam_train::data::{DataLoader, HostBatch};
 use lam_train::trainer::*;
 
-/// Linear → ReLU → Dropout → Linear: dropout makes exact resume depend on reseeding.
+/// Linear → ReLU → Dropout → Linear: dropout makes exact resume depend on the generator's state.
 fn dropout_net(dev: &Device) -> Result<Sequential> {
     Ok(Sequential::new()
         .add(Linear::new(2, 12, dev)?)

@@ -9,9 +9,22 @@
 //! }
 //! ```
 //!
-//! The order of an epoch is a pure function of `(seed, epoch)`, and so is
-//! the seed each [`BatchTransform`] gets for batch `b` of that epoch: a run
-//! resumed at epoch `e` sees exactly the batches an uninterrupted run saw.
+//! **Randomness.** An epoch's order (when shuffling) and the seed each
+//! [`BatchTransform`] gets for batch `b` are functions of one epoch seed,
+//! which comes from
+//! - [`DataLoader::seed`]`(s)`: `(s, epoch)` itself, so the epoch's batches
+//!   are a pure function of the seed and the epoch number, and a run
+//!   resumed at epoch `e` sees what an uninterrupted run saw without saving
+//!   anything;
+//! - [`DataLoader::generator`]`(&g)`: one seed drawn from `g` per epoch
+//!   (PyTorch's `DataLoader(generator=g)`);
+//! - neither: one seed drawn from the current generator
+//!   ([`lam_core::rng::current`]): a `Trainer`'s own during `fit`, else the
+//!   default one behind `manual_seed`, as PyTorch's loader draws from the
+//!   global generator.
+//!
+//! The seed is taken when [`DataLoader::epoch`] is called, on the caller's
+//! thread; an epoch that neither shuffles nor transforms takes none.
 //! Batches are gathered (and transformed) on the host, by a background
 //! thread that stays at most `prefetch` batches ahead through a bounded
 //! channel; only the finished batch is uploaded, on the caller's thread.
@@ -20,7 +33,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use lam_core::rng::Generator;
+use lam_core::rng::{self, Generator};
 use lam_core::{Device, Error, Result, Tensor};
 
 use super::{Dataset, HostTargets};
@@ -40,7 +53,9 @@ pub struct HostBatch {
 }
 
 /// A change applied to each batch on the host before upload (augmentation,
-/// noise). `seed` is fixed by `(loader seed, epoch, batch index)`.
+/// noise). `seed` is fixed by `(epoch seed, epoch, batch index)` (see the
+/// module docs); a transform draws its randomness from it, not from a
+/// generator: it runs on the loader's prefetch thread.
 pub trait BatchTransform: Send + Sync {
     /// Changes `batch` in place.
     fn apply(&self, batch: &mut HostBatch, seed: u64) -> Result<()>;
@@ -61,7 +76,7 @@ pub struct DataLoader {
     dataset: Arc<dyn Dataset>,
     batch_size: usize,
     shuffle: bool,
-    seed: u64,
+    randomness: Randomness,
     drop_last: bool,
     prefetch: usize,
     device: Device,
@@ -92,7 +107,7 @@ impl DataLoader {
             dataset,
             batch_size,
             shuffle: false,
-            seed: 0,
+            randomness: Randomness::Current,
             drop_last: false,
             prefetch: 2,
             device: device.clone(),
@@ -100,15 +115,22 @@ impl DataLoader {
         })
     }
 
-    /// Reshuffle every epoch (a permutation fixed by `(seed, epoch)`).
+    /// Reshuffle every epoch (a permutation fixed by the epoch's seed).
     pub fn shuffle(mut self, shuffle: bool) -> Self {
         self.shuffle = shuffle;
         self
     }
 
-    /// The seed of shuffles and transforms (default 0).
+    /// Shuffles and transforms fixed by `(seed, epoch)` (see the module docs).
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.randomness = Randomness::Seed(seed);
+        self
+    }
+
+    /// Shuffles and transforms drawn from `generator`, one seed per epoch
+    /// (shared: the loader advances it; see the module docs).
+    pub fn generator(mut self, generator: &Generator) -> Self {
+        self.randomness = Randomness::Generator(generator.clone());
         self
     }
 
@@ -162,25 +184,24 @@ impl DataLoader {
     }
 
     /// The sample order of `epoch`: a seeded permutation when shuffling.
+    /// Without a fixed [`seed`](DataLoader::seed) this takes the epoch's
+    /// seed from the generator, as [`epoch`](DataLoader::epoch) does, so the
+    /// next call (or epoch) gets another order.
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
-        let n = self.dataset.len();
-        if self.shuffle {
-            Generator::new(derive_seed(&[self.seed, epoch, 0x5a4f])).permutation(n)
-        } else {
-            (0..n).collect()
-        }
+        self.order(self.epoch_seed(), epoch)
     }
 
     /// The batches of `epoch`, as `Result<(x, y)>`.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
-        let mut order = self.epoch_order(epoch);
+        let seed = self.epoch_seed();
+        let mut order = self.order(seed, epoch);
         order.truncate(self.num_samples());
         let plan = Plan {
             dataset: self.dataset.clone(),
             order,
             batch_size: self.batch_size,
             transform: self.transform.clone(),
-            seed: self.seed,
+            seed,
             epoch,
         };
         let total = self.num_batches();
@@ -226,11 +247,42 @@ impl DataLoader {
             order: (0..self.num_samples()).collect(),
             batch_size: self.batch_size,
             transform: None,
-            seed: self.seed,
+            seed: 0,
             epoch: 0,
         };
         (0..self.num_batches()).map(|b| plan.batch(b)).collect()
     }
+
+    /// The seed of an epoch's shuffle and transforms (see the module docs);
+    /// 0, drawing nothing, when epochs have no randomness.
+    fn epoch_seed(&self) -> u64 {
+        if !self.shuffle && self.transform.is_none() {
+            return 0;
+        }
+        match &self.randomness {
+            Randomness::Seed(seed) => *seed,
+            Randomness::Generator(g) => g.next_seed(),
+            Randomness::Current => rng::next_seed(),
+        }
+    }
+
+    /// The sample order for an epoch's `seed`.
+    fn order(&self, seed: u64, epoch: u64) -> Vec<usize> {
+        let n = self.dataset.len();
+        if self.shuffle {
+            Generator::new(derive_seed(&[seed, epoch, 0x5a4f])).permutation(n)
+        } else {
+            (0..n).collect()
+        }
+    }
+}
+
+/// Where a loader's epoch seeds come from (see the module docs).
+#[derive(Clone)]
+enum Randomness {
+    Seed(u64),
+    Generator(Generator),
+    Current,
 }
 
 /// The batches of one epoch; dropping it stops the prefetch thread.

@@ -63,8 +63,8 @@ pub fn stratified_split(
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>)> {
     let n_test = held_out("stratified_split", labels.len(), test_fraction)?;
-    let mut g = Generator::new(derive_seed(&[seed, 0x57a7]));
-    let groups = class_groups(labels, &mut g);
+    let g = Generator::new(derive_seed(&[seed, 0x57a7]));
+    let groups = class_groups(labels, &g);
     let quotas = largest_remainder(
         &groups.iter().map(|(_, m)| m.len()).collect::<Vec<_>>(),
         n_test,
@@ -127,11 +127,11 @@ pub fn k_fold(n: usize, k: usize, shuffle: bool, seed: u64) -> Result<Vec<Fold>>
 /// `k` folds in which every class is spread as evenly as it can be.
 pub fn stratified_k_fold(labels: &[i32], k: usize, seed: u64) -> Result<Vec<Fold>> {
     check_k("stratified_k_fold", labels.len(), k)?;
-    let mut g = Generator::new(derive_seed(&[seed, 0x5f01d]));
+    let g = Generator::new(derive_seed(&[seed, 0x5f01d]));
     let mut assignment = vec![0usize; labels.len()];
     // Dealing continues across classes, so fold sizes also differ by at most one.
     let mut next = 0;
-    for (_, members) in class_groups(labels, &mut g) {
+    for (_, members) in class_groups(labels, &g) {
         for i in members {
             assignment[i] = next % k;
             next += 1;
@@ -141,7 +141,7 @@ pub fn stratified_k_fold(labels: &[i32], k: usize, seed: u64) -> Result<Vec<Fold
 }
 
 /// Each class (sorted) with its members in a seeded random order.
-fn class_groups(labels: &[i32], g: &mut Generator) -> Vec<(i32, Vec<usize>)> {
+fn class_groups(labels: &[i32], g: &Generator) -> Vec<(i32, Vec<usize>)> {
     let mut classes: Vec<i32> = labels.to_vec();
     classes.sort_unstable();
     classes.dedup();

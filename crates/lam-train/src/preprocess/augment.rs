@@ -3,7 +3,10 @@
 //!
 //! [`Augment`] is a pipeline configured by builder methods; for each sample
 //! it draws its parameters from a generator seeded by `(batch seed, sample
-//! position)`, so the same epoch and batch always get the same result. All
+//! position)`, so the same epoch and batch always get the same result. In
+//! a `DataLoader` the batch seed comes from the loader (its seed, its
+//! generator, or the current one); called directly, `apply_tensor(&x,
+//! generator.next_seed())` draws it from a [`lam_core::Generator`]. All
 //! channels of a sample share one geometric change. The steps, in order:
 //!
 //! 1. affine warp — rotation (uniform in `±degrees`), scale (uniform in
@@ -100,8 +103,8 @@ impl Augment {
             return Ok(());
         }
         for (s, sample) in x.chunks_mut(per_sample).enumerate() {
-            let mut g = Generator::new(derive_seed(&[seed, s as u64]));
-            self.apply_sample(sample, h, w, &mut g);
+            let g = Generator::new(derive_seed(&[seed, s as u64]));
+            self.apply_sample(sample, h, w, &g);
         }
         Ok(())
     }
@@ -113,7 +116,7 @@ impl Augment {
         Tensor::from_vec(data, x.dims(), &x.device())
     }
 
-    fn apply_sample(&self, sample: &mut [f32], h: usize, w: usize, g: &mut Generator) {
+    fn apply_sample(&self, sample: &mut [f32], h: usize, w: usize, g: &Generator) {
         let angle = (uniform(g, -1.0, 1.0) * self.degrees as f64).to_radians();
         let zoom = self
             .scale
@@ -256,6 +259,6 @@ fn shift(plane: &mut [f32], h: usize, w: usize, dy: isize, dx: isize) {
     }
 }
 
-fn uniform(g: &mut Generator, lo: f64, hi: f64) -> f64 {
+fn uniform(g: &Generator, lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * g.uniform()
 }

@@ -14,11 +14,12 @@ use super::task::Task;
 pub struct TrainConfig {
     /// Epochs to train in all (a resumed run counts the finished ones).
     pub epochs: u64,
-    /// Seeds lam's global generator at the start of every epoch with
-    /// `(seed, epoch)`, so dropout masks do not depend on what ran before:
-    /// a resumed run draws exactly what an uninterrupted one did. (That
-    /// generator is process-wide: another thread drawing from it during
-    /// training, such as a parallel test, changes the masks.)
+    /// Seeds the trainer's own generator (unless one is given to
+    /// [`super::Trainer::generator`]): dropout masks, random ops in the
+    /// model and loss, and the shuffles and transforms of loaders without a
+    /// seed of their own draw from it, and checkpoints save its state, so a
+    /// resumed run draws exactly what an uninterrupted one did, whatever
+    /// other threads draw meanwhile.
     pub seed: u64,
     /// No progress bar and no per-epoch lines.
     pub quiet: bool,

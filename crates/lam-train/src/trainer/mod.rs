@@ -9,8 +9,7 @@
 //!     .fit(&train_loader, Some(&val_loader))?;
 //! ```
 //!
-//! Each epoch: the learning rate from the scheduler (if any), lam's global
-//! generator reseeded from `(seed, epoch)`, the training batches (forward,
+//! Each epoch: the scheduler's learning rate (if any), the batches (forward,
 //! loss, backward, step) with the loss summed on the device and read every
 //! `sync_every` batches, a validation pass, then the best weights
 //! (`best.safetensors`, by [`Monitor`]), the early-stopping counter,
@@ -23,12 +22,28 @@
 //! from it when a run resumes, so it never holds an epoch the checkpoint
 //! lacks, and after a resume holds exactly the checkpoint's epochs.
 //!
+//! **Randomness.** A trainer owns a [`Generator`], seeded with
+//! [`TrainConfig::seed`] when `fit` first runs (or the one given to
+//! [`Trainer::generator`]). Its training steps, its validation passes and
+//! the start of each loader epoch run with it as the thread's current
+//! generator ([`rng::with_generator`]), so the model's `Dropout`, random
+//! ops in the model or the loss, and the shuffles and transforms of a
+//! loader without a seed of its own all draw from it — never from the
+//! process's default generator, so trainers on other threads and code that
+//! calls `manual_seed` or `Tensor::randn` meanwhile change nothing here.
+//! Callbacks run outside it. Initialising the model is the caller's part:
+//! build it inside `rng::with_generator` to make it independent of other
+//! threads too.
+//!
 //! **Resume.** With `resume: true` the run starts from `last.safetensors`
-//! when it exists. Because the loader's order and augmentation, the dropout
-//! masks and the learning rate are pure functions of `(seed, epoch)`, and
-//! the optimizer state is saved exactly, a run killed mid-epoch and resumed
-//! loses only that epoch and ends bit-for-bit where an uninterrupted run
-//! ends (on the CPU; a test checks it).
+//! when it exists. The checkpoint holds the weights, the optimizer state
+//! and the trainer's generator state at the end of the epoch, and the
+//! learning rate is a function of the epoch, so a run killed mid-epoch and
+//! resumed loses only that epoch and ends bit-for-bit where an
+//! uninterrupted run ends (on the CPU; tests check it, also with another
+//! thread drawing random numbers throughout). A checkpoint without a
+//! generator state (written before lam-train saved it) resumes with the
+//! generator freshly seeded.
 //!
 //! **NaN guard.** A loss that reads back NaN or infinite stops the run with
 //! an error naming the epoch and batches; the last checkpoint is intact.
@@ -61,10 +76,10 @@ use std::time::Instant;
 use lam_core::checkpoint::{load_training, save_training};
 use lam_core::nn::Module;
 use lam_core::optim::{Optimizer, Scheduler};
-use lam_core::{manual_seed, Error, Result, Tensor};
+use lam_core::rng::{self, Generator};
+use lam_core::{Error, Result, Tensor};
 
 use crate::data::DataLoader;
-use crate::seed::derive_seed;
 use progress::Progress;
 use state::{RunState, Snapshot};
 use tally::Tally;
@@ -100,6 +115,7 @@ pub struct Trainer<'a> {
     scheduler: Option<Box<dyn Scheduler + 'a>>,
     callbacks: Vec<Box<dyn Callback + 'a>>,
     config: TrainConfig,
+    generator: Option<Generator>,
 }
 
 impl<'a> Trainer<'a> {
@@ -116,6 +132,7 @@ impl<'a> Trainer<'a> {
             scheduler: None,
             callbacks: Vec::new(),
             config: TrainConfig::default(),
+            generator: None,
         }
     }
 
@@ -128,6 +145,14 @@ impl<'a> Trainer<'a> {
     /// With a learning-rate schedule, evaluated at the start of every epoch.
     pub fn scheduler(mut self, scheduler: impl Scheduler + 'a) -> Self {
         self.scheduler = Some(Box::new(scheduler));
+        self
+    }
+
+    /// Draws from `generator` (shared: training advances it, and a resume
+    /// restores its saved state into it) instead of one seeded with
+    /// [`TrainConfig::seed`].
+    pub fn generator(mut self, generator: &Generator) -> Self {
+        self.generator = Some(generator.clone());
         self
     }
 
@@ -165,7 +190,12 @@ impl<'a> Trainer<'a> {
         if let Some(dir) = &self.config.checkpoint_dir {
             std::fs::create_dir_all(dir).map_err(|e| history::io_error(dir, e))?;
         }
-        let (mut run, mut best_weights, resumed_from) = self.resume_state(train)?;
+        let seed = self.config.seed;
+        let generator = self
+            .generator
+            .get_or_insert_with(|| Generator::new(seed))
+            .clone();
+        let (mut run, mut best_weights, resumed_from) = self.resume_state(train, &generator)?;
         // The history file follows the checkpoint: rewritten from it on a
         // resume (a kill between the two writes leaves it an epoch
         // behind), emptied on a fresh start; a path that cannot be written
@@ -178,7 +208,7 @@ impl<'a> Trainer<'a> {
             if stopped_early {
                 break;
             }
-            let (record, epoch_task) = self.run_epoch(epoch, train, val)?;
+            let (record, epoch_task) = self.run_epoch(epoch, train, val, &generator)?;
             // Auto decides the task only now: a monitor it lacks stops the
             // run before this epoch's files are written.
             self.config.monitor.check(epoch_task)?;
@@ -212,13 +242,16 @@ impl<'a> Trainer<'a> {
                 }
             }
             if let Some(path) = self.last_checkpoint() {
-                save_training(
-                    &path,
-                    self.model,
-                    &*self.optimizer,
-                    epoch + 1,
-                    &run.to_metadata(),
-                )?;
+                // `save_training` stores the current generator's state.
+                rng::with_generator(&generator, || {
+                    save_training(
+                        &path,
+                        self.model,
+                        &*self.optimizer,
+                        epoch + 1,
+                        &run.to_metadata(),
+                    )
+                })?;
             }
             // After the checkpoint, so the file never holds an epoch the
             // checkpoint lacks.
@@ -254,10 +287,12 @@ impl<'a> Trainer<'a> {
     }
 
     /// A fresh state, or the state of `last.safetensors` when resuming (its
-    /// weights and optimizer state are loaded into the model and optimizer).
+    /// weights, optimizer state and generator state are loaded into the
+    /// model, the optimizer and `generator`).
     fn resume_state(
         &mut self,
         train: &DataLoader,
+        generator: &Generator,
     ) -> Result<(RunState, Option<Snapshot>, Option<u64>)> {
         let last = self
             .last_checkpoint()
@@ -277,6 +312,9 @@ impl<'a> Trainer<'a> {
                 ),
             });
         }
+        if let Some(state) = saved.generator {
+            generator.set_state(state);
+        }
         let best = match self.best_checkpoint().filter(|p| p.exists()) {
             Some(p) if self.config.early_stopping.is_some_and(|e| e.restore_best) => {
                 Some(Snapshot::load(&p, train.device())?)
@@ -286,13 +324,15 @@ impl<'a> Trainer<'a> {
         Ok((run, best, Some(saved.epoch)))
     }
 
-    /// One epoch (0-based `epoch`): training batches, then validation.
-    /// Returns the record and what the training pass was scored as.
+    /// One epoch (0-based `epoch`): training batches, then validation, both
+    /// drawing from `generator`. Returns the record and what the training
+    /// pass was scored as.
     fn run_epoch(
         &mut self,
         epoch: u64,
         train: &DataLoader,
         val: Option<&DataLoader>,
+        generator: &Generator,
     ) -> Result<(EpochRecord, Option<Task>)> {
         let started = Instant::now();
         let shown = epoch + 1;
@@ -300,7 +340,6 @@ impl<'a> Trainer<'a> {
             s.set_epoch(epoch);
             self.optimizer.set_lr(s.lr());
         }
-        manual_seed(derive_seed(&[self.config.seed, epoch, 0xd40f]));
         for cb in &mut self.callbacks {
             cb.on_epoch_start(shown)?;
         }
@@ -314,14 +353,10 @@ impl<'a> Trainer<'a> {
         let mut sums = Tally::new(self.config.task);
         let mut since_sync = 0;
         let total = train.num_batches();
-        for (b, batch) in train.epoch(epoch).enumerate() {
+        let batches = rng::with_generator(generator, || train.epoch(epoch));
+        for (b, batch) in batches.enumerate() {
             let (x, y) = batch?;
-            self.optimizer.zero_grad();
-            let out = self.model.forward(&x)?;
-            let loss = (self.loss)(&out, &y)?;
-            loss.backward()?;
-            self.optimizer.step()?;
-            sums.add(&out, &y, &loss)?;
+            rng::with_generator(generator, || self.train_step(&x, &y, &mut sums))?;
             since_sync += 1;
             if since_sync == self.config.sync_every || b + 1 == total {
                 let part = sums.sync()?;
@@ -346,7 +381,9 @@ impl<'a> Trainer<'a> {
         let scores = sums.read("Trainer::fit")?;
         let samples_per_sec = progress::rate(sums.host_samples, started);
         let val_scores = match val {
-            Some(v) => Some(evaluate_task(self.model, v, &*self.loss, self.config.task)?),
+            Some(v) => Some(rng::with_generator(generator, || {
+                evaluate_task(self.model, v, &*self.loss, self.config.task)
+            })?),
             None => None,
         };
         let record = EpochRecord {
@@ -363,5 +400,15 @@ impl<'a> Trainer<'a> {
         };
         progress.finish(&record, self.config.epochs);
         Ok((record, scores.task))
+    }
+
+    /// One optimizer step on the batch `(x, y)`, its loss and scores added to `sums`.
+    fn train_step(&mut self, x: &Tensor, y: &Tensor, sums: &mut Tally) -> Result<()> {
+        self.optimizer.zero_grad();
+        let out = self.model.forward(x)?;
+        let loss = (self.loss)(&out, y)?;
+        loss.backward()?;
+        self.optimizer.step()?;
+        sums.add(&out, y, &loss)
     }
 }

@@ -153,7 +153,7 @@ pub fn weight_bits(m: &dyn Module) -> Vec<(String, Vec<u32>)> {
 
 /// Three Gaussian blobs in 2-d: an easy, seeded classification problem.
 pub fn blobs(n_per_class: usize, seed: u64) -> lam_train::data::TensorDataset {
-    let mut g = lam::rng::Generator::new(seed);
+    let g = lam::rng::Generator::new(seed);
     let centres = [(-2.0f32, 0.0f32), (2.0, 0.0), (0.0, 2.5)];
     let mut x = Vec::new();
     let mut y = Vec::new();
