@@ -31,6 +31,7 @@
 pub mod data;
 pub mod datasets;
 pub mod ensemble;
+pub mod explain;
 pub mod metrics;
 pub mod plot;
 pub mod preprocess;
