@@ -37,6 +37,7 @@ pub mod plot;
 pub mod preprocess;
 pub mod report;
 mod seed;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use seed::derive_seed;
