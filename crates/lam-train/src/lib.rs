@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod plot;
 pub mod preprocess;
 pub mod report;
+pub mod search;
 mod seed;
 pub mod tensorboard;
 pub mod trainer;
