@@ -10,7 +10,9 @@
 //! 64 → 128 → 10 ReLU network is trained with Adam. It prints the device,
 //! per-epoch progress, the test accuracy, macro F1 and confusion matrix,
 //! and writes the history, checkpoints and plots under `target/lam-out/digits/`
-//! (or `$LAM_OUT_DIR/digits`). `LAM_EXAMPLE_SMOKE=1` runs a two-epoch
+//! (or `$LAM_OUT_DIR/digits`), with a TensorBoard log of every epoch and the
+//! plots in `tensorboard/` (`tensorboard --logdir target/lam-out`).
+//! `LAM_EXAMPLE_SMOKE=1` runs a two-epoch
 //! version. The device is `Device::auto()`'s choice; `LAM_DEVICE=cpu` forces
 //! the CPU.
 
@@ -24,6 +26,7 @@ use lam_train::data::split::stratified_split;
 use lam_train::data::DataLoader;
 use lam_train::preprocess::{Scaler, Standardizer};
 use lam_train::report::{report_classifier, ClassifierReport};
+use lam_train::tensorboard::{SummaryWriter, TensorBoardLogger};
 use lam_train::trainer::{Monitor, TrainConfig, Trainer};
 
 /// What to run.
@@ -88,17 +91,33 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
         history_path: Some(opts.out_dir.join("history.csv")),
         ..TrainConfig::default()
     };
+    let mut logger =
+        TensorBoardLogger::new(SummaryWriter::new(opts.out_dir.join("tensorboard"))?).model(&model);
     let fit = Trainer::new(&model, &mut opt, cross_entropy)
         .config(config)
+        .callback(&mut logger)
         .fit(&train_loader, Some(&test_loader))?;
 
-    report_classifier(
+    let outcome = report_classifier(
         &model,
         &test_loader,
         &fit.history,
         &opts.out_dir,
         !opts.quiet,
-    )
+    )?;
+    for file in outcome
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        let name = file
+            .file_stem()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        logger
+            .writer()
+            .add_image_file(&format!("plots/{name}"), file, opts.epochs as i64)?;
+    }
+    Ok(outcome)
 }
 
 fn main() -> lam::Result<()> {

@@ -64,3 +64,36 @@ pub fn digits(path: impl AsRef<Path>) -> Result<TensorDataset> {
     }
     Ok(data)
 }
+
+/// Where the repository keeps `wine.csv` (see [`digits_path`]).
+pub fn wine_path() -> PathBuf {
+    shipped("wine.csv")
+}
+
+/// The UCI wine recognition data (scikit-learn's `load_wine`): 178 wines
+/// from three cultivars, 13 chemical measurements each, and the names of
+/// those measurements. `path` is a CSV whose header names the 13 features
+/// and `class` (0–2).
+pub fn wine(path: impl AsRef<Path>) -> Result<(TensorDataset, Vec<String>)> {
+    let path = path.as_ref();
+    let options = CsvOptions::new().header(true).target_name("class");
+    let data = read_csv(path, &options)?;
+    let table = crate::data::csv::read_table(path, true, ',')?;
+    let names: Vec<String> = table
+        .header()
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| *n != "class")
+        .cloned()
+        .collect();
+    if data.sample_len() != 13 || names.len() != 13 {
+        return Err(Error::Format {
+            path: path.display().to_string(),
+            msg: format!(
+                "expected 13 feature columns and `class`, found {} features",
+                data.sample_len()
+            ),
+        });
+    }
+    Ok((data, names))
+}

@@ -1,6 +1,9 @@
 //! Plots of a run, as PNG or SVG (chosen by the file extension): loss and
 //! metric curves per epoch ([`plot_history`], [`plot_lines`]), ROC curves
-//! ([`plot_roc`]) and a confusion-matrix heatmap ([`plot_confusion_matrix`]).
+//! ([`plot_roc`]) and a confusion-matrix heatmap ([`plot_confusion_matrix`]);
+//! and pictures of what a model looks at ([`attribution`]): attribution
+//! heat maps over images ([`plot_heatmaps`]) and feature importances with
+//! error bars ([`plot_importances`]).
 //!
 //! Drawing is pure Rust (plotters): PNGs are encoded in-process and text is
 //! laid out with ab_glyph from the DejaVu Sans font embedded in the binary,
@@ -17,6 +20,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::metrics::{roc_curve, ConfusionMatrix, RocCurve};
 use crate::trainer::{History, Predictions};
+
+pub mod attribution;
+
+pub use attribution::{plot_heatmaps, plot_importances, Explained};
 
 /// One named line: `(x, y)` points in order.
 pub type Series<'a> = (&'a str, Vec<(f64, f64)>);
