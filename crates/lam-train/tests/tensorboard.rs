@@ -237,7 +237,7 @@ fn write_checkerboard(path: &Path, width: u32, height: u32) {
     encoder.set_depth(png::BitDepth::Eight);
     let pixels: Vec<u8> = (0..width * height)
         .map(|i| {
-            if (i % width + i / width) % 2 == 0 {
+            if (i % width + i / width).is_multiple_of(2) {
                 255
             } else {
                 0

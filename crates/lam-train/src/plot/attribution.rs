@@ -171,7 +171,7 @@ impl Figure for Bars<'_> {
         let hi = self.bars.iter().map(|(_, m, s)| m + s).fold(0.0, f64::max);
         let pad = 0.05 * (hi - lo).max(1e-12);
         let n = self.bars.len();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(self.title, ("sans-serif", 24))
             .margin(12)
             .x_label_area_size(48)
