@@ -35,4 +35,4 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use rng::{manual_seed, Generator};
-pub use tensor::Tensor;
+pub use tensor::{Dims, Tensor};
