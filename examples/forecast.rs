@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lam::loss::mse_loss;
-use lam::nn::{join, Entry, Linear, RnnConfig, LSTM};
+use lam::nn::{Linear, RnnConfig, LSTM};
 use lam::optim::{Adam, Optimizer};
 use lam::prelude::*;
 use lam::rng::Generator;
@@ -109,6 +109,7 @@ impl Config {
 }
 
 /// An LSTM over the window, and a linear head on its last hidden state.
+#[derive(Module)]
 pub struct Forecaster {
     /// `1 → hidden`, batch first.
     pub lstm: LSTM,
@@ -133,11 +134,6 @@ impl Module for Forecaster {
         let (out, _) = self.lstm.forward(&windows.unsqueeze(-1)?, None)?; // [B, T, H]
         let last = out.narrow(1, windows.dims()[1] - 1, 1)?.squeeze(1)?; // [B, H]
         self.head.forward(&last)?.squeeze(1)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.lstm.visit(&join(prefix, "lstm"), f);
-        self.head.visit(&join(prefix, "head"), f);
     }
 }
 

@@ -7,12 +7,14 @@
 //! cargo run --release --example quickstart
 //! ```
 
-use lam::nn::{join, Entry, Linear, Module};
+use lam::nn::{Linear, Module};
 use lam::optim::{Adam, Optimizer};
 use lam::prelude::*;
 use lam::{checkpoint, loss};
 
-/// Two fully connected layers with a ReLU between them.
+/// Two fully connected layers with a ReLU between them; the derive names
+/// the parameters as PyTorch does: fc1.weight, fc1.bias, fc2.weight, fc2.bias.
+#[derive(Module)]
 struct Mlp {
     fc1: Linear,
     fc2: Linear,
@@ -30,12 +32,6 @@ impl Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
-    }
-
-    // Names the parameters as PyTorch does: fc1.weight, fc1.bias, fc2.weight, fc2.bias.
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
     }
 }
 

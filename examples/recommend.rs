@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use lam::checkpoint;
 use lam::loss::mse_loss;
-use lam::nn::{join, Embedding, Entry};
+use lam::nn::Embedding;
 use lam::optim::{Adam, CosineAnnealing, Scheduler};
 use lam::prelude::*;
 use lam::rng::{standard_normal, Generator};
@@ -205,6 +205,7 @@ pub fn generate(cfg: &Config) -> (Ratings, Ratings) {
 }
 
 /// `rating ≈ global + user_bias[u] + item_bias[i] + users[u]·items[i]`.
+#[derive(Module)]
 pub struct Factorization {
     /// User factors `[users, rank]`.
     pub users: Embedding,
@@ -215,6 +216,7 @@ pub struct Factorization {
     /// `[items, 1]`.
     pub item_bias: Embedding,
     /// `[1]`.
+    #[module(param)]
     pub global: Tensor,
 }
 
@@ -265,14 +267,6 @@ impl Module for Factorization {
         let users = pairs.narrow(1, 0, 1)?.squeeze(1)?;
         let items = pairs.narrow(1, 1, 1)?.squeeze(1)?;
         self.predict(&users, &items)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.users.visit(&join(prefix, "users"), f);
-        self.items.visit(&join(prefix, "items"), f);
-        self.user_bias.visit(&join(prefix, "user_bias"), f);
-        self.item_bias.visit(&join(prefix, "item_bias"), f);
-        f(&join(prefix, "global"), Entry::Parameter(&self.global));
     }
 }
 
