@@ -25,6 +25,11 @@
 //! end well below it. Last, it samples `sample_len` characters at
 //! `--temperature T` (default 0.8), seeded by `--seed S`.
 
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -105,16 +110,16 @@ impl Config {
 
     /// The full run, or the quick one with `--quick`; `--transformer`,
     /// `--temperature T`, `--epochs N` and `--seed S` adjust it.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let args: Vec<String> = args.into_iter().collect();
-        let mut cfg = if args.iter().any(|a| a == "--quick") {
+    pub fn from_args(mut args: args::Args) -> Result<Config> {
+        let quick = args.quick();
+        let mut cfg = if quick {
             Config::quick()
         } else {
             Config::full()
         };
-        if args.iter().any(|a| a == "--transformer") {
+        if args.flag("--transformer") {
             cfg.transformer = true;
-            if !args.iter().any(|a| a == "--quick") {
+            if !quick {
                 // A step costs a third of the LSTM's here, so attention gets
                 // more width, depth and epochs in the same few minutes.
                 cfg.embed = 96;
@@ -122,29 +127,16 @@ impl Config {
                 cfg.epochs = 9;
             }
         }
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .ok_or_else(|| Error::invalid("char_lm", format!("{flag} needs a number")))
-            };
-            match flag.as_str() {
-                "--temperature" => cfg.temperature = value()? as f32,
-                "--epochs" => cfg.epochs = value()? as usize,
-                "--seed" => cfg.seed = value()? as u64,
-                "--transformer" | "--quick" => {}
-                other => {
-                    return Err(Error::invalid(
-                        "char_lm",
-                        format!(
-                            "unknown flag {other}; expected --transformer, --temperature T, \
-                             --epochs N, --seed S or --quick"
-                        ),
-                    ))
-                }
-            }
+        if let Some(t) = args.value("--temperature")? {
+            cfg.temperature = t;
         }
+        if let Some(n) = args.value("--epochs")? {
+            cfg.epochs = n;
+        }
+        if let Some(s) = args.value("--seed")? {
+            cfg.seed = s;
+        }
+        args.finish()?;
         if cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
             return Err(Error::invalid("char_lm", "--temperature must be > 0"));
         }
@@ -268,10 +260,7 @@ pub struct Report {
 /// Loads the text, computes the bigram baseline, trains on `dev`, samples.
 pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
     manual_seed(cfg.seed);
-    let text = std::fs::read_to_string(&cfg.data).map_err(|e| Error::Io {
-        path: cfg.data.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&cfg.data).map_err(|e| Error::io(&cfg.data, e))?;
     let mut chars: Vec<char> = text.chars().collect();
     chars.sort_unstable();
     chars.dedup();
@@ -488,8 +477,8 @@ fn sample(
 }
 
 fn main() -> Result<()> {
-    let cfg = Config::from_args(std::env::args().skip(1))?;
-    let dev = Device::auto();
+    let cfg = Config::from_args(args::Args::from_env("char_lm"))?;
+    let dev = Device::auto()?;
     println!("device: {dev}");
     let report = run(&cfg, &dev)?;
     let best = report

@@ -27,6 +27,11 @@
 //! to the global-mean and item-mean baselines, and saves the model to
 //! `target/lam-out/recommend/model.safetensors` (or `$LAM_OUT_DIR/recommend`).
 
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -67,8 +72,6 @@ pub struct Config {
 impl Config {
     /// The full run.
     pub fn full() -> Config {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
         Config {
             users: 500,
             items: 300,
@@ -80,7 +83,7 @@ impl Config {
             lr: 0.03,
             weight_decay: 1e-5,
             seed: 0,
-            out_dir: root.join("recommend"),
+            out_dir: args::out_dir("recommend"),
         }
     }
 
@@ -98,32 +101,19 @@ impl Config {
     }
 
     /// The full run, or the quick one with `--quick`; `--seed S` and `--epochs N` adjust it.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let args: Vec<String> = args.into_iter().collect();
-        let mut cfg = if args.iter().any(|a| a == "--quick") {
+    pub fn from_args(mut args: args::Args) -> Result<Config> {
+        let mut cfg = if args.quick() {
             Config::quick()
         } else {
             Config::full()
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| Error::invalid("recommend", format!("{flag} needs a number")))
-            };
-            match flag.as_str() {
-                "--seed" => cfg.seed = value()?,
-                "--epochs" => cfg.epochs = value()? as usize,
-                "--quick" => {}
-                other => {
-                    return Err(Error::invalid(
-                        "recommend",
-                        format!("unknown flag {other}; expected --epochs N, --seed S or --quick"),
-                    ))
-                }
-            }
+        if let Some(n) = args.value("--epochs")? {
+            cfg.epochs = n;
         }
+        if let Some(s) = args.value("--seed")? {
+            cfg.seed = s;
+        }
+        args.finish()?;
         Ok(cfg)
     }
 }
@@ -248,16 +238,10 @@ impl Factorization {
 impl Factorization {
     /// Predicted ratings `[n]` of users `[n]` for items `[n]` (both `I32`).
     pub fn predict(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
-        let dot = self
-            .users
-            .forward(users)?
-            .mul(&self.items.forward(items)?)?
-            .sum(&[-1], false)?; // [n]
-        let biases = self
-            .user_bias
-            .forward(users)?
-            .add(&self.item_bias.forward(items)?)?; // [n, 1]
-        dot.add(&biases.squeeze(1)?)?.add(&self.global)
+        let (u, i) = (self.users.forward(users)?, self.items.forward(items)?); // [n, rank]
+        let dot = (&u * &i)?.sum(-1, false)?; // [n]
+        let biases = (self.user_bias.forward(users)? + self.item_bias.forward(items)?)?; // [n, 1]
+        &(&dot + &biases.squeeze(1)?)? + &self.global
     }
 }
 
@@ -370,10 +354,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
         "  noise floor σ {:.4}  (the true model scores {oracle_rmse:.4} on this split)",
         cfg.noise
     );
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| Error::Io {
-        path: cfg.out_dir.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    args::create_dir(&cfg.out_dir)?;
     let path = cfg.out_dir.join("model.safetensors");
     checkpoint::save_model(&model, &path)?;
     println!("saved the model to {}", path.display());
@@ -404,8 +385,8 @@ fn rmse(errors: impl Iterator<Item = f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let cfg = Config::from_args(std::env::args().skip(1))?;
-    let dev = Device::auto();
+    let cfg = Config::from_args(args::Args::from_env("recommend"))?;
+    let dev = Device::auto()?;
     println!("device: {dev}");
     let report = run(&cfg, &dev)?;
     println!(
