@@ -24,6 +24,11 @@
 #[path = "cartpole/env.rs"]
 pub mod env;
 
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -63,8 +68,6 @@ pub struct Config {
 impl Config {
     /// The full run.
     pub fn full() -> Config {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
         Config {
             episodes: 3000,
             batch: 16,
@@ -75,7 +78,7 @@ impl Config {
             seed: 0,
             render: false,
             play: false,
-            out_dir: root.join("cartpole"),
+            out_dir: args::out_dir("cartpole"),
         }
     }
 
@@ -91,34 +94,21 @@ impl Config {
     }
 
     /// The full run adjusted by the command-line flags.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let args: Vec<String> = args.into_iter().collect();
-        let mut cfg = if args.iter().any(|a| a == "--quick") {
+    pub fn from_args(mut args: args::Args) -> Result<Config> {
+        let mut cfg = if args.quick() {
             Config::quick()
         } else {
             Config::full()
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| Error::invalid("cartpole", format!("{flag} needs a number")))
-            };
-            match flag.as_str() {
-                "--episodes" => cfg.episodes = value()? as usize,
-                "--seed" => cfg.seed = value()?,
-                "--render" => cfg.render = true,
-                "--play" => cfg.play = true,
-                "--quick" => {}
-                other => {
-                    return Err(Error::invalid(
-                        "cartpole",
-                        format!("unknown flag {other}; expected --episodes N, --seed S, --render, --play or --quick"),
-                    ))
-                }
-            }
+        if let Some(n) = args.value("--episodes")? {
+            cfg.episodes = n;
         }
+        if let Some(s) = args.value("--seed")? {
+            cfg.seed = s;
+        }
+        cfg.render = args.flag("--render");
+        cfg.play = args.flag("--play");
+        args.finish()?;
         Ok(cfg)
     }
 
@@ -220,10 +210,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
         returns.len()
     );
 
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| Error::Io {
-        path: cfg.out_dir.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    args::create_dir(&cfg.out_dir)?;
     let policy_path = cfg.policy_path();
     checkpoint::save_model(&policy, &policy_path)?;
     println!("saved the policy to {}", policy_path.display());
@@ -331,7 +318,7 @@ fn update(
     // Advantage: how much better than expected each action turned out,
     // normalised to mean 0 and deviation 1 over the batch.
     let baseline = no_grad(|| value.forward(&x))?;
-    let mut adv = returns.sub(&baseline)?.to_vec()?;
+    let mut adv = (&returns - &baseline)?.to_vec()?;
     let m = mean(&adv.iter().map(|&a| a as f64).collect::<Vec<_>>());
     let sd = (adv.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / n as f64).sqrt();
     adv.iter_mut()
@@ -340,7 +327,7 @@ fn update(
 
     // Policy gradient: maximise mean(log π(a|s) · advantage).
     let log_probs = policy.forward(&x)?.log_softmax(-1)?.gather(1, &actions)?; // [n, 1]
-    let policy_loss = log_probs.mul(&adv)?.mean_all()?.neg()?;
+    let policy_loss = (&log_probs * &adv)?.mean_all()?.neg()?;
     policy_opt.zero_grad();
     policy_loss.backward()?;
     policy_opt.step()?;
@@ -385,8 +372,8 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let cfg = Config::from_args(std::env::args().skip(1))?;
-    let dev = Device::auto();
+    let cfg = Config::from_args(args::Args::from_env("cartpole"))?;
+    let dev = Device::auto()?;
     println!("device: {dev}");
     if cfg.play {
         let policy = policy_net(cfg.hidden, &dev)?;

@@ -25,12 +25,17 @@
 //! end well below it. Last, it samples `sample_len` characters at
 //! `--temperature T` (default 0.8), seeded by `--seed S`.
 
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lam::loss::cross_entropy;
 use lam::nn::{
-    causal_mask, join, AttnMask, Embedding, Entry, Linear, RnnConfig, TransformerEncoderLayer,
+    causal_mask, AttnMask, Embedding, Linear, RnnConfig, TransformerEncoderLayer,
     TransformerEncoderLayerConfig, LSTM,
 };
 use lam::optim::{clip_grad_norm, Adam, Optimizer};
@@ -105,16 +110,16 @@ impl Config {
 
     /// The full run, or the quick one with `--quick`; `--transformer`,
     /// `--temperature T`, `--epochs N` and `--seed S` adjust it.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let args: Vec<String> = args.into_iter().collect();
-        let mut cfg = if args.iter().any(|a| a == "--quick") {
+    pub fn from_args(mut args: args::Args) -> Result<Config> {
+        let quick = args.quick();
+        let mut cfg = if quick {
             Config::quick()
         } else {
             Config::full()
         };
-        if args.iter().any(|a| a == "--transformer") {
+        if args.flag("--transformer") {
             cfg.transformer = true;
-            if !args.iter().any(|a| a == "--quick") {
+            if !quick {
                 // A step costs a third of the LSTM's here, so attention gets
                 // more width, depth and epochs in the same few minutes.
                 cfg.embed = 96;
@@ -122,29 +127,16 @@ impl Config {
                 cfg.epochs = 9;
             }
         }
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .ok_or_else(|| Error::invalid("char_lm", format!("{flag} needs a number")))
-            };
-            match flag.as_str() {
-                "--temperature" => cfg.temperature = value()? as f32,
-                "--epochs" => cfg.epochs = value()? as usize,
-                "--seed" => cfg.seed = value()? as u64,
-                "--transformer" | "--quick" => {}
-                other => {
-                    return Err(Error::invalid(
-                        "char_lm",
-                        format!(
-                            "unknown flag {other}; expected --transformer, --temperature T, \
-                             --epochs N, --seed S or --quick"
-                        ),
-                    ))
-                }
-            }
+        if let Some(t) = args.value("--temperature")? {
+            cfg.temperature = t;
         }
+        if let Some(n) = args.value("--epochs")? {
+            cfg.epochs = n;
+        }
+        if let Some(s) = args.value("--seed")? {
+            cfg.seed = s;
+        }
+        args.finish()?;
         if cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
             return Err(Error::invalid("char_lm", "--temperature must be > 0"));
         }
@@ -155,25 +147,20 @@ impl Config {
 /// The recurrent state `(h, c)`, each `[layers, B, H]`.
 pub type State = (Tensor, Tensor);
 
-/// What reads the embedded characters.
-pub enum Body {
-    /// An LSTM, batch first.
-    Lstm(LSTM),
-    /// Learned positional embeddings and causally masked encoder layers.
-    Transformer {
-        /// `[seq_len, embed]`.
-        positions: Embedding,
-        /// The encoder layers, batch first.
-        layers: Vec<TransformerEncoderLayer>,
-    },
-}
-
-/// Embedding → body → linear head over the vocabulary.
+/// Embedding → an LSTM, or positional embeddings and causally masked
+/// encoder layers → linear head over the vocabulary. The two bodies are
+/// optional fields, so the derive names their weights as PyTorch would
+/// (`lstm.weight_ih_l0`, `positions.weight`, `layers.0.linear1.bias`).
+#[derive(Module)]
 pub struct CharModel {
     /// `[vocab, embed]`.
     pub embed: Embedding,
-    /// The sequence model.
-    pub body: Body,
+    /// The LSTM, batch first (absent with `--transformer`).
+    pub lstm: Option<LSTM>,
+    /// `[seq_len, embed]` (with `--transformer`).
+    pub positions: Option<Embedding>,
+    /// The encoder layers, batch first (with `--transformer`).
+    pub layers: Vec<TransformerEncoderLayer>,
     /// `width → vocab`.
     pub head: Linear,
 }
@@ -182,7 +169,7 @@ impl CharModel {
     /// A fresh model over `vocab` characters.
     pub fn new(vocab: usize, cfg: &Config, dev: &Device) -> Result<CharModel> {
         let embed = Embedding::new(vocab, cfg.embed, dev)?;
-        let (body, width) = if cfg.transformer {
+        Ok(if cfg.transformer {
             let config = TransformerEncoderLayerConfig {
                 dim_feedforward: 4 * cfg.embed,
                 dropout: 0.0,
@@ -199,18 +186,24 @@ impl CharModel {
             let layers = (0..cfg.layers)
                 .map(|_| TransformerEncoderLayer::with_config(cfg.embed, 4, config, dev))
                 .collect::<Result<_>>()?;
-            (Body::Transformer { positions, layers }, cfg.embed)
+            CharModel {
+                embed,
+                lstm: None,
+                positions: Some(positions),
+                layers,
+                head: Linear::new(cfg.embed, vocab, dev)?,
+            }
         } else {
             let config = RnnConfig::default()
                 .batch_first(true)
                 .num_layers(cfg.layers);
-            let lstm = LSTM::with_config(cfg.embed, cfg.hidden, config, dev)?;
-            (Body::Lstm(lstm), cfg.hidden)
-        };
-        Ok(CharModel {
-            embed,
-            body,
-            head: Linear::new(width, vocab, dev)?,
+            CharModel {
+                embed,
+                lstm: Some(LSTM::with_config(cfg.embed, cfg.hidden, config, dev)?),
+                positions: None,
+                layers: Vec::new(),
+                head: Linear::new(cfg.hidden, vocab, dev)?,
+            }
         })
     }
 
@@ -218,18 +211,21 @@ impl CharModel {
     /// continuing from `state` (LSTM only; the Transformer has none).
     pub fn step(&self, chars: &Tensor, state: Option<&State>) -> Result<(Tensor, Option<State>)> {
         let x = self.embed.forward(chars)?; // [B, T, E]
-        let (y, state) = match &self.body {
-            Body::Lstm(lstm) => {
+        let (y, state) = match (&self.lstm, &self.positions) {
+            (Some(lstm), _) => {
                 let (y, (h, c)) = lstm.forward(&x, state.map(|(h, c)| (h, c)))?;
                 (y, Some((h, c)))
             }
-            Body::Transformer { positions, layers } => {
+            (None, positions) => {
                 let t = chars.dims()[1];
                 let dev = chars.device();
-                let pos = Tensor::from_vec_i32((0..t as i32).collect(), &[t], &dev)?;
+                let mut y = x;
+                if let Some(positions) = positions {
+                    let pos = Tensor::from_vec_i32((0..t as i32).collect(), &[t], &dev)?;
+                    y = (&y + &positions.forward(&pos)?)?; // [B, T, E] + [T, E]
+                }
                 let mask = causal_mask(t, &dev)?;
-                let mut y = x.add(&positions.forward(&pos)?)?; // [B, T, E] + [T, E]
-                for layer in layers {
+                for layer in &self.layers {
                     y = layer.forward(&y, Some(AttnMask::Bool(&mask)), None)?;
                 }
                 (y, None)
@@ -243,20 +239,6 @@ impl Module for CharModel {
     /// Characters `[B, T]` → logits `[B, T, vocab]` from a fresh state.
     fn forward(&self, chars: &Tensor) -> Result<Tensor> {
         Ok(self.step(chars, None)?.0)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.embed.visit(&join(prefix, "embed"), f);
-        match &self.body {
-            Body::Lstm(lstm) => lstm.visit(&join(prefix, "lstm"), f),
-            Body::Transformer { positions, layers } => {
-                positions.visit(&join(prefix, "positions"), f);
-                for (i, layer) in layers.iter().enumerate() {
-                    layer.visit(&join(prefix, &format!("layers.{i}")), f);
-                }
-            }
-        }
-        self.head.visit(&join(prefix, "head"), f);
     }
 }
 
@@ -278,10 +260,7 @@ pub struct Report {
 /// Loads the text, computes the bigram baseline, trains on `dev`, samples.
 pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
     manual_seed(cfg.seed);
-    let text = std::fs::read_to_string(&cfg.data).map_err(|e| Error::Io {
-        path: cfg.data.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&cfg.data).map_err(|e| Error::io(&cfg.data, e))?;
     let mut chars: Vec<char> = text.chars().collect();
     chars.sort_unstable();
     chars.dedup();
@@ -465,7 +444,7 @@ fn sample(
     for _ in 0..cfg.sample_len {
         // The LSTM carries its state and needs only the new characters; the
         // Transformer rereads its last `seq_len` characters each time.
-        if matches!(model.body, Body::Transformer { .. }) {
+        if model.lstm.is_none() {
             feed = context[context.len().saturating_sub(cfg.seq_len)..].to_vec();
         }
         let x = Tensor::from_vec_i32(feed.clone(), &[1, feed.len()], dev)?;
@@ -498,8 +477,8 @@ fn sample(
 }
 
 fn main() -> Result<()> {
-    let cfg = Config::from_args(std::env::args().skip(1))?;
-    let dev = Device::auto();
+    let cfg = Config::from_args(args::Args::from_env("char_lm"))?;
+    let dev = Device::auto()?;
     println!("device: {dev}");
     let report = run(&cfg, &dev)?;
     let best = report

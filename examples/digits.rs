@@ -12,9 +12,13 @@
 //! and writes the history, checkpoints and plots under `target/lam-out/digits/`
 //! (or `$LAM_OUT_DIR/digits`), with a TensorBoard log of every epoch and the
 //! plots in `tensorboard/` (`tensorboard --logdir target/lam-out`).
-//! `LAM_EXAMPLE_SMOKE=1` runs a two-epoch
-//! version. The device is `Device::auto()`'s choice; `LAM_DEVICE=cpu` forces
-//! the CPU.
+//! `--quick` runs two epochs, `--epochs N` any number. The device is
+//! `Device::auto()`'s choice; `LAM_DEVICE=cpu` forces the CPU.
+
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
 
 use std::path::PathBuf;
 
@@ -40,16 +44,18 @@ pub struct Options {
 }
 
 impl Options {
-    /// The full run, or the smoke run when `LAM_EXAMPLE_SMOKE` is set.
-    pub fn from_env() -> Options {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
-        let smoke = std::env::var_os("LAM_EXAMPLE_SMOKE").is_some();
-        Options {
-            epochs: if smoke { 2 } else { 40 },
-            out_dir: root.join("digits"),
-            quiet: false,
+    /// The full run, or two epochs with `--quick`; `--epochs N` sets them.
+    pub fn from_args(mut args: args::Args) -> lam::Result<Options> {
+        let mut epochs = if args.quick() { 2 } else { 40 };
+        if let Some(n) = args.value("--epochs")? {
+            epochs = n;
         }
+        args.finish()?;
+        Ok(Options {
+            epochs,
+            out_dir: args::out_dir("digits"),
+            quiet: false,
+        })
     }
 }
 
@@ -65,10 +71,7 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
     let (mut train, mut test) = (data.select(&train_idx)?, data.select(&test_idx)?);
 
     // Statistics from the training split only, saved beside the model.
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::Io {
-        path: opts.out_dir.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    args::create_dir(&opts.out_dir)?;
     let mut scaler = Standardizer::new();
     scaler.fit_slice(train.features(), &[64])?;
     scaler.transform_slice(train.features_mut())?;
@@ -79,6 +82,9 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
         .add(Linear::new(64, 128, device)?)
         .add(ReLU)
         .add(Linear::new(128, 10, device)?);
+    if !opts.quiet {
+        println!("{}", model.summary(&[1, 64])?);
+    }
     let mut opt = Adam::new(model.parameters(), 1e-3)?;
     let train_loader = DataLoader::new(train, 32, device)?.shuffle(true).seed(0);
     let test_loader = DataLoader::new(test, 360, device)?;
@@ -121,10 +127,11 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
 }
 
 fn main() -> lam::Result<()> {
-    let device = Device::auto();
+    let opts = Options::from_args(args::Args::from_env("digits"))?;
+    let device = Device::auto()?;
     println!("device: {device}");
     let started = std::time::Instant::now();
-    run(&Options::from_env(), &device)?;
+    run(&opts, &device)?;
     println!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -21,8 +21,13 @@
 //! (from a black image, 32 Gauss–Legendre steps) as a heat map beside the
 //! digit — red pixels pushed the prediction up, blue ones down.
 //!
-//! `LAM_EXAMPLE_SMOKE=1` runs a two-epoch version. The device is
+//! `--quick` runs two epochs, `--epochs N` any number. The device is
 //! `Device::auto()`'s choice; `LAM_DEVICE=cpu` forces the CPU.
+
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
 
 use std::path::{Path, PathBuf};
 
@@ -55,17 +60,21 @@ pub struct Options {
 }
 
 impl Options {
-    /// The full run, or the smoke run when `LAM_EXAMPLE_SMOKE` is set.
-    pub fn from_env() -> Options {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
-        let smoke = std::env::var_os("LAM_EXAMPLE_SMOKE").is_some();
-        Options {
-            epochs: if smoke { 2 } else { 30 },
-            out_dir: root.join("digits_cnn"),
-            quiet: false,
-            explain: std::env::args().any(|a| a == "--explain"),
+    /// The full run, or two epochs with `--quick`; `--epochs N` sets them;
+    /// `--explain` draws attribution heat maps.
+    pub fn from_args(mut args: args::Args) -> lam::Result<Options> {
+        let mut epochs = if args.quick() { 2 } else { 30 };
+        if let Some(n) = args.value("--epochs")? {
+            epochs = n;
         }
+        let explain = args.flag("--explain");
+        args.finish()?;
+        Ok(Options {
+            epochs,
+            out_dir: args::out_dir("digits_cnn"),
+            quiet: false,
+            explain,
+        })
     }
 }
 
@@ -101,6 +110,9 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
     let (train, test) = (images(&train_idx)?, images(&test_idx)?);
 
     let model = network(device)?;
+    if !opts.quiet {
+        println!("{}", model.summary(&[1, 1, 8, 8])?);
+    }
     let mut opt = Adam::new(model.parameters(), 2e-3)?;
     let augment = Augment::new().rotate(10.0).scale(0.9, 1.1).translate(0.08);
     let train_loader = DataLoader::new(train, 32, device)?
@@ -199,10 +211,11 @@ pub fn explain(
 }
 
 fn main() -> lam::Result<()> {
-    let device = Device::auto();
+    let opts = Options::from_args(args::Args::from_env("digits_cnn"))?;
+    let device = Device::auto()?;
     println!("device: {device}");
     let started = std::time::Instant::now();
-    run(&Options::from_env(), &device)?;
+    run(&opts, &device)?;
     println!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }

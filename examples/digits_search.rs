@@ -15,7 +15,12 @@
 //! `target/lam-out/digits_search/` (or `$LAM_OUT_DIR/digits_search`):
 //! `results.csv`, and one TensorBoard run per candidate with its
 //! hyper-parameters and mean score (the HPARAMS tab of `tensorboard --logdir
-//! target/lam-out`). `LAM_EXAMPLE_SMOKE=1` runs a small search.
+//! target/lam-out`). `--quick` runs a small search.
+
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,18 +50,17 @@ pub struct Options {
 }
 
 impl Options {
-    /// The full search, or a small one when `LAM_EXAMPLE_SMOKE` is set.
-    pub fn from_env() -> Options {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
-        let smoke = std::env::var_os("LAM_EXAMPLE_SMOKE").is_some();
-        Options {
-            candidates: if smoke { 2 } else { 8 },
-            folds: if smoke { 2 } else { 3 },
-            epochs: if smoke { 1 } else { 15 },
-            out_dir: root.join("digits_search"),
+    /// The full search, or a small one with `--quick`.
+    pub fn from_args(mut args: args::Args) -> lam::Result<Options> {
+        let quick = args.quick();
+        args.finish()?;
+        Ok(Options {
+            candidates: if quick { 2 } else { 8 },
+            folds: if quick { 2 } else { 3 },
+            epochs: if quick { 1 } else { 15 },
+            out_dir: args::out_dir("digits_search"),
             quiet: false,
-        }
+        })
     }
 }
 
@@ -183,8 +187,9 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
 }
 
 fn main() -> lam::Result<()> {
-    let device = Device::auto();
+    let opts = Options::from_args(args::Args::from_env("digits_search"))?;
+    let device = Device::auto()?;
     println!("device: {device}");
-    run(&Options::from_env(), &device)?;
+    run(&opts, &device)?;
     Ok(())
 }

@@ -18,11 +18,16 @@
 //! Prediction and truth over the test years are plotted to
 //! `target/lam-out/forecast/forecast.svg` (or `$LAM_OUT_DIR/forecast`).
 
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lam::loss::mse_loss;
-use lam::nn::{join, Entry, Linear, RnnConfig, LSTM};
+use lam::nn::{Linear, RnnConfig, LSTM};
 use lam::optim::{Adam, Optimizer};
 use lam::prelude::*;
 use lam::rng::Generator;
@@ -53,8 +58,6 @@ pub struct Config {
 impl Config {
     /// The full run.
     pub fn full() -> Config {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
         Config {
             data: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sunspots.csv"),
             window: 20,
@@ -64,7 +67,7 @@ impl Config {
             batch: 32,
             lr: 0.005,
             seed: 0,
-            out_dir: root.join("forecast"),
+            out_dir: args::out_dir("forecast"),
         }
     }
 
@@ -78,37 +81,25 @@ impl Config {
     }
 
     /// The full run, or the quick one with `--quick`; `--epochs N` and `--seed S` adjust it.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let args: Vec<String> = args.into_iter().collect();
-        let mut cfg = if args.iter().any(|a| a == "--quick") {
+    pub fn from_args(mut args: args::Args) -> Result<Config> {
+        let mut cfg = if args.quick() {
             Config::quick()
         } else {
             Config::full()
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| Error::invalid("forecast", format!("{flag} needs a number")))
-            };
-            match flag.as_str() {
-                "--epochs" => cfg.epochs = value()? as usize,
-                "--seed" => cfg.seed = value()?,
-                "--quick" => {}
-                other => {
-                    return Err(Error::invalid(
-                        "forecast",
-                        format!("unknown flag {other}; expected --epochs N, --seed S or --quick"),
-                    ))
-                }
-            }
+        if let Some(n) = args.value("--epochs")? {
+            cfg.epochs = n;
         }
+        if let Some(s) = args.value("--seed")? {
+            cfg.seed = s;
+        }
+        args.finish()?;
         Ok(cfg)
     }
 }
 
 /// An LSTM over the window, and a linear head on its last hidden state.
+#[derive(Module)]
 pub struct Forecaster {
     /// `1 → hidden`, batch first.
     pub lstm: LSTM,
@@ -133,11 +124,6 @@ impl Module for Forecaster {
         let (out, _) = self.lstm.forward(&windows.unsqueeze(-1)?, None)?; // [B, T, H]
         let last = out.narrow(1, windows.dims()[1] - 1, 1)?.squeeze(1)?; // [B, H]
         self.head.forward(&last)?.squeeze(1)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.lstm.visit(&join(prefix, "lstm"), f);
-        self.head.visit(&join(prefix, "head"), f);
     }
 }
 
@@ -202,6 +188,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
     println!("baselines: naive RMSE {naive_rmse:.2}, linear AR({w}) RMSE {ar_rmse:.2}");
 
     let model = Forecaster::new(cfg.hidden, dev)?;
+    println!("{model}");
     let mut opt = Adam::new(model.parameters(), cfg.lr)?;
     let (test_x, _) = windows(&scaled, &test_targets, w, dev)?;
     let rng = Generator::new(cfg.seed ^ 0x5a17);
@@ -275,7 +262,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
 
 /// `(years, values)` from a `YEAR,VALUE` CSV with a header line.
 pub fn load_csv(path: &Path) -> Result<(Vec<i32>, Vec<f64>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut years = Vec::new();
     let mut values = Vec::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
@@ -419,21 +406,14 @@ fn write_svg_chart(
     }
     svg += "</svg>\n";
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        args::create_dir(dir)?;
     }
-    std::fs::write(path, svg).map_err(|e| io_error(path, e))
-}
-
-fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    }
+    std::fs::write(path, svg).map_err(|e| Error::io(path, e))
 }
 
 fn main() -> Result<()> {
-    let cfg = Config::from_args(std::env::args().skip(1))?;
-    let dev = Device::auto();
+    let cfg = Config::from_args(args::Args::from_env("forecast"))?;
+    let dev = Device::auto()?;
     println!("device: {dev}");
     let report = run(&cfg, &dev)?;
     println!(

@@ -27,12 +27,17 @@
 //! to the global-mean and item-mean baselines, and saves the model to
 //! `target/lam-out/recommend/model.safetensors` (or `$LAM_OUT_DIR/recommend`).
 
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use lam::checkpoint;
 use lam::loss::mse_loss;
-use lam::nn::{join, Embedding, Entry};
+use lam::nn::Embedding;
 use lam::optim::{Adam, CosineAnnealing, Scheduler};
 use lam::prelude::*;
 use lam::rng::{standard_normal, Generator};
@@ -67,8 +72,6 @@ pub struct Config {
 impl Config {
     /// The full run.
     pub fn full() -> Config {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
         Config {
             users: 500,
             items: 300,
@@ -80,7 +83,7 @@ impl Config {
             lr: 0.03,
             weight_decay: 1e-5,
             seed: 0,
-            out_dir: root.join("recommend"),
+            out_dir: args::out_dir("recommend"),
         }
     }
 
@@ -98,32 +101,19 @@ impl Config {
     }
 
     /// The full run, or the quick one with `--quick`; `--seed S` and `--epochs N` adjust it.
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let args: Vec<String> = args.into_iter().collect();
-        let mut cfg = if args.iter().any(|a| a == "--quick") {
+    pub fn from_args(mut args: args::Args) -> Result<Config> {
+        let mut cfg = if args.quick() {
             Config::quick()
         } else {
             Config::full()
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| Error::invalid("recommend", format!("{flag} needs a number")))
-            };
-            match flag.as_str() {
-                "--seed" => cfg.seed = value()?,
-                "--epochs" => cfg.epochs = value()? as usize,
-                "--quick" => {}
-                other => {
-                    return Err(Error::invalid(
-                        "recommend",
-                        format!("unknown flag {other}; expected --epochs N, --seed S or --quick"),
-                    ))
-                }
-            }
+        if let Some(n) = args.value("--epochs")? {
+            cfg.epochs = n;
         }
+        if let Some(s) = args.value("--seed")? {
+            cfg.seed = s;
+        }
+        args.finish()?;
         Ok(cfg)
     }
 }
@@ -205,6 +195,7 @@ pub fn generate(cfg: &Config) -> (Ratings, Ratings) {
 }
 
 /// `rating ≈ global + user_bias[u] + item_bias[i] + users[u]·items[i]`.
+#[derive(Module)]
 pub struct Factorization {
     /// User factors `[users, rank]`.
     pub users: Embedding,
@@ -215,6 +206,7 @@ pub struct Factorization {
     /// `[items, 1]`.
     pub item_bias: Embedding,
     /// `[1]`.
+    #[module(param)]
     pub global: Tensor,
 }
 
@@ -246,16 +238,10 @@ impl Factorization {
 impl Factorization {
     /// Predicted ratings `[n]` of users `[n]` for items `[n]` (both `I32`).
     pub fn predict(&self, users: &Tensor, items: &Tensor) -> Result<Tensor> {
-        let dot = self
-            .users
-            .forward(users)?
-            .mul(&self.items.forward(items)?)?
-            .sum(&[-1], false)?; // [n]
-        let biases = self
-            .user_bias
-            .forward(users)?
-            .add(&self.item_bias.forward(items)?)?; // [n, 1]
-        dot.add(&biases.squeeze(1)?)?.add(&self.global)
+        let (u, i) = (self.users.forward(users)?, self.items.forward(items)?); // [n, rank]
+        let dot = (&u * &i)?.sum(-1, false)?; // [n]
+        let biases = (self.user_bias.forward(users)? + self.item_bias.forward(items)?)?; // [n, 1]
+        &(&dot + &biases.squeeze(1)?)? + &self.global
     }
 }
 
@@ -265,14 +251,6 @@ impl Module for Factorization {
         let users = pairs.narrow(1, 0, 1)?.squeeze(1)?;
         let items = pairs.narrow(1, 1, 1)?.squeeze(1)?;
         self.predict(&users, &items)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.users.visit(&join(prefix, "users"), f);
-        self.items.visit(&join(prefix, "items"), f);
-        self.user_bias.visit(&join(prefix, "user_bias"), f);
-        self.item_bias.visit(&join(prefix, "item_bias"), f);
-        f(&join(prefix, "global"), Entry::Parameter(&self.global));
     }
 }
 
@@ -376,10 +354,7 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
         "  noise floor σ {:.4}  (the true model scores {oracle_rmse:.4} on this split)",
         cfg.noise
     );
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| Error::Io {
-        path: cfg.out_dir.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    args::create_dir(&cfg.out_dir)?;
     let path = cfg.out_dir.join("model.safetensors");
     checkpoint::save_model(&model, &path)?;
     println!("saved the model to {}", path.display());
@@ -410,8 +385,8 @@ fn rmse(errors: impl Iterator<Item = f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let cfg = Config::from_args(std::env::args().skip(1))?;
-    let dev = Device::auto();
+    let cfg = Config::from_args(args::Args::from_env("recommend"))?;
+    let dev = Device::auto()?;
     println!("device: {dev}");
     let report = run(&cfg, &dev)?;
     println!(

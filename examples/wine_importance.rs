@@ -14,8 +14,12 @@
 //! importance: the program prints them, largest first, with their
 //! standard deviations, and draws them as bars with error bars in
 //! `importances.png` / `importances.svg` under `target/lam-out/wine_importance/`
-//! (or `$LAM_OUT_DIR/wine_importance`). `LAM_EXAMPLE_SMOKE=1` runs a short
-//! version.
+//! (or `$LAM_OUT_DIR/wine_importance`). `--quick` runs a short version.
+
+// Test binaries that include two examples load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "common/args.rs"]
+pub mod args;
 
 use std::path::PathBuf;
 
@@ -44,17 +48,16 @@ pub struct Options {
 }
 
 impl Options {
-    /// The full run, or the smoke run when `LAM_EXAMPLE_SMOKE` is set.
-    pub fn from_env() -> Options {
-        let root = std::env::var_os("LAM_OUT_DIR")
-            .map_or_else(|| PathBuf::from("target/lam-out"), PathBuf::from);
-        let smoke = std::env::var_os("LAM_EXAMPLE_SMOKE").is_some();
-        Options {
-            epochs: if smoke { 5 } else { 30 },
-            n_repeats: if smoke { 3 } else { 30 },
-            out_dir: root.join("wine_importance"),
+    /// The full run, or a short one with `--quick`.
+    pub fn from_args(mut args: args::Args) -> lam::Result<Options> {
+        let quick = args.quick();
+        args.finish()?;
+        Ok(Options {
+            epochs: if quick { 5 } else { 30 },
+            n_repeats: if quick { 3 } else { 30 },
+            out_dir: args::out_dir("wine_importance"),
             quiet: false,
-        }
+        })
     }
 }
 
@@ -145,8 +148,9 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
 }
 
 fn main() -> lam::Result<()> {
-    let device = Device::auto();
+    let opts = Options::from_args(args::Args::from_env("wine_importance"))?;
+    let device = Device::auto()?;
     println!("device: {device}");
-    run(&Options::from_env(), &device)?;
+    run(&opts, &device)?;
     Ok(())
 }

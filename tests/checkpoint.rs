@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lam::checkpoint::{load_model, load_tensors, load_training, save_model, save_training};
-use lam::nn::{join, BatchNorm1d, Entry, Linear, Module};
+use lam::nn::{join, BatchNorm1d, Entry, Linear, Module, Visit};
 use lam::optim::{Adam, Optimizer, RmsProp, Sgd};
 use lam::{DType, Device, Error, Result, Tensor};
 use serde_json::Value;
@@ -26,6 +26,7 @@ const TORCH_FILE: &str = concat!(
 );
 
 /// PyTorch's TinyNet: fc1 = Linear(3, 4) -> bn = BatchNorm1d(4) -> ReLU -> fc2 = Linear(4, hidden -> 2).
+#[derive(Module)]
 struct TinyNet {
     fc1: Linear,
     bn: BatchNorm1d,
@@ -51,15 +52,10 @@ impl Module for TinyNet {
         self.fc2
             .forward(&self.bn.forward(&self.fc1.forward(x)?)?.relu()?)
     }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.bn.visit(&join(prefix, "bn"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
-    }
 }
 
 /// Two linear layers, for training runs.
+#[derive(Module)]
 struct Mlp {
     fc1: Linear,
     fc2: Linear,
@@ -78,11 +74,6 @@ impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
     }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
-    }
 }
 
 /// Named raw tensors, for loading hand-made files.
@@ -92,7 +83,10 @@ impl Module for Holder {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.clone())
     }
+}
 
+// Names chosen at run time, so written by hand.
+impl Visit for Holder {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         for (name, t) in &self.0 {
             f(&join(prefix, name), Entry::Buffer(t));

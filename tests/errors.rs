@@ -216,3 +216,35 @@ conformance!(loose_index_bounds_are_confirmed, |dev| {
     assert_eq!(picked.to_vec()?, vec![0.0; 4]);
     Ok(())
 });
+
+/// `fn main() -> lam::Result<()>` prints an error with `Debug`: it is the
+/// message, not the variant's fields.
+#[test]
+fn debug_prints_the_message() {
+    let e = Error::shape("linear", "an input of shape [*, 3]", &[2, 4]);
+    assert_eq!(format!("{e:?}"), e.to_string());
+    assert_eq!(
+        format!("{e:?}"),
+        "linear: shape mismatch: expected an input of shape [*, 3], found [2, 4]"
+    );
+}
+
+#[test]
+fn io_errors_name_the_path_when_known() {
+    let missing = std::path::Path::new("/nonexistent/lam/data.csv");
+    let io = std::fs::read(missing).expect_err("no such file");
+    let kind = io.to_string();
+    let e = Error::io(missing, io);
+    assert_eq!(
+        e.to_string(),
+        format!("io: /nonexistent/lam/data.csv: {kind}")
+    );
+    // `?` on a std::io::Result works too; the message has no path then.
+    fn read() -> lam::Result<Vec<u8>> {
+        Ok(std::fs::read("/nonexistent/lam/data.csv")?)
+    }
+    assert_eq!(
+        read().expect_err("no such file").to_string(),
+        format!("io: {kind}")
+    );
+}

@@ -153,3 +153,34 @@ fn recommend_quick_run_beats_the_baselines() -> Result<()> {
     std::fs::remove_dir_all(&cfg.out_dir).ok();
     Ok(())
 }
+
+/// The examples' shared command line: known flags parse, anything else is
+/// an error that lists what the example knows.
+#[test]
+fn example_flags_parse_or_say_what_is_known() -> Result<()> {
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let cfg = cartpole::Config::from_args(cartpole::args::Args::new(
+        "cartpole",
+        words("--quick --seed 7 --render"),
+    ))?;
+    assert_eq!((cfg.seed, cfg.render, cfg.play), (7, true, false));
+    assert_eq!(cfg.episodes, cartpole::Config::quick().episodes);
+
+    let err =
+        recommend::Config::from_args(recommend::args::Args::new("recommend", words("--epoch 3")))
+            .expect_err("a misspelt flag");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"--epoch\"") && msg.contains("--epochs VALUE"),
+        "{msg}"
+    );
+    let err =
+        recommend::Config::from_args(recommend::args::Args::new("recommend", words("--seed x")))
+            .expect_err("not a number");
+    assert!(err.to_string().contains("--seed"), "{err}");
+    let err =
+        recommend::Config::from_args(recommend::args::Args::new("recommend", words("--seed")))
+            .expect_err("no value");
+    assert!(err.to_string().contains("needs a value"), "{err}");
+    Ok(())
+}

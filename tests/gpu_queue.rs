@@ -8,6 +8,7 @@ use lam::nn::{Linear, Module};
 use lam::optim::{Adam, Optimizer};
 use lam::prelude::*;
 
+#[derive(Module)]
 struct Mlp {
     fc1: Linear,
     fc2: Linear,
@@ -16,11 +17,6 @@ struct Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> lam::Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, lam::nn::Entry<'_>)) {
-        self.fc1.visit(&lam::nn::join(prefix, "fc1"), f);
-        self.fc2.visit(&lam::nn::join(prefix, "fc2"), f);
     }
 }
 

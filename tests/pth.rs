@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use lam::checkpoint::{load_model, load_model_from, load_tensors, save_model, save_tensors};
-use lam::nn::{join, BatchNorm1d, Entry, Linear, Module, ReLU, Sequential};
+use lam::nn::{BatchNorm1d, Linear, Module, ReLU, Sequential};
 use lam::{DType, Device, Error, Result, Tensor};
 use serde_json::Value;
 
@@ -36,6 +36,7 @@ fn tinynet(dev: &Device) -> Result<Sequential> {
 }
 
 /// TinyNet as the `features` field of a bigger model: `features.0.weight`, ...
+#[derive(Module)]
 struct Wrapped {
     features: Sequential,
 }
@@ -43,10 +44,6 @@ struct Wrapped {
 impl Module for Wrapped {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.features.forward(x)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.features.visit(&join(prefix, "features"), f);
     }
 }
 

@@ -11,6 +11,14 @@
 //! Closures capture *detached* copies of any tensor they need (including the
 //! op's own output), so the graph holds no reference cycles and is freed when
 //! the last tensor of a step drops.
+//!
+//! `untrained`: the first `backward` after an optimizer is built checks that
+//! every leaf given a gradient is in some optimizer ([`UntrainedCheck`]).
+
+mod untrained;
+
+pub(crate) use untrained::register_optimized;
+pub use untrained::{set_untrained_check, UntrainedCheck};
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -101,12 +109,18 @@ impl Tensor {
         let order = topological_order(self);
         let mut grads: HashMap<u64, Tensor> = HashMap::new();
         grads.insert(self.id(), grad.detach());
+        let mut leaves = untrained::armed().then(Vec::new);
         for t in order.iter().rev() {
             let Some(g) = grads.remove(&t.id()) else {
                 continue;
             };
             match t.node() {
-                None => t.accumulate_grad(&g)?,
+                None => {
+                    t.accumulate_grad(&g)?;
+                    if let Some(leaves) = &mut leaves {
+                        leaves.push(t.clone());
+                    }
+                }
                 Some(node) => {
                     let input_grads = (node.backward)(&g)?;
                     for (input, ig) in node.inputs.iter().zip(input_grads) {
@@ -131,7 +145,10 @@ impl Tensor {
                 }
             }
         }
-        Ok(())
+        match leaves {
+            Some(leaves) => untrained::check(&leaves),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,11 +1,18 @@
 //! The one error type of lam. Every fallible public operation returns
 //! [`Result`]; messages name what was expected and what was found, so a user
 //! can fix the call without reading lam's source.
+//!
+//! `Debug` prints the same message as `Display`, so `fn main() ->
+//! lam::Result<()>` ends with `Error: linear: shape mismatch: ...` rather
+//! than the variant's fields (which a `match` reads).
+
+use std::fmt;
+use std::path::Path;
 
 use crate::DType;
 
 /// Everything that can go wrong in lam, from a bad shape to a lost GPU.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     /// Two shapes that had to agree (or broadcast) did not.
     #[error("{op}: shape mismatch: expected {expected}, found {found:?}")]
@@ -73,8 +80,8 @@ pub enum Error {
     /// Memory for a buffer could not be had (the host allocator refused).
     #[error("{op}: could not allocate {bytes} bytes")]
     OutOfMemory { op: &'static str, bytes: u64 },
-    /// Reading or writing a file failed.
-    #[error("io: {path}: {msg}")]
+    /// Reading or writing a file failed (`path` is empty when unknown).
+    #[error("io: {}{msg}", path_prefix(.path))]
     Io { path: String, msg: String },
     /// A file's content is not what was expected (corrupt, truncated, mismatched).
     #[error("format: {path}: {msg}")]
@@ -93,6 +100,14 @@ impl Error {
         }
     }
 
+    /// An [`Error::Io`] for `path`: `std::fs::read(&p).map_err(|e| Error::io(&p, e))?`.
+    pub fn io(path: impl AsRef<Path>, err: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            msg: err.to_string(),
+        }
+    }
+
     /// An [`Error::ShapeMismatch`].
     pub fn shape(op: &'static str, expected: impl Into<String>, found: &[usize]) -> Self {
         Error::ShapeMismatch {
@@ -100,5 +115,32 @@ impl Error {
             expected: expected.into(),
             found: found.to_vec(),
         }
+    }
+}
+
+/// An I/O error whose path is not known (`?` on a `std::io::Result`);
+/// [`Error::io`] names the path.
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io {
+            path: String::new(),
+            msg: err.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    /// The `Display` message (match on the variant for its fields).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `path: ` before an I/O message, or nothing when the path is unknown.
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
     }
 }

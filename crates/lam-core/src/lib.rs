@@ -13,6 +13,10 @@
 //!
 //! This crate knows nothing of wgpu or WGSL and depends on no backend crate.
 
+// `#[derive(Module)]` names lam's items as `::lam::nn::...` (the path users
+// have); this lets lam-core's own layers use the derive under that name.
+extern crate self as lam;
+
 pub mod autograd;
 pub mod backend;
 pub mod checkpoint;
@@ -35,4 +39,4 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use rng::{manual_seed, Generator};
-pub use tensor::Tensor;
+pub use tensor::{Dims, Tensor};

@@ -18,7 +18,7 @@
 //! [`average_probabilities`] and [`majority_vote`] do the same on
 //! predictions already computed on the host.
 
-use lam_core::nn::{join, Entry, Module};
+use lam_core::nn::{join, Entry, Module, Visit};
 use lam_core::{no_grad, Error, Result, Tensor};
 
 /// How members' outputs are combined.
@@ -173,7 +173,9 @@ impl Module for Ensemble {
         }
         self.combine(&outputs)?.clamp(1e-12, 1.0)?.log()
     }
+}
 
+impl Visit for Ensemble {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         for (i, m) in self.members.iter().enumerate() {
             m.visit(&join(prefix, &i.to_string()), f);

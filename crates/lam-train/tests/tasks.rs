@@ -6,7 +6,7 @@ mod common;
 
 use common::{devices, weight_bits, Mlp, Scratch};
 use lam::loss::{binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss};
-use lam::nn::{Entry, Linear, Module, Sequential, Sigmoid};
+use lam::nn::{Entry, Linear, Module, Sequential, Sigmoid, Visit};
 use lam::prelude::*;
 use lam_train::data::{DataLoader, HostTargets, TensorDataset};
 use lam_train::ensemble::{Ensemble, Voting};
@@ -84,7 +84,9 @@ impl<M: Module> Module for Squeezed<M> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.0.forward(x)?.squeeze(1)
     }
+}
 
+impl<M: Visit> Visit for Squeezed<M> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.0.visit(prefix, f)
     }

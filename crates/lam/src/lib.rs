@@ -8,6 +8,12 @@
 //! `Device::cpu()`, `Device::gpu()`, `Device::auto()`, `Device::list()`.
 //! [`profile`] times ops and GPU kernels (`LAM_PROFILE=1`).
 //!
+//! A model is a struct with `#[derive(Module)]` (which says what it owns,
+//! under PyTorch's `state_dict` names) and an `impl Module` with its
+//! `forward`; `println!("{model}")` prints it as PyTorch does and
+//! `model.summary(&shape)` tabulates it. Tensors take PyTorch's operators,
+//! each returning a `Result`: `(&a + &b)?`, `(&x * 2.0)?`, `(-&x)?`.
+//!
 //! ```
 //! use lam::prelude::*;
 //!

@@ -8,7 +8,8 @@
 //!
 //! Only [`PReLU`] has a parameter (its learned negative slope `weight`).
 
-use super::{join, Entry, Module};
+use super::summary::record;
+use super::{py_float, Module};
 use crate::backend::LinearActivation;
 use crate::{Device, Error, Result, Tensor};
 
@@ -16,30 +17,26 @@ use crate::{Device, Error, Result, Tensor};
 macro_rules! activation_layer {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Module)]
         pub struct $name;
 
         impl Module for $name {
             fn forward(&self, $x: &Tensor) -> Result<Tensor> {
-                $body
+                record(self, $body)
             }
-
-            fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
         }
     };
 }
 
 /// `nn.ReLU`: `max(x, 0)`. In a [`super::Sequential`] right after a
 /// `Linear`, it is applied inside the `Linear`'s fused op.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Module)]
 pub struct ReLU;
 
 impl Module for ReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.relu()
+        record(self, x.relu())
     }
-
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
 
     fn as_activation(&self) -> Option<LinearActivation> {
         Some(LinearActivation::Relu)
@@ -64,7 +61,7 @@ activation_layer!(
 );
 
 /// `nn.LeakyReLU`: `x` for `x > 0`, else `negative_slope · x`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Module)]
 pub struct LeakyReLU {
     /// Slope for negative inputs (default 0.01).
     pub negative_slope: f32,
@@ -87,15 +84,17 @@ impl Default for LeakyReLU {
 
 impl Module for LeakyReLU {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        input.leaky_relu(self.negative_slope)
+        record(self, input.leaky_relu(self.negative_slope))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        format!("negative_slope={}", py_float(self.negative_slope))
+    }
 }
 
 /// `nn.ELU`: `x` for `x > 0`, else `alpha · (e^x − 1)`.
 #[allow(clippy::upper_case_acronyms)] // PyTorch's name.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Module)]
 pub struct ELU {
     /// Scale of the negative part (default 1).
     pub alpha: f32,
@@ -116,10 +115,12 @@ impl Default for ELU {
 
 impl Module for ELU {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        input.elu(self.alpha)
+        record(self, input.elu(self.alpha))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        format!("alpha={}", py_float(self.alpha))
+    }
 }
 
 /// Which GELU formula [`GELU`] uses (PyTorch's `approximate` argument).
@@ -134,9 +135,10 @@ pub enum GeluApproximate {
 
 /// `nn.GELU`: `x · Φ(x)`, exact by default.
 #[allow(clippy::upper_case_acronyms)] // PyTorch's name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Module)]
 pub struct GELU {
     /// The formula (default exact).
+    #[module(skip)]
     pub approximate: GeluApproximate,
 }
 
@@ -149,17 +151,23 @@ impl GELU {
 
 impl Module for GELU {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        match self.approximate {
+        let y = match self.approximate {
             GeluApproximate::None => input.gelu(),
             GeluApproximate::Tanh => gelu_tanh(input),
-        }
+        };
+        record(self, y)
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        match self.approximate {
+            GeluApproximate::None => "approximate='none'".into(),
+            GeluApproximate::Tanh => "approximate='tanh'".into(),
+        }
+    }
 }
 
 /// `nn.Softmax(dim)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Module)]
 pub struct Softmax {
     /// The dim that sums to one (negative counts from the end).
     pub dim: isize,
@@ -174,14 +182,16 @@ impl Softmax {
 
 impl Module for Softmax {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        input.softmax(self.dim)
+        record(self, input.softmax(self.dim))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        format!("dim={}", self.dim)
+    }
 }
 
 /// `nn.LogSoftmax(dim)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Module)]
 pub struct LogSoftmax {
     /// The dim normalised over (negative counts from the end).
     pub dim: isize,
@@ -196,16 +206,20 @@ impl LogSoftmax {
 
 impl Module for LogSoftmax {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        input.log_softmax(self.dim)
+        record(self, input.log_softmax(self.dim))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        format!("dim={}", self.dim)
+    }
 }
 
 /// `nn.PReLU`: `max(0, x) + w · min(0, x)` with a learned slope `w`, one
 /// shared or one per channel (dim 1 of the input).
+#[derive(Module)]
 pub struct PReLU {
     /// `[num_parameters]`, initialised to `init` (PyTorch's 0.25).
+    #[module(param)]
     pub weight: Tensor,
 }
 
@@ -228,11 +242,11 @@ impl PReLU {
 
 impl Module for PReLU {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        prelu(input, &self.weight)
+        record(self, prelu(input, &self.weight))
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&join(prefix, "weight"), Entry::Parameter(&self.weight));
+    fn extra_repr(&self) -> String {
+        format!("num_parameters={}", self.weight.numel())
     }
 }
 

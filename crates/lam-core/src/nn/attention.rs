@@ -13,7 +13,8 @@
 //! whose keys are *all* masked therefore attends uniformly instead of giving
 //! NaN as PyTorch does.
 
-use super::{init, join, Entry, Linear, Mode, Module};
+use super::summary::note;
+use super::{init, Linear, Mode, Module};
 use crate::tensor::check_operands;
 use crate::{DType, Device, Error, Result, Tensor};
 
@@ -92,15 +93,19 @@ impl Default for MultiheadAttentionConfig {
 }
 
 /// Multi-head scaled dot-product attention.
+#[derive(Module)]
 pub struct MultiheadAttention {
     /// `[3E, E]`: the query, key and value projections stacked.
+    #[module(param)]
     pub in_proj_weight: Tensor,
     /// `[3E]`, absent without bias.
+    #[module(param)]
     pub in_proj_bias: Option<Tensor>,
     /// `[E, E]` output projection.
     pub out_proj: Linear,
     embed_dim: usize,
     num_heads: usize,
+    #[module(skip)]
     config: MultiheadAttentionConfig,
     mode: Mode,
 }
@@ -228,6 +233,7 @@ impl MultiheadAttention {
         } else {
             None
         };
+        note(self, &out);
         Ok((out, weights))
     }
 
@@ -346,17 +352,5 @@ impl Module for MultiheadAttention {
     /// Self-attention of `input` without masks; the output only.
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         Ok(MultiheadAttention::forward(self, input, input, input, None, None, false)?.0)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(
-            &join(prefix, "in_proj_weight"),
-            Entry::Parameter(&self.in_proj_weight),
-        );
-        if let Some(b) = &self.in_proj_bias {
-            f(&join(prefix, "in_proj_bias"), Entry::Parameter(b));
-        }
-        self.out_proj.visit(&join(prefix, "out_proj"), f);
-        self.mode.visit(prefix, f);
     }
 }

@@ -24,19 +24,24 @@
 //! PyTorch. Only zero padding (PyTorch's `padding_mode="zeros"`) is
 //! supported.
 
+use super::summary::record;
 use super::window::{patches, Size2, Window};
-use super::{init, join, Entry, Module};
+use super::{init, py_tuple, Module};
 use crate::{Device, Error, Result, Tensor};
 
 /// How errors name a convolution's weight.
 const WEIGHT: &str = "weight [out, in/groups, kernel...]";
 
 /// A 2-d convolution over `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`).
+#[derive(Module)]
 pub struct Conv2d {
     /// `[out_channels, in_channels / groups, kh, kw]`.
+    #[module(param)]
     pub weight: Tensor,
     /// `[out_channels]`, absent when built with `bias: false`.
+    #[module(param)]
     pub bias: Option<Tensor>,
+    #[module(skip)]
     window: Window,
     groups: usize,
 }
@@ -162,27 +167,45 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        conv2d_impl(
+        let y = conv2d_impl(
             "Conv2d",
             input,
             &self.weight,
             self.bias.as_ref(),
             &self.window,
             self.groups,
-        )
+        );
+        record(self, y)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        visit_conv(&self.weight, self.bias.as_ref(), prefix, f);
+    fn extra_repr(&self) -> String {
+        let w = &self.window;
+        let pair = |s: Size2| py_tuple(&[s.h, s.w]);
+        conv_repr(
+            &self.weight,
+            self.groups,
+            self.bias.is_none(),
+            [
+                pair(w.kernel),
+                pair(w.stride),
+                pair(w.padding),
+                pair(w.dilation),
+            ],
+            [w.padding == 0.into(), w.dilation == 1.into()],
+        )
     }
 }
 
 /// A 1-d convolution over `[N, C_in, L]` (or unbatched `[C_in, L]`).
+#[derive(Module)]
 pub struct Conv1d {
     /// `[out_channels, in_channels / groups, k]`.
+    #[module(param)]
     pub weight: Tensor,
     /// `[out_channels]`, absent when built with `bias: false`.
+    #[module(param)]
     pub bias: Option<Tensor>,
+    #[module(skip)]
     config: Conv1dConfig,
 }
 
@@ -289,17 +312,31 @@ impl Conv1d {
 
 impl Module for Conv1d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        conv1d_impl(
+        let y = conv1d_impl(
             "Conv1d",
             input,
             &self.weight,
             self.bias.as_ref(),
             &self.config,
-        )
+        );
+        record(self, y)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        visit_conv(&self.weight, self.bias.as_ref(), prefix, f);
+    fn extra_repr(&self) -> String {
+        let c = &self.config;
+        let one = |v: usize| py_tuple(&[v]);
+        conv_repr(
+            &self.weight,
+            c.groups,
+            self.bias.is_none(),
+            [
+                one(self.weight.dims()[2]),
+                one(c.stride),
+                one(c.padding),
+                one(c.dilation),
+            ],
+            [c.padding == 0, c.dilation == 1],
+        )
     }
 }
 
@@ -471,14 +508,31 @@ fn init_conv(shape: &[usize], bias: bool, device: &Device) -> Result<(Tensor, Op
     Ok((weight, bias))
 }
 
-fn visit_conv(
+/// PyTorch's `_ConvNd.extra_repr`: channels, kernel and stride always;
+/// padding, dilation, groups and a missing bias when not the defaults.
+/// `geometry` is (kernel, stride, padding, dilation) as Python tuples;
+/// `defaults` says whether padding and dilation are the defaults.
+fn conv_repr(
     weight: &Tensor,
-    bias: Option<&Tensor>,
-    prefix: &str,
-    f: &mut dyn FnMut(&str, Entry<'_>),
-) {
-    f(&join(prefix, "weight"), Entry::Parameter(weight));
-    if let Some(b) = bias {
-        f(&join(prefix, "bias"), Entry::Parameter(b));
+    groups: usize,
+    no_bias: bool,
+    geometry: [String; 4],
+    defaults: [bool; 2],
+) -> String {
+    let [kernel, stride, padding, dilation] = geometry;
+    let (out_c, in_c) = (weight.dims()[0], weight.dims()[1] * groups);
+    let mut s = format!("{in_c}, {out_c}, kernel_size={kernel}, stride={stride}");
+    if !defaults[0] {
+        s += &format!(", padding={padding}");
     }
+    if !defaults[1] {
+        s += &format!(", dilation={dilation}");
+    }
+    if groups != 1 {
+        s += &format!(", groups={groups}");
+    }
+    if no_bias {
+        s += ", bias=False";
+    }
+    s
 }

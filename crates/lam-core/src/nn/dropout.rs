@@ -9,14 +9,18 @@
 //! trainer's, or the default one behind `manual_seed`), so a seed
 //! reproduces the same masks on every backend.
 
-use super::{Entry, Mode, Module};
+use super::summary::record;
+use super::{py_float, Mode, Module};
 use crate::rng::{self, Generator};
 use crate::{Error, Result, Tensor};
 
 /// Randomly zeroes elements during training.
+#[derive(Module)]
 pub struct Dropout {
     p: f32,
     mode: Mode,
+    /// Not part of the state: a layer's own random stream, if given one.
+    #[module(skip)]
     generator: Option<Generator>,
 }
 
@@ -62,11 +66,14 @@ impl Default for Dropout {
 impl Module for Dropout {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let generator = self.generator.clone().unwrap_or_else(rng::current);
-        dropout_with(input, self.p, self.mode.is_training(), &generator)
+        record(
+            self,
+            dropout_with(input, self.p, self.mode.is_training(), &generator),
+        )
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.mode.visit(prefix, f);
+    fn extra_repr(&self) -> String {
+        format!("p={}, inplace=False", py_float(self.p))
     }
 }
 

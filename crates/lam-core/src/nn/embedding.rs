@@ -6,12 +6,15 @@
 //! weight, whose gradient scatters back into the rows used (summing repeats).
 //! An index outside `0..num_embeddings` is an error naming it.
 
-use super::{join, Entry, Module};
+use super::summary::record;
+use super::Module;
 use crate::{Device, Error, Result, Tensor};
 
 /// A table of `num_embeddings` vectors of size `embedding_dim`.
+#[derive(Module)]
 pub struct Embedding {
     /// `[num_embeddings, embedding_dim]`, initialised `N(0, 1)`.
+    #[module(param)]
     pub weight: Tensor,
     padding_idx: Option<usize>,
 }
@@ -80,11 +83,15 @@ impl Embedding {
 
 impl Module for Embedding {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        embedding(input, &self.weight, self.padding_idx)
+        record(self, embedding(input, &self.weight, self.padding_idx))
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&join(prefix, "weight"), Entry::Parameter(&self.weight));
+    fn extra_repr(&self) -> String {
+        let mut s = format!("{}, {}", self.num_embeddings(), self.embedding_dim());
+        if let Some(p) = self.padding_idx {
+            s += &format!(", padding_idx={p}");
+        }
+        s
     }
 }
 

@@ -1,11 +1,12 @@
 //! [`Flatten`]: PyTorch's `nn.Flatten`, merging a range of dims into one
 //! (by default everything but the batch dim: `[N, C, H, W] → [N, C·H·W]`).
 
-use super::{Entry, Module};
+use super::summary::record;
+use super::Module;
 use crate::{Result, Tensor};
 
 /// Merges dims `start_dim..=end_dim` (negative counts from the end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Module)]
 pub struct Flatten {
     /// First dim merged (default 1).
     pub start_dim: isize,
@@ -36,8 +37,10 @@ impl Default for Flatten {
 
 impl Module for Flatten {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        input.flatten(self.start_dim, self.end_dim)
+        record(self, input.flatten(self.start_dim, self.end_dim))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        format!("start_dim={}, end_dim={}", self.start_dim, self.end_dim)
+    }
 }

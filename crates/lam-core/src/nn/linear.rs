@@ -5,16 +5,20 @@
 //! both initialised `U(-1/√in, 1/√in)` as PyTorch does. Any number of leading
 //! batch dims is accepted: `[*, in] → [*, out]`.
 
-use super::{init, join, Entry, Module};
+use super::summary::record;
+use super::{init, py_bool, Module};
 use crate::backend::LinearActivation;
 use crate::tensor::check_operands;
 use crate::{DType, Device, Error, Layout, Result, Tensor};
 
 /// A fully connected layer.
+#[derive(Module)]
 pub struct Linear {
     /// `[out_features, in_features]`.
+    #[module(param)]
     pub weight: Tensor,
     /// `[out_features]`, absent when built with `bias: false`.
+    #[module(param)]
     pub bias: Option<Tensor>,
     in_features: usize,
     out_features: usize,
@@ -74,18 +78,20 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        linear(input, &self.weight, self.bias.as_ref())
+        record(self, linear(input, &self.weight, self.bias.as_ref()))
     }
 
     fn forward_then(&self, input: &Tensor, act: LinearActivation) -> Option<Result<Tensor>> {
         Some(linear_act(input, &self.weight, self.bias.as_ref(), act))
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        f(&join(prefix, "weight"), Entry::Parameter(&self.weight));
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), Entry::Parameter(b));
-        }
+    fn extra_repr(&self) -> String {
+        format!(
+            "in_features={}, out_features={}, bias={}",
+            self.in_features,
+            self.out_features,
+            py_bool(self.bias.is_some())
+        )
     }
 }
 

@@ -4,8 +4,13 @@
 //! default initialisation, and their `torch.nn.functional` forms.
 //!
 //! Code map:
-//! - `module`: [`Module`] (`forward` + `visit`, and the fusion hooks
-//!   `forward_then` / `as_activation`), [`Entry`], [`Mode`], [`join`].
+//! - `module`: [`Module`] (`forward`, and the fusion hooks `forward_then` /
+//!   `as_activation`) on top of [`Visit`] (what it owns), [`Entry`],
+//!   [`Mode`], [`join`]. `#[derive(Module)]` (from `lam-derive`, re-exported
+//!   here under the trait's name) writes [`Visit`] from a struct's fields
+//!   through `fields`: [`Submodule`] and [`TensorField`].
+//! - `describe`: `Display` as PyTorch's `print(model)` ([`fmt_module`]);
+//!   `summary`: [`Summary`], torchinfo's table ([`Module::summary`]).
 //! - [`init`]: `torch.nn.init` (Xavier, Kaiming, gains, PyTorch's defaults).
 //! - `linear`: [`Linear`], run as the optional `fused_linear` primitive
 //!   (bias and activation applied in the product's write) or as separate
@@ -32,8 +37,10 @@
 mod activation;
 mod attention;
 mod conv;
+mod describe;
 mod dropout;
 mod embedding;
+mod fields;
 mod flatten;
 pub mod init;
 mod linear;
@@ -43,6 +50,7 @@ mod norm;
 mod pool;
 mod rnn;
 mod sequential;
+mod summary;
 mod transformer;
 mod window;
 
@@ -53,15 +61,21 @@ pub use activation::{
 };
 pub use attention::{causal_mask, AttnMask, MultiheadAttention, MultiheadAttentionConfig, MASKED};
 pub use conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
+pub use describe::{fmt_module, py_bool, py_float, py_tuple};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
+pub use fields::{Submodule, TensorField, TensorRole};
 pub use flatten::Flatten;
+/// `#[derive(Module)]`: writes [`Visit`] (and `Display`) from a struct's
+/// fields; see the `lam_derive` crate for what each field becomes.
+pub use lam_derive::Module;
 pub use linear::{Linear, LinearConfig};
-pub use module::{join, Entry, Mode, Module};
+pub use module::{join, Entry, Mode, Module, Visit};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 pub use rnn::{RnnConfig, RnnNonlinearity, GRU, LSTM, RNN};
 pub use sequential::Sequential;
+pub use summary::{Summary, SummaryRow};
 pub use transformer::{
     TransformerActivation, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };

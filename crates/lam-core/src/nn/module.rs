@@ -1,30 +1,37 @@
-//! The [`Module`] trait: anything with parameters.
+//! The [`Module`] trait: a layer or model, and [`Visit`]: the tensors it owns.
 //!
-//! A module implements two methods — `forward`, and `visit`, which names each
-//! parameter, buffer and train/eval flag it owns, recursing into children
-//! with a dotted prefix (`fc1.weight`, `layers.0.bias`), exactly PyTorch's
-//! `state_dict` keys. Everything else (parameter lists, counting, train/eval,
-//! moving to a device, checkpoints) is provided on top of `visit`.
+//! A module is two things. What it owns — each parameter, buffer and
+//! train/eval flag, under a dotted name (`fc1.weight`, `layers.0.bias`),
+//! exactly PyTorch's `state_dict` keys — is [`Visit`], which
+//! `#[derive(Module)]` writes from the struct's fields. What it computes is
+//! [`Module::forward`], written by hand. Everything else (parameter lists,
+//! counting, train/eval, moving to a device, checkpoints, printing) is
+//! provided on top of the two.
 //!
 //! ```ignore
+//! #[derive(Module)]
 //! struct Mlp { fc1: Linear, fc2: Linear }
+//!
 //! impl Module for Mlp {
 //!     fn forward(&self, x: &Tensor) -> Result<Tensor> {
 //!         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
 //!     }
-//!     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-//!         self.fc1.visit(&join(prefix, "fc1"), f);
-//!         self.fc2.visit(&join(prefix, "fc2"), f);
-//!     }
 //! }
 //! ```
+//!
+//! A hand-written [`Visit`] is the same idea spelled out; a tensor it
+//! leaves out is never trained nor saved, which is why the derive exists
+//! (and why `backward` warns when an optimizer misses a tensor that got a
+//! gradient: see [`crate::autograd::UntrainedCheck`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::describe;
+use super::summary::{self, Summary};
 use crate::backend::LinearActivation;
 use crate::{Device, Result, Tensor};
 
-/// One thing a module owns, as reported by [`Module::visit`].
+/// One thing a module owns, as reported by [`Visit::visit`].
 pub enum Entry<'a> {
     /// A trainable tensor (requires grad).
     Parameter(&'a Tensor),
@@ -34,14 +41,39 @@ pub enum Entry<'a> {
     Mode(&'a AtomicBool),
 }
 
-/// A layer or model.
-pub trait Module: Send + Sync {
-    /// The forward pass.
-    fn forward(&self, input: &Tensor) -> Result<Tensor>;
-
+/// What a module owns: its tensors and flags by name, and its child
+/// modules. `#[derive(Module)]` writes it from the struct's fields.
+///
+/// Required: `visit`. `children` defaults to none, which only makes the
+/// module print as a leaf.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say which tensors it owns",
+    label = "no `Visit` for this type",
+    note = "add `#[derive(Module)]` to the struct (or implement `lam::nn::Visit` by hand)"
+)]
+pub trait Visit {
     /// Calls `f` with the dotted name of each parameter, buffer and mode flag
     /// (flags are reported under the module's own prefix).
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
+
+    /// Calls `f` with each direct child module and its name, in order (a
+    /// list of modules is one child, PyTorch's `ModuleList`): the tree that
+    /// `Display` and [`Module::summary`] show.
+    fn children(&self, _f: &mut dyn FnMut(&str, &dyn Module)) {}
+}
+
+/// A layer or model: its forward pass, on top of what it owns ([`Visit`]).
+///
+/// Required: `forward`. The rest have defaults.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Module",
+    label = "not a Module",
+    note = "a layer or model implements `Module` (its `forward`); with `#[derive(Module)]`, \
+            `impl Module for {Self} {{ fn forward(..) }}` is all that is left to write"
+)]
+pub trait Module: Visit + Send + Sync {
+    /// The forward pass.
+    fn forward(&self, input: &Tensor) -> Result<Tensor>;
 
     /// For layer fusion in [`super::Sequential`]: the activation this layer
     /// is, when it is one a preceding layer can apply as it writes its
@@ -54,6 +86,19 @@ pub trait Module: Send + Sync {
     /// `None` (the default) when this layer cannot absorb `act`.
     fn forward_then(&self, _input: &Tensor, _act: LinearActivation) -> Option<Result<Tensor>> {
         None
+    }
+
+    /// The name `Display` prints (PyTorch's `_get_name()`): the type's name
+    /// without its path or generic arguments.
+    fn type_name(&self) -> String {
+        describe::short_type_name(std::any::type_name::<Self>())
+    }
+
+    /// The layer's options as `Display` prints them inside the parentheses
+    /// (PyTorch's `extra_repr`, e.g. `in_features=3, out_features=4,
+    /// bias=True`); empty by default.
+    fn extra_repr(&self) -> String {
+        String::new()
     }
 
     /// Trainable tensors, in a stable order (for optimizers).
@@ -123,6 +168,27 @@ pub trait Module: Send + Sync {
             p.zero_grad();
         }
     }
+
+    /// A table of every module in the tree with its output shape for an
+    /// input of `input_shape` (zeros, `F32`, on the device of the model's
+    /// first tensor) and its parameter count, as `torchinfo.summary`.
+    /// Runs one forward pass in evaluation mode without gradients, then
+    /// restores each layer's mode.
+    fn summary(&self, input_shape: &[usize]) -> Result<Summary>
+    where
+        Self: Sized,
+    {
+        summary::summarize_shape(self, input_shape)
+    }
+
+    /// [`Module::summary`] for a given input (token ids for an
+    /// `Embedding`, or data on another device).
+    fn summary_with(&self, input: &Tensor) -> Result<Summary>
+    where
+        Self: Sized,
+    {
+        summary::summarize(self, input)
+    }
 }
 
 /// `prefix.name`, or `name` at the top level.
@@ -161,13 +227,27 @@ impl Default for Mode {
     }
 }
 
+impl<M: Visit + ?Sized> Visit for Box<M> {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        (**self).visit(prefix, f)
+    }
+
+    fn children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
+        (**self).children(f)
+    }
+}
+
 impl<M: Module + ?Sized> Module for Box<M> {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         (**self).forward(input)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        (**self).visit(prefix, f)
+    fn type_name(&self) -> String {
+        (**self).type_name()
+    }
+
+    fn extra_repr(&self) -> String {
+        (**self).extra_repr()
     }
 
     // The fusion hooks must reach the boxed layer too: their defaults

@@ -14,24 +14,32 @@
 //! `num_batches_tracked` is an `I32` buffer here; PyTorch stores `int64`, so
 //! checkpoint import/export must convert it.
 
-use super::{join, Entry, Mode, Module};
+use super::summary::record;
+use super::{py_bool, py_float, py_tuple, Mode, Module};
 use crate::{no_grad, DType, Device, Error, Result, Tensor};
 
 /// Batch normalisation over the channel dim 1; `D` is the number of spatial
 /// dims it is written for: `BatchNorm<1>` takes `[N, C]` or `[N, C, L]`,
 /// `BatchNorm<2>` takes `[N, C, H, W]`.
+#[derive(Module)]
 pub struct BatchNorm<const D: usize> {
     /// `[C]`, initialised to ones (absent when `affine` is false).
+    #[module(param)]
     pub weight: Option<Tensor>,
     /// `[C]`, initialised to zeros (absent when `affine` is false).
+    #[module(param)]
     pub bias: Option<Tensor>,
     /// `[C]` buffer, starts at zeros (absent when `track_running_stats` is false).
+    #[module(buffer)]
     pub running_mean: Option<Tensor>,
     /// `[C]` buffer, starts at ones (absent when `track_running_stats` is false).
+    #[module(buffer)]
     pub running_var: Option<Tensor>,
     /// `[]` `I32` buffer counting training batches (absent when not tracking).
+    #[module(buffer)]
     pub num_batches_tracked: Option<Tensor>,
     num_features: usize,
+    #[module(skip)]
     config: BatchNormConfig,
     mode: Mode,
 }
@@ -188,7 +196,8 @@ impl<const D: usize> Module for BatchNorm<D> {
         if !self.mode.is_training() {
             // Running statistics when tracked; otherwise batch statistics, with no updates.
             let tracked = rm.is_some();
-            return batch_norm(input, rm, rv, w, b, !tracked, 0.0, self.config.eps);
+            let y = batch_norm(input, rm, rv, w, b, !tracked, 0.0, self.config.eps);
+            return record(self, y);
         }
         let y = batch_norm(
             input,
@@ -209,25 +218,24 @@ impl<const D: usize> Module for BatchNorm<D> {
                 count.set_data(&next)
             })?;
         }
-        Ok(y)
+        record(self, Ok(y))
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        if let (Some(w), Some(b)) = (&self.weight, &self.bias) {
-            f(&join(prefix, "weight"), Entry::Parameter(w));
-            f(&join(prefix, "bias"), Entry::Parameter(b));
-        }
-        let buffers = [
-            ("running_mean", &self.running_mean),
-            ("running_var", &self.running_var),
-            ("num_batches_tracked", &self.num_batches_tracked),
-        ];
-        for (name, t) in buffers {
-            if let Some(t) = t {
-                f(&join(prefix, name), Entry::Buffer(t));
-            }
-        }
-        self.mode.visit(prefix, f);
+    fn type_name(&self) -> String {
+        Self::op().into()
+    }
+
+    fn extra_repr(&self) -> String {
+        let c = &self.config;
+        let momentum = c.momentum.map_or("None".into(), py_float);
+        format!(
+            "{}, eps={}, momentum={momentum}, affine={}, bias={}, track_running_stats={}",
+            self.num_features,
+            py_float(c.eps),
+            py_bool(c.affine),
+            py_bool(self.bias.is_some()),
+            py_bool(c.track_running_stats)
+        )
     }
 }
 
@@ -327,10 +335,13 @@ fn update_running(
 }
 
 /// Normalisation over the trailing `normalized_shape` dims of each sample.
+#[derive(Module)]
 pub struct LayerNorm {
     /// `normalized_shape`, initialised to ones (absent without `elementwise_affine`).
+    #[module(param)]
     pub weight: Option<Tensor>,
     /// `normalized_shape`, initialised to zeros (absent without affine or `bias`).
+    #[module(param)]
     pub bias: Option<Tensor>,
     normalized_shape: Vec<usize>,
     eps: f32,
@@ -407,22 +418,24 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        layer_norm(
+        let y = layer_norm(
             input,
             &self.normalized_shape,
             self.weight.as_ref(),
             self.bias.as_ref(),
             self.eps,
-        )
+        );
+        record(self, y)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        if let Some(w) = &self.weight {
-            f(&join(prefix, "weight"), Entry::Parameter(w));
-        }
-        if let Some(b) = &self.bias {
-            f(&join(prefix, "bias"), Entry::Parameter(b));
-        }
+    fn extra_repr(&self) -> String {
+        format!(
+            "{}, eps={}, elementwise_affine={}, bias={}",
+            py_tuple(&self.normalized_shape),
+            py_float(self.eps),
+            py_bool(self.weight.is_some()),
+            py_bool(self.bias.is_some())
+        )
     }
 }
 

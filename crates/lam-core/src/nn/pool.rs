@@ -16,12 +16,15 @@
 //! floor, PyTorch's default).
 
 use super::max_pool::max_pool;
+use super::summary::record;
 use super::window::{Size2, Window};
-use super::{Entry, Module};
+use super::{py_bool, py_tuple, Module};
 use crate::{Error, Result, Tensor};
 
 /// Max over each window of `[N, C, H, W]` (or `[C, H, W]`).
+#[derive(Module)]
 pub struct MaxPool2d {
+    #[module(skip)]
     window: Window,
 }
 
@@ -83,10 +86,19 @@ impl MaxPool2d {
 
 impl Module for MaxPool2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        max_pool2d_impl("MaxPool2d", input, &self.window)
+        record(self, max_pool2d_impl("MaxPool2d", input, &self.window))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        let w = &self.window;
+        format!(
+            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode=False",
+            size_repr(w.kernel),
+            size_repr(w.stride),
+            size_repr(w.padding),
+            size_repr(w.dilation)
+        )
+    }
 }
 
 /// `torch.nn.functional.max_pool2d(input, kernel, stride, padding, dilation)`.
@@ -108,7 +120,9 @@ pub fn max_pool2d(
 }
 
 /// Mean over each window of `[N, C, H, W]` (or `[C, H, W]`).
+#[derive(Module)]
 pub struct AvgPool2d {
+    #[module(skip)]
     window: Window,
     count_include_pad: bool,
 }
@@ -183,10 +197,23 @@ impl AvgPool2d {
 
 impl Module for AvgPool2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        avg_pool2d_impl("AvgPool2d", input, &self.window, self.count_include_pad)
+        let y = avg_pool2d_impl("AvgPool2d", input, &self.window, self.count_include_pad);
+        record(self, y)
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        let w = &self.window;
+        let mut s = format!(
+            "kernel_size={}, stride={}, padding={}",
+            size_repr(w.kernel),
+            size_repr(w.stride),
+            size_repr(w.padding)
+        );
+        if !self.count_include_pad {
+            s += &format!(", count_include_pad={}", py_bool(false));
+        }
+        s
+    }
 }
 
 /// `torch.nn.functional.avg_pool2d(input, kernel, stride, padding, count_include_pad=...)`.
@@ -208,7 +235,9 @@ pub fn avg_pool2d(
 }
 
 /// Mean over PyTorch's adaptive windows, giving a fixed output size.
+#[derive(Module)]
 pub struct AdaptiveAvgPool2d {
+    #[module(skip)]
     output_size: Size2,
 }
 
@@ -236,10 +265,12 @@ impl AdaptiveAvgPool2d {
 
 impl Module for AdaptiveAvgPool2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        adaptive_avg_pool2d(input, self.output_size)
+        record(self, adaptive_avg_pool2d(input, self.output_size))
     }
 
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, Entry<'_>)) {}
+    fn extra_repr(&self) -> String {
+        format!("output_size={}", size_repr(self.output_size))
+    }
 }
 
 /// `torch.nn.functional.adaptive_avg_pool2d(input, output_size)`.
@@ -365,6 +396,16 @@ fn pool_axis(x: &Tensor, dim: usize, spans: &[(usize, usize, usize)]) -> Result<
 
 /// A pooling window with PyTorch's checks: stride defaults to the kernel and
 /// padding may be at most half the kernel (so no window is all padding).
+/// A size as PyTorch prints what it was given: `2` for a square one,
+/// `(2, 3)` otherwise.
+fn size_repr(s: Size2) -> String {
+    if s.h == s.w {
+        s.h.to_string()
+    } else {
+        py_tuple(&[s.h, s.w])
+    }
+}
+
 fn pool_window(
     op: &'static str,
     kernel: Size2,

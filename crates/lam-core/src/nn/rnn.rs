@@ -32,7 +32,8 @@ mod cell;
 pub use cell::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
 use cell::{step, Cell};
 
-use super::{init, join, Entry, Mode, Module};
+use super::summary::{note, record};
+use super::{init, join, py_bool, py_float, Entry, Mode, Module, Visit};
 use crate::tensor::check_operands;
 use crate::{DType, Device, Error, Result, Tensor};
 
@@ -152,6 +153,7 @@ impl RNN {
     /// (`[T, B, D·H]`) and the final hidden state `h_n` (`[layers·D, B, H]`).
     pub fn forward(&self, input: &Tensor, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let (out, mut states) = self.core.run(input, &[h0])?;
+        note(self, &out);
         Ok((out, states.remove(0)))
     }
 
@@ -194,6 +196,7 @@ impl LSTM {
             None => (None, None),
         };
         let (out, mut states) = self.core.run(input, &[h0, c0])?;
+        note(self, &out);
         let c = states.remove(1);
         let h = states.remove(0);
         Ok((out, (h, c)))
@@ -222,6 +225,7 @@ impl GRU {
     /// (`[T, B, D·H]`) and the final hidden state `h_n` (`[layers·D, B, H]`).
     pub fn forward(&self, input: &Tensor, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let (out, mut states) = self.core.run(input, &[h0])?;
+        note(self, &out);
         Ok((out, states.remove(0)))
     }
 }
@@ -254,11 +258,26 @@ macro_rules! recurrent_common {
             fn forward(&self, input: &Tensor) -> Result<Tensor> {
                 let none = [None, None];
                 let n = self.core.cell.num_states();
-                Ok(self.core.run(input, &none[..n])?.0)
+                record(self, self.core.run(input, &none[..n]).map(|(out, _)| out))
             }
 
+            fn extra_repr(&self) -> String {
+                self.core.extra_repr()
+            }
+        }
+
+        // Per-layer names (`weight_ih_l0`, `bias_hh_l1_reverse`, ...), so
+        // written by hand rather than derived from fields.
+        impl Visit for $name {
             fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
                 self.core.visit(prefix, f)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            /// PyTorch's `print(model)`.
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                super::fmt_module(self, f)
             }
         }
     };
@@ -386,6 +405,29 @@ impl Recurrent {
             }
         }
         self.mode.visit(prefix, f);
+    }
+
+    /// PyTorch's `RNNBase.extra_repr`: sizes, then the options that are not
+    /// the defaults.
+    fn extra_repr(&self) -> String {
+        let c = &self.config;
+        let mut s = format!("{}, {}", self.input_size, self.hidden_size);
+        if c.num_layers != 1 {
+            s += &format!(", num_layers={}", c.num_layers);
+        }
+        if !c.bias {
+            s += &format!(", bias={}", py_bool(false));
+        }
+        if c.batch_first {
+            s += &format!(", batch_first={}", py_bool(true));
+        }
+        if c.dropout != 0.0 {
+            s += &format!(", dropout={}", py_float(c.dropout));
+        }
+        if c.bidirectional {
+            s += &format!(", bidirectional={}", py_bool(true));
+        }
+        s
     }
 
     /// Runs every layer; `initial` holds one optional tensor per state

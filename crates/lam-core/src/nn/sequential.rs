@@ -3,7 +3,10 @@
 //! Children are named by position (`0.weight`, `1.bias`, ...), exactly the
 //! `state_dict` keys PyTorch gives the same stack.
 
-use super::{join, Entry, Module};
+use std::fmt;
+
+use super::summary::{self, record};
+use super::{fmt_module, join, Entry, Module, Visit};
 use crate::{Result, Tensor};
 
 /// A chain of modules; the output of each is the input of the next.
@@ -71,7 +74,12 @@ impl Module for Sequential {
         while i < self.layers.len() {
             // A layer followed by an activation it can absorb (Linear then
             // ReLU) runs as one fused op: same result, one pass fewer.
-            let act = self.layers.get(i + 1).and_then(|next| next.as_activation());
+            // (Not while a summary is taken: each layer reports its own output.)
+            let act = self
+                .layers
+                .get(i + 1)
+                .filter(|_| !summary::recording())
+                .and_then(|next| next.as_activation());
             if let Some(fused) = act.and_then(|a| self.layers[i].forward_then(&x, a)) {
                 x = fused?;
                 i += 2;
@@ -80,12 +88,27 @@ impl Module for Sequential {
                 i += 1;
             }
         }
-        Ok(x)
+        record(self, Ok(x))
     }
+}
 
+impl Visit for Sequential {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         for (i, layer) in self.layers.iter().enumerate() {
             layer.visit(&join(prefix, &i.to_string()), f);
         }
+    }
+
+    fn children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            f(&i.to_string(), layer.as_ref());
+        }
+    }
+}
+
+impl fmt::Display for Sequential {
+    /// PyTorch's `print(model)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_module(self, f)
     }
 }

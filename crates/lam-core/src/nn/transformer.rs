@@ -8,8 +8,9 @@
 //! `self_attn.in_proj_weight` and `linear1.bias` match PyTorch's and weights
 //! interchange through safetensors checkpoints.
 
+use super::summary::record;
 use super::{
-    join, AttnMask, Dropout, Entry, LayerNorm, LayerNormConfig, Linear, LinearConfig, Module,
+    AttnMask, Dropout, LayerNorm, LayerNormConfig, Linear, LinearConfig, Module,
     MultiheadAttention, MultiheadAttentionConfig,
 };
 use crate::{Device, Error, Result, Tensor};
@@ -59,21 +60,24 @@ impl Default for TransformerEncoderLayerConfig {
     }
 }
 
-/// One Transformer encoder block.
+/// One Transformer encoder block. The fields are in PyTorch's order of
+/// registration, which is the order of its `state_dict` and its printout.
+#[derive(Module)]
 pub struct TransformerEncoderLayer {
     /// Self-attention.
     pub self_attn: MultiheadAttention,
     /// `d_model → dim_feedforward`.
     pub linear1: Linear,
+    dropout: Dropout,
     /// `dim_feedforward → d_model`.
     pub linear2: Linear,
     /// LayerNorm of the attention block.
     pub norm1: LayerNorm,
     /// LayerNorm of the feed-forward block.
     pub norm2: LayerNorm,
-    dropout: Dropout,
     dropout1: Dropout,
     dropout2: Dropout,
+    #[module(skip)]
     config: TransformerEncoderLayerConfig,
 }
 
@@ -115,10 +119,10 @@ impl TransformerEncoderLayer {
         Ok(TransformerEncoderLayer {
             self_attn: MultiheadAttention::with_config(d_model, nhead, attn_config, device)?,
             linear1: Linear::with_config(d_model, config.dim_feedforward, linear_config, device)?,
+            dropout: Dropout::new(config.dropout)?,
             linear2: Linear::with_config(config.dim_feedforward, d_model, linear_config, device)?,
             norm1: LayerNorm::with_config(&[d_model], norm_config, device)?,
             norm2: LayerNorm::with_config(&[d_model], norm_config, device)?,
-            dropout: Dropout::new(config.dropout)?,
             dropout1: Dropout::new(config.dropout)?,
             dropout2: Dropout::new(config.dropout)?,
             config,
@@ -140,13 +144,14 @@ impl TransformerEncoderLayer {
                 .forward(x, x, x, src_key_padding_mask, src_mask, false)?;
             self.dropout1.forward(&y)
         };
-        if self.config.norm_first {
+        let y = if self.config.norm_first {
             let x = src.add(&attend(&self.norm1.forward(src)?)?)?;
             x.add(&self.feed_forward(&self.norm2.forward(&x)?)?)
         } else {
             let x = self.norm1.forward(&src.add(&attend(src)?)?)?;
             self.norm2.forward(&x.add(&self.feed_forward(&x)?)?)
-        }
+        };
+        record(self, y)
     }
 
     /// The options it was built with.
@@ -170,16 +175,5 @@ impl Module for TransformerEncoderLayer {
     /// The block without masks.
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
         TransformerEncoderLayer::forward(self, input, None, None)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.self_attn.visit(&join(prefix, "self_attn"), f);
-        self.linear1.visit(&join(prefix, "linear1"), f);
-        self.dropout.visit(&join(prefix, "dropout"), f);
-        self.linear2.visit(&join(prefix, "linear2"), f);
-        self.norm1.visit(&join(prefix, "norm1"), f);
-        self.norm2.visit(&join(prefix, "norm2"), f);
-        self.dropout1.visit(&join(prefix, "dropout1"), f);
-        self.dropout2.visit(&join(prefix, "dropout2"), f);
     }
 }

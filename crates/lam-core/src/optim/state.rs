@@ -32,6 +32,9 @@ impl Params {
                 ));
             }
         }
+        // So that the first backward reports a tensor given a gradient
+        // that no optimizer updates (a parameter missing from a model's visit).
+        crate::autograd::register_optimized(&tensors);
         let state = vec![None; tensors.len()];
         Ok(Params { tensors, state })
     }

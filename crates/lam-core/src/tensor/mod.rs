@@ -11,7 +11,9 @@
 //! from host data and fills), `view` (reshape, permute, narrow, expand, ...:
 //! new layouts, no data moved), `display`, and `dims`: the shape-check
 //! vocabulary that ops and layers share (`dims2`..`dims4`, `batched`,
-//! `rank_in`, `expect_shape`, `check_operands`).
+//! `rank_in`, `expect_shape`, `check_operands`). `ops` has the arithmetic
+//! operators (`&a + &b`, `&x * 2.0`, `-&x`), which only forward to the ops,
+//! and [`Dims`], the one-or-several dims argument of reductions.
 
 mod copy;
 mod creation;
@@ -21,10 +23,13 @@ mod display;
 mod elementwise;
 mod index;
 mod matmul;
+mod ops;
 mod random;
 mod reduce;
 mod softmax;
 mod view;
+
+pub use ops::Dims;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -9,13 +9,15 @@
 //! row ±0.02 at magnitude 1000 where it must be exactly 0; with an exact mean
 //! the variance of such a group is exactly 0 too.
 
+use super::Dims;
 use crate::backend::ReduceOp;
 use crate::layout::normalize_axis;
 use crate::{no_grad, Error, Layout, Result, Tensor};
 
 impl Tensor {
-    /// Sum over `dims` (all dims when empty).
-    pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+    /// Sum over `dims` (one dim, or a list; all dims when empty).
+    pub fn sum(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        let dims = dims.as_dims();
         let axes = self.resolve_axes("sum", dims)?;
         let kept = self.reduce_raw(ReduceOp::Sum, &axes)?;
         let in_shape = self.shape();
@@ -38,7 +40,8 @@ impl Tensor {
     /// Mean over `dims` (all dims when empty); exactly `v` for equal values
     /// `v` (see the module doc). An error for an empty group, where PyTorch
     /// gives NaN.
-    pub fn mean(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub fn mean(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        let dims = dims.as_dims();
         let axes = self.resolve_axes("mean", dims)?;
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
         if count == 0 {
@@ -53,13 +56,13 @@ impl Tensor {
     }
 
     /// Maximum over `dims`; the gradient is shared evenly among tied maxima.
-    pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.extremum(ReduceOp::Max, dims, keepdim)
+    pub fn max(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.extremum(ReduceOp::Max, dims.as_dims(), keepdim)
     }
 
     /// Minimum over `dims`; the gradient is shared evenly among tied minima.
-    pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
-        self.extremum(ReduceOp::Min, dims, keepdim)
+    pub fn min(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.extremum(ReduceOp::Min, dims.as_dims(), keepdim)
     }
 
     /// Largest element, as a 0-d tensor.
@@ -83,7 +86,7 @@ impl Tensor {
     }
 
     /// Variance over `dims`; `unbiased` divides by `n - 1` (PyTorch's default).
-    pub fn var(&self, dims: &[isize], keepdim: bool, unbiased: bool) -> Result<Tensor> {
+    pub fn var(&self, dims: impl Dims, keepdim: bool, unbiased: bool) -> Result<Tensor> {
         Ok(self.var_mean(dims, keepdim, unbiased)?.0)
     }
 
@@ -91,10 +94,11 @@ impl Tensor {
     /// `var_mean`); exactly 0 and `v` for equal values `v`.
     pub fn var_mean(
         &self,
-        dims: &[isize],
+        dims: impl Dims,
         keepdim: bool,
         unbiased: bool,
     ) -> Result<(Tensor, Tensor)> {
+        let dims = dims.as_dims();
         let axes = self.resolve_axes("var", dims)?;
         let n: usize = axes.iter().map(|&a| self.dims()[a]).product();
         let denom = if unbiased { n.saturating_sub(1) } else { n };

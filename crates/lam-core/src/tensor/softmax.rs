@@ -52,7 +52,8 @@ impl Tensor {
     }
 
     /// `log Σ exp(x)` over `dims`, stable for large values.
-    pub fn logsumexp(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+    pub fn logsumexp(&self, dims: impl super::Dims, keepdim: bool) -> Result<Tensor> {
+        let dims = dims.as_dims();
         if self.numel() == 0 {
             return Err(Error::Empty { op: "logsumexp" });
         }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lam::nn::{Entry, Linear, Module};
+use lam::nn::{Linear, Module};
 use lam::prelude::*;
 use serde_json::Value;
 
@@ -109,6 +109,7 @@ pub fn assert_all_close(name: &str, got: &[f64], want: &[f64], tol: f64) {
 }
 
 /// `in → hidden → classes` with ReLU.
+#[derive(Module)]
 pub struct Mlp {
     pub fc1: Linear,
     pub fc2: Linear,
@@ -126,11 +127,6 @@ impl Mlp {
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> lam::Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.relu()?)
-    }
-
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.fc1.visit(&lam::nn::join(prefix, "fc1"), f);
-        self.fc2.visit(&lam::nn::join(prefix, "fc2"), f);
     }
 }
 

@@ -1,0 +1,20 @@
+// `param` and `buffer` are for tensors, not plain data.
+extern crate lam_core as lam;
+
+use lam::nn::{Linear, Module};
+use lam::{Result, Tensor};
+
+#[derive(Module)]
+struct Net {
+    #[module(param)]
+    hidden: usize,
+    fc: Linear,
+}
+
+impl Module for Net {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.fc.forward(x)
+    }
+}
+
+fn main() {}
