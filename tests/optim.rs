@@ -611,7 +611,8 @@ fn bad_hyper_parameters_and_parameter_lists_are_errors() -> Result<()> {
 }
 
 /// Training checkpoints store each optimizer's kind, hyper-parameter names
-/// and buffer names; files written earlier load only while these stay.
+/// and buffer names; files written earlier load only while these stay
+/// (`maximize`, added later, may be absent from an older file).
 #[test]
 fn snapshot_names_are_the_checkpoint_format() -> Result<()> {
     let p = Problem::new(&cpu())?;
@@ -623,12 +624,14 @@ fn snapshot_names_are_the_checkpoint_format() -> Result<()> {
         "eps",
         "l1",
         "lr",
+        "maximize",
         "weight_decay",
     ];
     let sgd: &[&str] = &[
         "dampening",
         "l1",
         "lr",
+        "maximize",
         "momentum",
         "nesterov",
         "weight_decay",
@@ -639,6 +642,7 @@ fn snapshot_names_are_the_checkpoint_format() -> Result<()> {
         "eps",
         "l1",
         "lr",
+        "maximize",
         "momentum",
         "weight_decay",
     ];
@@ -648,6 +652,7 @@ fn snapshot_names_are_the_checkpoint_format() -> Result<()> {
         "l1",
         "lr",
         "lr_decay",
+        "maximize",
         "weight_decay",
     ];
     let moments: &[&str] = &["exp_avg", "exp_avg_sq"];

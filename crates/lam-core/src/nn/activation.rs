@@ -1,8 +1,9 @@
 //! Activations as layers, with PyTorch's names and defaults, so they can sit
 //! in a [`super::Sequential`]: [`ReLU`], [`LeakyReLU`], [`PReLU`],
 //! [`ReLU6`], [`ELU`], [`GELU`], [`SiLU`], [`Sigmoid`], [`Tanh`],
-//! [`Softmax`], [`LogSoftmax`]; and the functional forms that are not
-//! already `Tensor` methods: [`prelu`] and [`gelu_tanh`] (plus thin
+//! [`Softplus`], [`Softmax`], [`LogSoftmax`]; and the functional forms that
+//! are not already `Tensor` methods: [`prelu`], [`gelu_tanh`] and
+//! [`softplus`] with `beta` and `threshold` (plus thin
 //! function wrappers of the methods, for code written in the
 //! `torch.nn.functional` style).
 //!
@@ -166,6 +167,46 @@ impl Module for GELU {
     }
 }
 
+/// `nn.Softplus`: `log(1 + e^(β x)) / β`, and `x` itself where
+/// `β x > threshold` (where the two agree to float precision).
+#[derive(Debug, Clone, Copy, PartialEq, Module)]
+pub struct Softplus {
+    /// `β` (default 1): larger is closer to ReLU. Must be finite and non-zero.
+    pub beta: f32,
+    /// Above this `β x` the output is `x` (default 20).
+    pub threshold: f32,
+}
+
+impl Softplus {
+    /// `nn.Softplus(beta, threshold)`.
+    pub fn new(beta: f32, threshold: f32) -> Softplus {
+        Softplus { beta, threshold }
+    }
+}
+
+impl Default for Softplus {
+    fn default() -> Self {
+        Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        }
+    }
+}
+
+impl Module for Softplus {
+    fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        record(self, softplus(input, self.beta, self.threshold))
+    }
+
+    fn extra_repr(&self) -> String {
+        format!(
+            "beta={}, threshold={}",
+            py_float(self.beta),
+            py_float(self.threshold)
+        )
+    }
+}
+
 /// `nn.Softmax(dim)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Module)]
 pub struct Softmax {
@@ -289,6 +330,34 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     let cube = x.square()?.mul(x)?;
     let inner = x.add(&cube.mul_scalar(0.044715)?)?.mul_scalar(c)?;
     x.mul(&inner.tanh()?.add_scalar(1.0)?)?.mul_scalar(0.5)
+}
+
+/// `F.softplus(x, beta, threshold)`: `log(1 + e^(β x)) / β`, and `x` where
+/// `β x > threshold` (its gradient there is 1, as PyTorch's). An error for
+/// a `beta` that is zero or not finite, or a NaN `threshold`.
+pub fn softplus(x: &Tensor, beta: f32, threshold: f32) -> Result<Tensor> {
+    let op = "softplus";
+    x.check_f32(op)?;
+    if beta == 0.0 || !beta.is_finite() || threshold.is_nan() {
+        return Err(Error::invalid(
+            op,
+            format!("beta must be finite and non-zero and threshold a number, found beta {beta} and threshold {threshold}"),
+        ));
+    }
+    let scaled = if beta == 1.0 {
+        x.clone()
+    } else {
+        x.mul_scalar(beta)?
+    };
+    let smooth = scaled.softplus()?;
+    let smooth = if beta == 1.0 {
+        smooth
+    } else {
+        smooth.div_scalar(beta)?
+    };
+    // Selected rather than blended, so the linear side's gradient is exactly
+    // 1 and the other side's never meets it.
+    Tensor::where_cond(&scaled.gt_scalar(threshold)?, x, &smooth)
 }
 
 /// `F.relu`.

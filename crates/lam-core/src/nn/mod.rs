@@ -23,7 +23,8 @@
 //!   gradient.
 //! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`].
 //! - `rnn`: [`RNN`], [`LSTM`], [`GRU`] on one engine; `rnn/cell`: one step
-//!   of each cell, shared with the `*_cell` functions.
+//!   of each cell, shared with the `*_cell` functions; `rnn/cells`: the
+//!   single-step modules [`RNNCell`], [`LSTMCell`], [`GRUCell`].
 //! - `attention`: [`MultiheadAttention`], its masks ([`AttnMask`],
 //!   [`causal_mask`]); `transformer`: [`TransformerEncoderLayer`].
 //! - `dropout`, `embedding`, `flatten`, `sequential`: one layer each.
@@ -56,8 +57,8 @@ mod window;
 
 pub use crate::backend::LinearActivation;
 pub use activation::{
-    GeluApproximate, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Tanh, ELU,
-    GELU,
+    GeluApproximate, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, SiLU, Sigmoid, Softmax, Softplus,
+    Tanh, ELU, GELU,
 };
 pub use attention::{causal_mask, AttnMask, MultiheadAttention, MultiheadAttentionConfig, MASKED};
 pub use conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
@@ -73,7 +74,7 @@ pub use linear::{Linear, LinearConfig};
 pub use module::{join, Entry, Mode, Module, Visit};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-pub use rnn::{RnnConfig, RnnNonlinearity, GRU, LSTM, RNN};
+pub use rnn::{GRUCell, LSTMCell, RNNCell, RnnConfig, RnnNonlinearity, GRU, LSTM, RNN};
 pub use sequential::Sequential;
 pub use summary::{Summary, SummaryRow};
 pub use transformer::{
@@ -86,7 +87,7 @@ pub use window::{Size2, Window};
 pub mod functional {
     pub use super::activation::{
         elu, gelu, gelu_tanh, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax,
-        tanh,
+        softplus, tanh,
     };
     pub use super::conv::{conv1d, conv2d};
     pub use super::dropout::{dropout, dropout_with};

@@ -25,11 +25,14 @@
 //!
 //! One step of each cell is also a plain function ([`rnn_tanh_cell`],
 //! [`rnn_relu_cell`], [`lstm_cell`], [`gru_cell`]; `torch.*_cell`), sharing
-//! the gate arithmetic with the layers.
+//! the gate arithmetic with the layers, and a module ([`RNNCell`],
+//! [`LSTMCell`], [`GRUCell`]; `nn.*Cell`) in `rnn/cells`.
 
 mod cell;
+mod cells;
 
 pub use cell::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
+pub use cells::{GRUCell, LSTMCell, RNNCell};
 use cell::{step, Cell};
 
 use super::summary::{note, record};

@@ -1,7 +1,7 @@
 //! Declaring an optimizer: [`optimizer!`] states, once, its public type(s)
 //! with their snapshot kind, and its hyper-parameters with PyTorch's names,
 //! types and defaults (a doc line each) beyond the three that every
-//! optimizer takes (`lr`, `weight_decay`, `l1`). From that list come the
+//! optimizer takes (`lr`, `weight_decay`, `l1`, `maximize`). From that list come the
 //! type, the `Config` struct, `Config::new(lr)` with the defaults, one
 //! builder method per field (documented by the field's doc), [`Declared`]
 //! and [`HyperParameters`], through which [`super::rule`] writes the
@@ -52,7 +52,15 @@ pub(crate) trait HyperParameters: Copy + std::fmt::Debug {
 
     /// The L1 penalty, which every optimizer takes (default 0).
     fn l1(&self) -> f32;
+
+    /// Whether to maximize the objective (step along the gradient), which
+    /// every optimizer takes (default false).
+    fn maximize(&self) -> bool;
 }
+
+/// Hyper-parameters added after snapshots were first written: a snapshot
+/// without one holds its default (false), so older checkpoints still load.
+const ADDED_LATER: &[&str] = &["maximize"];
 
 /// A hyper-parameter's value as a snapshot stores it: a number, or a flag
 /// stored as 0 or 1.
@@ -116,7 +124,12 @@ pub(crate) fn from_state<C: HyperParameters>(
     config.visit(&mut |name, _| {
         wanted.insert(name);
     });
-    let found: BTreeSet<&str> = state.hyper.keys().map(String::as_str).collect();
+    let mut found: BTreeSet<&str> = state.hyper.keys().map(String::as_str).collect();
+    for name in ADDED_LATER {
+        if wanted.contains(name) {
+            found.insert(name);
+        }
+    }
     if found != wanted {
         return Err(Error::invalid(
             OP,
@@ -148,7 +161,7 @@ pub(crate) fn from_state<C: HyperParameters>(
 ///
 /// Fields are `f32` or `bool`. Every optimizer also has `lr` (set by its
 /// `new` and by `Optimizer::set_lr`), `weight_decay` and `l1` (both with
-/// builders, default 0). Each type is a newtype over `Core<Config>`.
+/// builders, default 0) and `maximize` (with a builder, default false). Each type is a newtype over `Core<Config>`.
 macro_rules! optimizer {
     (
         $( $(#[$doc:meta])* pub struct $opt:ident = $kind:literal; )+
@@ -177,6 +190,8 @@ macro_rules! optimizer {
             weight_decay: f32,
             /// The L1 penalty.
             l1: f32,
+            /// Step along the gradient instead of against it.
+            maximize: bool,
             $($( $(#[$sdoc])* $setting: $sty, )*)?
         }
 
@@ -188,6 +203,7 @@ macro_rules! optimizer {
                     $( $hyper: $hdefault, )*
                     weight_decay: 0.0,
                     l1: 0.0,
+                    maximize: false,
                     $($( $setting: $sdefault, )*)?
                 }
             }
@@ -202,6 +218,7 @@ macro_rules! optimizer {
                 $( f(stringify!($hyper), &mut self.$hyper); )*
                 f("weight_decay", &mut self.weight_decay);
                 f("l1", &mut self.l1);
+                f("maximize", &mut self.maximize);
             }
 
             fn lr(&self) -> f32 {
@@ -214,6 +231,10 @@ macro_rules! optimizer {
 
             fn l1(&self) -> f32 {
                 self.l1
+            }
+
+            fn maximize(&self) -> bool {
+                self.maximize
             }
 
             fn set_lr(&mut self, lr: f32) {
@@ -263,6 +284,15 @@ macro_rules! optimizer {
             /// L1 penalty: adds `l1 * sign(p)` to the gradient.
             pub fn l1(mut self, l1: f32) -> Self {
                 self.0.config.l1 = l1;
+                self
+            }
+
+            /// Maximizes the objective instead of minimizing it (PyTorch's
+            /// `maximize`): the update runs on the negated gradient, before
+            /// the penalties are added, so `weight_decay` and `l1` still
+            /// shrink the parameters.
+            pub fn maximize(mut self, maximize: bool) -> Self {
+                self.0.config.maximize = maximize;
                 self
             }
 

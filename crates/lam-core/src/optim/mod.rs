@@ -9,7 +9,8 @@
 //!   Each has PyTorch's defaults and builder methods for the rest:
 //!   `Adam::new(model.parameters(), 1e-3)?.betas(0.9, 0.99).weight_decay(1e-4)`.
 //!   All take `weight_decay` (an L2 penalty added to the gradient; decoupled
-//!   for `AdamW`) and `l1` (adds `l1 * sign(p)` to the gradient).
+//!   for `AdamW`), `l1` (adds `l1 * sign(p)` to the gradient) and
+//!   `maximize` (ascends the objective: the gradient is negated first).
 //! - [`clip_grad_norm`] and [`clip_grad_value`]: `torch.nn.utils`' clipping.
 //! - [`Scheduler`]: epoch-based learning-rate schedules ([`StepLr`],
 //!   [`MultiStepLr`], [`ExponentialLr`], [`CosineAnnealing`] with linear

@@ -2,7 +2,8 @@
 //! and its update of one parameter, on top of what `optimizer!` declares
 //! ([`Declared`]). Every [`Optimizer`] method follows, once, in the blanket
 //! implementation here: `step` (check the hyper-parameters, then update
-//! each parameter that has a gradient, under `no_grad`), the learning rate,
+//! each parameter that has a gradient — negated first with `maximize` —
+//! under `no_grad`), the learning rate,
 //! and `state_dict` / `load_state_dict`.
 
 use crate::{NoGradGuard, Result, Tensor};
@@ -50,6 +51,12 @@ impl<R: Rule + Send + Sync> Optimizer for R {
         for i in 0..self.core().params.tensors.len() {
             let p = self.core().params.tensors[i].clone();
             let Some(grad) = p.grad() else { continue };
+            // PyTorch's `maximize`: every rule runs on the negated gradient.
+            let grad = if self.core().config.maximize() {
+                grad.neg()?
+            } else {
+                grad
+            };
             let mut state = self.core_mut().params.begin_step(i);
             let updated = self.update(&p, &grad, &mut state);
             self.core_mut().params.end_step(i, state);
