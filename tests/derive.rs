@@ -254,6 +254,7 @@ fn layers_print_as_pytorch() -> Result<()> {
                 3,
                 EmbeddingConfig {
                     padding_idx: Some(0),
+                    ..Default::default()
                 },
                 dev,
             )?),

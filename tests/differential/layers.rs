@@ -192,6 +192,7 @@ fn build(op: &str, a: &Args, dev: &Device) -> lam::Result<Box<dyn Module>> {
             a.usize("dim"),
             EmbeddingConfig {
                 padding_idx: a.opt_usize("padding_idx"),
+                ..Default::default()
             },
             dev,
         )?),

@@ -158,6 +158,7 @@ conformance!(bad_inputs_give_errors, |dev| {
     );
     let pad = EmbeddingConfig {
         padding_idx: Some(5),
+        ..Default::default()
     };
     assert!(Embedding::with_config(5, 2, pad, dev).is_err());
 

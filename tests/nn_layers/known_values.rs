@@ -158,6 +158,7 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Box<dyn Module>> {
                     .get("padding_idx")
                     .and_then(Value::as_u64)
                     .map(|v| v as usize),
+                ..Default::default()
             };
             Box::new(Embedding::with_config(
                 o.usize("num", 0),

@@ -142,6 +142,7 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
         batch_first: o.bool("batch_first", false),
         dropout: o.f32("dropout", 0.0),
         bidirectional: o.bool("bidirectional", false),
+        ..Default::default()
     };
     let (input, hidden) = (o.usize("input_size", 0), o.usize("hidden_size", 0));
     Ok(match case["layer"].as_str().expect("layer type") {

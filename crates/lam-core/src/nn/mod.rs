@@ -91,7 +91,7 @@ pub mod functional {
     };
     pub use super::conv::{conv1d, conv2d};
     pub use super::dropout::{dropout, dropout_with};
-    pub use super::embedding::embedding;
+    pub use super::embedding::{embedding, embedding_with};
     pub use super::linear::{linear, linear_act};
     pub use super::norm::{batch_norm, layer_norm};
     pub use super::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};

@@ -17,6 +17,11 @@
 //! and `bias_hh_l{k}` `[G·H]`, with `G` gates stacked in PyTorch's order —
 //! LSTM `i, f, g, o`; GRU `r, z, n` — all initialised `U(-1/√H, 1/√H)`.
 //!
+//! An LSTM with `proj_size = P > 0` (PyTorch's LSTMP) also has
+//! `weight_hr_l{k}` `[P, H]`: each step's `h` is projected to `P` features,
+//! so `weight_hh_l{k}` is `[4H, P]`, the output `[T, B, D·P]` and `h_n`
+//! `[layers·D, B, P]`, while `c_n` keeps `H`.
+//!
 //! Each layer's `forward(x, state)` is an inherent method returning the
 //! output and the final state; [`Module::forward`] runs it from zero state and
 //! returns the output only (so the layers fit a [`super::Sequential`]). The
@@ -32,8 +37,8 @@ mod cell;
 mod cells;
 
 pub use cell::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
-pub use cells::{GRUCell, LSTMCell, RNNCell};
 use cell::{step, Cell};
+pub use cells::{GRUCell, LSTMCell, RNNCell};
 
 use super::summary::{note, record};
 use super::{init, join, py_bool, py_float, Entry, Mode, Module, Visit};
@@ -66,6 +71,9 @@ pub struct RnnConfig {
     pub dropout: f32,
     /// Also run each layer backwards in time and concatenate (default false).
     pub bidirectional: bool,
+    /// LSTM only: project each hidden state to this many features (default
+    /// 0, none; must be below `hidden_size`).
+    pub proj_size: usize,
 }
 
 impl Default for RnnConfig {
@@ -76,6 +84,7 @@ impl Default for RnnConfig {
             batch_first: false,
             dropout: 0.0,
             bidirectional: false,
+            proj_size: 0,
         }
     }
 }
@@ -104,6 +113,11 @@ impl RnnConfig {
     /// Sets `bidirectional`.
     pub fn bidirectional(mut self, bidirectional: bool) -> Self {
         self.bidirectional = bidirectional;
+        self
+    }
+    /// Sets `proj_size` (LSTM only).
+    pub fn proj_size(mut self, proj_size: usize) -> Self {
+        self.proj_size = proj_size;
         self
     }
 }
@@ -189,6 +203,8 @@ impl LSTM {
 
     /// Runs the sequence from `(h0, c0)` (zeros when `None`); returns the
     /// output (`[T, B, D·H]`) and the final `(h_n, c_n)` (`[layers·D, B, H]`).
+    /// With `proj_size = P`, `h0`, `h_n` and the output have `P` features
+    /// in place of `H`.
     pub fn forward(
         &self,
         input: &Tensor,
@@ -203,6 +219,11 @@ impl LSTM {
         let c = states.remove(1);
         let h = states.remove(0);
         Ok((out, (h, c)))
+    }
+
+    /// Features of the projected hidden state (0: no projection).
+    pub fn proj_size(&self) -> usize {
+        self.core.config.proj_size
     }
 }
 
@@ -299,6 +320,8 @@ struct Weights {
     /// `[G·H]` each, or absent without bias.
     b_ih: Option<Tensor>,
     b_hh: Option<Tensor>,
+    /// `[P, H]`: the LSTM's projection, with `proj_size = P > 0`.
+    w_hr: Option<Tensor>,
     /// `l{k}` or `l{k}_reverse`.
     suffix: String,
 }
@@ -339,6 +362,21 @@ impl Recurrent {
                 format!("dropout must be in [0, 1], found {}", config.dropout),
             ));
         }
+        let proj = config.proj_size;
+        if proj > 0 && cell != Cell::Lstm {
+            return Err(Error::invalid(
+                op,
+                format!("proj_size is only supported by LSTM, found proj_size {proj}"),
+            ));
+        }
+        if proj >= hidden_size && proj > 0 {
+            return Err(Error::invalid(
+                op,
+                format!("proj_size must be smaller than hidden_size {hidden_size}, found {proj}"),
+            ));
+        }
+        // Features of `h`: the projection's when there is one.
+        let h_size = if proj > 0 { proj } else { hidden_size };
         let dirs = if config.bidirectional { 2 } else { 1 };
         let g = cell.gates() * hidden_size;
         let uniform = |shape: &[usize]| -> Result<Tensor> {
@@ -349,7 +387,7 @@ impl Recurrent {
             let in_size = if layer == 0 {
                 input_size
             } else {
-                hidden_size * dirs
+                h_size * dirs
             };
             for dir in 0..dirs {
                 let (b_ih, b_hh) = if config.bias {
@@ -357,11 +395,17 @@ impl Recurrent {
                 } else {
                     (None, None)
                 };
+                let w_hr = if proj > 0 {
+                    Some(uniform(&[proj, hidden_size])?)
+                } else {
+                    None
+                };
                 weights.push(Weights {
                     w_ih: uniform(&[g, in_size])?,
-                    w_hh: uniform(&[g, hidden_size])?,
+                    w_hh: uniform(&[g, h_size])?,
                     b_ih,
                     b_hh,
+                    w_hr,
                     suffix: if dir == 0 {
                         format!("l{layer}")
                     } else {
@@ -406,6 +450,12 @@ impl Recurrent {
             if let Some(b) = &w.b_hh {
                 f(&join(prefix, &format!("bias_hh_{s}")), Entry::Parameter(b));
             }
+            if let Some(w) = &w.w_hr {
+                f(
+                    &join(prefix, &format!("weight_hr_{s}")),
+                    Entry::Parameter(w),
+                );
+            }
         }
         self.mode.visit(prefix, f);
     }
@@ -415,6 +465,9 @@ impl Recurrent {
     fn extra_repr(&self) -> String {
         let c = &self.config;
         let mut s = format!("{}, {}", self.input_size, self.hidden_size);
+        if c.proj_size != 0 {
+            s += &format!(", proj_size={}", c.proj_size);
+        }
         if c.num_layers != 1 {
             s += &format!(", num_layers={}", c.num_layers);
         }
@@ -527,8 +580,17 @@ impl Recurrent {
         Ok((layer_input, finals))
     }
 
-    /// Each initial state as `[layers·D, B, H]`: given ones checked (in the
-    /// caller's batching) and given a batch dim, missing ones zero.
+    /// Features of state kind `k`: `h` has the projection's (when there is
+    /// one), `c` the hidden size.
+    fn state_size(&self, k: usize) -> usize {
+        match (k, self.config.proj_size) {
+            (0, p) if p > 0 => p,
+            _ => self.hidden_size,
+        }
+    }
+
+    /// Each initial state as `[layers·D, B, size]`: given ones checked (in
+    /// the caller's batching) and given a batch dim, missing ones zero.
     fn initial_states(
         &self,
         input: &Tensor,
@@ -537,19 +599,22 @@ impl Recurrent {
         batch: usize,
     ) -> Result<Vec<Tensor>> {
         let layers = self.config.num_layers * self.dirs();
-        let shape = [layers, batch, self.hidden_size];
         initial
             .iter()
-            .map(|s| match s {
-                None => Tensor::zeros(&shape, &input.device()),
-                Some(s) => {
-                    check_operands(self.op, DType::F32, [input, s])?;
-                    if batched {
-                        s.expect_shape(self.op, "an initial state", &shape)?;
-                        Ok((*s).clone())
-                    } else {
-                        s.expect_shape(self.op, "an initial state", &[layers, self.hidden_size])?;
-                        s.unsqueeze(1)
+            .enumerate()
+            .map(|(k, s)| {
+                let shape = [layers, batch, self.state_size(k)];
+                match s {
+                    None => Tensor::zeros(&shape, &input.device()),
+                    Some(s) => {
+                        check_operands(self.op, DType::F32, [input, s])?;
+                        if batched {
+                            s.expect_shape(self.op, "an initial state", &shape)?;
+                            Ok((*s).clone())
+                        } else {
+                            s.expect_shape(self.op, "an initial state", &[layers, shape[2]])?;
+                            s.unsqueeze(1)
+                        }
                     }
                 }
             })
@@ -593,6 +658,9 @@ impl Recurrent {
                 }
             }
             state = step(self.cell, h, &xp, &hp, &state)?;
+            if let Some(w_hr) = &w.w_hr {
+                state[0] = state[0].matmul(&w_hr.t()?)?;
+            }
             outputs.push(state[0].clone());
         }
         if reverse {

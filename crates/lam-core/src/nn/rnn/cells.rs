@@ -71,13 +71,7 @@ pub struct GRUCell {
 impl RNNCell {
     /// `nn.RNNCell(input_size, hidden_size)` (tanh, with bias).
     pub fn new(input_size: usize, hidden_size: usize, device: &Device) -> Result<RNNCell> {
-        RNNCell::with_config(
-            input_size,
-            hidden_size,
-            RnnNonlinearity::Tanh,
-            true,
-            device,
-        )
+        RNNCell::with_config(input_size, hidden_size, RnnNonlinearity::Tanh, true, device)
     }
 
     /// `nn.RNNCell(input_size, hidden_size, bias, nonlinearity)`.
@@ -131,8 +125,14 @@ impl LSTMCell {
         bias: bool,
         device: &Device,
     ) -> Result<LSTMCell> {
-        let (weight_ih, weight_hh, bias_ih, bias_hh) =
-            new_weights("LSTMCell", Cell::Lstm, input_size, hidden_size, bias, device)?;
+        let (weight_ih, weight_hh, bias_ih, bias_hh) = new_weights(
+            "LSTMCell",
+            Cell::Lstm,
+            input_size,
+            hidden_size,
+            bias,
+            device,
+        )?;
         Ok(LSTMCell {
             weight_ih,
             weight_hh,
