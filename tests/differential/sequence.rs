@@ -114,6 +114,7 @@ fn attention(a: &Args, x: &Inputs, dev: &Device) -> lam::Result<Outcome> {
         dropout: 0.0,
         bias: a.bool("bias"),
         batch_first: a.bool("batch_first"),
+        ..Default::default()
     };
     let m = MultiheadAttention::with_config(a.usize("embed"), a.usize("heads"), cfg, dev)?;
     load(&m, x)?;

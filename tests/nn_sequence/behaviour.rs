@@ -76,6 +76,8 @@ fn parameter_names_shapes_and_init() -> lam::Result<()> {
     let xavier = (6.0f32 / (6.0 + 18.0)).sqrt();
     assert!(mha
         .in_proj_weight
+        .as_ref()
+        .expect("packed projections")
         .to_vec()?
         .iter()
         .all(|x| x.abs() <= xavier));

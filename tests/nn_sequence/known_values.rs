@@ -166,6 +166,7 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
                 dropout: o.f32("dropout", 0.0),
                 bias: o.bool("bias", true),
                 batch_first: o.bool("batch_first", false),
+                ..Default::default()
             };
             Layer::Mha(MultiheadAttention::with_config(
                 o.usize("embed_dim", 0),

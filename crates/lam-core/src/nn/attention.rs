@@ -8,6 +8,16 @@
 //! `[L, B, E]`, key and value `[S, B, E]` (`[B, L, E]`, `[B, S, E]` with
 //! `batch_first`; unbatched `[L, E]`, `[S, E]` also accepted).
 //!
+//! PyTorch's options: keys of `kdim` and values of `vdim` features (then the
+//! projections are separate, `q_proj_weight` `[E, E]`, `k_proj_weight`
+//! `[E, kdim]`, `v_proj_weight` `[E, vdim]`, and there is no
+//! `in_proj_weight`); `add_bias_kv` (learned `bias_k`, `bias_v` `[1, 1, E]`
+//! appended to the projected keys and values as one more position);
+//! `add_zero_attn` (a zero key and value appended after the heads split).
+//! Each added position widens the masks with a column that masks nothing,
+//! and the attention weights (averaged over heads, or per head from
+//! [`MultiheadAttention::forward_with_weights`]) cover it.
+//!
 //! Masked scores get a large negative value ([`MASKED`]) rather than `-∞`,
 //! so a position masked twice stays finite on every backend; a query row
 //! whose keys are *all* masked therefore attends uniformly instead of giving
@@ -80,6 +90,15 @@ pub struct MultiheadAttentionConfig {
     pub bias: bool,
     /// Inputs and output are `[B, L, E]` (default false: `[L, B, E]`).
     pub batch_first: bool,
+    /// Features of the key (default none: `embed_dim`).
+    pub kdim: Option<usize>,
+    /// Features of the value (default none: `embed_dim`).
+    pub vdim: Option<usize>,
+    /// Learn `bias_k` and `bias_v`, appended to the keys and values
+    /// (default false).
+    pub add_bias_kv: bool,
+    /// Append a zero key and value to every head (default false).
+    pub add_zero_attn: bool,
 }
 
 impl Default for MultiheadAttentionConfig {
@@ -88,6 +107,10 @@ impl Default for MultiheadAttentionConfig {
             dropout: 0.0,
             bias: true,
             batch_first: false,
+            kdim: None,
+            vdim: None,
+            add_bias_kv: false,
+            add_zero_attn: false,
         }
     }
 }
@@ -95,12 +118,29 @@ impl Default for MultiheadAttentionConfig {
 /// Multi-head scaled dot-product attention.
 #[derive(Module)]
 pub struct MultiheadAttention {
-    /// `[3E, E]`: the query, key and value projections stacked.
+    /// `[3E, E]`: the query, key and value projections stacked; absent when
+    /// `kdim` or `vdim` differs from `embed_dim`.
     #[module(param)]
-    pub in_proj_weight: Tensor,
+    pub in_proj_weight: Option<Tensor>,
+    /// `[E, E]`, present (with the next two) when `kdim` or `vdim` differs
+    /// from `embed_dim`.
+    #[module(param)]
+    pub q_proj_weight: Option<Tensor>,
+    /// `[E, kdim]`.
+    #[module(param)]
+    pub k_proj_weight: Option<Tensor>,
+    /// `[E, vdim]`.
+    #[module(param)]
+    pub v_proj_weight: Option<Tensor>,
     /// `[3E]`, absent without bias.
     #[module(param)]
     pub in_proj_bias: Option<Tensor>,
+    /// `[1, 1, E]`, with `add_bias_kv`.
+    #[module(param)]
+    pub bias_k: Option<Tensor>,
+    /// `[1, 1, E]`, with `add_bias_kv`.
+    #[module(param)]
+    pub bias_v: Option<Tensor>,
     /// `[E, E]` output projection.
     pub out_proj: Linear,
     embed_dim: usize,
@@ -122,7 +162,9 @@ impl MultiheadAttention {
     }
 
     /// `nn.MultiheadAttention` with options. PyTorch's initialisation:
-    /// Xavier-uniform `in_proj_weight`, zero biases, default `out_proj.weight`.
+    /// Xavier-uniform `in_proj_weight` (or each of `q`/`k`/`v_proj_weight`),
+    /// zero biases, Xavier-normal `bias_k` and `bias_v`, default
+    /// `out_proj.weight`.
     pub fn with_config(
         embed_dim: usize,
         num_heads: usize,
@@ -150,8 +192,34 @@ impl MultiheadAttention {
                 format!("dropout must be in [0, 1], found {}", config.dropout),
             ));
         }
-        let in_proj_weight =
-            init::xavier_uniform(&[3 * embed_dim, embed_dim], 1.0, device)?.requires_grad_()?;
+        let (kdim, vdim) = (
+            config.kdim.unwrap_or(embed_dim),
+            config.vdim.unwrap_or(embed_dim),
+        );
+        if kdim == 0 || vdim == 0 {
+            return Err(Error::invalid(
+                op,
+                format!("kdim and vdim must be positive, found {kdim} and {vdim}"),
+            ));
+        }
+        let xavier = |shape: &[usize]| init::xavier_uniform(shape, 1.0, device)?.requires_grad_();
+        let (in_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight) =
+            if kdim == embed_dim && vdim == embed_dim {
+                (Some(xavier(&[3 * embed_dim, embed_dim])?), None, None, None)
+            } else {
+                (
+                    None,
+                    Some(xavier(&[embed_dim, embed_dim])?),
+                    Some(xavier(&[embed_dim, kdim])?),
+                    Some(xavier(&[embed_dim, vdim])?),
+                )
+            };
+        let (bias_k, bias_v) = if config.add_bias_kv {
+            let normal = || init::xavier_normal(&[1, 1, embed_dim], 1.0, device)?.requires_grad_();
+            (Some(normal()?), Some(normal()?))
+        } else {
+            (None, None)
+        };
         let in_proj_bias = if config.bias {
             Some(Tensor::zeros(&[3 * embed_dim], device)?.requires_grad_()?)
         } else {
@@ -168,7 +236,12 @@ impl MultiheadAttention {
         }
         Ok(MultiheadAttention {
             in_proj_weight,
+            q_proj_weight,
+            k_proj_weight,
+            v_proj_weight,
             in_proj_bias,
+            bias_k,
+            bias_v,
             out_proj,
             embed_dim,
             num_heads,
@@ -191,49 +264,27 @@ impl MultiheadAttention {
         attn_mask: Option<AttnMask<'_>>,
         need_weights: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        check_operands(OP, DType::F32, [query, key, value])?;
-        // The query decides batched or unbatched; key and value follow it.
-        let batched = query.batched(OP, 3, "batched query", "unbatched query")?;
-        let q = self.batch_major(query, "query", batched)?;
-        let k = self.batch_major(key, "key", batched)?;
-        let v = self.batch_major(value, "value", batched)?;
-        let ((b, l, _), (_, s, _)) = (q.dims3(OP, "query")?, k.dims3(OP, "key")?);
-        if k.dims()[0] != b || v.dims()[..2] != [b, s] {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "key and value with the query's batch size {b} and equal lengths, key {:?}",
-                    key.dims()
-                ),
-                value.dims(),
-            ));
-        }
-        if b == 0 || l == 0 || s == 0 {
-            return Err(Error::Empty { op: OP });
-        }
+        let weights = need_weights.then_some(true);
+        self.attend(query, key, value, key_padding_mask, attn_mask, weights)
+    }
 
-        let d = self.embed_dim / self.num_heads;
-        let qh = self.project(&q, 0)?.mul_scalar(1.0 / (d as f32).sqrt())?;
-        let (kh, vh) = (self.project(&k, 1)?, self.project(&v, 2)?);
-        let scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S]
-        let scores = self.masked(scores, attn_mask, key_padding_mask, batched)?;
-
-        let mut weights = scores.softmax(-1)?;
-        if self.mode.is_training() && self.config.dropout > 0.0 {
-            weights = super::dropout::dropout(&weights, self.config.dropout, true)?;
-        }
-        let out = weights
-            .matmul(&vh)? // [B, H, L, d]
-            .permute(&[0, 2, 1, 3])?
-            .reshape_exact(&[b, l, self.embed_dim])?;
-        let out = self.caller_layout(self.out_proj.forward(&out)?, batched)?;
-        let weights = if need_weights {
-            let avg = weights.mean(&[1], false)?; // [B, L, S]
-            Some(if batched { avg } else { avg.squeeze(0)? })
-        } else {
-            None
-        };
-        note(self, &out);
+    /// [`forward`](Self::forward) with the attention weights, averaged over
+    /// heads (`[B, L, S]`) when `average_attn_weights`, else per head
+    /// (`[B, num_heads, L, S]`; unbatched without the `B`) — PyTorch's
+    /// `need_weights=True, average_attn_weights=...`.
+    pub fn forward_with_weights(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        key_padding_mask: Option<AttnMask<'_>>,
+        attn_mask: Option<AttnMask<'_>>,
+        average_attn_weights: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let weights = Some(average_attn_weights);
+        let (out, weights) =
+            self.attend(query, key, value, key_padding_mask, attn_mask, weights)?;
+        let weights = weights.ok_or_else(|| Error::invalid(OP, "no attention weights"))?;
         Ok((out, weights))
     }
 
@@ -259,20 +310,102 @@ impl MultiheadAttention {
 }
 
 impl MultiheadAttention {
-    /// `t` (the query, key or value, `name`d in errors) as `[B, len, E]`:
-    /// checked to be of the query's batching with embed_dim features.
-    fn batch_major(&self, t: &Tensor, name: &str, batched: bool) -> Result<Tensor> {
+    /// The attention; `weights` says whether to return the weights, and
+    /// whether averaged over heads (`Some(true)`) or per head.
+    fn attend(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        value: &Tensor,
+        key_padding_mask: Option<AttnMask<'_>>,
+        attn_mask: Option<AttnMask<'_>>,
+        weights: Option<bool>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        check_operands(OP, DType::F32, [query, key, value])?;
+        // The query decides batched or unbatched; key and value follow it.
+        let batched = query.batched(OP, 3, "batched query", "unbatched query")?;
+        let e = self.embed_dim;
+        let (kdim, vdim) = (self.config.kdim.unwrap_or(e), self.config.vdim.unwrap_or(e));
+        let q = self.batch_major(query, "query", "embed_dim", e, batched)?;
+        let k = self.batch_major(key, "key", "kdim", kdim, batched)?;
+        let v = self.batch_major(value, "value", "vdim", vdim, batched)?;
+        let ((b, l, _), (_, s, _)) = (q.dims3(OP, "query")?, k.dims3(OP, "key")?);
+        if k.dims()[0] != b || v.dims()[..2] != [b, s] {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "key and value with the query's batch size {b} and equal lengths, key {:?}",
+                    key.dims()
+                ),
+                value.dims(),
+            ));
+        }
+        if b == 0 || l == 0 || s == 0 {
+            return Err(Error::Empty { op: OP });
+        }
+
+        let d = e / self.num_heads;
+        let q = self.project(&q, 0)?;
+        let (mut k, mut v) = (self.project(&k, 1)?, self.project(&v, 2)?);
+        if let (Some(bias_k), Some(bias_v)) = (&self.bias_k, &self.bias_v) {
+            let shape = [b as isize, 1, e as isize];
+            k = Tensor::cat(&[k, bias_k.expand(&shape)?], 1)?;
+            v = Tensor::cat(&[v, bias_v.expand(&shape)?], 1)?;
+        }
+        let qh = self.heads(&q)?.mul_scalar(1.0 / (d as f32).sqrt())?;
+        let (mut kh, mut vh) = (self.heads(&k)?, self.heads(&v)?);
+        if self.config.add_zero_attn {
+            let zeros = Tensor::zeros(&[b, self.num_heads, 1, d], &q.device())?;
+            kh = Tensor::cat(&[kh, zeros.clone()], 2)?;
+            vh = Tensor::cat(&[vh, zeros], 2)?;
+        }
+        let scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S + added]
+        let scores = self.masked(scores, s, attn_mask, key_padding_mask, batched)?;
+
+        let mut attn = scores.softmax(-1)?;
+        if self.mode.is_training() && self.config.dropout > 0.0 {
+            attn = super::dropout::dropout(&attn, self.config.dropout, true)?;
+        }
+        let out = attn
+            .matmul(&vh)? // [B, H, L, d]
+            .permute(&[0, 2, 1, 3])?
+            .reshape_exact(&[b, l, e])?;
+        let out = self.caller_layout(self.out_proj.forward(&out)?, batched)?;
+        let weights = match weights {
+            None => None,
+            Some(average) => {
+                let w = if average {
+                    attn.mean(&[1], false)? // [B, L, S]
+                } else {
+                    attn
+                };
+                Some(if batched { w } else { w.squeeze(0)? })
+            }
+        };
+        note(self, &out);
+        Ok((out, weights))
+    }
+
+    /// `t` (the query, key or value, `name`d in errors) as `[B, len, F]`:
+    /// checked to be of the query's batching with `features` (`what`) last.
+    fn batch_major(
+        &self,
+        t: &Tensor,
+        name: &str,
+        what: &str,
+        features: usize,
+        batched: bool,
+    ) -> Result<Tensor> {
         let (rank, form) = if batched {
             (3, "batched, as the query")
         } else {
             (2, "unbatched, as the query")
         };
         t.expect_rank(OP, &format!("{name}, {form}"), rank)?;
-        let e = self.embed_dim;
-        if t.dims()[rank - 1] != e {
+        if t.dims()[rank - 1] != features {
             return Err(Error::shape(
                 OP,
-                format!("a {name} whose last dim is embed_dim {e}"),
+                format!("a {name} whose last dim is {what} {features}"),
                 t.dims(),
             ));
         }
@@ -296,31 +429,63 @@ impl MultiheadAttention {
         }
     }
 
-    /// `x: [B, len, E]` through projection rows `part` (0 query, 1 key,
-    /// 2 value), split into heads: `[B, H, len, d]`.
+    /// `x: [B, len, F]` through projection `part` (0 query, 1 key,
+    /// 2 value): `[B, len, E]`.
     fn project(&self, x: &Tensor, part: usize) -> Result<Tensor> {
         let e = self.embed_dim;
-        let (h, d) = (self.num_heads, e / self.num_heads);
-        let w = self.in_proj_weight.narrow(0, part * e, e)?;
+        let separate = [
+            &self.q_proj_weight,
+            &self.k_proj_weight,
+            &self.v_proj_weight,
+        ];
+        let w = match (&self.in_proj_weight, separate[part]) {
+            (Some(packed), _) => packed.narrow(0, part * e, e)?,
+            (None, Some(w)) => w.clone(),
+            (None, None) => {
+                return Err(Error::invalid(
+                    OP,
+                    "neither in_proj_weight nor q/k/v_proj_weight",
+                ))
+            }
+        };
         let bias = match &self.in_proj_bias {
             Some(bias) => Some(bias.narrow(0, part * e, e)?),
             None => None,
         };
-        let (b, len) = (x.dims()[0], x.dims()[1]);
-        super::linear::linear(x, &w, bias.as_ref())?
-            .reshape_exact(&[b, len, h, d])?
-            .permute(&[0, 2, 1, 3])
+        super::linear::linear(x, &w, bias.as_ref())
     }
 
-    /// `scores: [B, H, L, S]` plus both masks, checked against its shape.
+    /// `x: [B, len, E]` split into heads: `[B, H, len, d]`.
+    fn heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (h, d) = (self.num_heads, self.embed_dim / self.num_heads);
+        let (b, len) = (x.dims()[0], x.dims()[1]);
+        x.reshape_exact(&[b, len, h, d])?.permute(&[0, 2, 1, 3])
+    }
+
+    /// `scores: [B, H, L, s + added]` plus both masks, checked against the
+    /// key length `s`; the positions added after the keys (`bias_k`, the
+    /// zero attention) are never masked.
     fn masked(
         &self,
         mut scores: Tensor,
+        s: usize,
         attn_mask: Option<AttnMask<'_>>,
         key_padding_mask: Option<AttnMask<'_>>,
         batched: bool,
     ) -> Result<Tensor> {
-        let (b, h, l, s) = scores.dims4(OP, "scores")?;
+        let (b, h, l, width) = scores.dims4(OP, "scores")?;
+        let added = width - s;
+        // An additive mask `[.., s]` widened with `added` zero columns.
+        let widen = |m: Tensor| -> Result<Tensor> {
+            if added == 0 {
+                return Ok(m);
+            }
+            let mut shape = m.shape();
+            let last = shape.len() - 1;
+            shape[last] = added;
+            let zeros = Tensor::zeros(&shape, &m.device())?;
+            Tensor::cat(&[m, zeros], -1)
+        };
         if let Some(mask) = attn_mask {
             let m = mask.tensor();
             let additive = mask.additive(OP)?;
@@ -335,14 +500,14 @@ impl MultiheadAttention {
                     m.dims(),
                 ));
             };
-            scores = scores.add(&additive)?;
+            scores = scores.add(&widen(additive)?)?;
         }
         if let Some(mask) = key_padding_mask {
             let expected: &[usize] = if batched { &[b, s] } else { &[s] };
             mask.tensor()
                 .expect_shape(OP, "a key_padding_mask", expected)?;
             let additive = mask.additive(OP)?.reshape_exact(&[b, 1, 1, s])?;
-            scores = scores.add(&additive)?;
+            scores = scores.add(&widen(additive)?)?;
         }
         Ok(scores)
     }

@@ -109,6 +109,7 @@ impl TransformerEncoderLayer {
             dropout: config.dropout,
             bias: config.bias,
             batch_first: config.batch_first,
+            ..MultiheadAttentionConfig::default()
         };
         let linear_config = LinearConfig { bias: config.bias };
         let norm_config = LayerNormConfig {
