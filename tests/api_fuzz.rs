@@ -13,7 +13,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use lam::loss::{CrossEntropyLoss, NllLoss};
 use lam::nn::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, Embedding,
-    LayerNorm, Linear, MaxPool2d, Module, MultiheadAttention, PReLU, Softmax,
+    EmbeddingConfig, GRUCell, LSTMCell, LayerNorm, Linear, MaxPool2d, Module, MultiheadAttention,
+    MultiheadAttentionConfig, PReLU, RNNCell, RnnConfig, Softmax, Softplus,
     TransformerEncoderLayer, GRU, LSTM, RNN,
 };
 use lam::prelude::*;
@@ -300,6 +301,58 @@ const CALLS: &[(&str, Call)] = &[
         let (e, h) = (r.below(5), r.below(3));
         let m = MultiheadAttention::new(e, h, d)?;
         run(&m, &[r.below(3), r.below(3), e], r, d)
+    }),
+    ("Embedding options", |r, d| {
+        let config = EmbeddingConfig {
+            padding_idx: None,
+            max_norm: Some(r.float()),
+            norm_type: r.float(),
+            scale_grad_by_freq: r.below(2) == 0,
+        };
+        let e = Embedding::with_config(r.below(4), r.below(4), config, d)?;
+        let y = e.forward(&r.index(d)?)?;
+        y.to_vec()?;
+        y.sum_all()?.backward()
+    }),
+    ("LSTM proj_size", |r, d| {
+        let i = r.below(3);
+        let config = RnnConfig::default().proj_size(r.below(4));
+        run(
+            &LSTM::with_config(i, r.below(4), config, d)?,
+            &[r.below(3), r.below(3), i],
+            r,
+            d,
+        )
+    }),
+    ("RNNCell", |r, d| {
+        let i = r.below(3);
+        run(&RNNCell::new(i, r.below(3), d)?, &[r.below(3), i], r, d)
+    }),
+    ("LSTMCell", |r, d| {
+        let i = r.below(3);
+        run(&LSTMCell::new(i, r.below(3), d)?, &[r.below(3), i], r, d)
+    }),
+    ("GRUCell", |r, d| {
+        let i = r.below(3);
+        run(&GRUCell::new(i, r.below(3), d)?, &[r.below(3), i], r, d)
+    }),
+    ("Softplus", |r, d| {
+        run(&Softplus::new(r.float(), r.float()), &[r.below(3)], r, d)
+    }),
+    ("MultiheadAttention options", |r, d| {
+        let (e, h) = (r.below(5), r.below(3));
+        let config = MultiheadAttentionConfig {
+            kdim: Some(r.below(4)),
+            vdim: Some(r.below(4)),
+            add_bias_kv: r.below(2) == 0,
+            add_zero_attn: r.below(2) == 0,
+            ..Default::default()
+        };
+        let m = MultiheadAttention::with_config(e, h, config, d)?;
+        let (q, k, v) = (r.tensor(d)?, r.tensor(d)?, r.tensor(d)?);
+        let (out, w) = m.forward_with_weights(&q, &k, &v, None, None, r.below(2) == 0)?;
+        out.to_vec()?;
+        w.to_vec().map(drop)
     }),
     ("TransformerEncoderLayer", |r, d| {
         let (e, h) = (r.below(5), r.below(3));

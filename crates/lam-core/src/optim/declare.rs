@@ -59,7 +59,8 @@ pub(crate) trait HyperParameters: Copy + std::fmt::Debug {
 }
 
 /// Hyper-parameters added after snapshots were first written: a snapshot
-/// without one holds its default (false), so older checkpoints still load.
+/// without one means its default (false, stored as 0), so older
+/// checkpoints still load.
 const ADDED_LATER: &[&str] = &["maximize"];
 
 /// A hyper-parameter's value as a snapshot stores it: a number, or a flag
@@ -137,8 +138,10 @@ pub(crate) fn from_state<C: HyperParameters>(
         ));
     }
     config.visit(&mut |name, value| {
-        if let Some(&stored) = state.hyper.get(name) {
-            value.set(stored);
+        match state.hyper.get(name) {
+            Some(&stored) => value.set(stored),
+            // Absent from an older snapshot: the default (false).
+            None => value.set(0.0),
         }
     });
     Ok(config)
