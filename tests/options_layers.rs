@@ -520,3 +520,57 @@ fn maximize_is_in_snapshots() -> lam::Result<()> {
     }
     Ok(())
 }
+
+/// Finite differences agree with backpropagation through the new options
+/// (the fixtures compare against PyTorch; this needs no reference).
+#[test]
+fn gradients_match_finite_differences() -> lam::Result<()> {
+    use lam::testing::{gradcheck, GradCheck};
+    let dev = Device::cpu();
+    let check = |f: &dyn Fn(&[Tensor]) -> lam::Result<Tensor>, inputs: &[Tensor]| {
+        gradcheck(f, inputs, GradCheck::default())
+    };
+
+    // Softplus on both sides of its threshold (β x = 3), away from the kink.
+    let x = Tensor::from_vec(vec![-2.0, -0.3, 0.4, 1.2, 1.9, 2.6], &[6], &dev)?;
+    check(&|a| functional::softplus(&a[0], 2.0, 3.0), &[x])?;
+
+    let config = MultiheadAttentionConfig {
+        kdim: Some(3),
+        vdim: Some(2),
+        add_bias_kv: true,
+        add_zero_attn: true,
+        ..Default::default()
+    };
+    let mha = MultiheadAttention::with_config(4, 2, config, &dev)?;
+    let (q, k, v) = (
+        rnd(&[2, 2, 4], 21, &dev),
+        rnd(&[3, 2, 3], 22, &dev),
+        rnd(&[3, 2, 2], 23, &dev),
+    );
+    check(
+        &|a| {
+            let (out, w) = mha.forward_with_weights(&a[0], &a[1], &a[2], None, None, false)?;
+            Tensor::cat(&[out.flatten(0, -1)?, w.flatten(0, -1)?], 0)
+        },
+        &[q, k, v],
+    )?;
+
+    let lstm = LSTM::with_config(2, 3, RnnConfig::default().proj_size(2), &dev)?;
+    let (x, h0, c0) = (
+        rnd(&[3, 2, 2], 31, &dev),
+        rnd(&[1, 2, 2], 32, &dev),
+        rnd(&[1, 2, 3], 33, &dev),
+    );
+    check(
+        &|a| {
+            let (out, (h, c)) = lstm.forward(&a[0], Some((&a[1], &a[2])))?;
+            Tensor::cat(
+                &[out.flatten(0, -1)?, h.flatten(0, -1)?, c.flatten(0, -1)?],
+                0,
+            )
+        },
+        &[x, h0, c0],
+    )?;
+    Ok(())
+}
