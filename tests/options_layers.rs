@@ -6,8 +6,9 @@
 //! `maximize` on every optimizer.
 //!
 //! Known values: `fixtures/options/layers.json`, written in float64 by
-//! `fixtures/make_options_layer_fixtures.py`. Each layer case loads
-//! PyTorch's `state_dict` by name (so names and shapes must be PyTorch's),
+//! `fixtures/make_options_layer_fixtures.py`. Each layer case checks its
+//! `state_dict` keys against PyTorch's, in order, loads PyTorch's values by
+//! name (so shapes must be PyTorch's too),
 //! calls the layer as PyTorch did, and compares every output, the input and
 //! parameter gradients of `Σ outputs · grad_outputs`, the state the call
 //! changed, and `print(module)`. Each optimizer case takes PyTorch's three
@@ -71,6 +72,16 @@ type Inputs = BTreeMap<String, Tensor>;
 fn run_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let layer = Layer::build(case, dev)?;
     let module = layer.module();
+    let keys: Vec<String> = module.state_dict().into_iter().map(|(k, _)| k).collect();
+    if keys != case["keys"].as_array().expect("keys").as_slice() {
+        return Err(Error::invalid(
+            "fixture",
+            format!(
+                "state_dict keys {keys:?}, PyTorch's (in order) {}",
+                case["keys"]
+            ),
+        ));
+    }
     fixture::load_state(module, &case["state"], dev)?;
     let mut inputs = Inputs::new();
     for (name, v) in case["inputs"].as_object().expect("inputs") {
