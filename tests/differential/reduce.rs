@@ -10,7 +10,7 @@ use super::runner::{Inputs, Outcome};
 
 pub fn reduce_tol(op: &str, grad: bool) -> Tol {
     let base = match op {
-        "logsumexp" | "var" => Tol::new(1e-6, 2e-5, 4e-6),
+        "logsumexp" | "var" | "std" => Tol::new(1e-6, 2e-5, 4e-6),
         _ => Tol::new(1e-7, 2e-6, 2e-6),
     };
     if grad {
@@ -29,6 +29,7 @@ pub fn reduce(op: &str, a: &Args, x: &Inputs, _dev: &Device) -> lam::Result<Outc
         "max" => t.max(&a.isizes("dims"), keep()),
         "min" => t.min(&a.isizes("dims"), keep()),
         "var" => t.var(&a.isizes("dims"), keep(), a.bool("unbiased")),
+        "std" => t.std(&a.isizes("dims"), keep(), a.f32("correction") as f64),
         "logsumexp" => t.logsumexp(&a.isizes("dims"), keep()),
         "argmax" => t.argmax(a.isize("dim"), keep()),
         "argmin" => t.argmin(a.isize("dim"), keep()),

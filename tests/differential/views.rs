@@ -34,6 +34,12 @@ pub fn view(op: &str, a: &Args, x: &Inputs, _dev: &Device) -> lam::Result<Outcom
         "expand" => one(t.expand(&a.isizes("shape"))),
         "narrow" => one(t.narrow(a.isize("dim"), a.usize("start"), a.usize("len"))),
         "slice" => one(t.slice(a.isize("dim"), a.usize("start"), a.usize("end"))),
+        "slice_step" => one(t.slice_step(
+            a.isize("dim"),
+            a.usize("start"),
+            a.usize("end"),
+            a.usize("step"),
+        )),
         "get" => one(t.get(a.usize("index"))),
         "contiguous" => one(t.contiguous()),
         "cat" => one(Tensor::cat(&x.tensors, a.isize("dim"))),

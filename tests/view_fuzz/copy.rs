@@ -30,6 +30,7 @@ pub const COVERS: &[&str] = &[
     "expand",
     "narrow",
     "slice",
+    "slice_step",
     "get",
     "chunk",
     "split",
@@ -90,6 +91,14 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
             x.flatten(0, -1)?,
             x.narrow(d, 0, s2[d as usize])?
                 .slice(d, 0, s2[d as usize])?,
+            x.slice_step(d, 0, s2[d as usize], 2)?,
+            // A step of a step: strides multiply.
+            x.slice_step(d, 0, s2[d as usize], 2)?.slice_step(
+                d,
+                0,
+                s2[d as usize].div_ceil(2),
+                2,
+            )?,
             x.unsqueeze(0)?.broadcast_to(&lead(2, s2.iter().copied()))?,
             x.unsqueeze(0)?.expand(&lead(3, s2.iter().map(|_| -1)))?,
             x.unsqueeze(0)?.get(0)?,

@@ -16,6 +16,7 @@ pub const COVERS: &[&str] = &[
     "argmin",
     "var",
     "var_mean",
+    "std",
     "sum_to_shape",
     "logsumexp",
 ];
@@ -46,7 +47,13 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
         out.push(
             Case::new("var_mean", vec![normal(&shape)], move |t| {
                 let (v, m) = t[0].var_mean(&d, keep, true)?;
-                Ok(vec![v, m, t[0].var(&d, keep, false)?])
+                Ok(vec![
+                    v,
+                    m,
+                    t[0].var(&d, keep, false)?,
+                    t[0].std(&d, keep, true)?,
+                    t[0].std(&d, keep, 0.5)?,
+                ])
             })
             .tol(1e-5),
         );

@@ -118,20 +118,49 @@ impl Layout {
 
     /// The view of `len` elements along `dim` starting at `start`.
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Layout> {
+        self.narrow_step(dim, start, len, 1)
+    }
+
+    /// The view of `len` elements along `dim`, `step` apart, starting at
+    /// `start` (`x[start::step]` limited to `len` elements): the stride
+    /// of `dim` is multiplied by `step`.
+    pub fn narrow_step(&self, dim: usize, start: usize, len: usize, step: usize) -> Result<Layout> {
         let size = *self.shape.get(dim).ok_or(Error::OutOfRange {
             op: "narrow",
             index: dim as i64,
             size: self.rank(),
         })?;
-        if start.checked_add(len).is_none_or(|end| end > size) {
+        if step == 0 {
+            return Err(Error::invalid("narrow", "step must be at least 1"));
+        }
+        // One past the last element read (`start` itself when empty).
+        let end = match len {
+            0 => Some(start),
+            _ => (len - 1)
+                .checked_mul(step)
+                .and_then(|span| span.checked_add(start)?.checked_add(1)),
+        };
+        if end.is_none_or(|end| end > size) {
             return Err(Error::invalid(
                 "narrow",
-                format!("range {start}..{start}+{len} exceeds size {size} of dim {dim}"),
+                match step {
+                    1 => format!("range {start}..{start}+{len} exceeds size {size} of dim {dim}"),
+                    _ => format!(
+                        "{len} elements {step} apart from {start}: the range exceeds size \
+                         {size} of dim {dim}"
+                    ),
+                },
             ));
         }
         let mut out = self.clone();
         out.shape[dim] = len;
         out.offset += start * self.strides[dim];
+        // A stride beyond the storage is never followed when len ≤ 1.
+        out.strides[dim] = if len > 1 {
+            self.strides[dim] * step
+        } else {
+            self.strides[dim]
+        };
         Ok(out)
     }
 

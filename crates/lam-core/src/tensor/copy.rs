@@ -92,22 +92,34 @@ impl Tensor {
         Tensor::cat(&expanded, d as isize)
     }
 
-    /// Zeros of `shape` with `self` written at offset `start` of dim `dim`:
-    /// the gradient of `narrow`.
-    pub(crate) fn pad_into(&self, shape: &[usize], dim: usize, start: usize) -> Result<Tensor> {
+    /// Zeros of `shape` with `self` written along dim `dim` at positions
+    /// `start`, `start + step`, ...: the gradient of `narrow` (step 1) and
+    /// of `slice_step`.
+    pub(crate) fn pad_into(
+        &self,
+        shape: &[usize],
+        dim: usize,
+        start: usize,
+        step: usize,
+    ) -> Result<Tensor> {
         let backend = self.backend();
         let out = backend.zeros(shape.iter().product(), self.dtype())?;
         let full = Layout::contiguous(shape);
         let s = self.storage();
+        let len = self.dims()[dim];
         backend.copy(
             (&s, self.layout()),
-            (&out, &full.narrow(dim, start, self.dims()[dim])?),
+            (&out, &full.narrow_step(dim, start, len, step)?),
         )?;
-        let len = self.dims()[dim];
         // The padding holds zeros, which the input's bounds may not cover.
         let range = self.int_range().map(|(lo, hi)| (lo.min(0), hi.max(0)));
         Ok(Tensor::from_op("pad", out, full, &[self], move |g| {
-            Ok(vec![Some(g.narrow(dim as isize, start, len)?)])
+            Ok(vec![Some(g.slice_step(
+                dim as isize,
+                start,
+                start + len.saturating_sub(1) * step + usize::from(len > 0),
+                step,
+            )?)])
         })
         .with_int_range(range))
     }

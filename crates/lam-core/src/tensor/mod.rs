@@ -30,6 +30,7 @@ mod softmax;
 mod view;
 
 pub use ops::Dims;
+pub use reduce::Correction;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

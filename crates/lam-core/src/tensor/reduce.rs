@@ -1,6 +1,11 @@
 //! Reductions over chosen axes (with `keepdim`) and over all elements: sum,
-//! mean, max, min, argmax, argmin, var. Axes may be negative. The backend
-//! always keeps reduced dims as size 1; dropping them is a free reshape here.
+//! mean, max, min, argmax, argmin, var, std. Axes may be negative. The
+//! backend always keeps reduced dims as size 1; dropping them is a free
+//! reshape here.
+//!
+//! Groups of no elements follow PyTorch: their sum is 0, their mean `0/0`
+//! (NaN), and a variance with no degrees of freedom left (`n ≤ correction`)
+//! divides by 0 (NaN for a constant or empty group, `inf` otherwise).
 //!
 //! A mean is the sum divided by the count, as PyTorch computes it, except
 //! for a group whose values are all equal (its max equals its min): its mean
@@ -38,15 +43,12 @@ impl Tensor {
     }
 
     /// Mean over `dims` (all dims when empty); exactly `v` for equal values
-    /// `v` (see the module doc). An error for an empty group, where PyTorch
-    /// gives NaN.
+    /// `v` (see the module doc). A group of no elements has mean NaN, as in
+    /// PyTorch.
     pub fn mean(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
         let dims = dims.as_dims();
         let axes = self.resolve_axes("mean", dims)?;
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
-        if count == 0 {
-            return Err(Error::Empty { op: "mean" });
-        }
         self.mean_kept(&axes, count)?.drop_axes(&axes, keepdim)
     }
 
@@ -85,9 +87,43 @@ impl Tensor {
         self.arg_extremum(ReduceOp::ArgMin, dim, keepdim)
     }
 
-    /// Variance over `dims`; `unbiased` divides by `n - 1` (PyTorch's default).
-    pub fn var(&self, dims: impl Dims, keepdim: bool, unbiased: bool) -> Result<Tensor> {
-        Ok(self.var_mean(dims, keepdim, unbiased)?.0)
+    /// Variance over `dims`, dividing by `n - correction`: `true` (PyTorch's
+    /// `unbiased=True`, its default) is 1, `false` is 0, and a number is
+    /// PyTorch's `correction=`. With `n ≤ correction` the divisor is 0
+    /// (see the module doc).
+    pub fn var(
+        &self,
+        dims: impl Dims,
+        keepdim: bool,
+        correction: impl Into<Correction>,
+    ) -> Result<Tensor> {
+        Ok(self.var_mean(dims, keepdim, correction)?.0)
+    }
+
+    /// Standard deviation over `dims`: the square root of [`Tensor::var`]
+    /// with the same `correction` (PyTorch's `std`). Where it is 0 its
+    /// gradient is 0, as PyTorch's (not the `1/0` of a square root).
+    pub fn std(
+        &self,
+        dims: impl Dims,
+        keepdim: bool,
+        correction: impl Into<Correction>,
+    ) -> Result<Tensor> {
+        let var = self.var(dims, keepdim, correction)?;
+        let std = no_grad(|| var.detach().sqrt())?;
+        let (root, zero) = (std.detach(), Tensor::scalar(0.0, &self.device())?);
+        Ok(Tensor::from_op(
+            "std",
+            std.storage(),
+            std.layout().clone(),
+            &[&var],
+            move |g| {
+                // d√v/dv = 1 / (2√v), and 0 where √v is 0.
+                let slope = root.mul_scalar(2.0)?.recip()?;
+                let slope = Tensor::where_cond(&root.eq(&zero)?, &zero, &slope)?;
+                Ok(vec![Some(g.mul(&slope)?)])
+            },
+        ))
     }
 
     /// Variance and mean over `dims` from one shared centring (PyTorch's
@@ -96,24 +132,20 @@ impl Tensor {
         &self,
         dims: impl Dims,
         keepdim: bool,
-        unbiased: bool,
+        correction: impl Into<Correction>,
     ) -> Result<(Tensor, Tensor)> {
+        let correction = correction.into().value("var")?;
         let dims = dims.as_dims();
         let axes = self.resolve_axes("var", dims)?;
         let n: usize = axes.iter().map(|&a| self.dims()[a]).product();
-        let denom = if unbiased { n.saturating_sub(1) } else { n };
-        if denom == 0 {
-            return Err(Error::invalid(
-                "var",
-                format!("needs more than {} elements per group", n),
-            ));
-        }
+        // PyTorch's divisor, max(0, n − correction): 0 gives NaN or inf.
+        let denom = (n as f64 - correction).max(0.0) as f32;
         let mean = self.mean_kept(&axes, n)?;
         let var = self
             .sub(&mean)?
             .square()?
             .sum(dims, true)?
-            .div_scalar(denom as f32)?;
+            .div_scalar(denom)?;
         Ok((
             var.drop_axes(&axes, keepdim)?,
             mean.drop_axes(&axes, keepdim)?,
@@ -202,8 +234,14 @@ impl Tensor {
     /// The mean over `axes` (`count` elements per group) with the reduced
     /// dims kept: the sum over the count, or, where a group's max equals its
     /// min, that value. Its gradient is the mean's, `g / count` for every
-    /// element (the max and min only choose the value).
+    /// element (the max and min only choose the value). Groups of no
+    /// elements are `0 / 0`, NaN.
     fn mean_kept(&self, axes: &[usize], count: usize) -> Result<Tensor> {
+        if count == 0 || self.numel() == 0 {
+            // No element to take a max of; a sum of nothing is 0.
+            let axes: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+            return self.sum(&axes, true)?.div_scalar(count as f32);
+        }
         let value = no_grad(|| -> Result<Tensor> {
             let x = self.detach();
             let sum = from_raw(x.reduce_raw(ReduceOp::Sum, axes)?, &x);
@@ -274,6 +312,52 @@ impl Tensor {
             .map(|(_, &d)| d)
             .collect();
         self.reshape_exact(&shape)
+    }
+}
+
+/// The `correction` of a variance or standard deviation: the divisor is
+/// `n − correction` (Bessel's correction is 1). `true` and `false` are
+/// PyTorch's `unbiased=True` (1) and `unbiased=False` (0); a number is
+/// PyTorch's `correction=` (`x.std(1, false, 0)`, `x.var(&[0, 1], true, 1.5)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Correction(pub f64);
+
+impl Correction {
+    /// The correction, or an error naming `op` unless it is finite
+    /// (PyTorch takes negative ones too).
+    fn value(self, op: &'static str) -> Result<f64> {
+        if self.0.is_finite() {
+            Ok(self.0)
+        } else {
+            Err(Error::invalid(
+                op,
+                format!("correction must be a finite number, found {}", self.0),
+            ))
+        }
+    }
+}
+
+impl From<bool> for Correction {
+    fn from(unbiased: bool) -> Correction {
+        Correction(if unbiased { 1.0 } else { 0.0 })
+    }
+}
+
+impl From<i32> for Correction {
+    fn from(c: i32) -> Correction {
+        Correction(c as f64)
+    }
+}
+
+impl From<usize> for Correction {
+    fn from(c: usize) -> Correction {
+        Correction(c as f64)
+    }
+}
+
+impl From<f64> for Correction {
+    fn from(c: f64) -> Correction {
+        Correction(c)
     }
 }
 

@@ -93,15 +93,12 @@ impl Tensor {
         self.view_as_shape("unsqueeze", self.layout().unsqueeze(d))
     }
 
-    /// The size-1 dim `dim` removed (an error if it is not size 1).
+    /// The size-1 dim `dim` removed; a dim of any other size is kept, and
+    /// the result is the input itself (PyTorch's `squeeze(dim)`).
     pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
         let d = normalize_axis("squeeze", dim, self.rank())?;
         if self.dims()[d] != 1 {
-            return Err(Error::shape(
-                "squeeze",
-                format!("size 1 at dim {d}"),
-                self.dims(),
-            ));
+            return Ok(self.clone());
         }
         self.view_as_shape("squeeze", self.layout().squeeze(d))
     }
@@ -189,7 +186,7 @@ impl Tensor {
             self.storage(),
             layout,
             &[self],
-            move |g| Ok(vec![Some(g.pad_into(&in_shape, d, start)?)]),
+            move |g| Ok(vec![Some(g.pad_into(&in_shape, d, start, 1)?)]),
         ))
     }
 
@@ -202,6 +199,42 @@ impl Tensor {
             ));
         }
         self.narrow(dim, start, end - start)
+    }
+
+    /// PyTorch's strided slicing `x[.., start:end:step, ..]` on dim `dim`:
+    /// every `step`-th element from `start` up to (not including) `end`,
+    /// as a view (the dim's stride times `step`, no copy).
+    pub fn slice_step(&self, dim: isize, start: usize, end: usize, step: usize) -> Result<Tensor> {
+        if end < start {
+            return Err(Error::invalid(
+                "slice_step",
+                format!("end {end} is before start {start}"),
+            ));
+        }
+        if step == 0 {
+            return Err(Error::invalid("slice_step", "step must be at least 1"));
+        }
+        let d = normalize_axis("slice_step", dim, self.rank())?;
+        let len = (end - start).div_ceil(step);
+        if end > self.dims()[d] {
+            return Err(Error::invalid(
+                "slice_step",
+                format!(
+                    "end {end} exceeds size {} of dim {d} (shape {:?})",
+                    self.dims()[d],
+                    self.dims()
+                ),
+            ));
+        }
+        let layout = self.layout().narrow_step(d, start, len, step)?;
+        let in_shape = self.shape();
+        Ok(Tensor::from_op(
+            "slice_step",
+            self.storage(),
+            layout,
+            &[self],
+            move |g| Ok(vec![Some(g.pad_into(&in_shape, d, start, step)?)]),
+        ))
     }
 
     /// Row `index` of dim 0 with that dim removed (`x[i]`).
