@@ -1,5 +1,5 @@
-//! Convolutions: [`Conv2d`] and [`Conv1d`] (PyTorch's `nn.Conv2d` /
-//! `nn.Conv1d`) and their functional forms [`conv2d`] and [`conv1d`].
+//! Convolutions: [`Conv2d`] (PyTorch's `nn.Conv2d`) and its functional
+//! form [`conv2d`], and what `conv1d.rs` builds [`super::Conv1d`] on.
 //!
 //! A convolution is im2col (`window::patches`, the `unfold` primitive)
 //! followed by one batched matrix product, with the weight broadcast over
@@ -20,17 +20,23 @@
 //! permuted back to `[N, O, ..]` and its gradient copied the other way.
 //! The gradient comes from `unfold` (whose adjoint is `fold`) and `matmul`,
 //! with nothing written by hand. `Conv1d` is `Conv2d` over a height-1
-//! image. Unbatched inputs (`[C, H, W]`, `[C, L]`) are accepted as in
-//! PyTorch. Only zero padding (PyTorch's `padding_mode="zeros"`) is
-//! supported.
+//! image (`conv1d.rs`). Unbatched inputs (`[C, H, W]`, `[C, L]`) are accepted as in
+//! PyTorch.
+//!
+//! Padding: zeros on both sides equally are the window's own (unfold reads
+//! them without a copy). `padding="same"` ([`Padding::Same`]) splits
+//! `dilation·(k − 1)` as PyTorch does, the odd one after; the part beyond
+//! the smaller side is joined to the input first. Other `padding_mode`s
+//! ([`PaddingMode`]) pad the input with [`pad`] and convolve with none.
 
+use super::padding::{pad, pad_constant, Padding, PaddingMode};
 use super::summary::record;
 use super::window::{patches, Size2, Window};
 use super::{init, py_tuple, Module};
 use crate::{Device, Error, Result, Tensor};
 
 /// How errors name a convolution's weight.
-const WEIGHT: &str = "weight [out, in/groups, kernel...]";
+pub(super) const WEIGHT: &str = "weight [out, in/groups, kernel...]";
 
 /// A 2-d convolution over `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`).
 #[derive(Module)]
@@ -44,6 +50,10 @@ pub struct Conv2d {
     #[module(skip)]
     window: Window,
     groups: usize,
+    #[module(skip)]
+    padding: Padding<Size2>,
+    #[module(skip)]
+    padding_mode: PaddingMode,
 }
 
 /// Options of [`Conv2d`] (PyTorch's keyword arguments and defaults).
@@ -51,8 +61,10 @@ pub struct Conv2d {
 pub struct Conv2dConfig {
     /// Step between windows (default 1).
     pub stride: Size2,
-    /// Zeros added on each side (default 0).
-    pub padding: Size2,
+    /// Padding on each side, or `"same"` (default 0).
+    pub padding: Padding<Size2>,
+    /// What the padding holds (default zeros).
+    pub padding_mode: PaddingMode,
     /// Spacing between kernel taps (default 1).
     pub dilation: Size2,
     /// Channel groups; `in` and `out` channels must both divide by it (default 1).
@@ -66,6 +78,7 @@ impl Default for Conv2dConfig {
         Conv2dConfig {
             stride: 1.into(),
             padding: 0.into(),
+            padding_mode: PaddingMode::Zeros,
             dilation: 1.into(),
             groups: 1,
             bias: true,
@@ -80,9 +93,21 @@ impl Conv2dConfig {
         self
     }
 
-    /// With `padding`.
+    /// With `padding` on each side.
     pub fn padding(mut self, padding: impl Into<Size2>) -> Self {
-        self.padding = padding.into();
+        self.padding = Padding::Explicit(padding.into());
+        self
+    }
+
+    /// With PyTorch's `padding="same"` (stride 1 only).
+    pub fn padding_same(mut self) -> Self {
+        self.padding = Padding::Same;
+        self
+    }
+
+    /// With `padding_mode`.
+    pub fn padding_mode(mut self, mode: PaddingMode) -> Self {
+        self.padding_mode = mode;
         self
     }
 
@@ -135,8 +160,13 @@ impl Conv2d {
             "Conv2d",
             kernel,
             config.stride,
-            config.padding,
+            explicit(config.padding),
             config.dilation,
+        )?;
+        check_same(
+            "Conv2d",
+            config.padding == Padding::Same,
+            config.stride != 1.into(),
         )?;
         check_groups("Conv2d", in_channels, out_channels, config.groups)?;
         let shape = [
@@ -151,12 +181,25 @@ impl Conv2d {
             bias,
             window,
             groups: config.groups,
+            padding: config.padding,
+            padding_mode: config.padding_mode,
         })
     }
 
-    /// The window geometry (kernel, stride, padding, dilation).
+    /// The window geometry (kernel, stride, padding, dilation); the
+    /// padding is 0 for `"same"` (see [`Conv2d::padding`]).
     pub fn window(&self) -> Window {
         self.window
+    }
+
+    /// The padding: sizes, or `"same"`.
+    pub fn padding(&self) -> Padding<Size2> {
+        self.padding
+    }
+
+    /// What the padding holds.
+    pub fn padding_mode(&self) -> PaddingMode {
+        self.padding_mode
     }
 
     /// Number of channel groups.
@@ -167,13 +210,15 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let y = conv2d_impl(
+        let y = padded_conv(
             "Conv2d",
             input,
             &self.weight,
             self.bias.as_ref(),
             &self.window,
             self.groups,
+            self.padding == Padding::Same,
+            self.padding_mode,
         );
         record(self, y)
     }
@@ -181,235 +226,127 @@ impl Module for Conv2d {
     fn extra_repr(&self) -> String {
         let w = &self.window;
         let pair = |s: Size2| py_tuple(&[s.h, s.w]);
+        let padding = match self.padding {
+            Padding::Same => "same".to_string(),
+            Padding::Explicit(p) => pair(p),
+        };
         conv_repr(
             &self.weight,
             self.groups,
             self.bias.is_none(),
+            [pair(w.kernel), pair(w.stride), padding, pair(w.dilation)],
             [
-                pair(w.kernel),
-                pair(w.stride),
-                pair(w.padding),
-                pair(w.dilation),
+                self.padding == Padding::Explicit(0.into()),
+                w.dilation == 1.into(),
             ],
-            [w.padding == 0.into(), w.dilation == 1.into()],
-        )
-    }
-}
-
-/// A 1-d convolution over `[N, C_in, L]` (or unbatched `[C_in, L]`).
-#[derive(Module)]
-pub struct Conv1d {
-    /// `[out_channels, in_channels / groups, k]`.
-    #[module(param)]
-    pub weight: Tensor,
-    /// `[out_channels]`, absent when built with `bias: false`.
-    #[module(param)]
-    pub bias: Option<Tensor>,
-    #[module(skip)]
-    config: Conv1dConfig,
-}
-
-/// Options of [`Conv1d`] (PyTorch's keyword arguments and defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conv1dConfig {
-    /// Step between windows (default 1).
-    pub stride: usize,
-    /// Zeros added on each side (default 0).
-    pub padding: usize,
-    /// Spacing between kernel taps (default 1).
-    pub dilation: usize,
-    /// Channel groups (default 1).
-    pub groups: usize,
-    /// Learn an additive bias (default true).
-    pub bias: bool,
-}
-
-impl Default for Conv1dConfig {
-    fn default() -> Self {
-        Conv1dConfig {
-            stride: 1,
-            padding: 0,
-            dilation: 1,
-            groups: 1,
-            bias: true,
-        }
-    }
-}
-
-impl Conv1dConfig {
-    /// With `stride`.
-    pub fn stride(mut self, stride: usize) -> Self {
-        self.stride = stride;
-        self
-    }
-
-    /// With `padding`.
-    pub fn padding(mut self, padding: usize) -> Self {
-        self.padding = padding;
-        self
-    }
-
-    /// With `dilation`.
-    pub fn dilation(mut self, dilation: usize) -> Self {
-        self.dilation = dilation;
-        self
-    }
-
-    /// With `groups`.
-    pub fn groups(mut self, groups: usize) -> Self {
-        self.groups = groups;
-        self
-    }
-
-    /// With or without a bias.
-    pub fn bias(mut self, bias: bool) -> Self {
-        self.bias = bias;
-        self
-    }
-}
-
-impl Conv1d {
-    /// `nn.Conv1d(in_channels, out_channels, kernel_size)`.
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        device: &Device,
-    ) -> Result<Conv1d> {
-        Conv1d::with_config(
-            in_channels,
-            out_channels,
-            kernel,
-            Conv1dConfig::default(),
-            device,
-        )
-    }
-
-    /// `nn.Conv1d` with options.
-    pub fn with_config(
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        config: Conv1dConfig,
-        device: &Device,
-    ) -> Result<Conv1d> {
-        window_1d("Conv1d", kernel, &config)?;
-        check_groups("Conv1d", in_channels, out_channels, config.groups)?;
-        let shape = [out_channels, in_channels / config.groups, kernel];
-        let (weight, bias) = init_conv(&shape, config.bias, device)?;
-        Ok(Conv1d {
-            weight,
-            bias,
-            config,
-        })
-    }
-
-    /// The options this layer was built with.
-    pub fn config(&self) -> Conv1dConfig {
-        self.config
-    }
-}
-
-impl Module for Conv1d {
-    fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let y = conv1d_impl(
-            "Conv1d",
-            input,
-            &self.weight,
-            self.bias.as_ref(),
-            &self.config,
-        );
-        record(self, y)
-    }
-
-    fn extra_repr(&self) -> String {
-        let c = &self.config;
-        let one = |v: usize| py_tuple(&[v]);
-        conv_repr(
-            &self.weight,
-            c.groups,
-            self.bias.is_none(),
-            [
-                one(self.weight.dims()[2]),
-                one(c.stride),
-                one(c.padding),
-                one(c.dilation),
-            ],
-            [c.padding == 0, c.dilation == 1],
+            self.padding_mode,
         )
     }
 }
 
 /// 2-d convolution of `input: [N, C, H, W]` (or `[C, H, W]`) with
 /// `weight: [O, C/groups, kh, kw]` and optional `bias: [O]`
-/// (`torch.nn.functional.conv2d`).
+/// (`torch.nn.functional.conv2d`); `padding` is zeros on each side
+/// (`1`, `(1, 2)`) or [`Padding::Same`].
 pub fn conv2d(
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     stride: impl Into<Size2>,
-    padding: impl Into<Size2>,
+    padding: impl Into<Padding<Size2>>,
     dilation: impl Into<Size2>,
     groups: usize,
 ) -> Result<Tensor> {
     let (_, _, kh, kw) = weight.dims4("conv2d", WEIGHT)?;
+    let (stride, padding) = (stride.into(), padding.into());
     let window = Window::new(
         "conv2d",
         Size2::new(kh, kw),
-        stride.into(),
-        padding.into(),
+        stride,
+        explicit(padding),
         dilation.into(),
     )?;
-    conv2d_impl("conv2d", input, weight, bias, &window, groups)
-}
-
-/// 1-d convolution of `input: [N, C, L]` (or `[C, L]`) with
-/// `weight: [O, C/groups, k]` and optional `bias: [O]`
-/// (`torch.nn.functional.conv1d`).
-pub fn conv1d(
-    input: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-    groups: usize,
-) -> Result<Tensor> {
-    let config = Conv1dConfig {
-        stride,
-        padding,
-        dilation,
+    let same = padding == Padding::Same;
+    check_same("conv2d", same, stride != 1.into())?;
+    padded_conv(
+        "conv2d",
+        input,
+        weight,
+        bias,
+        &window,
         groups,
-        bias: bias.is_some(),
-    };
-    conv1d_impl("conv1d", input, weight, bias, &config)
+        same,
+        PaddingMode::Zeros,
+    )
 }
 
-fn conv1d_impl(
+/// The explicit padding of `padding` (0 for `"same"`, which is added at
+/// run time from the kernel).
+fn explicit(padding: Padding<Size2>) -> Size2 {
+    match padding {
+        Padding::Explicit(p) => p,
+        Padding::Same => 0.into(),
+    }
+}
+
+/// PyTorch's rule: `padding="same"` needs stride 1.
+pub(super) fn check_same(op: &'static str, same: bool, strided: bool) -> Result<()> {
+    if same && strided {
+        return Err(Error::invalid(
+            op,
+            "padding=\"same\" needs stride 1 (PyTorch's rule)",
+        ));
+    }
+    Ok(())
+}
+
+/// A convolution whose padding is `window.padding` on both sides, or, with
+/// `same`, PyTorch's "same" split; filled as `mode` says. Zeros the window
+/// can read implicitly stay implicit.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn padded_conv(
     op: &'static str,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
-    config: &Conv1dConfig,
+    window: &Window,
+    groups: usize,
+    same: bool,
+    mode: PaddingMode,
 ) -> Result<Tensor> {
-    let (_, _, k) = weight.dims3(op, WEIGHT)?;
-    input.batched(op, 3, "[N, C, L]", "[C, L]")?;
-    let window = window_1d(op, k, config)?;
-    // [N, C, L] → [N, C, 1, L] (or [C, L] → [C, 1, L]); the kernel gets height 1.
-    let x = input.unsqueeze(-2)?;
-    let y = conv2d_impl(op, &x, &weight.unsqueeze(2)?, bias, &window, config.groups)?;
-    y.squeeze(-2)
-}
-
-/// The height-1 window of a 1-d convolution.
-fn window_1d(op: &'static str, kernel: usize, c: &Conv1dConfig) -> Result<Window> {
-    Window::new(
-        op,
-        Size2::new(1, kernel),
-        Size2::new(1, c.stride),
-        Size2::new(0, c.padding),
-        Size2::new(1, c.dilation),
-    )
+    // (before, after) per axis [height, width].
+    let sides = |k: usize, d: usize, p: usize| -> Result<(usize, usize)> {
+        if !same {
+            return Ok((p, p));
+        }
+        let total = d
+            .checked_mul(k - 1)
+            .ok_or_else(|| Error::invalid(op, format!("window {window:?} overflows")))?;
+        Ok((total / 2, total - total / 2))
+    };
+    let (k, d, p) = (window.kernel, window.dilation, window.padding);
+    let (top, bottom) = sides(k.h, d.h, p.h)?;
+    let (left, right) = sides(k.w, d.w, p.w)?;
+    let mut window = *window;
+    if mode == PaddingMode::Zeros && top == bottom && left == right {
+        window.padding = Size2::new(top, left);
+        return conv2d_impl(op, input, weight, bias, &window, groups);
+    }
+    if input.rank() < 3 {
+        // Let the convolution name the bad input.
+        return conv2d_impl(op, input, weight, bias, &window, groups);
+    }
+    let x = if mode == PaddingMode::Zeros {
+        // The window pads the smaller side of each axis; the rest is joined.
+        window.padding = Size2::new(top.min(bottom), left.min(right));
+        let extra = |a: usize, b: usize| (a - a.min(b), b - a.min(b));
+        let ((l, r), (t, b)) = (extra(left, right), extra(top, bottom));
+        pad_constant(input, &[l, r, t, b], 0.0)?
+    } else {
+        window.padding = Size2::new(0, 0);
+        pad(input, &[left, right, top, bottom], mode)?
+    };
+    conv2d_impl(op, &x, weight, bias, &window, groups)
 }
 
 fn conv2d_impl(
@@ -478,7 +415,7 @@ fn conv2d_impl(
     Ok(y)
 }
 
-fn check_groups(
+pub(super) fn check_groups(
     op: &'static str,
     in_channels: usize,
     out_channels: usize,
@@ -497,7 +434,11 @@ fn check_groups(
 }
 
 /// PyTorch's default: weight and bias `U(-1/√fan_in, 1/√fan_in)`.
-fn init_conv(shape: &[usize], bias: bool, device: &Device) -> Result<(Tensor, Option<Tensor>)> {
+pub(super) fn init_conv(
+    shape: &[usize],
+    bias: bool,
+    device: &Device,
+) -> Result<(Tensor, Option<Tensor>)> {
     let (fan_in, _) = init::fans(shape)?;
     let weight = init::default_uniform(shape, fan_in, device)?.requires_grad_()?;
     let bias = if bias {
@@ -511,13 +452,15 @@ fn init_conv(shape: &[usize], bias: bool, device: &Device) -> Result<(Tensor, Op
 /// PyTorch's `_ConvNd.extra_repr`: channels, kernel and stride always;
 /// padding, dilation, groups and a missing bias when not the defaults.
 /// `geometry` is (kernel, stride, padding, dilation) as Python tuples;
-/// `defaults` says whether padding and dilation are the defaults.
-fn conv_repr(
+/// `defaults` says whether padding and dilation are the defaults; a
+/// `padding_mode` other than zeros is named last.
+pub(super) fn conv_repr(
     weight: &Tensor,
     groups: usize,
     no_bias: bool,
     geometry: [String; 4],
     defaults: [bool; 2],
+    mode: PaddingMode,
 ) -> String {
     let [kernel, stride, padding, dilation] = geometry;
     let (out_c, in_c) = (weight.dims()[0], weight.dims()[1] * groups);
@@ -533,6 +476,9 @@ fn conv_repr(
     }
     if no_bias {
         s += ", bias=False";
+    }
+    if mode != PaddingMode::Zeros {
+        s += &format!(", padding_mode={}", mode.py_name());
     }
     s
 }

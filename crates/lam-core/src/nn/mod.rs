@@ -14,10 +14,12 @@
 //! - [`init`]: `torch.nn.init` (Xavier, Kaiming, gains, PyTorch's defaults).
 //! - `linear`: [`Linear`], run as the optional `fused_linear` primitive
 //!   (bias and activation applied in the product's write) or as separate
-//!   ops where a backend declines it. `conv`: [`Conv1d`], [`Conv2d`].
+//!   ops where a backend declines it. `conv`: [`Conv2d`]; `conv1d`: [`Conv1d`];
+//!   `padding`: [`PaddingMode`], [`Padding`] and `functional::pad`.
 //!   `window`: window geometry (shared with pooling), unfold (im2col) and
 //!   fold (col2im), on which convolution is built.
-//! - `pool`: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`]; `max_pool`:
+//! - `pool`: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`];
+//!   `unpool`: [`MaxUnpool2d`]; `max_pool`:
 //!   the max-pooling tape op, the `max_pool` primitive (each window's
 //!   maximum and winning tap in one pass) with `max_pool_grad` as its
 //!   gradient.
@@ -38,6 +40,7 @@
 mod activation;
 mod attention;
 mod conv;
+mod conv1d;
 mod describe;
 mod dropout;
 mod embedding;
@@ -48,11 +51,13 @@ mod linear;
 mod max_pool;
 mod module;
 mod norm;
+mod padding;
 mod pool;
 mod rnn;
 mod sequential;
 mod summary;
 mod transformer;
+mod unpool;
 mod window;
 
 pub use crate::backend::LinearActivation;
@@ -61,7 +66,8 @@ pub use activation::{
     Tanh, ELU, GELU,
 };
 pub use attention::{causal_mask, AttnMask, MultiheadAttention, MultiheadAttentionConfig, MASKED};
-pub use conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
+pub use conv::{Conv2d, Conv2dConfig};
+pub use conv1d::{Conv1d, Conv1dConfig};
 pub use describe::{fmt_module, py_bool, py_float, py_tuple};
 pub use dropout::Dropout;
 pub use embedding::{Embedding, EmbeddingConfig};
@@ -73,6 +79,7 @@ pub use lam_derive::Module;
 pub use linear::{Linear, LinearConfig};
 pub use module::{join, Entry, Mode, Module, Visit};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
+pub use padding::{Padding, PaddingMode};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 pub use rnn::{GRUCell, LSTMCell, RNNCell, RnnConfig, RnnNonlinearity, GRU, LSTM, RNN};
 pub use sequential::Sequential;
@@ -80,6 +87,7 @@ pub use summary::{Summary, SummaryRow};
 pub use transformer::{
     TransformerActivation, TransformerEncoderLayer, TransformerEncoderLayerConfig,
 };
+pub use unpool::MaxUnpool2d;
 pub use window::{Size2, Window};
 
 /// The layers' computations as functions of tensors, as
@@ -89,12 +97,16 @@ pub mod functional {
         elu, gelu, gelu_tanh, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax,
         softplus, tanh,
     };
-    pub use super::conv::{conv1d, conv2d};
+    pub use super::conv::conv2d;
+    pub use super::conv1d::conv1d;
     pub use super::dropout::{dropout, dropout_with};
     pub use super::embedding::{embedding, embedding_with};
     pub use super::linear::{linear, linear_act};
     pub use super::norm::{batch_norm, layer_norm};
-    pub use super::pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+    pub use super::padding::{pad, pad_constant};
+    pub use super::pool::{
+        adaptive_avg_pool2d, avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with_indices,
+    };
     pub use super::rnn::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
     pub use super::window::{fold, unfold};
 }

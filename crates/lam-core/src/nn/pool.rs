@@ -1,5 +1,10 @@
 //! 2-d pooling: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`]
-//! (PyTorch's layers of those names) and their functional forms.
+//! (PyTorch's layers of those names) and their functional forms. Both
+//! fixed-window layers take PyTorch's `ceil_mode` (the output size rounded
+//! up; a last window may run past the padding, and is cut to the image);
+//! max pooling returns PyTorch's indices on request
+//! ([`MaxPool2d::forward_with_indices`], for [`super::MaxUnpool2d`]), and
+//! average pooling takes `divisor_override`.
 //!
 //! Max pooling is its own tape op (`max_pool.rs`): one pass gives each
 //! window's maximum and winning tap, and the gradient goes to exactly that
@@ -12,10 +17,11 @@
 //! windows (`start = ⌊o·H/OH⌋`, `end = ⌈(o+1)·H/OH⌉`). A span is summed by
 //! gathering its positions (`index_select`), never as a product with a 0/1
 //! weight row, so an infinity stays in the windows that hold it; the
-//! gradient follows from the gather. `ceil_mode` is not supported (always
-//! floor, PyTorch's default).
+//! gradient follows from the gather. Divisors are PyTorch's: the window's
+//! extent within the padded image (`count_include_pad`, the default), or
+//! within the image, or `divisor_override` for every window.
 
-use super::max_pool::max_pool;
+use super::max_pool::{max_pool, max_pool_indices};
 use super::summary::record;
 use super::window::{Size2, Window};
 use super::{py_bool, py_tuple, Module};
@@ -26,6 +32,7 @@ use crate::{Error, Result, Tensor};
 pub struct MaxPool2d {
     #[module(skip)]
     window: Window,
+    ceil_mode: bool,
 }
 
 /// Options of [`MaxPool2d`].
@@ -37,9 +44,17 @@ pub struct MaxPool2dConfig {
     pub padding: Size2,
     /// Spacing between window taps (default 1).
     pub dilation: Option<Size2>,
+    /// Round the output size up (default false).
+    pub ceil_mode: bool,
 }
 
 impl MaxPool2dConfig {
+    /// With `ceil_mode`.
+    pub fn ceil_mode(mut self, ceil: bool) -> Self {
+        self.ceil_mode = ceil;
+        self
+    }
+
     /// With `stride`.
     pub fn stride(mut self, stride: impl Into<Size2>) -> Self {
         self.stride = Some(stride.into());
@@ -67,36 +82,57 @@ impl MaxPool2d {
 
     /// `nn.MaxPool2d` with options.
     pub fn with_config(kernel: impl Into<Size2>, config: MaxPool2dConfig) -> Result<MaxPool2d> {
-        let kernel = kernel.into();
+        MaxPool2d::build("MaxPool2d", kernel.into(), config)
+    }
+
+    /// The layer, with errors naming `op`.
+    fn build(op: &'static str, kernel: Size2, config: MaxPool2dConfig) -> Result<MaxPool2d> {
         let window = pool_window(
-            "MaxPool2d",
+            op,
             kernel,
             config.stride,
             config.padding,
             config.dilation.unwrap_or(1.into()),
         )?;
-        Ok(MaxPool2d { window })
+        Ok(MaxPool2d {
+            window,
+            ceil_mode: config.ceil_mode,
+        })
     }
 
     /// The window geometry.
     pub fn window(&self) -> Window {
         self.window
     }
+
+    /// Whether the output size is rounded up.
+    pub fn ceil_mode(&self) -> bool {
+        self.ceil_mode
+    }
+
+    /// PyTorch's `return_indices=True`: the maxima and, as `I32`, the flat
+    /// position `y·W + x` of each in its input plane (what
+    /// [`super::MaxUnpool2d`] takes).
+    pub fn forward_with_indices(&self, input: &Tensor) -> Result<(Tensor, Tensor)> {
+        max_pool2d_indices_impl("MaxPool2d", input, &self.window, self.ceil_mode)
+    }
 }
 
 impl Module for MaxPool2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        record(self, max_pool2d_impl("MaxPool2d", input, &self.window))
+        let y = max_pool2d_impl("MaxPool2d", input, &self.window, self.ceil_mode);
+        record(self, y)
     }
 
     fn extra_repr(&self) -> String {
         let w = &self.window;
         format!(
-            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode=False",
+            "kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={}",
             size_repr(w.kernel),
             size_repr(w.stride),
             size_repr(w.padding),
-            size_repr(w.dilation)
+            size_repr(w.dilation),
+            py_bool(self.ceil_mode)
         )
     }
 }
@@ -116,7 +152,19 @@ pub fn max_pool2d(
         padding.into(),
         dilation.into(),
     )?;
-    max_pool2d_impl("max_pool2d", input, &window)
+    max_pool2d_impl("max_pool2d", input, &window, false)
+}
+
+/// `torch.nn.functional.max_pool2d(input, kernel, ..., return_indices=True)`
+/// with every option of `config`: the maxima and their flat positions
+/// (`I32`), as [`MaxPool2d::forward_with_indices`].
+pub fn max_pool2d_with_indices(
+    input: &Tensor,
+    kernel: impl Into<Size2>,
+    config: MaxPool2dConfig,
+) -> Result<(Tensor, Tensor)> {
+    let pool = MaxPool2d::build("max_pool2d", kernel.into(), config)?;
+    max_pool2d_indices_impl("max_pool2d", input, &pool.window, pool.ceil_mode)
 }
 
 /// Mean over each window of `[N, C, H, W]` (or `[C, H, W]`).
@@ -125,6 +173,9 @@ pub struct AvgPool2d {
     #[module(skip)]
     window: Window,
     count_include_pad: bool,
+    ceil_mode: bool,
+    #[module(skip)]
+    divisor_override: Option<usize>,
 }
 
 /// Options of [`AvgPool2d`].
@@ -136,6 +187,10 @@ pub struct AvgPool2dConfig {
     pub padding: Size2,
     /// Count padded zeros in the divisor (default true, as PyTorch).
     pub count_include_pad: bool,
+    /// Round the output size up (default false).
+    pub ceil_mode: bool,
+    /// Divide every window's sum by this instead (default none; not 0).
+    pub divisor_override: Option<usize>,
 }
 
 impl Default for AvgPool2dConfig {
@@ -144,6 +199,8 @@ impl Default for AvgPool2dConfig {
             stride: None,
             padding: 0.into(),
             count_include_pad: true,
+            ceil_mode: false,
+            divisor_override: None,
         }
     }
 }
@@ -166,6 +223,18 @@ impl AvgPool2dConfig {
         self.count_include_pad = include;
         self
     }
+
+    /// With `ceil_mode`.
+    pub fn ceil_mode(mut self, ceil: bool) -> Self {
+        self.ceil_mode = ceil;
+        self
+    }
+
+    /// With `divisor_override`.
+    pub fn divisor_override(mut self, divisor: usize) -> Self {
+        self.divisor_override = Some(divisor);
+        self
+    }
 }
 
 impl AvgPool2d {
@@ -176,28 +245,32 @@ impl AvgPool2d {
 
     /// `nn.AvgPool2d` with options.
     pub fn with_config(kernel: impl Into<Size2>, config: AvgPool2dConfig) -> Result<AvgPool2d> {
-        let window = pool_window(
-            "AvgPool2d",
-            kernel.into(),
-            config.stride,
-            config.padding,
-            1.into(),
-        )?;
-        Ok(AvgPool2d {
-            window,
-            count_include_pad: config.count_include_pad,
-        })
+        AvgPool2d::build("AvgPool2d", kernel.into(), config)
     }
 
     /// The window geometry.
     pub fn window(&self) -> Window {
         self.window
     }
+
+    /// The layer, with errors naming `op`.
+    fn build(op: &'static str, kernel: Size2, config: AvgPool2dConfig) -> Result<AvgPool2d> {
+        let window = pool_window(op, kernel, config.stride, config.padding, 1.into())?;
+        if config.divisor_override == Some(0) {
+            return Err(Error::invalid(op, "divisor_override must not be 0"));
+        }
+        Ok(AvgPool2d {
+            window,
+            count_include_pad: config.count_include_pad,
+            ceil_mode: config.ceil_mode,
+            divisor_override: config.divisor_override,
+        })
+    }
 }
 
 impl Module for AvgPool2d {
     fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let y = avg_pool2d_impl("AvgPool2d", input, &self.window, self.count_include_pad);
+        let y = avg_pool2d_impl("AvgPool2d", input, self);
         record(self, y)
     }
 
@@ -224,14 +297,22 @@ pub fn avg_pool2d(
     padding: impl Into<Size2>,
     count_include_pad: bool,
 ) -> Result<Tensor> {
-    let window = pool_window(
-        "avg_pool2d",
-        kernel.into(),
-        Some(stride.into()),
-        padding.into(),
-        1.into(),
-    )?;
-    avg_pool2d_impl("avg_pool2d", input, &window, count_include_pad)
+    let config = AvgPool2dConfig::default()
+        .stride(stride)
+        .padding(padding)
+        .count_include_pad(count_include_pad);
+    avg_pool2d_with(input, kernel, config)
+}
+
+/// `torch.nn.functional.avg_pool2d` with every option of `config`
+/// (`ceil_mode`, `divisor_override`, ...).
+pub fn avg_pool2d_with(
+    input: &Tensor,
+    kernel: impl Into<Size2>,
+    config: AvgPool2dConfig,
+) -> Result<Tensor> {
+    let pool = AvgPool2d::build("avg_pool2d", kernel.into(), config)?;
+    avg_pool2d_impl("avg_pool2d", input, &pool)
 }
 
 /// Mean over PyTorch's adaptive windows, giving a fixed output size.
@@ -302,39 +383,64 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2>) -> Res
     unbatch(y, batched)
 }
 
-fn max_pool2d_impl(op: &'static str, input: &Tensor, window: &Window) -> Result<Tensor> {
-    let (x, batched) = batch4(op, input)?;
-    unbatch(max_pool(op, &x, window)?, batched)
-}
-
-fn avg_pool2d_impl(
+fn max_pool2d_impl(
     op: &'static str,
     input: &Tensor,
     window: &Window,
-    count_include_pad: bool,
+    ceil_mode: bool,
 ) -> Result<Tensor> {
     let (x, batched) = batch4(op, input)?;
+    unbatch(max_pool(op, &x, window, ceil_mode)?, batched)
+}
+
+fn max_pool2d_indices_impl(
+    op: &'static str,
+    input: &Tensor,
+    window: &Window,
+    ceil_mode: bool,
+) -> Result<(Tensor, Tensor)> {
+    let (x, batched) = batch4(op, input)?;
+    let (values, indices) = max_pool_indices(op, &x, window, ceil_mode)?;
+    Ok((unbatch(values, batched)?, unbatch(indices, batched)?))
+}
+
+fn avg_pool2d_impl(op: &'static str, input: &Tensor, pool: &AvgPool2d) -> Result<Tensor> {
+    let (x, batched) = batch4(op, input)?;
     let (h, w) = (x.dims()[2], x.dims()[3]);
-    let out = window.output_size(op, h, w)?;
+    let window = &pool.window;
+    let out = window.pool_output_size(op, h, w, pool.ceil_mode)?;
     // Window `o` along an axis covers padded positions [o·s, o·s + k), i.e.
-    // input positions [o·s − p, o·s − p + k) clipped to the image.
+    // input positions [o·s − p, o·s − p + k) clipped to the image. Its
+    // divisor counts the padded positions too, up to the right padding's
+    // end (a ceil-mode window may run past it), as PyTorch's kernel does;
+    // an override divides once, after both axes.
+    let include = pool.count_include_pad;
+    let fixed = pool.divisor_override.is_some();
     let spans =
         |len: usize, n: usize, k: usize, s: usize, p: usize| -> Vec<(usize, usize, usize)> {
             (0..n)
                 .map(|o| {
                     let start = (o * s).saturating_sub(p).min(len);
                     let end = (o * s + k).saturating_sub(p).min(len);
-                    let divisor = if count_include_pad { k } else { end - start };
+                    let padded = (o * s + k).min(len + 2 * p) - o * s;
+                    let divisor = match (fixed, include) {
+                        (true, _) => 1,
+                        (false, true) => padded,
+                        (false, false) => end - start,
+                    };
                     (start, end, divisor)
                 })
                 .collect()
         };
     let (k, s, p) = (window.kernel, window.stride, window.padding);
-    let y = separable_pool(
+    let mut y = separable_pool(
         &x,
         &spans(h, out.h, k.h, s.h, p.h),
         &spans(w, out.w, k.w, s.w, p.w),
     )?;
+    if let Some(d) = pool.divisor_override {
+        y = y.div_scalar(d as f32)?;
+    }
     unbatch(y, batched)
 }
 

@@ -140,6 +140,36 @@ impl Window {
             )?,
         })
     }
+
+    /// A pooling layer's output size (PyTorch's `pooling_output_shape`):
+    /// [`Window::output_size`], or with `ceil_mode` the division rounded up,
+    /// less the last window if it would start in the right padding.
+    pub fn pool_output_size(
+        &self,
+        op: &'static str,
+        h: usize,
+        w: usize,
+        ceil_mode: bool,
+    ) -> Result<Size2> {
+        let floor = self.output_size(op, h, w)?;
+        if !ceil_mode {
+            return Ok(floor);
+        }
+        let axis = |out: usize, len: usize, k: usize, s: usize, p: usize, d: usize| {
+            // The padded length less the dilated kernel: what output_size divided.
+            let room = len + 2 * p - (d * (k - 1) + 1);
+            let mut out = out + usize::from(!room.is_multiple_of(s));
+            if (out - 1) * s >= len + p {
+                out -= 1;
+            }
+            out
+        };
+        let (k, s, p, d) = (self.kernel, self.stride, self.padding, self.dilation);
+        Ok(Size2 {
+            h: axis(floor.h, h, k.h, s.h, p.h, d.h),
+            w: axis(floor.w, w, k.w, s.w, p.w, d.w),
+        })
+    }
 }
 
 /// Every window of `input: [N, C, H, W]` as columns `[C, kh·kw, N, OH·OW]`:
@@ -182,9 +212,20 @@ pub(crate) fn patches(
 
 /// The geometry of `window` over `x`, which must be an F32 `[N, C, H, W]`.
 pub(crate) fn geometry_of(op: &'static str, x: &Tensor, window: &Window) -> Result<WindowGeometry> {
+    pool_geometry_of(op, x, window, false)
+}
+
+/// [`geometry_of`] with a pooling layer's `ceil_mode`.
+pub(crate) fn pool_geometry_of(
+    op: &'static str,
+    x: &Tensor,
+    window: &Window,
+    ceil_mode: bool,
+) -> Result<WindowGeometry> {
     let (n, c, h, w) = x.dims4(op, "[N, C, H, W]")?;
     x.check_f32(op)?;
-    let g = geometry(window, [n, c, h, w], window.output_size(op, h, w)?);
+    let out = window.pool_output_size(op, h, w, ceil_mode)?;
+    let g = geometry(window, [n, c, h, w], out);
     // The columns are the largest buffer the window ops make.
     let [kh, kw] = g.kernel;
     crate::layout::checked_numel(op, &[c, kh, kw, n, g.out[0], g.out[1]])?;
