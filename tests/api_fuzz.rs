@@ -12,9 +12,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use lam::loss::{CrossEntropyLoss, NllLoss};
 use lam::nn::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, Embedding,
-    EmbeddingConfig, GRUCell, LSTMCell, LayerNorm, Linear, MaxPool2d, Module, MultiheadAttention,
-    MultiheadAttentionConfig, PReLU, RNNCell, RnnConfig, Softmax, Softplus,
+    AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, BatchNorm1d, BatchNorm2d, Conv1d, Conv1dConfig,
+    Conv2d, Conv2dConfig, Dropout, Embedding, EmbeddingConfig, GRUCell, LSTMCell, LayerNorm,
+    Linear, MaxPool2d, MaxPool2dConfig, MaxUnpool2d, Module, MultiheadAttention,
+    MultiheadAttentionConfig, PReLU, PaddingMode, RNNCell, RnnConfig, Softmax, Softplus,
     TransformerEncoderLayer, GRU, LSTM, RNN,
 };
 use lam::prelude::*;
@@ -80,6 +81,14 @@ impl Rng {
 
 type Call = fn(&mut Rng, &Device) -> lam::Result<()>;
 
+/// Every padding mode, drawn by index.
+const MODES: [PaddingMode; 4] = [
+    PaddingMode::Zeros,
+    PaddingMode::Reflect,
+    PaddingMode::Replicate,
+    PaddingMode::Circular,
+];
+
 /// Every call: a name and a use of the op with random arguments. The
 /// result is dropped (read back where an error could surface late).
 const CALLS: &[(&str, Call)] = &[
@@ -114,6 +123,11 @@ const CALLS: &[(&str, Call)] = &[
             .slice(r.dim(), r.below(4), r.below(4))
             .map(drop)
     }),
+    ("slice_step", |r, d| {
+        r.tensor(d)?
+            .slice_step(r.dim(), r.below(4), r.below(4), r.below(3))
+            .map(drop)
+    }),
     ("get", |r, d| r.tensor(d)?.get(r.below(4)).map(drop)),
     ("chunk", |r, d| {
         r.tensor(d)?.chunk(r.below(4), r.dim()).map(drop)
@@ -144,6 +158,20 @@ const CALLS: &[(&str, Call)] = &[
     ("var", |r, d| {
         r.tensor(d)?
             .var(&r.dims(), false, r.below(2) == 0)
+            .map(drop)
+    }),
+    ("std", |r, d| {
+        let correction = [0.0, 1.0, 2.5, f64::NAN][r.below(4)];
+        r.tensor(d)?
+            .std(&r.dims(), r.below(2) == 0, correction)?
+            .to_vec()
+            .map(drop)
+    }),
+    ("pad", |r, d| {
+        let pad: Vec<usize> = (0..r.below(5)).map(|_| r.below(4)).collect();
+        let mode = MODES[r.below(4)];
+        lam::nn::functional::pad(&r.tensor(d)?, &pad, mode)?
+            .to_vec()
             .map(drop)
     }),
     ("max", |r, d| r.tensor(d)?.max(&r.dims(), false).map(drop)),
@@ -235,13 +263,66 @@ const CALLS: &[(&str, Call)] = &[
             d,
         )
     }),
+    ("Conv2d options", |r, d| {
+        let (i, o, k) = (r.below(3), r.below(3), r.below(4));
+        let shape = [r.below(3), i, r.below(5), r.below(5)];
+        let mut config = Conv2dConfig::default()
+            .padding(r.below(4))
+            .dilation(1 + r.below(2))
+            .padding_mode(MODES[r.below(4)]);
+        if r.below(2) == 0 {
+            config = config.padding_same();
+        }
+        run(&Conv2d::with_config(i, o, k, config, d)?, &shape, r, d)
+    }),
+    ("Conv1d options", |r, d| {
+        let (i, o, k) = (r.below(3), r.below(3), r.below(4));
+        let mut config = Conv1dConfig::default()
+            .padding(r.below(4))
+            .padding_mode(MODES[r.below(4)]);
+        if r.below(2) == 0 {
+            config = config.padding_same();
+        }
+        let shape = [r.below(3), i, r.below(5)];
+        run(&Conv1d::with_config(i, o, k, config, d)?, &shape, r, d)
+    }),
     ("MaxPool2d", |r, d| {
         let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
         run(&MaxPool2d::new(r.below(3))?, &shape, r, d)
     }),
+    ("MaxPool2d options", |r, d| {
+        let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
+        let config = MaxPool2dConfig::default()
+            .stride(1 + r.below(3))
+            .padding(r.below(2))
+            .ceil_mode(r.below(2) == 0);
+        let pool = MaxPool2d::with_config(1 + r.below(3), config)?;
+        run(&pool, &shape, r, d)?;
+        let x = r.tensor(d)?;
+        let (values, indices) = pool.forward_with_indices(&x)?;
+        let unpool = MaxUnpool2d::with_options(1 + r.below(3), r.below(3), r.below(2))?;
+        let indices = if r.below(2) == 0 {
+            indices
+        } else {
+            r.index(d)?
+        };
+        unpool.forward(&values, &indices)?.to_vec().map(drop)
+    }),
     ("AvgPool2d", |r, d| {
         let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
         run(&AvgPool2d::new(r.below(3))?, &shape, r, d)
+    }),
+    ("AvgPool2d options", |r, d| {
+        let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
+        let mut config = AvgPool2dConfig::default()
+            .stride(1 + r.below(3))
+            .padding(r.below(2))
+            .ceil_mode(r.below(2) == 0)
+            .count_include_pad(r.below(2) == 0);
+        if r.below(2) == 0 {
+            config = config.divisor_override(r.below(3));
+        }
+        run(&AvgPool2d::with_config(r.below(4), config)?, &shape, r, d)
     }),
     ("AdaptiveAvgPool2d", |r, d| {
         let shape = [r.below(3), r.below(3), r.below(5), r.below(5)];
