@@ -22,9 +22,10 @@ use common::fixture::{self, load_state, Options};
 use lam::nn::functional as F;
 use lam::nn::{
     AvgPool2d, AvgPool2dConfig, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, MaxPool2d,
-    MaxPool2dConfig, MaxUnpool2d, Module, PaddingMode, Size2,
+    MaxPool2dConfig, MaxUnpool2d, Module, Padding, PaddingMode, Size2,
 };
 use lam::prelude::*;
+use lam::testing::{gradcheck, GradCheck};
 use serde_json::Value;
 
 const FILE: &str = "options/tensor.json";
@@ -109,6 +110,54 @@ conformance!(bad_option_arguments_are_errors, |dev| {
     let _ = dev.synchronize();
     assert!(r.is_err(), "an index past the output plane is an error");
     Ok(())
+});
+
+conformance!(option_gradients_match_finite_differences, |dev| {
+    let check = |f: &dyn Fn(&[Tensor]) -> lam::Result<Tensor>, x: &Tensor| {
+        gradcheck(f, std::slice::from_ref(x), GradCheck::default())
+    };
+    // Well-separated values: no ties for max pooling, no kinks crossed.
+    let x = Tensor::from_vec(
+        (0..60)
+            .map(|i| ((i * 37) % 60) as f32 * 0.05 - 1.4)
+            .collect(),
+        &[1, 2, 5, 6],
+        dev,
+    )?;
+    check(&|a| a[0].std(&[1, 3], false, 1), &x)?;
+    check(&|a| a[0].std(&[-1], true, 0.5), &x)?;
+    check(&|a| a[0].slice_step(3, 1, 6, 2)?.slice_step(2, 0, 5, 3), &x)?;
+    for mode in [
+        PaddingMode::Reflect,
+        PaddingMode::Replicate,
+        PaddingMode::Circular,
+    ] {
+        check(&|a| F::pad(&a[0], &[2, 1, 1, 3], mode), &x)?;
+    }
+    check(&|a| F::pad_constant(&a[0], &[0, 2, 1, 0], 0.25), &x)?;
+    let w = Tensor::from_vec(
+        (0..32).map(|i| ((i * 7) % 11) as f32 * 0.1 - 0.5).collect(),
+        &[2, 2, 4, 2],
+        dev,
+    )?;
+    check(
+        &|a| F::conv2d(&a[0], &w, None, 1, Padding::Same, (1, 2), 1),
+        &x,
+    )?;
+    let ceil = MaxPool2dConfig::default()
+        .stride(2)
+        .padding(1)
+        .ceil_mode(true);
+    check(&|a| Ok(F::max_pool2d_with_indices(&a[0], 3, ceil)?.0), &x)?;
+    let avg = AvgPool2dConfig::default()
+        .stride(2)
+        .padding(1)
+        .ceil_mode(true)
+        .divisor_override(4);
+    check(&|a| F::avg_pool2d_with(&a[0], 3, avg), &x)?;
+    let (values, indices) = MaxPool2d::new(2)?.forward_with_indices(&x)?;
+    let unpool = MaxUnpool2d::new(2)?;
+    check(&|a| unpool.forward(&a[0], &indices), &values)
 });
 
 /// A fixture tensor with "nan"/"inf"/"-inf" strings decoded.
