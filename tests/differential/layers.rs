@@ -63,6 +63,64 @@ pub fn layers(op: &str, a: &Args, x: &Inputs, dev: &Device) -> lam::Result<Outco
             a.bool("count_include_pad"),
         )),
         "adaptive_avg_pool2d" => one(F::adaptive_avg_pool2d(&d[0], size2(a, "output"))),
+        "pad" => one(match a.str("mode") {
+            "constant" => F::pad_constant(&d[0], &a.usizes("pad"), a.f32("value")),
+            mode => F::pad(
+                &d[0],
+                &a.usizes("pad"),
+                match mode {
+                    "reflect" => PaddingMode::Reflect,
+                    "replicate" => PaddingMode::Replicate,
+                    _ => PaddingMode::Circular,
+                },
+            ),
+        }),
+        "conv2d_same" => one(F::conv2d(
+            &d[0],
+            &d[1],
+            None,
+            1,
+            Padding::Same,
+            size2(a, "dilation"),
+            1,
+        )),
+        "conv1d_same" => one(F::conv1d(
+            &d[0],
+            &d[1],
+            None,
+            1,
+            Padding::Same,
+            a.usizes("dilation")[0],
+            1,
+        )),
+        "max_pool2d_ceil" => {
+            let config = MaxPool2dConfig::default()
+                .stride(size2(a, "stride"))
+                .padding(size2(a, "padding"))
+                .dilation(size2(a, "dilation"))
+                .ceil_mode(true);
+            let (values, indices) = F::max_pool2d_with_indices(&d[0], size2(a, "kernel"), config)?;
+            Ok(vec![values, indices].into())
+        }
+        "avg_pool2d_ceil" => {
+            let mut config = AvgPool2dConfig::default()
+                .stride(size2(a, "stride"))
+                .padding(size2(a, "padding"))
+                .count_include_pad(a.bool("count_include_pad"))
+                .ceil_mode(true);
+            if let Some(d) = a.opt_usize("divisor_override") {
+                config = config.divisor_override(d);
+            }
+            one(F::avg_pool2d_with(&d[0], size2(a, "kernel"), config))
+        }
+        "max_unpool2d" => {
+            let unpool = MaxUnpool2d::with_options(
+                size2(a, "kernel"),
+                size2(a, "stride"),
+                size2(a, "padding"),
+            )?;
+            one(unpool.forward_with_size(&d[0], &d[1], Some(size2(a, "output"))))
+        }
         "batch_norm" => {
             let (rm, rv) = (&d[1], &d[2]);
             let (w, b) = if a.bool("affine") {
