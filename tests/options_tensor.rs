@@ -308,6 +308,7 @@ fn run_layer_case(case: &Value, dev: &Device) -> lam::Result<()> {
     let kernel = pair("kernel", 1);
     let mut indices = None;
     let mut module: Option<Box<dyn Module>> = None;
+    let mut shown = None;
     let y = match case["layer"].as_str().expect("layer") {
         "Conv2d" => {
             let mut cfg = Conv2dConfig::default()
@@ -324,6 +325,7 @@ fn run_layer_case(case: &Value, dev: &Device) -> lam::Result<()> {
             let m = Conv2d::with_config(o.usize("in", 1), o.usize("out", 1), kernel, cfg, dev)?;
             load_state(&m, &case["state"], dev)?;
             let y = m.forward(&x)?;
+            shown = Some(m.to_string());
             module = Some(Box::new(m));
             y
         }
@@ -341,6 +343,7 @@ fn run_layer_case(case: &Value, dev: &Device) -> lam::Result<()> {
             let m = Conv1d::with_config(o.usize("in", 1), o.usize("out", 1), kernel.w, cfg, dev)?;
             load_state(&m, &case["state"], dev)?;
             let y = m.forward(&x)?;
+            shown = Some(m.to_string());
             module = Some(Box::new(m));
             y
         }
@@ -353,6 +356,7 @@ fn run_layer_case(case: &Value, dev: &Device) -> lam::Result<()> {
                 cfg = cfg.stride(pair("stride", 1));
             }
             let m = MaxPool2d::with_config(kernel, cfg)?;
+            shown = Some(m.to_string());
             if o.bool("return_indices", false) {
                 let (y, i) = m.forward_with_indices(&x)?;
                 // The functional form gives the same.
@@ -411,6 +415,14 @@ fn run_layer_case(case: &Value, dev: &Device) -> lam::Result<()> {
     expect("input gradient", &grad, &case["input_grad"])?;
     if let Some(m) = module {
         fixture::expect_param_grads(m.as_ref(), &case["grads"])?;
+    }
+    if let (Some(want), Some(shown)) = (case["repr"].as_str(), shown) {
+        if shown != want {
+            return Err(Error::invalid(
+                "fixture",
+                format!("print(model) shows {shown:?}, PyTorch {want:?}"),
+            ));
+        }
     }
     Ok(())
 }
