@@ -6,7 +6,7 @@
 //!   (NaN and `inf` where no degrees of freedom are left);
 //! - strided slicing `x[a:b:k]` (`Tensor::slice_step`), a view;
 //! - `squeeze(d)` of a dim that is not size 1 (the input, unchanged);
-//! - softmax, log-softmax, mean, sum, var and std over zero-size dims;
+//! - softmax, log-softmax, mean, sum, logsumexp, var and std over zero-size dims;
 //! - `F.pad` in its four modes (`functional::pad`, `pad_constant`);
 //! - Conv1d/Conv2d `padding_mode` and `padding="same"` (even kernels,
 //!   dilation, groups, unbatched input);
@@ -243,6 +243,7 @@ fn run_op_case(case: &Value, dev: &Device) -> lam::Result<()> {
         "var" => x.var(&dims(), keep(), correction())?,
         "mean" => x.mean(&dims(), keep())?,
         "sum" => x.sum(&dims(), keep())?,
+        "logsumexp" => x.logsumexp(&dims(), keep())?,
         "squeeze" => x.squeeze(dim())?,
         "softmax" => x.softmax(dim())?,
         "log_softmax" => x.log_softmax(dim())?,

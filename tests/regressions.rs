@@ -378,8 +378,8 @@ conformance!(softmax_of_a_scalar_is_one_with_a_zero_gradient, |dev| {
 conformance!(ops_on_a_scalar_are_values_or_errors_never_panics, |dev| {
     // A 0-d tensor passed normalize_axis for dim 0, then ops indexed its
     // (empty) shape: dim, argmax, index_select, transpose, squeeze, chunk
-    // and cat panicked. PyTorch lets reductions and softmax take dim 0 or
-    // -1 on a scalar; the rest are errors.
+    // and cat panicked. PyTorch lets reductions, softmax and squeeze take
+    // dim 0 or -1 on a scalar; the rest are errors.
     let x = Tensor::scalar(2.5, dev)?;
     assert_eq!(x.sum(&[0], false)?.item()?, 2.5);
     assert_eq!(x.mean(&[-1], true)?.item()?, 2.5);
@@ -392,7 +392,8 @@ conformance!(ops_on_a_scalar_are_values_or_errors_never_panics, |dev| {
     assert!(x.index_select(0, &idx).is_err());
     assert!(x.gather(0, &idx).is_err());
     assert!(x.transpose(0, 0).is_err());
-    assert!(x.squeeze(0).is_err());
+    assert_eq!(x.squeeze(0)?.dims(), [0usize; 0]);
+    assert!(x.squeeze(1).is_err());
     assert!(x.chunk(2, 0).is_err());
     assert!(x.split(1, 0).is_err());
     assert!(Tensor::cat(&[x.clone(), x.clone()], 0).is_err());

@@ -55,7 +55,9 @@ impl Tensor {
     pub fn logsumexp(&self, dims: impl super::Dims, keepdim: bool) -> Result<Tensor> {
         let dims = dims.as_dims();
         if self.numel() == 0 {
-            return Err(Error::Empty { op: "logsumexp" });
+            // No max to shift by; an empty group's sum of exponentials is 0,
+            // so its logsumexp is -inf, as PyTorch's.
+            return self.exp()?.sum(dims, keepdim)?.log();
         }
         // Shift by the max for stability, but by 0 where the max is ±inf
         // (inf - inf would be NaN where the answer is ±inf, as PyTorch's).

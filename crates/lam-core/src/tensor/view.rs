@@ -96,6 +96,10 @@ impl Tensor {
     /// The size-1 dim `dim` removed; a dim of any other size is kept, and
     /// the result is the input itself (PyTorch's `squeeze(dim)`).
     pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
+        if self.rank() == 0 && (dim == 0 || dim == -1) {
+            // PyTorch lets a scalar name dim 0 (or -1) and squeezes nothing.
+            return Ok(self.clone());
+        }
         let d = normalize_axis("squeeze", dim, self.rank())?;
         if self.dims()[d] != 1 {
             return Ok(self.clone());
