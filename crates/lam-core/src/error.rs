@@ -86,6 +86,10 @@ pub enum Error {
     /// A file's content is not what was expected (corrupt, truncated, mismatched).
     #[error("format: {path}: {msg}")]
     Format { path: String, msg: String },
+    /// Work shared with other processes or devices failed: a replica that
+    /// stopped, a collective that timed out, replicas that disagree.
+    #[error("distributed: {0}")]
+    Distributed(String),
 }
 
 /// `Result` with lam's [`Error`].

@@ -38,6 +38,9 @@ pub struct AdapterInfo {
 pub struct GpuOptions {
     /// Only adapters whose name contains this (case-insensitive).
     pub adapter: Option<String>,
+    /// Only the adapter at this position (0 = best) among those whose name
+    /// matches: one device per GPU of a machine with several identical ones.
+    pub index: Option<usize>,
     /// Only these wgpu backends (default: all).
     pub backends: Option<wgpu::Backends>,
     /// Pretend storage bindings are at most this many bytes (to test limits).
@@ -59,11 +62,17 @@ pub fn list_adapters() -> Vec<AdapterInfo> {
 pub fn gpu_device(opts: &GpuOptions) -> Result<Device> {
     let backends = opts.backends.unwrap_or(wgpu::Backends::all());
     let mut rejected = Vec::new();
+    let mut matching = 0;
     for (info, nth) in survey(backends) {
-        let reason = match &opts.adapter {
-            Some(want) if !info.name.to_lowercase().contains(&want.to_lowercase()) => {
-                format!("name does not contain {want:?}")
-            }
+        let named = opts
+            .adapter
+            .as_ref()
+            .is_none_or(|want| info.name.to_lowercase().contains(&want.to_lowercase()));
+        let position = matching;
+        matching += usize::from(named);
+        let reason = match (&opts.adapter, opts.index) {
+            (Some(want), _) if !named => format!("name does not contain {want:?}"),
+            (_, Some(i)) if i != position => format!("not adapter {i} of those that match"),
             _ => match open(&info, nth, opts) {
                 Ok(device) => return Ok(device),
                 Err(e) => e.to_string(),

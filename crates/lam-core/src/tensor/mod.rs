@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub(crate) use dims::check_operands;
 
-use crate::autograd::{is_grad_enabled, Node};
+use crate::autograd::{is_grad_enabled, GradHook, Node};
 use crate::backend::{Backend, Storage};
 use crate::{DType, Device, Error, Layout, Result};
 
@@ -56,6 +56,9 @@ struct Inner {
     requires_grad: bool,
     node: Option<Node>,
     grad: Mutex<Option<Tensor>>,
+    // Called after backward stores this leaf's gradient, with their ids
+    // (see `autograd`'s module docs).
+    grad_hooks: Mutex<Vec<(u64, GradHook)>>,
 }
 
 struct Data {
@@ -81,6 +84,7 @@ struct IntRange {
 }
 
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_HOOK_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Tensor {
     /// Wraps a backend buffer as a leaf tensor (for backends and custom ops).
@@ -109,6 +113,7 @@ impl Tensor {
             requires_grad,
             node,
             grad: Mutex::new(None),
+            grad_hooks: Mutex::new(Vec::new()),
         }))
     }
 
@@ -322,6 +327,26 @@ impl Tensor {
         };
         *slot = Some(total);
         Ok(())
+    }
+
+    /// Adds a post-accumulate-grad hook; returns its id.
+    pub(crate) fn add_grad_hook(&self, hook: GradHook) -> u64 {
+        let id = NEXT_HOOK_ID.fetch_add(1, Ordering::Relaxed);
+        self.hooks_mut().push((id, hook));
+        id
+    }
+
+    pub(crate) fn remove_grad_hook(&self, id: u64) {
+        self.hooks_mut().retain(|(i, _)| *i != id);
+    }
+
+    /// The hooks to call, copied out so a hook may register or remove hooks.
+    pub(crate) fn grad_hooks(&self) -> Vec<GradHook> {
+        self.hooks_mut().iter().map(|(_, h)| h.clone()).collect()
+    }
+
+    fn hooks_mut(&self) -> std::sync::MutexGuard<'_, Vec<(u64, GradHook)>> {
+        self.0.grad_hooks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Replaces this tensor's data with `value`'s, keeping its identity,

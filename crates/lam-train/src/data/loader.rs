@@ -28,6 +28,11 @@
 //! Batches are gathered (and transformed) on the host, by a background
 //! thread that stays at most `prefetch` batches ahead through a bounded
 //! channel; only the finished batch is uploaded, on the caller's thread.
+//!
+//! For data-parallel training, [`DataLoader::distributed`] gives each
+//! replica its [`DistributedSampler`] share of every epoch's order; batch
+//! `b` of replica `r` of `R` seeds its transform as global batch `b·R + r`,
+//! so replicas augment differently and one replica alone is unchanged.
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -36,7 +41,7 @@ use std::thread::JoinHandle;
 use lam_core::rng::{self, Generator};
 use lam_core::{Device, Error, Result, Tensor};
 
-use super::{Dataset, HostTargets};
+use super::{Dataset, DistributedSampler, HostTargets};
 use crate::seed::derive_seed;
 
 /// A batch still in host memory, as a [`BatchTransform`] sees it.
@@ -81,6 +86,7 @@ pub struct DataLoader {
     prefetch: usize,
     device: Device,
     transform: Option<Arc<dyn BatchTransform>>,
+    sampler: Option<DistributedSampler>,
 }
 
 impl DataLoader {
@@ -112,6 +118,7 @@ impl DataLoader {
             prefetch: 2,
             device: device.clone(),
             transform: None,
+            sampler: None,
         })
     }
 
@@ -153,6 +160,18 @@ impl DataLoader {
         self
     }
 
+    /// Visit only `sampler`'s share of each epoch (data-parallel
+    /// training: give every replica the same seed and its own rank).
+    pub fn distributed(mut self, sampler: DistributedSampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// The sampler of a data-parallel replica, if any.
+    pub fn sampler(&self) -> Option<&DistributedSampler> {
+        self.sampler.as_ref()
+    }
+
     /// The data set.
     pub fn dataset(&self) -> &Arc<dyn Dataset> {
         &self.dataset
@@ -170,7 +189,9 @@ impl DataLoader {
 
     /// Number of samples one epoch visits.
     pub fn num_samples(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.sampler.map_or(self.dataset.len(), |s| {
+            s.num_samples(self.dataset.len())
+        });
         if self.drop_last {
             n - n % self.batch_size
         } else {
@@ -183,12 +204,27 @@ impl DataLoader {
         self.num_samples().div_ceil(self.batch_size)
     }
 
-    /// The sample order of `epoch`: a seeded permutation when shuffling.
-    /// Without a fixed [`seed`](DataLoader::seed) this takes the epoch's
-    /// seed from the generator, as [`epoch`](DataLoader::epoch) does, so the
-    /// next call (or epoch) gets another order.
+    /// The sample order of `epoch`: a seeded permutation when shuffling
+    /// (this replica's share of it, with a sampler). Without a fixed
+    /// [`seed`](DataLoader::seed) this takes the epoch's seed from the
+    /// generator, as [`epoch`](DataLoader::epoch) does, so the next call (or
+    /// epoch) gets another order.
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         self.order(self.epoch_seed(), epoch)
+    }
+
+    /// This replica's share of `order`; all of it without a sampler.
+    fn share(&self, order: Vec<usize>) -> Vec<usize> {
+        match &self.sampler {
+            Some(s) => s.shard(&order),
+            None => order,
+        }
+    }
+
+    /// Global batch `b·R + r` for batch `b` of replica `r` of `R`.
+    fn batch_numbering(&self) -> (u64, u64) {
+        self.sampler
+            .map_or((1, 0), |s| (s.num_replicas() as u64, s.rank() as u64))
     }
 
     /// The batches of `epoch`, as `Result<(x, y)>`.
@@ -203,6 +239,7 @@ impl DataLoader {
             transform: self.transform.clone(),
             seed,
             epoch,
+            numbering: self.batch_numbering(),
         };
         let total = self.num_batches();
         let source = if self.prefetch == 0 {
@@ -242,13 +279,16 @@ impl DataLoader {
     /// Every batch of an unshuffled pass gathered on the host (for
     /// evaluation code that wants the whole split at once).
     pub fn host_batches(&self) -> Result<Vec<HostBatch>> {
+        let mut order = self.share((0..self.dataset.len()).collect());
+        order.truncate(self.num_samples());
         let plan = Plan {
             dataset: self.dataset.clone(),
-            order: (0..self.num_samples()).collect(),
+            order,
             batch_size: self.batch_size,
             transform: None,
             seed: 0,
             epoch: 0,
+            numbering: self.batch_numbering(),
         };
         (0..self.num_batches()).map(|b| plan.batch(b)).collect()
     }
@@ -266,14 +306,14 @@ impl DataLoader {
         }
     }
 
-    /// The sample order for an epoch's `seed`.
+    /// The sample order for an epoch's `seed` (this replica's share).
     fn order(&self, seed: u64, epoch: u64) -> Vec<usize> {
         let n = self.dataset.len();
-        if self.shuffle {
+        self.share(if self.shuffle {
             Generator::new(derive_seed(&[seed, epoch, 0x5a4f])).permutation(n)
         } else {
             (0..n).collect()
-        }
+        })
     }
 }
 
@@ -387,6 +427,8 @@ struct Plan {
     transform: Option<Arc<dyn BatchTransform>>,
     seed: u64,
     epoch: u64,
+    /// `(R, r)`: batch `b` is global batch `b·R + r` (see the module docs).
+    numbering: (u64, u64),
 }
 
 impl Plan {
@@ -422,9 +464,11 @@ impl Plan {
             indices,
         };
         if let Some(t) = &self.transform {
+            let (replicas, rank) = self.numbering;
+            let global = b as u64 * replicas + rank;
             t.apply(
                 &mut batch,
-                derive_seed(&[self.seed, self.epoch, b as u64, 0x7a5f]),
+                derive_seed(&[self.seed, self.epoch, global, 0x7a5f]),
             )?;
         }
         Ok(batch)

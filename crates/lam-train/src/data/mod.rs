@@ -8,7 +8,8 @@
 //!   vectors; [`Subset`]: a view of another data set through a list of indices.
 //! - [`csv`] and [`idx`]: readers for CSV files and the IDX format of MNIST.
 //! - [`DataLoader`] (in `loader`): batches, seeded shuffles that are a pure
-//!   function of `(seed, epoch)`, background prefetch, per-batch transforms.
+//!   function of `(seed, epoch)`, background prefetch, per-batch transforms;
+//!   [`DistributedSampler`]: a data-parallel replica's share of each epoch.
 //! - [`split`]: seeded train/validation/test splits, stratified splits and
 //!   k-fold cross-validation, all as index lists.
 //!
@@ -19,10 +20,12 @@
 pub mod csv;
 pub mod idx;
 mod loader;
+mod sampler;
 pub mod split;
 mod tensor_dataset;
 
 pub use loader::{Batch, BatchTransform, DataLoader, EpochIter, HostBatch};
+pub use sampler::DistributedSampler;
 pub use tensor_dataset::{Subset, TensorDataset};
 
 use std::sync::Arc;

@@ -76,6 +76,17 @@ pub fn evaluate_task(
     loss: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
     task: Task,
 ) -> Result<Scores> {
+    evaluate_tally(model, loader, loss, task)?.read("evaluate")
+}
+
+/// The sums of an evaluation pass (synced to the host), to be scored —
+/// after summing them over data-parallel replicas, for the trainer.
+pub(crate) fn evaluate_tally(
+    model: &dyn Module,
+    loader: &DataLoader,
+    loss: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    task: Task,
+) -> Result<Tally> {
     model.eval();
     no_grad(|| {
         let mut tally = Tally::new(task);
@@ -84,7 +95,8 @@ pub fn evaluate_task(
             let out = model.forward(&x)?;
             tally.add(&out, &y, &loss(&out, &y)?)?;
         }
-        tally.read("evaluate")
+        tally.sync()?;
+        Ok(tally)
     })
 }
 

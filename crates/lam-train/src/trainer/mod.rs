@@ -55,11 +55,17 @@
 //! is read from the outputs and targets unless stated. A [`Monitor`] the
 //! task lacks (accuracy of a regression model) is an error, before training
 //! when the task is stated, after the first epoch when it is read.
+//!
+//! **Data parallel.** [`Trainer::distributed`] makes the trainer one of
+//! several [`Replicas`] (lam-dist provides them): metrics are summed over
+//! the replicas, only rank 0 writes files, and a failing replica stops the
+//! others (see `replicas.rs`).
 
 mod config;
 mod eval;
 mod history;
 mod progress;
+mod replicas;
 mod state;
 mod tally;
 mod task;
@@ -67,6 +73,7 @@ mod task;
 pub use config::{Callback, Control, EarlyStopping, Monitor, TrainConfig};
 pub use eval::{evaluate, evaluate_task, predict, predict_task, Predictions};
 pub use history::{EpochRecord, History};
+pub use replicas::{Reduce, Replicas};
 pub use tally::Scores;
 pub use task::Task;
 
@@ -116,6 +123,7 @@ pub struct Trainer<'a> {
     callbacks: Vec<Box<dyn Callback + 'a>>,
     config: TrainConfig,
     generator: Option<Generator>,
+    replicas: Option<Box<dyn Replicas + 'a>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -133,6 +141,7 @@ impl<'a> Trainer<'a> {
             callbacks: Vec::new(),
             config: TrainConfig::default(),
             generator: None,
+            replicas: None,
         }
     }
 
@@ -162,6 +171,14 @@ impl<'a> Trainer<'a> {
         self
     }
 
+    /// As one data-parallel replica of `replicas` (see the module docs):
+    /// the model's gradients must be averaged over the replicas (lam-dist's
+    /// `DistributedDataParallel`) and the loaders hold this replica's share.
+    pub fn distributed(mut self, replicas: impl Replicas + 'a) -> Self {
+        self.replicas = Some(Box::new(replicas));
+        self
+    }
+
     /// Path of the last checkpoint, when checkpoints are on.
     pub fn last_checkpoint(&self) -> Option<PathBuf> {
         self.config
@@ -180,6 +197,19 @@ impl<'a> Trainer<'a> {
 
     /// Trains for the configured epochs (see the module docs).
     pub fn fit(&mut self, train: &DataLoader, val: Option<&DataLoader>) -> Result<FitReport> {
+        let report = self.fit_all(train, val);
+        if let (Err(e), Some(r)) = (&report, &self.replicas) {
+            r.abort(&e.to_string());
+        }
+        report
+    }
+
+    /// True unless this is a replica other than rank 0: rank 0 writes the files.
+    fn is_main(&self) -> bool {
+        self.replicas.as_ref().is_none_or(|r| r.rank() == 0)
+    }
+
+    fn fit_all(&mut self, train: &DataLoader, val: Option<&DataLoader>) -> Result<FitReport> {
         if self.config.sync_every == 0 {
             return Err(Error::invalid("Trainer", "sync_every must be > 0"));
         }
@@ -187,7 +217,7 @@ impl<'a> Trainer<'a> {
             return Err(Error::Empty { op: "Trainer::fit" });
         }
         self.config.monitor.check(Some(self.config.task))?;
-        if let Some(dir) = &self.config.checkpoint_dir {
+        if let Some(dir) = self.config.checkpoint_dir.as_ref().filter(|_| self.is_main()) {
             std::fs::create_dir_all(dir).map_err(|e| history::io_error(dir, e))?;
         }
         let seed = self.config.seed;
@@ -196,6 +226,11 @@ impl<'a> Trainer<'a> {
             .get_or_insert_with(|| Generator::new(seed))
             .clone();
         let (mut run, mut best_weights, resumed_from) = self.resume_state(train, &generator)?;
+        if let Some(r) = &self.replicas {
+            let epoch = resumed_from.map_or(-1.0, |e| e as f64);
+            replicas::agree(&**r, epoch, "the epoch to resume from (-1: none)")?;
+            r.broadcast_model(self.model)?;
+        }
         // The history file follows the checkpoint: rewritten from it on a
         // resume (a kill between the two writes leaves it an epoch
         // behind), emptied on a fresh start; a path that cannot be written
@@ -225,7 +260,7 @@ impl<'a> Trainer<'a> {
                     if self.config.early_stopping.is_some_and(|e| e.restore_best) {
                         best_weights = Some(Snapshot::take(self.model)?);
                     }
-                    if let Some(path) = self.best_checkpoint() {
+                    if let Some(path) = self.best_checkpoint().filter(|_| self.is_main()) {
                         Snapshot::save(self.model, &path)?;
                     }
                 }
@@ -241,7 +276,7 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
-            if let Some(path) = self.last_checkpoint() {
+            if let Some(path) = self.last_checkpoint().filter(|_| self.is_main()) {
                 // `save_training` stores the current generator's state.
                 rng::with_generator(&generator, || {
                     save_training(
@@ -260,6 +295,10 @@ impl<'a> Trainer<'a> {
                 if cb.on_epoch_end(&record)? == Control::Stop {
                     run.stopped = true;
                 }
+            }
+            if let Some(r) = &self.replicas {
+                // A callback's Stop on any replica stops every replica.
+                run.stopped = replicas::sum(&**r, f64::from(u8::from(run.stopped)))? > 0.0;
             }
             stopped_early = run.stopped;
         }
@@ -280,7 +319,7 @@ impl<'a> Trainer<'a> {
 
     /// Writes the run's history to the configured path, if any (atomically).
     fn write_history(&self, run: &RunState) -> Result<()> {
-        match &self.config.history_path {
+        match self.config.history_path.as_ref().filter(|_| self.is_main()) {
             Some(path) => run.history.write(path),
             None => Ok(()),
         }
@@ -348,7 +387,7 @@ impl<'a> Trainer<'a> {
             shown,
             self.config.epochs,
             train.num_batches(),
-            self.config.quiet,
+            self.config.quiet || !self.is_main(),
         );
         let mut sums = Tally::new(self.config.task);
         let mut since_sync = 0;
@@ -359,7 +398,11 @@ impl<'a> Trainer<'a> {
             rng::with_generator(generator, || self.train_step(&x, &y, &mut sums))?;
             since_sync += 1;
             if since_sync == self.config.sync_every || b + 1 == total {
-                let part = sums.sync()?;
+                let mut part = sums.sync()?;
+                if let Some(r) = &self.replicas {
+                    // Every replica sees a divergence at the same batch.
+                    part = replicas::sum(&**r, part)?;
+                }
                 if !part.is_finite() {
                     return Err(Error::invalid(
                         "Trainer::fit",
@@ -378,12 +421,14 @@ impl<'a> Trainer<'a> {
                 cb.on_batch_end(shown, b)?;
             }
         }
+        if let Some(r) = &self.replicas {
+            sums.sync()?;
+            sums.reduce(&**r)?;
+        }
         let scores = sums.read("Trainer::fit")?;
         let samples_per_sec = progress::rate(sums.host_samples, started);
         let val_scores = match val {
-            Some(v) => Some(rng::with_generator(generator, || {
-                evaluate_task(self.model, v, &*self.loss, self.config.task)
-            })?),
+            Some(v) => Some(rng::with_generator(generator, || self.validate(v))?),
             None => None,
         };
         let record = EpochRecord {
@@ -410,5 +455,17 @@ impl<'a> Trainer<'a> {
         loss.backward()?;
         self.optimizer.step()?;
         sums.add(&out, y, &loss)
+    }
+
+    /// The validation scores; over every replica's share, evaluated with
+    /// rank 0's weights and buffers, when distributed.
+    fn validate(&self, val: &DataLoader) -> Result<Scores> {
+        let Some(r) = &self.replicas else {
+            return evaluate_task(self.model, val, &*self.loss, self.config.task);
+        };
+        r.broadcast_model(self.model)?;
+        let mut tally = eval::evaluate_tally(self.model, val, &*self.loss, self.config.task)?;
+        tally.reduce(&**r)?;
+        tally.read("evaluate")
     }
 }

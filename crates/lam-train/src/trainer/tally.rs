@@ -13,6 +13,7 @@
 
 use lam_core::{DType, Error, NoGradGuard, Result, Tensor};
 
+use super::replicas::{Reduce, Replicas};
 use super::task::{plan, resolve, Plan, Task};
 use crate::metrics::{r2_from_sums, RegressionScores};
 
@@ -233,6 +234,74 @@ impl Tally {
         Ok(scores)
     }
 
+    /// Sums the host totals (after a `sync`) over the replicas, so every
+    /// replica scores the passes of all of them together, bit for bit the
+    /// same. The regression sums are first moved to a shift every replica
+    /// shares (the sample-weighted mean of theirs).
+    pub(crate) fn reduce(&mut self, replicas: &dyn Replicas) -> Result<()> {
+        // A replica that saw no batch has no plan and empty sums: the
+        // others' plan and lengths are taken; seen plans must agree.
+        let code = self.plan.map(plan_code);
+        let mut header = vec![code.unwrap_or(-1.0), code.map_or(f64::NEG_INFINITY, |c| -c)];
+        header.extend(self.host.iter().map(|h| h.len() as f64));
+        replicas.reduce(&mut header, Reduce::Max)?;
+        if header[0] >= 0.0 && header[0] != -header[1] {
+            return Err(Error::Distributed(
+                "the replicas scored their outputs as different tasks (different output or \
+                 target shapes)"
+                    .into(),
+            ));
+        }
+        let plan = plan_from_code(header[0]);
+        for (h, &len) in self.host.iter_mut().zip(&header[2..]) {
+            h.resize(len as usize, 0.0);
+        }
+        self.rebase_shift(replicas)?;
+        let mut packed = vec![self.host_samples as f64];
+        for h in &self.host {
+            packed.extend_from_slice(h);
+        }
+        replicas.reduce(&mut packed, Reduce::Sum)?;
+        self.host_samples = packed[0] as usize;
+        self.samples = self.host_samples;
+        let mut at = 1;
+        for h in &mut self.host {
+            let n = h.len();
+            h.copy_from_slice(&packed[at..at + n]);
+            at += n;
+        }
+        if self.plan.is_none() {
+            self.plan = plan;
+        }
+        Ok(())
+    }
+
+    /// Moves the shifted regression sums to the replicas' common shift
+    /// `c`: `Σ(t − c) = Σ(t − s) + n(s − c)` and
+    /// `Σ(t − c)² = Σ(t − s)² + 2(s − c)Σ(t − s) + n(s − c)²`.
+    fn rebase_shift(&mut self, replicas: &dyn Replicas) -> Result<()> {
+        let width = self.host[Slot::Shifted as usize].len();
+        if width == 0 {
+            return Ok(());
+        }
+        let n = self.host_samples as f64;
+        let mine: Vec<f64> = match &self.shift {
+            Some(s) => s.to_vec()?.into_iter().map(f64::from).collect(),
+            None => vec![0.0; width],
+        };
+        let mut weighted: Vec<f64> = mine.iter().map(|s| s * n).collect();
+        weighted.push(n);
+        replicas.reduce(&mut weighted, Reduce::Sum)?;
+        let total = weighted[width].max(1.0);
+        for (c, &s) in mine.iter().enumerate() {
+            let d = s - weighted[c] / total;
+            let sd = self.host[Slot::Shifted as usize][c];
+            self.host[Slot::ShiftedSquared as usize][c] += 2.0 * d * sd + n * d * d;
+            self.host[Slot::Shifted as usize][c] = sd + n * d;
+        }
+        Ok(())
+    }
+
     /// Adds `[B, k]` outputs `o` and targets `t` to the regression sums.
     fn add_values(&mut self, o: &Tensor, t: &Tensor) -> Result<()> {
         let e = o.sub(t)?;
@@ -282,4 +351,32 @@ impl Tally {
         });
         Ok(())
     }
+}
+
+/// A plan as one number (exact in `f64`), to compare across replicas.
+fn plan_code(p: Plan) -> f64 {
+    let (kind, param) = match p {
+        Plan::Classes { rows } => (0u64, u64::from(rows)),
+        Plan::Single { open } => (1, u64::from(open)),
+        Plan::Values { width } => (2, width as u64),
+        Plan::Unscored => (3, 0),
+    };
+    (kind * (1 << 32) + param) as f64
+}
+
+/// The plan [`plan_code`] made `code` from; `None` for a negative code.
+fn plan_from_code(code: f64) -> Option<Plan> {
+    if code < 0.0 {
+        return None;
+    }
+    let code = code as u64;
+    let param = code & 0xffff_ffff;
+    Some(match code >> 32 {
+        0 => Plan::Classes { rows: param == 1 },
+        1 => Plan::Single { open: param == 1 },
+        2 => Plan::Values {
+            width: param as usize,
+        },
+        _ => Plan::Unscored,
+    })
 }
