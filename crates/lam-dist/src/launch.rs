@@ -327,22 +327,24 @@ fn launch_local<T: Send>(
             .enumerate()
             .map(|(local, (comm, spec))| {
                 let name = format!("lam-dist-replica-{local}");
-                std::thread::Builder::new().name(name).spawn_scoped(scope, move || {
-                    let outcome = catch_unwind(AssertUnwindSafe(|| {
-                        let device = spec.open(local)?;
-                        run(Replica::new(local, device, comm.clone()))
-                    }));
-                    let result = outcome.unwrap_or_else(|p| {
-                        Err(Error::Distributed(format!(
-                            "replica {local} panicked: {}",
-                            panic_message(&p)
-                        )))
-                    });
-                    if let Err(e) = &result {
-                        comm.abort(&e.to_string());
-                    }
-                    result
-                })
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn_scoped(scope, move || {
+                        let outcome = catch_unwind(AssertUnwindSafe(|| {
+                            let device = spec.open(local)?;
+                            run(Replica::new(local, device, comm.clone()))
+                        }));
+                        let result = outcome.unwrap_or_else(|p| {
+                            Err(Error::Distributed(format!(
+                                "replica {local} panicked: {}",
+                                panic_message(&p)
+                            )))
+                        });
+                        if let Err(e) = &result {
+                            comm.abort(&e.to_string());
+                        }
+                        result
+                    })
             })
             .collect();
         handles
@@ -350,7 +352,9 @@ fn launch_local<T: Send>(
             .enumerate()
             .map(|(local, h)| match h {
                 Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(Error::Distributed(format!("replica {local} could not be joined")))
+                    Err(Error::Distributed(format!(
+                        "replica {local} could not be joined"
+                    )))
                 }),
                 Err(e) => Err(Error::Distributed(format!(
                     "cannot start the thread of replica {local}: {e}"
@@ -372,9 +376,10 @@ fn first_cause<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
         .iter()
         .position(|e| !matches!(e, Error::Distributed(_)))
         .unwrap_or(0);
-    Err(errors.into_iter().nth(cause).unwrap_or_else(|| {
-        Error::Distributed("a replica failed".into())
-    }))
+    Err(errors
+        .into_iter()
+        .nth(cause)
+        .unwrap_or_else(|| Error::Distributed("a replica failed".into())))
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

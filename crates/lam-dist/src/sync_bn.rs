@@ -11,7 +11,7 @@
 //! batch's gradient.
 
 use lam_core::autograd::custom_op;
-use lam_core::nn::{BatchNorm, Entry, Module};
+use lam_core::nn::{BatchNorm, Entry, Module, Visit};
 use lam_core::{no_grad, DType, Error, Result, Tensor};
 
 use crate::comm::{Communicator, Reduction};
@@ -82,9 +82,13 @@ impl<const D: usize> SyncBatchNorm<D> {
         let n = count as f32;
         let mean = all_reduce_sum(&x.sum(&axes, false)?, &self.comm)?.div_scalar(n)?;
         let centered = x.sub(&mean.reshape(&channel_shape)?)?;
-        let var = all_reduce_sum(&centered.square()?.sum(&axes, false)?, &self.comm)?
-            .div_scalar(n)?;
-        let mut y = centered.div(&var.add_scalar(self.inner.config().eps)?.sqrt()?.reshape(&channel_shape)?)?;
+        let var =
+            all_reduce_sum(&centered.square()?.sum(&axes, false)?, &self.comm)?.div_scalar(n)?;
+        let mut y = centered.div(
+            &var.add_scalar(self.inner.config().eps)?
+                .sqrt()?
+                .reshape(&channel_shape)?,
+        )?;
         if let (Some(w), Some(b)) = (&self.inner.weight, &self.inner.bias) {
             y = y
                 .mul(&w.reshape(&channel_shape)?)?
@@ -135,7 +139,9 @@ impl<const D: usize> Module for SyncBatchNorm<D> {
         }
         self.forward_synced(input)
     }
+}
 
+impl<const D: usize> Visit for SyncBatchNorm<D> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         self.inner.visit(prefix, f)
     }

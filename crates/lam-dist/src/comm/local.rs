@@ -15,7 +15,10 @@ use super::{lock, Communicator, Reduction};
 /// (rank `i` is element `i`), each with its own background thread.
 pub fn local_group(size: usize, timeout: Duration) -> Result<Vec<Communicator>> {
     if size == 0 {
-        return Err(Error::invalid("local_group", "a group needs at least one replica"));
+        return Err(Error::invalid(
+            "local_group",
+            "a group needs at least one replica",
+        ));
     }
     if size == 1 {
         return Ok(vec![Communicator::single()]);
@@ -81,7 +84,10 @@ struct LocalTransport {
 
 impl Transport for LocalTransport {
     fn sum_f32(&mut self, values: &mut [f32]) -> Result<()> {
-        match self.hub.meet(self.rank, Contribution::F32(values.to_vec()))? {
+        match self
+            .hub
+            .meet(self.rank, Contribution::F32(values.to_vec()))?
+        {
             Contribution::F32(r) => values.copy_from_slice(&r),
             _ => return Err(wrong_kind()),
         }
@@ -89,7 +95,10 @@ impl Transport for LocalTransport {
     }
 
     fn reduce_f64(&mut self, values: &mut [f64], op: Reduction) -> Result<()> {
-        match self.hub.meet(self.rank, Contribution::F64(values.to_vec(), op))? {
+        match self
+            .hub
+            .meet(self.rank, Contribution::F64(values.to_vec(), op))?
+        {
             Contribution::F64(r, _) => values.copy_from_slice(&r),
             _ => return Err(wrong_kind()),
         }
@@ -97,7 +106,10 @@ impl Transport for LocalTransport {
     }
 
     fn broadcast(&mut self, bytes: &mut [u8], root: usize) -> Result<()> {
-        match self.hub.meet(self.rank, Contribution::Bytes(bytes.to_vec(), root))? {
+        match self
+            .hub
+            .meet(self.rank, Contribution::Bytes(bytes.to_vec(), root))?
+        {
             Contribution::Bytes(r, _) => bytes.copy_from_slice(&r),
             _ => return Err(wrong_kind()),
         }
@@ -209,7 +221,9 @@ fn combine(mut all: Vec<Contribution>) -> Result<Contribution> {
         return Ok(all.swap_remove(root.min(all.len() - 1)));
     }
     let mut all = all.into_iter();
-    let mut acc = all.next().ok_or_else(|| Error::Distributed("an empty group".into()))?;
+    let mut acc = all
+        .next()
+        .ok_or_else(|| Error::Distributed("an empty group".into()))?;
     for c in all {
         match (&mut acc, c) {
             (Contribution::F32(a), Contribution::F32(b)) => {
@@ -223,7 +237,11 @@ fn combine(mut all: Vec<Contribution>) -> Result<Contribution> {
                     };
                 }
             }
-            _ => return Err(Error::Distributed("replicas disagree on a collective".into())),
+            _ => {
+                return Err(Error::Distributed(
+                    "replicas disagree on a collective".into(),
+                ))
+            }
         }
     }
     Ok(acc)
@@ -234,7 +252,9 @@ fn describe(c: &Contribution) -> String {
     match c {
         Contribution::F32(v) => format!("a sum of {} f32", v.len()),
         Contribution::F64(v, op) => format!("a {op:?} of {} f64", v.len()),
-        Contribution::Bytes(v, root) => format!("a broadcast of {} bytes from rank {root}", v.len()),
+        Contribution::Bytes(v, root) => {
+            format!("a broadcast of {} bytes from rank {root}", v.len())
+        }
     }
 }
 

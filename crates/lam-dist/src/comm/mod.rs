@@ -67,6 +67,9 @@ pub struct CommStats {
     pub busy: Duration,
 }
 
+/// What a transport does when a replica aborts: tell the others.
+pub(crate) type OnAbort = Box<dyn Fn(usize, &str) + Send + Sync>;
+
 /// One replica's handle to its group (see the module docs). Cloning is
 /// cheap and shares the group.
 #[derive(Clone)]
@@ -82,7 +85,7 @@ struct Shared {
     // None for a world of one: every collective is the identity.
     worker: Option<Worker>,
     // Called by `abort` so the transport can tell the other replicas.
-    on_abort: Option<Box<dyn Fn(usize, &str) + Send + Sync>>,
+    on_abort: Option<OnAbort>,
     failed: Mutex<Option<String>>,
     seq: AtomicU64,
     stats: Mutex<CommStats>,
@@ -99,7 +102,10 @@ pub struct Pending<T> {
 
 enum State<T> {
     Ready(Result<T>),
-    Queued(std::sync::mpsc::Receiver<Result<Done>>, fn(Payload) -> Option<T>),
+    Queued(
+        std::sync::mpsc::Receiver<Result<Done>>,
+        fn(Payload) -> Option<T>,
+    ),
 }
 
 impl Communicator {
@@ -123,7 +129,7 @@ impl Communicator {
         kind: &'static str,
         timeout: Duration,
         worker: Option<Worker>,
-        on_abort: Option<Box<dyn Fn(usize, &str) + Send + Sync>>,
+        on_abort: Option<OnAbort>,
     ) -> Communicator {
         Communicator {
             shared: Arc::new(Shared {
@@ -195,7 +201,10 @@ impl Communicator {
         if root >= self.world_size() {
             let e = Error::invalid(
                 "Communicator::broadcast",
-                format!("root {root} is not a rank of a world of {}", self.world_size()),
+                format!(
+                    "root {root} is not a rank of a world of {}",
+                    self.world_size()
+                ),
             );
             return self.ready("broadcast", Err(e));
         }

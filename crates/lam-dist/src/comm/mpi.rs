@@ -16,7 +16,7 @@ use lam_core::{Error, Result};
 use mpi::collective::SystemOperation;
 use mpi::datatype::Equivalence;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::*;
+use mpi::traits::{Communicator as _, *};
 
 use super::worker::{Transport, Worker};
 use super::{Communicator, Reduction};

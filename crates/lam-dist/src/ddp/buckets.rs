@@ -33,7 +33,9 @@ impl Buckets {
             let bytes = numels[i] * 4;
             // The cap of the bucket being filled: the first one's, or the rest's.
             let limit = if members.len() == 1 { first_cap } else { cap };
-            let full = values.last().is_none_or(|&v| v > 0 && (v * 4 + bytes) > limit);
+            let full = values
+                .last()
+                .is_none_or(|&v| v > 0 && (v * 4 + bytes) > limit);
             if full {
                 members.push(Vec::new());
                 values.push(0);
@@ -58,5 +60,29 @@ impl Buckets {
     /// The length of bucket `b`'s buffer: its values, then one flag per member.
     pub(crate) fn buffer_len(&self, b: usize) -> usize {
         self.values[b] + self.members[b].len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Buckets;
+
+    #[test]
+    fn buckets_fill_in_reverse_parameter_order_up_to_their_caps() {
+        // Parameters of 10, 20, 30, 40 values (40..160 bytes); the first
+        // bucket capped at 100 bytes (the last parameter, 160 bytes, is
+        // alone in it), the rest at 200 (120 + 80 fit, 40 more do not).
+        let b = Buckets::assign(&[10, 20, 30, 40], 100, 200);
+        assert_eq!(b.members, vec![vec![3], vec![2, 1], vec![0]]);
+        assert_eq!(b.values, vec![40, 50, 10]);
+        assert_eq!(b.place, vec![(2, 0), (1, 30), (1, 0), (0, 0)]);
+        assert_eq!(b.buffer_len(1), 52);
+    }
+
+    #[test]
+    fn a_parameter_larger_than_the_cap_gets_a_bucket_of_its_own() {
+        let b = Buckets::assign(&[1000, 2, 2], 16, 16);
+        assert_eq!(b.members, vec![vec![2, 1], vec![0]]);
+        assert_eq!(b.len(), 2);
     }
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use lam_core::autograd::HookHandle;
 use lam_core::backend::LinearActivation;
-use lam_core::nn::{Entry, Module};
+use lam_core::nn::{Entry, Module, Visit};
 use lam_core::{is_grad_enabled, Error, Result, Tensor};
 
 use crate::comm::Communicator;
@@ -85,6 +85,9 @@ pub struct DdpStats {
     pub buckets: usize,
     /// Bytes one replica sends into the sums per pass (gradients and flags).
     pub bytes_per_step: u64,
+    /// Buckets queued while backward was still running (from gradient
+    /// hooks), over all passes; the rest were queued as backward ended.
+    pub buckets_during_backward: u64,
     /// Time the communication thread spent summing buckets.
     pub comm: Duration,
     /// Time backward's end waited for buckets: the communication that
@@ -231,7 +234,6 @@ impl<M: Module> DistributedDataParallel<M> {
         s.buckets = self.reducer.bucket_count();
         s
     }
-
 }
 
 impl<M: Module> Module for DistributedDataParallel<M> {
@@ -243,16 +245,22 @@ impl<M: Module> Module for DistributedDataParallel<M> {
         self.module.forward(input)
     }
 
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.module.visit(prefix, f)
-    }
-
     fn as_activation(&self) -> Option<LinearActivation> {
         self.module.as_activation()
     }
 
     fn forward_then(&self, input: &Tensor, act: LinearActivation) -> Option<Result<Tensor>> {
         self.module.forward_then(input, act)
+    }
+}
+
+impl<M: Module> Visit for DistributedDataParallel<M> {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.module.visit(prefix, f)
+    }
+
+    fn children(&self, f: &mut dyn FnMut(&str, &dyn Module)) {
+        self.module.children(f)
     }
 }
 

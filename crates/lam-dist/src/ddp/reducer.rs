@@ -41,6 +41,8 @@ struct Step {
     /// The next bucket to queue.
     next: usize,
     sent: Vec<(usize, Pending<Vec<f32>>)>,
+    /// Buckets queued by hooks, before backward ended.
+    early: u64,
 }
 
 impl Reducer {
@@ -134,6 +136,7 @@ impl Reducer {
             waiting: self.buckets.members.iter().map(Vec::len).collect(),
             next: 0,
             sent: Vec::new(),
+            early: 0,
         };
     }
 
@@ -154,6 +157,7 @@ impl Reducer {
             let buffer = self.pack(b, &step.grads)?;
             step.sent.push((b, self.comm.sum_f32(buffer)));
             step.next += 1;
+            step.early += u64::from(!flush);
         }
         Ok(())
     }
@@ -182,7 +186,11 @@ impl Reducer {
                 None => buffer.resize(buffer.len() + n, 0.0),
             }
         }
-        buffer.extend(members.iter().map(|&i| f32::from(u8::from(grads[i].is_some()))));
+        buffer.extend(
+            members
+                .iter()
+                .map(|&i| f32::from(u8::from(grads[i].is_some()))),
+        );
         Ok(buffer)
     }
 
@@ -206,6 +214,7 @@ impl Reducer {
         stats.bytes_per_step = bytes;
         stats.comm += busy;
         stats.exposed += exposed;
+        stats.buckets_during_backward += step.early;
         Ok(())
     }
 

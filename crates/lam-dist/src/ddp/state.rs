@@ -114,10 +114,16 @@ fn append_bytes(t: &Tensor, out: &mut Vec<u8>) -> Result<()> {
 fn set_from_bytes(t: &Tensor, bytes: &[u8]) -> Result<()> {
     let words = bytes.chunks_exact(4).map(|w| [w[0], w[1], w[2], w[3]]);
     let value = match t.dtype() {
-        DType::F32 => Tensor::from_vec(words.map(f32::from_le_bytes).collect(), t.dims(), &t.device())?,
-        DType::I32 => {
-            Tensor::from_vec_i32(words.map(i32::from_le_bytes).collect(), t.dims(), &t.device())?
-        }
+        DType::F32 => Tensor::from_vec(
+            words.map(f32::from_le_bytes).collect(),
+            t.dims(),
+            &t.device(),
+        )?,
+        DType::I32 => Tensor::from_vec_i32(
+            words.map(i32::from_le_bytes).collect(),
+            t.dims(),
+            &t.device(),
+        )?,
     };
     t.set_data(&value)
 }

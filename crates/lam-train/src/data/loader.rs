@@ -189,9 +189,9 @@ impl DataLoader {
 
     /// Number of samples one epoch visits.
     pub fn num_samples(&self) -> usize {
-        let n = self.sampler.map_or(self.dataset.len(), |s| {
-            s.num_samples(self.dataset.len())
-        });
+        let n = self
+            .sampler
+            .map_or(self.dataset.len(), |s| s.num_samples(self.dataset.len()));
         if self.drop_last {
             n - n % self.batch_size
         } else {

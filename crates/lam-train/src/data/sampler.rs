@@ -74,3 +74,64 @@ impl DistributedSampler {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shards(len: usize, replicas: usize, drop_last: bool) -> Vec<Vec<usize>> {
+        let order: Vec<usize> = (0..len).map(|i| (i * 7) % len).collect();
+        (0..replicas)
+            .map(|r| {
+                DistributedSampler::new(replicas, r)
+                    .unwrap()
+                    .drop_last(drop_last)
+                    .shard(&order)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_even_split_is_disjoint_and_covers_every_sample_once() {
+        let s = shards(12, 3, false);
+        let mut all: Vec<usize> = s.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..12).collect::<Vec<_>>());
+        assert!(s.iter().all(|r| r.len() == 4));
+    }
+
+    #[test]
+    fn an_uneven_split_pads_with_the_start_of_the_order_as_pytorch() {
+        // 10 samples over 3 replicas: 12 positions, the order's first two repeated.
+        let order: Vec<usize> = (0..10).map(|i| (i * 7) % 10).collect();
+        let s = shards(10, 3, false);
+        assert!(s.iter().all(|r| r.len() == 4));
+        assert_eq!(s[0], vec![order[0], order[3], order[6], order[9]]);
+        assert_eq!(s[1], vec![order[1], order[4], order[7], order[0]]);
+        assert_eq!(s[2], vec![order[2], order[5], order[8], order[1]]);
+    }
+
+    #[test]
+    fn drop_last_leaves_out_the_uneven_tail() {
+        let s = shards(10, 3, true);
+        assert!(s.iter().all(|r| r.len() == 3));
+        let mut all: Vec<usize> = s.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 9, "disjoint");
+    }
+
+    #[test]
+    fn fewer_samples_than_replicas_and_none_at_all() {
+        let s = shards(2, 3, false);
+        assert!(s.iter().all(|r| r.len() == 1));
+        assert!(shards(2, 3, true).iter().all(Vec::is_empty));
+        assert!(shards(0, 3, false).iter().all(Vec::is_empty));
+    }
+
+    #[test]
+    fn a_rank_outside_the_world_is_an_error() {
+        assert!(DistributedSampler::new(2, 2).is_err());
+        assert!(DistributedSampler::new(0, 0).is_err());
+    }
+}

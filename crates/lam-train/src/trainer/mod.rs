@@ -217,7 +217,12 @@ impl<'a> Trainer<'a> {
             return Err(Error::Empty { op: "Trainer::fit" });
         }
         self.config.monitor.check(Some(self.config.task))?;
-        if let Some(dir) = self.config.checkpoint_dir.as_ref().filter(|_| self.is_main()) {
+        if let Some(dir) = self
+            .config
+            .checkpoint_dir
+            .as_ref()
+            .filter(|_| self.is_main())
+        {
             std::fs::create_dir_all(dir).map_err(|e| history::io_error(dir, e))?;
         }
         let seed = self.config.seed;
