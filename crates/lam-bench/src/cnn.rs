@@ -5,7 +5,7 @@
 //! exactly the `cnn` of `bench/torch_bench.py`.
 
 use lam_core::nn::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, ReLU, Sequential};
-use lam_core::{manual_seed, Device, Tensor};
+use lam_core::{manual_seed, Device, Result, Tensor};
 
 use crate::{arg, training, Outcome};
 
@@ -14,7 +14,15 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
     let batch: usize = arg(args, 0, "BATCH")?;
     let steps: usize = arg(args, 1, "STEPS")?;
     manual_seed(0);
-    let model = Sequential::new()
+    let model = model(device)?;
+    let x = Tensor::randn(&[batch, 1, 28, 28], device)?;
+    let y = Tensor::randint(0, 10, &[batch], device)?;
+    training::bench("cnn", &model, &x, &y, steps, device)
+}
+
+/// The LeNet-5-like model (also the `ddp` scenario's `cnn`).
+pub fn model(device: &Device) -> Result<Sequential> {
+    Ok(Sequential::new()
         .add(Conv2d::with_config(
             1,
             6,
@@ -32,8 +40,5 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
         .add(ReLU)
         .add(Linear::new(120, 84, device)?)
         .add(ReLU)
-        .add(Linear::new(84, 10, device)?);
-    let x = Tensor::randn(&[batch, 1, 28, 28], device)?;
-    let y = Tensor::randint(0, 10, &[batch], device)?;
-    training::bench("cnn", &model, &x, &y, steps, device)
+        .add(Linear::new(84, 10, device)?))
 }

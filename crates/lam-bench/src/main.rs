@@ -10,7 +10,13 @@
 //! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- soak [STEPS] [--device cpu|gpu]
+//! mpirun -np 4 target/release/lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
 //! ```
+//!
+//! `ddp` (in `ddp.rs`) measures data-parallel training: run it under
+//! `mpirun` (build with `--features mpi`), as a local group
+//! (`LAM_DIST_DEVICES=cpu,cpu`) or alone; it splits the step time into
+//! computation and the all-reduce time backward did not hide.
 //!
 //! The training scenarios (`mlp`, `cnn`) also print the process's peak
 //! resident memory (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py`
@@ -26,6 +32,7 @@
 //! software adapter such as lavapipe only correctness means anything.
 
 mod cnn;
+mod ddp;
 mod elementwise;
 mod matmul;
 mod mlp;
@@ -41,7 +48,8 @@ const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu]
        lam-bench elementwise N ITERS [--device cpu|gpu]
        lam-bench mlp BATCH STEPS [--device cpu|gpu]
        lam-bench cnn BATCH STEPS [--device cpu|gpu]
-       lam-bench soak [STEPS] [--device cpu|gpu]";
+       lam-bench soak [STEPS] [--device cpu|gpu]
+       lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]";
 
 /// What a scenario returns: `Err` carries a message for the user.
 type Outcome = Result<(), Box<dyn std::error::Error>>;
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
             Some("mlp") => mlp::run(&args[1..], &device),
             Some("cnn") => cnn::run(&args[1..], &device),
             Some("soak") => soak::run(&args[1..], &device),
+            Some("ddp") => ddp::run(&args[1..], &device),
             _ => Err(USAGE.into()),
         });
     // The training scenarios print their own table, restricted to the timed steps.
