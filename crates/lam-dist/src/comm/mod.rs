@@ -63,7 +63,8 @@ pub struct CommStats {
     pub collectives: u64,
     /// Bytes this replica contributed to them.
     pub bytes: u64,
-    /// Time the background thread spent running them.
+    /// Time the background thread spent in them, including waiting for
+    /// the other replicas to reach each one.
     pub busy: Duration,
 }
 
@@ -247,8 +248,9 @@ impl Communicator {
         if let Some(e) = self.failure() {
             return self.ready(what, Err(e));
         }
-        let Some(worker) = &self.shared.worker else {
-            // A world of one: the result is the input.
+        // A world of one (alone, or `mpirun -np 1`): the result is the
+        // input, with no copy and no trip through the transport.
+        let Some(worker) = self.shared.worker.as_ref().filter(|_| self.shared.size > 1) else {
             let bytes = op.bytes();
             let value = take(op.into_payload()).ok_or_else(|| mismatch(what));
             self.record(bytes, Duration::ZERO);

@@ -88,7 +88,8 @@ pub struct DdpStats {
     /// Buckets queued while backward was still running (from gradient
     /// hooks), over all passes; the rest were queued as backward ended.
     pub buckets_during_backward: u64,
-    /// Time the communication thread spent summing buckets.
+    /// Time the communication thread spent summing buckets (including
+    /// waiting for slower replicas to send theirs).
     pub comm: Duration,
     /// Time backward's end waited for buckets: the communication that
     /// computation did not hide.
