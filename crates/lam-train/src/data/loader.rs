@@ -161,7 +161,11 @@ impl DataLoader {
     }
 
     /// Visit only `sampler`'s share of each epoch (data-parallel
-    /// training: give every replica the same seed and its own rank).
+    /// training: every replica its own rank). The replicas' shares are
+    /// disjoint only when they cut the same order: give every replica's
+    /// loader the same [`seed`](DataLoader::seed), or leave it unseeded
+    /// under a `Trainer`, whose generator (seeded from `TrainConfig::seed`)
+    /// is in the same state on every replica.
     pub fn distributed(mut self, sampler: DistributedSampler) -> Self {
         self.sampler = Some(sampler);
         self
