@@ -1,9 +1,10 @@
 //! Data sets and how they reach a model.
 //!
-//! - [`Dataset`]: anything indexable that yields one [`Sample`] (features as
-//!   a flat `Vec<f32>` of a fixed [`Dataset::sample_shape`], and a
-//!   [`Target`]: a class or a vector of values). Required: `len`,
-//!   `sample_shape`, `get`; `class_of` has a default built on `get`.
+//! - [`Dataset`]: anything indexable that yields one [`Sample`] (its
+//!   [`Features`], flat, of a fixed [`Dataset::sample_shape`]: `F32` values
+//!   or `I32` token ids; and a [`Target`]: a class or a vector of values).
+//!   Required: `len`, `sample_shape`, `get`; `class_of` has a default built
+//!   on `get`.
 //! - [`TensorDataset`]: samples held in host memory, built from tensors or
 //!   vectors; [`Subset`]: a view of another data set through a list of indices.
 //! - [`csv`] and [`idx`]: readers for CSV files and the IDX format of MNIST.
@@ -17,11 +18,13 @@
 //! uploaded to the chosen device.
 
 pub mod csv;
+mod features;
 pub mod idx;
 mod loader;
 pub mod split;
 mod tensor_dataset;
 
+pub use features::Features;
 pub use loader::{Batch, BatchTransform, DataLoader, EpochIter, HostBatch};
 pub use tensor_dataset::{Subset, TensorDataset};
 
@@ -156,8 +159,9 @@ impl HostTargets {
 /// One example: its features (row-major, [`Dataset::sample_shape`]) and target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// The features, flattened row-major.
-    pub features: Vec<f32>,
+    /// The features, flattened row-major: `vec![..].into()` makes them
+    /// from `f32` values or `i32` ids.
+    pub features: Features,
     /// The label or regression target.
     pub target: Target,
 }

@@ -182,7 +182,7 @@ impl Augment {
 
 impl BatchTransform for Augment {
     fn apply(&self, batch: &mut HostBatch, seed: u64) -> Result<()> {
-        self.apply_images(&mut batch.x, &batch.shape, seed)
+        self.apply_images(batch.x.as_f32_mut()?, &batch.shape, seed)
     }
 }
 
