@@ -309,7 +309,7 @@ impl DataLoader {
     }
 }
 
-impl<'a> IntoIterator for &'a DataLoader {
+impl IntoIterator for &DataLoader {
     type Item = Result<Batch>;
     type IntoIter = EpochIter;
 
