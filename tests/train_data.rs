@@ -3,7 +3,8 @@
 //! must learn, trained by the `Trainer` with class-id targets and
 //! cross-entropy, and by a hand-written `for batch in &loader` loop with
 //! `F32 [B, 1]` targets and binary cross-entropy, gradient clipping and a
-//! progress bar — all from `lam_train::prelude`.
+//! progress bar; and a next-token model trained on `I32 [B, T]` targets —
+//! all from `lam_train::prelude`.
 
 mod common;
 
@@ -130,3 +131,66 @@ conformance!(
         Ok(())
     }
 );
+
+/// Embedding → Linear at each position: next-token logits `[B, T, VOCAB]`.
+#[derive(Module)]
+struct Bigram {
+    embed: nn::Embedding,
+    out: nn::Linear,
+}
+
+impl Module for Bigram {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.out.forward(&self.embed.forward(ids)?)
+    }
+}
+
+conformance!(a_next_token_model_learns_from_i32_sequence_targets, |dev| {
+    manual_seed(3);
+    // Each token is followed by the next id (mod VOCAB): a bigram table learns it.
+    let (ids, _) = sequences();
+    let next: Vec<i32> = ids.iter().map(|&t| (t + 1) % VOCAB as i32).collect();
+    let x = Tensor::from_vec_i32(ids, &[SAMPLES, LEN], dev)?;
+    let y = Tensor::from_vec_i32(next, &[SAMPLES, LEN], dev)?;
+    let loader = DataLoader::new(TensorDataset::new(&x, &y)?, 16, dev)?
+        .shuffle(true)
+        .seed(5);
+    let (_, yb) = loader.epoch(0).next().expect("a batch")?;
+    assert_eq!((yb.dtype(), yb.dims()), (DType::I32, &[16, LEN][..]));
+
+    let model = Bigram {
+        embed: nn::Embedding::new(VOCAB, 8, dev)?,
+        out: nn::Linear::new(8, VOCAB, dev)?,
+    };
+    let mut opt = optim::Adam::new(model.parameters(), 0.05)?;
+    // [B, T, V] logits against [B, T] ids: one row per position.
+    let per_position = |logits: &Tensor, next: &Tensor| {
+        loss::cross_entropy(
+            &logits.reshape(&[-1, VOCAB as isize])?,
+            &next.reshape(&[-1])?,
+        )
+    };
+    let config = TrainConfig {
+        epochs: 15,
+        quiet: true,
+        ..Default::default()
+    };
+    let report = Trainer::new(&model, &mut opt, per_position)
+        .config(config)
+        .fit(&loader, None)?;
+    let losses: Vec<f64> = report
+        .history
+        .records
+        .iter()
+        .map(|r| r.train_loss)
+        .collect();
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert!(last < first / 5.0, "loss {first} → {last}");
+    let predicted = no_grad(|| model.forward(&x)?.argmax(-1, false))?;
+    assert_eq!(
+        predicted.to_vec_i32()?,
+        y.to_vec_i32()?,
+        "every next token right"
+    );
+    Ok(())
+});

@@ -376,3 +376,72 @@ fn a_batch_mixing_feature_dtypes_is_an_error_and_transforms_name_the_dtype() -> 
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     Ok(())
 }
+
+#[test]
+fn classes_per_position_batch_as_i32_arrays() -> Result<()> {
+    let dev = cpu();
+    // Next-token targets: each of 5 sequences of 3 ids is followed by id + 1.
+    let ids: Vec<i32> = (0..15).collect();
+    let x = Tensor::from_vec_i32(ids.clone(), &[5, 3], &dev)?;
+    let next = Tensor::from_vec_i32(ids.iter().map(|i| i + 1).collect(), &[5, 3], &dev)?;
+    let ds = TensorDataset::new(&x, &next)?;
+    assert_eq!(
+        ds.get(1)?.target,
+        Target::ClassArray {
+            ids: vec![4, 5, 6],
+            shape: vec![3]
+        }
+    );
+    assert_eq!(ds.get(1)?.target.class(), None);
+    assert!(class_labels(&ds).is_err());
+    assert_eq!(
+        ds.select(&[4, 0])?.targets(),
+        &HostTargets::ClassArrays {
+            data: vec![13, 14, 15, 1, 2, 3],
+            shape: vec![3]
+        }
+    );
+    let batches: Vec<_> = DataLoader::new(ds, 2, &dev)?
+        .epoch(0)
+        .collect::<Result<_>>()?;
+    let (xb, yb) = &batches[2];
+    assert_eq!((xb.dims(), yb.dims()), (&[1usize, 3][..], &[1usize, 3][..]));
+    assert_eq!(
+        (yb.dtype(), yb.to_vec_i32()?),
+        (DType::I32, vec![13, 14, 15])
+    );
+    assert_eq!(batches[0].1.dims(), &[2, 3]);
+
+    // Segmentation masks: I32 [N, H, W] → [B, H, W].
+    let images = Tensor::zeros(&[4, 1, 2, 2], &dev)?;
+    let masks = Tensor::from_vec_i32((0..16).map(|v| v % 3).collect(), &[4, 2, 2], &dev)?;
+    let loader = DataLoader::new(TensorDataset::new(&images, &masks)?, 3, &dev)?;
+    let (_, yb) = loader.epoch(0).next().expect("a batch")?;
+    assert_eq!(yb.dims(), &[3, 2, 2]);
+    assert_eq!(yb.to_vec_i32()?, masks.to_vec_i32()?[..12].to_vec());
+
+    // What cannot be batched is an error, not a panic.
+    let empty = Tensor::from_vec_i32(vec![], &[5, 0], &dev)?;
+    assert!(TensorDataset::new(&x, &empty).is_err(), "a zero-size shape");
+    let cube = Tensor::zeros(&[5, 2, 2], &dev)?;
+    assert!(
+        TensorDataset::new(&x, &cube).is_err(),
+        "F32 targets are [N] or [N, k]"
+    );
+    assert!(HostTargets::class_arrays(vec![1, 2, 3], &[2]).is_err());
+    let array = |ids: Vec<i32>, shape: Vec<usize>| Target::ClassArray { ids, shape };
+    for mixed in [
+        vec![array(vec![1, 2], vec![2]), array(vec![1, 2, 3], vec![3])],
+        vec![array(vec![1, 2], vec![2]), array(vec![1, 2, 3], vec![2])],
+        vec![array(vec![1, 2], vec![2]), Target::Class(1)],
+        vec![Target::Class(1), Target::Values(vec![1.0])],
+        vec![Target::Values(vec![1.0]), Target::Values(vec![1.0, 2.0])],
+        vec![array(vec![1, 2, 3], vec![2])],
+    ] {
+        let e = HostTargets::collect(mixed.clone()).expect_err("not one kind and size");
+        assert!(e.to_string().contains("sample"), "{mixed:?}: {e}");
+    }
+    let two = HostTargets::collect(vec![array(vec![1, 2], vec![2]), array(vec![3, 4], vec![2])])?;
+    assert_eq!(two.to_tensor(&dev)?.dims(), &[2, 2]);
+    Ok(())
+}

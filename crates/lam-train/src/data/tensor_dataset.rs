@@ -14,6 +14,7 @@
 //! | `I32 [N, T]` token ids | `I32 [N]` class ids | `I32 [B, T]` (an `Embedding`'s input), `I32 [B]` |
 //! | either | `F32 [N]` 0/1 or values | `F32 [B, 1]` (`binary_cross_entropy*`, `mse_loss` of one output) |
 //! | either | `F32 [N, k]` values | `F32 [B, k]` |
+//! | either | `I32 [N, ...]` classes per position | `I32 [B, ...]` (next tokens, masks) |
 
 use std::sync::Arc;
 
@@ -31,7 +32,8 @@ pub struct TensorDataset {
 
 impl TensorDataset {
     /// From features `x: [N, ...]` (`F32` values or `I32` ids) and targets
-    /// `y`: `I32 [N]` (classes), `F32 [N]` or `F32 [N, k]` (values; `[N]`
+    /// `y`: `I32 [N]` (classes), `I32 [N, ...]` (classes per position:
+    /// next tokens, masks), `F32 [N]` or `F32 [N, k]` (values; `[N]`
     /// becomes `[N, 1]`, what binary cross-entropy takes). Reads both back
     /// to the host.
     pub fn new(x: &Tensor, y: &Tensor) -> Result<TensorDataset> {
@@ -43,21 +45,19 @@ impl TensorDataset {
             ));
         }
         let n = x.dims()[0];
-        if y.rank() == 0
-            || y.dims()[0] != n
-            || y.rank() > 2
-            || (y.dtype() == DType::I32 && y.rank() != 1)
-        {
+        if y.rank() == 0 || y.dims()[0] != n || (y.dtype() == DType::F32 && y.rank() > 2) {
             return Err(Error::shape(
                 "TensorDataset::new",
                 format!(
-                    "targets of shape [{n}] (I32 classes or F32 values) or [{n}, k] (F32 values)"
+                    "targets of shape [{n}] (I32 classes or F32 values), [{n}, k] (F32 values) \
+                     or [{n}, ...] (I32 classes per position)"
                 ),
                 y.dims(),
             ));
         }
         let targets = match y.dtype() {
-            DType::I32 => HostTargets::Classes(y.to_vec_i32()?),
+            DType::I32 if y.rank() == 1 => HostTargets::Classes(y.to_vec_i32()?),
+            DType::I32 => HostTargets::class_arrays(y.to_vec_i32()?, &y.dims()[1..])?,
             DType::F32 => HostTargets::Values {
                 data: y.to_vec()?,
                 width: if y.rank() == 2 { y.dims()[1] } else { 1 },
@@ -147,7 +147,7 @@ impl TensorDataset {
     pub fn labels(&self) -> Option<&[i32]> {
         match &self.targets {
             HostTargets::Classes(c) => Some(c),
-            HostTargets::Values { .. } => None,
+            HostTargets::Values { .. } | HostTargets::ClassArrays { .. } => None,
         }
     }
 
@@ -157,7 +157,8 @@ impl TensorDataset {
         self.features.to_tensor(&self.full_shape(), device)
     }
 
-    /// The targets as one tensor on `device` (`I32 [N]` or `F32 [N, k]`).
+    /// The targets as one tensor on `device` (`I32 [N]`, `F32 [N, k]` or
+    /// `I32 [N, ...]`).
     pub fn targets_tensor(&self, device: &Device) -> Result<Tensor> {
         self.targets.to_tensor(device)
     }
