@@ -97,3 +97,44 @@ fn passes_draw_their_shuffles_from_the_loaders_generator_or_the_current_one() ->
     assert_eq!(passes(&ordered)?, vec![(0..7).collect::<Vec<_>>(); 3]);
     Ok(())
 }
+
+#[test]
+fn the_trainer_numbers_its_epochs_whatever_the_loaders_count() -> Result<()> {
+    use common::{weight_bits, Mlp};
+    use lam_train::trainer::{TrainConfig, Trainer};
+    type Weights = Vec<(String, Vec<u32>)>;
+    let train = |passes_before: u64| -> Result<(Weights, u64)> {
+        let dev = cpu();
+        let x = Tensor::from_vec(
+            (0..40).map(|v| (v % 7) as f32 / 7.0).collect(),
+            &[20, 2],
+            &dev,
+        )?;
+        let y = Tensor::from_vec_i32((0..20).map(|v| v % 2).collect(), &[20], &dev)?;
+        let loader = DataLoader::new(TensorDataset::new(&x, &y)?, 6, &dev)?.shuffle(true);
+        for _ in 0..passes_before {
+            order(&loader)?;
+        }
+        let model = rng::with_generator(&Generator::new(1), || Mlp::new(2, 4, 2, &dev))?;
+        let mut opt = lam::optim::Sgd::new(model.parameters(), 0.1)?;
+        let config = TrainConfig {
+            epochs: 3,
+            quiet: true,
+            seed: 9,
+            ..Default::default()
+        };
+        Trainer::new(&model, &mut opt, lam::loss::cross_entropy)
+            .config(config)
+            .fit(&loader, None)?;
+        Ok((weight_bits(&model), loader.next_epoch()))
+    };
+    let (fresh, count) = train(0)?;
+    assert_eq!(count, 0, "fit numbers its epochs itself");
+    let (after_passes, count) = train(4)?;
+    assert_eq!(count, 4);
+    assert_eq!(
+        fresh, after_passes,
+        "the loader's count changes nothing in fit"
+    );
+    Ok(())
+}
