@@ -4,7 +4,7 @@
 //! let loader = DataLoader::new(train, 64, &device)?.shuffle(true).seed(7);
 //! for _ in 0..epochs {
 //!     for batch in &loader {
-//!         let (x, y) = batch?; // x: F32 or I32 [B, ...sample_shape], y: I32 [B] or F32 [B, k]
+//!         let (x, y) = batch?; // x: F32 or I32 [B, ...sample_shape]; y: I32 [B], F32 [B, k] or I32 [B, ...]
 //!     }
 //! }
 //! ```

@@ -9,13 +9,13 @@
 //!     .fit(&train_loader, Some(&val_loader))?;
 //! ```
 //!
-//! Each epoch: the scheduler's learning rate (if any), the batches (forward,
-//! loss, backward, gradient clipping ([`TrainConfig::clip_grad`]), the
-//! [`Callback::on_before_step`] hooks, step) with the loss summed on the device and read every
-//! `sync_every` batches, a validation pass, then the best weights
-//! (`best.safetensors`, by [`Monitor`]), the early-stopping counter,
-//! `last.safetensors` (model, optimizer, epoch, history and counters) and
-//! last the history file ([`TrainConfig::history_path`]).
+//! Each epoch: the scheduler's learning rate (if any), the batches
+//! (forward, loss, backward, gradient clipping ([`TrainConfig::clip_grad`]),
+//! the [`Callback::on_before_step`] hooks, step) with the loss summed on the
+//! device and read every `sync_every` batches, a validation pass, then the
+//! best weights (`best.safetensors`, by [`Monitor`]), the early-stopping
+//! counter, `last.safetensors` (model, optimizer, epoch, history and
+//! counters) and last the history file ([`TrainConfig::history_path`]).
 //!
 //! **Files that agree.** Every file is written atomically (a temporary
 //! file renamed over the old one), so a kill leaves each whole, old or
