@@ -78,8 +78,11 @@ impl<I: Iterator> Iterator for Progress<I> {
         // tqdm counts it: the bar shows finished work.
         if self.started {
             self.bar.inc(1);
+        } else {
+            // Drawn at 0 before the first item, which may take a while.
+            self.bar.tick();
+            self.started = true;
         }
-        self.started = true;
         let item = self.inner.next();
         if item.is_none() {
             self.bar.finish();
