@@ -19,7 +19,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Wraps `iter` in a progress bar on stderr that moves by one per item
 /// (see the module docs). The length comes from the iterator's size hint
@@ -63,6 +63,14 @@ impl<I> Progress<I> {
         self
     }
 
+    /// Moves past a bar left on the terminal, so what is printed next
+    /// starts on a line of its own (as tqdm does when it closes).
+    fn end_line(&self) {
+        if !self.bar.is_hidden() {
+            eprintln!();
+        }
+    }
+
     /// A handle that sets the text after the bar from inside the loop
     /// (tqdm's `set_postfix`), e.g. the running loss.
     pub fn handle(&self) -> ProgressHandle {
@@ -84,8 +92,9 @@ impl<I: Iterator> Iterator for Progress<I> {
             self.started = true;
         }
         let item = self.inner.next();
-        if item.is_none() {
+        if item.is_none() && !self.bar.is_finished() {
             self.bar.finish();
+            self.end_line();
         }
         item
     }
@@ -100,6 +109,7 @@ impl<I> Drop for Progress<I> {
         // A loop that breaks early leaves the bar where it stopped.
         if !self.bar.is_finished() {
             self.bar.abandon();
+            self.end_line();
         }
     }
 }
@@ -123,12 +133,16 @@ pub(crate) fn bar(len: Option<u64>, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
     let template = if len.is_some() {
-        "{prefix} [{bar:30.cyan/blue}] {pos}/{len} [{elapsed}<{eta}, {per_sec}] {msg}"
+        "{prefix} [{bar:30.cyan/blue}] {pos}/{len} [{elapsed}<{eta}, {rate}] {msg}"
     } else {
-        "{prefix} {pos} [{elapsed}, {per_sec}] {msg}"
+        "{prefix} {pos} [{elapsed}, {rate}] {msg}"
+    };
+    // tqdm's "12.3 it/s" rather than indicatif's four decimals.
+    let rate = |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.1} it/s", s.per_sec());
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
+        bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
     }
     bar
 }
