@@ -9,7 +9,9 @@
 //!   same weights, on the CPU and the GPU. Gradients holding inf and NaN
 //!   are clipped as PyTorch's `error_if_nonfinite=False` does.
 //! - The hooks run after backward and clipping, before the step, in the
-//!   order added; what they do to the gradients is what the step applies.
+//!   order added; what they do to the gradients is what the step applies;
+//!   noise they draw comes from the trainer's generator, so a run with
+//!   gradient noise resumes bit for bit.
 
 mod common;
 
@@ -394,5 +396,74 @@ fn bad_clip_settings_are_errors_before_training() -> Result<()> {
             .expect_err("a bad setting");
         assert!(e.to_string().contains(says), "{clip:?}: {e}");
     }
+    Ok(())
+}
+
+/// Fails at batch 1 of epoch 3, as a killed process would lose that epoch.
+struct Crash;
+
+impl Callback for Crash {
+    fn on_batch_end(&mut self, epoch: u64, batch: usize) -> Result<()> {
+        if epoch == 3 && batch == 1 {
+            return Err(Error::invalid("test", "simulated crash"));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn gradient_noise_drawn_in_a_hook_resumes_exactly() -> Result<()> {
+    use common::{blobs, weight_bits, Scratch};
+    let dev = cpu();
+    let loader = DataLoader::new(blobs(24, 4), 8, &dev)?.shuffle(true);
+    let (dir_a, dir_b) = (Scratch::new("noise-a"), Scratch::new("noise-b"));
+    let config = |dir: &Scratch| TrainConfig {
+        epochs: 4,
+        seed: 3,
+        quiet: true,
+        checkpoint_dir: Some(dir.0.clone()),
+        resume: true,
+        clip_grad: Some(GradClip::norm(0.5)),
+        ..Default::default()
+    };
+    // The hook draws from the current generator: the trainer's, saved in
+    // its checkpoints.
+    let noise = |step: &Step| {
+        for p in step.model.parameters() {
+            let g = p.grad().expect("a gradient");
+            let jitter = (Tensor::randn(g.dims(), &p.device())? * 0.01)?;
+            p.set_grad(Some((&g + &jitter)?))?;
+        }
+        Ok(())
+    };
+    let run = |dir: &Scratch, init: u64, crash: bool| -> Result<Sequential> {
+        manual_seed(init);
+        let model = Sequential::new()
+            .add(Linear::new(2, 6, &dev)?)
+            .add(ReLU)
+            .add(Linear::new(6, 3, &dev)?);
+        let mut opt = Sgd::new(model.parameters(), 0.1)?;
+        let mut trainer = Trainer::new(&model, &mut opt, lam::loss::cross_entropy)
+            .config(config(dir))
+            .before_step(noise);
+        if crash {
+            trainer = trainer.callback(Crash);
+        }
+        let fitted = trainer.fit(&loader, None);
+        drop(trainer);
+        match (fitted, crash) {
+            (Err(e), true) => assert!(e.to_string().contains("simulated crash"), "{e}"),
+            (fitted, _) => {
+                fitted?;
+            }
+        }
+        // Something else draws from the default generator meanwhile.
+        Tensor::randn(&[100], &dev)?;
+        Ok(model)
+    };
+    let full = run(&dir_a, 7, false)?;
+    run(&dir_b, 7, true)?;
+    let resumed = run(&dir_b, 999, false)?;
+    assert_eq!(weight_bits(&resumed), weight_bits(&full));
     Ok(())
 }
