@@ -374,6 +374,25 @@ fn a_batch_mixing_feature_dtypes_is_an_error_and_transforms_name_the_dtype() -> 
         .expect("a batch")
         .expect_err("I32 batch");
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
+    // So does image augmentation.
+    let augment = lam_train::preprocess::Augment::new().hflip(1.0);
+    let loader = DataLoader::new(TensorDataset::new(&x, &y)?, 2, &dev)?.transform(augment);
+    let e = loader
+        .iter()
+        .next()
+        .expect("a batch")
+        .expect_err("I32 batch");
+    assert!(
+        matches!(
+            e,
+            Error::DTypeMismatch {
+                op: "Augment",
+                found: DType::I32,
+                ..
+            }
+        ),
+        "{e}"
+    );
     Ok(())
 }
 
