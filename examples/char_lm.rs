@@ -38,9 +38,9 @@ use lam::nn::{
     causal_mask, AttnMask, Embedding, Linear, RnnConfig, TransformerEncoderLayer,
     TransformerEncoderLayerConfig, LSTM,
 };
-use lam::optim::{clip_grad_norm, Adam, Optimizer};
-use lam::prelude::*;
+use lam::optim::{clip_grad_norm, Adam};
 use lam::rng::Generator;
+use lam_train::prelude::*;
 
 /// The data, the model and the training schedule.
 #[derive(Debug, Clone)]
@@ -302,7 +302,9 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
         model.train();
         let (mut sum, mut steps) = (0.0, 0);
         let mut state: Option<State> = None;
-        for (x, y) in chunks(train, cfg.batch, cfg.seq_len, dev)? {
+        // A bar with the steps per second and the time left, on a terminal.
+        let batches = progress(chunks(train, cfg.batch, cfg.seq_len, dev)?);
+        for (x, y) in batches.desc(format!("epoch {epoch}")) {
             let (logits, next) = model.step(&x, state.as_ref())?;
             let loss = cross_entropy(&flatten(&logits)?, &y.reshape(&[-1])?)?;
             opt.zero_grad();
@@ -313,10 +315,6 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
             state = next.map(|(h, c)| (h.detach(), c.detach()));
             sum += loss.item()? as f64;
             steps += 1;
-            if epoch == 1 && steps == 10 {
-                let rate = steps as f64 / started.elapsed().as_secs_f64();
-                println!("  {rate:.1} steps/s");
-            }
         }
         let ppl = evaluate(&model, valid, cfg, dev)?;
         perplexities.push(ppl);

@@ -77,9 +77,9 @@ pub fn run(opts: &Options, replica: &Replica) -> lam::Result<FitReport> {
     let (train_idx, test_idx) = stratified_split(&labels, 0.2, 0)?;
     let (mut train, mut test) = (data.select(&train_idx)?, data.select(&test_idx)?);
     let mut scaler = Standardizer::new();
-    scaler.fit_slice(train.features(), &[64])?;
-    scaler.transform_slice(train.features_mut())?;
-    scaler.transform_slice(test.features_mut())?;
+    scaler.fit_slice(train.features().as_f32()?, &[64])?;
+    scaler.transform_slice(train.features_mut().as_f32_mut()?)?;
+    scaler.transform_slice(test.features_mut().as_f32_mut()?)?;
     if replica.is_main() {
         args::create_dir(&opts.out_dir)?;
         scaler.save(&opts.out_dir.join("scaler.json"))?;

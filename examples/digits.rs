@@ -73,9 +73,9 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
     // Statistics from the training split only, saved beside the model.
     args::create_dir(&opts.out_dir)?;
     let mut scaler = Standardizer::new();
-    scaler.fit_slice(train.features(), &[64])?;
-    scaler.transform_slice(train.features_mut())?;
-    scaler.transform_slice(test.features_mut())?;
+    scaler.fit_slice(train.features().as_f32()?, &[64])?;
+    scaler.transform_slice(train.features_mut().as_f32_mut()?)?;
+    scaler.transform_slice(test.features_mut().as_f32_mut()?)?;
     scaler.save(&opts.out_dir.join("scaler.json"))?;
 
     let model = Sequential::new()

@@ -104,7 +104,10 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
     let (train_idx, test_idx) = stratified_split(&labels, 0.2, 0)?;
     let images = |idx: &[usize]| -> lam::Result<lam_train::data::TensorDataset> {
         let mut d = data.select(idx)?.reshape_samples(&[1, 8, 8])?;
-        d.features_mut().iter_mut().for_each(|p| *p /= 16.0);
+        d.features_mut()
+            .as_f32_mut()?
+            .iter_mut()
+            .for_each(|p| *p /= 16.0);
         Ok(d)
     };
     let (train, test) = (images(&train_idx)?, images(&test_idx)?);

@@ -121,7 +121,10 @@ fn fit_and_score(
 /// Searches, refits the best and scores it on the test split.
 pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
     let mut data = lam_train::datasets::digits(lam_train::datasets::digits_path())?;
-    data.features_mut().iter_mut().for_each(|p| *p /= 16.0);
+    data.features_mut()
+        .as_f32_mut()?
+        .iter_mut()
+        .for_each(|p| *p /= 16.0);
     let labels = data.labels().unwrap_or_default().to_vec();
     let (train_idx, test_idx) = stratified_split(&labels, 0.2, 0)?;
     let train = data.select(&train_idx)?;

@@ -39,8 +39,9 @@ use lam::checkpoint;
 use lam::loss::mse_loss;
 use lam::nn::Embedding;
 use lam::optim::{Adam, CosineAnnealing, Scheduler};
-use lam::prelude::*;
 use lam::rng::{standard_normal, Generator};
+use lam_train::data::HostTargets;
+use lam_train::prelude::*;
 
 /// What to generate and how to train.
 #[derive(Debug, Clone)]
@@ -142,16 +143,19 @@ impl Ratings {
         self.values.is_empty()
     }
 
-    /// Users `[n]` and items `[n]` (`I32`) of ratings `ks`, and their values `[n]`.
-    pub fn tensors(&self, ks: &[usize], dev: &Device) -> Result<(Tensor, Tensor, Tensor)> {
-        let users = ks.iter().map(|&k| self.users[k]).collect();
-        let items = ks.iter().map(|&k| self.items[k]).collect();
-        let values = ks.iter().map(|&k| self.values[k]).collect();
-        Ok((
-            Tensor::from_vec_i32(users, &[ks.len()], dev)?,
-            Tensor::from_vec_i32(items, &[ks.len()], dev)?,
-            Tensor::from_vec(values, &[ks.len()], dev)?,
-        ))
+    /// `(user, item)` pairs (`I32 [n, 2]` features) rated with their values
+    /// (`F32 [n, 1]` targets).
+    pub fn dataset(&self) -> Result<TensorDataset> {
+        let pairs = self
+            .users
+            .iter()
+            .zip(&self.items)
+            .flat_map(|(&u, &i)| [u, i]);
+        let values = HostTargets::Values {
+            data: self.values.clone(),
+            width: 1,
+        };
+        TensorDataset::from_parts(pairs.collect::<Vec<_>>(), &[2], values)
     }
 }
 
@@ -246,11 +250,11 @@ impl Factorization {
 }
 
 impl Module for Factorization {
-    /// `(user, item)` pairs `[n, 2]` (`I32`) → predicted ratings `[n]`.
+    /// `(user, item)` pairs `[n, 2]` (`I32`) → predicted ratings `[n, 1]`.
     fn forward(&self, pairs: &Tensor) -> Result<Tensor> {
         let users = pairs.narrow(1, 0, 1)?.squeeze(1)?;
         let items = pairs.narrow(1, 1, 1)?.squeeze(1)?;
-        self.predict(&users, &items)
+        self.predict(&users, &items)?.unsqueeze(1)
     }
 }
 
@@ -315,26 +319,26 @@ pub fn run(cfg: &Config, dev: &Device) -> Result<Report> {
     let mut opt = Adam::new(model.parameters(), cfg.lr)?.weight_decay(cfg.weight_decay);
     // Anneal the step size so the factors settle instead of jittering.
     let mut schedule = CosineAnnealing::new(cfg.lr, cfg.epochs as u64);
-    let all_test: Vec<usize> = (0..test.len()).collect();
-    let (test_users, test_items, test_values) = test.tensors(&all_test, dev)?;
-    let rng = Generator::new(cfg.seed ^ 0xba7c);
+    let test_loader = DataLoader::new(test.dataset()?, test.len().max(1), dev)?;
+    // Each pass over the loader is the next epoch, reshuffled from its generator.
+    let loader = DataLoader::new(train.dataset()?, cfg.batch, dev)?
+        .shuffle(true)
+        .generator(&Generator::new(cfg.seed ^ 0xba7c));
     let started = Instant::now();
     let mut held_out = f64::NAN;
     for epoch in 1..=cfg.epochs {
         let mut squared = 0.0;
-        for ks in rng.permutation(train.len()).chunks(cfg.batch) {
-            let (users, items, values) = train.tensors(ks, dev)?;
-            let loss = mse_loss(&model.predict(&users, &items)?, &values)?;
+        for batch in &loader {
+            let (pairs, values) = batch?;
+            let loss = mse_loss(&model.forward(&pairs)?, &values)?;
             opt.zero_grad();
             loss.backward()?;
             opt.step()?;
-            squared += loss.item()? as f64 * ks.len() as f64;
+            squared += loss.item()? as f64 * values.dims()[0] as f64;
         }
         opt.set_lr(schedule.step());
-        let test_mse =
-            no_grad(|| mse_loss(&model.predict(&test_users, &test_items)?, &test_values))?
-                .item()?;
-        held_out = (test_mse as f64).sqrt();
+        held_out = evaluate(&model, &test_loader, &mse_loss)?.loss.sqrt();
+        model.train();
         println!(
             "epoch {epoch:3}: train RMSE {:.4}, held-out RMSE {held_out:.4} ({:.3} σ)",
             (squared / train.len() as f64).sqrt(),

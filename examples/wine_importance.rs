@@ -81,9 +81,9 @@ pub fn run(opts: &Options, device: &Device) -> lam::Result<Outcome> {
     let (train_idx, test_idx) = stratified_split(&labels, 0.25, 0)?;
     let (mut train, mut test) = (data.select(&train_idx)?, data.select(&test_idx)?);
     let mut scaler = Standardizer::new();
-    scaler.fit_slice(train.features(), &[13])?;
-    scaler.transform_slice(train.features_mut())?;
-    scaler.transform_slice(test.features_mut())?;
+    scaler.fit_slice(train.features().as_f32()?, &[13])?;
+    scaler.transform_slice(train.features_mut().as_f32_mut()?)?;
+    scaler.transform_slice(test.features_mut().as_f32_mut()?)?;
 
     let model = Sequential::new()
         .add(Linear::new(13, 32, device)?)

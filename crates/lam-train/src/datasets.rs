@@ -54,6 +54,7 @@ pub fn digits(path: impl AsRef<Path>) -> Result<TensorDataset> {
     }
     if let Some(i) = data
         .features()
+        .as_f32()?
         .iter()
         .position(|p| !(0.0..=16.0).contains(p))
     {

@@ -12,9 +12,13 @@
 //! - [`metrics`]: accuracy, precision/recall/F1, confusion matrix, ROC/AUC,
 //!   MSE/MAE/R², equal to scikit-learn's on stored fixtures.
 //! - [`trainer`]: the [`trainer::Trainer`] loop with validation, early
-//!   stopping, best/last checkpoints, exact resume, a NaN guard, a progress
-//!   bar and a history file, for multi-class, binary and regression models
+//!   stopping, best/last checkpoints, exact resume, a NaN guard, gradient
+//!   clipping, a hook between backward and step, a progress bar and a
+//!   history file, for multi-class, binary and regression models
 //!   ([`trainer::Task`]).
+//! - [`progress()`]: the same progress bar around any loop of your own.
+//! - [`prelude`]: `use lam_train::prelude::*;` brings lam's prelude, `nn`,
+//!   `optim`, `loss`, the data loader, the trainer, metrics and `progress`.
 //! - [`plot`]: loss/metric curves, ROC curves and confusion matrices as PNG or SVG.
 //! - [`ensemble`]: soft and hard voting over several trained classifiers.
 //! - [`report`]: a classifier's or a regression model's end-of-run summary
@@ -34,11 +38,14 @@ pub mod ensemble;
 pub mod explain;
 pub mod metrics;
 pub mod plot;
+pub mod prelude;
 pub mod preprocess;
+mod progress;
 pub mod report;
 pub mod search;
 mod seed;
 pub mod tensorboard;
 pub mod trainer;
 
+pub use progress::{progress, Progress, ProgressHandle};
 pub use seed::derive_seed;

@@ -35,7 +35,7 @@ fn a_byte_order_mark_is_skipped() -> Result<()> {
     std::fs::write(&gz, gzip(text.as_bytes())).expect("write");
     for path in [&plain, &gz] {
         let ds = read_csv(path, &CsvOptions::new().header(true).target_name("a"))?;
-        assert_eq!(ds.features(), &[2.0, 0.0, 4.0, 1.0]);
+        assert_eq!(ds.features().as_f32()?, &[2.0, 0.0, 4.0, 1.0]);
         assert_eq!(ds.labels(), Some(&[1, 3][..]));
         let t = read_table(path, true, ',')?;
         assert_eq!(t.header().map(|h| h[0].as_str()), Some("a"));
@@ -44,7 +44,9 @@ fn a_byte_order_mark_is_skipped() -> Result<()> {
     let no_header = dir.path("bom_data.csv");
     std::fs::write(&no_header, "\u{feff}5,6,1\n").expect("write");
     assert_eq!(
-        read_csv(&no_header, &CsvOptions::new())?.features(),
+        read_csv(&no_header, &CsvOptions::new())?
+            .features()
+            .as_f32()?,
         &[5.0, 6.0]
     );
     // Only at the start of the file: elsewhere it is text.
@@ -76,6 +78,7 @@ fn lines_of_any_length_read_in_full() -> Result<()> {
     assert_eq!(ds.sample_shape(), vec![n]);
     assert!(ds
         .features()
+        .as_f32()?
         .iter()
         .enumerate()
         .all(|(i, &v)| v == value(i)));
@@ -90,7 +93,7 @@ fn lines_of_any_length_read_in_full() -> Result<()> {
     std::fs::write(&path, rows).expect("write");
     let ds = read_csv(&path, &CsvOptions::new().target_index(0))?;
     assert_eq!((ds.len(), ds.sample_shape()), (3, vec![50_000]));
-    assert_eq!(ds.features()[2 * 50_000 + 9], value(11));
+    assert_eq!(ds.features().as_f32()?[2 * 50_000 + 9], value(11));
     // A 1 MiB quoted header name, with a delimiter and doubled quotes in it.
     let name = format!("x,\"{}\"", "y".repeat(1 << 20));
     let quoted = format!("\"{}\",b\n1,2\n", name.replace('"', "\"\""));
@@ -209,9 +212,8 @@ fn missing_values_read_as_nan_and_are_filled_from_the_training_split() -> Result
     let path = dir.path("data.csv");
     std::fs::write(&path, DATA).expect("write");
     let data = read_csv(&path, &CsvOptions::new().missing(Missing::Nan))?;
-    let nan_at: Vec<usize> = (0..data.features().len())
-        .filter(|&i| data.features()[i].is_nan())
-        .collect();
+    let values = data.features().as_f32()?;
+    let nan_at: Vec<usize> = (0..values.len()).filter(|&i| values[i].is_nan()).collect();
     assert_eq!(nan_at, vec![1, 4, 9, 10, 13, 14]);
     assert_eq!(
         data.targets(),
@@ -228,24 +230,24 @@ fn missing_values_read_as_nan_and_are_filled_from_the_training_split() -> Result
     for (strategy, fill) in cases {
         let (mut train, mut test) = (data.select(&train_idx)?, data.select(&test_idx)?);
         let mut imputer = Imputer::new(strategy);
-        imputer.fit_slice(train.features(), &train.sample_shape())?;
+        imputer.fit_slice(train.features().as_f32()?, &train.sample_shape())?;
         assert_eq!(imputer.fill_values(), Some(&fill[..]), "{strategy:?}");
-        imputer.transform_slice(train.features_mut())?;
-        imputer.transform_slice(test.features_mut())?;
+        imputer.transform_slice(train.features_mut().as_f32_mut()?)?;
+        imputer.transform_slice(test.features_mut().as_f32_mut()?)?;
         assert_eq!(
-            train.features(),
+            train.features().as_f32()?,
             &[1.0, fill[1], 2.0, 10.0, fill[0], 20.0, 4.0, 30.0, 10.0, fill[1], fill[0], 40.0],
             "{strategy:?}"
         );
         // The test rows get the training statistics, not their own.
         assert_eq!(
-            test.features(),
+            test.features().as_f32()?,
             &[100.0, fill[1], fill[0], 1000.0, 7.0, 8.0],
             "{strategy:?}"
         );
         // The same on a tensor, on its device.
         let x = data.select(&test_idx)?.features_tensor(&Device::cpu())?;
-        assert_eq!(imputer.transform(&x)?.to_vec()?, test.features());
+        assert_eq!(imputer.transform(&x)?.to_vec()?, test.features().as_f32()?);
         // Saved and loaded, the same fill values.
         let file = dir.path("imputer.json");
         imputer.save(&file)?;
@@ -253,7 +255,7 @@ fn missing_values_read_as_nan_and_are_filled_from_the_training_split() -> Result
     }
     // Fitted on every row instead, the statistics would differ: the split matters.
     let mut leaky = Imputer::new(Impute::Median);
-    leaky.fit_slice(data.features(), &[2])?;
+    leaky.fit_slice(data.features().as_f32()?, &[2])?;
     assert_ne!(leaky.fill_values(), Some(&[3.0f32, 25.0][..]));
     Ok(())
 }

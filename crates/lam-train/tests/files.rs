@@ -26,7 +26,7 @@ fn csv_with_header_quotes_and_named_target() -> Result<()> {
     )
     .expect("write");
     let ds = read_csv(&path, &CsvOptions::new().header(true).target_name("label"))?;
-    assert_eq!(ds.features(), &[1.0, 2.5, -3.0, 40.0]);
+    assert_eq!(ds.features().as_f32()?, &[1.0, 2.5, -3.0, 40.0]);
     assert_eq!(ds.labels(), Some(&[0, 2][..]));
     let reg = read_csv(
         &path,
@@ -35,7 +35,7 @@ fn csv_with_header_quotes_and_named_target() -> Result<()> {
             .target_index(0)
             .regression(true),
     )?;
-    assert_eq!(reg.features(), &[2.5, 0.0, 40.0, 2.0]);
+    assert_eq!(reg.features().as_f32()?, &[2.5, 0.0, 40.0, 2.0]);
     let t = read_table(&path, true, ',')?;
     assert_eq!(
         t.header(),
@@ -143,7 +143,7 @@ fn digits_loads_and_rejects_wrong_shapes() -> Result<()> {
         vec![178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     );
     assert_eq!(
-        &ds.features()[..8],
+        &ds.features().as_f32()?[..8],
         &[0.0, 0.0, 5.0, 13.0, 9.0, 1.0, 0.0, 0.0]
     );
 

@@ -38,7 +38,7 @@ impl Callback for Crash {
 
 fn resumable_loader(dev: &Device) -> Result<DataLoader> {
     let noise = |b: &mut HostBatch, seed: u64| -> Result<()> {
-        for (i, x) in b.x.iter_mut().enumerate() {
+        for (i, x) in b.x.as_f32_mut()?.iter_mut().enumerate() {
             *x += 0.01 * lam::rng::standard_normal(seed, i as u32);
         }
         Ok(())

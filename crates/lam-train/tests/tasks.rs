@@ -74,6 +74,7 @@ fn binary_truth(data: &TensorDataset) -> Vec<bool> {
     match data.targets() {
         HostTargets::Classes(c) => c.iter().map(|&c| c == 1).collect(),
         HostTargets::Values { data, .. } => data.iter().map(|&v| v == 1.0).collect(),
+        HostTargets::ClassArrays { .. } => panic!("binary data has one target per sample"),
     }
 }
 

@@ -2,12 +2,20 @@
 //!
 //! ```ignore
 //! let loader = DataLoader::new(train, 64, &device)?.shuffle(true).seed(7);
-//! for epoch in 0..epochs {
-//!     for batch in loader.epoch(epoch) {
-//!         let (x, y) = batch?; // x: [B, ...sample_shape], y: I32 [B] or F32 [B, k]
+//! for _ in 0..epochs {
+//!     for batch in &loader {
+//!         let (x, y) = batch?; // x: F32 or I32 [B, ...sample_shape]; y: I32 [B], F32 [B, k] or I32 [B, ...]
 //!     }
 //! }
 //! ```
+//!
+//! **Epochs.** Each `for batch in &loader` (or [`DataLoader::iter`]) is
+//! the next epoch: the loader counts them, from 0, as PyTorch's loop over
+//! a `DataLoader` reshuffles on every pass. [`DataLoader::set_epoch`] moves
+//! the count (to resume a hand-written loop at epoch `e`), and
+//! [`DataLoader::epoch`]`(e)` iterates epoch `e` without touching it (the
+//! `Trainer` numbers its epochs itself, so its resume is exact whatever
+//! the count).
 //!
 //! **Randomness.** An epoch's order (when shuffling) and the seed each
 //! [`BatchTransform`] gets for batch `b` are functions of one epoch seed,
@@ -34,6 +42,7 @@
 //! `b` of replica `r` of `R` seeds its transform as global batch `b·R + r`,
 //! so replicas augment differently and one replica alone is unchanged.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -41,14 +50,14 @@ use std::thread::JoinHandle;
 use lam_core::rng::{self, Generator};
 use lam_core::{Device, Error, Result, Tensor};
 
-use super::{Dataset, DistributedSampler, HostTargets};
+use super::{Dataset, DistributedSampler, Features, HostTargets};
 use crate::seed::derive_seed;
 
 /// A batch still in host memory, as a [`BatchTransform`] sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostBatch {
-    /// Features, row-major `shape`.
-    pub x: Vec<f32>,
+    /// Features, row-major `shape` (`x.as_f32_mut()?` for real values).
+    pub x: Features,
     /// `[B, ...sample_shape]`.
     pub shape: Vec<usize>,
     /// The targets of the `B` samples.
@@ -75,7 +84,8 @@ impl<F: Fn(&mut HostBatch, u64) -> Result<()> + Send + Sync> BatchTransform for 
 /// A batch uploaded to the device: `(x, y)`.
 pub type Batch = (Tensor, Tensor);
 
-/// Iterates a data set in batches (see the module docs).
+/// Iterates a data set in batches (see the module docs). `&loader` is an
+/// `IntoIterator` over the next epoch's batches.
 #[derive(Clone)]
 pub struct DataLoader {
     dataset: Arc<dyn Dataset>,
@@ -87,6 +97,7 @@ pub struct DataLoader {
     device: Device,
     transform: Option<Arc<dyn BatchTransform>>,
     sampler: Option<DistributedSampler>,
+    next_epoch: EpochCount,
 }
 
 impl DataLoader {
@@ -119,6 +130,7 @@ impl DataLoader {
             device: device.clone(),
             transform: None,
             sampler: None,
+            next_epoch: EpochCount::default(),
         })
     }
 
@@ -231,7 +243,27 @@ impl DataLoader {
             .map_or((1, 0), |s| (s.num_replicas() as u64, s.rank() as u64))
     }
 
-    /// The batches of `epoch`, as `Result<(x, y)>`.
+    /// The batches of the next epoch (what `for batch in &loader` runs):
+    /// epoch [`next_epoch`](DataLoader::next_epoch), which then counts one up.
+    pub fn iter(&self) -> EpochIter {
+        self.epoch(self.next_epoch.0.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The epoch the next [`iter`](DataLoader::iter) runs (0 for a new loader).
+    pub fn next_epoch(&self) -> u64 {
+        self.next_epoch.0.load(Ordering::Relaxed)
+    }
+
+    /// Makes `epoch` the next one [`iter`](DataLoader::iter) runs: a
+    /// hand-written loop resumed after `e` finished epochs calls
+    /// `set_epoch(e)`, and with a [`seed`](DataLoader::seed) it sees the
+    /// orders an uninterrupted loop saw.
+    pub fn set_epoch(&self, epoch: u64) {
+        self.next_epoch.0.store(epoch, Ordering::Relaxed);
+    }
+
+    /// The batches of `epoch`, as `Result<(x, y)>`; the epoch count is
+    /// left as it is.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
         let seed = self.epoch_seed();
         let mut order = self.order(seed, epoch);
@@ -321,12 +353,33 @@ impl DataLoader {
     }
 }
 
+impl IntoIterator for &DataLoader {
+    type Item = Result<Batch>;
+    type IntoIter = EpochIter;
+
+    /// The next epoch's batches ([`DataLoader::iter`]).
+    fn into_iter(self) -> EpochIter {
+        self.iter()
+    }
+}
+
 /// Where a loader's epoch seeds come from (see the module docs).
 #[derive(Clone)]
 enum Randomness {
     Seed(u64),
     Generator(Generator),
     Current,
+}
+
+/// The next epoch `&loader` runs; a clone of a loader starts from the
+/// original's count and counts on its own.
+#[derive(Default)]
+struct EpochCount(AtomicU64);
+
+impl Clone for EpochCount {
+    fn clone(&self) -> Self {
+        EpochCount(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 /// The batches of one epoch; dropping it stops the prefetch thread.
@@ -394,7 +447,7 @@ impl Iterator for EpochIter {
         let host = self.next_host()?;
         self.next += 1;
         let upload = |b: HostBatch| -> Result<Batch> {
-            let x = Tensor::from_vec(b.x, &b.shape, &self.device)?;
+            let x = b.x.to_tensor(&b.shape, &self.device)?;
             Ok((x, b.y.to_tensor(&self.device)?))
         };
         let item = host.and_then(upload);
@@ -442,7 +495,7 @@ impl Plan {
         let indices = self.order[start..end].to_vec();
         let sample_shape = self.dataset.sample_shape();
         let per = super::numel("DataLoader", &sample_shape)?;
-        let mut x = Vec::new();
+        let mut x: Option<Features> = None;
         let mut targets = Vec::with_capacity(indices.len());
         for &i in &indices {
             let s = self.dataset.get(i)?;
@@ -454,15 +507,26 @@ impl Plan {
                     expected: per,
                 });
             }
-            if x.is_empty() {
-                // Sized by a sample that exists, not by what the shape claims.
-                x.reserve(indices.len() * per);
+            // Sized by a sample that exists, not by what the shape claims.
+            let x = x.get_or_insert_with(|| {
+                Features::with_capacity(s.features.dtype(), indices.len() * per)
+            });
+            if x.dtype() != s.features.dtype() {
+                return Err(Error::invalid(
+                    "DataLoader",
+                    format!(
+                        "sample {i} has {:?} features, the batch's earlier samples {:?}: \
+                         a data set's samples share one dtype",
+                        s.features.dtype(),
+                        x.dtype()
+                    ),
+                ));
             }
-            x.extend_from_slice(&s.features);
+            x.extend_from("DataLoader", &s.features)?;
             targets.push(s.target);
         }
         let mut batch = HostBatch {
-            x,
+            x: x.unwrap_or(Features::F32(Vec::new())),
             shape: [&[indices.len()][..], &sample_shape].concat(),
             y: HostTargets::collect(targets)?,
             indices,

@@ -1,9 +1,11 @@
 //! Data sets and how they reach a model.
 //!
-//! - [`Dataset`]: anything indexable that yields one [`Sample`] (features as
-//!   a flat `Vec<f32>` of a fixed [`Dataset::sample_shape`], and a
-//!   [`Target`]: a class or a vector of values). Required: `len`,
-//!   `sample_shape`, `get`; `class_of` has a default built on `get`.
+//! - [`Dataset`]: anything indexable that yields one [`Sample`] (its
+//!   [`Features`], flat, of a fixed [`Dataset::sample_shape`]: `F32` values
+//!   or `I32` token ids; and a [`Target`]: a class, a vector of values, or
+//!   an array of classes such as a sequence's next tokens).
+//!   Required: `len`, `sample_shape`, `get`; `class_of` has a default built
+//!   on `get`.
 //! - [`TensorDataset`]: samples held in host memory, built from tensors or
 //!   vectors; [`Subset`]: a view of another data set through a list of indices.
 //! - [`csv`] and [`idx`]: readers for CSV files and the IDX format of MNIST.
@@ -18,149 +20,30 @@
 //! uploaded to the chosen device.
 
 pub mod csv;
+mod features;
 pub mod idx;
 mod loader;
 mod sampler;
 pub mod split;
+mod targets;
 mod tensor_dataset;
 
+pub use features::Features;
 pub use loader::{Batch, BatchTransform, DataLoader, EpochIter, HostBatch};
 pub use sampler::DistributedSampler;
+pub use targets::{HostTargets, Target};
 pub use tensor_dataset::{Subset, TensorDataset};
 
 use std::sync::Arc;
 
-use lam_core::{Device, Error, Result, Tensor};
-
-/// What a sample is labelled with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// A class index (classification); batches of these become `I32` `[B]`.
-    Class(i32),
-    /// A vector of values (regression); batches become `F32` `[B, len]`.
-    Values(Vec<f32>),
-}
-
-impl Target {
-    /// The class, if this is one.
-    pub fn class(&self) -> Option<i32> {
-        match self {
-            Target::Class(c) => Some(*c),
-            Target::Values(_) => None,
-        }
-    }
-}
-
-/// The targets of many samples, stored compactly.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HostTargets {
-    /// One class per sample.
-    Classes(Vec<i32>),
-    /// `width` values per sample, row-major.
-    Values {
-        /// `len × width` values.
-        data: Vec<f32>,
-        /// Values per sample.
-        width: usize,
-    },
-}
-
-impl HostTargets {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        match self {
-            HostTargets::Classes(c) => c.len(),
-            HostTargets::Values { data, width } => data.len() / (*width).max(1),
-        }
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Target `i` (caller checks the range).
-    pub fn get(&self, i: usize) -> Target {
-        match self {
-            HostTargets::Classes(c) => Target::Class(c[i]),
-            HostTargets::Values { data, width } => {
-                Target::Values(data[i * width..(i + 1) * width].to_vec())
-            }
-        }
-    }
-
-    /// The targets of `indices`, in that order (caller checks the range).
-    pub fn select(&self, indices: &[usize]) -> HostTargets {
-        match self {
-            HostTargets::Classes(c) => {
-                HostTargets::Classes(indices.iter().map(|&i| c[i]).collect())
-            }
-            HostTargets::Values { data, width } => HostTargets::Values {
-                data: indices
-                    .iter()
-                    .flat_map(|&i| data[i * width..(i + 1) * width].iter().copied())
-                    .collect(),
-                width: *width,
-            },
-        }
-    }
-
-    /// Gathers targets one by one; an error if classes and values are mixed
-    /// or the value widths differ.
-    pub fn collect(targets: impl IntoIterator<Item = Target>) -> Result<HostTargets> {
-        let mut classes = Vec::new();
-        let mut values: Vec<f32> = Vec::new();
-        let mut width: Option<usize> = None;
-        for (i, t) in targets.into_iter().enumerate() {
-            match (t, width) {
-                (Target::Class(c), None) if values.is_empty() => classes.push(c),
-                (Target::Values(v), w) if classes.is_empty() => {
-                    if w.is_some_and(|w| w != v.len()) {
-                        return Err(Error::invalid(
-                            "HostTargets::collect",
-                            format!(
-                                "sample {i} has {} target values, earlier ones {}",
-                                v.len(),
-                                w.unwrap_or(0)
-                            ),
-                        ));
-                    }
-                    width = Some(v.len());
-                    values.extend(v);
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        "HostTargets::collect",
-                        format!("sample {i} mixes class and value targets"),
-                    ))
-                }
-            }
-        }
-        Ok(match width {
-            Some(width) => HostTargets::Values {
-                data: values,
-                width,
-            },
-            None => HostTargets::Classes(classes),
-        })
-    }
-
-    /// A tensor on `device`: `I32 [N]` for classes, `F32 [N, width]` for values.
-    pub fn to_tensor(&self, device: &Device) -> Result<Tensor> {
-        match self {
-            HostTargets::Classes(c) => Tensor::from_vec_i32(c.clone(), &[c.len()], device),
-            HostTargets::Values { data, width } => {
-                Tensor::from_slice(data, &[self.len(), *width], device)
-            }
-        }
-    }
-}
+use lam_core::{Error, Result};
 
 /// One example: its features (row-major, [`Dataset::sample_shape`]) and target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// The features, flattened row-major.
-    pub features: Vec<f32>,
+    /// The features, flattened row-major: `vec![..].into()` makes them
+    /// from `f32` values or `i32` ids.
+    pub features: Features,
     /// The label or regression target.
     pub target: Target,
 }
@@ -215,7 +98,7 @@ pub fn class_labels(dataset: &dyn Dataset) -> Result<Vec<i32>> {
             dataset.class_of(i)?.ok_or_else(|| {
                 Error::invalid(
                     "class_labels",
-                    format!("sample {i} has a regression target, not a class"),
+                    format!("sample {i} has no single class (a regression target or an array of classes)"),
                 )
             })
         })

@@ -2,36 +2,41 @@
 //! `TensorDataset`), and [`Subset`]: a data set seen through a list of
 //! indices (PyTorch's `Subset`).
 //!
-//! A `TensorDataset` keeps one flat `Vec<f32>` of features (`N × sample`)
-//! and its targets, so selecting, splitting and batching are slice copies.
-//! Build one from tensors (`x: [N, ...]`, `y: I32 [N]` or `F32 [N]` /
-//! `[N, k]`) or straight from vectors.
+//! A `TensorDataset` keeps one flat list of [`Features`] (`N × sample`,
+//! `F32` values or `I32` token ids) and its targets, so selecting,
+//! splitting and batching are slice copies. Build one from tensors
+//! (`x: F32 or I32 [N, ...]`, `y: I32 [N]` or `F32 [N]` / `[N, k]`) or
+//! straight from vectors.
+//!
+//! | `x` | `y` | a batch of `B` samples |
+//! |-----|-----|------------------------|
+//! | `F32 [N, ...]` | `I32 [N]` class ids | `F32 [B, ...]`, `I32 [B]` (`cross_entropy`) |
+//! | `I32 [N, T]` token ids | `I32 [N]` class ids | `I32 [B, T]` (an `Embedding`'s input), `I32 [B]` |
+//! | either | `F32 [N]` 0/1 or values | `F32 [B, 1]` (`binary_cross_entropy*`, `mse_loss` of one output) |
+//! | either | `F32 [N, k]` values | `F32 [B, k]` |
+//! | either | `I32 [N, ...]` classes per position | `I32 [B, ...]` (next tokens, masks) |
 
 use std::sync::Arc;
 
 use lam_core::{DType, Device, Error, Result, Tensor};
 
-use super::{check_index, numel, Dataset, HostTargets, Sample};
+use super::{check_index, numel, Dataset, Features, HostTargets, Sample};
 
 /// Samples in host memory: features `[N, ...sample_shape]` and targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorDataset {
-    features: Vec<f32>,
+    features: Features,
     sample_shape: Vec<usize>,
     targets: HostTargets,
 }
 
 impl TensorDataset {
-    /// From `x: F32 [N, ...]` and `y`: `I32 [N]` (classes), `F32 [N]` or
-    /// `F32 [N, k]` (regression targets). Reads both back to the host.
+    /// From features `x: [N, ...]` (`F32` values or `I32` ids) and targets
+    /// `y`: `I32 [N]` (classes), `I32 [N, ...]` (classes per position:
+    /// next tokens, masks), `F32 [N]` or `F32 [N, k]` (values; `[N]`
+    /// becomes `[N, 1]`, what binary cross-entropy takes). Reads both back
+    /// to the host.
     pub fn new(x: &Tensor, y: &Tensor) -> Result<TensorDataset> {
-        if x.dtype() != DType::F32 {
-            return Err(Error::DTypeMismatch {
-                op: "TensorDataset::new",
-                expected: DType::F32,
-                found: x.dtype(),
-            });
-        }
         if x.rank() == 0 {
             return Err(Error::shape(
                 "TensorDataset::new",
@@ -40,27 +45,25 @@ impl TensorDataset {
             ));
         }
         let n = x.dims()[0];
-        if y.rank() == 0
-            || y.dims()[0] != n
-            || y.rank() > 2
-            || (y.dtype() == DType::I32 && y.rank() != 1)
-        {
+        if y.rank() == 0 || y.dims()[0] != n || (y.dtype() == DType::F32 && y.rank() > 2) {
             return Err(Error::shape(
                 "TensorDataset::new",
                 format!(
-                    "targets of shape [{n}] (I32 classes or F32 values) or [{n}, k] (F32 values)"
+                    "targets of shape [{n}] (I32 classes or F32 values), [{n}, k] (F32 values) \
+                     or [{n}, ...] (I32 classes per position)"
                 ),
                 y.dims(),
             ));
         }
         let targets = match y.dtype() {
-            DType::I32 => HostTargets::Classes(y.to_vec_i32()?),
+            DType::I32 if y.rank() == 1 => HostTargets::Classes(y.to_vec_i32()?),
+            DType::I32 => HostTargets::class_arrays(y.to_vec_i32()?, &y.dims()[1..])?,
             DType::F32 => HostTargets::Values {
                 data: y.to_vec()?,
                 width: if y.rank() == 2 { y.dims()[1] } else { 1 },
             },
         };
-        TensorDataset::from_parts(x.to_vec()?, &x.dims()[1..], targets)
+        TensorDataset::from_parts(Features::from_tensor(x)?, &x.dims()[1..], targets)
     }
 
     /// Classification data: `features` holds `labels.len()` samples of `sample_shape`.
@@ -98,12 +101,14 @@ impl TensorDataset {
         )
     }
 
-    /// From features and already collected targets; checks the sizes agree.
+    /// From features (a `Vec<f32>` of values or a `Vec<i32>` of ids, or
+    /// [`Features`]) and already collected targets; checks the sizes agree.
     pub fn from_parts(
-        features: Vec<f32>,
+        features: impl Into<Features>,
         sample_shape: &[usize],
         targets: HostTargets,
     ) -> Result<TensorDataset> {
+        let features = features.into();
         let per = numel("TensorDataset", sample_shape)?;
         let n = targets.len();
         if n.checked_mul(per) != Some(features.len()) {
@@ -121,13 +126,15 @@ impl TensorDataset {
         })
     }
 
-    /// All features, row-major `[N, ...sample_shape]`.
-    pub fn features(&self) -> &[f32] {
+    /// All features, row-major `[N, ...sample_shape]` (`.as_f32()?` for
+    /// the values of a real-valued data set).
+    pub fn features(&self) -> &Features {
         &self.features
     }
 
-    /// All features, mutably (in-place preprocessing).
-    pub fn features_mut(&mut self) -> &mut [f32] {
+    /// All features, mutably (in-place preprocessing:
+    /// `.as_f32_mut()?`).
+    pub fn features_mut(&mut self) -> &mut Features {
         &mut self.features
     }
 
@@ -140,37 +147,36 @@ impl TensorDataset {
     pub fn labels(&self) -> Option<&[i32]> {
         match &self.targets {
             HostTargets::Classes(c) => Some(c),
-            HostTargets::Values { .. } => None,
+            HostTargets::Values { .. } | HostTargets::ClassArrays { .. } => None,
         }
     }
 
-    /// The features as one tensor `[N, ...sample_shape]` on `device`.
+    /// The features as one tensor `[N, ...sample_shape]` on `device`, of
+    /// their dtype.
     pub fn features_tensor(&self, device: &Device) -> Result<Tensor> {
-        Tensor::from_slice(&self.features, &self.full_shape(), device)
+        self.features.to_tensor(&self.full_shape(), device)
     }
 
-    /// The targets as one tensor on `device` (`I32 [N]` or `F32 [N, k]`).
+    /// The targets as one tensor on `device` (`I32 [N]`, `F32 [N, k]` or
+    /// `I32 [N, ...]`).
     pub fn targets_tensor(&self, device: &Device) -> Result<Tensor> {
         self.targets.to_tensor(device)
     }
 
     /// A copy holding the samples at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Result<TensorDataset> {
-        let per = self.sample_len();
-        let mut features = Vec::with_capacity(indices.len() * per);
         for &i in indices {
             check_index("TensorDataset::select", i, self.len())?;
-            features.extend_from_slice(&self.features[i * per..(i + 1) * per]);
         }
         Ok(TensorDataset {
-            features,
+            features: self.features.gather(indices, self.sample_len()),
             sample_shape: self.sample_shape.clone(),
             targets: self.targets.select(indices),
         })
     }
 
-    /// The same targets with new features `x: [N, ...]` (e.g. scaled ones);
-    /// the sample shape becomes `x`'s trailing dims.
+    /// The same targets with new features `x: [N, ...]` (e.g. scaled ones,
+    /// of either dtype); the sample shape becomes `x`'s trailing dims.
     pub fn with_features(&self, x: &Tensor) -> Result<TensorDataset> {
         if x.rank() == 0 || x.dims()[0] != self.len() {
             return Err(Error::shape(
@@ -179,7 +185,11 @@ impl TensorDataset {
                 x.dims(),
             ));
         }
-        TensorDataset::from_parts(x.to_vec()?, &x.dims()[1..], self.targets.clone())
+        TensorDataset::from_parts(
+            Features::from_tensor(x)?,
+            &x.dims()[1..],
+            self.targets.clone(),
+        )
     }
 
     /// The same data with each sample viewed as `shape` (same element count),
@@ -219,7 +229,7 @@ impl Dataset for TensorDataset {
         check_index("TensorDataset::get", index, self.len())?;
         let per = self.sample_len();
         Ok(Sample {
-            features: self.features[index * per..(index + 1) * per].to_vec(),
+            features: self.features.slice(index * per, (index + 1) * per),
             target: self.targets.get(index),
         })
     }

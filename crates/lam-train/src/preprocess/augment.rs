@@ -181,8 +181,15 @@ impl Augment {
 }
 
 impl BatchTransform for Augment {
+    /// Images only: a batch of `I32` features (token ids) is an error.
     fn apply(&self, batch: &mut HostBatch, seed: u64) -> Result<()> {
-        self.apply_images(&mut batch.x, &batch.shape, seed)
+        let found = batch.x.dtype();
+        let images = batch.x.as_f32_mut().map_err(|_| Error::DTypeMismatch {
+            op: "Augment",
+            expected: lam_core::DType::F32,
+            found,
+        })?;
+        self.apply_images(images, &batch.shape, seed)
     }
 }
 

@@ -7,9 +7,9 @@
 //! let (train_idx, test_idx) = train_test_split(data.len(), 0.2, true, seed)?;
 //! let (mut train, mut test) = (data.select(&train_idx)?, data.select(&test_idx)?);
 //! let mut imputer = Imputer::new(Impute::Median);
-//! imputer.fit_slice(train.features(), &train.sample_shape())?; // training values only
-//! imputer.transform_slice(train.features_mut())?;
-//! imputer.transform_slice(test.features_mut())?; // filled with the training medians
+//! imputer.fit_slice(train.features().as_f32()?, &train.sample_shape())?; // training values only
+//! imputer.transform_slice(train.features_mut().as_f32_mut()?)?;
+//! imputer.transform_slice(test.features_mut().as_f32_mut()?)?; // filled with the training medians
 //! ```
 //!
 //! As for the scalers, statistics are per feature (each position of the

@@ -10,7 +10,7 @@
 //!
 //! An event file (`events.out.tfevents.*`) is a sequence of TFRecords
 //! ([`record`]: length, masked CRC-32C, data, masked CRC-32C), each an
-//! `Event` protocol buffer ([`summary`], encoded by [`proto`]); the first
+//! `Event` protocol buffer (`summary.rs`, encoded by [`proto`]); the first
 //! names the format (`brain.Event:2`).
 
 mod logger;

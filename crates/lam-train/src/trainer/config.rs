@@ -1,11 +1,12 @@
 //! The trainer's settings ([`TrainConfig`]), early stopping
-//! ([`EarlyStopping`], watching a [`Monitor`]) and per-batch / per-epoch
-//! hooks ([`Callback`]).
+//! ([`EarlyStopping`], watching a [`Monitor`]) and per-step / per-batch /
+//! per-epoch hooks ([`Callback`]).
 
 use std::path::PathBuf;
 
 use lam_core::{Error, Result};
 
+use super::clip::{GradClip, Step};
 use super::history::EpochRecord;
 use super::task::Task;
 
@@ -42,6 +43,10 @@ pub struct TrainConfig {
     /// What the model predicts, which decides the metrics (default
     /// [`Task::Auto`]: read from the outputs and targets).
     pub task: Task,
+    /// Clip the gradients after every backward pass, before the
+    /// [`Callback::on_before_step`] hooks and the optimizer step
+    /// (PyTorch's `clip_grad_norm_` / `clip_grad_value_`; default none).
+    pub clip_grad: Option<GradClip>,
 }
 
 impl Default for TrainConfig {
@@ -57,6 +62,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             monitor: Monitor::ValLoss,
             task: Task::Auto,
+            clip_grad: None,
         }
     }
 }
@@ -196,6 +202,13 @@ pub trait Callback: Send {
         Ok(())
     }
 
+    /// After a batch's backward pass and gradient clipping, before its
+    /// optimizer step: `step` holds the model, whose gradients this hook
+    /// may read (to log their norm) or replace (custom clipping).
+    fn on_before_step(&mut self, _step: &Step<'_>) -> Result<()> {
+        Ok(())
+    }
+
     /// After the optimizer step of batch `batch` (from 0) of `epoch`.
     fn on_batch_end(&mut self, _epoch: u64, _batch: usize) -> Result<()> {
         Ok(())
@@ -212,11 +225,24 @@ impl<C: Callback + ?Sized> Callback for &mut C {
         (**self).on_epoch_start(epoch)
     }
 
+    fn on_before_step(&mut self, step: &Step<'_>) -> Result<()> {
+        (**self).on_before_step(step)
+    }
+
     fn on_batch_end(&mut self, epoch: u64, batch: usize) -> Result<()> {
         (**self).on_batch_end(epoch, batch)
     }
 
     fn on_epoch_end(&mut self, record: &EpochRecord) -> Result<Control> {
         (**self).on_epoch_end(record)
+    }
+}
+
+/// A closure as an [`Callback::on_before_step`] hook ([`super::Trainer::before_step`]).
+pub(crate) struct BeforeStep<F>(pub(crate) F);
+
+impl<F: FnMut(&Step<'_>) -> Result<()> + Send> Callback for BeforeStep<F> {
+    fn on_before_step(&mut self, step: &Step<'_>) -> Result<()> {
+        (self.0)(step)
     }
 }

@@ -9,12 +9,13 @@
 //!     .fit(&train_loader, Some(&val_loader))?;
 //! ```
 //!
-//! Each epoch: the scheduler's learning rate (if any), the batches (forward,
-//! loss, backward, step) with the loss summed on the device and read every
-//! `sync_every` batches, a validation pass, then the best weights
-//! (`best.safetensors`, by [`Monitor`]), the early-stopping counter,
-//! `last.safetensors` (model, optimizer, epoch, history and counters) and
-//! last the history file ([`TrainConfig::history_path`]).
+//! Each epoch: the scheduler's learning rate (if any), the batches
+//! (forward, loss, backward, gradient clipping ([`TrainConfig::clip_grad`]),
+//! the [`Callback::on_before_step`] hooks, step) with the loss summed on the
+//! device and read every `sync_every` batches, a validation pass, then the
+//! best weights (`best.safetensors`, by [`Monitor`]), the early-stopping
+//! counter, `last.safetensors` (model, optimizer, epoch, history and
+//! counters) and last the history file ([`TrainConfig::history_path`]).
 //!
 //! **Files that agree.** Every file is written atomically (a temporary
 //! file renamed over the old one), so a kill leaves each whole, old or
@@ -31,7 +32,9 @@
 //! loader without a seed of its own all draw from it — never from the
 //! process's default generator, so trainers on other threads and code that
 //! calls `manual_seed` or `Tensor::randn` meanwhile change nothing here.
-//! Callbacks run outside it. Initialising the model is the caller's part:
+//! The [`Callback::on_before_step`] hooks are part of the step and draw
+//! from it too (gradient noise resumes exactly); the other callbacks run
+//! outside it. Initialising the model is the caller's part:
 //! build it inside `rng::with_generator` to make it independent of other
 //! threads too.
 //!
@@ -61,6 +64,7 @@
 //! the replicas, only rank 0 writes files, and a failing replica stops the
 //! others (see `replicas.rs`).
 
+mod clip;
 mod config;
 mod eval;
 mod history;
@@ -70,6 +74,7 @@ mod state;
 mod tally;
 mod task;
 
+pub use clip::{GradClip, Step};
 pub use config::{Callback, Control, EarlyStopping, Monitor, TrainConfig};
 pub use eval::{evaluate, evaluate_task, predict, predict_task, Predictions};
 pub use history::{EpochRecord, History};
@@ -87,6 +92,7 @@ use lam_core::rng::{self, Generator};
 use lam_core::{Error, Result, Tensor};
 
 use crate::data::DataLoader;
+use config::BeforeStep;
 use progress::Progress;
 use state::{RunState, Snapshot};
 use tally::Tally;
@@ -179,6 +185,13 @@ impl<'a> Trainer<'a> {
         self
     }
 
+    /// With a hook run after each batch's backward pass (and clipping),
+    /// before its optimizer step: a [`Callback::on_before_step`] written as
+    /// a closure, called in order with the other callbacks.
+    pub fn before_step(self, hook: impl FnMut(&Step<'_>) -> Result<()> + Send + 'a) -> Self {
+        self.callback(BeforeStep(hook))
+    }
+
     /// Path of the last checkpoint, when checkpoints are on.
     pub fn last_checkpoint(&self) -> Option<PathBuf> {
         self.config
@@ -217,6 +230,9 @@ impl<'a> Trainer<'a> {
             return Err(Error::Empty { op: "Trainer::fit" });
         }
         self.config.monitor.check(Some(self.config.task))?;
+        if let Some(clip) = self.config.clip_grad {
+            clip.check()?;
+        }
         if let Some(dir) = self
             .config
             .checkpoint_dir
@@ -400,7 +416,7 @@ impl<'a> Trainer<'a> {
         let batches = rng::with_generator(generator, || train.epoch(epoch));
         for (b, batch) in batches.enumerate() {
             let (x, y) = batch?;
-            rng::with_generator(generator, || self.train_step(&x, &y, &mut sums))?;
+            rng::with_generator(generator, || self.train_step((shown, b), &x, &y, &mut sums))?;
             since_sync += 1;
             if since_sync == self.config.sync_every || b + 1 == total {
                 let mut part = sums.sync()?;
@@ -452,12 +468,33 @@ impl<'a> Trainer<'a> {
         Ok((record, scores.task))
     }
 
-    /// One optimizer step on the batch `(x, y)`, its loss and scores added to `sums`.
-    fn train_step(&mut self, x: &Tensor, y: &Tensor, sums: &mut Tally) -> Result<()> {
+    /// One optimizer step on the batch `(x, y)` (batch `at.1` of epoch
+    /// `at.0`, from 1), its loss and scores added to `sums`.
+    fn train_step(
+        &mut self,
+        at: (u64, usize),
+        x: &Tensor,
+        y: &Tensor,
+        sums: &mut Tally,
+    ) -> Result<()> {
         self.optimizer.zero_grad();
         let out = self.model.forward(x)?;
         let loss = (self.loss)(&out, y)?;
         loss.backward()?;
+        let grad_norm = match self.config.clip_grad {
+            Some(clip) => clip.apply(&self.model.parameters())?,
+            None => None,
+        };
+        let step = Step {
+            epoch: at.0,
+            batch: at.1,
+            model: self.model,
+            loss: &loss,
+            grad_norm: grad_norm.as_ref(),
+        };
+        for cb in &mut self.callbacks {
+            cb.on_before_step(&step)?;
+        }
         self.optimizer.step()?;
         sums.add(&out, y, &loss)
     }

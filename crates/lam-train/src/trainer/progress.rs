@@ -1,12 +1,12 @@
-//! The per-epoch progress bar (indicatif): batches done, running loss,
-//! running accuracy and samples per second. It draws only when stderr is a
+//! The per-epoch progress bar (the crate's one bar style,
+//! [`crate::progress`]): batches done, time left, running loss, running
+//! accuracy and samples per second. It draws only when stderr is a
 //! terminal and the run is not quiet; the one-line epoch summary is
 //! printed to stderr whenever the run is not quiet.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::history::EpochRecord;
 use super::tally::Scores;
@@ -21,17 +21,7 @@ pub(crate) struct Progress {
 impl Progress {
     /// A bar for one epoch of `batches` batches.
     pub(crate) fn new(epoch: u64, epochs: u64, batches: usize, quiet: bool) -> Progress {
-        let visible = !quiet && std::io::stderr().is_terminal();
-        let bar = if visible {
-            ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        if let Ok(style) =
-            ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
+        let bar = crate::progress::bar(Some(batches as u64), quiet);
         bar.set_prefix(format!("epoch {epoch}/{epochs}"));
         Progress {
             bar,
