@@ -19,6 +19,7 @@ extern crate self as lam;
 
 pub mod autograd;
 pub mod backend;
+pub mod capture;
 pub mod checkpoint;
 mod device;
 mod dtype;

@@ -27,6 +27,7 @@
 //! ```
 
 mod devices;
+pub mod onnx;
 
 /// The README's example, compiled and run as a doc test.
 #[cfg(doctest)]

@@ -357,6 +357,16 @@ fn conv2d_impl(
     window: &Window,
     groups: usize,
 ) -> Result<Tensor> {
+    if crate::capture::hooked() {
+        return crate::capture::traced(
+            || crate::capture::Op::Conv2d {
+                window: *window,
+                groups,
+            },
+            &[Some(input), Some(weight), bias],
+            || conv2d_impl(op, input, weight, bias, window, groups),
+        );
+    }
     let (o, cg, kh, kw) = weight.dims4(op, WEIGHT)?;
     let x = if input.batched(op, 4, "[N, C, H, W]", "[C, H, W]")? {
         input.clone()

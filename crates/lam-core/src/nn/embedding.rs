@@ -206,6 +206,13 @@ pub fn embedding_with(
     weight: &Tensor,
     config: &EmbeddingConfig,
 ) -> Result<Tensor> {
+    if crate::capture::hooked() {
+        return crate::capture::traced(
+            || crate::capture::Op::Embedding,
+            &[Some(indices), Some(weight)],
+            || embedding_with(indices, weight, config),
+        );
+    }
     let op = "embedding";
     indices.check_i32(op)?;
     config.check(op)?;

@@ -112,6 +112,13 @@ pub fn linear_act(
     bias: Option<&Tensor>,
     act: LinearActivation,
 ) -> Result<Tensor> {
+    if crate::capture::hooked() {
+        return crate::capture::traced(
+            || crate::capture::Op::Linear { act },
+            &[Some(input), Some(weight), bias],
+            || linear_act(input, weight, bias, act),
+        );
+    }
     const OP: &str = "linear";
     let (out_f, in_f) = weight.dims2(OP, "weight [out, in]")?;
     if input.rank() == 0 || input.dims()[input.rank() - 1] != in_f {

@@ -254,6 +254,24 @@ pub fn batch_norm(
     momentum: f32,
     eps: f32,
 ) -> Result<Tensor> {
+    if crate::capture::hooked() && !training {
+        return crate::capture::traced(
+            || crate::capture::Op::BatchNorm { eps },
+            &[Some(input), running_mean, running_var, weight, bias],
+            || {
+                batch_norm(
+                    input,
+                    running_mean,
+                    running_var,
+                    weight,
+                    bias,
+                    training,
+                    momentum,
+                    eps,
+                )
+            },
+        );
+    }
     let op = "batch_norm";
     input.check_f32(op)?;
     input.expect_min_rank(op, "[N, C, *]", 2)?;
@@ -448,6 +466,16 @@ pub fn layer_norm(
     bias: Option<&Tensor>,
     eps: f32,
 ) -> Result<Tensor> {
+    if crate::capture::hooked() {
+        return crate::capture::traced(
+            || crate::capture::Op::LayerNorm {
+                dims: normalized_shape.len(),
+                eps,
+            },
+            &[Some(input), weight, bias],
+            || layer_norm(input, normalized_shape, weight, bias, eps),
+        );
+    }
     let op = "layer_norm";
     input.check_f32(op)?;
     let k = normalized_shape.len();

@@ -357,6 +357,10 @@ impl Module for AdaptiveAvgPool2d {
 /// `torch.nn.functional.adaptive_avg_pool2d(input, output_size)`.
 pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2>) -> Result<Tensor> {
     let out = output_size.into();
+    if crate::capture::hooked() {
+        let op = crate::capture::Op::AdaptiveAvgPool2d { output: out };
+        return crate::capture::traced(|| op, &[Some(input)], || adaptive_avg_pool2d(input, out));
+    }
     let (x, batched) = batch4("adaptive_avg_pool2d", input)?;
     let (h, w) = (x.dims()[2], x.dims()[3]);
     if out.h == 0 || out.w == 0 || h == 0 || w == 0 {
@@ -389,6 +393,16 @@ fn max_pool2d_impl(
     window: &Window,
     ceil_mode: bool,
 ) -> Result<Tensor> {
+    if crate::capture::hooked() {
+        return crate::capture::traced(
+            || crate::capture::Op::MaxPool2d {
+                window: *window,
+                ceil_mode,
+            },
+            &[Some(input)],
+            || max_pool2d_impl(op, input, window, ceil_mode),
+        );
+    }
     let (x, batched) = batch4(op, input)?;
     unbatch(max_pool(op, &x, window, ceil_mode)?, batched)
 }
@@ -405,6 +419,18 @@ fn max_pool2d_indices_impl(
 }
 
 fn avg_pool2d_impl(op: &'static str, input: &Tensor, pool: &AvgPool2d) -> Result<Tensor> {
+    if crate::capture::hooked() {
+        return crate::capture::traced(
+            || crate::capture::Op::AvgPool2d {
+                window: pool.window,
+                count_include_pad: pool.count_include_pad,
+                ceil_mode: pool.ceil_mode,
+                divisor_override: pool.divisor_override,
+            },
+            &[Some(input)],
+            || avg_pool2d_impl(op, input, pool),
+        );
+    }
     let (x, batched) = batch4(op, input)?;
     let (h, w) = (x.dims()[2], x.dims()[3]);
     let window = &pool.window;

@@ -490,6 +490,9 @@ impl Recurrent {
     /// (`h`, and `c` for the LSTM). Returns the output in the caller's
     /// layout and the final states in the caller's batching.
     fn run(&self, input: &Tensor, initial: &[Option<&Tensor>]) -> Result<(Tensor, Vec<Tensor>)> {
+        if crate::capture::hooked() {
+            return self.run_captured(input, initial);
+        }
         let op = self.op;
         input.check_f32(op)?;
         let batched = input.batched(op, 3, "[seq, batch, feature] or batch_first", "unbatched")?;
@@ -541,6 +544,48 @@ impl Recurrent {
             })
             .collect::<Result<_>>()?;
         Ok((output, states))
+    }
+
+    /// [`Recurrent::run`] recorded as one graph op (the layer as a whole).
+    fn run_captured(
+        &self,
+        input: &Tensor,
+        initial: &[Option<&Tensor>],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let op = crate::capture::Op::Recurrent(crate::capture::Recurrent {
+            cell: match self.cell {
+                Cell::Tanh => crate::capture::RecurrentCell::Tanh,
+                Cell::Relu => crate::capture::RecurrentCell::Relu,
+                Cell::Lstm => crate::capture::RecurrentCell::Lstm,
+                Cell::Gru => crate::capture::RecurrentCell::Gru,
+            },
+            hidden_size: self.hidden_size,
+            num_layers: self.config.num_layers,
+            bidirectional: self.config.bidirectional,
+            batch_first: self.config.batch_first,
+            batched: input.rank() == 3,
+            bias: self.config.bias,
+        });
+        let mut inputs = vec![Some(input)];
+        inputs.extend(initial.iter().copied());
+        for w in &self.weights {
+            inputs.extend([
+                Some(&w.w_ih),
+                Some(&w.w_hh),
+                w.b_ih.as_ref(),
+                w.b_hh.as_ref(),
+            ]);
+        }
+        let mut outs = crate::capture::traced_many(
+            || op,
+            &inputs,
+            || {
+                let (out, states) = self.run(input, initial)?;
+                Ok(std::iter::once(out).chain(states).collect())
+            },
+        )?;
+        let out = outs.remove(0);
+        Ok((out, outs))
     }
 
     /// Every layer and direction over `x: [T, B, in]` from `initial` (one

@@ -9,6 +9,13 @@ use crate::{DType, Device, Error, Layout, Result, Storage, Tensor};
 impl Tensor {
     /// A row-major copy, or `self` when already contiguous.
     pub fn contiguous(&self) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Identity,
+                &[Some(self)],
+                || self.contiguous(),
+            );
+        }
         if self.layout().is_contiguous() {
             return Ok(self.clone());
         }
@@ -206,6 +213,19 @@ impl Tensor {
 
     /// This tensor converted to `dtype` (float to int truncates toward zero).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || {
+                    if dtype == self.dtype() {
+                        crate::capture::Op::Identity
+                    } else {
+                        crate::capture::Op::Cast { to: dtype }
+                    }
+                },
+                &[Some(self)],
+                || self.to_dtype(dtype),
+            );
+        }
         if dtype == self.dtype() {
             return Ok(self.clone());
         }

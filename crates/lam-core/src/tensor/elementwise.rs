@@ -304,6 +304,13 @@ impl Tensor {
 
     /// `a` where `cond` is non-zero, else `b` (all three broadcast together).
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Where,
+                &[Some(cond), Some(a), Some(b)],
+                || Tensor::where_cond(cond, a, b),
+            );
+        }
         cond.device().check_same(&a.device(), "where")?;
         cond.device().check_same(&b.device(), "where")?;
         a.check_f32("where")?;
@@ -340,6 +347,13 @@ impl Tensor {
         op: UnaryOp,
         rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
     ) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Unary(op),
+                &[Some(self)],
+                || self.unary(op, rule),
+            );
+        }
         self.check_f32("unary op")?;
         let s = self.storage();
         let out = self.backend().unary(op, (&s, self.layout()))?;
@@ -381,6 +395,13 @@ impl Tensor {
             + Sync
             + 'static,
     ) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Binary(op),
+                &[Some(self), Some(rhs)],
+                || self.binary(op, rhs, rule),
+            );
+        }
         self.device()
             .check_same(&rhs.device(), op_name_binary(op))?;
         let (a, b) = (self.to_dtype(DType::F32)?, rhs.to_dtype(DType::F32)?);

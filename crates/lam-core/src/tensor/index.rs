@@ -13,6 +13,15 @@ use crate::{Error, Layout, Result, Tensor};
 impl Tensor {
     /// Entries `index[i]` of dim `dim`: output dim `dim` has `index.numel()` entries.
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::IndexSelect {
+                    axis: normalize_axis("index_select", dim, self.rank()).unwrap_or_default(),
+                },
+                &[Some(self), Some(index)],
+                || self.index_select(dim, index),
+            );
+        }
         let d = normalize_axis("index_select", dim, self.rank())?;
         self.device().check_same(&index.device(), "index_select")?;
         index.check_i32("index_select")?;
@@ -51,6 +60,15 @@ impl Tensor {
     /// Values at `index` along `dim`: `out[i][j] = self[i][index[i][j]]` (dim 1).
     /// `index` has `self`'s rank and no larger size in any other dim.
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Gather {
+                    axis: normalize_axis("gather", dim, self.rank()).unwrap_or_default(),
+                },
+                &[Some(self), Some(index)],
+                || self.gather(dim, index),
+            );
+        }
         let d = normalize_axis("gather", dim, self.rank())?;
         self.device().check_same(&index.device(), "gather")?;
         index.check_i32("gather")?;

@@ -8,6 +8,13 @@ use crate::{Error, Layout, Result, Tensor};
 impl Tensor {
     /// Matrix product following `torch.matmul`'s rules.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::MatMul,
+                &[Some(self), Some(rhs)],
+                || self.matmul(rhs),
+            );
+        }
         self.device().check_same(&rhs.device(), "matmul")?;
         self.check_f32("matmul")?;
         rhs.check_f32("matmul")?;

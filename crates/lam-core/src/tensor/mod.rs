@@ -260,6 +260,11 @@ impl Tensor {
         self.0.requires_grad
     }
 
+    /// The name of the op that made this tensor, when it is on the tape.
+    pub(crate) fn op_name(&self) -> Option<&'static str> {
+        self.0.node.as_ref().map(|n| n.name)
+    }
+
     /// True when this tensor was not produced by a recorded op.
     pub fn is_leaf(&self) -> bool {
         self.0.node.is_none()

@@ -22,6 +22,17 @@ use crate::{no_grad, Error, Layout, Result, Tensor};
 impl Tensor {
     /// Sum over `dims` (one dim, or a list; all dims when empty).
     pub fn sum(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Reduce {
+                    op: ReduceOp::Sum,
+                    axes: self.resolve_axes("sum", dims.as_dims()).unwrap_or_default(),
+                    keepdim,
+                },
+                &[Some(self)],
+                || self.sum(dims.as_dims(), keepdim),
+            );
+        }
         let dims = dims.as_dims();
         let axes = self.resolve_axes("sum", dims)?;
         let kept = self.reduce_raw(ReduceOp::Sum, &axes)?;
@@ -46,6 +57,18 @@ impl Tensor {
     /// `v` (see the module doc). A group of no elements has mean NaN, as in
     /// PyTorch.
     pub fn mean(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Mean {
+                    axes: self
+                        .resolve_axes("mean", dims.as_dims())
+                        .unwrap_or_default(),
+                    keepdim,
+                },
+                &[Some(self)],
+                || self.mean(dims.as_dims(), keepdim),
+            );
+        }
         let dims = dims.as_dims();
         let axes = self.resolve_axes("mean", dims)?;
         let count: usize = axes.iter().map(|&a| self.dims()[a]).product();
@@ -185,6 +208,17 @@ impl Tensor {
     }
 
     fn extremum(&self, op: ReduceOp, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Reduce {
+                    op,
+                    axes: self.resolve_axes("max", dims).unwrap_or_default(),
+                    keepdim,
+                },
+                &[Some(self)],
+                || self.extremum(op, dims, keepdim),
+            );
+        }
         let name = if op == ReduceOp::Max { "max" } else { "min" };
         let axes = self.resolve_axes(name, dims)?;
         if self.numel() == 0 {
@@ -212,6 +246,19 @@ impl Tensor {
     }
 
     fn arg_extremum(&self, op: ReduceOp, dim: isize, keepdim: bool) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Reduce {
+                    op,
+                    axes: normalize_axis("argmax", dim, self.rank())
+                        .map(|a| vec![a])
+                        .unwrap_or_default(),
+                    keepdim,
+                },
+                &[Some(self)],
+                || self.arg_extremum(op, dim, keepdim),
+            );
+        }
         self.check_f32("argmax/argmin")?;
         if self.rank() == 0 {
             // The index of a scalar's one element, as PyTorch (dim 0 or -1).

@@ -10,6 +10,16 @@ use crate::{no_grad, Error, Layout, Result, Tensor};
 impl Tensor {
     /// Softmax along `dim`.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Softmax {
+                    axis: normalize_axis("softmax", dim, self.rank().max(1)).unwrap_or_default(),
+                    log: false,
+                },
+                &[Some(self)],
+                || self.softmax(dim),
+            );
+        }
         if self.rank() == 0 {
             // A scalar is a row of one (its gradient too); dim 0 or -1.
             normalize_axis("softmax", dim, 1)?;
@@ -32,6 +42,17 @@ impl Tensor {
 
     /// Log-softmax along `dim`.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Softmax {
+                    axis: normalize_axis("log_softmax", dim, self.rank().max(1))
+                        .unwrap_or_default(),
+                    log: true,
+                },
+                &[Some(self)],
+                || self.log_softmax(dim),
+            );
+        }
         if self.rank() == 0 {
             normalize_axis("log_softmax", dim, 1)?;
             return self.reshape_exact(&[1])?.log_softmax(0)?.reshape_exact(&[]);

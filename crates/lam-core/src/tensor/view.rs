@@ -16,6 +16,13 @@ impl Tensor {
 
     /// [`Tensor::reshape`] with a fully specified shape.
     pub fn reshape_exact(&self, shape: &[usize]) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Reshape,
+                &[Some(self)],
+                || self.reshape_exact(shape),
+            );
+        }
         let fits = crate::layout::checked_numel("reshape", shape).ok() == Some(self.numel());
         if !fits {
             return Err(Error::shape(
@@ -50,6 +57,13 @@ impl Tensor {
 
     /// Dimensions reordered: output dim `i` is input dim `dims[i]`.
     pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Permute(dims.to_vec()),
+                &[Some(self)],
+                || self.permute(dims),
+            );
+        }
         let layout = self.layout().permute(dims)?;
         let mut inverse = vec![0; dims.len()];
         for (i, &d) in dims.iter().enumerate() {
@@ -135,6 +149,13 @@ impl Tensor {
 
     /// The view repeated to `shape` without copying (NumPy broadcasting).
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Expand,
+                &[Some(self)],
+                || self.broadcast_to(shape),
+            );
+        }
         if shape == self.dims() {
             return Ok(self.clone());
         }
@@ -182,6 +203,17 @@ impl Tensor {
 
     /// `len` elements of dim `dim` starting at `start`, without copying.
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Narrow {
+                    axis: normalize_axis("narrow", dim, self.rank()).unwrap_or_default(),
+                    start,
+                    len,
+                },
+                &[Some(self)],
+                || self.narrow(dim, start, len),
+            );
+        }
         let d = normalize_axis("narrow", dim, self.rank())?;
         let layout = self.layout().narrow(d, start, len)?;
         let in_shape = self.shape();
@@ -280,6 +312,13 @@ impl Tensor {
 
     /// A view with a layout of the same elements (squeeze/unsqueeze).
     fn view_as_shape(&self, name: &'static str, layout: Layout) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Reshape,
+                &[Some(self)],
+                || self.view_as_shape(name, layout),
+            );
+        }
         let in_shape = self.shape();
         Ok(
             Tensor::from_op(name, self.storage(), layout, &[self], move |g| {
