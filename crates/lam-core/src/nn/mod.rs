@@ -53,6 +53,7 @@ mod module;
 mod norm;
 mod padding;
 mod pool;
+pub mod prune;
 mod rnn;
 mod sequential;
 mod summary;
