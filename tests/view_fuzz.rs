@@ -27,6 +27,7 @@ mod cases {
     pub mod index;
     pub mod matmul;
     pub mod max_pool;
+    pub mod quant;
     pub mod random;
     pub mod reduce;
     pub mod softmax;
@@ -59,6 +60,7 @@ const FAMILIES: &[Family] = &[
     ("index", cases::index::cases, cases::index::COVERS),
     ("matmul", cases::matmul::cases, cases::matmul::COVERS),
     ("max_pool", cases::max_pool::cases, cases::max_pool::COVERS),
+    ("quant", cases::quant::cases, cases::quant::COVERS),
     ("random", cases::random::cases, cases::random::COVERS),
     ("reduce", cases::reduce::cases, cases::reduce::COVERS),
     ("softmax", cases::softmax::cases, cases::softmax::COVERS),

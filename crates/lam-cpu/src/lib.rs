@@ -43,6 +43,7 @@ mod matmul;
 mod max_pool;
 mod parallel;
 mod pool;
+mod quant;
 mod random;
 mod reduce;
 mod softmax;
@@ -159,6 +160,23 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Storage> {
         Ok(self.op(Data::F32(matmul::matmul(lhs, rhs)?)))
+    }
+
+    fn matmul_i8(
+        &self,
+        input: View,
+        input_scale: View,
+        weight: View,
+        weight_scale: View,
+        bias: Option<View>,
+    ) -> Result<Storage> {
+        Ok(self.op(Data::F32(quant::matmul_i8(
+            input,
+            input_scale,
+            weight,
+            weight_scale,
+            bias,
+        )?)))
     }
 
     fn index_select(&self, src: View, dim: usize, index: View) -> Result<Storage> {

@@ -11,8 +11,8 @@ use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, copy, cross_entropy, elementwise, index, matmul, max_pool, random, reduce, softmax,
-    window,
+    adam, copy, cross_entropy, elementwise, index, matmul, max_pool, quant, random, reduce,
+    softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -96,6 +96,17 @@ impl Backend for WgpuBackend {
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Storage> {
         matmul::matmul(&self.gpu, lhs, rhs)
+    }
+
+    fn matmul_i8(
+        &self,
+        input: View,
+        input_scale: View,
+        weight: View,
+        weight_scale: View,
+        bias: Option<View>,
+    ) -> Result<Storage> {
+        quant::matmul_i8(&self.gpu, input, input_scale, weight, weight_scale, bias)
     }
 
     fn index_select(&self, src: View, dim: usize, index: View) -> Result<Storage> {

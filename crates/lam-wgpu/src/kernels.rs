@@ -59,6 +59,7 @@ shaders! {
     IndexScatter => "index_scatter.wgsl",
     Window => "window.wgsl",
     MaxPool => "max_pool.wgsl",
+    Quant => "quant.wgsl",
     Random => "random.wgsl",
     Softmax => "softmax.wgsl",
     CrossEntropy => "cross_entropy.wgsl",
@@ -274,6 +275,20 @@ pub(crate) const MAX_POOL_GRAD: Kernel = kernel(
     Shader::MaxPool,
     "max_pool_grad",
     &[(2, Read), (4, ReadWrite), (5, Read)],
+);
+
+/// quant.wgsl: input, input scale, packed weight, weight scales, bias, output.
+pub(crate) const MATMUL_I8: Kernel = kernel(
+    Shader::Quant,
+    "matmul_i8",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (5, Read),
+        (6, ReadWrite),
+    ],
 );
 
 /// `OP` code of `unary` in elementwise.wgsl and the op's (alpha, beta).

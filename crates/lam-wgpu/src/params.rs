@@ -164,6 +164,26 @@ pub(crate) struct AdamParams {
     pub pad: [u32; 3],
 }
 
+/// quant.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct QuantParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub words: u32,
+    pub x_offset: u32,
+    pub x_row_stride: u32,
+    pub x_col_stride: u32,
+    pub s_offset: u32,
+    pub ws_offset: u32,
+    pub ws_stride: u32,
+    pub b_offset: u32,
+    pub b_stride: u32,
+    pub has_bias: u32,
+    pub pad: [u32; 3],
+}
+
 /// `x` as a kernel's u32, or `TooLarge` (kernels index with 32-bit integers).
 pub(crate) fn to_u32(op: &'static str, x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| Error::TooLarge {

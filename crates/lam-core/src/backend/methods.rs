@@ -119,6 +119,17 @@ macro_rules! backend_methods {
                 fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry)
                     -> Result<Storage>;
 
+                /// The int8 product of dynamic quantization: `input` (`F32`
+                /// `[M, K]`, any strides) quantized with the scale in
+                /// `input_scale` (`F32`, one element) as
+                /// `q = clamp(round(x / s), -127, 127)`, times `weight` (`I32`
+                /// `[N, ⌈K/4⌉]`, contiguous: four int8 values per word, the
+                /// lowest byte first, zero past `K`) accumulated in `i32`, each
+                /// output scaled by `s · weight_scale[n]` (`F32` `[N]`) plus the
+                /// optional `bias` (`F32` `[N]`): a contiguous `F32` `[M, N]`.
+                fn matmul_i8(&self, input: View, input_scale: View, weight: View,
+                    weight_scale: View, bias: Option<View>) -> Result<Storage>;
+
                 /// `len` numbers from `dist`, element `i` a pure function of `(seed, i)`.
                 fn fill_random(&self, len: usize, dist: Distribution, seed: u64) -> Result<Storage>;
 

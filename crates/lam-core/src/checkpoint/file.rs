@@ -207,6 +207,11 @@ impl Parsed {
             .map_err(|why| format!("tensor `{name}`: {why}"))
     }
 
+    /// The stored bytes of `name` (bounds checked by the parser).
+    pub(crate) fn bytes_of(&self, name: &str) -> Option<&[u8]> {
+        self.tensors.get(name).map(|s| self.data(s))
+    }
+
     /// The stored bytes of one tensor (bounds checked by the parser).
     fn data(&self, stored: &Stored) -> &[u8] {
         &self.bytes[self.data_start + stored.start..self.data_start + stored.end]

@@ -43,7 +43,7 @@
 //! a temporary file in the same directory, fsynced, then renamed over the
 //! target): a crash or error mid-write leaves any existing file intact.
 
-mod file;
+pub(crate) mod file;
 mod format;
 mod header;
 mod names;

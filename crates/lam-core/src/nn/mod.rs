@@ -54,6 +54,7 @@ mod norm;
 mod padding;
 mod pool;
 pub mod prune;
+pub mod quant;
 mod rnn;
 mod sequential;
 mod summary;
