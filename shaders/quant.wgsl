@@ -1,6 +1,6 @@
 // The int8 product of dynamic quantization (Backend::matmul_i8): one thread
-// per output element. Each thread quantizes four inputs at a time
-// (clamp(round(x / s), -127, 127)), packs them into a word as the weights
+// per output element. Each thread quantizes four inputs of its row at a time
+// (clamp(round(x / s), -127, 127), s the row's scale), packs them into a word as the weights
 // are packed (four int8 values, lowest byte first), and takes the product
 // with dot4I8Packed, which naga lowers to the adapter's packed-dot
 // instruction where it has one (SPIR-V DotProductInput4x8BitPacked, DP4a)
@@ -18,6 +18,7 @@ struct Params {
     x_row_stride: u32,
     x_col_stride: u32,
     s_offset: u32,
+    s_stride: u32,
     ws_offset: u32,
     ws_stride: u32,
     b_offset: u32,
@@ -52,7 +53,7 @@ fn matmul_i8(t: Thread) {
     }
     let row = i / p.n;
     let col = i % p.n;
-    let s = x_scale[p.s_offset];
+    let s = x_scale[p.s_offset + row * p.s_stride];
     let inv = select(0.0, 1.0 / s, s > 0.0);
     var acc = 0;
     for (var w = 0u; w < p.words; w++) {

@@ -21,10 +21,11 @@ fn reference(q: &QuantizedLinear, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         Some(b) => b.to_vec()?,
         None => vec![0.0; n],
     };
-    let s = x.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
-    let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
     let mut out = vec![0.0; rows * n];
     for r in 0..rows {
+        let row = &x[r * k..(r + 1) * k];
+        let s = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
         for c in 0..n {
             let mut acc = 0i64;
             for j in 0..k {

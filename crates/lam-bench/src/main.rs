@@ -11,12 +11,18 @@
 //! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- soak [STEPS] [--device cpu|gpu]
 //! mpirun -np 4 target/release/lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- int8 IN OUT ITERS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- shrink IN HIDDEN ITERS [--device cpu|gpu]
 //! ```
 //!
 //! `ddp` (in `ddp.rs`) measures data-parallel training: run it under
 //! `mpirun` (build with `--features mpi`), as a local group
 //! (`LAM_DIST_DEVICES=cpu,cpu`) or alone; it splits the step time into
 //! computation and the all-reduce time backward did not hide.
+//!
+//! `int8` and `shrink` (`deploy.rs`) time the deployment paths against the
+//! `f32` ones: a quantized `Linear` at batch sizes 1 to 32, and a layer
+//! pair shrunk by structured pruning to half its hidden neurons.
 //!
 //! The training scenarios (`mlp`, `cnn`) also print the process's peak
 //! resident memory (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py`
@@ -33,6 +39,7 @@
 
 mod cnn;
 mod ddp;
+mod deploy;
 mod elementwise;
 mod matmul;
 mod mlp;
@@ -49,7 +56,9 @@ const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu]
        lam-bench mlp BATCH STEPS [--device cpu|gpu]
        lam-bench cnn BATCH STEPS [--device cpu|gpu]
        lam-bench soak [STEPS] [--device cpu|gpu]
-       lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]";
+       lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
+       lam-bench int8 IN OUT ITERS [--device cpu|gpu]
+       lam-bench shrink IN HIDDEN ITERS [--device cpu|gpu]";
 
 /// What a scenario returns: `Err` carries a message for the user.
 type Outcome = Result<(), Box<dyn std::error::Error>>;
@@ -65,6 +74,8 @@ fn main() -> ExitCode {
             Some("cnn") => cnn::run(&args[1..], &device),
             Some("soak") => soak::run(&args[1..], &device),
             Some("ddp") => ddp::run(&args[1..], &device),
+            Some("int8") => deploy::int8(&args[1..], &device),
+            Some("shrink") => deploy::shrink(&args[1..], &device),
             _ => Err(USAGE.into()),
         });
     // The training scenarios print their own table, restricted to the timed steps.

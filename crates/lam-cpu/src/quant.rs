@@ -1,6 +1,6 @@
 //! The int8 product of dynamic quantization (`matmul_i8`): activations
-//! quantized per call with one scale, weights per output channel, products
-//! of int8 values accumulated in `i32`.
+//! quantized per call with a scale per input row, weights per output
+//! channel, products of int8 values accumulated in `i32`.
 //!
 //! The dot product is compiled three times and chosen at run time:
 //! AVX-512 VNNI (`vpdpbusd`: 64 multiply-adds of unsigned by signed bytes
@@ -51,11 +51,15 @@ pub(crate) fn matmul_i8(
             &weight_scale.1.shape,
         ));
     }
-    if input_scale.1.numel() != 1 {
-        return Err(Error::shape(OP, "one input scale", &input_scale.1.shape));
+    if input_scale.1.shape != [m] {
+        return Err(Error::shape(
+            OP,
+            format!("input scales of shape [{m}]"),
+            &input_scale.1.shape,
+        ));
     }
     let x = gather(locks.f32(0, input.1)?, input.1)?;
-    let s = gather(locks.f32(1, input_scale.1)?, input_scale.1)?[0];
+    let x_scale = gather(locks.f32(1, input_scale.1)?, input_scale.1)?;
     let w_words = &locks.i32(2, weight.1)?[weight.1.offset..weight.1.offset + n * words];
     let w_scale = gather(locks.f32(3, weight_scale.1)?, weight_scale.1)?;
     let b = match bias {
@@ -65,9 +69,13 @@ pub(crate) fn matmul_i8(
 
     // Rows padded to whole words, zeros past K (weights are padded alike).
     let row = words * 4;
-    let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
     let mut xq = vec![0i8; m * row];
-    for (dst, src) in xq.chunks_mut(row.max(1)).zip(x.chunks(k.max(1))) {
+    for ((dst, src), &s) in xq
+        .chunks_mut(row.max(1))
+        .zip(x.chunks(k.max(1)))
+        .zip(x_scale.iter())
+    {
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
         for (q, &v) in dst.iter_mut().zip(src) {
             *q = quantize(v, inv);
         }
@@ -86,10 +94,11 @@ pub(crate) fn matmul_i8(
     // out is [M, N]; work per output channel (a column), written by row.
     let column = |c: usize| -> Vec<f32> {
         let w_row = &wq[c * row..(c + 1) * row];
-        let scale = s * w_scale[c];
         let add = b.as_ref().map_or(0.0, |b| b[c]);
         (0..m)
-            .map(|r| dot(&xq[r * row..(r + 1) * row], w_row) as f32 * scale + add)
+            .map(|r| {
+                dot(&xq[r * row..(r + 1) * row], w_row) as f32 * (x_scale[r] * w_scale[c]) + add
+            })
             .collect()
     };
     let columns: Vec<Vec<f32>> = if m * n * k >= PAR_MIN_MACS {

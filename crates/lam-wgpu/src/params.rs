@@ -176,12 +176,13 @@ pub(crate) struct QuantParams {
     pub x_row_stride: u32,
     pub x_col_stride: u32,
     pub s_offset: u32,
+    pub s_stride: u32,
     pub ws_offset: u32,
     pub ws_stride: u32,
     pub b_offset: u32,
     pub b_stride: u32,
     pub has_bias: u32,
-    pub pad: [u32; 3],
+    pub pad: [u32; 2],
 }
 
 /// `x` as a kernel's u32, or `TooLarge` (kernels index with 32-bit integers).

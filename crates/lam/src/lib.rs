@@ -8,6 +8,11 @@
 //! `Device::cpu()`, `Device::gpu()`, `Device::auto()`, `Device::list()`.
 //! [`profile`] times ops and GPU kernels (`LAM_PROFILE=1`).
 //!
+//! To ship a model: [`onnx::export`] writes it for ONNX Runtime and other
+//! runtimes, `nn::prune` and `nn::quant` shrink it (pruning as
+//! `torch.nn.utils.prune`, int8 as `quantize_dynamic`, weight sharing), and
+//! [`infer::Predictor`] loads a checkpoint and predicts in batches.
+//!
 //! A model is a struct with `#[derive(Module)]` (which says what it owns,
 //! under PyTorch's `state_dict` names) and an `impl Module` with its
 //! `forward`; `println!("{model}")` prints it as PyTorch does and
@@ -27,6 +32,7 @@
 //! ```
 
 mod devices;
+pub mod infer;
 pub mod onnx;
 
 /// The README's example, compiled and run as a doc test.

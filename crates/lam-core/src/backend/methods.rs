@@ -119,10 +119,10 @@ macro_rules! backend_methods {
                 fn max_pool_grad(&self, grad: View, taps: View, geometry: &WindowGeometry)
                     -> Result<Storage>;
 
-                /// The int8 product of dynamic quantization: `input` (`F32`
-                /// `[M, K]`, any strides) quantized with the scale in
-                /// `input_scale` (`F32`, one element) as
-                /// `q = clamp(round(x / s), -127, 127)`, times `weight` (`I32`
+                /// The int8 product of dynamic quantization: each row `m` of
+                /// `input` (`F32` `[M, K]`, any strides) quantized with its
+                /// scale `s = input_scale[m]` (`F32` `[M]`) as
+                /// `q = clamp(round(x / s), -127, 127)` (halves to even), times `weight` (`I32`
                 /// `[N, ⌈K/4⌉]`, contiguous: four int8 values per word, the
                 /// lowest byte first, zero past `K`) accumulated in `i32`, each
                 /// output scaled by `s · weight_scale[n]` (`F32` `[N]`) plus the

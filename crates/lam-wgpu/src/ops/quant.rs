@@ -40,10 +40,10 @@ pub(crate) fn matmul_i8(
             &wl.shape,
         ));
     }
-    if cl.shape != [n] || sl.numel() != 1 {
+    if cl.shape != [n] || sl.shape != [m] {
         return Err(Error::shape(
             OP,
-            format!("scales of shape [{n}] and [1]"),
+            format!("scales of shape [{n}] and [{m}]"),
             &cl.shape,
         ));
     }
@@ -72,12 +72,13 @@ pub(crate) fn matmul_i8(
             x_row_stride: to_u32(OP, xl.strides[0])?,
             x_col_stride: to_u32(OP, xl.strides[1])?,
             s_offset: to_u32(OP, sl.offset)?,
+            s_stride: to_u32(OP, sl.strides[0])?,
             ws_offset: to_u32(OP, cl.offset)?,
             ws_stride: to_u32(OP, cl.strides[0])?,
             b_offset: to_u32(OP, bias.map_or(0, |(_, l)| l.offset))?,
             b_stride: to_u32(OP, bias.map_or(0, |(_, l)| l.strides[0]))?,
             has_bias: u32::from(bias.is_some()),
-            pad: [0; 3],
+            pad: [0; 2],
         };
         // Without a bias the scales stand in for it (never read).
         let b = bias.map_or(cs.buffer(), |(s, _)| s.buffer());

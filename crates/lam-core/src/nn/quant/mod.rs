@@ -1,8 +1,10 @@
 //! Dynamic int8 quantization, as `torch.ao.quantization.quantize_dynamic`:
 //! [`QuantizedLinear`] stores a `Linear`'s weights as int8 with one
 //! symmetric scale per output channel (`w ≈ q · scale`, `q ∈ [-127, 127]`)
-//! and quantizes its input on every call with one scale for the batch
-//! (`max |x| / 127`, computed on the device), so the product is int8 × int8
+//! and quantizes its input on every call, with a scale for each input row
+//! (`max |x| / 127`, computed on the device: per-token dynamic quantization,
+//! finer than PyTorch's one scale per batch, so that a prediction does not
+//! depend on what else is in its batch), so the product is int8 × int8
 //! accumulated in `i32` (the `matmul_i8` primitive: AVX-512 VNNI or AVX2 on
 //! the CPU, `dot4I8Packed` on GPUs) and scaled back to `f32`.
 //!
@@ -174,9 +176,13 @@ pub fn linear_int8(
     let lead = &input.dims()[..input.rank() - 1];
     let rows: usize = lead.iter().product();
     let x = input.detach().reshape_exact(&[rows, in_features])?;
-    // One scale for the batch, on the device: max |x| / 127 (0 for all zeros,
+    // A scale per row, on the device: max |x| / 127 (0 for a row of zeros,
     // which the kernels read as "every input quantizes to 0").
-    let x_scale = crate::no_grad(|| x.abs()?.max_all()?.div_scalar(127.0)?.reshape_exact(&[1]))?;
+    let x_scale = if rows * in_features == 0 {
+        Tensor::zeros(&[rows], &x.device())?
+    } else {
+        crate::no_grad(|| x.abs()?.max(1, false)?.div_scalar(127.0))?
+    };
     let weight = weight.contiguous()?;
     let (xs, ss, ws, cs) = (
         x.storage(),
