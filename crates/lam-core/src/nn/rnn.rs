@@ -552,6 +552,12 @@ impl Recurrent {
         input: &Tensor,
         initial: &[Option<&Tensor>],
     ) -> Result<(Tensor, Vec<Tensor>)> {
+        if self.config.proj_size != 0 {
+            return Err(Error::invalid(
+                "capture",
+                "an LSTM with proj_size cannot be captured (ONNX's LSTM has no projection)",
+            ));
+        }
         let op = crate::capture::Op::Recurrent(crate::capture::Recurrent {
             cell: match self.cell {
                 Cell::Tanh => crate::capture::RecurrentCell::Tanh,
