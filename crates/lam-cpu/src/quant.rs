@@ -7,8 +7,9 @@
 //! into 16 lanes per instruction), AVX2 (`vpmaddubsw` then `vpmaddwd`) and a
 //! portable loop. Both vector forms multiply unsigned by signed bytes, so
 //! they take `|x|` and move `x`'s sign onto the weight; with both in
-//! `[-127, 127]` no pair sum saturates `i16` (2 · 127² < 2¹⁵). Each weight
-//! row is read once for every input row while it is in L1, and output
+//! `[-127, 127]` no pair sum saturates `i16` (2 · 127² < 2¹⁵). The packed
+//! weights are read in place (their words are the bytes), each weight row
+//! once for every input row while it is in L1, and blocks of output
 //! channels are split over threads above a size threshold.
 
 use lam_core::backend::View;
@@ -19,7 +20,7 @@ use crate::storage::ReadLocks;
 use crate::strided::gather;
 
 /// Multiply-adds from which the channels are split over threads.
-const PAR_MIN_MACS: usize = 1 << 18;
+const PAR_MIN_MACS: usize = 1 << 21;
 
 /// See [`lam_core::Backend::matmul_i8`].
 pub(crate) fn matmul_i8(
@@ -62,7 +63,7 @@ pub(crate) fn matmul_i8(
     let x_scale = gather(locks.f32(1, input_scale.1)?, input_scale.1)?;
     let w_words = &locks.i32(2, weight.1)?[weight.1.offset..weight.1.offset + n * words];
     let w_scale = gather(locks.f32(3, weight_scale.1)?, weight_scale.1)?;
-    let b = match bias {
+    let b_vec = match bias {
         Some((_, l)) => Some(gather(locks.f32(4, l)?, l)?),
         None => None,
     };
@@ -80,38 +81,66 @@ pub(crate) fn matmul_i8(
             *q = quantize(v, inv);
         }
     }
-    let wq: Vec<i8> = w_words
-        .iter()
-        .flat_map(|w| w.to_le_bytes())
-        .map(|b| b as i8)
-        .collect();
+    let wq = weight_bytes(w_words);
 
     let dot = dot_kernel();
     let mut out = crate::pool::take(m * n)?;
     if m * n == 0 {
         return Ok(out);
     }
-    // out is [M, N]; work per output channel (a column), written by row.
-    let column = |c: usize| -> Vec<f32> {
-        let w_row = &wq[c * row..(c + 1) * row];
-        let add = b.as_ref().map_or(0.0, |b| b[c]);
-        (0..m)
-            .map(|r| {
-                dot(&xq[r * row..(r + 1) * row], w_row) as f32 * (x_scale[r] * w_scale[c]) + add
-            })
-            .collect()
+    // Blocks of output channels: each weight row is read once for every
+    // input row while it is in L1, and blocks go to threads when the
+    // product is big enough. A block is written transposed ([channel, row])
+    // into its own slice, then laid out as [M, N].
+    let mut t = crate::pool::take(m * n)?;
+    let block = |(b, dst): (usize, &mut [f32])| {
+        for (j, col) in dst.chunks_mut(m).enumerate() {
+            let c = b * BLOCK + j;
+            let w_row = &wq[c * row..(c + 1) * row];
+            let add = b_vec.as_ref().map_or(0.0, |b| b[c]);
+            for (r, y) in col.iter_mut().enumerate() {
+                let acc = dot(&xq[r * row..(r + 1) * row], w_row);
+                *y = acc as f32 * (x_scale[r] * w_scale[c]) + add;
+            }
+        }
     };
-    let columns: Vec<Vec<f32>> = if m * n * k >= PAR_MIN_MACS {
-        (0..n).into_par_iter().map(column).collect()
+    if m * n * k >= PAR_MIN_MACS {
+        t.par_chunks_mut(BLOCK * m).enumerate().for_each(block);
     } else {
-        (0..n).map(column).collect()
-    };
-    for (c, col) in columns.iter().enumerate() {
+        t.chunks_mut(BLOCK * m).enumerate().for_each(block);
+    }
+    for (c, col) in t.chunks(m).enumerate() {
         for (r, &v) in col.iter().enumerate() {
             out[r * n + c] = v;
         }
     }
     Ok(out)
+}
+
+/// Output channels per block of work.
+const BLOCK: usize = 32;
+
+/// The packed weights as bytes: the words' memory itself on a
+/// little-endian machine (the packing is lowest byte first), else a copy.
+fn weight_bytes(words: &[i32]) -> std::borrow::Cow<'_, [i8]> {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: an i32 slice is valid as four times as many i8s (no
+        // alignment or validity requirement), over the same borrow.
+        std::borrow::Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(words.as_ptr().cast::<i8>(), words.len() * 4)
+        })
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        std::borrow::Cow::Owned(
+            words
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .map(|b| b as i8)
+                .collect(),
+        )
+    }
 }
 
 /// `clamp(round(v / s), -127, 127)`, halves to even (as WGSL's `round`); NaN → 0.
