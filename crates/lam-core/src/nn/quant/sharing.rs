@@ -93,31 +93,53 @@ fn nearest(centroids: &[f32], v: f32) -> usize {
 }
 
 /// `k` centroids of `values`, sorted, by Lloyd's algorithm from a linear
-/// initialisation; exact zeros keep a centroid of their own at 0.
+/// initialisation; a centroid left without values moves to the value
+/// farthest from its own. Exact zeros (pruned weights) are not clustered:
+/// 0 is a code of its own, and the others share the remaining `k - 1`.
 fn kmeans(values: &[f32], k: usize, iterations: usize) -> Vec<f32> {
-    let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (lo, hi) = finite
+    let has_zero = values.contains(&0.0);
+    let finite: Vec<f32> = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v != 0.0)
+        .collect();
+    let k = if has_zero { k.saturating_sub(1) } else { k };
+    let mut c = lloyd(&finite, k.min(finite.len()), iterations);
+    if has_zero {
+        c.push(0.0);
+        c.sort_by(f32::total_cmp);
+    }
+    c.dedup();
+    if c.is_empty() {
+        c.push(0.0);
+    }
+    c
+}
+
+fn lloyd(values: &[f32], k: usize, iterations: usize) -> Vec<f32> {
+    if k == 0 || values.is_empty() {
+        return Vec::new();
+    }
+    let (lo, hi) = values
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
             (a.min(v), b.max(v))
         });
-    if finite.is_empty() || lo == hi {
-        return vec![if finite.is_empty() { 0.0 } else { lo }];
+    if lo == hi {
+        return vec![lo];
     }
-    let has_zero = finite.contains(&0.0);
-    let k = k.min(finite.len()).max(1);
     let mut c: Vec<f32> = (0..k)
         .map(|i| lo + (hi - lo) * i as f32 / (k - 1).max(1) as f32)
         .collect();
     for _ in 0..iterations {
         let mut sum = vec![0.0f64; c.len()];
         let mut count = vec![0usize; c.len()];
-        for &v in &finite {
+        for &v in values {
             let j = nearest(&c, v);
             sum[j] += f64::from(v);
             count[j] += 1;
         }
-        let next: Vec<f32> = c
+        let mut next: Vec<f32> = c
             .iter()
             .enumerate()
             .map(|(j, &old)| {
@@ -128,19 +150,23 @@ fn kmeans(values: &[f32], k: usize, iterations: usize) -> Vec<f32> {
                 }
             })
             .collect();
-        let moved = next.iter().zip(&c).any(|(a, b)| a != b);
+        for j in (0..c.len()).filter(|&j| count[j] == 0) {
+            let farthest = values.iter().copied().max_by(|&a, &b| {
+                let da = (a - c[nearest(&c, a)]).abs();
+                let db = (b - c[nearest(&c, b)]).abs();
+                da.total_cmp(&db)
+            });
+            if let Some(v) = farthest {
+                next[j] = v;
+            }
+        }
+        next.sort_by(f32::total_cmp);
+        let moved = next != c;
         c = next;
-        c.sort_by(f32::total_cmp);
         if !moved {
             break;
         }
     }
-    if has_zero {
-        let j = nearest(&c, 0.0);
-        c[j] = 0.0;
-        c.sort_by(f32::total_cmp);
-    }
-    c.dedup();
     c
 }
 
