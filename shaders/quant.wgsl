@@ -7,6 +7,7 @@
 // and to shifts and multiplies elsewhere. Sums stay in i32.
 
 // #include "lib/grid.wgsl"
+// #include "lib/nan.wgsl"
 
 // Mirrors `QuantParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
@@ -33,6 +34,25 @@ struct Params {
 @group(0) @binding(4) var<storage, read> w_scale: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(7) var<storage, read_write> row_scale_out: array<f32>;
+
+// Dynamic quantization's scale of each input row, max |x| / 127 (NaN for a
+// row holding one), before matmul_i8 reads it: one thread per row.
+@compute @workgroup_size(WG)
+fn row_scale(t: Thread) {
+    let row = element(t);
+    if (row >= p.m) {
+        return;
+    }
+    var m = 0.0;
+    var nan = false;
+    for (var c = 0u; c < p.k; c++) {
+        let v = x[p.x_offset + row * p.x_row_stride + c * p.x_col_stride];
+        nan = nan || is_nan(v);
+        m = max(m, abs(v));
+    }
+    row_scale_out[row] = select(m / 127.0, bitcast<f32>(0x7fc00000u), nan);
+}
 
 // One input quantized, as an int8 in the low byte of a word.
 fn quantize(row: u32, col: u32, inv: f32) -> u32 {

@@ -8,12 +8,25 @@ mod common;
 
 use lam::checkpoint::save_model;
 use lam::nn::quant::sharing::{share_weights, SharedWeights};
-use lam::nn::quant::{load_quantized, save_quantized, QuantizedLinear};
+use lam::nn::quant::{linear_int8_static, load_quantized, save_quantized, QuantizedLinear};
 use lam::nn::{Linear, Module};
 use lam::{Device, DeviceExt, Generator, Result, Tensor};
 
-/// The int8 product computed on the host from the layer's packed weights.
+/// The int8 product computed on the host from the layer's packed weights,
+/// each row quantized with its own dynamic scale.
 fn reference(q: &QuantizedLinear, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+    let k = q.in_features();
+    let scales: Vec<f32> = x
+        .chunks(k)
+        .take(rows)
+        .map(|row| row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0)
+        .collect();
+    reference_scaled(q, x, &scales)
+}
+
+/// The int8 product computed on the host, row `r` quantized with `row_scales[r]`.
+fn reference_scaled(q: &QuantizedLinear, x: &[f32], row_scales: &[f32]) -> Result<Vec<f32>> {
+    let rows = row_scales.len();
     let (k, n) = (q.in_features(), q.out_features());
     let w = q.dequantized_weight()?.to_vec()?;
     let scales = q.scale.to_vec()?;
@@ -23,8 +36,7 @@ fn reference(q: &QuantizedLinear, x: &[f32], rows: usize) -> Result<Vec<f32>> {
     };
     let mut out = vec![0.0; rows * n];
     for r in 0..rows {
-        let row = &x[r * k..(r + 1) * k];
-        let s = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+        let s = row_scales[r];
         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
         for c in 0..n {
             let mut acc = 0i64;
@@ -65,7 +77,35 @@ conformance!(
             // Any leading dims.
             let x3 = x.reshape(&[1, rows as isize, k as isize])?;
             assert_eq!(q.forward(&x3)?.shape(), vec![1, rows, n]);
+            // Static scales: one for every row, or one per row.
+            let bias = q.bias.as_ref();
+            let one = Tensor::scalar(0.02, dev)?;
+            let y = linear_int8_static(&x3, &one, &q.weight, &q.scale, bias, k)?;
+            let want = reference_scaled(&q, &x.to_vec()?, &vec![0.02; rows])?;
+            lam::testing::assert_close(&y.to_vec()?, &want, 1e-5 * scale, 1e-5)?;
+            let per_row: Vec<f32> = (0..rows).map(|r| 0.01 + 0.003 * r as f32).collect();
+            let s = Tensor::from_vec(per_row.clone(), &[rows], dev)?;
+            let y = linear_int8_static(&x, &s, &q.weight, &q.scale, bias, k)?;
+            let want = reference_scaled(&q, &x.to_vec()?, &per_row)?;
+            lam::testing::assert_close(&y.to_vec()?, &want, 1e-5 * scale, 1e-5)?;
         }
+        // A row holding NaN gives NaN outputs and leaves the other rows alone.
+        let linear = lam::rng::with_generator(&gen, || Linear::new(20, 3, dev))?;
+        let q = QuantizedLinear::from_linear(&linear)?;
+        let mut values = Tensor::randn_with(&[2, 20], dev, &gen)?.to_vec()?;
+        let clean = q
+            .forward(&Tensor::from_vec(values.clone(), &[2, 20], dev)?)?
+            .to_vec()?;
+        values[25] = f32::NAN;
+        let y = q
+            .forward(&Tensor::from_vec(values, &[2, 20], dev)?)?
+            .to_vec()?;
+        assert_eq!(&y[..3], &clean[..3]);
+        assert!(y[3..].iter().all(|v| v.is_nan()), "{y:?}");
+        // Static scales of the wrong shape are an error.
+        let bad = Tensor::from_vec(vec![0.1; 3], &[3], dev)?;
+        let x = Tensor::randn_with(&[2, 20], dev, &gen)?;
+        assert!(linear_int8_static(&x, &bad, &q.weight, &q.scale, None, 20).is_err());
         Ok(())
     }
 );

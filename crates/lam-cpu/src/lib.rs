@@ -165,7 +165,7 @@ impl Backend for CpuBackend {
     fn matmul_i8(
         &self,
         input: View,
-        input_scale: View,
+        input_scale: Option<View>,
         weight: View,
         weight_scale: View,
         bias: Option<View>,

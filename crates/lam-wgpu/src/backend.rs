@@ -101,7 +101,7 @@ impl Backend for WgpuBackend {
     fn matmul_i8(
         &self,
         input: View,
-        input_scale: View,
+        input_scale: Option<View>,
         weight: View,
         weight_scale: View,
         bias: Option<View>,

@@ -291,6 +291,10 @@ pub(crate) const MATMUL_I8: Kernel = kernel(
     ],
 );
 
+/// quant.wgsl: input, its row scales (written).
+pub(crate) const ROW_SCALE_I8: Kernel =
+    kernel(Shader::Quant, "row_scale", &[(1, Read), (7, ReadWrite)]);
+
 /// `OP` code of `unary` in elementwise.wgsl and the op's (alpha, beta).
 pub(crate) fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
     use UnaryOp::*;

@@ -121,13 +121,16 @@ macro_rules! backend_methods {
 
                 /// The int8 product of dynamic quantization: each row `m` of
                 /// `input` (`F32` `[M, K]`, any strides) quantized with its
-                /// scale `s = input_scale[m]` (`F32` `[M]`) as
-                /// `q = clamp(round(x / s), -127, 127)` (halves to even), times `weight` (`I32`
+                /// scale `s = input_scale[m]` (`F32` `[M]`, any strides; when
+                /// `None`, the backend takes `s = max |x| / 127` over the row,
+                /// NaN if the row holds one, in the same pass) as
+                /// `q = clamp(round(x / s), -127, 127)` (halves to even; every
+                /// `q` is 0 where `s` is not positive), times `weight` (`I32`
                 /// `[N, ⌈K/4⌉]`, contiguous: four int8 values per word, the
                 /// lowest byte first, zero past `K`) accumulated in `i32`, each
                 /// output scaled by `s · weight_scale[n]` (`F32` `[N]`) plus the
                 /// optional `bias` (`F32` `[N]`): a contiguous `F32` `[M, N]`.
-                fn matmul_i8(&self, input: View, input_scale: View, weight: View,
+                fn matmul_i8(&self, input: View, input_scale: Option<View>, weight: View,
                     weight_scale: View, bias: Option<View>) -> Result<Storage>;
 
                 /// `len` numbers from `dist`, element `i` a pure function of `(seed, i)`.

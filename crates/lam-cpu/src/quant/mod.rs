@@ -19,20 +19,26 @@ use rayon::prelude::*;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
+#[cfg(target_arch = "x86_64")]
+mod panel;
+
 /// Multiply-adds from which the channels are split over threads.
 const PAR_MIN_MACS: usize = 1 << 21;
 
 /// See [`lam_core::Backend::matmul_i8`].
 pub(crate) fn matmul_i8(
     input: View,
-    input_scale: View,
+    input_scale: Option<View>,
     weight: View,
     weight_scale: View,
     bias: Option<View>,
 ) -> Result<Vec<f32>> {
     const OP: &str = "matmul_i8";
-    let mut inputs = vec![input.0, input_scale.0, weight.0, weight_scale.0];
+    // Locked in this order: input, weight, weight scales, then the
+    // optional bias and input scales.
+    let mut inputs = vec![input.0, weight.0, weight_scale.0];
     inputs.extend(bias.map(|b| b.0));
+    inputs.extend(input_scale.map(|s| s.0));
     let locks = ReadLocks::new(OP, &inputs)?;
     input.1.expect_rank(OP, "input [M, K]", 2)?;
     weight.1.expect_rank(OP, "weight [N, K/4]", 2)?;
@@ -52,20 +58,30 @@ pub(crate) fn matmul_i8(
             &weight_scale.1.shape,
         ));
     }
-    if input_scale.1.shape != [m] {
-        return Err(Error::shape(
-            OP,
-            format!("input scales of shape [{m}]"),
-            &input_scale.1.shape,
-        ));
+    if let Some((_, l)) = input_scale {
+        if l.shape != [m] {
+            return Err(Error::shape(
+                OP,
+                format!("input scales of shape [{m}]"),
+                &l.shape,
+            ));
+        }
     }
     let x = gather(locks.f32(0, input.1)?, input.1)?;
-    let x_scale = gather(locks.f32(1, input_scale.1)?, input_scale.1)?;
-    let w_words = &locks.i32(2, weight.1)?[weight.1.offset..weight.1.offset + n * words];
-    let w_scale = gather(locks.f32(3, weight_scale.1)?, weight_scale.1)?;
+    let w_words = &locks.i32(1, weight.1)?[weight.1.offset..weight.1.offset + n * words];
+    let w_scale = gather(locks.f32(2, weight_scale.1)?, weight_scale.1)?;
     let b_vec = match bias {
-        Some((_, l)) => Some(gather(locks.f32(4, l)?, l)?),
+        Some((_, l)) => Some(gather(locks.f32(3, l)?, l)?),
         None => None,
+    };
+    let kernel = Kernel::detect();
+    let x_scale = match input_scale {
+        Some((_, l)) => gather(locks.f32(3 + usize::from(bias.is_some()), l)?, l)?,
+        None => std::borrow::Cow::Owned(
+            (0..m)
+                .map(|r| kernel.abs_max(&x[r * k..(r + 1) * k]) / 127.0)
+                .collect(),
+        ),
     };
 
     // Rows padded to whole words, zeros past K (weights are padded alike).
@@ -77,48 +93,206 @@ pub(crate) fn matmul_i8(
         .zip(x_scale.iter())
     {
         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-        for (q, &v) in dst.iter_mut().zip(src) {
-            *q = quantize(v, inv);
-        }
+        kernel.quantize(src, inv, dst);
     }
     let wq = weight_bytes(w_words);
 
-    let dot = dot_kernel();
     let mut out = crate::pool::take(m * n)?;
     if m * n == 0 {
         return Ok(out);
     }
-    // Blocks of output channels: each weight row is read once for every
-    // input row while it is in L1, and blocks go to threads when the
-    // product is big enough. A block is written transposed ([channel, row])
-    // into its own slice, then laid out as [M, N].
-    let mut t = crate::pool::take(m * n)?;
-    let block = |(b, dst): (usize, &mut [f32])| {
-        for (j, col) in dst.chunks_mut(m).enumerate() {
-            let c = b * BLOCK + j;
-            let w_row = &wq[c * row..(c + 1) * row];
-            let add = b_vec.as_ref().map_or(0.0, |b| b[c]);
-            for (r, y) in col.iter_mut().enumerate() {
-                let acc = dot(&xq[r * row..(r + 1) * row], w_row);
-                *y = acc as f32 * (x_scale[r] * w_scale[c]) + add;
-            }
+    #[cfg(target_arch = "x86_64")]
+    let panels = (matches!(kernel, Kernel::Vnni) && panel::worth_it(m, k)).then(|| {
+        // The panel kernel reads inputs as unsigned bytes (see `x86::tile`).
+        for q in xq.iter_mut() {
+            *q ^= i8::MIN;
         }
+        panel::Panels::new(w_words, n, words)
+    });
+    let product = Product {
+        xq: &xq,
+        wq: &wq,
+        row,
+        m,
+        x_scale: &x_scale,
+        w_scale: &w_scale,
+        bias: b_vec.as_deref(),
+        kernel,
     };
-    if m * n * k >= PAR_MIN_MACS {
-        t.par_chunks_mut(BLOCK * m).enumerate().for_each(block);
-    } else {
-        t.chunks_mut(BLOCK * m).enumerate().for_each(block);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(panels) = panels {
+        // Rows go to threads in tiles of eight (each writes whole rows).
+        let work = m * n * k / (PAR_MIN_MACS / crate::parallel::PAR_MIN_WORK);
+        crate::parallel::for_chunks(&mut out, 8 * n, work, |start, dst| {
+            let first = start / n;
+            // SAFETY: panels are only built when the Vnni kernel was detected.
+            unsafe { panel::rows(&product, &panels, n, first..first + dst.len() / n, dst) };
+        });
+        return Ok(out);
     }
-    for (c, col) in t.chunks(m).enumerate() {
-        for (r, &v) in col.iter().enumerate() {
-            out[r * n + c] = v;
+    if m * n * k < PAR_MIN_MACS || n <= BLOCK {
+        product.channels(0..n, &mut out, n);
+        return Ok(out);
+    }
+    // Blocks of output channels go to threads; each writes its own
+    // `[M, BLOCK]` slice, then the slices are laid out as `[M, N]`.
+    let mut t = crate::pool::take(m * n.next_multiple_of(BLOCK))?;
+    t.par_chunks_mut(BLOCK * m)
+        .enumerate()
+        .for_each(|(b, dst)| {
+            let c0 = b * BLOCK;
+            product.channels(c0..(c0 + BLOCK).min(n), dst, BLOCK);
+        });
+    for (b, block) in t.chunks(BLOCK * m).enumerate() {
+        let c0 = b * BLOCK;
+        let width = BLOCK.min(n - c0);
+        for (r, src) in block.chunks(BLOCK).enumerate() {
+            out[r * n + c0..r * n + c0 + width].copy_from_slice(&src[..width]);
         }
     }
+    crate::pool::give(t);
     Ok(out)
 }
 
-/// Output channels per block of work.
-const BLOCK: usize = 32;
+/// Output channels per block of work given to a thread.
+const BLOCK: usize = 64;
+
+/// Everything one call multiplies: quantized rows `xq` (`[M, row]`) and
+/// packed weights `wq` (`[N, row]`), with their scales and the bias.
+struct Product<'a> {
+    xq: &'a [i8],
+    wq: &'a [i8],
+    row: usize,
+    m: usize,
+    x_scale: &'a [f32],
+    w_scale: &'a [f32],
+    bias: Option<&'a [f32]>,
+    kernel: Kernel,
+}
+
+impl Product<'_> {
+    /// Output channels `cols` for every row, written to `dst[r * stride + j]`
+    /// for channel `cols.start + j`.
+    fn channels(&self, cols: std::ops::Range<usize>, dst: &mut [f32], stride: usize) {
+        let row = self.row;
+        let mut c = cols.start;
+        while c < cols.end {
+            let nr = (cols.end - c).min(NR);
+            let w = &self.wq[c * row..(c + nr) * row];
+            let mut r = 0;
+            while r < self.m {
+                let mr = (self.m - r).min(MR);
+                let x = &self.xq[r * row..(r + mr) * row];
+                let mut acc = [[0i32; NR]; MR];
+                self.kernel.tile(x, w, row, mr, nr, &mut acc);
+                for (i, acc_row) in acc.iter().enumerate().take(mr) {
+                    let s = self.x_scale[r + i];
+                    let out_row = &mut dst[(r + i) * stride..];
+                    for (j, &a) in acc_row.iter().enumerate().take(nr) {
+                        let ch = c + j;
+                        let add = self.bias.map_or(0.0, |b| b[ch]);
+                        out_row[ch - cols.start] = a as f32 * (s * self.w_scale[ch]) + add;
+                    }
+                }
+                r += mr;
+            }
+            c += nr;
+        }
+    }
+}
+
+/// Rows and output channels of one register tile.
+const MR: usize = 4;
+const NR: usize = 4;
+
+/// The fastest implementation this CPU runs, chosen once per call.
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// AVX-512 VNNI: `vpdpbusd` on whole tiles.
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
+    /// AVX2: `vpmaddubsw` dot products, one output at a time.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Plain loops.
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                return Kernel::Vnni;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// `max |v|` over `src` (0 when empty), NaN when `src` holds one.
+    fn abs_max(self, src: &[f32]) -> f32 {
+        match self {
+            // SAFETY: `Vnni` is only chosen when AVX-512 F was detected.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { x86::abs_max_avx512(src) },
+            _ => abs_max(src),
+        }
+    }
+
+    /// `dst[i] = quantize(src[i], inv_scale)`; `dst` may be longer (its
+    /// tail stays as it is: zeros).
+    fn quantize(self, src: &[f32], inv_scale: f32, dst: &mut [i8]) {
+        match self {
+            // SAFETY: `Vnni` is only chosen when AVX-512 F and BW were detected.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { x86::quantize_avx512(src, inv_scale, dst) },
+            _ => {
+                for (q, &v) in dst.iter_mut().zip(src) {
+                    *q = quantize(v, inv_scale);
+                }
+            }
+        }
+    }
+
+    /// `acc[i][j] = x row i · w row j` for the first `mr` rows of `x` and
+    /// `nr` rows of `w` (each `row` bytes).
+    fn tile(self, x: &[i8], w: &[i8], row: usize, mr: usize, nr: usize, acc: &mut [[i32; NR]; MR]) {
+        match self {
+            // SAFETY: `Vnni` is only chosen when AVX-512 F, BW and VNNI were
+            // detected; the slices hold `mr` and `nr` rows of `row` bytes.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni => unsafe { x86::tile_vnni(x, w, row, mr, nr, acc) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => tile_with(x, w, row, mr, nr, acc, |a, b| {
+                // SAFETY: `Avx2` is only chosen when AVX2 was detected.
+                unsafe { x86::dot_avx2(a, b) }
+            }),
+            Kernel::Portable => tile_with(x, w, row, mr, nr, acc, dot_portable),
+        }
+    }
+}
+
+/// A tile from one dot product per output.
+fn tile_with(
+    x: &[i8],
+    w: &[i8],
+    row: usize,
+    mr: usize,
+    nr: usize,
+    acc: &mut [[i32; NR]; MR],
+    dot: impl Fn(&[i8], &[i8]) -> i32,
+) {
+    for (i, acc_row) in acc.iter_mut().enumerate().take(mr) {
+        for (j, a) in acc_row.iter_mut().enumerate().take(nr) {
+            *a = dot(&x[i * row..(i + 1) * row], &w[j * row..(j + 1) * row]);
+        }
+    }
+}
 
 /// The packed weights as bytes: the words' memory itself on a
 /// little-endian machine (the packing is lowest byte first), else a copy.
@@ -143,29 +317,20 @@ fn weight_bytes(words: &[i32]) -> std::borrow::Cow<'_, [i8]> {
     }
 }
 
+/// `max |v|` over `src` (0 when empty), NaN when `src` holds one.
+fn abs_max(src: &[f32]) -> f32 {
+    src.iter().fold(0.0f32, |m, &v| {
+        if v.is_nan() || m.is_nan() {
+            f32::NAN
+        } else {
+            m.max(v.abs())
+        }
+    })
+}
+
 /// `clamp(round(v / s), -127, 127)`, halves to even (as WGSL's `round`); NaN → 0.
 fn quantize(v: f32, inv_scale: f32) -> i8 {
     (v * inv_scale).round_ties_even().clamp(-127.0, 127.0) as i8
-}
-
-type Dot = fn(&[i8], &[i8]) -> i32;
-
-/// The fastest dot product this CPU runs.
-fn dot_kernel() -> Dot {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512vnni")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
-            // SAFETY: the features were just detected.
-            return |a, b| unsafe { x86::dot_vnni(a, b) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature was just detected.
-            return |a, b| unsafe { x86::dot_avx2(a, b) };
-        }
-    }
-    dot_portable
 }
 
 /// The reference: every product in `i32`.
@@ -180,24 +345,133 @@ fn dot_portable(a: &[i8], b: &[i8]) -> i32 {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::{MR, NR};
+
     /// # Safety
-    /// The CPU has AVX-512 VNNI and BW; `a` and `b` have equal lengths.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn dot_vnni(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len().min(b.len());
-        let mut acc = _mm512_setzero_si512();
-        let zero = _mm512_setzero_si512();
+    /// The CPU has AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_avx512(src: &[f32], inv_scale: f32, dst: &mut [i8]) {
+        let n = src.len().min(dst.len());
+        let inv = _mm512_set1_ps(inv_scale);
+        let (lo, hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
         let mut i = 0;
-        while i + 64 <= n {
-            // SAFETY: i + 64 <= n bytes remain in both slices.
-            let x = unsafe { _mm512_loadu_si512(a.as_ptr().add(i).cast()) };
-            let w = unsafe { _mm512_loadu_si512(b.as_ptr().add(i).cast()) };
-            let negative = _mm512_movepi8_mask(x);
-            let signed_w = _mm512_mask_sub_epi8(w, negative, zero, w);
-            acc = _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(x), signed_w);
+        while i + 16 <= n {
+            // SAFETY: i + 16 <= n elements remain in both slices.
+            let v = _mm512_mul_ps(unsafe { _mm512_loadu_ps(src.as_ptr().add(i)) }, inv);
+            // Clamped first (the bounds are integers, so this commutes with
+            // rounding), then rounded to nearest even; NaN lanes become 0.
+            let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v);
+            let clamped = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            let q = _mm512_maskz_cvt_roundps_epi32::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(ordered, clamped);
+            unsafe { _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(q)) };
+            i += 16;
+        }
+        for (q, &v) in dst[i..n].iter_mut().zip(&src[i..n]) {
+            *q = super::quantize(v, inv_scale);
+        }
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn abs_max_avx512(src: &[f32]) -> f32 {
+        let mut max = _mm512_setzero_ps();
+        let mut nan: __mmask16 = 0;
+        let mut i = 0;
+        while i + 16 <= src.len() {
+            // SAFETY: i + 16 <= len elements remain.
+            let v = unsafe { _mm512_loadu_ps(src.as_ptr().add(i)) };
+            nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            max = _mm512_max_ps(max, _mm512_abs_ps(v));
+            i += 16;
+        }
+        if nan != 0 {
+            return f32::NAN;
+        }
+        let tail = super::abs_max(&src[i..]);
+        if tail.is_nan() {
+            return tail;
+        }
+        _mm512_reduce_max_ps(max).max(tail)
+    }
+
+    /// `acc[i][j]` = row `i` of `x` · row `j` of `w`, for `mr` rows of `x`
+    /// and `nr` of `w`, each `row` bytes.
+    ///
+    /// `vpdpbusd` multiplies unsigned by signed bytes, so each input byte
+    /// `q` is read as `q ^ 0x80 = q + 128` (unsigned) and the excess,
+    /// `128 · Σ w`, is subtracted once per output: one instruction per
+    /// 64 products and no sign juggling. The sums wrap rather than
+    /// saturate, so the result is exact whenever the true one fits `i32`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI; `x` holds `mr · row` bytes and
+    /// `w` `nr · row`; `mr <= MR`, `nr <= NR`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_vnni(
+        x: &[i8],
+        w: &[i8],
+        row: usize,
+        mr: usize,
+        nr: usize,
+        acc: &mut [[i32; NR]; MR],
+    ) {
+        debug_assert!(x.len() >= mr * row && w.len() >= nr * row);
+        macro_rules! dispatch {
+            ($($r:literal $c:literal),*) => {
+                match (mr, nr) {
+                    // SAFETY: as this function's contract.
+                    $(($r, $c) => unsafe { tile::<$r, $c>(x.as_ptr(), w.as_ptr(), row, acc) },)*
+                    _ => {}
+                }
+            };
+        }
+        dispatch!(1 1, 1 2, 1 3, 1 4, 2 1, 2 2, 2 3, 2 4, 3 1, 3 2, 3 3, 3 4, 4 1, 4 2, 4 3, 4 4);
+    }
+
+    /// [`tile_vnni`] with the tile's size known, so its sums live in registers.
+    ///
+    /// # Safety
+    /// As [`tile_vnni`], with `R` rows at `x` and `C` at `w`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn tile<const R: usize, const C: usize>(
+        x: *const i8,
+        w: *const i8,
+        row: usize,
+        acc: &mut [[i32; NR]; MR],
+    ) {
+        let flip = _mm512_set1_epi8(i8::MIN);
+        let mut sums = [[_mm512_setzero_si512(); C]; R];
+        let mut excess = [_mm512_setzero_si512(); C];
+        let mut i = 0;
+        while i < row {
+            // The last chunk loads only the bytes left; the rest read as 0
+            // (then `0 ^ 0x80` times a zero weight adds nothing).
+            let left = row - i;
+            let mask: __mmask64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
+            let mut wv = [_mm512_setzero_si512(); C];
+            for j in 0..C {
+                // SAFETY: the mask keeps the load inside row j of `w`.
+                wv[j] = unsafe { _mm512_maskz_loadu_epi8(mask, w.add(j * row + i)) };
+                excess[j] = _mm512_dpbusd_epi32(excess[j], flip, wv[j]);
+            }
+            for (r, sums_r) in sums.iter_mut().enumerate() {
+                // SAFETY: the mask keeps the load inside row r of `x`.
+                let xv = unsafe { _mm512_maskz_loadu_epi8(mask, x.add(r * row + i)) };
+                let xu = _mm512_xor_si512(xv, flip);
+                for (s, &wj) in sums_r.iter_mut().zip(&wv) {
+                    *s = _mm512_dpbusd_epi32(*s, xu, wj);
+                }
+            }
             i += 64;
         }
-        _mm512_reduce_add_epi32(acc) + super::dot_portable(&a[i..n], &b[i..n])
+        for (acc_r, sums_r) in acc.iter_mut().zip(&sums) {
+            for ((a, &s), &e) in acc_r.iter_mut().zip(sums_r).zip(&excess) {
+                *a = _mm512_reduce_add_epi32(_mm512_sub_epi32(s, e));
+            }
+        }
     }
 
     /// # Safety
@@ -229,27 +503,106 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// Every kernel this CPU runs.
+    fn kernels() -> Vec<Kernel> {
+        let mut all = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(Kernel::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                all.push(Kernel::Vnni);
+            }
+        }
+        all
+    }
+
     #[test]
-    fn every_dot_product_equals_the_portable_one() {
+    fn every_tile_equals_the_portable_dot_products() {
         let mut state = 7u32;
         let mut next = || {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
             ((state >> 16) % 255) as i32 - 127
         };
-        for len in [0, 1, 31, 32, 63, 64, 65, 200, 1024] {
-            let a: Vec<i8> = (0..len).map(|_| next() as i8).collect();
-            let b: Vec<i8> = (0..len).map(|_| next() as i8).collect();
-            let want = dot_portable(&a, &b);
-            assert_eq!(dot_kernel()(&a, &b), want, "len {len}");
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                assert_eq!(unsafe { x86::dot_avx2(&a, &b) }, want, "avx2, len {len}");
+        for row in [0, 4, 32, 60, 64, 68, 128, 200, 1024] {
+            let x: Vec<i8> = (0..MR * row).map(|_| next() as i8).collect();
+            let w: Vec<i8> = (0..NR * row).map(|_| next() as i8).collect();
+            for kernel in kernels() {
+                for (mr, nr) in [(1, 1), (1, 4), (3, 2), (4, 3), (4, 4)] {
+                    let mut acc = [[0i32; NR]; MR];
+                    kernel.tile(&x, &w, row, mr, nr, &mut acc);
+                    for i in 0..mr {
+                        for j in 0..nr {
+                            let want = dot_portable(
+                                &x[i * row..(i + 1) * row],
+                                &w[j * row..(j + 1) * row],
+                            );
+                            assert_eq!(acc[i][j], want, "row {row}, tile {mr}x{nr} at {i},{j}");
+                        }
+                    }
+                }
             }
         }
         // The extremes: no saturation.
-        let a = vec![-127i8; 64];
-        let b = vec![-127i8; 64];
-        assert_eq!(dot_kernel()(&a, &b), 64 * 127 * 127);
+        for kernel in kernels() {
+            for v in [-127i8, 127] {
+                let x = vec![v; 4 * 64];
+                let w = vec![-127i8; 4 * 64];
+                let mut acc = [[0i32; NR]; MR];
+                kernel.tile(&x, &w, 64, 4, 4, &mut acc);
+                assert_eq!(acc[3][3], -64 * 127 * i32::from(v));
+            }
+        }
+    }
+
+    #[test]
+    fn every_abs_max_equals_the_scalar_one() {
+        let src: Vec<f32> = (0..37).map(|i| (i as f32 - 30.0) * 0.5).collect();
+        for kernel in kernels() {
+            for len in [0, 1, 15, 16, 17, 37] {
+                assert_eq!(
+                    kernel.abs_max(&src[..len]),
+                    abs_max(&src[..len]),
+                    "len {len}"
+                );
+            }
+            assert_eq!(kernel.abs_max(&src), 15.0);
+            for at in [3, 20, 36] {
+                let mut with_nan = src.clone();
+                with_nan[at] = f32::NAN;
+                assert!(kernel.abs_max(&with_nan).is_nan(), "NaN at {at}");
+            }
+            let mut with_inf = src.clone();
+            with_inf[5] = f32::NEG_INFINITY;
+            assert_eq!(kernel.abs_max(&with_inf), f32::INFINITY);
+        }
+    }
+
+    #[test]
+    fn every_quantizer_equals_the_scalar_one() {
+        let mut src: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.25).collect();
+        src.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+            126.5,
+            -126.5,
+        ]);
+        src.extend((0..20).map(|i| i as f32 + 0.5));
+        for inv in [1.0, 3.7, 0.0] {
+            let want: Vec<i8> = src.iter().map(|&v| quantize(v, inv)).collect();
+            for kernel in kernels() {
+                let mut got = vec![0i8; src.len() + 3];
+                kernel.quantize(&src, inv, &mut got);
+                assert_eq!(&got[..src.len()], &want[..], "inv {inv}");
+                assert_eq!(&got[src.len()..], &[0, 0, 0]);
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use lam_core::{DType, Error, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::MATMUL_I8;
+use crate::kernels::{MATMUL_I8, ROW_SCALE_I8};
 use crate::params::{to_u32, QuantParams};
 
 const OP: &str = "matmul_i8";
@@ -17,13 +17,12 @@ const OP: &str = "matmul_i8";
 pub(crate) fn matmul_i8(
     gpu: &Arc<Gpu>,
     x: View,
-    x_scale: View,
+    x_scale: Option<View>,
     weight: View,
     weight_scale: View,
     bias: Option<View>,
 ) -> Result<Storage> {
     let (xs, xl) = input(gpu, OP, x, Some(DType::F32))?;
-    let (ss, sl) = input(gpu, OP, x_scale, Some(DType::F32))?;
     let (ws, wl) = input(gpu, OP, weight, Some(DType::I32))?;
     let (cs, cl) = input(gpu, OP, weight_scale, Some(DType::F32))?;
     xl.expect_rank(OP, "input [M, K]", 2)?;
@@ -40,13 +39,31 @@ pub(crate) fn matmul_i8(
             &wl.shape,
         ));
     }
-    if cl.shape != [n] || sl.shape != [m] {
+    if cl.shape != [n] {
         return Err(Error::shape(
             OP,
-            format!("scales of shape [{n}] and [{m}]"),
+            format!("weight scales of shape [{n}]"),
             &cl.shape,
         ));
     }
+    let x_scale = match x_scale {
+        Some(v) => {
+            let (ss, sl) = input(gpu, OP, v, Some(DType::F32))?;
+            if sl.shape != [m] {
+                return Err(Error::shape(
+                    OP,
+                    format!("input scales of shape [{m}]"),
+                    &sl.shape,
+                ));
+            }
+            Scales::Given(ss, sl.offset, sl.strides[0])
+        }
+        None => Scales::Computed(row_scales(gpu, xs, xl)?),
+    };
+    let (ss, s_offset, s_stride) = match &x_scale {
+        Scales::Given(s, offset, stride) => (s.buffer(), *offset, *stride),
+        Scales::Computed(s) => (s.buffer(), 0, 1),
+    };
     let bias = match bias {
         Some(b) => {
             let (bs, bl) = input(gpu, OP, b, Some(DType::F32))?;
@@ -71,8 +88,8 @@ pub(crate) fn matmul_i8(
             x_offset: to_u32(OP, xl.offset)?,
             x_row_stride: to_u32(OP, xl.strides[0])?,
             x_col_stride: to_u32(OP, xl.strides[1])?,
-            s_offset: to_u32(OP, sl.offset)?,
-            s_stride: to_u32(OP, sl.strides[0])?,
+            s_offset: to_u32(OP, s_offset)?,
+            s_stride: to_u32(OP, s_stride)?,
             ws_offset: to_u32(OP, cl.offset)?,
             ws_stride: to_u32(OP, cl.strides[0])?,
             b_offset: to_u32(OP, bias.map_or(0, |(_, l)| l.offset))?,
@@ -86,16 +103,45 @@ pub(crate) fn matmul_i8(
             MATMUL_I8,
             &[],
             bytemuck::bytes_of(&p),
-            &[
-                xs.buffer(),
-                ss.buffer(),
-                ws.buffer(),
-                cs.buffer(),
-                b,
-                out.buffer(),
-            ],
+            &[xs.buffer(), ss, ws.buffer(), cs.buffer(), b, out.buffer()],
             grid_for(OP, m * n)?,
         )?;
     }
     Ok(out.into_storage())
+}
+
+/// The input scales: given (a buffer, the offset and stride of the view)
+/// or computed for this call.
+enum Scales<'a> {
+    Given(&'a crate::storage::GpuStorage, usize, usize),
+    Computed(crate::storage::GpuStorage),
+}
+
+/// `max |x| / 127` for each row of `x` (`[M, K]`, any strides), NaN for a
+/// row holding one: a contiguous `[M]` buffer, one thread per row.
+fn row_scales(
+    gpu: &Arc<Gpu>,
+    xs: &crate::storage::GpuStorage,
+    xl: &lam_core::Layout,
+) -> Result<crate::storage::GpuStorage> {
+    let (m, k) = (xl.shape[0], xl.shape[1]);
+    let scales = output(gpu, OP, m, DType::F32)?;
+    if m > 0 {
+        let p = QuantParams {
+            m: to_u32(OP, m)?,
+            k: to_u32(OP, k)?,
+            x_offset: to_u32(OP, xl.offset)?,
+            x_row_stride: to_u32(OP, xl.strides[0])?,
+            x_col_stride: to_u32(OP, xl.strides[1])?,
+            ..QuantParams::default()
+        };
+        gpu.dispatch(
+            ROW_SCALE_I8,
+            &[],
+            bytemuck::bytes_of(&p),
+            &[xs.buffer(), scales.buffer()],
+            grid_for(OP, m)?,
+        )?;
+    }
+    Ok(scales)
 }

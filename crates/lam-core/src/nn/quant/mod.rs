@@ -2,7 +2,7 @@
 //! [`QuantizedLinear`] stores a `Linear`'s weights as int8 with one
 //! symmetric scale per output channel (`w ≈ q · scale`, `q ∈ [-127, 127]`)
 //! and quantizes its input on every call, with a scale for each input row
-//! (`max |x| / 127`, computed on the device: per-token dynamic quantization,
+//! (`max |x| / 127`, computed by the backend as it quantizes the row: per-token dynamic quantization,
 //! finer than PyTorch's one scale per batch, so that a prediction does not
 //! depend on what else is in its batch), so the product is int8 × int8
 //! accumulated in `i32` (the `matmul_i8` primitive: AVX-512 VNNI or AVX2 on
@@ -133,9 +133,39 @@ impl Module for QuantizedLinear {
 }
 
 /// `x Wᵀ + b` with `W` packed int8 (`[out, ⌈in/4⌉]`) and per-channel
-/// `scale`, the input quantized dynamically: [`QuantizedLinear`]'s forward.
+/// `scale`, the input quantized dynamically (each row with its own scale,
+/// `max |x| / 127`, computed as the row is quantized): [`QuantizedLinear`]'s
+/// forward.
 pub fn linear_int8(
     input: &Tensor,
+    weight: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+    in_features: usize,
+) -> Result<Tensor> {
+    int8_product(input, None, weight, scale, bias, in_features)
+}
+
+/// [`linear_int8`] with the input quantized statically, with a given
+/// `input_scale`: a scalar for every row (as PyTorch's static quantization,
+/// whose scale a calibration pass chose) or one per row (`[rows]`, rows
+/// counting every leading dim of `input`).
+pub fn linear_int8_static(
+    input: &Tensor,
+    input_scale: &Tensor,
+    weight: &Tensor,
+    scale: &Tensor,
+    bias: Option<&Tensor>,
+    in_features: usize,
+) -> Result<Tensor> {
+    int8_product(input, Some(input_scale), weight, scale, bias, in_features)
+}
+
+/// The checks and the call of `matmul_i8` behind [`linear_int8`] and
+/// [`linear_int8_static`].
+fn int8_product(
+    input: &Tensor,
+    input_scale: Option<&Tensor>,
     weight: &Tensor,
     scale: &Tensor,
     bias: Option<&Tensor>,
@@ -171,29 +201,33 @@ pub fn linear_int8(
     if let Some(b) = bias {
         b.expect_shape(OP, "a bias", &[out_f])?;
     }
-    crate::tensor::check_operands(OP, DType::F32, [input, scale].into_iter().chain(bias))?;
+    crate::tensor::check_operands(
+        OP,
+        DType::F32,
+        [input, scale].into_iter().chain(bias).chain(input_scale),
+    )?;
     weight.device().check_same(&input.device(), OP)?;
     let lead = &input.dims()[..input.rank() - 1];
     let rows: usize = lead.iter().product();
-    let x = input.detach().reshape_exact(&[rows, in_features])?;
-    // A scale per row, on the device: max |x| / 127 (0 for a row of zeros,
-    // which the kernels read as "every input quantizes to 0").
-    let x_scale = if rows * in_features == 0 {
-        Tensor::zeros(&[rows], &x.device())?
-    } else {
-        crate::no_grad(|| x.abs()?.max(1, false)?.div_scalar(127.0))?
+    let input_scale = match input_scale {
+        Some(s) if s.rank() == 0 => Some(s.detach().expand(&[rows as isize])?),
+        Some(s) => {
+            s.expect_shape(OP, "input scales (a scalar or one per row)", &[rows])?;
+            Some(s.detach())
+        }
+        None => None,
     };
+    let x = input.detach().reshape_exact(&[rows, in_features])?;
     let weight = weight.contiguous()?;
-    let (xs, ss, ws, cs) = (
-        x.storage(),
-        x_scale.storage(),
-        weight.storage(),
-        scale.storage(),
-    );
+    let (xs, ws, cs) = (x.storage(), weight.storage(), scale.storage());
+    let scale_storage = input_scale.as_ref().map(|s| s.storage());
     let bias_storage = bias.map(|b| b.storage());
     let out = x.backend().matmul_i8(
         (&xs, x.layout()),
-        (&ss, x_scale.layout()),
+        scale_storage
+            .as_ref()
+            .zip(input_scale.as_ref())
+            .map(|(st, s)| (st, s.layout())),
         (&ws, weight.layout()),
         (&cs, scale.layout()),
         bias_storage
