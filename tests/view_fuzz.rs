@@ -20,6 +20,7 @@ mod common;
 #[path = "view_fuzz"]
 mod cases {
     pub mod adam;
+    pub mod attention;
     pub mod copy;
     pub mod cross_entropy;
     pub mod elementwise;
@@ -46,6 +47,11 @@ type Family = (
 
 const FAMILIES: &[Family] = &[
     ("adam", cases::adam::cases, cases::adam::COVERS),
+    (
+        "attention",
+        cases::attention::cases,
+        cases::attention::COVERS,
+    ),
     ("copy", cases::copy::cases, cases::copy::COVERS),
     (
         "cross_entropy",
@@ -107,6 +113,7 @@ macro_rules! family_tests {
 
 family_tests!(
     adam,
+    attention,
     copy,
     cross_entropy,
     elementwise,

@@ -40,4 +40,4 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use rng::{manual_seed, Generator};
-pub use tensor::{Correction, Dims, Tensor};
+pub use tensor::{Correction, Dims, SdpaMask, SdpaOptions, Tensor};

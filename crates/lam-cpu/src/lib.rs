@@ -34,6 +34,7 @@
 //! - `math`: scalar formulas that need care (erf, GELU, stable sigmoid).
 
 mod adam;
+mod attention;
 mod copy;
 mod cross_entropy;
 mod elementwise;
@@ -55,8 +56,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use lam_core::backend::{
-    AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation, ReduceOp, UnaryOp,
-    View, WindowGeometry,
+    AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
+    ReduceOp, UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, Device, Result, Storage};
 
@@ -214,6 +215,29 @@ impl Backend for CpuBackend {
 
     fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
         Ok(Some(self.op(Data::F32(softmax::softmax(src, log)?))))
+    }
+
+    fn fused_attention(&self, inputs: &AttentionInputs<'_>) -> Result<Option<(Storage, Storage)>> {
+        let (out, stats) = attention::attention(inputs)?;
+        Ok(Some((
+            self.op(Data::F32(out)),
+            self.store(Data::F32(stats)),
+        )))
+    }
+
+    fn fused_attention_grad(
+        &self,
+        inputs: &AttentionInputs<'_>,
+        out: View,
+        stats: View,
+        grad: View,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (dq, dk, dv) = attention::attention_grad(inputs, out, stats, grad)?;
+        Ok(Some((
+            self.op(Data::F32(dq)),
+            self.store(Data::F32(dk)),
+            self.store(Data::F32(dv)),
+        )))
     }
 
     fn fused_cross_entropy(

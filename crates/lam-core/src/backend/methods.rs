@@ -26,8 +26,8 @@ use std::fmt::Debug;
 
 use super::wrapped::{op_name, Hooks, Wrapped};
 use super::{
-    AdamStep, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation, ReduceOp, Storage,
-    UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
+    ReduceOp, Storage, UnaryOp, View, WindowGeometry,
 };
 use crate::{DType, Result};
 
@@ -146,6 +146,28 @@ macro_rules! backend_methods {
                 fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some,
                     named String::from(if log { "fused_log_softmax" } else { "fused_softmax" });
+                /// Scaled dot-product attention (see [`AttentionInputs`]) without
+                /// the `[L, S]` score matrix in memory (FlashAttention's online
+                /// softmax over key tiles): the output, a contiguous `[B, H, L, Ev]`,
+                /// and each query row's softmax statistics, a contiguous
+                /// `[B, H, L, 2]`: the shift `m` (the maximum of its scaled,
+                /// masked scores) and `l = Σ exp(score - m)`, from which the
+                /// weights are `exp(score - m) / l`. A row whose every key is
+                /// masked (`-∞`) has `m = l = 0` and output 0. (Kept apart
+                /// rather than as one logsumexp `m + ln l`, which loses `ln l`
+                /// next to a large `m`: rows masked by `-1e9` everywhere.)
+                fn fused_attention(&self, inputs: &AttentionInputs<'_>)
+                    -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_attention`] with respect to
+                /// `q`, `k` and `v` (contiguous `[B, H, L, E]`, `[B, H, S, E]`,
+                /// `[B, H, S, Ev]`, broadcast dims not summed), given its output
+                /// `out` and softmax statistics `stats` and the output's gradient
+                /// `grad` (any strides), the scores recomputed tile by tile
+                /// (FlashAttention-2's backward).
+                fn fused_attention_grad(&self, inputs: &AttentionInputs<'_>, out: View,
+                    stats: View, grad: View) -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
                 /// Cross-entropy of logits `[rows, cols]` against `I32` targets `[rows]`:
                 /// returns the per-row losses `[rows]` and the gradient of their mean
                 /// with respect to the logits, `(softmax - onehot) / rows`. A target

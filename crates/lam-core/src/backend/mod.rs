@@ -26,6 +26,7 @@
 //! and its [`Hooks`]), `ops.rs` (the op enums and parameter blocks the
 //! methods take), this file (buffers and counters).
 
+mod attention;
 mod methods;
 mod ops;
 mod wrapped;
@@ -34,6 +35,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+pub use attention::AttentionInputs;
 pub use methods::{Backend, OP_METHODS};
 pub use ops::{
     AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, WindowGeometry,

@@ -22,6 +22,16 @@
 //! so a position masked twice stays finite on every backend; a query row
 //! whose keys are *all* masked therefore attends uniformly instead of giving
 //! NaN as PyTorch does.
+//!
+//! Without weights to return (`need_weights = false`, the `Module` forward,
+//! `TransformerEncoderLayer`) and without attention dropout in training,
+//! the heads go through [`Tensor::scaled_dot_product_attention`]'s fused
+//! op, as PyTorch takes its fast path then: both masks become one additive
+//! mask (broadcast, not materialised per head), and the `-1e9` scores are
+//! ordinary scores there, so fully masked rows attend uniformly on both
+//! paths (equal up to rounding). [`MultiheadAttention::forward_with_weights`],
+//! attention dropout and graph capture take the composite, which forms the
+//! weights.
 
 use super::summary::note;
 use super::{init, Linear, Mode, Module};
@@ -70,6 +80,18 @@ impl AttnMask<'_> {
             AttnMask::Bool(m) | AttnMask::Additive(m) => m,
         }
     }
+}
+
+/// `F.scaled_dot_product_attention(q, k, v, ...)`: see
+/// [`Tensor::scaled_dot_product_attention`] (its bool mask follows
+/// PyTorch's SDPA: non-zero means *attend*).
+pub fn scaled_dot_product_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    options: crate::SdpaOptions<'_>,
+) -> Result<Tensor> {
+    Tensor::scaled_dot_product_attention(q, k, v, options)
 }
 
 /// A causal ("square subsequent") mask `[n, n]` for [`AttnMask::Bool`]:
@@ -352,28 +374,56 @@ impl MultiheadAttention {
             k = Tensor::cat(&[k, bias_k.expand(&shape)?], 1)?;
             v = Tensor::cat(&[v, bias_v.expand(&shape)?], 1)?;
         }
-        let qh = self.heads(&q)?.mul_scalar(1.0 / (d as f32).sqrt())?;
+        let scale = 1.0 / (d as f32).sqrt();
+        let dropout = self.mode.is_training() && self.config.dropout > 0.0;
+        // The fused attention when the weights are not asked for (as
+        // PyTorch's fast path); a graph capture records the composite, the
+        // ops an exported graph is made of.
+        let fused = weights.is_none() && !dropout && !crate::capture::hooked();
+        let qh = self.heads(&q)?;
+        let qh = if fused { qh } else { qh.mul_scalar(scale)? };
         let (mut kh, mut vh) = (self.heads(&k)?, self.heads(&v)?);
         if self.config.add_zero_attn {
             let zeros = Tensor::zeros(&[b, self.num_heads, 1, d], &q.device())?;
             kh = Tensor::cat(&[kh, zeros.clone()], 2)?;
             vh = Tensor::cat(&[vh, zeros], 2)?;
         }
-        let scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S + added]
-        let scores = self.masked(scores, s, attn_mask, key_padding_mask, batched)?;
+        let width = kh.dims()[2]; // S + added
+        let scores_shape = [b, self.num_heads, l, width];
+        let masks =
+            |scores_shape| self.masks(scores_shape, s, attn_mask, key_padding_mask, batched);
 
-        let mut attn = scores.softmax(-1)?;
-        if self.mode.is_training() && self.config.dropout > 0.0 {
-            attn = super::dropout::dropout(&attn, self.config.dropout, true)?;
-        }
-        let out = attn
-            .matmul(&vh)? // [B, H, L, d]
+        let (heads_out, attn) = if fused {
+            let mut mask: Option<Tensor> = None;
+            for m in masks(scores_shape)? {
+                mask = Some(match mask {
+                    Some(sum) => sum.add(&m)?,
+                    None => m,
+                });
+            }
+            let mask = match mask {
+                Some(m) => Some(m.broadcast_to(&scores_shape)?),
+                None => None,
+            };
+            let out = crate::tensor::attention(&qh, &kh, &vh, mask.as_ref(), false, scale)?;
+            (out, None)
+        } else {
+            let mut scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S + added]
+            for mask in masks(scores_shape)? {
+                scores = scores.add(&mask)?;
+            }
+            let mut attn = scores.softmax(-1)?;
+            if dropout {
+                attn = super::dropout::dropout(&attn, self.config.dropout, true)?;
+            }
+            (attn.matmul(&vh)?, Some(attn))
+        };
+        let out = heads_out // [B, H, L, d]
             .permute(&[0, 2, 1, 3])?
             .reshape_exact(&[b, l, e])?;
         let out = self.caller_layout(self.out_proj.forward(&out)?, batched)?;
-        let weights = match weights {
-            None => None,
-            Some(average) => {
+        let weights = match (weights, attn) {
+            (Some(average), Some(attn)) => {
                 let w = if average {
                     attn.mean(&[1], false)? // [B, L, S]
                 } else {
@@ -381,6 +431,7 @@ impl MultiheadAttention {
                 };
                 Some(if batched { w } else { w.squeeze(0)? })
             }
+            _ => None,
         };
         note(self, &out);
         Ok((out, weights))
@@ -462,18 +513,21 @@ impl MultiheadAttention {
         x.reshape_exact(&[b, len, h, d])?.permute(&[0, 2, 1, 3])
     }
 
-    /// `scores: [B, H, L, s + added]` plus both masks, checked against the
-    /// key length `s`; the positions added after the keys (`bias_k`, the
-    /// zero attention) are never masked.
-    fn masked(
+    /// The additive masks to add to the scores (`scores_shape`, `[B, H, L,
+    /// s + added]`) in order — `attn_mask` (`[L, s]` or `[B, H, L, s]`), then
+    /// `key_padding_mask` (`[B, 1, 1, s]`) — checked against the key length
+    /// `s`; the positions added after the keys (`bias_k`, the zero
+    /// attention) are never masked. Each is an error when its shape is
+    /// wrong, given when the scores need it.
+    fn masks(
         &self,
-        mut scores: Tensor,
+        scores_shape: [usize; 4],
         s: usize,
         attn_mask: Option<AttnMask<'_>>,
         key_padding_mask: Option<AttnMask<'_>>,
         batched: bool,
-    ) -> Result<Tensor> {
-        let (b, h, l, width) = scores.dims4(OP, "scores")?;
+    ) -> Result<Vec<Tensor>> {
+        let [b, h, l, width] = scores_shape;
         let added = width - s;
         // An additive mask `[.., s]` widened with `added` zero columns.
         let widen = |m: Tensor| -> Result<Tensor> {
@@ -486,30 +540,32 @@ impl MultiheadAttention {
             let zeros = Tensor::zeros(&shape, &m.device())?;
             Tensor::cat(&[m, zeros], -1)
         };
+        let mut masks = Vec::new();
         if let Some(mask) = attn_mask {
             let m = mask.tensor();
-            let additive = mask.additive(OP)?;
-            let additive = if m.dims() == [l, s] {
-                additive
-            } else if m.dims() == [b * h, l, s] {
-                additive.reshape_exact(&[b, h, l, s])?
-            } else {
+            if m.dims() != [l, s] && m.dims() != [b * h, l, s] {
                 return Err(Error::shape(
                     OP,
                     format!("an attn_mask of shape [{l}, {s}] or [{}, {l}, {s}]", b * h),
                     m.dims(),
                 ));
+            }
+            let additive = mask.additive(OP)?;
+            let additive = if m.dims() == [l, s] {
+                additive
+            } else {
+                additive.reshape_exact(&[b, h, l, s])?
             };
-            scores = scores.add(&widen(additive)?)?;
+            masks.push(widen(additive)?);
         }
         if let Some(mask) = key_padding_mask {
             let expected: &[usize] = if batched { &[b, s] } else { &[s] };
             mask.tensor()
                 .expect_shape(OP, "a key_padding_mask", expected)?;
             let additive = mask.additive(OP)?.reshape_exact(&[b, 1, 1, s])?;
-            scores = scores.add(&widen(additive)?)?;
+            masks.push(widen(additive)?);
         }
-        Ok(scores)
+        Ok(masks)
     }
 }
 

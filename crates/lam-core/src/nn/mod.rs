@@ -99,6 +99,7 @@ pub mod functional {
         elu, gelu, gelu_tanh, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax,
         softplus, tanh,
     };
+    pub use super::attention::scaled_dot_product_attention;
     pub use super::conv::conv2d;
     pub use super::conv1d::conv1d;
     pub use super::dropout::{dropout, dropout_with};

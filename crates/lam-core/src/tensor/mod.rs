@@ -15,6 +15,7 @@
 //! operators (`&a + &b`, `&x * 2.0`, `-&x`), which only forward to the ops,
 //! and [`Dims`], the one-or-several dims argument of reductions.
 
+mod attention;
 mod copy;
 mod creation;
 mod cross_entropy;
@@ -29,6 +30,8 @@ mod reduce;
 mod softmax;
 mod view;
 
+pub(crate) use attention::attention;
+pub use attention::{SdpaMask, SdpaOptions};
 pub use ops::Dims;
 pub use reduce::Correction;
 

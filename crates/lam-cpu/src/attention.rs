@@ -1,0 +1,552 @@
+//! Fused scaled-dot-product attention (Backend `fused_attention` and
+//! `fused_attention_grad`), FlashAttention-2's algorithm on the CPU.
+//!
+//! Queries are cut into blocks of [`BLOCK_Q`] rows and keys into blocks of
+//! [`BLOCK_K`]. The forward walks the key blocks of one query block keeping,
+//! per query row, the running maximum `m` and sum of exponentials `l` (the
+//! online softmax), and rescales the output rows it accumulates whenever `m`
+//! grows; only one `[BLOCK_Q, BLOCK_K]` score tile exists at a time, so the
+//! memory beyond the inputs and outputs is `O(BLOCK_Q · BLOCK_K)` per thread
+//! — never the `[L, S]` score matrix. Tasks are (batch·head, query block)
+//! pairs, run on rayon's pool when the op is big enough.
+//!
+//! The backward recomputes each score tile from `q`, `k` and the softmax
+//! statistics the forward kept (`p = exp(s - m) / l`), and accumulates `dv += pᵀ dO`,
+//! `dq += scale · ds k`, `dk += scale · dsᵀ q` with
+//! `ds = p ∘ (dO vᵀ - rowsum(dO ∘ out))`; one task per batch·head, which
+//! owns that head's `dk` and `dv`.
+//!
+//! The tile products go through `gemm` (the per-tile matrices are small and
+//! contiguous); the mask is read through its strides, so a broadcast mask is
+//! never materialised.
+
+use gemm::{gemm, Parallelism};
+use lam_core::backend::{AttentionInputs, View};
+use lam_core::{Error, Layout, Result};
+use rayon::prelude::*;
+
+use crate::parallel::PAR_MIN_WORK;
+use crate::storage::ReadLocks;
+use crate::strided::gather;
+
+/// Query rows per block (per task of the forward).
+const BLOCK_Q: usize = 64;
+/// Keys per block: the score tile is `BLOCK_Q × BLOCK_K`.
+const BLOCK_K: usize = 64;
+
+const OP: &str = "fused_attention";
+
+/// The output `[B, H, L, Ev]` and the softmax statistics `[B, H, L, 2]`
+/// (each row's shift `m` and sum `l`; `(0, 0)` for a row with every key
+/// masked), contiguous.
+pub(crate) fn attention(inputs: &AttentionInputs<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+    let shape = Shape::of(inputs)?;
+    let mut storages = vec![inputs.q.0, inputs.k.0, inputs.v.0];
+    storages.extend(inputs.mask.map(|m| m.0));
+    let locks = ReadLocks::new(OP, &storages)?;
+    let operands = Operands::read(&locks, inputs, &shape)?;
+    let Shape { bh, l, ev, .. } = shape;
+    let mut out = crate::pool::zeroed(bh * l * ev)?;
+    let mut stats = crate::pool::take(bh * l * 2)?;
+
+    // One task per (batch·head, query block), each owning its output rows.
+    let mut tasks = Vec::new();
+    let (mut out_rest, mut stats_rest) = (&mut out[..], &mut stats[..]);
+    for head in 0..bh {
+        for q0 in (0..l).step_by(BLOCK_Q) {
+            let rows = BLOCK_Q.min(l - q0);
+            let (o, rest) = std::mem::take(&mut out_rest).split_at_mut(rows * ev);
+            out_rest = rest;
+            let (m, rest) = std::mem::take(&mut stats_rest).split_at_mut(rows * 2);
+            stats_rest = rest;
+            tasks.push((head, q0, o, m));
+        }
+    }
+    let run = |(head, q0, o, m): (usize, usize, &mut [f32], &mut [f32])| {
+        operands.forward_block(head, q0, o, m)
+    };
+    if shape.work() >= PAR_MIN_WORK {
+        tasks.into_par_iter().try_for_each(run)?;
+    } else {
+        tasks.into_iter().try_for_each(run)?;
+    }
+    Ok((out, stats))
+}
+
+/// `dq [B, H, L, E]`, `dk [B, H, S, E]`, `dv [B, H, S, Ev]`, contiguous.
+pub(crate) fn attention_grad(
+    inputs: &AttentionInputs<'_>,
+    out: View,
+    stats: View,
+    grad: View,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let shape = Shape::of(inputs)?;
+    let Shape { bh, l, s, e, ev } = shape;
+    out.1.expect_shape(
+        OP,
+        "output",
+        &[inputs.q.1.shape[0], inputs.q.1.shape[1], l, ev],
+    )?;
+    grad.1.expect_shape(OP, "output gradient", &out.1.shape)?;
+    let mut stats_shape = out.1.shape.clone();
+    stats_shape[3] = 2;
+    stats
+        .1
+        .expect_shape(OP, "softmax statistics", &stats_shape)?;
+    // The mask comes first after the inputs, as in the forward.
+    let mut storages = vec![inputs.q.0, inputs.k.0, inputs.v.0];
+    storages.extend(inputs.mask.map(|m| m.0));
+    let saved_at = storages.len();
+    storages.extend([out.0, stats.0, grad.0]);
+    let locks = ReadLocks::new(OP, &storages)?;
+    let operands = Operands::read(&locks, inputs, &shape)?;
+    let o = gather(locks.f32(saved_at, out.1)?, out.1)?;
+    let stats = gather(locks.f32(saved_at + 1, stats.1)?, stats.1)?;
+    let g = gather(locks.f32(saved_at + 2, grad.1)?, grad.1)?;
+    let saved = Saved {
+        out: &o,
+        stats: &stats,
+        grad: &g,
+    };
+    let mut dq = crate::pool::zeroed(bh * l * e)?;
+    let mut dk = crate::pool::zeroed(bh * s * e)?;
+    let mut dv = crate::pool::zeroed(bh * s * ev)?;
+    type Grads<'g> = ((&'g mut [f32], &'g mut [f32]), &'g mut [f32]);
+    let run = |(head, ((dq, dk), dv)): (usize, Grads<'_>)| {
+        operands.backward_head(head, &saved, dq, dk, dv)
+    };
+    // Chunks of zero length would not split; empty outputs need no work.
+    if bh * l * e == 0 || bh * s * e == 0 || bh * s * ev == 0 {
+        return Ok((dq, dk, dv));
+    }
+    if shape.work() >= PAR_MIN_WORK {
+        dq.par_chunks_mut(l * e)
+            .zip(dk.par_chunks_mut(s * e))
+            .zip(dv.par_chunks_mut(s * ev))
+            .enumerate()
+            .try_for_each(run)?;
+    } else {
+        dq.chunks_mut(l * e)
+            .zip(dk.chunks_mut(s * e))
+            .zip(dv.chunks_mut(s * ev))
+            .enumerate()
+            .try_for_each(run)?;
+    }
+    Ok((dq, dk, dv))
+}
+
+/// The sizes of one call: `bh` batch·heads, `l` queries, `s` keys, `e`
+/// query/key features, `ev` value features.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    bh: usize,
+    l: usize,
+    s: usize,
+    e: usize,
+    ev: usize,
+}
+
+impl Shape {
+    fn of(inputs: &AttentionInputs<'_>) -> Result<Shape> {
+        let (b, h, l, s, e, ev) = inputs.sizes();
+        inputs
+            .q
+            .1
+            .expect_shape(OP, "queries [B, H, L, E]", &[b, h, l, e])?;
+        inputs
+            .k
+            .1
+            .expect_shape(OP, "keys [B, H, S, E]", &[b, h, s, e])?;
+        inputs
+            .v
+            .1
+            .expect_shape(OP, "values [B, H, S, Ev]", &[b, h, s, ev])?;
+        if let Some(m) = inputs.mask {
+            m.1.expect_shape(OP, "a mask [B, H, L, S]", &[b, h, l, s])?;
+        }
+        Ok(Shape {
+            bh: b * h,
+            l,
+            s,
+            e,
+            ev,
+        })
+    }
+
+    /// Multiply-adds, roughly: what decides whether threads pay.
+    fn work(&self) -> usize {
+        self.bh * self.l * self.s * (self.e + self.ev)
+    }
+}
+
+/// The inputs as the loops read them: `q [BH, L, E]`, `k [BH, S, E]`,
+/// `v [BH, S, Ev]` contiguous (gathered when the views are not), the mask
+/// through its own strides.
+struct Operands<'a> {
+    q: std::borrow::Cow<'a, [f32]>,
+    k: std::borrow::Cow<'a, [f32]>,
+    v: std::borrow::Cow<'a, [f32]>,
+    mask: Option<(&'a [f32], &'a Layout)>,
+    heads: usize,
+    causal: bool,
+    scale: f32,
+    shape: Shape,
+}
+
+/// What the backward reads besides the inputs, contiguous: `out` and
+/// `grad` `[BH, L, Ev]`, `stats` `[BH, L, 2]`.
+struct Saved<'a> {
+    out: &'a [f32],
+    stats: &'a [f32],
+    grad: &'a [f32],
+}
+
+impl<'a> Operands<'a> {
+    fn read(
+        locks: &'a ReadLocks<'a>,
+        inputs: &'a AttentionInputs<'a>,
+        shape: &Shape,
+    ) -> Result<Operands<'a>> {
+        let (q, k, v) = (inputs.q.1, inputs.k.1, inputs.v.1);
+        let mask = match inputs.mask {
+            Some((_, layout)) => Some((locks.f32(3, layout)?, layout)),
+            None => None,
+        };
+        Ok(Operands {
+            q: gather(locks.f32(0, q)?, q)?,
+            k: gather(locks.f32(1, k)?, k)?,
+            v: gather(locks.f32(2, v)?, v)?,
+            mask,
+            heads: q.shape[1],
+            causal: inputs.causal,
+            scale: inputs.scale,
+            shape: *shape,
+        })
+    }
+
+    /// The scores of queries `q0..q0 + rows` against keys `k0..k0 + cols`
+    /// of `head` into `tile` (`[rows, cols]`, row stride `cols`): `scale ·
+    /// q kᵀ`, plus the mask, `-∞` above the diagonal when causal.
+    fn scores(
+        &self,
+        head: usize,
+        (q0, rows): (usize, usize),
+        (k0, cols): (usize, usize),
+        tile: &mut [f32],
+    ) -> Result<()> {
+        let Shape { l, s, e, .. } = self.shape;
+        let q = &self.q[(head * l + q0) * e..(head * l + q0 + rows) * e];
+        let k = &self.k[(head * s + k0) * e..(head * s + k0 + cols) * e];
+        // tile [rows, cols] = scale · q [rows, E] × kᵀ [E, cols].
+        product(
+            &mut tile[..rows * cols],
+            Mat {
+                data: q,
+                row: e,
+                col: 1,
+            },
+            Mat {
+                data: k,
+                row: 1,
+                col: e,
+            },
+            (rows, cols, e),
+            self.scale,
+            false,
+        )?;
+        if let Some((mask, layout)) = self.mask {
+            let st = &layout.strides;
+            let base = layout.offset + (head / self.heads) * st[0] + (head % self.heads) * st[1];
+            for (i, row) in tile.chunks_mut(cols).take(rows).enumerate() {
+                let start = base + (q0 + i) * st[2] + k0 * st[3];
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x += mask[start + j * st[3]];
+                }
+            }
+        }
+        if self.causal {
+            for (i, row) in tile.chunks_mut(cols).take(rows).enumerate() {
+                // Keys past query q0 + i are hidden.
+                let first_hidden = (q0 + i + 1).saturating_sub(k0).min(cols);
+                row[first_hidden..].fill(f32::NEG_INFINITY);
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys query rows `q0..q0 + rows` may see: all, or up to the
+    /// last row's position when causal.
+    fn key_end(&self, q0: usize, rows: usize) -> usize {
+        if self.causal {
+            self.shape.s.min(q0 + rows)
+        } else {
+            self.shape.s
+        }
+    }
+
+    /// One query block's output rows `out` (`[rows, Ev]`, zeroed) and
+    /// softmax statistics `stats` (`[rows, 2]`).
+    fn forward_block(
+        &self,
+        head: usize,
+        q0: usize,
+        out: &mut [f32],
+        stats: &mut [f32],
+    ) -> Result<()> {
+        let Shape { s, ev, .. } = self.shape;
+        let rows = stats.len() / 2;
+        let mut tile = vec![0.0f32; rows * BLOCK_K];
+        let mut max = vec![f32::NEG_INFINITY; rows];
+        let mut sum = vec![0.0f32; rows];
+        for k0 in (0..self.key_end(q0, rows)).step_by(BLOCK_K) {
+            let cols = BLOCK_K.min(s - k0);
+            let tile = &mut tile[..rows * cols];
+            self.scores(head, (q0, rows), (k0, cols), tile)?;
+            for (i, row) in tile.chunks_mut(cols).enumerate() {
+                let row_max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                let new_max = max[i].max(row_max);
+                if new_max == f32::NEG_INFINITY {
+                    // Every key so far masked: nothing to add yet.
+                    row.fill(0.0);
+                    continue;
+                }
+                let rescale = (max[i] - new_max).exp();
+                let mut row_sum = 0.0;
+                for x in row.iter_mut() {
+                    *x = (*x - new_max).exp();
+                    row_sum += *x;
+                }
+                sum[i] = sum[i] * rescale + row_sum;
+                max[i] = new_max;
+                if rescale != 1.0 {
+                    out[i * ev..(i + 1) * ev]
+                        .iter_mut()
+                        .for_each(|o| *o *= rescale);
+                }
+            }
+            // out [rows, Ev] += p [rows, cols] × v [cols, Ev].
+            let v = &self.v[(head * s + k0) * ev..(head * s + k0 + cols) * ev];
+            product(
+                out,
+                Mat {
+                    data: tile,
+                    row: cols,
+                    col: 1,
+                },
+                Mat {
+                    data: v,
+                    row: ev,
+                    col: 1,
+                },
+                (rows, ev, cols),
+                1.0,
+                true,
+            )?;
+        }
+        for (i, row) in out.chunks_mut(ev.max(1)).take(rows).enumerate() {
+            if sum[i] == 0.0 {
+                // Every key masked: the output stays 0.
+                stats[2 * i..2 * i + 2].fill(0.0);
+                continue;
+            }
+            let inv = 1.0 / sum[i];
+            row.iter_mut().for_each(|o| *o *= inv);
+            stats[2 * i] = max[i];
+            stats[2 * i + 1] = sum[i];
+        }
+        Ok(())
+    }
+
+    /// The gradients of one batch·head: `dq [L, E]`, `dk [S, E]`,
+    /// `dv [S, Ev]`, zeroed.
+    fn backward_head(
+        &self,
+        head: usize,
+        saved: &Saved<'_>,
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Result<()> {
+        let Shape { l, s, e, ev, .. } = self.shape;
+        let mut p = vec![0.0f32; BLOCK_Q * BLOCK_K];
+        let mut dp = vec![0.0f32; BLOCK_Q * BLOCK_K];
+        let mut rowsum = vec![0.0f32; BLOCK_Q];
+        for q0 in (0..l).step_by(BLOCK_Q) {
+            let rows = BLOCK_Q.min(l - q0);
+            let first = head * l + q0;
+            let (g, o) = (
+                rows_of(saved.grad, first, rows, ev),
+                rows_of(saved.out, first, rows, ev),
+            );
+            let stats = rows_of(saved.stats, first, rows, 2);
+            let q = rows_of(&self.q, first, rows, e);
+            // rowsum(dO ∘ out), the softmax's correction term.
+            for (i, r) in rowsum.iter_mut().take(rows).enumerate() {
+                let (gi, oi) = (&g[i * ev..(i + 1) * ev], &o[i * ev..(i + 1) * ev]);
+                *r = gi.iter().zip(oi).map(|(a, b)| a * b).sum();
+            }
+            let dq_rows = &mut dq[q0 * e..(q0 + rows) * e];
+            for k0 in (0..self.key_end(q0, rows)).step_by(BLOCK_K) {
+                let cols = BLOCK_K.min(s - k0);
+                let (p, dp) = (&mut p[..rows * cols], &mut dp[..rows * cols]);
+                self.scores(head, (q0, rows), (k0, cols), p)?;
+                for (row, st) in p.chunks_mut(cols).zip(stats.chunks(2)) {
+                    // A row with every key masked has l = 0 and weights 0.
+                    let (shift, sum) = (st[0], st[1]);
+                    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                    row.iter_mut().for_each(|x| *x = (*x - shift).exp() * inv);
+                }
+                let k = &self.k[(head * s + k0) * e..(head * s + k0 + cols) * e];
+                let v = &self.v[(head * s + k0) * ev..(head * s + k0 + cols) * ev];
+                // dv [cols, Ev] += pᵀ [cols, rows] × dO [rows, Ev].
+                product(
+                    &mut dv[k0 * ev..(k0 + cols) * ev],
+                    Mat {
+                        data: p,
+                        row: 1,
+                        col: cols,
+                    },
+                    Mat {
+                        data: g,
+                        row: ev,
+                        col: 1,
+                    },
+                    (cols, ev, rows),
+                    1.0,
+                    true,
+                )?;
+                // dp [rows, cols] = dO [rows, Ev] × vᵀ [Ev, cols].
+                product(
+                    dp,
+                    Mat {
+                        data: g,
+                        row: ev,
+                        col: 1,
+                    },
+                    Mat {
+                        data: v,
+                        row: 1,
+                        col: ev,
+                    },
+                    (rows, cols, ev),
+                    1.0,
+                    false,
+                )?;
+                // ds = p ∘ (dp - rowsum), kept in dp.
+                for ((prow, dprow), r) in p.chunks(cols).zip(dp.chunks_mut(cols)).zip(&rowsum) {
+                    for (d, &pv) in dprow.iter_mut().zip(prow) {
+                        *d = pv * (*d - r);
+                    }
+                }
+                // dq [rows, E] += scale · ds [rows, cols] × k [cols, E].
+                product(
+                    dq_rows,
+                    Mat {
+                        data: dp,
+                        row: cols,
+                        col: 1,
+                    },
+                    Mat {
+                        data: k,
+                        row: e,
+                        col: 1,
+                    },
+                    (rows, e, cols),
+                    self.scale,
+                    true,
+                )?;
+                // dk [cols, E] += scale · dsᵀ [cols, rows] × q [rows, E].
+                product(
+                    &mut dk[k0 * e..(k0 + cols) * e],
+                    Mat {
+                        data: dp,
+                        row: 1,
+                        col: cols,
+                    },
+                    Mat {
+                        data: q,
+                        row: e,
+                        col: 1,
+                    },
+                    (cols, e, rows),
+                    self.scale,
+                    true,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows `first..first + count` of a row-major matrix of `width` columns.
+fn rows_of(t: &[f32], first: usize, count: usize, width: usize) -> &[f32] {
+    &t[first * width..(first + count) * width]
+}
+
+/// A matrix inside a slice: element `(i, j)` at `i · row + j · col`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    row: usize,
+    col: usize,
+}
+
+impl Mat<'_> {
+    /// True when every element of an `rows × cols` matrix lies in the slice.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.row + (cols - 1) * self.col < self.data.len()
+    }
+}
+
+/// `dst [m, n] (+)= beta · a [m, k] × b [k, n]`, `dst` row-major with row
+/// stride `n`; adds onto `dst` when `accumulate`, else overwrites it.
+fn product(
+    dst: &mut [f32],
+    a: Mat<'_>,
+    b: Mat<'_>,
+    (m, n, k): (usize, usize, usize),
+    beta: f32,
+    accumulate: bool,
+) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if dst.len() < m * n || !a.holds(m, k) || !b.holds(k, n) {
+        return Err(Error::invalid(OP, "a tile product outside its operands"));
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return Ok(());
+    }
+    // SAFETY: checked above: `dst` holds m·n elements written with row
+    // stride n and column stride 1; every (i, p) < (m, k) of `a` and
+    // (p, j) < (k, n) of `b` is inside its slice. Strides are below the
+    // slices' lengths (or unused), so fit in isize. gemm computes
+    // dst = alpha · dst + beta · a × b, reading dst only when `accumulate`.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col as isize,
+            a.row as isize,
+            b.data.as_ptr(),
+            b.col as isize,
+            b.row as isize,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+    Ok(())
+}
