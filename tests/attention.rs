@@ -334,3 +334,60 @@ fn sdpa_bad_input_is_an_error() {
     let out = sdpa(&t(&[3, 4]), &t(&[0, 4]), &t(&[0, 2]), plain).expect("no keys");
     assert_eq!(out.to_vec().expect("values"), vec![0.0; 6]);
 }
+
+/// Times the fused CPU attention against the composite (the unfused twin)
+/// on the `gpt` benchmark's shapes, forward and forward + backward, and the
+/// memory each keeps between them. Not a test: run by hand with
+/// `cargo test -p lam --test attention -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn time_fused_against_composite_on_cpu() {
+    use lam::DeviceExt;
+    let cpu = Device::cpu();
+    let unfused = common::unfused(&cpu);
+    for (b, h, l, d) in [
+        (8, 4, 64, 32),
+        (16, 8, 128, 64),
+        (16, 8, 256, 64),
+        (8, 8, 256, 32),
+    ] {
+        for dev in [&cpu, &unfused] {
+            let q = rnd(&[b, h, l, d], 1, dev).requires_grad_().expect("q");
+            let k = rnd(&[b, h, l, d], 2, dev).requires_grad_().expect("k");
+            let v = rnd(&[b, h, l, d], 3, dev).requires_grad_().expect("v");
+            let options = SdpaOptions {
+                causal: true,
+                ..SdpaOptions::default()
+            };
+            let run = |backward: bool| {
+                let out = Tensor::scaled_dot_product_attention(&q, &k, &v, options).expect("sdpa");
+                if backward {
+                    out.sum_all().expect("sum").backward().expect("backward");
+                }
+                dev.synchronize().expect("sync");
+            };
+            let median = |backward: bool| {
+                let mut times: Vec<f64> = (0..7)
+                    .map(|_| {
+                        let start = std::time::Instant::now();
+                        run(backward);
+                        start.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                times[3]
+            };
+            run(true);
+            let (fwd, step) = (median(false), median(true));
+            let before = dev.stats().bytes_live;
+            let out = Tensor::scaled_dot_product_attention(&q, &k, &v, options).expect("sdpa");
+            let kept = dev.stats().bytes_live.saturating_sub(before);
+            drop(out);
+            eprintln!(
+                "B {b} H {h} L {l} d {d} on {dev}: forward {fwd:.2} ms, forward+backward {step:.2} ms, \
+                 kept for backward {:.2} MiB",
+                kept as f64 / (1 << 20) as f64
+            );
+        }
+    }
+}

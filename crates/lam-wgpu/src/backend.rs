@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use lam_core::backend::{
-    AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, View,
+    WindowGeometry,
 };
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, copy, cross_entropy, elementwise, index, matmul, max_pool, quant, random, reduce,
-    softmax, window,
+    adam, attention, copy, cross_entropy, elementwise, index, matmul, max_pool, quant, random,
+    reduce, softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -143,6 +144,20 @@ impl Backend for WgpuBackend {
 
     fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>> {
         softmax::softmax(&self.gpu, src, log)
+    }
+
+    fn fused_attention(&self, inputs: &AttentionInputs<'_>) -> Result<Option<(Storage, Storage)>> {
+        attention::attention(&self.gpu, inputs)
+    }
+
+    fn fused_attention_grad(
+        &self,
+        inputs: &AttentionInputs<'_>,
+        out: View,
+        stats: View,
+        grad: View,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        attention::attention_grad(&self.gpu, inputs, out, stats, grad)
     }
 
     fn fused_cross_entropy(

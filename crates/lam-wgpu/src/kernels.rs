@@ -62,6 +62,8 @@ shaders! {
     Quant => "quant.wgsl",
     Random => "random.wgsl",
     Softmax => "softmax.wgsl",
+    Attention => "attention.wgsl",
+    AttentionGrad => "attention_grad.wgsl",
     CrossEntropy => "cross_entropy.wgsl",
     Adam => "adam.wgsl",
 }
@@ -83,6 +85,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/index_params.wgsl"),
     snippet!("lib/window_params.wgsl"),
     snippet!("lib/rows.wgsl"),
+    snippet!("lib/attention_params.wgsl"),
     snippet!("lib/range_fault.wgsl"),
 ];
 
@@ -247,6 +250,54 @@ pub(crate) const SCATTER_ROWS: Kernel = kernel(
 );
 pub(crate) const FILL_RANDOM: Kernel = kernel(Shader::Random, "fill_random", &[(1, ReadWrite)]);
 pub(crate) const SOFTMAX: Kernel = kernel(Shader::Softmax, "softmax", &[(1, Read), (3, ReadWrite)]);
+/// q, k, v, mask, out, stats.
+pub(crate) const ATTENTION_FORWARD: Kernel = kernel(
+    Shader::Attention,
+    "attention_forward",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (5, ReadWrite),
+        (6, ReadWrite),
+    ],
+);
+/// out, stats, grad, rows.
+pub(crate) const ATTENTION_ROWS: Kernel = kernel(
+    Shader::Attention,
+    "attention_rows",
+    &[(5, ReadWrite), (6, ReadWrite), (7, Read), (8, ReadWrite)],
+);
+/// q, k, v, mask, grad, rows, dq.
+pub(crate) const ATTENTION_GRAD_Q: Kernel = kernel(
+    Shader::AttentionGrad,
+    "attention_grad_q",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (7, Read),
+        (8, Read),
+        (9, ReadWrite),
+    ],
+);
+/// q, k, v, mask, grad, rows, dk, dv.
+pub(crate) const ATTENTION_GRAD_KV: Kernel = kernel(
+    Shader::AttentionGrad,
+    "attention_grad_kv",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (7, Read),
+        (8, Read),
+        (9, ReadWrite),
+        (10, ReadWrite),
+    ],
+);
 /// logits, targets, grad, loss, faults.
 pub(crate) const CROSS_ENTROPY: Kernel = kernel(
     Shader::CrossEntropy,

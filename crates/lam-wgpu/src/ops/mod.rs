@@ -15,12 +15,14 @@
 //! - [`max_pool`]: max pooling and its gradient
 //! - [`random`]: seeded uniform and normal fills
 //! - [`softmax`]: softmax and log-softmax
+//! - [`attention`]: scaled dot-product attention and its gradient
 //! - [`cross_entropy`]: cross-entropy against class indices
 //! - [`adam`]: the Adam/AdamW step
 //!
 //! Each module is named as its op family, and as its shaders in `shaders/`.
 
 pub(crate) mod adam;
+pub(crate) mod attention;
 pub(crate) mod copy;
 pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
