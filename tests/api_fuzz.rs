@@ -19,6 +19,7 @@ use lam::nn::{
     TransformerEncoderLayer, GRU, LSTM, RNN,
 };
 use lam::prelude::*;
+use lam::{SdpaMask, SdpaOptions};
 
 /// SplitMix64, so a failure names a reproducible seed.
 struct Rng(u64);
@@ -186,6 +187,41 @@ const CALLS: &[(&str, Call)] = &[
     }),
     ("softmax", |r, d| {
         r.tensor(d)?.softmax(r.dim())?.to_vec().map(drop)
+    }),
+    ("scaled_dot_product_attention", |r, d| {
+        let (q, k, v, m) = (r.tensor(d)?, r.tensor(d)?, r.tensor(d)?, r.tensor(d)?);
+        let mask = [None, Some(SdpaMask::Bool(&m)), Some(SdpaMask::Additive(&m))][r.below(3)];
+        let options = SdpaOptions {
+            mask,
+            causal: r.below(2) == 0,
+            scale: [None, Some(r.float())][r.below(2)],
+            dropout_p: [0.0, r.float()][r.below(2)],
+        };
+        Tensor::scaled_dot_product_attention(&q, &k, &v, options)?
+            .to_vec()
+            .map(drop)
+    }),
+    ("scaled_dot_product_attention fitting", |r, d| {
+        // Shapes that mostly fit, with sizes 0 and 1, values with NaN, inf
+        // and 1e30, and gradients.
+        let (b, l, s, e, ev) = (r.below(3), r.below(4), r.below(4), r.below(3), r.below(3));
+        let values = |shape: &[usize], r: &mut Rng| {
+            let n: usize = shape.iter().product();
+            Tensor::from_vec((0..n).map(|_| r.float()).collect(), shape, d)?.requires_grad_()
+        };
+        let q = values(&[b, l, e], r)?;
+        let k = values(&[b, s, e], r)?;
+        let v = values(&[b, s, ev], r)?;
+        let m = values(&[[1, b][r.below(2)], l, [1, s][r.below(2)]], r)?;
+        let mask = [None, Some(SdpaMask::Bool(&m)), Some(SdpaMask::Additive(&m))][r.below(3)];
+        let options = SdpaOptions {
+            mask,
+            causal: r.below(2) == 0,
+            ..SdpaOptions::default()
+        };
+        let y = Tensor::scaled_dot_product_attention(&q, &k, &v, options)?;
+        y.to_vec()?;
+        y.sum_all()?.backward()
     }),
     ("log_softmax", |r, d| {
         r.tensor(d)?.log_softmax(r.dim()).map(drop)
