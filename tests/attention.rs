@@ -300,6 +300,55 @@ conformance!(mha_fused_path_equals_composite, |dev| {
     Ok(())
 });
 
+conformance!(fused_kernels_run_where_the_backend_has_them, |dev| {
+    let (rec, recorder) = lam::testing::Recorder::device(dev);
+    let fused = !common::is_unfused(dev);
+    // The attention alone: the composite's products are the only matmuls.
+    let q = rnd(&[2, 3, 4], 17, &rec).requires_grad_()?;
+    let (k, v) = (rnd(&[2, 5, 4], 18, &rec), rnd(&[2, 5, 3], 19, &rec));
+    let out = Tensor::scaled_dot_product_attention(&q, &k, &v, SdpaOptions::default())?;
+    out.backward_with(&Tensor::ones(out.dims(), &rec)?)?;
+    let matmuls = recorder.calls().get("matmul").copied().unwrap_or(0);
+    if fused != (matmuls == 0) {
+        return Err(Error::invalid(
+            "sdpa",
+            format!("{matmuls} matmuls on {dev}"),
+        ));
+    }
+    // MultiheadAttention without weights skips the two products of the
+    // composite (scores, weights × values) where the kernel runs.
+    let m = MultiheadAttention::new(8, 2, &rec)?;
+    let x = rnd(&[5, 2, 8], 20, &rec);
+    let count = |weights: bool| -> lam::Result<u64> {
+        let before = recorder.calls().get("matmul").copied().unwrap_or(0);
+        no_grad(|| m.forward(&x, &x, &x, None, None, weights))?;
+        Ok(recorder.calls().get("matmul").copied().unwrap_or(0) - before)
+    };
+    let (with, without) = (count(true)?, count(false)?);
+    let skipped = if fused { 2 } else { 0 };
+    if with != without + skipped {
+        return Err(Error::invalid(
+            "mha",
+            format!("matmuls with weights {with}, without {without} on {dev}"),
+        ));
+    }
+    Ok(())
+});
+
+conformance!(head_dims_past_the_kernels_limit_compose, |dev| {
+    // 130 features: above the WGSL kernels' 128, so GPUs decline and
+    // compose; the result is the attention all the same.
+    let (q, k, v) = (
+        rnd(&[2, 130], 21, dev),
+        rnd(&[3, 130], 22, dev),
+        rnd(&[3, 2], 23, dev),
+    );
+    let out = Tensor::scaled_dot_product_attention(&q, &k, &v, SdpaOptions::default())?;
+    let scores = q.matmul(&k.t()?)?.mul_scalar(1.0 / 130f32.sqrt())?;
+    let want = scores.softmax(-1)?.matmul(&v)?;
+    fixture::close("130 features", &out.to_vec()?, &want.to_vec()?, 1e-5, 1e-4)
+});
+
 #[test]
 fn sdpa_bad_input_is_an_error() {
     use lam::DeviceExt;
