@@ -346,7 +346,21 @@ conformance!(head_dims_past_the_kernels_limit_compose, |dev| {
     let out = Tensor::scaled_dot_product_attention(&q, &k, &v, SdpaOptions::default())?;
     let scores = q.matmul(&k.t()?)?.mul_scalar(1.0 / 130f32.sqrt())?;
     let want = scores.softmax(-1)?.matmul(&v)?;
-    fixture::close("130 features", &out.to_vec()?, &want.to_vec()?, 1e-5, 1e-4)
+    fixture::close("130 features", &out.to_vec()?, &want.to_vec()?, 1e-5, 1e-4)?;
+    // No features: every score is 0, so each query averages the values, and
+    // the values' gradient is the output gradient spread evenly.
+    let (q, k) = (rnd(&[2, 0], 24, dev), rnd(&[3, 0], 25, dev));
+    let v = rnd(&[3, 2], 26, dev).requires_grad_()?;
+    let out = Tensor::scaled_dot_product_attention(&q, &k, &v, SdpaOptions::default())?;
+    let mean = v.mean(&[0], true)?.expand(&[2, 2])?;
+    fixture::close("no features", &out.to_vec()?, &mean.to_vec()?, 1e-6, 1e-5)?;
+    out.sum_all()?.backward()?;
+    let dv = v
+        .grad()
+        .map(|g| g.to_vec())
+        .transpose()?
+        .unwrap_or_default();
+    fixture::close("no features, dv", &dv, &[2.0 / 3.0; 6], 1e-6, 1e-5)
 });
 
 #[test]

@@ -111,26 +111,25 @@ pub(crate) fn attention_grad(
     let mut dq = crate::pool::zeroed(bh * l * e)?;
     let mut dk = crate::pool::zeroed(bh * s * e)?;
     let mut dv = crate::pool::zeroed(bh * s * ev)?;
-    type Grads<'g> = ((&'g mut [f32], &'g mut [f32]), &'g mut [f32]);
-    let run = |(head, ((dq, dk), dv)): (usize, Grads<'_>)| {
-        operands.backward_head(head, &saved, dq, dk, dv)
-    };
-    // Chunks of zero length would not split; empty outputs need no work.
-    if bh * l * e == 0 || bh * s * e == 0 || bh * s * ev == 0 {
-        return Ok((dq, dk, dv));
+    // One task per batch·head, owning its rows of dq, dk and dv (some of
+    // which may be empty: E = 0 still has a dv).
+    let mut tasks = Vec::with_capacity(bh);
+    let (mut dq_rest, mut dk_rest, mut dv_rest) = (&mut dq[..], &mut dk[..], &mut dv[..]);
+    for head in 0..bh {
+        let (a, rest) = std::mem::take(&mut dq_rest).split_at_mut(l * e);
+        dq_rest = rest;
+        let (b, rest) = std::mem::take(&mut dk_rest).split_at_mut(s * e);
+        dk_rest = rest;
+        let (c, rest) = std::mem::take(&mut dv_rest).split_at_mut(s * ev);
+        dv_rest = rest;
+        tasks.push((head, a, b, c));
     }
+    type Task<'g> = (usize, &'g mut [f32], &'g mut [f32], &'g mut [f32]);
+    let run = |(head, dq, dk, dv): Task<'_>| operands.backward_head(head, &saved, dq, dk, dv);
     if shape.work() >= PAR_MIN_WORK {
-        dq.par_chunks_mut(l * e)
-            .zip(dk.par_chunks_mut(s * e))
-            .zip(dv.par_chunks_mut(s * ev))
-            .enumerate()
-            .try_for_each(run)?;
+        tasks.into_par_iter().try_for_each(run)?;
     } else {
-        dq.chunks_mut(l * e)
-            .zip(dk.chunks_mut(s * e))
-            .zip(dv.chunks_mut(s * ev))
-            .enumerate()
-            .try_for_each(run)?;
+        tasks.into_iter().try_for_each(run)?;
     }
     Ok((dq, dk, dv))
 }
