@@ -1,4 +1,4 @@
-// What both matmul kernels share: the parameter block, the operand and bias
+// What every matmul kernel shares: the parameter block, the operand and bias
 // bindings, and the epilogue that applies `fused_linear`'s bias and ReLU as
 // the output is written (bit 0 of EPILOGUE: add the bias row at binding 4;
 // bit 1: a ReLU). Without bit 0 the host binds any buffer there; it is not
@@ -34,6 +34,15 @@ override EPILOGUE: u32 = 0u;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+// Element i of A or B (scalar loads of the general modes).
+fn a_at(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
+fn b_at(i: u32) -> f32 {
+    return b[i >> 2u][i & 3u];
+}
 
 // Each grid dimension is at most GRID_MAX; larger extents loop.
 const GRID_MAX: u32 = 65535u;

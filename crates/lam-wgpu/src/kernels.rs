@@ -55,6 +55,8 @@ shaders! {
     Reduce => "reduce.wgsl",
     Matmul => "matmul.wgsl",
     MatmulLarge => "matmul_large.wgsl",
+    MatmulSubgroup => "matmul_subgroup.wgsl",
+    MatmulCoop => "matmul_coop.wgsl",
     Index => "index.wgsl",
     IndexScatter => "index_scatter.wgsl",
     Window => "window.wgsl",
@@ -82,6 +84,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/nan.wgsl"),
     snippet!("lib/elementwise_views.wgsl"),
     snippet!("lib/matmul_io.wgsl"),
+    snippet!("lib/matmul_tile64.wgsl"),
     snippet!("lib/index_params.wgsl"),
     snippet!("lib/window_params.wgsl"),
     snippet!("lib/rows.wgsl"),
@@ -90,6 +93,20 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
 ];
 
 impl Shader {
+    /// The device features the shader needs beyond WebGPU's baseline; it is
+    /// compiled only on devices opened with them.
+    pub(crate) fn features(self) -> wgpu::Features {
+        match self {
+            Shader::MatmulSubgroup => wgpu::Features::SUBGROUP,
+            Shader::MatmulCoop => {
+                wgpu::Features::SUBGROUP
+                    | wgpu::Features::SHADER_F16
+                    | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+            }
+            _ => wgpu::Features::empty(),
+        }
+    }
+
     /// The WGSL text as pipelines compile it, includes expanded (once per
     /// process), or why the expansion failed.
     pub(crate) fn source(self) -> Result<&'static Expanded, &'static str> {
@@ -119,6 +136,8 @@ pub struct ShaderSource {
     pub text: Result<String, String>,
     /// The snippets of `shaders/lib/` it includes, directly or not.
     pub includes: Vec<&'static str>,
+    /// The device features it needs (empty: WebGPU's baseline).
+    pub features: wgpu::Features,
 }
 
 /// Every shader, expanded exactly as the pipelines get it, and every
@@ -136,6 +155,7 @@ pub fn shader_sources() -> (Vec<ShaderSource>, Vec<&'static str>) {
                     .map(|e| e.text.clone())
                     .map_err(|why| why.to_string()),
                 includes: expanded.map(|e| e.includes.clone()).unwrap_or_default(),
+                features: s.features(),
             }
         })
         .collect();
@@ -199,6 +219,18 @@ pub(crate) const MATMUL: Kernel = kernel(
 pub(crate) const MATMUL_LARGE: Kernel = kernel(
     Shader::MatmulLarge,
     "matmul_large",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
+);
+/// a, b, c, bias: matmul.wgsl's tiles with A shared through subgroup shuffles.
+pub(crate) const MATMUL_SUBGROUP: Kernel = kernel(
+    Shader::MatmulSubgroup,
+    "matmul_subgroup",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
+);
+/// a, b, c, bias: f16 x f16 + f32 cooperative matrices.
+pub(crate) const MATMUL_COOP: Kernel = kernel(
+    Shader::MatmulCoop,
+    "matmul_coop",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );
 /// The binding of the device's fault words (lib/range_fault.wgsl), last in

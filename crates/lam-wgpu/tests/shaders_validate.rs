@@ -38,9 +38,35 @@ fn wgsl_files(sub: &str) -> Vec<String> {
     files
 }
 
+/// naga's capabilities for wgpu device features a shader needs.
+fn capabilities(features: lam_wgpu::wgpu::Features) -> Capabilities {
+    use lam_wgpu::wgpu::Features as F;
+    let mut caps = Capabilities::default();
+    for (feature, cap) in [
+        (F::SUBGROUP, Capabilities::SUBGROUP),
+        (F::SHADER_F16, Capabilities::SHADER_FLOAT16),
+        (
+            F::EXPERIMENTAL_COOPERATIVE_MATRIX,
+            Capabilities::COOPERATIVE_MATRIX,
+        ),
+    ] {
+        if features.contains(feature) {
+            caps |= cap;
+        }
+    }
+    caps
+}
+
 /// Translates one entry point of a validated module to every target,
-/// returning "target: error" strings for the ones that fail.
-fn translate(module: &naga::Module, info: &naga::valid::ModuleInfo, entry: &str) -> Vec<String> {
+/// returning "target: error" strings for the ones that fail. Shaders that
+/// need device features go to SPIR-V only: the features exist on Vulkan
+/// (and the Vulkan driver is where lam uses them).
+fn translate(
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    entry: &str,
+    baseline: bool,
+) -> Vec<String> {
     let mut failures = Vec::new();
     // Overrides take their WGSL defaults here; wgpu substitutes the real
     // values per pipeline the same way before handing the module to a backend.
@@ -62,6 +88,9 @@ fn translate(module: &naga::Module, info: &naga::valid::ModuleInfo, entry: &str)
         Some(&spv_pipeline),
     ) {
         failures.push(format!("SPIR-V: {e}"));
+    }
+    if !baseline {
+        return failures;
     }
 
     let msl_pipeline = naga::back::msl::PipelineOptions {
@@ -134,8 +163,12 @@ fn every_shader_validates_and_translates_to_all_targets() {
             }
         };
         // Default capabilities are what WebGPU guarantees everywhere: no f16,
-        // no subgroups, no f64.
-        let mut validator = Validator::new(ValidationFlags::all(), Capabilities::default());
+        // no subgroups, no f64; a shader gets more only for the device
+        // features kernels.rs says it needs.
+        let mut validator = Validator::new(ValidationFlags::all(), capabilities(shader.features));
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
         let info = match validator.validate(&module) {
             Ok(info) => info,
             Err(e) => {
@@ -153,7 +186,7 @@ fn every_shader_validates_and_translates_to_all_targets() {
             failures.push(format!("{name}: no compute entry point"));
         }
         for entry in entries {
-            for f in translate(&module, &info, &entry) {
+            for f in translate(&module, &info, &entry, shader.features.is_empty()) {
                 failures.push(format!("{name}::{entry}: {f}"));
             }
         }
