@@ -78,6 +78,8 @@ pub(crate) struct Gpu {
     fault: Arc<Mutex<Option<String>>>,
     /// Errors wgpu reported outside any error scope, drained at each sync.
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// What the matmul kernels may use and what autotuning chose.
+    pub matmul: crate::ops::matmul::MatmulState,
     /// A 16-byte buffer for kernel bindings a variant never touches.
     pub scratch: wgpu::Buffer,
     /// Where index kernels record an out-of-range index (see `fault.rs`).
@@ -121,6 +123,7 @@ impl Gpu {
         info: wgpu::AdapterInfo,
         limits: GpuLimits,
         timestamps: bool,
+        matmul: crate::ops::matmul::MatmulState,
     ) -> Gpu {
         let timer = if timestamps {
             KernelTimer::new(&queue)
@@ -153,6 +156,7 @@ impl Gpu {
             queue,
             info,
             limits,
+            matmul,
             state: Mutex::new(State {
                 pending: Pending::default(),
                 pool: BufferPool::new(BufferPool::cap_for(limits.max_buffer)),

@@ -48,6 +48,8 @@ pub struct GpuOptions {
     /// Keep at most this many bytes of upload staging buffers instead of
     /// 64 MiB (to test that budget).
     pub max_upload_staging: Option<u64>,
+    /// Matmul precision, a forced kernel, autotuning and its cache.
+    pub matmul: crate::MatmulOptions,
 }
 
 /// Every adapter wgpu finds on every backend, best first.
@@ -95,7 +97,9 @@ pub fn gpu_device(opts: &GpuOptions) -> Result<Device> {
 }
 
 /// The process-wide GPU device, opened on first use from the best adapter
-/// (or the one whose name contains `$LAM_ADAPTER`). Every call returns the
+/// (or the one whose name contains `$LAM_ADAPTER`), with the matmul
+/// settings of `LAM_MATMUL_PRECISION` and `LAM_MATMUL_KERNEL`
+/// ([`crate::MatmulOptions::from_env`]). Every call returns the
 /// same [`Device`], so tensors from separate calls work together. A failure
 /// is remembered too: the adapters will not change within a process.
 pub fn default_gpu() -> Result<Device> {
@@ -104,6 +108,7 @@ pub fn default_gpu() -> Result<Device> {
         .get_or_init(|| {
             let opts = GpuOptions {
                 adapter: std::env::var("LAM_ADAPTER").ok().filter(|s| !s.is_empty()),
+                matmul: crate::MatmulOptions::from_env(),
                 ..GpuOptions::default()
             };
             gpu_device(&opts)
@@ -262,14 +267,35 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
     let limits = adapter.limits();
     // Timestamp queries cost nothing until the profiler uses them.
     let timestamps = adapter.features().contains(timing::FEATURES);
+    // Faster matmul kernels, where the adapter offers their features.
+    let matmul_features = crate::ops::matmul::features(&opts.matmul) & adapter.features();
+    let coop_configs = if matmul_features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        adapter.cooperative_matrix_properties()
+    } else {
+        Vec::new()
+    };
     let desc = wgpu::DeviceDescriptor {
         label: Some("lam"),
-        required_features: if timestamps {
-            timing::FEATURES
-        } else {
-            wgpu::Features::empty()
-        },
+        required_features: matmul_features
+            | if timestamps {
+                timing::FEATURES
+            } else {
+                wgpu::Features::empty()
+            },
         required_limits: limits.clone(),
+        experimental_features: if matmul_features
+            .intersects(wgpu::Features::all_experimental_mask())
+        {
+            // SAFETY: wgpu asks callers of experimental features to accept
+            // that their implementation may still have bugs. lam asks for
+            // one (cooperative matrices) only under MatmulPrecision::High,
+            // uses it in one kernel, and checks that kernel's results
+            // against the f32 kernel before using it (ops/matmul/coop.rs).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        },
         ..Default::default()
     };
     // wgpu documents panics for impossible requests; ours never are, but a
@@ -290,6 +316,12 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
             .max_upload_staging
             .unwrap_or(crate::staging::WRITE_STAGING_BYTES),
     };
+    let matmul = crate::ops::matmul::MatmulState::new(
+        opts.matmul.clone(),
+        info,
+        device.features(),
+        &coop_configs,
+    )?;
     let gpu = Gpu::new(
         instance,
         device,
@@ -297,6 +329,7 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         info.clone(),
         gpu_limits,
         timestamps,
+        matmul,
     );
     // Some drivers advertise compute but cannot compile it: NVIDIA's EGL
     // gives wgpu's GL backend a context whose GLSL version lacks compute

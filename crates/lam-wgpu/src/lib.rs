@@ -42,5 +42,8 @@ pub use device::{
 };
 #[doc(hidden)]
 pub use kernels::{shader_sources, ShaderSource};
+pub use ops::matmul::{
+    autotune_matmul, matmul_kernel_for, MatmulKernel, MatmulOptions, MatmulPrecision,
+};
 pub use storage::{simulate_device_loss, GpuStorage};
 pub use wgpu;

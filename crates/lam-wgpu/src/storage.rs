@@ -60,6 +60,11 @@ impl GpuStorage {
         &self.buffer
     }
 
+    /// The device the buffer lives on.
+    pub(crate) fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
     /// Wraps this storage as a lam [`Storage`].
     pub(crate) fn into_storage(self) -> Storage {
         Arc::new(self)

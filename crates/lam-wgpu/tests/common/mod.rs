@@ -29,6 +29,11 @@ pub fn gpus(test: &str) -> Vec<Device> {
 
 /// A fresh device on the same adapter as `shared` (same name and backend).
 pub fn private_device(shared: &Device, opts: GpuOptions) -> Device {
+    try_private_device(shared, opts).expect("a second device on the same adapter")
+}
+
+/// [`private_device`], or why the adapter cannot open one with `opts`.
+pub fn try_private_device(shared: &Device, opts: GpuOptions) -> lam_core::Result<Device> {
     let info = lam_wgpu::list_adapters()
         .into_iter()
         .find(|a| shared.name().ends_with(&a.name) && shared.name().starts_with(a.backend.to_str()))
@@ -38,7 +43,7 @@ pub fn private_device(shared: &Device, opts: GpuOptions) -> Device {
         backends: Some(info.backend.into()),
         ..opts
     };
-    gpu_device(&opts).expect("a second device on the same adapter")
+    gpu_device(&opts)
 }
 
 /// The reference backend.

@@ -1,12 +1,50 @@
 //! Batched matmul on awkward shapes (1, 3, 17, 63, 129, tile multiples and
 //! near misses, K = 0) with transposed, batch-broadcast and narrowed
-//! operands, so every load mode and the edge paths run, against the CPU.
+//! operands, so every load mode and the edge paths run, against the CPU:
+//! on each device's own choice of kernel, then on every kernel forced in
+//! turn where the device can run it.
 
 use lam_core::backend::LinearActivation;
-use lam_core::Layout;
+use lam_core::{Backend, Device, Layout};
+use lam_wgpu::{GpuOptions, MatmulKernel, MatmulOptions, MatmulPrecision};
 
 use super::{on_every_gpu, pair};
 use crate::common::*;
+
+/// Runs `check(device, cpu, f16)` on a private device per GPU that forces
+/// each kernel in `kernels` (with `MatmulPrecision::High` for the
+/// cooperative one, whose inputs are f16: `f16` is then true). Kernels a
+/// device cannot run are reported and skipped.
+pub(crate) fn on_every_kernel(
+    test: &str,
+    kernels: &[MatmulKernel],
+    check: impl Fn(&Device, &dyn Backend, bool),
+) {
+    on_every_gpu(test, |shared, cpu| {
+        for &kernel in kernels {
+            let f16 = kernel == MatmulKernel::Coop;
+            let opts = GpuOptions {
+                matmul: MatmulOptions {
+                    kernel: Some(kernel),
+                    precision: if f16 {
+                        MatmulPrecision::High
+                    } else {
+                        MatmulPrecision::Highest
+                    },
+                    ..MatmulOptions::default()
+                },
+                ..GpuOptions::default()
+            };
+            match try_private_device(shared, opts) {
+                Ok(dev) => {
+                    eprintln!("{test}: kernel {} on {}", kernel.name(), dev.name());
+                    check(&dev, cpu, f16);
+                }
+                Err(e) => eprintln!("{test}: kernel {} skipped: {e}", kernel.name()),
+            }
+        }
+    });
+}
 
 /// `[b, r, c]` views for matmul operands: plain, transposed storage, a
 /// broadcast batch (stride 0), and an odd-offset narrowed view.
@@ -42,6 +80,20 @@ fn matmul_views(b: usize, r: usize, c: usize) -> Vec<ViewCase> {
 
 #[test]
 fn matmul_matches_cpu_on_awkward_shapes_and_strides() {
+    on_every_gpu("matmul", |dev, cpu| awkward_shapes(dev, cpu, false));
+}
+
+#[test]
+fn every_kernel_forced_matches_cpu_on_awkward_shapes_and_strides() {
+    // Tile128 runs only tile-aligned products (its own test below), and
+    // falls back to Tile64 on these.
+    let kernels = [MatmulKernel::Subgroup, MatmulKernel::Coop];
+    on_every_kernel("matmul (forced kernels)", &kernels, awkward_shapes);
+}
+
+/// The awkward shapes and views on `dev`'s kernel choice, against `cpu`,
+/// with tolerances for f16 inputs if `f16`.
+fn awkward_shapes(dev: &Device, cpu: &dyn Backend, f16: bool) {
     // (batch, m, k, n): ones, primes, tile multiples and near-misses.
     let shapes = [
         (1, 1, 1, 1),
@@ -54,7 +106,7 @@ fn matmul_matches_cpu_on_awkward_shapes_and_strides() {
         (2, 68, 36, 44),
         (1, 7, 0, 9),
     ];
-    on_every_gpu("matmul", |dev, cpu| {
+    {
         let gpu = dev.backend();
         for (batch, m, k, n) in shapes {
             let (avs, bvs) = (matmul_views(batch, m, k), matmul_views(batch, k, n));
@@ -71,23 +123,56 @@ fn matmul_matches_cpu_on_awkward_shapes_and_strides() {
                         .expect("cpu matmul");
                     let out = [batch, m, n];
                     let case = format!("matmul {batch}x{m}x{k}x{n} {} x {}", av.name, bv.name);
-                    // Rounding grows with the reduction length K.
-                    let atol = 1e-6 * (k.max(1) as f32) * 4.0;
+                    let (atol, rtol) = tolerances(k, f16);
                     assert_close(
                         &case,
                         &down(gpu, &got, &out),
                         &down(cpu, &want, &out),
                         atol,
-                        1e-5,
+                        rtol,
                     );
                 }
             }
         }
-    });
+    }
 }
 
 #[test]
 fn large_tile_matmul_matches_cpu_for_every_load_mode() {
+    on_every_gpu("matmul (large tiles)", |dev, cpu| {
+        large_products(dev, cpu, false)
+    });
+}
+
+#[test]
+fn every_kernel_forced_matches_cpu_on_large_products_and_epilogues() {
+    let kernels = [
+        MatmulKernel::Tile64,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Coop,
+    ];
+    on_every_kernel(
+        "matmul (forced kernels, large)",
+        &kernels,
+        |dev, cpu, f16| {
+            large_products(dev, cpu, f16);
+            fused_linear_epilogues(dev, cpu, f16);
+        },
+    );
+}
+
+/// Absolute and relative tolerances for a reduction of length `k` over
+/// values in [-1, 1]: f32 rounding, or f16 inputs (off by up to 2^-11 each).
+fn tolerances(k: usize, f16: bool) -> (f32, f32) {
+    if f16 {
+        (2f32.powi(-10) * k.max(1) as f32 * 4.0, 1e-2)
+    } else {
+        (1e-6 * k.max(1) as f32 * 4.0, 1e-5)
+    }
+}
+
+/// Products of 64 tiles of 128 x 128 with each operand plain or transposed.
+fn large_products(dev: &Device, cpu: &dyn Backend, f16: bool) {
     // 16 batches of 256 x 256 give 64 tiles of 128 x 128, enough for the
     // large kernel (matmul_large.wgsl); each operand plain or transposed.
     let (batch, m, k, n) = (16, 256, 48, 256);
@@ -97,7 +182,7 @@ fn large_tile_matmul_matches_cpu_for_every_load_mode() {
             .permute(&[0, 2, 1])
             .unwrap()
     };
-    on_every_gpu("matmul (large tiles)", |dev, cpu| {
+    {
         let gpu = dev.backend();
         let (ga, ca) = pair(gpu, cpu, &values(batch * m * k, 81, -1.0, 1.0));
         let (gb, cb) = pair(gpu, cpu, &values(batch * k * n, 82, -1.0, 1.0));
@@ -106,23 +191,30 @@ fn large_tile_matmul_matches_cpu_for_every_load_mode() {
                 let got = gpu.matmul((&ga, &la), (&gb, &lb)).expect("gpu matmul");
                 let want = cpu.matmul((&ca, &la), (&cb, &lb)).expect("cpu matmul");
                 let out = [batch, m, n];
+                let (atol, rtol) = tolerances(k, f16);
                 assert_close(
                     &format!("large matmul {an} x {bn}"),
                     &down(gpu, &got, &out),
                     &down(cpu, &want, &out),
-                    1e-6 * k as f32 * 4.0,
-                    1e-5,
+                    atol,
+                    rtol,
                 );
             }
         }
-    });
+    }
 }
 
 #[test]
 fn fused_linear_epilogues_match_cpu_on_both_kernels() {
-    // [m, k] x [k, n] (+ bias) (ReLU): an edge-checked small product, and
-    // one of 8 x 8 tiles of 128 (64 tiles: the large kernel).
     on_every_gpu("fused_linear", |dev, cpu| {
+        fused_linear_epilogues(dev, cpu, false)
+    });
+}
+
+/// `fused_linear` with and without bias and ReLU: an edge-checked small
+/// product, and one of 8 x 8 tiles of 128 (64 tiles: the large kernel).
+fn fused_linear_epilogues(dev: &Device, cpu: &dyn Backend, f16: bool) {
+    {
         let gpu = dev.backend();
         for (m, k, n) in [(37, 20, 51), (1024, 32, 1024)] {
             let (gx, cx) = pair(gpu, cpu, &values(m * k, 91, -1.0, 1.0));
@@ -148,15 +240,16 @@ fn fused_linear_epilogues_match_cpu_on_both_kernels() {
                         .fused_linear((&cx, &lx), (&cw, &lw), cbias, act)
                         .expect("cpu fused_linear")
                         .expect("the cpu fuses");
+                    let (atol, rtol) = tolerances(k, f16);
                     assert_close(
                         &format!("fused_linear {m}x{k}x{n} {act:?} bias {with_bias}"),
                         &down(gpu, &got, &[m, n]),
                         &down(cpu, &want, &[m, n]),
-                        1e-6 * k as f32 * 4.0,
-                        1e-5,
+                        atol,
+                        rtol,
                     );
                 }
             }
         }
-    });
+    }
 }

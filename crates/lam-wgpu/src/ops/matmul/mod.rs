@@ -1,15 +1,29 @@
-//! Batched matrix product (matmul.wgsl): `[B, M, K] x [B, K, N] -> [B, M, N]`
-//! with any strides, so transposes and broadcast batches (stride 0) are
-//! folded into the kernel's loads rather than copied.
+//! Batched matrix product: `[B, M, K] x [B, K, N] -> [B, M, N]` with any
+//! strides, so transposes and broadcast batches (stride 0) are folded into
+//! the kernels' loads rather than copied.
 //!
-//! [`MatmulVariant`] picks the pipeline: for each operand, vec4 loads along
-//! whichever dim has stride 1 when the alignment allows, scalar loads
-//! otherwise; and an edge-check-free path when every dim is a tile multiple.
-//! Large products whose sizes are multiples of 128 (and 16 along K) with
-//! vec4-loadable operands go to matmul_large.wgsl instead (128 x 128 tiles,
-//! 8 x 8 per thread), when there are enough tiles to fill a GPU; the
-//! variable `LAM_MATMUL_TILES` (`64` or `128`) overrides that choice, for
-//! benchmarking one kernel against the other.
+//! Four kernels ([`MatmulKernel`]) compute it:
+//! - `Tile64` (matmul.wgsl): 64 x 64 tiles, every shape and view;
+//! - `Tile128` (matmul_large.wgsl): 128 x 128 tiles, 8 x 8 per thread, for
+//!   products whose sizes are multiples of 128 (16 along K) with vec4-loadable
+//!   operands;
+//! - `Subgroup` (matmul_subgroup.wgsl): `Tile64` sharing A through subgroup
+//!   shuffles, where the device has `SUBGROUP`;
+//! - `Coop` (matmul_coop.wgsl): f16 x f16 + f32 cooperative matrices (tensor
+//!   cores), only on devices opened with [`MatmulPrecision::High`].
+//!
+//! Which one runs is decided per product in `choice.rs` (a forced kernel,
+//! the autotuned choice for the shape class, or a size rule); `autotune.rs`
+//! times the candidates and `cache.rs` keeps the choices on disk; `coop.rs`
+//! decides whether the cooperative kernel can run and checks it once per
+//! device. Each kernel has a variant per load mode: for each operand, vec4
+//! loads along whichever dim has stride 1 when the alignment allows, scalar
+//! loads otherwise ([`MatmulVariant`]).
+
+mod autotune;
+mod cache;
+mod choice;
+mod coop;
 
 use std::sync::Arc;
 
@@ -18,16 +32,20 @@ use lam_core::{DType, Error, Layout, Result, Storage};
 
 use super::{input, output};
 use crate::context::Gpu;
-use crate::kernels::{MATMUL, MATMUL_LARGE};
+use crate::kernels::{MATMUL, MATMUL_COOP, MATMUL_LARGE, MATMUL_SUBGROUP};
 use crate::params::{to_u32, MatmulParams};
+use crate::storage::GpuStorage;
+
+pub use autotune::autotune_matmul;
+pub(crate) use choice::MatmulState;
+pub use choice::{matmul_kernel_for, MatmulKernel, MatmulOptions, MatmulPrecision};
 
 const TILE: usize = 64;
 const TK: usize = 16;
 /// Tile side of matmul_large.wgsl.
 const LARGE_TILE: usize = 128;
-/// Fewest 128 x 128 tiles for which the large kernel is chosen: below this
-/// the 64 x 64 kernel's four times as many workgroups occupy more of the GPU.
-const LARGE_MIN_TILES: usize = 64;
+/// Tile side of matmul_coop.wgsl.
+const COOP_TILE: usize = 64;
 const GRID_MAX: usize = 65_535;
 
 /// The pipeline constants of one matmul variant (see matmul.wgsl).
@@ -38,9 +56,19 @@ pub(crate) struct MatmulVariant {
     pub aligned: bool,
 }
 
+/// The device features the matmul kernels allowed by `options` can use;
+/// a device is opened with those its adapter offers.
+pub(crate) fn features(options: &MatmulOptions) -> wgpu::Features {
+    let subgroup = wgpu::Features::SUBGROUP;
+    match options.precision {
+        MatmulPrecision::Highest => subgroup,
+        MatmulPrecision::High => subgroup | coop::FEATURES,
+    }
+}
+
 /// `lhs [B, M, K] x rhs [B, K, N]` (rank 2 means B = 1).
 pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
-    product(gpu, lhs, rhs, None, LinearActivation::Identity)
+    product(gpu, lhs, rhs, None, LinearActivation::Identity, None)
 }
 
 /// `act(input [M, K] x weight [K, N] + bias [N])`, the bias and activation
@@ -60,17 +88,53 @@ pub(crate) fn linear(
     }
     input.1.expect_rank("fused_linear", "input [M, K]", 2)?;
     weight.1.expect_rank("fused_linear", "weight [K, N]", 2)?;
-    product(gpu, input, weight, bias, act).map(Some)
+    product(gpu, input, weight, bias, act, None).map(Some)
 }
 
-/// The product with the optional bias and activation epilogue.
+/// One product, checked and packed, ready to be launched on any kernel.
+pub(crate) struct Job<'a> {
+    a: &'a GpuStorage,
+    b: &'a GpuStorage,
+    bias: Option<&'a GpuStorage>,
+    out: GpuStorage,
+    p: MatmulParams,
+    v: MatmulVariant,
+    epilogue: u32,
+    /// No output elements: nothing to launch.
+    empty: bool,
+}
+
+/// The product with the optional bias and activation epilogue, on `kernel`
+/// when given (it must be able to run this product), else on the kernel
+/// `choice.rs` picks.
 fn product(
     gpu: &Arc<Gpu>,
     lhs: View,
     rhs: View,
     bias: Option<View>,
     act: LinearActivation,
+    kernel: Option<MatmulKernel>,
 ) -> Result<Storage> {
+    let job = prepare(gpu, lhs, rhs, bias, act)?;
+    if job.empty {
+        return Ok(job.out.into_storage());
+    }
+    let kernel = match kernel {
+        Some(k) => k,
+        None => choice::choose(gpu, &job)?,
+    };
+    launch(gpu, &job, kernel)?;
+    Ok(job.out.into_storage())
+}
+
+/// Checks the operands, packs the parameters and allocates the output.
+fn prepare<'a>(
+    gpu: &Arc<Gpu>,
+    lhs: View<'a>,
+    rhs: View<'a>,
+    bias: Option<View<'a>>,
+    act: LinearActivation,
+) -> Result<Job<'a>> {
     let (a, la) = input(gpu, "matmul", lhs, Some(DType::F32))?;
     let (b, lb) = input(gpu, "matmul", rhs, Some(DType::F32))?;
     let [ba, m, k, a_sb, a_sm, a_sk] = batched(la)?;
@@ -92,9 +156,6 @@ fn product(
             limit: gpu.limits.max_binding,
         })?;
     let out = output(gpu, "matmul", numel, DType::F32)?;
-    if numel == 0 {
-        return Ok(out.into_storage());
-    }
     let bias = match bias {
         None => None,
         Some(view) => {
@@ -129,44 +190,68 @@ fn product(
         bias_offset: to_u32("matmul", bias.map_or(0, |(_, o)| o))?,
         _pad: [0; 3],
     };
-    let v = variant(&p);
+    Ok(Job {
+        a,
+        b,
+        bias: bias.map(|(s, _)| s),
+        out,
+        v: variant(&p),
+        p,
+        epilogue,
+        empty: numel == 0,
+    })
+}
+
+/// Records the dispatch of `job` on `kernel`.
+fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
+    let (p, v) = (&job.p, &job.v);
     // Without a bias the kernel does not read binding 4, but it must be
     // bound: A's buffer serves (two read-only bindings of one buffer are fine).
-    let bias_buffer = bias.map_or(a.buffer(), |(s, _)| s.buffer());
-    let buffers = [a.buffer(), b.buffer(), out.buffer(), bias_buffer];
-    if use_large(&p, &v) {
-        let grid = [
-            (n / LARGE_TILE).min(GRID_MAX) as u32,
-            (m / LARGE_TILE).min(GRID_MAX) as u32,
-            batch.min(GRID_MAX) as u32,
-        ];
-        let modes = [
-            ("A_MODE", f64::from(v.a_mode)),
-            ("B_MODE", f64::from(v.b_mode)),
-            ("EPILOGUE", f64::from(epilogue)),
-        ];
-        gpu.dispatch(MATMUL_LARGE, &modes, bytemuck::bytes_of(&p), &buffers, grid)?;
-        return Ok(out.into_storage());
-    }
-    // The kernel loops over tiles and batches beyond GRID_MAX per dimension.
-    let grid = [
-        n.div_ceil(TILE).min(GRID_MAX) as u32,
-        m.div_ceil(TILE).min(GRID_MAX) as u32,
-        batch.min(GRID_MAX) as u32,
+    let bias_buffer = job.bias.map_or(job.a.buffer(), |s| s.buffer());
+    let buffers = [
+        job.a.buffer(),
+        job.b.buffer(),
+        job.out.buffer(),
+        bias_buffer,
     ];
-    gpu.dispatch(
-        MATMUL,
-        &[
-            ("A_MODE", f64::from(v.a_mode)),
-            ("B_MODE", f64::from(v.b_mode)),
-            ("ALIGNED", if v.aligned { 1.0 } else { 0.0 }),
-            ("EPILOGUE", f64::from(epilogue)),
-        ],
-        bytemuck::bytes_of(&p),
-        &buffers,
-        grid,
-    )?;
-    Ok(out.into_storage())
+    let (m, n, batch) = (p.m as usize, p.n as usize, p.batch as usize);
+    let grid = |tile: usize| {
+        [
+            n.div_ceil(tile).min(GRID_MAX) as u32,
+            m.div_ceil(tile).min(GRID_MAX) as u32,
+            batch.min(GRID_MAX) as u32,
+        ]
+    };
+    let modes = [
+        ("A_MODE", f64::from(v.a_mode)),
+        ("B_MODE", f64::from(v.b_mode)),
+        ("EPILOGUE", f64::from(job.epilogue)),
+    ];
+    let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
+    let params = bytemuck::bytes_of(p);
+    match kernel {
+        MatmulKernel::Tile128 => {
+            gpu.dispatch(MATMUL_LARGE, &modes, params, &buffers, grid(LARGE_TILE))
+        }
+        MatmulKernel::Tile64 => {
+            let constants = [modes[0], modes[1], aligned, modes[2]];
+            gpu.dispatch(MATMUL, &constants, params, &buffers, grid(TILE))
+        }
+        MatmulKernel::Subgroup => {
+            let group = gpu.matmul.subgroup_group().ok_or_else(|| {
+                Error::Device("the subgroup matmul kernel needs subgroups of 4+ lanes".into())
+            })?;
+            let constants = [
+                modes[0],
+                modes[1],
+                aligned,
+                modes[2],
+                ("GROUP", f64::from(group)),
+            ];
+            gpu.dispatch(MATMUL_SUBGROUP, &constants, params, &buffers, grid(TILE))
+        }
+        MatmulKernel::Coop => gpu.dispatch(MATMUL_COOP, &modes, params, &buffers, grid(COOP_TILE)),
+    }
 }
 
 /// The fastest variant the strides and sizes allow.
@@ -202,39 +287,16 @@ pub(crate) fn variant(p: &MatmulParams) -> MatmulVariant {
     }
 }
 
-/// Which kernel `LAM_MATMUL_TILES` asks for: `Some(64)`, `Some(128)`, or
-/// `None` to choose by size. Read once.
-fn forced_tiles() -> Option<usize> {
-    static FORCED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *FORCED.get_or_init(|| match std::env::var("LAM_MATMUL_TILES").ok()?.trim() {
-        "64" => Some(TILE),
-        "128" => Some(LARGE_TILE),
-        other => {
-            eprintln!("lam-wgpu: ignoring LAM_MATMUL_TILES={other:?} (expected 64 or 128)");
-            None
-        }
-    })
-}
-
-/// True when matmul_large.wgsl can run `p` and is the better choice.
-fn use_large(p: &MatmulParams, v: &MatmulVariant) -> bool {
+/// True when matmul_large.wgsl can run `p`: sizes multiples of its tile
+/// (16 along K) and both operands vec4-loadable.
+fn fits_large(p: &MatmulParams, v: &MatmulVariant) -> bool {
     let large = LARGE_TILE as u32;
-    let fits = p.m.is_multiple_of(large)
+    p.m.is_multiple_of(large)
         && p.n.is_multiple_of(large)
         && p.k.is_multiple_of(TK as u32)
         && p.k > 0
         && v.a_mode >= 2
-        && v.b_mode >= 2;
-    if !fits {
-        return false;
-    }
-    match forced_tiles() {
-        Some(t) => t == LARGE_TILE,
-        None => {
-            let tiles = (p.m / large) as usize * (p.n / large) as usize * p.batch as usize;
-            tiles >= LARGE_MIN_TILES
-        }
-    }
+        && v.b_mode >= 2
 }
 
 /// `[batch, rows, cols, batch stride, row stride, col stride]` of a rank-2

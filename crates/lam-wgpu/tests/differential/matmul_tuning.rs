@@ -1,0 +1,146 @@
+//! Matmul autotuning on real devices: off, it keeps the size rule; on, it
+//! times a class once, saves the choice, and a second device reads it back;
+//! a corrupt cache file is ignored and rewritten. Products stay correct
+//! against the CPU throughout. Shapes are tiny (software adapters are slow).
+
+use std::path::{Path, PathBuf};
+
+use lam_core::{Backend, Device, Layout};
+use lam_wgpu::{autotune_matmul, matmul_kernel_for, GpuOptions, MatmulKernel, MatmulOptions};
+
+use super::{on_every_gpu, pair};
+use crate::common::*;
+
+/// A fresh directory for one test on one adapter.
+fn temp_dir(test: &str, dev: &Device) -> PathBuf {
+    let tag: String = dev
+        .name()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect();
+    let dir = std::env::temp_dir().join(format!("lam-{test}-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A private device on `shared`'s adapter with autotuning `on` and its
+/// cache in `dir`.
+fn tuned_device(shared: &Device, on: bool, dir: &Path) -> Device {
+    private_device(
+        shared,
+        GpuOptions {
+            matmul: MatmulOptions {
+                autotune: Some(on),
+                cache_dir: Some(dir.to_path_buf()),
+                ..MatmulOptions::default()
+            },
+            ..GpuOptions::default()
+        },
+    )
+}
+
+/// The cache files in `dir`.
+fn cache_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default()
+}
+
+/// `[m, k] x [k, n]` on `dev` against the CPU.
+fn check_product(dev: &Device, cpu: &dyn Backend, m: usize, k: usize, n: usize) {
+    let gpu = dev.backend();
+    let (ga, ca) = pair(gpu, cpu, &values(m * k, 11, -1.0, 1.0));
+    let (gb, cb) = pair(gpu, cpu, &values(k * n, 12, -1.0, 1.0));
+    let (la, lb) = (
+        Layout::contiguous(&[1, m, k]),
+        Layout::contiguous(&[1, k, n]),
+    );
+    let got = gpu.matmul((&ga, &la), (&gb, &lb)).expect("gpu matmul");
+    let want = cpu.matmul((&ca, &la), (&cb, &lb)).expect("cpu matmul");
+    assert_close(
+        &format!("tuned matmul {m}x{k}x{n}"),
+        &down(gpu, &got, &[1, m, n]),
+        &down(cpu, &want, &[1, m, n]),
+        1e-6 * k as f32 * 4.0,
+        1e-5,
+    );
+}
+
+#[test]
+fn autotune_off_keeps_the_size_rule_and_writes_nothing() {
+    on_every_gpu("autotune off", |shared, cpu| {
+        let dir = temp_dir("tune-off", shared);
+        let dev = tuned_device(shared, false, &dir);
+        let kernel = |b, m, k, n| matmul_kernel_for(&dev, b, m, k, n).expect("a GPU device");
+        assert_eq!(kernel(1, 64, 64, 64), MatmulKernel::Tile64);
+        // 64 tiles of 128 x 128: the large kernel.
+        assert_eq!(kernel(64, 256, 32, 256), MatmulKernel::Tile128);
+        assert_eq!(kernel(1, 256, 32, 256), MatmulKernel::Tile64);
+        check_product(&dev, cpu, 33, 20, 17);
+        assert!(cache_files(&dir).is_empty(), "nothing tuned, nothing saved");
+    });
+}
+
+#[test]
+fn autotune_saves_choices_that_a_second_device_reads() {
+    on_every_gpu("autotune", |shared, cpu| {
+        let dir = temp_dir("tune-on", shared);
+        let dev = tuned_device(shared, true, &dir);
+        // The first product of a class times the candidates.
+        check_product(&dev, cpu, 33, 20, 17);
+        let files = cache_files(&dir);
+        assert_eq!(files.len(), 1, "one cache file per adapter: {files:?}");
+        let tuned = autotune_matmul(&dev, &[[1, 64, 32, 64], [2, 8, 4, 8]]).expect("autotune");
+        assert_eq!(tuned.len(), 2);
+        let text = std::fs::read_to_string(&files[0]).expect("the cache file");
+        for (class, kernel) in &tuned {
+            assert!(
+                text.contains(&format!("\"{class}\": \"{}\"", kernel.name())),
+                "{class} -> {kernel:?} saved in {text}"
+            );
+        }
+        let again = tuned_device(shared, true, &dir);
+        assert_eq!(
+            matmul_kernel_for(&again, 1, 64, 32, 64).expect("a GPU device"),
+            tuned[0].1
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn cached_choices_are_used_and_a_corrupt_cache_is_rewritten() {
+    on_every_gpu("autotune cache", |shared, cpu| {
+        let dir = temp_dir("tune-cache", shared);
+        let dev = tuned_device(shared, true, &dir);
+        // One 128-tile: the size rule says Tile64; the cache will say Tile128.
+        let [(class, _)] =
+            <[_; 1]>::try_from(autotune_matmul(&dev, &[[1, 128, 16, 128]]).expect("autotune"))
+                .expect("one answer");
+        let file = cache_files(&dir).pop().expect("a cache file");
+        let planted = format!(r#"{{"format": 1, "choices": {{"{class}": "tile128"}}}}"#);
+        std::fs::write(&file, planted).expect("write the cache");
+        let dev = tuned_device(shared, true, &dir);
+        assert_eq!(
+            matmul_kernel_for(&dev, 1, 128, 16, 128).expect("a GPU device"),
+            MatmulKernel::Tile128
+        );
+        check_product(&dev, cpu, 128, 16, 128);
+
+        std::fs::write(&file, "{\"format\": 1, \"choi").expect("corrupt the cache");
+        let dev = tuned_device(shared, true, &dir);
+        assert_eq!(
+            matmul_kernel_for(&dev, 1, 128, 16, 128).expect("a GPU device"),
+            MatmulKernel::Tile64,
+            "a corrupt cache reads as empty"
+        );
+        check_product(&dev, cpu, 128, 16, 128);
+        let text = std::fs::read_to_string(&file).expect("the cache file");
+        assert!(
+            text.contains(&class) && text.contains("\"format\": 1"),
+            "rewritten after tuning: {text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
