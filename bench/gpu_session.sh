@@ -13,7 +13,8 @@
 # Order: what matters most first, each step under its own time limit, so a
 # slow step cannot eat the rest:
 #   1. the adapter, and matmul GFLOP/s at 4096 and 8192 for both WGSL kernels
-#      (64- and 128-tiles) beside PyTorch's fp32 cuBLAS;
+#      (64- and 128-tiles) beside PyTorch's fp32 cuBLAS, then every matmul
+#      kernel (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096;
 #   2. `mlp 128` and `mlp 32` samples/s, lam on the GPU alternating with
 #      PyTorch-CUDA three times, and `cnn 64` once each;
 #   3. the profiler's table for `mlp 128` on the GPU (timestamp queries),
@@ -78,6 +79,16 @@ for n in $SIZES; do
     run 120 python3 bench/torch_bench_cuda.py matmul $n $iters
 done
 [ "$FULL" = 1 ] && run 120 "$BIN/lam-bench" matmul-sweep --device gpu
+
+# --- matmul kernels: each WGSL kernel forced, then the autotuned choice, at
+# f32 (highest) and with f16-input cooperative matrices allowed (high). A
+# kernel the adapter cannot run prints why and is skipped.
+step "matmul kernels"
+n=${SIZES%% *}
+for kp in tile64:highest tile128:highest subgroup:highest auto:highest coop:high auto:high; do
+    run 120 "$BIN/lam-bench" matmul $n $((ITERS > 0 ? ITERS : 50)) --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
+done
+# --- end matmul kernels
 
 step "mlp and cnn: lam (gpu) alternating with torch (cuda)"
 for i in 1 2 3; do

@@ -1,20 +1,31 @@
 //! Square matrix product throughput: `a @ b` for `[n, n]` standard-normal
 //! matrices, after 2 warm-up products, reported in GFLOP/s (`2 n³` per product).
+//!
+//! On the GPU, `--kernel tile64|tile128|subgroup|coop|auto` runs every
+//! product on one matmul kernel (`auto`: the device's own choice, autotuned)
+//! and `--precision highest|high` sets the device's matmul precision (`high`
+//! allows the f16-input cooperative-matrix kernel); either opens a device
+//! of its own with those settings on the adapter `default_gpu` would use.
 
 use std::time::Instant;
 
 use lam_core::{Device, Tensor};
+use lam_wgpu::{GpuOptions, MatmulKernel, MatmulOptions, MatmulPrecision};
 
 use crate::{arg, Outcome};
 
 /// Sizes and iteration counts of `matmul-sweep`: roughly 10-50 GFLOP each.
 const SWEEP: [(usize, usize); 4] = [(256, 400), (512, 50), (1024, 10), (2048, 3)];
 
-/// `matmul N ITERS`
+/// `matmul N ITERS [--kernel NAME] [--precision highest|high]`
 pub fn run(args: &[String], device: &Device) -> Outcome {
-    let n = arg(args, 0, "N")?;
-    let iters = arg(args, 1, "ITERS")?;
-    println!("{}", measure(n, iters, device)?);
+    let mut args = args.to_vec();
+    let kernel = take_flag(&mut args, "--kernel")?;
+    let precision = take_flag(&mut args, "--precision")?;
+    let n = arg(&args, 0, "N")?;
+    let iters = arg(&args, 1, "ITERS")?;
+    let (device, label) = with_matmul_settings(device, kernel.as_deref(), precision.as_deref())?;
+    println!("{}{label}", measure(n, iters, &device)?);
     Ok(())
 }
 
@@ -24,6 +35,62 @@ pub fn sweep(_args: &[String], device: &Device) -> Outcome {
         println!("{}", measure(n, iters, device)?);
     }
     Ok(())
+}
+
+/// Removes `FLAG VALUE` from `args`, returning the value.
+fn take_flag(
+    args: &mut Vec<String>,
+    flag: &str,
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(None),
+        Some(i) if i + 1 < args.len() => {
+            let value = args.remove(i + 1);
+            args.remove(i);
+            Ok(Some(value))
+        }
+        Some(_) => Err(format!("{flag} needs a value").into()),
+    }
+}
+
+/// `device`, or a GPU device of its own with the kernel and precision
+/// asked for, and the text that says so in the result line.
+fn with_matmul_settings(
+    device: &Device,
+    kernel: Option<&str>,
+    precision: Option<&str>,
+) -> Result<(Device, String), Box<dyn std::error::Error>> {
+    if kernel.is_none() && precision.is_none() {
+        return Ok((device.clone(), String::new()));
+    }
+    if !device.is_gpu() {
+        return Err("--kernel and --precision need --device gpu".into());
+    }
+    let mut matmul = MatmulOptions::from_env();
+    if let Some(name) = precision {
+        matmul.precision = MatmulPrecision::from_name(name)
+            .ok_or_else(|| format!("unknown --precision {name:?} (known: highest, high)"))?;
+    }
+    match kernel {
+        None | Some("auto") => matmul.kernel = None,
+        Some(name) => {
+            matmul.kernel = Some(MatmulKernel::from_name(name).ok_or_else(|| {
+                format!("unknown --kernel {name:?} (known: tile64, tile128, subgroup, coop, auto)")
+            })?);
+        }
+    }
+    let opts = GpuOptions {
+        adapter: std::env::var("LAM_ADAPTER").ok().filter(|s| !s.is_empty()),
+        matmul: matmul.clone(),
+        ..GpuOptions::default()
+    };
+    let device = lam_wgpu::gpu_device(&opts)?;
+    let label = format!(
+        " [kernel {}, precision {:?}]",
+        matmul.kernel.map_or("auto", MatmulKernel::name),
+        matmul.precision
+    );
+    Ok((device, label))
 }
 
 /// Times `iters` products and formats the result line.
