@@ -118,11 +118,18 @@ pub fn default_gpu() -> Result<Device> {
 
 /// One device per distinct adapter (name and backend), opened once per
 /// process, for running the conformance suite on every driver present.
-/// Adapters that fail to open are reported on stderr and left out.
+/// Adapters that fail to open are reported on stderr and left out. The
+/// matmul settings come from `LAM_MATMUL_KERNEL` and `LAM_MATMUL_PRECISION`
+/// ([`crate::MatmulOptions::from_env`]), so the suite can run on each
+/// matmul kernel in turn (adapters that lack the kernel are left out).
 pub fn gpu_devices_for_tests() -> Vec<Device> {
     static DEVICES: OnceLock<Vec<Device>> = OnceLock::new();
     DEVICES
         .get_or_init(|| {
+            let opts = GpuOptions {
+                matmul: crate::MatmulOptions::from_env(),
+                ..GpuOptions::default()
+            };
             let mut seen = Vec::new();
             let mut devices = Vec::new();
             for (info, nth) in survey(wgpu::Backends::all()) {
@@ -131,7 +138,7 @@ pub fn gpu_devices_for_tests() -> Vec<Device> {
                     continue;
                 }
                 seen.push(key);
-                match open(&info, nth, &GpuOptions::default()) {
+                match open(&info, nth, &opts) {
                     Ok(d) => devices.push(d),
                     Err(e) => eprintln!(
                         "lam-wgpu: skipping adapter {} ({:?}): {e}",

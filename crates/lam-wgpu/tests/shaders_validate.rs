@@ -235,3 +235,65 @@ fn every_snippet_is_in_the_library_and_included_by_a_shader() {
         );
     }
 }
+
+#[test]
+fn the_cooperative_matrix_kernel_needs_its_capability_and_emits_khr_matrix_ops() {
+    let (shaders, _) = lam_wgpu::shader_sources();
+    let coop = shaders
+        .iter()
+        .find(|s| s.file == "matmul_coop.wgsl")
+        .expect("kernels.rs names matmul_coop.wgsl");
+    let source = coop.text.as_ref().expect("expanded");
+    let module = naga::front::wgsl::parse_str(source).expect("parses");
+    // Without the cooperative-matrix capability (f16 and subgroups alone)
+    // validation must fail: the test above would notice a kernel that did
+    // not really use the feature it asks devices for.
+    let partial = capabilities(coop.features) - Capabilities::COOPERATIVE_MATRIX;
+    assert!(Validator::new(ValidationFlags::all(), partial)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .is_err());
+    let info = Validator::new(ValidationFlags::all(), capabilities(coop.features))
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+        .validate(&module)
+        .expect("validates with the capability");
+    let entry = "matmul_coop";
+    let constants = naga::back::PipelineConstants::default();
+    let (module, info) = process_overrides(
+        &module,
+        &info,
+        Some((ShaderStage::Compute, entry)),
+        &constants,
+    )
+    .expect("overrides");
+    let words = naga::back::spv::write_vec(
+        &module,
+        &info,
+        &naga::back::spv::Options::default(),
+        Some(&naga::back::spv::PipelineOptions {
+            shader_stage: ShaderStage::Compute,
+            entry_point: entry.to_string(),
+        }),
+    )
+    .expect("SPIR-V");
+    // Instruction opcodes are the low half of each instruction's first
+    // word; count those of SPV_KHR_cooperative_matrix after the header.
+    let opcodes = {
+        let mut ops = Vec::new();
+        let mut at = 5;
+        while at < words.len() {
+            ops.push(words[at] & 0xffff);
+            at += (words[at] >> 16).max(1) as usize;
+        }
+        ops
+    };
+    let count = |op: u32| opcodes.iter().filter(|&&o| o == op).count();
+    const LOAD: u32 = 4457;
+    const STORE: u32 = 4458;
+    const MUL_ADD: u32 = 4459;
+    // Per K-step of 16: two A and two B fragments into 2 x 2 accumulators.
+    assert_eq!((count(LOAD), count(MUL_ADD)), (4, 4), "{opcodes:?}");
+    assert!(count(STORE) >= 1);
+}

@@ -65,15 +65,25 @@ pub fn autotune_matmul(
 
 /// True when `LAM_AUTOTUNE=0` turns autotuning off.
 pub(crate) fn env_disabled() -> bool {
-    std::env::var("LAM_AUTOTUNE").is_ok_and(|v| v.trim() == "0")
+    disabled_by(std::env::var("LAM_AUTOTUNE").ok().as_deref())
+}
+
+/// True when `LAM_AUTOTUNE` set to `value` turns autotuning off.
+fn disabled_by(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim() == "0")
 }
 
 /// Whether products on a device opened with `options` from an adapter
 /// with `info` are autotuned (see [`MatmulOptions::autotune`]).
 pub(crate) fn enabled(options: &MatmulOptions, info: &wgpu::AdapterInfo) -> bool {
+    enabled_with(options, info, env_disabled())
+}
+
+/// [`enabled`], with `LAM_AUTOTUNE=0` given as `off`.
+fn enabled_with(options: &MatmulOptions, info: &wgpu::AdapterInfo, off: bool) -> bool {
     options
         .autotune
-        .unwrap_or_else(|| !env_disabled() && info.device_type != wgpu::DeviceType::Cpu)
+        .unwrap_or(!off && info.device_type != wgpu::DeviceType::Cpu)
 }
 
 /// The shape class of a product (module docs), as the cache file keys it.
@@ -176,6 +186,25 @@ pub(crate) fn contiguous_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn autotuning_is_on_for_gpus_unless_turned_off() {
+        let gpu = wgpu::AdapterInfo::new(wgpu::DeviceType::DiscreteGpu, wgpu::Backend::Vulkan);
+        let cpu = wgpu::AdapterInfo::new(wgpu::DeviceType::Cpu, wgpu::Backend::Vulkan);
+        let default = MatmulOptions::default();
+        assert!(enabled_with(&default, &gpu, false));
+        assert!(!enabled_with(&default, &gpu, true), "LAM_AUTOTUNE=0");
+        assert!(
+            !enabled_with(&default, &cpu, false),
+            "CPU adapters keep the size rule"
+        );
+        let on = MatmulOptions {
+            autotune: Some(true),
+            ..MatmulOptions::default()
+        };
+        assert!(enabled_with(&on, &cpu, true), "an explicit option wins");
+        assert!(disabled_by(Some(" 0 ")) && !disabled_by(Some("1")) && !disabled_by(None));
+    }
 
     #[test]
     fn shape_classes_round_sizes_and_keep_layouts_apart() {

@@ -95,8 +95,25 @@ pub(crate) fn self_check(gpu: &Arc<Gpu>) -> Result<bool> {
     };
     let want = run(MatmulKernel::Tile64)?;
     let got = run(MatmulKernel::Coop)?;
-    // Each input is off by at most 2^-11 relative; with |values| <= 1 a sum
-    // of k products is off by at most about k * 2^-10.
+    match compare(&want, &got, k) {
+        Ok(()) => Ok(true),
+        Err(why) => {
+            eprintln!(
+                "lam-wgpu: cooperative-matrix matmul disabled on {}: a {m}x{k}x{n} check {why}",
+                gpu.info.name
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Whether `got` matches `want`, a product of length-`k` reductions over
+/// values in [-1, 1], up to f16 rounding of the inputs: each is off by at
+/// most 2^-11 relative, so a sum of k products by about k * 2^-10.
+fn compare(want: &[f32], got: &[f32], k: usize) -> std::result::Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("gave {} values for {}", got.len(), want.len()));
+    }
     let tol = k as f32 * 2f32.powi(-10);
     // NaN counts as infinitely wrong.
     let error = |(w, g): (&f32, &f32)| {
@@ -107,18 +124,70 @@ pub(crate) fn self_check(gpu: &Arc<Gpu>) -> Result<bool> {
             e
         }
     };
-    let worst = want
+    let (at, worst) = want
         .iter()
-        .zip(&got)
+        .zip(got)
         .map(error)
         .enumerate()
         .fold((0, 0f32), |acc, x| if x.1 > acc.1 { x } else { acc });
-    if got.len() != want.len() || worst.1 > tol {
-        eprintln!(
-            "lam-wgpu: cooperative-matrix matmul disabled on {}: a {m}x{k}x{n} check differs from the f32 kernel by {} at element {} (tolerance {tol})",
-            gpu.info.name, worst.1, worst.0
-        );
-        return Ok(false);
+    if worst > tol {
+        return Err(format!(
+            "differs from the f32 kernel by {worst} at element {at} (tolerance {tol})"
+        ));
     }
-    Ok(true)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(min: u32, max: u32) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            subgroup_min_size: min,
+            subgroup_max_size: max,
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::DiscreteGpu, wgpu::Backend::Vulkan)
+        }
+    }
+
+    fn config(m: u32, ab: wgpu::CooperativeScalarType) -> wgpu::CooperativeMatrixProperties {
+        wgpu::CooperativeMatrixProperties {
+            m_size: m,
+            n_size: m,
+            k_size: m,
+            ab_type: ab,
+            cr_type: wgpu::CooperativeScalarType::F32,
+            saturating_accumulation: false,
+        }
+    }
+
+    #[test]
+    fn support_needs_precision_features_subgroups_and_a_configuration() {
+        use wgpu::CooperativeScalarType::{F16, F32};
+        let high = MatmulOptions {
+            precision: MatmulPrecision::High,
+            ..MatmulOptions::default()
+        };
+        let good = [config(8, F32), config(16, F16)];
+        assert_eq!(support(&high, &info(32, 32), FEATURES, &good), Ok(()));
+        let why = |o: &MatmulOptions, i, f, c: &[_]| support(o, &i, f, c).unwrap_err();
+        let highest = MatmulOptions::default();
+        assert!(why(&highest, info(32, 32), FEATURES, &good).contains("High"));
+        assert!(why(&high, info(32, 32), wgpu::Features::SUBGROUP, &good).contains("lacks"));
+        assert!(why(&high, info(32, 64), FEATURES, &good).contains("32 to 64"));
+        assert!(why(&high, info(32, 32), FEATURES, &good[..1]).contains("no 16x16x16"));
+    }
+
+    #[test]
+    fn the_check_tolerates_f16_rounding_only() {
+        let want = [1.0, -2.0, 0.5];
+        assert_eq!(compare(&want, &[1.01, -2.0, 0.5], 40), Ok(()));
+        assert!(compare(&want, &[1.1, -2.0, 0.5], 40)
+            .unwrap_err()
+            .contains("element 0"));
+        assert!(compare(&want, &[1.0, -2.0, f32::NAN], 40)
+            .unwrap_err()
+            .contains("element 2"));
+        assert!(compare(&want, &[1.0, -2.0], 40).is_err());
+    }
 }
