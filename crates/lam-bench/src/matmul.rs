@@ -25,7 +25,14 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
     let n = arg(&args, 0, "N")?;
     let iters = arg(&args, 1, "ITERS")?;
     let (device, label) = with_matmul_settings(device, kernel.as_deref(), precision.as_deref())?;
-    println!("{}{label}", measure(n, iters, &device)?);
+    let line = measure(n, iters, &device)?;
+    if label.is_empty() {
+        println!("{line}");
+    } else {
+        // The kernel the products ran on (for `auto`, what autotuning chose).
+        let ran = lam_wgpu::matmul_kernel_for(&device, 1, n, n, n)?;
+        println!("{line}{label}, ran on {}]", ran.name());
+    }
     Ok(())
 }
 
@@ -54,7 +61,8 @@ fn take_flag(
 }
 
 /// `device`, or a GPU device of its own with the kernel and precision
-/// asked for, and the text that says so in the result line.
+/// asked for, and the start of the bracket that says so in the result line
+/// (empty for `device` as it is).
 fn with_matmul_settings(
     device: &Device,
     kernel: Option<&str>,
@@ -86,7 +94,7 @@ fn with_matmul_settings(
     };
     let device = lam_wgpu::gpu_device(&opts)?;
     let label = format!(
-        " [kernel {}, precision {:?}]",
+        " [kernel {}, precision {:?}",
         matmul.kernel.map_or("auto", MatmulKernel::name),
         matmul.precision
     );
