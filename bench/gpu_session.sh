@@ -85,7 +85,7 @@ done
 # kernel the adapter cannot run prints why and is skipped.
 step "matmul kernels"
 n=${SIZES%% *}
-for kp in tile64:highest tile128:highest subgroup:highest auto:highest coop:high auto:high; do
+for kp in tile64:highest tile128:highest subgroup:highest auto:highest coop:high coop128:high auto:high; do
     run 120 "$BIN/lam-bench" matmul $n $((ITERS > 0 ? ITERS : 50)) --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
 done
 # --- end matmul kernels

@@ -5,17 +5,22 @@
 // f16 x f16 + f32 cooperative matrices and 32-lane subgroups; the host checks
 // both and compares a first product against matmul.wgsl before trusting it.
 //
-// Each workgroup of 128 threads (four 32-lane subgroups) computes a 64 x 64
-// tile of C, each subgroup a 32 x 32 quarter of it as 2 x 2 accumulators of
-// 16 x 16. Per K-slab of 32, the threads load A (64 x 32) and B (32 x 64)
-// with the views' strides, edge-checked (zeros outside), converting to f16
-// into workgroup memory; each subgroup then does 2 x 2 x 2 multiply-adds of
-// 16 x 16 x 16. Results go out through a 16 x 16 f32 scratch tile per
-// subgroup, so the epilogue and the edge checks apply as in the other kernels.
-// Values beyond f16's range (65504) become infinities.
+// Two tile sizes (the WIDE pipeline constant), both with 32-lane subgroups
+// in a 2-column grid, each subgroup owning 32 rows of the tile:
+// - 64 x 64 tiles, 128 threads (four subgroups of 32 x 32: 2 x 2
+//   accumulators of 16 x 16);
+// - WIDE: 128 x 128 tiles, 256 threads (eight subgroups of 32 x 64: 2 x 4
+//   accumulators), twice the multiply-adds per load of workgroup memory and
+//   per byte fetched.
+// Per K-slab of 32, the threads load A (TM x 32) and B (32 x TN) with the
+// views' strides, edge-checked (zeros outside), converting to f16 into
+// workgroup memory; each subgroup then does its multiply-adds of 16 x 16 x 16.
+// Results go out through a 16 x 16 f32 scratch tile per subgroup, so the
+// epilogue and the edge checks apply as in the other kernels. Values beyond
+// f16's range (65504) become infinities.
 //
-// Pipeline constants: A_MODE, B_MODE and EPILOGUE as in matmul.wgsl; only
-// which dim is contiguous matters here (the loads are scalar).
+// Pipeline constants: A_MODE, B_MODE and EPILOGUE as in matmul.wgsl (only
+// which dim is contiguous matters here: the loads are scalar); WIDE.
 
 enable f16;
 enable wgpu_cooperative_matrix;
@@ -24,18 +29,21 @@ enable wgpu_cooperative_matrix;
 
 override A_MODE: u32 = 0u;
 override B_MODE: u32 = 0u;
+override WIDE: bool = false;
 
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-const TILE: u32 = 64u;
+// The tile's side, the threads of a workgroup (32 per subgroup) and the
+// accumulator columns per subgroup.
+override TILE: u32 = select(64u, 128u, WIDE);
+override THREADS: u32 = select(128u, 256u, WIDE);
 const CK: u32 = 32u;
-const THREADS: u32 = 128u;
 
 // as_[r * CK + kk]: A row r at depth kk; bs[kk * TILE + col]: B row-major.
-var<workgroup> as_: array<f16, 2048>;
-var<workgroup> bs: array<f16, 2048>;
+var<workgroup> as_: array<f16, TILE * CK>;
+var<workgroup> bs: array<f16, TILE * CK>;
 // One 16 x 16 output tile per subgroup on its way out.
-var<workgroup> cs: array<f32, 1024>;
+var<workgroup> cs: array<f32, THREADS / 32u * 256u>;
 
 fn load_a(base: u32, m: u32, k: u32) -> f16 {
     if (m < p.m && k < p.k) {
@@ -79,8 +87,8 @@ fn stage(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) {
 }
 
 // Writes accumulator `acc` (C rows row0.., columns col0..) through the
-// subgroup's scratch tile. Every subgroup calls it equally often, so the
-// barriers stay uniform.
+// subgroup's scratch tile. Every subgroup calls it equally often (WIDE is
+// the same for all), so the barriers stay uniform.
 fn store_tile(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, c_base: u32, row0: u32, col0: u32) {
     coopStoreT(acc, &cs[sg * 256u], 16u);
     workgroupBarrier();
@@ -95,16 +103,16 @@ fn store_tile(acc: coop_mat16x16<f32, C>, sg: u32, lane: u32, c_base: u32, row0:
     workgroupBarrier();
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(THREADS)
 fn matmul_coop(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
     @builtin(subgroup_id) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    // This subgroup's 32 x 32 quarter of the tile.
+    // This subgroup's 32 rows and TILE / 2 columns of the tile.
     let qr = (sg >> 1u) * 32u;
-    let qc = (sg & 1u) * 32u;
+    let qc = (sg & 1u) * (TILE / 2u);
     let tiles_n = (p.n + TILE - 1u) / TILE;
     let tiles_m = (p.m + TILE - 1u) / TILE;
     for (var bz = wid.z; bz < p.batch; bz += GRID_MAX) {
@@ -115,10 +123,16 @@ fn matmul_coop(
             for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
                 let m0 = tm * TILE;
                 let n0 = tn * TILE;
+                // acc<row><col>: rows qr + 16 row, columns qc + 16 col; the
+                // columns 2 and 3 only when WIDE.
                 var acc00 = coop_mat16x16<f32, C>();
                 var acc01 = coop_mat16x16<f32, C>();
+                var acc02 = coop_mat16x16<f32, C>();
+                var acc03 = coop_mat16x16<f32, C>();
                 var acc10 = coop_mat16x16<f32, C>();
                 var acc11 = coop_mat16x16<f32, C>();
+                var acc12 = coop_mat16x16<f32, C>();
+                var acc13 = coop_mat16x16<f32, C>();
                 for (var k0 = 0u; k0 < p.k; k0 += CK) {
                     stage(t, a_base, b_base, m0, n0, k0);
                     workgroupBarrier();
@@ -131,13 +145,29 @@ fn matmul_coop(
                         acc01 = coopMultiplyAdd(a0, b1, acc01);
                         acc10 = coopMultiplyAdd(a1, b0, acc10);
                         acc11 = coopMultiplyAdd(a1, b1, acc11);
+                        if (WIDE) {
+                            let b2 = coopLoadT<coop_mat16x16<f16, B>>(&bs[kk * TILE + qc + 32u], TILE);
+                            let b3 = coopLoadT<coop_mat16x16<f16, B>>(&bs[kk * TILE + qc + 48u], TILE);
+                            acc02 = coopMultiplyAdd(a0, b2, acc02);
+                            acc03 = coopMultiplyAdd(a0, b3, acc03);
+                            acc12 = coopMultiplyAdd(a1, b2, acc12);
+                            acc13 = coopMultiplyAdd(a1, b3, acc13);
+                        }
                     }
                     workgroupBarrier();
                 }
-                store_tile(acc00, sg, lane, c_base, m0 + qr, n0 + qc);
-                store_tile(acc01, sg, lane, c_base, m0 + qr, n0 + qc + 16u);
-                store_tile(acc10, sg, lane, c_base, m0 + qr + 16u, n0 + qc);
-                store_tile(acc11, sg, lane, c_base, m0 + qr + 16u, n0 + qc + 16u);
+                let r0 = m0 + qr;
+                let c0 = n0 + qc;
+                store_tile(acc00, sg, lane, c_base, r0, c0);
+                store_tile(acc01, sg, lane, c_base, r0, c0 + 16u);
+                store_tile(acc10, sg, lane, c_base, r0 + 16u, c0);
+                store_tile(acc11, sg, lane, c_base, r0 + 16u, c0 + 16u);
+                if (WIDE) {
+                    store_tile(acc02, sg, lane, c_base, r0, c0 + 32u);
+                    store_tile(acc03, sg, lane, c_base, r0, c0 + 48u);
+                    store_tile(acc12, sg, lane, c_base, r0 + 16u, c0 + 32u);
+                    store_tile(acc13, sg, lane, c_base, r0 + 16u, c0 + 48u);
+                }
             }
         }
     }

@@ -327,6 +327,7 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         opts.matmul.clone(),
         info,
         device.features(),
+        &limits,
         &coop_configs,
     )?;
     let gpu = Gpu::new(

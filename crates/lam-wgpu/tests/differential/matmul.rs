@@ -22,7 +22,7 @@ pub(crate) fn on_every_kernel(
 ) {
     on_every_gpu(test, |shared, cpu| {
         for &kernel in kernels {
-            let f16 = kernel == MatmulKernel::Coop;
+            let f16 = matches!(kernel, MatmulKernel::Coop | MatmulKernel::Coop128);
             let opts = GpuOptions {
                 matmul: MatmulOptions {
                     kernel: Some(kernel),
@@ -87,7 +87,11 @@ fn matmul_matches_cpu_on_awkward_shapes_and_strides() {
 fn every_kernel_forced_matches_cpu_on_awkward_shapes_and_strides() {
     // Tile128 runs only tile-aligned products (its own test below), and
     // falls back to Tile64 on these.
-    let kernels = [MatmulKernel::Subgroup, MatmulKernel::Coop];
+    let kernels = [
+        MatmulKernel::Subgroup,
+        MatmulKernel::Coop,
+        MatmulKernel::Coop128,
+    ];
     on_every_kernel("matmul (forced kernels)", &kernels, awkward_shapes);
 }
 
@@ -150,6 +154,7 @@ fn every_kernel_forced_matches_cpu_on_large_products_and_epilogues() {
         MatmulKernel::Tile64,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
+        MatmulKernel::Coop128,
     ];
     on_every_kernel(
         "matmul (forced kernels, large)",

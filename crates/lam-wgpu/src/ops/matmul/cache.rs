@@ -1,5 +1,7 @@
-//! The autotune cache: one JSON file per adapter,
-//! `<dir>/matmul-<adapter>.json`, mapping shape classes to kernel names:
+//! The autotune cache: one JSON file per adapter and precision,
+//! `<dir>/matmul-<adapter>.json` (`matmul-<adapter>-high.json` for
+//! `MatmulPrecision::High`, whose choices may be f16 kernels), mapping
+//! shape classes to kernel names:
 //!
 //! ```json
 //! {"format": 1, "adapter": "Vulkan NVIDIA H200 (10de:2335) 570.86", "choices": {"m12-n12-k12-b0-modes22-t128": "tile128"}}
@@ -21,7 +23,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::choice::MatmulKernel;
+use super::choice::{MatmulKernel, MatmulPrecision};
 
 /// The `format` this code reads and writes.
 const FORMAT: u64 = 1;
@@ -34,9 +36,13 @@ pub(crate) struct TuneCache {
 }
 
 impl TuneCache {
-    /// The cache of the adapter `info` in `dir` (default: module docs), or
-    /// `None` when no directory can be named (no `$HOME`).
-    pub(crate) fn for_adapter(dir: Option<&Path>, info: &wgpu::AdapterInfo) -> Option<TuneCache> {
+    /// The cache of the adapter `info` at `precision` in `dir` (default:
+    /// module docs), or `None` when no directory can be named (no `$HOME`).
+    pub(crate) fn for_adapter(
+        dir: Option<&Path>,
+        info: &wgpu::AdapterInfo,
+        precision: MatmulPrecision,
+    ) -> Option<TuneCache> {
         let dir = dir.map(Path::to_path_buf).or_else(default_dir)?;
         let adapter = format!(
             "{} {} ({:04x}:{:04x}) {} {}",
@@ -47,10 +53,13 @@ impl TuneCache {
             info.driver,
             info.driver_info
         );
-        Some(TuneCache::at(
-            dir.join(format!("matmul-{}.json", file_key(&adapter))),
-            adapter,
-        ))
+        // Choices under `High` may name f16 kernels: a file of their own.
+        let suffix = match precision {
+            MatmulPrecision::Highest => "",
+            MatmulPrecision::High => "-high",
+        };
+        let name = format!("matmul-{}{suffix}.json", file_key(&adapter));
+        Some(TuneCache::at(dir.join(name), adapter))
     }
 
     /// A cache file at `path` for the adapter described by `adapter`.

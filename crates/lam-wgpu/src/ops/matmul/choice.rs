@@ -31,19 +31,24 @@ pub enum MatmulKernel {
     /// `Tile64` sharing A's fragments through subgroup shuffles; needs the
     /// adapter's `SUBGROUP` feature (matmul_subgroup.wgsl).
     Subgroup,
-    /// Cooperative matrices (tensor cores): f16 inputs, f32 accumulation;
-    /// needs [`MatmulPrecision::High`] and the adapter's cooperative-matrix
-    /// feature with 16 x 16 x 16 f16 → f32 (matmul_coop.wgsl).
+    /// Cooperative matrices (tensor cores) on 64 x 64 tiles: f16 inputs, f32
+    /// accumulation; needs [`MatmulPrecision::High`] and the adapter's
+    /// cooperative-matrix feature with 16 x 16 x 16 f16 → f32 and 32-lane
+    /// subgroups (matmul_coop.wgsl).
     Coop,
+    /// `Coop` on 128 x 128 tiles (256 threads, 24 KiB of workgroup memory):
+    /// twice the work per byte loaded, for large products.
+    Coop128,
 }
 
 impl MatmulKernel {
     /// Every kernel, in the order the autotuner tries them.
-    pub const ALL: [MatmulKernel; 4] = [
+    pub const ALL: [MatmulKernel; 5] = [
         MatmulKernel::Tile64,
         MatmulKernel::Tile128,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
+        MatmulKernel::Coop128,
     ];
 
     /// The name used by `LAM_MATMUL_KERNEL`, the autotune cache and lam-bench.
@@ -53,6 +58,7 @@ impl MatmulKernel {
             MatmulKernel::Tile128 => "tile128",
             MatmulKernel::Subgroup => "subgroup",
             MatmulKernel::Coop => "coop",
+            MatmulKernel::Coop128 => "coop128",
         }
     }
 
@@ -134,7 +140,7 @@ impl MatmulOptions {
             let k = MatmulKernel::from_name(&v);
             if k.is_none() {
                 eprintln!(
-                    "lam-wgpu: ignoring LAM_MATMUL_KERNEL={v:?} (expected tile64, tile128, subgroup or coop)"
+                    "lam-wgpu: ignoring LAM_MATMUL_KERNEL={v:?} (expected tile64, tile128, subgroup, coop or coop128)"
                 );
             }
             k
@@ -144,16 +150,18 @@ impl MatmulOptions {
     }
 }
 
+/// Why a cooperative kernel cannot run (`Err`), and its first-use check.
+type CoopSlot = (std::result::Result<(), String>, OnceLock<bool>);
+
 /// What a device's matmuls may use, and what was learnt about them.
 #[derive(Debug)]
 pub(crate) struct MatmulState {
     options: MatmulOptions,
     /// Lanes sharing A in matmul_subgroup.wgsl, where the device has subgroups.
     subgroup_group: Option<u32>,
-    /// Why the cooperative kernel cannot run (`Err`), checked at open.
-    coop_support: std::result::Result<(), String>,
-    /// The cooperative kernel's first-use check against `Tile64`.
-    coop_checked: OnceLock<bool>,
+    /// Per cooperative kernel (`Coop`, `Coop128`): why it cannot run
+    /// (`Err`, decided at open), and its first-use check against `Tile64`.
+    coop: [CoopSlot; 2],
     /// Autotuning on for products: cached choices are loaded and untuned
     /// classes timed on their first product.
     autotune: bool,
@@ -164,12 +172,13 @@ pub(crate) struct MatmulState {
 
 impl MatmulState {
     /// The state of a device opened from an adapter with `info`, `features`
-    /// (those the device was opened with) and cooperative-matrix
+    /// and `limits` (those the device was opened with) and cooperative-matrix
     /// configurations `coop`.
     pub(crate) fn new(
         options: MatmulOptions,
         info: &wgpu::AdapterInfo,
         features: wgpu::Features,
+        limits: &wgpu::Limits,
         coop: &[wgpu::CooperativeMatrixProperties],
     ) -> Result<MatmulState> {
         let subgroup_group = if features.contains(wgpu::Features::SUBGROUP) {
@@ -181,14 +190,25 @@ impl MatmulState {
         } else {
             None
         };
-        let coop_support = coop::support(&options, info, features, coop);
+        let storage = limits.max_compute_workgroup_storage_size;
+        let coop_slot = |wide| -> CoopSlot {
+            let support = coop::support(&options, info, features, coop);
+            (
+                support.and_then(|()| coop::fits(wide, storage)),
+                OnceLock::new(),
+            )
+        };
+        let coop = [coop_slot(false), coop_slot(true)];
         let state = MatmulState {
             autotune: autotune::enabled(&options, info),
-            cache: cache::TuneCache::for_adapter(options.cache_dir.as_deref(), info),
+            cache: cache::TuneCache::for_adapter(
+                options.cache_dir.as_deref(),
+                info,
+                options.precision,
+            ),
             options,
             subgroup_group,
-            coop_support,
-            coop_checked: OnceLock::new(),
+            coop,
             tuned: Mutex::new(None),
         };
         if let Some(k) = state.options.kernel {
@@ -214,8 +234,13 @@ impl MatmulState {
             MatmulKernel::Subgroup => self.subgroup_group.map(drop).ok_or_else(|| {
                 "the device has no subgroup operations (wgpu SUBGROUP) with 4+ lanes".into()
             }),
-            MatmulKernel::Coop => self.coop_support.clone(),
+            MatmulKernel::Coop | MatmulKernel::Coop128 => self.coop_slot(kernel).0.clone(),
         }
+    }
+
+    /// The support and check of a cooperative kernel.
+    fn coop_slot(&self, kernel: MatmulKernel) -> &CoopSlot {
+        &self.coop[usize::from(kernel == MatmulKernel::Coop128)]
     }
 
     /// The choices saved for this adapter (none without a cache file).
@@ -260,14 +285,16 @@ pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -
         MatmulKernel::Tile64 => true,
         MatmulKernel::Tile128 => fits_large(p, &variant(p)),
         MatmulKernel::Subgroup => state.subgroup_group.is_some(),
-        MatmulKernel::Coop => {
-            state.coop_support.is_ok()
-                && *state.coop_checked.get_or_init(|| {
-                    coop::self_check(gpu).unwrap_or_else(|e| {
+        MatmulKernel::Coop | MatmulKernel::Coop128 => {
+            let (support, checked) = state.coop_slot(kernel);
+            support.is_ok()
+                && *checked.get_or_init(|| {
+                    coop::self_check(gpu, kernel).unwrap_or_else(|e| {
                         eprintln!(
-                        "lam-wgpu: cooperative-matrix matmul disabled on {}: its check failed: {e}",
-                        gpu.info.name
-                    );
+                            "lam-wgpu: matmul kernel {} disabled on {}: its check failed: {e}",
+                            kernel.name(),
+                            gpu.info.name
+                        );
                         false
                     })
                 })
@@ -282,6 +309,10 @@ const LARGE_MIN_TILES: u32 = 64;
 
 /// The size rule, without measurements.
 fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams) -> Result<MatmulKernel> {
+    let big = p.m >= 128 && p.n >= 128;
+    if big && runnable(gpu, MatmulKernel::Coop128, p)? {
+        return Ok(MatmulKernel::Coop128);
+    }
     if runnable(gpu, MatmulKernel::Coop, p)? {
         return Ok(MatmulKernel::Coop);
     }

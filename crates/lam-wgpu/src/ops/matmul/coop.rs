@@ -1,12 +1,12 @@
-//! The cooperative-matrix kernel (matmul_coop.wgsl): whether a device can
-//! run it, and its check on first use.
+//! The cooperative-matrix kernels (matmul_coop.wgsl, `Coop` and `Coop128`):
+//! whether a device can run them, and their check on first use.
 //!
 //! It needs, all at once: [`MatmulPrecision::High`] (its inputs are rounded
 //! to f16); a device opened with `EXPERIMENTAL_COOPERATIVE_MATRIX`,
 //! `SHADER_F16` and `SUBGROUP`; an adapter that reports a 16 x 16 x 16
 //! configuration with f16 A and B and an f32 accumulator (the only one the
-//! kernel uses); and 32-lane subgroups (it splits a workgroup of 128 threads
-//! into four subgroups). Since no test machine runs it (software adapters
+//! kernel uses); 32-lane subgroups (it gives each subgroup 32 rows of a tile
+//! and half its columns); and, for `Coop128`, 24 KiB of workgroup memory. Since no test machine runs it (software adapters
 //! lack the feature), the first product that would use it on a device first
 //! runs a small edge-checked product on it and on `Tile64`: a mismatch
 //! beyond f16 rounding disables it for that device, with the reason on
@@ -64,11 +64,26 @@ pub(crate) fn support(
     Ok(())
 }
 
-/// Runs a small product (sizes off the tiles, so the edges run too) on the
-/// kernel and on `Tile64`; `Ok(false)` with the reason on stderr when they
-/// differ by more than f16 rounding of the inputs explains.
-pub(crate) fn self_check(gpu: &Arc<Gpu>) -> Result<bool> {
-    let (m, k, n) = (70, 40, 36);
+/// Whether the kernel's workgroup memory (f16 A and B slabs of 32 deep,
+/// a 16 x 16 f32 scratch tile per 32 threads) fits the device's `limit`:
+/// 12 KiB for 64 x 64 tiles, 24 KiB for `wide` 128 x 128 ones.
+pub(crate) fn fits(wide: bool, limit: u32) -> std::result::Result<(), String> {
+    let (tile, threads) = if wide { (128, 256) } else { (64, 128) };
+    let bytes = 2 * tile * 32 * 2 + threads / 32 * 256 * 4;
+    if bytes > limit {
+        return Err(format!(
+            "its {tile} x {tile} tiles need {bytes} bytes of workgroup memory; the device allows {limit}"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a small product (sizes off the tiles, so the edges run too) on
+/// `kernel` (`Coop` or `Coop128`) and on `Tile64`; `Ok(false)` with the
+/// reason on stderr when they differ by more than f16 rounding of the
+/// inputs explains.
+pub(crate) fn self_check(gpu: &Arc<Gpu>, kernel: MatmulKernel) -> Result<bool> {
+    let (m, k, n) = (140, 40, 136);
     let values = |len: usize, seed: usize| -> Vec<f32> {
         (0..len)
             .map(|i| ((i * 37 + seed) % 101) as f32 / 50.0 - 1.0)
@@ -94,12 +109,13 @@ pub(crate) fn self_check(gpu: &Arc<Gpu>) -> Result<bool> {
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     };
     let want = run(MatmulKernel::Tile64)?;
-    let got = run(MatmulKernel::Coop)?;
+    let got = run(kernel)?;
     match compare(&want, &got, k) {
         Ok(()) => Ok(true),
         Err(why) => {
             eprintln!(
-                "lam-wgpu: cooperative-matrix matmul disabled on {}: a {m}x{k}x{n} check {why}",
+                "lam-wgpu: matmul kernel {} disabled on {}: a {m}x{k}x{n} check {why}",
+                kernel.name(),
                 gpu.info.name
             );
             Ok(false)
@@ -176,6 +192,13 @@ mod tests {
         assert!(why(&high, info(32, 32), wgpu::Features::SUBGROUP, &good).contains("lacks"));
         assert!(why(&high, info(32, 64), FEATURES, &good).contains("32 to 64"));
         assert!(why(&high, info(32, 32), FEATURES, &good[..1]).contains("no 16x16x16"));
+    }
+
+    #[test]
+    fn workgroup_memory_decides_the_wide_tiles() {
+        assert_eq!(fits(false, 16384), Ok(()));
+        assert!(fits(true, 16384).unwrap_err().contains("24576"));
+        assert_eq!(fits(true, 24576), Ok(()));
     }
 
     #[test]

@@ -2,15 +2,16 @@
 //! strides, so transposes and broadcast batches (stride 0) are folded into
 //! the kernels' loads rather than copied.
 //!
-//! Four kernels ([`MatmulKernel`]) compute it:
+//! Five kernels ([`MatmulKernel`]) compute it:
 //! - `Tile64` (matmul.wgsl): 64 x 64 tiles, every shape and view;
 //! - `Tile128` (matmul_large.wgsl): 128 x 128 tiles, 8 x 8 per thread, for
 //!   products whose sizes are multiples of 128 (16 along K) with vec4-loadable
 //!   operands;
 //! - `Subgroup` (matmul_subgroup.wgsl): `Tile64` sharing A through subgroup
 //!   shuffles, where the device has `SUBGROUP`;
-//! - `Coop` (matmul_coop.wgsl): f16 x f16 + f32 cooperative matrices (tensor
-//!   cores), only on devices opened with [`MatmulPrecision::High`].
+//! - `Coop` and `Coop128` (matmul_coop.wgsl, 64 x 64 or 128 x 128 tiles):
+//!   f16 x f16 + f32 cooperative matrices (tensor cores), only on devices
+//!   opened with [`MatmulPrecision::High`].
 //!
 //! Which one runs is decided per product in `choice.rs` (a forced kernel,
 //! the autotuned choice for the shape class, or a size rule); `autotune.rs`
@@ -250,7 +251,17 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
             ];
             gpu.dispatch(MATMUL_SUBGROUP, &constants, params, &buffers, grid(TILE))
         }
-        MatmulKernel::Coop => gpu.dispatch(MATMUL_COOP, &modes, params, &buffers, grid(COOP_TILE)),
+        MatmulKernel::Coop | MatmulKernel::Coop128 => {
+            let wide = kernel == MatmulKernel::Coop128;
+            let constants = [
+                modes[0],
+                modes[1],
+                modes[2],
+                ("WIDE", f64::from(u8::from(wide))),
+            ];
+            let tile = if wide { LARGE_TILE } else { COOP_TILE };
+            gpu.dispatch(MATMUL_COOP, &constants, params, &buffers, grid(tile))
+        }
     }
 }
 
