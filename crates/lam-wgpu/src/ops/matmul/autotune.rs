@@ -45,8 +45,14 @@ pub fn autotune_matmul(
             out.push((class, choice::matmul_kernel_for(device, batch, m, k, n)?));
             continue;
         }
-        let a = copy::zeros(&gpu, batch * m * k, DType::F32)?;
-        let b = copy::zeros(&gpu, batch * k * n, DType::F32)?;
+        let too_large = || Error::TooLarge {
+            op: "autotune_matmul",
+            bytes: u64::MAX,
+            limit: gpu.limits.max_binding,
+        };
+        let len = |r: usize, c: usize| batch.checked_mul(r)?.checked_mul(c);
+        let a = copy::zeros(&gpu, len(m, k).ok_or_else(too_large)?, DType::F32)?;
+        let b = copy::zeros(&gpu, len(k, n).ok_or_else(too_large)?, DType::F32)?;
         let (la, lb) = (
             Layout::contiguous(&[batch, m, k]),
             Layout::contiguous(&[batch, k, n]),

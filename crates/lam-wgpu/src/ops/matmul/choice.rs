@@ -305,7 +305,7 @@ pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -
 /// Fewest 128 x 128 tiles for which the size rule picks `Tile128`: below
 /// this the 64 x 64 kernel's four times as many workgroups occupy more of
 /// the GPU.
-const LARGE_MIN_TILES: u32 = 64;
+const LARGE_MIN_TILES: u64 = 64;
 
 /// The size rule, without measurements.
 fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams) -> Result<MatmulKernel> {
@@ -316,8 +316,8 @@ fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams) -> Result<MatmulKernel> {
     if runnable(gpu, MatmulKernel::Coop, p)? {
         return Ok(MatmulKernel::Coop);
     }
-    let large = LARGE_TILE as u32;
-    let tiles = (p.m / large) * (p.n / large) * p.batch;
+    let large = LARGE_TILE as u64;
+    let tiles = (u64::from(p.m) / large) * (u64::from(p.n) / large) * u64::from(p.batch);
     if fits_large(p, &variant(p)) && tiles >= LARGE_MIN_TILES {
         return Ok(MatmulKernel::Tile128);
     }
