@@ -441,6 +441,35 @@ const CALLS: &[(&str, Call)] = &[
             d,
         )
     }),
+    ("lstm_gates", |r, d| {
+        let (x, y, c) = (r.tensor(d)?, r.tensor(d)?, r.tensor(d)?);
+        let (h, c) = lam::nn::functional::lstm_gates(&x, &y, &c)?;
+        h.to_vec()?;
+        c.to_vec().map(drop)
+    }),
+    ("gru_gates", |r, d| {
+        let (x, y, h) = (r.tensor(d)?, r.tensor(d)?, r.tensor(d)?);
+        lam::nn::functional::gru_gates(&x, &y, &h)?
+            .to_vec()
+            .map(drop)
+    }),
+    ("lstm_gates backward", |r, d| {
+        // Matching shapes often enough that the gradient runs too.
+        let (b, h) = (r.below(3), r.below(3));
+        let pick = |r: &mut Rng, shape: &[usize]| -> lam::Result<Tensor> {
+            if r.below(4) == 0 {
+                r.tensor(d)
+            } else {
+                let n: usize = shape.iter().product();
+                Tensor::from_vec((0..n).map(|_| r.float()).collect(), shape, d)
+            }
+        };
+        let x = pick(r, &[b, 4 * h])?.requires_grad_()?;
+        let y = pick(r, &[b, 4 * h])?;
+        let c = pick(r, &[b, h])?.requires_grad_()?;
+        let (h1, c1) = lam::nn::functional::lstm_gates(&x, &y, &c)?;
+        h1.add(&c1)?.sum_all()?.backward()
+    }),
     ("RNNCell", |r, d| {
         let i = r.below(3);
         run(&RNNCell::new(i, r.below(3), d)?, &[r.below(3), i], r, d)

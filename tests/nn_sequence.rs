@@ -14,6 +14,9 @@
 //!   state shapes; `batch_first` and unbatched equivalence; dropout between
 //!   layers in training mode only; masks; a small GRU that learns.
 //! - Bad input: each mistake gives an error naming it, never a panic.
+//! - Fused gates: `lstm_gates` and `gru_gates` against the formulas in f64
+//!   and finite differences, and the layers (one tape op per sequence)
+//!   against the step-by-step cell functions.
 //!
 //! Shapes are tiny because the GPU runs are on software rasterisers.
 
@@ -23,6 +26,8 @@ mod common;
 mod bad_input;
 #[path = "nn_sequence/behaviour.rs"]
 mod behaviour;
+#[path = "nn_sequence/fused_gates.rs"]
+mod fused_gates;
 #[path = "nn_sequence/gradients.rs"]
 mod gradients;
 #[path = "nn_sequence/known_values.rs"]

@@ -26,6 +26,7 @@ mod cases {
     pub mod elementwise;
     pub mod harness;
     pub mod index;
+    pub mod lstm;
     pub mod matmul;
     pub mod max_pool;
     pub mod quant;
@@ -64,6 +65,7 @@ const FAMILIES: &[Family] = &[
         cases::elementwise::COVERS,
     ),
     ("index", cases::index::cases, cases::index::COVERS),
+    ("lstm", cases::lstm::cases, cases::lstm::COVERS),
     ("matmul", cases::matmul::cases, cases::matmul::COVERS),
     ("max_pool", cases::max_pool::cases, cases::max_pool::COVERS),
     ("quant", cases::quant::cases, cases::quant::COVERS),
@@ -118,6 +120,7 @@ family_tests!(
     cross_entropy,
     elementwise,
     index,
+    lstm,
     matmul,
     max_pool,
     random,

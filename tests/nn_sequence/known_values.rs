@@ -142,7 +142,7 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
         batch_first: o.bool("batch_first", false),
         dropout: o.f32("dropout", 0.0),
         bidirectional: o.bool("bidirectional", false),
-        ..Default::default()
+        proj_size: o.usize("proj_size", 0),
     };
     let (input, hidden) = (o.usize("input_size", 0), o.usize("hidden_size", 0));
     Ok(match case["layer"].as_str().expect("layer type") {
@@ -208,13 +208,16 @@ fn build(case: &Value, dev: &Device) -> lam::Result<Layer> {
 conformance!(known_values_recurrent, |dev| {
     run_fixture_file("recurrent", 10, dev)
 });
+conformance!(known_values_recurrent_gates, |dev| {
+    run_fixture_file("recurrent_gates", 6, dev)
+});
 conformance!(known_values_attention, |dev| {
     run_fixture_file("attention", 8, dev)
 });
 
 #[test]
 fn fixtures_cover_every_layer_and_option() {
-    let all: Vec<Value> = ["recurrent", "attention"]
+    let all: Vec<Value> = ["recurrent", "recurrent_gates", "attention"]
         .iter()
         .flat_map(|file| fixture::file_cases(&format!("sequence/{file}.json"), 1))
         .collect();

@@ -2,7 +2,8 @@
 //!
 //! [`CpuBackend`] implements every primitive of [`lam_core::Backend`] with
 //! plain loops over `Vec<f32>` / `Vec<i32>` buffers, plus every optional
-//! fused op (softmax, cross-entropy, Linear with bias and ReLU, Adam).
+//! fused op (softmax, cross-entropy, Linear with bias and ReLU, the LSTM and
+//! GRU gates, Adam).
 //! Because every other backend is checked against it, each op is written to
 //! be obviously right first: the formulas sit in one `match` per op family,
 //! and hand-indexed arrays carry their shape in a comment. Speed comes from:
@@ -24,7 +25,7 @@
 //! lam-core, lam-wgpu and shaders/ (ARCHITECTURE.md has the table):
 //! `copy` (read, copy, cast), `elementwise`, `reduce`, `matmul` (and
 //! `fused_linear`), `index`, `window` (unfold, fold), `max_pool`, `random`,
-//! `softmax`, `cross_entropy`, `adam`. Support:
+//! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates), `adam`. Support:
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
@@ -39,6 +40,7 @@ mod copy;
 mod cross_entropy;
 mod elementwise;
 mod index;
+mod lstm;
 mod math;
 mod matmul;
 mod max_pool;
@@ -262,6 +264,59 @@ impl Backend for CpuBackend {
         Ok(Some(
             self.op(Data::F32(matmul::linear(input, weight, bias, act)?)),
         ))
+    }
+
+    fn fused_lstm_cell(
+        &self,
+        input_gates: View,
+        hidden_gates: View,
+        c: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (hc, gates) = lstm::lstm_cell(input_gates, hidden_gates, c)?;
+        Ok(Some((self.op(Data::F32(hc)), self.store(Data::F32(gates)))))
+    }
+
+    fn fused_lstm_cell_grad(
+        &self,
+        grad_h: View,
+        grad_c: View,
+        gates: View,
+        c: View,
+        c_new: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (d_gates, d_c) = lstm::lstm_cell_grad(grad_h, grad_c, gates, c, c_new)?;
+        Ok(Some((
+            self.op(Data::F32(d_gates)),
+            self.store(Data::F32(d_c)),
+        )))
+    }
+
+    fn fused_gru_cell(
+        &self,
+        input_gates: View,
+        hidden_gates: View,
+        h: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (out, gates) = lstm::gru_cell(input_gates, hidden_gates, h)?;
+        Ok(Some((
+            self.op(Data::F32(out)),
+            self.store(Data::F32(gates)),
+        )))
+    }
+
+    fn fused_gru_cell_grad(
+        &self,
+        grad_h: View,
+        gates: View,
+        hidden_gates: View,
+        h: View,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (dx, dy, dh) = lstm::gru_cell_grad(grad_h, gates, hidden_gates, h)?;
+        Ok(Some((
+            self.op(Data::F32(dx)),
+            self.store(Data::F32(dy)),
+            self.store(Data::F32(dh)),
+        )))
     }
 
     fn fused_adam(

@@ -40,6 +40,31 @@ where
     }
 }
 
+/// Calls `fill(i, item)` for each item of `items` — the output rows of an
+/// op that writes several buffers, each item holding that row's slices of
+/// them — in parallel when the whole op (`item_work` elements per item) is
+/// big enough, in tasks of about [`CHUNK`] elements.
+pub(crate) fn for_items<T, F>(items: &mut [T], item_work: usize, fill: F)
+where
+    T: Send,
+    F: Fn(usize, &mut T) + Sync,
+{
+    let work = items.len().saturating_mul(item_work);
+    if work >= PAR_MIN_WORK && items.len() > 1 {
+        let min_len = CHUNK.div_ceil(item_work.max(1));
+        items
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(min_len)
+            .for_each(|(i, item)| fill(i, item));
+    } else {
+        items
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, item)| fill(i, item));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +79,21 @@ mod tests {
                 }
             });
             assert!(out.iter().enumerate().all(|(i, &o)| i == o));
+        }
+    }
+
+    #[test]
+    fn items_are_each_filled_once_in_both_modes() {
+        for item_work in [1, PAR_MIN_WORK] {
+            let mut items = vec![(0usize, 0usize); 300];
+            for_items(&mut items, item_work, |i, item| {
+                item.0 = i;
+                item.1 += 1;
+            });
+            assert!(items
+                .iter()
+                .enumerate()
+                .all(|(i, &(j, n))| i == j && n == 1));
         }
     }
 }

@@ -12,8 +12,8 @@ use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, attention, copy, cross_entropy, elementwise, index, matmul, max_pool, quant, random,
-    reduce, softmax, window,
+    adam, attention, copy, cross_entropy, elementwise, index, lstm, matmul, max_pool, quant,
+    random, reduce, softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -176,6 +176,45 @@ impl Backend for WgpuBackend {
         act: LinearActivation,
     ) -> Result<Option<Storage>> {
         matmul::linear(&self.gpu, input, weight, bias, act)
+    }
+
+    fn fused_lstm_cell(
+        &self,
+        input_gates: View,
+        hidden_gates: View,
+        c: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        lstm::lstm_cell(&self.gpu, input_gates, hidden_gates, c).map(Some)
+    }
+
+    fn fused_lstm_cell_grad(
+        &self,
+        grad_h: View,
+        grad_c: View,
+        gates: View,
+        c: View,
+        c_new: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        lstm::lstm_cell_grad(&self.gpu, [grad_h, grad_c, gates, c, c_new]).map(Some)
+    }
+
+    fn fused_gru_cell(
+        &self,
+        input_gates: View,
+        hidden_gates: View,
+        h: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        lstm::gru_cell(&self.gpu, input_gates, hidden_gates, h).map(Some)
+    }
+
+    fn fused_gru_cell_grad(
+        &self,
+        grad_h: View,
+        gates: View,
+        hidden_gates: View,
+        h: View,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        lstm::gru_cell_grad(&self.gpu, [grad_h, gates, hidden_gates, h]).map(Some)
     }
 
     fn fused_adam(

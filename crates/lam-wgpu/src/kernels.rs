@@ -67,6 +67,7 @@ shaders! {
     Attention => "attention.wgsl",
     AttentionGrad => "attention_grad.wgsl",
     CrossEntropy => "cross_entropy.wgsl",
+    Lstm => "lstm.wgsl",
     Adam => "adam.wgsl",
 }
 
@@ -335,6 +336,59 @@ pub(crate) const CROSS_ENTROPY: Kernel = kernel(
     Shader::CrossEntropy,
     "cross_entropy",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite), FAULTS],
+);
+/// lstm.wgsl: the two projections and c; hc, gates.
+pub(crate) const LSTM_CELL: Kernel = kernel(
+    Shader::Lstm,
+    "lstm_cell",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+    ],
+);
+/// lstm.wgsl: grad_h, grad_c, gates, c, c'; the gates' and c's gradients.
+pub(crate) const LSTM_CELL_GRAD: Kernel = kernel(
+    Shader::Lstm,
+    "lstm_cell_grad",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (5, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+    ],
+);
+/// lstm.wgsl: the two projections and h; h', gates.
+pub(crate) const GRU_CELL: Kernel = kernel(
+    Shader::Lstm,
+    "gru_cell",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+    ],
+);
+/// lstm.wgsl: grad_h, gates, hidden projection, h; the gradients of the two
+/// projections and of h.
+pub(crate) const GRU_CELL_GRAD: Kernel = kernel(
+    Shader::Lstm,
+    "gru_cell_grad",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+        (8, ReadWrite),
+    ],
 );
 /// grad, param, m, v.
 pub(crate) const ADAM: Kernel = kernel(

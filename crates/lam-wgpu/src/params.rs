@@ -148,6 +148,18 @@ pub(crate) struct RowParams {
     pub inv_rows: f32,
 }
 
+/// lstm.wgsl: the step's size and, per input, its `[rows, cols]` view as
+/// (offset, row stride, column stride, unused).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct LstmParams {
+    pub rows: u32,
+    pub hidden: u32,
+    pub numel: u32,
+    pub pad: u32,
+    pub views: [[u32; 4]; 5],
+}
+
 /// adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -345,6 +357,7 @@ mod tests {
             std::mem::size_of::<RowParams>(),
             std::mem::size_of::<AdamParams>(),
             std::mem::size_of::<WindowParams>(),
+            std::mem::size_of::<LstmParams>(),
         ] {
             assert_eq!(size % 16, 0);
         }

@@ -182,6 +182,46 @@ macro_rules! backend_methods {
                 fn fused_linear(&self, input: View, weight: View, bias: Option<View>,
                     act: LinearActivation) -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some, named op_name("fused_linear", &act);
+                /// One LSTM step's gate arithmetic for `B` rows of hidden size
+                /// `H`: from the input and hidden projections (`[B, 4H]` each,
+                /// biases included, gates `i, f, g, o`) and the cell state `c`
+                /// (`[B, H]`), all with any strides, returns a contiguous
+                /// `[2, B, H]` holding `h' = o ⊙ tanh(c')` then
+                /// `c' = f ⊙ c + i ⊙ g` — `i, f, o` sigmoids and `g` the tanh of
+                /// the summed projections — and the activated gates, a
+                /// contiguous `[B, 4H]` for [`Backend::fused_lstm_cell_grad`].
+                fn fused_lstm_cell(&self, input_gates: View, hidden_gates: View, c: View)
+                    -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_lstm_cell`]: from `grad_h`
+                /// and `grad_c` (`[B, H]`), the activated `gates` (`[B, 4H]`),
+                /// the step's input cell state `c` and its output `c_new`
+                /// (`[B, H]`), all with any strides, the gradient of the summed
+                /// projections (contiguous `[B, 4H]`, that of either
+                /// projection) and of `c` (contiguous `[B, H]`).
+                fn fused_lstm_cell_grad(&self, grad_h: View, grad_c: View, gates: View,
+                    c: View, c_new: View) -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// One GRU step's gate arithmetic for `B` rows of hidden size
+                /// `H`: from the input and hidden projections (`[B, 3H]` each,
+                /// each with its own bias, gates `r, z, n`) and the hidden
+                /// state `h` (`[B, H]`), all with any strides, returns
+                /// `h' = n + z ⊙ (h − n)` (contiguous `[B, H]`) with
+                /// `r, z` the sigmoids of the summed projections and
+                /// `n = tanh(x_n + r ⊙ h_n)`, and the activated gates `r, z, n`
+                /// (contiguous `[B, 3H]`) for [`Backend::fused_gru_cell_grad`].
+                fn fused_gru_cell(&self, input_gates: View, hidden_gates: View, h: View)
+                    -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_gru_cell`]: from `grad_h`
+                /// (`[B, H]`), the activated `gates` (`[B, 3H]`), the hidden
+                /// projection `hidden_gates` (`[B, 3H]`) and the step's input
+                /// state `h` (`[B, H]`), all with any strides, the gradients
+                /// of the input projection and of the hidden projection
+                /// (contiguous `[B, 3H]` each) and of `h` (contiguous `[B, H]`).
+                fn fused_gru_cell_grad(&self, grad_h: View, gates: View, hidden_gates: View,
+                    h: View) -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
                 /// One Adam/AdamW step in place on contiguous buffers of equal length.
                 /// Returns `false` if not fused (the caller then composes it).
                 fn fused_adam(&self, param: &Storage, grad: &Storage, m: &Storage,

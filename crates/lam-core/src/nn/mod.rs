@@ -110,6 +110,8 @@ pub mod functional {
     pub use super::pool::{
         adaptive_avg_pool2d, avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with_indices,
     };
-    pub use super::rnn::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
+    pub use super::rnn::{
+        gru_cell, gru_gates, lstm_cell, lstm_gates, rnn_relu_cell, rnn_tanh_cell,
+    };
     pub use super::window::{fold, unfold};
 }

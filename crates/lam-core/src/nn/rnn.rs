@@ -3,9 +3,13 @@
 //!
 //! All three share one engine: per layer and direction, one matmul projects
 //! the whole input sequence (`[T, B, in] → [T, B, gates·H]`), then a loop
-//! over time does one `h Wₕₕᵀ` matmul and the gate arithmetic per step; the
-//! steps are collected with [`Tensor::stack`]. Everything is ordinary tensor
-//! ops, so it differentiates through the tape and runs on every backend.
+//! over time does one `h Wₕₕᵀ` matmul and the gate arithmetic per step.
+//! An LSTM (without projection) or GRU layer runs that loop as one tape op
+//! (`rnn/sequence`) with the gates as one fused op per step (`rnn/fused`),
+//! so its backward pass is one loop too, with `Wₕₕ`'s gradient as one
+//! matmul over all steps; the plain RNN and an LSTM with `proj_size` record
+//! each step's ops on the tape and collect the steps with [`Tensor::stack`].
+//! Either way everything is tensor ops and runs on every backend.
 //!
 //! Shapes (as PyTorch): input `[T, B, in]`, or `[B, T, in]` with
 //! `batch_first`, or unbatched `[T, in]`; output `[T, B, D·H]` (`D = 2` when
@@ -35,10 +39,13 @@
 
 mod cell;
 mod cells;
+mod fused;
+mod sequence;
 
 pub use cell::{gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell};
 use cell::{step, Cell};
 pub use cells::{GRUCell, LSTMCell, RNNCell};
+pub use fused::{gru_gates, lstm_gates};
 
 use super::summary::{note, record};
 use super::{init, join, py_bool, py_float, Entry, Mode, Module, Visit};
@@ -679,10 +686,9 @@ impl Recurrent {
         &self,
         x: &Tensor,
         w: &Weights,
-        mut state: Vec<Tensor>,
+        state: Vec<Tensor>,
         reverse: bool,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let h = self.hidden_size;
         // Every step's input projection in one matmul: `[T, B, G·H]`. For
         // the GRU `b_hh` must stay inside `r ⊙ (…)`, so only the others fold
         // it in here.
@@ -696,9 +702,14 @@ impl Recurrent {
                 projected = projected.add(b)?;
             }
         }
+        if w.w_hr.is_none() && matches!(self.cell, Cell::Lstm | Cell::Gru) {
+            let b_hh = if fold_hh_bias { None } else { w.b_hh.as_ref() };
+            return sequence::run(self.cell, &projected, &w.w_hh, b_hh, &state, reverse);
+        }
         let w_hh_t = w.w_hh.t()?;
         let steps = x.dims()[0];
         let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);
+        let mut state = state;
         for i in 0..steps {
             let t = if reverse { steps - 1 - i } else { i };
             let xp = projected.get(t)?; // [B, G·H]
@@ -708,7 +719,7 @@ impl Recurrent {
                     hp = hp.add(b)?;
                 }
             }
-            state = step(self.cell, h, &xp, &hp, &state)?;
+            state = step(self.cell, &xp, &hp, &state)?;
             if let Some(w_hr) = &w.w_hr {
                 state[0] = state[0].matmul(&w_hr.t()?)?;
             }

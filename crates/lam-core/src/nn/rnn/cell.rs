@@ -7,6 +7,7 @@
 //! Gate order is PyTorch's: LSTM `i, f, g, o`; GRU `r, z, n` with
 //! `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`.
 
+use super::fused::{gru_gates, lstm_gates};
 use crate::tensor::check_operands;
 use crate::{DType, Error, Result, Tensor};
 
@@ -41,37 +42,17 @@ impl Cell {
 /// One step of `cell` from the input projection `xp` and the hidden
 /// projection `hp` (both `[B, G·H]`; for the GRU `hp` must include `b_hh`,
 /// for the others either may carry both biases) and the current `state`
-/// (`h`, and `c` for the LSTM, each `[B, H]`): the next state.
-pub(super) fn step(
-    cell: Cell,
-    h: usize,
-    xp: &Tensor,
-    hp: &Tensor,
-    state: &[Tensor],
-) -> Result<Vec<Tensor>> {
+/// (`h`, and `c` for the LSTM, each `[B, H]`): the next state. The LSTM and
+/// GRU gates are one fused op each (`rnn/fused`).
+pub(super) fn step(cell: Cell, xp: &Tensor, hp: &Tensor, state: &[Tensor]) -> Result<Vec<Tensor>> {
     Ok(match cell {
         Cell::Tanh => vec![xp.add(hp)?.tanh()?],
         Cell::Relu => vec![xp.add(hp)?.relu()?],
         Cell::Lstm => {
-            let gates = xp.add(hp)?;
-            let gate = |k: usize| gates.narrow(-1, k * h, h);
-            let i_g = gate(0)?.sigmoid()?;
-            let f_g = gate(1)?.sigmoid()?;
-            let g_g = gate(2)?.tanh()?;
-            let o_g = gate(3)?.sigmoid()?;
-            let c = f_g.mul(&state[1])?.add(&i_g.mul(&g_g)?)?;
-            let h_new = o_g.mul(&c.tanh()?)?;
+            let (h_new, c) = lstm_gates(xp, hp, &state[1])?;
             vec![h_new, c]
         }
-        Cell::Gru => {
-            let xg = |k: usize| xp.narrow(-1, k * h, h);
-            let hg = |k: usize| hp.narrow(-1, k * h, h);
-            let r = xg(0)?.add(&hg(0)?)?.sigmoid()?;
-            let z = xg(1)?.add(&hg(1)?)?.sigmoid()?;
-            let n = xg(2)?.add(&r.mul(&hg(2)?)?)?.tanh()?;
-            // h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
-            vec![n.add(&z.mul(&state[0].sub(&n)?)?)?]
-        }
+        Cell::Gru => vec![gru_gates(xp, hp, &state[0])?],
     })
 }
 
@@ -130,7 +111,7 @@ fn cell_step(
         .collect::<Result<_>>()?;
     let xp = crate::nn::functional::linear(&x, w_ih, biases[0])?;
     let hp = crate::nn::functional::linear(&state[0], w_hh, biases[1])?;
-    let next = step(cell, h, &xp, &hp, &state)?;
+    let next = step(cell, &xp, &hp, &state)?;
     next.into_iter()
         .map(|s| if batched { Ok(s) } else { s.squeeze(0) })
         .collect()

@@ -1,0 +1,206 @@
+//! One LSTM or GRU layer in one direction as one tape op, as cuDNN runs
+//! it: the forward loop over time does one `h Wₕₕᵀ` matmul and one fused
+//! gate step (`rnn/fused`) per step with nothing recorded, and the layer's
+//! single node runs the loop backwards — one gate gradient and one
+//! `δ Wₕₕ` matmul per step — then the weight's gradient for all steps at
+//! once, one `[G·H, T·B] × [T·B, H]` matmul.
+//!
+//! Per-step tape nodes would cost more than the arithmetic: each step's
+//! slice of the input projection would get its gradient padded to the whole
+//! sequence, and `Wₕₕ`'s gradient would be summed `T` times.
+//!
+//! The layer's output is one tensor `packed` (`[T, B, H]` of outputs in
+//! time order, and for the LSTM a last row with the final `c`), viewed as
+//! the output sequence and the final states.
+
+use super::cell::Cell;
+use super::fused::{gru_backward, gru_forward, lstm_backward, lstm_forward};
+use crate::{no_grad, Layout, Result, Tensor};
+
+/// Runs an LSTM or GRU layer over the input projection `xp` (`[T, B, G·H]`:
+/// `x W_ihᵀ + b_ih`, plus `b_hh` for the LSTM) with the recurrent weight
+/// `w_hh` (`[G·H, H]`), the GRU's `b_hh`, and the initial `state` (`h`, and
+/// `c` for the LSTM, `[B, H]` each): the outputs `[T, B, H]` in time order
+/// and the final state.
+pub(super) fn run(
+    cell: Cell,
+    xp: &Tensor,
+    w_hh: &Tensor,
+    b_hh: Option<&Tensor>,
+    state: &[Tensor],
+    reverse: bool,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    let (steps, batch, hidden) = (xp.dims()[0], xp.dims()[1], w_hh.dims()[1]);
+    let lstm = cell == Cell::Lstm;
+    let order: Vec<usize> = if reverse {
+        (0..steps).rev().collect()
+    } else {
+        (0..steps).collect()
+    };
+    let fwd = no_grad(|| forward(cell, xp, w_hh, b_hh, state, &order))?;
+    let packed_rows = steps + usize::from(lstm);
+    let packed = no_grad(|| {
+        let mut rows = fwd.outputs_in_time_order(&order);
+        if lstm {
+            rows.push(fwd.cs[steps].clone());
+        }
+        Tensor::stack(&rows, 0)
+    })?;
+    let (w, b) = (w_hh.detach(), b_hh.map(Tensor::detach));
+    let needs_w = w_hh.requires_grad();
+    let mut inputs: Vec<&Tensor> = vec![xp, w_hh];
+    inputs.extend(state.iter());
+    if let Some(b) = b_hh {
+        inputs.push(b);
+    }
+    let name = if lstm { "lstm_layer" } else { "gru_layer" };
+    let last = order[steps - 1];
+    let out = Tensor::from_op(
+        name,
+        packed.storage(),
+        Layout::contiguous(&[packed_rows, batch, hidden]),
+        &inputs,
+        move |g| fwd.backward(g, &w, b.as_ref(), &order, needs_w),
+    );
+    let mut finals = vec![out.get(last)?];
+    if lstm {
+        finals.push(out.get(steps)?);
+    }
+    Ok((out.narrow(0, 0, steps)?, finals))
+}
+
+/// What the forward loop keeps for the backward one, per step in the order
+/// run (`hs[k]` and `cs[k]` are the states before step `k`).
+struct Forward {
+    cell: Cell,
+    /// `h` before each step, and after the last: `T + 1` of `[B, H]`.
+    hs: Vec<Tensor>,
+    /// The LSTM's `c` likewise (empty for the GRU).
+    cs: Vec<Tensor>,
+    /// The activated gates of each step.
+    gates: Vec<Tensor>,
+    /// The GRU's hidden projection of each step (empty for the LSTM).
+    hidden_gates: Vec<Tensor>,
+}
+
+/// The forward loop, untaped.
+fn forward(
+    cell: Cell,
+    xp: &Tensor,
+    w_hh: &Tensor,
+    b_hh: Option<&Tensor>,
+    state: &[Tensor],
+    order: &[usize],
+) -> Result<Forward> {
+    let w = w_hh.detach();
+    let mut f = Forward {
+        cell,
+        hs: vec![state[0].detach()],
+        cs: state.get(1).map(Tensor::detach).into_iter().collect(),
+        gates: Vec::with_capacity(order.len()),
+        hidden_gates: Vec::new(),
+    };
+    let xp = xp.detach();
+    for &t in order {
+        let x_t = xp.get(t)?;
+        let h = f.hs.last().cloned().unwrap_or_else(|| state[0].detach());
+        let hg = crate::nn::functional::linear(&h, &w, b_hh)?;
+        if cell == Cell::Lstm {
+            let c = f.cs.last().cloned().unwrap_or_else(|| state[1].detach());
+            let (hc, gates) = lstm_forward(&x_t, &hg, &c)?;
+            f.hs.push(hc.get(0)?);
+            f.cs.push(hc.get(1)?);
+            f.gates.push(gates);
+        } else {
+            let (h_new, gates) = gru_forward(&x_t, &hg, &h)?;
+            f.hs.push(h_new);
+            f.gates.push(gates);
+            f.hidden_gates.push(hg);
+        }
+    }
+    Ok(f)
+}
+
+impl Forward {
+    /// The `h` after each step, in time order.
+    fn outputs_in_time_order(&self, order: &[usize]) -> Vec<Tensor> {
+        let mut rows = vec![None; order.len()];
+        for (k, &t) in order.iter().enumerate() {
+            rows[t] = Some(self.hs[k + 1].clone());
+        }
+        rows.into_iter().flatten().collect()
+    }
+
+    /// The gradients of the layer's inputs (`xp`, `w_hh`, the initial
+    /// states, the GRU's `b_hh`) from the gradient `g` of `packed`.
+    fn backward(
+        &self,
+        g: &Tensor,
+        w: &Tensor,
+        b_hh: Option<&Tensor>,
+        order: &[usize],
+        needs_w: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let steps = order.len();
+        let lstm = self.cell == Cell::Lstm;
+        // The gradient reaching `h` (and `c`) after the step being undone.
+        let mut d_h: Option<Tensor> = None;
+        let mut d_c = if lstm { Some(g.get(steps)?) } else { None };
+        // Per time step: the gradient of the input projection, and of the
+        // hidden projection with the `h` it was computed from.
+        let mut d_x: Vec<Option<Tensor>> = vec![None; steps];
+        let mut d_y: Vec<Option<Tensor>> = vec![None; steps];
+        let mut h_prev: Vec<Option<Tensor>> = vec![None; steps];
+        for (k, &t) in order.iter().enumerate().rev() {
+            let mut dh = g.get(t)?;
+            if let Some(more) = &d_h {
+                dh = dh.add(more)?;
+            }
+            if lstm {
+                let dc = match &d_c {
+                    Some(dc) => dc.clone(),
+                    None => Tensor::zeros_like(&dh)?,
+                };
+                let (dg, dc_prev) =
+                    lstm_backward(&dh, &dc, &self.gates[k], &self.cs[k], &self.cs[k + 1])?;
+                d_c = Some(dc_prev);
+                d_h = Some(dg.matmul(w)?);
+                // Both projections have this gradient: `d_y` stays empty.
+                d_x[t] = Some(dg);
+            } else {
+                let (dx, dy, dh_prev) =
+                    gru_backward(&dh, &self.gates[k], &self.hidden_gates[k], &self.hs[k])?;
+                d_h = Some(dh_prev.add(&dy.matmul(w)?)?);
+                d_x[t] = Some(dx);
+                d_y[t] = Some(dy);
+            }
+            h_prev[t] = Some(self.hs[k].clone());
+        }
+        let d_xp = Tensor::stack(&d_x.into_iter().flatten().collect::<Vec<_>>(), 0)?;
+        let d_ys = if lstm {
+            d_xp.clone()
+        } else {
+            Tensor::stack(&d_y.into_iter().flatten().collect::<Vec<_>>(), 0)?
+        };
+        let (batch, gh) = (d_ys.dims()[1], d_ys.dims()[2]);
+        let d_ys = d_ys.reshape_exact(&[steps * batch, gh])?;
+        let d_w = if needs_w {
+            let hs = Tensor::stack(&h_prev.into_iter().flatten().collect::<Vec<_>>(), 0)?;
+            let hidden = hs.dims()[2];
+            Some(
+                d_ys.t()?
+                    .matmul(&hs.reshape_exact(&[steps * batch, hidden])?)?,
+            )
+        } else {
+            None
+        };
+        let mut grads = vec![Some(d_xp), d_w, d_h];
+        if lstm {
+            grads.push(d_c);
+        }
+        if b_hh.is_some() {
+            grads.push(Some(d_ys.sum(&[0], false)?));
+        }
+        Ok(grads)
+    }
+}

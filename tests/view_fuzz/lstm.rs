@@ -1,0 +1,72 @@
+//! The LSTM and GRU gates of one step on random views of the projections
+//! and the state (Backend `fused_lstm_cell`, `fused_gru_cell` and their
+//! gradients, or the composite on the unfused devices), alone and inside
+//! the cell functions.
+
+use lam::nn::functional::{gru_cell, gru_gates, lstm_cell, lstm_gates};
+
+use super::harness::{normal, Case, Rng};
+
+pub const COVERS: &[&str] = &[];
+
+pub fn cases(rng: &mut Rng) -> Vec<Case> {
+    (0..3).flat_map(|_| one_round(rng)).collect()
+}
+
+fn one_round(rng: &mut Rng) -> Vec<Case> {
+    let (b, h, inp) = (rng.size(), rng.size(), rng.size());
+    vec![
+        Case::new(
+            "lstm_gates",
+            vec![normal(&[b, 4 * h]), normal(&[b, 4 * h]), normal(&[b, h])],
+            |t| {
+                let (h1, c1) = lstm_gates(&t[0], &t[1], &t[2])?;
+                Ok(vec![h1, c1])
+            },
+        )
+        .tol(1e-5),
+        Case::new(
+            "gru_gates",
+            vec![normal(&[b, 3 * h]), normal(&[b, 3 * h]), normal(&[b, h])],
+            |t| Ok(vec![gru_gates(&t[0], &t[1], &t[2])?]),
+        )
+        .tol(1e-5),
+        Case::new(
+            "lstm_cell",
+            vec![
+                normal(&[b, inp]),
+                normal(&[b, h]),
+                normal(&[b, h]),
+                normal(&[4 * h, inp]),
+                normal(&[4 * h, h]),
+                normal(&[4 * h]),
+            ],
+            |t| {
+                let (h1, c1) = lstm_cell(&t[0], (&t[1], &t[2]), &t[3], &t[4], Some(&t[5]), None)?;
+                Ok(vec![h1, c1])
+            },
+        )
+        .tol(1e-4),
+        Case::new(
+            "gru_cell",
+            vec![
+                normal(&[b, inp]),
+                normal(&[b, h]),
+                normal(&[3 * h, inp]),
+                normal(&[3 * h, h]),
+                normal(&[3 * h]),
+            ],
+            |t| {
+                Ok(vec![gru_cell(
+                    &t[0],
+                    &t[1],
+                    &t[2],
+                    &t[3],
+                    None,
+                    Some(&t[4]),
+                )?])
+            },
+        )
+        .tol(1e-4),
+    ]
+}
