@@ -374,6 +374,16 @@ const CALLS: &[(&str, Call)] = &[
         shape.extend(&norm);
         run(&LayerNorm::new(&norm, d)?, &shape, r, d)
     }),
+    ("layer_norm", |r, d| {
+        let x = r.tensor(d)?.requires_grad_()?;
+        let norm = r.shape();
+        let (w, b) = (r.tensor(d)?, r.tensor(d)?);
+        let use_w = (r.below(2) == 0).then_some(&w);
+        let use_b = (r.below(2) == 0).then_some(&b);
+        let y = lam::nn::functional::layer_norm(&x, &norm, use_w, use_b, r.float())?;
+        y.to_vec()?;
+        y.sum_all()?.backward()
+    }),
     ("BatchNorm1d", |r, d| {
         let c = r.below(4);
         run(&BatchNorm1d::new(c, d)?, &[r.below(4), c], r, d)

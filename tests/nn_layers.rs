@@ -15,10 +15,11 @@
 //! - Learning: a small CNN built from these layers learns a toy task.
 //! - Windows: unfold, fold and max pooling against naive loops, fold as
 //!   unfold's adjoint, and their gradient checks.
+//! - Layer norm (one fused op) against its formula and gradient in f64.
 //!
 //! Layout: `known_values` (the fixture driver), `gradients`, `structure`,
-//! `behaviour` (train/eval, learning), `bad_input` and `windows`, under
-//! `tests/nn_layers/`.
+//! `behaviour` (train/eval, learning), `bad_input`, `windows` and
+//! `layer_norm`, under `tests/nn_layers/`.
 
 mod common;
 
@@ -30,6 +31,8 @@ mod behaviour;
 mod gradients;
 #[path = "nn_layers/known_values.rs"]
 mod known_values;
+#[path = "nn_layers/layer_norm.rs"]
+mod layer_norm;
 #[path = "nn_layers/structure.rs"]
 mod structure;
 #[path = "nn_layers/windows.rs"]

@@ -26,6 +26,7 @@ mod cases {
     pub mod elementwise;
     pub mod harness;
     pub mod index;
+    pub mod layer_norm;
     pub mod lstm;
     pub mod matmul;
     pub mod max_pool;
@@ -65,6 +66,11 @@ const FAMILIES: &[Family] = &[
         cases::elementwise::COVERS,
     ),
     ("index", cases::index::cases, cases::index::COVERS),
+    (
+        "layer_norm",
+        cases::layer_norm::cases,
+        cases::layer_norm::COVERS,
+    ),
     ("lstm", cases::lstm::cases, cases::lstm::COVERS),
     ("matmul", cases::matmul::cases, cases::matmul::COVERS),
     ("max_pool", cases::max_pool::cases, cases::max_pool::COVERS),
@@ -120,6 +126,7 @@ family_tests!(
     cross_entropy,
     elementwise,
     index,
+    layer_norm,
     lstm,
     matmul,
     max_pool,

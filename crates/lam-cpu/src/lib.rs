@@ -3,7 +3,7 @@
 //! [`CpuBackend`] implements every primitive of [`lam_core::Backend`] with
 //! plain loops over `Vec<f32>` / `Vec<i32>` buffers, plus every optional
 //! fused op (softmax, cross-entropy, Linear with bias and ReLU, the LSTM and
-//! GRU gates, Adam).
+//! GRU gates, layer norm, Adam).
 //! Because every other backend is checked against it, each op is written to
 //! be obviously right first: the formulas sit in one `match` per op family,
 //! and hand-indexed arrays carry their shape in a comment. Speed comes from:
@@ -25,7 +25,8 @@
 //! lam-core, lam-wgpu and shaders/ (ARCHITECTURE.md has the table):
 //! `copy` (read, copy, cast), `elementwise`, `reduce`, `matmul` (and
 //! `fused_linear`), `index`, `window` (unfold, fold), `max_pool`, `random`,
-//! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates), `adam`. Support:
+//! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates), `layer_norm`,
+//! `adam`. Support:
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
@@ -40,6 +41,7 @@ mod copy;
 mod cross_entropy;
 mod elementwise;
 mod index;
+mod layer_norm;
 mod lstm;
 mod math;
 mod matmul;
@@ -316,6 +318,37 @@ impl Backend for CpuBackend {
             self.op(Data::F32(dx)),
             self.store(Data::F32(dy)),
             self.store(Data::F32(dh)),
+        )))
+    }
+
+    fn fused_layer_norm(
+        &self,
+        input: View,
+        weight: Option<View>,
+        bias: Option<View>,
+        eps: f32,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (y, mean, rstd) = layer_norm::layer_norm(input, weight, bias, eps)?;
+        Ok(Some((
+            self.op(Data::F32(y)),
+            self.store(Data::F32(mean)),
+            self.store(Data::F32(rstd)),
+        )))
+    }
+
+    fn fused_layer_norm_grad(
+        &self,
+        grad: View,
+        input: View,
+        mean: View,
+        rstd: View,
+        weight: Option<View>,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (dx, dw, db) = layer_norm::layer_norm_grad(grad, input, mean, rstd, weight)?;
+        Ok(Some((
+            self.op(Data::F32(dx)),
+            self.store(Data::F32(dw)),
+            self.store(Data::F32(db)),
         )))
     }
 

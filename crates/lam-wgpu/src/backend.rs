@@ -12,8 +12,8 @@ use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, attention, copy, cross_entropy, elementwise, index, lstm, matmul, max_pool, quant,
-    random, reduce, softmax, window,
+    adam, attention, copy, cross_entropy, elementwise, index, layer_norm, lstm, matmul, max_pool,
+    quant, random, reduce, softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -215,6 +215,27 @@ impl Backend for WgpuBackend {
         h: View,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
         lstm::gru_cell_grad(&self.gpu, [grad_h, gates, hidden_gates, h]).map(Some)
+    }
+
+    fn fused_layer_norm(
+        &self,
+        input: View,
+        weight: Option<View>,
+        bias: Option<View>,
+        eps: f32,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        layer_norm::layer_norm(&self.gpu, input, weight, bias, eps).map(Some)
+    }
+
+    fn fused_layer_norm_grad(
+        &self,
+        grad: View,
+        input: View,
+        mean: View,
+        rstd: View,
+        weight: Option<View>,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        layer_norm::layer_norm_grad(&self.gpu, grad, input, mean, rstd, weight).map(Some)
     }
 
     fn fused_adam(

@@ -68,6 +68,7 @@ shaders! {
     AttentionGrad => "attention_grad.wgsl",
     CrossEntropy => "cross_entropy.wgsl",
     Lstm => "lstm.wgsl",
+    LayerNorm => "layer_norm.wgsl",
     Adam => "adam.wgsl",
 }
 
@@ -388,6 +389,46 @@ pub(crate) const GRU_CELL_GRAD: Kernel = kernel(
         (6, ReadWrite),
         (7, ReadWrite),
         (8, ReadWrite),
+    ],
+);
+/// layer_norm.wgsl: x, weight, bias; y, mean, rstd.
+pub(crate) const LAYER_NORM: Kernel = kernel(
+    Shader::LayerNorm,
+    "layer_norm",
+    &[
+        (1, Read),
+        (3, Read),
+        (4, Read),
+        (7, ReadWrite),
+        (8, ReadWrite),
+        (9, ReadWrite),
+    ],
+);
+/// layer_norm.wgsl: x, grad, weight, mean, rstd; the input's gradient.
+pub(crate) const LAYER_NORM_GRAD_INPUT: Kernel = kernel(
+    Shader::LayerNorm,
+    "layer_norm_grad_input",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (5, Read),
+        (6, Read),
+        (7, ReadWrite),
+    ],
+);
+/// layer_norm.wgsl: x, grad, mean, rstd; the weight's and the bias's
+/// gradients.
+pub(crate) const LAYER_NORM_GRAD_PARAMS: Kernel = kernel(
+    Shader::LayerNorm,
+    "layer_norm_grad_params",
+    &[
+        (1, Read),
+        (2, Read),
+        (5, Read),
+        (6, Read),
+        (8, ReadWrite),
+        (9, ReadWrite),
     ],
 );
 /// grad, param, m, v.

@@ -160,6 +160,18 @@ pub(crate) struct LstmParams {
     pub views: [[u32; 4]; 5],
 }
 
+/// layer_norm.wgsl: sizes, `eps`, flags (1: weight, 2: bias), and per
+/// view (x, grad, weight, bias, mean, rstd) its offset and strides.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct LayerNormParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub eps: f32,
+    pub flags: u32,
+    pub views: [[u32; 4]; 6],
+}
+
 /// adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -358,6 +370,7 @@ mod tests {
             std::mem::size_of::<AdamParams>(),
             std::mem::size_of::<WindowParams>(),
             std::mem::size_of::<LstmParams>(),
+            std::mem::size_of::<LayerNormParams>(),
         ] {
             assert_eq!(size % 16, 0);
         }

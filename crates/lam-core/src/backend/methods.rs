@@ -222,6 +222,25 @@ macro_rules! backend_methods {
                 fn fused_gru_cell_grad(&self, grad_h: View, gates: View, hidden_gates: View,
                     h: View) -> Result<Option<(Storage, Storage, Storage)>>
                     = Ok(None), taken Option::is_some;
+                /// Layer normalization of each row of a `[rows, cols]` view:
+                /// `y = (x − mean) · rstd ⊙ weight + bias` with the row's mean,
+                /// biased variance and `rstd = 1 / √(var + eps)`; `weight` and
+                /// `bias` are optional `[cols]` views (all views any strides).
+                /// Returns `y` (contiguous `[rows, cols]`) and each row's mean
+                /// and `rstd` (contiguous `[rows]`) for
+                /// [`Backend::fused_layer_norm_grad`].
+                fn fused_layer_norm(&self, input: View, weight: Option<View>,
+                    bias: Option<View>, eps: f32) -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_layer_norm`] from `grad`
+                /// (`[rows, cols]`), the `input`, its rows' `mean` and `rstd`
+                /// (`[rows]`) and the optional `weight` (`[cols]`), all with
+                /// any strides: the input's gradient (contiguous `[rows,
+                /// cols]`) and the sums over rows of `grad ⊙ x̂` and of `grad`
+                /// (contiguous `[cols]` each: the weight's and the bias's).
+                fn fused_layer_norm_grad(&self, grad: View, input: View, mean: View, rstd: View,
+                    weight: Option<View>) -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
                 /// One Adam/AdamW step in place on contiguous buffers of equal length.
                 /// Returns `false` if not fused (the caller then composes it).
                 fn fused_adam(&self, param: &Storage, grad: &Storage, m: &Storage,

@@ -23,10 +23,14 @@
 //!   the max-pooling tape op, the `max_pool` primitive (each window's
 //!   maximum and winning tap in one pass) with `max_pool_grad` as its
 //!   gradient.
-//! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`].
+//! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`];
+//!   `layer_norm`: the layer-norm tape op, the optional `fused_layer_norm`
+//!   primitive with `fused_layer_norm_grad` as its gradient.
 //! - `rnn`: [`RNN`], [`LSTM`], [`GRU`] on one engine; `rnn/cell`: one step
 //!   of each cell, shared with the `*_cell` functions; `rnn/cells`: the
-//!   single-step modules [`RNNCell`], [`LSTMCell`], [`GRUCell`].
+//!   single-step modules [`RNNCell`], [`LSTMCell`], [`GRUCell`];
+//!   `rnn/fused`: the LSTM and GRU gates as one op (`fused_lstm_cell`,
+//!   `fused_gru_cell`); `rnn/sequence`: a layer's sequence as one tape op.
 //! - `attention`: [`MultiheadAttention`], its masks ([`AttnMask`],
 //!   [`causal_mask`]); `transformer`: [`TransformerEncoderLayer`].
 //! - `dropout`, `embedding`, `flatten`, `sequential`: one layer each.
@@ -47,6 +51,7 @@ mod embedding;
 mod fields;
 mod flatten;
 pub mod init;
+mod layer_norm;
 mod linear;
 mod max_pool;
 mod module;

@@ -458,7 +458,8 @@ impl Module for LayerNorm {
 }
 
 /// `torch.nn.functional.layer_norm`: `(x − mean) / √(var + eps) · w + b`
-/// over the trailing `normalized_shape` dims (biased variance).
+/// over the trailing `normalized_shape` dims (biased variance), as one
+/// fused op where the backend has it.
 pub fn layer_norm(
     input: &Tensor,
     normalized_shape: &[usize],
@@ -492,16 +493,12 @@ pub fn layer_norm(
     for t in [weight, bias].into_iter().flatten() {
         t.expect_shape(op, "weight and bias", normalized_shape)?;
     }
-    let axes: Vec<isize> = (input.rank() - k..input.rank())
-        .map(|d| d as isize)
-        .collect();
-    let (var, mean) = input.var_mean(&axes, true, false)?;
-    let mut y = input.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
-    if let Some(w) = weight {
-        y = y.mul(w)?;
-    }
-    if let Some(b) = bias {
-        y = y.add(b)?;
-    }
-    Ok(y)
+    crate::tensor::check_operands(
+        op,
+        DType::F32,
+        [input].into_iter().chain(weight).chain(bias),
+    )?;
+    // One fused op over the rows of normalized elements (`nn/layer_norm`).
+    let cols = normalized_shape.iter().product();
+    super::layer_norm::layer_norm(input, cols, weight, bias, eps)
 }

@@ -18,6 +18,7 @@
 //! - [`attention`]: scaled dot-product attention and its gradient
 //! - [`cross_entropy`]: cross-entropy against class indices
 //! - [`lstm`]: the LSTM and GRU gates of one step, and their gradients
+//! - [`layer_norm`]: layer normalization and its gradient
 //! - [`adam`]: the Adam/AdamW step
 //!
 //! Each module is named as its op family, and as its shaders in `shaders/`.
@@ -28,6 +29,7 @@ pub(crate) mod copy;
 pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
 pub(crate) mod index;
+pub(crate) mod layer_norm;
 pub(crate) mod lstm;
 pub(crate) mod matmul;
 pub(crate) mod max_pool;

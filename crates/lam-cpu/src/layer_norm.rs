@@ -1,0 +1,247 @@
+//! Layer normalization of the rows of a `[rows, cols]` view and its
+//! gradient, fused (Backend `fused_layer_norm`, `fused_layer_norm_grad`):
+//! each row's mean and variance (summed in `f64`), the normalized row and
+//! the affine map in one pass per row, rows in parallel; the gradient's
+//! per-column sums (the weight's and the bias's) in blocks of columns in
+//! parallel. The formulas are lam-core's composite ones (`nn/norm.rs`).
+
+use lam_core::backend::View;
+use lam_core::{Error, Layout, Result};
+
+use crate::parallel::{for_chunks, for_items};
+use crate::storage::ReadLocks;
+use crate::strided::gather;
+
+/// Columns per task of the gradient's column sums.
+const COL_BLOCK: usize = 64;
+
+/// `(y, mean, rstd)`: `y = (x − mean) · rstd ⊙ weight + bias` for each row
+/// of `input` (`[rows, cols]`), `rstd = 1 / √(var + eps)`.
+pub(crate) fn layer_norm(
+    input: View,
+    weight: Option<View>,
+    bias: Option<View>,
+    eps: f32,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    const OP: &str = "layer_norm";
+    let (rows, cols) = matrix(OP, input.1)?;
+    let mut storages = vec![input.0];
+    storages.extend(weight.iter().chain(&bias).map(|v| v.0));
+    let locks = ReadLocks::new(OP, &storages)?;
+    let x = gather(locks.f32(0, input.1)?, input.1)?;
+    let mut next = 1;
+    let mut affine = |v: Option<View>| -> Result<Option<Vec<f32>>> {
+        let Some((_, l)) = v else { return Ok(None) };
+        vector(OP, l, cols)?;
+        let data = gather(locks.f32(next, l)?, l)?.into_owned();
+        next += 1;
+        Ok(Some(data))
+    };
+    let (w, b) = (affine(weight)?, affine(bias)?);
+    let mut y = crate::pool::take(rows * cols)?;
+    let mut mean = crate::pool::take(rows)?;
+    let mut rstd = crate::pool::take(rows)?;
+    let mut items: Vec<_> = y
+        .chunks_mut(cols.max(1))
+        .zip(mean.iter_mut())
+        .zip(rstd.iter_mut())
+        .collect();
+    for_items(&mut items, 3 * cols, |r, ((y_row, m_out), s_out)| {
+        let row = &x[r * cols..(r + 1) * cols];
+        let m = row.iter().map(|&v| v as f64).sum::<f64>() / cols as f64;
+        let var = row.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / cols as f64;
+        let s = 1.0 / (var + eps as f64).sqrt();
+        let (m, s) = (m as f32, s as f32);
+        for (j, (o, &v)) in y_row.iter_mut().zip(row).enumerate() {
+            let mut out = (v - m) * s;
+            if let Some(w) = &w {
+                out *= w[j];
+            }
+            if let Some(b) = &b {
+                out += b[j];
+            }
+            *o = out;
+        }
+        (**m_out, **s_out) = (m, s);
+    });
+    Ok((y, mean, rstd))
+}
+
+/// The gradient of [`layer_norm`]: the input's (`[rows, cols]`) and the
+/// per-column sums of `grad ⊙ x̂` and of `grad` (`[cols]` each).
+pub(crate) fn layer_norm_grad(
+    grad: View,
+    input: View,
+    mean: View,
+    rstd: View,
+    weight: Option<View>,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    const OP: &str = "layer_norm_grad";
+    let (rows, cols) = matrix(OP, input.1)?;
+    if matrix(OP, grad.1)? != (rows, cols) {
+        return Err(Error::shape(
+            OP,
+            format!("a gradient of shape [{rows}, {cols}]"),
+            &grad.1.shape,
+        ));
+    }
+    vector(OP, mean.1, rows)?;
+    vector(OP, rstd.1, rows)?;
+    let mut storages = vec![grad.0, input.0, mean.0, rstd.0];
+    storages.extend(weight.map(|v| v.0));
+    let locks = ReadLocks::new(OP, &storages)?;
+    let g = gather(locks.f32(0, grad.1)?, grad.1)?;
+    let x = gather(locks.f32(1, input.1)?, input.1)?;
+    let m = gather(locks.f32(2, mean.1)?, mean.1)?;
+    let s = gather(locks.f32(3, rstd.1)?, rstd.1)?;
+    let w = match weight {
+        Some((_, l)) => {
+            vector(OP, l, cols)?;
+            Some(gather(locks.f32(4, l)?, l)?)
+        }
+        None => None,
+    };
+    let x_hat = |r: usize, j: usize| (x[r * cols + j] - m[r]) * s[r];
+    let mut dx = crate::pool::take(rows * cols)?;
+    for_chunks(&mut dx, cols.max(1), 4 * rows * cols, |start, dx_row| {
+        let r = start / cols;
+        let gy = |j: usize| g[r * cols + j] * w.as_ref().map_or(1.0, |w| w[j]);
+        let (mut sum, mut dot) = (0.0f64, 0.0f64);
+        for j in 0..cols {
+            sum += gy(j) as f64;
+            dot += (gy(j) * x_hat(r, j)) as f64;
+        }
+        let (mean_gy, mean_dot) = ((sum / cols as f64) as f32, (dot / cols as f64) as f32);
+        for (j, o) in dx_row.iter_mut().enumerate() {
+            *o = s[r] * (gy(j) - mean_gy - x_hat(r, j) * mean_dot);
+        }
+    });
+    let mut dw = crate::pool::take(cols)?;
+    let mut db = crate::pool::take(cols)?;
+    let mut blocks: Vec<_> = dw
+        .chunks_mut(COL_BLOCK)
+        .zip(db.chunks_mut(COL_BLOCK))
+        .collect();
+    for_items(
+        &mut blocks,
+        2 * rows * COL_BLOCK,
+        |k, (dw_block, db_block)| {
+            for (c, (dw_out, db_out)) in dw_block.iter_mut().zip(db_block.iter_mut()).enumerate() {
+                let j = k * COL_BLOCK + c;
+                let (mut sw, mut sb) = (0.0f64, 0.0f64);
+                for r in 0..rows {
+                    let gv = g[r * cols + j];
+                    sw += (gv * x_hat(r, j)) as f64;
+                    sb += gv as f64;
+                }
+                (*dw_out, *db_out) = (sw as f32, sb as f32);
+            }
+        },
+    );
+    Ok((dx, dw, db))
+}
+
+/// The `(rows, cols)` of a rank-2 view.
+fn matrix(op: &'static str, l: &Layout) -> Result<(usize, usize)> {
+    match l.shape[..] {
+        [r, c] => Ok((r, c)),
+        _ => Err(Error::shape(op, "a [rows, cols] view", &l.shape)),
+    }
+}
+
+/// An error unless `l` is a vector of `len` elements.
+fn vector(op: &'static str, l: &Layout, len: usize) -> Result<()> {
+    if l.shape[..] != [len] {
+        return Err(Error::shape(op, format!("a vector of {len}"), &l.shape));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use lam_core::{Backend, Layout};
+
+    use crate::test_util::*;
+
+    #[test]
+    fn layer_norm_and_its_gradient_match_the_formulas() {
+        let b_ = backend();
+        let (rows, cols) = (3, 70);
+        let xv: Vec<f32> = values(rows * cols, 1)
+            .iter()
+            .map(|v| 50.0 + 4.0 * v)
+            .collect();
+        let (wv, bv, gv) = (values(cols, 2), values(cols, 3), values(rows * cols, 4));
+        let (x, xl) = f32s(&xv, &[rows, cols]);
+        let (w, wl) = f32s(&wv, &[cols]);
+        let (b, bl) = f32s(&bv, &[cols]);
+        let eps = 1e-5;
+        let (y, mean, rstd) = b_
+            .fused_layer_norm((&x, &xl), Some((&w, &wl)), Some((&b, &bl)), eps)
+            .unwrap()
+            .unwrap();
+        let y = read(&y, &[rows * cols]);
+        // loss = Σ g ⊙ y, in f64.
+        let forward = |x: &[f32], w: &[f32], b: &[f32]| -> Vec<f64> {
+            let mut out = Vec::new();
+            for r in 0..rows {
+                let row: Vec<f64> = x[r * cols..(r + 1) * cols]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                let m = row.iter().sum::<f64>() / cols as f64;
+                let var = row.iter().map(|v| (v - m).powi(2)).sum::<f64>() / cols as f64;
+                for j in 0..cols {
+                    out.push((row[j] - m) / (var + eps as f64).sqrt() * w[j] as f64 + b[j] as f64);
+                }
+            }
+            out
+        };
+        let want: Vec<f32> = forward(&xv, &wv, &bv).iter().map(|&v| v as f32).collect();
+        assert_close(&y, &want, 1e-5);
+        let ml = Layout::contiguous(&[rows]);
+        let (gs, gl) = f32s(&gv, &[rows, cols]);
+        let (dx, dw, db) = b_
+            .fused_layer_norm_grad(
+                (&gs, &gl),
+                (&x, &xl),
+                (&mean, &ml),
+                (&rstd, &ml),
+                Some((&w, &wl)),
+            )
+            .unwrap()
+            .unwrap();
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+            forward(x, w, b)
+                .iter()
+                .zip(&gv)
+                .map(|(a, &g)| a * g as f64)
+                .sum()
+        };
+        let eps_fd = 1e-2;
+        let numeric = |which: usize, k: usize| -> f64 {
+            let mut args = [xv.clone(), wv.clone(), bv.clone()];
+            args[which][k] += eps_fd;
+            let p = loss(&args[0], &args[1], &args[2]);
+            args[which][k] -= 2.0 * eps_fd;
+            let m = loss(&args[0], &args[1], &args[2]);
+            (p - m) / (2.0 * eps_fd as f64)
+        };
+        for (which, got) in [
+            read(&dx, &[rows * cols]),
+            read(&dw, &[cols]),
+            read(&db, &[cols]),
+        ]
+        .iter()
+        .enumerate()
+        {
+            for (k, &v) in got.iter().enumerate().step_by(7) {
+                let num = numeric(which, k);
+                assert!(
+                    (v as f64 - num).abs() < 2e-3 * (1.0 + num.abs()),
+                    "input {which}[{k}]: {v} vs {num}"
+                );
+            }
+        }
+    }
+}
