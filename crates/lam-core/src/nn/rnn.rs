@@ -689,25 +689,23 @@ impl Recurrent {
         state: Vec<Tensor>,
         reverse: bool,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        // Every step's input projection in one matmul: `[T, B, G·H]`. For
-        // the GRU `b_hh` must stay inside `r ⊙ (…)`, so only the others fold
-        // it in here.
-        let mut projected = x.matmul(&w.w_ih.t()?)?;
-        if let Some(b) = &w.b_ih {
-            projected = projected.add(b)?;
-        }
+        // Every step's input projection as one `[T·B, in] × [in, G·H]`
+        // product with its bias added as it is written. For the GRU `b_hh`
+        // must stay inside `r ⊙ (…)`; the others fold it into that bias.
         let fold_hh_bias = self.cell != Cell::Gru;
-        if fold_hh_bias {
-            if let Some(b) = &w.b_hh {
-                projected = projected.add(b)?;
-            }
-        }
+        let bias = match (&w.b_ih, &w.b_hh) {
+            (Some(b_ih), Some(b_hh)) if fold_hh_bias => Some(b_ih.add(b_hh)?),
+            (b_ih, _) => b_ih.clone(),
+        };
+        let (steps, batch, in_f) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let rows = x.reshape_exact(&[steps * batch, in_f])?;
+        let projected = super::functional::linear(&rows, &w.w_ih, bias.as_ref())?
+            .reshape_exact(&[steps, batch, w.w_ih.dims()[0]])?;
         if w.w_hr.is_none() && matches!(self.cell, Cell::Lstm | Cell::Gru) {
             let b_hh = if fold_hh_bias { None } else { w.b_hh.as_ref() };
             return sequence::run(self.cell, &projected, &w.w_hh, b_hh, &state, reverse);
         }
         let w_hh_t = w.w_hh.t()?;
-        let steps = x.dims()[0];
         let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);
         let mut state = state;
         for i in 0..steps {
