@@ -382,9 +382,9 @@ fn dtypes_convert_or_fail_by_name() -> Result<()> {
         (
             craft(&[
                 ("count", "I64", &[], i64s(&[1])),
-                ("steps", "F16", &[2], vec![0, 60, 0, 60]),
+                ("steps", "BF16", &[2], vec![0, 60, 0, 60]),
             ]),
-            "unsupported dtype F16",
+            "unsupported dtype BF16",
         ),
         (
             craft(&[

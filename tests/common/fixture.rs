@@ -91,6 +91,7 @@ pub fn tensor(v: &Value, dtype: DType, dev: &Device) -> lam::Result<Tensor> {
             &shape(v),
             dev,
         ),
+        DType::F16 => Tensor::from_vec(floats(v), &shape(v), dev)?.to_dtype(DType::F16),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Moving data on random views (Backend `zeros`, `from_f32`, `from_i32`,
 //! `read_f32`, `read_i32`, `copy`, `cast`): contiguous copies, joins, dtype
-//! casts, device moves, and every view op chained on a view.
+//! casts (`F16` ones too: casts from views, and half tensors copied, joined
+//! and read back), device moves, and every view op chained on a view.
 
 use lam::prelude::*;
 use lam::DType;
@@ -14,6 +15,8 @@ pub const COVERS: &[&str] = &[
     "to_dtype",
     "to_vec",
     "to_vec_i32",
+    "to_vec_f16",
+    "from_f16",
     "to_vec2",
     "item",
     "to_device",
@@ -60,6 +63,23 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
             Ok(vec![as_int, back, t[1].to_dtype(DType::I32)?])
         })
         .no_grad(),
+        Case::new("half", vec![normal(&shape), index(&shape, 9)], move |t| {
+            // Casts read the views; the half tensors they make are viewed,
+            // joined, copied and read back in turn.
+            let dev = t[0].device();
+            let h = t[0].to_dtype(DType::F16)?;
+            let last = h.rank() as isize - 1;
+            let joined = Tensor::cat(&[h.clone(), h.narrow(d, 0, 1)?], d)?;
+            let turned = h.transpose(0, last)?.contiguous()?;
+            let host = Tensor::from_f16(&turned.to_vec_f16()?, turned.dims(), &dev)?;
+            Ok(vec![
+                h.to_dtype(DType::F32)?,
+                joined.to_dtype(DType::F32)?,
+                host.to_dtype(DType::F32)?,
+                h.to_dtype(DType::I32)?,
+                t[1].to_dtype(DType::F16)?.to_dtype(DType::F32)?,
+            ])
+        }),
         Case::new("readback", vec![normal(&shape), index(&shape, 5)], |t| {
             // Values read to the host and uploaded again.
             let dev = t[0].device();

@@ -279,6 +279,7 @@ fn fresh_copy(t: &Tensor) -> lam::Result<Tensor> {
     match t.dtype() {
         DType::F32 => Tensor::from_vec(t.to_vec()?, t.dims(), &t.device()),
         DType::I32 => Tensor::from_vec_i32(t.to_vec_i32()?, t.dims(), &t.device()),
+        DType::F16 => Tensor::from_f16(&t.to_vec_f16()?, t.dims(), &t.device()),
     }
 }
 

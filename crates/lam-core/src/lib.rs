@@ -38,6 +38,8 @@ pub use backend::{Backend, BackendStorage, DeviceKind, DeviceStats, Storage};
 pub use device::Device;
 pub use dtype::DType;
 pub use error::{Error, Result};
+/// IEEE half precision, the host type of `F16` tensors (the `half` crate's).
+pub use half::f16;
 pub use layout::Layout;
 pub use rng::{manual_seed, Generator};
 pub use tensor::{Correction, Dims, SdpaMask, SdpaOptions, Tensor};

@@ -1,7 +1,8 @@
 //! The ops that only move data (Backend `read_f32`, `read_i32`, `copy`,
 //! `cast`; `zeros`, `from_f32` and `from_i32` are one line each in
 //! `lib.rs`): reading a view row-major, writing one view into another, and
-//! converting between `F32` and `I32`.
+//! converting between `F32`, `I32` and `F16` (`half`'s conversions: round to
+//! nearest even, IEEE overflow, subnormals and NaN).
 
 use lam_core::backend::View;
 use lam_core::{DType, Error, Layout, Result};
@@ -39,6 +40,7 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
                 Data::F32(values)
             }
             Data::I32(v) => Data::I32(gather(v, src.1)?.into_owned()),
+            Data::F16(v) => Data::F16(gather(v, src.1)?.into_owned()),
         }
     };
     let mut guard = cpu(dst.0)?.write();
@@ -49,15 +51,45 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
             pool::give(values);
         }
         (Data::I32(out), Data::I32(values)) => scatter(out, dst.1, &values),
+        (Data::F16(out), Data::F16(values)) => scatter(out, dst.1, &values),
         (out, values) => return Err(dtype_error(OP, out.dtype(), values.dtype())),
     }
     Ok(())
 }
 
-/// Converts a view to `to` (float to int truncates toward zero, saturating; NaN gives 0).
+/// Converts a view to `to` (float to int truncates toward zero, saturating;
+/// NaN gives 0; to `F16` rounds to nearest even; int to `F16` goes through
+/// `f32`, as PyTorch's).
 pub(crate) fn cast(src: View, to: DType) -> Result<Data> {
+    use half::f16;
     let locks = ReadLocks::new("cast", &[src.0])?;
     Ok(match (locks.data(0, src.1)?, to) {
+        (Data::F16(v), DType::F16) => Data::F16(gather(v, src.1)?.into_owned()),
+        (Data::F16(v), DType::F32) => {
+            let mut out = pool::take(src.1.numel())?;
+            for (o, h) in out.iter_mut().zip(gather(v, src.1)?.iter()) {
+                *o = h.to_f32();
+            }
+            Data::F32(out)
+        }
+        (Data::F16(v), DType::I32) => Data::I32(
+            gather(v, src.1)?
+                .iter()
+                .map(|h| h.to_f32() as i32)
+                .collect(),
+        ),
+        (Data::F32(v), DType::F16) => Data::F16(
+            gather(v, src.1)?
+                .iter()
+                .map(|&x| f16::from_f32(x))
+                .collect(),
+        ),
+        (Data::I32(v), DType::F16) => Data::F16(
+            gather(v, src.1)?
+                .iter()
+                .map(|&x| f16::from_f32(x as f32))
+                .collect(),
+        ),
         (Data::F32(v), DType::F32) => {
             let mut out = pool::take(src.1.numel())?;
             gather_into(v, src.1, &mut out);

@@ -7,12 +7,12 @@
 //! never materialises the repeated operand.
 
 use lam_core::backend::{BinaryOp, UnaryOp, View};
-use lam_core::{Error, Layout, Result};
+use lam_core::{DType, Error, Layout, Result};
 
 use crate::math::{gelu, gelu_grad, sigmoid, softplus};
 use crate::parallel::{for_chunks, CHUNK};
 use crate::pool;
-use crate::storage::{Data, ReadLocks};
+use crate::storage::{dtype_error, Data, ReadLocks};
 use crate::strided::{gather, Rows};
 
 /// `op` applied to every element of an `F32` view; the output is contiguous.
@@ -109,6 +109,7 @@ pub(crate) fn select(cond: View, a: View, b: View) -> Result<Vec<f32>> {
     let mask: Vec<f32> = match locks.data(0, cond.1)? {
         Data::F32(v) => gather(v, cond.1)?.into_owned(),
         Data::I32(v) => gather(v, cond.1)?.iter().map(|&c| c as f32).collect(),
+        Data::F16(_) => return Err(dtype_error("select", DType::F32, DType::F16)),
     };
     let (xa, xb) = (locks.f32(1, a.1)?, locks.f32(2, b.1)?);
     let (ra, rb) = (Rows::of(a.1), Rows::of(b.1));

@@ -9,7 +9,7 @@
 
 use lam_core::backend::View;
 use lam_core::layout::contiguous_strides;
-use lam_core::{Error, Layout, Result};
+use lam_core::{DType, Error, Layout, Result};
 
 use crate::storage::{dtype_error, Data, ReadLocks};
 use crate::strided::{gather as gather_view, sub_layout};
@@ -27,6 +27,7 @@ pub(crate) fn index_select(src: View, dim: usize, index: View) -> Result<Data> {
     Ok(match locks.data(0, l)? {
         Data::F32(x) => Data::F32(select_along(x, l, dim, &index)?),
         Data::I32(x) => Data::I32(select_along(x, l, dim, &index)?),
+        Data::F16(_) => return Err(dtype_error(OP, DType::F32, DType::F16)),
     })
 }
 
@@ -48,6 +49,7 @@ pub(crate) fn gather(src: View, dim: usize, index: View) -> Result<Data> {
     Ok(match locks.data(0, l)? {
         Data::F32(x) => Data::F32(gather_rows(x, &rows, (idx, li), size, step)?),
         Data::I32(x) => Data::I32(gather_rows(x, &rows, (idx, li), size, step)?),
+        Data::F16(_) => return Err(dtype_error(OP, DType::F32, DType::F16)),
     })
 }
 
@@ -69,7 +71,7 @@ pub(crate) fn scatter_add(shape: &[usize], dim: usize, index: View, src: View) -
     let idx = locks.i32(0, li)?;
     let x = match locks.data(1, ls)? {
         Data::F32(x) => x,
-        Data::I32(_) => return Err(dtype_error(OP, lam_core::DType::F32, lam_core::DType::I32)),
+        other => return Err(dtype_error(OP, DType::F32, other.dtype())),
     };
     let strides = contiguous_strides(shape);
     let rows = Layout {

@@ -119,6 +119,7 @@ impl Backend for CpuBackend {
         Ok(self.store(match dtype {
             DType::F32 => Data::F32(pool::zeroed(len)?),
             DType::I32 => Data::I32(pool::fresh_zeroed(len)?),
+            DType::F16 => Data::F16(pool::fresh_zeroed(len)?),
         }))
     }
 

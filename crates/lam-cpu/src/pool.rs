@@ -15,8 +15,8 @@
 //! shapes every time), small ones bypass the pool (the allocator serves them
 //! from its own free lists), and the pool holds at most [`MAX_POOLED_BYTES`]:
 //! beyond that a freed buffer goes back to the allocator. Only `f32`
-//! vectors are pooled; `i32` ones (labels, indices) always come from and go
-//! back to the allocator, so none is ever parked here unused.
+//! vectors are pooled; `i32` ones (labels, indices) and `f16` ones always
+//! come from and go back to the allocator, so none is ever parked here unused.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +129,7 @@ pub(crate) trait ZeroBits: Copy {}
 impl ZeroBits for f32 {}
 impl ZeroBits for i32 {}
 impl ZeroBits for u32 {}
+impl ZeroBits for half::f16 {}
 
 /// `len` zeros straight from the allocator, or [`Error::OutOfMemory`] naming
 /// the bytes when it refuses — where `vec![0; len]` would abort the whole

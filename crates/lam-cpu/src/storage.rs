@@ -1,4 +1,5 @@
-//! [`CpuStorage`]: the CPU's buffer, a lock around an `f32` or `i32` vector.
+//! [`CpuStorage`]: the CPU's buffer, a lock around an `f32`, `i32` or `f16`
+//! vector.
 //!
 //! Buffers are shared through `Arc`s and written in place by `copy` and
 //! `fused_adam`, so the data sits behind an `RwLock`. Ops take read locks
@@ -30,6 +31,8 @@ pub struct CpuStorage {
 pub(crate) enum Data {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    /// IEEE half precision: stored, copied and cast; ops compute on `F32`.
+    F16(Vec<half::f16>),
 }
 
 /// The counters behind [`lam_core::Backend::stats`], shared by a backend and
@@ -57,6 +60,7 @@ impl CpuStorage {
         let (len, dtype) = match &data {
             Data::F32(v) => (v.len(), DType::F32),
             Data::I32(v) => (v.len(), DType::I32),
+            Data::F16(v) => (v.len(), DType::F16),
         };
         counters.buffers_allocated.fetch_add(1, Ordering::Relaxed);
         counters
@@ -117,6 +121,7 @@ impl Data {
         match self {
             Data::F32(_) => DType::F32,
             Data::I32(_) => DType::I32,
+            Data::F16(_) => DType::F16,
         }
     }
 
@@ -124,6 +129,7 @@ impl Data {
         match self {
             Data::F32(v) => v.len(),
             Data::I32(v) => v.len(),
+            Data::F16(v) => v.len(),
         }
     }
 }
@@ -177,7 +183,7 @@ impl<'a> ReadLocks<'a> {
     pub fn f32(&self, i: usize, layout: &Layout) -> Result<&[f32]> {
         match self.data(i, layout)? {
             Data::F32(v) => Ok(v),
-            Data::I32(_) => Err(dtype_error(self.op, DType::F32, DType::I32)),
+            other => Err(dtype_error(self.op, DType::F32, other.dtype())),
         }
     }
 
@@ -185,7 +191,7 @@ impl<'a> ReadLocks<'a> {
     pub fn i32(&self, i: usize, layout: &Layout) -> Result<&[i32]> {
         match self.data(i, layout)? {
             Data::I32(v) => Ok(v),
-            Data::F32(_) => Err(dtype_error(self.op, DType::I32, DType::F32)),
+            other => Err(dtype_error(self.op, DType::I32, other.dtype())),
         }
     }
 }

@@ -51,6 +51,7 @@ macro_rules! shaders {
 
 shaders! {
     Copy => "copy.wgsl",
+    CopyHalf => "copy_half.wgsl",
     Elementwise => "elementwise.wgsl",
     Reduce => "reduce.wgsl",
     Matmul => "matmul.wgsl",
@@ -204,6 +205,20 @@ pub(crate) const SELECT: Kernel = kernel(
 );
 pub(crate) const CAST: Kernel = kernel(Shader::Copy, "cast_dtype", &[(1, Read), (4, ReadWrite)]);
 pub(crate) const COPY: Kernel = kernel(Shader::Copy, "copy_view", &[(1, Read), (4, ReadWrite)]);
+/// F16 copies and casts (copy_half.wgsl): the copy writes halves through
+/// binding 5, the casts write whole words.
+pub(crate) const COPY_HALF: Kernel =
+    kernel(Shader::CopyHalf, "copy_half", &[(1, Read), (5, ReadWrite)]);
+pub(crate) const CAST_TO_HALF: Kernel = kernel(
+    Shader::CopyHalf,
+    "cast_to_half",
+    &[(1, Read), (4, ReadWrite)],
+);
+pub(crate) const CAST_FROM_HALF: Kernel = kernel(
+    Shader::CopyHalf,
+    "cast_from_half",
+    &[(1, Read), (4, ReadWrite)],
+);
 pub(crate) const FILL: Kernel = kernel(Shader::Copy, "fill_value", &[(4, ReadWrite)]);
 /// src, src_idx, out_val, out_idx.
 pub(crate) const REDUCE: Kernel = kernel(

@@ -62,8 +62,10 @@ macro_rules! backend_methods {
                 /// Copies the elements of `src` into the view `dst` (same shape and dtype).
                 /// This one primitive makes views contiguous and implements `cat`.
                 fn copy(&self, src: View, dst: View) -> Result<()>;
-                /// Converts between `F32` and `I32` (float to int truncates toward
-                /// zero; NaN becomes 0 and out-of-range values saturate, as Rust's `as`).
+                /// Converts between `F32`, `I32` and `F16` (float to int truncates toward
+                /// zero; NaN becomes 0 and out-of-range values saturate, as Rust's `as`;
+                /// to `F16` rounds to nearest even with IEEE overflow, subnormals and
+                /// NaN, and int to `F16` goes through `f32`, as PyTorch's).
                 fn cast(&self, src: View, to: DType) -> Result<Storage>;
 
                 /// `op` applied to every element of an `F32` view.

@@ -49,14 +49,22 @@ pub(crate) struct Raw {
 }
 
 impl Raw {
-    /// A tensor's values read back to the host, as `F32`, or as `I64` for
-    /// lam's `I32` tensors: PyTorch keeps integer buffers (BatchNorm's
-    /// `num_batches_tracked`) as int64, and a file must match it dtype for dtype.
+    /// A tensor's values read back to the host, as `F32` or `F16`, or as
+    /// `I64` for lam's `I32` tensors: PyTorch keeps integer buffers
+    /// (BatchNorm's `num_batches_tracked`) as int64, and a file must match it
+    /// dtype for dtype.
     pub(crate) fn from_tensor(t: &Tensor) -> Result<Raw> {
         let (dtype, bytes) = match t.dtype() {
             DType::F32 => (
                 Dtype::F32,
                 t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            DType::F16 => (
+                Dtype::F16,
+                t.to_vec_f16()?
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
             ),
             DType::I32 => (
                 Dtype::I64,
@@ -99,7 +107,9 @@ pub(crate) fn write(
 /// The bytes of a safetensors file. Unlike `safetensors::serialize`, whose
 /// metadata map comes out in hash order, the header's keys are sorted and
 /// the data laid out in name order, so equal inputs give equal files.
-/// (Every element is 4 bytes, so each tensor stays 4-byte aligned.)
+/// (Tensors follow each other unpadded: an `F16` tensor of odd length
+/// leaves the next one 2-byte aligned, which safetensors allows and every
+/// reader handles, lam's included, since it decodes bytes, not slices.)
 fn encode(
     tensors: &BTreeMap<String, Raw>,
     metadata: &BTreeMap<String, String>,
@@ -261,6 +271,7 @@ impl Parsed {
 pub(crate) enum Host {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    F16(Vec<half::f16>),
 }
 
 impl Host {
@@ -269,25 +280,36 @@ impl Host {
         match self {
             Host::F32(v) => Tensor::from_slice(v, shape, device),
             Host::I32(v) => Tensor::from_vec_i32(v.clone(), shape, device),
+            Host::F16(v) => Tensor::from_f16(v, shape, device),
         }
     }
 }
 
-/// Converts stored little-endian bytes to lam's `want` dtype. Floats load
-/// as `F32` only; integers (`I32`, and PyTorch's `I64`, e.g. BatchNorm's
+/// Converts stored little-endian bytes to lam's `want` dtype. Floats (`F32`,
+/// `F16`) load as either float dtype (`F32` to `F16` rounds to nearest
+/// even, `F16` to `F32` is exact); integers (`I32`, and PyTorch's `I64`, e.g. BatchNorm's
 /// `num_batches_tracked`) load as `I32` if they fit, or as `F32` if exact.
 fn convert(bytes: &[u8], stored: Dtype, want: DType) -> std::result::Result<Host, String> {
     const EXACT_F32: i64 = 1 << 24;
     let ints: Vec<i64> = match stored {
-        Dtype::F32 => {
+        Dtype::F32 | Dtype::F16 => {
+            let floats: Vec<f32> = if stored == Dtype::F32 {
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            } else {
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect()
+            };
             return match want {
-                DType::F32 => Ok(Host::F32(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
+                DType::F32 => Ok(Host::F32(floats)),
+                DType::F16 => Ok(Host::F16(
+                    floats.into_iter().map(half::f16::from_f32).collect(),
                 )),
-                DType::I32 => Err("stored as F32 but the model holds int32".into()),
+                DType::I32 => Err(format!("stored as {stored:?} but the model holds int32")),
             };
         }
         Dtype::I32 => bytes
@@ -300,7 +322,7 @@ fn convert(bytes: &[u8], stored: Dtype, want: DType) -> std::result::Result<Host
             .collect(),
         other => {
             return Err(format!(
-                "unsupported dtype {other:?} (lam reads F32, I32 and I64)"
+                "unsupported dtype {other:?} (lam reads F32, F16, I32 and I64)"
             ))
         }
     };
@@ -312,6 +334,7 @@ fn convert(bytes: &[u8], stored: Dtype, want: DType) -> std::result::Result<Host
             })
             .collect::<std::result::Result<_, _>>()
             .map(Host::I32),
+        DType::F16 => Err(format!("stored as {stored:?} but the model holds float16")),
         DType::F32 => ints
             .iter()
             .map(|&v| {

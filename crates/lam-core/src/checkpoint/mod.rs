@@ -198,6 +198,7 @@ pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<TensorFil
         };
         let want = match dtype {
             safetensors::Dtype::I32 | safetensors::Dtype::I64 => crate::DType::I32,
+            safetensors::Dtype::F16 => crate::DType::F16,
             _ => crate::DType::F32,
         };
         match parsed.values(name, shape, want) {

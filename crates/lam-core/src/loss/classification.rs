@@ -218,7 +218,7 @@ impl Rows {
         target: &Tensor,
         weight: Option<&Tensor>,
     ) -> Result<Rows> {
-        input.check_f32(op)?;
+        input.check_float(op)?;
         input.device().check_same(&target.device(), op)?;
         if input.rank() == 0 {
             return Err(Error::RankMismatch {
@@ -234,7 +234,7 @@ impl Rows {
             return Err(Error::Empty { op });
         }
         if let Some(w) = weight {
-            w.check_f32(op)?;
+            w.check_float(op)?;
             input.device().check_same(&w.device(), op)?;
             if w.dims() != [classes] {
                 return Err(Error::shape(
@@ -267,7 +267,7 @@ impl Rows {
                 }
                 target.reshape_exact(&[rows])?
             }
-            DType::F32 => {
+            DType::F32 | DType::F16 => {
                 if target.dims() != input.dims() {
                     return Err(Error::shape(
                         op,

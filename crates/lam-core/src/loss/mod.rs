@@ -62,11 +62,11 @@ fn reduce(losses: Tensor, reduction: Reduction) -> Result<Tensor> {
     }
 }
 
-/// An error unless `input` and `target` are non-empty `F32` tensors of one
-/// shape on one device.
+/// An error unless `input` and `target` are non-empty float tensors (`F32`,
+/// or `F16`, which the loss's ops compute in `f32`) of one shape on one device.
 fn check_same_shape(op: &'static str, input: &Tensor, target: &Tensor) -> Result<()> {
-    input.check_f32(op)?;
-    target.check_f32(op)?;
+    input.check_float(op)?;
+    target.check_float(op)?;
     input.device().check_same(&target.device(), op)?;
     if input.dims() != target.dims() {
         return Err(Error::shape(
@@ -90,7 +90,7 @@ fn check_broadcast_weight(
     input: &Tensor,
 ) -> Result<()> {
     let Some(w) = weight else { return Ok(()) };
-    w.check_f32(op)?;
+    w.check_float(op)?;
     input.device().check_same(&w.device(), op)?;
     let fits = crate::layout::broadcast_shapes(op, w.dims(), input.dims())
         .ok()

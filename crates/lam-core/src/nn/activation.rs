@@ -294,7 +294,7 @@ impl Module for PReLU {
 /// `torch.nn.functional.prelu(input, weight)`: `weight` has one element, or
 /// one per channel (dim 1 of `input`).
 pub fn prelu(input: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    input.check_f32("prelu")?;
+    let input = &input.float32("prelu")?;
     let n = weight.numel();
     weight.rank_in(
         "prelu",
@@ -337,7 +337,7 @@ pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
 /// a `beta` that is zero or not finite, or a NaN `threshold`.
 pub fn softplus(x: &Tensor, beta: f32, threshold: f32) -> Result<Tensor> {
     let op = "softplus";
-    x.check_f32(op)?;
+    let x = &x.float32(op)?;
     if beta == 0.0 || !beta.is_finite() || threshold.is_nan() {
         return Err(Error::invalid(
             op,

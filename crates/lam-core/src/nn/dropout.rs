@@ -91,7 +91,7 @@ pub fn dropout_with(
     generator: &Generator,
 ) -> Result<Tensor> {
     check_p("dropout", p)?;
-    input.check_f32("dropout")?;
+    let input = &input.float32("dropout")?;
     if !training || p == 0.0 {
         return Ok(input.clone());
     }

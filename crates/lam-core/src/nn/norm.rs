@@ -273,7 +273,7 @@ pub fn batch_norm(
         );
     }
     let op = "batch_norm";
-    input.check_f32(op)?;
+    let input = &input.float32(op)?;
     input.expect_min_rank(op, "[N, C, *]", 2)?;
     let c = input.dims()[1];
     for t in [running_mean, running_var, weight, bias]
@@ -478,7 +478,7 @@ pub fn layer_norm(
         );
     }
     let op = "layer_norm";
-    input.check_f32(op)?;
+    let input = &input.float32(op)?;
     let k = normalized_shape.len();
     if k == 0 || input.rank() < k || input.dims()[input.rank() - k..] != *normalized_shape {
         return Err(Error::shape(

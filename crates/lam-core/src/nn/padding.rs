@@ -114,7 +114,7 @@ pub fn pad(input: &Tensor, pad: &[usize], mode: PaddingMode) -> Result<Tensor> {
 /// `torch.nn.functional.pad(input, pad, mode="constant", value=value)`:
 /// `value` on every padded side, `pad` as in [`pad`].
 pub fn pad_constant(input: &Tensor, pad: &[usize], value: f32) -> Result<Tensor> {
-    input.check_f32("pad")?;
+    let input = &input.float32("pad")?;
     let mut x = input.clone();
     for (dim, before, after) in padded_dims("pad", input, pad)? {
         let mut parts = Vec::with_capacity(3);

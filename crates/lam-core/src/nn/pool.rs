@@ -478,7 +478,7 @@ fn separable_pool(
     rows: &[(usize, usize, usize)],
     cols: &[(usize, usize, usize)],
 ) -> Result<Tensor> {
-    x.check_f32("pool")?;
+    let x = &x.float32("pool")?;
     pool_axis(&pool_axis(x, 3, cols)?, 2, rows)
 }
 

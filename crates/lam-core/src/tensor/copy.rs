@@ -1,7 +1,9 @@
 //! Ops that move data rather than compute on it: a contiguous copy of a
 //! view, joins (`cat`, `stack`) copying each input into a slice of one fresh
 //! buffer, dtype casts, moves between devices, and reads back to the host
-//! (Backend `copy`, `cast`, `read_f32`, `read_i32`).
+//! (Backend `copy`, `cast`, `read_f32`, `read_i32`). `F16` data crosses to
+//! and from the host as `f32` (every half is exact in `f32`) and is cast on
+//! the device, so backends need no upload or readback of their own for it.
 
 use crate::layout::normalize_axis;
 use crate::{DType, Device, Error, Layout, Result, Storage, Tensor};
@@ -131,11 +133,17 @@ impl Tensor {
         .with_int_range(range))
     }
 
-    /// The elements as a row-major `Vec<f32>` (`I32` tensors are converted).
+    /// The elements as a row-major `Vec<f32>` (`I32` and `F16` tensors are
+    /// converted; an `F16` value is exact in `f32`).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         let s = self.storage();
         match self.dtype() {
             DType::F32 => self.backend().read_f32((&s, self.layout())),
+            DType::F16 => {
+                let wide = self.backend().cast((&s, self.layout()), DType::F32)?;
+                let layout = Layout::contiguous(self.dims());
+                self.backend().read_f32((&wide, &layout))
+            }
             DType::I32 => Ok(self
                 .backend()
                 .read_i32((&s, self.layout()))?
@@ -150,12 +158,29 @@ impl Tensor {
         let s = self.storage();
         match self.dtype() {
             DType::I32 => self.backend().read_i32((&s, self.layout())),
-            DType::F32 => Err(Error::DTypeMismatch {
+            found => Err(Error::DTypeMismatch {
                 op: "to_vec_i32",
                 expected: DType::I32,
-                found: DType::F32,
+                found,
             }),
         }
+    }
+
+    /// The elements of an `F16` tensor as a row-major `Vec<f16>`, bit for
+    /// bit (NaN payloads aside: a NaN reads back as a NaN).
+    pub fn to_vec_f16(&self) -> Result<Vec<half::f16>> {
+        if self.dtype() != DType::F16 {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec_f16",
+                expected: DType::F16,
+                found: self.dtype(),
+            });
+        }
+        Ok(self
+            .to_vec()?
+            .into_iter()
+            .map(half::f16::from_f32)
+            .collect())
     }
 
     /// A 2-d tensor as rows.
@@ -197,6 +222,7 @@ impl Tensor {
         match self.dtype() {
             DType::F32 => Tensor::from_vec(self.to_vec()?, self.dims(), device),
             DType::I32 => Tensor::from_vec_i32(self.to_vec_i32()?, self.dims(), device),
+            DType::F16 => Tensor::from_f16(&self.to_vec_f16()?, self.dims(), device),
         }
     }
 
@@ -211,7 +237,11 @@ impl Tensor {
         Ok(out)
     }
 
-    /// This tensor converted to `dtype` (float to int truncates toward zero).
+    /// This tensor converted to `dtype` (float to int truncates toward zero;
+    /// `F32` to `F16` rounds to nearest even, with IEEE overflow to ±inf and
+    /// subnormals). Between the float dtypes the cast is differentiable: the
+    /// gradient is cast back, so an `F32` weight used as `F16` gets an `F32`
+    /// gradient.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if crate::capture::hooked() {
             return crate::capture::traced(
@@ -231,11 +261,29 @@ impl Tensor {
         }
         let s = self.storage();
         let out = self.backend().cast((&s, self.layout()), dtype)?;
-        Ok(Tensor::constant(
-            out,
-            Layout::contiguous(self.dims()),
-            &self.device(),
-        ))
+        let layout = Layout::contiguous(self.dims());
+        if self.dtype().is_float() && dtype.is_float() {
+            let from = self.dtype();
+            return Ok(Tensor::from_op("cast", out, layout, &[self], move |g| {
+                Ok(vec![Some(g.to_dtype(from)?)])
+            }));
+        }
+        Ok(Tensor::constant(out, layout, &self.device()))
+    }
+
+    /// This tensor as `F32` for an op that computes in `f32`: itself, or an
+    /// `F16` tensor cast (differentiably); an `I32` tensor is an error
+    /// naming `op`.
+    pub(crate) fn float32(&self, op: &'static str) -> Result<Tensor> {
+        match self.dtype() {
+            DType::F32 => Ok(self.clone()),
+            DType::F16 => self.to_dtype(DType::F32),
+            found => Err(Error::DTypeMismatch {
+                op,
+                expected: DType::F32,
+                found,
+            }),
+        }
     }
 
     /// Labels as `I32` (accepts `F32` holding whole numbers, for convenience).

@@ -30,6 +30,17 @@ impl Tensor {
         Ok(Tensor::from_storage(s, Layout::contiguous(shape), device).with_attained_range(range))
     }
 
+    /// An `F16` tensor holding `data` with `shape` (uploaded as `f32`, in
+    /// which every half is exact, and cast on the device).
+    pub fn from_f16(data: &[half::f16], shape: &[usize], device: &Device) -> Result<Tensor> {
+        check_len("from_f16", data.len(), shape)?;
+        let wide: Vec<f32> = data.iter().map(|h| h.to_f32()).collect();
+        let s = device.backend().from_f32(&wide)?;
+        let layout = Layout::contiguous(shape);
+        let half = device.backend().cast((&s, &layout), DType::F16)?;
+        Ok(Tensor::from_storage(half, layout, device))
+    }
+
     /// A 0-d tensor holding `value`.
     pub fn scalar(value: f32, device: &Device) -> Result<Tensor> {
         Tensor::from_slice(&[value], &[], device)

@@ -4,13 +4,16 @@
 //! loss (weights, smoothing, ignore_index, probability targets) is
 //! `crate::loss::CrossEntropyLoss`, which uses this when it can.
 
-use crate::{no_grad, Error, Layout, Result, Tensor};
+use crate::{no_grad, DType, Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Mean cross-entropy of `logits` `[N, C]` against class indices `[N]`
     /// (`I32`): `mean(logsumexp(x_i) - x_i[t_i])`. Uses the backend's fused
     /// forward+backward kernel when it has one.
     pub fn cross_entropy(&self, targets: &Tensor) -> Result<Tensor> {
+        if self.dtype() == DType::F16 {
+            return self.float32("cross_entropy")?.cross_entropy(targets);
+        }
         self.check_f32("cross_entropy")?;
         targets.check_i32("cross_entropy")?;
         self.device()

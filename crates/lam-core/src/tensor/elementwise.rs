@@ -313,8 +313,7 @@ impl Tensor {
         }
         cond.device().check_same(&a.device(), "where")?;
         cond.device().check_same(&b.device(), "where")?;
-        a.check_f32("where")?;
-        b.check_f32("where")?;
+        let (a, b) = (&a.float32("where")?, &b.float32("where")?);
         let cond = cond.to_dtype(DType::F32)?;
         let shape = broadcast_shapes("where", a.dims(), b.dims())?;
         let shape = broadcast_shapes("where", cond.dims(), &shape)?;
@@ -353,6 +352,11 @@ impl Tensor {
                 &[Some(self)],
                 || self.unary(op, rule),
             );
+        }
+        if self.dtype() == DType::F16 {
+            // Elementwise math computes in f32 (as PyTorch's f16 kernels do
+            // internally); the result stays F32.
+            return self.float32(op_name(op))?.unary(op, rule);
         }
         self.check_f32("unary op")?;
         let s = self.storage();

@@ -25,6 +25,7 @@ impl Tensor {
         let d = normalize_axis("index_select", dim, self.rank())?;
         self.device().check_same(&index.device(), "index_select")?;
         index.check_i32("index_select")?;
+        self.check_not_f16("index_select")?;
         if index.rank() != 1 {
             return Err(Error::RankMismatch {
                 op: "index_select",
@@ -72,6 +73,7 @@ impl Tensor {
         let d = normalize_axis("gather", dim, self.rank())?;
         self.device().check_same(&index.device(), "gather")?;
         index.check_i32("gather")?;
+        self.check_not_f16("gather")?;
         self.check_index_shape("gather", d, index)?;
         index.check_indices("gather", self.dims()[d])?;
         let (s, i) = (self.storage(), index.storage());

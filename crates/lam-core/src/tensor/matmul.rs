@@ -1,9 +1,14 @@
 //! Matrix products with `torch.matmul` semantics: vector·vector, matrix ×
 //! vector, and batched products with broadcast batch dims. Transposed inputs
 //! reach the backend as strided views, never as copies.
+//!
+//! Operands are both `F32` or both `F16`. An `F16` product is `F16`, as
+//! PyTorch's, with the sums accumulated in `f32` (the product of two halves
+//! is exact in `f32`): the backend's `f32` product of the operands cast to
+//! `F32`, rounded to `F16` once at the end.
 
 use crate::layout::broadcast_shapes;
-use crate::{Error, Layout, Result, Tensor};
+use crate::{Backend, DType, Error, Layout, Result, Storage, Tensor};
 
 impl Tensor {
     /// Matrix product following `torch.matmul`'s rules.
@@ -16,8 +21,15 @@ impl Tensor {
             );
         }
         self.device().check_same(&rhs.device(), "matmul")?;
-        self.check_f32("matmul")?;
-        rhs.check_f32("matmul")?;
+        self.check_float("matmul")?;
+        rhs.check_float("matmul")?;
+        if rhs.dtype() != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "matmul",
+                expected: self.dtype(),
+                found: rhs.dtype(),
+            });
+        }
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(Error::RankMismatch {
                 op: "matmul",
@@ -68,9 +80,13 @@ impl Tensor {
         crate::layout::checked_numel("matmul", &[b, m, n])?;
         let la = batched_layout(self, &batch, m, k, b)?;
         let lb = batched_layout(rhs, &batch, k, n, b)?;
-        let out = self
-            .backend()
-            .matmul((&la.0.storage(), &la.1), (&lb.0.storage(), &lb.1))?;
+        let dtype = self.dtype();
+        let out = product(
+            &*self.backend(),
+            (&la.0.storage(), &la.1),
+            (&lb.0.storage(), &lb.1),
+            dtype,
+        )?;
         let mut shape = batch;
         shape.extend([m, n]);
         let (ad, bd) = (self.detach(), rhs.detach());
@@ -83,6 +99,8 @@ impl Tensor {
             Layout::contiguous(&shape),
             &[self, rhs],
             move |g| {
+                // The gradient of an F16 product is an F16 product too.
+                let g = &g.to_dtype(dtype)?;
                 // dA = G Bᵀ, dB = Aᵀ G, each summed over broadcast batch dims.
                 // An operand that is a transposed view (a Linear weight is
                 // used as Wᵀ) gets its gradient computed transposed, as
@@ -107,6 +125,30 @@ impl Tensor {
             },
         ))
     }
+}
+
+/// The backend's batched product of two views of `dtype`; `F16` operands
+/// are cast to `F32` for it and the result rounded back to `F16`.
+fn product(
+    backend: &dyn Backend,
+    lhs: (&Storage, &Layout),
+    rhs: (&Storage, &Layout),
+    dtype: DType,
+) -> Result<Storage> {
+    if dtype != DType::F16 {
+        return backend.matmul(lhs, rhs);
+    }
+    let (a, b) = (
+        backend.cast(lhs, DType::F32)?,
+        backend.cast(rhs, DType::F32)?,
+    );
+    let (la, lb) = (
+        Layout::contiguous(&lhs.1.shape),
+        Layout::contiguous(&rhs.1.shape),
+    );
+    let c = backend.matmul((&a, &la), (&b, &lb))?;
+    let (batch, m, n) = (lhs.1.shape[0], lhs.1.shape[1], rhs.1.shape[2]);
+    backend.cast((&c, &Layout::contiguous(&[batch, m, n])), DType::F16)
 }
 
 /// True when the last two dims of `l` are stored column by column (a

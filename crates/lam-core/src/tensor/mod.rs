@@ -173,7 +173,7 @@ impl Tensor {
         let device = inputs[0].device();
         let dtype = storage.dtype();
         let track =
-            dtype == DType::F32 && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+            dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         let node = track.then(|| Node {
             name,
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
@@ -418,6 +418,31 @@ impl Tensor {
 
     pub(crate) fn check_f32(&self, op: &'static str) -> Result<()> {
         if self.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: DType::F32,
+                found: self.dtype(),
+            });
+        }
+        Ok(())
+    }
+
+    /// An error for an `F16` tensor: ops that move elements of `F32` or
+    /// `I32` tensors (index ops) do not take half precision.
+    pub(crate) fn check_not_f16(&self, op: &'static str) -> Result<()> {
+        if self.dtype() == DType::F16 {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: DType::F32,
+                found: DType::F16,
+            });
+        }
+        Ok(())
+    }
+
+    /// An error unless this is a float tensor (`F32` or `F16`).
+    pub(crate) fn check_float(&self, op: &'static str) -> Result<()> {
+        if !self.dtype().is_float() {
             return Err(Error::DTypeMismatch {
                 op,
                 expected: DType::F32,

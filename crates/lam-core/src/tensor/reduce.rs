@@ -17,7 +17,7 @@
 use super::Dims;
 use crate::backend::ReduceOp;
 use crate::layout::normalize_axis;
-use crate::{no_grad, Error, Layout, Result, Tensor};
+use crate::{no_grad, DType, Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Sum over `dims` (one dim, or a list; all dims when empty).
@@ -259,6 +259,11 @@ impl Tensor {
                 || self.arg_extremum(op, dim, keepdim),
             );
         }
+        if self.dtype() == DType::F16 {
+            return self
+                .float32("argmax/argmin")?
+                .arg_extremum(op, dim, keepdim);
+        }
         self.check_f32("argmax/argmin")?;
         if self.rank() == 0 {
             // The index of a scalar's one element, as PyTorch (dim 0 or -1).
@@ -315,9 +320,10 @@ impl Tensor {
 
     /// Runs the backend reduction, returning storage with reduced dims of size 1.
     fn reduce_raw(&self, op: ReduceOp, axes: &[usize]) -> Result<(crate::Storage, Layout)> {
-        self.check_f32("reduce")?;
-        let s = self.storage();
-        let out = self.backend().reduce(op, (&s, self.layout()), axes)?;
+        // Reductions compute in f32: an F16 input is read through an F32 copy.
+        let src = self.float32("reduce")?;
+        let s = src.storage();
+        let out = self.backend().reduce(op, (&s, src.layout()), axes)?;
         let mut shape = self.shape();
         for &a in axes {
             shape[a] = 1;

@@ -5,7 +5,7 @@
 //! `dx = y (g - Σ g y)` for softmax and `dx = g - softmax(x) Σ g` for log-softmax.
 
 use crate::layout::normalize_axis;
-use crate::{no_grad, Error, Layout, Result, Tensor};
+use crate::{no_grad, DType, Error, Layout, Result, Tensor};
 
 impl Tensor {
     /// Softmax along `dim`.
@@ -112,6 +112,9 @@ impl Tensor {
 
     /// Forward softmax / log-softmax along `d`, fused where the backend can.
     fn softmax_forward(&self, d: usize, log: bool) -> Result<Tensor> {
+        if self.dtype() == DType::F16 {
+            return self.float32("softmax")?.softmax_forward(d, log);
+        }
         self.check_f32("softmax")?;
         if self.numel() == 0 {
             // Nothing to normalise: an empty result, as PyTorch gives.

@@ -80,10 +80,10 @@ impl Features {
         }
     }
 
-    /// Reads a tensor's values back to the host.
+    /// Reads a tensor's values back to the host (`F16` values as `F32`).
     pub fn from_tensor(x: &Tensor) -> Result<Features> {
         Ok(match x.dtype() {
-            DType::F32 => Features::F32(x.to_vec()?),
+            DType::F32 | DType::F16 => Features::F32(x.to_vec()?),
             DType::I32 => Features::I32(x.to_vec_i32()?),
         })
     }
@@ -91,7 +91,7 @@ impl Features {
     /// An empty list of this dtype with room for `capacity` values.
     pub(crate) fn with_capacity(dtype: DType, capacity: usize) -> Features {
         match dtype {
-            DType::F32 => Features::F32(Vec::with_capacity(capacity)),
+            DType::F32 | DType::F16 => Features::F32(Vec::with_capacity(capacity)),
             DType::I32 => Features::I32(Vec::with_capacity(capacity)),
         }
     }

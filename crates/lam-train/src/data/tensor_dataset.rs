@@ -58,7 +58,7 @@ impl TensorDataset {
         let targets = match y.dtype() {
             DType::I32 if y.rank() == 1 => HostTargets::Classes(y.to_vec_i32()?),
             DType::I32 => HostTargets::class_arrays(y.to_vec_i32()?, &y.dims()[1..])?,
-            DType::F32 => HostTargets::Values {
+            DType::F32 | DType::F16 => HostTargets::Values {
                 data: y.to_vec()?,
                 width: if y.rank() == 2 { y.dims()[1] } else { 1 },
             },

@@ -93,6 +93,7 @@ pub(crate) struct Snapshot(Vec<(String, Vec<usize>, HostData)>);
 enum HostData {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    F16(Vec<lam::f16>),
 }
 
 impl Snapshot {
@@ -113,6 +114,7 @@ impl Snapshot {
                 let data = match t.dtype() {
                     DType::F32 => HostData::F32(t.to_vec()?),
                     DType::I32 => HostData::I32(t.to_vec_i32()?),
+                    DType::F16 => HostData::F16(t.to_vec_f16()?),
                 };
                 Ok((name.clone(), t.shape(), data))
             })
@@ -143,6 +145,7 @@ impl Snapshot {
             let value = match data {
                 HostData::F32(v) => Tensor::from_slice(v, shape, &target.device())?,
                 HostData::I32(v) => Tensor::from_vec_i32(v.clone(), shape, &target.device())?,
+                HostData::F16(v) => Tensor::from_f16(v, shape, &target.device())?,
             };
             updates.push((target.clone(), value));
         }

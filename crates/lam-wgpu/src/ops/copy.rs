@@ -1,6 +1,7 @@
-//! Data movement over strided views (copy.wgsl): zeros, uploads, readback,
-//! copy and cast. Views are read in place through their strides; outputs
-//! are contiguous, except `copy`'s destination, which is a view too.
+//! Data movement over strided views (copy.wgsl, and copy_half.wgsl for
+//! `F16`, two halves per word): zeros, uploads, readback, copy and cast.
+//! Views are read in place through their strides; outputs are contiguous,
+//! except `copy`'s destination, which is a view too.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use lam_core::{BackendStorage, DType, Layout, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::{CAST, COPY, FILL};
+use crate::kernels::{CAST, CAST_FROM_HALF, CAST_TO_HALF, COPY, COPY_HALF, FILL};
 use crate::params::{elementwise, to_u32, EwParams};
 use crate::storage::GpuStorage;
 
@@ -27,8 +28,10 @@ pub(crate) fn zeroed(
     dtype: DType,
 ) -> Result<GpuStorage> {
     let out = output(gpu, op, len, dtype)?;
+    // Words, not elements: an F16 buffer holds two per word.
+    let words = (len * dtype.size()).div_ceil(4);
     let p = EwParams {
-        numel: to_u32(op, len)?,
+        numel: to_u32(op, words)?,
         word: 0,
         ..EwParams::default()
     };
@@ -37,7 +40,7 @@ pub(crate) fn zeroed(
         &[],
         bytemuck::bytes_of(&p),
         &[out.buffer()],
-        grid_for(op, len)?,
+        grid_for(op, words)?,
     )?;
     Ok(out)
 }
@@ -77,7 +80,8 @@ pub(crate) fn copy(gpu: &Arc<Gpu>, src: View, dst: View) -> Result<()> {
     copy_views(gpu, s, sl, d, dl)
 }
 
-/// Converts between F32 and I32 (float to int truncates toward zero).
+/// Converts between F32, I32 and F16 (float to int truncates toward zero;
+/// to F16 rounds to nearest even; int to F16 goes through f32).
 pub(crate) fn cast(gpu: &Arc<Gpu>, src: View, to: DType) -> Result<Storage> {
     let (s, l) = input(gpu, "cast", src, None)?;
     if s.dtype() == to {
@@ -86,6 +90,28 @@ pub(crate) fn cast(gpu: &Arc<Gpu>, src: View, to: DType) -> Result<Storage> {
     let n = l.numel();
     let out = output(gpu, "cast", n, to)?;
     let p = elementwise("cast", &l.shape, &[l])?;
+    let int = |is: bool| if is { 1.0 } else { 0.0 };
+    if to == DType::F16 {
+        // One thread per output word (two halves).
+        gpu.dispatch(
+            CAST_TO_HALF,
+            &[("FROM_INT", int(s.dtype() == DType::I32))],
+            bytemuck::bytes_of(&p),
+            &[s.buffer(), out.buffer()],
+            grid_for("cast", n.div_ceil(2))?,
+        )?;
+        return Ok(out.into_storage());
+    }
+    if s.dtype() == DType::F16 {
+        gpu.dispatch(
+            CAST_FROM_HALF,
+            &[("TO_INT", int(to == DType::I32))],
+            bytemuck::bytes_of(&p),
+            &[s.buffer(), out.buffer()],
+            grid_for("cast", n)?,
+        )?;
+        return Ok(out.into_storage());
+    }
     let to_int = if to == DType::I32 { 1.0 } else { 0.0 };
     gpu.dispatch(
         CAST,
@@ -118,7 +144,11 @@ fn copy_views(
     }
     let p = elementwise("copy", &sl.shape, &[sl, dl])?;
     gpu.dispatch(
-        COPY,
+        if s.dtype() == DType::F16 {
+            COPY_HALF
+        } else {
+            COPY
+        },
         &[],
         bytemuck::bytes_of(&p),
         &[s.buffer(), d.buffer()],

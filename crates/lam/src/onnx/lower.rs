@@ -63,6 +63,7 @@ fn elem_type(d: DType) -> i64 {
     match d {
         DType::F32 => dtype::FLOAT,
         DType::I32 => dtype::INT32,
+        DType::F16 => dtype::FLOAT16,
     }
 }
 
@@ -106,6 +107,14 @@ impl<'g> Builder<'g> {
                         .flat_map(|x| x.to_le_bytes())
                         .collect();
                     self.init_raw(&name, &v.shape, dtype::INT32, &raw);
+                }
+                DType::F16 => {
+                    let raw: Vec<u8> = data
+                        .to_vec_f16()?
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect();
+                    self.init_raw(&name, &v.shape, dtype::FLOAT16, &raw);
                 }
             }
         }

@@ -78,6 +78,7 @@ impl Message {
 pub(crate) mod dtype {
     pub(crate) const FLOAT: i64 = 1;
     pub(crate) const INT32: i64 = 6;
+    pub(crate) const FLOAT16: i64 = 10;
     pub(crate) const INT64: i64 = 7;
     pub(crate) const BOOL: i64 = 9;
 }

@@ -170,6 +170,14 @@ impl Element {
                 })
                 .collect::<Result<_, _>>()
                 .map(Host::F32),
+            DType::F16 if self.is_float() => offsets
+                .map(|o| self.float(element(o)).map(half::f16::from_f32))
+                .collect::<Result<_, _>>()
+                .map(Host::F16),
+            DType::F16 => Err(format!(
+                "stored as {} but the model holds float16",
+                self.name()
+            )),
             DType::I32 if self.is_float() => Err(format!(
                 "stored as {} but the model holds int32",
                 self.name()

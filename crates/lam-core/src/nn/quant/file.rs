@@ -70,6 +70,7 @@ pub fn load_quantized(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> 
             let v = match host {
                 Host::F32(v) => Tensor::from_vec(v, t.dims(), &dev)?,
                 Host::I32(v) => Tensor::from_vec_i32(v, t.dims(), &dev)?,
+                Host::F16(v) => Tensor::from_f16(&v, t.dims(), &dev)?,
             };
             t.set_data(&v)?;
         }

@@ -1,0 +1,355 @@
+//! The `F16` dtype on every device: casts bit for bit as IEEE 754 (against
+//! PyTorch's fixture, and the `half` crate over random bit patterns),
+//! copies, views and joins of half tensors, the `F16` product against
+//! PyTorch's, gradients through casts, `F16` checkpoints, and the ops that
+//! compute in `f32` or refuse half precision with an error naming them.
+
+mod common;
+
+use lam::checkpoint::{load_tensors, save_tensors};
+use lam::{f16, DType, Device, Error, Result, Tensor};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    common::fixture::read("f16/f16.json")
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_i64().expect("an integer"))
+        .collect()
+}
+
+fn halves_of(bits: &[i64]) -> Vec<f16> {
+    bits.iter().map(|&b| f16::from_bits(b as u16)).collect()
+}
+
+/// An error unless every `actual` half has the bits of `expected` (any NaN
+/// matching any NaN), naming the first difference.
+fn same_halves(what: &str, inputs: &[f32], actual: &[f16], expected: &[f16]) -> Result<()> {
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let same = a.to_bits() == e.to_bits() || (a.is_nan() && e.is_nan());
+        if !same {
+            return Err(Error::invalid(
+                "f16 test",
+                format!(
+                    "{what}: element {i} ({:e}, bits {:#010x}) became {:#06x}, expected {:#06x}",
+                    inputs[i],
+                    inputs[i].to_bits(),
+                    a.to_bits(),
+                    e.to_bits()
+                ),
+            ));
+        }
+    }
+    if actual.len() != expected.len() {
+        return Err(Error::invalid(
+            "f16 test",
+            format!("{what}: lengths differ"),
+        ));
+    }
+    Ok(())
+}
+
+/// `a` and `b` as f32 bits, NaN equal to NaN.
+fn same_f32(what: &str, actual: &[f32], expected: &[f32]) -> Result<()> {
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        if a.to_bits() != e.to_bits() && !(a.is_nan() && e.is_nan()) {
+            return Err(Error::invalid(
+                "f16 test",
+                format!("{what}: element {i} is {a:e}, expected {e:e}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A seeded stream of 32-bit patterns (a 64-bit LCG's high halves).
+fn patterns(n: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 32) as u32
+        })
+        .collect()
+}
+
+conformance!(casts_round_as_pytorch_does, |dev| {
+    let casts = &fixture()["casts"];
+    let inputs: Vec<f32> = ints(&casts["f32_bits"])
+        .iter()
+        .map(|&b| f32::from_bits(b as u32))
+        .collect();
+    assert!(inputs.len() >= 240, "the fixture lost its cases");
+    let x = Tensor::from_slice(&inputs, &[inputs.len()], dev)?;
+    let h = x.to_dtype(DType::F16)?;
+    assert_eq!(h.dtype(), DType::F16);
+    let want = halves_of(&ints(&casts["f16_bits"]));
+    same_halves("f32 -> f16", &inputs, &h.to_vec_f16()?, &want)?;
+    // Halves back to f32: exact.
+    let bits = ints(&casts["half_bits"]);
+    let halves = halves_of(&bits);
+    let wide = Tensor::from_f16(&halves, &[halves.len()], dev)?.to_dtype(DType::F32)?;
+    let want: Vec<f32> = ints(&casts["half_as_f32_bits"])
+        .iter()
+        .map(|&b| f32::from_bits(b as u32))
+        .collect();
+    same_f32("f16 -> f32", &wide.to_vec()?, &want)
+});
+
+conformance!(
+    casts_agree_with_ieee_over_random_and_all_bit_patterns,
+    |dev| {
+        // 40,000 random f32 bit patterns: every exponent, NaNs and infinities.
+        let inputs: Vec<f32> = patterns(40_000, 9)
+            .into_iter()
+            .map(f32::from_bits)
+            .collect();
+        let h = Tensor::from_slice(&inputs, &[200, 200], dev)?.to_dtype(DType::F16)?;
+        let want: Vec<f16> = inputs.iter().map(|&x| f16::from_f32(x)).collect();
+        same_halves("f32 -> f16", &inputs, &h.to_vec_f16()?, &want)?;
+        // Every half pattern to f32 and back.
+        let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        let t = Tensor::from_f16(&all, &[256, 256], dev)?;
+        let wide = t.to_dtype(DType::F32)?.to_vec()?;
+        let want: Vec<f32> = all.iter().map(|h| h.to_f32()).collect();
+        same_f32("f16 -> f32", &wide, &want)?;
+        let back = t.to_dtype(DType::F32)?.to_dtype(DType::F16)?.to_vec_f16()?;
+        same_halves("round trip", &want, &back, &all)?;
+        // Integers go through f32, as PyTorch's; halves to integers truncate.
+        let ints = [-70000, -2049, -1, 0, 1, 2049, 2051, 65504, 70000];
+        let i = Tensor::from_vec_i32(ints.to_vec(), &[ints.len()], dev)?;
+        let want: Vec<f16> = ints.iter().map(|&v| f16::from_f32(v as f32)).collect();
+        let wide: Vec<f32> = ints.iter().map(|&v| v as f32).collect();
+        same_halves(
+            "i32 -> f16",
+            &wide,
+            &i.to_dtype(DType::F16)?.to_vec_f16()?,
+            &want,
+        )?;
+        let h = Tensor::from_f16(
+            &[2.5, -2.5, 0.75, 65504.0, -3.0].map(f16::from_f32),
+            &[5],
+            dev,
+        )?;
+        assert_eq!(
+            h.to_dtype(DType::I32)?.to_vec_i32()?,
+            vec![2, -2, 0, 65504, -3]
+        );
+        Ok(())
+    }
+);
+
+conformance!(half_tensors_copy_view_and_join_like_f32_ones, |dev| {
+    // Odd sizes, so views and joins start and end inside the words that
+    // hold two halves on a GPU.
+    let values: Vec<f32> = (0..15).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let x32 = Tensor::from_slice(&values, &[3, 5], dev)?;
+    let x = x32.to_dtype(DType::F16)?;
+    let y32 = Tensor::from_slice(&[7.0, 8.0, 9.0, 10.0, 11.0, 12.0], &[3, 2], dev)?;
+    let y = y32.to_dtype(DType::F16)?;
+    type View = fn(&Tensor, &Tensor) -> Result<Tensor>;
+    let cases: [(&str, View); 8] = [
+        ("transpose", |x, _| x.t()?.contiguous()),
+        ("narrow", |x, _| x.narrow(1, 1, 3)?.contiguous()),
+        ("cat dim 1", |x, y| Tensor::cat(&[x.clone(), y.clone()], 1)),
+        ("cat dim 0", |x, y| {
+            Tensor::cat(&[x.narrow(1, 0, 2)?, y.clone(), x.narrow(1, 3, 2)?], 0)
+        }),
+        ("stack", |x, _| Tensor::stack(&[x.get(0)?, x.get(2)?], 1)),
+        ("expand", |_, y| {
+            y.narrow(1, 1, 1)?.expand(&[3, 5])?.contiguous()
+        }),
+        ("permute", |x, _| {
+            x.reshape(&[3, 5, 1])?.permute(&[2, 1, 0])?.contiguous()
+        }),
+        ("step", |x, _| x.t()?.narrow(0, 1, 3)?.t()?.contiguous()),
+    ];
+    for (name, op) in cases {
+        let half = op(&x, &y)?;
+        assert_eq!(half.dtype(), DType::F16, "{name}");
+        let want = op(&x32, &y32)?.to_vec()?;
+        if half.to_vec()? != want {
+            return Err(Error::invalid(
+                "f16 test",
+                format!("{name}: {:?} != {want:?}", half.to_vec()?),
+            ));
+        }
+    }
+    // A move to the CPU keeps the dtype and the bits.
+    let moved = x.to_device(&<Device as lam::DeviceExt>::cpu())?;
+    assert_eq!(moved.dtype(), DType::F16);
+    assert_eq!(moved.to_vec_f16()?, x.to_vec_f16()?);
+    Ok(())
+});
+
+conformance!(f16_products_match_pytorch_within_an_ulp, |dev| {
+    let cases = fixture()["matmul"].as_array().expect("cases").clone();
+    assert_eq!(cases.len(), 3);
+    let mut worst = 0i32;
+    for case in &cases {
+        let tensor = |v: &Value| -> Result<Tensor> {
+            let shape: Vec<usize> = ints(&v["shape"]).iter().map(|&d| d as usize).collect();
+            Tensor::from_f16(&halves_of(&ints(&v["bits"])), &shape, dev)
+        };
+        let (a, b) = (tensor(&case["a"])?, tensor(&case["b"])?);
+        let a = if case["transpose_a"].as_bool() == Some(true) {
+            a.t()?
+        } else {
+            a
+        };
+        let y = a.matmul(&b)?;
+        assert_eq!(y.dtype(), DType::F16);
+        let want = halves_of(&ints(&case["out"]["bits"]));
+        for (got, want) in y.to_vec_f16()?.iter().zip(&want) {
+            // Same sign: adjacent halves differ by one in their bits.
+            let ulps = (got.to_bits() as i32 - want.to_bits() as i32).abs();
+            worst = worst.max(ulps);
+        }
+    }
+    if worst > 1 {
+        return Err(Error::invalid(
+            "f16 test",
+            format!("an f16 product is {worst} ulps from PyTorch's"),
+        ));
+    }
+    Ok(())
+});
+
+conformance!(
+    gradients_through_f16_products_reach_f32_weights_as_f32,
+    |dev| {
+        let w = Tensor::from_slice(&[0.5, -1.0, 0.25, 2.0, 1.5, -0.75], &[3, 2], dev)?
+            .requires_grad_()?;
+        let x = Tensor::from_slice(&[1.0, 2.0, -1.0, 0.5, 0.0, 3.0], &[2, 3], dev)?;
+        let y = x.to_dtype(DType::F16)?.matmul(&w.to_dtype(DType::F16)?)?;
+        assert_eq!(y.dtype(), DType::F16);
+        assert!(y.requires_grad());
+        y.square()?.sum_all()?.backward()?;
+        let g = w.grad().expect("a gradient");
+        assert_eq!(g.dtype(), DType::F32);
+        // d/dw sum((x w)^2) = 2 xᵀ (x w), every value exact in f16 here.
+        let yv = x.matmul(&w.detach())?;
+        let want = x.t()?.matmul(&yv)?.mul_scalar(2.0)?.to_vec()?;
+        common::close(&g.to_vec()?, &want, 1e-3);
+        Ok(())
+    }
+);
+
+conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
+    let x32 = Tensor::from_slice(&[-1.5, 0.25, 2.0, -0.125, 3.5, 1.0], &[2, 3], dev)?;
+    let x = x32.to_dtype(DType::F16)?;
+    // Elementwise math, reductions, softmax and losses read halves as f32.
+    type Op = fn(&Tensor) -> Result<Tensor>;
+    let computed: [(&str, Op); 7] = [
+        ("relu", |t| t.relu()),
+        ("exp", |t| t.exp()),
+        ("add", |t| t.add(&t.t()?.t()?)),
+        ("sum", |t| t.sum(1, false)),
+        ("max", |t| t.max(0, true)),
+        ("softmax", |t| t.softmax(-1)),
+        ("mse", |t| lam::loss::mse_loss(t, &t.relu()?)),
+    ];
+    for (name, op) in computed {
+        let y = op(&x)?;
+        assert_eq!(y.dtype(), DType::F32, "{name}");
+        common::close(&y.to_vec()?, &op(&x32)?.to_vec()?, 1e-6);
+    }
+    // Ops that move elements of f32 or i32 tensors refuse halves, by name.
+    let idx = Tensor::from_vec_i32(vec![1, 0], &[2], dev)?;
+    let refused: [(&str, Box<dyn Fn() -> Result<Tensor>>); 6] = [
+        ("index_select", Box::new(|| x.index_select(1, &idx))),
+        (
+            "gather",
+            Box::new(|| x.gather(0, &Tensor::from_vec_i32(vec![0, 1, 1], &[1, 3], dev)?)),
+        ),
+        ("matmul", Box::new(|| x.matmul(&x32.t()?))),
+        (
+            "linear",
+            Box::new(|| lam::nn::functional::linear(&x, &x32, None)),
+        ),
+        ("requires_grad_", Box::new(|| x.requires_grad_())),
+        ("to_vec_i32", Box::new(|| x.to_vec_i32().map(|_| x.clone()))),
+    ];
+    for (name, op) in refused {
+        let err = match op() {
+            Ok(_) => panic!("{name} on float16 should be an error"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(name) && err.contains("float16"),
+            "{name}: {err}"
+        );
+    }
+    let image = Tensor::ones(&[1, 1, 4, 4], dev)?.to_dtype(DType::F16)?;
+    let kernel = Tensor::ones(&[1, 1, 3, 3], dev)?;
+    let err = lam::nn::functional::conv2d(&image, &kernel, None, 1, 0, 1, 1)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("float16"), "conv2d: {err}");
+    Ok(())
+});
+
+conformance!(half_checkpoints_save_and_load_as_f16, |dev| {
+    let dir = std::env::temp_dir().join(format!(
+        "lam-f16-{}-{}",
+        std::process::id(),
+        dev.name().replace([' ', ':', '/', '(', ')'], "_")
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join("half.safetensors");
+    let values = [1.0, -2.5, 65504.0, 6e-8, f32::INFINITY, 0.333, -0.0];
+    let h = Tensor::from_slice(&values, &[7], dev)?.to_dtype(DType::F16)?;
+    let w = Tensor::from_slice(&[1.0, 2.0], &[2], dev)?;
+    let tensors = vec![("half".to_string(), h.clone()), ("weight".to_string(), w)];
+    save_tensors(&tensors, &Default::default(), &path)?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let header = String::from_utf8_lossy(&bytes[8..]);
+    assert!(
+        header.contains(r#""half":{"data_offsets":[0,14],"dtype":"F16","shape":[7]}"#),
+        "{header}"
+    );
+    // 7 halves and 2 floats: 14 + 8 bytes of data after the header.
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    assert_eq!(bytes.len() - 8 - header_len, 22);
+    let loaded = load_tensors(&path, dev)?;
+    let (_, back) = &loaded.tensors[0];
+    assert_eq!(back.dtype(), DType::F16);
+    assert_eq!(back.to_vec_f16()?, h.to_vec_f16()?);
+    assert_eq!(loaded.tensors[1].1.to_vec()?, vec![1.0, 2.0]);
+    std::fs::remove_dir_all(&dir).ok();
+    // A file safetensors.torch wrote.
+    let file = format!(
+        "{}/../../fixtures/f16/torch_f16.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let torch = load_tensors(&file, dev)?;
+    let (name, t) = &torch.tensors[0];
+    assert_eq!(
+        (name.as_str(), t.dtype(), t.dims()),
+        ("weight", DType::F16, &[2usize, 3][..])
+    );
+    let want = halves_of(&ints(&fixture()["safetensors"]["bits"]));
+    assert_eq!(t.to_vec_f16()?, want);
+    Ok(())
+});
+
+#[test]
+fn half_buffers_take_two_bytes_per_element() -> Result<()> {
+    let dev = <Device as lam::DeviceExt>::cpu();
+    let before = dev.stats().bytes_live;
+    let h = Tensor::zeros(&[1001], &dev)?.to_dtype(DType::F16)?;
+    let zeros = Tensor::zeros(&[1001], &dev)?;
+    let after = dev.stats().bytes_live;
+    assert_eq!(after - before, 1001 * 2 + 1001 * 4);
+    assert_eq!(DType::F16.size(), 2);
+    assert_eq!(DType::F16.name(), "float16");
+    drop((h, zeros));
+    Ok(())
+}
