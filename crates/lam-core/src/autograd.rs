@@ -197,6 +197,9 @@ impl Tensor {
             ));
         }
         let _guard = NoGradGuard::new();
+        // Gradient rules run in the dtypes their forward ops saved, not in
+        // an autocast region the caller may still be in (as PyTorch's).
+        let _amp = crate::amp::suspended();
         // A hook may itself run a backward pass: keep the outer pass's queue.
         let outer = CALLBACKS.with(|c| c.replace(Some(Vec::new())));
         let walked = self.walk(grad);

@@ -17,6 +17,7 @@
 // have); this lets lam-core's own layers use the derive under that name.
 extern crate self as lam;
 
+pub mod amp;
 pub mod autograd;
 pub mod backend;
 pub mod capture;

@@ -467,3 +467,57 @@ fn gradient_noise_drawn_in_a_hook_resumes_exactly() -> Result<()> {
     assert_eq!(weight_bits(&resumed), weight_bits(&full));
     Ok(())
 }
+
+#[test]
+fn mixed_precision_trains_as_f32_does_and_is_plain_f32_where_f16_is_not_native() -> Result<()> {
+    for dev in devices() {
+        let losses = |mixed: bool| -> Result<(Vec<f32>, Option<(bool, f32)>)> {
+            let (model, loader) = small_task(&dev)?;
+            let mut opt = Sgd::new(model.parameters(), 0.5)?;
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = seen.clone();
+            let config = TrainConfig {
+                epochs: 4,
+                quiet: true,
+                sync_every: 1,
+                ..Default::default()
+            };
+            let mut trainer = Trainer::new(&model, &mut opt, lam::loss::cross_entropy)
+                .config(config)
+                .mixed_precision(mixed)
+                .before_step(move |step: &Step| {
+                    // The hooks see the unscaled loss.
+                    log.lock().expect("log").push(step.loss.item()?);
+                    Ok(())
+                });
+            trainer.fit(&loader, None)?;
+            let scaling = trainer
+                .grad_scaler()
+                .map(|s| (s.is_enabled(), s.get_scale()));
+            let losses = seen.lock().expect("log").clone();
+            Ok((losses, scaling))
+        };
+        let (full, none) = losses(false)?;
+        let (mixed, scaling) = losses(true)?;
+        assert_eq!(none, None);
+        let native = dev.backend().native_f16();
+        assert_eq!(scaling.map(|(on, _)| on), Some(native), "{}", dev.name());
+        assert_eq!(full.len(), 8);
+        if native {
+            // PyTorch's initial scale, 2^16, overflows these F16 gradients
+            // twice: the first two steps are skipped, the scale halved each
+            // time; from then on training follows f32's, two steps behind.
+            assert_eq!(scaling.map(|(_, scale)| scale), Some(16384.0));
+            for (a, b) in mixed[2..].iter().zip(&full) {
+                assert!(
+                    (a - b).abs() <= 0.01 + 0.02 * b,
+                    "{}: {mixed:?} vs {full:?}",
+                    dev.name()
+                );
+            }
+        } else {
+            assert_eq!(mixed, full, "{}: autocast is a no-op here", dev.name());
+        }
+    }
+    Ok(())
+}

@@ -43,6 +43,14 @@ impl Backend for WgpuBackend {
         DeviceKind::Gpu
     }
 
+    fn native_f16(&self) -> bool {
+        // Requested when opening the device wherever the adapter offers it.
+        self.gpu
+            .device
+            .features()
+            .contains(wgpu::Features::SHADER_F16)
+    }
+
     fn zeros(&self, len: usize, dtype: DType) -> Result<Storage> {
         copy::zeros(&self.gpu, len, dtype)
     }

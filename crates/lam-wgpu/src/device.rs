@@ -284,7 +284,10 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
     };
     let desc = wgpu::DeviceDescriptor {
         label: Some("lam"),
+        // SHADER_F16 wherever offered: what `native_f16` (the gate of
+        // mixed precision's autocast) reports.
         required_features: matmul_features
+            | (adapter.features() & wgpu::Features::SHADER_F16)
             | if timestamps {
                 timing::FEATURES
             } else {

@@ -45,6 +45,11 @@ macro_rules! backend_methods {
                 fn kind(&self) -> DeviceKind;
                 /// Counters; backends without a queue report zeros where not applicable.
                 fn stats(&self) -> DeviceStats = DeviceStats::default();
+                /// True when half-precision arithmetic is native to the device
+                /// (a GPU adapter with WGSL's `shader-f16`): what
+                /// [`crate::amp::autocast`] asks before computing in `F16`.
+                /// Every backend stores `F16` tensors either way.
+                fn native_f16(&self) -> bool = false;
             }
             ops {
                 /// A zero-filled buffer of `len` elements.

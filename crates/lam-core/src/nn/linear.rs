@@ -131,10 +131,20 @@ pub fn linear_act(
     if let Some(b) = bias {
         b.expect_shape(OP, "a bias", &[out_f])?;
     }
-    check_operands(OP, DType::F32, [input, weight].into_iter().chain(bias))?;
     // [*, in] as [rows, in]; the result is shaped back to [*, out].
     let lead = &input.dims()[..input.rank() - 1];
     let rows: usize = lead.iter().product();
+    if crate::amp::autocast_dtype(&input.device()).is_some() {
+        // Mixed precision: the product in F16 (matmul casts both operands),
+        // the bias added in F32 to the F16 product, so the output is F32.
+        for t in [input, weight].into_iter().chain(bias) {
+            t.check_float(OP)?;
+            input.device().check_same(&t.device(), OP)?;
+        }
+        let x = input.reshape_exact(&[rows, in_f])?;
+        return composite(&x, &weight.t()?, bias, act)?.reshape_exact(&out_shape(lead, out_f));
+    }
+    check_operands(OP, DType::F32, [input, weight].into_iter().chain(bias))?;
     let x = input.reshape_exact(&[rows, in_f])?;
     let wt = weight.t()?;
     let (xs, ws) = (x.storage(), wt.storage());

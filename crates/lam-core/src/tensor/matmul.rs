@@ -5,7 +5,8 @@
 //! Operands are both `F32` or both `F16`. An `F16` product is `F16`, as
 //! PyTorch's, with the sums accumulated in `f32` (the product of two halves
 //! is exact in `f32`): the backend's `f32` product of the operands cast to
-//! `F32`, rounded to `F16` once at the end.
+//! `F32`, rounded to `F16` once at the end. Under [`crate::amp::autocast`]
+//! float operands are cast to the autocast dtype first.
 
 use crate::layout::broadcast_shapes;
 use crate::{Backend, DType, Error, Layout, Result, Storage, Tensor};
@@ -23,6 +24,11 @@ impl Tensor {
         self.device().check_same(&rhs.device(), "matmul")?;
         self.check_float("matmul")?;
         rhs.check_float("matmul")?;
+        if let Some(to) = crate::amp::autocast_dtype(&self.device()) {
+            if self.dtype() != to || rhs.dtype() != to {
+                return self.to_dtype(to)?.matmul(&rhs.to_dtype(to)?);
+            }
+        }
         if rhs.dtype() != self.dtype() {
             return Err(Error::DTypeMismatch {
                 op: "matmul",

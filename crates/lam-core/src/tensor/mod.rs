@@ -328,6 +328,15 @@ impl Tensor {
     }
 
     pub(crate) fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
+        // A leaf's gradient has the leaf's dtype (an F32 weight used through
+        // an F16 cast gets F32), whatever dtype the rules produced it in.
+        let cast;
+        let g = if g.dtype() == self.dtype() {
+            g
+        } else {
+            cast = g.to_dtype(self.dtype())?;
+            &cast
+        };
         let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
         let total = match slot.take() {
             Some(prev) => prev.add(g)?,

@@ -47,6 +47,15 @@ pub struct TrainConfig {
     /// [`Callback::on_before_step`] hooks and the optimizer step
     /// (PyTorch's `clip_grad_norm_` / `clip_grad_value_`; default none).
     pub clip_grad: Option<GradClip>,
+    /// Mixed precision (default off): each batch's forward pass and loss
+    /// run under [`lam_core::amp::autocast`] to `F16`, and a
+    /// [`lam_core::amp::GradScaler`] with PyTorch's defaults scales the loss,
+    /// unscales the gradients before clipping and the hooks, and skips the
+    /// steps whose gradients overflowed. Where half precision is not native
+    /// to the device (the CPU, adapters without `shader-f16`) the run is
+    /// plain `F32`, with no scaler. The scale is not checkpointed: a resumed
+    /// run starts again from 2¹⁶.
+    pub mixed_precision: bool,
 }
 
 impl Default for TrainConfig {
@@ -63,6 +72,7 @@ impl Default for TrainConfig {
             monitor: Monitor::ValLoss,
             task: Task::Auto,
             clip_grad: None,
+            mixed_precision: false,
         }
     }
 }

@@ -85,11 +85,12 @@ pub use task::Task;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use lam_core::amp::{self, GradScaler};
 use lam_core::checkpoint::{load_training, save_training};
 use lam_core::nn::Module;
 use lam_core::optim::{Optimizer, Scheduler};
 use lam_core::rng::{self, Generator};
-use lam_core::{Error, Result, Tensor};
+use lam_core::{DType, Error, Result, Tensor};
 
 use crate::data::DataLoader;
 use config::BeforeStep;
@@ -130,6 +131,9 @@ pub struct Trainer<'a> {
     config: TrainConfig,
     generator: Option<Generator>,
     replicas: Option<Box<dyn Replicas + 'a>>,
+    /// With [`TrainConfig::mixed_precision`], made at the first step (and
+    /// then disabled where autocast turned out to be a no-op).
+    scaler: Option<GradScaler>,
 }
 
 impl<'a> Trainer<'a> {
@@ -148,7 +152,21 @@ impl<'a> Trainer<'a> {
             config: TrainConfig::default(),
             generator: None,
             replicas: None,
+            scaler: None,
         }
+    }
+
+    /// Sets [`TrainConfig::mixed_precision`]: autocast to `F16` and loss
+    /// scaling where half precision is native to the device.
+    pub fn mixed_precision(mut self, on: bool) -> Self {
+        self.config.mixed_precision = on;
+        self
+    }
+
+    /// The loss scaler of a mixed-precision run, once its first step ran
+    /// (disabled where autocast is a no-op).
+    pub fn grad_scaler(&self) -> Option<&GradScaler> {
+        self.scaler.as_ref()
     }
 
     /// With `config`.
@@ -478,9 +496,28 @@ impl<'a> Trainer<'a> {
         sums: &mut Tally,
     ) -> Result<()> {
         self.optimizer.zero_grad();
-        let out = self.model.forward(x)?;
-        let loss = (self.loss)(&out, y)?;
-        loss.backward()?;
+        let (out, loss) = {
+            let autocast = self
+                .config
+                .mixed_precision
+                .then(|| amp::autocast(&x.device(), DType::F16))
+                .transpose()?;
+            if let Some(ac) = &autocast {
+                self.scaler
+                    .get_or_insert_with(|| GradScaler::new().enabled(ac.enabled()));
+            }
+            let out = self.model.forward(x)?;
+            let loss = (self.loss)(&out, y)?;
+            (out, loss)
+        };
+        match &mut self.scaler {
+            Some(scaler) => {
+                scaler.scale(&loss)?.backward()?;
+                // Clipping and the hooks see the true gradients.
+                scaler.unscale_(&*self.optimizer)?;
+            }
+            None => loss.backward()?,
+        }
         let grad_norm = match self.config.clip_grad {
             Some(clip) => clip.apply(&self.model.parameters())?,
             None => None,
@@ -495,7 +532,13 @@ impl<'a> Trainer<'a> {
         for cb in &mut self.callbacks {
             cb.on_before_step(&step)?;
         }
-        self.optimizer.step()?;
+        match &mut self.scaler {
+            Some(scaler) => {
+                scaler.step(&mut *self.optimizer)?;
+                scaler.update()?;
+            }
+            None => self.optimizer.step()?,
+        }
         sums.add(&out, y, &loss)
     }
 

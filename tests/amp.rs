@@ -1,0 +1,250 @@
+//! Automatic mixed precision: autocast runs products in `F16` with `F32`
+//! master weights and gradients, and is a no-op where half precision is not
+//! native; a small MLP trained under autocast with a `GradScaler` reaches
+//! the loss of `F32` training; the scaler skips the steps whose gradients
+//! overflow and follows PyTorch's scale sequence exactly.
+
+mod common;
+
+use lam::amp::{self, GradScaler, GradScalerState};
+use lam::nn::{Linear, Module};
+use lam::optim::{Adam, Optimizer, Sgd};
+use lam::{DType, Device, Generator, Result, Tensor};
+
+conformance!(autocast_runs_products_in_f16_and_the_rest_in_f32, |dev| {
+    let gen = Generator::new(4);
+    let layer = lam::rng::with_generator(&gen, || Linear::new(6, 5, dev))?;
+    let x = Tensor::randn_with(&[4, 6], dev, &gen)?;
+    let w = Tensor::randn_with(&[6, 3], dev, &gen)?.requires_grad_()?;
+    let plain = layer.forward(&x)?.to_vec()?;
+    {
+        let guard = amp::autocast_forced(dev, DType::F16)?;
+        assert!(guard.enabled());
+        assert_eq!(amp::autocast_dtype(dev), Some(DType::F16));
+        let p = x.matmul(&w)?;
+        assert_eq!(p.dtype(), DType::F16);
+        // A Linear's product is F16, its bias added in F32.
+        let y = layer.forward(&x)?;
+        assert_eq!(y.dtype(), DType::F32);
+        // Within f16 rounding of the inputs and the product (|y| < 8 here).
+        common::close(&y.to_vec()?, &plain, 2e-2);
+        // Softmax, reductions and losses stay F32.
+        assert_eq!(p.softmax(-1)?.dtype(), DType::F32);
+        assert_eq!(p.sum_all()?.dtype(), DType::F32);
+        // An F32 region inside turns it off.
+        {
+            let _off = amp::autocast(dev, DType::F32)?;
+            assert_eq!(x.matmul(&w)?.dtype(), DType::F32);
+        }
+        assert_eq!(x.matmul(&w)?.dtype(), DType::F16);
+        // Gradients reach the F32 weights as F32.
+        p.square()?.sum_all()?.backward()?;
+        let g = w.grad().expect("a gradient");
+        assert_eq!(g.dtype(), DType::F32);
+        let want = x.t()?.matmul(&x.matmul(&w.detach())?)?.mul_scalar(2.0)?;
+        common::close(&g.to_vec()?, &want.to_vec()?, 5e-2);
+    }
+    assert_eq!(amp::autocast_dtype(dev), None);
+    assert_eq!(x.matmul(&w)?.dtype(), DType::F32);
+    // The plain guard follows the device: on only where f16 is native.
+    let guard = amp::autocast(dev, DType::F16)?;
+    assert_eq!(guard.enabled(), dev.backend().native_f16());
+    let want = if guard.enabled() {
+        DType::F16
+    } else {
+        DType::F32
+    };
+    assert_eq!(x.matmul(&w)?.dtype(), want);
+    drop(guard);
+    let closure = amp::with_autocast(dev, DType::F16, || x.matmul(&w).map(|t| t.dtype()))??;
+    assert_eq!(closure, want);
+    assert!(amp::autocast(dev, DType::I32).is_err());
+    // A backward pass inside a region runs the rules as recorded: a Linear
+    // used outside autocast gets F32 gradients equal to plain ones.
+    let out = layer.forward(&x)?.square()?.sum_all()?;
+    {
+        let _ac = amp::autocast_forced(dev, DType::F16)?;
+        out.backward()?;
+    }
+    let grads: Vec<Tensor> = layer.parameters().iter().filter_map(|p| p.grad()).collect();
+    assert_eq!(grads.len(), 2);
+    for p in layer.parameters() {
+        let g = p.grad().expect("a gradient");
+        assert_eq!(g.dtype(), DType::F32);
+        p.zero_grad();
+    }
+    layer.forward(&x)?.square()?.sum_all()?.backward()?;
+    for (p, g) in layer.parameters().iter().zip(&grads) {
+        common::close(&g.to_vec()?, &p.grad().expect("a gradient").to_vec()?, 1e-5);
+    }
+    Ok(())
+});
+
+/// Two layers, ReLU between.
+struct Mlp {
+    a: Linear,
+    b: Linear,
+}
+
+impl Mlp {
+    fn new(dev: &Device) -> Result<Mlp> {
+        lam::rng::with_generator(&Generator::new(11), || {
+            Ok(Mlp {
+                a: Linear::new(8, 16, dev)?,
+                b: Linear::new(16, 3, dev)?,
+            })
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.b.forward(&self.a.forward(x)?.relu()?)
+    }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        let mut p = self.a.parameters();
+        p.extend(self.b.parameters());
+        p
+    }
+}
+
+/// The loss after each of `steps` Adam steps on a fixed batch, in F32 or
+/// under autocast with a GradScaler.
+fn train(dev: &Device, mixed: bool, steps: usize) -> Result<Vec<f32>> {
+    let gen = Generator::new(2);
+    let x = Tensor::randn_with(&[32, 8], dev, &gen)?;
+    let rule = Tensor::randn_with(&[8, 3], dev, &gen)?;
+    let y = x.matmul(&rule)?.argmax(-1, false)?;
+    let model = Mlp::new(dev)?;
+    let mut opt = Adam::new(model.parameters(), 0.02)?;
+    let mut scaler = GradScaler::new().enabled(mixed);
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let loss = {
+            let _ac = amp::autocast_forced(dev, if mixed { DType::F16 } else { DType::F32 })?;
+            lam::loss::cross_entropy(&model.forward(&x)?, &y)?
+        };
+        assert_eq!(loss.dtype(), DType::F32);
+        scaler.scale(&loss)?.backward()?;
+        assert!(scaler.step(&mut opt)?, "no gradient overflows here");
+        scaler.update()?;
+        opt.zero_grad();
+        losses.push(loss.item()?);
+    }
+    Ok(losses)
+}
+
+conformance!(autocast_training_reaches_the_f32_loss, |dev| {
+    let full = train(dev, false, 40)?;
+    let mixed = train(dev, true, 40)?;
+    let (first, last32, last16) = (full[0], full[39], mixed[39]);
+    assert!(last32 < first / 3.0, "f32 training did not learn: {full:?}");
+    let gap = (last16 - last32).abs();
+    assert!(
+        gap <= 0.02 + 0.1 * last32,
+        "mixed precision ended at {last16}, f32 at {last32} (from {first})\n{mixed:?}\n{full:?}"
+    );
+    Ok(())
+});
+
+conformance!(
+    grad_scaler_follows_pytorch_and_skips_overflowed_steps,
+    |dev| {
+        let case = common::fixture::read("f16/f16.json")["scaler"].clone();
+        let num = |v: &serde_json::Value| -> f32 {
+            match v.as_str() {
+                Some("inf") => f32::INFINITY,
+                Some("nan") => f32::NAN,
+                _ => v.as_f64().expect("a number") as f32,
+            }
+        };
+        let list = |v: &serde_json::Value| -> Vec<f32> {
+            v.as_array().expect("a list").iter().map(num).collect()
+        };
+        let p = Tensor::from_slice(&list(&case["p0"]), &[3], dev)?.requires_grad_()?;
+        let mut opt = Sgd::new(vec![p.clone()], num(&case["lr"]))?;
+        let mut scaler = GradScaler::new()
+            .init_scale(num(&case["init_scale"]))
+            .growth_interval(case["growth_interval"].as_u64().expect("an int") as u32);
+        let coeffs = case["coeffs"].as_array().expect("coeffs");
+        assert_eq!(coeffs.len(), 10);
+        for (t, c) in coeffs.iter().enumerate() {
+            opt.zero_grad();
+            let c = Tensor::from_slice(&list(c), &[3], dev)?;
+            let loss = c.mul(&p)?.sum_all()?;
+            scaler.scale(&loss)?.backward()?;
+            let stepped = scaler.step(&mut opt)?;
+            scaler.update()?;
+            assert_eq!(
+                stepped,
+                case["stepped"][t].as_bool().expect("a bool"),
+                "step {t}"
+            );
+            assert_eq!(
+                scaler.get_scale(),
+                num(&case["scales"][t]),
+                "scale after step {t}"
+            );
+            common::close(&p.to_vec()?, &list(&case["params"][t]), 1e-6);
+        }
+        let state = scaler.state_dict();
+        let torch = &case["state_dict"];
+        assert_eq!(
+            state,
+            GradScalerState {
+                scale: num(&torch["scale"]),
+                growth_factor: num(&torch["growth_factor"]),
+                backoff_factor: num(&torch["backoff_factor"]),
+                growth_interval: torch["growth_interval"].as_u64().expect("an int") as u32,
+                growth_tracker: torch["_growth_tracker"].as_u64().expect("an int") as u32,
+            }
+        );
+        // The state round-trips; impossible states are refused, changing nothing.
+        let mut other = GradScaler::new();
+        other.load_state_dict(&state)?;
+        assert_eq!(other.state_dict(), state);
+        for bad in [
+            GradScalerState {
+                scale: f32::INFINITY,
+                ..state
+            },
+            GradScalerState {
+                scale: 0.0,
+                ..state
+            },
+            GradScalerState {
+                backoff_factor: 1.5,
+                ..state
+            },
+            GradScalerState {
+                growth_factor: 0.5,
+                ..state
+            },
+            GradScalerState {
+                growth_interval: 0,
+                ..state
+            },
+            GradScalerState {
+                growth_tracker: 3,
+                ..state
+            },
+        ] {
+            assert!(other.load_state_dict(&bad).is_err(), "{bad:?}");
+            assert_eq!(other.state_dict(), state);
+        }
+        // Unscaling twice before an update, or updating with nothing stepped, is an error.
+        scaler.scale(&p.sum_all()?)?.backward()?;
+        scaler.unscale_(&opt)?;
+        assert!(scaler.unscale_(&opt).is_err());
+        assert!(scaler.step(&mut opt)?);
+        scaler.update()?;
+        assert!(scaler.update().is_err());
+        // A disabled scaler passes everything through.
+        let mut off = GradScaler::new().enabled(false);
+        let loss = p.sum_all()?;
+        assert_eq!(off.scale(&loss)?.item()?, loss.item()?);
+        assert_eq!(off.get_scale(), 1.0);
+        assert!(off.step(&mut opt)?);
+        off.update()?;
+        Ok(())
+    }
+);
