@@ -134,6 +134,7 @@ fn derived_state_dict_is_pytorchs() -> Result<()> {
             .map(|(k, t)| {
                 let dtype = match t.dtype() {
                     DType::F32 => "float32",
+                    DType::F16 => "float16",
                     // PyTorch's int64 counter is an I32 buffer here (converted on save).
                     DType::I32 => "int64",
                 };

@@ -262,7 +262,8 @@ conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
     }
     // Ops that move elements of f32 or i32 tensors refuse halves, by name.
     let idx = Tensor::from_vec_i32(vec![1, 0], &[2], dev)?;
-    let refused: [(&str, Box<dyn Fn() -> Result<Tensor>>); 6] = [
+    type Call<'a> = Box<dyn Fn() -> Result<Tensor> + 'a>;
+    let refused: [(&str, Call); 6] = [
         ("index_select", Box::new(|| x.index_select(1, &idx))),
         (
             "gather",
@@ -323,6 +324,18 @@ conformance!(half_checkpoints_save_and_load_as_f16, |dev| {
     assert_eq!(back.dtype(), DType::F16);
     assert_eq!(back.to_vec_f16()?, h.to_vec_f16()?);
     assert_eq!(loaded.tensors[1].1.to_vec()?, vec![1.0, 2.0]);
+    // And as torch.save's HalfStorage.
+    let pth = dir.join("half.pth");
+    save_tensors(&tensors, &Default::default(), &pth)?;
+    let loaded = load_tensors(&pth, dev)?;
+    let back = &loaded
+        .tensors
+        .iter()
+        .find(|(n, _)| n == "half")
+        .expect("half")
+        .1;
+    assert_eq!(back.dtype(), DType::F16);
+    assert_eq!(back.to_vec_f16()?, h.to_vec_f16()?);
     std::fs::remove_dir_all(&dir).ok();
     // A file safetensors.torch wrote.
     let file = format!(

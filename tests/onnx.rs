@@ -233,7 +233,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn to_json(t: &Tensor) -> Result<Value> {
     let data: Vec<f64> = match t.dtype() {
-        lam::DType::F32 => t.to_vec()?.into_iter().map(f64::from).collect(),
+        lam::DType::F32 | lam::DType::F16 => t.to_vec()?.into_iter().map(f64::from).collect(),
         lam::DType::I32 => t.to_vec_i32()?.into_iter().map(f64::from).collect(),
     };
     Ok(json!({ "shape": t.shape(), "data": data }))

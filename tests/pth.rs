@@ -159,7 +159,12 @@ fn check_tensor(name: &str, want: &Value, got: &Tensor) -> Result<()> {
     let is_float =
         want["dtype"].as_str().expect("dtype").starts_with('f') || want["dtype"] == "bfloat16";
     if is_float {
-        assert_eq!(got.dtype(), DType::F32, "{name}");
+        let dtype = if want["dtype"] == "float16" {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        assert_eq!(got.dtype(), dtype, "{name}");
         let expected: Vec<u32> = values
             .iter()
             .map(|v| match v.as_str() {

@@ -219,7 +219,7 @@ fn expect_error(name: &str, result: lam::Result<Outcome>, why: &Value) -> Result
     // A device may report a bad input at the next readback instead.
     for t in &outcome.outputs {
         let read = match t.dtype() {
-            DType::F32 => t.to_vec().map(|_| ()),
+            DType::F32 | DType::F16 => t.to_vec().map(|_| ()),
             DType::I32 => t.to_vec_i32().map(|_| ()),
         };
         if read.is_err() {

@@ -471,7 +471,9 @@ fn gradient_noise_drawn_in_a_hook_resumes_exactly() -> Result<()> {
 #[test]
 fn mixed_precision_trains_as_f32_does_and_is_plain_f32_where_f16_is_not_native() -> Result<()> {
     for dev in devices() {
-        let losses = |mixed: bool| -> Result<(Vec<f32>, Option<(bool, f32)>)> {
+        // The losses the hooks saw, and the scaler's (enabled, scale).
+        type Run = (Vec<f32>, Option<(bool, f32)>);
+        let losses = |mixed: bool| -> Result<Run> {
             let (model, loader) = small_task(&dev)?;
             let mut opt = Sgd::new(model.parameters(), 0.5)?;
             let seen = Arc::new(Mutex::new(Vec::new()));

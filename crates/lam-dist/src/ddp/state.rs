@@ -101,10 +101,11 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Appends `t`'s values as little-endian 4-byte words.
+/// Appends `t`'s values as little-endian 4-byte words (`F16` values as
+/// their `f32`, which is exact).
 fn append_bytes(t: &Tensor, out: &mut Vec<u8>) -> Result<()> {
     match t.dtype() {
-        DType::F32 => out.extend(t.to_vec()?.iter().flat_map(|v| v.to_le_bytes())),
+        DType::F32 | DType::F16 => out.extend(t.to_vec()?.iter().flat_map(|v| v.to_le_bytes())),
         DType::I32 => out.extend(t.to_vec_i32()?.iter().flat_map(|v| v.to_le_bytes())),
     }
     Ok(())
@@ -124,6 +125,12 @@ fn set_from_bytes(t: &Tensor, bytes: &[u8]) -> Result<()> {
             t.dims(),
             &t.device(),
         )?,
+        DType::F16 => Tensor::from_vec(
+            words.map(f32::from_le_bytes).collect(),
+            t.dims(),
+            &t.device(),
+        )?
+        .to_dtype(DType::F16)?,
     };
     t.set_data(&value)
 }

@@ -116,9 +116,12 @@ impl Element {
         }
     }
 
-    /// lam's dtype for these values when nothing asks for another.
+    /// lam's dtype for these values when nothing asks for another: halves
+    /// stay `F16`, other floats become `F32`, integers `I32`.
     pub(crate) fn natural(self) -> DType {
-        if self.is_float() {
+        if self == Element::F16 {
+            DType::F16
+        } else if self.is_float() {
             DType::F32
         } else {
             DType::I32

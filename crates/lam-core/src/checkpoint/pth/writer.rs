@@ -15,8 +15,8 @@ use super::element::Element;
 use super::zip;
 use crate::checkpoint::file::Raw;
 
-/// The bytes of a `.pth` file holding `tensors` (little-endian `F32` or
-/// `I64`, as `Raw` has them) and `strings`, in one dict in the order given,
+/// The bytes of a `.pth` file holding `tensors` (little-endian `F32`, `F16`
+/// or `I64`, as `Raw` has them) and `strings`, in one dict in the order given,
 /// or a message naming a tensor of another dtype.
 pub(crate) fn encode(
     tensors: &[(&str, &Raw)],
@@ -28,6 +28,7 @@ pub(crate) fn encode(
     for (key, (name, raw)) in tensors.iter().enumerate() {
         let element = match raw.dtype {
             Dtype::F32 => Element::F32,
+            Dtype::F16 => Element::F16,
             Dtype::I64 => Element::I64,
             other => return Err(format!("tensor `{name}` has dtype {other:?}")),
         };
