@@ -287,13 +287,25 @@ conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
             "{name}: {err}"
         );
     }
-    let image = Tensor::ones(&[1, 1, 4, 4], dev)?.to_dtype(DType::F16)?;
-    let kernel = Tensor::ones(&[1, 1, 3, 3], dev)?;
-    let err = lam::nn::functional::conv2d(&image, &kernel, None, 1, 0, 1, 1)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(err.contains("float16"), "conv2d: {err}");
+    // Convolution and max pooling read an F16 image as F32 too (under
+    // autocast a convolution without bias gives an F16 product).
+    let image32 = Tensor::from_slice(
+        &(0..32).map(|v| v as f32 * 0.25 - 3.0).collect::<Vec<_>>(),
+        &[1, 2, 4, 4],
+        dev,
+    )?;
+    let image = image32.to_dtype(DType::F16)?;
+    let kernel = Tensor::from_slice(
+        &(0..36).map(|v| (v % 5) as f32 - 2.0).collect::<Vec<_>>(),
+        &[2, 2, 3, 3],
+        dev,
+    )?;
+    let conv = |x: &Tensor| lam::nn::functional::conv2d(x, &kernel, None, 1, 1, 1, 1);
+    let y = conv(&image)?;
+    assert_eq!(y.dtype(), DType::F32);
+    common::close(&y.to_vec()?, &conv(&image32)?.to_vec()?, 1e-5);
+    let pool = |x: &Tensor| lam::nn::functional::max_pool2d(x, 2, 2, 0, 1);
+    assert_eq!(pool(&image)?.to_vec()?, pool(&image32)?.to_vec()?);
     Ok(())
 });
 

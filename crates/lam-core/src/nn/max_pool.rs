@@ -82,6 +82,9 @@ fn max_pool_taps(
     ceil_mode: bool,
 ) -> Result<(Tensor, Tensor, WindowGeometry)> {
     let g = pool_geometry_of(op, x, window, ceil_mode)?;
+    // Pooling compares in f32: an F16 image (a convolution's product under
+    // autocast) is read through an F32 cast.
+    let x = &x.float32(op)?;
     let s = x.storage();
     let (values, taps) = x.backend().max_pool((&s, x.layout()), &g)?;
     // lam-core's pooling windows always hold an image pixel (padding is at

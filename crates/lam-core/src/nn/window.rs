@@ -223,7 +223,7 @@ pub(crate) fn pool_geometry_of(
     ceil_mode: bool,
 ) -> Result<WindowGeometry> {
     let (n, c, h, w) = x.dims4(op, "[N, C, H, W]")?;
-    x.check_f32(op)?;
+    x.check_float(op)?;
     let out = window.pool_output_size(op, h, w, ceil_mode)?;
     let g = geometry(window, [n, c, h, w], out);
     // The columns are the largest buffer the window ops make.
@@ -232,8 +232,10 @@ pub(crate) fn pool_geometry_of(
     Ok(g)
 }
 
-/// The unfold tape op: `x` is `[N, C, H, W]` matching `g`.
+/// The unfold tape op: `x` is `[N, C, H, W]` matching `g` (an `F16` image
+/// is read through an `F32` cast: columns are `F32`).
 pub(crate) fn unfold_op(x: &Tensor, g: WindowGeometry, pad_value: f32) -> Result<Tensor> {
+    let x = &x.float32("unfold")?;
     let s = x.storage();
     let out = x.backend().unfold((&s, x.layout()), &g, pad_value)?;
     Ok(Tensor::from_op(
