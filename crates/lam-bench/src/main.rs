@@ -9,6 +9,9 @@
 //! cargo run --release -p lam-bench -- elementwise N ITERS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- lstm BATCH STEPS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- resnet BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- soak [STEPS] [--device cpu|gpu]
 //! mpirun -np 4 target/release/lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- int8 IN OUT ITERS [--device cpu|gpu]
@@ -24,14 +27,17 @@
 //! `f32` ones: a quantized `Linear` at batch sizes 1 to 32, and a layer
 //! pair shrunk by structured pruning to half its hidden neurons.
 //!
-//! The training scenarios (`mlp`, `cnn`) also print the process's peak
-//! resident memory (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py`
-//! does. `soak` is no speed measurement: it trains from a `DataLoader` for
+//! The training scenarios (`mlp`, `cnn`, and `gpt`, `lstm`, `resnet`: a
+//! decoder-only transformer language model in tokens/s, a 2-layer LSTM
+//! classifier and a small ResNet, each in its own file) share the loop of
+//! `training.rs`. They also print the process's peak resident memory
+//! (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py` does, and on a GPU
+//! the device memory lam's pool holds after the steps (`gpu_pool`). `soak` is no speed measurement: it trains from a `DataLoader` for
 //! many steps and prints the resident memory and the device's pool every
 //! 1,000 steps, which must stay flat.
 //!
 //! `LAM_PROFILE=1` adds the profiler's table (time per op and, on GPUs with
-//! timestamp queries, per kernel): after the result line of `mlp` and `cnn`,
+//! timestamp queries, per kernel): after the result line of the training scenarios,
 //! covering exactly their timed steps; at the end of the run for the others.
 //!
 //! `--device gpu` takes the best adapter (`LAM_ADAPTER` picks another). On a
@@ -41,8 +47,11 @@ mod cnn;
 mod ddp;
 mod deploy;
 mod elementwise;
+mod gpt;
+mod lstm;
 mod matmul;
 mod mlp;
+mod resnet;
 mod soak;
 mod training;
 
@@ -55,6 +64,9 @@ const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu] [--kerne
        lam-bench elementwise N ITERS [--device cpu|gpu]
        lam-bench mlp BATCH STEPS [--device cpu|gpu]
        lam-bench cnn BATCH STEPS [--device cpu|gpu]
+       lam-bench gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu]
+       lam-bench lstm BATCH STEPS [--device cpu|gpu]
+       lam-bench resnet BATCH STEPS [--device cpu|gpu]
        lam-bench soak [STEPS] [--device cpu|gpu]
        lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
        lam-bench int8 IN OUT ITERS [--device cpu|gpu]
@@ -72,6 +84,9 @@ fn main() -> ExitCode {
             Some("elementwise") => elementwise::run(&args[1..], &device),
             Some("mlp") => mlp::run(&args[1..], &device),
             Some("cnn") => cnn::run(&args[1..], &device),
+            Some("gpt") => gpt::run(&args[1..], &device),
+            Some("lstm") => lstm::run(&args[1..], &device),
+            Some("resnet") => resnet::run(&args[1..], &device),
             Some("soak") => soak::run(&args[1..], &device),
             Some("ddp") => ddp::run(&args[1..], &device),
             Some("int8") => deploy::int8(&args[1..], &device),
@@ -79,7 +94,11 @@ fn main() -> ExitCode {
             _ => Err(USAGE.into()),
         });
     // The training scenarios print their own table, restricted to the timed steps.
-    if !matches!(args.first().map(String::as_str), Some("mlp" | "cnn")) && outcome.is_ok() {
+    let training = matches!(
+        args.first().map(String::as_str),
+        Some("mlp" | "cnn" | "gpt" | "lstm" | "resnet")
+    );
+    if !training && outcome.is_ok() {
         lam_core::profile::print_if_enabled();
     }
     match outcome {
@@ -111,6 +130,25 @@ fn take_device(args: &mut Vec<String>) -> Result<Device, Box<dyn std::error::Err
         }
         other => Err(format!("unknown device {other:?} (known: cpu, gpu)").into()),
     }
+}
+
+/// Removes `FLAG VALUE` from `args` and parses the value (`default` when
+/// the flag is absent).
+fn take_option<T: std::str::FromStr>(
+    args: &mut Vec<String>,
+    flag: &str,
+    default: T,
+) -> Result<T, Box<dyn std::error::Error>> {
+    let Some(i) = args.iter().position(|a| a == flag) else {
+        return Ok(default);
+    };
+    if i + 1 >= args.len() {
+        return Err(format!("{flag} needs a value\n{USAGE}").into());
+    }
+    let text = args.remove(i + 1);
+    args.remove(i);
+    text.parse()
+        .map_err(|_| format!("{flag} must be a number, found {text:?}").into())
 }
 
 /// Parses the positional argument `i` named `what`.

@@ -1,7 +1,8 @@
-//! The training loop shared by the `mlp` and `cnn` scenarios, as in
-//! `bench/torch_bench.py`: 3 warm-up steps, then `steps` timed steps
-//! of zero_grad / forward / cross-entropy / backward / Adam step, the loss
-//! read back at the end (inside the timed region, as `loss.item()` is there).
+//! The training loop shared by the training scenarios (`mlp`, `cnn`, `gpt`,
+//! `lstm`, `resnet`), as in `bench/torch_bench.py`: 3 warm-up steps, then
+//! `steps` timed steps of zero_grad / forward and loss / backward /
+//! optimizer step, the loss read back at the end (inside the timed region,
+//! as `loss.item()` is there).
 //!
 //! With `LAM_PROFILE=1` the profiler restarts with the timed steps and its
 //! table follows the result line, with the share of the steps' wall time
@@ -15,8 +16,21 @@ use lam_core::{profile, Device, Tensor};
 
 use crate::Outcome;
 
-/// Trains `model` on the fixed batch `(x, y)` and prints the result line
-/// `lam {name} batch={batch} steps={steps}: ...` with the peak resident memory.
+/// What one scenario trains and how its throughput is counted.
+pub struct Workload<'a> {
+    /// The scenario's name in the result line.
+    pub name: &'a str,
+    /// The batch size printed in the result line.
+    pub batch: usize,
+    /// Items one step processes (samples, or tokens for `gpt`).
+    pub items_per_step: usize,
+    /// What the items are called in the result line: `samples` or `tokens`.
+    pub unit: &'a str,
+}
+
+/// Trains `model` with Adam (lr 1e-3) and cross-entropy on the fixed batch
+/// `(x, y)` and prints the result line `lam {name} batch={batch}
+/// steps={steps}: ...` with samples/s and the peak resident memory.
 pub fn bench(
     name: &str,
     model: &dyn Module,
@@ -27,16 +41,38 @@ pub fn bench(
 ) -> Outcome {
     let batch = x.dims()[0];
     let mut opt = Adam::new(model.parameters(), 1e-3)?;
+    let workload = Workload {
+        name,
+        batch,
+        items_per_step: batch,
+        unit: "samples",
+    };
+    bench_with(&workload, &mut opt, steps, device, || {
+        model.forward(x)?.cross_entropy(y)
+    })
+}
+
+/// Times `steps` steps of `loss` (forward and loss, a scalar), backward and
+/// `opt`, after 3 warm-up steps, and prints the result line with
+/// `{unit}/s` and the peak resident memory — on a GPU also the device
+/// memory held by lam's pool (`gpu_pool`) — and the profile, when enabled.
+pub fn bench_with(
+    workload: &Workload<'_>,
+    opt: &mut dyn Optimizer,
+    steps: usize,
+    device: &Device,
+    loss: impl Fn() -> lam_core::Result<Tensor>,
+) -> Outcome {
     let mut run = |n: usize| -> Result<f32, lam_core::Error> {
-        let mut loss = None;
+        let mut last = None;
         for _ in 0..n {
             opt.zero_grad();
-            let l = model.forward(x)?.cross_entropy(y)?;
+            let l = loss()?;
             l.backward()?;
             opt.step()?;
-            loss = Some(l);
+            last = Some(l);
         }
-        match loss {
+        match last {
             Some(l) => l.item(),
             None => Ok(f32::NAN),
         }
@@ -50,13 +86,23 @@ pub fn bench(
     let elapsed = start.elapsed();
     let report = profile::is_enabled().then(profile::report);
     let dt = elapsed.as_secs_f64();
-    let samples = (steps * batch) as f64 / dt;
-    let peak = match crate::status_mib("VmHWM") {
+    let items = (steps * workload.items_per_step) as f64 / dt;
+    let mut peak = match crate::status_mib("VmHWM") {
         Some(mib) => format!(" peak_rss={mib:.1} MiB"),
         None => String::new(),
     };
+    if device.is_gpu() {
+        // The pool keeps every buffer the steps needed, so live plus pooled
+        // bytes after them is the device memory the steps took at their peak.
+        let s = device.stats();
+        let mib = (s.bytes_live + s.bytes_pooled) as f64 / (1 << 20) as f64;
+        peak.push_str(&format!(" gpu_pool={mib:.1} MiB"));
+    }
+    let Workload {
+        name, batch, unit, ..
+    } = workload;
     println!(
-        "lam {name} batch={batch} steps={steps}: {:.1} steps/s {samples:.0} samples/s loss={loss:.4}{peak}",
+        "lam {name} batch={batch} steps={steps}: {:.1} steps/s {items:.0} {unit}/s loss={loss:.4}{peak}",
         steps as f64 / dt
     );
     if let Some(report) = report {
