@@ -17,6 +17,10 @@
 #      kernel (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096;
 #   2. `mlp 128` and `mlp 32` samples/s, lam on the GPU alternating with
 #      PyTorch-CUDA three times, and `cnn 64` once each;
+#   2b. `gpt` (6 layers, d_model 512, 8 heads, seq 256, vocab 8192; batch 16),
+#      `resnet 128` and `lstm 64`: lam on the GPU beside PyTorch-CUDA in fp32
+#      and with AMP (autocast float16 + GradScaler), once each, with device
+#      memory (lam's pool, PyTorch's max_memory_allocated);
 #   3. the profiler's table for `mlp 128` on the GPU (timestamp queries),
 #      and memory over a DataLoader-fed training run (`soak`, 2,000 steps);
 #   4. the digits examples on the GPU (accuracy and wall time);
@@ -27,8 +31,10 @@
 set -u
 if [ "${LAM_SESSION_SMOKE:-0}" = 1 ]; then
     SIZES="128 256" ITERS=2 STEPS=3 SOAK=1000 FULL=0
+    GPT="--layers 1 --d-model 64 --heads 2 --seq 32 --vocab 128" BIG_STEPS=3
 else
     SIZES="4096 8192" ITERS=0 STEPS=500 SOAK=2000 FULL=1
+    GPT="" BIG_STEPS=30
 fi
 if [ $# -eq 0 ] && [ -f .devpack/bins.tar.xz ]; then
     mkdir -p /tmp/lam-bin
@@ -99,6 +105,23 @@ for i in 1 2 3; do
 done
 run 120 "$BIN/lam-bench" cnn 64 $STEPS --device gpu
 run 120 python3 bench/torch_bench_cuda.py cnn 64 $STEPS
+
+step "gpt, resnet, lstm: lam (gpu) beside torch (cuda) fp32 and amp"
+# $GPT is empty (lam-bench's and the script's defaults: the GPU configuration) or the smoke sizes.
+# shellcheck disable=SC2086
+run 120 "$BIN/lam-bench" gpt 16 $BIG_STEPS $GPT --device gpu
+# shellcheck disable=SC2086
+run 120 python3 bench/torch_bench_cuda.py gpt 16 $BIG_STEPS $GPT
+# shellcheck disable=SC2086
+run 120 python3 bench/torch_bench_cuda.py gpt 16 $BIG_STEPS $GPT --amp
+for model in "resnet 128" "lstm 64"; do
+    # shellcheck disable=SC2086
+    run 120 "$BIN/lam-bench" $model $((BIG_STEPS * 3)) --device gpu
+    # shellcheck disable=SC2086
+    run 120 python3 bench/torch_bench_cuda.py $model $((BIG_STEPS * 3))
+    # shellcheck disable=SC2086
+    run 120 python3 bench/torch_bench_cuda.py $model $((BIG_STEPS * 3)) --amp
+done
 
 step "profiler: mlp 128 on the gpu"
 LAM_PROFILE=1 run 120 "$BIN/lam-bench" mlp 128 $STEPS --device gpu

@@ -1,12 +1,18 @@
 """Peer benchmark: PyTorch CPU on the same work lam is measured on.
 usage: torch_bench.py matmul N ITERS | mlp BATCH STEPS | cnn BATCH STEPS | digits EPOCHS
+       torch_bench.py gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N]
+       torch_bench.py lstm BATCH STEPS | resnet BATCH STEPS
 
-Each line has the format of lam-bench's (with the prefix `torch`); the mlp and
-cnn lines also print the process's peak resident memory (ru_maxrss, KiB on
-Linux) as ` peak_rss=... MiB`, like lam-bench's `mlp` and `cnn`.
+Each line has the format of lam-bench's (with the prefix `torch`); the
+training lines also print the process's peak resident memory (ru_maxrss, KiB
+on Linux) as ` peak_rss=... MiB`, like lam-bench's training scenarios.
+
+The models of gpt, lstm and resnet live in bench_models.py, shared with
+torch_bench_cuda.py. PyTorch uses every core (its default), as lam does.
 """
 import resource, sys, time
 import torch, torch.nn as nn
+import bench_models
 
 def matmul(n, iters):
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -50,6 +56,30 @@ def cnn(batch, steps):
     t = time.perf_counter(); loss = run(steps); dt = time.perf_counter() - t
     print(f"torch cnn batch={batch} steps={steps}: {steps/dt:.1f} steps/s {steps*batch/dt:.0f} samples/s loss={loss:.4f}{peak_rss()}")
 
+def train(name, m, x, y, opt, batch, steps, unit="samples", per_step=None):
+    """The loop of mlp and cnn for a model, its batch and its optimizer (gpt's
+    logits [batch, seq, vocab] flattened to rows); `per_step` items (default:
+    the batch) are counted as `unit`/s."""
+    lf = nn.CrossEntropyLoss()
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(); loss = lf(m(x).flatten(0, -2), y); loss.backward(); opt.step()
+        return loss.item()
+    run(3)
+    t = time.perf_counter(); loss = run(steps); dt = time.perf_counter() - t
+    items = steps * (per_step or batch) / dt
+    print(f"torch {name} batch={batch} steps={steps}: {steps/dt:.1f} steps/s {items:.0f} {unit}/s loss={loss:.4f}{peak_rss()}")
+
+def gpt(batch, steps, **sizes):
+    w = bench_models.gpt_workload(batch, sizes, torch.device("cpu"))
+    train("gpt", *w, batch, steps, unit="tokens", per_step=w[1].numel())
+
+def lstm(batch, steps):
+    train("lstm", *bench_models.lstm_workload(batch, torch.device("cpu")), batch, steps)
+
+def resnet(batch, steps):
+    train("resnet", *bench_models.resnet_workload(batch, torch.device("cpu")), batch, steps)
+
 def digits(epochs):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -71,6 +101,7 @@ def digits(epochs):
     print(f"torch digits mlp epochs={epochs}: test acc {acc:.4f} in {dt:.2f} s")
 
 if __name__ == "__main__":
-    what = sys.argv[1]
-    a = [int(v) for v in sys.argv[2:]]
-    {"matmul": matmul, "mlp": mlp, "cnn": cnn, "digits": digits}[what](*a)
+    what, a, flags = bench_models.parse_args(sys.argv[1:])
+    scenarios = {"matmul": matmul, "mlp": mlp, "cnn": cnn, "digits": digits,
+                 "gpt": gpt, "lstm": lstm, "resnet": resnet}
+    scenarios[what](*a, **flags)

@@ -3,13 +3,21 @@ hyper-parameters and output format, prefixed `torch-cuda`), for comparing
 `lam-bench ... --device gpu` with PyTorch on the same machine.
 
 usage: torch_bench_cuda.py matmul N ITERS | mlp BATCH STEPS | cnn BATCH STEPS
+       torch_bench_cuda.py gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--amp]
+       torch_bench_cuda.py lstm BATCH STEPS [--amp] | resnet BATCH STEPS [--amp]
 
 matmul is plain fp32 (TF32 tensor cores off), the arithmetic lam's WGSL
 kernels do. Timings synchronize the device before reading the clock; the
 training loops read the loss once at the end, like the CPU script.
+
+The training lines end with the peak of PyTorch's allocator over the timed
+steps (torch.cuda.max_memory_allocated, as ` cuda_max_alloc=... MiB`). `--amp`
+runs the step under torch.autocast (float16) with a GradScaler — PyTorch's
+mixed precision — and names the scenario `NAME-amp`; TF32 stays off there too.
 """
 import sys, time
 import torch, torch.nn as nn
+import bench_models
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -25,17 +33,27 @@ def matmul(n, iters):
     dt = time.perf_counter() - t
     print(f"torch-cuda matmul n={n} iters={iters}: {2*n**3*iters/dt/1e9:.2f} GFLOP/s ({dt:.3f} s)")
 
-def train(name, m, x, y, batch, steps):
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+def train(name, m, x, y, batch, steps, opt=None, amp=False, unit="samples", per_step=None):
+    """Adam (lr 1e-3) unless `opt` is given; gpt's logits [batch, seq, vocab]
+    are flattened to rows; `per_step` items (default: the batch) per step."""
+    opt = opt or torch.optim.Adam(m.parameters(), lr=1e-3)
     lf = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     def run(n):
         for _ in range(n):
-            opt.zero_grad(); loss = lf(m(x), y); loss.backward(); opt.step()
+            opt.zero_grad()
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                loss = lf(m(x).flatten(0, -2), y)
+            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
         return loss.item()
     run(3)
     torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter(); loss = run(steps); dt = time.perf_counter() - t
-    print(f"torch-cuda {name} batch={batch} steps={steps}: {steps/dt:.1f} steps/s {steps*batch/dt:.0f} samples/s loss={loss:.4f}")
+    items = steps * (per_step or batch) / dt
+    peak = torch.cuda.max_memory_allocated() / 2**20
+    name = f"{name}-amp" if amp else name
+    print(f"torch-cuda {name} batch={batch} steps={steps}: {steps/dt:.1f} steps/s {items:.0f} {unit}/s loss={loss:.4f} cuda_max_alloc={peak:.1f} MiB")
 
 def mlp(batch, steps):
     torch.manual_seed(0)
@@ -51,8 +69,20 @@ def cnn(batch, steps):
     x, y = torch.randn(batch, 1, 28, 28, device=dev), torch.randint(0, 10, (batch,), device=dev)
     train("cnn", m, x, y, batch, steps)
 
+def gpt(batch, steps, amp=False, **sizes):
+    m, x, y, opt = bench_models.gpt_workload(batch, sizes, dev)
+    train("gpt", m, x, y, batch, steps, opt, amp, unit="tokens", per_step=x.numel())
+
+def lstm(batch, steps, amp=False):
+    m, x, y, opt = bench_models.lstm_workload(batch, dev)
+    train("lstm", m, x, y, batch, steps, opt, amp)
+
+def resnet(batch, steps, amp=False):
+    m, x, y, opt = bench_models.resnet_workload(batch, dev)
+    train("resnet", m, x, y, batch, steps, opt, amp)
+
 if __name__ == "__main__":
-    what = sys.argv[1]
-    a = [int(v) for v in sys.argv[2:]]
+    what, a, flags = bench_models.parse_args(sys.argv[1:])
     print(f"torch-cuda device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    {"matmul": matmul, "mlp": mlp, "cnn": cnn}[what](*a)
+    scenarios = {"matmul": matmul, "mlp": mlp, "cnn": cnn, "gpt": gpt, "lstm": lstm, "resnet": resnet}
+    scenarios[what](*a, **flags)
