@@ -3,8 +3,9 @@
 //! Each op's formula is one line in a `match`; the loops around it are
 //! shared. Inputs that are contiguous slices take a straight zip (which the
 //! compiler vectorises); any other view — transposed, narrowed, broadcast
-//! with stride 0 — is walked row by row along its last dim, so broadcasting
-//! never materialises the repeated operand.
+//! with stride 0 — is walked row by row along its last dim (after merging
+//! the dims both operands walk as one, so the rows are long), so
+//! broadcasting never materialises the repeated operand.
 
 use lam_core::backend::{BinaryOp, UnaryOp, View};
 use lam_core::{DType, Error, Layout, Result};
@@ -13,7 +14,7 @@ use crate::math::{gelu, gelu_grad, sigmoid, softplus};
 use crate::parallel::{for_chunks, CHUNK};
 use crate::pool;
 use crate::storage::{dtype_error, Data, ReadLocks};
-use crate::strided::{gather, Rows};
+use crate::strided::{coalesce, gather, Rows};
 
 /// `op` applied to every element of an `F32` view; the output is contiguous.
 pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
@@ -37,7 +38,13 @@ pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
         Relu => map(x, |x| if x < 0.0 { 0.0 } else { x }),
         LeakyRelu(alpha) => map(x, |x| if x > 0.0 { x } else { alpha * x }),
         Elu(alpha) => map(x, |x| if x > 0.0 { x } else { alpha * x.exp_m1() }),
-        Gelu => map(x, gelu),
+        // (Forced inline: the formulas are long, and must be compiled into
+        // each vector-width variant of the loop rather than called.)
+        Gelu => map(
+            x,
+            #[inline(always)]
+            |x| gelu(x),
+        ),
         Silu => map(x, |x| x * sigmoid(x)),
         Softplus => map(x, softplus),
         Clamp(lo, hi) => map(x, |x| {
@@ -68,7 +75,11 @@ pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
         PowScalar(p) => map(x, |x| x.powf(p)),
         GtScalar(c) => map(x, |x| indicator(x > c)),
         LtScalar(c) => map(x, |x| indicator(x < c)),
-        GeluGrad => map(x, gelu_grad),
+        GeluGrad => map(
+            x,
+            #[inline(always)]
+            |x| gelu_grad(x),
+        ),
         InRange(lo, hi) => map(x, |x| indicator(lo < x && x < hi)),
     }
 }
@@ -172,13 +183,39 @@ where
             }
         });
     } else {
-        // Row r of the [rows, len] output reads a at ra.starts[r] + j * ra.stride.
-        let (ra, rb) = (Rows::of(la), Rows::of(lb));
+        // Row r of the [rows, len] output reads a at ra.starts[r] + j * ra.stride;
+        // coalescing first makes the rows as long as the two views allow.
+        let [ca, cb] = coalesce([la, lb]);
+        let (ra, rb) = (Rows::of(&ca), Rows::of(&cb));
         for_chunks(&mut out, ra.len, n, |start, row| {
             let r = start / ra.len;
-            let (sa, sb) = (ra.starts[r], rb.starts[r]);
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = f(xa[sa + j * ra.stride], xb[sb + j * rb.stride]);
+            let (sa, sb, len) = (ra.starts[r], rb.starts[r], row.len());
+            // The common strides get loops the compiler vectorises: both
+            // operands walking memory, or one of them broadcast along the row.
+            match (ra.stride, rb.stride) {
+                (1, 1) => {
+                    let (ya, yb) = (&xa[sa..sa + len], &xb[sb..sb + len]);
+                    for ((o, &x), &y) in row.iter_mut().zip(ya).zip(yb) {
+                        *o = f(x, y);
+                    }
+                }
+                (1, 0) => {
+                    let y = xb[sb];
+                    for (o, &x) in row.iter_mut().zip(&xa[sa..sa + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                (0, 1) => {
+                    let x = xa[sa];
+                    for (o, &y) in row.iter_mut().zip(&xb[sb..sb + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                (stride_a, stride_b) => {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        *o = f(xa[sa + j * stride_a], xb[sb + j * stride_b]);
+                    }
+                }
             }
         });
     }

@@ -4,16 +4,23 @@
 //! combination, in row-major order) and the reduced dims (one "lane" of
 //! values per output element). A lane is borrowed as a slice when its
 //! elements are contiguous in memory — reducing the last axis, or all axes
-//! of a contiguous tensor — and gathered otherwise; the reducer itself only
-//! sees `&[f32]`. Sums accumulate in `f64`, so the reference is more
-//! accurate than any backend it checks.
+//! of a contiguous tensor — and gathered otherwise (by runs of contiguous
+//! elements where the lane has them); the reducer itself only sees `&[f32]`.
+//! Sums accumulate in `f64`, so the reference is more accurate than any
+//! backend it checks.
+//!
+//! When the innermost kept axis is contiguous — summing a `[T, B, F]`
+//! gradient over `T` and `B`, say — neighbouring outputs read neighbouring
+//! elements, so a block of them is reduced together, one contiguous run
+//! per lane position, instead of each lane being gathered with a large
+//! stride. Every output still folds its lane in the same order.
 
 use lam_core::backend::{ReduceOp, View};
 use lam_core::{Error, Layout, Result};
 
 use crate::parallel::{for_chunks, CHUNK};
 use crate::storage::{Data, ReadLocks};
-use crate::strided::sub_layout;
+use crate::strided::{coalesce, sub_layout, Rows};
 
 /// Reduces `axes` of an `F32` view. The output has the input's shape with
 /// those axes set to 1 (contiguous); arg-reductions give `I32` indices.
@@ -27,21 +34,23 @@ pub(crate) fn reduce(op: ReduceOp, src: View, axes: &[usize]) -> Result<Data> {
             format!("{op:?} takes exactly one axis, found {axes:?}"),
         ));
     }
+    let max = |m: f32, v: f32| if v > m || v.is_nan() { v } else { m };
+    let min = |m: f32, v: f32| if v < m || v.is_nan() { v } else { m };
+    let columns = lanes.block > 1;
     Ok(match op {
+        ReduceOp::Sum if columns => {
+            Data::F32(lanes.fold_columns(x, 0.0f64, |a, v| a + v as f64, |a| a as f32))
+        }
+        ReduceOp::Max if columns => Data::F32(lanes.fold_columns(x, f32::NEG_INFINITY, max, |m| m)),
+        ReduceOp::Min if columns => Data::F32(lanes.fold_columns(x, f32::INFINITY, min, |m| m)),
         ReduceOp::Sum => Data::F32(lanes.map(x, 0.0, |lane| {
             lane.iter().map(|&v| v as f64).sum::<f64>() as f32
         })),
         ReduceOp::Max => Data::F32(lanes.map(x, 0.0, |lane| {
-            lane.iter().fold(
-                f32::NEG_INFINITY,
-                |m, &v| if v > m || v.is_nan() { v } else { m },
-            )
+            lane.iter().fold(f32::NEG_INFINITY, |m, &v| max(m, v))
         })),
         ReduceOp::Min => Data::F32(lanes.map(x, 0.0, |lane| {
-            lane.iter().fold(
-                f32::INFINITY,
-                |m, &v| if v < m || v.is_nan() { v } else { m },
-            )
+            lane.iter().fold(f32::INFINITY, |m, &v| min(m, v))
         })),
         ReduceOp::ArgMax => Data::I32(lanes.map(x, 0, |lane| first_best(lane, |v, best| v > best))),
         ReduceOp::ArgMin => Data::I32(lanes.map(x, 0, |lane| first_best(lane, |v, best| v < best))),
@@ -65,9 +74,13 @@ fn first_best(lane: &[f32], better: impl Fn(f32, f32) -> bool) -> i32 {
 struct Lanes {
     /// Storage offset of each lane's first element, one per output element.
     starts: Vec<usize>,
-    /// Offsets of a lane's elements relative to its start.
+    /// Offsets of a lane's elements relative to its start (coalesced).
     within: Layout,
     contiguous: bool,
+    /// Outputs come in blocks of this many whose lanes start at
+    /// consecutive elements (the innermost kept axis has stride 1), or 1.
+    /// Only set when the lanes themselves are not contiguous.
+    block: usize,
 }
 
 impl Lanes {
@@ -85,12 +98,56 @@ impl Lanes {
         }
         let kept: Vec<usize> = (0..rank).filter(|&d| !reduced[d]).collect();
         let lane: Vec<usize> = (0..rank).filter(|&d| reduced[d]).collect();
-        let within = sub_layout(layout, &lane, 0);
+        let [within] = coalesce([&sub_layout(layout, &lane, 0)]);
+        let contiguous = within.is_contiguous();
+        let block = match kept.last() {
+            Some(&d) if !contiguous && layout.strides[d] == 1 => layout.shape[d],
+            _ => 1,
+        };
         Ok(Lanes {
             starts: sub_layout(layout, &kept, layout.offset).offsets().collect(),
-            contiguous: within.is_contiguous(),
+            contiguous,
             within,
+            block,
         })
+    }
+
+    /// `[outputs]`: each lane folded by `step` from `init`, then `finish`ed,
+    /// a block of neighbouring outputs at a time (see `block`): each lane
+    /// position is read for the whole block as one contiguous run.
+    fn fold_columns<A, T>(
+        &self,
+        x: &[f32],
+        init: A,
+        step: impl Fn(A, f32) -> A + Sync,
+        finish: impl Fn(A) -> T + Sync,
+    ) -> Vec<T>
+    where
+        A: Copy + Send + Sync,
+        T: Copy + Send + Default,
+    {
+        let offsets: Vec<usize> = self.within.offsets().collect();
+        let mut out = vec![T::default(); self.starts.len()];
+        // Any divisor of the block works as a chunk (its lanes still start at
+        // consecutive elements); halving long blocks lets threads share one.
+        let mut chunk_len = self.block;
+        while chunk_len.is_multiple_of(2) && chunk_len >= 512 {
+            chunk_len /= 2;
+        }
+        let work = self.starts.len() * offsets.len();
+        for_chunks(&mut out, chunk_len, work, |first, chunk| {
+            let s = self.starts[first];
+            let mut acc = vec![init; chunk.len()];
+            for &d in &offsets {
+                for (a, &v) in acc.iter_mut().zip(&x[s + d..s + d + chunk.len()]) {
+                    *a = step(*a, v);
+                }
+            }
+            for (o, a) in chunk.iter_mut().zip(acc) {
+                *o = finish(a);
+            }
+        });
+        out
     }
 
     /// `[outputs]`: `f` of each lane of `x`.
@@ -100,11 +157,9 @@ impl Lanes {
         F: Fn(&[f32]) -> T + Sync,
     {
         let lane_len = self.within.numel();
-        let offsets: Vec<usize> = if self.contiguous {
-            Vec::new()
-        } else {
-            self.within.offsets().collect()
-        };
+        // A lane is gathered as rows of the coalesced lane layout: whole
+        // runs at once where its innermost dim is contiguous.
+        let rows = Rows::of(&self.within);
         let mut out = vec![zero; self.starts.len()];
         // Enough outputs per chunk that each chunk reduces ~CHUNK elements.
         let per_chunk = CHUNK.div_ceil(lane_len.max(1));
@@ -120,7 +175,14 @@ impl Lanes {
                         x.get(s..s + lane_len).unwrap_or_default()
                     } else {
                         buf.clear();
-                        buf.extend(offsets.iter().map(|&d| x[s + d]));
+                        for &r in &rows.starts {
+                            let first = s + r;
+                            if rows.stride == 1 {
+                                buf.extend_from_slice(&x[first..first + rows.len]);
+                            } else {
+                                buf.extend((0..rows.len).map(|j| x[first + j * rows.stride]));
+                            }
+                        }
                         &buf[..]
                     };
                     *o = f(lane);
@@ -231,6 +293,66 @@ mod tests {
         let r = b.reduce(Sum, (&s, &l), &[0, 1]).unwrap();
         let want: f64 = data.iter().map(|&v| v as f64).sum();
         assert!((read(&r, &[1, 1])[0] as f64 - want).abs() / want < 1e-7);
+    }
+
+    #[test]
+    fn column_blocks_agree_with_a_naive_reduction() {
+        // [7, 3, 600]: reducing axes 0 and 1 keeps the contiguous last axis,
+        // whose outputs are reduced a block at a time (and split between
+        // threads); a NaN must survive max and min.
+        let b = backend();
+        let shape = [7, 3, 600];
+        let mut data: Vec<f32> = (0..7 * 3 * 600)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.25)
+            .collect();
+        data[2 * 1800 + 600 + 17] = f32::NAN;
+        let (s, l) = f32s(&data, &shape);
+        for axes in [vec![0, 1], vec![0], vec![1]] {
+            let kept: Vec<usize> = (0..3).filter(|d| !axes.contains(d)).collect();
+            let out_shape: Vec<usize> = (0..3)
+                .map(|d| if axes.contains(&d) { 1 } else { shape[d] })
+                .collect();
+            let outputs: usize = out_shape.iter().product();
+            let lanes: Vec<Vec<f32>> = (0..outputs)
+                .map(|o| {
+                    let mut idx = [0; 3];
+                    let mut rest = o;
+                    for &d in kept.iter().rev() {
+                        idx[d] = rest % shape[d];
+                        rest /= shape[d];
+                    }
+                    let mut lane = Vec::new();
+                    for i in 0..shape[0] {
+                        for j in 0..shape[1] {
+                            let in_lane = (axes.contains(&0) || i == idx[0])
+                                && (axes.contains(&1) || j == idx[1]);
+                            if in_lane {
+                                lane.push(data[i * 1800 + j * 600 + idx[2]]);
+                            }
+                        }
+                    }
+                    lane
+                })
+                .collect();
+            let sum = read(&b.reduce(Sum, (&s, &l), &axes).unwrap(), &out_shape);
+            let max = read(&b.reduce(Max, (&s, &l), &axes).unwrap(), &out_shape);
+            let min = read(&b.reduce(Min, (&s, &l), &axes).unwrap(), &out_shape);
+            for (o, lane) in lanes.iter().enumerate() {
+                let want: f64 = lane.iter().map(|&v| v as f64).sum();
+                let has_nan = lane.iter().any(|v| v.is_nan());
+                if has_nan {
+                    assert!(
+                        sum[o].is_nan() && max[o].is_nan() && min[o].is_nan(),
+                        "{axes:?} {o}"
+                    );
+                    continue;
+                }
+                assert_eq!(sum[o], want as f32, "{axes:?} {o}");
+                let hi = lane.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let lo = lane.iter().cloned().fold(f32::INFINITY, f32::min);
+                assert_eq!((max[o], min[o]), (hi, lo), "{axes:?} {o}");
+            }
+        }
     }
 
     #[test]

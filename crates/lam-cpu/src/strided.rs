@@ -112,6 +112,42 @@ impl Rows {
     }
 }
 
+/// `layouts` (all of one shape) with their dims of size 1 dropped and each
+/// pair of neighbouring dims merged where every layout walks them as one
+/// (`stride[i] == stride[i + 1] · shape[i + 1]`): the same elements in the
+/// same row-major order, in as few and as long rows as possible. A
+/// `[N, C, H, W]` view beside a `[1, C, 1, 1]` one broadcast to it becomes
+/// `[N, C, H·W]` rows of `H·W` elements.
+pub(crate) fn coalesce<const K: usize>(layouts: [&Layout; K]) -> [Layout; K] {
+    let shape = &layouts[0].shape;
+    let mut out: [Layout; K] = std::array::from_fn(|k| Layout {
+        shape: Vec::with_capacity(shape.len()),
+        strides: Vec::with_capacity(shape.len()),
+        offset: layouts[k].offset,
+    });
+    for (d, &size) in shape.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let mergeable = !out[0].shape.is_empty()
+            && (0..K).all(|k| {
+                let last = out[k].strides.len() - 1;
+                out[k].strides[last] == layouts[k].strides[d] * size
+            });
+        for (k, l) in out.iter_mut().enumerate() {
+            if mergeable {
+                let last = l.shape.len() - 1;
+                l.shape[last] *= size;
+                l.strides[last] = layouts[k].strides[d];
+            } else {
+                l.shape.push(size);
+                l.strides.push(layouts[k].strides[d]);
+            }
+        }
+    }
+    out
+}
+
 /// `layout` restricted to the dims in `dims` (in that order), with offset `offset`.
 pub(crate) fn sub_layout(layout: &Layout, dims: &[usize], offset: usize) -> Layout {
     Layout {
@@ -162,6 +198,39 @@ mod tests {
         for l in views {
             let want: Vec<u32> = l.offsets().map(|o| data[o]).collect();
             assert_eq!(gather(&data, &l).unwrap().into_owned(), want, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn coalescing_keeps_every_offset_in_order() {
+        let x = Layout::contiguous(&[2, 3, 4, 5]);
+        let per_channel = Layout::contiguous(&[1, 3, 1, 1])
+            .broadcast_to(&[2, 3, 4, 5])
+            .unwrap();
+        let [cx, cc] = coalesce([&x, &per_channel]);
+        assert_eq!(
+            (cx.shape.clone(), cx.strides.clone()),
+            (vec![2, 3, 20], vec![60, 20, 1])
+        );
+        assert_eq!(
+            (cc.shape.clone(), cc.strides.clone()),
+            (vec![2, 3, 20], vec![0, 1, 0])
+        );
+        let views = [
+            x.clone(),
+            per_channel,
+            x.permute(&[0, 2, 1, 3]).unwrap(),
+            x.narrow(2, 1, 2).unwrap(),
+            Layout::contiguous(&[]),
+            Layout::contiguous(&[1, 1]),
+        ];
+        for l in views {
+            let [c] = coalesce([&l]);
+            assert_eq!(
+                c.offsets().collect::<Vec<_>>(),
+                l.offsets().collect::<Vec<_>>(),
+                "{l:?}"
+            );
         }
     }
 
