@@ -48,6 +48,20 @@ impl Tensor {
                 },
             });
         }
+        // `[.., M, K] × [K, N]` is one `[(..·M), K] × [K, N]` product, as
+        // PyTorch folds it: the batch of products against one matrix (an
+        // RNN's input projection over every time step, say) becomes a single
+        // larger one, and the matrix's gradient one product rather than a
+        // product per batch element summed afterwards.
+        let r = self.rank();
+        if r > 2 && rhs.rank() == 2 && self.dims()[r - 1] == rhs.dims()[0] {
+            let k = self.dims()[r - 1];
+            let rows: usize = self.dims()[..r - 1].iter().product();
+            let out = self.reshape(&[rows as isize, k as isize])?.matmul_nd(rhs)?;
+            let mut shape = self.shape();
+            shape[r - 1] = rhs.dims()[1];
+            return out.reshape_exact(&shape);
+        }
         // Promote vectors to matrices, multiply, then drop the added dims.
         let a = if self.rank() == 1 {
             self.unsqueeze(0)?
