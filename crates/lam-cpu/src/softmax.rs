@@ -18,13 +18,22 @@ pub(crate) fn softmax(src: View, log: bool) -> Result<Vec<f32>> {
     let cols = last_dim(src.1);
     let mut out = crate::pool::take(x.len())?;
     for_chunks(&mut out, cols, x.len(), |start, row| {
-        let (max, sum) = max_and_sum_exp(&x[start..start + cols]);
-        for (o, &v) in row.iter_mut().zip(&x[start..]) {
-            *o = if log {
-                v - max - sum.ln()
-            } else {
-                (v - max).exp() / sum
-            };
+        let x = &x[start..start + cols];
+        if log {
+            let (max, sum) = max_and_sum_exp(x);
+            for (o, &v) in row.iter_mut().zip(x) {
+                *o = v - max - sum.ln();
+            }
+        } else {
+            // The exponentials are written once and then divided by their sum.
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            for (o, &v) in row.iter_mut().zip(x) {
+                *o = (v - max).exp();
+            }
+            let sum = row.iter().map(|&e| e as f64).sum::<f64>() as f32;
+            for o in row.iter_mut() {
+                *o /= sum;
+            }
         }
     });
     Ok(out)
