@@ -6,8 +6,10 @@
 use lam_core::backend::View;
 use lam_core::{Error, Result};
 
-use crate::parallel::for_chunks;
-use crate::softmax::{last_dim, max_and_sum_exp};
+use rayon::prelude::*;
+
+use crate::parallel::{CHUNK, PAR_MIN_WORK};
+use crate::softmax::{exp_shifted, last_dim, row_max};
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
@@ -39,24 +41,53 @@ pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Ve
             }),
         })
         .collect::<Result<Vec<usize>>>()?;
-    // Per row: max and Σ exp(x - max); the loss and the gradient follow.
-    let stats: Vec<(f32, f32)> = x.chunks(cols.max(1)).map(max_and_sum_exp).collect();
+    // Per row: the exponentials exp(x - max) straight into the gradient's
+    // row, their sum, then the gradient (softmax - onehot) / rows; the
+    // losses follow from each row's max and sum.
+    let mut grad = crate::pool::take(x.len())?;
+    let scale = 1.0 / rows as f32;
+    let cols = cols.max(1);
+    let mut stats = vec![(0.0f32, 0.0f32); rows];
+    // Rows per task: enough that each touches ~CHUNK elements.
+    let per_task = CHUNK.div_ceil(cols);
+    // Each task: its rows' (max, sum) and their gradient rows.
+    type Task<'a> = (&'a mut [(f32, f32)], &'a mut [f32]);
+    let mut tasks: Vec<Task<'_>> = stats
+        .chunks_mut(per_task)
+        .zip(grad.chunks_mut(per_task * cols))
+        .collect();
+    let work = x.len();
+    let fill = |first_row: usize, task: &mut Task<'_>| {
+        let (stats, grad) = task;
+        for (i, (st, g)) in stats.iter_mut().zip(grad.chunks_mut(cols)).enumerate() {
+            let r = first_row + i;
+            let row = &x[r * cols..(r + 1) * cols];
+            let max = row_max(row);
+            exp_shifted(g, row, max);
+            let sum = g.iter().map(|&e| e as f64).sum::<f64>() as f32;
+            *st = (max, sum);
+            for o in g.iter_mut() {
+                *o = *o / sum * scale;
+            }
+            g[targets[r]] -= scale;
+        }
+    };
+    if work >= PAR_MIN_WORK && tasks.len() > 1 {
+        tasks
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(k, task)| fill(k * per_task, task));
+    } else {
+        for (k, task) in tasks.iter_mut().enumerate() {
+            fill(k * per_task, task);
+        }
+    }
     let losses = x
-        .chunks(cols.max(1))
+        .chunks(cols)
         .zip(&stats)
         .zip(&targets)
         .map(|((row, &(max, sum)), &t)| max + sum.ln() - row[t])
         .collect();
-    let mut grad = crate::pool::take(x.len())?;
-    let scale = 1.0 / rows as f32;
-    for_chunks(&mut grad, cols, x.len(), |start, g| {
-        let r = start / cols;
-        let (max, sum) = stats[r];
-        for (j, (o, &v)) in g.iter_mut().zip(&x[start..]).enumerate() {
-            let onehot = if j == targets[r] { 1.0 } else { 0.0 };
-            *o = ((v - max).exp() / sum - onehot) * scale;
-        }
-    });
     Ok((losses, grad))
 }
 
