@@ -10,7 +10,7 @@
 use lam_core::backend::{BinaryOp, UnaryOp, View};
 use lam_core::{DType, Error, Layout, Result};
 
-use crate::math::{gelu, gelu_grad, sigmoid, softplus};
+use crate::math::{gelu, gelu_grad, sigmoid, softplus, tanh};
 use crate::parallel::{for_chunks, CHUNK};
 use crate::pool;
 use crate::storage::{dtype_error, Data, ReadLocks};
@@ -34,7 +34,7 @@ pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
         Recip => map(x, f32::recip),
         Sin => map(x, f32::sin),
         Cos => map(x, f32::cos),
-        Tanh => map(x, f32::tanh),
+        Tanh => map(x, tanh),
         Sigmoid => map(x, sigmoid),
         // `x < 0` rather than `x > 0` so NaN propagates, as in PyTorch.
         Relu => map(x, |x| if x < 0.0 { 0.0 } else { x }),
@@ -200,6 +200,36 @@ fn map_avx512<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
 #[target_feature(enable = "avx2")]
 fn map_avx2<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
     map_elements(out, x, f);
+}
+
+/// Runs `body` compiled for the widest vectors the processor has, as
+/// [`map_chunk`] does, for loops of several inputs and outputs (an LSTM
+/// step's gates): `body` is inlined into each variant.
+pub(crate) fn vectorised<F: FnOnce()>(body: F) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has AVX-512F, checked just above.
+            return unsafe { run_avx512(body) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2, checked just above.
+            return unsafe { run_avx2(body) };
+        }
+    }
+    body();
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn run_avx512<F: FnOnce()>(body: F) {
+    body();
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_avx2<F: FnOnce()>(body: F) {
+    body();
 }
 
 /// The loop itself, inlined into each variant above so each is compiled

@@ -11,7 +11,8 @@
 use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
-use crate::math::sigmoid;
+use crate::elementwise::vectorised;
+use crate::math::{sigmoid, tanh};
 use crate::parallel::for_items;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
@@ -43,16 +44,18 @@ pub(crate) fn lstm_cell(xg: View, hg: View, c: View) -> Result<(Vec<f32>, Vec<f3
         let (gi, rest) = g_out.split_at_mut(h);
         let (gf, rest) = rest.split_at_mut(h);
         let (gg, go) = rest.split_at_mut(h);
-        for j in 0..h {
-            let i = sigmoid(x[j] + y[j]);
-            let f = sigmoid(x[h + j] + y[h + j]);
-            let g = (x[2 * h + j] + y[2 * h + j]).tanh();
-            let o = sigmoid(x[3 * h + j] + y[3 * h + j]);
-            let cn = f * c[j] + i * g;
-            c_out[j] = cn;
-            h_out[j] = o * cn.tanh();
-            (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
-        }
+        vectorised(|| {
+            for j in 0..h {
+                let i = sigmoid(x[j] + y[j]);
+                let f = sigmoid(x[h + j] + y[h + j]);
+                let g = tanh(x[2 * h + j] + y[2 * h + j]);
+                let o = sigmoid(x[3 * h + j] + y[3 * h + j]);
+                let cn = f * c[j] + i * g;
+                c_out[j] = cn;
+                h_out[j] = o * tanh(cn);
+                (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
+            }
+        });
     });
     Ok((hc, gates))
 }
@@ -94,16 +97,18 @@ pub(crate) fn lstm_cell_grad(
         let (di, rest) = dg_out.split_at_mut(h);
         let (df, rest) = rest.split_at_mut(h);
         let (dg, d_o) = rest.split_at_mut(h);
-        for j in 0..h {
-            let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-            let tc = cn[j].tanh();
-            let d_cell = dc_in[j] + dh[j] * o * (1.0 - tc * tc);
-            di[j] = d_cell * g * i * (1.0 - i);
-            df[j] = d_cell * c[j] * f * (1.0 - f);
-            dg[j] = d_cell * i * (1.0 - g * g);
-            d_o[j] = dh[j] * tc * o * (1.0 - o);
-            dc_out[j] = d_cell * f;
-        }
+        vectorised(|| {
+            for j in 0..h {
+                let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+                let tc = tanh(cn[j]);
+                let d_cell = dc_in[j] + dh[j] * o * (1.0 - tc * tc);
+                di[j] = d_cell * g * i * (1.0 - i);
+                df[j] = d_cell * c[j] * f * (1.0 - f);
+                dg[j] = d_cell * i * (1.0 - g * g);
+                d_o[j] = dh[j] * tc * o * (1.0 - o);
+                dc_out[j] = d_cell * f;
+            }
+        });
     });
     Ok((d_gates, d_c))
 }
@@ -129,13 +134,15 @@ pub(crate) fn gru_cell(xg: View, hg: View, h_in: View) -> Result<(Vec<f32>, Vec<
         let hp = &hp[r * h..(r + 1) * h];
         let (gr, rest) = g_out.split_at_mut(h);
         let (gz, gn) = rest.split_at_mut(h);
-        for j in 0..h {
-            let rg = sigmoid(x[j] + y[j]);
-            let z = sigmoid(x[h + j] + y[h + j]);
-            let n = (x[2 * h + j] + rg * y[2 * h + j]).tanh();
-            h_out[j] = n + z * (hp[j] - n);
-            (gr[j], gz[j], gn[j]) = (rg, z, n);
-        }
+        vectorised(|| {
+            for j in 0..h {
+                let rg = sigmoid(x[j] + y[j]);
+                let z = sigmoid(x[h + j] + y[h + j]);
+                let n = tanh(x[2 * h + j] + rg * y[2 * h + j]);
+                h_out[j] = n + z * (hp[j] - n);
+                (gr[j], gz[j], gn[j]) = (rg, z, n);
+            }
+        });
     });
     Ok((out, gates))
 }
@@ -171,15 +178,17 @@ pub(crate) fn gru_cell_grad(
         let at = r * 3 * h;
         let (a, y) = (&act[at..at + 3 * h], &y[at..at + 3 * h]);
         let (dh, hp) = (&dh[r * h..(r + 1) * h], &hp[r * h..(r + 1) * h]);
-        for j in 0..h {
-            let (rg, z, n) = (a[j], a[h + j], a[2 * h + j]);
-            let dn = dh[j] * (1.0 - z) * (1.0 - n * n);
-            let dz = dh[j] * (hp[j] - n) * z * (1.0 - z);
-            let dr = dn * y[2 * h + j] * rg * (1.0 - rg);
-            (dx[j], dx[h + j], dx[2 * h + j]) = (dr, dz, dn);
-            (dy[j], dy[h + j], dy[2 * h + j]) = (dr, dz, dn * rg);
-            dh_out[j] = dh[j] * z;
-        }
+        vectorised(|| {
+            for j in 0..h {
+                let (rg, z, n) = (a[j], a[h + j], a[2 * h + j]);
+                let dn = dh[j] * (1.0 - z) * (1.0 - n * n);
+                let dz = dh[j] * (hp[j] - n) * z * (1.0 - z);
+                let dr = dn * y[2 * h + j] * rg * (1.0 - rg);
+                (dx[j], dx[h + j], dx[2 * h + j]) = (dr, dz, dn);
+                (dy[j], dy[h + j], dy[2 * h + j]) = (dr, dz, dn * rg);
+                dh_out[j] = dh[j] * z;
+            }
+        });
     });
     Ok((d_x, d_y, d_h))
 }

@@ -101,15 +101,24 @@ pub(crate) fn gelu_grad(x: f32) -> f32 {
     (normal_cdf(x) + x * pdf) as f32
 }
 
-/// `1 / (1 + exp(-x))`, never overflowing `exp`.
+/// `1 / (1 + e^-x)` in `f64` through [`exp`] (which clamps its argument, so
+/// nothing overflows): correctly rounded to `f32` but for the last bit at
+/// worst, and branch-free, so the loops calling it vectorise.
 #[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+    (1.0 / (1.0 + exp(-f64::from(x)))) as f32
+}
+
+/// `tanh x` as `1 − 2 / (e^{2x} + 1)` in `f64` through [`exp`], and as
+/// `x − x³/3` where `|x| < 2⁻¹²` (there the difference would cancel, and
+/// the series' next term is below `f32`'s resolution): branch-free like
+/// [`sigmoid`]. NaN stays NaN, ±∞ gives ±1.
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    let x = f64::from(x);
+    let big = 1.0 - 2.0 / (exp(2.0 * x) + 1.0);
+    let small = x - x * x * x / 3.0;
+    (if x.abs() < 1.0 / 4096.0 { small } else { big }) as f32
 }
 
 /// `log(1 + exp(x))` as `max(x, 0) + log1p(exp(-|x|))`, exact for large `|x|`.
@@ -178,6 +187,26 @@ mod tests {
             let numeric = (gelu(x + h) as f64 - gelu(x - h) as f64) / (2.0 * h as f64);
             assert!((gelu_grad(x) as f64 - numeric).abs() < 1e-3, "x = {x}");
         }
+    }
+
+    #[test]
+    fn tanh_matches_std() {
+        let mut x = -20.0f32;
+        while x < 20.0 {
+            let (got, want) = (tanh(x), x.tanh());
+            assert!(
+                (got - want).abs() <= 2.0 * f32::EPSILON * want.abs().max(1e-30),
+                "tanh({x}) = {got}, std {want}"
+            );
+            x += 0.0137;
+        }
+        for x in [0.0f32, -0.0, 1e-30, -1e-20, 2.4e-4, 2.5e-4, 1e-3] {
+            let (got, want) = (tanh(x), x.tanh());
+            assert!((got - want).abs() <= f32::EPSILON * want.abs(), "tanh({x})");
+        }
+        assert_eq!(tanh(f32::INFINITY), 1.0);
+        assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
+        assert!(tanh(f32::NAN).is_nan());
     }
 
     #[test]
