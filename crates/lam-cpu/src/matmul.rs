@@ -23,6 +23,10 @@ const PAR_MIN_MACS: usize = 192 * 192 * 192;
 /// Products of up to this many rows run one row at a time (see `product`).
 const ROW_BY_ROW_MAX_M: usize = 8;
 
+/// From this many rows a column-major right operand is first copied
+/// row-major (see `product`).
+const COPY_B_MIN_M: usize = 256;
+
 /// `[B, M, K] x [B, K, N] -> [B, M, N]` (contiguous).
 pub(crate) fn matmul(lhs: View, rhs: View) -> Result<Vec<f32>> {
     product(lhs, rhs, None, LinearActivation::Identity)
@@ -117,7 +121,33 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
     // AVX-512 cores, 16 rows by a 512×512 Linear weight: 620–1140 µs as
     // `a b`, 64–70 µs as `bᵀ aᵀ` (a row-major copy of the weight: 38 µs,
     // plus the copy itself, 200 µs); the output's transpose is small.
-    let swap = column_major_b && rows_at_once > 1;
+    // Many rows amortise a row-major copy of a column-major `b` (K·N
+    // element moves against M·K·N multiply-adds), and then the plain call
+    // is fastest: a Linear's `[1024, 128] × [128, 384]` took 790 µs on the
+    // transposed weight, 294 µs with the copy. Below COPY_B_MIN_M rows the
+    // copy costs more than it saves (an MLP's `[128, 784] × [784, 512]` and
+    // a LeNet's 64-row layers ran 10–35% slower with it), and `swap` is used.
+    let b_copy = if column_major_b && m >= COPY_B_MIN_M && (batch == 1 || lb.strides[0] == 0) {
+        let mut t = crate::pool::take(k * n)?;
+        let (rs, cs) = (b_rows.unsigned_abs(), b_cols.unsigned_abs());
+        for c0 in (0..n).step_by(TRANSPOSE_BLOCK) {
+            for q0 in (0..k).step_by(TRANSPOSE_BLOCK) {
+                for c in c0..(c0 + TRANSPOSE_BLOCK).min(n) {
+                    for q in q0..(q0 + TRANSPOSE_BLOCK).min(k) {
+                        t[q * n + c] = b[lb.offset + q * rs + c * cs];
+                    }
+                }
+            }
+        }
+        Some(t)
+    } else {
+        None
+    };
+    let (b, b_offset, b_batch_stride, b_rows, b_cols) = match &b_copy {
+        Some(t) => (&t[..], 0, 0, n as isize, 1),
+        None => (b, lb.offset, lb.strides[0], b_rows, b_cols),
+    };
+    let swap = column_major_b && rows_at_once > 1 && b_copy.is_none();
     // The first allocation failure inside a block (blocks may run on
     // other threads), returned once all have run.
     let failure = std::sync::OnceLock::new();
@@ -125,7 +155,7 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
     // out[i] [M, N] (+)= a[i] [M, K] x b[i] [K, N], then the activation.
     let block = |i: usize, dst: &mut [f32], parallelism: Parallelism| {
         if k > 0 {
-            let b_start = lb.offset + i * lb.strides[0];
+            let b_start = b_offset + i * b_batch_stride;
             for (r, dst) in dst.chunks_mut(rows_at_once * n).enumerate() {
                 let rows = dst.len() / n;
                 let a_start = la.offset + i * la.strides[0] + r * rows_at_once * la.strides[1];
@@ -139,7 +169,9 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
                 // Strides of dims longer than 1 are below the buffer length,
                 // so fit in isize; `matrix_strides` zeroes the others. gemm
                 // computes dst = alpha * dst + beta * a * b, reading `dst`
-                // only when `read_dst` (then it holds the bias rows).
+                // only when `read_dst` (then it holds the bias rows). A
+                // row-major copy of `b` (`b_copy`) holds K·N elements with
+                // strides (N, 1) and batch stride 0, all in bounds.
                 //
                 // Transposed (`swap`), gemm writes `t = bᵀ aᵀ` ([N, rows],
                 // row-major, holding the bias columns when `read_dst`) from
@@ -231,6 +263,9 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
         out.chunks_mut(m * n)
             .enumerate()
             .for_each(|(i, dst)| block(i, dst, parallelism));
+    }
+    if let Some(t) = b_copy {
+        crate::pool::give(t);
     }
     if let Some(e) = failure.into_inner() {
         return Err(e);
@@ -338,7 +373,18 @@ mod tests {
 
     #[test]
     fn transposed_views_need_no_copy() {
-        for &(m, k, n) in &[(3, 17, 129), (129, 129, 129), (1, 17, 3), (200, 64, 150)] {
+        for &(m, k, n) in &[(3, 17, 129), (129, 129, 129), (1, 17, 3), (300, 64, 150)] {
+            // One rhs for the whole batch (a Linear's weight): from
+            // COPY_B_MIN_M rows copied row-major first.
+            let la = Layout::contiguous(&[2, m, k]);
+            let lb = Layout::contiguous(&[1, n, k + 2])
+                .narrow(2, 1, k)
+                .unwrap()
+                .permute(&[0, 2, 1])
+                .unwrap()
+                .broadcast_to(&[2, k, n])
+                .unwrap();
+            check(&la, &lb, 2 * m * k, n * (k + 2));
             // lhs stored [B, K, M] and viewed as [B, M, K]; rhs stored [B, N, K].
             let la = Layout::contiguous(&[2, k, m]).permute(&[0, 2, 1]).unwrap();
             let lb = Layout::contiguous(&[2, n, k]).permute(&[0, 2, 1]).unwrap();
