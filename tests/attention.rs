@@ -403,7 +403,7 @@ fn sdpa_bad_input_is_an_error() {
 /// buffers each needs. Not a test: run by hand with
 /// `cargo test -p lam --test attention -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a timing loop, run by hand with --ignored --nocapture"]
 fn time_fused_against_composite_on_cpu() {
     use lam::DeviceExt;
     let cpu = Device::cpu();
