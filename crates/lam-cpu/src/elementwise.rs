@@ -10,7 +10,7 @@
 use lam_core::backend::{BinaryOp, UnaryOp, View};
 use lam_core::{DType, Error, Layout, Result};
 
-use crate::math::{gelu, gelu_grad, sigmoid, softplus, tanh};
+use crate::math::{exp_f32, gelu, gelu_grad, sigmoid, softplus, tanh};
 use crate::parallel::{for_chunks, CHUNK};
 use crate::pool;
 use crate::storage::{dtype_error, Data, ReadLocks};
@@ -27,7 +27,7 @@ pub(crate) fn unary(op: UnaryOp, src: View) -> Result<Vec<f32>> {
     match op {
         Neg => map(x, |x| -x),
         Abs => map(x, f32::abs),
-        Exp => map(x, f32::exp),
+        Exp => map(x, exp_f32),
         Log => map(x, f32::ln),
         Sqrt => map(x, f32::sqrt),
         Square => map(x, |x| x * x),

@@ -41,21 +41,10 @@ pub(crate) fn lstm_cell(xg: View, hg: View, c: View) -> Result<(Vec<f32>, Vec<f3
         let at = r * 4 * h;
         let (x, y) = (&x[at..at + 4 * h], &y[at..at + 4 * h]);
         let c = &c[r * h..(r + 1) * h];
-        let (gi, rest) = g_out.split_at_mut(h);
-        let (gf, rest) = rest.split_at_mut(h);
-        let (gg, go) = rest.split_at_mut(h);
-        vectorised(|| {
-            for j in 0..h {
-                let i = sigmoid(x[j] + y[j]);
-                let f = sigmoid(x[h + j] + y[h + j]);
-                let g = tanh(x[2 * h + j] + y[2 * h + j]);
-                let o = sigmoid(x[3 * h + j] + y[3 * h + j]);
-                let cn = f * c[j] + i * g;
-                c_out[j] = cn;
-                h_out[j] = o * tanh(cn);
-                (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
-            }
-        });
+        vectorised(
+            #[inline(always)]
+            || lstm_row(x, y, c, h_out, c_out, g_out),
+        );
     });
     Ok((hc, gates))
 }
@@ -94,23 +83,71 @@ pub(crate) fn lstm_cell_grad(
             &cn[row],
         );
         let a = &act[r * 4 * h..(r + 1) * 4 * h];
-        let (di, rest) = dg_out.split_at_mut(h);
-        let (df, rest) = rest.split_at_mut(h);
-        let (dg, d_o) = rest.split_at_mut(h);
-        vectorised(|| {
-            for j in 0..h {
-                let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                let tc = tanh(cn[j]);
-                let d_cell = dc_in[j] + dh[j] * o * (1.0 - tc * tc);
-                di[j] = d_cell * g * i * (1.0 - i);
-                df[j] = d_cell * c[j] * f * (1.0 - f);
-                dg[j] = d_cell * i * (1.0 - g * g);
-                d_o[j] = dh[j] * tc * o * (1.0 - o);
-                dc_out[j] = d_cell * f;
-            }
-        });
+        vectorised(
+            #[inline(always)]
+            || lstm_grad_row(dh, dc_in, a, c, cn, dg_out, dc_out),
+        );
     });
     Ok((d_gates, d_c))
+}
+
+/// One batch row of [`lstm_cell`]: the projections `x`, `y` (`4H`), `c`
+/// (`H`) to `h'`, `c'` and the activated gates. Inlined into each caller's
+/// vector-width variants.
+#[inline(always)]
+pub(crate) fn lstm_row(
+    x: &[f32],
+    y: &[f32],
+    c: &[f32],
+    h_out: &mut [f32],
+    c_out: &mut [f32],
+    gates: &mut [f32],
+) {
+    let h = c.len();
+    let (x, y, h_out, c_out) = (&x[..4 * h], &y[..4 * h], &mut h_out[..h], &mut c_out[..h]);
+    let (gi, rest) = gates[..4 * h].split_at_mut(h);
+    let (gf, rest) = rest.split_at_mut(h);
+    let (gg, go) = rest.split_at_mut(h);
+    for j in 0..h {
+        let i = sigmoid(x[j] + y[j]);
+        let f = sigmoid(x[h + j] + y[h + j]);
+        let g = tanh(x[2 * h + j] + y[2 * h + j]);
+        let o = sigmoid(x[3 * h + j] + y[3 * h + j]);
+        let cn = f * c[j] + i * g;
+        c_out[j] = cn;
+        h_out[j] = o * tanh(cn);
+        (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
+    }
+}
+
+/// One batch row of [`lstm_cell_grad`]: from `dh`, `dc` (`H`), the
+/// activated gates `a` (`4H`), `c` and `c'`, the projections' gradient
+/// `dg` (`4H`) and `c`'s.
+#[inline(always)]
+pub(crate) fn lstm_grad_row(
+    dh: &[f32],
+    dc: &[f32],
+    a: &[f32],
+    c: &[f32],
+    cn: &[f32],
+    dg: &mut [f32],
+    dc_out: &mut [f32],
+) {
+    let h = c.len();
+    let (dh, dc, a, cn, dc_out) = (&dh[..h], &dc[..h], &a[..4 * h], &cn[..h], &mut dc_out[..h]);
+    let (di, rest) = dg[..4 * h].split_at_mut(h);
+    let (df, rest) = rest.split_at_mut(h);
+    let (dgg, d_o) = rest.split_at_mut(h);
+    for j in 0..h {
+        let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+        let tc = tanh(cn[j]);
+        let d_cell = dc[j] + dh[j] * o * (1.0 - tc * tc);
+        di[j] = d_cell * g * i * (1.0 - i);
+        df[j] = d_cell * c[j] * f * (1.0 - f);
+        dgg[j] = d_cell * i * (1.0 - g * g);
+        d_o[j] = dh[j] * tc * o * (1.0 - o);
+        dc_out[j] = d_cell * f;
+    }
 }
 
 /// `h' = n + z ⊙ (h − n)` with `r, z = σ(x + y)` and `n = tanh(x_n + r ⊙ y_n)`
@@ -134,15 +171,18 @@ pub(crate) fn gru_cell(xg: View, hg: View, h_in: View) -> Result<(Vec<f32>, Vec<
         let hp = &hp[r * h..(r + 1) * h];
         let (gr, rest) = g_out.split_at_mut(h);
         let (gz, gn) = rest.split_at_mut(h);
-        vectorised(|| {
-            for j in 0..h {
-                let rg = sigmoid(x[j] + y[j]);
-                let z = sigmoid(x[h + j] + y[h + j]);
-                let n = tanh(x[2 * h + j] + rg * y[2 * h + j]);
-                h_out[j] = n + z * (hp[j] - n);
-                (gr[j], gz[j], gn[j]) = (rg, z, n);
-            }
-        });
+        vectorised(
+            #[inline(always)]
+            || {
+                for j in 0..h {
+                    let rg = sigmoid(x[j] + y[j]);
+                    let z = sigmoid(x[h + j] + y[h + j]);
+                    let n = tanh(x[2 * h + j] + rg * y[2 * h + j]);
+                    h_out[j] = n + z * (hp[j] - n);
+                    (gr[j], gz[j], gn[j]) = (rg, z, n);
+                }
+            },
+        );
     });
     Ok((out, gates))
 }
@@ -178,17 +218,20 @@ pub(crate) fn gru_cell_grad(
         let at = r * 3 * h;
         let (a, y) = (&act[at..at + 3 * h], &y[at..at + 3 * h]);
         let (dh, hp) = (&dh[r * h..(r + 1) * h], &hp[r * h..(r + 1) * h]);
-        vectorised(|| {
-            for j in 0..h {
-                let (rg, z, n) = (a[j], a[h + j], a[2 * h + j]);
-                let dn = dh[j] * (1.0 - z) * (1.0 - n * n);
-                let dz = dh[j] * (hp[j] - n) * z * (1.0 - z);
-                let dr = dn * y[2 * h + j] * rg * (1.0 - rg);
-                (dx[j], dx[h + j], dx[2 * h + j]) = (dr, dz, dn);
-                (dy[j], dy[h + j], dy[2 * h + j]) = (dr, dz, dn * rg);
-                dh_out[j] = dh[j] * z;
-            }
-        });
+        vectorised(
+            #[inline(always)]
+            || {
+                for j in 0..h {
+                    let (rg, z, n) = (a[j], a[h + j], a[2 * h + j]);
+                    let dn = dh[j] * (1.0 - z) * (1.0 - n * n);
+                    let dz = dh[j] * (hp[j] - n) * z * (1.0 - z);
+                    let dr = dn * y[2 * h + j] * rg * (1.0 - rg);
+                    (dx[j], dx[h + j], dx[2 * h + j]) = (dr, dz, dn);
+                    (dy[j], dy[h + j], dy[2 * h + j]) = (dr, dz, dn * rg);
+                    dh_out[j] = dh[j] * z;
+                }
+            },
+        );
     });
     Ok((d_x, d_y, d_h))
 }

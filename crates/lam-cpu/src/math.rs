@@ -1,14 +1,25 @@
 //! Scalar formulas that need care: the error function (Rust's std has none),
-//! exact GELU and its derivative, and the overflow-safe sigmoid and softplus.
-//! The erf-based ones are evaluated in `f64` so that the only error left is
-//! the approximation's, about 1e-7 relative — the limit of `f32` itself.
+//! exact GELU and its derivative, and the exponential, sigmoid, tanh and
+//! softplus. The erf-based ones are evaluated in `f64` so that the only
+//! error left is the approximation's, about 1e-7 relative — the limit of
+//! `f32` itself.
 //!
 //! [`exp`] is `e^x` in straight-line arithmetic (no call into libm, no
 //! branch), so the GELU loops that use it vectorise — compiled for AVX-512
 //! they run several times faster than with libm's scalar `exp`, while in
 //! plain SSE2 the two are even; its relative error, below 1e-14, vanishes
-//! when the result is rounded to `f32`. The functions are `inline(always)`
-//! so that each is compiled into the vector-width variants of the loops.
+//! when the result is rounded to `f32`.
+//!
+//! [`exp_f32`], [`sigmoid`] and [`tanh`] are straight-line `f32` arithmetic
+//! for the same reason, and in `f32` so that AVX-512 runs 16 lanes of them,
+//! not 8 (an LSTM step's gates are five of them per cell): each stays within
+//! 2 ulp of the correctly rounded result over the whole `f32` range,
+//! subnormal results included (`tests::f32_functions_are_within_2_ulp`).
+//! Branches are written as selects between values both computed, which the
+//! compiler turns into vector blends.
+//!
+//! The functions are `inline(always)` so that each is compiled into the
+//! vector-width variants of the loops.
 
 use std::f64::consts::{FRAC_1_SQRT_2, LOG2_E, PI};
 
@@ -101,24 +112,76 @@ pub(crate) fn gelu_grad(x: f32) -> f32 {
     (normal_cdf(x) + x * pdf) as f32
 }
 
-/// `1 / (1 + e^-x)` in `f64` through [`exp`] (which clamps its argument, so
-/// nothing overflows): correctly rounded to `f32` but for the last bit at
-/// worst, and branch-free, so the loops calling it vectorise.
+/// `e^x` for `f32` within 2 ulp, subnormal results included; arguments are
+/// clamped to `[-104, 89]`, outside which the result rounds to 0 or is
+/// infinite anyway. NaN stays NaN.
+///
+/// `x = n ln 2 + r` with `|r| <= ln 2 / 2` (`ln 2` in two parts, the first
+/// short enough that `n · LN2_HI` is exact); `e^r` by Cephes' `expf`
+/// polynomial, and `2^n` as two powers of two `2^⌊n/2⌋ · 2^⌈n/2⌉`, each a
+/// normal `f32` for every `n` in range, so that the second product rounds
+/// once, into the subnormals when the result lies there.
 #[inline(always)]
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    (1.0 / (1.0 + exp(-f64::from(x)))) as f32
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    // 1.5 · 2^23: adding it rounds to an integer, held in the low mantissa bits.
+    const ROUNDER: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 355.0 / 512.0;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-104.0, 89.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDER;
+    let n = shifted - ROUNDER;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_66,
+        0.5,
+    ] {
+        p = p * r + c;
+    }
+    let p = p * (r * r) + r + 1.0;
+    // The low bits of `shifted` are n (two's complement, |n| <= 151).
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUNDER.to_bits() as i32);
+    let half = n >> 1;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    p * pow2(half) * pow2(n - half)
 }
 
-/// `tanh x` as `1 − 2 / (e^{2x} + 1)` in `f64` through [`exp`], and as
-/// `x − x³/3` where `|x| < 2⁻¹²` (there the difference would cancel, and
-/// the series' next term is below `f32`'s resolution): branch-free like
-/// [`sigmoid`]. NaN stays NaN, ±∞ gives ±1.
+/// `1 / (1 + e^-x)` through [`exp_f32`] of `-|x|` (never overflowing): for
+/// `x >= 0` as written, for `x < 0` as `e^x / (1 + e^x)`, which keeps its
+/// relative accuracy down to the subnormals. Within 2 ulp; NaN stays NaN.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    let e = exp_f32(-x.abs());
+    let numerator = if x >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
+}
+
+/// `tanh x` within 2 ulp: where `|x| < 0.625` as `x + x³ P(x²)` (`P` of
+/// degree 5, fitted for least relative error on that interval), elsewhere as
+/// `±(1 − e) / (1 + e)` with `e = e^{−2|x|}`, which there cancels at most a
+/// bit. Both are computed and one selected; NaN stays NaN, ±∞ gives ±1 and
+/// ±0 gives ±0.
 #[inline(always)]
 pub(crate) fn tanh(x: f32) -> f32 {
-    let x = f64::from(x);
-    let big = 1.0 - 2.0 / (exp(2.0 * x) + 1.0);
-    let small = x - x * x * x / 3.0;
-    (if x.abs() < 1.0 / 4096.0 { small } else { big }) as f32
+    let a = x.abs();
+    let s = x * x;
+    let mut p = 2.138_226_3e-3;
+    for c in [-8.171_788e-3, 2.169_821e-2, -5.394_625_3e-2, 0.133_332_01] {
+        p = p * s + c;
+    }
+    let p = p * s - 0.333_333_3;
+    // (The sign copied keeps −0: `−0 + x s p` would be +0.)
+    let small = (x + x * s * p).copysign(x);
+    let e = exp_f32(-2.0 * a);
+    let big = ((1.0 - e) / (1.0 + e)).copysign(x);
+    if a < 0.625 {
+        small
+    } else {
+        big
+    }
 }
 
 /// `log(1 + exp(x))` as `max(x, 0) + log1p(exp(-|x|))`, exact for large `|x|`.
@@ -189,24 +252,83 @@ mod tests {
         }
     }
 
+    /// How many representable `f32` lie between `a` and `b` (0 for two
+    /// NaNs, and for +0 against −0).
+    fn ulps(a: f32, b: f32) -> u64 {
+        if a.is_nan() || b.is_nan() {
+            return if a.is_nan() && b.is_nan() {
+                0
+            } else {
+                u64::MAX
+            };
+        }
+        // Bit patterns mapped to integers in the order of the values.
+        let key = |v: f32| {
+            let bits = v.to_bits() as i32;
+            i64::from(if bits < 0 { i32::MIN - bits } else { bits })
+        };
+        key(a).abs_diff(key(b))
+    }
+
+    /// Every 997th `f32` bit pattern (all signs, exponents and the
+    /// subnormals, ±∞ and NaNs), a fine sweep where the functions bend, and
+    /// the edges of the formulas.
+    fn sweep() -> impl Iterator<Item = f32> {
+        let patterns = (0..=u32::MAX).step_by(997).map(f32::from_bits);
+        let fine = (-2_000_000..=2_000_000).map(|k| k as f32 * 1e-5);
+        let edges = [
+            0.0,
+            -0.0,
+            0.625,
+            -0.625,
+            0.624_999_9,
+            88.72,
+            88.73,
+            -87.33,
+            -103.9,
+            -104.0,
+            89.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        patterns.chain(fine).chain(edges)
+    }
+
     #[test]
-    fn tanh_matches_std() {
-        let mut x = -20.0f32;
-        while x < 20.0 {
-            let (got, want) = (tanh(x), x.tanh());
-            assert!(
-                (got - want).abs() <= 2.0 * f32::EPSILON * want.abs().max(1e-30),
-                "tanh({x}) = {got}, std {want}"
-            );
-            x += 0.0137;
+    fn f32_functions_are_within_2_ulp() {
+        type Case = (&'static str, fn(f32) -> f32, fn(f64) -> f64);
+        let functions: [Case; 3] = [
+            ("exp", exp_f32, f64::exp),
+            ("sigmoid", sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
+            ("tanh", tanh, f64::tanh),
+        ];
+        for (name, f, reference) in functions {
+            let mut worst = (0, 0.0);
+            for x in sweep() {
+                let d = ulps(f(x), reference(f64::from(x)) as f32);
+                if d > worst.0 {
+                    worst = (d, x);
+                }
+            }
+            assert!(worst.0 <= 2, "{name}({}) is {} ulp off", worst.1, worst.0);
         }
-        for x in [0.0f32, -0.0, 1e-30, -1e-20, 2.4e-4, 2.5e-4, 1e-3] {
-            let (got, want) = (tanh(x), x.tanh());
-            assert!((got - want).abs() <= f32::EPSILON * want.abs(), "tanh({x})");
-        }
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp_f32(-1000.0), 0.0);
+        assert_eq!(sigmoid(f32::INFINITY), 1.0);
+        assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0);
         assert_eq!(tanh(f32::INFINITY), 1.0);
         assert_eq!(tanh(f32::NEG_INFINITY), -1.0);
-        assert!(tanh(f32::NAN).is_nan());
+        assert_eq!(tanh(-0.0).to_bits(), (-0.0f32).to_bits());
+        for f in [exp_f32, sigmoid, tanh] {
+            assert!(f(f32::NAN).is_nan());
+        }
     }
 
     #[test]
