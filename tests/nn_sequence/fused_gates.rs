@@ -249,18 +249,25 @@ fn layers_take_one_fused_step_per_time_step() {
     let (dev, recorder) = lam::testing::Recorder::device(&Device::cpu());
     let steps = 5;
     let x = Tensor::randn(&[steps, 2, 3], &dev).expect("input");
-    // With and without a projection (which runs the steps as separate tape
-    // ops), forward and backward.
-    for proj in [0, 2] {
+    // Without a projection the CPU runs each layer's whole loop as one op
+    // each way; with one (which runs the steps as separate tape ops), one
+    // fused step per time step, forward and backward.
+    for (proj, per_layer, per_step) in [(0, 1, 0), (2, 0, steps as u64)] {
         let config = RnnConfig::default().proj_size(proj);
         let lstm = LSTM::with_config(3, 4, config, &dev).expect("lstm");
         let before = recorder.calls();
         let (out, _) = lstm.forward(&x, None).expect("forward");
         out.sum_all().and_then(|s| s.backward()).expect("backward");
         let after = recorder.calls();
-        for m in ["fused_lstm_cell", "fused_lstm_cell_grad"] {
+        let counts = [
+            ("fused_lstm_sequence", per_layer),
+            ("fused_lstm_sequence_grad", per_layer),
+            ("fused_lstm_cell", per_step),
+            ("fused_lstm_cell_grad", per_step),
+        ];
+        for (m, want) in counts {
             let n = after.get(m).copied().unwrap_or(0) - before.get(m).copied().unwrap_or(0);
-            assert_eq!(n, steps as u64, "{m} with proj_size {proj}");
+            assert_eq!(n, want, "{m} with proj_size {proj}");
         }
     }
     let gru = GRU::new(3, 4, &dev).expect("gru");

@@ -1,9 +1,13 @@
 //! The LSTM and GRU gates of one step on random views of the projections
 //! and the state (Backend `fused_lstm_cell`, `fused_gru_cell` and their
 //! gradients, or the composite on the unfused devices), alone and inside
-//! the cell functions.
+//! the cell functions; and a bidirectional LSTM layer on views of its input
+//! and initial state (Backend `fused_lstm_sequence` and its gradient, or the
+//! step-by-step loop).
 
 use lam::nn::functional::{gru_cell, gru_gates, lstm_cell, lstm_gates};
+use lam::nn::{Module, RnnConfig, LSTM};
+use lam::Tensor;
 
 use super::harness::{normal, Case, Rng};
 
@@ -65,6 +69,24 @@ fn one_round(rng: &mut Rng) -> Vec<Case> {
                     None,
                     Some(&t[4]),
                 )?])
+            },
+        )
+        .tol(1e-4),
+        Case::new(
+            "lstm_layer",
+            vec![normal(&[3, b, inp]), normal(&[2, b, h]), normal(&[2, b, h])],
+            move |t| {
+                let config = RnnConfig::default().bidirectional(true);
+                let lstm = LSTM::with_config(inp, h, config, &t[0].device())?;
+                // The same weights on every call, whatever the views.
+                for (k, p) in lstm.parameters().iter().enumerate() {
+                    let v: Vec<f32> = (0..p.numel())
+                        .map(|i| ((i * 7 + k * 3) % 13) as f32 * 0.08 - 0.48)
+                        .collect();
+                    p.set_data(&Tensor::from_vec(v, p.dims(), &p.device())?)?;
+                }
+                let (out, (hn, cn)) = lstm.forward(&t[0], Some((&t[1], &t[2])))?;
+                Ok(vec![out, hn, cn])
             },
         )
         .tol(1e-4),

@@ -25,15 +25,18 @@
 //! lam-core, lam-wgpu and shaders/ (ARCHITECTURE.md has the table):
 //! `copy` (read, copy, cast), `elementwise`, `reduce`, `matmul` (and
 //! `fused_linear`), `index`, `window` (unfold, fold), `max_pool`, `random`,
-//! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates), `layer_norm`,
-//! `adam`. Support:
+//! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates) and
+//! `lstm_sequence` (an LSTM layer's time loop), `layer_norm`, `adam`.
+//! Support:
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
 //! - `parallel`: when and how an op splits its output across threads.
 //! - `pool`: recycled output vectors and fallible allocation;
 //!   [`pool_stats`] counts reuses and fresh allocations.
-//! - `math`: scalar formulas that need care (erf, GELU, stable sigmoid).
+//! - `math`: scalar formulas that need care (erf, GELU, vectorisable
+//!   exp, sigmoid and tanh).
+//! - `packed`: products by a weight packed once for many calls.
 
 mod adam;
 mod attention;
@@ -43,9 +46,11 @@ mod elementwise;
 mod index;
 mod layer_norm;
 mod lstm;
+mod lstm_sequence;
 mod math;
 mod matmul;
 mod max_pool;
+mod packed;
 mod parallel;
 mod pool;
 mod quant;
@@ -277,6 +282,40 @@ impl Backend for CpuBackend {
     ) -> Result<Option<(Storage, Storage)>> {
         let (hc, gates) = lstm::lstm_cell(input_gates, hidden_gates, c)?;
         Ok(Some((self.op(Data::F32(hc)), self.store(Data::F32(gates)))))
+    }
+
+    fn fused_lstm_sequence(
+        &self,
+        input_gates: View,
+        w_hh: View,
+        h: View,
+        c: View,
+        reverse: bool,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (hs, cs, gates) = lstm_sequence::lstm_sequence(input_gates, w_hh, h, c, reverse)?;
+        Ok(Some((
+            self.op(Data::F32(hs)),
+            self.store(Data::F32(cs)),
+            self.store(Data::F32(gates)),
+        )))
+    }
+
+    fn fused_lstm_sequence_grad(
+        &self,
+        grad_hs: View,
+        grad_c: View,
+        gates: View,
+        cs: View,
+        w_hh: View,
+        reverse: bool,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (d_xp, d_h, d_c) =
+            lstm_sequence::lstm_sequence_grad(grad_hs, grad_c, gates, cs, w_hh, reverse)?;
+        Ok(Some((
+            self.op(Data::F32(d_xp)),
+            self.store(Data::F32(d_h)),
+            self.store(Data::F32(d_c)),
+        )))
     }
 
     fn fused_lstm_cell_grad(

@@ -229,6 +229,29 @@ macro_rules! backend_methods {
                 fn fused_gru_cell_grad(&self, grad_h: View, gates: View, hidden_gates: View,
                     h: View) -> Result<Option<(Storage, Storage, Storage)>>
                     = Ok(None), taken Option::is_some;
+                /// A whole LSTM layer's time loop in one direction, `T` steps of
+                /// [`Backend::fused_lstm_cell`] each fed `h Wₕₕᵀ`: from the input
+                /// projection `input_gates` (`[T, B, 4H]`, biases included),
+                /// `w_hh` (`[4H, H]`) and the initial `h` and `c` (`[B, H]`),
+                /// all with any strides, steps in time order or, when
+                /// `reverse`, backwards. Returns `hs` and `cs` (contiguous
+                /// `[T + 1, B, H]`: the initial state, then each step's) and
+                /// the activated gates (contiguous `[T, B, 4H]`), all in the
+                /// order run, for [`Backend::fused_lstm_sequence_grad`].
+                fn fused_lstm_sequence(&self, input_gates: View, w_hh: View, h: View, c: View,
+                    reverse: bool) -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_lstm_sequence`]: from the
+                /// gradient reaching each step's output `h` (`grad_hs`,
+                /// `[T, B, H]` in time order) and the final `c` (`grad_c`,
+                /// `[B, H]`), the `gates` and `cs` it returned and `w_hh`, all
+                /// with any strides, the gradient of the input projection
+                /// (contiguous `[T, B, 4H]`, time order) and of the initial `h`
+                /// and `c` (contiguous `[B, H]` each).
+                fn fused_lstm_sequence_grad(&self, grad_hs: View, grad_c: View, gates: View,
+                    cs: View, w_hh: View, reverse: bool)
+                    -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
                 /// Layer normalization of each row of a `[rows, cols]` view:
                 /// `y = (x − mean) · rstd ⊙ weight + bias` with the row's mean,
                 /// biased variance and `rstd = 1 / √(var + eps)`; `weight` and

@@ -9,6 +9,11 @@
 //! slice of the input projection would get its gradient padded to the whole
 //! sequence, and `Wₕₕ`'s gradient would be summed `T` times.
 //!
+//! A backend may run the LSTM's whole loop itself (Backend
+//! `fused_lstm_sequence` and its `_grad`, each offered first): the CPU
+//! packs `Wₕₕ` once per sequence for its per-step products that way. Where
+//! the backend declines, the loops here run step by step.
+//!
 //! The layer's output is one tensor `packed` (`[T, B, H]` of outputs in
 //! time order, and for the LSTM a last row with the final `c`), viewed as
 //! the output sequence and the final states.
@@ -37,7 +42,7 @@ pub(super) fn run(
     } else {
         (0..steps).collect()
     };
-    let fwd = no_grad(|| forward(cell, xp, w_hh, b_hh, state, &order))?;
+    let fwd = no_grad(|| forward(cell, xp, w_hh, b_hh, state, &order, reverse))?;
     let packed_rows = steps + usize::from(lstm);
     let packed = no_grad(|| {
         let mut rows = fwd.outputs_in_time_order(&order);
@@ -81,6 +86,19 @@ struct Forward {
     gates: Vec<Tensor>,
     /// The GRU's hidden projection of each step (empty for the LSTM).
     hidden_gates: Vec<Tensor>,
+    /// Where the backend ran the whole loop, its outputs, of which `hs`,
+    /// `cs` and `gates` above are views.
+    whole: Option<Whole>,
+}
+
+/// The outputs of Backend `fused_lstm_sequence`, in the order run.
+struct Whole {
+    /// `[T + 1, B, H]`.
+    hs: Tensor,
+    /// `[T + 1, B, H]`.
+    cs: Tensor,
+    /// `[T, B, 4H]`.
+    gates: Tensor,
 }
 
 /// The forward loop, untaped.
@@ -91,7 +109,13 @@ fn forward(
     b_hh: Option<&Tensor>,
     state: &[Tensor],
     order: &[usize],
+    reverse: bool,
 ) -> Result<Forward> {
+    if cell == Cell::Lstm && b_hh.is_none() {
+        if let Some(f) = lstm_whole(xp, w_hh, state, reverse)? {
+            return Ok(f);
+        }
+    }
     // `h Wₕₕᵀ` every step: Wₕₕᵀ is copied row-major once (and viewed back
     // as `[G·H, H]` for `linear`, which transposes it again), since the CPU
     // gemm multiplies by a row-major operand several times faster than by
@@ -104,6 +128,7 @@ fn forward(
         cs: state.get(1).map(Tensor::detach).into_iter().collect(),
         gates: Vec::with_capacity(order.len()),
         hidden_gates: Vec::new(),
+        whole: None,
     };
     let xp = xp.detach();
     for &t in order {
@@ -126,6 +151,43 @@ fn forward(
     Ok(f)
 }
 
+/// The LSTM's forward loop by the backend's `fused_lstm_sequence`, or
+/// `None` where it has none.
+fn lstm_whole(
+    xp: &Tensor,
+    w_hh: &Tensor,
+    state: &[Tensor],
+    reverse: bool,
+) -> Result<Option<Forward>> {
+    let (steps, batch, hidden) = (xp.dims()[0], xp.dims()[1], w_hh.dims()[1]);
+    let (xs, ws) = (xp.storage(), w_hh.storage());
+    let (h0, c0) = (state[0].storage(), state[1].storage());
+    let Some((hs, cs, gates)) = xp.backend().fused_lstm_sequence(
+        (&xs, xp.layout()),
+        (&ws, w_hh.layout()),
+        (&h0, state[0].layout()),
+        (&c0, state[1].layout()),
+        reverse,
+    )?
+    else {
+        return Ok(None);
+    };
+    let dev = xp.device();
+    let states = Layout::contiguous(&[steps + 1, batch, hidden]);
+    let hs = Tensor::from_storage(hs, states.clone(), &dev);
+    let cs = Tensor::from_storage(cs, states, &dev);
+    let gates = Tensor::from_storage(gates, Layout::contiguous(&[steps, batch, 4 * hidden]), &dev);
+    let rows = |t: &Tensor, n: usize| (0..n).map(|k| t.get(k)).collect::<Result<Vec<_>>>();
+    Ok(Some(Forward {
+        cell: Cell::Lstm,
+        hs: rows(&hs, steps + 1)?,
+        cs: rows(&cs, steps + 1)?,
+        gates: rows(&gates, steps)?,
+        hidden_gates: Vec::new(),
+        whole: Some(Whole { hs, cs, gates }),
+    }))
+}
+
 impl Forward {
     /// The `h` after each step, in time order.
     fn outputs_in_time_order(&self, order: &[usize]) -> Vec<Tensor> {
@@ -146,6 +208,11 @@ impl Forward {
         order: &[usize],
         needs_w: bool,
     ) -> Result<Vec<Option<Tensor>>> {
+        if self.cell == Cell::Lstm && b_hh.is_none() {
+            if let Some(grads) = self.lstm_whole_backward(g, w, order, needs_w)? {
+                return Ok(grads);
+            }
+        }
         let steps = order.len();
         let lstm = self.cell == Cell::Lstm;
         // The gradient reaching `h` (and `c`) after the step being undone.
@@ -207,5 +274,64 @@ impl Forward {
             grads.push(Some(d_ys.sum(&[0], false)?));
         }
         Ok(grads)
+    }
+
+    /// [`Forward::backward`] of the LSTM by the backend's
+    /// `fused_lstm_sequence_grad`, or `None` where it has none (the gates
+    /// and states are stacked for it if the forward ran step by step).
+    fn lstm_whole_backward(
+        &self,
+        g: &Tensor,
+        w: &Tensor,
+        order: &[usize],
+        needs_w: bool,
+    ) -> Result<Option<Vec<Option<Tensor>>>> {
+        let steps = order.len();
+        let reverse = steps > 1 && order[0] > order[1];
+        let (gates, cs) = match &self.whole {
+            Some(whole) => (whole.gates.clone(), whole.cs.clone()),
+            None => (Tensor::stack(&self.gates, 0)?, Tensor::stack(&self.cs, 0)?),
+        };
+        let (grad_hs, grad_c) = (g.narrow(0, 0, steps)?, g.get(steps)?);
+        let (gs, gc) = (grad_hs.storage(), grad_c.storage());
+        let (a, c, ws) = (gates.storage(), cs.storage(), w.storage());
+        let Some((d_xp, d_h, d_c)) = w.backend().fused_lstm_sequence_grad(
+            (&gs, grad_hs.layout()),
+            (&gc, grad_c.layout()),
+            (&a, gates.layout()),
+            (&c, cs.layout()),
+            (&ws, w.layout()),
+            reverse,
+        )?
+        else {
+            return Ok(None);
+        };
+        let dev = w.device();
+        let (batch, hidden) = (grad_c.dims()[0], grad_c.dims()[1]);
+        let d_xp =
+            Tensor::from_storage(d_xp, Layout::contiguous(&[steps, batch, 4 * hidden]), &dev);
+        let state = Layout::contiguous(&[batch, hidden]);
+        let d_h = Tensor::from_storage(d_h, state.clone(), &dev);
+        let d_c = Tensor::from_storage(d_c, state, &dev);
+        let d_w = if needs_w {
+            // The `h` each step started from, in time order: a view of the
+            // backend's `hs` when the steps ran in time order.
+            let h_prev = match &self.whole {
+                Some(whole) if !reverse => whole.hs.narrow(0, 0, steps)?,
+                _ => {
+                    let mut rows = vec![None; steps];
+                    for (k, &t) in order.iter().enumerate() {
+                        rows[t] = Some(self.hs[k].clone());
+                    }
+                    Tensor::stack(&rows.into_iter().flatten().collect::<Vec<_>>(), 0)?
+                }
+            };
+            let d_ys = d_xp.reshape_exact(&[steps * batch, 4 * hidden])?;
+            let h_prev = h_prev.reshape_exact(&[steps * batch, hidden])?;
+            Some(d_ys.t()?.matmul(&h_prev)?)
+        } else {
+            None
+        };
+        Ok(Some(vec![Some(d_xp), d_w, Some(d_h), Some(d_c)]))
     }
 }

@@ -1,0 +1,384 @@
+//! A whole LSTM layer's time loop in one direction, forward and backward
+//! (Backend `fused_lstm_sequence`, `fused_lstm_sequence_grad`): the
+//! recurrent weight is packed once per call ([`crate::packed`]) instead of
+//! once per step, and each step is one pass per slice of the batch — the
+//! product of that slice's rows by the packed weight, then their gates
+//! ([`crate::lstm::lstm_row`]) — with the slices on separate threads, so a
+//! step costs one wake-up of the pool, not two ops' worth.
+//!
+//! Steps run in time order, or backwards when `reverse`; the states and
+//! gates kept for the gradient are in the order run, the projections and
+//! their gradient in time order.
+
+use lam_core::backend::View;
+use lam_core::{Error, Layout, Result};
+
+use crate::elementwise::vectorised;
+use crate::lstm::{lstm_grad_row, lstm_row};
+use crate::packed::Packed;
+use crate::parallel::{for_items, PAR_MIN_WORK};
+use crate::storage::ReadLocks;
+use crate::strided::gather;
+
+/// The forward loop: from the input projection `xp` `[T, B, 4H]`, `w_hh`
+/// `[4H, H]` and the initial `h`, `c` `[B, H]`, returns `hs` and `cs`
+/// (`[T + 1, B, H]`: the initial state, then each step's) and the activated
+/// gates `[T, B, 4H]`, all in the order run.
+pub(crate) fn lstm_sequence(
+    xp: View,
+    w_hh: View,
+    h0: View,
+    c0: View,
+    reverse: bool,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    const OP: &str = "lstm_sequence";
+    let (steps, b, h) = dims(OP, xp.1, w_hh.1)?;
+    for l in [h0.1, c0.1] {
+        expect(OP, l, &[b, h])?;
+    }
+    let locks = ReadLocks::new(OP, &[xp.0, w_hh.0, h0.0, c0.0])?;
+    let x = gather(locks.f32(0, xp.1)?, xp.1)?;
+    let w_t = w_hh.1.permute(&[1, 0])?;
+    let packed = Packed::new(OP, locks.f32(1, w_hh.1)?, &w_t)?;
+    let bh = b * h;
+    if bh == 0 {
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
+    }
+    let mut hs = crate::pool::take((steps + 1) * bh)?;
+    let mut cs = crate::pool::take((steps + 1) * bh)?;
+    hs[..bh].copy_from_slice(&gather(locks.f32(2, h0.1)?, h0.1)?);
+    cs[..bh].copy_from_slice(&gather(locks.f32(3, c0.1)?, c0.1)?);
+    let mut gates = crate::pool::take(steps * 4 * bh)?;
+    let mut y = crate::pool::take(4 * bh)?;
+    let rows = rows_per_task(b, h);
+    for k in 0..steps {
+        let t = if reverse { steps - 1 - k } else { k };
+        let x_t = &x[t * 4 * bh..(t + 1) * 4 * bh];
+        let (h_done, h_next) = hs.split_at_mut((k + 1) * bh);
+        let (c_done, c_next) = cs.split_at_mut((k + 1) * bh);
+        let (h_prev, c_prev) = (&h_done[k * bh..], &c_done[k * bh..]);
+        let gates_k = &mut gates[k * 4 * bh..(k + 1) * 4 * bh];
+        let mut tasks: Vec<_> = h_next[..bh]
+            .chunks_mut(rows * h)
+            .zip(c_next[..bh].chunks_mut(rows * h))
+            .zip(gates_k.chunks_mut(rows * 4 * h))
+            .zip(y.chunks_mut(rows * 4 * h))
+            .collect();
+        for_items(
+            &mut tasks,
+            rows * 4 * h * h,
+            |i, (((h_out, c_out), g_out), y)| {
+                let r0 = i * rows;
+                packed.multiply(&h_prev[r0 * h..], h, y, 4 * h);
+                for (r, y) in (r0..).zip(y.chunks(4 * h)) {
+                    let (x, c) = (&x_t[r * 4 * h..], &c_prev[r * h..(r + 1) * h]);
+                    let at = (r - r0) * h;
+                    let (h_out, c_out) = (&mut h_out[at..at + h], &mut c_out[at..at + h]);
+                    let g_out = &mut g_out[(r - r0) * 4 * h..];
+                    vectorised(
+                        #[inline(always)]
+                        || lstm_row(x, y, c, h_out, c_out, g_out),
+                    );
+                }
+            },
+        );
+    }
+    Ok((hs, cs, gates))
+}
+
+/// The gradient of [`lstm_sequence`]: from the gradient reaching each
+/// step's output `h` (`grad_hs`, `[T, B, H]` in time order) and the final
+/// `c` (`grad_c`, `[B, H]`), the `gates` `[T, B, 4H]` and `cs`
+/// `[T + 1, B, H]` it returned and `w_hh`, the gradient of the input
+/// projection (`[T, B, 4H]`, time order) and of the initial `h` and `c`.
+pub(crate) fn lstm_sequence_grad(
+    grad_hs: View,
+    grad_c: View,
+    gates: View,
+    cs: View,
+    w_hh: View,
+    reverse: bool,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    const OP: &str = "lstm_sequence_grad";
+    let (steps, b, h) = dims(OP, gates.1, w_hh.1)?;
+    expect(OP, grad_hs.1, &[steps, b, h])?;
+    expect(OP, grad_c.1, &[b, h])?;
+    expect(OP, cs.1, &[steps + 1, b, h])?;
+    let locks = ReadLocks::new(OP, &[grad_hs.0, grad_c.0, gates.0, cs.0, w_hh.0])?;
+    let g = gather(locks.f32(0, grad_hs.1)?, grad_hs.1)?;
+    let act = gather(locks.f32(2, gates.1)?, gates.1)?;
+    let cs = gather(locks.f32(3, cs.1)?, cs.1)?;
+    let packed = Packed::new(OP, locks.f32(4, w_hh.1)?, w_hh.1)?;
+    let bh = b * h;
+    if bh == 0 {
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
+    }
+    let mut d_xp = crate::pool::take(steps * 4 * bh)?;
+    // The gradient reaching `h` and `c` before the step being undone.
+    let mut d_h = crate::pool::zeroed(bh)?;
+    let mut d_c = crate::pool::take(bh)?;
+    d_c.copy_from_slice(&gather(locks.f32(1, grad_c.1)?, grad_c.1)?);
+    let mut d_c_next = crate::pool::take(bh)?;
+    let rows = rows_per_task(b, h);
+    for k in (0..steps).rev() {
+        let t = if reverse { steps - 1 - k } else { k };
+        let g_t = &g[t * bh..(t + 1) * bh];
+        let a_k = &act[k * 4 * bh..(k + 1) * 4 * bh];
+        let (c_k, c_new) = (&cs[k * bh..(k + 1) * bh], &cs[(k + 1) * bh..(k + 2) * bh]);
+        let d_c_in = &d_c[..];
+        let mut tasks: Vec<_> = d_xp[t * 4 * bh..(t + 1) * 4 * bh]
+            .chunks_mut(rows * 4 * h)
+            .zip(d_h.chunks_mut(rows * h))
+            .zip(d_c_next.chunks_mut(rows * h))
+            .collect();
+        for_items(&mut tasks, rows * 4 * h * h, |i, ((dg, d_h), dc_out)| {
+            let r0 = i * rows;
+            let mut dh_row = vec![0.0; h];
+            for (j, dg) in dg.chunks_mut(4 * h).enumerate() {
+                let (r, at) = (r0 + j, j * h);
+                for ((d, &a), &b) in dh_row.iter_mut().zip(&g_t[r * h..]).zip(&d_h[at..at + h]) {
+                    *d = a + b;
+                }
+                let row = r * h..(r + 1) * h;
+                let (dc, c, cn) = (&d_c_in[row.clone()], &c_k[row.clone()], &c_new[row]);
+                let (a, dc_out) = (&a_k[r * 4 * h..(r + 1) * 4 * h], &mut dc_out[at..at + h]);
+                vectorised(
+                    #[inline(always)]
+                    || lstm_grad_row(&dh_row, dc, a, c, cn, dg, dc_out),
+                );
+            }
+            packed.multiply(dg, 4 * h, d_h, h);
+        });
+        std::mem::swap(&mut d_c, &mut d_c_next);
+    }
+    Ok((d_xp, d_h, d_c))
+}
+
+/// `(T, B, H)` from a `[T, B, 4H]` view and the `[4H, H]` weight.
+fn dims(op: &'static str, seq: &Layout, w_hh: &Layout) -> Result<(usize, usize, usize)> {
+    let h = match w_hh.shape[..] {
+        [g, h] if g == 4 * h => h,
+        _ => return Err(Error::shape(op, "a [4H, H] recurrent weight", &w_hh.shape)),
+    };
+    match seq.shape[..] {
+        [t, b, g] if g == 4 * h => Ok((t, b, h)),
+        _ => Err(Error::shape(
+            op,
+            format!("a [T, B, {}] sequence of gates", 4 * h),
+            &seq.shape,
+        )),
+    }
+}
+
+fn expect(op: &'static str, l: &Layout, want: &[usize]) -> Result<()> {
+    if l.shape == want {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            op,
+            format!("a view of shape {want:?}"),
+            &l.shape,
+        ))
+    }
+}
+
+/// Batch rows per task: the batch split evenly over the pool's threads
+/// when a step's product is big enough to pay for waking them.
+fn rows_per_task(b: usize, h: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let tasks = if b * 4 * h * h >= 8 * PAR_MIN_WORK {
+        threads.min(b)
+    } else {
+        1
+    };
+    b.div_ceil(tasks).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use lam_core::{Backend, Layout};
+
+    use crate::test_util::*;
+
+    /// The layer by the textbook formulas in f64 from contiguous `xp`
+    /// `[T, B, 4H]`, `w` `[4H, H]`, `h0`, `c0`: the outputs `[T, B, H]` in
+    /// time order and the final `c`.
+    fn reference(
+        xp: &[f64],
+        w: &[f64],
+        h0: &[f64],
+        c0: &[f64],
+        (t, b, h): (usize, usize, usize),
+        reverse: bool,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+        let (mut hs, mut c) = (h0.to_vec(), c0.to_vec());
+        let mut out = vec![0.0; t * b * h];
+        for k in 0..t {
+            let step = if reverse { t - 1 - k } else { k };
+            let (mut h_new, mut c_new) = (vec![0.0; b * h], vec![0.0; b * h]);
+            for r in 0..b {
+                let pre = |gate: usize, j: usize| {
+                    let n = gate * h + j;
+                    xp[(step * b + r) * 4 * h + n]
+                        + (0..h).map(|q| hs[r * h + q] * w[n * h + q]).sum::<f64>()
+                };
+                for j in 0..h {
+                    let (i, f) = (sig(pre(0, j)), sig(pre(1, j)));
+                    let (g, o) = (pre(2, j).tanh(), sig(pre(3, j)));
+                    c_new[r * h + j] = f * c[r * h + j] + i * g;
+                    h_new[r * h + j] = o * c_new[r * h + j].tanh();
+                }
+            }
+            out[step * b * h..(step + 1) * b * h].copy_from_slice(&h_new);
+            (hs, c) = (h_new, c_new);
+        }
+        (out, c)
+    }
+
+    fn wide(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&x| f64::from(x)).collect()
+    }
+
+    /// Runs both ops on `(t, b, h)` with the inputs given through views:
+    /// `xp` stored batch-first, `w_hh` stored transposed, `h0` at an offset,
+    /// `c0` broadcast from one row; checks the outputs against
+    /// [`reference`] and the gradients against its directional derivative.
+    fn check(t: usize, b: usize, h: usize, reverse: bool) {
+        let be = backend();
+        let dims = (t, b, h);
+        let xv = values(t * b * 4 * h, 1);
+        let wv: Vec<f32> = values(4 * h * h, 2).iter().map(|v| v * 0.5).collect();
+        let h0v = values(b * h + 3, 3);
+        let c0v = values(h, 4);
+        // xp[t][r] stored at [r][t].
+        let mut x_bf = vec![0.0; xv.len()];
+        for s in 0..t {
+            for r in 0..b {
+                let (from, to) = ((s * b + r) * 4 * h, (r * t + s) * 4 * h);
+                x_bf[to..to + 4 * h].copy_from_slice(&xv[from..from + 4 * h]);
+            }
+        }
+        let (x, xl) = f32s(&x_bf, &[b, t, 4 * h]);
+        let xl = xl.permute(&[1, 0, 2]).unwrap();
+        let mut w_t = vec![0.0; wv.len()];
+        for n in 0..4 * h {
+            for q in 0..h {
+                w_t[q * 4 * h + n] = wv[n * h + q];
+            }
+        }
+        let (w, wl) = f32s(&w_t, &[h, 4 * h]);
+        let wl = wl.permute(&[1, 0]).unwrap();
+        let (h0, _) = f32s(&h0v, &[b * h + 3]);
+        let h0l = Layout {
+            offset: 3,
+            ..Layout::contiguous(&[b, h])
+        };
+        let (c0, c0l) = f32s(&c0v, &[1, h]);
+        let c0l = c0l.broadcast_to(&[b, h]).unwrap();
+        let (hs, cs, gates) = be
+            .fused_lstm_sequence((&x, &xl), (&w, &wl), (&h0, &h0l), (&c0, &c0l), reverse)
+            .unwrap()
+            .unwrap();
+        let c0_rows: Vec<f64> = (0..b).flat_map(|_| wide(&c0v)).collect();
+        let (xs, ws, h0s) = (wide(&xv), wide(&wv), wide(&h0v[3..]));
+        let (want_h, want_c) = reference(&xs, &ws, &h0s, &c0_rows, dims, reverse);
+        let (bh, steps) = (b * h, t + 1);
+        let (got_h, got_c) = (read(&hs, &[steps * bh]), read(&cs, &[steps * bh]));
+        for k in 0..t {
+            let step = if reverse { t - 1 - k } else { k };
+            let want: Vec<f32> = want_h[step * bh..(step + 1) * bh]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            assert_close(&got_h[(k + 1) * bh..(k + 2) * bh], &want, 1e-5);
+        }
+        let want: Vec<f32> = want_c.iter().map(|&v| v as f32).collect();
+        assert_close(&got_c[t * bh..], &want, 1e-5);
+
+        // loss = Σ gh ⊙ outputs + gc ⊙ c_T, along a random direction.
+        let (ghv, gcv) = (values(t * bh, 5), values(bh, 6));
+        let loss = |xp: &[f64], h0: &[f64], c0: &[f64]| -> f64 {
+            let (out, c) = reference(xp, &ws, h0, c0, dims, reverse);
+            let dot = |a: &[f64], g: &[f32]| -> f64 {
+                a.iter().zip(g).map(|(a, &g)| a * f64::from(g)).sum()
+            };
+            dot(&out, &ghv) + dot(&c, &gcv)
+        };
+        let (gh, ghl) = f32s(&ghv, &[t, b, h]);
+        let (gc, gcl) = f32s(&gcv, &[b, h]);
+        let states = Layout::contiguous(&[steps, b, h]);
+        let (d_xp, d_h0, d_c0) = be
+            .fused_lstm_sequence_grad(
+                (&gh, &ghl),
+                (&gc, &gcl),
+                (&gates, &Layout::contiguous(&[t, b, 4 * h])),
+                (&cs, &states),
+                (&w, &wl),
+                reverse,
+            )
+            .unwrap()
+            .unwrap();
+        let grads = [
+            read(&d_xp, &[t * b * 4 * h]),
+            read(&d_h0, &[bh]),
+            read(&d_c0, &[bh]),
+        ];
+        let dirs = [values(xs.len(), 7), values(bh, 8), values(bh, 9)];
+        let eps = 1e-4;
+        for (which, (grad, dir)) in grads.iter().zip(&dirs).enumerate() {
+            let mut args = [xs.clone(), h0s.clone(), c0_rows.clone()];
+            let step = |args: &mut [Vec<f64>; 3], sign: f64| {
+                for (a, &d) in args[which].iter_mut().zip(dir) {
+                    *a += sign * eps * f64::from(d);
+                }
+            };
+            step(&mut args, 1.0);
+            let plus = loss(&args[0], &args[1], &args[2]);
+            step(&mut args, -2.0);
+            let minus = loss(&args[0], &args[1], &args[2]);
+            let numeric = (plus - minus) / (2.0 * eps);
+            let analytic: f64 = grad.iter().zip(dir).map(|(&g, &d)| f64::from(g * d)).sum();
+            assert!(
+                (analytic - numeric).abs() <= 1e-4 * (1.0 + numeric.abs()),
+                "{dims:?} reverse {reverse}, input {which}: {analytic} vs {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_loop_matches_the_formulas_and_its_gradient_the_derivative() {
+        for reverse in [false, true] {
+            check(3, 2, 3, reverse);
+            check(1, 7, 5, reverse);
+            // Big enough for two threads, hidden size not a multiple of 16.
+            check(3, 13, 81, reverse);
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_and_empty_batches_are_empty() {
+        let be = backend();
+        let (x, xl) = f32s(&values(2 * 3 * 8, 1), &[2, 3, 8]);
+        let (w, wl) = f32s(&values(8 * 2, 2), &[8, 2]);
+        let (s, sl) = f32s(&values(3 * 2, 3), &[3, 2]);
+        let (s2, sl2) = f32s(&values(2 * 2, 4), &[2, 2]);
+        let (w3, wl3) = f32s(&values(9 * 2, 5), &[9, 2]);
+        assert!(be
+            .fused_lstm_sequence((&x, &xl), (&w, &wl), (&s, &sl), (&s, &sl), false)
+            .is_ok());
+        assert!(be
+            .fused_lstm_sequence((&x, &xl), (&w, &wl), (&s2, &sl2), (&s, &sl), false)
+            .is_err());
+        assert!(be
+            .fused_lstm_sequence((&x, &xl), (&w3, &wl3), (&s, &sl), (&s, &sl), false)
+            .is_err());
+        let (e, el) = f32s(&[], &[2, 0, 8]);
+        let (es, esl) = f32s(&[], &[0, 2]);
+        let (hs, _, _) = be
+            .fused_lstm_sequence((&e, &el), (&w, &wl), (&es, &esl), (&es, &esl), true)
+            .unwrap()
+            .unwrap();
+        assert!(read(&hs, &[0]).is_empty());
+    }
+}
