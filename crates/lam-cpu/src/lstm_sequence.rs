@@ -353,7 +353,36 @@ mod tests {
             check(1, 7, 5, reverse);
             // Big enough for two threads, hidden size not a multiple of 16.
             check(3, 13, 81, reverse);
+            check(2, 1, 1, reverse);
         }
+    }
+
+    #[test]
+    fn nan_and_infinity_go_where_the_formulas_take_them() {
+        let be = backend();
+        let (t, b, h) = (2, 2, 3);
+        let mut xv = values(t * b * 4 * h, 1);
+        // Step 0, row 0: i, f, o saturated open by +inf, g by -inf, and one
+        // NaN pre-activation in row 1's cell input.
+        for gate in [0, 1, 3] {
+            xv[gate * h] = f32::INFINITY;
+        }
+        xv[2 * h] = f32::NEG_INFINITY;
+        xv[4 * h + 2 * h + 1] = f32::NAN;
+        let (x, xl) = f32s(&xv, &[t, b, 4 * h]);
+        let (w, wl) = f32s(&vec![0.0; 4 * h * h], &[4 * h, h]);
+        let (s, sl) = f32s(&vec![0.5; b * h], &[b, h]);
+        let (hs, cs, _) = be
+            .fused_lstm_sequence((&x, &xl), (&w, &wl), (&s, &sl), (&s, &sl), false)
+            .unwrap()
+            .unwrap();
+        let (hs, cs) = (read(&hs, &[3 * b * h]), read(&cs, &[3 * b * h]));
+        // c' = 1 · 0.5 + 1 · (−1), h' = 1 · tanh(c').
+        assert_eq!(cs[b * h], -0.5);
+        assert!((hs[b * h] - (-0.5f32).tanh()).abs() < 1e-6);
+        assert!(cs[b * h + h + 1].is_nan() && hs[b * h + h + 1].is_nan());
+        // The other units of that row stay finite.
+        assert!(cs[b * h + h].is_finite() && cs[b * h + h + 2].is_finite());
     }
 
     #[test]
