@@ -136,6 +136,11 @@ family_tests!(
     window,
 );
 
+/// Gradient methods offered only after the backend ran their forward
+/// method, because they read that method's outputs (the unfused twin
+/// declines the forward, so never reaches them).
+const AFTER_A_FUSED_FORWARD: &[&str] = &["fused_lstm_sequence_grad"];
+
 #[test]
 fn every_backend_method_meets_a_view() {
     // On the CPU and on its unfused twin: the first takes every fused path,
@@ -146,7 +151,10 @@ fn every_backend_method_meets_a_view() {
             run_family(name, &dev).expect("the family runs");
         }
         dev.synchronize().expect("synchronize");
-        let missing = recorder.missing();
+        let mut missing = recorder.missing();
+        if common::is_unfused(&base) {
+            missing.retain(|m| !AFTER_A_FUSED_FORWARD.contains(m));
+        }
         assert!(
             missing.is_empty(),
             "Backend methods no view-fuzz case calls: {missing:?} (calls: {:?})",

@@ -277,8 +277,8 @@ impl Forward {
     }
 
     /// [`Forward::backward`] of the LSTM by the backend's
-    /// `fused_lstm_sequence_grad`, or `None` where it has none (the gates
-    /// and states are stacked for it if the forward ran step by step).
+    /// `fused_lstm_sequence_grad`, or `None` where it has none or the
+    /// forward ran step by step.
     fn lstm_whole_backward(
         &self,
         g: &Tensor,
@@ -288,10 +288,13 @@ impl Forward {
     ) -> Result<Option<Vec<Option<Tensor>>>> {
         let steps = order.len();
         let reverse = steps > 1 && order[0] > order[1];
-        let (gates, cs) = match &self.whole {
-            Some(whole) => (whole.gates.clone(), whole.cs.clone()),
-            None => (Tensor::stack(&self.gates, 0)?, Tensor::stack(&self.cs, 0)?),
+        // A backend that declined the whole forward declines its gradient
+        // too (lam-wgpu, the unfused twins): stacking every step's gates and
+        // states only to be declined would cost two copies per step.
+        let Some(whole) = &self.whole else {
+            return Ok(None);
         };
+        let (gates, cs) = (whole.gates.clone(), whole.cs.clone());
         let (grad_hs, grad_c) = (g.narrow(0, 0, steps)?, g.get(steps)?);
         let (gs, gc) = (grad_hs.storage(), grad_c.storage());
         let (a, c, ws) = (gates.storage(), cs.storage(), w.storage());
