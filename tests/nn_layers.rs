@@ -15,16 +15,19 @@
 //! - Learning: a small CNN built from these layers learns a toy task.
 //! - Windows: unfold, fold and max pooling against naive loops, fold as
 //!   unfold's adjoint, and their gradient checks.
-//! - Layer norm (one fused op) against its formula and gradient in f64.
+//! - Layer norm and batch norm (one fused op each) against their formulas
+//!   and gradients in f64.
 //!
 //! Layout: `known_values` (the fixture driver), `gradients`, `structure`,
-//! `behaviour` (train/eval, learning), `bad_input`, `windows` and
-//! `layer_norm`, under `tests/nn_layers/`.
+//! `behaviour` (train/eval, learning), `bad_input`, `windows`,
+//! `layer_norm` and `batch_norm`, under `tests/nn_layers/`.
 
 mod common;
 
 #[path = "nn_layers/bad_input.rs"]
 mod bad_input;
+#[path = "nn_layers/batch_norm.rs"]
+mod batch_norm;
 #[path = "nn_layers/behaviour.rs"]
 mod behaviour;
 #[path = "nn_layers/gradients.rs"]

@@ -21,6 +21,7 @@ mod common;
 mod cases {
     pub mod adam;
     pub mod attention;
+    pub mod batch_norm;
     pub mod copy;
     pub mod cross_entropy;
     pub mod elementwise;
@@ -53,6 +54,11 @@ const FAMILIES: &[Family] = &[
         "attention",
         cases::attention::cases,
         cases::attention::COVERS,
+    ),
+    (
+        "batch_norm",
+        cases::batch_norm::cases,
+        cases::batch_norm::COVERS,
     ),
     ("copy", cases::copy::cases, cases::copy::COVERS),
     (
@@ -122,6 +128,7 @@ macro_rules! family_tests {
 family_tests!(
     adam,
     attention,
+    batch_norm,
     copy,
     cross_entropy,
     elementwise,

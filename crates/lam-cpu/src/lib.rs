@@ -3,7 +3,7 @@
 //! [`CpuBackend`] implements every primitive of [`lam_core::Backend`] with
 //! plain loops over `Vec<f32>` / `Vec<i32>` buffers, plus every optional
 //! fused op (softmax, cross-entropy, Linear with bias and ReLU, the LSTM and
-//! GRU gates, layer norm, Adam).
+//! GRU gates, layer norm, batch norm, Adam).
 //! Because every other backend is checked against it, each op is written to
 //! be obviously right first: the formulas sit in one `match` per op family,
 //! and hand-indexed arrays carry their shape in a comment. Speed comes from:
@@ -26,8 +26,8 @@
 //! `copy` (read, copy, cast), `elementwise`, `reduce`, `matmul` (and
 //! `fused_linear`), `index`, `window` (unfold, fold), `max_pool`, `random`,
 //! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates) and
-//! `lstm_sequence` (an LSTM layer's time loop), `layer_norm`, `adam`.
-//! Support:
+//! `lstm_sequence` (an LSTM layer's time loop), `layer_norm`, `batch_norm`,
+//! `adam`. Support:
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
@@ -40,6 +40,7 @@
 
 mod adam;
 mod attention;
+mod batch_norm;
 mod copy;
 mod cross_entropy;
 mod elementwise;
@@ -385,6 +386,33 @@ impl Backend for CpuBackend {
         weight: Option<View>,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
         let (dx, dw, db) = layer_norm::layer_norm_grad(grad, input, mean, rstd, weight)?;
+        Ok(Some((
+            self.op(Data::F32(dx)),
+            self.store(Data::F32(dw)),
+            self.store(Data::F32(db)),
+        )))
+    }
+
+    fn fused_batch_norm(
+        &self,
+        input: View,
+        weight: Option<View>,
+        bias: Option<View>,
+        eps: f32,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (y, stats) = batch_norm::batch_norm(input, weight, bias, eps)?;
+        Ok(Some((self.op(Data::F32(y)), self.store(Data::F32(stats)))))
+    }
+
+    fn fused_batch_norm_grad(
+        &self,
+        grad: View,
+        input: View,
+        mean: View,
+        invstd: View,
+        weight: Option<View>,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (dx, dw, db) = batch_norm::batch_norm_grad(grad, input, mean, invstd, weight)?;
         Ok(Some((
             self.op(Data::F32(dx)),
             self.store(Data::F32(dw)),

@@ -57,6 +57,52 @@ pub(crate) fn reduce(op: ReduceOp, src: View, axes: &[usize]) -> Result<Data> {
     })
 }
 
+/// Independent `f64` accumulators of the run sums below: enough adds in
+/// flight to hide their latency, and whole vectors (two AVX-512 registers).
+const LANES: usize = 16;
+
+/// `Σ run` in `f64`. The run is folded into [`LANES`] partial sums, which
+/// vectorise (a sum in one accumulator waits on every add, ~1 ns per
+/// element); in `f64` the order changes nothing an `f32` result can show.
+/// `#[inline(always)]`, so that callers inside
+/// [`crate::elementwise::vectorised`] get the widest vectors.
+#[inline(always)]
+pub(crate) fn sum_f64(run: &[f32]) -> f64 {
+    fold_lanes(run, run, |v, _| v as f64)
+}
+
+/// `Σ (v − mean)²` over `run`, in `f64` (see [`sum_f64`]).
+#[inline(always)]
+pub(crate) fn sum_squared_deviation_f64(run: &[f32], mean: f64) -> f64 {
+    fold_lanes(run, run, |v, _| {
+        let d = v as f64 - mean;
+        d * d
+    })
+}
+
+/// `Σ a·(b − mean)` over two runs of one length, in `f64` (see [`sum_f64`]).
+#[inline(always)]
+pub(crate) fn sum_product_f64(a: &[f32], b: &[f32], mean: f64) -> f64 {
+    fold_lanes(a, b, |u, v| u as f64 * (v as f64 - mean))
+}
+
+/// `Σ term(a[i], b[i])` in [`LANES`] partial sums.
+#[inline(always)]
+fn fold_lanes(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for ((s, &u), &v) in acc.iter_mut().zip(xa).zip(xb) {
+            *s += term(u, v);
+        }
+    }
+    for ((s, &u), &v) in acc.iter_mut().zip(ta).zip(tb) {
+        *s += term(u, v);
+    }
+    acc.iter().sum()
+}
+
 /// The index of the first element no later element beats (`better(v, best)`);
 /// a NaN beats everything and is never beaten, as in PyTorch.
 fn first_best(lane: &[f32], better: impl Fn(f32, f32) -> bool) -> i32 {

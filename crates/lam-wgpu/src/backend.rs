@@ -12,8 +12,8 @@ use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, attention, copy, cross_entropy, elementwise, index, layer_norm, lstm, matmul, max_pool,
-    quant, random, reduce, softmax, window,
+    adam, attention, batch_norm, copy, cross_entropy, elementwise, index, layer_norm, lstm, matmul,
+    max_pool, quant, random, reduce, softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -244,6 +244,27 @@ impl Backend for WgpuBackend {
         weight: Option<View>,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
         layer_norm::layer_norm_grad(&self.gpu, grad, input, mean, rstd, weight).map(Some)
+    }
+
+    fn fused_batch_norm(
+        &self,
+        input: View,
+        weight: Option<View>,
+        bias: Option<View>,
+        eps: f32,
+    ) -> Result<Option<(Storage, Storage)>> {
+        batch_norm::batch_norm(&self.gpu, input, weight, bias, eps).map(Some)
+    }
+
+    fn fused_batch_norm_grad(
+        &self,
+        grad: View,
+        input: View,
+        mean: View,
+        invstd: View,
+        weight: Option<View>,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        batch_norm::batch_norm_grad(&self.gpu, grad, input, mean, invstd, weight).map(Some)
     }
 
     fn fused_adam(

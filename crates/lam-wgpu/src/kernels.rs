@@ -70,6 +70,7 @@ shaders! {
     CrossEntropy => "cross_entropy.wgsl",
     Lstm => "lstm.wgsl",
     LayerNorm => "layer_norm.wgsl",
+    BatchNorm => "batch_norm.wgsl",
     Adam => "adam.wgsl",
 }
 
@@ -442,6 +443,34 @@ pub(crate) const LAYER_NORM_GRAD_PARAMS: Kernel = kernel(
         (2, Read),
         (5, Read),
         (6, Read),
+        (8, ReadWrite),
+        (9, ReadWrite),
+    ],
+);
+/// batch_norm.wgsl: x, weight, bias; y, statistics.
+pub(crate) const BATCH_NORM: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm",
+    &[
+        (1, Read),
+        (3, Read),
+        (4, Read),
+        (7, ReadWrite),
+        (8, ReadWrite),
+    ],
+);
+/// batch_norm.wgsl: x, grad, weight, mean, invstd; the gradients of the
+/// input, the weight and the bias.
+pub(crate) const BATCH_NORM_GRAD: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_grad",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (5, Read),
+        (6, Read),
+        (7, ReadWrite),
         (8, ReadWrite),
         (9, ReadWrite),
     ],

@@ -172,6 +172,20 @@ pub(crate) struct LayerNormParams {
     pub views: [[u32; 4]; 6],
 }
 
+/// batch_norm.wgsl: sizes, flags (1: weight, 2: bias), `eps`, and per
+/// view (x, grad, weight, bias, mean, invstd) its offset and strides.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct BatchNormParams {
+    pub n: u32,
+    pub c: u32,
+    pub l: u32,
+    pub flags: u32,
+    pub eps: f32,
+    pub pad: [u32; 3],
+    pub views: [[u32; 4]; 6],
+}
+
 /// adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -276,6 +276,28 @@ macro_rules! backend_methods {
                 fn fused_adam(&self, param: &Storage, grad: &Storage, m: &Storage,
                     v: &Storage, step: &AdamStep) -> Result<bool>
                     = Ok(false), taken |&fused: &bool| fused;
+                /// Batch normalization in training mode of `input`, a `[N, C, L]`
+                /// view (`L` the spatial dims flattened, 1 for `[N, C]`): per
+                /// channel the mean and biased variance of its `N·L` values
+                /// (a constant channel has exactly its value as mean and 0 as
+                /// variance), `invstd = 1 / √(var + eps)` and
+                /// `y = (x − mean) · invstd ⊙ weight + bias`; `weight` and
+                /// `bias` are optional `[C]` views (all views any strides).
+                /// Returns `y` (contiguous `[N, C, L]`) and the statistics, a
+                /// contiguous `[3, C]`: mean, biased variance, invstd.
+                fn fused_batch_norm(&self, input: View, weight: Option<View>,
+                    bias: Option<View>, eps: f32) -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_batch_norm`] from `grad`
+                /// (`[N, C, L]`), the `input`, the channels' `mean` and `invstd`
+                /// (`[C]`) and the optional `weight` (`[C]`), all with any
+                /// strides: the input's gradient (contiguous `[N, C, L]`) and
+                /// the per-channel sums of `grad ⊙ x̂` and of `grad` (contiguous
+                /// `[C]` each: the weight's and the bias's).
+                fn fused_batch_norm_grad(&self, grad: View, input: View, mean: View,
+                    invstd: View, weight: Option<View>)
+                    -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
             }
         }
     };

@@ -24,6 +24,9 @@
 //!   maximum and winning tap in one pass) with `max_pool_grad` as its
 //!   gradient.
 //! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`];
+//!   `batch_norm`: the training-mode batch-norm tape op, the optional
+//!   `fused_batch_norm` primitive with `fused_batch_norm_grad` as its
+//!   gradient;
 //!   `layer_norm`: the layer-norm tape op, the optional `fused_layer_norm`
 //!   primitive with `fused_layer_norm_grad` as its gradient.
 //! - `rnn`: [`RNN`], [`LSTM`], [`GRU`] on one engine; `rnn/cell`: one step
@@ -43,6 +46,7 @@
 
 mod activation;
 mod attention;
+mod batch_norm;
 mod conv;
 mod conv1d;
 mod describe;

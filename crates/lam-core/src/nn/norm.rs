@@ -2,8 +2,10 @@
 //! [`BatchNorm`]) and [`LayerNorm`], with functional forms [`batch_norm`] and
 //! [`layer_norm`].
 //!
-//! Both are written in tensor ops, so the gradient through the batch mean
-//! and variance comes from the tape. Batch norm follows PyTorch exactly:
+//! Each normalisation in training mode is one tape op with its gradient
+//! written out (`batch_norm.rs`, `layer_norm.rs`: the backends' fused
+//! kernels, or the same formulas from tensor ops). Batch norm follows
+//! PyTorch exactly:
 //! normalisation uses the biased batch variance, the running variance is
 //! updated with the unbiased one, `momentum` 0.1 (or `None` for a cumulative
 //! average over `num_batches_tracked`), `eps` 1e-5. Running statistics are
@@ -282,13 +284,7 @@ pub fn batch_norm(
     {
         t.expect_shape(op, "per-channel tensors", &[c])?;
     }
-    // Statistics are per channel: reduce over every dim but 1, and view
-    // per-channel tensors as [1, C, 1, ...] to broadcast against the input.
-    let axes: Vec<isize> = (0..input.rank() as isize).filter(|&d| d != 1).collect();
-    let mut channel_shape = vec![1; input.rank()];
-    channel_shape[1] = c;
-    let per_channel = |t: &Tensor| t.reshape_exact(&channel_shape);
-    let (mean, var) = if training {
+    if training {
         let count = input.numel() / c.max(1);
         if count <= 1 {
             return Err(Error::invalid(
@@ -299,24 +295,21 @@ pub fn batch_norm(
                 ),
             ));
         }
-        let stats = BatchStats {
-            axes: axes.clone(),
-            channel_shape: channel_shape.clone(),
-            count,
-        };
-        let y = stats.normalize(input, weight, bias, eps, |mean, var| {
+        return super::batch_norm::batch_norm_train(input, weight, bias, eps, |mean, var| {
             update_running(running_mean, running_var, mean, var, count, momentum)
-        })?;
-        return Ok(y);
-    } else {
-        match (running_mean, running_var) {
-            (Some(m), Some(v)) => (per_channel(m)?, per_channel(v)?),
-            _ => {
-                return Err(Error::invalid(
-                    op,
-                    "evaluation mode needs running_mean and running_var",
-                ));
-            }
+        });
+    }
+    // Per-channel tensors viewed as [1, C, 1, ...] broadcast against the input.
+    let mut channel_shape = vec![1; input.rank()];
+    channel_shape[1] = c;
+    let per_channel = |t: &Tensor| t.reshape_exact(&channel_shape);
+    let (mean, var) = match (running_mean, running_var) {
+        (Some(m), Some(v)) => (per_channel(m)?, per_channel(v)?),
+        _ => {
+            return Err(Error::invalid(
+                op,
+                "evaluation mode needs running_mean and running_var",
+            ));
         }
     };
     let mut y = input.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
@@ -327,92 +320,6 @@ pub fn batch_norm(
         y = y.add(&per_channel(b)?)?;
     }
     Ok(y)
-}
-
-/// How training-mode batch norm reduces its input: over `axes` (every dim
-/// but the channels), `count` values per channel; per-channel tensors are
-/// viewed as `channel_shape` (`[1, C, 1, ...]`).
-struct BatchStats {
-    axes: Vec<isize>,
-    channel_shape: Vec<usize>,
-    count: usize,
-}
-
-impl BatchStats {
-    /// `(x − mean) / sqrt(var + eps) · weight + bias` with the batch's own
-    /// statistics, as one tape op with its gradient written out:
-    ///
-    /// ```text
-    /// dx      = weight·invstd · (g − mean(g) − x̂·mean(g·x̂))   (x̂ = (x − mean)·invstd)
-    /// dweight = Σ g·x̂        dbias = Σ g
-    /// ```
-    ///
-    /// Composed from broadcasting ops instead, the autograd tape would hold
-    /// the mean, the variance, the normalisation and the affine map as a
-    /// dozen ops, each with its own backward pass over the whole input; here
-    /// the forward makes 8 passes over the input and the backward 7. `update` receives the
-    /// batch mean and biased variance (`[1, C, 1, ...]`) for the running
-    /// statistics. Higher-order gradients do not pass through the
-    /// statistics (the saved tensors are constants of the backward).
-    fn normalize(
-        &self,
-        input: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-        eps: f32,
-        update: impl FnOnce(&Tensor, &Tensor) -> Result<()>,
-    ) -> Result<Tensor> {
-        let m = self.count as f32;
-        let per_channel = |t: &Tensor| t.detach().reshape_exact(&self.channel_shape);
-        let (y, centered, invstd, scale) = no_grad(|| -> Result<_> {
-            let x = input.detach();
-            // (`mean` is exact for a constant channel, which then normalises to 0.)
-            let mean = x.mean(&self.axes, true)?;
-            let centered = x.sub(&mean)?;
-            let var = centered.square()?.sum(&self.axes, true)?.div_scalar(m)?;
-            update(&mean, &var)?;
-            let invstd = var.add_scalar(eps)?.sqrt()?.recip()?;
-            let scale = match weight {
-                Some(w) => invstd.mul(&per_channel(w)?)?,
-                None => invstd.clone(),
-            };
-            let mut y = centered.mul(&scale)?;
-            if let Some(b) = bias {
-                y = y.add(&per_channel(b)?)?;
-            }
-            Ok((y, centered, invstd, scale))
-        })?;
-        let mut inputs = vec![input];
-        inputs.extend(weight);
-        inputs.extend(bias);
-        let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
-        let axes = self.axes.clone();
-        let c = self.channel_shape.iter().product::<usize>();
-        Ok(Tensor::from_op(
-            "batch_norm",
-            y.storage(),
-            y.layout().clone(),
-            &inputs,
-            move |g| {
-                let sum_g = g.sum(&axes, true)?;
-                let sum_g_centered = g.mul(&centered)?.sum(&axes, true)?;
-                // x̂·mean(g·x̂) = centered · invstd² · Σ(g·centered) / m.
-                let k = invstd.square()?.mul(&sum_g_centered)?.div_scalar(m)?;
-                let dx = g
-                    .sub(&sum_g.div_scalar(m)?)?
-                    .sub(&centered.mul(&k)?)?
-                    .mul(&scale)?;
-                let mut grads = vec![Some(dx)];
-                if has_weight {
-                    grads.push(Some(sum_g_centered.mul(&invstd)?.reshape_exact(&[c])?));
-                }
-                if has_bias {
-                    grads.push(Some(sum_g.reshape_exact(&[c])?));
-                }
-                Ok(grads)
-            },
-        ))
-    }
 }
 
 /// `running ← (1 − m)·running + m·batch`, with the unbiased variance

@@ -19,12 +19,14 @@
 //! - [`cross_entropy`]: cross-entropy against class indices
 //! - [`lstm`]: the LSTM and GRU gates of one step, and their gradients
 //! - [`layer_norm`]: layer normalization and its gradient
+//! - [`batch_norm`]: batch normalization in training mode and its gradient
 //! - [`adam`]: the Adam/AdamW step
 //!
 //! Each module is named as its op family, and as its shaders in `shaders/`.
 
 pub(crate) mod adam;
 pub(crate) mod attention;
+pub(crate) mod batch_norm;
 pub(crate) mod copy;
 pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;

@@ -1,0 +1,148 @@
+//! Batch normalization in training mode and its gradient (batch_norm.wgsl):
+//! one dispatch each way, a workgroup per channel of the `[N, C, L]` input.
+
+use std::sync::Arc;
+
+use lam_core::backend::View;
+use lam_core::{DType, Error, Layout, Result, Storage};
+
+use super::{input, output};
+use crate::context::Gpu;
+use crate::kernels::{BATCH_NORM, BATCH_NORM_GRAD};
+use crate::params::{fold_grid, to_u32, BatchNormParams};
+
+/// `(y, stats)` of `src` (`[N, C, L]`): `stats` is `[3, C]`, the mean,
+/// biased variance and invstd of each channel.
+pub(crate) fn batch_norm(
+    gpu: &Arc<Gpu>,
+    src: View,
+    weight: Option<View>,
+    bias: Option<View>,
+    eps: f32,
+) -> Result<(Storage, Storage)> {
+    const OP: &str = "batch_norm";
+    let (x, xl) = input(gpu, OP, src, Some(DType::F32))?;
+    let mut p = params(OP, xl)?;
+    p.eps = eps;
+    let c = xl.shape[1];
+    let w = weight
+        .map(|v| input(gpu, OP, v, Some(DType::F32)))
+        .transpose()?;
+    let b = bias
+        .map(|v| input(gpu, OP, v, Some(DType::F32)))
+        .transpose()?;
+    p.flags = u32::from(w.is_some()) | (u32::from(b.is_some()) << 1);
+    for (k, v) in [(2, &w), (3, &b)] {
+        if let Some((_, l)) = v {
+            p.views[k] = vector(OP, l, c)?;
+        }
+    }
+    let y = output(gpu, OP, xl.numel(), DType::F32)?;
+    let stats = output(gpu, OP, 3 * c, DType::F32)?;
+    // Absent operands bind the input, which the kernel then never reads.
+    let w_buf = w.map_or(x.buffer(), |(s, _)| s.buffer());
+    let b_buf = b.map_or(x.buffer(), |(s, _)| s.buffer());
+    if c > 0 {
+        gpu.dispatch(
+            BATCH_NORM,
+            &[],
+            bytemuck::bytes_of(&p),
+            &[x.buffer(), w_buf, b_buf, y.buffer(), stats.buffer()],
+            fold_grid(OP, c as u64)?,
+        )?;
+    }
+    Ok((y.into_storage(), stats.into_storage()))
+}
+
+/// The input's gradient and the per-channel sums of `grad ⊙ x̂` and `grad`.
+pub(crate) fn batch_norm_grad(
+    gpu: &Arc<Gpu>,
+    grad: View,
+    src: View,
+    mean: View,
+    invstd: View,
+    weight: Option<View>,
+) -> Result<(Storage, Storage, Storage)> {
+    const OP: &str = "batch_norm_grad";
+    let (x, xl) = input(gpu, OP, src, Some(DType::F32))?;
+    let mut p = params(OP, xl)?;
+    let c = xl.shape[1];
+    let (g, gl) = input(gpu, OP, grad, Some(DType::F32))?;
+    if gl.shape != xl.shape {
+        return Err(Error::shape(
+            OP,
+            format!("a gradient of the input's shape {:?}", xl.shape),
+            &gl.shape,
+        ));
+    }
+    p.views[1] = view3(OP, gl)?;
+    let (m, ml) = input(gpu, OP, mean, Some(DType::F32))?;
+    let (s, sl) = input(gpu, OP, invstd, Some(DType::F32))?;
+    p.views[4] = vector(OP, ml, c)?;
+    p.views[5] = vector(OP, sl, c)?;
+    let w = weight
+        .map(|v| input(gpu, OP, v, Some(DType::F32)))
+        .transpose()?;
+    if let Some((_, l)) = &w {
+        p.views[2] = vector(OP, l, c)?;
+    }
+    p.flags = u32::from(w.is_some());
+    let dx = output(gpu, OP, xl.numel(), DType::F32)?;
+    let dw = output(gpu, OP, c, DType::F32)?;
+    let db = output(gpu, OP, c, DType::F32)?;
+    let w_buf = w.map_or(x.buffer(), |(s, _)| s.buffer());
+    if c > 0 {
+        gpu.dispatch(
+            BATCH_NORM_GRAD,
+            &[],
+            bytemuck::bytes_of(&p),
+            &[
+                x.buffer(),
+                g.buffer(),
+                w_buf,
+                m.buffer(),
+                s.buffer(),
+                dx.buffer(),
+                dw.buffer(),
+                db.buffer(),
+            ],
+            fold_grid(OP, c as u64)?,
+        )?;
+    }
+    Ok((dx.into_storage(), dw.into_storage(), db.into_storage()))
+}
+
+/// The sizes of an `[N, C, L]` input, with its view in slot 0.
+fn params(op: &'static str, l: &Layout) -> Result<BatchNormParams> {
+    let [n, c, len] = l.shape[..] else {
+        return Err(Error::shape(op, "an [N, C, L] view", &l.shape));
+    };
+    // The kernels number a channel's values with one u32.
+    to_u32(op, n.saturating_mul(len))?;
+    let mut p = BatchNormParams {
+        n: to_u32(op, n)?,
+        c: to_u32(op, c)?,
+        l: to_u32(op, len)?,
+        ..BatchNormParams::default()
+    };
+    p.views[0] = view3(op, l)?;
+    Ok(p)
+}
+
+/// An `[N, C, L]` view as the kernel reads it: (offset, strides).
+fn view3(op: &'static str, l: &Layout) -> Result<[u32; 4]> {
+    Ok([
+        to_u32(op, l.offset)?,
+        to_u32(op, l.strides[0])?,
+        to_u32(op, l.strides[1])?,
+        to_u32(op, l.strides[2])?,
+    ])
+}
+
+/// A `[len]` vector view as the kernel reads it: (offset, stride, 0, 0).
+fn vector(op: &'static str, l: &Layout, len: usize) -> Result<[u32; 4]> {
+    if l.shape[..] != [len] {
+        return Err(Error::shape(op, format!("a vector of {len}"), &l.shape));
+    }
+    Ok([to_u32(op, l.offset)?, to_u32(op, l.strides[0])?, 0, 0])
+}
