@@ -3,7 +3,7 @@
 //!
 //! Channel `c` of a contiguous `[N, C, L]` tensor is `N` runs of `L`
 //! elements. Each op first reduces every channel (channels in parallel,
-//! each run summed in `f64` vectors, see [`crate::reduce::sum_f64`]) and
+//! each run summed in `f64` vectors, see `runs.rs`) and
 //! then writes its output in one pass over contiguous rows:
 //! - forward: the mean (`Σx / m`, `m = N·L`), the biased variance about it
 //!   (`Σ(x − mean)² / m`, a second pass over the channel while it is still
@@ -18,9 +18,8 @@
 use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
-use crate::elementwise::vectorised;
 use crate::parallel::{for_chunks, for_items};
-use crate::reduce::{sum_f64, sum_product_f64, sum_squared_deviation_f64};
+use crate::runs;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
@@ -55,17 +54,15 @@ pub(crate) fn batch_norm(
         let (var, invstd) = rest.split_at_mut(dims.c);
         let mut items: Vec<_> = mean.iter_mut().zip(var).zip(invstd).collect();
         for_items(&mut items, 2 * dims.count(), |c, ((mean, var), invstd)| {
-            vectorised(|| {
-                let mu = dims.runs(&x, c).map(sum_f64).sum::<f64>() / m;
-                let v = dims
-                    .runs(&x, c)
-                    .map(|run| sum_squared_deviation_f64(run, mu))
-                    .sum::<f64>()
-                    / m;
-                **mean = mu as f32;
-                **var = v as f32;
-                **invstd = (1.0 / (v + eps as f64).sqrt()) as f32;
-            });
+            let mu = dims.runs(&x, c).map(runs::sum).sum::<f64>() / m;
+            let v = dims
+                .runs(&x, c)
+                .map(|run| runs::sum_squared_deviation(run, mu))
+                .sum::<f64>()
+                / m;
+            **mean = mu as f32;
+            **var = v as f32;
+            **invstd = (1.0 / (v + eps as f64).sqrt()) as f32;
         });
     }
     // Per channel: y = (x − mean) · scale + shift.
@@ -78,12 +75,13 @@ pub(crate) fn batch_norm(
     let mean = &stats[..dims.c];
     let mut y = crate::pool::take(dims.numel())?;
     dims.for_rows(&mut y, |c, start, row| {
-        let (m, s, t) = (mean[c], scale[c], shift[c]);
-        vectorised(|| {
-            for (o, &v) in row.iter_mut().zip(&x[start..]) {
-                *o = (v - m) * s + t;
-            }
-        });
+        runs::normalize(
+            row,
+            &x[start..start + row.len()],
+            mean[c],
+            scale[c],
+            shift[c],
+        );
     });
     Ok((y, stats))
 }
@@ -133,7 +131,11 @@ pub(crate) fn batch_norm_grad(
         for_items(&mut items, 2 * dims.count(), |c, ((dw, db), coef)| {
             let mu = mean[c] as f64;
             let s = invstd[c] as f64;
-            let (sum_g, sum_gc) = vectorised_sums(&dims, &g, &x, c, mu);
+            let (sum_g, sum_gc) = dims
+                .runs(&g, c)
+                .zip(dims.runs(&x, c))
+                .map(|(g, x)| runs::sum_and_product(g, x, mu))
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
             **dw = (sum_gc * s) as f32;
             **db = sum_g as f32;
             let scale = s * w.as_ref().map_or(1.0, |w| w[c] as f64);
@@ -147,26 +149,10 @@ pub(crate) fn batch_norm_grad(
     let mut dx = crate::pool::take(dims.numel())?;
     dims.for_rows(&mut dx, |c, start, row| {
         let (a, k, scale) = coef[c];
-        let mu = mean[c];
-        vectorised(|| {
-            for ((o, &gv), &xv) in row.iter_mut().zip(&g[start..]).zip(&x[start..]) {
-                *o = (gv - a - (xv - mu) * k) * scale;
-            }
-        });
+        let end = start + row.len();
+        runs::normalize_grad(row, &g[start..end], &x[start..end], [a, mean[c], k, scale]);
     });
     Ok((dx, dw, db))
-}
-
-/// `(Σg, Σg·(x − mean))` over channel `c`, in `f64`.
-fn vectorised_sums(dims: &Dims, g: &[f32], x: &[f32], c: usize, mean: f64) -> (f64, f64) {
-    let mut sums = (0.0, 0.0);
-    vectorised(|| {
-        for (gr, xr) in dims.runs(g, c).zip(dims.runs(x, c)) {
-            sums.0 += sum_f64(gr);
-            sums.1 += sum_product_f64(gr, xr, mean);
-        }
-    });
-    sums
 }
 
 /// The sizes of a `[N, C, L]` input.

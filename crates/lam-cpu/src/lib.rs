@@ -37,6 +37,8 @@
 //! - `math`: scalar formulas that need care (erf, GELU, vectorisable
 //!   exp, sigmoid and tanh).
 //! - `packed`: products by a weight packed once for many calls.
+//! - `runs`: sums, maxima and minima of contiguous runs, and batch norm's
+//!   per-element loops, compiled for the widest vectors available.
 
 mod adam;
 mod attention;
@@ -57,6 +59,7 @@ mod pool;
 mod quant;
 mod random;
 mod reduce;
+mod runs;
 mod softmax;
 mod storage;
 mod strided;

@@ -2,23 +2,29 @@
 //!
 //! The input view is split into the kept dims (one output element per
 //! combination, in row-major order) and the reduced dims (one "lane" of
-//! values per output element). A lane is borrowed as a slice when its
-//! elements are contiguous in memory — reducing the last axis, or all axes
-//! of a contiguous tensor — and gathered otherwise (by runs of contiguous
-//! elements where the lane has them); the reducer itself only sees `&[f32]`.
-//! Sums accumulate in `f64`, so the reference is more accurate than any
-//! backend it checks.
+//! values per output element). Sums, maxima and minima fold each lane run
+//! by run, reading the contiguous runs in place — the whole lane when it is
+//! contiguous (reducing the last axis, or all axes of a contiguous tensor),
+//! the `N` runs of `H·W` elements of a channel when reducing axes (0, 2, 3)
+//! of `[N, C, H, W]` — and gathering only runs that are strided. Each run is
+//! folded by `runs.rs` in 16 independent lanes compiled for the widest
+//! vectors the processor has, so a reduction runs near memory speed instead
+//! of waiting on one accumulator per element. Sums accumulate in `f64`, so the
+//! reference is more accurate than any backend it checks (and the order of
+//! its additions changes nothing an `f32` result can show). Arg reductions
+//! gather each lane and scan it in order.
 //!
 //! When the innermost kept axis is contiguous — summing a `[T, B, F]`
 //! gradient over `T` and `B`, say — neighbouring outputs read neighbouring
 //! elements, so a block of them is reduced together, one contiguous run
 //! per lane position, instead of each lane being gathered with a large
-//! stride. Every output still folds its lane in the same order.
+//! stride. Every output folds its lane in the same order.
 
 use lam_core::backend::{ReduceOp, View};
 use lam_core::{Error, Layout, Result};
 
 use crate::parallel::{for_chunks, CHUNK};
+use crate::runs;
 use crate::storage::{Data, ReadLocks};
 use crate::strided::{coalesce, sub_layout, Rows};
 
@@ -34,73 +40,22 @@ pub(crate) fn reduce(op: ReduceOp, src: View, axes: &[usize]) -> Result<Data> {
             format!("{op:?} takes exactly one axis, found {axes:?}"),
         ));
     }
-    let max = |m: f32, v: f32| if v > m || v.is_nan() { v } else { m };
-    let min = |m: f32, v: f32| if v < m || v.is_nan() { v } else { m };
     let columns = lanes.block > 1;
+    let (lo, hi) = (f32::NEG_INFINITY, f32::INFINITY);
     Ok(match op {
         ReduceOp::Sum if columns => {
-            Data::F32(lanes.fold_columns(x, 0.0f64, |a, v| a + v as f64, |a| a as f32))
+            Data::F32(lanes.fold_columns(x, 0.0, runs::add_into, |a| a as f32))
         }
-        ReduceOp::Max if columns => Data::F32(lanes.fold_columns(x, f32::NEG_INFINITY, max, |m| m)),
-        ReduceOp::Min if columns => Data::F32(lanes.fold_columns(x, f32::INFINITY, min, |m| m)),
-        ReduceOp::Sum => Data::F32(lanes.map(x, 0.0, |lane| {
-            lane.iter().map(|&v| v as f64).sum::<f64>() as f32
-        })),
-        ReduceOp::Max => Data::F32(lanes.map(x, 0.0, |lane| {
-            lane.iter().fold(f32::NEG_INFINITY, |m, &v| max(m, v))
-        })),
-        ReduceOp::Min => Data::F32(lanes.map(x, 0.0, |lane| {
-            lane.iter().fold(f32::INFINITY, |m, &v| min(m, v))
-        })),
+        ReduceOp::Max if columns => Data::F32(lanes.fold_columns(x, lo, runs::max_into, |m| m)),
+        ReduceOp::Min if columns => Data::F32(lanes.fold_columns(x, hi, runs::min_into, |m| m)),
+        ReduceOp::Sum => {
+            Data::F32(lanes.fold_runs(x, 0.0, |a, run| a + runs::sum(run), |a| a as f32))
+        }
+        ReduceOp::Max => Data::F32(lanes.fold_runs(x, lo, |m, run| runs::max(run, m), |m| m)),
+        ReduceOp::Min => Data::F32(lanes.fold_runs(x, hi, |m, run| runs::min(run, m), |m| m)),
         ReduceOp::ArgMax => Data::I32(lanes.map(x, 0, |lane| first_best(lane, |v, best| v > best))),
         ReduceOp::ArgMin => Data::I32(lanes.map(x, 0, |lane| first_best(lane, |v, best| v < best))),
     })
-}
-
-/// Independent `f64` accumulators of the run sums below: enough adds in
-/// flight to hide their latency, and whole vectors (two AVX-512 registers).
-const LANES: usize = 16;
-
-/// `Σ run` in `f64`. The run is folded into [`LANES`] partial sums, which
-/// vectorise (a sum in one accumulator waits on every add, ~1 ns per
-/// element); in `f64` the order changes nothing an `f32` result can show.
-/// `#[inline(always)]`, so that callers inside
-/// [`crate::elementwise::vectorised`] get the widest vectors.
-#[inline(always)]
-pub(crate) fn sum_f64(run: &[f32]) -> f64 {
-    fold_lanes(run, run, |v, _| v as f64)
-}
-
-/// `Σ (v − mean)²` over `run`, in `f64` (see [`sum_f64`]).
-#[inline(always)]
-pub(crate) fn sum_squared_deviation_f64(run: &[f32], mean: f64) -> f64 {
-    fold_lanes(run, run, |v, _| {
-        let d = v as f64 - mean;
-        d * d
-    })
-}
-
-/// `Σ a·(b − mean)` over two runs of one length, in `f64` (see [`sum_f64`]).
-#[inline(always)]
-pub(crate) fn sum_product_f64(a: &[f32], b: &[f32], mean: f64) -> f64 {
-    fold_lanes(a, b, |u, v| u as f64 * (v as f64 - mean))
-}
-
-/// `Σ term(a[i], b[i])` in [`LANES`] partial sums.
-#[inline(always)]
-fn fold_lanes(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (xa, xb) in ca.zip(cb) {
-        for ((s, &u), &v) in acc.iter_mut().zip(xa).zip(xb) {
-            *s += term(u, v);
-        }
-    }
-    for ((s, &u), &v) in acc.iter_mut().zip(ta).zip(tb) {
-        *s += term(u, v);
-    }
-    acc.iter().sum()
 }
 
 /// The index of the first element no later element beats (`better(v, best)`);
@@ -158,14 +113,15 @@ impl Lanes {
         })
     }
 
-    /// `[outputs]`: each lane folded by `step` from `init`, then `finish`ed,
-    /// a block of neighbouring outputs at a time (see `block`): each lane
+    /// `[outputs]`: each lane folded from `init` by `step` (`step(acc, run)`
+    /// folds one element of `run` into each of `acc`), then `finish`ed, a
+    /// block of neighbouring outputs at a time (see `block`): each lane
     /// position is read for the whole block as one contiguous run.
     fn fold_columns<A, T>(
         &self,
         x: &[f32],
         init: A,
-        step: impl Fn(A, f32) -> A + Sync,
+        step: impl Fn(&mut [A], &[f32]) + Sync,
         finish: impl Fn(A) -> T + Sync,
     ) -> Vec<T>
     where
@@ -185,12 +141,54 @@ impl Lanes {
             let s = self.starts[first];
             let mut acc = vec![init; chunk.len()];
             for &d in &offsets {
-                for (a, &v) in acc.iter_mut().zip(&x[s + d..s + d + chunk.len()]) {
-                    *a = step(*a, v);
-                }
+                step(&mut acc, &x[s + d..s + d + chunk.len()]);
             }
             for (o, a) in chunk.iter_mut().zip(acc) {
                 *o = finish(a);
+            }
+        });
+        out
+    }
+
+    /// `[outputs]`: each lane folded run by run (`fold(acc, run)`) from
+    /// `init`, then `finish`ed. Contiguous runs are read in place; a run
+    /// with a stride is gathered first.
+    fn fold_runs<A>(
+        &self,
+        x: &[f32],
+        init: A,
+        fold: impl Fn(A, &[f32]) -> A + Sync,
+        finish: impl Fn(A) -> f32 + Sync,
+    ) -> Vec<f32>
+    where
+        A: Copy + Send + Sync,
+    {
+        let lane_len = self.within.numel();
+        let rows = Rows::of(&self.within);
+        let mut out = vec![0.0; self.starts.len()];
+        // Enough outputs per chunk that each chunk reduces ~CHUNK elements.
+        let per_chunk = CHUNK.div_ceil(lane_len.max(1));
+        let work = self.starts.len() * lane_len;
+        for_chunks(&mut out, per_chunk, work, |first, chunk| {
+            let mut buf = Vec::new();
+            for (o, &s) in chunk.iter_mut().zip(&self.starts[first..]) {
+                let mut acc = init;
+                if self.contiguous {
+                    // (An empty lane may start anywhere, even past the end.)
+                    acc = fold(acc, x.get(s..s + lane_len).unwrap_or_default());
+                } else {
+                    for &r in &rows.starts {
+                        let first = s + r;
+                        if rows.stride == 1 {
+                            acc = fold(acc, &x[first..first + rows.len]);
+                        } else {
+                            buf.clear();
+                            buf.extend((0..rows.len).map(|j| x[first + j * rows.stride]));
+                            acc = fold(acc, &buf);
+                        }
+                    }
+                }
+                *o = finish(acc);
             }
         });
         out
@@ -397,6 +395,63 @@ mod tests {
                 let hi = lane.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let lo = lane.iter().cloned().fold(f32::INFINITY, f32::min);
                 assert_eq!((max[o], min[o]), (hi, lo), "{axes:?} {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_agree_with_a_naive_reduction() {
+        // [5, 3, 4, 70] and a permuted view of it: reducing (0, 2, 3) folds
+        // each channel's runs in place (or gathers strided ones); every
+        // subset of axes is checked against a naive f64 fold over the view.
+        let b = backend();
+        let shape = [5, 3, 4, 70];
+        let n: usize = shape.iter().product();
+        let mut data: Vec<f32> = values(n, 9).iter().map(|v| 100.0 * v).collect();
+        data[2 * 840 + 280 + 3] = f32::NAN; // channel 1
+        data[840 + 2 * 280 + 70 + 5] = f32::INFINITY; // channel 2
+        let (s, l) = f32s(&data, &shape);
+        for layout in [l.clone(), l.permute(&[0, 3, 2, 1]).unwrap()] {
+            let dims = layout.shape.clone();
+            for mask in 1..16u32 {
+                let axes: Vec<usize> = (0..4).filter(|d| mask & (1 << d) != 0).collect();
+                let out_shape: Vec<usize> = (0..4)
+                    .map(|d| if axes.contains(&d) { 1 } else { dims[d] })
+                    .collect();
+                let outputs: usize = out_shape.iter().product();
+                let mut lanes = vec![Vec::new(); outputs];
+                for (i, off) in layout.offsets().enumerate() {
+                    let (mut rest, mut o, mut scale) = (i, 0, 1);
+                    for d in (0..4).rev() {
+                        if !axes.contains(&d) {
+                            o += (rest % dims[d]) * scale;
+                            scale *= dims[d];
+                        }
+                        rest /= dims[d];
+                    }
+                    lanes[o].push(data[off]);
+                }
+                let got = |op| read(&b.reduce(op, (&s, &layout), &axes).unwrap(), &out_shape);
+                let (sum, max, min) = (got(Sum), got(Max), got(Min));
+                for (o, lane) in lanes.iter().enumerate() {
+                    let what = format!("{:?} axes {axes:?} output {o}", layout.strides);
+                    let want: f64 = lane.iter().map(|&v| v as f64).sum();
+                    if lane.iter().any(|v| v.is_nan()) {
+                        assert!(
+                            sum[o].is_nan() && max[o].is_nan() && min[o].is_nan(),
+                            "{what}"
+                        );
+                        continue;
+                    }
+                    let tol = 1e-6 * lane.iter().map(|v| v.abs()).sum::<f32>();
+                    assert!(
+                        (sum[o] - want as f32).abs() <= tol || sum[o] == want as f32,
+                        "{what}"
+                    );
+                    let hi = lane.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let lo = lane.iter().cloned().fold(f32::INFINITY, f32::min);
+                    assert_eq!((max[o], min[o]), (hi, lo), "{what}");
+                }
             }
         }
     }
