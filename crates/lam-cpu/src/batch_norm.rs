@@ -2,13 +2,13 @@
 //! `fused_batch_norm`, `fused_batch_norm_grad`) over a `[N, C, L]` view.
 //!
 //! Channel `c` of a contiguous `[N, C, L]` tensor is `N` runs of `L`
-//! elements. Each op first reduces every channel (channels in parallel,
-//! each run summed in `f64` vectors, see `runs.rs`) and
-//! then writes its output in one pass over contiguous rows:
+//! elements. Both ops work a channel at a time (channels in parallel), so
+//! that after the first read of a channel its later passes find it in
+//! cache; each run is folded in `f64` vectors (`runs.rs`), and short runs
+//! are gathered into one first:
 //! - forward: the mean (`Σx / m`, `m = N·L`), the biased variance about it
-//!   (`Σ(x − mean)² / m`, a second pass over the channel while it is still
-//!   in cache), then `y = (x − mean) · invstd·weight + bias`;
-//! - gradient: `Σg` and `Σg·(x − mean)` per channel, then
+//!   (`Σ(x − mean)² / m`), then `y = (x − mean) · invstd·weight + bias`;
+//! - gradient: `Σg` and `Σg·(x − mean)`, then
 //!   `dx = invstd·weight · (g − Σg/m − (x − mean) · invstd² · Σg·(x − mean) / m)`.
 //!
 //! A constant channel's `f64` sum is exact, so its mean is its value and
@@ -18,10 +18,13 @@
 use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
-use crate::parallel::{for_chunks, for_items};
+use crate::parallel::for_items;
 use crate::runs;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
+
+/// Runs shorter than this are gathered per channel first.
+const SHORT_RUN: usize = 16;
 
 /// `(y, stats)`: `y` of `input` (`[N, C, L]`) and the `[3, C]` statistics
 /// (mean, biased variance, invstd).
@@ -49,40 +52,37 @@ pub(crate) fn batch_norm(
     let m = dims.count() as f64;
     // [3, C]: mean, biased variance, invstd.
     let mut stats = crate::pool::take(3 * dims.c)?;
-    {
-        let (mean, rest) = stats.split_at_mut(dims.c);
-        let (var, invstd) = rest.split_at_mut(dims.c);
-        let mut items: Vec<_> = mean.iter_mut().zip(var).zip(invstd).collect();
-        for_items(&mut items, 2 * dims.count(), |c, ((mean, var), invstd)| {
-            let mu = dims.runs(&x, c).map(runs::sum).sum::<f64>() / m;
-            let v = dims
-                .runs(&x, c)
+    let mut y = crate::pool::take(dims.numel())?;
+    let (mean, rest) = stats.split_at_mut(dims.c);
+    let (var, invstd) = rest.split_at_mut(dims.c);
+    let mut items: Vec<_> = mean
+        .iter_mut()
+        .zip(var)
+        .zip(invstd)
+        .zip(dims.rows_by_channel(&mut y))
+        .collect();
+    for_items(
+        &mut items,
+        3 * dims.count(),
+        |c, (((mean, var), invstd), rows)| {
+            let mut buf = Vec::new();
+            let xs = dims.channel(&x, c, &mut buf);
+            let mu = xs.iter().map(|run| runs::sum(run)).sum::<f64>() / m;
+            let v = xs
+                .iter()
                 .map(|run| runs::sum_squared_deviation(run, mu))
                 .sum::<f64>()
                 / m;
             **mean = mu as f32;
             **var = v as f32;
             **invstd = (1.0 / (v + eps as f64).sqrt()) as f32;
-        });
-    }
-    // Per channel: y = (x − mean) · scale + shift.
-    let scale: Vec<f32> = (0..dims.c)
-        .map(|c| stats[2 * dims.c + c] * w.as_ref().map_or(1.0, |w| w[c]))
-        .collect();
-    let shift: Vec<f32> = (0..dims.c)
-        .map(|c| b.as_ref().map_or(0.0, |b| b[c]))
-        .collect();
-    let mean = &stats[..dims.c];
-    let mut y = crate::pool::take(dims.numel())?;
-    dims.for_rows(&mut y, |c, start, row| {
-        runs::normalize(
-            row,
-            &x[start..start + row.len()],
-            mean[c],
-            scale[c],
-            shift[c],
-        );
-    });
+            let scale = **invstd * w.as_ref().map_or(1.0, |w| w[c]);
+            let shift = b.as_ref().map_or(0.0, |b| b[c]);
+            dims.write_rows(rows, &xs, &[], |out, x, _| {
+                runs::normalize(out, x, mu as f32, scale, shift)
+            });
+        },
+    );
     Ok((y, stats))
 }
 
@@ -124,33 +124,36 @@ pub(crate) fn batch_norm_grad(
     // Per channel: Σg·x̂ (the weight's gradient) and Σg (the bias's).
     let mut dw = crate::pool::take(dims.c)?;
     let mut db = crate::pool::take(dims.c)?;
-    // Per channel: dx = (g − a − (x − mean)·k) · scale.
-    let mut coef = vec![(0.0f32, 0.0f32, 0.0f32); dims.c];
-    {
-        let mut items: Vec<_> = dw.iter_mut().zip(db.iter_mut()).zip(&mut coef).collect();
-        for_items(&mut items, 2 * dims.count(), |c, ((dw, db), coef)| {
-            let mu = mean[c] as f64;
-            let s = invstd[c] as f64;
-            let (sum_g, sum_gc) = dims
-                .runs(&g, c)
-                .zip(dims.runs(&x, c))
-                .map(|(g, x)| runs::sum_and_product(g, x, mu))
-                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-            **dw = (sum_gc * s) as f32;
-            **db = sum_g as f32;
-            let scale = s * w.as_ref().map_or(1.0, |w| w[c] as f64);
-            **coef = (
-                (sum_g / m) as f32,
-                (s * s * sum_gc / m) as f32,
-                scale as f32,
-            );
-        });
-    }
     let mut dx = crate::pool::take(dims.numel())?;
-    dims.for_rows(&mut dx, |c, start, row| {
-        let (a, k, scale) = coef[c];
-        let end = start + row.len();
-        runs::normalize_grad(row, &g[start..end], &x[start..end], [a, mean[c], k, scale]);
+    let mut items: Vec<_> = dw
+        .iter_mut()
+        .zip(db.iter_mut())
+        .zip(dims.rows_by_channel(&mut dx))
+        .collect();
+    for_items(&mut items, 3 * dims.count(), |c, ((dw, db), rows)| {
+        let (mut gbuf, mut xbuf) = (Vec::new(), Vec::new());
+        let gs = dims.channel(&g, c, &mut gbuf);
+        let xs = dims.channel(&x, c, &mut xbuf);
+        let mu = mean[c] as f64;
+        let s = invstd[c] as f64;
+        let (sum_g, sum_gc) = gs
+            .iter()
+            .zip(&xs)
+            .map(|(g, x)| runs::sum_and_product(g, x, mu))
+            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        **dw = (sum_gc * s) as f32;
+        **db = sum_g as f32;
+        // dx = (g − a − (x − mean)·k) · scale.
+        let scale = s * w.as_ref().map_or(1.0, |w| w[c] as f64);
+        let coef = [
+            (sum_g / m) as f32,
+            mean[c],
+            (s * s * sum_gc / m) as f32,
+            scale as f32,
+        ];
+        dims.write_rows(rows, &gs, &xs, |out, g, x| {
+            runs::normalize_grad(out, g, x, coef)
+        });
     });
     Ok((dx, dw, db))
 }
@@ -186,21 +189,53 @@ impl Dims {
         (0..self.n).map(move |n| &data[n * cl + c * l..n * cl + (c + 1) * l])
     }
 
-    /// Calls `fill(channel, start, row)` for each row of `L` elements of a
-    /// contiguous `[N, C, L]` output, `start` being the row's first index;
-    /// in parallel by rows when rows are long, by samples otherwise.
-    fn for_rows(&self, out: &mut [f32], fill: impl Fn(usize, usize, &mut [f32]) + Sync) {
-        let (c, l) = (self.c, self.l);
-        if l == 0 || c == 0 {
+    /// Channel `c` of a contiguous `[N, C, L]` buffer as runs: its `N`
+    /// runs in place, or, when runs are short (a call per run would cost
+    /// more than the run), one run of its `N·L` values gathered into `buf`.
+    fn channel<'a>(&self, data: &'a [f32], c: usize, buf: &'a mut Vec<f32>) -> Vec<&'a [f32]> {
+        if self.l >= SHORT_RUN {
+            return self.runs(data, c).collect();
+        }
+        buf.extend(self.runs(data, c).flatten());
+        vec![&buf[..]]
+    }
+
+    /// The rows of `L` elements of a contiguous `[N, C, L]` output, by
+    /// channel: `[C][N]`.
+    fn rows_by_channel<'a>(&self, out: &'a mut [f32]) -> Vec<Vec<&'a mut [f32]>> {
+        let mut by_channel: Vec<Vec<&mut [f32]>> =
+            (0..self.c).map(|_| Vec::with_capacity(self.n)).collect();
+        if self.l > 0 {
+            for (i, row) in out.chunks_mut(self.l).enumerate() {
+                by_channel[i % self.c].push(row);
+            }
+        }
+        by_channel
+    }
+
+    /// Fills a channel's output `rows` by `f(out, a, b)` from its inputs as
+    /// [`Dims::channel`] gave them (`b` may be empty: then `f` gets an
+    /// empty slice): run by run, or, for gathered channels, into one buffer
+    /// copied out to the rows.
+    fn write_rows(
+        &self,
+        rows: &mut [&mut [f32]],
+        a: &[&[f32]],
+        b: &[&[f32]],
+        f: impl Fn(&mut [f32], &[f32], &[f32]),
+    ) {
+        let b_at = |i: usize| b.get(i).copied().unwrap_or_default();
+        if self.l >= SHORT_RUN {
+            for (i, (row, a)) in rows.iter_mut().zip(a).enumerate() {
+                f(row, a, b_at(i));
+            }
             return;
         }
-        let chunk_len = if l >= 256 { l } else { c * l };
-        for_chunks(out, chunk_len, out.len(), |start, chunk| {
-            for (k, row) in chunk.chunks_mut(l).enumerate() {
-                let first = start + k * l;
-                fill((first / l) % c, first, row);
-            }
-        });
+        let mut out = vec![0.0; self.count()];
+        f(&mut out, a[0], b_at(0));
+        for (row, values) in rows.iter_mut().zip(out.chunks(self.l.max(1))) {
+            row.copy_from_slice(values);
+        }
     }
 }
 
