@@ -5,10 +5,11 @@
 //! size-1 spatial dims, one sample with spatial dims, large offsets, a
 //! permuted input, with and without weight and bias; a constant channel
 //! normalizes to exact zeros and a NaN stays in its channel; finite
-//! differences; the running statistics; one fused call each way per use.
+//! differences; the running statistics; BatchNorm3d; one fused call each
+//! way per use.
 
 use lam::nn::functional as F;
-use lam::nn::{BatchNorm2d, Module};
+use lam::nn::{BatchNorm2d, BatchNorm3d, Module};
 use lam::prelude::*;
 
 use crate::common::close;
@@ -207,3 +208,22 @@ fn batch_norm_is_one_fused_op_each_way() {
     // The statistics are the kernel's: the one reduction is the test's sum.
     assert_eq!(calls.get("reduce"), Some(&1), "{calls:?}");
 }
+
+conformance!(batch_norm_3d_is_the_functional_form_over_five_dims, |dev| {
+    let bn = BatchNorm3d::new(3, dev)?;
+    assert_eq!(bn.type_name(), "BatchNorm3d");
+    let x = rnd(&[2, 3, 2, 2, 3], 80, dev);
+    let y = bn.forward(&x)?;
+    let (w, b) = (bn.weight.as_ref(), bn.bias.as_ref());
+    let want = F::batch_norm(&x, None, None, w, b, true, 0.1, 1e-5)?;
+    close(&y.to_vec()?, &want.to_vec()?, 1e-6);
+    // The running mean moved a tenth of the way to the batch's.
+    let batch_mean = x.mean(&[0, 2, 3, 4], false)?.mul_scalar(0.1)?;
+    let running = bn.running_mean.as_ref().expect("running mean");
+    close(&running.to_vec()?, &batch_mean.to_vec()?, 1e-6);
+    let err = bn
+        .forward(&rnd(&[2, 3, 4, 4], 81, dev))
+        .expect_err("a 4-d input");
+    assert!(err.to_string().contains("BatchNorm3d"), "{err}");
+    Ok(())
+});

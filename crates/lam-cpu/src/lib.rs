@@ -14,7 +14,9 @@
 //!   are free) and `fused_linear` starting its output as bias rows;
 //! - a buffer pool, so a training loop's steady state neither allocates nor
 //!   page-faults;
-//! - the Adam update compiled for AVX-512 and AVX2, chosen at run time.
+//! - the Adam update, and the folds of reductions and batch norm over
+//!   contiguous runs (`runs`), compiled for AVX-512 and AVX2, chosen at run
+//!   time.
 //!
 //! Every allocation an op makes is fallible: a buffer beyond memory is
 //! [`lam_core::Error::OutOfMemory`], never an abort.

@@ -23,7 +23,7 @@
 //!   the max-pooling tape op, the `max_pool` primitive (each window's
 //!   maximum and winning tap in one pass) with `max_pool_grad` as its
 //!   gradient.
-//! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`];
+//! - `norm`: [`BatchNorm1d`], [`BatchNorm2d`], [`BatchNorm3d`], [`LayerNorm`];
 //!   `batch_norm`: the training-mode batch-norm tape op, the optional
 //!   `fused_batch_norm` primitive with `fused_batch_norm_grad` as its
 //!   gradient;
@@ -89,7 +89,9 @@ pub use flatten::Flatten;
 pub use lam_derive::Module;
 pub use linear::{Linear, LinearConfig};
 pub use module::{join, Entry, Mode, Module, Visit};
-pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
+pub use norm::{
+    BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, BatchNormConfig, LayerNorm, LayerNormConfig,
+};
 pub use padding::{Padding, PaddingMode};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 pub use rnn::{GRUCell, LSTMCell, RNNCell, RnnConfig, RnnNonlinearity, GRU, LSTM, RNN};

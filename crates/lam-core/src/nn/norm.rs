@@ -1,5 +1,5 @@
-//! Normalisation layers: [`BatchNorm1d`] / [`BatchNorm2d`] (one generic
-//! [`BatchNorm`]) and [`LayerNorm`], with functional forms [`batch_norm`] and
+//! Normalisation layers: [`BatchNorm1d`] / [`BatchNorm2d`] /
+//! [`BatchNorm3d`] (one generic [`BatchNorm`]) and [`LayerNorm`], with functional forms [`batch_norm`] and
 //! [`layer_norm`].
 //!
 //! Each normalisation in training mode is one tape op with its gradient
@@ -22,7 +22,7 @@ use crate::{no_grad, DType, Device, Error, Result, Tensor};
 
 /// Batch normalisation over the channel dim 1; `D` is the number of spatial
 /// dims it is written for: `BatchNorm<1>` takes `[N, C]` or `[N, C, L]`,
-/// `BatchNorm<2>` takes `[N, C, H, W]`.
+/// `BatchNorm<2>` takes `[N, C, H, W]`, `BatchNorm<3>` `[N, C, D, H, W]`.
 #[derive(Module)]
 pub struct BatchNorm<const D: usize> {
     /// `[C]`, initialised to ones (absent when `affine` is false).
@@ -50,6 +50,8 @@ pub struct BatchNorm<const D: usize> {
 pub type BatchNorm1d = BatchNorm<1>;
 /// `nn.BatchNorm2d`: over `[N, C, H, W]`.
 pub type BatchNorm2d = BatchNorm<2>;
+/// `nn.BatchNorm3d`: over `[N, C, D, H, W]`.
+pub type BatchNorm3d = BatchNorm<3>;
 
 /// Options of [`BatchNorm`] (PyTorch's keyword arguments and defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,10 +156,11 @@ impl<const D: usize> BatchNorm<D> {
     }
 
     fn op() -> &'static str {
-        if D == 1 {
-            "BatchNorm1d"
-        } else {
-            "BatchNorm2d"
+        match D {
+            1 => "BatchNorm1d",
+            2 => "BatchNorm2d",
+            3 => "BatchNorm3d",
+            _ => "BatchNorm",
         }
     }
 
