@@ -17,10 +17,12 @@
 //!   unfold's adjoint, and their gradient checks.
 //! - Layer norm and batch norm (one fused op each) against their formulas
 //!   and gradients in f64.
+//! - Convolution (one fused op) against its definition in f64 and the
+//!   composed path's gradients.
 //!
 //! Layout: `known_values` (the fixture driver), `gradients`, `structure`,
 //! `behaviour` (train/eval, learning), `bad_input`, `windows`,
-//! `layer_norm` and `batch_norm`, under `tests/nn_layers/`.
+//! `layer_norm`, `batch_norm` and `conv`, under `tests/nn_layers/`.
 
 mod common;
 
@@ -30,6 +32,8 @@ mod bad_input;
 mod batch_norm;
 #[path = "nn_layers/behaviour.rs"]
 mod behaviour;
+#[path = "nn_layers/conv.rs"]
+mod conv;
 #[path = "nn_layers/gradients.rs"]
 mod gradients;
 #[path = "nn_layers/known_values.rs"]

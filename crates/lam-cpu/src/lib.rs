@@ -29,7 +29,7 @@
 //! `fused_linear`), `index`, `window` (unfold, fold), `max_pool`, `random`,
 //! `softmax`, `cross_entropy`, `lstm` (LSTM and GRU gates) and
 //! `lstm_sequence` (an LSTM layer's time loop), `layer_norm`, `batch_norm`,
-//! `adam`. Support:
+//! `adam`, `conv` (convolution and its gradient, im2col per image). Support:
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
@@ -45,6 +45,7 @@
 mod adam;
 mod attention;
 mod batch_norm;
+mod conv;
 mod copy;
 mod cross_entropy;
 mod elementwise;
@@ -436,6 +437,32 @@ impl Backend for CpuBackend {
         self.count();
         adam::adam(param, grad, m, v, step)?;
         Ok(true)
+    }
+
+    fn fused_conv2d(
+        &self,
+        input: View,
+        weight: View,
+        bias: Option<View>,
+        geometry: &WindowGeometry,
+        groups: usize,
+    ) -> Result<Option<Storage>> {
+        let y = conv::conv2d(input, weight, bias, geometry, groups)?;
+        Ok(Some(self.op(Data::F32(y))))
+    }
+
+    fn fused_conv2d_grad(
+        &self,
+        grad: View,
+        input: View,
+        weight: View,
+        geometry: &WindowGeometry,
+        groups: usize,
+        needs: [bool; 3],
+    ) -> Result<Option<[Option<Storage>; 3]>> {
+        let grads = conv::conv2d_grad(grad, input, weight, geometry, groups, needs)?;
+        self.count();
+        Ok(Some(grads.map(|g| g.map(|g| self.store(Data::F32(g))))))
     }
 
     /// This device's counters; `bytes_pooled` is the process-wide pool's,

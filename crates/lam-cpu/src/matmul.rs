@@ -278,7 +278,7 @@ const TRANSPOSE_BLOCK: usize = 32;
 
 /// `dst[c][r] = src[r][c]` for `src` `[rows, cols]` and `dst` `[cols, rows]`,
 /// both row-major, in blocks that keep reads and writes in cache.
-fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+pub(crate) fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     for r0 in (0..rows).step_by(TRANSPOSE_BLOCK) {
         for c0 in (0..cols).step_by(TRANSPOSE_BLOCK) {
             for r in r0..(r0 + TRANSPOSE_BLOCK).min(rows) {

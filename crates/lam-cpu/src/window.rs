@@ -25,7 +25,7 @@ pub(crate) fn unfold(src: View, g: &WindowGeometry, pad: f32) -> Result<Vec<f32>
     let locks = ReadLocks::new(OP, &[src.0])?;
     let x = locks.f32(0, l)?;
     let [sn, sc, sy, sx] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
-    let (k, ow, len) = (g.taps(), g.out[1], g.positions());
+    let (k, len) = (g.taps(), g.positions());
     let spans = tap_spans(g);
     // Every element is written below, so a recycled buffer needs no zeroing.
     let mut out = pool::take(g.c * k * g.n * len)?;
@@ -34,30 +34,8 @@ pub(crate) fn unfold(src: View, g: &WindowGeometry, pad: f32) -> Result<Vec<f32>
         // row = cols[c, t, n, ..] of length L.
         let r = start / len;
         let (n, t, c) = (r % g.n, (r / g.n) % k, r / (g.n * k));
-        let span = &spans[t];
         let base = l.offset + n * sn + c * sc;
-        for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
-            let Some(y) = span.row(oy) else {
-                dst.fill(pad);
-                continue;
-            };
-            let (lo, hi) = span.cols;
-            dst[..lo].fill(pad);
-            dst[hi..].fill(pad);
-            if lo == hi {
-                continue; // this tap is outside the image in every column
-            }
-            // Pixel x of window ox is ox·sw + x0 with x0 = j·dw − pw ≥ −lo·sw.
-            let first = base + y * sy + span.x(lo) * sx;
-            let step = g.stride[1] * sx;
-            if step == 1 {
-                dst[lo..hi].copy_from_slice(&x[first..first + (hi - lo)]);
-            } else {
-                for (i, d) in dst[lo..hi].iter_mut().enumerate() {
-                    *d = x[first + i * step];
-                }
-            }
-        }
+        fill_tap_row(x, base, [sy, sx], &spans[t], g, pad, row);
     });
     Ok(out)
 }
@@ -71,7 +49,7 @@ pub(crate) fn fold(cols: View, g: &WindowGeometry) -> Result<Vec<f32>> {
     let locks = ReadLocks::new(OP, &[cols.0])?;
     let src = locks.f32(0, l)?;
     let [s_c, s_t, s_n, s_l] = [l.strides[0], l.strides[1], l.strides[2], l.strides[3]];
-    let (k, ow, plane) = (g.taps(), g.out[1], g.h * g.w);
+    let (k, plane) = (g.taps(), g.h * g.w);
     let spans = tap_spans(g);
     let mut out = pool::zeroed(g.n * g.c * plane)?;
     let work = l.numel();
@@ -81,29 +59,80 @@ pub(crate) fn fold(cols: View, g: &WindowGeometry) -> Result<Vec<f32>> {
         let (n, c) = (p / g.c, p % g.c);
         for (t, span) in spans.iter().enumerate().take(k) {
             let base = l.offset + c * s_c + t * s_t + n * s_n;
-            let (lo, hi) = span.cols;
-            if lo == hi {
-                continue; // this tap is outside the image in every column
-            }
-            for oy in 0..g.out[0] {
-                let Some(y) = span.row(oy) else { continue };
-                let src_row = base + oy * ow * s_l;
-                let x_first = span.x(lo);
-                let dst = &mut img[y * g.w..(y + 1) * g.w];
-                if s_l == 1 && g.stride[1] == 1 {
-                    let from = &src[src_row + lo..src_row + hi];
-                    for (d, &v) in dst[x_first..x_first + (hi - lo)].iter_mut().zip(from) {
-                        *d += v;
-                    }
-                } else {
-                    for ox in lo..hi {
-                        dst[x_first + (ox - lo) * g.stride[1]] += src[src_row + ox * s_l];
-                    }
-                }
-            }
+            add_tap_row(src, base, s_l, span, g, img);
         }
     });
     Ok(out)
+}
+
+/// Fills `row`, one column row (`out_h·out_w` window positions) of the tap
+/// `span`, from the image plane at `base` in `x` (row and column strides
+/// `[sy, sx]`), with `pad` where the tap falls outside the image.
+pub(crate) fn fill_tap_row(
+    x: &[f32],
+    base: usize,
+    [sy, sx]: [usize; 2],
+    span: &TapSpan,
+    g: &WindowGeometry,
+    pad: f32,
+    row: &mut [f32],
+) {
+    for (oy, dst) in row.chunks_exact_mut(g.out[1]).enumerate() {
+        let Some(y) = span.row(oy) else {
+            dst.fill(pad);
+            continue;
+        };
+        let (lo, hi) = span.cols;
+        dst[..lo].fill(pad);
+        dst[hi..].fill(pad);
+        if lo == hi {
+            continue; // this tap is outside the image in every column
+        }
+        // Pixel x of window ox is ox·sw + x0 with x0 = j·dw − pw ≥ −lo·sw.
+        let first = base + y * sy + span.x(lo) * sx;
+        let step = g.stride[1] * sx;
+        if step == 1 {
+            dst[lo..hi].copy_from_slice(&x[first..first + (hi - lo)]);
+        } else {
+            for (i, d) in dst[lo..hi].iter_mut().enumerate() {
+                *d = x[first + i * step];
+            }
+        }
+    }
+}
+
+/// Adds one column row of the tap `span` (window position `p` at
+/// `src[base + p·s_l]`) into the image plane `img` (`H·W`, contiguous):
+/// each entry onto the pixel it was read from; padding taps are dropped.
+pub(crate) fn add_tap_row(
+    src: &[f32],
+    base: usize,
+    s_l: usize,
+    span: &TapSpan,
+    g: &WindowGeometry,
+    img: &mut [f32],
+) {
+    let (lo, hi) = span.cols;
+    if lo == hi {
+        return; // this tap is outside the image in every column
+    }
+    let ow = g.out[1];
+    for oy in 0..g.out[0] {
+        let Some(y) = span.row(oy) else { continue };
+        let src_row = base + oy * ow * s_l;
+        let x_first = span.x(lo);
+        let dst = &mut img[y * g.w..(y + 1) * g.w];
+        if s_l == 1 && g.stride[1] == 1 {
+            let from = &src[src_row + lo..src_row + hi];
+            for (d, &v) in dst[x_first..x_first + (hi - lo)].iter_mut().zip(from) {
+                *d += v;
+            }
+        } else {
+            for ox in lo..hi {
+                dst[x_first + (ox - lo) * g.stride[1]] += src[src_row + ox * s_l];
+            }
+        }
+    }
 }
 
 /// Where one tap `(i, j)` lands: output rows map to image rows through

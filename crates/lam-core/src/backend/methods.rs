@@ -298,6 +298,25 @@ macro_rules! backend_methods {
                     invstd: View, weight: Option<View>)
                     -> Result<Option<(Storage, Storage, Storage)>>
                     = Ok(None), taken Option::is_some;
+                /// 2-d convolution of `input` (`F32` `[N, C, H, W]`, any strides)
+                /// with `weight` (`F32` `[O, C/groups, kh, kw]`, any strides) over
+                /// the windows of `geometry` (whose `c` is `C`; taps outside the
+                /// image read zero), plus the optional `bias` (`F32` `[O]`): a
+                /// contiguous `[N, O, out_h, out_w]` where channel `o` of group
+                /// `o / (O/groups)` sees input channels of that group only.
+                fn fused_conv2d(&self, input: View, weight: View, bias: Option<View>,
+                    geometry: &WindowGeometry, groups: usize) -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_conv2d`] from the output's
+                /// gradient `grad` (`[N, O, out_h, out_w]`) and the `input` and
+                /// `weight` (all any strides): the gradients of the input
+                /// (contiguous `[N, C, H, W]`), the weight (contiguous
+                /// `[O, C/groups, kh, kw]`) and the bias (contiguous `[O]`), each
+                /// computed only where `needs` (in that order) says.
+                fn fused_conv2d_grad(&self, grad: View, input: View, weight: View,
+                    geometry: &WindowGeometry, groups: usize, needs: [bool; 3])
+                    -> Result<Option<[Option<Storage>; 3]>>
+                    = Ok(None), taken Option::is_some;
             }
         }
     };

@@ -1,9 +1,13 @@
 //! Convolutions: [`Conv2d`] (PyTorch's `nn.Conv2d`) and its functional
 //! form [`conv2d`], and what `conv1d.rs` builds [`super::Conv1d`] on.
 //!
-//! A convolution is im2col (`window::patches`, the `unfold` primitive)
-//! followed by one batched matrix product, with the weight broadcast over
-//! the images and the groups:
+//! A convolution is one tape op over the backend's `fused_conv2d` and
+//! `fused_conv2d_grad` (`conv_op.rs`) where the backend has them: the CPU
+//! builds one image's columns at a time in cache. Elsewhere (and as the
+//! reference those kernels are tested against, [`composed_conv2d`]) it is
+//! im2col (`window::patches`, the `unfold` primitive) followed by one
+//! batched matrix product, with the weight broadcast over the images and
+//! the groups:
 //!
 //! ```text
 //! x [N, C, H, W] → cols [C, kh·kw, N, L] = [G, C/G·kh·kw, N, L] → view [N, G, C/G·kh·kw, L]
@@ -29,9 +33,10 @@
 //! the smaller side is joined to the input first. Other `padding_mode`s
 //! ([`PaddingMode`]) pad the input with [`pad`] and convolve with none.
 
+use super::conv_op::fused_conv2d;
 use super::padding::{pad, pad_constant, Padding, PaddingMode};
 use super::summary::record;
-use super::window::{patches, Size2, Window};
+use super::window::{geometry_of, patches, Size2, Window};
 use super::{init, py_tuple, Module};
 use crate::{Device, Error, Result, Tensor};
 
@@ -389,7 +394,7 @@ fn conv2d_impl(
             format!("groups ({groups}) must be positive and divide the {o} output channels"),
         ));
     }
-    let (n, c) = (x.dims()[0], x.dims()[1]);
+    let c = x.dims()[1];
     if c != cg * groups {
         return Err(Error::shape(
             op,
@@ -404,7 +409,30 @@ fn conv2d_impl(
     if let Some(b) = bias {
         b.expect_shape(op, "a bias", &[o])?;
     }
-    let (cols, g) = patches(op, &x, window, 0.0)?; // [C, kh·kw, N, OH·OW]
+    let g = geometry_of(op, &x, window)?;
+    let mut y = match fused_conv2d(&x, weight, bias, g, groups)? {
+        Some(y) => y,
+        None => composed_conv2d(op, &x, weight, bias, window, groups)?,
+    };
+    if input.rank() == 3 {
+        y = y.squeeze(0)?;
+    }
+    Ok(y)
+}
+
+/// The convolution of a batch from `unfold` and one batched `matmul` (see
+/// the module doc): what a backend without `fused_conv2d` runs, and the
+/// reference the fused kernels are tested against.
+pub(super) fn composed_conv2d(
+    op: &'static str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    window: &Window,
+    groups: usize,
+) -> Result<Tensor> {
+    let (o, cg, n) = (weight.dims()[0], weight.dims()[1], x.dims()[0]);
+    let (cols, g) = patches(op, x, window, 0.0)?; // [C, kh·kw, N, OH·OW]
     let (k, l) = (cg * g.taps(), g.positions());
     // cols [G, K, N, L] viewed as [N, G, K, L]: a batched product whose
     // output is already [N, O, L].
@@ -415,14 +443,10 @@ fn conv2d_impl(
     let y = w
         .matmul(&cols)?
         .reshape_exact(&[n, o, g.out[0], g.out[1]])?;
-    let mut y = match bias {
-        Some(b) => y.add(&b.reshape_exact(&[1, o, 1, 1])?)?,
-        None => y,
-    };
-    if input.rank() == 3 {
-        y = y.squeeze(0)?;
+    match bias {
+        Some(b) => y.add(&b.reshape_exact(&[1, o, 1, 1])?),
+        None => Ok(y),
     }
-    Ok(y)
 }
 
 pub(super) fn check_groups(

@@ -15,6 +15,8 @@
 //! - `linear`: [`Linear`], run as the optional `fused_linear` primitive
 //!   (bias and activation applied in the product's write) or as separate
 //!   ops where a backend declines it. `conv`: [`Conv2d`]; `conv1d`: [`Conv1d`];
+//!   `conv_op`: the convolution tape op, the optional `fused_conv2d`
+//!   primitive with `fused_conv2d_grad` as its gradient;
 //!   `padding`: [`PaddingMode`], [`Padding`] and `functional::pad`.
 //!   `window`: window geometry (shared with pooling), unfold (im2col) and
 //!   fold (col2im), on which convolution is built.
@@ -49,6 +51,7 @@ mod attention;
 mod batch_norm;
 mod conv;
 mod conv1d;
+mod conv_op;
 mod describe;
 mod dropout;
 mod embedding;

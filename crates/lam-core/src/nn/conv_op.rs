@@ -1,0 +1,146 @@
+//! The convolution tape op, for `conv.rs` (which validates the arguments):
+//! the backend's fused kernel (Backend `fused_conv2d`, which may build each
+//! image's columns in cache instead of the whole batch's in memory), with
+//! one gradient rule (`fused_conv2d_grad`: the input's, the weight's and
+//! the bias's gradients, each only when needed). Only the input is kept for
+//! the gradient, not its columns.
+//!
+//! A backend that declines the forward gets `None` back here, and the
+//! caller composes the convolution from `unfold` and `matmul` (the
+//! reference the fused kernels are tested against). A backend that runs
+//! the forward but declines the gradient gets the same gradient from those
+//! primitives, untaped ([`composed_grad`]).
+
+use super::window::{fold_op, unfold_op};
+use crate::backend::WindowGeometry;
+use crate::{no_grad, DType, Layout, Result, Tensor};
+
+/// `x [N, C, H, W]` ⋆ `weight [O, C/groups, kh, kw]` (+ `bias [O]`) over
+/// the windows of `g`, as one tape op; `None` when the backend declines or
+/// a tensor is not `F32`.
+pub(super) fn fused_conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: WindowGeometry,
+    groups: usize,
+) -> Result<Option<Tensor>> {
+    let all_f32 = [Some(x), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F32);
+    if !all_f32 {
+        return Ok(None);
+    }
+    let (xs, ws) = (x.storage(), weight.storage());
+    let bs = bias.map(Tensor::storage);
+    let y = x.backend().fused_conv2d(
+        (&xs, x.layout()),
+        (&ws, weight.layout()),
+        bs.as_ref().zip(bias).map(|(s, t)| (s, t.layout())),
+        &g,
+        groups,
+    )?;
+    let Some(y) = y else { return Ok(None) };
+    let shape = [g.n, weight.dims()[0], g.out[0], g.out[1]];
+    let needs = [
+        x.requires_grad(),
+        weight.requires_grad(),
+        bias.is_some_and(Tensor::requires_grad),
+    ];
+    let (x_saved, w_saved) = (x.detach(), weight.detach());
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    let has_bias = bias.is_some();
+    Ok(Some(Tensor::from_op(
+        "conv2d",
+        y,
+        Layout::contiguous(&shape),
+        &inputs,
+        move |grad| {
+            let [dx, dw, db] = backward(grad, &x_saved, &w_saved, g, groups, needs)?;
+            let mut grads = vec![dx, dw];
+            if has_bias {
+                grads.push(db);
+            }
+            Ok(grads)
+        },
+    )))
+}
+
+/// The gradients of the input, the weight and the bias (where `needs`
+/// says) from the output's gradient, untaped: the backend's kernel, or
+/// [`composed_grad`].
+fn backward(
+    grad: &Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    g: WindowGeometry,
+    groups: usize,
+    needs: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let s = [grad, x, weight].map(Tensor::storage);
+    let fused = x.backend().fused_conv2d_grad(
+        (&s[0], grad.layout()),
+        (&s[1], x.layout()),
+        (&s[2], weight.layout()),
+        &g,
+        groups,
+        needs,
+    )?;
+    let Some([dx, dw, db]) = fused else {
+        return no_grad(|| composed_grad(grad, x, weight, g, groups, needs));
+    };
+    let dev = x.device();
+    let wrap = |s: Option<_>, shape: &[usize]| {
+        s.map(|s| Tensor::from_storage(s, Layout::contiguous(shape), &dev))
+    };
+    Ok([
+        wrap(dx, &g.image_shape()),
+        wrap(dw, weight.dims()),
+        wrap(db, &weight.dims()[..1]),
+    ])
+}
+
+/// The same gradients from `unfold`, `matmul` and `fold`, as the composed
+/// convolution's tape would compute them.
+pub(super) fn composed_grad(
+    grad: &Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    g: WindowGeometry,
+    groups: usize,
+    [need_dx, need_dw, need_db]: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let o = weight.dims()[0];
+    let (og, k, l) = (o / groups, weight.numel() / o, g.positions());
+    // dy [N, G, O/G, L]; the weight [G, O/G, K].
+    let dy = grad.contiguous()?.reshape_exact(&[g.n, groups, og, l])?;
+    let w = weight.contiguous()?.reshape_exact(&[groups, og, k])?;
+    let dx = if need_dx {
+        // cols' gradient [N, G, K, L] = wᵀ dy, viewed as [C, kh·kw, N, L].
+        let dcols = w.transpose(1, 2)?.matmul(&dy)?;
+        let dcols = dcols
+            .permute(&[1, 2, 0, 3])?
+            .reshape_exact(&g.cols_shape())?;
+        Some(fold_op(&dcols, g)?)
+    } else {
+        None
+    };
+    let dw = if need_dw {
+        // Σₙ dy[n] colsᵀ[n]: cols [C, kh·kw, N, L] viewed as [N, G, L, K].
+        let cols = unfold_op(x, g, 0.0)?
+            .reshape_exact(&[groups, k, g.n, l])?
+            .permute(&[2, 0, 3, 1])?;
+        let dw = dy.matmul(&cols)?.sum(&[0], false)?;
+        Some(dw.reshape_exact(weight.dims())?)
+    } else {
+        None
+    };
+    let db = if need_db {
+        Some(grad.sum(&[0, 2, 3], false)?)
+    } else {
+        None
+    };
+    Ok([dx, dw, db])
+}
