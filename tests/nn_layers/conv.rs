@@ -346,3 +346,44 @@ fn conv2d_is_one_fused_op_each_way() {
         assert_eq!(calls.get(composed), None, "{calls:?}");
     }
 }
+
+/// Runs every op but `fused_conv2d_grad`, which it declines.
+struct DeclineConvGrad;
+
+impl lam::backend::Hooks for DeclineConvGrad {
+    fn fused<T>(
+        &self,
+        method: &'static str,
+        _label: impl FnOnce() -> String,
+        _taken: impl FnOnce(&T) -> bool,
+        call: impl FnOnce() -> lam::Result<T>,
+        decline: impl FnOnce() -> lam::Result<T>,
+    ) -> lam::Result<T> {
+        if method == "fused_conv2d_grad" {
+            decline()
+        } else {
+            call()
+        }
+    }
+}
+
+#[test]
+fn a_fused_forward_whose_gradient_is_declined_gets_the_composed_gradient() {
+    use lam::DeviceExt;
+    use std::sync::Arc;
+    let backend = Arc::new(lam::backend::Wrapped::wrap(
+        Arc::new(lam_cpu::CpuBackend::new()),
+        DeclineConvGrad,
+    ));
+    let declining = Device::new(backend);
+    for (k, case) in CASES.iter().enumerate() {
+        let salt = 100 + 10 * k as u32;
+        let got = convolve(&declining, case, true, salt).expect("declined gradient");
+        let want = convolve(&Device::cpu(), case, false, salt).expect("fused gradient");
+        for (what, (g, w)) in ["y", "dx", "dw", "db"].iter().zip(got.iter().zip(&want)) {
+            if let Err(e) = lam::testing::assert_close(g, w, 1e-5, 1e-5) {
+                panic!("{case:?}, {what}: {e}");
+            }
+        }
+    }
+}
