@@ -80,7 +80,7 @@ impl Case {
     }
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 9] = [
     // A ResNet 3×3, several images.
     Case::new([3, 3, 7, 6], 4, [3, 3], [1, 1], [1, 1], [1, 1], 1),
     // Groups, stride, dilation, uneven padding, one image.
@@ -93,6 +93,10 @@ const CASES: [Case; 7] = [
     Case::new([2, 1, 3, 3], 2, [5, 5], [1, 1], [1, 1], [1, 1], 1),
     // Height 1 (a Conv1d), padding wider than the kernel reaches.
     Case::new([4, 2, 1, 8], 2, [1, 3], [1, 3], [0, 3], [1, 1], 1),
+    // Dilated "same" 3×3: each tap's rows are the image shifted.
+    Case::new([2, 2, 6, 5], 3, [3, 3], [1, 1], [2, 2], [2, 2], 1),
+    // One row, "same" width.
+    Case::new([3, 2, 1, 7], 2, [1, 3], [1, 1], [0, 1], [1, 1], 1),
     // A 1×1 padded: windows made only of padding.
     Case::new([2, 3, 2, 3], 2, [1, 1], [1, 1], [1, 1], [1, 1], 1),
 ];

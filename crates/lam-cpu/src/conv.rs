@@ -39,7 +39,10 @@ use crate::parallel::for_chunks;
 use crate::pool;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
-use crate::window::{add_tap_row, fill_tap_row, tap_spans, TapSpan};
+use crate::window::{
+    add_shifted_row, add_tap_row, clear_padding_columns, fill_shifted_row, fill_tap_row,
+    rows_are_shifted_plane, tap_spans, TapSpan,
+};
 
 /// Multiply-adds from which one image's product is worth gemm's threads
 /// (when the batch is too small to give each thread images).
@@ -505,19 +508,16 @@ impl<'a> Source<'a> {
             };
         }
         let (taps, l) = (self.g.taps(), s.l);
+        let shifted = rows_are_shifted_plane(self.g, [st[2], st[3]]);
         for_chunks(buf, l, work, |start, row| {
             let r = start / l;
             let (c, t) = (r / taps, r % taps);
-            let base = image + c * st[1];
-            fill_tap_row(
-                self.x,
-                base,
-                [st[2], st[3]],
-                &self.spans[t],
-                self.g,
-                0.0,
-                row,
-            );
+            let (base, span) = (image + c * st[1], &self.spans[t]);
+            if shifted {
+                fill_shifted_row(self.x, base, span, self.g, 0.0, row);
+            } else {
+                fill_tap_row(self.x, base, [st[2], st[3]], span, self.g, 0.0, row);
+            }
         });
         Cols {
             data: buf,
@@ -637,13 +637,27 @@ fn product(
 }
 
 /// col2im of one image: `cols` `[C·kh·kw, L]` (contiguous) added into the
-/// image's planes `img` `[C, H·W]`, one plane per `for_chunks` task.
-fn col2im(cols: &[f32], g: &WindowGeometry, spans: &[TapSpan], img: &mut [f32], work: usize) {
+/// image's planes `img` `[C, H·W]`, one plane per `for_chunks` task. Where
+/// the rows are a shifted plane, the padding entries of `cols` are zeroed
+/// first so that each tap's row is added as one range.
+fn col2im(cols: &mut [f32], g: &WindowGeometry, spans: &[TapSpan], img: &mut [f32], work: usize) {
     let (taps, l, plane) = (g.taps(), g.positions(), g.h * g.w);
+    let shifted = rows_are_shifted_plane(g, [g.w, 1]);
+    if shifted {
+        for_chunks(cols, l, work, |start, row| {
+            clear_padding_columns(&spans[(start / l) % taps], g, 0.0, row);
+        });
+    }
+    let cols = &*cols;
     for_chunks(img, plane, work, |start, p| {
         let c = start / plane;
         for (t, span) in spans.iter().enumerate() {
-            add_tap_row(cols, (c * taps + t) * l, 1, span, g, p);
+            let row = (c * taps + t) * l;
+            if shifted {
+                add_shifted_row(&cols[row..row + l], span, g, p);
+            } else {
+                add_tap_row(cols, row, 1, span, g, p);
+            }
         }
     });
 }

@@ -135,6 +135,72 @@ pub(crate) fn add_tap_row(
     }
 }
 
+/// Whether a tap's window rows can be read as one range of the image plane
+/// (see [`fill_shifted_row`]): a stride-1 window as wide as the image, over
+/// a plane whose pixels are adjacent and whose rows are `W` apart.
+pub(crate) fn rows_are_shifted_plane(g: &WindowGeometry, [sy, sx]: [usize; 2]) -> bool {
+    g.stride == [1, 1] && g.out[1] == g.w && sx == 1 && (sy == g.w || g.h == 1)
+}
+
+/// [`fill_tap_row`] where [`rows_are_shifted_plane`]: the window rows
+/// inside the image read consecutive image rows at one column offset, so
+/// they are one copy of the plane, shifted; then the columns that fall in
+/// the padding get `pad`. One copy per tap instead of one per window row.
+pub(crate) fn fill_shifted_row(
+    x: &[f32],
+    base: usize,
+    span: &TapSpan,
+    g: &WindowGeometry,
+    pad: f32,
+    row: &mut [f32],
+) {
+    let ow = g.out[1];
+    let (lo, hi) = span.cols;
+    let Some((first, last, y)) = span.rows(g.out[0]).filter(|_| lo < hi) else {
+        row.fill(pad);
+        return;
+    };
+    row[..first * ow].fill(pad);
+    row[(last + 1) * ow..].fill(pad);
+    // Window (oy, ox) reads pixel base + (y + oy − first)·W + x(ox), and W
+    // is `ow`: the whole range is one copy, from pixel (y, x(lo)) to the
+    // pixel read by (last, hi − 1), all inside the plane.
+    let (start, end) = (first * ow + lo, last * ow + hi);
+    let from = base + y * g.w + span.x(lo);
+    row[start..end].copy_from_slice(&x[from..from + (end - start)]);
+    clear_padding_columns(span, g, pad, row);
+}
+
+/// Sets the entries of a tap's column row that read padding beside the
+/// image (columns before `lo` and from `hi`, in the window rows inside the
+/// image) to `pad`.
+pub(crate) fn clear_padding_columns(span: &TapSpan, g: &WindowGeometry, pad: f32, row: &mut [f32]) {
+    let ow = g.out[1];
+    let (lo, hi) = span.cols;
+    if let Some((first, last, _)) = span.rows(g.out[0]) {
+        for r in row[first * ow..(last + 1) * ow].chunks_exact_mut(ow) {
+            r[..lo].fill(pad);
+            r[hi..].fill(pad);
+        }
+    }
+}
+
+/// [`add_tap_row`] where [`rows_are_shifted_plane`] (of the contiguous
+/// `img`), for a row whose padding columns are zero
+/// ([`clear_padding_columns`]): one add over the whole range.
+pub(crate) fn add_shifted_row(src: &[f32], span: &TapSpan, g: &WindowGeometry, img: &mut [f32]) {
+    let ow = g.out[1];
+    let (lo, hi) = span.cols;
+    let Some((first, last, y)) = span.rows(g.out[0]).filter(|_| lo < hi) else {
+        return;
+    };
+    let (start, end) = (first * ow + lo, last * ow + hi);
+    let to = y * g.w + span.x(lo);
+    for (d, &v) in img[to..to + (end - start)].iter_mut().zip(&src[start..end]) {
+        *d += v;
+    }
+}
+
 /// Where one tap `(i, j)` lands: output rows map to image rows through
 /// `row`, and the window columns `cols.0..cols.1` are the ones whose pixel
 /// `ox·sw + x0` lies inside the image.
@@ -153,6 +219,14 @@ impl TapSpan {
     /// The image column read by window column `ox` (one of `cols`).
     pub fn x(&self, ox: usize) -> usize {
         (ox * self.sw).wrapping_add_signed(self.x0)
+    }
+
+    /// The first and last of the `out_h` window rows whose image row is
+    /// inside the image, and the first one's image row; `None` if none is.
+    pub fn rows(&self, out_h: usize) -> Option<(usize, usize, usize)> {
+        let first = (0..out_h).find_map(|oy| self.row(oy).map(|y| (oy, y)))?;
+        let last = (0..out_h).rev().find(|&oy| self.row(oy).is_some())?;
+        Some((first.0, last, first.1))
     }
 
     /// The image row read by window row `oy`, if inside the image.
