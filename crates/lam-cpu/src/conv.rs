@@ -661,3 +661,112 @@ fn col2im(cols: &mut [f32], g: &WindowGeometry, spans: &[TapSpan], img: &mut [f3
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use lam_core::backend::WindowGeometry;
+    use lam_core::{Backend, Layout};
+
+    use crate::test_util::*;
+
+    /// A 3×3, padding 1 window over `[n, c, 4, 5]`.
+    fn geometry(n: usize, c: usize) -> WindowGeometry {
+        WindowGeometry {
+            n,
+            c,
+            h: 4,
+            w: 5,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            out: [4, 5],
+        }
+    }
+
+    #[test]
+    fn images_split_across_threads_match_one_at_a_time() {
+        // Every image's output and gradient is the same whether it runs in
+        // a batch of 9 (tasks on several threads) or alone.
+        let b = backend();
+        let (n, c, o) = (9, 2, 3);
+        let g = geometry(n, c);
+        let (x, xl) = f32s(&values(n * c * 20, 1), &g.image_shape());
+        let (w, wl) = f32s(&values(o * c * 9, 2), &[o, c, 3, 3]);
+        let (dy, dyl) = f32s(&values(n * o * 20, 3), &[n, o, 4, 5]);
+        let y = b.fused_conv2d((&x, &xl), (&w, &wl), None, &g, 1).unwrap();
+        let y = read(&y.unwrap(), &[n * o * 20]);
+        let grads = b
+            .fused_conv2d_grad((&dy, &dyl), (&x, &xl), (&w, &wl), &g, 1, [true, true, true])
+            .unwrap()
+            .unwrap();
+        let dx = read(grads[0].as_ref().unwrap(), &[n * c * 20]);
+        let dw = read(grads[1].as_ref().unwrap(), &[o * c * 9]);
+        let mut dw_sum = vec![0.0; o * c * 9];
+        let g1 = geometry(1, c);
+        for i in 0..n {
+            let xi = Layout {
+                offset: i * c * 20,
+                ..Layout::contiguous(&g1.image_shape())
+            };
+            let dyi = Layout {
+                offset: i * o * 20,
+                ..Layout::contiguous(&[1, o, 4, 5])
+            };
+            let yi = b.fused_conv2d((&x, &xi), (&w, &wl), None, &g1, 1).unwrap();
+            assert_eq!(
+                read(&yi.unwrap(), &[o * 20]),
+                y[i * o * 20..(i + 1) * o * 20]
+            );
+            let gi = b
+                .fused_conv2d_grad(
+                    (&dy, &dyi),
+                    (&x, &xi),
+                    (&w, &wl),
+                    &g1,
+                    1,
+                    [true, true, false],
+                )
+                .unwrap()
+                .unwrap();
+            assert!(gi[2].is_none());
+            assert_eq!(
+                read(gi[0].as_ref().unwrap(), &[c * 20]),
+                dx[i * c * 20..(i + 1) * c * 20]
+            );
+            let dwi = read(gi[1].as_ref().unwrap(), &[o * c * 9]);
+            dw_sum.iter_mut().zip(&dwi).for_each(|(s, v)| *s += v);
+        }
+        assert_close(&dw, &dw_sum, 1e-5);
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors() {
+        let b = backend();
+        let g = geometry(1, 2);
+        let (x, xl) = f32s(&[0.0; 40], &g.image_shape());
+        let (w, _) = f32s(&[0.0; 54], &[54]);
+        let conv = |wl: &[usize], groups: usize| {
+            b.fused_conv2d((&x, &xl), (&w, &Layout::contiguous(wl)), None, &g, groups)
+        };
+        let err = conv(&[3, 2, 3, 2], 1).unwrap_err();
+        assert!(err.to_string().contains("[3, 2, 3, 3]"), "{err}");
+        assert!(conv(&[3, 2, 3, 3], 0).is_err());
+        assert!(
+            conv(&[3, 1, 3, 3], 2).is_err(),
+            "3 output channels in 2 groups"
+        );
+        let (dy, _) = f32s(&[0.0; 60], &[60]);
+        let err = b
+            .fused_conv2d_grad(
+                (&dy, &Layout::contiguous(&[1, 3, 5, 4])),
+                (&x, &xl),
+                (&w, &Layout::contiguous(&[3, 2, 3, 3])),
+                &g,
+                1,
+                [true; 3],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("[1, 3, 4, 5]"), "{err}");
+    }
+}
