@@ -167,7 +167,7 @@ fn convolve(dev: &Device, case: &Case, views: bool, salt: u32) -> lam::Result<[V
     let (x, weight) = if views {
         // Channels-last for even salts (pixels one stride apart), else a
         // narrowed width (rows further apart than the width).
-        let x = if salt % 2 == 0 {
+        let x = if salt.is_multiple_of(2) {
             let nhwc = host_permute(&xv, [n, c, h, w], [0, 2, 3, 1]);
             t(&nhwc, &[n, h, w, c], dev).permute(&[0, 3, 1, 2])?
         } else {
