@@ -12,7 +12,7 @@ use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, attention, batch_norm, copy, cross_entropy, elementwise, index, layer_norm, lstm, matmul,
+    adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm, matmul,
     max_pool, quant, random, reduce, softmax, window,
 };
 
@@ -276,6 +276,29 @@ impl Backend for WgpuBackend {
         step: &AdamStep,
     ) -> Result<bool> {
         adam::adam(&self.gpu, param, grad, m, v, step)
+    }
+
+    fn fused_conv2d(
+        &self,
+        input: View,
+        weight: View,
+        bias: Option<View>,
+        geometry: &WindowGeometry,
+        groups: usize,
+    ) -> Result<Option<Storage>> {
+        conv::conv2d(self, input, weight, bias, geometry, groups)
+    }
+
+    fn fused_conv2d_grad(
+        &self,
+        grad: View,
+        input: View,
+        weight: View,
+        geometry: &WindowGeometry,
+        groups: usize,
+        needs: [bool; 3],
+    ) -> Result<Option<[Option<Storage>; 3]>> {
+        conv::conv2d_grad(self, grad, input, weight, geometry, groups, needs)
     }
 
     fn stats(&self) -> DeviceStats {

@@ -3,7 +3,8 @@
 //!
 //! A convolution is one tape op over the backend's `fused_conv2d` and
 //! `fused_conv2d_grad` (`conv_op.rs`) where the backend has them: the CPU
-//! builds one image's columns at a time in cache. Elsewhere (and as the
+//! builds one image's columns at a time in cache; lam-wgpu runs its own
+//! kernels for the steps below (one group). Elsewhere (and as the
 //! reference those kernels are tested against, [`composed_conv2d`]) it is
 //! im2col (`window::patches`, the `unfold` primitive) followed by one
 //! batched matrix product, with the weight broadcast over the images and

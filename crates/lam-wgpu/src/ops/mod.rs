@@ -21,12 +21,15 @@
 //! - [`layer_norm`]: layer normalization and its gradient
 //! - [`batch_norm`]: batch normalization in training mode and its gradient
 //! - [`adam`]: the Adam/AdamW step
+//! - [`conv`]: convolution and its gradient, composed from `unfold`,
+//!   `matmul`, `fold` and `reduce` (one group)
 //!
 //! Each module is named as its op family, and as its shaders in `shaders/`.
 
 pub(crate) mod adam;
 pub(crate) mod attention;
 pub(crate) mod batch_norm;
+pub(crate) mod conv;
 pub(crate) mod copy;
 pub(crate) mod cross_entropy;
 pub(crate) mod elementwise;
