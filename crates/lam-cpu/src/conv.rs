@@ -245,7 +245,7 @@ pub(crate) fn conv2d_grad(
         db.iter_mut().zip(&task_db).for_each(|(t, v)| *t += v);
         pool::give(task_dwt);
     }
-    if need_dw {
+    if need_dw && s.og * s.k > 0 {
         let group = s.og * s.k;
         for (dw_g, dwt_g) in dw.chunks_exact_mut(group).zip(dwt.chunks_exact(group)) {
             transpose_into(dwt_g, s.k, s.og, dw_g);
