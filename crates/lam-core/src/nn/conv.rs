@@ -411,7 +411,7 @@ fn conv2d_impl(
         b.expect_shape(op, "a bias", &[o])?;
     }
     let g = geometry_of(op, &x, window)?;
-    let mut y = match fused_conv2d(&x, weight, bias, g, groups)? {
+    let mut y = match fused_conv2d(op, &x, weight, bias, window, g, groups)? {
         Some(y) => y,
         None => composed_conv2d(op, &x, weight, bias, window, groups)?,
     };
@@ -422,8 +422,9 @@ fn conv2d_impl(
 }
 
 /// The convolution of a batch from `unfold` and one batched `matmul` (see
-/// the module doc): what a backend without `fused_conv2d` runs, and the
-/// reference the fused kernels are tested against.
+/// the module doc): what a backend without `fused_conv2d` runs (untaped,
+/// inside the tape op), the reference the fused kernels are tested
+/// against, and the taped path of `F16` tensors.
 pub(super) fn composed_conv2d(
     op: &'static str,
     x: &Tensor,

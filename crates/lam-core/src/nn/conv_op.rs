@@ -5,57 +5,68 @@
 //! the bias's gradients, each only when needed). Only the input is kept for
 //! the gradient, not its columns.
 //!
-//! A backend that declines the forward gets `None` back here, and the
-//! caller composes the convolution from `unfold` and `matmul` (the
-//! reference the fused kernels are tested against). A backend that runs
-//! the forward but declines the gradient gets the same gradient from those
-//! primitives, untaped ([`composed_grad`]).
+//! A backend that declines either half gets it from `unfold` and `matmul`
+//! (`fold` and `reduce` for the gradient), untaped: the reference the
+//! fused kernels are tested against, which the unfused test devices run
+//! on every backend.
 
-use super::window::{fold_op, unfold_op};
+use super::conv::composed_conv2d;
+use super::window::{fold_op, unfold_op, Window};
 use crate::backend::WindowGeometry;
 use crate::{no_grad, DType, Layout, Result, Tensor};
 
 /// `x [N, C, H, W]` ⋆ `weight [O, C/groups, kh, kw]` (+ `bias [O]`) over
-/// the windows of `g`, as one tape op; `None` when the backend declines or
-/// a tensor is not `F32`.
+/// `window` (whose geometry over `x` is `g`), as one tape op; `None` when a
+/// tensor is not `F32` (the caller then composes the taped ops, which
+/// convert).
 pub(super) fn fused_conv2d(
+    op: &'static str,
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
+    window: &Window,
     g: WindowGeometry,
     groups: usize,
 ) -> Result<Option<Tensor>> {
-    let all_f32 = [Some(x), Some(weight), bias]
+    let inputs: Vec<&Tensor> = [Some(x), Some(weight), bias]
         .into_iter()
         .flatten()
-        .all(|t| t.dtype() == DType::F32);
-    if !all_f32 {
+        .collect();
+    if inputs.iter().any(|t| t.dtype() != DType::F32) {
         return Ok(None);
+    }
+    let dev = x.device();
+    for t in &inputs[1..] {
+        dev.check_same(&t.device(), op)?;
     }
     let (xs, ws) = (x.storage(), weight.storage());
     let bs = bias.map(Tensor::storage);
-    let y = x.backend().fused_conv2d(
+    let fused = x.backend().fused_conv2d(
         (&xs, x.layout()),
         (&ws, weight.layout()),
         bs.as_ref().zip(bias).map(|(s, t)| (s, t.layout())),
         &g,
         groups,
     )?;
-    let Some(y) = y else { return Ok(None) };
     let shape = [g.n, weight.dims()[0], g.out[0], g.out[1]];
+    let (y, layout) = match fused {
+        Some(y) => (y, Layout::contiguous(&shape)),
+        None => {
+            let y = no_grad(|| composed_conv2d(op, x, weight, bias, window, groups))?;
+            (y.storage(), y.layout().clone())
+        }
+    };
     let needs = [
         x.requires_grad(),
         weight.requires_grad(),
         bias.is_some_and(Tensor::requires_grad),
     ];
     let (x_saved, w_saved) = (x.detach(), weight.detach());
-    let mut inputs = vec![x, weight];
-    inputs.extend(bias);
     let has_bias = bias.is_some();
     Ok(Some(Tensor::from_op(
         "conv2d",
         y,
-        Layout::contiguous(&shape),
+        layout,
         &inputs,
         move |grad| {
             let [dx, dw, db] = backward(grad, &x_saved, &w_saved, g, groups, needs)?;
@@ -102,8 +113,8 @@ fn backward(
     ])
 }
 
-/// The same gradients from `unfold`, `matmul` and `fold`, as the composed
-/// convolution's tape would compute them.
+/// The same gradients from `unfold`, `matmul`, `fold` and `reduce`, as the
+/// taped composition would compute them.
 pub(super) fn composed_grad(
     grad: &Tensor,
     x: &Tensor,
@@ -113,7 +124,7 @@ pub(super) fn composed_grad(
     [need_dx, need_dw, need_db]: [bool; 3],
 ) -> Result<[Option<Tensor>; 3]> {
     let o = weight.dims()[0];
-    let (og, k, l) = (o / groups, weight.numel() / o, g.positions());
+    let (og, k, l) = (o / groups, weight.dims()[1] * g.taps(), g.positions());
     // dy [N, G, O/G, L]; the weight [G, O/G, K].
     let dy = grad.contiguous()?.reshape_exact(&[g.n, groups, og, l])?;
     let w = weight.contiguous()?.reshape_exact(&[groups, og, k])?;
