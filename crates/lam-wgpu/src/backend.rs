@@ -12,8 +12,8 @@ use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
-    adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm, matmul,
-    max_pool, quant, random, reduce, softmax, window,
+    adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm,
+    matmul, max_pool, quant, random, reduce, softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
