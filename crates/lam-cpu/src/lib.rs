@@ -53,6 +53,7 @@ mod layer_norm;
 mod lstm;
 mod lstm_sequence;
 mod math;
+mod math_f32;
 mod matmul;
 mod max_pool;
 mod packed;
