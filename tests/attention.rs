@@ -356,6 +356,14 @@ conformance!(mha_fused_path_equals_composite, |dev| {
         Some(AttnMask::Bool(&pad)),
         Some(AttnMask::Bool(&causal)),
     )?;
+    // The causal mask as 0/-∞ (on the CPU, the kernel's causal flag).
+    let hidden = causal.to_vec()?;
+    let causal_additive = hidden
+        .iter()
+        .map(|&x| if x != 0.0 { f32::NEG_INFINITY } else { 0.0 })
+        .collect();
+    let causal_additive = Tensor::from_vec(causal_additive, &[l, l], dev)?;
+    mha_paths_agree(&m, &x, None, Some(AttnMask::Additive(&causal_additive)))?;
     let additive = rnd(&[b * h, l, l], 12, dev);
     mha_paths_agree(
         &m,
