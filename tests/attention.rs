@@ -202,6 +202,100 @@ conformance!(sdpa_strided_inputs_and_dropout, |dev| {
     Ok(())
 });
 
+/// `(B, H, L, S, E, Ev)`.
+type Sizes = (usize, usize, usize, usize, usize, usize);
+
+/// The output and the gradients of `q`, `k`, `v` (through `sum(out²)`) of
+/// one attention call on `dev`, the inputs made from `salt` (the same
+/// values on every device); `nan_row` puts a NaN into query 0.
+fn sdpa_run(
+    dev: &Device,
+    (b, h, l, s, e, ev): Sizes,
+    causal: bool,
+    mask: Option<&str>,
+    nan_row: bool,
+    salt: u64,
+) -> lam::Result<Vec<Vec<f32>>> {
+    let mut q = rnd(&[b, h, l, e], salt, dev);
+    if nan_row {
+        let mut values = q.to_vec()?;
+        values[0] = f32::NAN;
+        q = Tensor::from_vec(values, &[b, h, l, e], dev)?;
+    }
+    let q = q.requires_grad_()?;
+    let k = rnd(&[b, h, s, e], salt + 1, dev).requires_grad_()?;
+    let v = rnd(&[b, h, s, ev], salt + 2, dev).requires_grad_()?;
+    // A bool mask keeping about 3 keys in 4, and an additive one whose
+    // last query row is -∞ everywhere (a fully masked row).
+    let keep = rnd(&[l, s], salt + 3, dev).gt_scalar(-0.5)?;
+    let mut additive = rnd(&[1, h, l, s], salt + 4, dev).to_vec()?;
+    for head in 0..h {
+        let last = (head * l + l - 1) * s;
+        additive[last..last + s].fill(f32::NEG_INFINITY);
+    }
+    let additive = Tensor::from_vec(additive, &[1, h, l, s], dev)?;
+    let options = SdpaOptions {
+        mask: match mask {
+            Some("bool") => Some(SdpaMask::Bool(&keep)),
+            Some(_) => Some(SdpaMask::Additive(&additive)),
+            None => None,
+        },
+        causal,
+        ..SdpaOptions::default()
+    };
+    let out = Tensor::scaled_dot_product_attention(&q, &k, &v, options)?;
+    out.mul(&out)?.sum_all()?.backward()?;
+    let mut all = vec![out.to_vec()?];
+    for t in [&q, &k, &v] {
+        all.push(
+            t.grad()
+                .map(|g| g.to_vec())
+                .transpose()?
+                .unwrap_or_default(),
+        );
+    }
+    Ok(all)
+}
+
+conformance!(sdpa_fused_equals_composite_on_odd_shapes, |dev| {
+    // The fused kernels (on fused devices) against the composite of the
+    // unfused twin: one query and key, lengths no tile size divides, more
+    // keys than one tile holds (the online softmax), more queries than a
+    // query block, odd feature counts, causal with L > S and L < S, bool and
+    // additive masks with a fully masked row, a NaN query row.
+    let composite = common::unfused(dev);
+    let cases: &[(Sizes, bool, Option<&str>, bool)] = &[
+        ((1, 2, 1, 1, 3, 2), false, None, false),
+        ((2, 1, 7, 4, 5, 3), true, None, false),
+        ((1, 2, 4, 9, 3, 4), true, Some("additive"), false),
+        ((1, 1, 5, 67, 4, 3), false, Some("bool"), false),
+        ((1, 1, 3, 300, 3, 2), true, None, false),
+        ((1, 1, 3, 300, 3, 2), false, Some("additive"), false),
+        ((1, 1, 70, 70, 3, 2), true, None, false),
+        ((1, 2, 5, 6, 3, 3), false, None, true),
+    ];
+    for (i, &(sizes, causal, mask, nan_row)) in cases.iter().enumerate() {
+        if nan_row && dev.is_gpu() {
+            // WGSL does not promise NaN through max and comparisons.
+            continue;
+        }
+        let salt = 40 + 10 * i as u64;
+        let fused = sdpa_run(dev, sizes, causal, mask, nan_row, salt)?;
+        let reference = sdpa_run(&composite, sizes, causal, mask, nan_row, salt)?;
+        for (what, (a, b)) in ["output", "dq", "dk", "dv"]
+            .iter()
+            .zip(fused.iter().zip(&reference))
+        {
+            let what = format!("case {i} {sizes:?} causal {causal} mask {mask:?}: {what}");
+            fixture::close(&what, a, b, 1e-5, 1e-4)?;
+        }
+        if nan_row && fused[0].iter().filter(|x| x.is_nan()).count() != 3 {
+            return Err(Error::invalid("sdpa", "the NaN query's row only is NaN"));
+        }
+    }
+    Ok(())
+});
+
 /// `MultiheadAttention` outputs and gradients without weights (fused) and
 /// with them (composite) for the given masks.
 fn mha_paths_agree(
@@ -262,6 +356,14 @@ conformance!(mha_fused_path_equals_composite, |dev| {
         Some(AttnMask::Bool(&pad)),
         Some(AttnMask::Bool(&causal)),
     )?;
+    // The causal mask as 0/-∞ (on the CPU, the kernel's causal flag).
+    let hidden = causal.to_vec()?;
+    let causal_additive = hidden
+        .iter()
+        .map(|&x| if x != 0.0 { f32::NEG_INFINITY } else { 0.0 })
+        .collect();
+    let causal_additive = Tensor::from_vec(causal_additive, &[l, l], dev)?;
+    mha_paths_agree(&m, &x, None, Some(AttnMask::Additive(&causal_additive)))?;
     let additive = rnd(&[b * h, l, l], 12, dev);
     mha_paths_agree(
         &m,

@@ -1,14 +1,17 @@
 //! Fused scaled-dot-product attention (Backend `fused_attention` and
 //! `fused_attention_grad`), FlashAttention-2's algorithm on the CPU.
 //!
-//! Queries are cut into blocks of [`BLOCK_Q`] rows and keys into blocks of
-//! [`BLOCK_K`]. The forward walks the key blocks of one query block keeping,
-//! per query row, the running maximum `m` and sum of exponentials `l` (the
-//! online softmax), and rescales the output rows it accumulates whenever `m`
-//! grows; only one `[BLOCK_Q, BLOCK_K]` score tile exists at a time, so the
-//! memory beyond the inputs and outputs is `O(BLOCK_Q · BLOCK_K)` per thread
-//! — never the `[L, S]` score matrix. Tasks are (batch·head, query block)
-//! pairs, run on rayon's pool when the op is big enough.
+//! Queries are cut into blocks of [`BLOCK_Q`] rows and keys into
+//! tiles: one tile holding every key when there are at most
+//! [`WHOLE_ROW_KEYS`] (a score row then stays in L1 and the softmax is
+//! plain), else tiles of [`BLOCK_K`]. The forward walks the key tiles of one
+//! query block keeping, per query row, the running maximum `m` and sum of
+//! exponentials `l` (the online softmax), and rescales the output rows it
+//! accumulates whenever `m` grows; only one `[rows, keys]` score tile exists
+//! at a time, so the memory beyond the inputs and outputs is
+//! `O(BLOCK_Q · tile)` per thread — never the `[L, S]` score matrix. Tasks
+//! are (batch·head, query block) pairs, run on rayon's pool when the op is
+//! big enough.
 //!
 //! The backward recomputes each score tile from `q`, `k` and the softmax
 //! statistics the forward kept (`p = exp(s - m) / l`), and accumulates `dv += pᵀ dO`,
@@ -16,22 +19,37 @@
 //! `ds = p ∘ (dO vᵀ - rowsum(dO ∘ out))`; one task per batch·head, which
 //! owns that head's `dk` and `dv`.
 //!
-//! The tile products go through `gemm` (the per-tile matrices are small and
-//! contiguous); the mask is read through its strides, so a broadcast mask is
-//! never materialised.
+//! Causal: key tiles wholly above the diagonal are never formed, and within
+//! a tile each row's exponentials stop at its last visible key. The tile
+//! products go through `gemm` (the per-tile matrices are small, contiguous
+//! and cache-resident; a register-blocked kernel of lam's own was slower);
+//! the row loops (maximum, exponentials and their sum,
+//! the score gradient) run in the widest vectors the processor has, with
+//! `math::exp_f32`. The mask is read through its strides, so a broadcast
+//! mask is never materialised.
+//!
+//! NaN: a NaN score makes its row's maximum NaN, so the whole row's output
+//! and gradients are NaN, as the composite softmax gives.
 
 use gemm::{gemm, Parallelism};
 use lam_core::backend::{AttentionInputs, View};
 use lam_core::{Error, Layout, Result};
 use rayon::prelude::*;
 
+use crate::elementwise::vectorised;
+use crate::math::exp_f32 as exp;
 use crate::parallel::PAR_MIN_WORK;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
-/// Query rows per block (per task of the forward).
+/// Query rows per block (per task of the forward). Not smaller when
+/// causal: at these sizes each tile product's fixed cost outweighs the
+/// multiply-adds a finer cut of the triangle would skip.
 const BLOCK_Q: usize = 64;
-/// Keys per block: the score tile is `BLOCK_Q × BLOCK_K`.
+/// Up to this many keys, a score tile spans every key (a query block's
+/// scores stay in L1/L2).
+const WHOLE_ROW_KEYS: usize = 256;
+/// Keys per tile beyond [`WHOLE_ROW_KEYS`]: the online softmax's step.
 const BLOCK_K: usize = 64;
 
 const OP: &str = "fused_attention";
@@ -283,6 +301,25 @@ impl<'a> Operands<'a> {
         }
     }
 
+    /// How many of the keys `k0..k0 + cols` query `q` sees: all of them, or
+    /// those up to its own position when causal.
+    fn visible(&self, q: usize, k0: usize, cols: usize) -> usize {
+        if self.causal {
+            (q + 1).saturating_sub(k0).min(cols)
+        } else {
+            cols
+        }
+    }
+
+    /// Keys per score tile.
+    fn block_k(&self) -> usize {
+        if self.shape.s <= WHOLE_ROW_KEYS {
+            self.shape.s.max(1)
+        } else {
+            BLOCK_K
+        }
+    }
+
     /// One query block's output rows `out` (`[rows, Ev]`, zeroed) and
     /// softmax statistics `stats` (`[rows, 2]`).
     fn forward_block(
@@ -294,35 +331,29 @@ impl<'a> Operands<'a> {
     ) -> Result<()> {
         let Shape { s, ev, .. } = self.shape;
         let rows = stats.len() / 2;
-        let mut tile = vec![0.0f32; rows * BLOCK_K];
+        let block_k = self.block_k();
+        let mut tile = vec![0.0f32; rows * block_k];
         let mut max = vec![f32::NEG_INFINITY; rows];
         let mut sum = vec![0.0f32; rows];
-        for k0 in (0..self.key_end(q0, rows)).step_by(BLOCK_K) {
-            let cols = BLOCK_K.min(s - k0);
+        let end = self.key_end(q0, rows);
+        for k0 in (0..end).step_by(block_k) {
+            let cols = block_k.min(end - k0);
             let tile = &mut tile[..rows * cols];
             self.scores(head, (q0, rows), (k0, cols), tile)?;
-            for (i, row) in tile.chunks_mut(cols).enumerate() {
-                let row_max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                let new_max = max[i].max(row_max);
-                if new_max == f32::NEG_INFINITY {
-                    // Every key so far masked: nothing to add yet.
-                    row.fill(0.0);
-                    continue;
-                }
-                let rescale = (max[i] - new_max).exp();
-                let mut row_sum = 0.0;
-                for x in row.iter_mut() {
-                    *x = (*x - new_max).exp();
-                    row_sum += *x;
-                }
-                sum[i] = sum[i] * rescale + row_sum;
-                max[i] = new_max;
-                if rescale != 1.0 {
-                    out[i * ev..(i + 1) * ev]
-                        .iter_mut()
-                        .for_each(|o| *o *= rescale);
-                }
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for (i, row) in tile.chunks_mut(cols).enumerate() {
+                        let visible = self.visible(q0 + i, k0, cols);
+                        let rescale = online_softmax_row(row, visible, &mut max[i], &mut sum[i]);
+                        if rescale != 1.0 {
+                            out[i * ev..(i + 1) * ev]
+                                .iter_mut()
+                                .for_each(|o| *o *= rescale);
+                        }
+                    }
+                },
+            );
             // out [rows, Ev] += p [rows, cols] × v [cols, Ev].
             let v = &self.v[(head * s + k0) * ev..(head * s + k0 + cols) * ev];
             product(
@@ -367,11 +398,12 @@ impl<'a> Operands<'a> {
         dv: &mut [f32],
     ) -> Result<()> {
         let Shape { l, s, e, ev, .. } = self.shape;
-        let mut p = vec![0.0f32; BLOCK_Q * BLOCK_K];
-        let mut dp = vec![0.0f32; BLOCK_Q * BLOCK_K];
-        let mut rowsum = vec![0.0f32; BLOCK_Q];
-        for q0 in (0..l).step_by(BLOCK_Q) {
-            let rows = BLOCK_Q.min(l - q0);
+        let (block_q, block_k) = (BLOCK_Q, self.block_k());
+        let mut p = vec![0.0f32; block_q * block_k];
+        let mut dp = vec![0.0f32; block_q * block_k];
+        let mut rowsum = vec![0.0f32; block_q];
+        for q0 in (0..l).step_by(block_q) {
+            let rows = block_q.min(l - q0);
             let first = head * l + q0;
             let (g, o) = (
                 rows_of(saved.grad, first, rows, ev),
@@ -385,16 +417,20 @@ impl<'a> Operands<'a> {
                 *r = gi.iter().zip(oi).map(|(a, b)| a * b).sum();
             }
             let dq_rows = &mut dq[q0 * e..(q0 + rows) * e];
-            for k0 in (0..self.key_end(q0, rows)).step_by(BLOCK_K) {
-                let cols = BLOCK_K.min(s - k0);
+            let end = self.key_end(q0, rows);
+            for k0 in (0..end).step_by(block_k) {
+                let cols = block_k.min(end - k0);
                 let (p, dp) = (&mut p[..rows * cols], &mut dp[..rows * cols]);
                 self.scores(head, (q0, rows), (k0, cols), p)?;
-                for (row, st) in p.chunks_mut(cols).zip(stats.chunks(2)) {
-                    // A row with every key masked has l = 0 and weights 0.
-                    let (shift, sum) = (st[0], st[1]);
-                    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-                    row.iter_mut().for_each(|x| *x = (*x - shift).exp() * inv);
-                }
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (i, (row, st)) in p.chunks_mut(cols).zip(stats.chunks(2)).enumerate() {
+                            let visible = self.visible(q0 + i, k0, cols);
+                            weights_row(row, visible, st[0], st[1]);
+                        }
+                    },
+                );
                 let k = &self.k[(head * s + k0) * e..(head * s + k0 + cols) * e];
                 let v = &self.v[(head * s + k0) * ev..(head * s + k0 + cols) * ev];
                 // dv [cols, Ev] += pᵀ [cols, rows] × dO [rows, Ev].
@@ -432,11 +468,18 @@ impl<'a> Operands<'a> {
                     false,
                 )?;
                 // ds = p ∘ (dp - rowsum), kept in dp.
-                for ((prow, dprow), r) in p.chunks(cols).zip(dp.chunks_mut(cols)).zip(&rowsum) {
-                    for (d, &pv) in dprow.iter_mut().zip(prow) {
-                        *d = pv * (*d - r);
-                    }
-                }
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for ((prow, dprow), &r) in
+                            p.chunks(cols).zip(dp.chunks_mut(cols)).zip(&rowsum)
+                        {
+                            for (d, &pv) in dprow.iter_mut().zip(prow) {
+                                *d = pv * (*d - r);
+                            }
+                        }
+                    },
+                );
                 // dq [rows, E] += scale · ds [rows, cols] × k [cols, E].
                 product(
                     dq_rows,
@@ -475,6 +518,91 @@ impl<'a> Operands<'a> {
         }
         Ok(())
     }
+}
+
+/// Lanes of the row loops' partial maxima and sums: an AVX-512 register.
+const LANES: usize = 16;
+
+/// One step of the online softmax on a score row of a tile: `row` becomes
+/// `exp(row - m')` over its first `visible` keys and 0 beyond, where `m'`
+/// is the running maximum `max` updated with the row's; the running sum
+/// `sum` is rescaled to `m'` and grows by the row's exponentials. Returns
+/// the factor `exp(m - m')` the row's output so far must be scaled by.
+/// A row with nothing but `-∞` so far stays at `m = -∞`, `sum = 0`.
+#[inline(always)]
+fn online_softmax_row(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+    let (seen, hidden) = row.split_at_mut(visible);
+    hidden.fill(0.0);
+    let new_max = nan_max(*max, row_max(seen));
+    if new_max == f32::NEG_INFINITY {
+        // Every key so far masked: nothing to add yet.
+        seen.fill(0.0);
+        return 1.0;
+    }
+    let rescale = exp(*max - new_max);
+    let row_sum = exp_and_sum(seen, new_max);
+    *sum = *sum * rescale + row_sum;
+    *max = new_max;
+    rescale
+}
+
+/// A score row of a tile made its attention weights `exp(row - shift) /
+/// sum` over its first `visible` keys, 0 beyond (and everywhere for a row
+/// whose keys are all masked, kept as `sum = 0`).
+#[inline(always)]
+fn weights_row(row: &mut [f32], visible: usize, shift: f32, sum: f32) {
+    let (seen, hidden) = row.split_at_mut(visible);
+    hidden.fill(0.0);
+    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+    seen.iter_mut().for_each(|x| *x = exp(*x - shift) * inv);
+}
+
+/// The larger of two values, NaN if either is.
+#[inline(always)]
+fn nan_max(a: f32, b: f32) -> f32 {
+    if a > b || a.is_nan() {
+        a
+    } else {
+        b
+    }
+}
+
+/// The maximum of a row (`-∞` when empty), NaN if any element is: kept in
+/// [`LANES`] partial maxima so that the loop vectorises.
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = nan_max(*m, x);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| nan_max(m, x));
+    lanes.iter().fold(tail, |m, &x| nan_max(m, x))
+}
+
+/// `row` becomes `exp(row - shift)`; returns its sum, kept in [`LANES`]
+/// partial sums so that the loop vectorises.
+#[inline(always)]
+fn exp_and_sum(row: &mut [f32], shift: f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, x) in lanes.iter_mut().zip(chunk) {
+            *x = exp(*x - shift);
+            *s += *x;
+        }
+    }
+    let mut tail = 0.0;
+    for x in chunks.into_remainder() {
+        *x = exp(*x - shift);
+        tail += *x;
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Rows `first..first + count` of a row-major matrix of `width` columns.

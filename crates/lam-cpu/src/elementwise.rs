@@ -10,7 +10,8 @@
 use lam_core::backend::{BinaryOp, UnaryOp, View};
 use lam_core::{DType, Error, Layout, Result};
 
-use crate::math::{exp_f32, gelu, gelu_grad, sigmoid, softplus, tanh};
+use crate::math::{exp_f32, sigmoid, softplus, tanh};
+use crate::math_f32::{gelu, gelu_grad};
 use crate::parallel::{for_chunks, CHUNK};
 use crate::pool;
 use crate::storage::{dtype_error, Data, ReadLocks};
@@ -170,11 +171,10 @@ fn map<F: Fn(f32) -> f32 + Sync + Copy>(x: &[f32], f: F) -> Result<Vec<f32>> {
 }
 
 /// `out[i] = f(x[i])` in the widest vectors the processor has. Formulas
-/// written as straight-line arithmetic (GELU and its gradient, whose
-/// exponential is `math::exp`) vectorise, and with AVX-512 run 8 `f64`
-/// lanes instead of SSE2's 2: GELU's forward and backward became 3-4x
-/// faster. The result does not depend on the variant (no fused multiply-add
-/// is formed without being written).
+/// written as straight-line `f32` arithmetic (GELU and its gradient,
+/// `math_f32`; exp, sigmoid and tanh, `math`) vectorise, and with AVX-512
+/// run 16 lanes instead of SSE2's 4. The result does not depend on the
+/// variant (no fused multiply-add is formed without being written).
 pub(crate) fn map_chunk<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: F) {
     #[cfg(target_arch = "x86_64")]
     {

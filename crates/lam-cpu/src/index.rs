@@ -74,6 +74,9 @@ pub(crate) fn scatter_add(shape: &[usize], dim: usize, index: View, src: View) -
         other => return Err(dtype_error(OP, DType::F32, other.dtype())),
     };
     let strides = contiguous_strides(shape);
+    if let Some(out) = scatter_rows(shape, dim, (idx, li), (x, ls))? {
+        return Ok(Data::F32(out));
+    }
     let rows = Layout {
         shape: li.shape.clone(),
         strides: with_zero_at(&strides, dim),
@@ -85,6 +88,48 @@ pub(crate) fn scatter_add(shape: &[usize], dim: usize, index: View, src: View) -
         out[row + to_index(OP, idx[io], shape[dim])? * strides[dim]] += x[so];
     }
     Ok(Data::F32(out))
+}
+
+/// [`scatter_add`] when each index picks a whole row: the index constant
+/// along every dim but `dim` (an embedding's gradient: indices `[N]`
+/// broadcast to `[N, D]`) and `src` contiguous. Then `src` is `[outer, n,
+/// inner]` and row `j` of each outer block adds onto output row `index[j]`
+/// as one vectorised slice add, in the order the element loop would (so the
+/// sums are the same). `None` for any other view.
+fn scatter_rows(
+    shape: &[usize],
+    dim: usize,
+    (idx, li): (&[i32], &Layout),
+    (x, ls): (&[f32], &Layout),
+) -> Result<Option<Vec<f32>>> {
+    const OP: &str = "scatter_add";
+    let whole_rows = li
+        .strides
+        .iter()
+        .enumerate()
+        .all(|(d, &st)| d == dim || st == 0 || li.shape[d] == 1);
+    let full = (0..shape.len()).all(|d| d == dim || li.shape[d] == shape[d]);
+    if !whole_rows || !full || !ls.is_contiguous() {
+        return Ok(None);
+    }
+    let outer: usize = li.shape[..dim].iter().product();
+    let (n, size) = (li.shape[dim], shape[dim]);
+    let inner: usize = shape[dim + 1..].iter().product();
+    let mut out = crate::pool::zeroed(shape.iter().product())?;
+    if n == 0 || inner == 0 {
+        return Ok(Some(out));
+    }
+    let src = x
+        .get(ls.offset..ls.offset + outer * n * inner)
+        .ok_or_else(|| Error::invalid(OP, "src outside its buffer"))?;
+    for (o, block) in src.chunks_exact(n * inner).enumerate() {
+        for (j, row) in block.chunks_exact(inner).enumerate() {
+            let i = to_index(OP, idx[li.offset + j * li.strides[dim]], size)?;
+            let target = &mut out[(o * size + i) * inner..][..inner];
+            target.iter_mut().zip(row).for_each(|(t, &v)| *t += v);
+        }
+    }
+    Ok(Some(out))
 }
 
 /// `[outer, size, inner] -> [outer, index.len(), inner]`, walking `l` along `dim`.
@@ -232,6 +277,43 @@ mod tests {
             .scatter_add(&[2, 1], 0, (&idx, &l3), (&ones, &l3))
             .unwrap();
         assert_eq!(read(&r, &[2, 1]), vec![3., 3.]);
+    }
+
+    #[test]
+    fn scatter_add_of_whole_rows_sums_in_order() {
+        // An embedding-like gradient: indices [4] broadcast over [2, 4, 3]
+        // along dim 1 (strides 0 elsewhere), src contiguous, repeats
+        // included; against the sums written out.
+        let b = backend();
+        let idx = b.from_i32(&[9, 2, 0, 2, 4]).unwrap();
+        let li = Layout {
+            shape: vec![2, 4, 3],
+            strides: vec![0, 1, 0],
+            offset: 1,
+        };
+        let data: Vec<f32> = (0..24).map(|i| 0.1 * i as f32 + 0.37).collect();
+        let (src, ls) = f32s(&data, &[2, 4, 3]);
+        let r = b
+            .scatter_add(&[2, 5, 3], 1, (&idx, &li), (&src, &ls))
+            .unwrap();
+        let mut want = vec![0.0f32; 30];
+        for o in 0..2 {
+            for (j, &row) in [2usize, 0, 2, 4].iter().enumerate() {
+                for t in 0..3 {
+                    want[(o * 5 + row) * 3 + t] += data[(o * 4 + j) * 3 + t];
+                }
+            }
+        }
+        assert_eq!(read(&r, &[2, 5, 3]), want);
+        // An index out of range is an error on this path too.
+        let bad = b.from_i32(&[0, 7]).unwrap();
+        let lb = Layout {
+            shape: vec![2, 3],
+            strides: vec![1, 0],
+            offset: 0,
+        };
+        let (src, ls) = f32s(&[1.0; 6], &[2, 3]);
+        assert!(b.scatter_add(&[5, 3], 0, (&bad, &lb), (&src, &ls)).is_err());
     }
 
     #[test]

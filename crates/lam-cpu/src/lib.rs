@@ -36,8 +36,9 @@
 //! - `parallel`: when and how an op splits its output across threads.
 //! - `pool`: recycled output vectors and fallible allocation;
 //!   [`pool_stats`] counts reuses and fresh allocations.
-//! - `math`: scalar formulas that need care (erf, GELU, vectorisable
-//!   exp, sigmoid and tanh).
+//! - `math`: scalar formulas that need care (vectorisable exp, sigmoid
+//!   and tanh; the `f64` erf and GELU the `f32` ones are tested against);
+//!   `math_f32`: GELU and its derivative in `f32`, for wide loops.
 //! - `packed`: products by a weight packed once for many calls.
 //! - `runs`: sums, maxima and minima of contiguous runs, and batch norm's
 //!   per-element loops, compiled for the widest vectors available.
@@ -54,6 +55,7 @@ mod layer_norm;
 mod lstm;
 mod lstm_sequence;
 mod math;
+mod math_f32;
 mod matmul;
 mod max_pool;
 mod packed;

@@ -21,7 +21,9 @@
 //! The functions are `inline(always)` so that each is compiled into the
 //! vector-width variants of the loops.
 
-use std::f64::consts::{FRAC_1_SQRT_2, LOG2_E, PI};
+use std::f64::consts::LOG2_E;
+#[cfg(test)]
+use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
 /// `e^x` for `f64`, relative error below 1e-14; arguments are clamped to
 /// `[-708, 709]` (the normal range of the result: below it `e^x` is under
@@ -65,6 +67,10 @@ pub(crate) fn exp(x: f64) -> f64 {
 /// The complementary error function `1 - erf(x)`, with relative error below
 /// 1.2e-7 for every `x` (Numerical Recipes' Chebyshev fit, `erfcc`). Being
 /// relative, the accuracy holds in the far tail, where `1 - erf` would cancel.
+///
+/// This and the `f64` GELU below are the references `math_f32`'s GELU
+/// (the one the ops use, twice the vector lanes) is tested against.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn erfc(x: f64) -> f64 {
     let z = x.abs();
@@ -92,12 +98,14 @@ pub(crate) fn erf(x: f64) -> f64 {
 }
 
 /// The standard normal CDF `Φ(x)`.
+#[cfg(test)]
 #[inline(always)]
 fn normal_cdf(x: f64) -> f64 {
     0.5 * erfc(-x * FRAC_1_SQRT_2)
 }
 
 /// Exact GELU, `x Φ(x) = x/2 (1 + erf(x/√2))` (PyTorch's default form).
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn gelu(x: f32) -> f32 {
     let x = x as f64;
@@ -105,6 +113,7 @@ pub(crate) fn gelu(x: f32) -> f32 {
 }
 
 /// The derivative of exact GELU, `Φ(x) + x φ(x)`.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn gelu_grad(x: f32) -> f32 {
     let x = x as f64;

@@ -29,7 +29,12 @@
 //! op, as PyTorch takes its fast path then: both masks become one additive
 //! mask (broadcast, not materialised per head), and the `-1e9` scores are
 //! ordinary scores there, so fully masked rows attend uniformly on both
-//! paths (equal up to rounding). [`MultiheadAttention::forward_with_weights`],
+//! paths (equal up to rounding). An `attn_mask` that is exactly the causal
+//! mask, on the CPU, becomes the fused op's causal flag (PyTorch's
+//! `is_causal` hint, detected): keys above the diagonal are skipped instead
+//! of scored and masked — the same result for finite scores, and a NaN or
+//! infinite score of a hidden key no longer reaches the row.
+//! [`MultiheadAttention::forward_with_weights`],
 //! attention dropout and graph capture take the composite, which forms the
 //! weights.
 
@@ -394,6 +399,12 @@ impl MultiheadAttention {
             |scores_shape| self.masks(scores_shape, s, attn_mask, key_padding_mask, batched);
 
         let (heads_out, attn) = if fused {
+            // The standard causal mask becomes the kernel's flag: keys above
+            // the diagonal are then skipped rather than masked.
+            let causal = width == s && attn_mask.is_some_and(|m| is_causal(m, l, s));
+            let attn_mask = if causal { None } else { attn_mask };
+            let masks =
+                |scores_shape| self.masks(scores_shape, s, attn_mask, key_padding_mask, batched);
             let mut mask: Option<Tensor> = None;
             for m in masks(scores_shape)? {
                 mask = Some(match mask {
@@ -405,7 +416,7 @@ impl MultiheadAttention {
                 Some(m) => Some(m.broadcast_to(&scores_shape)?),
                 None => None,
             };
-            let out = crate::tensor::attention(&qh, &kh, &vh, mask.as_ref(), false, scale)?;
+            let out = crate::tensor::attention(&qh, &kh, &vh, mask.as_ref(), causal, scale)?;
             (out, None)
         } else {
             let mut scores = qh.matmul(&kh.transpose(-1, -2)?)?; // [B, H, L, S + added]
@@ -567,6 +578,34 @@ impl MultiheadAttention {
         }
         Ok(masks)
     }
+}
+
+/// True when `mask` is exactly the causal mask `[l, s]` of its kind (query
+/// `i` may attend to keys `j ≤ i` only: [`causal_mask`] as a bool mask, or
+/// 0 and `-∞` as an additive one). Checked on the CPU only, where reading
+/// the `l · s` values costs next to nothing; on a GPU the read would wait
+/// for the queue at every call, so the mask is applied as given.
+fn is_causal(mask: AttnMask<'_>, l: usize, s: usize) -> bool {
+    let m = mask.tensor();
+    if m.device().is_gpu() || m.dims() != [l, s] {
+        return false;
+    }
+    let additive = matches!(mask, AttnMask::Additive(_));
+    if additive && m.dtype() != DType::F32 {
+        return false;
+    }
+    let Ok(values) = m.to_vec() else {
+        return false;
+    };
+    let hidden = |k: usize| k % s > k / s;
+    values
+        .iter()
+        .enumerate()
+        .all(|(k, &x)| match (additive, hidden(k)) {
+            (false, hidden) => (x != 0.0) == hidden,
+            (true, true) => x == f32::NEG_INFINITY,
+            (true, false) => x == 0.0,
+        })
 }
 
 impl Module for MultiheadAttention {

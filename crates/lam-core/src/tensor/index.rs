@@ -124,7 +124,9 @@ impl Tensor {
     fn reshape_for_dim(&self, shape: &[usize], dim: usize) -> Result<Tensor> {
         let mut view = vec![1usize; shape.len()];
         view[dim] = self.numel();
-        self.reshape_exact(&view)?.broadcast_to(shape)?.contiguous()
+        // A broadcast view, not a copy: the backends' scatter_add add whole
+        // rows when the index varies along `dim` only.
+        self.reshape_exact(&view)?.broadcast_to(shape)
     }
 
     fn check_index_shape(&self, op: &'static str, dim: usize, index: &Tensor) -> Result<()> {
