@@ -2,18 +2,20 @@
 //! gradient, fused (Backend `fused_layer_norm`, `fused_layer_norm_grad`):
 //! each row's mean and variance (summed in `f64`), the normalized row and
 //! the affine map in one pass per row, rows in parallel; the gradient's
-//! per-column sums (the weight's and the bias's) in blocks of columns in
-//! parallel. The formulas are lam-core's composite ones (`nn/norm.rs`).
+//! per-column sums (the weight's and the bias's) a row at a time into
+//! `f64` partials per block of rows, blocks in parallel. The inner loops
+//! are `runs.rs`'s, compiled for the widest vectors. The formulas are lam-core's composite ones (`nn/norm.rs`).
 
 use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
 use crate::parallel::{for_chunks, for_items};
+use crate::runs;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
-/// Columns per task of the gradient's column sums.
-const COL_BLOCK: usize = 64;
+/// Rows per task of the gradient's column sums.
+const ROW_BLOCK: usize = 64;
 
 /// `(y, mean, rstd)`: `y = (x − mean) · rstd ⊙ weight + bias` for each row
 /// of `input` (`[rows, cols]`), `rstd = 1 / √(var + eps)`.
@@ -46,22 +48,17 @@ pub(crate) fn layer_norm(
         .zip(mean.iter_mut())
         .zip(rstd.iter_mut())
         .collect();
+    // A missing weight is ones and a missing bias zeros: multiplying by 1
+    // and adding 0 change no value, and one loop serves every case.
+    let w = w.unwrap_or_else(|| vec![1.0; cols]);
+    let b = b.unwrap_or_else(|| vec![0.0; cols]);
     for_items(&mut items, 3 * cols, |r, ((y_row, m_out), s_out)| {
         let row = &x[r * cols..(r + 1) * cols];
-        let m = row.iter().map(|&v| v as f64).sum::<f64>() / cols as f64;
-        let var = row.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / cols as f64;
+        let m = runs::sum(row) / cols as f64;
+        let var = runs::sum_squared_deviation(row, m) / cols as f64;
         let s = 1.0 / (var + eps as f64).sqrt();
         let (m, s) = (m as f32, s as f32);
-        for (j, (o, &v)) in y_row.iter_mut().zip(row).enumerate() {
-            let mut out = (v - m) * s;
-            if let Some(w) = &w {
-                out *= w[j];
-            }
-            if let Some(b) = &b {
-                out += b[j];
-            }
-            *o = out;
-        }
+        runs::affine(y_row, row, m, s, &w, &b);
         (**m_out, **s_out) = (m, s);
     });
     Ok((y, mean, rstd))
@@ -101,43 +98,58 @@ pub(crate) fn layer_norm_grad(
         }
         None => None,
     };
-    let x_hat = |r: usize, j: usize| (x[r * cols + j] - m[r]) * s[r];
     let mut dx = crate::pool::take(rows * cols)?;
     for_chunks(&mut dx, cols.max(1), 4 * rows * cols, |start, dx_row| {
         let r = start / cols;
-        let gy = |j: usize| g[r * cols + j] * w.as_ref().map_or(1.0, |w| w[j]);
-        let (mut sum, mut dot) = (0.0f64, 0.0f64);
-        for j in 0..cols {
-            sum += gy(j) as f64;
-            dot += (gy(j) * x_hat(r, j)) as f64;
-        }
-        let (mean_gy, mean_dot) = ((sum / cols as f64) as f32, (dot / cols as f64) as f32);
-        for (j, o) in dx_row.iter_mut().enumerate() {
-            *o = s[r] * (gy(j) - mean_gy - x_hat(r, j) * mean_dot);
+        let (x_row, g_row) = (&x[start..start + cols], &g[start..start + cols]);
+        // gy = g ⊙ weight, in a row of its own only when there is a weight.
+        let weighted;
+        let gy = match &w {
+            Some(w) => {
+                let mut row = vec![0.0; cols];
+                runs::mul(&mut row, g_row, w);
+                weighted = row;
+                &weighted[..]
+            }
+            None => g_row,
+        };
+        // Σ gy and Σ gy·x̂ = rstd · Σ gy·(x − mean).
+        let (sum, dot) = runs::sum_and_product(gy, x_row, m[r] as f64);
+        let mean_gy = (sum / cols as f64) as f32;
+        let mean_dot = (dot * s[r] as f64 / cols as f64) as f32;
+        // dx = rstd · (gy − mean(gy) − x̂ · mean(gy·x̂)).
+        runs::normalize_grad(dx_row, gy, x_row, [mean_gy, m[r], s[r] * mean_dot, s[r]]);
+    });
+    // The per-column sums, rows in blocks of ROW_BLOCK summed in parallel
+    // into f64 partials, then the partials added in block order (the same
+    // sums whatever the thread count).
+    let mut partials: Vec<(Vec<f64>, Vec<f64>)> = (0..rows.div_ceil(ROW_BLOCK))
+        .map(|_| (vec![0.0; cols], vec![0.0; cols]))
+        .collect();
+    for_items(&mut partials, 2 * ROW_BLOCK * cols, |k, (pw, pb)| {
+        for r in k * ROW_BLOCK..((k + 1) * ROW_BLOCK).min(rows) {
+            let (x_row, g_row) = (&x[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
+            runs::add_scaled_product_into(pw, g_row, x_row, m[r], s[r]);
+            runs::add_into(pb, g_row);
         }
     });
     let mut dw = crate::pool::take(cols)?;
     let mut db = crate::pool::take(cols)?;
-    let mut blocks: Vec<_> = dw
-        .chunks_mut(COL_BLOCK)
-        .zip(db.chunks_mut(COL_BLOCK))
-        .collect();
-    for_items(
-        &mut blocks,
-        2 * rows * COL_BLOCK,
-        |k, (dw_block, db_block)| {
-            for (c, (dw_out, db_out)) in dw_block.iter_mut().zip(db_block.iter_mut()).enumerate() {
-                let j = k * COL_BLOCK + c;
-                let (mut sw, mut sb) = (0.0f64, 0.0f64);
-                for r in 0..rows {
-                    let gv = g[r * cols + j];
-                    sw += (gv * x_hat(r, j)) as f64;
-                    sb += gv as f64;
-                }
-                (*dw_out, *db_out) = (sw as f32, sb as f32);
-            }
-        },
-    );
+    let (mut sw, mut sb) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+    for (pw, pb) in &partials {
+        for (a, &v) in sw.iter_mut().zip(pw) {
+            *a += v;
+        }
+        for (a, &v) in sb.iter_mut().zip(pb) {
+            *a += v;
+        }
+    }
+    for (o, v) in dw.iter_mut().zip(sw) {
+        *o = v as f32;
+    }
+    for (o, v) in db.iter_mut().zip(sb) {
+        *o = v as f32;
+    }
     Ok((dx, dw, db))
 }
 

@@ -1,7 +1,7 @@
 //! Folds over contiguous runs of `f32`, compiled for the widest vectors the
 //! processor has (AVX-512, AVX2, or the baseline), chosen at run time: the
-//! inner loops of the reductions (`reduce.rs`) and of batch norm
-//! (`batch_norm.rs`).
+//! inner loops of the reductions (`reduce.rs`), of batch norm
+//! (`batch_norm.rs`) and of layer norm (`layer_norm.rs`).
 //!
 //! A sum in one accumulator waits on every add (~1 ns per element); these
 //! fold a run into [`LANES`] independent partial results, which vectorise.
@@ -101,6 +101,23 @@ widest! {
         x: &[f32],
         coef: [f32; 4]
     ) = normalize_grad_body;
+}
+
+widest! {
+    /// `out[i] = (x[i] − mean) · scale · w[i] + b[i]` (layer norm's output).
+    fn affine(out: &mut [f32], x: &[f32], mean: f32, scale: f32, w: &[f32], b: &[f32]) = affine_body;
+}
+
+widest! {
+    /// `out[i] = a[i] · b[i]`.
+    fn mul(out: &mut [f32], a: &[f32], b: &[f32]) = mul_body;
+}
+
+widest! {
+    /// `acc[i] += g[i] · (x[i] − mean) · scale` in `f64` (layer norm's
+    /// weight gradient, a row at a time).
+    fn add_scaled_product_into(acc: &mut [f64], g: &[f32], x: &[f32], mean: f32, scale: f32)
+        = add_scaled_product_into_body;
 }
 
 /// The larger of `m` and `v`; a NaN wins, and stays.
@@ -223,6 +240,27 @@ fn min_into_body(acc: &mut [f32], run: &[f32]) {
 fn normalize_body(out: &mut [f32], x: &[f32], mean: f32, scale: f32, shift: f32) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = (v - mean) * scale + shift;
+    }
+}
+
+#[inline(always)]
+fn affine_body(out: &mut [f32], x: &[f32], mean: f32, scale: f32, w: &[f32], b: &[f32]) {
+    for (((o, &v), &wv), &bv) in out.iter_mut().zip(x).zip(w).zip(b) {
+        *o = (v - mean) * scale * wv + bv;
+    }
+}
+
+#[inline(always)]
+fn mul_body(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
+        *o = u * v;
+    }
+}
+
+#[inline(always)]
+fn add_scaled_product_into_body(acc: &mut [f64], g: &[f32], x: &[f32], mean: f32, scale: f32) {
+    for ((a, &gv), &xv) in acc.iter_mut().zip(g).zip(x) {
+        *a += (gv * ((xv - mean) * scale)) as f64;
     }
 }
 
