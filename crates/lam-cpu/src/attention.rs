@@ -200,9 +200,9 @@ impl Shape {
 /// `v [BH, S, Ev]` contiguous (gathered when the views are not), the mask
 /// through its own strides.
 struct Operands<'a> {
-    q: std::borrow::Cow<'a, [f32]>,
-    k: std::borrow::Cow<'a, [f32]>,
-    v: std::borrow::Cow<'a, [f32]>,
+    q: crate::strided::Gathered<'a, f32>,
+    k: crate::strided::Gathered<'a, f32>,
+    v: crate::strided::Gathered<'a, f32>,
     mask: Option<(&'a [f32], &'a Layout)>,
     heads: usize,
     causal: bool,

@@ -14,13 +14,15 @@ use crate::strided::{gather, gather_into};
 /// The elements of an `F32` view, row-major.
 pub(crate) fn read_f32(src: View) -> Result<Vec<f32>> {
     let locks = ReadLocks::new("read_f32", &[src.0])?;
-    Ok(gather(locks.f32(0, src.1)?, src.1)?.into_owned())
+    let v = gather(locks.f32(0, src.1)?, src.1)?.into_owned();
+    Ok(v)
 }
 
 /// The elements of an `I32` view, row-major.
 pub(crate) fn read_i32(src: View) -> Result<Vec<i32>> {
     let locks = ReadLocks::new("read_i32", &[src.0])?;
-    Ok(gather(locks.i32(0, src.1)?, src.1)?.into_owned())
+    let v = gather(locks.i32(0, src.1)?, src.1)?.into_owned();
+    Ok(v)
 }
 
 /// Writes the elements of `src` into the view `dst` (same shape and dtype).

@@ -11,6 +11,7 @@ use lam_core::backend::View;
 use lam_core::layout::contiguous_strides;
 use lam_core::{DType, Error, Layout, Result};
 
+use crate::pool::ZeroBits;
 use crate::storage::{dtype_error, Data, ReadLocks};
 use crate::strided::{gather as gather_view, sub_layout};
 
@@ -133,22 +134,30 @@ fn scatter_rows(
 }
 
 /// `[outer, size, inner] -> [outer, index.len(), inner]`, walking `l` along `dim`.
-fn select_along<T: Copy>(x: &[T], l: &Layout, dim: usize, index: &[usize]) -> Result<Vec<T>> {
+fn select_along<T: ZeroBits>(x: &[T], l: &Layout, dim: usize, index: &[usize]) -> Result<Vec<T>> {
     let rank = l.rank();
     let outer = sub_layout(l, &(0..dim).collect::<Vec<_>>(), l.offset);
     let inner: Vec<usize> = sub_layout(l, &(dim + 1..rank).collect::<Vec<_>>(), 0)
         .offsets()
         .collect();
-    let len = outer.numel() * index.len() * inner.len();
-    let mut out = Vec::new();
-    out.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
-        op: "index_select",
-        bytes: (len * std::mem::size_of::<T>()) as u64,
-    })?;
+    let n = inner.len();
+    // An `f32` output comes from the pool: an embedding's lookup asks for
+    // the same size every step.
+    let mut out = T::scratch(outer.numel() * index.len() * n)?;
+    // Rows whose elements lie side by side are copied as slices.
+    let dense = inner.iter().enumerate().all(|(k, &d)| d == k);
+    let mut dst = out.chunks_exact_mut(n.max(1));
     for start in outer.offsets() {
         for &i in index {
             let row = start + i * l.strides[dim];
-            out.extend(inner.iter().map(|&d| x[row + d]));
+            let Some(o) = dst.next() else { break };
+            if dense {
+                o.copy_from_slice(&x[row..row + n]);
+            } else {
+                for (o, &d) in o.iter_mut().zip(&inner) {
+                    *o = x[row + d];
+                }
+            }
         }
     }
     Ok(out)

@@ -6,8 +6,6 @@
 //! threshold), so no two threads write one element and the backward's sum
 //! order is fixed: windows in row-major order.
 
-use std::borrow::Cow;
-
 use lam_core::backend::{View, WindowGeometry};
 use lam_core::Result;
 use rayon::prelude::*;
@@ -103,8 +101,8 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
     grad.1.expect_shape(OP, "gradient", &g.out_shape())?;
     taps.1.expect_shape(OP, "taps", &g.out_shape())?;
     let locks = ReadLocks::new(OP, &[grad.0, taps.0])?;
-    let gv: Cow<[f32]> = gather(locks.f32(0, grad.1)?, grad.1)?;
-    let tv: Cow<[i32]> = gather(locks.i32(1, taps.1)?, taps.1)?;
+    let gv = gather(locks.f32(0, grad.1)?, grad.1)?;
+    let tv = gather(locks.i32(1, taps.1)?, taps.1)?;
     let (len, plane_len) = (g.positions(), g.h * g.w);
     let mut out = pool::zeroed(g.n * g.c * plane_len)?;
     if plane_len == 0 {

@@ -124,9 +124,29 @@ fn reuse(len: usize) -> Option<Vec<f32>> {
     reused
 }
 
-/// Element types whose all-zero bit pattern is the value zero.
-pub(crate) trait ZeroBits: Copy {}
-impl ZeroBits for f32 {}
+/// Element types whose all-zero bit pattern is the value zero, and where
+/// their scratch vectors come from and go back to: `f32` ones through the
+/// pool, the others straight from and to the allocator.
+pub(crate) trait ZeroBits: Copy {
+    /// A vector of `len` elements to be overwritten entirely.
+    fn scratch(len: usize) -> Result<Vec<Self>> {
+        fresh_zeroed(len)
+    }
+
+    /// Hands a scratch vector back.
+    fn recycle(v: Vec<Self>) {
+        drop(v);
+    }
+}
+impl ZeroBits for f32 {
+    fn scratch(len: usize) -> Result<Vec<f32>> {
+        take(len)
+    }
+
+    fn recycle(v: Vec<f32>) {
+        give(v);
+    }
+}
 impl ZeroBits for i32 {}
 impl ZeroBits for u32 {}
 impl ZeroBits for half::f16 {}

@@ -3,25 +3,62 @@
 //! either a contiguous slice or a list of row starts, which the op loops then
 //! index with plain arithmetic.
 
-use std::borrow::Cow;
-
 use lam_core::{Layout, Result};
 
-use crate::pool::{fresh_zeroed, ZeroBits};
+use crate::pool::ZeroBits;
 
 /// The elements of a view, row-major: borrowed when the view is already a
-/// contiguous slice of `data`, gathered into a new vector otherwise (an error
-/// when that vector cannot be allocated: a broadcast view may claim far more
-/// elements than its buffer holds).
-pub(crate) fn gather<'a, T: ZeroBits>(data: &'a [T], layout: &Layout) -> Result<Cow<'a, [T]>> {
+/// contiguous slice of `data`, gathered into a scratch vector otherwise (an
+/// error when that vector cannot be allocated: a broadcast view may claim
+/// far more elements than its buffer holds). A gathered `f32` vector goes
+/// back to the pool when dropped: ops gather their strided inputs at every
+/// call, and vectors freed to the allocator come back as fresh pages, a
+/// page fault per 4 KiB.
+pub(crate) fn gather<'a, T: ZeroBits>(data: &'a [T], layout: &Layout) -> Result<Gathered<'a, T>> {
     if layout.is_contiguous() {
-        Ok(Cow::Borrowed(
+        Ok(Gathered::Borrowed(
             &data[layout.offset..layout.offset + layout.numel()],
         ))
     } else {
-        let mut out = fresh_zeroed(layout.numel())?;
+        let mut out = T::scratch(layout.numel())?;
         gather_into(data, layout, &mut out);
-        Ok(Cow::Owned(out))
+        Ok(Gathered::Owned(out))
+    }
+}
+
+/// What [`gather`] returns: a slice of the input or a scratch copy, which
+/// is recycled when dropped unless taken with [`Gathered::into_owned`].
+pub(crate) enum Gathered<'a, T: ZeroBits> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
+}
+
+impl<T: ZeroBits> Gathered<'_, T> {
+    /// The elements as a vector of their own (a copy when borrowed).
+    pub(crate) fn into_owned(mut self) -> Vec<T> {
+        match &mut self {
+            Gathered::Borrowed(s) => s.to_vec(),
+            Gathered::Owned(v) => std::mem::take(v),
+        }
+    }
+}
+
+impl<T: ZeroBits> std::ops::Deref for Gathered<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Gathered::Borrowed(s) => s,
+            Gathered::Owned(v) => v,
+        }
+    }
+}
+
+impl<T: ZeroBits> Drop for Gathered<'_, T> {
+    fn drop(&mut self) {
+        if let Gathered::Owned(v) = self {
+            T::recycle(std::mem::take(v));
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub(crate) fn matmul_i8(
     let kernel = Kernel::detect();
     let x_scale = match input_scale {
         Some((_, l)) => gather(locks.f32(3 + usize::from(bias.is_some()), l)?, l)?,
-        None => std::borrow::Cow::Owned(
+        None => crate::strided::Gathered::Owned(
             (0..m)
                 .map(|r| kernel.abs_max(&x[r * k..(r + 1) * k]) / 127.0)
                 .collect(),
