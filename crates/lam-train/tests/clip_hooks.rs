@@ -437,11 +437,15 @@ fn gradient_noise_drawn_in_a_hook_resumes_exactly() -> Result<()> {
         Ok(())
     };
     let run = |dir: &Scratch, init: u64, crash: bool| -> Result<Sequential> {
-        manual_seed(init);
-        let model = Sequential::new()
-            .add(Linear::new(2, 6, &dev)?)
-            .add(ReLU)
-            .add(Linear::new(6, 3, &dev)?);
+        // The weights from a generator of this thread's own: other tests
+        // running at the same time draw from the process's default one.
+        let model =
+            lam::rng::with_generator(&lam::rng::Generator::new(init), || -> Result<Sequential> {
+                Ok(Sequential::new()
+                    .add(Linear::new(2, 6, &dev)?)
+                    .add(ReLU)
+                    .add(Linear::new(6, 3, &dev)?))
+            })?;
         let mut opt = Sgd::new(model.parameters(), 0.1)?;
         let mut trainer = Trainer::new(&model, &mut opt, lam::loss::cross_entropy)
             .config(config(dir))
