@@ -248,3 +248,116 @@ conformance!(
         Ok(())
     }
 );
+
+/// Forward output and parameter gradients of `layer` on `x` (loss: the mean
+/// square of the output), under autocast to `dtype`; backward inside the
+/// region when `backward_inside` (it runs in the recorded dtypes either way).
+fn run_layer(
+    layer: &dyn Module,
+    x: &Tensor,
+    dtype: DType,
+    backward_inside: bool,
+) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+    let dev = x.device();
+    for p in layer.parameters() {
+        p.zero_grad();
+    }
+    let loss = {
+        let _ac = amp::autocast_forced(&dev, dtype)?;
+        let y = layer.forward(x)?;
+        assert_eq!(
+            y.dtype(),
+            DType::F32,
+            "{}: a layer's output",
+            layer.type_name()
+        );
+        let loss = y.square()?.mean_all()?;
+        if backward_inside {
+            loss.backward()?;
+        }
+        (y, loss)
+    };
+    let (y, loss) = loss;
+    if !backward_inside {
+        loss.backward()?;
+    }
+    let mut grads = Vec::new();
+    for p in layer.parameters() {
+        let g = p.grad().expect("every parameter gets a gradient");
+        assert_eq!(
+            g.dtype(),
+            DType::F32,
+            "{}: a parameter's gradient",
+            layer.type_name()
+        );
+        grads.push(g.to_vec()?);
+    }
+    Ok((y.to_vec()?, grads))
+}
+
+/// A layer and the shape of the input it is run on.
+type LayerCase = (Box<dyn Module>, Vec<usize>);
+
+// Every layer whose products autocast runs in F16 — the recurrent layers,
+// attention, the transformer block, convolutions — trains under it on every
+// device: F32 outputs and gradients within f16 rounding of plain F32 ones.
+conformance!(every_product_layer_runs_under_autocast, |dev| {
+    use lam::nn::{
+        Conv1d, Conv2d, MultiheadAttention, RnnConfig, TransformerEncoderLayer, GRU, LSTM, RNN,
+    };
+    let gen = Generator::new(11);
+    let build = || -> Result<Vec<LayerCase>> {
+        let two = RnnConfig::default().num_layers(2);
+        Ok(vec![
+            (Box::new(LSTM::with_config(5, 6, two, dev)?), vec![4, 3, 5]),
+            (
+                Box::new(LSTM::with_config(
+                    5,
+                    6,
+                    two.bidirectional(true).proj_size(3),
+                    dev,
+                )?),
+                vec![4, 3, 5],
+            ),
+            (Box::new(GRU::with_config(5, 6, two, dev)?), vec![4, 3, 5]),
+            (Box::new(RNN::new(5, 6, dev)?), vec![4, 3, 5]),
+            (Box::new(MultiheadAttention::new(8, 2, dev)?), vec![5, 2, 8]),
+            (
+                Box::new(TransformerEncoderLayer::new(8, 2, dev)?),
+                vec![5, 2, 8],
+            ),
+            (Box::new(Conv2d::new(3, 4, 3, dev)?), vec![2, 3, 6, 6]),
+            (Box::new(Conv1d::new(3, 4, 3, dev)?), vec![2, 3, 7]),
+        ])
+    };
+    let layers = lam::rng::with_generator(&gen, build)?;
+    for (layer, shape) in &layers {
+        // Dropout off, so both runs compute the same function.
+        layer.eval();
+        let x = Tensor::randn_with(shape, dev, &gen)?;
+        let (y32, g32) = run_layer(layer.as_ref(), &x, DType::F32, false)?;
+        let (y16, g16) = run_layer(layer.as_ref(), &x, DType::F16, false)?;
+        let inside = run_layer(layer.as_ref(), &x, DType::F16, true)?;
+        assert_eq!(
+            (&y16, &g16),
+            (&inside.0, &inside.1),
+            "backward inside the region"
+        );
+        let name = layer.type_name();
+        let scale = |v: &[f32]| v.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+        let near = |a: &[f32], b: &[f32], what: &str| {
+            let tol = 2e-2 * scale(b);
+            for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= tol,
+                    "{name}: {what}[{k}] is {x} under autocast, {y} in f32 (tolerance {tol})"
+                );
+            }
+        };
+        near(&y16, &y32, "output");
+        for (k, (a, b)) in g16.iter().zip(&g32).enumerate() {
+            near(a, b, &format!("gradient {k}"));
+        }
+    }
+    Ok(())
+});

@@ -719,7 +719,9 @@ impl Recurrent {
             }
             state = step(self.cell, &xp, &hp, &state)?;
             if let Some(w_hr) = &w.w_hr {
-                state[0] = state[0].matmul(&w_hr.t()?)?;
+                // The projection is an `F16` product under autocast; the
+                // state stays `F32`.
+                state[0] = state[0].matmul(&w_hr.t()?)?.float32("lstm projection")?;
             }
             outputs.push(state[0].clone());
         }

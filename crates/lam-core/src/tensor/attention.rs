@@ -121,7 +121,20 @@ pub(crate) fn attention(
         // No score to normalise: an empty output, or zeros (no keys).
         return Tensor::zeros(&[b, h, l, ev], &q.device());
     }
-    let (out, stats) = no_grad(|| forward(q, k, v, mask, causal, scale))?;
+    // The op computes in `F32` whichever way it runs: `F16` operands (from
+    // products under autocast) are read as `F32`, and the composite forward
+    // runs outside autocast, so its products are the fused kernel's `F32`
+    // ones and its backward (which autocast never reaches) sees one dtype.
+    let (q, k, v) = (&q.float32(OP)?, &k.float32(OP)?, &v.float32(OP)?);
+    let mask = match mask {
+        Some(m) => Some(m.float32(OP)?),
+        None => None,
+    };
+    let mask = mask.as_ref();
+    let (out, stats) = no_grad(|| {
+        let _amp = crate::amp::suspended();
+        forward(q, k, v, mask, causal, scale)
+    })?;
     let saved = Saved {
         q: q.detach(),
         k: k.detach(),

@@ -44,7 +44,14 @@ impl Cell {
 /// for the others either may carry both biases) and the current `state`
 /// (`h`, and `c` for the LSTM, each `[B, H]`): the next state. The LSTM and
 /// GRU gates are one fused op each (`rnn/fused`).
+///
+/// Under autocast the projections are `F16` products; the gates read them
+/// as `F32`, as every elementwise op does, so the state stays `F32`.
 pub(super) fn step(cell: Cell, xp: &Tensor, hp: &Tensor, state: &[Tensor]) -> Result<Vec<Tensor>> {
+    let (xp, hp) = (
+        &xp.float32("recurrent step")?,
+        &hp.float32("recurrent step")?,
+    );
     Ok(match cell {
         Cell::Tanh => vec![xp.add(hp)?.tanh()?],
         Cell::Relu => vec![xp.add(hp)?.relu()?],

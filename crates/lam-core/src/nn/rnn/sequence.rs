@@ -37,6 +37,10 @@ pub(super) fn run(
 ) -> Result<(Tensor, Vec<Tensor>)> {
     let (steps, batch, hidden) = (xp.dims()[0], xp.dims()[1], w_hh.dims()[1]);
     let lstm = cell == Cell::Lstm;
+    let name = if lstm { "lstm_layer" } else { "gru_layer" };
+    // An `F16` projection (a bias-free product under autocast) is read as
+    // `F32`, as the gates read everything; the states stay `F32`.
+    let xp = &xp.float32(name)?;
     let order: Vec<usize> = if reverse {
         (0..steps).rev().collect()
     } else {
@@ -58,7 +62,6 @@ pub(super) fn run(
     if let Some(b) = b_hh {
         inputs.push(b);
     }
-    let name = if lstm { "lstm_layer" } else { "gru_layer" };
     let last = order[steps - 1];
     let out = Tensor::from_op(
         name,
@@ -134,7 +137,8 @@ fn forward(
     for &t in order {
         let x_t = xp.get(t)?;
         let h = f.hs.last().cloned().unwrap_or_else(|| state[0].detach());
-        let hg = crate::nn::functional::linear(&h, &w, b_hh)?;
+        // `F16` under autocast (the recurrent product), read as `F32`.
+        let hg = crate::nn::functional::linear(&h, &w, b_hh)?.float32("recurrent step")?;
         if cell == Cell::Lstm {
             let c = f.cs.last().cloned().unwrap_or_else(|| state[1].detach());
             let (hc, gates) = lstm_forward(&x_t, &hg, &c)?;
