@@ -18,7 +18,7 @@ cp target/release/lam-bench target/release/examples/digits target/release/exampl
 # Test binaries: their paths come from cargo's JSON messages.
 tests=$(cargo test --no-run --message-format=json -p lam -p lam-wgpu \
     --test ops --test grad --test nn_layers --test fusion --test learning \
-    --test gpu_queue --test profile --test steady_state --test differential 2>/dev/null |
+    --test gpu_queue --test profile --test steady_state --test differential --test attention --test amp 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:

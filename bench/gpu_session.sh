@@ -10,21 +10,31 @@
 # and `.gl` (the Vulkan/EGL loader .debs, see .library/device/README.md) and
 # run `bash bench/gpu_session.sh` with a timeout of about 540 s.
 #
-# Order: what matters most first, each step under its own time limit, so a
-# slow step cannot eat the rest:
-#   1. the adapter, and matmul GFLOP/s at 4096 and 8192 for both WGSL kernels
-#      (64- and 128-tiles) beside PyTorch's fp32 cuBLAS, then every matmul
-#      kernel (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096;
-#   2. `mlp 128` and `mlp 32` samples/s, lam on the GPU alternating with
-#      PyTorch-CUDA three times, and `cnn 64` once each;
-#   2b. `gpt` (6 layers, d_model 512, 8 heads, seq 256, vocab 8192; batch 16),
-#      `resnet 128` and `lstm 64`: lam on the GPU beside PyTorch-CUDA in fp32
-#      and with AMP (autocast float16 + GradScaler), once each, with device
-#      memory (lam's pool, PyTorch's max_memory_allocated);
-#   3. the profiler's table for `mlp 128` on the GPU (timestamp queries),
-#      and memory over a DataLoader-fed training run (`soak`, 2,000 steps);
-#   4. the digits examples on the GPU (accuracy and wall time);
+# Order: what matters most first, each step under its own time limit and
+# all of them under one budget (LAM_SESSION_BUDGET seconds, 520 by default:
+# a step that would run past it is cut short or skipped), so a slow step
+# cannot eat the rest:
+#   1. the adapter, and matmul GFLOP/s at 4096 and 8192 for both WGSL
+#      register-tile kernels (64 and 128) beside cuBLAS fp32 (TF32 off), and
+#      at 4096 also cuBLAS with TF32 and in float16; then every lam kernel
+#      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096;
+#   2. `gpt` (6 layers, d_model 512, 8 heads, seq 256, vocab 8192; batch 16),
+#      `resnet 128` and `lstm 64`: lam on the GPU in f32, with tensor-core
+#      products allowed (`LAM_MATMUL_PRECISION=high`) and in mixed precision
+#      (`--amp`), beside PyTorch-CUDA in fp32 and with AMP (autocast float16 +
+#      GradScaler), once each, with device memory (lam's pool, PyTorch's
+#      max_memory_allocated); then the profiler's table for `gpt`;
+#   3. `mlp 128` and `mlp 32` samples/s, lam alternating with PyTorch-CUDA
+#      twice, and `cnn 64` once each;
+#   4. memory over a DataLoader-fed training run (`soak`, 2,000 steps) and
+#      the digits example on the GPU (accuracy and wall time);
 #   5. the GPU conformance and differential test binaries.
+#
+# LAM_SESSION_STEPS runs only the steps it names, of: matmul, models (2),
+# profile, small (3), soak, digits (4), tests (5; LAM_SESSION_TESTS is a
+# name filter passed to every test binary; LAM_SESSION_MODELS limits step 2
+# to some of gpt, resnet, lstm). The profile step also profiles `resnet`
+# and `lstm`.
 #
 # LAM_SESSION_SMOKE=1 shrinks every size and skips steps 4-5: a check of the
 # script itself on a software adapter (lavapipe) before spending GPU time.
@@ -32,9 +42,11 @@ set -u
 if [ "${LAM_SESSION_SMOKE:-0}" = 1 ]; then
     SIZES="128 256" ITERS=2 STEPS=3 SOAK=1000 FULL=0
     GPT="--layers 1 --d-model 64 --heads 2 --seq 32 --vocab 128" BIG_STEPS=3
+    RESNET=8 LSTM=8
 else
     SIZES="4096 8192" ITERS=0 STEPS=500 SOAK=2000 FULL=1
     GPT="" BIG_STEPS=30
+    RESNET=128 LSTM=64
 fi
 if [ $# -eq 0 ] && [ -f .devpack/bins.tar.xz ]; then
     mkdir -p /tmp/lam-bin
@@ -47,12 +59,24 @@ OUT=${OUT:-/tmp/lam-gpu-session}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
 
-step() { echo; echo "=== $* ($(date +%T))"; }
+DEADLINE=$((SECONDS + ${LAM_SESSION_BUDGET:-520}))
+# wants STEP: whether LAM_SESSION_STEPS (all of them by default) names STEP.
+wants() {
+    [[ " ${LAM_SESSION_STEPS:-matmul models profile small soak digits tests} " == *" $1 "* ]]
+}
+step() { echo; echo "=== $* ($(date +%T), $((DEADLINE - SECONDS)) s left)"; }
+# run LIMIT CMD...: CMD under LIMIT seconds, or fewer when the budget is
+# nearly spent; skipped when under 10 s of it remain.
 run() {
-    local limit=$1
+    local limit=$1 left=$((DEADLINE - SECONDS))
     shift
     echo "\$ $*"
-    timeout -k 10 "$limit" "$@"
+    if [ "$left" -lt 10 ]; then
+        echo "(skipped: the session budget is spent)"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    timeout -k 5 "$limit" "$@"
     echo "(exit $?)"
 }
 
@@ -76,77 +100,106 @@ if [ -f $icd ] && ! "$BIN/lam-bench" matmul 256 2 --device gpu 2>&1 | grep -qi n
 fi
 run 60 "$BIN/lam-bench" matmul 256 2 --device gpu
 
-step "matmul"
-for n in $SIZES; do
-    iters=$((ITERS > 0 ? ITERS : (n == 4096 ? 50 : 10)))
-    for tiles in 64 128; do
-        LAM_MATMUL_TILES=$tiles run 120 "$BIN/lam-bench" matmul $n $iters --device gpu
+if wants matmul; then
+    step "matmul"
+    for n in $SIZES; do
+        iters=$((ITERS > 0 ? ITERS : (n == 4096 ? 50 : 10)))
+        for tiles in 64 128; do
+            LAM_MATMUL_TILES=$tiles run 60 "$BIN/lam-bench" matmul $n $iters --device gpu
+        done
+        run 60 python3 bench/torch_bench_cuda.py matmul $n $iters
     done
-    run 120 python3 bench/torch_bench_cuda.py matmul $n $iters
-done
-[ "$FULL" = 1 ] && run 120 "$BIN/lam-bench" matmul-sweep --device gpu
+    n=${SIZES%% *}
+    iters=$((ITERS > 0 ? ITERS : 50))
+    run 60 python3 bench/torch_bench_cuda.py matmul $n $iters --tf32
+    run 60 python3 bench/torch_bench_cuda.py matmul $n $iters --fp16
 
-# --- matmul kernels: each WGSL kernel forced, then the autotuned choice, at
-# f32 (highest) and with f16-input cooperative matrices allowed (high). A
-# kernel the adapter cannot run prints why and is skipped.
-step "matmul kernels"
-n=${SIZES%% *}
-for kp in tile64:highest tile128:highest subgroup:highest auto:highest coop:high coop128:high auto:high; do
-    run 120 "$BIN/lam-bench" matmul $n $((ITERS > 0 ? ITERS : 50)) --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
-done
-# --- end matmul kernels
+    # --- matmul kernels: each WGSL kernel forced, then the autotuned choice, at
+    # f32 (highest) and with f16-input cooperative matrices allowed (high). A
+    # kernel the adapter cannot run prints why and is skipped.
+    step "matmul kernels"
+    for kp in subgroup:highest auto:highest coop:high coop128:high auto:high; do
+        run 60 "$BIN/lam-bench" matmul $n $iters --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
+    done
+    # --- end matmul kernels
+fi
 
-step "mlp and cnn: lam (gpu) alternating with torch (cuda)"
-for i in 1 2 3; do
-    run 120 "$BIN/lam-bench" mlp 128 $STEPS --device gpu
-    run 120 python3 bench/torch_bench_cuda.py mlp 128 $STEPS
-    run 120 "$BIN/lam-bench" mlp 32 $STEPS --device gpu
-    run 120 python3 bench/torch_bench_cuda.py mlp 32 $STEPS
-done
-run 120 "$BIN/lam-bench" cnn 64 $STEPS --device gpu
-run 120 python3 bench/torch_bench_cuda.py cnn 64 $STEPS
+if wants models; then
+    step "gpt, resnet, lstm: lam (gpu) f32, tensor cores, amp beside torch (cuda) fp32 and amp"
+    # $GPT is empty (lam-bench's and the script's defaults: the GPU configuration) or the smoke sizes.
+    for model in "gpt 16 $BIG_STEPS $GPT" "resnet $RESNET $((BIG_STEPS * 3))" "lstm $LSTM $((BIG_STEPS * 3))"; do
+        [[ " ${LAM_SESSION_MODELS:-gpt resnet lstm} " == *" ${model%% *} "* ]] || continue
+        # shellcheck disable=SC2086
+        run 90 "$BIN/lam-bench" $model --device gpu
+        # shellcheck disable=SC2086
+        LAM_MATMUL_PRECISION=high run 90 "$BIN/lam-bench" $model --device gpu
+        # shellcheck disable=SC2086
+        run 90 "$BIN/lam-bench" $model --device gpu --amp
+        # shellcheck disable=SC2086
+        run 90 python3 bench/torch_bench_cuda.py $model
+        # shellcheck disable=SC2086
+        run 90 python3 bench/torch_bench_cuda.py $model --amp
+    done
+fi
 
-step "gpt, resnet, lstm: lam (gpu) beside torch (cuda) fp32 and amp"
-# $GPT is empty (lam-bench's and the script's defaults: the GPU configuration) or the smoke sizes.
-# shellcheck disable=SC2086
-run 120 "$BIN/lam-bench" gpt 16 $BIG_STEPS $GPT --device gpu
-# shellcheck disable=SC2086
-run 120 python3 bench/torch_bench_cuda.py gpt 16 $BIG_STEPS $GPT
-# shellcheck disable=SC2086
-run 120 python3 bench/torch_bench_cuda.py gpt 16 $BIG_STEPS $GPT --amp
-for model in "resnet 128" "lstm 64"; do
+if wants profile; then
+    step "profiler: gpt, resnet and lstm on the gpu"
     # shellcheck disable=SC2086
-    run 120 "$BIN/lam-bench" $model $((BIG_STEPS * 3)) --device gpu
-    # shellcheck disable=SC2086
-    run 120 python3 bench/torch_bench_cuda.py $model $((BIG_STEPS * 3))
-    # shellcheck disable=SC2086
-    run 120 python3 bench/torch_bench_cuda.py $model $((BIG_STEPS * 3)) --amp
-done
+    LAM_PROFILE=1 run 90 "$BIN/lam-bench" gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu
+    LAM_PROFILE=1 run 90 "$BIN/lam-bench" resnet $RESNET $BIG_STEPS --device gpu
+    LAM_PROFILE=1 run 90 "$BIN/lam-bench" lstm $LSTM $BIG_STEPS --device gpu
+fi
 
-step "profiler: mlp 128 on the gpu"
-LAM_PROFILE=1 run 120 "$BIN/lam-bench" mlp 128 $STEPS --device gpu
+if wants small; then
+    step "mlp and cnn: lam (gpu) alternating with torch (cuda)"
+    for i in 1 2; do
+        run 60 "$BIN/lam-bench" mlp 128 $STEPS --device gpu
+        run 60 python3 bench/torch_bench_cuda.py mlp 128 $STEPS
+        run 60 "$BIN/lam-bench" mlp 32 $STEPS --device gpu
+        run 60 python3 bench/torch_bench_cuda.py mlp 32 $STEPS
+    done
+    run 60 "$BIN/lam-bench" cnn 64 $STEPS --device gpu
+    run 60 python3 bench/torch_bench_cuda.py cnn 64 $STEPS
+fi
 
-step "soak: memory over a DataLoader-fed run on the gpu"
-run 120 "$BIN/lam-bench" soak $SOAK --device gpu
+if wants soak; then
+    step "soak: memory over a DataLoader-fed run on the gpu"
+    run 60 "$BIN/lam-bench" soak $SOAK --device gpu
+fi
+
 if [ "$FULL" != 1 ]; then
     step "done (smoke run)"
     exit 0
 fi
 
-step "digits examples on the gpu"
-run 120 "$BIN/digits"
-run 150 "$BIN/digits_cnn"
+if wants digits; then
+    step "digits example on the gpu"
+    run 60 "$BIN/digits"
+fi
 
-step "gpu tests (conformance bodies on the NVIDIA adapter, differential vs cpu), in parallel"
-mkdir -p /tmp/lam-test-logs
-for t in "$BIN"/t-*; do
-    name=$(basename "$t")
-    (timeout -k 10 150 "$t" --test-threads 2 >"/tmp/lam-test-logs/$name.log" 2>&1
-        echo "(exit $?)" >>"/tmp/lam-test-logs/$name.log") &
-done
-wait
-for log in /tmp/lam-test-logs/*.log; do
-    echo "--- $(basename "$log" .log)"
-    grep -E "^test result|FAILED|panicked|skipped|^\(exit" "$log" | head -20
-done
+if wants tests; then
+    step "gpu tests (conformance bodies on the NVIDIA adapter, differential vs cpu), in parallel"
+    mkdir -p /tmp/lam-test-logs
+    left=$((DEADLINE - SECONDS - 5))
+    if [ "$left" -ge 20 ]; then
+        pids=()
+        for t in "$BIN"/t-*; do
+            name=$(basename "$t")
+            # shellcheck disable=SC2086
+            (timeout -k 5 "$left" "$t" --test-threads 2 ${LAM_SESSION_TESTS:-} >"/tmp/lam-test-logs/$name.log" 2>&1
+                echo "(exit $?)" >>"/tmp/lam-test-logs/$name.log") &
+            pids+=($!)
+        done
+        # Only these: a bare `wait` also waits for the `tee` of the log,
+        # which never ends, and the step then hangs to the outer limit.
+        wait "${pids[@]}"
+        for log in /tmp/lam-test-logs/*.log; do
+            echo "--- $(basename "$log" .log)"
+            grep -E "^test result|FAILED|panicked|skipped|^\(exit" "$log" | head -20
+        done
+        tar -C /tmp/lam-test-logs -czf "$OUT/test-logs.tgz" .
+    else
+        echo "(skipped: the session budget is spent)"
+    fi
+fi
 step "done"

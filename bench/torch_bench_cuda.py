@@ -2,12 +2,14 @@
 hyper-parameters and output format, prefixed `torch-cuda`), for comparing
 `lam-bench ... --device gpu` with PyTorch on the same machine.
 
-usage: torch_bench_cuda.py matmul N ITERS | mlp BATCH STEPS | cnn BATCH STEPS
+usage: torch_bench_cuda.py matmul N ITERS [--tf32 | --fp16] | mlp BATCH STEPS | cnn BATCH STEPS
        torch_bench_cuda.py gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--amp]
        torch_bench_cuda.py lstm BATCH STEPS [--amp] | resnet BATCH STEPS [--amp]
 
 matmul is plain fp32 (TF32 tensor cores off), the arithmetic lam's WGSL
-kernels do. Timings synchronize the device before reading the clock; the
+kernels do; `--tf32` allows TF32 tensor cores for it, and `--fp16` multiplies
+float16 matrices (cuBLAS accumulates them in fp32), the counterpart of lam's
+cooperative-matrix kernel (`--precision high`). Timings synchronize the device before reading the clock; the
 training loops read the loss once at the end, like the CPU script.
 
 The training lines end with the peak of PyTorch's allocator over the timed
@@ -23,15 +25,19 @@ torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 dev = torch.device("cuda")
 
-def matmul(n, iters):
-    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+def matmul(n, iters, tf32=False, fp16=False):
+    dtype = torch.float16 if fp16 else torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     for _ in range(3): a @ b
     torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(iters): a @ b
     torch.cuda.synchronize()
     dt = time.perf_counter() - t
-    print(f"torch-cuda matmul n={n} iters={iters}: {2*n**3*iters/dt/1e9:.2f} GFLOP/s ({dt:.3f} s)")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    kind = "fp16" if fp16 else ("tf32" if tf32 else "fp32")
+    print(f"torch-cuda matmul n={n} iters={iters} {kind}: {2*n**3*iters/dt/1e9:.2f} GFLOP/s ({dt:.3f} s)")
 
 def train(name, m, x, y, batch, steps, opt=None, amp=False, unit="samples", per_step=None):
     """Adam (lr 1e-3) unless `opt` is given; gpt's logits [batch, seq, vocab]

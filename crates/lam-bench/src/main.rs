@@ -7,11 +7,11 @@
 //! cargo run --release -p lam-bench -- matmul N ITERS [--device cpu|gpu] [--kernel K] [--precision P]
 //! cargo run --release -p lam-bench -- matmul-sweep [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- elementwise N ITERS [--device cpu|gpu]
-//! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu]
-//! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu]
-//! cargo run --release -p lam-bench -- gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu]
-//! cargo run --release -p lam-bench -- lstm BATCH STEPS [--device cpu|gpu]
-//! cargo run --release -p lam-bench -- resnet BATCH STEPS [--device cpu|gpu]
+//! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu] [--amp]
+//! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu] [--amp]
+//! cargo run --release -p lam-bench -- gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu] [--amp]
+//! cargo run --release -p lam-bench -- lstm BATCH STEPS [--device cpu|gpu] [--amp]
+//! cargo run --release -p lam-bench -- resnet BATCH STEPS [--device cpu|gpu] [--amp]
 //! cargo run --release -p lam-bench -- soak [STEPS] [--device cpu|gpu]
 //! mpirun -np 4 target/release/lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- int8 IN OUT ITERS [--device cpu|gpu]
@@ -35,6 +35,8 @@
 //! the device memory lam's pool holds after the steps (`gpu_pool`). `soak` is no speed measurement: it trains from a `DataLoader` for
 //! many steps and prints the resident memory and the device's pool every
 //! 1,000 steps, which must stay flat.
+//!
+//! `--amp` trains in mixed precision (`training.rs`), as PyTorch AMP.
 //!
 //! `LAM_PROFILE=1` adds the profiler's table (time per op and, on GPUs with
 //! timestamp queries, per kernel): after the result line of the training scenarios,
@@ -62,11 +64,11 @@ use lam_core::Device;
 const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu] [--kernel tile64|tile128|subgroup|coop|coop128|auto] [--precision highest|high]
        lam-bench matmul-sweep [--device cpu|gpu]
        lam-bench elementwise N ITERS [--device cpu|gpu]
-       lam-bench mlp BATCH STEPS [--device cpu|gpu]
-       lam-bench cnn BATCH STEPS [--device cpu|gpu]
-       lam-bench gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu]
-       lam-bench lstm BATCH STEPS [--device cpu|gpu]
-       lam-bench resnet BATCH STEPS [--device cpu|gpu]
+       lam-bench mlp BATCH STEPS [--device cpu|gpu] [--amp]
+       lam-bench cnn BATCH STEPS [--device cpu|gpu] [--amp]
+       lam-bench gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu] [--amp]
+       lam-bench lstm BATCH STEPS [--device cpu|gpu] [--amp]
+       lam-bench resnet BATCH STEPS [--device cpu|gpu] [--amp]
        lam-bench soak [STEPS] [--device cpu|gpu]
        lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
        lam-bench int8 IN OUT ITERS [--device cpu|gpu]
@@ -77,6 +79,10 @@ type Outcome = Result<(), Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--amp") {
+        args.remove(i);
+        training::set_mixed_precision(true);
+    }
     let outcome =
         take_device(&mut args).and_then(|device| match args.first().map(String::as_str) {
             Some("matmul") => matmul::run(&args[1..], &device),

@@ -4,17 +4,34 @@
 //! optimizer step, the loss read back at the end (inside the timed region,
 //! as `loss.item()` is there).
 //!
+//! With `--amp` (see [`set_mixed_precision`]) each step runs as PyTorch
+//! AMP's does: forward and loss under `amp::autocast(F16)`, the loss scaled
+//! by a `GradScaler` for backward, the optimizer stepped through the scaler.
+//! The result line then names the scenario `NAME-amp`, as
+//! `bench/torch_bench_cuda.py --amp` does.
+//!
 //! With `LAM_PROFILE=1` the profiler restarts with the timed steps and its
 //! table follows the result line, with the share of the steps' wall time
 //! that the ops (and, on a GPU with timestamp queries, the kernels) account for.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use lam_core::amp::{self, GradScaler};
 use lam_core::nn::Module;
 use lam_core::optim::{Adam, Optimizer};
-use lam_core::{profile, Device, Tensor};
+use lam_core::{profile, DType, Device, Tensor};
 
 use crate::Outcome;
+
+/// Whether the training scenarios run in mixed precision (`--amp`).
+static MIXED_PRECISION: AtomicBool = AtomicBool::new(false);
+
+/// Makes every training scenario of this run use mixed precision
+/// (autocast to `F16` plus a `GradScaler`), as `--amp` asks.
+pub fn set_mixed_precision(on: bool) {
+    MIXED_PRECISION.store(on, Ordering::Relaxed);
+}
 
 /// What one scenario trains and how its throughput is counted.
 pub struct Workload<'a> {
@@ -63,13 +80,22 @@ pub fn bench_with(
     device: &Device,
     loss: impl Fn() -> lam_core::Result<Tensor>,
 ) -> Outcome {
+    let mixed = MIXED_PRECISION.load(Ordering::Relaxed);
+    let mut scaler = GradScaler::new().enabled(mixed);
     let mut run = |n: usize| -> Result<f32, lam_core::Error> {
         let mut last = None;
         for _ in 0..n {
             opt.zero_grad();
-            let l = loss()?;
-            l.backward()?;
-            opt.step()?;
+            let l = match mixed {
+                true => {
+                    let _autocast = amp::autocast(device, DType::F16)?;
+                    loss()?
+                }
+                false => loss()?,
+            };
+            scaler.scale(&l)?.backward()?;
+            scaler.step(opt)?;
+            scaler.update()?;
             last = Some(l);
         }
         match last {
@@ -77,6 +103,9 @@ pub fn bench_with(
             None => Ok(f32::NAN),
         }
     };
+    if mixed && !amp::autocast(device, DType::F16)?.enabled() {
+        eprintln!("lam-bench: {device} has no native f16, so --amp trains in f32 here");
+    }
     run(3)?;
     device.synchronize()?;
     // The profiler measures exactly the timed steps (a no-op when it is off).
@@ -101,12 +130,16 @@ pub fn bench_with(
     let Workload {
         name, batch, unit, ..
     } = workload;
+    let name = match mixed {
+        true => format!("{name}-amp"),
+        false => name.to_string(),
+    };
     println!(
         "lam {name} batch={batch} steps={steps}: {:.1} steps/s {items:.0} {unit}/s loss={loss:.4}{peak}",
         steps as f64 / dt
     );
     if let Some(report) = report {
-        print_profile(name, &report, elapsed);
+        print_profile(&name, &report, elapsed);
     }
     Ok(())
 }
