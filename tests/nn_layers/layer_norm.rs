@@ -56,8 +56,11 @@ conformance!(
         // (input shape, normalized dims, offset, scale, tolerance): an
         // offset of 1000 leaves f32 inputs 6e-5 apart, which f32 statistics
         // (the composite's) see.
-        let cases: [(&[usize], usize, f32, f32, f32); 5] = [
+        let cases: [(&[usize], usize, f32, f32, f32); 6] = [
             (&[1, 1], 1, 0.0, 1.0, 2e-5),
+            // 150 rows: the GPU sums the parameters' gradients in chunks
+            // of 64 rows, then the chunks, the last one partial.
+            (&[3, 50, 7], 1, 0.5, 2.0, 1e-4),
             (&[3, 5], 1, 0.0, 1.0, 2e-5),
             (&[2, 3, 4], 2, 0.0, 1.0, 2e-5),
             (&[4, 33], 1, 1000.0, 3.0, 2e-4),

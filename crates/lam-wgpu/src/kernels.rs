@@ -433,19 +433,18 @@ pub(crate) const LAYER_NORM_GRAD_INPUT: Kernel = kernel(
         (7, ReadWrite),
     ],
 );
-/// layer_norm.wgsl: x, grad, mean, rstd; the weight's and the bias's
-/// gradients.
+/// layer_norm.wgsl: x, grad, mean, rstd; the partial sums of the weight's
+/// and the bias's gradients per chunk of rows.
 pub(crate) const LAYER_NORM_GRAD_PARAMS: Kernel = kernel(
     Shader::LayerNorm,
     "layer_norm_grad_params",
-    &[
-        (1, Read),
-        (2, Read),
-        (5, Read),
-        (6, Read),
-        (8, ReadWrite),
-        (9, ReadWrite),
-    ],
+    &[(1, Read), (2, Read), (5, Read), (6, Read), (7, ReadWrite)],
+);
+/// The partial sums; the weight's and the bias's gradients.
+pub(crate) const LAYER_NORM_GRAD_PARAMS_SUM: Kernel = kernel(
+    Shader::LayerNorm,
+    "layer_norm_grad_params_sum",
+    &[(7, ReadWrite), (8, ReadWrite), (9, ReadWrite)],
 );
 /// batch_norm.wgsl: x, weight, bias; y, statistics.
 pub(crate) const BATCH_NORM: Kernel = kernel(

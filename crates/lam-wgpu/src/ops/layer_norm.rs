@@ -9,9 +9,15 @@ use lam_core::{DType, Error, Layout, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::{LAYER_NORM, LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS};
+use crate::kernels::{
+    LAYER_NORM, LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS, LAYER_NORM_GRAD_PARAMS_SUM,
+};
 use crate::params::{fold_grid, to_u32, LayerNormParams};
 use crate::storage::GpuStorage;
+
+/// Rows per partial sum of the parameters' gradients: `CHUNK_ROWS` in
+/// shaders/layer_norm.wgsl.
+const CHUNK_ROWS: usize = 64;
 
 /// `(y, mean, rstd)` of each row of `src` (`[rows, cols]`).
 pub(crate) fn layer_norm(
@@ -137,6 +143,9 @@ pub(crate) fn layer_norm_grad(
             ],
             fold_grid(OP, rows as u64)?,
         )?;
+        // Partial sums per chunk of CHUNK_ROWS rows, then the chunks'.
+        let chunks = rows.div_ceil(CHUNK_ROWS);
+        let partial = output(gpu, OP, 2 * chunks * cols, DType::F32)?;
         gpu.dispatch(
             LAYER_NORM_GRAD_PARAMS,
             &[],
@@ -146,9 +155,15 @@ pub(crate) fn layer_norm_grad(
                 g.buffer(),
                 m.buffer(),
                 s.buffer(),
-                dw.buffer(),
-                db.buffer(),
+                partial.buffer(),
             ],
+            grid_for(OP, chunks * cols)?,
+        )?;
+        gpu.dispatch(
+            LAYER_NORM_GRAD_PARAMS_SUM,
+            &[],
+            params,
+            &[partial.buffer(), dw.buffer(), db.buffer()],
             grid_for(OP, cols)?,
         )?;
     }
