@@ -7,10 +7,16 @@
 // m grows, while the keys and values stream through workgroup memory TILE
 // at a time. No [L, S] score matrix exists anywhere.
 //
+// A row with a NaN or infinite product q·k (a NaN in its query, say) is NaN
+// throughout, as the composite's softmax makes it, and so are its
+// statistics, so the backward's weights for that row are NaN too. The test
+// is on the bits (lib/nan.wgsl): WGSL lets comparisons ignore NaNs.
+//
 // attention_rows: per query row, (m, 1 / l, rowsum(dO * out)) for
 // attention_grad.wgsl (0, 0, .. for a row with no key to attend to).
 
 // #include "lib/attention_params.wgsl"
+// #include "lib/nan.wgsl"
 
 // The output, contiguous [B·H, L, Ev].
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
@@ -21,8 +27,8 @@
 @group(0) @binding(7) var<storage, read> grad: array<f32>;
 @group(0) @binding(8) var<storage, read_write> rows: array<f32>;
 
-var<workgroup> k_tile: array<f32, TILE * D_MAX>;
-var<workgroup> v_tile: array<f32, TILE * D_MAX>;
+var<workgroup> k_tile: array<f32, TILE_FLOATS>;
+var<workgroup> v_tile: array<f32, TILE_FLOATS>;
 
 @compute @workgroup_size(ROWS)
 fn attention_forward(t: Thread) {
@@ -36,47 +42,44 @@ fn attention_forward(t: Thread) {
     let live = i < p.l;
     var qi: array<f32, D_MAX>;
     var acc: array<f32, D_MAX>;
-    for (var d = 0u; d < p.e; d++) {
-        qi[d] = select(0.0, q[q_at(bh, min(i, p.l - 1u), d)], live);
-    }
-    for (var d = 0u; d < p.ev; d++) {
+    for (var d = 0u; d < HEAD_D; d++) {
+        let q_d = q[q_at(bh, min(i, p.l - 1u), min(d, p.e - 1u))];
+        qi[d] = select(0.0, q_d, live && d < p.e);
         acc[d] = 0.0;
     }
     var m = NEG_BIG;
     var l = 0.0;
+    var bad = false;
     let end = key_end(b.y);
     for (var k0 = 0u; k0 < end; k0 += TILE) {
         let n = min(TILE, end - k0);
-        for (var x = t.lid; x < n * D_MAX; x += ROWS) {
-            let j = x / D_MAX;
-            let d = x % D_MAX;
-            if (d < p.e) {
-                k_tile[x] = k[k_at(bh, k0 + j, d)];
-            }
-            if (d < p.ev) {
-                v_tile[x] = v[v_at(bh, k0 + j, d)];
-            }
+        for (var x = t.lid; x < n * HEAD_D; x += ROWS) {
+            let j = x / HEAD_D;
+            let d = x % HEAD_D;
+            k_tile[x] = select(0.0, k[k_at(bh, k0 + j, min(d, p.e - 1u))], d < p.e);
+            v_tile[x] = select(0.0, v[v_at(bh, k0 + j, min(d, p.ev - 1u))], d < p.ev);
         }
         workgroupBarrier();
         if (live) {
             for (var j = 0u; j < n; j++) {
                 var dot = 0.0;
-                for (var d = 0u; d < p.e; d++) {
-                    dot += qi[d] * k_tile[j * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    dot += qi[d] * k_tile[j * HEAD_D + d];
                 }
+                bad = bad || !is_finite(dot);
                 let s = masked_score(bh, i, k0 + j, dot);
                 if (s > m) {
                     let c = exp(m - s);
                     l *= c;
-                    for (var d = 0u; d < p.ev; d++) {
+                    for (var d = 0u; d < HEAD_D; d++) {
                         acc[d] *= c;
                     }
                     m = s;
                 }
                 let w = exp(s - m);
                 l += w;
-                for (var d = 0u; d < p.ev; d++) {
-                    acc[d] += w * v_tile[j * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    acc[d] += w * v_tile[j * HEAD_D + d];
                 }
             }
         }
@@ -89,11 +92,14 @@ fn attention_forward(t: Thread) {
     let row = bh * p.l + i;
     let masked = m <= HALF_NEG_BIG;
     let inv = select(1.0 / l, 0.0, masked);
-    for (var d = 0u; d < p.ev; d++) {
-        out[row * p.ev + d] = acc[d] * inv;
+    let nan = bitcast<f32>(0x7fc00000u);
+    for (var d = 0u; d < HEAD_D; d++) {
+        if (d < p.ev) {
+            out[row * p.ev + d] = select(acc[d] * inv, nan, bad);
+        }
     }
-    stats[row * 2u] = select(m, 0.0, masked);
-    stats[row * 2u + 1u] = select(l, 0.0, masked);
+    stats[row * 2u] = select(select(m, 0.0, masked), nan, bad);
+    stats[row * 2u + 1u] = select(select(l, 0.0, masked), nan, bad);
 }
 
 @compute @workgroup_size(WG)

@@ -17,8 +17,8 @@
 @group(0) @binding(9) var<storage, read_write> d_qk: array<f32>;
 @group(0) @binding(10) var<storage, read_write> d_v: array<f32>;
 
-var<workgroup> a_tile: array<f32, TILE * D_MAX>;
-var<workgroup> b_tile: array<f32, TILE * D_MAX>;
+var<workgroup> a_tile: array<f32, TILE_FLOATS>;
+var<workgroup> b_tile: array<f32, TILE_FLOATS>;
 var<workgroup> row_tile: array<f32, TILE * 3u>;
 
 // The weight of score `s` in query row `r` (its (m, 1 / l, D) at rows[3r]).
@@ -39,51 +39,47 @@ fn attention_grad_q(t: Thread) {
     var qi: array<f32, D_MAX>;
     var gi: array<f32, D_MAX>;
     var acc: array<f32, D_MAX>;
-    for (var d = 0u; d < p.e; d++) {
-        qi[d] = q[q_at(bh, ic, d)];
+    for (var d = 0u; d < HEAD_D; d++) {
+        qi[d] = select(0.0, q[q_at(bh, ic, min(d, p.e - 1u))], d < p.e);
+        gi[d] = select(0.0, grad[g_at(bh, ic, min(d, p.ev - 1u))], d < p.ev);
         acc[d] = 0.0;
-    }
-    for (var d = 0u; d < p.ev; d++) {
-        gi[d] = grad[g_at(bh, ic, d)];
     }
     let r = bh * p.l + ic;
     let big_d = rows[r * 3u + 2u];
     let end = key_end(b.y);
     for (var k0 = 0u; k0 < end; k0 += TILE) {
         let n = min(TILE, end - k0);
-        for (var x = t.lid; x < n * D_MAX; x += ROWS) {
-            let j = x / D_MAX;
-            let d = x % D_MAX;
-            if (d < p.e) {
-                a_tile[x] = k[k_at(bh, k0 + j, d)];
-            }
-            if (d < p.ev) {
-                b_tile[x] = v[v_at(bh, k0 + j, d)];
-            }
+        for (var x = t.lid; x < n * HEAD_D; x += ROWS) {
+            let j = x / HEAD_D;
+            let d = x % HEAD_D;
+            a_tile[x] = select(0.0, k[k_at(bh, k0 + j, min(d, p.e - 1u))], d < p.e);
+            b_tile[x] = select(0.0, v[v_at(bh, k0 + j, min(d, p.ev - 1u))], d < p.ev);
         }
         workgroupBarrier();
         if (live) {
             for (var j = 0u; j < n; j++) {
                 var dot = 0.0;
-                for (var d = 0u; d < p.e; d++) {
-                    dot += qi[d] * a_tile[j * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    dot += qi[d] * a_tile[j * HEAD_D + d];
                 }
                 let w = weight(masked_score(bh, i, k0 + j, dot), r);
                 var dp = 0.0;
-                for (var d = 0u; d < p.ev; d++) {
-                    dp += gi[d] * b_tile[j * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    dp += gi[d] * b_tile[j * HEAD_D + d];
                 }
                 let ds = w * (dp - big_d);
-                for (var d = 0u; d < p.e; d++) {
-                    acc[d] += ds * a_tile[j * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    acc[d] += ds * a_tile[j * HEAD_D + d];
                 }
             }
         }
         workgroupBarrier();
     }
     if (live) {
-        for (var d = 0u; d < p.e; d++) {
-            d_qk[r * p.e + d] = acc[d] * p.scale;
+        for (var d = 0u; d < HEAD_D; d++) {
+            if (d < p.e) {
+                d_qk[r * p.e + d] = acc[d] * p.scale;
+            }
         }
     }
 }
@@ -102,27 +98,21 @@ fn attention_grad_kv(t: Thread) {
     var vj: array<f32, D_MAX>;
     var dk: array<f32, D_MAX>;
     var dv: array<f32, D_MAX>;
-    for (var d = 0u; d < p.e; d++) {
-        kj[d] = k[k_at(bh, jc, d)];
+    for (var d = 0u; d < HEAD_D; d++) {
+        kj[d] = select(0.0, k[k_at(bh, jc, min(d, p.e - 1u))], d < p.e);
+        vj[d] = select(0.0, v[v_at(bh, jc, min(d, p.ev - 1u))], d < p.ev);
         dk[d] = 0.0;
-    }
-    for (var d = 0u; d < p.ev; d++) {
-        vj[d] = v[v_at(bh, jc, d)];
         dv[d] = 0.0;
     }
     // Causal: queries before this block's first key see none of its keys.
     let start = select(0u, min(b.y, p.l), p.causal != 0u);
     for (var i0 = start; i0 < p.l; i0 += TILE) {
         let n = min(TILE, p.l - i0);
-        for (var x = t.lid; x < n * D_MAX; x += ROWS) {
-            let i = x / D_MAX;
-            let d = x % D_MAX;
-            if (d < p.e) {
-                a_tile[x] = q[q_at(bh, i0 + i, d)];
-            }
-            if (d < p.ev) {
-                b_tile[x] = grad[g_at(bh, i0 + i, d)];
-            }
+        for (var x = t.lid; x < n * HEAD_D; x += ROWS) {
+            let i = x / HEAD_D;
+            let d = x % HEAD_D;
+            a_tile[x] = select(0.0, q[q_at(bh, i0 + i, min(d, p.e - 1u))], d < p.e);
+            b_tile[x] = select(0.0, grad[g_at(bh, i0 + i, min(d, p.ev - 1u))], d < p.ev);
         }
         for (var x = t.lid; x < n * 3u; x += ROWS) {
             row_tile[x] = rows[(bh * p.l + i0) * 3u + x];
@@ -131,20 +121,20 @@ fn attention_grad_kv(t: Thread) {
         if (live) {
             for (var i = 0u; i < n; i++) {
                 var dot = 0.0;
-                for (var d = 0u; d < p.e; d++) {
-                    dot += a_tile[i * D_MAX + d] * kj[d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    dot += a_tile[i * HEAD_D + d] * kj[d];
                 }
                 let s = masked_score(bh, i0 + i, j, dot);
                 let w = select(exp(s - row_tile[i * 3u]) * row_tile[i * 3u + 1u], 0.0, s <= HALF_NEG_BIG);
                 var dp = 0.0;
-                for (var d = 0u; d < p.ev; d++) {
-                    let g = b_tile[i * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    let g = b_tile[i * HEAD_D + d];
                     dv[d] += w * g;
                     dp += g * vj[d];
                 }
                 let ds = w * (dp - row_tile[i * 3u + 2u]);
-                for (var d = 0u; d < p.e; d++) {
-                    dk[d] += ds * a_tile[i * D_MAX + d];
+                for (var d = 0u; d < HEAD_D; d++) {
+                    dk[d] += ds * a_tile[i * HEAD_D + d];
                 }
             }
         }
@@ -152,11 +142,13 @@ fn attention_grad_kv(t: Thread) {
     }
     if (live) {
         let r = bh * p.s + j;
-        for (var d = 0u; d < p.e; d++) {
-            d_qk[r * p.e + d] = dk[d] * p.scale;
-        }
-        for (var d = 0u; d < p.ev; d++) {
-            d_v[r * p.ev + d] = dv[d];
+        for (var d = 0u; d < HEAD_D; d++) {
+            if (d < p.e) {
+                d_qk[r * p.e + d] = dk[d] * p.scale;
+            }
+            if (d < p.ev) {
+                d_v[r * p.ev + d] = dv[d];
+            }
         }
     }
 }

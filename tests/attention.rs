@@ -275,10 +275,6 @@ conformance!(sdpa_fused_equals_composite_on_odd_shapes, |dev| {
         ((1, 2, 5, 6, 3, 3), false, None, true),
     ];
     for (i, &(sizes, causal, mask, nan_row)) in cases.iter().enumerate() {
-        if nan_row && dev.is_gpu() {
-            // WGSL does not promise NaN through max and comparisons.
-            continue;
-        }
         let salt = 40 + 10 * i as u64;
         let fused = sdpa_run(dev, sizes, causal, mask, nan_row, salt)?;
         let reference = sdpa_run(&composite, sizes, causal, mask, nan_row, salt)?;
@@ -557,4 +553,45 @@ fn time_fused_against_composite_on_cpu() {
             );
         }
     }
+}
+
+/// The backend calls of one causal `sdpa` forward and backward on `dev`
+/// with `[1, 1, l, e]` queries and keys `[1, 1, s, e]`, and its output.
+fn sdpa_calls(dev: &Device, l: usize, s: usize, e: usize) -> (Vec<String>, Vec<f32>) {
+    let (dev, recorder) = lam::testing::Recorder::device(dev);
+    let q = rnd(&[1, 1, l, e], 7, &dev).requires_grad_().expect("q");
+    let k = rnd(&[1, 1, s, e], 8, &dev).requires_grad_().expect("k");
+    let v = rnd(&[1, 1, s, e], 9, &dev);
+    let options = SdpaOptions {
+        causal: true,
+        ..SdpaOptions::default()
+    };
+    let out = Tensor::scaled_dot_product_attention(&q, &k, &v, options).expect("sdpa");
+    out.sum_all().and_then(|t| t.backward()).expect("backward");
+    let calls = recorder.calls().into_keys().map(String::from).collect();
+    (calls, out.to_vec().expect("output"))
+}
+
+#[test]
+fn a_gpu_composes_attention_whose_scores_are_small_and_fuses_the_rest() {
+    // A device opened with the default options (AttentionKernel::Auto)
+    // composes a call whose scores fit in 64 MiB (two batched products
+    // around a softmax) and runs the fused kernels above that; the test
+    // devices take the fused kernels for every call.
+    let Some(shared) = common::gpu("vulkan") else {
+        return;
+    };
+    let auto = common::private_device(&shared);
+    let (small, composed) = sdpa_calls(&auto, 33, 40, 5);
+    assert!(small.iter().any(|c| c == "matmul"), "{small:?}");
+    let (fused_calls, fused) = sdpa_calls(&shared, 33, 40, 5);
+    assert!(
+        !fused_calls.iter().any(|c| c == "matmul"),
+        "{fused_calls:?}"
+    );
+    fixture::close("composed against fused", &composed, &fused, 1e-5, 1e-5).expect("same output");
+    // 4096 × 4100 scores are 67.2 MB: fused even under Auto.
+    let (large, out) = sdpa_calls(&auto, 4096, 4100, 1);
+    assert!(!large.iter().any(|c| c == "matmul"), "{large:?}");
+    assert!(out.iter().all(|x| x.is_finite()), "finite outputs");
 }

@@ -17,8 +17,16 @@
 const D_MAX: u32 = 128u;
 // Threads per workgroup, one row each.
 const ROWS: u32 = 64u;
-// Rows of the streamed operand per workgroup tile.
-const TILE: u32 = 8u;
+// Floats in each workgroup tile: TILE rows of HEAD_D.
+const TILE_FLOATS: u32 = 1024u;
+// The head dims (E and Ev) rounded up to a power of two of at least 16, set
+// per pipeline by the host. Loops over a row run to HEAD_D, a constant once
+// the pipeline is built, so the driver can unroll them and keep the private
+// row arrays in registers (a loop to p.e indexes them dynamically, which
+// puts them in slow local memory); columns from E (or Ev) to HEAD_D hold 0.
+override HEAD_D: u32 = 128u;
+// Rows of the streamed operand per workgroup tile: TILE_FLOATS / HEAD_D.
+override TILE: u32 = 8u;
 const NEG_BIG: f32 = -3.0e38;
 const HALF_NEG_BIG: f32 = -1.5e38;
 

@@ -80,6 +80,8 @@ pub(crate) struct Gpu {
     uncaptured: Arc<Mutex<Vec<String>>>,
     /// What the matmul kernels may use and what autotuning chose.
     pub matmul: crate::ops::matmul::MatmulState,
+    /// Which calls the fused attention kernels take.
+    pub attention: crate::AttentionKernel,
     /// A 16-byte buffer for kernel bindings a variant never touches.
     pub scratch: wgpu::Buffer,
     /// Where index kernels record an out-of-range index (see `fault.rs`).
@@ -116,6 +118,12 @@ impl Gpu {
     /// scope is to panic; lam records them instead and returns them from
     /// the next call that waits on the device. `timestamps` says whether the
     /// device was opened with [`crate::timing::FEATURES`].
+    /// The device with `attention` as its choice of attention kernels.
+    pub(crate) fn with_attention(mut self, attention: crate::AttentionKernel) -> Gpu {
+        self.attention = attention;
+        self
+    }
+
     pub(crate) fn new(
         instance: wgpu::Instance,
         device: wgpu::Device,
@@ -157,6 +165,7 @@ impl Gpu {
             info,
             limits,
             matmul,
+            attention: crate::AttentionKernel::default(),
             state: Mutex::new(State {
                 pending: Pending::default(),
                 pool: BufferPool::new(BufferPool::cap_for(limits.max_buffer)),

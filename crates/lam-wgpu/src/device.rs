@@ -50,6 +50,8 @@ pub struct GpuOptions {
     pub max_upload_staging: Option<u64>,
     /// Matmul precision, a forced kernel, autotuning and its cache.
     pub matmul: crate::MatmulOptions,
+    /// Which calls the fused attention kernels take.
+    pub attention: crate::AttentionKernel,
 }
 
 /// Every adapter wgpu finds on every backend, best first.
@@ -109,6 +111,7 @@ pub fn default_gpu() -> Result<Device> {
             let opts = GpuOptions {
                 adapter: std::env::var("LAM_ADAPTER").ok().filter(|s| !s.is_empty()),
                 matmul: crate::MatmulOptions::from_env(),
+                attention: crate::AttentionKernel::from_env(),
                 ..GpuOptions::default()
             };
             gpu_device(&opts)
@@ -126,8 +129,11 @@ pub fn gpu_devices_for_tests() -> Vec<Device> {
     static DEVICES: OnceLock<Vec<Device>> = OnceLock::new();
     DEVICES
         .get_or_init(|| {
+            // The fused attention kernels take every call they can, so the
+            // conformance suite's small shapes exercise them.
             let opts = GpuOptions {
                 matmul: crate::MatmulOptions::from_env(),
+                attention: crate::AttentionKernel::Fused,
                 ..GpuOptions::default()
             };
             let mut seen = Vec::new();
@@ -341,7 +347,8 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         gpu_limits,
         timestamps,
         matmul,
-    );
+    )
+    .with_attention(opts.attention);
     // Some drivers advertise compute but cannot compile it: NVIDIA's EGL
     // gives wgpu's GL backend a context whose GLSL version lacks compute
     // shaders and storage buffers. Building one small pipeline now turns

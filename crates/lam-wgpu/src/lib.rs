@@ -42,6 +42,7 @@ pub use device::{
 };
 #[doc(hidden)]
 pub use kernels::{shader_sources, ShaderSource};
+pub use ops::attention::AttentionKernel;
 pub use ops::matmul::{
     autotune_matmul, matmul_kernel_for, MatmulKernel, MatmulOptions, MatmulPrecision,
 };

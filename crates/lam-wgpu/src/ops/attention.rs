@@ -9,6 +9,17 @@
 //! cols]`), a broadcast mask included, so nothing is copied. Head dims above
 //! [`D_MAX`] (the private arrays' length in the kernels) are declined, and
 //! lam-core then composes the op.
+//!
+//! Under [`AttentionKernel::Auto`] (the default) the kernels take only the
+//! calls whose score matrices would be too large to materialise
+//! ([`COMPOSE_UP_TO`]); lam-core composes the rest.
+//!
+//! Each pipeline is built for one head-dim class ([`head_constants`]): the
+//! kernels' loops over a row then have a constant length the driver can
+//! unroll, keeping each thread's row in registers. With the length read
+//! from the parameter block they indexed private arrays dynamically, which
+//! drivers place in local memory: on an H200 that made the attention of
+//! the `gpt` benchmark two thirds of its step.
 
 use std::sync::Arc;
 
@@ -20,6 +31,46 @@ use super::{grid_for, input, output};
 use crate::context::Gpu;
 use crate::kernels::{ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS};
 use crate::params::{fold_grid, to_u32};
+
+/// Which attention a GPU device runs ([`crate::GpuOptions::attention`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// The fused kernels where a call's scores (`B·H·L·S` floats) would
+    /// take more than [`COMPOSE_UP_TO`] bytes; below that lam-core's
+    /// composite (two batched products around a softmax, the scores
+    /// recomputed in the backward), which keeps a large GPU far busier.
+    #[default]
+    Auto,
+    /// The fused kernels for every call they take (long sequences, tests).
+    Fused,
+}
+
+impl AttentionKernel {
+    /// `LAM_ATTENTION` (`auto`, `fused`); anything else is reported on
+    /// stderr and means `auto`.
+    pub fn from_env() -> AttentionKernel {
+        match std::env::var("LAM_ATTENTION").map(|v| v.trim().to_lowercase()) {
+            Ok(v) if v == "fused" => AttentionKernel::Fused,
+            Ok(v) if v.is_empty() || v == "auto" => AttentionKernel::Auto,
+            Ok(v) => {
+                eprintln!("lam: LAM_ATTENTION={v:?} is unknown (known: auto, fused); using auto");
+                AttentionKernel::Auto
+            }
+            Err(_) => AttentionKernel::Auto,
+        }
+    }
+}
+
+/// Under [`AttentionKernel::Auto`], calls whose scores take at most this
+/// many bytes are composed. The fused kernels give each thread one query
+/// (or key) row and stream the other side past it: little parallelism and
+/// long serial loops. On an H200, `gpt`'s attention (16·8 heads of 256
+/// queries and keys, head dim 64; 32 MiB of scores) took 4.5 ms forward
+/// and 13 ms backward per layer that way, where its products are about
+/// 6 GFLOP per layer, a fraction of a millisecond for the matmul kernels.
+/// Above this size the composite's transient score tensors cost more
+/// memory than they save time.
+pub(crate) const COMPOSE_UP_TO: usize = 64 << 20;
 
 /// The largest head dim (`E` and `Ev`) the kernels take: `D_MAX` in
 /// shaders/lib/attention_params.wgsl.
@@ -51,6 +102,15 @@ struct AttentionParams {
     pad: [u32; 2],
 }
 
+/// The pipeline constants of the three row kernels for head dims `e`, `ev`:
+/// `HEAD_D`, both rounded up to a power of two of at least 16 (so a few
+/// pipelines serve every size), and `TILE`, the rows of a streamed operand
+/// that fit the kernels' fixed workgroup tiles of 1,024 floats.
+fn head_constants(e: usize, ev: usize) -> [(&'static str, f64); 2] {
+    let head = e.max(ev).next_power_of_two().max(16);
+    [("HEAD_D", head as f64), ("TILE", (1024 / head) as f64)]
+}
+
 /// The output and the softmax statistics, or `None` for head dims above
 /// [`D_MAX`].
 pub(crate) fn attention(
@@ -61,13 +121,14 @@ pub(crate) fn attention(
         return Ok(None);
     };
     let (bh, l, ev) = (op.bh, op.l, op.ev);
+    let constants = head_constants(op.e, ev);
     let out = output(gpu, OP, bh * l * ev, DType::F32)?;
     let stats = output(gpu, OP, bh * l * 2, DType::F32)?;
     if bh * l > 0 {
         let buffers = [op.q, op.k, op.v, op.mask, out.buffer(), stats.buffer()];
         gpu.dispatch(
             ATTENTION_FORWARD,
-            &[],
+            &constants,
             bytemuck::bytes_of(&op.params),
             &buffers,
             blocks(bh, l)?,
@@ -116,6 +177,7 @@ pub(crate) fn attention_grad(
     let dk = output(gpu, OP, bh * s * e, DType::F32)?;
     let dv = output(gpu, OP, bh * s * ev, DType::F32)?;
     let params = bytemuck::bytes_of(&op.params);
+    let constants = head_constants(e, ev);
     if bh * l > 0 && s > 0 {
         let (q, k, v, m) = (op.q, op.k, op.v, op.mask);
         gpu.dispatch(
@@ -127,14 +189,14 @@ pub(crate) fn attention_grad(
         )?;
         gpu.dispatch(
             ATTENTION_GRAD_Q,
-            &[],
+            &constants,
             params,
             &[q, k, v, m, g, rows.buffer(), dq.buffer()],
             blocks(bh, l)?,
         )?;
         gpu.dispatch(
             ATTENTION_GRAD_KV,
-            &[],
+            &constants,
             params,
             &[q, k, v, m, g, rows.buffer(), dk.buffer(), dv.buffer()],
             blocks(bh, s)?,
@@ -164,14 +226,23 @@ struct Operands<'a> {
 }
 
 impl<'a> Operands<'a> {
-    /// `None` when a head dim is above [`D_MAX`].
+    /// `None` when a head dim is 0 or above [`D_MAX`], or when the device
+    /// composes calls of this size ([`AttentionKernel::Auto`]).
     fn read(
         gpu: &Arc<Gpu>,
         inputs: &'a AttentionInputs<'a>,
         grad: Option<View<'a>>,
     ) -> Result<Option<Operands<'a>>> {
         let (b, h, l, s, e, ev) = inputs.sizes();
-        if e > D_MAX || ev > D_MAX {
+        // An empty head dim has nothing for the kernels to read.
+        if e > D_MAX || ev > D_MAX || e == 0 || ev == 0 {
+            return Ok(None);
+        }
+        let scores = (b * h)
+            .saturating_mul(l)
+            .saturating_mul(s)
+            .saturating_mul(4);
+        if gpu.attention == AttentionKernel::Auto && scores <= COMPOSE_UP_TO {
             return Ok(None);
         }
         let (q, ql) = input(gpu, OP, inputs.q, Some(DType::F32))?;
