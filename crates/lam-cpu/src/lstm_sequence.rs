@@ -1,10 +1,12 @@
 //! A whole LSTM layer's time loop in one direction, forward and backward
 //! (Backend `fused_lstm_sequence`, `fused_lstm_sequence_grad`): the
 //! recurrent weight is packed once per call ([`crate::packed`]) instead of
-//! once per step, and each step is one pass per slice of the batch — the
-//! product of that slice's rows by the packed weight, then their gates
-//! ([`crate::lstm::lstm_row`]) — with the slices on separate threads, so a
-//! step costs one wake-up of the pool, not two ops' worth.
+//! once per step. A batch row's recurrence never reads another row, so the
+//! batch is split into slices, one task each, and every task runs its rows
+//! through all the steps — per step the product of its rows by the packed
+//! weight, then their gates ([`crate::lstm::lstm_row`]) — with no
+//! synchronisation between steps: the pool wakes once per layer, not once
+//! per step.
 //!
 //! Steps run in time order, or backwards when `reverse`; the states and
 //! gates kept for the gradient are in the order run, the projections and
@@ -49,41 +51,74 @@ pub(crate) fn lstm_sequence(
     hs[..bh].copy_from_slice(&gather(locks.f32(2, h0.1)?, h0.1)?);
     cs[..bh].copy_from_slice(&gather(locks.f32(3, c0.1)?, c0.1)?);
     let mut gates = crate::pool::take(steps * 4 * bh)?;
-    let mut y = crate::pool::take(4 * bh)?;
-    let rows = rows_per_task(b, h);
-    for k in 0..steps {
-        let t = if reverse { steps - 1 - k } else { k };
-        let x_t = &x[t * 4 * bh..(t + 1) * 4 * bh];
-        let (h_done, h_next) = hs.split_at_mut((k + 1) * bh);
-        let (c_done, c_next) = cs.split_at_mut((k + 1) * bh);
-        let (h_prev, c_prev) = (&h_done[k * bh..], &c_done[k * bh..]);
-        let gates_k = &mut gates[k * 4 * bh..(k + 1) * 4 * bh];
-        let mut tasks: Vec<_> = h_next[..bh]
-            .chunks_mut(rows * h)
-            .zip(c_next[..bh].chunks_mut(rows * h))
-            .zip(gates_k.chunks_mut(rows * 4 * h))
-            .zip(y.chunks_mut(rows * 4 * h))
-            .collect();
-        for_items(
-            &mut tasks,
-            rows * 4 * h * h,
-            |i, (((h_out, c_out), g_out), y)| {
-                let r0 = i * rows;
-                packed.multiply(&h_prev[r0 * h..], h, y, 4 * h);
-                for (r, y) in (r0..).zip(y.chunks(4 * h)) {
-                    let (x, c) = (&x_t[r * 4 * h..], &c_prev[r * h..(r + 1) * h]);
-                    let at = (r - r0) * h;
-                    let (h_out, c_out) = (&mut h_out[at..at + h], &mut c_out[at..at + h]);
-                    let g_out = &mut g_out[(r - r0) * 4 * h..];
-                    vectorised(
-                        #[inline(always)]
-                        || lstm_row(x, y, c, h_out, c_out, g_out),
-                    );
-                }
-            },
-        );
-    }
+    // Each task's slices of every step's h, c and gates: its batch rows.
+    let rows = rows_per_task(b, h, steps);
+    let mut tasks = split(
+        b.div_ceil(rows),
+        [
+            (&mut hs, bh, rows * h),
+            (&mut cs, bh, rows * h),
+            (&mut gates, 4 * bh, rows * 4 * h),
+        ],
+    );
+    for_items(&mut tasks, steps * rows * 4 * h * h, |i, task| {
+        let r0 = i * rows;
+        // The task's rows of one step's gate pre-activations.
+        let mut y = vec![0.0; 4 * task.h[0].len()];
+        for k in 0..steps {
+            let t = if reverse { steps - 1 - k } else { k };
+            let x_t = &x[t * 4 * bh..(t + 1) * 4 * bh];
+            let (h_done, h_next) = task.h.split_at_mut(k + 1);
+            let (c_done, c_next) = task.c.split_at_mut(k + 1);
+            let (h_prev, c_prev) = (&*h_done[k], &*c_done[k]);
+            let (h_out, c_out) = (&mut *h_next[0], &mut *c_next[0]);
+            let g_out = &mut *task.gates[k];
+            packed.multiply(h_prev, h, &mut y, 4 * h);
+            for (j, y) in y.chunks(4 * h).enumerate() {
+                let (r, at) = (r0 + j, j * h);
+                let (x, c) = (&x_t[r * 4 * h..], &c_prev[at..at + h]);
+                let (h_out, c_out) = (&mut h_out[at..at + h], &mut c_out[at..at + h]);
+                let g_out = &mut g_out[j * 4 * h..];
+                vectorised(
+                    #[inline(always)]
+                    || lstm_row(x, y, c, h_out, c_out, g_out),
+                );
+            }
+        }
+    });
+    drop(tasks);
     Ok((hs, cs, gates))
+}
+
+/// One task's share of a time loop: its batch rows' slice of each step's
+/// buffers (the backward keeps d_h, d_c and each step's d_xp in them).
+struct Rows<'a> {
+    h: Vec<&'a mut [f32]>,
+    c: Vec<&'a mut [f32]>,
+    gates: Vec<&'a mut [f32]>,
+}
+
+/// `buf`, whose steps are `step` floats each, dealt out to `tasks` tasks:
+/// task `i` gets the `i`-th `piece` floats of every step.
+fn deal(buf: &mut [f32], step: usize, piece: usize, tasks: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut dealt: Vec<Vec<&mut [f32]>> = (0..tasks).map(|_| Vec::new()).collect();
+    for step in buf.chunks_mut(step) {
+        for (list, part) in dealt.iter_mut().zip(step.chunks_mut(piece)) {
+            list.push(part);
+        }
+    }
+    dealt
+}
+
+/// Each task's [`Rows`] of the three buffers `(buf, step, piece)` (see
+/// [`deal`]).
+fn split<'a>(tasks: usize, [h, c, gates]: [(&'a mut [f32], usize, usize); 3]) -> Vec<Rows<'a>> {
+    deal(h.0, h.1, h.2, tasks)
+        .into_iter()
+        .zip(deal(c.0, c.1, c.2, tasks))
+        .zip(deal(gates.0, gates.1, gates.2, tasks))
+        .map(|((h, c), gates)| Rows { h, c, gates })
+        .collect()
 }
 
 /// The gradient of [`lstm_sequence`]: from the gradient reaching each
@@ -114,43 +149,49 @@ pub(crate) fn lstm_sequence_grad(
         return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
     let mut d_xp = crate::pool::take(steps * 4 * bh)?;
-    // The gradient reaching `h` and `c` before the step being undone.
+    // The gradient reaching `h` and `c` before the step being undone; at
+    // the end, that of the initial state.
     let mut d_h = crate::pool::zeroed(bh)?;
     let mut d_c = crate::pool::take(bh)?;
     d_c.copy_from_slice(&gather(locks.f32(1, grad_c.1)?, grad_c.1)?);
-    let mut d_c_next = crate::pool::take(bh)?;
-    let rows = rows_per_task(b, h);
-    for k in (0..steps).rev() {
-        let t = if reverse { steps - 1 - k } else { k };
-        let g_t = &g[t * bh..(t + 1) * bh];
-        let a_k = &act[k * 4 * bh..(k + 1) * 4 * bh];
-        let (c_k, c_new) = (&cs[k * bh..(k + 1) * bh], &cs[(k + 1) * bh..(k + 2) * bh]);
-        let d_c_in = &d_c[..];
-        let mut tasks: Vec<_> = d_xp[t * 4 * bh..(t + 1) * 4 * bh]
-            .chunks_mut(rows * 4 * h)
-            .zip(d_h.chunks_mut(rows * h))
-            .zip(d_c_next.chunks_mut(rows * h))
-            .collect();
-        for_items(&mut tasks, rows * 4 * h * h, |i, ((dg, d_h), dc_out)| {
-            let r0 = i * rows;
-            let mut dh_row = vec![0.0; h];
-            for (j, dg) in dg.chunks_mut(4 * h).enumerate() {
+    // Each task's rows of d_h, d_c and of every step's d_xp (in `gates`).
+    let rows = rows_per_task(b, h, steps);
+    let mut tasks = split(
+        b.div_ceil(rows),
+        [
+            (&mut d_h, bh, rows * h),
+            (&mut d_c, bh, rows * h),
+            (&mut d_xp, 4 * bh, rows * 4 * h),
+        ],
+    );
+    for_items(&mut tasks, steps * rows * 4 * h * h, |i, task| {
+        let r0 = i * rows;
+        let mut d_c_next = vec![0.0; task.c[0].len()];
+        let mut dh_row = vec![0.0; h];
+        for k in (0..steps).rev() {
+            let t = if reverse { steps - 1 - k } else { k };
+            let g_t = &g[t * bh..(t + 1) * bh];
+            let a_k = &act[k * 4 * bh..(k + 1) * 4 * bh];
+            let (c_k, c_new) = (&cs[k * bh..(k + 1) * bh], &cs[(k + 1) * bh..(k + 2) * bh]);
+            let (d_xp_t, d_h, d_c) = (&mut *task.gates[t], &mut *task.h[0], &*task.c[0]);
+            for (j, dg) in d_xp_t.chunks_mut(4 * h).enumerate() {
                 let (r, at) = (r0 + j, j * h);
                 for ((d, &a), &b) in dh_row.iter_mut().zip(&g_t[r * h..]).zip(&d_h[at..at + h]) {
                     *d = a + b;
                 }
                 let row = r * h..(r + 1) * h;
-                let (dc, c, cn) = (&d_c_in[row.clone()], &c_k[row.clone()], &c_new[row]);
-                let (a, dc_out) = (&a_k[r * 4 * h..(r + 1) * 4 * h], &mut dc_out[at..at + h]);
+                let (dc, c, cn) = (&d_c[at..at + h], &c_k[row.clone()], &c_new[row]);
+                let (a, dc_out) = (&a_k[r * 4 * h..(r + 1) * 4 * h], &mut d_c_next[at..at + h]);
                 vectorised(
                     #[inline(always)]
                     || lstm_grad_row(&dh_row, dc, a, c, cn, dg, dc_out),
                 );
             }
-            packed.multiply(dg, 4 * h, d_h, h);
-        });
-        std::mem::swap(&mut d_c, &mut d_c_next);
-    }
+            packed.multiply(d_xp_t, 4 * h, d_h, h);
+            task.c[0].copy_from_slice(&d_c_next);
+        }
+    });
+    drop(tasks);
     Ok((d_xp, d_h, d_c))
 }
 
@@ -183,10 +224,11 @@ fn expect(op: &'static str, l: &Layout, want: &[usize]) -> Result<()> {
 }
 
 /// Batch rows per task: the batch split evenly over the pool's threads
-/// when a step's product is big enough to pay for waking them.
-fn rows_per_task(b: usize, h: usize) -> usize {
+/// when the whole loop's products (`steps` of them) are big enough to pay
+/// for waking them.
+fn rows_per_task(b: usize, h: usize, steps: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
-    let tasks = if b * 4 * h * h >= 8 * PAR_MIN_WORK {
+    let tasks = if steps.saturating_mul(b * 4 * h * h) >= 8 * PAR_MIN_WORK {
         threads.min(b)
     } else {
         1

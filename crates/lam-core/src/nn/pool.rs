@@ -17,7 +17,9 @@
 //! windows (`start = ⌊o·H/OH⌋`, `end = ⌈(o+1)·H/OH⌉`). A span is summed by
 //! gathering its positions (`index_select`), never as a product with a 0/1
 //! weight row, so an infinity stays in the windows that hold it; the
-//! gradient follows from the gather. Divisors are PyTorch's: the window's
+//! gradient follows from the gather. Windows that tile an axis exactly
+//! (global pooling, adaptive pooling to a divisor of the size) are a view
+//! of it summed instead, with nothing gathered. Divisors are PyTorch's: the window's
 //! extent within the padded image (`count_include_pad`, the default), or
 //! within the image, or `divisor_override` for every window.
 
@@ -479,7 +481,27 @@ fn separable_pool(
     cols: &[(usize, usize, usize)],
 ) -> Result<Tensor> {
     let x = &x.float32("pool")?;
+    if let (Some(r), Some(c)) = (tiling(x.dims()[2], rows), tiling(x.dims()[3], cols)) {
+        // Both axes tiled by windows of one divisor each (a global average
+        // pool, say): one view, one reduction over both window axes.
+        let (n, ch) = (x.dims()[0], x.dims()[1]);
+        let split = [n, ch, rows.len(), r.0, cols.len(), c.0].map(|d| d as isize);
+        let sums = x.reshape(&split)?.sum(&[3, 5], false)?;
+        return sums.div_scalar((r.1 * c.1) as f32);
+    }
     pool_axis(&pool_axis(x, 3, cols)?, 2, rows)
+}
+
+/// `(width, divisor)` when the windows `spans` tile an axis of `size`
+/// exactly, each `width` long with the same `divisor`.
+fn tiling(size: usize, spans: &[(usize, usize, usize)]) -> Option<(usize, usize)> {
+    let &(_, _, divisor) = spans.first()?;
+    let width = size / spans.len();
+    let tiles = spans.len() * width == size
+        && spans.iter().enumerate().all(|(o, &(start, end, d))| {
+            start == o * width && end == start + width && d == divisor
+        });
+    tiles.then_some((width, divisor.max(1)))
 }
 
 /// `x` pooled along `dim` over `spans`. Each window's positions are
@@ -495,6 +517,32 @@ fn pool_axis(x: &Tensor, dim: usize, spans: &[(usize, usize, usize)]) -> Result<
         .max()
         .unwrap_or(0)
         .max(1);
+    // [.., n_out · width, ..] -> [.., n_out, width, ..]
+    let mut split = x.shape();
+    split[dim] = spans.len();
+    split.insert(dim + 1, width);
+    let sum_dim = [dim as isize + 1];
+    let tiled = !spans.is_empty()
+        && spans.len() * width == x.dims()[dim]
+        && spans
+            .iter()
+            .enumerate()
+            .all(|(o, &(start, end, _))| start == o * width && end == start + width);
+    if tiled {
+        // Windows that tile the axis (a global average pool, say): a view
+        // and a sum, with nothing gathered or selected (nor scattered back
+        // in the gradient).
+        let sums = x.reshape(&split.iter().map(|&d| d as isize).collect::<Vec<_>>())?;
+        let sums = sums.sum(&sum_dim, false)?;
+        let divisor = spans[0].2.max(1);
+        if spans.iter().all(|s| s.2.max(1) == divisor) {
+            return sums.div_scalar(divisor as f32);
+        }
+        let divisors: Vec<f32> = spans.iter().map(|s| s.2.max(1) as f32).collect();
+        let mut out_shape = vec![1; x.rank()];
+        out_shape[dim] = spans.len();
+        return sums.div(&Tensor::from_vec(divisors, &out_shape, &dev)?);
+    }
     let mut index = Vec::with_capacity(spans.len() * width);
     let mut inside = Vec::with_capacity(spans.len() * width);
     for &(start, end, _) in spans {
@@ -507,10 +555,6 @@ fn pool_axis(x: &Tensor, dim: usize, spans: &[(usize, usize, usize)]) -> Result<
         }
     }
     let index = Tensor::from_vec_i32(index, &[spans.len() * width], &dev)?;
-    // [.., n_out · width, ..] -> [.., n_out, width, ..]
-    let mut split = x.shape();
-    split[dim] = spans.len();
-    split.insert(dim + 1, width);
     let picked = x
         .index_select(dim as isize, &index)?
         .reshape_exact(&split)?;
@@ -523,7 +567,7 @@ fn pool_axis(x: &Tensor, dim: usize, spans: &[(usize, usize, usize)]) -> Result<
     out_shape[dim] = spans.len();
     let divisors: Vec<f32> = spans.iter().map(|s| s.2.max(1) as f32).collect();
     let divisors = Tensor::from_vec(divisors, &out_shape, &dev)?;
-    kept.sum(&[dim as isize + 1], false)?.div(&divisors)
+    kept.sum(&sum_dim, false)?.div(&divisors)
 }
 
 /// A pooling window with PyTorch's checks: stride defaults to the kernel and
