@@ -63,7 +63,7 @@ conformance!(
     |dev| {
         // (input shape, offset, scale, tolerance): an offset of 1000 leaves f32
         // inputs 6e-5 apart, which f32 statistics see.
-        let cases: [(&[usize], f32, f32, f32); 8] = [
+        let cases: [(&[usize], f32, f32, f32); 10] = [
             (&[2, 1], 0.0, 1.0, 2e-5),
             (&[5, 3], 0.0, 1.0, 2e-5),
             (&[3, 5, 7], 0.0, 1.0, 2e-5),
@@ -72,6 +72,11 @@ conformance!(
             (&[2, 3, 17, 9], 0.0, 1.0, 2e-5),
             (&[2, 2, 3, 1, 5], 0.0, 1.0, 2e-5),
             (&[4, 3, 33], 1000.0, 3.0, 2e-4),
+            // The GPU sums a channel in chunks of whole images of about
+            // 4,096 values: two chunks (5 images, then 4), and images
+            // longer than a chunk (one each).
+            (&[9, 2, 700], 0.5, 2.0, 1e-4),
+            (&[3, 2, 5000], -1.0, 1.0, 1e-4),
         ];
         for (k, &(shape, offset, scale, tol)) in cases.iter().enumerate() {
             let (n, c) = (shape[0], shape[1]);

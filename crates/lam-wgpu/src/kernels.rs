@@ -446,10 +446,34 @@ pub(crate) const LAYER_NORM_GRAD_PARAMS_SUM: Kernel = kernel(
     "layer_norm_grad_params_sum",
     &[(7, ReadWrite), (8, ReadWrite), (9, ReadWrite)],
 );
-/// batch_norm.wgsl: x, weight, bias; y, statistics.
-pub(crate) const BATCH_NORM: Kernel = kernel(
+/// batch_norm.wgsl, the forward: x; per channel and chunk, Σ (x − x0).
+pub(crate) const BATCH_NORM_SUMS: Kernel = kernel(
     Shader::BatchNorm,
-    "batch_norm",
+    "batch_norm_sums",
+    &[(1, Read), (10, ReadWrite)],
+);
+/// x, the chunks' sums; the means (first row of the statistics).
+pub(crate) const BATCH_NORM_MEAN: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_mean",
+    &[(1, Read), (8, ReadWrite), (10, ReadWrite)],
+);
+/// x, the means; per channel and chunk, Σ (x − mean)².
+pub(crate) const BATCH_NORM_SQUARES: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_squares",
+    &[(1, Read), (8, ReadWrite), (10, ReadWrite)],
+);
+/// The chunks' sums; the variances and invstds.
+pub(crate) const BATCH_NORM_VARIANCE: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_variance",
+    &[(8, ReadWrite), (10, ReadWrite)],
+);
+/// x, weight, bias, the statistics; y.
+pub(crate) const BATCH_NORM_APPLY: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_apply",
     &[
         (1, Read),
         (3, Read),
@@ -458,11 +482,24 @@ pub(crate) const BATCH_NORM: Kernel = kernel(
         (8, ReadWrite),
     ],
 );
-/// batch_norm.wgsl: x, grad, weight, mean, invstd; the gradients of the
-/// input, the weight and the bias.
-pub(crate) const BATCH_NORM_GRAD: Kernel = kernel(
+/// batch_norm.wgsl, the gradient: x, grad, mean; per channel and chunk,
+/// Σ grad and Σ grad·(x − mean).
+pub(crate) const BATCH_NORM_GRAD_SUMS: Kernel = kernel(
     Shader::BatchNorm,
-    "batch_norm_grad",
+    "batch_norm_grad_sums",
+    &[(1, Read), (2, Read), (5, Read), (10, ReadWrite)],
+);
+/// The chunks' sums, invstd; the weight's and the bias's gradients.
+pub(crate) const BATCH_NORM_GRAD_STATS: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_grad_stats",
+    &[(6, Read), (8, ReadWrite), (9, ReadWrite), (10, ReadWrite)],
+);
+/// x, grad, weight, mean, invstd, the two gradients' sums; the input's
+/// gradient.
+pub(crate) const BATCH_NORM_GRAD_INPUT: Kernel = kernel(
+    Shader::BatchNorm,
+    "batch_norm_grad_input",
     &[
         (1, Read),
         (2, Read),

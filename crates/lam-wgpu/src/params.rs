@@ -182,7 +182,9 @@ pub(crate) struct BatchNormParams {
     pub l: u32,
     pub flags: u32,
     pub eps: f32,
-    pub pad: [u32; 3],
+    /// Images per chunk of a channel's values.
+    pub chunk_images: u32,
+    pub pad: [u32; 2],
     pub views: [[u32; 4]; 6],
 }
 

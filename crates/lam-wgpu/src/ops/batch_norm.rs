@@ -1,14 +1,19 @@
-//! Batch normalization in training mode and its gradient (batch_norm.wgsl):
-//! one dispatch each way, a workgroup per channel of the `[N, C, L]` input.
+//! Batch normalization in training mode and its gradient (batch_norm.wgsl)
+//! on an `[N, C, L]` input: each channel's sums in chunks of whole images
+//! (a workgroup per channel and chunk), the chunks' sums per channel, then
+//! a thread per element; five dispatches forward, three backward.
 
 use std::sync::Arc;
 
 use lam_core::backend::View;
 use lam_core::{DType, Error, Layout, Result, Storage};
 
-use super::{input, output};
+use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::{BATCH_NORM, BATCH_NORM_GRAD};
+use crate::kernels::{
+    BATCH_NORM_APPLY, BATCH_NORM_GRAD_INPUT, BATCH_NORM_GRAD_STATS, BATCH_NORM_GRAD_SUMS,
+    BATCH_NORM_MEAN, BATCH_NORM_SQUARES, BATCH_NORM_SUMS, BATCH_NORM_VARIANCE,
+};
 use crate::params::{fold_grid, to_u32, BatchNormParams};
 
 /// `(y, stats)` of `src` (`[N, C, L]`): `stats` is `[3, C]`, the mean,
@@ -43,13 +48,47 @@ pub(crate) fn batch_norm(
     let w_buf = w.map_or(x.buffer(), |(s, _)| s.buffer());
     let b_buf = b.map_or(x.buffer(), |(s, _)| s.buffer());
     if c > 0 {
+        let chunks = chunks(&p);
+        let partial = output(gpu, OP, (c * chunks).max(1), DType::F32)?;
+        let params = bytemuck::bytes_of(&p);
+        let (x, stats, partial) = (x.buffer(), stats.buffer(), partial.buffer());
+        let per_chunk = fold_grid(OP, (c * chunks) as u64)?;
+        if chunks > 0 {
+            gpu.dispatch(BATCH_NORM_SUMS, &[], params, &[x, partial], per_chunk)?;
+        }
+        let per_channel = grid_for(OP, c)?;
         gpu.dispatch(
-            BATCH_NORM,
+            BATCH_NORM_MEAN,
             &[],
-            bytemuck::bytes_of(&p),
-            &[x.buffer(), w_buf, b_buf, y.buffer(), stats.buffer()],
-            fold_grid(OP, c as u64)?,
+            params,
+            &[x, stats, partial],
+            per_channel,
         )?;
+        if chunks > 0 {
+            gpu.dispatch(
+                BATCH_NORM_SQUARES,
+                &[],
+                params,
+                &[x, stats, partial],
+                per_chunk,
+            )?;
+        }
+        gpu.dispatch(
+            BATCH_NORM_VARIANCE,
+            &[],
+            params,
+            &[stats, partial],
+            per_channel,
+        )?;
+        if xl.numel() > 0 {
+            gpu.dispatch(
+                BATCH_NORM_APPLY,
+                &[],
+                params,
+                &[x, w_buf, b_buf, y.buffer(), stats],
+                grid_for(OP, xl.numel())?,
+            )?;
+        }
     }
     Ok((y.into_storage(), stats.into_storage()))
 }
@@ -92,24 +131,47 @@ pub(crate) fn batch_norm_grad(
     let db = output(gpu, OP, c, DType::F32)?;
     let w_buf = w.map_or(x.buffer(), |(s, _)| s.buffer());
     if c > 0 {
+        let chunks = chunks(&p);
+        let partial = output(gpu, OP, (2 * c * chunks).max(1), DType::F32)?;
+        let params = bytemuck::bytes_of(&p);
+        let (x, g, m, s) = (x.buffer(), g.buffer(), m.buffer(), s.buffer());
+        let (dw, db, partial) = (dw.buffer(), db.buffer(), partial.buffer());
+        if chunks > 0 {
+            gpu.dispatch(
+                BATCH_NORM_GRAD_SUMS,
+                &[],
+                params,
+                &[x, g, m, partial],
+                fold_grid(OP, (c * chunks) as u64)?,
+            )?;
+        }
         gpu.dispatch(
-            BATCH_NORM_GRAD,
+            BATCH_NORM_GRAD_STATS,
             &[],
-            bytemuck::bytes_of(&p),
-            &[
-                x.buffer(),
-                g.buffer(),
-                w_buf,
-                m.buffer(),
-                s.buffer(),
-                dx.buffer(),
-                dw.buffer(),
-                db.buffer(),
-            ],
-            fold_grid(OP, c as u64)?,
+            params,
+            &[s, dw, db, partial],
+            grid_for(OP, c)?,
         )?;
+        if xl.numel() > 0 {
+            gpu.dispatch(
+                BATCH_NORM_GRAD_INPUT,
+                &[],
+                params,
+                &[x, g, w_buf, m, s, dx.buffer(), dw, db],
+                grid_for(OP, xl.numel())?,
+            )?;
+        }
     }
     Ok((dx.into_storage(), dw.into_storage(), db.into_storage()))
+}
+
+/// Values summed per chunk of a channel, about: whole images up to this
+/// many values (or one image, if larger).
+const CHUNK_VALUES: usize = 4096;
+
+/// The chunks of a channel's values under `p.chunk_images`.
+fn chunks(p: &BatchNormParams) -> usize {
+    (p.n as usize).div_ceil(p.chunk_images as usize)
 }
 
 /// The sizes of an `[N, C, L]` input, with its view in slot 0.
@@ -123,8 +185,11 @@ fn params(op: &'static str, l: &Layout) -> Result<BatchNormParams> {
         n: to_u32(op, n)?,
         c: to_u32(op, c)?,
         l: to_u32(op, len)?,
+        chunk_images: to_u32(op, (CHUNK_VALUES / len.max(1)).clamp(1, n.max(1)))?,
         ..BatchNormParams::default()
     };
+    // The element kernels number the output's values with one u32 too.
+    to_u32(op, l.numel())?;
     p.views[0] = view3(op, l)?;
     Ok(p)
 }
