@@ -416,6 +416,83 @@ conformance!(fused_adam_matches_the_composed_update, |dev| {
     Ok(())
 });
 
+conformance!(fused_sgd_matches_the_composed_update, |dev| {
+    // (momentum, dampening, nesterov, weight decay): plain, with decay,
+    // momentum (whose first step sets the buffer), dampening, Nesterov.
+    let configs = [
+        (0.0, 0.0, false, 0.0),
+        (0.0, 0.0, false, 0.1),
+        (0.9, 0.0, false, 0.05),
+        (0.9, 0.3, false, 0.0),
+        (0.8, 0.0, true, 0.01),
+    ];
+    for (momentum, dampening, nesterov, decay) in configs {
+        let sgd = |params| -> Result<Sgd> {
+            Ok(Sgd::new(params, 0.05)?
+                .momentum(momentum)
+                .dampening(dampening)
+                .nesterov(nesterov)
+                .weight_decay(decay))
+        };
+        let (a, b) = (Problem::new(dev)?, Problem::new(dev)?);
+        let mut fused = sgd(a.params())?;
+        let mut composed = sgd(b.params())?.fused(false);
+        for _ in 0..10 {
+            a.step(&mut fused)?;
+            b.step(&mut composed)?;
+        }
+        let case = format!("momentum {momentum} dampening {dampening} nesterov {nesterov}");
+        for (x, y) in [(&a.w, &b.w), (&a.b, &b.b)] {
+            let (x, y) = (x.to_vec()?, y.to_vec()?);
+            if dev.is_gpu() {
+                common::close(&x, &y, 1e-6);
+            } else {
+                // The CPU's fused loop computes the composed ops in order.
+                assert_eq!(x, y, "{case}");
+            }
+        }
+        let (sa, sb) = (fused.state_dict()?, composed.state_dict()?);
+        for (pa, pb) in sa.params.iter().zip(&sb.params) {
+            let (pa, pb) = (pa.as_ref().expect("state"), pb.as_ref().expect("state"));
+            assert_eq!(pa.buffers.len(), pb.buffers.len(), "{case}");
+            for (name, t) in &pa.buffers {
+                common::close(&t.to_vec()?, &pb.buffers[name].to_vec()?, 1e-6);
+            }
+        }
+    }
+    Ok(())
+});
+
+#[test]
+fn sgd_is_one_fused_op_per_parameter() {
+    use lam::DeviceExt;
+    let devices = [
+        Some(Device::cpu()),
+        common::gpu("vulkan"),
+        common::gpu("gl"),
+    ];
+    for device in devices.into_iter().flatten() {
+        let (dev, recorder) = lam::testing::Recorder::device(&device);
+        let problem = Problem::new(&dev).expect("problem");
+        let mut opt = Sgd::new(problem.params(), 0.1)
+            .expect("sgd")
+            .momentum(0.9)
+            .weight_decay(1e-4);
+        problem.step(&mut opt).expect("a first step");
+        let before = recorder.calls();
+        problem.step(&mut opt).expect("a second step");
+        let after = recorder.calls();
+        let fused = |calls: &std::collections::BTreeMap<&str, u64>| calls.get("fused_sgd").copied();
+        let (before, after) = (fused(&before).unwrap_or(0), fused(&after).unwrap_or(0));
+        assert_eq!(
+            after - before,
+            2,
+            "one call per parameter on {}",
+            device.name()
+        );
+    }
+}
+
 conformance!(state_dict_resumes_exactly, |dev| {
     for name in ["sgd", "adam", "adamw", "amsgrad", "rmsprop", "adagrad"] {
         let pick = |params: Vec<Tensor>| -> Result<Box<dyn Optimizer>> {

@@ -34,6 +34,7 @@ mod cases {
     pub mod quant;
     pub mod random;
     pub mod reduce;
+    pub mod sgd;
     pub mod softmax;
     pub mod window;
 }
@@ -83,6 +84,7 @@ const FAMILIES: &[Family] = &[
     ("quant", cases::quant::cases, cases::quant::COVERS),
     ("random", cases::random::cases, cases::random::COVERS),
     ("reduce", cases::reduce::cases, cases::reduce::COVERS),
+    ("sgd", cases::sgd::cases, cases::sgd::COVERS),
     ("softmax", cases::softmax::cases, cases::softmax::COVERS),
     ("window", cases::window::cases, cases::window::COVERS),
 ];
@@ -139,6 +141,7 @@ family_tests!(
     max_pool,
     random,
     reduce,
+    sgd,
     softmax,
     window,
 );

@@ -65,6 +65,7 @@ mod quant;
 mod random;
 mod reduce;
 mod runs;
+mod sgd;
 mod softmax;
 mod storage;
 mod strided;
@@ -75,7 +76,7 @@ use std::sync::{Arc, OnceLock};
 
 use lam_core::backend::{
     AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
-    ReduceOp, UnaryOp, View, WindowGeometry,
+    ReduceOp, SgdStep, UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, Device, Result, Storage};
 
@@ -438,6 +439,18 @@ impl Backend for CpuBackend {
     ) -> Result<bool> {
         self.count();
         adam::adam(param, grad, m, v, step)?;
+        Ok(true)
+    }
+
+    fn fused_sgd(
+        &self,
+        param: &Storage,
+        grad: &Storage,
+        momentum_buffer: Option<&Storage>,
+        step: &SgdStep,
+    ) -> Result<bool> {
+        self.count();
+        sgd::sgd(param, grad, momentum_buffer, step)?;
         Ok(true)
     }
 

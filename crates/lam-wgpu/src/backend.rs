@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use lam_core::backend::{
-    AdamStep, AttentionInputs, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, View,
-    WindowGeometry,
+    AdamStep, AttentionInputs, BinaryOp, Distribution, LinearActivation, ReduceOp, SgdStep,
+    UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::ops::{
     adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm,
-    matmul, max_pool, quant, random, reduce, softmax, window,
+    matmul, max_pool, quant, random, reduce, sgd, softmax, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -276,6 +276,16 @@ impl Backend for WgpuBackend {
         step: &AdamStep,
     ) -> Result<bool> {
         adam::adam(&self.gpu, param, grad, m, v, step)
+    }
+
+    fn fused_sgd(
+        &self,
+        param: &Storage,
+        grad: &Storage,
+        momentum_buffer: Option<&Storage>,
+        step: &SgdStep,
+    ) -> Result<bool> {
+        sgd::sgd(&self.gpu, param, grad, momentum_buffer, step)
     }
 
     fn fused_conv2d(

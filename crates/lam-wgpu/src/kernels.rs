@@ -72,6 +72,7 @@ shaders! {
     LayerNorm => "layer_norm.wgsl",
     BatchNorm => "batch_norm.wgsl",
     Adam => "adam.wgsl",
+    Sgd => "sgd.wgsl",
 }
 
 /// A snippet of `shaders/lib/`: the path `// #include` names it by, and its text.
@@ -516,6 +517,12 @@ pub(crate) const ADAM: Kernel = kernel(
     Shader::Adam,
     "adam",
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
+);
+/// sgd.wgsl: grad, param, momentum buffer (updated in place).
+pub(crate) const SGD: Kernel = kernel(
+    Shader::Sgd,
+    "sgd",
+    &[(1, Read), (2, ReadWrite), (3, ReadWrite)],
 );
 
 /// window.wgsl: image (as words), cols (as words).

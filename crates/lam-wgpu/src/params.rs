@@ -204,6 +204,20 @@ pub(crate) struct AdamParams {
     pub pad: [u32; 3],
 }
 
+/// sgd.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct SgdParams {
+    pub numel: u32,
+    /// 1: weight decay, 2: momentum, 4: first momentum step, 8: Nesterov.
+    pub flags: u32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+    pub weight_decay: f32,
+    pub pad: [u32; 2],
+}
+
 /// quant.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

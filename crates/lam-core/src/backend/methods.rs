@@ -27,7 +27,7 @@ use std::fmt::Debug;
 use super::wrapped::{op_name, Hooks, Wrapped};
 use super::{
     AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
-    ReduceOp, Storage, UnaryOp, View, WindowGeometry,
+    ReduceOp, SgdStep, Storage, UnaryOp, View, WindowGeometry,
 };
 use crate::{DType, Result};
 
@@ -275,6 +275,13 @@ macro_rules! backend_methods {
                 /// Returns `false` if not fused (the caller then composes it).
                 fn fused_adam(&self, param: &Storage, grad: &Storage, m: &Storage,
                     v: &Storage, step: &AdamStep) -> Result<bool>
+                    = Ok(false), taken |&fused: &bool| fused;
+                /// One SGD step in place on contiguous buffers of equal
+                /// length: `param`, `grad`, and `momentum_buffer` exactly when
+                /// `step.momentum != 0`. Returns `false` if not fused (the
+                /// caller then composes it).
+                fn fused_sgd(&self, param: &Storage, grad: &Storage,
+                    momentum_buffer: Option<&Storage>, step: &SgdStep) -> Result<bool>
                     = Ok(false), taken |&fused: &bool| fused;
                 /// Batch normalization in training mode of `input`, a `[N, C, L]`
                 /// view (`L` the spatial dims flattened, 1 for `[N, C]`): per

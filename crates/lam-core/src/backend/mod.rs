@@ -38,7 +38,7 @@ use std::sync::Arc;
 pub use attention::AttentionInputs;
 pub use methods::{Backend, OP_METHODS};
 pub use ops::{
-    AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, UnaryOp, WindowGeometry,
+    AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, SgdStep, UnaryOp, WindowGeometry,
 };
 pub use wrapped::{Hooks, Wrapped};
 

@@ -103,6 +103,22 @@ pub enum Distribution {
     Normal { mean: f32, std: f32 },
 }
 
+/// Hyper-parameters of one fused SGD step (`torch.optim.SGD`'s equations,
+/// without its L1 term).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdStep {
+    pub lr: f32,
+    /// 0 for plain SGD (then there is no momentum buffer).
+    pub momentum: f32,
+    pub dampening: f32,
+    pub nesterov: bool,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// The parameter's first step with momentum: the buffer becomes the
+    /// (penalised) gradient instead of being decayed.
+    pub first: bool,
+}
+
 /// Hyper-parameters of one fused Adam/AdamW step (PyTorch's update equations).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamStep {

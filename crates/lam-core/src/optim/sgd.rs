@@ -7,12 +7,18 @@
 //! g = g + momentum b   if nesterov, else  g = b        (when momentum != 0)
 //! p = p - lr g
 //! ```
+//!
+//! Without the L1 term, on dense tensors, the backend's fused kernel does
+//! the whole step in one pass per parameter (`fused_sgd`), in place;
+//! otherwise it is composed from tensor ops. Both compute the same
+//! operations in the same order.
 
+use crate::backend::SgdStep;
 use crate::{Result, Tensor};
 
 use super::declare::optimizer;
 use super::rule::{Core, Rule};
-use super::state::{buffer, regularized_grad, require};
+use super::state::{buffer, dense, is_dense, regularized_grad, require};
 use super::ParamState;
 
 optimizer! {
@@ -26,6 +32,11 @@ optimizer! {
         pub dampening: f32 = 0.0,
         /// Nesterov momentum (needs momentum > 0 and no dampening).
         pub nesterov: bool = false,
+    }
+    settings {
+        /// Whether to use the backend's fused kernel when it has one
+        /// (default true; false always composes the update from tensor ops).
+        pub fused: bool = true,
     }
 }
 
@@ -65,6 +76,9 @@ impl Rule for Sgd {
 
     fn update(&self, p: &Tensor, grad: &Tensor, st: &mut ParamState) -> Result<()> {
         let c = &self.0.config;
+        if c.fused && c.l1 == 0.0 && is_dense(p) && fused_step(c, p, grad, st)? {
+            return Ok(());
+        }
         let mut g = regularized_grad(p, grad, c.weight_decay, c.l1)?;
         if c.momentum != 0.0 {
             let b = if st.buffers.contains_key("momentum_buffer") {
@@ -87,4 +101,35 @@ impl Rule for Sgd {
         }
         p.set_data(&p.sub(&g.mul_scalar(c.lr)?)?)
     }
+}
+
+/// The backend's fused step, in place on `p` (dense) and on a dense
+/// momentum buffer, stored in `st`. False, changing nothing, when the
+/// backend has none.
+fn fused_step(c: &Config, p: &Tensor, grad: &Tensor, st: &mut ParamState) -> Result<bool> {
+    let first = !st.buffers.contains_key("momentum_buffer");
+    let b = match c.momentum != 0.0 {
+        true => Some(dense(&buffer(st, "momentum_buffer", p, || {
+            Tensor::zeros_like(p)
+        })?)?),
+        false => None,
+    };
+    let step = SgdStep {
+        lr: c.lr,
+        momentum: c.momentum,
+        dampening: c.dampening,
+        nesterov: c.nesterov,
+        weight_decay: c.weight_decay,
+        first,
+    };
+    let g = dense(grad)?;
+    let b_storage = b.as_ref().map(Tensor::storage);
+    let fused =
+        p.device()
+            .backend()
+            .fused_sgd(&p.storage(), &g.storage(), b_storage.as_ref(), &step)?;
+    if let (true, Some(b)) = (fused, b) {
+        st.buffers.insert("momentum_buffer".into(), b);
+    }
+    Ok(fused)
 }

@@ -41,6 +41,7 @@ pub(crate) mod max_pool;
 pub(crate) mod quant;
 pub(crate) mod random;
 pub(crate) mod reduce;
+pub(crate) mod sgd;
 pub(crate) mod softmax;
 pub(crate) mod window;
 
