@@ -369,7 +369,10 @@ impl Tensor {
     /// Replaces this tensor's data with `value`'s, keeping its identity,
     /// gradient slot and `requires_grad` (PyTorch's `p.data = value`). Used by
     /// optimizers and checkpoint loading. `value` must have the same shape,
-    /// dtype and device.
+    /// dtype and device. As in PyTorch, a dense `value`'s buffer is shared,
+    /// not copied: the fused optimizer steps (Adam, SGD) update parameters
+    /// in place, so a parameter set from another model's live tensor moves
+    /// with it. Set it from a copy to keep the two apart.
     pub fn set_data(&self, value: &Tensor) -> Result<()> {
         self.check_same_shape(value, "set_data")?;
         self.device().check_same(&value.device(), "set_data")?;

@@ -26,7 +26,7 @@ use lam::DeviceExt;
 use lam_core::loss::mse_loss;
 use lam_core::nn::{BatchNorm1d, Linear, Module, ReLU, Sequential};
 use lam_core::optim::{Optimizer, Sgd};
-use lam_core::{Device, Error, Generator, Result, Tensor};
+use lam_core::{DType, Device, Error, Generator, Result, Tensor};
 use lam_dist::{
     launch, Communicator, DdpConfig, DeviceSpec, DistributedDataParallel, LaunchConfig, Launcher,
     Reduction, Replica, SyncBatchNorm,
@@ -204,7 +204,13 @@ fn copy_of(
                 from.dims(),
             ));
         }
-        to.set_data(&from.detach())?;
+        // A copy: `set_data` shares a dense value's buffer (as PyTorch's
+        // `p.data = value`), and the optimizers update parameters in place.
+        let copy = match from.dtype() {
+            DType::I32 => Tensor::from_vec_i32(from.to_vec_i32()?, from.dims(), device)?,
+            _ => Tensor::from_vec(from.to_vec()?, from.dims(), device)?.to_dtype(from.dtype())?,
+        };
+        to.set_data(&copy)?;
     }
     Ok(single)
 }
