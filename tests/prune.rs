@@ -192,6 +192,26 @@ conformance!(shrunk_layers_compute_what_the_masked_ones_did, |dev| {
     assert_eq!(b2.weight.dims(), &[3, 5]);
     let shrunk = b2.forward(&a2.forward(&x)?.relu()?)?;
     lam::testing::assert_close(&shrunk.to_vec()?, &masked.to_vec()?, 1e-5, 1e-5)?;
+    // Fine-tuning the shrunk pair (the optimizers update in place) leaves
+    // the original layers as they were: the shrunk ones own copies.
+    let before: Vec<Vec<f32>> = [&a, &b]
+        .iter()
+        .flat_map(|l| l.parameters())
+        .map(|p| p.to_vec())
+        .collect::<Result<_>>()?;
+    let mut params = a2.parameters();
+    params.extend(b2.parameters());
+    let mut opt = Sgd::new(params, 0.5)?.momentum(0.9);
+    b2.forward(&a2.forward(&x)?.relu()?)?
+        .sum_all()?
+        .backward()?;
+    opt.step()?;
+    let after: Vec<Vec<f32>> = [&a, &b]
+        .iter()
+        .flat_map(|l| l.parameters())
+        .map(|p| p.to_vec())
+        .collect::<Result<_>>()?;
+    assert_eq!(before, after, "the original layers are untouched");
 
     // Conv pair.
     let c1 = Conv2d::new(2, 6, 3, dev)?;

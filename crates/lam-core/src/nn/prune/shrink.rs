@@ -3,7 +3,7 @@
 //! of the second, so both matrix products are smaller.
 
 use crate::nn::{Conv2d, Conv2dConfig, Linear, LinearConfig, Module};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Layout, Result, Tensor};
 
 /// The slices along `dim` of `mask` that are not all zero: the channels a
 /// structured mask keeps.
@@ -117,12 +117,24 @@ fn check_pair(op: &'static str, outputs: usize, next_inputs: usize, keep: &[usiz
     Ok(())
 }
 
-/// `value` (and `bias`) written into `layer`'s freshly made parameters.
+/// Copies of `value` (and `bias`) written into `layer`'s freshly made
+/// parameters. Copies, since `set_data` would share a dense value's buffer
+/// (an unpruned bias is the original layer's own), and the optimizers
+/// update parameters in place: fine-tuning the shrunk layers would then
+/// change the original model too.
 fn copy_into(layer: &dyn Module, weight: &Tensor, bias: Option<Tensor>) -> Result<()> {
+    let copy = |t: &Tensor| -> Result<Tensor> {
+        let t = t.detach().contiguous()?;
+        Ok(Tensor::from_storage(
+            t.copy_to_new()?,
+            Layout::contiguous(t.dims()),
+            &t.device(),
+        ))
+    };
     for (name, t) in layer.named_parameters() {
         match (name.as_str(), &bias) {
-            ("weight", _) => t.set_data(&weight.contiguous()?)?,
-            ("bias", Some(b)) => t.set_data(&b.contiguous()?)?,
+            ("weight", _) => t.set_data(&copy(weight)?)?,
+            ("bias", Some(b)) => t.set_data(&copy(b)?)?,
             _ => {}
         }
     }
