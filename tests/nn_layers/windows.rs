@@ -95,7 +95,9 @@ fn naive_max_pool(x: &[f32], dims: [usize; 4], g: &Geometry) -> (Vec<f32>, Vec<u
                         for j in 0..g[0].1 {
                             if let Some((y, xx)) = pixel(g, dims, oy, ox, i, j) {
                                 let at = ((ni * c + ci) * h + y) * w + xx;
-                                if best.is_none_or(|(b, _)| x[at] > b) {
+                                // The first maximum, a NaN beating any number.
+                                let beats = |b: f32| x[at] > b || (x[at].is_nan() && !b.is_nan());
+                                if best.is_none_or(|(b, _)| beats(b)) {
                                     best = Some((x[at], at));
                                 }
                             }
@@ -199,10 +201,15 @@ conformance!(max_pool_matches_the_definition_with_ties, |dev| {
     // Values on a coarse grid so windows have ties: the first maximum wins,
     // and the gradient goes to it alone.
     let dims = [2, 2, 6, 7];
-    let data: Vec<f32> = vals(dims.iter().product(), 44)
+    let mut data: Vec<f32> = vals(dims.iter().product(), 44)
         .into_iter()
         .map(|v| (v * 3.0).round())
         .collect();
+    // NaN wins its window (as PyTorch propagates it): as a window's first,
+    // second and last tap.
+    for at in [0, 8, 7 * 3 + 6, 42 + 7 + 3] {
+        data[at] = f32::NAN;
+    }
     for g in [
         [(2, 2), (2, 2), (0, 0), (1, 1)],
         [(3, 2), (1, 2), (1, 1), (1, 2)],
