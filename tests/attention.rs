@@ -573,25 +573,27 @@ fn sdpa_calls(dev: &Device, l: usize, s: usize, e: usize) -> (Vec<String>, Vec<f
 }
 
 #[test]
-fn a_gpu_composes_attention_whose_scores_are_small_and_fuses_the_rest() {
+fn a_gpu_composes_attention_of_middling_size_and_fuses_the_rest() {
     // A device opened with the default options (AttentionKernel::Auto)
-    // composes a call whose scores fit in 64 MiB (two batched products
-    // around a softmax) and runs the fused kernels above that; the test
-    // devices take the fused kernels for every call.
+    // composes a call whose scores take more than 1 MiB and at most 64 MiB
+    // (two batched products around a softmax) and runs the fused kernels
+    // on the others; the test devices take the fused kernels for every call.
     let Some(shared) = common::gpu("vulkan") else {
         return;
     };
     let auto = common::private_device(&shared);
-    let (small, composed) = sdpa_calls(&auto, 33, 40, 5);
-    assert!(small.iter().any(|c| c == "matmul"), "{small:?}");
-    let (fused_calls, fused) = sdpa_calls(&shared, 33, 40, 5);
-    assert!(
-        !fused_calls.iter().any(|c| c == "matmul"),
-        "{fused_calls:?}"
-    );
+    let uses_matmul = |calls: &[String]| calls.iter().any(|c| c == "matmul");
+    // 33 × 40 scores: launches bound it, so fused.
+    let (small, _) = sdpa_calls(&auto, 33, 40, 5);
+    assert!(!uses_matmul(&small), "{small:?}");
+    // 600 × 500 scores are 1.2 MB: composed, and equal to the kernels'.
+    let (middling, composed) = sdpa_calls(&auto, 600, 500, 3);
+    assert!(uses_matmul(&middling), "{middling:?}");
+    let (fused_calls, fused) = sdpa_calls(&shared, 600, 500, 3);
+    assert!(!uses_matmul(&fused_calls), "{fused_calls:?}");
     fixture::close("composed against fused", &composed, &fused, 1e-5, 1e-5).expect("same output");
     // 4096 × 4100 scores are 67.2 MB: fused even under Auto.
     let (large, out) = sdpa_calls(&auto, 4096, 4100, 1);
-    assert!(!large.iter().any(|c| c == "matmul"), "{large:?}");
+    assert!(!uses_matmul(&large), "{large:?}");
     assert!(out.iter().all(|x| x.is_finite()), "finite outputs");
 }

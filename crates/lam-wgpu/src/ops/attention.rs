@@ -10,9 +10,10 @@
 //! [`D_MAX`] (the private arrays' length in the kernels) are declined, and
 //! lam-core then composes the op.
 //!
-//! Under [`AttentionKernel::Auto`] (the default) the kernels take only the
-//! calls whose score matrices would be too large to materialise
-//! ([`COMPOSE_UP_TO`]); lam-core composes the rest.
+//! Under [`AttentionKernel::Auto`] (the default) the kernels take the calls
+//! whose score matrices are small (launches bound them) or too large to
+//! materialise; lam-core composes the ones between ([`COMPOSE_ABOVE`],
+//! [`COMPOSE_UP_TO`]).
 //!
 //! Each pipeline is built for one head-dim class ([`head_constants`]): the
 //! kernels' loops over a row then have a constant length the driver can
@@ -35,10 +36,11 @@ use crate::params::{fold_grid, to_u32};
 /// Which attention a GPU device runs ([`crate::GpuOptions::attention`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AttentionKernel {
-    /// The fused kernels where a call's scores (`B·H·L·S` floats) would
-    /// take more than [`COMPOSE_UP_TO`] bytes; below that lam-core's
-    /// composite (two batched products around a softmax, the scores
-    /// recomputed in the backward), which keeps a large GPU far busier.
+    /// lam-core's composite (two batched products around a softmax, the
+    /// scores recomputed in the backward), which keeps a large GPU far
+    /// busier, for calls whose scores (`B·H·L·S` floats) take more than
+    /// [`COMPOSE_ABOVE`] and at most [`COMPOSE_UP_TO`] bytes; the fused
+    /// kernels for the others.
     #[default]
     Auto,
     /// The fused kernels for every call they take (long sequences, tests).
@@ -61,8 +63,16 @@ impl AttentionKernel {
     }
 }
 
+/// Under [`AttentionKernel::Auto`], calls whose scores take more than
+/// this many bytes are composed (up to [`COMPOSE_UP_TO`]). Below it the
+/// fused kernels' one to four dispatches beat the composite's fifteen or
+/// so: at the per-row rate measured on the H200 (below), 1 MiB of scores
+/// with head dim 64 is about 0.15 ms forward, as much as fifteen launches.
+/// Not measured on a GPU itself.
+pub(crate) const COMPOSE_ABOVE: usize = 1 << 20;
+
 /// Under [`AttentionKernel::Auto`], calls whose scores take at most this
-/// many bytes are composed. The fused kernels give each thread one query
+/// many bytes (and more than [`COMPOSE_ABOVE`]) are composed. The fused kernels give each thread one query
 /// (or key) row and stream the other side past it: little parallelism and
 /// long serial loops. On an H200, `gpt`'s attention (16·8 heads of 256
 /// queries and keys, head dim 64; 32 MiB of scores) took 4.5 ms forward
@@ -242,7 +252,8 @@ impl<'a> Operands<'a> {
             .saturating_mul(l)
             .saturating_mul(s)
             .saturating_mul(4);
-        if gpu.attention == AttentionKernel::Auto && scores <= COMPOSE_UP_TO {
+        let composed = (COMPOSE_ABOVE + 1..=COMPOSE_UP_TO).contains(&scores);
+        if gpu.attention == AttentionKernel::Auto && composed {
             return Ok(None);
         }
         let (q, ql) = input(gpu, OP, inputs.q, Some(DType::F32))?;
