@@ -63,12 +63,15 @@ pub(super) fn run(
         inputs.push(b);
     }
     let last = order[steps - 1];
+    // The outputs in time order, from which the backward builds the states
+    // before each step (two pieces, not a copy per step).
+    let outputs = packed.narrow(0, 0, steps)?.detach();
     let out = Tensor::from_op(
         name,
         packed.storage(),
         Layout::contiguous(&[packed_rows, batch, hidden]),
         &inputs,
-        move |g| fwd.backward(g, &w, b.as_ref(), &order, needs_w),
+        move |g| fwd.backward(g, &w, b.as_ref(), &order, needs_w, &outputs),
     );
     let mut finals = vec![out.get(last)?];
     if lstm {
@@ -202,8 +205,27 @@ impl Forward {
         rows.into_iter().flatten().collect()
     }
 
+    /// The `h` before each step, in time order (`[T, B, H]`): the initial
+    /// state and every output but the last one run, from the `outputs`
+    /// (`[T, B, H]`, time order).
+    fn states_before_steps(&self, order: &[usize], outputs: &Tensor) -> Result<Tensor> {
+        let steps = order.len();
+        let h0 = self.hs[0].unsqueeze(0)?;
+        if steps == 1 {
+            return Ok(h0);
+        }
+        let earlier = if order[0] == 0 {
+            vec![h0, outputs.narrow(0, 0, steps - 1)?]
+        } else {
+            // Run backwards: step t follows step t + 1.
+            vec![outputs.narrow(0, 1, steps - 1)?, h0]
+        };
+        Tensor::cat(&earlier, 0)
+    }
+
     /// The gradients of the layer's inputs (`xp`, `w_hh`, the initial
-    /// states, the GRU's `b_hh`) from the gradient `g` of `packed`.
+    /// states, the GRU's `b_hh`) from the gradient `g` of `packed`, whose
+    /// first `T` rows are `outputs`.
     fn backward(
         &self,
         g: &Tensor,
@@ -211,6 +233,7 @@ impl Forward {
         b_hh: Option<&Tensor>,
         order: &[usize],
         needs_w: bool,
+        outputs: &Tensor,
     ) -> Result<Vec<Option<Tensor>>> {
         if self.cell == Cell::Lstm && b_hh.is_none() {
             if let Some(grads) = self.lstm_whole_backward(g, w, order, needs_w)? {
@@ -226,7 +249,6 @@ impl Forward {
         // hidden projection with the `h` it was computed from.
         let mut d_x: Vec<Option<Tensor>> = vec![None; steps];
         let mut d_y: Vec<Option<Tensor>> = vec![None; steps];
-        let mut h_prev: Vec<Option<Tensor>> = vec![None; steps];
         for (k, &t) in order.iter().enumerate().rev() {
             let mut dh = g.get(t)?;
             if let Some(more) = &d_h {
@@ -250,7 +272,6 @@ impl Forward {
                 d_x[t] = Some(dx);
                 d_y[t] = Some(dy);
             }
-            h_prev[t] = Some(self.hs[k].clone());
         }
         let d_xp = Tensor::stack(&d_x.into_iter().flatten().collect::<Vec<_>>(), 0)?;
         let d_ys = if lstm {
@@ -261,7 +282,7 @@ impl Forward {
         let (batch, gh) = (d_ys.dims()[1], d_ys.dims()[2]);
         let d_ys = d_ys.reshape_exact(&[steps * batch, gh])?;
         let d_w = if needs_w {
-            let hs = Tensor::stack(&h_prev.into_iter().flatten().collect::<Vec<_>>(), 0)?;
+            let hs = self.states_before_steps(order, outputs)?;
             let hidden = hs.dims()[2];
             Some(
                 d_ys.t()?
