@@ -38,7 +38,7 @@ mod rmsprop;
 mod rule;
 mod scheduler;
 mod sgd;
-mod state;
+pub(crate) mod state;
 
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};

@@ -3,7 +3,8 @@
 //! of the second, so both matrix products are smaller.
 
 use crate::nn::{Conv2d, Conv2dConfig, Linear, LinearConfig, Module};
-use crate::{Error, Layout, Result, Tensor};
+use crate::optim::state::fresh_copy;
+use crate::{Error, Result, Tensor};
 
 /// The slices along `dim` of `mask` that are not all zero: the channels a
 /// structured mask keeps.
@@ -123,14 +124,7 @@ fn check_pair(op: &'static str, outputs: usize, next_inputs: usize, keep: &[usiz
 /// update parameters in place: fine-tuning the shrunk layers would then
 /// change the original model too.
 fn copy_into(layer: &dyn Module, weight: &Tensor, bias: Option<Tensor>) -> Result<()> {
-    let copy = |t: &Tensor| -> Result<Tensor> {
-        let t = t.detach().contiguous()?;
-        Ok(Tensor::from_storage(
-            t.copy_to_new()?,
-            Layout::contiguous(t.dims()),
-            &t.device(),
-        ))
-    };
+    let copy = |t: &Tensor| fresh_copy(t, &t.device());
     for (name, t) in layer.named_parameters() {
         match (name.as_str(), &bias) {
             ("weight", _) => t.set_data(&copy(weight)?)?,
