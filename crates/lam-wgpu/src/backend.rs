@@ -11,6 +11,11 @@ use lam_core::backend::{
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
+use crate::kernels::{
+    ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS, BATCH_NORM_APPLY,
+    BATCH_NORM_GRAD_INPUT, GRU_CELL, GRU_CELL_GRAD, LAYER_NORM, LAYER_NORM_GRAD_INPUT,
+    LAYER_NORM_GRAD_PARAMS, LSTM_CELL, LSTM_CELL_GRAD,
+};
 use crate::ops::{
     adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm,
     matmul, max_pool, quant, random, reduce, sgd, softmax, window,
@@ -155,6 +160,9 @@ impl Backend for WgpuBackend {
     }
 
     fn fused_attention(&self, inputs: &AttentionInputs<'_>) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[ATTENTION_FORWARD]) {
+            return Ok(None);
+        }
         attention::attention(&self.gpu, inputs)
     }
 
@@ -165,6 +173,12 @@ impl Backend for WgpuBackend {
         stats: View,
         grad: View,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
+        if !self
+            .gpu
+            .binds(&[ATTENTION_ROWS, ATTENTION_GRAD_Q, ATTENTION_GRAD_KV])
+        {
+            return Ok(None);
+        }
         attention::attention_grad(&self.gpu, inputs, out, stats, grad)
     }
 
@@ -192,6 +206,9 @@ impl Backend for WgpuBackend {
         hidden_gates: View,
         c: View,
     ) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[LSTM_CELL]) {
+            return Ok(None);
+        }
         lstm::lstm_cell(&self.gpu, input_gates, hidden_gates, c).map(Some)
     }
 
@@ -203,6 +220,9 @@ impl Backend for WgpuBackend {
         c: View,
         c_new: View,
     ) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[LSTM_CELL_GRAD]) {
+            return Ok(None);
+        }
         lstm::lstm_cell_grad(&self.gpu, [grad_h, grad_c, gates, c, c_new]).map(Some)
     }
 
@@ -212,6 +232,9 @@ impl Backend for WgpuBackend {
         hidden_gates: View,
         h: View,
     ) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[GRU_CELL]) {
+            return Ok(None);
+        }
         lstm::gru_cell(&self.gpu, input_gates, hidden_gates, h).map(Some)
     }
 
@@ -222,6 +245,9 @@ impl Backend for WgpuBackend {
         hidden_gates: View,
         h: View,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
+        if !self.gpu.binds(&[GRU_CELL_GRAD]) {
+            return Ok(None);
+        }
         lstm::gru_cell_grad(&self.gpu, [grad_h, gates, hidden_gates, h]).map(Some)
     }
 
@@ -232,6 +258,9 @@ impl Backend for WgpuBackend {
         bias: Option<View>,
         eps: f32,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
+        if !self.gpu.binds(&[LAYER_NORM]) {
+            return Ok(None);
+        }
         layer_norm::layer_norm(&self.gpu, input, weight, bias, eps).map(Some)
     }
 
@@ -243,6 +272,12 @@ impl Backend for WgpuBackend {
         rstd: View,
         weight: Option<View>,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
+        if !self
+            .gpu
+            .binds(&[LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS])
+        {
+            return Ok(None);
+        }
         layer_norm::layer_norm_grad(&self.gpu, grad, input, mean, rstd, weight).map(Some)
     }
 
@@ -253,6 +288,9 @@ impl Backend for WgpuBackend {
         bias: Option<View>,
         eps: f32,
     ) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[BATCH_NORM_APPLY]) {
+            return Ok(None);
+        }
         batch_norm::batch_norm(&self.gpu, input, weight, bias, eps).map(Some)
     }
 
@@ -264,6 +302,9 @@ impl Backend for WgpuBackend {
         invstd: View,
         weight: Option<View>,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
+        if !self.gpu.binds(&[BATCH_NORM_GRAD_INPUT]) {
+            return Ok(None);
+        }
         batch_norm::batch_norm_grad(&self.gpu, grad, input, mean, invstd, weight).map(Some)
     }
 

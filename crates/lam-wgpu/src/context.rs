@@ -38,6 +38,8 @@ pub(crate) struct GpuLimits {
     pub uniform_align: u64,
     /// Bytes of upload staging buffers kept at most (see `staging.rs`).
     pub upload_staging: u64,
+    /// Storage buffers one kernel may bind.
+    pub storage_buffers: u32,
 }
 
 /// Counters behind [`DeviceStats`].

@@ -45,6 +45,10 @@ pub struct GpuOptions {
     pub backends: Option<wgpu::Backends>,
     /// Pretend storage bindings are at most this many bytes (to test limits).
     pub max_storage_binding: Option<u64>,
+    /// Open the device with at most this many storage buffers per shader
+    /// stage (to test devices that allow fewer than lam's fused kernels
+    /// bind: those ops are then composed from smaller kernels).
+    pub max_storage_buffers: Option<u32>,
     /// Keep at most this many bytes of upload staging buffers instead of
     /// 64 MiB (to test that budget).
     pub max_upload_staging: Option<u64>,
@@ -220,8 +224,8 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (kind, api)
 }
 
-/// What lam's kernels need: 256-thread workgroups, 8 KiB of workgroup
-/// memory (matmul tiles) and 4 storage buffers in one stage (select, Adam).
+/// Whether the adapter runs compute shaders at all, and has the limits
+/// lam's kernels need ([`check_limits`]).
 fn check_capable(adapter: &wgpu::Adapter) -> Result<()> {
     if !adapter
         .get_downlevel_capabilities()
@@ -230,7 +234,14 @@ fn check_capable(adapter: &wgpu::Adapter) -> Result<()> {
     {
         return Err(Error::Device("no compute shader support".into()));
     }
-    let l = adapter.limits();
+    check_limits(&adapter.limits())
+}
+
+/// What lam's kernels need: 256-thread workgroups, 8 KiB of workgroup
+/// memory (matmul tiles) and 4 storage buffers in one stage (select, Adam).
+/// Fused kernels that bind more are declined on devices that allow fewer
+/// (`Gpu::binds`), and lam-core composes those ops.
+fn check_limits(l: &wgpu::Limits) -> Result<()> {
     let needs = [
         (
             "max_storage_buffers_per_shader_stage",
@@ -277,7 +288,12 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         .nth(nth)
         .ok_or_else(|| Error::Device("the adapter disappeared while opening it".into()))?;
     check_capable(&adapter)?;
-    let limits = adapter.limits();
+    let mut limits = adapter.limits();
+    if let Some(most) = opts.max_storage_buffers {
+        let l = &mut limits.max_storage_buffers_per_shader_stage;
+        *l = (*l).min(most);
+    }
+    check_limits(&limits)?;
     // Timestamp queries cost nothing until the profiler uses them.
     let timestamps = adapter.features().contains(timing::FEATURES);
     // Faster matmul kernels, where the adapter offers their features.
@@ -331,6 +347,7 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         upload_staging: opts
             .max_upload_staging
             .unwrap_or(crate::staging::WRITE_STAGING_BYTES),
+        storage_buffers: limits.max_storage_buffers_per_shader_stage,
     };
     let matmul = crate::ops::matmul::MatmulState::new(
         opts.matmul.clone(),

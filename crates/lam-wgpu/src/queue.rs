@@ -56,6 +56,14 @@ pub(crate) struct Pending {
 }
 
 impl Gpu {
+    /// Whether this device lets every one of `kernels` bind its storage
+    /// buffers. The fused ops whose kernels it does not are declined, and
+    /// lam-core composes them from kernels that bind at most four.
+    pub(crate) fn binds(&self, kernels: &[Kernel]) -> bool {
+        let most = self.limits.storage_buffers as usize;
+        kernels.iter().all(|k| k.bindings.len() <= most)
+    }
+
     /// Records one dispatch of `kernel` with `constants`, the uniform block
     /// `params` at binding 0 and `buffers` at the kernel's storage bindings.
     pub(crate) fn dispatch(
@@ -68,6 +76,15 @@ impl Gpu {
     ) -> Result<()> {
         self.check_fault()?;
         debug_assert_eq!(buffers.len(), kernel.bindings.len());
+        if !self.binds(&[kernel]) {
+            return Err(Error::Device(format!(
+                "{}: the kernel binds {} storage buffers, {} allows {}",
+                kernel.entry,
+                kernel.bindings.len(),
+                self.describe(),
+                self.limits.storage_buffers
+            )));
+        }
         if grid.contains(&0) {
             return Ok(());
         }
