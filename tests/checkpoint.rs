@@ -454,7 +454,7 @@ fn writes_are_atomic() -> Result<()> {
 /// Copies every state value of `from` into `to` (fresh buffers, nothing shared).
 fn copy_state(from: &dyn Module, to: &dyn Module) -> Result<()> {
     for ((_, a), (_, b)) in from.state_dict().iter().zip(to.state_dict()) {
-        b.set_data(&Tensor::from_vec(a.to_vec()?, a.dims(), &a.device())?)?;
+        b.set_data(&a.copy()?)?;
     }
     Ok(())
 }

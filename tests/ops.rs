@@ -115,6 +115,33 @@ conformance!(views_share_data_and_reorder, |dev| {
     Ok(())
 });
 
+conformance!(copy_owns_its_values_and_passes_gradients, |dev| {
+    // A transposed, narrowed view: the copy is contiguous and equal to it.
+    let base = t(&[0., 1., 2., 3., 4., 5.], &[2, 3], dev).requires_grad_()?;
+    let view = base.t()?.narrow(0, 1, 2)?;
+    let c = view.copy()?;
+    assert!(c.layout().is_contiguous());
+    close(&c.to_vec()?, &[1., 4., 2., 5.], 0.0);
+    // Its gradient reaches the base through the view.
+    c.mul_scalar(3.0)?.sum_all()?.backward()?;
+    let g = base.grad().expect("the base has a gradient");
+    close(&g.to_vec()?, &[0., 3., 3., 0., 3., 3.], 0.0);
+    // An in-place update of the original (an optimizer step) leaves the
+    // copy as it was, where a `clone()` handle sees it.
+    let w = t(&[1., 2.], &[2], dev).requires_grad_()?;
+    let (handle, copy) = (w.clone(), w.copy()?);
+    w.sum_all()?.backward()?;
+    let mut opt = lam::optim::Sgd::new(vec![w.clone()], 0.5)?;
+    opt.step()?;
+    close(&w.to_vec()?, &[0.5, 1.5], 0.0);
+    close(&handle.to_vec()?, &[0.5, 1.5], 0.0);
+    close(&copy.to_vec()?, &[1., 2.], 0.0);
+    // Integer tensors copy too.
+    let labels = Tensor::from_vec_i32(vec![3, 1, 4], &[3], dev)?;
+    assert_eq!(labels.copy()?.to_vec_i32()?, vec![3, 1, 4]);
+    Ok(())
+});
+
 conformance!(cat_stack_chunk, |dev| {
     let a = t(&[1., 2., 3., 4.], &[2, 2], dev);
     let b = t(&[5., 6.], &[1, 2], dev);

@@ -1,5 +1,6 @@
 //! Moving data on random views (Backend `zeros`, `from_f32`, `from_i32`,
-//! `read_f32`, `read_i32`, `copy`, `cast`): contiguous copies, joins, dtype
+//! `read_f32`, `read_i32`, `copy`, `cast`): contiguous copies, owned copies
+//! (`Tensor::copy`), joins, dtype
 //! casts (`F16` ones too: casts from views, and half tensors copied, joined
 //! and read back), device moves, and every view op chained on a view.
 
@@ -10,6 +11,7 @@ use super::harness::{index, normal, Case, Rng};
 
 pub const COVERS: &[&str] = &[
     "contiguous",
+    "copy",
     "cat",
     "stack",
     "to_dtype",
@@ -50,6 +52,9 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
     let mut out = vec![
         Case::new("contiguous", vec![normal(&shape)], |t| {
             Ok(vec![t[0].contiguous()?])
+        }),
+        Case::new("copy", vec![normal(&shape), index(&shape, 9)], |t| {
+            Ok(vec![t[0].copy()?, t[1].copy()?.to_dtype(DType::F32)?])
         }),
         Case::new("cat", vec![normal(&shape), normal(&other)], move |t| {
             Ok(vec![Tensor::cat(&t[..2], d)?])

@@ -3,7 +3,6 @@
 //! optimizer must read a strided or offset gradient as the values it holds.
 
 use lam::optim::{Optimizer, Sgd};
-use lam::prelude::*;
 
 use super::harness::{normal, Case, Rng};
 
@@ -20,8 +19,7 @@ fn one_round(rng: &mut Rng) -> Vec<Case> {
     vec![
         Case::new("sgd step", vec![normal(&shape), normal(&shape)], move |t| {
             // A dense parameter holding the first input's values.
-            let p =
-                Tensor::from_vec(t[0].to_vec()?, t[0].dims(), &t[0].device())?.requires_grad_()?;
+            let p = t[0].detach().copy()?.requires_grad_()?;
             let mut opt = Sgd::new(vec![p.clone()], 0.1)?
                 .momentum(momentum)
                 .nesterov(nesterov)

@@ -1,5 +1,5 @@
 //! Ops that move data rather than compute on it: a contiguous copy of a
-//! view, joins (`cat`, `stack`) copying each input into a slice of one fresh
+//! view, a copy in a buffer of its own (`copy`, PyTorch's `clone()`), joins (`cat`, `stack`) copying each input into a slice of one fresh
 //! buffer, dtype casts, moves between devices, and reads back to the host
 //! (Backend `copy`, `cast`, `read_f32`, `read_i32`). `F16` data crosses to
 //! and from the host as `f32` (every half is exact in `f32`) and is cast on
@@ -30,6 +30,28 @@ impl Tensor {
             |g| Ok(vec![Some(g.clone())]),
         )
         .keeping_attained_range(&[self]))
+    }
+
+    /// A copy of the values in a buffer of its own, contiguous (PyTorch's
+    /// `clone()`): writing to either tensor afterwards, in place or through
+    /// an optimizer, leaves the other as it was. The copy is differentiable:
+    /// its gradient flows to `self`. (`Tensor`'s `Clone` is another handle
+    /// to the same values, as an `Rc` is.)
+    pub fn copy(&self) -> Result<Tensor> {
+        if crate::capture::hooked() {
+            return crate::capture::traced(
+                || crate::capture::Op::Identity,
+                &[Some(self)],
+                || self.copy(),
+            );
+        }
+        let s = self.copy_to_new()?;
+        Ok(
+            Tensor::from_op("copy", s, Layout::contiguous(self.dims()), &[self], |g| {
+                Ok(vec![Some(g.clone())])
+            })
+            .keeping_attained_range(&[self]),
+        )
     }
 
     /// Tensors joined along `dim`; all other dims must agree.
