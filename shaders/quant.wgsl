@@ -65,12 +65,8 @@ fn quantize(row: u32, col: u32, inv: f32) -> u32 {
     return u32(i32(q)) & 0xffu;
 }
 
-@compute @workgroup_size(WG)
-fn matmul_i8(t: Thread) {
-    let i = element(t);
-    if (i >= p.m * p.n) {
-        return;
-    }
+// Output i's i32 sum, as f32, times its row's input scale.
+fn row_product(i: u32) -> f32 {
     let row = i / p.n;
     let col = i % p.n;
     let s = x_scale[p.s_offset + row * p.s_stride];
@@ -84,9 +80,46 @@ fn matmul_i8(t: Thread) {
             | (quantize(row, c + 3u, inv) << 24u);
         acc += dot4I8Packed(packed, weight[col * p.words + w]);
     }
-    var y = f32(acc) * s * w_scale[p.ws_offset + col * p.ws_stride];
+    return f32(acc) * s;
+}
+
+// Output i's weight scale and bias applied to `y`.
+fn scale_column(i: u32, y: f32) -> f32 {
+    let col = i % p.n;
+    var out = y * w_scale[p.ws_offset + col * p.ws_stride];
     if (p.has_bias != 0u) {
-        y += bias[p.b_offset + col * p.b_stride];
+        out += bias[p.b_offset + col * p.b_stride];
     }
-    dst[i] = y;
+    return out;
+}
+
+@compute @workgroup_size(WG)
+fn matmul_i8(t: Thread) {
+    let i = element(t);
+    if (i >= p.m * p.n) {
+        return;
+    }
+    dst[i] = scale_column(i, row_product(i));
+}
+
+// matmul_i8 in two passes, for devices that allow fewer than its six
+// storage buffers in one kernel (four at least): the row-scaled sums, then
+// the column scales and bias in place. The same operations in the same
+// order, so the same bits.
+@compute @workgroup_size(WG)
+fn matmul_i8_rows(t: Thread) {
+    let i = element(t);
+    if (i >= p.m * p.n) {
+        return;
+    }
+    dst[i] = row_product(i);
+}
+
+@compute @workgroup_size(WG)
+fn matmul_i8_columns(t: Thread) {
+    let i = element(t);
+    if (i >= p.m * p.n) {
+        return;
+    }
+    dst[i] = scale_column(i, dst[i]);
 }

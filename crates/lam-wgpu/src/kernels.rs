@@ -556,6 +556,21 @@ pub(crate) const MATMUL_I8: Kernel = kernel(
     ],
 );
 
+/// quant.wgsl: [`MATMUL_I8`]'s first pass where six buffers are too many:
+/// input, input scale, packed weight, output.
+pub(crate) const MATMUL_I8_ROWS: Kernel = kernel(
+    Shader::Quant,
+    "matmul_i8_rows",
+    &[(1, Read), (2, Read), (3, Read), (6, ReadWrite)],
+);
+
+/// quant.wgsl: its second pass: weight scales, bias, output (in place).
+pub(crate) const MATMUL_I8_COLUMNS: Kernel = kernel(
+    Shader::Quant,
+    "matmul_i8_columns",
+    &[(4, Read), (5, Read), (6, ReadWrite)],
+);
+
 /// quant.wgsl: input, its row scales (written).
 pub(crate) const ROW_SCALE_I8: Kernel =
     kernel(Shader::Quant, "row_scale", &[(1, Read), (7, ReadWrite)]);

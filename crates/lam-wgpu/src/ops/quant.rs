@@ -8,7 +8,7 @@ use lam_core::{DType, Error, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::{MATMUL_I8, ROW_SCALE_I8};
+use crate::kernels::{MATMUL_I8, MATMUL_I8_COLUMNS, MATMUL_I8_ROWS, ROW_SCALE_I8};
 use crate::params::{to_u32, QuantParams};
 
 const OP: &str = "matmul_i8";
@@ -99,13 +99,16 @@ pub(crate) fn matmul_i8(
         };
         // Without a bias the scales stand in for it (never read).
         let b = bias.map_or(cs.buffer(), |(s, _)| s.buffer());
-        gpu.dispatch(
-            MATMUL_I8,
-            &[],
-            bytemuck::bytes_of(&p),
-            &[xs.buffer(), ss, ws.buffer(), cs.buffer(), b, out.buffer()],
-            grid_for(OP, m * n)?,
-        )?;
+        let (params, grid) = (bytemuck::bytes_of(&p), grid_for(OP, m * n)?);
+        if gpu.binds(&[MATMUL_I8]) {
+            let buffers = [xs.buffer(), ss, ws.buffer(), cs.buffer(), b, out.buffer()];
+            gpu.dispatch(MATMUL_I8, &[], params, &buffers, grid)?;
+        } else {
+            let rows = [xs.buffer(), ss, ws.buffer(), out.buffer()];
+            gpu.dispatch(MATMUL_I8_ROWS, &[], params, &rows, grid)?;
+            let columns = [cs.buffer(), b, out.buffer()];
+            gpu.dispatch(MATMUL_I8_COLUMNS, &[], params, &columns, grid)?;
+        }
     }
     Ok(out.into_storage())
 }
