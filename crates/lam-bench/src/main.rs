@@ -61,7 +61,7 @@ use std::process::ExitCode;
 
 use lam_core::Device;
 
-const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu] [--kernel tile64|tile128|subgroup|coop|coop128|auto] [--precision highest|high]
+const USAGE: &str = "usage: lam-bench matmul N ITERS [--device cpu|gpu] [--kernel tile64|tile32|tile128|subgroup|coop|coop128|auto] [--precision highest|high]
        lam-bench matmul-sweep [--device cpu|gpu]
        lam-bench elementwise N ITERS [--device cpu|gpu]
        lam-bench mlp BATCH STEPS [--device cpu|gpu] [--amp]

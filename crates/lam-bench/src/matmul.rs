@@ -1,7 +1,7 @@
 //! Square matrix product throughput: `a @ b` for `[n, n]` standard-normal
 //! matrices, after 2 warm-up products, reported in GFLOP/s (`2 n³` per product).
 //!
-//! On the GPU, `--kernel tile64|tile128|subgroup|coop|coop128|auto` runs every
+//! On the GPU, `--kernel tile64|tile32|tile128|subgroup|coop|coop128|auto` runs every
 //! product on one matmul kernel (`auto`: the device's own choice, autotuned)
 //! and `--precision highest|high` sets the device's matmul precision (`high`
 //! allows the f16-input cooperative-matrix kernel); either opens a device
@@ -83,7 +83,7 @@ fn with_matmul_settings(
         None | Some("auto") => matmul.kernel = None,
         Some(name) => {
             matmul.kernel = Some(MatmulKernel::from_name(name).ok_or_else(|| {
-                format!("unknown --kernel {name:?} (known: tile64, tile128, subgroup, coop, coop128, auto)")
+                format!("unknown --kernel {name:?} (known: tile64, tile32, tile128, subgroup, coop, coop128, auto)")
             })?);
         }
     }

@@ -57,6 +57,7 @@ shaders! {
     Matmul => "matmul.wgsl",
     MatmulLarge => "matmul_large.wgsl",
     MatmulSubgroup => "matmul_subgroup.wgsl",
+    MatmulSmall => "matmul_small.wgsl",
     MatmulCoop => "matmul_coop.wgsl",
     Index => "index.wgsl",
     IndexScatter => "index_scatter.wgsl",
@@ -238,6 +239,12 @@ pub(crate) const MATMUL: Kernel = kernel(
 pub(crate) const MATMUL_LARGE: Kernel = kernel(
     Shader::MatmulLarge,
     "matmul_large",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
+);
+/// a, b, c, bias: 32 x 32 tiles, for products of few 64 x 64 tiles.
+pub(crate) const MATMUL_SMALL: Kernel = kernel(
+    Shader::MatmulSmall,
+    "matmul_small",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );
 /// a, b, c, bias: matmul.wgsl's tiles with A shared through subgroup shuffles.

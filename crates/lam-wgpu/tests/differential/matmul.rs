@@ -88,6 +88,7 @@ fn every_kernel_forced_matches_cpu_on_awkward_shapes_and_strides() {
     // Tile128 runs only tile-aligned products (its own test below), and
     // falls back to Tile64 on these.
     let kernels = [
+        MatmulKernel::Tile32,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
@@ -152,6 +153,7 @@ fn large_tile_matmul_matches_cpu_for_every_load_mode() {
 fn every_kernel_forced_matches_cpu_on_large_products_and_epilogues() {
     let kernels = [
         MatmulKernel::Tile64,
+        MatmulKernel::Tile32,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,

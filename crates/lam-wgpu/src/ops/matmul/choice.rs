@@ -39,12 +39,17 @@ pub enum MatmulKernel {
     /// `Coop` on 128 x 128 tiles (256 threads, 24 KiB of workgroup memory):
     /// twice the work per byte loaded, for large products.
     Coop128,
+    /// 32 x 32 tiles, 4 x 4 per thread, 64 threads: every shape and view
+    /// (matmul_small.wgsl). Four times `Tile64`'s workgroups, for products
+    /// of few tiles on large GPUs; only the autotuner (or forcing) picks it.
+    Tile32,
 }
 
 impl MatmulKernel {
     /// Every kernel, in the order the autotuner tries them.
-    pub const ALL: [MatmulKernel; 5] = [
+    pub const ALL: [MatmulKernel; 6] = [
         MatmulKernel::Tile64,
+        MatmulKernel::Tile32,
         MatmulKernel::Tile128,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
@@ -59,6 +64,7 @@ impl MatmulKernel {
             MatmulKernel::Subgroup => "subgroup",
             MatmulKernel::Coop => "coop",
             MatmulKernel::Coop128 => "coop128",
+            MatmulKernel::Tile32 => "tile32",
         }
     }
 
@@ -230,7 +236,7 @@ impl MatmulState {
     /// Whether the device can run `kernel` at all (before any product).
     pub(crate) fn available(&self, kernel: MatmulKernel) -> std::result::Result<(), String> {
         match kernel {
-            MatmulKernel::Tile64 | MatmulKernel::Tile128 => Ok(()),
+            MatmulKernel::Tile64 | MatmulKernel::Tile128 | MatmulKernel::Tile32 => Ok(()),
             MatmulKernel::Subgroup => self.subgroup_group.map(drop).ok_or_else(|| {
                 "the device has no subgroup operations (wgpu SUBGROUP) with 4+ lanes".into()
             }),
@@ -282,7 +288,7 @@ pub(crate) fn choose(gpu: &Arc<Gpu>, job: &Job) -> Result<MatmulKernel> {
 pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -> Result<bool> {
     let state = &gpu.matmul;
     Ok(match kernel {
-        MatmulKernel::Tile64 => true,
+        MatmulKernel::Tile64 | MatmulKernel::Tile32 => true,
         MatmulKernel::Tile128 => fits_large(p, &variant(p)),
         MatmulKernel::Subgroup => state.subgroup_group.is_some(),
         MatmulKernel::Coop | MatmulKernel::Coop128 => {

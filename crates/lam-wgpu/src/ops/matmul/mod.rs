@@ -2,8 +2,11 @@
 //! strides, so transposes and broadcast batches (stride 0) are folded into
 //! the kernels' loads rather than copied.
 //!
-//! Five kernels ([`MatmulKernel`]) compute it:
+//! Six kernels ([`MatmulKernel`]) compute it:
 //! - `Tile64` (matmul.wgsl): 64 x 64 tiles, every shape and view;
+//! - `Tile32` (matmul_small.wgsl): 32 x 32 tiles, every shape and view,
+//!   four times the workgroups, for products of few tiles (the autotuner's
+//!   pick only);
 //! - `Tile128` (matmul_large.wgsl): 128 x 128 tiles, 8 x 8 per thread, for
 //!   products whose sizes are multiples of 128 (16 along K) with vec4-loadable
 //!   operands;
@@ -33,7 +36,7 @@ use lam_core::{DType, Error, Layout, Result, Storage};
 
 use super::{input, output};
 use crate::context::Gpu;
-use crate::kernels::{MATMUL, MATMUL_COOP, MATMUL_LARGE, MATMUL_SUBGROUP};
+use crate::kernels::{MATMUL, MATMUL_COOP, MATMUL_LARGE, MATMUL_SMALL, MATMUL_SUBGROUP};
 use crate::params::{to_u32, MatmulParams};
 use crate::storage::GpuStorage;
 
@@ -43,6 +46,8 @@ pub use choice::{matmul_kernel_for, MatmulKernel, MatmulOptions, MatmulPrecision
 
 const TILE: usize = 64;
 const TK: usize = 16;
+/// Tile side of matmul_small.wgsl.
+const SMALL_TILE: usize = 32;
 /// Tile side of matmul_large.wgsl.
 const LARGE_TILE: usize = 128;
 /// Tile side of matmul_coop.wgsl.
@@ -237,6 +242,10 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
         MatmulKernel::Tile64 => {
             let constants = [modes[0], modes[1], aligned, modes[2]];
             gpu.dispatch(MATMUL, &constants, params, &buffers, grid(TILE))
+        }
+        MatmulKernel::Tile32 => {
+            let constants = [modes[0], modes[1], modes[2]];
+            gpu.dispatch(MATMUL_SMALL, &constants, params, &buffers, grid(SMALL_TILE))
         }
         MatmulKernel::Subgroup => {
             let group = gpu.matmul.subgroup_group().ok_or_else(|| {
