@@ -32,7 +32,7 @@ var<workgroup> v_tile: array<f32, TILE_FLOATS>;
 
 @compute @workgroup_size(ROWS)
 fn attention_forward(t: Thread) {
-    let b = block(t, p.l);
+    let b = block(t, p.l, ROWS);
     let bh = b.x;
     // Uniform per workgroup, so the barriers below stay in uniform control flow.
     if (bh >= p.bh) {
@@ -50,7 +50,7 @@ fn attention_forward(t: Thread) {
     var m = NEG_BIG;
     var l = 0.0;
     var bad = false;
-    let end = key_end(b.y);
+    let end = key_end(b.y, ROWS);
     for (var k0 = 0u; k0 < end; k0 += TILE) {
         let n = min(TILE, end - k0);
         for (var x = t.lid; x < n * HEAD_D; x += ROWS) {

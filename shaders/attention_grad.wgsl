@@ -28,7 +28,7 @@ fn weight(s: f32, r: u32) -> f32 {
 
 @compute @workgroup_size(ROWS)
 fn attention_grad_q(t: Thread) {
-    let b = block(t, p.l);
+    let b = block(t, p.l, ROWS);
     let bh = b.x;
     if (bh >= p.bh) {
         return;
@@ -46,7 +46,7 @@ fn attention_grad_q(t: Thread) {
     }
     let r = bh * p.l + ic;
     let big_d = rows[r * 3u + 2u];
-    let end = key_end(b.y);
+    let end = key_end(b.y, ROWS);
     for (var k0 = 0u; k0 < end; k0 += TILE) {
         let n = min(TILE, end - k0);
         for (var x = t.lid; x < n * HEAD_D; x += ROWS) {
@@ -86,7 +86,7 @@ fn attention_grad_q(t: Thread) {
 
 @compute @workgroup_size(ROWS)
 fn attention_grad_kv(t: Thread) {
-    let b = block(t, p.s);
+    let b = block(t, p.s, ROWS);
     let bh = b.x;
     if (bh >= p.bh) {
         return;

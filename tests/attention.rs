@@ -1,7 +1,9 @@
 //! Scaled dot-product attention (`Tensor::scaled_dot_product_attention`,
 //! Backend `fused_attention` and `fused_attention_grad`) and
 //! `MultiheadAttention`'s fused path, on every device — the fused kernels on
-//! cpu, vulkan and gl, the composite on their unfused twins.
+//! cpu, vulkan and gl, the composite on their unfused twins — and, for the
+//! tests written with `attention_conformance!`, again on vulkan and gl with
+//! the tiled kernels (`AttentionKernel::Tiled`, [`common::tiled_attention`]).
 //!
 //! - Known values: `fixtures/attention/sdpa.json`, PyTorch's
 //!   `F.scaled_dot_product_attention` in float64
@@ -11,7 +13,8 @@
 //! - `MultiheadAttention` without weights (the fused path) against the same
 //!   layer with weights (the composite), masks of every kind included, and a
 //!   batch whose keys are all padding (uniform attention on both paths).
-//! - Memory: the fused forward keeps no `[L, S]` buffer.
+//! - The fused kernels against the composite on odd sizes, strided views,
+//!   head dims up to the kernels' 128, masks, NaN and fully masked rows.
 //! - Bad input gives errors.
 //!
 //! Shapes are tiny because the GPU runs are on software rasterisers.
@@ -24,6 +27,44 @@ use lam::prelude::*;
 use lam::testing::{gradcheck, GradCheck};
 use lam::{SdpaMask, SdpaOptions};
 use serde_json::Value;
+
+/// `conformance!`, and the same body on each GPU adapter with the tiled
+/// attention kernels: tests `NAME::fused::*` and `NAME::tiled::{vulkan, gl}`.
+macro_rules! attention_conformance {
+    ($name:ident, |$dev:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            conformance!(fused, |$dev| $body);
+
+            mod tiled {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn body($dev: &lam::Device) -> lam::Result<()> $body
+
+                fn run(api: &str) {
+                    if let Some(device) = $crate::common::tiled_attention(api) {
+                        if let Err(e) = body(&device) {
+                            panic!("on {} (tiled): {e}", device.name());
+                        }
+                    }
+                }
+
+                #[test]
+                fn vulkan() {
+                    run("vulkan");
+                }
+
+                #[test]
+                fn gl() {
+                    run("gl");
+                }
+            }
+        }
+    };
+}
 
 fn rnd(shape: &[usize], salt: u64, dev: &Device) -> Tensor {
     let n = shape.iter().product::<usize>() as u32;
@@ -87,7 +128,7 @@ fn run_case(case: &Value, dev: &Device) -> lam::Result<f32> {
     Ok(worst)
 }
 
-conformance!(sdpa_matches_pytorch, |dev| {
+attention_conformance!(sdpa_matches_pytorch, |dev| {
     let cases = fixture::file_cases("attention/sdpa.json", 21);
     let worst = std::sync::Mutex::new(0.0f32);
     fixture::run_cases(&cases, dev, |case, dev| {
@@ -104,7 +145,7 @@ conformance!(sdpa_matches_pytorch, |dev| {
     Ok(())
 });
 
-conformance!(sdpa_gradients_match_finite_differences, |dev| {
+attention_conformance!(sdpa_gradients_match_finite_differences, |dev| {
     let (q, k, v) = (
         rnd(&[1, 2, 3, 4], 1, dev),
         rnd(&[1, 2, 5, 4], 2, dev),
@@ -140,7 +181,7 @@ conformance!(sdpa_gradients_match_finite_differences, |dev| {
     )
 });
 
-conformance!(sdpa_fully_masked_rows_are_zero, |dev| {
+attention_conformance!(sdpa_fully_masked_rows_are_zero, |dev| {
     let (q, k, v) = (
         rnd(&[2, 3, 4], 5, dev),
         rnd(&[2, 4, 4], 6, dev),
@@ -172,7 +213,7 @@ conformance!(sdpa_fully_masked_rows_are_zero, |dev| {
     Ok(())
 });
 
-conformance!(sdpa_strided_inputs_and_dropout, |dev| {
+attention_conformance!(sdpa_strided_inputs_and_dropout, |dev| {
     // Heads split out of [B, L, H·d] by a permute (MultiheadAttention's
     // layout), keys broadcast over heads: the same as contiguous copies.
     let q = rnd(&[2, 5, 3, 4], 8, dev).permute(&[0, 2, 1, 3])?;
@@ -257,7 +298,7 @@ fn sdpa_run(
     Ok(all)
 }
 
-conformance!(sdpa_fused_equals_composite_on_odd_shapes, |dev| {
+attention_conformance!(sdpa_fused_equals_composite_on_odd_shapes, |dev| {
     // The fused kernels (on fused devices) against the composite of the
     // unfused twin: one query and key, lengths no tile size divides, more
     // keys than one tile holds (the online softmax), more queries than a
@@ -288,6 +329,68 @@ conformance!(sdpa_fused_equals_composite_on_odd_shapes, |dev| {
         if nan_row && fused[0].iter().filter(|x| x.is_nan()).count() != 3 {
             return Err(Error::invalid("sdpa", "the NaN query's row only is NaN"));
         }
+    }
+    Ok(())
+});
+
+attention_conformance!(sdpa_fused_equals_composite_on_head_dims_and_views, |dev| {
+    // Head dims from 8 to the kernels' 128 (one, two and four of the tiled
+    // kernels' column chunks; 80 pads to 128), E ≠ Ev, lengths around the
+    // tiled kernels' blocks of 32 rows and key tiles of 16 or 32 (1, 7, 33,
+    // 65, 130), causal with L > S and L < S, masks with a fully masked row,
+    // and a NaN query row.
+    let composite = common::unfused(dev);
+    let cases: &[(Sizes, bool, Option<&str>, bool)] = &[
+        ((1, 1, 1, 1, 8, 8), true, None, false),
+        ((1, 2, 7, 65, 8, 5), true, Some("additive"), false),
+        ((2, 1, 65, 7, 64, 64), true, Some("bool"), false),
+        ((1, 1, 130, 33, 80, 16), true, None, false),
+        ((1, 1, 33, 130, 128, 128), false, Some("additive"), false),
+        ((1, 2, 9, 40, 16, 80), false, None, true),
+    ];
+    for (i, &(sizes, causal, mask, nan_row)) in cases.iter().enumerate() {
+        let salt = 140 + 10 * i as u64;
+        let fused = sdpa_run(dev, sizes, causal, mask, nan_row, salt)?;
+        let reference = sdpa_run(&composite, sizes, causal, mask, nan_row, salt)?;
+        for (what, (a, b)) in ["output", "dq", "dk", "dv"]
+            .iter()
+            .zip(fused.iter().zip(&reference))
+        {
+            let what = format!("case {i} {sizes:?} causal {causal} mask {mask:?}: {what}");
+            fixture::close(&what, a, b, 1e-5, 1e-4)?;
+        }
+    }
+    // Strided views with head dim 64: heads split out of [B, L, H·E] by a
+    // permute, keys broadcast over heads, values transposed, a mask
+    // broadcast over batch and heads; the same as contiguous copies.
+    let q = rnd(&[2, 40, 3, 64], 200, dev).permute(&[0, 2, 1, 3])?;
+    let k = rnd(&[2, 1, 37, 64], 201, dev).expand(&[2, 3, 37, 64])?;
+    let v = rnd(&[2, 3, 48, 37], 202, dev).transpose(-1, -2)?;
+    let mask = rnd(&[40, 37], 203, dev);
+    let run = |q: &Tensor, k: &Tensor, v: &Tensor| -> lam::Result<Vec<Vec<f32>>> {
+        let (q, k, v) = (q.detach().requires_grad_()?, k.detach(), v.detach());
+        let (k, v) = (k.requires_grad_()?, v.requires_grad_()?);
+        let options = SdpaOptions {
+            mask: Some(SdpaMask::Additive(&mask)),
+            causal: true,
+            ..SdpaOptions::default()
+        };
+        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, options)?;
+        out.mul(&out)?.sum_all()?.backward()?;
+        let grads = [&q, &k, &v].map(|t| t.grad().map(|g| g.to_vec()));
+        let mut all = vec![out.to_vec()?];
+        for g in grads {
+            all.push(g.transpose()?.unwrap_or_default());
+        }
+        Ok(all)
+    };
+    let strided = run(&q, &k, &v)?;
+    let copied = run(&q.contiguous()?, &k.contiguous()?, &v.contiguous()?)?;
+    for (what, (a, b)) in ["output", "dq", "dk", "dv"]
+        .iter()
+        .zip(strided.iter().zip(&copied))
+    {
+        fixture::close(&format!("strided {what}"), a, b, 1e-5, 1e-4)?;
     }
     Ok(())
 });
@@ -335,7 +438,7 @@ fn mha_paths_agree(
     Ok(())
 }
 
-conformance!(mha_fused_path_equals_composite, |dev| {
+attention_conformance!(mha_fused_path_equals_composite, |dev| {
     let (l, b, e, h) = (5, 3, 8, 2);
     let x = rnd(&[l, b, e], 11, dev);
     let m = MultiheadAttention::new(e, h, dev)?;
@@ -398,7 +501,7 @@ conformance!(mha_fused_path_equals_composite, |dev| {
     Ok(())
 });
 
-conformance!(fused_kernels_run_where_the_backend_has_them, |dev| {
+attention_conformance!(fused_kernels_run_where_the_backend_has_them, |dev| {
     let (rec, recorder) = lam::testing::Recorder::device(dev);
     let fused = !common::is_unfused(dev);
     // The attention alone: the composite's products are the only matmuls.
@@ -577,7 +680,8 @@ fn a_gpu_composes_attention_of_middling_size_and_fuses_the_rest() {
     // A device opened with the default options (AttentionKernel::Auto)
     // composes a call whose scores take more than 1 MiB and at most 64 MiB
     // (two batched products around a softmax) and runs the fused kernels
-    // on the others; the test devices take the fused kernels for every call.
+    // on the others, per row below and tiled above; the test devices take
+    // the per-row kernels for every call.
     let Some(shared) = common::gpu("vulkan") else {
         return;
     };
@@ -592,8 +696,11 @@ fn a_gpu_composes_attention_of_middling_size_and_fuses_the_rest() {
     let (fused_calls, fused) = sdpa_calls(&shared, 600, 500, 3);
     assert!(!uses_matmul(&fused_calls), "{fused_calls:?}");
     fixture::close("composed against fused", &composed, &fused, 1e-5, 1e-5).expect("same output");
-    // 4096 × 4100 scores are 67.2 MB: fused even under Auto.
+    // 4096 × 4100 scores are 67.2 MB: fused even under Auto (the tiled
+    // kernels), and equal to the per-row kernels' output.
     let (large, out) = sdpa_calls(&auto, 4096, 4100, 1);
     assert!(!uses_matmul(&large), "{large:?}");
     assert!(out.iter().all(|x| x.is_finite()), "finite outputs");
+    let (_, per_row) = sdpa_calls(&shared, 4096, 4100, 1);
+    fixture::close("tiled against per-row", &out, &per_row, 1e-5, 1e-5).expect("same output");
 }

@@ -167,6 +167,38 @@ conformance!(sequences, |dev| {
     )
 });
 
+/// The sequence family (MultiheadAttention, TransformerEncoderLayer) on
+/// each GPU adapter with the tiled attention kernels.
+mod sequences_tiled_attention {
+    use super::*;
+
+    fn run(api: &str) {
+        let Some(dev) = common::tiled_attention(api) else {
+            return;
+        };
+        let family = run_family(
+            "sequence",
+            &dev,
+            min_cases("sequence"),
+            sequence::tol,
+            sequence::sequence,
+        );
+        if let Err(e) = family {
+            panic!("on {} (tiled attention): {e}", dev.name());
+        }
+    }
+
+    #[test]
+    fn vulkan() {
+        run("vulkan");
+    }
+
+    #[test]
+    fn gl() {
+        run("gl");
+    }
+}
+
 conformance!(losses, |dev| {
     run_family("loss", dev, min_cases("loss"), loss::tol, loss::loss)
 });

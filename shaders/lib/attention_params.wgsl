@@ -1,11 +1,15 @@
-// What the attention kernels share (attention.wgsl, attention_grad.wgsl):
-// the parameter block, the read-only inputs as strided [B, H, rows, cols]
-// views, and the masked, scaled score of one (query, key) pair.
+// What the attention kernels share (the per-row attention.wgsl and
+// attention_grad.wgsl, the workgroup-tiled attention_tiled.wgsl and
+// attention_tiled_grad.wgsl): the parameter block, the read-only inputs as
+// strided [B, H, rows, cols] views, and the masked, scaled score of one
+// (query, key) pair.
 //
-// One thread owns one row (a query, or a key in the dk/dv kernel) and keeps
-// it, and its accumulators, in private arrays of D_MAX floats: head dims
-// above D_MAX are declined on the host. The other operand streams through
-// workgroup memory TILE rows at a time.
+// In the per-row kernels one thread owns one row (a query, or a key in the
+// dk/dv kernel) and keeps it, and its accumulators, in private arrays of
+// D_MAX floats; the other operand streams through workgroup memory TILE
+// rows at a time. The tiled kernels (lib/attention_tiles.wgsl) share a
+// block of rows among a workgroup instead. Head dims above D_MAX are
+// declined on the host.
 //
 // Masked scores are NEG_BIG, never -inf (WGSL lets implementations assume no
 // infinities): a mask value is clamped to it, and a row whose largest score
@@ -25,7 +29,8 @@ const TILE_FLOATS: u32 = 1024u;
 // row arrays in registers (a loop to p.e indexes them dynamically, which
 // puts them in slow local memory); columns from E (or Ev) to HEAD_D hold 0.
 override HEAD_D: u32 = 128u;
-// Rows of the streamed operand per workgroup tile: TILE_FLOATS / HEAD_D.
+// Rows of the streamed operand per workgroup tile: TILE_FLOATS / HEAD_D in
+// the per-row kernels, min(32, 2048 / HEAD_D) in the tiled ones.
 override TILE: u32 = 8u;
 const NEG_BIG: f32 = -3.0e38;
 const HALF_NEG_BIG: f32 = -1.5e38;
@@ -95,19 +100,19 @@ fn masked_score(bh: u32, i: u32, j: u32, dot: f32) -> f32 {
     return s;
 }
 
-// The keys (or queries) a block may need: all of the `s` keys, or when
-// causal those up to the last query `first + ROWS - 1` of the block.
-fn key_end(first: u32) -> u32 {
+// The keys a block of `rows` queries from `first` may need: all of the `s`
+// keys, or when causal those up to the block's last query.
+fn key_end(first: u32, rows: u32) -> u32 {
     if (p.causal != 0u) {
-        return min(p.s, first + ROWS);
+        return min(p.s, first + rows);
     }
     return p.s;
 }
 
-// The block of ROWS rows (of `count`) this workgroup owns: its batch·head
-// and first row, or bh == p.bh past the last block.
-fn block(t: Thread, count: u32) -> vec2<u32> {
-    let blocks = max((count + ROWS - 1u) / ROWS, 1u);
+// The block of `rows` rows (of `count`) this workgroup owns: its
+// batch·head and first row, or bh == p.bh past the last block.
+fn block(t: Thread, count: u32, rows: u32) -> vec2<u32> {
+    let blocks = max((count + rows - 1u) / rows, 1u);
     let w = workgroup_index(t);
-    return vec2<u32>(min(w / blocks, p.bh), (w % blocks) * ROWS);
+    return vec2<u32>(min(w / blocks, p.bh), (w % blocks) * rows);
 }

@@ -82,6 +82,36 @@ pub fn private_device(shared: &Device) -> Device {
     .expect("a private device on the same adapter")
 }
 
+/// The GPU adapter `api` ("vulkan", "gl") opened with the tiled attention
+/// kernels for every call (`AttentionKernel::Tiled`), one device per
+/// adapter per test binary; `None` where [`gpu`] has none. The attention
+/// tests and the differential suite's sequence family run on it too.
+pub fn tiled_attention(api: &str) -> Option<Device> {
+    use std::sync::Mutex;
+    static DEVICES: OnceLock<Mutex<Vec<(String, Device)>>> = OnceLock::new();
+    let shared = gpu(api)?;
+    let mut devices = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, d)) = devices.iter().find(|(a, _)| a == api) {
+        return Some(d.clone());
+    }
+    let info = lam_wgpu::list_adapters()
+        .into_iter()
+        .find(|a| shared.name().ends_with(&a.name) && shared.name().starts_with(a.backend.to_str()))
+        .expect("the shared device's adapter is listed");
+    let device = lam_wgpu::gpu_device(&lam_wgpu::GpuOptions {
+        adapter: Some(info.name.clone()),
+        backends: Some(info.backend.into()),
+        attention: lam_wgpu::AttentionKernel::Tiled,
+        ..lam_wgpu::GpuOptions::default()
+    })
+    .expect("a device with the tiled attention kernels");
+    devices.push((api.to_string(), device.clone()));
+    Some(device)
+}
+
 /// True for the unfused twin of a device (see [`unfused`]).
 pub fn is_unfused(device: &Device) -> bool {
     device.name().ends_with("(unfused)")

@@ -128,16 +128,22 @@ pub fn default_gpu() -> Result<Device> {
 /// Adapters that fail to open are reported on stderr and left out. The
 /// matmul settings come from `LAM_MATMUL_KERNEL` and `LAM_MATMUL_PRECISION`
 /// ([`crate::MatmulOptions::from_env`]), so the suite can run on each
-/// matmul kernel in turn (adapters that lack the kernel are left out).
+/// matmul kernel in turn (adapters that lack the kernel are left out), and
+/// `LAM_ATTENTION=tiled` on the tiled attention kernels.
 pub fn gpu_devices_for_tests() -> Vec<Device> {
     static DEVICES: OnceLock<Vec<Device>> = OnceLock::new();
     DEVICES
         .get_or_init(|| {
             // The fused attention kernels take every call they can, so the
-            // conformance suite's small shapes exercise them.
+            // conformance suite's small shapes exercise them: the per-row
+            // ones, or the tiled ones with `LAM_ATTENTION=tiled`.
+            let attention = match crate::AttentionKernel::from_env() {
+                crate::AttentionKernel::Tiled => crate::AttentionKernel::Tiled,
+                _ => crate::AttentionKernel::Fused,
+            };
             let opts = GpuOptions {
                 matmul: crate::MatmulOptions::from_env(),
-                attention: crate::AttentionKernel::Fused,
+                attention,
                 ..GpuOptions::default()
             };
             let mut seen = Vec::new();

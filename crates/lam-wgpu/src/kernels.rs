@@ -68,6 +68,8 @@ shaders! {
     Softmax => "softmax.wgsl",
     Attention => "attention.wgsl",
     AttentionGrad => "attention_grad.wgsl",
+    AttentionTiled => "attention_tiled.wgsl",
+    AttentionTiledGrad => "attention_tiled_grad.wgsl",
     CrossEntropy => "cross_entropy.wgsl",
     Lstm => "lstm.wgsl",
     LayerNorm => "layer_norm.wgsl",
@@ -95,6 +97,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/window_params.wgsl"),
     snippet!("lib/rows.wgsl"),
     snippet!("lib/attention_params.wgsl"),
+    snippet!("lib/attention_tiles.wgsl"),
     snippet!("lib/range_fault.wgsl"),
 ];
 
@@ -355,6 +358,24 @@ pub(crate) const ATTENTION_GRAD_KV: Kernel = kernel(
         (9, ReadWrite),
         (10, ReadWrite),
     ],
+);
+/// attention_tiled.wgsl: q, k, v, mask, out, stats (as [`ATTENTION_FORWARD`]).
+pub(crate) const ATTENTION_TILED_FORWARD: Kernel = kernel(
+    Shader::AttentionTiled,
+    "attention_tiled_forward",
+    ATTENTION_FORWARD.bindings,
+);
+/// q, k, v, mask, grad, rows, dq (as [`ATTENTION_GRAD_Q`]).
+pub(crate) const ATTENTION_TILED_GRAD_Q: Kernel = kernel(
+    Shader::AttentionTiledGrad,
+    "attention_tiled_grad_q",
+    ATTENTION_GRAD_Q.bindings,
+);
+/// q, k, v, mask, grad, rows, dk, dv (as [`ATTENTION_GRAD_KV`]).
+pub(crate) const ATTENTION_TILED_GRAD_KV: Kernel = kernel(
+    Shader::AttentionTiledGrad,
+    "attention_tiled_grad_kv",
+    ATTENTION_GRAD_KV.bindings,
 );
 /// logits, targets, grad, loss, faults.
 pub(crate) const CROSS_ENTROPY: Kernel = kernel(

@@ -1,21 +1,32 @@
-//! Fused scaled-dot-product attention (attention.wgsl, attention_grad.wgsl):
-//! the forward in one dispatch — one thread per query row, keys and values
-//! streamed through workgroup memory, online softmax, no `[L, S]` scores —
-//! and the backward in three: each query row's `(m, 1/l, rowsum(dO ∘ out))`,
-//! then `dq` (a thread per query) and `dk`, `dv` (a thread per key), so no
-//! gradient is summed across threads.
+//! Fused scaled-dot-product attention: the forward in one dispatch — keys
+//! and values streamed through workgroup memory, online softmax, no
+//! `[L, S]` scores — and the backward in three: each query row's
+//! `(m, 1/l, rowsum(dO ∘ out))`, then `dq` (per query) and `dk`, `dv` (per
+//! key), so no gradient is summed across threads. Two kernel families do it
+//! ([`Family`]), with the same statistics and results:
+//!
+//! - per row (attention.wgsl, attention_grad.wgsl): one thread per query
+//!   (or key) row, which it keeps in registers while the other side streams
+//!   past. Few threads and long serial loops: on an H200 it took 70% of the
+//!   `gpt` benchmark's step.
+//! - tiled (attention_tiled.wgsl, attention_tiled_grad.wgsl;
+//!   FlashAttention-2): a workgroup of 128 threads per block of 32 rows
+//!   computes each block of scores cooperatively, as a matmul tile does,
+//!   and each thread owns a slice of its row's output columns. Under causal,
+//!   fully masked key (query) tiles are skipped. `attention_rows` serves
+//!   both families' backward.
 //!
 //! Every input is read through its own offset and strides (`[B, H, rows,
 //! cols]`), a broadcast mask included, so nothing is copied. Head dims above
 //! [`D_MAX`] (the private arrays' length in the kernels) are declined, and
 //! lam-core then composes the op.
 //!
-//! Under [`AttentionKernel::Auto`] (the default) the kernels take the calls
-//! whose score matrices are small (launches bound them) or too large to
-//! materialise; lam-core composes the ones between ([`COMPOSE_ABOVE`],
-//! [`COMPOSE_UP_TO`]).
+//! Under [`AttentionKernel::Auto`] (the default) the per-row kernels take the
+//! calls whose score matrices are small (launches bound them), the tiled
+//! ones those too large to materialise; lam-core composes the ones between
+//! ([`COMPOSE_ABOVE`], [`COMPOSE_UP_TO`]).
 //!
-//! Each pipeline is built for one head-dim class ([`head_constants`]): the
+//! Each pipeline is built for one head-dim class ([`Family::constants`]): the
 //! kernels' loops over a row then have a constant length the driver can
 //! unroll, keeping each thread's row in registers. With the length read
 //! from the parameter block they indexed private arrays dynamically, which
@@ -30,7 +41,10 @@ use lam_core::{DType, Layout, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
-use crate::kernels::{ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS};
+use crate::kernels::{
+    Kernel, ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS,
+    ATTENTION_TILED_FORWARD, ATTENTION_TILED_GRAD_KV, ATTENTION_TILED_GRAD_Q,
+};
 use crate::params::{fold_grid, to_u32};
 
 /// Which attention a GPU device runs ([`crate::GpuOptions::attention`]).
@@ -39,23 +53,28 @@ pub enum AttentionKernel {
     /// lam-core's composite (two batched products around a softmax, the
     /// scores recomputed in the backward), which keeps a large GPU far
     /// busier, for calls whose scores (`B·H·L·S` floats) take more than
-    /// [`COMPOSE_ABOVE`] and at most [`COMPOSE_UP_TO`] bytes; the fused
-    /// kernels for the others.
+    /// [`COMPOSE_ABOVE`] and at most [`COMPOSE_UP_TO`] bytes; the per-row
+    /// kernels for smaller calls, the tiled ones for larger.
     #[default]
     Auto,
-    /// The fused kernels for every call they take (long sequences, tests).
+    /// The per-row kernels for every call they take (tests, comparisons).
     Fused,
+    /// The tiled kernels for every call they take (tests, comparisons).
+    Tiled,
 }
 
 impl AttentionKernel {
-    /// `LAM_ATTENTION` (`auto`, `fused`); anything else is reported on
-    /// stderr and means `auto`.
+    /// `LAM_ATTENTION` (`auto`, `fused`, `tiled`); anything else is
+    /// reported on stderr and means `auto`.
     pub fn from_env() -> AttentionKernel {
         match std::env::var("LAM_ATTENTION").map(|v| v.trim().to_lowercase()) {
             Ok(v) if v == "fused" => AttentionKernel::Fused,
+            Ok(v) if v == "tiled" => AttentionKernel::Tiled,
             Ok(v) if v.is_empty() || v == "auto" => AttentionKernel::Auto,
             Ok(v) => {
-                eprintln!("lam: LAM_ATTENTION={v:?} is unknown (known: auto, fused); using auto");
+                eprintln!(
+                    "lam: LAM_ATTENTION={v:?} is unknown (known: auto, fused, tiled); using auto"
+                );
                 AttentionKernel::Auto
             }
             Err(_) => AttentionKernel::Auto,
@@ -72,21 +91,36 @@ impl AttentionKernel {
 pub(crate) const COMPOSE_ABOVE: usize = 1 << 20;
 
 /// Under [`AttentionKernel::Auto`], calls whose scores take at most this
-/// many bytes (and more than [`COMPOSE_ABOVE`]) are composed. The fused kernels give each thread one query
+/// many bytes (and more than [`COMPOSE_ABOVE`]) are composed. The per-row kernels give each thread one query
 /// (or key) row and stream the other side past it: little parallelism and
 /// long serial loops. On an H200, `gpt`'s attention (16·8 heads of 256
 /// queries and keys, head dim 64; 32 MiB of scores) took 4.5 ms forward
 /// and 13 ms backward per layer that way, where its products are about
 /// 6 GFLOP per layer, a fraction of a millisecond for the matmul kernels.
 /// Above this size the composite's transient score tensors cost more
-/// memory than they save time.
+/// memory than they save time, and the tiled kernels run instead: they
+/// read each key and value tile once per block of 32 queries (not per
+/// query), split each block's scores among 128 threads and skip causal
+/// tiles, where the per-row kernels leave those sizes as slow as above.
+/// Whether the tiled kernels also beat the composite between the two
+/// bounds is for a GPU to measure (bench/gpu_session.sh's `attention`
+/// step); until then Auto keeps the composite there.
 pub(crate) const COMPOSE_UP_TO: usize = 64 << 20;
 
 /// The largest head dim (`E` and `Ev`) the kernels take: `D_MAX` in
 /// shaders/lib/attention_params.wgsl.
 pub(crate) const D_MAX: usize = 128;
-/// Rows per workgroup: `ROWS` in shaders/lib/attention_params.wgsl.
+/// Rows per workgroup of the per-row kernels: `ROWS` in
+/// shaders/lib/attention_params.wgsl.
 const ROWS: usize = 64;
+/// Rows per workgroup of the tiled kernels: `OWN` in
+/// shaders/lib/attention_tiles.wgsl.
+const OWN: usize = 32;
+/// The workgroup memory of the tiled kernels (the forward's, the larger):
+/// `wide` and `weights` in shaders/lib/attention_tiles.wgsl and the
+/// forward's row terms, 3,296 floats. WebGPU grants every adapter 16 KiB;
+/// one reporting less runs the per-row kernels (about 8 KiB).
+const TILED_WORKGROUP_BYTES: u32 = 3296 * 4;
 
 const OP: &str = "fused_attention";
 
@@ -112,13 +146,66 @@ struct AttentionParams {
     pad: [u32; 2],
 }
 
-/// The pipeline constants of the three row kernels for head dims `e`, `ev`:
-/// `HEAD_D`, both rounded up to a power of two of at least 16 (so a few
-/// pipelines serve every size), and `TILE`, the rows of a streamed operand
-/// that fit the kernels' fixed workgroup tiles of 1,024 floats.
-fn head_constants(e: usize, ev: usize) -> [(&'static str, f64); 2] {
-    let head = e.max(ev).next_power_of_two().max(16);
-    [("HEAD_D", head as f64), ("TILE", (1024 / head) as f64)]
+/// One of the two kernel families (see the module's overview).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Rows,
+    Tiled,
+}
+
+impl Family {
+    /// The family that takes a call with `scores` bytes of scores, or
+    /// `None` where lam-core composes it.
+    fn choose(gpu: &Gpu, scores: usize) -> Option<Family> {
+        let tiled =
+            if gpu.device.limits().max_compute_workgroup_storage_size >= TILED_WORKGROUP_BYTES {
+                Family::Tiled
+            } else {
+                Family::Rows
+            };
+        match gpu.attention {
+            AttentionKernel::Fused => Some(Family::Rows),
+            AttentionKernel::Tiled => Some(tiled),
+            AttentionKernel::Auto if scores <= COMPOSE_ABOVE => Some(Family::Rows),
+            AttentionKernel::Auto if scores <= COMPOSE_UP_TO => None,
+            AttentionKernel::Auto => Some(tiled),
+        }
+    }
+
+    /// Forward, `dq` and `dk`/`dv` kernels.
+    fn kernels(self) -> [Kernel; 3] {
+        match self {
+            Family::Rows => [ATTENTION_FORWARD, ATTENTION_GRAD_Q, ATTENTION_GRAD_KV],
+            Family::Tiled => [
+                ATTENTION_TILED_FORWARD,
+                ATTENTION_TILED_GRAD_Q,
+                ATTENTION_TILED_GRAD_KV,
+            ],
+        }
+    }
+
+    /// The pipeline constants for head dims `e`, `ev`: `HEAD_D`, both
+    /// rounded up to a power of two of at least 16 (so a few pipelines
+    /// serve every size), and `TILE`, the rows of a streamed operand: those
+    /// that fit the per-row kernels' workgroup tiles of 1,024 floats, or
+    /// the tiled kernels' `wide` tile of 2,048 (at most 32).
+    fn constants(self, e: usize, ev: usize) -> [(&'static str, f64); 2] {
+        let head = e.max(ev).next_power_of_two().max(16);
+        let tile = match self {
+            Family::Rows => 1024 / head,
+            Family::Tiled => (2048 / head).min(32),
+        };
+        [("HEAD_D", head as f64), ("TILE", tile as f64)]
+    }
+
+    /// One workgroup per batch·head and block of rows of `count`.
+    fn blocks(self, bh: usize, count: usize) -> Result<[u32; 3]> {
+        let rows = match self {
+            Family::Rows => ROWS,
+            Family::Tiled => OWN,
+        };
+        fold_grid(OP, (bh * count.div_ceil(rows)) as u64)
+    }
 }
 
 /// The output and the softmax statistics, or `None` for head dims above
@@ -131,17 +218,17 @@ pub(crate) fn attention(
         return Ok(None);
     };
     let (bh, l, ev) = (op.bh, op.l, op.ev);
-    let constants = head_constants(op.e, ev);
+    let constants = op.family.constants(op.e, ev);
     let out = output(gpu, OP, bh * l * ev, DType::F32)?;
     let stats = output(gpu, OP, bh * l * 2, DType::F32)?;
     if bh * l > 0 {
         let buffers = [op.q, op.k, op.v, op.mask, out.buffer(), stats.buffer()];
         gpu.dispatch(
-            ATTENTION_FORWARD,
+            op.family.kernels()[0],
             &constants,
             bytemuck::bytes_of(&op.params),
             &buffers,
-            blocks(bh, l)?,
+            op.family.blocks(bh, l)?,
         )?;
     }
     Ok(Some((out.into_storage(), stats.into_storage())))
@@ -187,7 +274,8 @@ pub(crate) fn attention_grad(
     let dk = output(gpu, OP, bh * s * e, DType::F32)?;
     let dv = output(gpu, OP, bh * s * ev, DType::F32)?;
     let params = bytemuck::bytes_of(&op.params);
-    let constants = head_constants(e, ev);
+    let constants = op.family.constants(e, ev);
+    let [_, grad_q, grad_kv] = op.family.kernels();
     if bh * l > 0 && s > 0 {
         let (q, k, v, m) = (op.q, op.k, op.v, op.mask);
         gpu.dispatch(
@@ -198,18 +286,18 @@ pub(crate) fn attention_grad(
             grid_for(OP, bh * l)?,
         )?;
         gpu.dispatch(
-            ATTENTION_GRAD_Q,
+            grad_q,
             &constants,
             params,
             &[q, k, v, m, g, rows.buffer(), dq.buffer()],
-            blocks(bh, l)?,
+            op.family.blocks(bh, l)?,
         )?;
         gpu.dispatch(
-            ATTENTION_GRAD_KV,
+            grad_kv,
             &constants,
             params,
             &[q, k, v, m, g, rows.buffer(), dk.buffer(), dv.buffer()],
-            blocks(bh, s)?,
+            op.family.blocks(bh, s)?,
         )?;
     }
     Ok(Some((
@@ -228,6 +316,7 @@ struct Operands<'a> {
     mask: &'a wgpu::Buffer,
     grad: Option<&'a wgpu::Buffer>,
     params: AttentionParams,
+    family: Family,
     bh: usize,
     l: usize,
     s: usize,
@@ -237,7 +326,8 @@ struct Operands<'a> {
 
 impl<'a> Operands<'a> {
     /// `None` when a head dim is 0 or above [`D_MAX`], or when the device
-    /// composes calls of this size ([`AttentionKernel::Auto`]).
+    /// composes calls of this size ([`AttentionKernel::Auto`]); otherwise
+    /// the operands and the kernel family that takes them.
     fn read(
         gpu: &Arc<Gpu>,
         inputs: &'a AttentionInputs<'a>,
@@ -252,10 +342,9 @@ impl<'a> Operands<'a> {
             .saturating_mul(l)
             .saturating_mul(s)
             .saturating_mul(4);
-        let composed = (COMPOSE_ABOVE + 1..=COMPOSE_UP_TO).contains(&scores);
-        if gpu.attention == AttentionKernel::Auto && composed {
+        let Some(family) = Family::choose(gpu, scores) else {
             return Ok(None);
-        }
+        };
         let (q, ql) = input(gpu, OP, inputs.q, Some(DType::F32))?;
         let (k, kl) = input(gpu, OP, inputs.k, Some(DType::F32))?;
         let (v, vl) = input(gpu, OP, inputs.v, Some(DType::F32))?;
@@ -302,6 +391,7 @@ impl<'a> Operands<'a> {
             mask,
             grad,
             params,
+            family,
             bh: b * h,
             l,
             s,
@@ -326,9 +416,4 @@ fn view(layout: &Layout) -> Result<[u32; 5]> {
 /// True for a row-major view that starts at its buffer's first element.
 fn contiguous_from_start(layout: &Layout) -> bool {
     layout.is_contiguous() && layout.offset == 0
-}
-
-/// One workgroup per batch·head and block of [`ROWS`] rows of `count`.
-fn blocks(bh: usize, count: usize) -> Result<[u32; 3]> {
-    fold_grid(OP, (bh * count.div_ceil(ROWS)) as u64)
 }

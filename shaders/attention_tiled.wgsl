@@ -1,0 +1,142 @@
+// Fused scaled-dot-product attention, forward, a workgroup per block of
+// OWN queries (FlashAttention-2; the layout of the work is in
+// lib/attention_tiles.wgsl). Per key tile: the workgroup computes the
+// block's OWN × TILE scores, one thread per query row turns its row into
+// weights exp(s - m) against the row's running maximum m (rescaling its sum
+// l, and recording the factor the accumulators take), and every thread adds
+// the weights times the value tile into its columns of the output. No
+// [L, S] score matrix exists anywhere; under causal, key tiles past the
+// block's last query are never read.
+//
+// Same results as attention.wgsl's attention_forward, whose statistics
+// (m, l) it writes too, so the backward (attention_rows, then either
+// gradient family) reads them alike: a row with no key to attend to is 0
+// with statistics (0, 0); a row with a NaN or infinite product q·k among
+// the keys it sees (all of them, or those up to its own position when
+// causal) is NaN, statistics included.
+
+// #include "lib/attention_params.wgsl"
+// #include "lib/attention_tiles.wgsl"
+// #include "lib/nan.wgsl"
+
+// The output, contiguous [B·H, L, Ev].
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// Each query row's (m, l), contiguous [B·H, L, 2]; (0, 0) when masked out.
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+
+// Per own row: the running maximum and sum, and the factor the row's
+// accumulators take for the current tile.
+var<workgroup> row_max: array<f32, OWN>;
+var<workgroup> row_sum: array<f32, OWN>;
+var<workgroup> row_factor: array<f32, OWN>;
+// Per thread: whether it saw a product that is not finite.
+var<workgroup> saw_bad: array<u32, THREADS>;
+
+fn operand(src: u32, bh: u32, row: u32, col: u32) -> f32 {
+    switch src {
+        case SRC_Q: {
+            return q[q_at(bh, row, col)];
+        }
+        case SRC_K: {
+            return k[k_at(bh, row, col)];
+        }
+        default: {
+            return v[v_at(bh, row, col)];
+        }
+    }
+}
+
+@compute @workgroup_size(THREADS)
+fn attention_tiled_forward(t: Thread) {
+    let b = block(t, p.l, OWN);
+    let bh = b.x;
+    // Uniform per workgroup, so the barriers below stay in uniform control flow.
+    if (bh >= p.bh) {
+        return;
+    }
+    let first = b.y;
+    let r = t.lid / LANES;
+    let lane = t.lid % LANES;
+    let i = first + r;
+    if (t.lid < OWN) {
+        row_max[t.lid] = NEG_BIG;
+        row_sum[t.lid] = 0.0;
+    }
+    var acc: array<f32, PER_LANE>;
+    var bad = false;
+    let end = key_end(first, OWN);
+    for (var k0 = 0u; k0 < end; k0 += TILE) {
+        let dots = tile_dots(t.lid, bh, SRC_Q, first, p.l, SRC_K, k0, end, p.e);
+        for (var y = 0u; y < TILE / LANES; y++) {
+            let o = lane + LANES * y;
+            let j = k0 + o;
+            var s = NEG_BIG;
+            if (i < p.l && j < end) {
+                let seen = p.causal == 0u || j <= i;
+                if (is_finite(dots[y])) {
+                    s = masked_score(bh, i, j, dots[y]);
+                } else if (seen) {
+                    bad = true;
+                }
+            }
+            weights[r * TILE + o] = s;
+        }
+        load_wide(t.lid, SRC_V, bh, k0, end, p.ev);
+        workgroupBarrier();
+        if (t.lid < OWN) {
+            let n = min(TILE, end - k0);
+            let row = t.lid * TILE;
+            let m_old = row_max[t.lid];
+            var m = m_old;
+            for (var o = 0u; o < n; o++) {
+                m = max(m, weights[row + o]);
+            }
+            var sum = 0.0;
+            for (var o = 0u; o < TILE; o++) {
+                var w = 0.0;
+                if (o < n) {
+                    w = exp(weights[row + o] - m);
+                }
+                weights[row + o] = w;
+                sum += w;
+            }
+            let factor = exp(m_old - m);
+            row_max[t.lid] = m;
+            row_sum[t.lid] = row_sum[t.lid] * factor + sum;
+            row_factor[t.lid] = factor;
+        }
+        workgroupBarrier();
+        let factor = row_factor[r];
+        for (var x = 0u; x < HEAD_D / LANES; x++) {
+            acc[x] *= factor;
+        }
+        accumulate(t.lid, &acc);
+        // Everyone is done with the tiles before they are overwritten.
+        workgroupBarrier();
+    }
+    saw_bad[t.lid] = u32(bad);
+    workgroupBarrier();
+    if (i >= p.l) {
+        return;
+    }
+    var row_bad = 0u;
+    for (var x = 0u; x < LANES; x++) {
+        row_bad |= saw_bad[r * LANES + x];
+    }
+    let nan = bitcast<f32>(0x7fc00000u);
+    let m = row_max[r];
+    let l = row_sum[r];
+    let masked = m <= HALF_NEG_BIG;
+    let inv = select(1.0 / l, 0.0, masked);
+    let at = bh * p.l + i;
+    for (var x = 0u; x < HEAD_D / LANES; x++) {
+        let c = lane + LANES * x;
+        if (c < p.ev) {
+            out[at * p.ev + c] = select(acc[x] * inv, nan, row_bad != 0u);
+        }
+    }
+    if (lane == 0u) {
+        stats[at * 2u] = select(select(m, 0.0, masked), nan, row_bad != 0u);
+        stats[at * 2u + 1u] = select(select(l, 0.0, masked), nan, row_bad != 0u);
+    }
+}
