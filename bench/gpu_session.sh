@@ -24,6 +24,12 @@
 #      (`--amp`), beside PyTorch-CUDA in fp32 and with AMP (autocast float16 +
 #      GradScaler), once each, with device memory (lam's pool, PyTorch's
 #      max_memory_allocated); then the profiler's table for `gpt`;
+#   2b. attention: `gpt` with each LAM_ATTENTION (auto: the composite at
+#      its 32 MiB of scores a layer; fused: the per-row kernels; tiled), and
+#      a long-sequence `gpt` (seq 1024, batch 4: 128 MiB of scores a layer,
+#      past what Auto composes, so auto = tiled there) with the per-row and
+#      tiled kernels beside PyTorch-CUDA, then the profiler's table for
+#      `gpt` on the tiled kernels;
 #   3. `mlp 128` and `mlp 32` samples/s, lam alternating with PyTorch-CUDA
 #      twice, and `cnn 64` once each;
 #   4. memory over a DataLoader-fed training run (`soak`, 2,000 steps) and
@@ -31,7 +37,7 @@
 #   5. the GPU conformance and differential test binaries.
 #
 # LAM_SESSION_STEPS runs only the steps it names, of: matmul, models (2),
-# profile, small (3), soak, digits (4), tests (5; LAM_SESSION_TESTS is a
+# attention (2b), profile, small (3), soak, digits (4), tests (5; LAM_SESSION_TESTS is a
 # name filter passed to every test binary; LAM_SESSION_MODELS limits step 2
 # to some of gpt, resnet, lstm). The profile step also profiles `resnet`
 # and `lstm`.
@@ -42,10 +48,12 @@ set -u
 if [ "${LAM_SESSION_SMOKE:-0}" = 1 ]; then
     SIZES="128 256" ITERS=2 STEPS=3 SOAK=1000 FULL=0
     GPT="--layers 1 --d-model 64 --heads 2 --seq 32 --vocab 128" BIG_STEPS=3
+    GPT_LONG="--layers 1 --d-model 64 --heads 2 --seq 64 --vocab 128" LONG_STEPS=2
     RESNET=8 LSTM=8
 else
     SIZES="4096 8192" ITERS=0 STEPS=500 SOAK=2000 FULL=1
     GPT="" BIG_STEPS=30
+    GPT_LONG="--seq 1024" LONG_STEPS=10
     RESNET=128 LSTM=64
 fi
 if [ $# -eq 0 ] && [ -f .devpack/bins.tar.xz ]; then
@@ -62,7 +70,7 @@ exec > >(tee "$OUT/gpu.log") 2>&1
 DEADLINE=$((SECONDS + ${LAM_SESSION_BUDGET:-520}))
 # wants STEP: whether LAM_SESSION_STEPS (all of them by default) names STEP.
 wants() {
-    [[ " ${LAM_SESSION_STEPS:-matmul models profile small soak digits tests} " == *" $1 "* ]]
+    [[ " ${LAM_SESSION_STEPS:-matmul models attention profile small soak digits tests} " == *" $1 "* ]]
 }
 step() { echo; echo "=== $* ($(date +%T), $((DEADLINE - SECONDS)) s left)"; }
 # run LIMIT CMD...: CMD under LIMIT seconds, or fewer when the budget is
@@ -140,6 +148,24 @@ if wants models; then
         # shellcheck disable=SC2086
         run 90 python3 bench/torch_bench_cuda.py $model --amp
     done
+fi
+
+if wants attention; then
+    step "attention: gpt with each LAM_ATTENTION, and a long-sequence gpt"
+    for a in auto fused tiled; do
+        echo "LAM_ATTENTION=$a"
+        # shellcheck disable=SC2086
+        LAM_ATTENTION=$a run 90 "$BIN/lam-bench" gpt 16 $BIG_STEPS $GPT --device gpu
+    done
+    for a in fused tiled; do
+        echo "LAM_ATTENTION=$a"
+        # shellcheck disable=SC2086
+        LAM_ATTENTION=$a run 90 "$BIN/lam-bench" gpt 4 $LONG_STEPS $GPT_LONG --device gpu
+    done
+    # shellcheck disable=SC2086
+    run 90 python3 bench/torch_bench_cuda.py gpt 4 $LONG_STEPS $GPT_LONG
+    # shellcheck disable=SC2086
+    LAM_ATTENTION=tiled LAM_PROFILE=1 run 90 "$BIN/lam-bench" gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu
 fi
 
 if wants profile; then

@@ -54,7 +54,8 @@ pub struct GpuOptions {
     pub max_upload_staging: Option<u64>,
     /// Matmul precision, a forced kernel, autotuning and its cache.
     pub matmul: crate::MatmulOptions,
-    /// Which calls the fused attention kernels take.
+    /// Which calls the fused attention kernels take, and which family
+    /// (per-row or tiled).
     pub attention: crate::AttentionKernel,
 }
 

@@ -91,9 +91,9 @@ impl AttentionKernel {
 pub(crate) const COMPOSE_ABOVE: usize = 1 << 20;
 
 /// Under [`AttentionKernel::Auto`], calls whose scores take at most this
-/// many bytes (and more than [`COMPOSE_ABOVE`]) are composed. The per-row kernels give each thread one query
-/// (or key) row and stream the other side past it: little parallelism and
-/// long serial loops. On an H200, `gpt`'s attention (16·8 heads of 256
+/// many bytes (and more than [`COMPOSE_ABOVE`]) are composed. The per-row
+/// kernels give each thread one query (or key) row and stream the other
+/// side past it: little parallelism and long serial loops. On an H200, `gpt`'s attention (16·8 heads of 256
 /// queries and keys, head dim 64; 32 MiB of scores) took 4.5 ms forward
 /// and 13 ms backward per layer that way, where its products are about
 /// 6 GFLOP per layer, a fraction of a millisecond for the matmul kernels.
