@@ -8,6 +8,11 @@
 // [L, S] score matrix exists anywhere; under causal, key tiles past the
 // block's last query are never read.
 //
+// The LANES threads of a row keep its running maximum m and sum l each,
+// identical copies: each finds the maximum and the sum over its own scores,
+// and reads its row's other partial results from `partial_max` and
+// `partial_sum`, always combining them in the same order.
+//
 // Same results as attention.wgsl's attention_forward, whose statistics
 // (m, l) it writes too, so the backward (attention_rows, then either
 // gradient family) reads them alike: a row with no key to attend to is 0
@@ -24,12 +29,10 @@
 // Each query row's (m, l), contiguous [B·H, L, 2]; (0, 0) when masked out.
 @group(0) @binding(6) var<storage, read_write> stats: array<f32>;
 
-// Per own row: the running maximum and sum, and the factor the row's
-// accumulators take for the current tile.
-var<workgroup> row_max: array<f32, OWN>;
-var<workgroup> row_sum: array<f32, OWN>;
-var<workgroup> row_factor: array<f32, OWN>;
-// Per thread: whether it saw a product that is not finite.
+// Per thread: the maximum and the sum of exp(s - m) over its scores of the
+// current tile, and whether it saw a product that is not finite.
+var<workgroup> partial_max: array<f32, THREADS>;
+var<workgroup> partial_sum: array<f32, THREADS>;
 var<workgroup> saw_bad: array<u32, THREADS>;
 
 fn operand(src: u32, bh: u32, row: u32, col: u32) -> f32 {
@@ -58,18 +61,19 @@ fn attention_tiled_forward(t: Thread) {
     let r = t.lid / LANES;
     let lane = t.lid % LANES;
     let i = first + r;
-    if (t.lid < OWN) {
-        row_max[t.lid] = NEG_BIG;
-        row_sum[t.lid] = 0.0;
-    }
     var acc: array<f32, PER_LANE>;
+    var m = NEG_BIG;
+    var l = 0.0;
     var bad = false;
     let end = key_end(first, OWN);
     for (var k0 = 0u; k0 < end; k0 += TILE) {
         let dots = tile_dots(t.lid, bh, SRC_Q, first, p.l, SRC_K, k0, end, p.e);
+        // This thread's masked scores, and their maximum (keys past `end`
+        // take no part).
+        var scores: array<f32, TILE_MAX / LANES>;
+        var own_max = NEG_BIG;
         for (var y = 0u; y < TILE / LANES; y++) {
-            let o = lane + LANES * y;
-            let j = k0 + o;
+            let j = k0 + lane + LANES * y;
             var s = NEG_BIG;
             if (i < p.l && j < end) {
                 let seen = p.causal == 0u || j <= i;
@@ -78,35 +82,36 @@ fn attention_tiled_forward(t: Thread) {
                 } else if (seen) {
                     bad = true;
                 }
+                own_max = max(own_max, s);
             }
-            weights[r * TILE + o] = s;
+            scores[y] = s;
         }
+        partial_max[t.lid] = own_max;
+        workgroupBarrier();
+        var m_new = m;
+        for (var x = 0u; x < LANES; x++) {
+            m_new = max(m_new, partial_max[r * LANES + x]);
+        }
+        var own_sum = 0.0;
+        for (var y = 0u; y < TILE / LANES; y++) {
+            let o = lane + LANES * y;
+            var w = 0.0;
+            if (k0 + o < end) {
+                w = exp(scores[y] - m_new);
+            }
+            weights[r * TILE + o] = w;
+            own_sum += w;
+        }
+        partial_sum[t.lid] = own_sum;
         load_wide(t.lid, SRC_V, bh, k0, end, p.ev);
         workgroupBarrier();
-        if (t.lid < OWN) {
-            let n = min(TILE, end - k0);
-            let row = t.lid * TILE;
-            let m_old = row_max[t.lid];
-            var m = m_old;
-            for (var o = 0u; o < n; o++) {
-                m = max(m, weights[row + o]);
-            }
-            var sum = 0.0;
-            for (var o = 0u; o < TILE; o++) {
-                var w = 0.0;
-                if (o < n) {
-                    w = exp(weights[row + o] - m);
-                }
-                weights[row + o] = w;
-                sum += w;
-            }
-            let factor = exp(m_old - m);
-            row_max[t.lid] = m;
-            row_sum[t.lid] = row_sum[t.lid] * factor + sum;
-            row_factor[t.lid] = factor;
+        let factor = exp(m - m_new);
+        var sum = 0.0;
+        for (var x = 0u; x < LANES; x++) {
+            sum += partial_sum[r * LANES + x];
         }
-        workgroupBarrier();
-        let factor = row_factor[r];
+        l = l * factor + sum;
+        m = m_new;
         for (var x = 0u; x < HEAD_D / LANES; x++) {
             acc[x] *= factor;
         }
@@ -124,8 +129,6 @@ fn attention_tiled_forward(t: Thread) {
         row_bad |= saw_bad[r * LANES + x];
     }
     let nan = bitcast<f32>(0x7fc00000u);
-    let m = row_max[r];
-    let l = row_sum[r];
     let masked = m <= HALF_NEG_BIG;
     let inv = select(1.0 / l, 0.0, masked);
     let at = bh * p.l + i;

@@ -13,7 +13,7 @@
 //   tile of the other side staged in `wide`.
 //
 // Workgroup memory: `wide` (2,048 floats; the two column chunks alias its
-// start), `weights` (1,024) and the kernels' few row terms, about 13 KiB,
+// start), `weights` (1,024) and the kernels' few row terms, 13.5 KiB at most,
 // within the 16 KiB every WebGPU adapter grants (the host checks). The
 // shader including this defines `operand(src, bh, row, col)`, the element
 // of input SRC_* it reads.

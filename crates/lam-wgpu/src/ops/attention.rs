@@ -118,9 +118,9 @@ const ROWS: usize = 64;
 const OWN: usize = 32;
 /// The workgroup memory of the tiled kernels (the forward's, the larger):
 /// `wide` and `weights` in shaders/lib/attention_tiles.wgsl and the
-/// forward's row terms, 3,296 floats. WebGPU grants every adapter 16 KiB;
-/// one reporting less runs the per-row kernels (about 8 KiB).
-const TILED_WORKGROUP_BYTES: u32 = 3296 * 4;
+/// forward's three per-thread terms, 3,456 floats. WebGPU grants every
+/// adapter 16 KiB; one reporting less runs the per-row kernels (8 KiB).
+const TILED_WORKGROUP_BYTES: u32 = 3456 * 4;
 
 const OP: &str = "fused_attention";
 
