@@ -35,16 +35,30 @@ var<workgroup> partial_max: array<f32, THREADS>;
 var<workgroup> partial_sum: array<f32, THREADS>;
 var<workgroup> saw_bad: array<u32, THREADS>;
 
-fn operand(src: u32, bh: u32, row: u32, col: u32) -> f32 {
+fn origin(src: u32, bh: u32) -> u32 {
     switch src {
         case SRC_Q: {
-            return q[q_at(bh, row, col)];
+            return q_at(bh, 0u, 0u);
         }
         case SRC_K: {
-            return k[k_at(bh, row, col)];
+            return k_at(bh, 0u, 0u);
         }
         default: {
-            return v[v_at(bh, row, col)];
+            return v_at(bh, 0u, 0u);
+        }
+    }
+}
+
+fn operand(src: u32, base: u32, row: u32, col: u32) -> f32 {
+    switch src {
+        case SRC_Q: {
+            return q[base + row * p.q_r + col * p.q_c];
+        }
+        case SRC_K: {
+            return k[base + row * p.k_r + col * p.k_c];
+        }
+        default: {
+            return v[base + row * p.v_r + col * p.v_c];
         }
     }
 }

@@ -26,19 +26,36 @@
 // attention_tiled_grad_kv: the (m, 1 / l, D) of the current query tile.
 var<workgroup> tile_rows: array<f32, TILE_MAX * 3u>;
 
-fn operand(src: u32, bh: u32, row: u32, col: u32) -> f32 {
+fn origin(src: u32, bh: u32) -> u32 {
     switch src {
         case SRC_Q: {
-            return q[q_at(bh, row, col)];
+            return q_at(bh, 0u, 0u);
         }
         case SRC_K: {
-            return k[k_at(bh, row, col)];
+            return k_at(bh, 0u, 0u);
         }
         case SRC_V: {
-            return v[v_at(bh, row, col)];
+            return v_at(bh, 0u, 0u);
         }
         default: {
-            return grad[g_at(bh, row, col)];
+            return g_at(bh, 0u, 0u);
+        }
+    }
+}
+
+fn operand(src: u32, base: u32, row: u32, col: u32) -> f32 {
+    switch src {
+        case SRC_Q: {
+            return q[base + row * p.q_r + col * p.q_c];
+        }
+        case SRC_K: {
+            return k[base + row * p.k_r + col * p.k_c];
+        }
+        case SRC_V: {
+            return v[base + row * p.v_r + col * p.v_c];
+        }
+        default: {
+            return grad[base + row * p.g_r + col * p.g_c];
         }
     }
 }

@@ -15,8 +15,10 @@
 // Workgroup memory: `wide` (2,048 floats; the two column chunks alias its
 // start), `weights` (1,024) and the kernels' few row terms, 13.5 KiB at most,
 // within the 16 KiB every WebGPU adapter grants (the host checks). The
-// shader including this defines `operand(src, bh, row, col)`, the element
-// of input SRC_* it reads.
+// shader including this defines `origin(src, bh)`, where batch·head `bh`'s
+// rows of input SRC_* start, and `operand(src, base, row, col)`, the
+// element it reads: the division that splits `bh` into batch and head runs
+// once per tile, not once per element.
 
 const THREADS: u32 = 128u;
 const LANES: u32 = 4u;
@@ -41,13 +43,13 @@ const SRC_G: u32 = 3u;
 var<workgroup> wide: array<f32, 2048>;
 var<workgroup> weights: array<f32, 1024>;
 
-// Element (row, col) of input `src` for batch·head `bh`, or 0 for a row at
-// or past `end` or a column at or past `cols`.
-fn fetch(src: u32, bh: u32, row: u32, end: u32, col: u32, cols: u32) -> f32 {
+// Element (row, col) of input `src` from `base` (its `origin`), or 0 for a
+// row at or past `end` or a column at or past `cols`.
+fn fetch(src: u32, base: u32, row: u32, end: u32, col: u32, cols: u32) -> f32 {
     if (row >= end || col >= cols) {
         return 0.0;
     }
-    return operand(src, bh, row, col);
+    return operand(src, base, row, col);
 }
 
 // The products of own row lid / LANES (of the rows of `own` from
@@ -69,17 +71,19 @@ fn tile_dots(
     var dots: array<f32, TILE_MAX / LANES>;
     let r = lid / LANES;
     let lane = lid % LANES;
+    let own_origin = origin(own, bh);
+    let other_origin = origin(other, bh);
     for (var c0 = 0u; c0 < cols; c0 += DK) {
         for (var x = lid; x < OWN * DK; x += THREADS) {
             let row = x / DK;
             let c = x % DK;
-            wide[row * DK_STRIDE + c] = fetch(own, bh, own_first + row, own_end, c0 + c, cols);
+            wide[row * DK_STRIDE + c] = fetch(own, own_origin, own_first + row, own_end, c0 + c, cols);
         }
         for (var x = lid; x < TILE * DK; x += THREADS) {
             let row = x / DK;
             let c = x % DK;
             wide[OTHER_CHUNK + row * DK_STRIDE + c] =
-                fetch(other, bh, other_first + row, other_end, c0 + c, cols);
+                fetch(other, other_origin, other_first + row, other_end, c0 + c, cols);
         }
         workgroupBarrier();
         for (var c = 0u; c < DK; c++) {
@@ -96,8 +100,9 @@ fn tile_dots(
 // Stages rows `first`.. (up to `end`) of input `src`, `cols` columns, as a
 // TILE × HEAD_D tile in `wide`, zero-padded.
 fn load_wide(lid: u32, src: u32, bh: u32, first: u32, end: u32, cols: u32) {
+    let base = origin(src, bh);
     for (var x = lid; x < TILE * HEAD_D; x += THREADS) {
-        wide[x] = fetch(src, bh, first + x / HEAD_D, end, x % HEAD_D, cols);
+        wide[x] = fetch(src, base, first + x / HEAD_D, end, x % HEAD_D, cols);
     }
 }
 
