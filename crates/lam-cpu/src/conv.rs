@@ -34,11 +34,11 @@ use lam_core::backend::{View, WindowGeometry};
 use lam_core::{Error, Layout, Result};
 use rayon::prelude::*;
 
-use crate::matmul::transpose_into;
 use crate::parallel::for_chunks;
 use crate::pool;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
+use crate::transpose::transpose_into;
 use crate::window::{
     add_shifted_row, add_tap_row, clear_padding_columns, fill_shifted_row, fill_tap_row,
     rows_are_shifted_plane, tap_spans, TapSpan,

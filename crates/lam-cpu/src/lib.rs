@@ -69,6 +69,7 @@ mod sgd;
 mod softmax;
 mod storage;
 mod strided;
+mod transpose;
 mod window;
 
 use std::sync::atomic::Ordering;

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::storage::ReadLocks;
 use crate::strided::gather;
+use crate::transpose::transpose_into;
 
 /// Multiply-adds (`m * n * k`) from which a product is worth threads.
 /// Measured on 2 AVX-512 cores (best of 6): up to 160³ one thread is
@@ -130,11 +131,17 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
     let b_copy = if column_major_b && m >= COPY_B_MIN_M && (batch == 1 || lb.strides[0] == 0) {
         let mut t = crate::pool::take(k * n)?;
         let (rs, cs) = (b_rows.unsigned_abs(), b_cols.unsigned_abs());
-        for c0 in (0..n).step_by(TRANSPOSE_BLOCK) {
-            for q0 in (0..k).step_by(TRANSPOSE_BLOCK) {
-                for c in c0..(c0 + TRANSPOSE_BLOCK).min(n) {
-                    for q in q0..(q0 + TRANSPOSE_BLOCK).min(k) {
-                        t[q * n + c] = b[lb.offset + q * rs + c * cs];
+        if rs == 1 && cs == k {
+            // A contiguous column-major `b` is a row-major `[N, K]`.
+            transpose_into(&b[lb.offset..lb.offset + n * k], n, k, &mut t);
+        } else {
+            const BLOCK: usize = 32;
+            for c0 in (0..n).step_by(BLOCK) {
+                for q0 in (0..k).step_by(BLOCK) {
+                    for c in c0..(c0 + BLOCK).min(n) {
+                        for q in q0..(q0 + BLOCK).min(k) {
+                            t[q * n + c] = b[lb.offset + q * rs + c * cs];
+                        }
                     }
                 }
             }
@@ -271,24 +278,6 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
         return Err(e);
     }
     Ok(out)
-}
-
-/// Side of the square blocks in which [`transpose_into`] copies.
-const TRANSPOSE_BLOCK: usize = 32;
-
-/// `dst[c][r] = src[r][c]` for `src` `[rows, cols]` and `dst` `[cols, rows]`,
-/// both row-major, in blocks that keep reads and writes in cache.
-pub(crate) fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    for r0 in (0..rows).step_by(TRANSPOSE_BLOCK) {
-        for c0 in (0..cols).step_by(TRANSPOSE_BLOCK) {
-            for r in r0..(r0 + TRANSPOSE_BLOCK).min(rows) {
-                let src_row = &src[r * cols..(r + 1) * cols];
-                for c in c0..(c0 + TRANSPOSE_BLOCK).min(cols) {
-                    dst[c * rows + r] = src_row[c];
-                }
-            }
-        }
-    }
 }
 
 fn dims3(layout: &Layout) -> Result<[usize; 3]> {
