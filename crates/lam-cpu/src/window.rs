@@ -91,13 +91,64 @@ pub(crate) fn fill_tap_row(
         // Pixel x of window ox is ox·sw + x0 with x0 = j·dw − pw ≥ −lo·sw.
         let first = base + y * sy + span.x(lo) * sx;
         let step = g.stride[1] * sx;
+        let n = hi - lo;
         if step == 1 {
-            dst[lo..hi].copy_from_slice(&x[first..first + (hi - lo)]);
+            dst[lo..hi].copy_from_slice(&x[first..first + n]);
         } else {
-            for (i, d) in dst[lo..hi].iter_mut().enumerate() {
-                *d = x[first + i * step];
-            }
+            let from = &x[first..first + (n - 1) * step + 1];
+            strided_copy(&mut dst[lo..hi], from, step);
         }
+    }
+}
+
+/// `dst[i] = from[i·step]`, `from` ending on the last value read. Stride 2
+/// (a stride-2 convolution's columns) goes in pairs, which compile to
+/// whole-vector shuffles; other strides one value at a time.
+fn strided_copy(dst: &mut [f32], from: &[f32], step: usize) {
+    let Some(last) = dst.len().checked_sub(1) else {
+        return;
+    };
+    if step == 0 {
+        // A broadcast input (a zero stride): one value everywhere.
+        dst.fill(from[0]);
+        return;
+    }
+    if step == 2 {
+        let (pairs, _) = from[..2 * last].as_chunks::<2>();
+        let (head, tail) = dst.split_at_mut(last);
+        crate::elementwise::vectorised(|| {
+            for (d, p) in head.iter_mut().zip(pairs) {
+                *d = p[0];
+            }
+        });
+        tail[0] = from[2 * last];
+        return;
+    }
+    for (d, p) in dst.iter_mut().zip(from.chunks(step)) {
+        *d = p[0];
+    }
+}
+
+/// `to[i·step] += from[i]`, `to` ending on the last value written; as
+/// [`strided_copy`], in pairs for stride 2.
+fn strided_add(to: &mut [f32], from: &[f32], step: usize) {
+    let Some(last) = from.len().checked_sub(1) else {
+        return;
+    };
+    if step == 2 {
+        let (head, tail) = to.split_at_mut(2 * last);
+        let (pairs, _) = head.as_chunks_mut::<2>();
+        crate::elementwise::vectorised(|| {
+            for (d, &v) in pairs.iter_mut().zip(from) {
+                d[0] += v;
+            }
+        });
+        tail[0] += from[last];
+        return;
+    }
+    // Window strides are at least 1 (checked where geometries are made).
+    for (d, &v) in to.chunks_mut(step.max(1)).zip(from) {
+        d[0] += v;
     }
 }
 
@@ -127,6 +178,12 @@ pub(crate) fn add_tap_row(
             for (d, &v) in dst[x_first..x_first + (hi - lo)].iter_mut().zip(from) {
                 *d += v;
             }
+        } else if s_l == 1 {
+            // Onto every `stride`-th pixel (a stride-2 convolution's
+            // gradient), as whole vectors where the processor has them.
+            let sw = g.stride[1];
+            let to = &mut dst[x_first..x_first + (hi - lo - 1) * sw + 1];
+            strided_add(to, &src[src_row + lo..src_row + hi], sw);
         } else {
             for ox in lo..hi {
                 dst[x_first + (ox - lo) * g.stride[1]] += src[src_row + ox * s_l];
