@@ -148,6 +148,12 @@ if wants models; then
         # shellcheck disable=SC2086
         run 90 python3 bench/torch_bench_cuda.py $model --amp
     done
+    # The lstm's per-step products are few tiles: with the autotuner (whose
+    # candidates include Tile32) above, and here on the size rule alone.
+    if [[ " ${LAM_SESSION_MODELS:-gpt resnet lstm} " == *" lstm "* ]]; then
+        echo "LAM_AUTOTUNE=0"
+        LAM_AUTOTUNE=0 run 90 "$BIN/lam-bench" lstm $LSTM $((BIG_STEPS * 3)) --device gpu
+    fi
 fi
 
 if wants attention; then
