@@ -12,8 +12,11 @@ float16 matrices (cuBLAS accumulates them in fp32), the counterpart of lam's
 cooperative-matrix kernel (`--precision high`). Timings synchronize the device before reading the clock; the
 training loops read the loss once at the end, like the CPU script.
 
-The training lines end with the peak of PyTorch's allocator over the timed
-steps (torch.cuda.max_memory_allocated, as ` cuda_max_alloc=... MiB`). `--amp`
+The training lines end with the peaks of PyTorch's allocator over the timed
+steps: the bytes of live tensors (torch.cuda.max_memory_allocated, as
+` cuda_max_alloc=... MiB`), which lam-bench's `gpu_peak_live` counts, and the
+bytes the caching allocator held from the driver (torch.cuda.max_memory_reserved,
+as ` cuda_max_reserved=... MiB`), which lam-bench's `gpu_pool` counts. `--amp`
 runs the step under torch.autocast (float16) with a GradScaler — PyTorch's
 mixed precision — and names the scenario `NAME-amp`; TF32 stays off there too.
 """
@@ -58,8 +61,9 @@ def train(name, m, x, y, batch, steps, opt=None, amp=False, unit="samples", per_
     t = time.perf_counter(); loss = run(steps); dt = time.perf_counter() - t
     items = steps * (per_step or batch) / dt
     peak = torch.cuda.max_memory_allocated() / 2**20
+    reserved = torch.cuda.max_memory_reserved() / 2**20
     name = f"{name}-amp" if amp else name
-    print(f"torch-cuda {name} batch={batch} steps={steps}: {steps/dt:.1f} steps/s {items:.0f} {unit}/s loss={loss:.4f} cuda_max_alloc={peak:.1f} MiB")
+    print(f"torch-cuda {name} batch={batch} steps={steps}: {steps/dt:.1f} steps/s {items:.0f} {unit}/s loss={loss:.4f} cuda_max_alloc={peak:.1f} MiB cuda_max_reserved={reserved:.1f} MiB")
 
 def mlp(batch, steps):
     torch.manual_seed(0)

@@ -4,6 +4,7 @@
 //! recycled vectors on the CPU, from lam-wgpu's buffer pool on a GPU — and
 //! so does every upload of a new batch from a `DataLoader`, and every
 //! staging buffer that carries it, the kernel parameters and the loss.
+//! On a GPU the steps' peak of live bytes is reported and resettable.
 //!
 //! One test in its own binary, devices one after another: the CPU pool is
 //! process-wide, so no other test may run beside it.
@@ -92,6 +93,8 @@ fn training_steps_reuse_every_buffer_after_warm_up() {
     let cpu = Device::cpu();
     let (m, mut opt, x, y) = setup(&cpu);
     train(&m, &mut opt, &x, &y, 3);
+    // The CPU keeps no peak of live bytes (DeviceStats' zero).
+    assert_eq!(cpu.reset_peak_stats().bytes_live_peak, 0);
     let before = lam_cpu::pool_stats();
     train(&m, &mut opt, &x, &y, 5);
     let after = lam_cpu::pool_stats();
@@ -124,6 +127,7 @@ fn training_steps_reuse_every_buffer_after_warm_up() {
         };
         let (m, mut opt, x, y) = setup(&dev);
         train(&m, &mut opt, &x, &y, 3);
+        dev.reset_peak_stats();
         let before = dev.stats();
         train(&m, &mut opt, &x, &y, 5);
         let after = dev.stats();
@@ -131,6 +135,18 @@ fn training_steps_reuse_every_buffer_after_warm_up() {
             after.pool_hits > before.pool_hits,
             "{api}: the steps reused buffers"
         );
+        // The activations a step keeps for its backward pass (the first, the
+        // convolution's [32, 4, 14, 14] output) were live at once, beyond
+        // the weights and optimizer state live between steps.
+        assert!(
+            after.bytes_live_peak > after.bytes_live + 32 * 4 * 14 * 14 * 4,
+            "{api}: peak of live bytes {} after steps with {} live",
+            after.bytes_live_peak,
+            after.bytes_live
+        );
+        let reset = dev.reset_peak_stats();
+        assert_eq!(reset.bytes_live_peak, after.bytes_live_peak, "{api}");
+        assert_eq!(dev.stats().bytes_live_peak, dev.stats().bytes_live, "{api}");
         assert_eq!(
             after.buffers_allocated, before.buffers_allocated,
             "{api}: buffers created in steady state"

@@ -32,8 +32,10 @@
 //! classifier and a small ResNet, each in its own file) share the loop of
 //! `training.rs`. They also print the process's peak resident memory
 //! (`peak_rss`, from `VmHWM`), as `bench/torch_bench.py` does, and on a GPU
-//! the device memory lam's pool holds after the steps (`gpu_pool`). `soak` is no speed measurement: it trains from a `DataLoader` for
-//! many steps and prints the resident memory and the device's pool every
+//! the peak of live tensor bytes over the timed steps (`gpu_peak_live`,
+//! PyTorch's max_memory_allocated) and the device memory lam's pool holds
+//! after them (`gpu_pool`, its reserved memory). `soak` is no speed
+//! measurement: it trains from a `DataLoader` for many steps and prints the resident memory and the device's pool every
 //! 1,000 steps, which must stay flat.
 //!
 //! `--amp` trains in mixed precision (`training.rs`), as PyTorch AMP.

@@ -117,15 +117,17 @@ fn dataset() -> lam_core::Result<TensorDataset> {
 }
 
 /// What the device's pools hold: on a GPU its counters (bytes of live
-/// tensors, bytes it keeps besides them, buffers ever created); on the CPU
+/// tensors and their peak so far, bytes it keeps besides them, buffers ever
+/// created); on the CPU
 /// the process-wide vector pool.
 fn pools(device: &Device) -> String {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let s = device.stats();
     if device.is_gpu() {
         format!(
-            "live={:.2} MiB pooled={:.2} MiB buffers_allocated={}",
+            "live={:.2} MiB peak_live={:.2} MiB pooled={:.2} MiB buffers_allocated={}",
             mib(s.bytes_live),
+            mib(s.bytes_live_peak),
             mib(s.bytes_pooled),
             s.buffers_allocated
         )

@@ -71,7 +71,8 @@ pub fn bench(
 
 /// Times `steps` steps of `loss` (forward and loss, a scalar), backward and
 /// `opt`, after 3 warm-up steps, and prints the result line with
-/// `{unit}/s` and the peak resident memory — on a GPU also the device
+/// `{unit}/s` and the peak resident memory — on a GPU also the peak of
+/// live tensor bytes over the timed steps (`gpu_peak_live`) and the device
 /// memory held by lam's pool (`gpu_pool`) — and the profile, when enabled.
 pub fn bench_with(
     workload: &Workload<'_>,
@@ -108,8 +109,10 @@ pub fn bench_with(
     }
     run(3)?;
     device.synchronize()?;
-    // The profiler measures exactly the timed steps (a no-op when it is off).
+    // The profiler and the peak of live bytes measure exactly the timed
+    // steps (the profiler's reset is a no-op when it is off).
     profile::reset();
+    device.reset_peak_stats();
     let start = Instant::now();
     let loss = run(steps)?;
     let elapsed = start.elapsed();
@@ -122,10 +125,16 @@ pub fn bench_with(
     };
     if device.is_gpu() {
         // The pool keeps every buffer the steps needed, so live plus pooled
-        // bytes after them is the device memory the steps took at their peak.
+        // bytes after them is the device memory the steps took at their peak
+        // (PyTorch's reserved memory); the peak of live bytes is what its
+        // max_memory_allocated counts.
         let s = device.stats();
-        let mib = (s.bytes_live + s.bytes_pooled) as f64 / (1 << 20) as f64;
-        peak.push_str(&format!(" gpu_pool={mib:.1} MiB"));
+        let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+        peak.push_str(&format!(
+            " gpu_peak_live={:.1} MiB gpu_pool={:.1} MiB",
+            mib(s.bytes_live_peak),
+            mib(s.bytes_live + s.bytes_pooled)
+        ));
     }
     let Workload {
         name, batch, unit, ..

@@ -73,6 +73,17 @@ impl Device {
         self.backend.stats()
     }
 
+    /// Restarts the peak of live bytes (`DeviceStats::bytes_live_peak`)
+    /// from the bytes live now, as PyTorch's
+    /// `torch.cuda.reset_peak_memory_stats`, and returns the counters as
+    /// they were before, so one call reads a phase's peak and starts the
+    /// next phase's.
+    pub fn reset_peak_stats(&self) -> DeviceStats {
+        let before = self.backend.stats();
+        self.backend.reset_peak_stats();
+        before
+    }
+
     /// Waits for all queued work to finish.
     pub fn synchronize(&self) -> Result<()> {
         self.backend.synchronize()

@@ -356,6 +356,10 @@ impl Backend for WgpuBackend {
         self.gpu.stats()
     }
 
+    fn reset_peak_stats(&self) {
+        self.gpu.reset_peak();
+    }
+
     fn synchronize(&self) -> Result<()> {
         self.gpu.synchronize()
     }

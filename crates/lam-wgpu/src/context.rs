@@ -50,6 +50,9 @@ pub(crate) struct Counters {
     pub buffers_allocated: AtomicU64,
     pub pool_hits: AtomicU64,
     pub bytes_live: AtomicU64,
+    /// The most `bytes_live` has been since the device was made or since
+    /// the last [`Gpu::reset_peak`].
+    pub bytes_live_peak: AtomicU64,
     pub bytes_pooled: AtomicU64,
 }
 
@@ -63,6 +66,12 @@ impl Counters {
     pub fn reused(&self, class: u64) {
         self.hit();
         self.bytes_pooled.fetch_sub(class, Ordering::Relaxed);
+    }
+
+    /// A tensor took a buffer of `class` bytes.
+    pub fn lives(&self, class: u64) {
+        let live = self.bytes_live.fetch_add(class, Ordering::Relaxed) + class;
+        self.bytes_live_peak.fetch_max(live, Ordering::Relaxed);
     }
 }
 
@@ -233,8 +242,16 @@ impl Gpu {
             buffers_allocated: c.buffers_allocated.load(Ordering::Relaxed),
             pool_hits: c.pool_hits.load(Ordering::Relaxed),
             bytes_live: c.bytes_live.load(Ordering::Relaxed),
+            bytes_live_peak: c.bytes_live_peak.load(Ordering::Relaxed),
             bytes_pooled: c.bytes_pooled.load(Ordering::Relaxed),
         }
+    }
+
+    /// Restarts the peak of live bytes from the bytes live now.
+    pub(crate) fn reset_peak(&self) {
+        let c = &self.counters;
+        c.bytes_live_peak
+            .store(c.bytes_live.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 

@@ -105,11 +105,11 @@ impl Gpu {
         let mut state = self.lock();
         if let Some(buf) = state.pool.take(class) {
             self.counters.reused(class);
-            self.counters.bytes_live.fetch_add(class, Ordering::Relaxed);
+            self.counters.lives(class);
             return Ok((buf, class));
         }
         let buf = self.create_buffer(&state, op, class, TENSOR_USAGE, false)?;
-        self.counters.bytes_live.fetch_add(class, Ordering::Relaxed);
+        self.counters.lives(class);
         Ok((buf, class))
     }
 

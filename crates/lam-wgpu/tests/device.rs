@@ -1,7 +1,8 @@
 //! Device-level behaviour on every adapter: adapter listing and choice, the
 //! per-process default device, limits that turn into `TooLarge` errors,
 //! buffers from another device, the lazy queue (no submit until a readback
-//! or the dispatch threshold), and the buffer pool's reuse and accounting.
+//! or the dispatch threshold), and the buffer pool's reuse and accounting,
+//! the peak of live bytes included.
 //!
 //! Counter tests open a private device per adapter, so tests running in
 //! parallel on the shared devices cannot disturb the numbers.
@@ -155,6 +156,45 @@ fn freed_buffers_return_to_the_pool() {
         assert_eq!(s.buffers_allocated, allocated);
         // Reused memory is really zeroed, not stale.
         assert!(down(b, &y, &[900]).iter().all(|&v| v == 0.0));
+    }
+}
+
+#[test]
+fn the_peak_of_live_bytes_is_kept_until_reset() {
+    for shared in gpus("peak") {
+        let dev = private_device(&shared, GpuOptions::default());
+        let b = dev.backend();
+        dev.reset_peak_stats();
+        let live0 = b.stats().bytes_live;
+        assert_eq!(
+            b.stats().bytes_live_peak,
+            live0,
+            "a reset starts from the live bytes"
+        );
+        let x = b.zeros(1000, DType::F32).unwrap(); // the 4096 class
+        let y = b.zeros(2000, DType::F32).unwrap(); // the 8192 class
+        drop((x, y));
+        let z = b.zeros(1000, DType::F32).unwrap();
+        let s = b.stats();
+        assert_eq!(s.bytes_live, live0 + 4096);
+        assert_eq!(
+            s.bytes_live_peak,
+            live0 + 4096 + 8192,
+            "both were live at once"
+        );
+        let before = dev.reset_peak_stats();
+        assert_eq!(
+            before.bytes_live_peak,
+            live0 + 4096 + 8192,
+            "the reset returns the old peak"
+        );
+        assert_eq!(b.stats().bytes_live_peak, live0 + 4096);
+        drop(z);
+        assert_eq!(
+            b.stats().bytes_live_peak,
+            live0 + 4096,
+            "frees leave the peak"
+        );
     }
 }
 

@@ -45,6 +45,9 @@ macro_rules! backend_methods {
                 fn kind(&self) -> DeviceKind;
                 /// Counters; backends without a queue report zeros where not applicable.
                 fn stats(&self) -> DeviceStats = DeviceStats::default();
+                /// Restarts `DeviceStats::bytes_live_peak` from the bytes
+                /// live now (backends that keep no peak have nothing to do).
+                fn reset_peak_stats(&self) -> () = ();
                 /// True when half-precision arithmetic is native to the device
                 /// (a GPU adapter with WGSL's `shader-f16`): what
                 /// [`crate::amp::autocast`] asks before computing in `F16`.
@@ -372,7 +375,8 @@ macro_rules! define_backend {
         /// meaningless. `lam-core` reports an out-of-range index at the call
         /// whenever the index tensor's known bounds already prove it.
         ///
-        /// Required methods: all except `fused_*`, `stats` and `synchronize`.
+        /// Required methods: all except `fused_*`, `stats`, `reset_peak_stats`,
+        /// `native_f16` and `synchronize`.
         /// The method list lives in `backend/methods.rs`, which also
         /// generates [`Wrapped`], the backend every wrapper is.
         pub trait Backend: Send + Sync + Debug {

@@ -84,6 +84,12 @@ pub struct DeviceStats {
     pub pool_hits: u64,
     /// Bytes held by live tensors.
     pub bytes_live: u64,
+    /// The most `bytes_live` has been since the device was made or since
+    /// [`crate::Device::reset_peak_stats`]: the analogue of PyTorch's
+    /// `torch.cuda.max_memory_allocated`, where `bytes_live + bytes_pooled`
+    /// is that of its reserved memory. GPU backends track it; the CPU
+    /// reports zero.
+    pub bytes_live_peak: u64,
     /// Bytes the device keeps besides live tensors: freed buffers waiting
     /// for reuse and, on GPUs, staging and kernel-parameter buffers. A
     /// training loop's steady state keeps this flat.
