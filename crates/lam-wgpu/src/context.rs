@@ -40,6 +40,9 @@ pub(crate) struct GpuLimits {
     pub upload_staging: u64,
     /// Storage buffers one kernel may bind.
     pub storage_buffers: u32,
+    /// Bytes of free tensor buffers (and of free read staging buffers)
+    /// kept at most (see `pool.rs`).
+    pub pool: u64,
 }
 
 /// Counters behind [`DeviceStats`].
@@ -179,11 +182,8 @@ impl Gpu {
             attention: crate::AttentionKernel::default(),
             state: Mutex::new(State {
                 pending: Pending::default(),
-                pool: BufferPool::new(BufferPool::cap_for(limits.max_buffer)),
-                staging: Staging::new(
-                    limits.upload_staging,
-                    BufferPool::cap_for(limits.max_buffer),
-                ),
+                pool: BufferPool::new(limits.pool),
+                staging: Staging::new(limits.upload_staging, limits.pool),
                 last_submit: None,
                 timer,
             }),

@@ -52,6 +52,11 @@ pub struct GpuOptions {
     /// Keep at most this many bytes of upload staging buffers instead of
     /// 64 MiB (to test that budget).
     pub max_upload_staging: Option<u64>,
+    /// Keep at most this many bytes of free tensor buffers instead of a
+    /// quarter of the adapter's largest buffer within 64 MiB and 1 GiB
+    /// (`$LAM_POOL_BYTES` for the default device): for measuring on one
+    /// adapter what the pool keeps on another.
+    pub max_pool: Option<u64>,
     /// Matmul precision, a forced kernel, autotuning and its cache.
     pub matmul: crate::MatmulOptions,
     /// Which calls the fused attention kernels take, and which family
@@ -117,6 +122,9 @@ pub fn default_gpu() -> Result<Device> {
                 adapter: std::env::var("LAM_ADAPTER").ok().filter(|s| !s.is_empty()),
                 matmul: crate::MatmulOptions::from_env(),
                 attention: crate::AttentionKernel::from_env(),
+                max_pool: std::env::var("LAM_POOL_BYTES")
+                    .ok()
+                    .and_then(|v| v.parse().ok()),
                 ..GpuOptions::default()
             };
             gpu_device(&opts)
@@ -355,6 +363,9 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
             .max_upload_staging
             .unwrap_or(crate::staging::WRITE_STAGING_BYTES),
         storage_buffers: limits.max_storage_buffers_per_shader_stage,
+        pool: opts
+            .max_pool
+            .unwrap_or(crate::pool::BufferPool::cap_for(limits.max_buffer_size)),
     };
     let matmul = crate::ops::matmul::MatmulState::new(
         opts.matmul.clone(),

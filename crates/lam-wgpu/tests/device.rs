@@ -160,6 +160,27 @@ fn freed_buffers_return_to_the_pool() {
 }
 
 #[test]
+fn a_request_reuses_a_larger_free_buffer_of_at_most_twice_its_class() {
+    for shared in gpus("pool_reuse") {
+        let dev = private_device(&shared, GpuOptions::default());
+        let b = dev.backend();
+        let live0 = b.stats().bytes_live;
+        // 400,000 bytes: the 448 KiB class (a quarter-step above 256 KiB).
+        drop(b.zeros(100_000, DType::F32).unwrap());
+        // 360,000 bytes (the 384 KiB class) take the free 448 KiB buffer,
+        // and count at its capacity.
+        let y = b.zeros(90_000, DType::F32).unwrap();
+        assert_eq!(b.stats().bytes_live, live0 + (448 << 10));
+        assert!(down(b, &y, &[90_000]).iter().all(|&v| v == 0.0));
+        drop(y);
+        // 80,000 bytes (80 KiB) would waste over half of it: their own class.
+        let z = b.zeros(20_000, DType::F32).unwrap();
+        assert_eq!(b.stats().bytes_live, live0 + (80 << 10));
+        assert!(down(b, &z, &[20_000]).iter().all(|&v| v == 0.0));
+    }
+}
+
+#[test]
 fn the_peak_of_live_bytes_is_kept_until_reset() {
     for shared in gpus("peak") {
         let dev = private_device(&shared, GpuOptions::default());
