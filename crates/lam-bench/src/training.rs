@@ -97,7 +97,11 @@ pub fn bench_with(
             scaler.scale(&l)?.backward()?;
             scaler.step(opt)?;
             scaler.update()?;
-            last = Some(l);
+            // Only the value: a loss keeps its step's whole graph (every
+            // tensor its gradient rules saved) alive until it drops, which
+            // PyTorch's backward frees; held into the next step, it would
+            // double the live memory.
+            last = Some(l.detach());
         }
         match last {
             Some(l) => l.item(),
