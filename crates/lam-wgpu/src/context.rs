@@ -72,9 +72,11 @@ impl Counters {
     }
 
     /// A tensor took a buffer of `class` bytes.
-    pub fn lives(&self, class: u64) {
+    /// Returns the bytes live now.
+    pub fn lives(&self, class: u64) -> u64 {
         let live = self.bytes_live.fetch_add(class, Ordering::Relaxed) + class;
         self.bytes_live_peak.fetch_max(live, Ordering::Relaxed);
+        live
     }
 }
 

@@ -11,7 +11,9 @@
 //! at once, and this lets neighbouring classes (a network's activations
 //! halving stage by stage) share theirs. Free buffers are kept up to a cap
 //! (a quarter of the adapter's largest buffer, within 64 MiB and 1 GiB, or
-//! `GpuOptions::max_pool`); beyond it, freed buffers are let go.
+//! `GpuOptions::max_pool`), raised to the bytes live whenever a buffer has
+//! to be created, so a step larger than the cap does not let its buffers
+//! go and create them again each time; beyond it, freed buffers are let go.
 //!
 //! Reuse is safe without waiting for the GPU: a buffer goes back to the pool
 //! when its last tensor drops, and any later use — a kernel's write or an
@@ -94,6 +96,15 @@ impl<B> BufferPool<B> {
         self.take_within(0, u64::MAX)
     }
 
+    /// Raises the cap to `bytes` if it is lower. The tensor pool's cap
+    /// follows the bytes live when a buffer had to be created: a loop
+    /// whose step needed that much will need it again, and a lower cap
+    /// would let its buffers go at each step's end to create them again
+    /// in the next.
+    pub(crate) fn keep_at_least(&mut self, bytes: u64) {
+        self.cap = self.cap.max(bytes);
+    }
+
     /// Keeps a buffer of `class` bytes for reuse and returns true, or
     /// returns false when the pool is full (the caller lets it go: wgpu
     /// frees it once in-flight work is done).
@@ -152,7 +163,8 @@ impl Gpu {
             return Ok((buf, found));
         }
         let buf = self.create_buffer(&state, op, class, TENSOR_USAGE, false)?;
-        self.counters.lives(class);
+        let live = self.counters.lives(class);
+        state.pool.keep_at_least(live);
         Ok((buf, class))
     }
 
@@ -279,5 +291,10 @@ mod tests {
         assert_eq!(pool.pop_any().map(|(class, _)| class), Some(1024));
         assert_eq!(pool.pop_any(), Some((8192, 1)));
         assert_eq!((pool.pop_any(), pool.free_bytes), (None, 0));
+        pool.keep_at_least(5000);
+        assert_eq!(pool.cap, 10_000, "a lower bound leaves the cap");
+        pool.keep_at_least(20_000);
+        assert!(pool.put(8192, 1) && pool.put(8192, 2));
+        assert!(!pool.put(8192, 3));
     }
 }
