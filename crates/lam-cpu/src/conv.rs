@@ -83,7 +83,7 @@ pub(crate) fn conv2d(
     };
     let image = s.o * s.l;
     if let Some(rt) = RowTaps::new(g, input.1, &s) {
-        return convolve_by_rows(&rt, x, &w, bias.as_deref(), g, &s);
+        return rows::convolve(&rt, x, &w, bias.as_deref(), g, &s);
     }
     let mut out = pool::take(g.n * image)?;
     if out.is_empty() {
@@ -101,11 +101,7 @@ pub(crate) fn conv2d(
         |first, count, dst, _, bufs| {
             for (i, y) in dst.chunks_exact_mut(image).take(count).enumerate() {
                 match &bias {
-                    Some(b) => {
-                        for (row, &v) in y.chunks_exact_mut(s.l).zip(b.iter()) {
-                            row.fill(v);
-                        }
-                    }
+                    Some(b) => fill_bias(y, b, s.l),
                     None if s.k == 0 => y.fill(0.0), // an empty sum is zero
                     None => {}
                 }
@@ -131,53 +127,6 @@ pub(crate) fn conv2d(
         },
     );
     scratch.finish()?;
-    Ok(out)
-}
-
-/// [`conv2d`] through planes by kernel row (`rows.rs`): per image, the
-/// planes, then one accumulating product per kernel row.
-fn convolve_by_rows(
-    rt: &RowTaps,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    g: &WindowGeometry,
-    s: &Shapes,
-) -> Result<Vec<f32>> {
-    let image = s.o * s.l;
-    let mut out = pool::take(g.n * image)?;
-    if out.is_empty() {
-        return Ok(out);
-    }
-    let (wr, k) = (rt.weights(w, s.o)?, rt.k());
-    let plan = Plan::new(s, g.n);
-    let scratch = Scratch::new(&[rt.len()], plan.sets())?;
-    let mut states = vec![(); plan.tasks];
-    plan.for_tasks(
-        &mut out,
-        image,
-        &mut states,
-        &scratch,
-        |first, count, dst, _, bufs| {
-            for (n, y) in dst.chunks_exact_mut(image).take(count).enumerate() {
-                if let Some(b) = bias {
-                    for (row, &v) in y.chunks_exact_mut(s.l).zip(b) {
-                        row.fill(v);
-                    }
-                }
-                rt.build(x, first + n, &mut bufs[0]);
-                for i in 0..rt.kernel_rows() {
-                    // y [O, L] (+)= w_i [O, C·kw] × planes_i [C·kw, L]
-                    let a = Matrix::rows(&wr[i * s.o * k..], k);
-                    let planes = rt.matrix(&bufs[0], i);
-                    let accumulate = bias.is_some() || i > 0;
-                    product(y, s.l, accumulate, a, planes, [s.o, s.l, k], plan.gemm);
-                }
-            }
-        },
-    );
-    scratch.finish()?;
-    pool::give(wr);
     Ok(out)
 }
 
@@ -218,7 +167,7 @@ pub(crate) fn conv2d_grad(
     }
     let plan = Plan::new(&s, g.n);
     if let Some(rt) = RowTaps::new(g, input.1, &s) {
-        grad_by_rows(
+        rows::grad(
             &rt, &dy, x, &w, g, &s, &plan, needs, &mut dx, &mut dw, &mut db,
         )?;
         return Ok([
@@ -329,110 +278,12 @@ pub(crate) fn conv2d_grad(
     ])
 }
 
-/// [`conv2d_grad`] through planes by kernel row (`rows.rs`), into `dx`
-/// (zeroed), `dw` and `db` (zeroed) where `needs` asks: per image, the
-/// bias's row sums; the weight's gradient, per kernel row, as
-/// `planes_i [C·kw, L] × dy[n]ᵀ [L, O]` (dy transposed, as the general
-/// path does); the planes' gradient, per kernel row `w_iᵀ [C·kw, O] ×
-/// dy[n] [O, L]` accumulated at its place, then added back into `dx[n]`.
-#[allow(clippy::too_many_arguments)]
-fn grad_by_rows(
-    rt: &RowTaps,
-    dy: &[f32],
-    x: &[f32],
-    w: &[f32],
-    g: &WindowGeometry,
-    s: &Shapes,
-    plan: &Plan,
-    [need_dx, need_dw, need_db]: [bool; 3],
-    dx: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) -> Result<()> {
-    let (k, kh, image) = (rt.k(), rt.kernel_rows(), g.c * g.h * g.w);
-    let wr = rt.weights(w, s.o)?;
-    let planes = if need_dw { rt.len() } else { 0 };
-    let grads = if need_dx { rt.len() } else { 0 };
-    let dyt_len = if need_dw { s.o * s.l } else { 0 };
-    let scratch = Scratch::new(&[planes, grads, dyt_len], plan.sets())?;
-    // Per task: the weight's gradient by kernel row ([kh, C·kw, O]) and the
-    // bias's.
-    let mut state = Vec::with_capacity(plan.tasks);
-    for _ in 0..plan.tasks {
-        let dw_len = if need_dw { s.o * s.k } else { 0 };
-        let db_len = if need_db { s.o } else { 0 };
-        state.push([pool::zeroed(dw_len)?, vec![0.0; db_len]]);
+/// An image's output `[O, L]` starting as its bias rows, for gemm to add
+/// onto.
+fn fill_bias(y: &mut [f32], bias: &[f32], l: usize) {
+    for (row, &v) in y.chunks_exact_mut(l).zip(bias) {
+        row.fill(v);
     }
-    let dx_image = if need_dx { image } else { 0 };
-    plan.for_tasks(
-        dx,
-        dx_image,
-        &mut state,
-        &scratch,
-        |first, count, dx, state, bufs| {
-            let [dwq, db] = state;
-            let [planes, dq, dyt] = bufs else { return };
-            for i in 0..count {
-                let dy_n = &dy[(first + i) * s.o * s.l..(first + i + 1) * s.o * s.l];
-                if need_db {
-                    for (b, row) in db.iter_mut().zip(dy_n.chunks_exact(s.l)) {
-                        *b += row.iter().sum::<f32>();
-                    }
-                }
-                if need_dw {
-                    rt.build(x, first + i, planes);
-                    transpose_into(dy_n, s.o, s.l, dyt);
-                    for r in 0..kh {
-                        // dwq_r [C·kw, O] += planes_r [C·kw, L] × dyᵀ [L, O]
-                        let dst = &mut dwq[r * k * s.o..(r + 1) * k * s.o];
-                        let b = Matrix::rows(dyt, s.o);
-                        product(
-                            dst,
-                            s.o,
-                            true,
-                            rt.matrix(planes, r),
-                            b,
-                            [k, s.o, s.l],
-                            plan.gemm,
-                        );
-                    }
-                }
-                if need_dx {
-                    dq.fill(0.0);
-                    for r in 0..kh {
-                        // dq_r [C·kw, L] += w_rᵀ [C·kw, O] × dy[n] [O, L]
-                        let a = Matrix::rows(&wr[r * s.o * k..], k).transposed();
-                        let b = Matrix::rows(dy_n, s.l);
-                        let dst = rt.matrix_mut(dq, r);
-                        product(dst, rt.plane(), true, a, b, [k, s.l, s.o], plan.gemm);
-                    }
-                    rt.add_planes(dq, &mut dx[i * image..(i + 1) * image]);
-                }
-            }
-        },
-    );
-    scratch.finish()?;
-    pool::give(wr);
-    // The tasks' partial sums in task order; dw [O, C, kh, kw] from the
-    // rows (r, c, j) of dwq.
-    let mut dwq = pool::zeroed(if need_dw { s.o * s.k } else { 0 })?;
-    for [task_dwq, task_db] in state {
-        dwq.iter_mut().zip(&task_dwq).for_each(|(t, v)| *t += v);
-        db.iter_mut().zip(&task_db).for_each(|(t, v)| *t += v);
-        pool::give(task_dwq);
-    }
-    if need_dw {
-        let (kw, taps) = (g.kernel[1], g.taps());
-        for (row, grads) in dwq.chunks_exact(s.o).enumerate() {
-            let (r, cj) = (row / k, row % k);
-            let (c, j) = (cj / kw, cj % kw);
-            for (o, &v) in grads.iter().enumerate() {
-                dw[o * s.k + c * taps + r * kw + j] = v;
-            }
-        }
-    }
-    pool::give(dwq);
-    Ok(())
 }
 
 /// The sizes of one convolution.
@@ -914,167 +765,6 @@ mod tests {
             dw_sum.iter_mut().zip(&dwi).for_each(|(s, v)| *s += v);
         }
         assert_close(&dw, &dw_sum, 1e-5);
-    }
-
-    /// `x [n, c, h, w] ⋆ w [o, c, kh, kw]` (+ bias) by its definition.
-    fn direct(
-        x: &[f32],
-        w: &[f32],
-        bias: Option<&[f32]>,
-        [n, c, h, wd]: [usize; 4],
-        [o, kh, kw]: [usize; 3],
-        [ph, pw]: [usize; 2],
-    ) -> Vec<f32> {
-        let (oh, ow) = (h + 2 * ph + 1 - kh, wd + 2 * pw + 1 - kw);
-        let mut y = vec![0.0f64; n * o * oh * ow];
-        for (ni, oi, yy, xx) in (0..n).flat_map(|a| {
-            (0..o)
-                .flat_map(move |b| (0..oh).flat_map(move |cc| (0..ow).map(move |d| (a, b, cc, d))))
-        }) {
-            let mut acc = bias.map_or(0.0, |b| b[oi] as f64);
-            for (ci, i, j) in
-                (0..c).flat_map(|a| (0..kh).flat_map(move |b| (0..kw).map(move |d| (a, b, d))))
-            {
-                let (iy, ix) = (
-                    (yy + i) as isize - ph as isize,
-                    (xx + j) as isize - pw as isize,
-                );
-                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                    let xv = x[((ni * c + ci) * h + iy as usize) * wd + ix as usize];
-                    acc += xv as f64 * w[((oi * c + ci) * kh + i) * kw + j] as f64;
-                }
-            }
-            y[((ni * o + oi) * oh + yy) * ow + xx] = acc;
-        }
-        y.into_iter().map(|v| v as f32).collect()
-    }
-
-    /// The gradients of `Σ dy · direct(x, w, b)` by the definition:
-    /// `(dx, dw, db)`.
-    fn direct_grad(
-        dy: &[f32],
-        x: &[f32],
-        w: &[f32],
-        [n, c, h, wd]: [usize; 4],
-        [o, kh, kw]: [usize; 3],
-        [ph, pw]: [usize; 2],
-    ) -> [Vec<f32>; 3] {
-        let (oh, ow) = (h + 2 * ph + 1 - kh, wd + 2 * pw + 1 - kw);
-        let mut dx = vec![0.0f64; x.len()];
-        let mut dw = vec![0.0f64; w.len()];
-        let mut db = vec![0.0f64; o];
-        for ni in 0..n {
-            for oi in 0..o {
-                for yy in 0..oh {
-                    for xx in 0..ow {
-                        let g = dy[((ni * o + oi) * oh + yy) * ow + xx] as f64;
-                        db[oi] += g;
-                        for ci in 0..c {
-                            for i in 0..kh {
-                                for j in 0..kw {
-                                    let iy = (yy + i) as isize - ph as isize;
-                                    let ix = (xx + j) as isize - pw as isize;
-                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
-                                        continue;
-                                    }
-                                    let xi = ((ni * c + ci) * h + iy as usize) * wd + ix as usize;
-                                    let wi = ((oi * c + ci) * kh + i) * kw + j;
-                                    dx[xi] += g * w[wi] as f64;
-                                    dw[wi] += g * x[xi] as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        [dx, dw, db].map(|v| v.into_iter().map(|v| v as f32).collect())
-    }
-
-    #[test]
-    fn same_width_windows_by_kernel_row_match_the_definition() {
-        // Stride 1 windows as wide as the image run by kernel row (rows.rs):
-        // square and oblong kernels, row padding of 0 to 2, images one row
-        // high, batches below and above the thread count, with and without
-        // a bias; and a strided view whose channels are not adjacent.
-        let b = backend();
-        let cases = [
-            ([3, 2, 4, 5], [4, 3, 3], [1, 1]),
-            ([1, 3, 6, 7], [2, 5, 5], [2, 2]),
-            ([5, 2, 3, 4], [3, 2, 3], [0, 1]),
-            ([2, 1, 1, 9], [2, 1, 3], [0, 1]),
-            ([2, 4, 5, 3], [3, 3, 1], [2, 0]),
-            ([9, 3, 2, 2], [2, 3, 3], [1, 1]),
-        ];
-        for (k, ([n, c, h, wd], [o, kh, kw], [ph, pw])) in cases.into_iter().enumerate() {
-            let g = WindowGeometry {
-                n,
-                c,
-                h,
-                w: wd,
-                kernel: [kh, kw],
-                stride: [1, 1],
-                padding: [ph, pw],
-                dilation: [1, 1],
-                out: [h + 2 * ph + 1 - kh, wd],
-            };
-            let seed = 10 * k as u64;
-            let xs = values(n * c * h * wd, seed);
-            let ws = values(o * c * kh * kw, seed + 1);
-            let bs = values(o, seed + 2);
-            let (x, xl) = f32s(&xs, &g.image_shape());
-            let (w, wl) = f32s(&ws, &[o, c, kh, kw]);
-            let (bias, bl) = f32s(&bs, &[o]);
-            let len = n * o * g.out[0] * wd;
-            for with_bias in [false, true] {
-                let bias_view = with_bias.then_some((&bias, &bl));
-                let y = b
-                    .fused_conv2d((&x, &xl), (&w, &wl), bias_view, &g, 1)
-                    .unwrap();
-                let want = direct(
-                    &xs,
-                    &ws,
-                    with_bias.then_some(&bs[..]),
-                    [n, c, h, wd],
-                    [o, kh, kw],
-                    [ph, pw],
-                );
-                assert_close(&read(&y.unwrap(), &[len]), &want, 1e-5);
-            }
-            let dys = values(len, seed + 3);
-            let (dy, dyl) = f32s(&dys, &[n, o, g.out[0], wd]);
-            let want = direct_grad(&dys, &xs, &ws, [n, c, h, wd], [o, kh, kw], [ph, pw]);
-            for needs in [
-                [true, true, true],
-                [true, false, false],
-                [false, true, false],
-            ] {
-                let got = b
-                    .fused_conv2d_grad((&dy, &dyl), (&x, &xl), (&w, &wl), &g, 1, needs)
-                    .unwrap()
-                    .unwrap();
-                for (d, (got, want)) in got.iter().zip(&want).enumerate() {
-                    match got {
-                        Some(v) => assert_close(&read(v, &[want.len()]), want, 1e-4),
-                        None => assert!(!needs[d], "case {k}: gradient {d} missing"),
-                    }
-                }
-            }
-        }
-        // Channels two planes apart: every other channel of a [1, 4, 4, 5].
-        let g = geometry(1, 2);
-        let xs = values(4 * 20, 7);
-        let (x, _) = f32s(&xs, &[1, 4, 4, 5]);
-        let xl = Layout {
-            strides: vec![80, 40, 5, 1],
-            ..Layout::contiguous(&[1, 2, 4, 5])
-        };
-        let ws = values(3 * 2 * 9, 8);
-        let (w, wl) = f32s(&ws, &[3, 2, 3, 3]);
-        let picked: Vec<f32> = xs[..20].iter().chain(&xs[40..60]).copied().collect();
-        let y = b.fused_conv2d((&x, &xl), (&w, &wl), None, &g, 1).unwrap();
-        let want = direct(&picked, &ws, None, [1, 2, 4, 5], [3, 3, 3], [1, 1]);
-        assert_close(&read(&y.unwrap(), &[3 * 20]), &want, 1e-5);
     }
 
     #[test]
