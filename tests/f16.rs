@@ -368,13 +368,22 @@ conformance!(half_checkpoints_save_and_load_as_f16, |dev| {
 #[test]
 fn half_buffers_take_two_bytes_per_element() -> Result<()> {
     let dev = <Device as lam::DeviceExt>::cpu();
-    let before = dev.stats().bytes_live;
-    let h = Tensor::zeros(&[1001], &dev)?.to_dtype(DType::F16)?;
-    let zeros = Tensor::zeros(&[1001], &dev)?;
-    let after = dev.stats().bytes_live;
-    assert_eq!(after - before, 1001 * 2 + 1001 * 4);
+    // The CPU's byte count is one per process and the other tests of this
+    // binary allocate beside this one: one of a few tries sees only its own.
+    let mut deltas = Vec::new();
+    for _ in 0..20 {
+        let before = dev.stats().bytes_live;
+        let h = Tensor::zeros(&[1001], &dev)?.to_dtype(DType::F16)?;
+        let zeros = Tensor::zeros(&[1001], &dev)?;
+        let after = dev.stats().bytes_live;
+        drop((h, zeros));
+        deltas.push(after as i64 - before as i64);
+        if deltas.last() == Some(&(1001 * 2 + 1001 * 4)) {
+            break;
+        }
+    }
+    assert_eq!(deltas.last(), Some(&(1001 * 2 + 1001 * 4)), "{deltas:?}");
     assert_eq!(DType::F16.size(), 2);
     assert_eq!(DType::F16.name(), "float16");
-    drop((h, zeros));
     Ok(())
 }

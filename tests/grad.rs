@@ -3,6 +3,8 @@
 //! non-contiguous (transposed, narrowed, expanded) views.
 
 mod common;
+#[path = "grad/freeing.rs"]
+mod freeing;
 
 use lam::prelude::*;
 use lam::testing::{gradcheck, GradCheck};

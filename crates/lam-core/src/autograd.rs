@@ -18,9 +18,13 @@
 //! records an op whose forward and gradient rule are written outside
 //! lam-core (PyTorch's `torch.autograd.Function`).
 //!
-//! Closures capture *detached* copies of any tensor they need (including the
-//! op's own output), so the graph holds no reference cycles and is freed when
-//! the last tensor of a step drops.
+//! Closures capture *detached* copies of the tensors they read (including,
+//! where needed, the op's own output), so the graph holds no reference
+//! cycles and is freed when the last tensor of a step drops. Nodes hold
+//! edges to their inputs' nodes, never the inputs' buffers, so memory goes
+//! as PyTorch's: an intermediate result lives while a handle or a saved
+//! value needs it, and `backward` drops each rule with what it saved once it
+//! has run (`backward_retain_graph` keeps them for another pass).
 //!
 //! `untrained`: the first `backward` after an optimizer is built checks that
 //! every leaf given a gradient is in some optimizer ([`UntrainedCheck`]).
@@ -32,21 +36,124 @@ pub use untrained::{set_untrained_check, UntrainedCheck};
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::{Error, Result, Tensor};
 
 /// Maps the output gradient to one optional gradient per input.
-pub type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+pub type BackwardFn = Arc<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
 
 /// A function called with a leaf right after `backward` stored its gradient.
 pub type GradHook = Arc<dyn Fn(&Tensor) -> Result<()> + Send + Sync>;
 
-/// One recorded op: its name (for error messages), inputs and gradient rule.
+/// One recorded op: its name (for error messages), the edges to its inputs
+/// and its gradient rule. A node holds no tensor data of its own: the edges
+/// reach the inputs' nodes, not their buffers, so an intermediate result is
+/// freed as soon as no tensor handle and no rule needs it (as PyTorch's
+/// graph keeps only saved tensors). The rule, with the tensors it saved, is
+/// dropped once `backward` has run it, unless the graph is retained.
 pub struct Node {
+    // Keys the node's gradient in the walk; from the tensor id counter, so
+    // it never equals a leaf's id.
+    pub(crate) id: u64,
     pub(crate) name: &'static str,
-    pub(crate) inputs: Vec<Tensor>,
-    pub(crate) backward: BackwardFn,
+    // The shape of the op's output, for checking the gradients its
+    // consumers' rules produce.
+    shape: Vec<usize>,
+    inputs: Vec<Edge>,
+    rule: Mutex<Option<BackwardFn>>,
+}
+
+/// Where an input's gradient goes.
+enum Edge {
+    /// The input does not require grad: its gradient is dropped.
+    Skip,
+    /// A leaf that requires grad: its gradient is stored in `.grad()`.
+    Leaf(Tensor),
+    /// The result of another recorded op.
+    Op(Arc<Node>),
+}
+
+impl Edge {
+    fn dims(&self) -> &[usize] {
+        match self {
+            Edge::Skip => &[],
+            Edge::Leaf(t) => t.dims(),
+            Edge::Op(n) => &n.shape,
+        }
+    }
+}
+
+impl Node {
+    pub(crate) fn new(
+        id: u64,
+        name: &'static str,
+        shape: &[usize],
+        inputs: &[&Tensor],
+        rule: BackwardFn,
+    ) -> Node {
+        let inputs = inputs
+            .iter()
+            .map(|t| match t.node() {
+                Some(node) => Edge::Op(node.clone()),
+                None if t.requires_grad() => Edge::Leaf((*t).clone()),
+                None => Edge::Skip,
+            })
+            .collect();
+        Node {
+            id,
+            name,
+            shape: shape.to_vec(),
+            inputs,
+            rule: Mutex::new(Some(rule)),
+        }
+    }
+
+    /// The rule to run: shared when the graph is retained, taken (so the
+    /// tensors it saved are freed when it returns) otherwise.
+    fn rule(&self, retain_graph: bool) -> Result<BackwardFn> {
+        let mut slot = self.rule.lock().unwrap_or_else(|e| e.into_inner());
+        let rule = if retain_graph {
+            slot.clone()
+        } else {
+            slot.take()
+        };
+        rule.ok_or_else(|| {
+            Error::Autograd(format!(
+                "backward through {} a second time: the first backward freed the values its \
+                 gradient rule saved; call backward_retain_graph() (PyTorch's retain_graph=True) \
+                 for every backward but the last through one graph",
+                self.name
+            ))
+        })
+    }
+
+    /// Frees the rule without running it (a node no gradient reached).
+    fn release(&self) {
+        self.rule.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+impl Drop for Node {
+    // Dropping a long chain of nodes (an RNN unrolled over thousands of
+    // steps) recursively would overflow the stack: unlink the chain here,
+    // one node at a time.
+    fn drop(&mut self) {
+        let mut pending: Vec<Arc<Node>> = Vec::new();
+        let take = |inputs: &mut Vec<Edge>, pending: &mut Vec<Arc<Node>>| {
+            for edge in inputs.drain(..) {
+                if let Edge::Op(node) = edge {
+                    pending.push(node);
+                }
+            }
+        };
+        take(&mut self.inputs, &mut pending);
+        while let Some(node) = pending.pop() {
+            if let Some(mut node) = Arc::into_inner(node) {
+                take(&mut node.inputs, &mut pending);
+            }
+        }
+    }
 }
 
 /// Removes a hook registered with
@@ -168,8 +275,31 @@ pub fn custom_op(
 
 impl Tensor {
     /// Backpropagates from this scalar, adding `d self / d leaf` to the
-    /// `.grad()` of every leaf that requires grad.
+    /// `.grad()` of every leaf that requires grad. Frees the graph's saved
+    /// values as it goes, so a second backward through the same graph is
+    /// an error (PyTorch's default); see [`Tensor::backward_retain_graph`].
     pub fn backward(&self) -> Result<()> {
+        self.backward_from_one(false)
+    }
+
+    /// [`Tensor::backward`] that keeps the graph, so another backward can
+    /// run through it (PyTorch's `backward(retain_graph=True)`).
+    pub fn backward_retain_graph(&self) -> Result<()> {
+        self.backward_from_one(true)
+    }
+
+    /// Backpropagates with an explicit output gradient of this tensor's
+    /// shape, freeing the graph as [`Tensor::backward`] does.
+    pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
+        self.run_backward(grad, false)
+    }
+
+    /// [`Tensor::backward_with`] that keeps the graph for another backward.
+    pub fn backward_with_retain_graph(&self, grad: &Tensor) -> Result<()> {
+        self.run_backward(grad, true)
+    }
+
+    fn backward_from_one(&self, retain_graph: bool) -> Result<()> {
         if self.numel() != 1 {
             return Err(Error::Autograd(format!(
                 "backward() needs a scalar (one element), found shape {:?}",
@@ -184,11 +314,10 @@ impl Tensor {
             ));
         }
         let seed = Tensor::ones_like(self)?;
-        self.backward_with(&seed)
+        self.run_backward(&seed, retain_graph)
     }
 
-    /// Backpropagates with an explicit output gradient of this tensor's shape.
-    pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
+    fn run_backward(&self, grad: &Tensor, retain_graph: bool) -> Result<()> {
         if grad.dims() != self.dims() {
             return Err(Error::shape(
                 "backward",
@@ -202,7 +331,7 @@ impl Tensor {
         let _amp = crate::amp::suspended();
         // A hook may itself run a backward pass: keep the outer pass's queue.
         let outer = CALLBACKS.with(|c| c.replace(Some(Vec::new())));
-        let walked = self.walk(grad);
+        let walked = self.walk(grad, retain_graph);
         let queued = CALLBACKS.with(|c| c.replace(outer)).unwrap_or_default();
         walked?;
         queued.into_iter().try_for_each(|f| f())
@@ -224,32 +353,36 @@ impl Tensor {
     }
 
     /// The reverse topological walk: each node's rule runs once every
-    /// consumer of its output has run; a leaf's summed gradient is stored
+    /// consumer of its output has run, and is then dropped with what it
+    /// saved (unless `retain_graph`); a leaf's summed gradient is stored
     /// (and its hooks called) as soon as its last consumer has run.
-    fn walk(&self, grad: &Tensor) -> Result<()> {
-        let (order, mut waiting) = topological_order(self);
-        let mut grads: HashMap<u64, Tensor> = HashMap::new();
-        grads.insert(self.id(), grad.detach());
+    fn walk(&self, grad: &Tensor, retain_graph: bool) -> Result<()> {
         let mut leaves = untrained::armed().then(Vec::new);
-        for t in order.iter().rev() {
-            let g = grads.remove(&t.id());
-            let Some(node) = t.node() else {
-                // Only the root leaf (no consumers) is stored here.
-                if let Some(g) = g {
-                    t.store_grad(&g, &mut leaves)?;
-                }
-                continue;
-            };
-            let input_grads = match g {
-                Some(g) => (node.backward)(&g)?,
+        let Some(root) = self.node() else {
+            // A leaf: its gradient is the seed.
+            self.store_grad(&grad.detach(), &mut leaves)?;
+            return finish(leaves);
+        };
+        let (mut order, mut waiting) = topological_order(root);
+        let mut grads: HashMap<u64, Tensor> = HashMap::new();
+        grads.insert(root.id, grad.detach());
+        // Popping drops the walk's handle on each node once it has run.
+        while let Some(node) = order.pop() {
+            let input_grads = match grads.remove(&node.id) {
+                Some(g) => (node.rule(retain_graph)?)(&g)?,
                 None => Vec::new(),
             };
+            if !retain_graph {
+                node.release();
+            }
             let mut input_grads = input_grads.into_iter();
             for input in &node.inputs {
                 let ig = input_grads.next().flatten();
-                if !input.requires_grad() {
-                    continue;
-                }
+                let key = match input {
+                    Edge::Skip => continue,
+                    Edge::Leaf(t) => t.id(),
+                    Edge::Op(n) => n.id,
+                };
                 if let Some(ig) = ig {
                     if ig.dims() != input.dims() {
                         return Err(Error::Autograd(format!(
@@ -259,27 +392,26 @@ impl Tensor {
                             input.dims()
                         )));
                     }
-                    let total = match grads.remove(&input.id()) {
+                    let total = match grads.remove(&key) {
                         Some(prev) => prev.add(&ig)?,
                         None => ig,
                     };
-                    grads.insert(input.id(), total);
+                    grads.insert(key, total);
                 }
                 // Every consumer of a leaf has run: its gradient is final.
-                if let Some(left) = waiting.get_mut(&input.id()) {
-                    *left -= 1;
-                    if *left == 0 {
-                        if let Some(g) = grads.remove(&input.id()) {
-                            input.store_grad(&g, &mut leaves)?;
+                if let Edge::Leaf(leaf) = input {
+                    if let Some(left) = waiting.get_mut(&key) {
+                        *left -= 1;
+                        if *left == 0 {
+                            if let Some(g) = grads.remove(&key) {
+                                leaf.store_grad(&g, &mut leaves)?;
+                            }
                         }
                     }
                 }
             }
         }
-        match leaves {
-            Some(leaves) => untrained::check(&leaves),
-            None => Ok(()),
-        }
+        finish(leaves)
     }
 
     /// Adds `g` to this leaf's `.grad()`, notes it for the untrained check
@@ -296,31 +428,40 @@ impl Tensor {
     }
 }
 
-/// Tensors reachable from `root` through nodes, each after all its inputs,
-/// and for each leaf among them the number of edges that read it (how many
-/// input slots of reachable nodes it fills).
-fn topological_order(root: &Tensor) -> (Vec<Tensor>, HashMap<u64, usize>) {
+/// Runs the untrained check on the leaves a pass stored, when armed.
+fn finish(leaves: Option<Vec<Tensor>>) -> Result<()> {
+    match leaves {
+        Some(leaves) => untrained::check(&leaves),
+        None => Ok(()),
+    }
+}
+
+/// The nodes reachable from `root`, each after the nodes of its inputs, and
+/// for each leaf that requires grad the number of edges that read it (how
+/// many input slots of reachable nodes it fills).
+fn topological_order(root: &Arc<Node>) -> (Vec<Arc<Node>>, HashMap<u64, usize>) {
     let mut order = Vec::new();
     let mut leaf_reads: HashMap<u64, usize> = HashMap::new();
     let mut visited = std::collections::HashSet::new();
     // Iterative DFS: deep graphs (long RNN unrolls) must not overflow the stack.
-    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
-    while let Some((t, expanded)) = stack.pop() {
+    let mut stack: Vec<(Arc<Node>, bool)> = vec![(root.clone(), false)];
+    while let Some((node, expanded)) = stack.pop() {
         if expanded {
-            order.push(t);
+            order.push(node);
             continue;
         }
-        if !visited.insert(t.id()) {
+        if !visited.insert(node.id) {
             continue;
         }
-        stack.push((t.clone(), true));
-        if let Some(node) = t.node() {
-            for input in node.inputs.iter().filter(|i| i.requires_grad()) {
-                if input.is_leaf() {
-                    *leaf_reads.entry(input.id()).or_default() += 1;
-                }
-                if !visited.contains(&input.id()) {
-                    stack.push((input.clone(), false));
+        stack.push((node.clone(), true));
+        for input in &node.inputs {
+            match input {
+                Edge::Skip => {}
+                Edge::Leaf(t) => *leaf_reads.entry(t.id()).or_default() += 1,
+                Edge::Op(n) => {
+                    if !visited.contains(&n.id) {
+                        stack.push((n.clone(), false));
+                    }
                 }
             }
         }

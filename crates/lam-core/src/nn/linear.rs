@@ -162,13 +162,17 @@ pub fn linear_act(
         return composite(&x, &wt, bias, act)?.reshape_exact(&out_shape(lead, out_f));
     };
     let layout = Layout::contiguous(&[rows, out_f]);
-    let y = Tensor::from_storage(out.clone(), layout.clone(), &x.device());
-    let (xd, wd) = (x.detach(), weight.detach());
     let needs = [
         x.requires_grad(),
         weight.requires_grad(),
         bias.is_some_and(|b| b.requires_grad()),
     ];
+    // Kept for the gradient only where read: the output for the ReLU's
+    // mask, `x` for the weight's gradient, the weight for `x`'s.
+    let y = (act == LinearActivation::Relu)
+        .then(|| Tensor::from_storage(out.clone(), layout.clone(), &x.device()));
+    let xd = needs[1].then(|| x.detach());
+    let wd = needs[0].then(|| weight.detach());
     let mut inputs = vec![&x, weight];
     inputs.extend(bias);
     let name = match act {
@@ -177,12 +181,12 @@ pub fn linear_act(
     };
     let out = Tensor::from_op(name, out, layout, &inputs, move |g| {
         // The gradient before the activation, then those of x W^T + b.
-        let gp = match act {
-            LinearActivation::Identity => g.clone(),
-            LinearActivation::Relu => g.relu_grad(&y)?,
+        let gp = match &y {
+            Some(y) => g.relu_grad(y)?,
+            None => g.clone(),
         };
-        let gx = needs[0].then(|| gp.matmul(&wd)).transpose()?;
-        let gw = needs[1].then(|| gp.t()?.matmul(&xd)).transpose()?;
+        let gx = wd.as_ref().map(|w| gp.matmul(w)).transpose()?;
+        let gw = xd.as_ref().map(|x| gp.t()?.matmul(x)).transpose()?;
         let gb = needs[2].then(|| gp.sum(&[0], false)).transpose()?;
         Ok(vec![gx, gw, gb])
     });

@@ -9,68 +9,77 @@ use crate::{DType, Layout, Result, Tensor};
 impl Tensor {
     /// `-x`.
     pub fn neg(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Neg, |_, _, g| g.neg())
+        self.unary(UnaryOp::Neg, Keep::NOTHING, |_, g| g.neg())
     }
 
     /// `|x|` (gradient `sign(x)`: 0 at 0 and at NaN, as in PyTorch).
     pub fn abs(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Abs, |x, _, g| g.mul(&x.sign()?))
+        self.unary(UnaryOp::Abs, Keep::INPUT, |s, g| g.mul(&s.a()?.sign()?))
     }
 
     /// `e^x`.
     pub fn exp(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Exp, |_, y, g| g.mul(y))
+        self.unary(UnaryOp::Exp, Keep::OUTPUT, |s, g| g.mul(s.y()?))
     }
 
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Log, |x, _, g| g.div(x))
+        self.unary(UnaryOp::Log, Keep::INPUT, |s, g| g.div(s.a()?))
     }
 
     /// Square root.
     pub fn sqrt(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Sqrt, |_, y, g| g.div(&y.mul_scalar(2.0)?))
+        self.unary(UnaryOp::Sqrt, Keep::OUTPUT, |s, g| {
+            g.div(&s.y()?.mul_scalar(2.0)?)
+        })
     }
 
     /// `x²`.
     pub fn square(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Square, |x, _, g| g.mul(&x.mul_scalar(2.0)?))
+        self.unary(UnaryOp::Square, Keep::INPUT, |s, g| {
+            g.mul(&s.a()?.mul_scalar(2.0)?)
+        })
     }
 
     /// `1 / x`.
     pub fn recip(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Recip, |_, y, g| g.mul(&y.square()?)?.neg())
+        self.unary(UnaryOp::Recip, Keep::OUTPUT, |s, g| {
+            g.mul(&s.y()?.square()?)?.neg()
+        })
     }
 
     /// Sine.
     pub fn sin(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Sin, |x, _, g| g.mul(&x.cos()?))
+        self.unary(UnaryOp::Sin, Keep::INPUT, |s, g| g.mul(&s.a()?.cos()?))
     }
 
     /// Cosine.
     pub fn cos(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Cos, |x, _, g| g.mul(&x.sin()?)?.neg())
+        self.unary(UnaryOp::Cos, Keep::INPUT, |s, g| {
+            g.mul(&s.a()?.sin()?)?.neg()
+        })
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(&self) -> Result<Tensor> {
         // d tanh = 1 - y²
-        self.unary(UnaryOp::Tanh, |_, y, g| {
-            g.mul(&y.square()?.neg()?.add_scalar(1.0)?)
+        self.unary(UnaryOp::Tanh, Keep::OUTPUT, |s, g| {
+            g.mul(&s.y()?.square()?.neg()?.add_scalar(1.0)?)
         })
     }
 
     /// Logistic sigmoid `1 / (1 + e^-x)`.
     pub fn sigmoid(&self) -> Result<Tensor> {
         // d σ = y (1 - y)
-        self.unary(UnaryOp::Sigmoid, |_, y, g| {
+        self.unary(UnaryOp::Sigmoid, Keep::OUTPUT, |s, g| {
+            let y = s.y()?;
             g.mul(&y.mul(&y.neg()?.add_scalar(1.0)?)?)
         })
     }
 
     /// `max(x, 0)`.
     pub fn relu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Relu, |_, y, g| g.relu_grad(y))
+        self.unary(UnaryOp::Relu, Keep::OUTPUT, |s, g| g.relu_grad(s.y()?))
     }
 
     /// The gradient `self` passed back through a ReLU whose output was `y`:
@@ -78,14 +87,16 @@ impl Tensor {
     /// op. Not itself differentiated (gradients are first order).
     pub fn relu_grad(&self, y: &Tensor) -> Result<Tensor> {
         let _guard = crate::NoGradGuard::new();
-        self.binary(BinaryOp::ReluGrad, y, |_, _, _, _| Ok((None, None)))
+        self.binary(BinaryOp::ReluGrad, y, Keep::NOTHING, |_, _| {
+            Ok((None, None))
+        })
     }
 
     /// `x` for `x > 0`, else `alpha x`.
     pub fn leaky_relu(&self, alpha: f32) -> Result<Tensor> {
         // slope = step(x) (1 - α) + α
-        self.unary(UnaryOp::LeakyRelu(alpha), move |x, _, g| {
-            g.mul(&x.step()?.mul_scalar(1.0 - alpha)?.add_scalar(alpha)?)
+        self.unary(UnaryOp::LeakyRelu(alpha), Keep::INPUT, move |s, g| {
+            g.mul(&s.a()?.step()?.mul_scalar(1.0 - alpha)?.add_scalar(alpha)?)
         })
     }
 
@@ -99,7 +110,8 @@ impl Tensor {
     /// gradient is 0 at NaN).
     pub fn hardtanh(&self, lo: f32, hi: f32) -> Result<Tensor> {
         check_bounds("hardtanh", lo, hi)?;
-        self.unary(UnaryOp::Clamp(lo, hi), move |x, _, g| {
+        self.unary(UnaryOp::Clamp(lo, hi), Keep::INPUT, move |s, g| {
+            let x = s.a()?;
             let inside_or_nan = x.map(UnaryOp::InRange(lo, hi))?.add(&x.is_nan()?)?;
             g.mul(&inside_or_nan)
         })
@@ -109,7 +121,8 @@ impl Tensor {
     pub fn elu(&self, alpha: f32) -> Result<Tensor> {
         // slope = 1 for x > 0 (and at NaN, as PyTorch), else y + α. A select,
         // not a blend by masks, so the NaN of y + α cannot leak into g·1.
-        self.unary(UnaryOp::Elu(alpha), move |x, y, g| {
+        self.unary(UnaryOp::Elu(alpha), Keep::INPUT_AND_OUTPUT, move |s, g| {
+            let (x, y) = (s.a()?, s.y()?);
             let positive = x.step()?.add(&x.is_nan()?)?;
             Tensor::where_cond(&positive, g, &g.mul(&y.add_scalar(alpha)?)?)
         })
@@ -122,13 +135,16 @@ impl Tensor {
 
     /// GELU, exact erf form (PyTorch's default).
     pub fn gelu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Gelu, |x, _, g| g.mul(&x.map(UnaryOp::GeluGrad)?))
+        self.unary(UnaryOp::Gelu, Keep::INPUT, |s, g| {
+            g.mul(&s.a()?.map(UnaryOp::GeluGrad)?)
+        })
     }
 
     /// SiLU / swish: `x σ(x)`.
     pub fn silu(&self) -> Result<Tensor> {
         // d = σ (1 + x (1 - σ))
-        self.unary(UnaryOp::Silu, |x, _, g| {
+        self.unary(UnaryOp::Silu, Keep::INPUT, |saved, g| {
+            let x = saved.a()?;
             let s = x.sigmoid()?;
             let d = s.mul(&x.mul(&s.neg()?.add_scalar(1.0)?)?.add_scalar(1.0)?)?;
             g.mul(&d)
@@ -137,14 +153,16 @@ impl Tensor {
 
     /// `log(1 + e^x)`, stable for large `|x|`.
     pub fn softplus(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Softplus, |x, _, g| g.mul(&x.sigmoid()?))
+        self.unary(UnaryOp::Softplus, Keep::INPUT, |s, g| {
+            g.mul(&s.a()?.sigmoid()?)
+        })
     }
 
     /// Values limited to `[lo, hi]` (gradient 1 strictly inside, 0 at NaN).
     pub fn clamp(&self, lo: f32, hi: f32) -> Result<Tensor> {
         check_bounds("clamp", lo, hi)?;
-        self.unary(UnaryOp::Clamp(lo, hi), move |x, _, g| {
-            g.mul(&x.map(UnaryOp::InRange(lo, hi))?)
+        self.unary(UnaryOp::Clamp(lo, hi), Keep::INPUT, move |s, g| {
+            g.mul(&s.a()?.map(UnaryOp::InRange(lo, hi))?)
         })
     }
 
@@ -155,7 +173,7 @@ impl Tensor {
 
     /// `x + c`.
     pub fn add_scalar(&self, c: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::AddScalar(c), |_, _, g| Ok(g.clone()))
+        self.unary(UnaryOp::AddScalar(c), Keep::NOTHING, |_, g| Ok(g.clone()))
     }
 
     /// `x - c`.
@@ -165,21 +183,25 @@ impl Tensor {
 
     /// `x * c`.
     pub fn mul_scalar(&self, c: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::MulScalar(c), move |_, _, g| g.mul_scalar(c))
+        self.unary(UnaryOp::MulScalar(c), Keep::NOTHING, move |_, g| {
+            g.mul_scalar(c)
+        })
     }
 
     /// `x / c` (a true division, as PyTorch's `x / c`).
     pub fn div_scalar(&self, c: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::DivScalar(c), move |_, _, g| g.div_scalar(c))
+        self.unary(UnaryOp::DivScalar(c), Keep::NOTHING, move |_, g| {
+            g.div_scalar(c)
+        })
     }
 
     /// `x ^ p` (gradient `p x^(p-1)`, and 0 for `p = 0`, as PyTorch's).
     pub fn pow_scalar(&self, p: f32) -> Result<Tensor> {
-        self.unary(UnaryOp::PowScalar(p), move |x, _, g| {
+        self.unary(UnaryOp::PowScalar(p), Keep::INPUT, move |s, g| {
             if p == 0.0 {
                 return Tensor::zeros_like(g);
             }
-            g.mul(&x.pow_scalar(p - 1.0)?.mul_scalar(p)?)
+            g.mul(&s.a()?.pow_scalar(p - 1.0)?.mul_scalar(p)?)
         })
     }
 
@@ -205,31 +227,34 @@ impl Tensor {
 
     /// `a + b` with broadcasting.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Add, rhs, |_, _, _, g| {
+        self.binary(BinaryOp::Add, rhs, Keep::NOTHING, |_, g| {
             Ok((Some(g.clone()), Some(g.clone())))
         })
     }
 
     /// `a - b` with broadcasting.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Sub, rhs, |_, _, _, g| {
+        self.binary(BinaryOp::Sub, rhs, Keep::NOTHING, |_, g| {
             Ok((Some(g.clone()), Some(g.neg()?)))
         })
     }
 
     /// `a * b` with broadcasting.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Mul, rhs, |a, b, _, g| {
-            Ok((Some(g.mul(b)?), Some(g.mul(a)?)))
+        // Each operand is kept only for the other's gradient.
+        self.binary(BinaryOp::Mul, rhs, Keep::CROSSED, |s, g| {
+            let ga = s.b.as_ref().map(|b| g.mul(b)).transpose()?;
+            let gb = s.a.as_ref().map(|a| g.mul(a)).transpose()?;
+            Ok((ga, gb))
         })
     }
 
     /// `a / b` with broadcasting.
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
         // d/da = 1/b, d/db = -a/b² = -y/b
-        self.binary(BinaryOp::Div, rhs, |_, b, y, g| {
-            let ga = g.div(b)?;
-            let gb = ga.mul(y)?.neg()?;
+        self.binary(BinaryOp::Div, rhs, Keep::RHS_AND_OUTPUT, |s, g| {
+            let ga = g.div(s.b()?)?;
+            let gb = ga.mul(s.y()?)?.neg()?;
             Ok((Some(ga), Some(gb)))
         })
     }
@@ -239,7 +264,8 @@ impl Tensor {
         // PyTorch's rules: d/da = b a^(b-1), but 0 where b = 0; d/db = y ln a,
         // but 0 where a = 0 and b >= 0 (there y = 0 and ln a = -inf). Selects,
         // so the excluded 0·inf cannot leak in as NaN.
-        self.binary(BinaryOp::Pow, rhs, |a, b, y, g| {
+        self.binary(BinaryOp::Pow, rhs, Keep::ALL, |s, g| {
+            let (a, b, y) = (s.a()?, s.b()?, s.y()?);
             let zeros = Tensor::zeros_like(g)?;
             let da = g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)?;
             let ga = Tensor::where_cond(&b.eq(&zeros)?, &zeros, &da)?;
@@ -253,7 +279,8 @@ impl Tensor {
     /// Elementwise maximum; on ties the gradient is split evenly, and where
     /// either side is NaN both get all of it (as PyTorch).
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Maximum, rhs, |a, b, _, g| {
+        self.binary(BinaryOp::Maximum, rhs, Keep::OPERANDS, |s, g| {
+            let (a, b) = (s.a()?, s.b()?);
             Ok((
                 Some(g.mul(&share(a, b, a.lt(b)?)?)?),
                 Some(g.mul(&share(a, b, a.gt(b)?)?)?),
@@ -264,7 +291,8 @@ impl Tensor {
     /// Elementwise minimum; on ties the gradient is split evenly, and where
     /// either side is NaN both get all of it (as PyTorch).
     pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.binary(BinaryOp::Minimum, rhs, |a, b, _, g| {
+        self.binary(BinaryOp::Minimum, rhs, Keep::OPERANDS, |s, g| {
+            let (a, b) = (s.a()?, s.b()?);
             Ok((
                 Some(g.mul(&share(a, b, a.gt(b)?)?)?),
                 Some(g.mul(&share(a, b, a.lt(b)?)?)?),
@@ -339,24 +367,26 @@ impl Tensor {
         ))
     }
 
-    /// A unary op recorded with `rule(x, y, g)` giving the input gradient
-    /// from the (detached) input `x`, output `y` and output gradient `g`.
+    /// A unary op recorded with `rule(saved, g)` giving the input gradient
+    /// from the output gradient `g` and the values `keep` names (the input
+    /// as `saved.a()`, the output as `saved.y()`).
     fn unary(
         &self,
         op: UnaryOp,
-        rule: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+        keep: Keep,
+        rule: impl Fn(&Saved, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
     ) -> Result<Tensor> {
         if crate::capture::hooked() {
             return crate::capture::traced(
                 || crate::capture::Op::Unary(op),
                 &[Some(self)],
-                || self.unary(op, rule),
+                || self.unary(op, keep, rule),
             );
         }
         if self.dtype() == DType::F16 {
             // Elementwise math computes in f32 (as PyTorch's f16 kernels do
             // internally); the result stays F32.
-            return self.float32(op_name(op))?.unary(op, rule);
+            return self.float32(op_name(op))?.unary(op, keep, rule);
         }
         self.check_f32("unary op")?;
         let s = self.storage();
@@ -365,14 +395,20 @@ impl Tensor {
         if !self.requires_grad() || !crate::is_grad_enabled() {
             return Ok(Tensor::constant(out, layout, &self.device()));
         }
-        let x = self.detach();
-        let y = Tensor::from_storage(out.clone(), layout.clone(), &self.device());
+        let saved = Saved {
+            op: op_name(op),
+            a: keep.a.then(|| self.detach()),
+            b: None,
+            y: keep
+                .y
+                .then(|| Tensor::from_storage(out.clone(), layout.clone(), &self.device())),
+        };
         Ok(Tensor::from_op(
             op_name(op),
             out,
             layout,
             &[self],
-            move |g| Ok(vec![Some(rule(&x, &y, g)?)]),
+            move |g| Ok(vec![Some(rule(&saved, g)?)]),
         ))
     }
 
@@ -387,14 +423,17 @@ impl Tensor {
         ))
     }
 
-    /// A broadcasting binary op recorded with `rule(a, b, y, g)` giving both
-    /// input gradients in the output's shape; they are then summed down to
-    /// each input's own shape.
+    /// A broadcasting binary op recorded with `rule(saved, g)` giving both
+    /// input gradients in the output's shape from the output gradient `g`
+    /// and the values `keep` names (operands `saved.a()`, `saved.b()`,
+    /// output `saved.y()`); they are then summed down to each input's own
+    /// shape.
     fn binary(
         &self,
         op: BinaryOp,
         rhs: &Tensor,
-        rule: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)>
+        keep: Keep,
+        rule: impl Fn(&Saved, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)>
             + Send
             + Sync
             + 'static,
@@ -403,7 +442,7 @@ impl Tensor {
             return crate::capture::traced(
                 || crate::capture::Op::Binary(op),
                 &[Some(self), Some(rhs)],
-                || self.binary(op, rhs, rule),
+                || self.binary(op, rhs, keep, rule),
             );
         }
         self.device()
@@ -418,17 +457,23 @@ impl Tensor {
         if !track {
             return Ok(Tensor::constant(out, layout, &a.device()));
         }
-        let (ad, bd) = (a.detach(), b.detach());
-        let y = Tensor::from_storage(out.clone(), layout.clone(), &a.device());
         let (a_shape, b_shape) = (a.shape(), b.shape());
         let (ra, rb) = (a.requires_grad(), b.requires_grad());
+        let saved = Saved {
+            op: op_name_binary(op),
+            a: (keep.a && (!keep.crossed || rb)).then(|| a.detach()),
+            b: (keep.b && (!keep.crossed || ra)).then(|| b.detach()),
+            y: keep
+                .y
+                .then(|| Tensor::from_storage(out.clone(), layout.clone(), &a.device())),
+        };
         Ok(Tensor::from_op(
             op_name_binary(op),
             out,
             layout,
             &[&a, &b],
             move |g| {
-                let (ga, gb) = rule(&ad, &bd, &y, g)?;
+                let (ga, gb) = rule(&saved, g)?;
                 let ga = match ga {
                     Some(t) if ra => Some(t.sum_to_shape(&a_shape)?),
                     _ => None,
@@ -444,12 +489,84 @@ impl Tensor {
 
     fn compare(&self, op: BinaryOp, rhs: &Tensor) -> Result<Tensor> {
         let _guard = crate::NoGradGuard::new();
-        self.binary(op, rhs, |_, _, _, _| Ok((None, None)))
+        self.binary(op, rhs, Keep::NOTHING, |_, _| Ok((None, None)))
     }
 
     /// This tensor's layout broadcast to `shape`.
     pub(crate) fn broadcast_layout(&self, shape: &[usize]) -> Result<Layout> {
         self.layout().broadcast_to(shape)
+    }
+}
+
+/// Which values an elementwise op's gradient rule reads besides the output
+/// gradient: only those are held until backward (PyTorch saves per op too),
+/// the rest are freed with their handles.
+#[derive(Clone, Copy)]
+struct Keep {
+    a: bool,
+    b: bool,
+    y: bool,
+    // Each operand is kept only when the other requires grad (a product's
+    // operand is read only by the other's gradient).
+    crossed: bool,
+}
+
+impl Keep {
+    const NOTHING: Keep = Keep::of(false, false, false);
+    const INPUT: Keep = Keep::of(true, false, false);
+    const OUTPUT: Keep = Keep::of(false, false, true);
+    const INPUT_AND_OUTPUT: Keep = Keep::of(true, false, true);
+    const OPERANDS: Keep = Keep::of(true, true, false);
+    const RHS_AND_OUTPUT: Keep = Keep::of(false, true, true);
+    const ALL: Keep = Keep::of(true, true, true);
+    const CROSSED: Keep = Keep {
+        crossed: true,
+        ..Keep::OPERANDS
+    };
+
+    const fn of(a: bool, b: bool, y: bool) -> Keep {
+        Keep {
+            a,
+            b,
+            y,
+            crossed: false,
+        }
+    }
+}
+
+/// The values an elementwise op kept for its gradient rule (see [`Keep`]).
+/// Reading one the op did not keep is an error naming the op, so a wrong
+/// declaration fails every gradient test rather than give numbers.
+struct Saved {
+    op: &'static str,
+    a: Option<Tensor>,
+    b: Option<Tensor>,
+    y: Option<Tensor>,
+}
+
+impl Saved {
+    /// The (first) operand.
+    fn a(&self) -> Result<&Tensor> {
+        self.get(&self.a, "its input")
+    }
+
+    /// The second operand of a binary op.
+    fn b(&self) -> Result<&Tensor> {
+        self.get(&self.b, "its second operand")
+    }
+
+    /// The op's output.
+    fn y(&self) -> Result<&Tensor> {
+        self.get(&self.y, "its output")
+    }
+
+    fn get<'a>(&self, value: &'a Option<Tensor>, what: &str) -> Result<&'a Tensor> {
+        value.as_ref().ok_or_else(|| {
+            crate::Error::Autograd(format!(
+                "the gradient rule of {} reads {what}, which the op did not keep",
+                self.op
+            ))
+        })
     }
 }
 

@@ -109,9 +109,11 @@ impl Tensor {
         )?;
         let mut shape = batch;
         shape.extend([m, n]);
-        let (ad, bd) = (self.detach(), rhs.detach());
         let (a_shape, b_shape) = (self.shape(), rhs.shape());
         let (req_a, req_b) = (self.requires_grad(), rhs.requires_grad());
+        // Each operand is kept only for the other's gradient.
+        let ad = req_b.then(|| self.detach());
+        let bd = req_a.then(|| rhs.detach());
         let (a_col_major, b_col_major) = (is_col_major(self.layout()), is_col_major(rhs.layout()));
         Ok(Tensor::from_op(
             "matmul",
@@ -127,19 +129,19 @@ impl Tensor {
                 // (B Gᵀ)ᵀ or (Gᵀ A)ᵀ: the same product, but the transpose
                 // back to the stored layout is then a free view rather than
                 // a strided copy when the gradient is accumulated.
-                let ga = if !req_a {
-                    None
-                } else if a_col_major {
-                    Some(bd.matmul_nd(&g.t()?)?.t()?.sum_to_shape(&a_shape)?)
-                } else {
-                    Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?)
+                let ga = match &bd {
+                    None => None,
+                    Some(bd) if a_col_major => {
+                        Some(bd.matmul_nd(&g.t()?)?.t()?.sum_to_shape(&a_shape)?)
+                    }
+                    Some(bd) => Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?),
                 };
-                let gb = if !req_b {
-                    None
-                } else if b_col_major {
-                    Some(g.t()?.matmul_nd(&ad)?.t()?.sum_to_shape(&b_shape)?)
-                } else {
-                    Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?)
+                let gb = match &ad {
+                    None => None,
+                    Some(ad) if b_col_major => {
+                        Some(g.t()?.matmul_nd(ad)?.t()?.sum_to_shape(&b_shape)?)
+                    }
+                    Some(ad) => Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?),
                 };
                 Ok(vec![ga, gb])
             },

@@ -57,7 +57,7 @@ struct Inner {
     layout: Layout,
     dtype: DType,
     requires_grad: bool,
-    node: Option<Node>,
+    node: Option<Arc<Node>>,
     grad: Mutex<Option<Tensor>>,
     // Called after backward stores this leaf's gradient, with their ids
     // (see `autograd`'s module docs).
@@ -89,6 +89,11 @@ struct IntRange {
 static NEXT_TENSOR_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_HOOK_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh id for a tensor or a tape node (one counter, so they never meet).
+fn next_tensor_id() -> u64 {
+    NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Tensor {
     /// Wraps a backend buffer as a leaf tensor (for backends and custom ops).
     pub fn from_storage(storage: Storage, layout: Layout, device: &Device) -> Tensor {
@@ -102,10 +107,23 @@ impl Tensor {
         dtype: DType,
         device: Device,
         requires_grad: bool,
-        node: Option<Node>,
+        node: Option<Arc<Node>>,
+    ) -> Tensor {
+        let id = next_tensor_id();
+        Tensor::build_with_id(id, storage, layout, dtype, device, requires_grad, node)
+    }
+
+    fn build_with_id(
+        id: u64,
+        storage: Storage,
+        layout: Layout,
+        dtype: DType,
+        device: Device,
+        requires_grad: bool,
+        node: Option<Arc<Node>>,
     ) -> Tensor {
         Tensor(Arc::new(Inner {
-            id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             data: RwLock::new(Data {
                 storage,
                 device,
@@ -174,10 +192,15 @@ impl Tensor {
         let dtype = storage.dtype();
         let track =
             dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
-        let node = track.then(|| Node {
-            name,
-            inputs: inputs.iter().map(|t| (*t).clone()).collect(),
-            backward: Box::new(backward),
+        let id = next_tensor_id();
+        let node = track.then(|| {
+            Arc::new(Node::new(
+                id,
+                name,
+                &layout.shape,
+                inputs,
+                Arc::new(backward),
+            ))
         });
         // Views, joins and selections of I32 tensors hold only their inputs'
         // values, so the inputs' bounds together bound the result — known
@@ -187,7 +210,7 @@ impl Tensor {
         } else {
             None
         };
-        Tensor::build(storage, layout, dtype, device, track, node).with_int_range(range)
+        Tensor::build_with_id(id, storage, layout, dtype, device, track, node).with_int_range(range)
     }
 
     /// A result that is never differentiated (integer outputs, masks).
@@ -254,7 +277,7 @@ impl Tensor {
         self.data().device.backend_arc()
     }
 
-    pub(crate) fn node(&self) -> Option<&Node> {
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.0.node.as_ref()
     }
 
