@@ -16,7 +16,9 @@
 use lam_core::backend::WindowGeometry;
 use lam_core::{Layout, Result};
 
-use super::{fill_bias, product, Matrix, Plan, Scratch, Shapes};
+use super::operands::{product, Matrix};
+use super::plan::{Plan, Scratch};
+use super::{fill_bias, Shapes};
 use crate::pool;
 use crate::transpose::transpose_into;
 
