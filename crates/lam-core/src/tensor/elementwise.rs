@@ -2,6 +2,7 @@
 //! broadcasting, scalar forms, comparisons giving `0.0/1.0` masks, and
 //! `where`. Each op's gradient rule sits right after its forward.
 
+use super::saved::{Keep, Saved};
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::layout::broadcast_shapes;
 use crate::{DType, Layout, Result, Tensor};
@@ -495,78 +496,6 @@ impl Tensor {
     /// This tensor's layout broadcast to `shape`.
     pub(crate) fn broadcast_layout(&self, shape: &[usize]) -> Result<Layout> {
         self.layout().broadcast_to(shape)
-    }
-}
-
-/// Which values an elementwise op's gradient rule reads besides the output
-/// gradient: only those are held until backward (PyTorch saves per op too),
-/// the rest are freed with their handles.
-#[derive(Clone, Copy)]
-struct Keep {
-    a: bool,
-    b: bool,
-    y: bool,
-    // Each operand is kept only when the other requires grad (a product's
-    // operand is read only by the other's gradient).
-    crossed: bool,
-}
-
-impl Keep {
-    const NOTHING: Keep = Keep::of(false, false, false);
-    const INPUT: Keep = Keep::of(true, false, false);
-    const OUTPUT: Keep = Keep::of(false, false, true);
-    const INPUT_AND_OUTPUT: Keep = Keep::of(true, false, true);
-    const OPERANDS: Keep = Keep::of(true, true, false);
-    const RHS_AND_OUTPUT: Keep = Keep::of(false, true, true);
-    const ALL: Keep = Keep::of(true, true, true);
-    const CROSSED: Keep = Keep {
-        crossed: true,
-        ..Keep::OPERANDS
-    };
-
-    const fn of(a: bool, b: bool, y: bool) -> Keep {
-        Keep {
-            a,
-            b,
-            y,
-            crossed: false,
-        }
-    }
-}
-
-/// The values an elementwise op kept for its gradient rule (see [`Keep`]).
-/// Reading one the op did not keep is an error naming the op, so a wrong
-/// declaration fails every gradient test rather than give numbers.
-struct Saved {
-    op: &'static str,
-    a: Option<Tensor>,
-    b: Option<Tensor>,
-    y: Option<Tensor>,
-}
-
-impl Saved {
-    /// The (first) operand.
-    fn a(&self) -> Result<&Tensor> {
-        self.get(&self.a, "its input")
-    }
-
-    /// The second operand of a binary op.
-    fn b(&self) -> Result<&Tensor> {
-        self.get(&self.b, "its second operand")
-    }
-
-    /// The op's output.
-    fn y(&self) -> Result<&Tensor> {
-        self.get(&self.y, "its output")
-    }
-
-    fn get<'a>(&self, value: &'a Option<Tensor>, what: &str) -> Result<&'a Tensor> {
-        value.as_ref().ok_or_else(|| {
-            crate::Error::Autograd(format!(
-                "the gradient rule of {} reads {what}, which the op did not keep",
-                self.op
-            ))
-        })
     }
 }
 

@@ -7,7 +7,8 @@
 //! `copy` (contiguous, cat, stack, casts, readbacks), `elementwise` (unary,
 //! broadcasting binary, where), `reduce`, `matmul`, `index` (index_select,
 //! gather, scatter_add), `random`, `softmax` (softmax, log-softmax,
-//! logsumexp) and `cross_entropy`. Beside them: `creation` (constructors
+//! logsumexp) and `cross_entropy`; `saved` has what elementwise ops keep
+//! for their gradient rules. Beside them: `creation` (constructors
 //! from host data and fills), `view` (reshape, permute, narrow, expand, ...:
 //! new layouts, no data moved), `display`, and `dims`: the shape-check
 //! vocabulary that ops and layers share (`dims2`..`dims4`, `batched`,
@@ -27,6 +28,7 @@ mod matmul;
 mod ops;
 mod random;
 mod reduce;
+mod saved;
 mod softmax;
 mod view;
 
