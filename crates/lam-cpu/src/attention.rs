@@ -30,14 +30,21 @@
 //!
 //! NaN: a NaN score makes its row's maximum NaN, so the whole row's output
 //! and gradients are NaN, as the composite softmax gives.
+//!
+//! `rows.rs` has the online softmax's row loops, `tiles.rs` the tile
+//! products.
 
-use gemm::{gemm, Parallelism};
+mod rows;
+mod tiles;
+
 use lam_core::backend::{AttentionInputs, View};
-use lam_core::{Error, Layout, Result};
+use lam_core::{Layout, Result};
 use rayon::prelude::*;
 
+use rows::{online_softmax_row, weights_row};
+use tiles::{product, rows_of, Mat};
+
 use crate::elementwise::vectorised;
-use crate::math::exp_f32 as exp;
 use crate::parallel::PAR_MIN_WORK;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
@@ -518,162 +525,4 @@ impl<'a> Operands<'a> {
         }
         Ok(())
     }
-}
-
-/// Lanes of the row loops' partial maxima and sums: an AVX-512 register.
-const LANES: usize = 16;
-
-/// One step of the online softmax on a score row of a tile: `row` becomes
-/// `exp(row - m')` over its first `visible` keys and 0 beyond, where `m'`
-/// is the running maximum `max` updated with the row's; the running sum
-/// `sum` is rescaled to `m'` and grows by the row's exponentials. Returns
-/// the factor `exp(m - m')` the row's output so far must be scaled by.
-/// A row with nothing but `-∞` so far stays at `m = -∞`, `sum = 0`.
-#[inline(always)]
-fn online_softmax_row(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
-    let (seen, hidden) = row.split_at_mut(visible);
-    hidden.fill(0.0);
-    let new_max = nan_max(*max, row_max(seen));
-    if new_max == f32::NEG_INFINITY {
-        // Every key so far masked: nothing to add yet.
-        seen.fill(0.0);
-        return 1.0;
-    }
-    let rescale = exp(*max - new_max);
-    let row_sum = exp_and_sum(seen, new_max);
-    *sum = *sum * rescale + row_sum;
-    *max = new_max;
-    rescale
-}
-
-/// A score row of a tile made its attention weights `exp(row - shift) /
-/// sum` over its first `visible` keys, 0 beyond (and everywhere for a row
-/// whose keys are all masked, kept as `sum = 0`).
-#[inline(always)]
-fn weights_row(row: &mut [f32], visible: usize, shift: f32, sum: f32) {
-    let (seen, hidden) = row.split_at_mut(visible);
-    hidden.fill(0.0);
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-    seen.iter_mut().for_each(|x| *x = exp(*x - shift) * inv);
-}
-
-/// The larger of two values, NaN if either is.
-#[inline(always)]
-fn nan_max(a: f32, b: f32) -> f32 {
-    if a > b || a.is_nan() {
-        a
-    } else {
-        b
-    }
-}
-
-/// The maximum of a row (`-∞` when empty), NaN if any element is: kept in
-/// [`LANES`] partial maxima so that the loop vectorises.
-#[inline(always)]
-fn row_max(row: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (m, &x) in lanes.iter_mut().zip(chunk) {
-            *m = nan_max(*m, x);
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| nan_max(m, x));
-    lanes.iter().fold(tail, |m, &x| nan_max(m, x))
-}
-
-/// `row` becomes `exp(row - shift)`; returns its sum, kept in [`LANES`]
-/// partial sums so that the loop vectorises.
-#[inline(always)]
-fn exp_and_sum(row: &mut [f32], shift: f32) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let mut chunks = row.chunks_exact_mut(LANES);
-    for chunk in &mut chunks {
-        for (s, x) in lanes.iter_mut().zip(chunk) {
-            *x = exp(*x - shift);
-            *s += *x;
-        }
-    }
-    let mut tail = 0.0;
-    for x in chunks.into_remainder() {
-        *x = exp(*x - shift);
-        tail += *x;
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// Rows `first..first + count` of a row-major matrix of `width` columns.
-fn rows_of(t: &[f32], first: usize, count: usize, width: usize) -> &[f32] {
-    &t[first * width..(first + count) * width]
-}
-
-/// A matrix inside a slice: element `(i, j)` at `i · row + j · col`.
-#[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    row: usize,
-    col: usize,
-}
-
-impl Mat<'_> {
-    /// True when every element of an `rows × cols` matrix lies in the slice.
-    fn holds(&self, rows: usize, cols: usize) -> bool {
-        rows == 0 || cols == 0 || (rows - 1) * self.row + (cols - 1) * self.col < self.data.len()
-    }
-}
-
-/// `dst [m, n] (+)= beta · a [m, k] × b [k, n]`, `dst` row-major with row
-/// stride `n`; adds onto `dst` when `accumulate`, else overwrites it.
-fn product(
-    dst: &mut [f32],
-    a: Mat<'_>,
-    b: Mat<'_>,
-    (m, n, k): (usize, usize, usize),
-    beta: f32,
-    accumulate: bool,
-) -> Result<()> {
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if dst.len() < m * n || !a.holds(m, k) || !b.holds(k, n) {
-        return Err(Error::invalid(OP, "a tile product outside its operands"));
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return Ok(());
-    }
-    // SAFETY: checked above: `dst` holds m·n elements written with row
-    // stride n and column stride 1; every (i, p) < (m, k) of `a` and
-    // (p, j) < (k, n) of `b` is inside its slice. Strides are below the
-    // slices' lengths (or unused), so fit in isize. gemm computes
-    // dst = alpha · dst + beta · a × b, reading dst only when `accumulate`.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col as isize,
-            a.row as isize,
-            b.data.as_ptr(),
-            b.col as isize,
-            b.row as isize,
-            1.0,
-            beta,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
-    Ok(())
 }

@@ -112,6 +112,7 @@ pub(super) struct Cols<'a> {
 }
 
 impl Cols<'_> {
+    #[inline]
     pub(super) fn group(&self, gi: usize) -> Matrix<'_> {
         Matrix {
             data: &self.data[gi * self.group_step..],
@@ -131,6 +132,7 @@ pub(super) struct Matrix<'a> {
 
 impl<'a> Matrix<'a> {
     /// Row-major with rows `ld` apart.
+    #[inline]
     pub(super) fn rows(data: &'a [f32], ld: usize) -> Matrix<'a> {
         Matrix {
             data,
@@ -139,6 +141,7 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn transposed(self) -> Matrix<'a> {
         Matrix {
             rs: self.cs,
@@ -148,6 +151,7 @@ impl<'a> Matrix<'a> {
     }
 
     /// Whether an `[rows, cols]` matrix lies inside `data`.
+    #[inline]
     pub(super) fn holds(&self, rows: usize, cols: usize) -> bool {
         rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
     }
