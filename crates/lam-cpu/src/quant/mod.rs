@@ -12,7 +12,8 @@
 //! once for every input row while it is in L1, and blocks of output
 //! channels are split over threads above a size threshold.
 //!
-//! `x86.rs` has the vector kernels, `panel.rs` the packed weight panels.
+//! `x86.rs` has the vector kernels; `panel.rs` the register-tiled product
+//! for many rows over weights packed into panels.
 
 use lam_core::backend::View;
 use lam_core::{Error, Result};
