@@ -177,7 +177,8 @@ fi
 if wants profile; then
     step "profiler: gpt, resnet and lstm on the gpu"
     # shellcheck disable=SC2086
-    LAM_PROFILE=1 run 90 "$BIN/lam-bench" gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu
+    # With shapes: each matrix product's kernel time by its sizes and load modes.
+    LAM_PROFILE=shapes run 90 "$BIN/lam-bench" gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu
     LAM_PROFILE=1 run 90 "$BIN/lam-bench" resnet $RESNET $BIG_STEPS --device gpu
     LAM_PROFILE=1 run 90 "$BIN/lam-bench" lstm $LSTM $BIG_STEPS --device gpu
 fi

@@ -157,6 +157,43 @@ conformance!(the_table_accounts_for_the_span, |dev| {
     Ok(())
 });
 
+conformance!(shapes_split_products_by_their_sizes, |dev| {
+    let _lock = exclusive();
+    let b = Tensor::randn(&[3, 4], dev)?;
+    let run = || -> lam::Result<()> {
+        Tensor::randn(&[2, 3], dev)?.matmul(&b)?.to_vec()?;
+        Tensor::randn(&[5, 3], dev)?.matmul(&b)?.to_vec()?;
+        Tensor::randn(&[2, 2, 3], dev)?.matmul(&b)?.to_vec()?;
+        Ok(())
+    };
+    // Without shapes every product is one row.
+    profile::enable();
+    run()?;
+    let plain = profile::report();
+    assert_eq!(plain.count("matmul"), 3, "{plain}");
+    assert!(!profile::records_shapes());
+    // With shapes, one row per product's `BxMxNxK`, on the host and (where
+    // kernels are timed) on the GPU, whose rows add the load modes.
+    profile::enable_with_shapes();
+    assert!(profile::records_shapes() && profile::is_enabled());
+    run()?;
+    let report = profile::report();
+    profile::disable();
+    assert_eq!(report.count("matmul"), 0, "{report}");
+    // A batch times one matrix is one product of the stacked rows.
+    for shape in ["1x2x4x3", "1x5x4x3", "1x4x4x3"] {
+        assert_eq!(report.count(&format!("matmul {shape}")), 1, "{report}");
+    }
+    if let Some(gpu) = report.section(&dev.name(), Clock::Gpu) {
+        let rows: Vec<&str> = gpu.rows.iter().map(|r| r.op.as_str()).collect();
+        assert!(
+            rows.iter().any(|r| r.contains(" 1x5x4x3 a")),
+            "{rows:?}\n{report}"
+        );
+    }
+    Ok(())
+});
+
 /// Whether the Vulkan adapter `dev` runs on has the features kernel timing
 /// needs, asked of wgpu directly (not of lam) so a wrong answer from lam
 /// fails the test below.

@@ -11,7 +11,13 @@
 //!
 //! Copies recorded on the encoder itself (uploads, readbacks) are not
 //! kernels and are not timed.
+//!
+//! When the profiler records shapes (`LAM_PROFILE=shapes`), an op can name
+//! what its dispatches ran on ([`with_detail`]), and their times are kept
+//! apart per name: `matmul_large 16x512x1536x512 a2 b3`.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,6 +35,24 @@ const QUERY_BYTES: u64 = wgpu::QUERY_SIZE as u64;
 pub(crate) const FEATURES: wgpu::Features =
     wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
 
+thread_local! {
+    // What the dispatches recorded on this thread ran on, while an op's
+    // `with_detail` runs; `None` otherwise.
+    static DETAIL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, whose dispatches are profiled as `kernel detail` when the
+/// profiler records shapes; `detail` is only called then.
+pub(crate) fn with_detail<T>(detail: impl FnOnce() -> String, f: impl FnOnce() -> T) -> T {
+    if !profile::records_shapes() {
+        return f();
+    }
+    let previous = DETAIL.with(|d| d.replace(Some(detail())));
+    let out = f();
+    DETAIL.with(|d| *d.borrow_mut() = previous);
+    out
+}
+
 /// The timestamp state of one device (inside its lock).
 pub(crate) struct KernelTimer {
     /// Nanoseconds per timestamp tick.
@@ -38,7 +62,7 @@ pub(crate) struct KernelTimer {
     queries: Option<wgpu::QuerySet>,
     /// The kernel of each timed dispatch of the open batch, in order:
     /// dispatch `i` wrote queries `2i` and `2i + 1`.
-    batch: Vec<&'static str>,
+    batch: Vec<Cow<'static, str>>,
     /// Submitted batches whose timestamps are on their way back.
     in_flight: Vec<InFlight>,
 }
@@ -46,7 +70,7 @@ pub(crate) struct KernelTimer {
 /// A batch resolved into `readback`, waiting for its mapping.
 struct InFlight {
     readback: wgpu::Buffer,
-    kernels: Vec<&'static str>,
+    kernels: Vec<Cow<'static, str>>,
     mapped: Option<mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>>,
 }
 
@@ -86,7 +110,11 @@ impl KernelTimer {
             })
         });
         pass.write_timestamp(queries, 2 * slot);
-        self.batch.push(kernel);
+        let label = match DETAIL.with(|d| d.borrow().clone()) {
+            Some(detail) => Cow::Owned(format!("{kernel} {detail}")),
+            None => Cow::Borrowed(kernel),
+        };
+        self.batch.push(label);
         Some(slot)
     }
 

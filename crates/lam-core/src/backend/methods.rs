@@ -24,7 +24,7 @@
 
 use std::fmt::Debug;
 
-use super::wrapped::{op_name, Hooks, Wrapped};
+use super::wrapped::{op_name, product_name, Hooks, Wrapped};
 use super::{
     AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
     ReduceOp, SgdStep, Storage, UnaryOp, View, WindowGeometry,
@@ -91,7 +91,8 @@ macro_rules! backend_methods {
                 /// Batched matrix product of `lhs` `[B, M, K]` and `rhs` `[B, K, N]`,
                 /// giving `[B, M, N]`. Any strides, including 0 on the batch dim and
                 /// transposed matrices.
-                fn matmul(&self, lhs: View, rhs: View) -> Result<Storage>;
+                fn matmul(&self, lhs: View, rhs: View) -> Result<Storage>,
+                    named product_name("matmul", lhs.1, rhs.1);
 
                 /// `out[.., i, ..] = src[.., index[i], ..]` along `dim`; `index` is a
                 /// 1-d `I32` view. An index outside `0..src.shape[dim]` is an error
@@ -191,7 +192,8 @@ macro_rules! backend_methods {
                 /// and the activation happen as the matrix product is written.
                 fn fused_linear(&self, input: View, weight: View, bias: Option<View>,
                     act: LinearActivation) -> Result<Option<Storage>>
-                    = Ok(None), taken Option::is_some, named op_name("fused_linear", &act);
+                    = Ok(None), taken Option::is_some,
+                    named product_name(&op_name("fused_linear", &act), input.1, weight.1);
                 /// One LSTM step's gate arithmetic for `B` rows of hidden size
                 /// `H`: from the input and hidden projections (`[B, 4H]` each,
                 /// biases included, gates `i, f, g, o`) and the cell state `c`

@@ -97,6 +97,22 @@ pub(crate) fn op_name(family: &str, op: &dyn fmt::Debug) -> String {
     name
 }
 
+/// The profile's name of a product of `lhs` `[.., M, K]` and `rhs`
+/// `[.., K, N]`: `name`, followed by `BxMxNxK` when the profiler records
+/// shapes ([`crate::profile::records_shapes`]).
+pub(crate) fn product_name(name: &str, lhs: &crate::Layout, rhs: &crate::Layout) -> String {
+    if !crate::profile::records_shapes() {
+        return name.to_string();
+    }
+    let (a, b) = (&lhs.shape, &rhs.shape);
+    let (r, q) = (a.len(), b.len());
+    if r < 2 || q < 2 {
+        return format!("{name} {a:?}x{b:?}");
+    }
+    let batch: usize = a[..r - 2].iter().product();
+    format!("{name} {batch}x{}x{}x{}", a[r - 2], b[q - 1], a[r - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

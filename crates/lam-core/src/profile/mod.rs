@@ -49,17 +49,33 @@ pub fn enable() {
     ENABLED.store(ON, Ordering::Relaxed);
 }
 
+/// [`enable`], and backends that can also split a kernel's GPU time by the
+/// shapes it ran on (lam-wgpu's matrix products: `matmul_large 16x512x1536x512
+/// a2 b3`), as PyTorch's `record_shapes=True` does; `LAM_PROFILE=shapes`
+/// does the same from the environment.
+pub fn enable_with_shapes() {
+    reset();
+    ENABLED.store(SHAPES, Ordering::Relaxed);
+}
+
+/// Whether profiling is on with shapes ([`enable_with_shapes`]).
+#[inline]
+pub fn records_shapes() -> bool {
+    is_enabled() && ENABLED.load(Ordering::Relaxed) == SHAPES
+}
+
 /// Turns profiling off; what was recorded stays until [`reset`].
 pub fn disable() {
     ENABLED.store(OFF, Ordering::Relaxed);
 }
 
 /// Whether ops are being timed. The first call reads `LAM_PROFILE`
-/// (`1`, `true` or `on` enable it) unless [`enable`]/[`disable`] came first.
+/// (`1`, `true` or `on` enable it, `shapes` with shapes) unless
+/// [`enable`]/[`disable`] came first.
 #[inline]
 pub fn is_enabled() -> bool {
     match ENABLED.load(Ordering::Relaxed) {
-        ON => true,
+        ON | SHAPES => true,
         OFF => false,
         _ => init_from_env(),
     }
@@ -149,6 +165,7 @@ pub fn note_device(device: &str, note: &str) {
 const UNREAD: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
+const SHAPES: u8 = 3;
 
 static ENABLED: AtomicU8 = AtomicU8::new(UNREAD);
 
@@ -202,17 +219,17 @@ fn state() -> MutexGuard<'static, State> {
 
 #[cold]
 fn init_from_env() -> bool {
-    let on = matches!(
-        std::env::var("LAM_PROFILE").as_deref(),
-        Ok("1" | "true" | "on")
-    );
-    if on {
+    let wanted = match std::env::var("LAM_PROFILE").as_deref() {
+        Ok("1" | "true" | "on") => ON,
+        Ok("shapes") => SHAPES,
+        _ => OFF,
+    };
+    if wanted != OFF {
         reset();
     }
     // An `enable`/`disable` that raced with this read wins.
-    let wanted = if on { ON } else { OFF };
     match ENABLED.compare_exchange(UNREAD, wanted, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => on,
-        Err(now) => now == ON,
+        Ok(_) => wanted != OFF,
+        Err(now) => now == ON || now == SHAPES,
     }
 }

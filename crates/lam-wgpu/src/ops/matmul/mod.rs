@@ -235,7 +235,13 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
     ];
     let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
     let params = bytemuck::bytes_of(p);
-    match kernel {
+    let shape = || {
+        format!(
+            "{}x{}x{}x{} a{} b{}",
+            p.batch, p.m, p.n, p.k, v.a_mode, v.b_mode
+        )
+    };
+    crate::timing::with_detail(shape, || match kernel {
         MatmulKernel::Tile128 => {
             gpu.dispatch(MATMUL_LARGE, &modes, params, &buffers, grid(LARGE_TILE))
         }
@@ -271,7 +277,7 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
             let tile = if wide { LARGE_TILE } else { COOP_TILE };
             gpu.dispatch(MATMUL_COOP, &constants, params, &buffers, grid(tile))
         }
-    }
+    })
 }
 
 /// The fastest variant the strides and sizes allow.
