@@ -90,6 +90,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/grid.wgsl"),
     snippet!("lib/dims.wgsl"),
     snippet!("lib/nan.wgsl"),
+    snippet!("lib/half.wgsl"),
     snippet!("lib/elementwise_views.wgsl"),
     snippet!("lib/matmul_io.wgsl"),
     snippet!("lib/matmul_tile64.wgsl"),
