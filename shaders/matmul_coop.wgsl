@@ -14,13 +14,15 @@
 //   per byte fetched.
 // Per K-slab of 32, the threads load A (TM x 32) and B (32 x TN) with the
 // views' strides, edge-checked (zeros outside), converting to f16 into
-// workgroup memory; each subgroup then does its multiply-adds of 16 x 16 x 16.
+// workgroup memory (F16 operands, HALF, are read as the halves they are:
+// the conversion is exact); each subgroup then does its multiply-adds of
+// 16 x 16 x 16.
 // Results go out through a 16 x 16 f32 scratch tile per subgroup, so the
 // epilogue and the edge checks apply as in the other kernels. Values beyond
 // f16's range (65504) become infinities.
 //
-// Pipeline constants: A_MODE, B_MODE and EPILOGUE as in matmul.wgsl (only
-// which dim is contiguous matters here: the loads are scalar); WIDE.
+// Pipeline constants: A_MODE, B_MODE, EPILOGUE and HALF as in matmul.wgsl
+// (only which dim is contiguous matters here: the loads are scalar); WIDE.
 
 enable f16;
 enable wgpu_cooperative_matrix;

@@ -13,7 +13,7 @@
 // Pipeline constants (the host picks them as for matmul.wgsl):
 // - A_MODE: 2 row-major A (vec4 along k), 3 transposed A (vec4 along m);
 // - B_MODE: 2 row-major B (vec4 along n), 3 transposed B (vec4 along k);
-// - EPILOGUE: as in matmul.wgsl (see lib/matmul_io.wgsl).
+// - EPILOGUE, HALF: as in matmul.wgsl (see lib/matmul_io.wgsl).
 // The host checks alignment: offsets, batch strides and the non-unit stride
 // multiples of 4, so every vec4 load is aligned.
 
@@ -46,28 +46,28 @@ fn load_slab(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) -> Sla
         let kk = t >> 5u;
         let q = t & 31u;
         let i = a_base + m0 + q * 4u + (k0 + kk) * p.a_sk;
-        s.a0 = a[i >> 2u];
-        s.a1 = a[(i + 8u * p.a_sk) >> 2u];
+        s.a0 = a_quad(i);
+        s.a1 = a_quad(i + 8u * p.a_sk);
     } else {
         // 128 rows x 4 vec4s along k: rows t/4 and t/4 + 64.
         let r = t >> 2u;
         let i = a_base + (m0 + r) * p.a_sm + k0 + (t & 3u) * 4u;
-        s.a0 = a[i >> 2u];
-        s.a1 = a[(i + 64u * p.a_sm) >> 2u];
+        s.a0 = a_quad(i);
+        s.a1 = a_quad(i + 64u * p.a_sm);
     }
     if (B_MODE == 3u) {
         // 128 columns x 4 vec4s along k: columns t/4 and t/4 + 64.
         let col = t >> 2u;
         let i = b_base + (n0 + col) * p.b_sn + k0 + (t & 3u) * 4u;
-        s.b0 = b[i >> 2u];
-        s.b1 = b[(i + 64u * p.b_sn) >> 2u];
+        s.b0 = b_quad(i);
+        s.b1 = b_quad(i + 64u * p.b_sn);
     } else {
         // 16 depths x 32 vec4s along n: depths t/32 and t/32 + 8.
         let kk = t >> 5u;
         let q = t & 31u;
         let i = b_base + (k0 + kk) * p.b_sk + n0 + q * 4u;
-        s.b0 = b[i >> 2u];
-        s.b1 = b[(i + 8u * p.b_sk) >> 2u];
+        s.b0 = b_quad(i);
+        s.b1 = b_quad(i + 8u * p.b_sk);
     }
     return s;
 }

@@ -9,8 +9,8 @@
 // Every strided view and any size, edge-checked: operands are staged in
 // workgroup memory one K-slab of TK at a time with scalar loads, in the
 // order of each operand's contiguous dim (A_MODE, B_MODE as in matmul.wgsl:
-// A is k-contiguous in modes 1 and 2, B in modes 1 and 3). EPILOGUE as in
-// the other kernels (lib/matmul_io.wgsl).
+// A is k-contiguous in modes 1 and 2, B in modes 1 and 3). EPILOGUE and
+// HALF as in the other kernels (lib/matmul_io.wgsl).
 
 // #include "lib/matmul_io.wgsl"
 

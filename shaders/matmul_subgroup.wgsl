@@ -17,8 +17,9 @@
 // 256 threads are a whole number of subgroups of any power-of-two size), so a
 // group never straddles two subgroups.
 //
-// Pipeline constants: A_MODE, B_MODE, ALIGNED and EPILOGUE as in matmul.wgsl;
-// GROUP (4 or 8, at most the adapter's smallest subgroup) lanes share A.
+// Pipeline constants: A_MODE, B_MODE, ALIGNED, EPILOGUE and HALF as in
+// matmul.wgsl; GROUP (4 or 8, at most the adapter's smallest subgroup)
+// lanes share A.
 
 // #include "lib/matmul_tile64.wgsl"
 

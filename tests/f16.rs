@@ -221,6 +221,113 @@ conformance!(f16_products_match_pytorch_within_an_ulp, |dev| {
     Ok(())
 });
 
+/// `n` multiples of 1/16 in [-4, 4] (exact in f16; their products and sums
+/// up to K = 130 exact in f32 in any order), a pure function of `seed`.
+fn sixteenths(n: usize, seed: u64) -> Vec<f32> {
+    patterns(n, seed)
+        .into_iter()
+        .map(|p| (p % 129) as f32 / 16.0 - 4.0)
+        .collect()
+}
+
+/// The `[batch, m, n]` product of row-major `a` `[batch, m, k]` and `b`
+/// `[k, n]` summed in f32 from +0 and rounded to f16 once.
+fn rounded_product(a: &[f32], b: &[f32], [batch, m, k, n]: [usize; 4]) -> Vec<f16> {
+    let mut out = Vec::with_capacity(batch * m * n);
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let row = &a[(bi * m + i) * k..][..k];
+                let sum = (0..k).fold(0.0f32, |s, t| s + row[t] * b[t * n + j]);
+                out.push(f16::from_f32(sum));
+            }
+        }
+    }
+    out
+}
+
+/// Halves of `values` (exact in f16) in a `shape` tensor on `dev`.
+fn halves(values: &[f32], shape: &[usize], dev: &Device) -> Result<Tensor> {
+    let h: Vec<f16> = values.iter().map(|&x| f16::from_f32(x)).collect();
+    Tensor::from_f16(&h, shape, dev)
+}
+
+conformance!(f16_products_of_views_are_exact_sums_rounded_once, |dev| {
+    // Products of halves summed exactly, so every device and kernel must
+    // give the bits of the sum rounded once. A is plain, stored transposed,
+    // or narrowed inside a NaN-padded buffer; B is one matrix broadcast
+    // over the batch, or stored transposed.
+    let sizes = [
+        [1, 1, 1, 1],
+        [2, 3, 17, 5],
+        [1, 17, 130, 3],
+        [3, 65, 3, 130],
+        [2, 4, 0, 3],
+        [2, 0, 3, 4],
+    ];
+    for (c, [batch, m, k, n]) in sizes.into_iter().enumerate() {
+        let a = sixteenths(batch * m * k, 2 * c as u64 + 1);
+        let b = sixteenths(k * n, 2 * c as u64 + 2);
+        let want = rounded_product(&a, &b, [batch, m, k, n]);
+        let at: Vec<f32> = (0..batch * m * k)
+            .map(|e| {
+                let (bi, t, i) = (e / (k * m), e / m % k, e % m);
+                a[(bi * m + i) * k + t]
+            })
+            .collect();
+        let padded: Vec<f32> = (0..batch * (m + 1) * (k + 2))
+            .map(|e| {
+                let (bi, i, t) = (e / ((m + 1) * (k + 2)), e / (k + 2) % (m + 1), e % (k + 2));
+                if i >= 1 && (1..=k).contains(&t) {
+                    a[(bi * m + i - 1) * k + t - 1]
+                } else {
+                    f32::NAN
+                }
+            })
+            .collect();
+        let bt: Vec<f32> = (0..k * n).map(|e| b[(e % k) * n + e / k]).collect();
+        let a_views = [
+            ("A", halves(&a, &[batch, m, k], dev)?),
+            ("Aᵀ", halves(&at, &[batch, k, m], dev)?.transpose(1, 2)?),
+            (
+                "A narrowed",
+                halves(&padded, &[batch, m + 1, k + 2], dev)?
+                    .narrow(1, 1, m)?
+                    .narrow(2, 1, k)?,
+            ),
+        ];
+        let b_views = [
+            (
+                "B broadcast",
+                halves(&b, &[1, k, n], dev)?.expand(&[batch as isize, k as isize, n as isize])?,
+            ),
+            ("Bᵀ", halves(&bt, &[n, k], dev)?.t()?),
+        ];
+        for (an, av) in &a_views {
+            for (bn, bv) in &b_views {
+                let y = av.matmul(bv)?;
+                assert_eq!((y.dtype(), y.dims()), (DType::F16, &[batch, m, n][..]));
+                let what = format!("{batch}x{m}x{k}x{n} {an} x {bn}");
+                let sums: Vec<f32> = want.iter().map(|h| h.to_f32()).collect();
+                same_halves(&what, &sums, &y.to_vec_f16()?, &want)?;
+            }
+        }
+    }
+    // NaN and infinities in the operands; 300 + 2 · 300 · 200 = 120,300
+    // overflows f16 though every operand and product fits it.
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let a = [
+        1.0, 2.0, 3.0, inf, 1.0, 0.0, nan, 1.0, 1.0, 300.0, 300.0, 300.0,
+    ];
+    let b = [
+        1.0, inf, 1.0, 0.0, 1.0, 0.0, 200.0, nan, 1.0, -inf, 200.0, 0.0,
+    ];
+    let want = rounded_product(&a, &b, [1, 4, 3, 4]);
+    let y = halves(&a, &[4, 3], dev)?.matmul(&halves(&b, &[3, 4], dev)?)?;
+    let sums: Vec<f32> = want.iter().map(|h| h.to_f32()).collect();
+    same_halves("NaN, infinities, overflow", &sums, &y.to_vec_f16()?, &want)
+});
+
 conformance!(
     gradients_through_f16_products_reach_f32_weights_as_f32,
     |dev| {

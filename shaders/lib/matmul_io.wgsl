@@ -3,8 +3,16 @@
 // the output is written (bit 0 of EPILOGUE: add the bias row at binding 4;
 // bit 1: a ReLU). Without bit 0 the host binds any buffer there; it is not
 // read. The output binding differs (f32 or vec4) and stays in each kernel.
+//
+// HALF: A and B are F16 buffers (two halves per word, see lib/half.wgsl)
+// rather than f32 ones; elements are read as halves, widened exactly to
+// f32, and the kernels accumulate in f32 as for f32 operands. Offsets and
+// strides count elements either way, so every view reads as it does in
+// f32, and a "vec4" load is four consecutive elements: 16 bytes of f32 or
+// 8 of halves, aligned alike (the element index a multiple of 4).
 
 // #include "lib/nan.wgsl"
+// #include "lib/half.wgsl"
 
 // Mirrors `MatmulParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
@@ -27,21 +35,57 @@ struct Params {
 }
 
 override EPILOGUE: u32 = 0u;
+override HALF: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
-// component (every lam buffer is a multiple of 16 bytes long).
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+// component (every lam buffer is a multiple of 16 bytes long). The words
+// are u32 so that halves are read as the bits they are; f32 operands are
+// reinterpreted, which is free.
+@group(0) @binding(1) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 // Element i of A or B (scalar loads of the general modes).
 fn a_at(i: u32) -> f32 {
-    return a[i >> 2u][i & 3u];
+    if (HALF) {
+        return half_value(half_of_word(a[i >> 3u][(i >> 1u) & 3u], i));
+    }
+    return bitcast<f32>(a[i >> 2u][i & 3u]);
 }
 
 fn b_at(i: u32) -> f32 {
-    return b[i >> 2u][i & 3u];
+    if (HALF) {
+        return half_value(half_of_word(b[i >> 3u][(i >> 1u) & 3u], i));
+    }
+    return bitcast<f32>(b[i >> 2u][i & 3u]);
+}
+
+// Elements i..i+3 of A or B, i a multiple of 4 (the vec4 load modes).
+fn a_quad(i: u32) -> vec4<f32> {
+    if (HALF) {
+        return halves4(a[i >> 3u], i);
+    }
+    return bitcast<vec4<f32>>(a[i >> 2u]);
+}
+
+fn b_quad(i: u32) -> vec4<f32> {
+    if (HALF) {
+        return halves4(b[i >> 3u], i);
+    }
+    return bitcast<vec4<f32>>(b[i >> 2u]);
+}
+
+// The four halves i..i+3 (i a multiple of 4) of the 16 bytes `q` holding
+// them and four more: the low two words when i % 8 == 0, else the high two.
+fn halves4(q: vec4<u32>, i: u32) -> vec4<f32> {
+    let w = select(q.xy, q.zw, (i & 4u) != 0u);
+    return vec4<f32>(
+        half_value(w.x & 0xffffu),
+        half_value(w.x >> 16u),
+        half_value(w.y & 0xffffu),
+        half_value(w.y >> 16u),
+    );
 }
 
 // Each grid dimension is at most GRID_MAX; larger extents loop.

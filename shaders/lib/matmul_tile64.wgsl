@@ -49,7 +49,7 @@ fn stage_a(t: u32, base: u32, m0: u32, k0: u32) {
             let kq = (t & 3u) * 4u;
             var v = vec4<f32>(0.0);
             if (ALIGNED || (m0 + r < p.m && k0 + kq < p.k)) {
-                v = a[(base + (m0 + r) * p.a_sm + k0 + kq) >> 2u];
+                v = a_quad(base + (m0 + r) * p.a_sm + k0 + kq);
             }
             set_a(kq, r, v.x);
             set_a(kq + 1u, r, v.y);
@@ -62,7 +62,7 @@ fn stage_a(t: u32, base: u32, m0: u32, k0: u32) {
             let q = t & 15u;
             var v = vec4<f32>(0.0);
             if (ALIGNED || (m0 + q * 4u < p.m && k0 + kk < p.k)) {
-                v = a[(base + m0 + q * 4u + (k0 + kk) * p.a_sk) >> 2u];
+                v = a_quad(base + m0 + q * 4u + (k0 + kk) * p.a_sk);
             }
             as_[kk * 16u + q] = v;
         }
@@ -94,7 +94,7 @@ fn stage_b(t: u32, base: u32, k0: u32, n0: u32) {
             let q = t & 15u;
             var v = vec4<f32>(0.0);
             if (ALIGNED || (k0 + kk < p.k && n0 + q * 4u < p.n)) {
-                v = b[(base + (k0 + kk) * p.b_sk + n0 + q * 4u) >> 2u];
+                v = b_quad(base + (k0 + kk) * p.b_sk + n0 + q * 4u);
             }
             bs[kk * 16u + q] = v;
         }
@@ -104,7 +104,7 @@ fn stage_b(t: u32, base: u32, k0: u32, n0: u32) {
             let kq = (t & 3u) * 4u;
             var v = vec4<f32>(0.0);
             if (ALIGNED || (n0 + col < p.n && k0 + kq < p.k)) {
-                v = b[(base + (n0 + col) * p.b_sn + k0 + kq) >> 2u];
+                v = b_quad(base + (n0 + col) * p.b_sn + k0 + kq);
             }
             set_b(kq, col, v.x);
             set_b(kq + 1u, col, v.y);

@@ -1,6 +1,6 @@
-//! Matrix products on random views (Backend `matmul`, `fused_linear`):
-//! vectors, matrices, broadcast batches, and Linear with and without bias
-//! and ReLU.
+//! Matrix products on random views (Backend `matmul`, `fused_matmul_f16`,
+//! `fused_linear`): vectors, matrices, broadcast batches, an F16 product,
+//! and Linear with and without bias and ReLU.
 
 use lam::nn::functional::{linear, linear_act};
 use lam::nn::LinearActivation;
@@ -35,6 +35,16 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
             .tol(1e-5),
         );
     }
+    // An F16 product (Backend `fused_matmul_f16` where the backend has
+    // it), its operands cast from the views, with gradients through the
+    // casts.
+    out.push(
+        Case::new("matmul f16 batched", vec![normal(&a), normal(&b)], |t| {
+            let half = |x: &lam::Tensor| x.to_dtype(lam::DType::F16);
+            Ok(vec![half(&t[0])?.matmul(&half(&t[1])?)?])
+        })
+        .tol(1e-3),
+    );
     let mut input = rng.shape(0, 2);
     input.push(k);
     out.push(

@@ -190,6 +190,10 @@ impl Backend for WgpuBackend {
         cross_entropy::cross_entropy(&self.gpu, logits, targets)
     }
 
+    fn fused_matmul_f16(&self, lhs: View, rhs: View) -> Result<Option<Storage>> {
+        matmul::matmul_f16(&self.gpu, lhs, rhs).map(Some)
+    }
+
     fn fused_linear(
         &self,
         input: View,

@@ -157,6 +157,16 @@ macro_rules! backend_methods {
                 fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some,
                     named String::from(if log { "fused_log_softmax" } else { "fused_softmax" });
+                /// [`Backend::matmul`] of two `F16` views, as a contiguous `F16`
+                /// `[B, M, N]`: each output the sum of the exact products of
+                /// the halves, accumulated in `f32` and rounded to `F16` once.
+                /// Declining, the caller casts the operands to `F32`, multiplies
+                /// them with [`Backend::matmul`] and casts the result back: the
+                /// same numbers, up to the order of the `f32` sums, in three
+                /// more passes over memory.
+                fn fused_matmul_f16(&self, lhs: View, rhs: View) -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some,
+                    named product_name("fused_matmul_f16", lhs.1, rhs.1);
                 /// Scaled dot-product attention (see [`AttentionInputs`]) without
                 /// the `[L, S]` score matrix in memory (FlashAttention's online
                 /// softmax over key tiles): the output, a contiguous `[B, H, L, Ev]`,

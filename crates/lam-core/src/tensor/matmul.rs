@@ -4,9 +4,11 @@
 //!
 //! Operands are both `F32` or both `F16`. An `F16` product is `F16`, as
 //! PyTorch's, with the sums accumulated in `f32` (the product of two halves
-//! is exact in `f32`): the backend's `f32` product of the operands cast to
-//! `F32`, rounded to `F16` once at the end. Under [`crate::amp::autocast`]
-//! float operands are cast to the autocast dtype first.
+//! is exact in `f32`) and rounded to `F16` once at the end: the backend's
+//! `fused_matmul_f16` where it has one (the GPU kernels read the halves
+//! directly), else its `f32` product of the operands cast to `F32`. Under
+//! [`crate::amp::autocast`] float operands are cast to the autocast dtype
+//! first.
 
 use crate::layout::broadcast_shapes;
 use crate::{Backend, DType, Error, Layout, Result, Storage, Tensor};
@@ -149,8 +151,10 @@ impl Tensor {
     }
 }
 
-/// The backend's batched product of two views of `dtype`; `F16` operands
-/// are cast to `F32` for it and the result rounded back to `F16`.
+/// The backend's batched product of two views of `dtype`. `F16` operands
+/// go to the backend's `fused_matmul_f16`; a backend that declines it (the
+/// CPU) multiplies them cast to `F32`, and the result is rounded back to
+/// `F16`.
 fn product(
     backend: &dyn Backend,
     lhs: (&Storage, &Layout),
@@ -159,6 +163,9 @@ fn product(
 ) -> Result<Storage> {
     if dtype != DType::F16 {
         return backend.matmul(lhs, rhs);
+    }
+    if let Some(out) = backend.fused_matmul_f16(lhs, rhs)? {
+        return Ok(out);
     }
     let (a, b) = (
         backend.cast(lhs, DType::F32)?,

@@ -17,6 +17,7 @@ mod cross_entropy;
 mod elementwise;
 mod index;
 mod matmul;
+mod matmul_f16;
 mod matmul_tuning;
 mod max_pool;
 mod random;

@@ -48,7 +48,7 @@ pub(crate) fn on_every_kernel(
 
 /// `[b, r, c]` views for matmul operands: plain, transposed storage, a
 /// broadcast batch (stride 0), and an odd-offset narrowed view.
-fn matmul_views(b: usize, r: usize, c: usize) -> Vec<ViewCase> {
+pub(crate) fn matmul_views(b: usize, r: usize, c: usize) -> Vec<ViewCase> {
     let mut cases = vec![ViewCase {
         name: "contiguous",
         layout: Layout::contiguous(&[b, r, c]),

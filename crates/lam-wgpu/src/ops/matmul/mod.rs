@@ -23,6 +23,12 @@
 //! device. Each kernel has a variant per load mode: for each operand, vec4
 //! loads along whichever dim has stride 1 when the alignment allows, scalar
 //! loads otherwise ([`MatmulVariant`]).
+//!
+//! Every kernel also reads `F16` operands directly (the `HALF` pipeline
+//! constant): halves are widened exactly to f32 as they are loaded, the sums
+//! accumulate in f32, and [`matmul_f16`] rounds the f32 result to `F16` once
+//! with the cast kernel. Against casting both operands to f32 first, that
+//! reads half the operand bytes and saves two passes.
 
 mod autotune;
 mod cache;
@@ -34,6 +40,7 @@ use std::sync::Arc;
 use lam_core::backend::{LinearActivation, View};
 use lam_core::{DType, Error, Layout, Result, Storage};
 
+use super::copy::cast;
 use super::{input, output};
 use crate::context::Gpu;
 use crate::kernels::{MATMUL, MATMUL_COOP, MATMUL_LARGE, MATMUL_SMALL, MATMUL_SUBGROUP};
@@ -77,6 +84,33 @@ pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
     product(gpu, lhs, rhs, None, LinearActivation::Identity, None)
 }
 
+/// The product of two `F16` views, as `F16`: the kernels read the halves
+/// and sum in f32, and the cast kernel rounds the f32 result to `F16` once
+/// (a kernel writing halves itself would have two threads share a word
+/// wherever a row has an odd length).
+pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
+    for view in [&lhs, &rhs] {
+        if view.0.dtype() != DType::F16 {
+            return Err(Error::DTypeMismatch {
+                op: "matmul_f16",
+                expected: DType::F16,
+                found: view.0.dtype(),
+            });
+        }
+    }
+    let job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity)?;
+    let numel = [job.p.batch, job.p.m, job.p.n]
+        .iter()
+        .map(|&d| d as usize)
+        .product::<usize>();
+    if job.empty {
+        return Ok(output(gpu, "matmul", 0, DType::F16)?.into_storage());
+    }
+    run(gpu, &job, None)?;
+    let sums = job.out.into_storage();
+    cast(gpu, (&sums, &Layout::contiguous(&[numel])), DType::F16)
+}
+
 /// `act(input [M, K] x weight [K, N] + bias [N])`, the bias and activation
 /// applied by the kernel as it writes the output. `None` when the bias is
 /// not a unit-stride vector (the caller then composes the ops).
@@ -106,6 +140,8 @@ pub(crate) struct Job<'a> {
     p: MatmulParams,
     v: MatmulVariant,
     epilogue: u32,
+    /// The operands are `F16` (the kernels' `HALF` constant).
+    half: bool,
     /// No output elements: nothing to launch.
     empty: bool,
 }
@@ -122,15 +158,19 @@ fn product(
     kernel: Option<MatmulKernel>,
 ) -> Result<Storage> {
     let job = prepare(gpu, lhs, rhs, bias, act)?;
-    if job.empty {
-        return Ok(job.out.into_storage());
+    if !job.empty {
+        run(gpu, &job, kernel)?;
     }
+    Ok(job.out.into_storage())
+}
+
+/// Launches `job` (not empty) on `kernel`, or on the kernel `choice.rs` picks.
+fn run(gpu: &Arc<Gpu>, job: &Job, kernel: Option<MatmulKernel>) -> Result<()> {
     let kernel = match kernel {
         Some(k) => k,
-        None => choice::choose(gpu, &job)?,
+        None => choice::choose(gpu, job)?,
     };
-    launch(gpu, &job, kernel)?;
-    Ok(job.out.into_storage())
+    launch(gpu, job, kernel)
 }
 
 /// Checks the operands, packs the parameters and allocates the output.
@@ -141,8 +181,13 @@ fn prepare<'a>(
     bias: Option<View<'a>>,
     act: LinearActivation,
 ) -> Result<Job<'a>> {
-    let (a, la) = input(gpu, "matmul", lhs, Some(DType::F32))?;
-    let (b, lb) = input(gpu, "matmul", rhs, Some(DType::F32))?;
+    // Both operands F32, or (without a bias) both F16.
+    let dtype = match lhs.0.dtype() {
+        DType::F16 if bias.is_none() => DType::F16,
+        _ => DType::F32,
+    };
+    let (a, la) = input(gpu, "matmul", lhs, Some(dtype))?;
+    let (b, lb) = input(gpu, "matmul", rhs, Some(dtype))?;
     let [ba, m, k, a_sb, a_sm, a_sk] = batched(la)?;
     let [bb, k2, n, b_sb, b_sk, b_sn] = batched(lb)?;
     if k != k2 || (ba != bb && ba != 1 && bb != 1) {
@@ -204,6 +249,7 @@ fn prepare<'a>(
         v: variant(&p),
         p,
         epilogue,
+        half: dtype == DType::F16,
         empty: numel == 0,
     })
 }
@@ -228,55 +274,53 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
             batch.min(GRID_MAX) as u32,
         ]
     };
-    let modes = [
+    // The constants every kernel takes; HALF only when set, so f32
+    // products keep the pipelines they always had.
+    let mut constants = vec![
         ("A_MODE", f64::from(v.a_mode)),
         ("B_MODE", f64::from(v.b_mode)),
         ("EPILOGUE", f64::from(job.epilogue)),
     ];
+    if job.half {
+        constants.push(("HALF", 1.0));
+    }
     let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
     let params = bytemuck::bytes_of(p);
-    let shape = || {
-        format!(
-            "{}x{}x{}x{} a{} b{}",
-            p.batch, p.m, p.n, p.k, v.a_mode, v.b_mode
-        )
-    };
-    crate::timing::with_detail(shape, || match kernel {
-        MatmulKernel::Tile128 => {
-            gpu.dispatch(MATMUL_LARGE, &modes, params, &buffers, grid(LARGE_TILE))
-        }
+    let (shader, tile) = match kernel {
+        MatmulKernel::Tile128 => (MATMUL_LARGE, LARGE_TILE),
         MatmulKernel::Tile64 => {
-            let constants = [modes[0], modes[1], aligned, modes[2]];
-            gpu.dispatch(MATMUL, &constants, params, &buffers, grid(TILE))
+            constants.push(aligned);
+            (MATMUL, TILE)
         }
-        MatmulKernel::Tile32 => {
-            let constants = [modes[0], modes[1], modes[2]];
-            gpu.dispatch(MATMUL_SMALL, &constants, params, &buffers, grid(SMALL_TILE))
-        }
+        MatmulKernel::Tile32 => (MATMUL_SMALL, SMALL_TILE),
         MatmulKernel::Subgroup => {
             let group = gpu.matmul.subgroup_group().ok_or_else(|| {
                 Error::Device("the subgroup matmul kernel needs subgroups of 4+ lanes".into())
             })?;
-            let constants = [
-                modes[0],
-                modes[1],
-                aligned,
-                modes[2],
-                ("GROUP", f64::from(group)),
-            ];
-            gpu.dispatch(MATMUL_SUBGROUP, &constants, params, &buffers, grid(TILE))
+            constants.extend([aligned, ("GROUP", f64::from(group))]);
+            (MATMUL_SUBGROUP, TILE)
         }
         MatmulKernel::Coop | MatmulKernel::Coop128 => {
             let wide = kernel == MatmulKernel::Coop128;
-            let constants = [
-                modes[0],
-                modes[1],
-                modes[2],
-                ("WIDE", f64::from(u8::from(wide))),
-            ];
-            let tile = if wide { LARGE_TILE } else { COOP_TILE };
-            gpu.dispatch(MATMUL_COOP, &constants, params, &buffers, grid(tile))
+            constants.push(("WIDE", f64::from(u8::from(wide))));
+            (MATMUL_COOP, if wide { LARGE_TILE } else { COOP_TILE })
         }
+    };
+    // The profiler's detail (LAM_PROFILE=shapes): sizes, load modes, dtype.
+    let shape = || {
+        format!(
+            "{}x{}x{}x{} a{} b{}{}",
+            p.batch,
+            p.m,
+            p.n,
+            p.k,
+            v.a_mode,
+            v.b_mode,
+            if job.half { " f16" } else { "" }
+        )
+    };
+    crate::timing::with_detail(shape, || {
+        gpu.dispatch(shader, &constants, params, &buffers, grid(tile))
     })
 }
 

@@ -1,0 +1,243 @@
+//! `F16` products (`fused_matmul_f16`: the matmul kernels reading halves)
+//! on every view and awkward size, on each device's own kernel choice and
+//! on every kernel forced in turn, against the sums computed on the host
+//! and rounded to f16 once.
+//!
+//! The operands are multiples of 1/16 of at most 4 in magnitude, so every
+//! product and every partial sum is exact in f32 whatever the order of the
+//! additions: each output must then have exactly the bits of the exact sum
+//! rounded to f16, on every kernel. Further cases hold NaN and infinities,
+//! and sums beyond f16's range (which round to infinity).
+
+use lam_core::{f16, Backend, DType, Device, Layout, Storage};
+use lam_wgpu::MatmulKernel;
+
+use super::matmul::{matmul_views, on_every_kernel};
+use super::on_every_gpu;
+use crate::common::*;
+
+#[test]
+fn f16_products_are_exact_sums_rounded_once_on_awkward_shapes_and_views() {
+    on_every_gpu("matmul_f16", |dev, _| {
+        awkward_shapes(dev);
+        special_values(dev);
+        large_products(dev, 16);
+    });
+}
+
+#[test]
+fn every_kernel_forced_reads_halves() {
+    let kernels = [
+        MatmulKernel::Tile64,
+        MatmulKernel::Tile32,
+        MatmulKernel::Tile128,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Coop,
+        MatmulKernel::Coop128,
+    ];
+    // One batch of the large products is enough for a forced Tile128.
+    on_every_kernel("matmul_f16 (forced kernels)", &kernels, |dev, _, _| {
+        awkward_shapes(dev);
+        special_values(dev);
+        large_products(dev, 1);
+    });
+}
+
+#[test]
+fn only_f16_operands_are_taken() {
+    on_every_gpu("matmul_f16 (dtypes)", |dev, cpu| {
+        let gpu = dev.backend();
+        let l = Layout::contiguous(&[1, 2, 2]);
+        let wide = up(gpu, &[1.0; 4]);
+        let half = to_half(gpu, &[1.0; 4]);
+        for (a, b) in [(&wide, &half), (&half, &wide), (&wide, &wide)] {
+            let err = gpu
+                .fused_matmul_f16((a, &l), (b, &l))
+                .expect_err("an F32 operand is refused");
+            assert!(err.to_string().contains("float16"), "{err}");
+        }
+        // The CPU declines: lam-core multiplies its halves as f32.
+        let c = to_half(cpu, &[1.0; 4]);
+        assert!(cpu
+            .fused_matmul_f16((&c, &l), (&c, &l))
+            .expect("cpu")
+            .is_none());
+    });
+}
+
+/// (batch, m, k, n): ones, the odd sizes 3, 17, 65, 130, sizes whose rows
+/// start at multiples of 4 halves but not 8 (36, 44, 68), K = 0 and empty
+/// dims, each with every pairing of plain, transposed, broadcast and
+/// narrowed views.
+fn awkward_shapes(dev: &Device) {
+    let shapes = [
+        (1, 1, 1, 1),
+        (1, 3, 17, 5),
+        (2, 17, 3, 130),
+        (1, 65, 130, 3),
+        (3, 130, 65, 17),
+        (2, 68, 36, 44),
+        (1, 64, 32, 64),
+        (1, 7, 0, 9),
+        (2, 0, 5, 3),
+        (1, 4, 3, 0),
+    ];
+    let gpu = dev.backend();
+    for (batch, m, k, n) in shapes {
+        let (avs, bvs) = (matmul_views(batch, m, k), matmul_views(batch, k, n));
+        for (i, av) in avs.iter().enumerate() {
+            for bv in [&bvs[i], &bvs[(i + 1) % bvs.len()]] {
+                let a = sixteenths(av.len, 11);
+                let b = sixteenths(bv.len, 12);
+                let case = format!("f16 matmul {batch}x{m}x{k}x{n} {} x {}", av.name, bv.name);
+                check(gpu, &case, (&a, &av.layout), (&b, &bv.layout));
+            }
+        }
+    }
+}
+
+/// NaN and infinities in the operands, and sums beyond f16's range.
+fn special_values(dev: &Device) {
+    let gpu = dev.backend();
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    // A [4, 3] x B [3, 4]: rows of A meet B's columns of ones, of
+    // infinities, of finite values and of a NaN; 300 + 2 · 300 · 200 =
+    // 120,300 overflows f16 (65504) although every operand and product
+    // fits it.
+    let a = [
+        1.0, 2.0, 3.0, //
+        inf, 1.0, 0.0, //
+        nan, 1.0, 1.0, //
+        300.0, 300.0, 300.0,
+    ];
+    let b = [
+        1.0, inf, 1.0, 0.0, //
+        1.0, 0.0, 200.0, nan, //
+        1.0, -inf, 200.0, 0.0,
+    ];
+    let (la, lb) = (
+        Layout::contiguous(&[1, 4, 3]),
+        Layout::contiguous(&[1, 3, 4]),
+    );
+    check(
+        gpu,
+        "f16 matmul of NaN and infinities",
+        (&a[..], &la),
+        (&b[..], &lb),
+    );
+    // The same, transposed and at an odd offset.
+    let mut at = vec![0.5; 1];
+    at.extend((0..3).flat_map(|c| (0..4).map(move |r| a[r * 3 + c])));
+    let la = Layout {
+        shape: vec![1, 4, 3],
+        strides: vec![12, 1, 4],
+        offset: 1,
+    };
+    check(
+        gpu,
+        "f16 matmul of NaN and infinities, Aᵀ",
+        (&at, &la),
+        (&b[..], &lb),
+    );
+    // Large negative and positive sums: -inf and +inf.
+    let big = [-60000.0, -60000.0, 60000.0, 60000.0];
+    let l = Layout::contiguous(&[1, 2, 2]);
+    check(
+        gpu,
+        "f16 matmul beyond f16's range",
+        (&big[..], &l),
+        (&[1.0; 4][..], &l),
+    );
+}
+
+/// Products of `batch` x 4 tiles of 128 x 128 (16 batches: enough for the
+/// size rule's `Tile128`), each operand plain or transposed.
+fn large_products(dev: &Device, batch: usize) {
+    let gpu = dev.backend();
+    let (m, k, n) = (256, 48, 256);
+    let plain = |r: usize, c: usize| Layout::contiguous(&[batch, r, c]);
+    let transposed = |r: usize, c: usize| {
+        Layout::contiguous(&[batch, c, r])
+            .permute(&[0, 2, 1])
+            .unwrap()
+    };
+    let a = sixteenths(batch * m * k, 21);
+    let b = sixteenths(batch * k * n, 22);
+    for (an, la) in [("A", plain(m, k)), ("Aᵀ", transposed(m, k))] {
+        for (bn, lb) in [("B", plain(k, n)), ("Bᵀ", transposed(k, n))] {
+            let case = format!("large f16 matmul {an} x {bn}");
+            check(gpu, &case, (&a, &la), (&b, &lb));
+        }
+    }
+}
+
+/// Runs the product of the views `a` and `b` (host buffers of halves,
+/// given as f32) on `gpu` as `F16` and compares its bits with the sums of
+/// the views' elements computed on the host and rounded to f16 once.
+fn check(gpu: &dyn Backend, case: &str, a: (&[f32], &Layout), b: (&[f32], &Layout)) {
+    let (ga, gb) = (to_half(gpu, a.0), to_half(gpu, b.0));
+    let out = gpu
+        .fused_matmul_f16((&ga, a.1), (&gb, b.1))
+        .unwrap_or_else(|e| panic!("{case}: {e}"))
+        .unwrap_or_else(|| panic!("{case}: the GPU declined an F16 product"));
+    assert_eq!(out.dtype(), DType::F16, "{case}: dtype");
+    let (batch, m, n) = (a.1.shape[0], a.1.shape[1], b.1.shape[2]);
+    let got = from_half(gpu, &out, batch * m * n);
+    let want = host_product(a, b);
+    assert_eq!(got.len(), want.len(), "{case}: length");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+        assert!(
+            same,
+            "{case}: element {i} (of [{batch}, {m}, {n}]) is {g} ({:#06x}), expected {w} ({:#06x})",
+            g.to_bits(),
+            w.to_bits()
+        );
+    }
+}
+
+/// `[B, M, N]` sums of the views `a` `[B, M, K]` and `b` `[B, K, N]`, in
+/// f32 (exact for the operands used here), rounded to f16 once.
+fn host_product(a: (&[f32], &Layout), b: (&[f32], &Layout)) -> Vec<f16> {
+    let at = |(data, l): (&[f32], &Layout), i: usize, j: usize, t: usize| {
+        data[l.offset + i * l.strides[0] + j * l.strides[1] + t * l.strides[2]]
+    };
+    let (batch, m, k, n) = (a.1.shape[0], a.1.shape[1], a.1.shape[2], b.1.shape[2]);
+    let mut out = Vec::with_capacity(batch * m * n);
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let sum = (0..k).fold(0.0f32, |s, t| s + at(a, bi, i, t) * at(b, bi, t, j));
+                out.push(f16::from_f32(sum));
+            }
+        }
+    }
+    out
+}
+
+/// `len` multiples of 1/16 in [-4, 4], a pure function of `seed`: exact in
+/// f16, and their products and sums (up to K = 130) exact in f32.
+fn sixteenths(len: usize, seed: u64) -> Vec<f32> {
+    values(len, seed, -64.0, 65.0)
+        .into_iter()
+        .map(|x| x.floor() / 16.0)
+        .collect()
+}
+
+/// An `F16` buffer of `data` (halves given as f32) on `b`.
+fn to_half(b: &dyn Backend, data: &[f32]) -> Storage {
+    let wide = up(b, data);
+    b.cast((&wide, &Layout::contiguous(&[data.len()])), DType::F16)
+        .expect("cast to F16")
+}
+
+/// The `len` halves of a contiguous `F16` buffer.
+fn from_half(b: &dyn Backend, s: &Storage, len: usize) -> Vec<f16> {
+    let wide = b
+        .cast((s, &Layout::contiguous(&[len])), DType::F32)
+        .expect("cast from F16");
+    down(b, &wide, &[len])
+        .into_iter()
+        .map(f16::from_f32)
+        .collect()
+}
