@@ -28,7 +28,9 @@
 //! constant): halves are widened exactly to f32 as they are loaded, the sums
 //! accumulate in f32, and [`matmul_f16`] rounds the f32 result to `F16` once
 //! with the cast kernel. Against casting both operands to f32 first, that
-//! reads half the operand bytes and saves two passes.
+//! reads half the operand bytes and saves two passes. `F16` products take
+//! the kernel choice of their shape class as f32 products do (the autotune
+//! classes do not tell them apart).
 
 mod autotune;
 mod cache;
