@@ -9,7 +9,7 @@ use lam_core::{DType, Error, Layout, Result};
 
 use crate::pool;
 use crate::storage::{check_bounds, cpu, dtype_error, Data, ReadLocks};
-use crate::strided::{gather, gather_into};
+use crate::strided::{gather, gather_f32_into};
 
 /// The elements of an `F32` view, row-major.
 pub(crate) fn read_f32(src: View) -> Result<Vec<f32>> {
@@ -38,7 +38,7 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
         match locks.data(0, src.1)? {
             Data::F32(v) => {
                 let mut values = pool::take(src.1.numel())?;
-                gather_into(v, src.1, &mut values);
+                gather_f32_into(v, src.1, &mut values);
                 Data::F32(values)
             }
             Data::I32(v) => Data::I32(gather(v, src.1)?.into_owned()),
@@ -94,7 +94,7 @@ pub(crate) fn cast(src: View, to: DType) -> Result<Data> {
         ),
         (Data::F32(v), DType::F32) => {
             let mut out = pool::take(src.1.numel())?;
-            gather_into(v, src.1, &mut out);
+            gather_f32_into(v, src.1, &mut out);
             Data::F32(out)
         }
         (Data::I32(v), DType::I32) => Data::I32(gather(v, src.1)?.into_owned()),
