@@ -53,6 +53,7 @@ mod elementwise;
 mod index;
 mod layer_norm;
 mod lstm;
+mod lstm_gates;
 mod lstm_sequence;
 mod math;
 mod math_f32;

@@ -4,7 +4,7 @@
 //! once per step. A batch row's recurrence never reads another row, so the
 //! batch is split into slices, one task each, and every task runs its rows
 //! through all the steps — per step the product of its rows by the packed
-//! weight, then their gates ([`crate::lstm::lstm_row`]) — with no
+//! weight, then their gates ([`crate::lstm_gates`]) — with no
 //! synchronisation between steps: the pool wakes once per layer, not once
 //! per step.
 //!
@@ -16,7 +16,8 @@ use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
 use crate::elementwise::vectorised;
-use crate::lstm::{lstm_grad_row, lstm_row};
+use crate::lstm::lstm_grad_row;
+use crate::lstm_gates::lstm_row_fast;
 use crate::packed::Packed;
 use crate::parallel::{for_items, PAR_MIN_WORK};
 use crate::storage::ReadLocks;
@@ -79,10 +80,7 @@ pub(crate) fn lstm_sequence(
                 let (x, c) = (&x_t[r * 4 * h..], &c_prev[at..at + h]);
                 let (h_out, c_out) = (&mut h_out[at..at + h], &mut c_out[at..at + h]);
                 let g_out = &mut g_out[j * 4 * h..];
-                vectorised(
-                    #[inline(always)]
-                    || lstm_row(x, y, c, h_out, c_out, g_out),
-                );
+                lstm_row_fast(x, y, c, h_out, c_out, g_out);
             }
         }
     });

@@ -1,0 +1,291 @@
+//! The LSTM forward step's gate arithmetic for one batch row written with
+//! AVX-512 instructions, for the whole-sequence loop
+//! ([`crate::lstm_sequence`]), where it runs once per row and step.
+//!
+//! [`crate::lstm::lstm_row`] compiled for AVX-512 took 2.2 ns per hidden
+//! unit (32 × 256 units per step: 18 µs, a fifth of a step's time on one
+//! core): five exponentials, five divisions and the clamps and selects of
+//! the scalar functions. Here each exponential scales by `2^n` with one
+//! `vscalefps` instead of building the power in integer registers, and
+//! each reciprocal is `vrcp14ps` refined by one Newton step instead of a
+//! division: 1.4 ns per unit, and the whole forward loop 7% faster on one
+//! core. Sigmoid and tanh are otherwise those of [`crate::math`] (the same
+//! polynomials and the same split of tanh at `|x| = 0.625`), within a few
+//! ulp of them. NaN propagates and ±∞ saturates as there.
+//!
+//! Processors without AVX-512 run [`crate::lstm::lstm_row`].
+
+use crate::elementwise::vectorised;
+use crate::lstm::lstm_row;
+
+/// [`lstm_row`] (same arguments and results, within a few ulp) by the
+/// AVX-512 kernel where the processor has it.
+#[inline]
+pub(crate) fn lstm_row_fast(
+    x: &[f32],
+    y: &[f32],
+    c: &[f32],
+    h_out: &mut [f32],
+    c_out: &mut [f32],
+    gates: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX-512F, checked just above.
+        return unsafe { avx512::lstm_row(x, y, c, h_out, c_out, gates) };
+    }
+    vectorised(
+        #[inline(always)]
+        || lstm_row(x, y, c, h_out, c_out, gates),
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `lstm_row` with 16 hidden units per iteration (the last one masked).
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn lstm_row(
+        x: &[f32],
+        y: &[f32],
+        c: &[f32],
+        h_out: &mut [f32],
+        c_out: &mut [f32],
+        gates: &mut [f32],
+    ) {
+        let h = c.len();
+        assert!(x.len() >= 4 * h && y.len() >= 4 * h && gates.len() >= 4 * h);
+        assert!(h_out.len() >= h && c_out.len() >= h);
+        let whole = h - h % 16;
+        for j in (0..whole).step_by(16) {
+            // SAFETY: j + 16 <= h and the lengths are asserted above.
+            unsafe { units(x, y, c, h_out, c_out, gates, j, 0xffff) };
+        }
+        if whole < h {
+            // SAFETY: as above, for the h - whole < 16 lanes the mask keeps.
+            unsafe { units(x, y, c, h_out, c_out, gates, whole, (1 << (h - whole)) - 1) };
+        }
+    }
+
+    /// Units `j..j + 16` of the row, those whose lane is set in `m`.
+    ///
+    /// # Safety
+    /// `x`, `y` and `gates` hold `4h` floats, `c`, `h_out` and `c_out`
+    /// `h` (`h = c.len()`), and the set lanes of `m` name units below `h`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn units(
+        x: &[f32],
+        y: &[f32],
+        c: &[f32],
+        h_out: &mut [f32],
+        c_out: &mut [f32],
+        gates: &mut [f32],
+        j: usize,
+        m: __mmask16,
+    ) {
+        let h = c.len();
+        let (xp, yp, cp) = (x.as_ptr(), y.as_ptr(), c.as_ptr());
+        let (hp, op, gp) = (h_out.as_mut_ptr(), c_out.as_mut_ptr(), gates.as_mut_ptr());
+        // Whole vectors unmasked: masked loads of data fresh from memory
+        // ran three times slower.
+        let load = |p: *const f32| {
+            // SAFETY: lane l reads p + l only when set in `m`, and every
+            // `p` below is j (+ a multiple of h below 4h) into its slice.
+            unsafe {
+                if m == 0xffff {
+                    _mm512_loadu_ps(p)
+                } else {
+                    _mm512_maskz_loadu_ps(m, p)
+                }
+            }
+        };
+        let store = |p: *mut f32, v: __m512| {
+            // SAFETY: as for `load`.
+            unsafe {
+                if m == 0xffff {
+                    _mm512_storeu_ps(p, v)
+                } else {
+                    _mm512_mask_storeu_ps(p, m, v)
+                }
+            }
+        };
+        // SAFETY: the offsets are those the contract allows.
+        unsafe {
+            let pre = |gate: usize| {
+                let at = gate * h + j;
+                _mm512_add_ps(load(xp.add(at)), load(yp.add(at)))
+            };
+            let i = sigmoid(pre(0));
+            let f = sigmoid(pre(1));
+            let g = tanh(pre(2));
+            let o = sigmoid(pre(3));
+            let cn = _mm512_fmadd_ps(f, load(cp.add(j)), _mm512_mul_ps(i, g));
+            store(op.add(j), cn);
+            store(hp.add(j), _mm512_mul_ps(o, tanh(cn)));
+            for (gate, v) in [i, f, g, o].into_iter().enumerate() {
+                store(gp.add(gate * h + j), v);
+            }
+        }
+    }
+
+    /// `e^x` for `x <= 0` (and NaN) as [`crate::math::exp_f32`]: with
+    /// `x = n ln 2 + r`, `e^r` by the same polynomial, scaled by `2^n` by
+    /// `vscalefps` (which rounds once into the subnormals).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp_nonpositive(x: __m512) -> __m512 {
+        const LN2_HI: f32 = 355.0 / 512.0;
+        const LN2_LO: f32 = -2.121_944_4e-4;
+        // Below −104 the result is 0 anyway; `vmaxps` returns its second
+        // operand when either is NaN, so NaN stays.
+        let x = _mm512_max_ps(_mm512_set1_ps(-104.0), x);
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for coefficient in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_66,
+            0.5,
+        ] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(coefficient));
+        }
+        let p = _mm512_fmadd_ps(
+            p,
+            _mm512_mul_ps(r, r),
+            _mm512_add_ps(r, _mm512_set1_ps(1.0)),
+        );
+        _mm512_scalef_ps(p, n)
+    }
+
+    /// `1 / d` for `d` in `[1, 2]` (and NaN): `vrcp14ps` (14 bits) and one
+    /// Newton step (to within an ulp or two).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn reciprocal(d: __m512) -> __m512 {
+        let r = _mm512_rcp14_ps(d);
+        _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)))
+    }
+
+    /// `-|x|`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn minus_abs(x: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_castps_si512(x),
+            _mm512_set1_epi32(i32::MIN),
+        ))
+    }
+
+    /// `|v|` with the sign of `x`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn with_sign_of(v: __m512, x: __m512) -> __m512 {
+        // Bit select: the sign bit from `x`, the others from `v`.
+        _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xca>(
+            _mm512_set1_epi32(i32::MIN),
+            _mm512_castps_si512(x),
+            _mm512_castps_si512(v),
+        ))
+    }
+
+    /// [`crate::math::sigmoid`]: `e = e^{−|x|}`, `1 / (1 + e)` for `x >= 0`
+    /// and `e / (1 + e)` otherwise (NaN takes the second, staying NaN).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sigmoid(x: __m512) -> __m512 {
+        let e = exp_nonpositive(minus_abs(x));
+        let q = reciprocal(_mm512_add_ps(_mm512_set1_ps(1.0), e));
+        let positive = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
+        _mm512_mul_ps(_mm512_mask_blend_ps(positive, e, _mm512_set1_ps(1.0)), q)
+    }
+
+    /// [`crate::math::tanh`]: `x + x³ P(x²)` where `|x| < 0.625`, else
+    /// `±(1 − e) / (1 + e)` with `e = e^{−2|x|}`; the sign is `x`'s (−0
+    /// stays −0).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn tanh(x: __m512) -> __m512 {
+        let s = _mm512_mul_ps(x, x);
+        let mut p = _mm512_set1_ps(2.138_226_3e-3);
+        for coefficient in [-8.171_788e-3, 2.169_821e-2, -5.394_625_3e-2, 0.133_332_01] {
+            p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(coefficient));
+        }
+        let p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-0.333_333_3));
+        let small = _mm512_fmadd_ps(_mm512_mul_ps(x, s), p, x);
+        let minus_2a = _mm512_add_ps(minus_abs(x), minus_abs(x));
+        let e = exp_nonpositive(minus_2a);
+        let one = _mm512_set1_ps(1.0);
+        let big = _mm512_mul_ps(_mm512_sub_ps(one, e), reciprocal(_mm512_add_ps(one, e)));
+        // |x| < 0.625, false for NaN (whose `big` is NaN).
+        let is_small = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(minus_2a, _mm512_set1_ps(-1.25));
+        with_sign_of(_mm512_mask_blend_ps(is_small, big, small), x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::values;
+
+    /// [`lstm_row_fast`] against the portable row on odd widths, with
+    /// pre-activations from −40 to 40, zeros of both signs, ±∞ and NaN.
+    #[test]
+    fn matches_the_portable_row_within_a_few_ulp() {
+        for h in [1, 5, 16, 17, 81, 256] {
+            let mut x: Vec<f32> = values(4 * h, 1).iter().map(|v| v * 40.0).collect();
+            let y: Vec<f32> = values(4 * h, 2).iter().map(|v| v * 0.5).collect();
+            let c: Vec<f32> = values(h, 3).iter().map(|v| v * 3.0).collect();
+            let specials = [
+                0.0,
+                -0.0,
+                0.3,
+                -0.62,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+            ];
+            for (k, v) in specials.into_iter().enumerate() {
+                if k < 4 * h {
+                    x[(k * 7) % (4 * h)] = v;
+                }
+            }
+            let run = |fast: bool| {
+                let (mut h_out, mut c_out, mut g) =
+                    (vec![7.0; h + 1], vec![7.0; h + 1], vec![7.0; 4 * h + 1]);
+                if fast {
+                    lstm_row_fast(&x, &y, &c, &mut h_out, &mut c_out, &mut g);
+                } else {
+                    vectorised(|| lstm_row(&x, &y, &c, &mut h_out, &mut c_out, &mut g));
+                }
+                [h_out, c_out, g]
+            };
+            let (got, want) = (run(true), run(false));
+            for (which, (got, want)) in got.iter().zip(&want).enumerate() {
+                let n = got.len() - 1;
+                assert_eq!(got[n], 7.0, "h {h}: output {which} written past its end");
+                for (k, (&a, &b)) in got[..n].iter().zip(&want[..n]).enumerate() {
+                    // The gates are function values, within a few ulp;
+                    // `c'` and `h'` also differ by a fused multiply-add.
+                    let tol = if which == 2 {
+                        4.0 * f32::EPSILON * b.abs()
+                    } else {
+                        16.0 * f32::EPSILON * (1.0 + b.abs())
+                    };
+                    let close = (a - b).abs() <= tol || (a.is_nan() && b.is_nan()) || a == b;
+                    assert!(close, "h {h}: output {which}[{k}]: {a} against {b}");
+                    if b == 0.0 {
+                        assert_eq!(a.is_sign_negative(), b.is_sign_negative(), "sign of zero");
+                    }
+                }
+            }
+        }
+    }
+}
