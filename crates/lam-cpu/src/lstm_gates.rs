@@ -13,10 +13,14 @@
 //! polynomials and the same split of tanh at `|x| = 0.625`), within a few
 //! ulp of them. NaN propagates and ±∞ saturates as there.
 //!
-//! Processors without AVX-512 run [`crate::lstm::lstm_row`].
+//! The backward step's row ([`lstm_grad_row_fast`]) is written the same
+//! way, with the two gradients reaching `h` added in the same pass.
+//!
+//! Processors without AVX-512 run [`crate::lstm::lstm_row`] and
+//! [`crate::lstm::lstm_grad_row`].
 
 use crate::elementwise::vectorised;
-use crate::lstm::lstm_row;
+use crate::lstm::{lstm_grad_row, lstm_row};
 
 /// [`lstm_row`] (same arguments and results, within a few ulp) by the
 /// AVX-512 kernel where the processor has it.
@@ -37,6 +41,35 @@ pub(crate) fn lstm_row_fast(
     vectorised(
         #[inline(always)]
         || lstm_row(x, y, c, h_out, c_out, gates),
+    );
+}
+
+/// [`lstm_grad_row`] for the gradient `dh = dh_out + dh_next` reaching
+/// `h` (the step's output's and the next step's): `scratch` (`H`) holds
+/// `dh` where the portable row runs.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lstm_grad_row_fast(
+    [dh_out, dh_next]: [&[f32]; 2],
+    dc: &[f32],
+    a: &[f32],
+    c: &[f32],
+    cn: &[f32],
+    dg: &mut [f32],
+    dc_out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the processor has AVX-512F, checked just above.
+        return unsafe { avx512::lstm_grad_row([dh_out, dh_next], dc, a, c, cn, dg, dc_out) };
+    }
+    for ((d, &x), &y) in scratch.iter_mut().zip(dh_out).zip(dh_next) {
+        *d = x + y;
+    }
+    vectorised(
+        #[inline(always)]
+        || lstm_grad_row(scratch, dc, a, c, cn, dg, dc_out),
     );
 }
 
@@ -89,29 +122,10 @@ mod avx512 {
         let h = c.len();
         let (xp, yp, cp) = (x.as_ptr(), y.as_ptr(), c.as_ptr());
         let (hp, op, gp) = (h_out.as_mut_ptr(), c_out.as_mut_ptr(), gates.as_mut_ptr());
-        // Whole vectors unmasked: masked loads of data fresh from memory
-        // ran three times slower.
-        let load = |p: *const f32| {
-            // SAFETY: lane l reads p + l only when set in `m`, and every
-            // `p` below is j (+ a multiple of h below 4h) into its slice.
-            unsafe {
-                if m == 0xffff {
-                    _mm512_loadu_ps(p)
-                } else {
-                    _mm512_maskz_loadu_ps(m, p)
-                }
-            }
-        };
-        let store = |p: *mut f32, v: __m512| {
-            // SAFETY: as for `load`.
-            unsafe {
-                if m == 0xffff {
-                    _mm512_storeu_ps(p, v)
-                } else {
-                    _mm512_mask_storeu_ps(p, m, v)
-                }
-            }
-        };
+        // SAFETY: lane l reads p + l only when set in `m`, and every `p`
+        // below is j (+ a multiple of h below 4h) into its slice.
+        let load = |p: *const f32| unsafe { load_lanes(p, m) };
+        let store = |p: *mut f32, v: __m512| unsafe { store_lanes(p, v, m) };
         // SAFETY: the offsets are those the contract allows.
         unsafe {
             let pre = |gate: usize| {
@@ -127,6 +141,126 @@ mod avx512 {
             store(hp.add(j), _mm512_mul_ps(o, tanh(cn)));
             for (gate, v) in [i, f, g, o].into_iter().enumerate() {
                 store(gp.add(gate * h + j), v);
+            }
+        }
+    }
+
+    /// `lstm_grad_row` of `dh_out + dh_next`, 16 hidden units at a time.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn lstm_grad_row(
+        [dh_out, dh_next]: [&[f32]; 2],
+        dc: &[f32],
+        a: &[f32],
+        c: &[f32],
+        cn: &[f32],
+        dg: &mut [f32],
+        dc_out: &mut [f32],
+    ) {
+        let h = c.len();
+        assert!(a.len() >= 4 * h && dg.len() >= 4 * h && dc_out.len() >= h);
+        assert!(dh_out.len() >= h && dh_next.len() >= h && dc.len() >= h && cn.len() >= h);
+        let whole = h - h % 16;
+        let rows = ([dh_out, dh_next], dc, a, c, cn);
+        for j in (0..whole).step_by(16) {
+            // SAFETY: j + 16 <= h and the lengths are asserted above.
+            unsafe { grad_units(rows, dg, dc_out, j, 0xffff) };
+        }
+        if whole < h {
+            // SAFETY: as above, for the h - whole < 16 lanes the mask keeps.
+            unsafe { grad_units(rows, dg, dc_out, whole, (1 << (h - whole)) - 1) };
+        }
+    }
+
+    /// The inputs of [`lstm_grad_row`]: `dh_out`, `dh_next`, `dc`, `a`,
+    /// `c`, `cn`.
+    type GradRows<'a> = ([&'a [f32]; 2], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+
+    /// Units `j..j + 16` of [`lstm_grad_row`], those set in `m`.
+    ///
+    /// # Safety
+    /// `a` and `dg` hold `4h` floats, the other slices `h` (`h = c.len()`),
+    /// and the set lanes of `m` name units below `h`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn grad_units(
+        ([dh_out, dh_next], dc, a, c, cn): GradRows,
+        dg: &mut [f32],
+        dc_out: &mut [f32],
+        j: usize,
+        m: __mmask16,
+    ) {
+        let h = c.len();
+        let (dgp, dcp) = (dg.as_mut_ptr(), dc_out.as_mut_ptr());
+        // SAFETY: lane l reads p + l only when set in `m`, and every `p`
+        // below is j (+ a multiple of h below 4h) into its slice.
+        let load = |p: *const f32| unsafe { load_lanes(p, m) };
+        let store = |p: *mut f32, v: __m512| unsafe { store_lanes(p, v, m) };
+        let one = _mm512_set1_ps(1.0);
+        // SAFETY: the offsets are those the contract allows.
+        unsafe {
+            let gate = |k: usize| load(a.as_ptr().add(k * h + j));
+            let (i, f, g, o) = (gate(0), gate(1), gate(2), gate(3));
+            let dh = _mm512_add_ps(load(dh_out.as_ptr().add(j)), load(dh_next.as_ptr().add(j)));
+            let tc = tanh(load(cn.as_ptr().add(j)));
+            // d_cell = dc + dh o (1 − tc²)
+            let d_cell = _mm512_fmadd_ps(
+                _mm512_mul_ps(dh, o),
+                _mm512_fnmadd_ps(tc, tc, one),
+                load(dc.as_ptr().add(j)),
+            );
+            let c_old = load(c.as_ptr().add(j));
+            let d_i = _mm512_mul_ps(
+                _mm512_mul_ps(d_cell, g),
+                _mm512_mul_ps(i, _mm512_sub_ps(one, i)),
+            );
+            let d_f = _mm512_mul_ps(
+                _mm512_mul_ps(d_cell, c_old),
+                _mm512_mul_ps(f, _mm512_sub_ps(one, f)),
+            );
+            let d_g = _mm512_mul_ps(_mm512_mul_ps(d_cell, i), _mm512_fnmadd_ps(g, g, one));
+            let d_o = _mm512_mul_ps(
+                _mm512_mul_ps(dh, tc),
+                _mm512_mul_ps(o, _mm512_sub_ps(one, o)),
+            );
+            for (k, v) in [d_i, d_f, d_g, d_o].into_iter().enumerate() {
+                store(dgp.add(k * h + j), v);
+            }
+            store(dcp.add(j), _mm512_mul_ps(d_cell, f));
+        }
+    }
+
+    /// The 16 floats from `p` (those set in `m`; whole vectors unmasked:
+    /// masked loads of rows fresh from memory ran three times slower).
+    ///
+    /// # Safety
+    /// `p + l` is readable for every lane `l` set in `m`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_lanes(p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the contract.
+        unsafe {
+            if m == 0xffff {
+                _mm512_loadu_ps(p)
+            } else {
+                _mm512_maskz_loadu_ps(m, p)
+            }
+        }
+    }
+
+    /// Stores the lanes of `v` set in `m` from `p`.
+    ///
+    /// # Safety
+    /// `p + l` is writable for every lane `l` set in `m`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_lanes(p: *mut f32, v: __m512, m: __mmask16) {
+        // SAFETY: the contract.
+        unsafe {
+            if m == 0xffff {
+                _mm512_storeu_ps(p, v)
+            } else {
+                _mm512_mask_storeu_ps(p, m, v)
             }
         }
     }
@@ -234,6 +368,39 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::test_util::values;
+
+    /// [`lstm_grad_row_fast`] against the portable row on odd widths, with
+    /// gates at 0 and 1, a saturated `c'`, infinities and NaN.
+    #[test]
+    fn the_gradient_matches_the_portable_row() {
+        for h in [1, 5, 16, 17, 81, 256] {
+            let dh_out = values(h, 1);
+            let mut dh_next = values(h, 2);
+            let dc = values(h, 3);
+            let mut a: Vec<f32> = values(4 * h, 4).iter().map(|v| 0.5 + 0.5 * v).collect();
+            let c = values(h, 5);
+            let mut cn: Vec<f32> = values(h, 6).iter().map(|v| v * 5.0).collect();
+            a[0] = 1.0;
+            a[(3 * h) % (4 * h)] = 0.0;
+            cn[h / 2] = f32::INFINITY;
+            dh_next[h - 1] = f32::NAN;
+            let dh: Vec<f32> = dh_out.iter().zip(&dh_next).map(|(x, y)| x + y).collect();
+            let (mut got_g, mut got_c) = (vec![7.0; 4 * h + 1], vec![7.0; h + 1]);
+            let mut scratch = vec![0.0; h];
+            let rows = [&dh_out[..], &dh_next[..]];
+            lstm_grad_row_fast(rows, &dc, &a, &c, &cn, &mut got_g, &mut got_c, &mut scratch);
+            let (mut want_g, mut want_c) = (vec![7.0; 4 * h + 1], vec![7.0; h + 1]);
+            vectorised(|| lstm_grad_row(&dh, &dc, &a, &c, &cn, &mut want_g, &mut want_c));
+            for (got, want) in [(got_g, want_g), (got_c, want_c)] {
+                assert_eq!(got.last(), Some(&7.0), "h {h}: written past the end");
+                for (k, (&x, &y)) in got.iter().zip(&want).enumerate() {
+                    let close = (x - y).abs() <= 16.0 * f32::EPSILON * (1.0 + y.abs())
+                        || (x.is_nan() && y.is_nan());
+                    assert!(close, "h {h} [{k}]: {x} against {y}");
+                }
+            }
+        }
+    }
 
     /// [`lstm_row_fast`] against the portable row on odd widths, with
     /// pre-activations from −40 to 40, zeros of both signs, ±∞ and NaN.

@@ -15,9 +15,7 @@
 use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
-use crate::elementwise::vectorised;
-use crate::lstm::lstm_grad_row;
-use crate::lstm_gates::lstm_row_fast;
+use crate::lstm_gates::{lstm_grad_row_fast, lstm_row_fast};
 use crate::packed::Packed;
 use crate::parallel::{for_items, PAR_MIN_WORK};
 use crate::storage::ReadLocks;
@@ -174,16 +172,11 @@ pub(crate) fn lstm_sequence_grad(
             let (d_xp_t, d_h, d_c) = (&mut *task.gates[t], &mut *task.h[0], &*task.c[0]);
             for (j, dg) in d_xp_t.chunks_mut(4 * h).enumerate() {
                 let (r, at) = (r0 + j, j * h);
-                for ((d, &a), &b) in dh_row.iter_mut().zip(&g_t[r * h..]).zip(&d_h[at..at + h]) {
-                    *d = a + b;
-                }
                 let row = r * h..(r + 1) * h;
+                let dh = [&g_t[row.clone()], &d_h[at..at + h]];
                 let (dc, c, cn) = (&d_c[at..at + h], &c_k[row.clone()], &c_new[row]);
                 let (a, dc_out) = (&a_k[r * 4 * h..(r + 1) * 4 * h], &mut d_c_next[at..at + h]);
-                vectorised(
-                    #[inline(always)]
-                    || lstm_grad_row(&dh_row, dc, a, c, cn, dg, dc_out),
-                );
+                lstm_grad_row_fast(dh, dc, a, c, cn, dg, dc_out, &mut dh_row);
             }
             packed.multiply(d_xp_t, 4 * h, d_h, h);
             task.c[0].copy_from_slice(&d_c_next);
