@@ -68,12 +68,14 @@ macro_rules! backend_methods {
                 /// The elements of an `I32` view, row-major.
                 fn read_i32(&self, src: View) -> Result<Vec<i32>>;
                 /// Copies the elements of `src` into the view `dst` (same shape and dtype).
-                /// This one primitive makes views contiguous and implements `cat`.
+                /// This one primitive implements `cat` and writes into slices.
                 fn copy(&self, src: View, dst: View) -> Result<()>;
                 /// Converts between `F32`, `I32` and `F16` (float to int truncates toward
                 /// zero; NaN becomes 0 and out-of-range values saturate, as Rust's `as`;
                 /// to `F16` rounds to nearest even with IEEE overflow, subnormals and
-                /// NaN, and int to `F16` goes through `f32`, as PyTorch's).
+                /// NaN, and int to `F16` goes through `f32`, as PyTorch's). To `src`'s
+                /// own dtype it is a contiguous copy in one pass: how views are made
+                /// contiguous.
                 fn cast(&self, src: View, to: DType) -> Result<Storage>;
 
                 /// `op` applied to every element of an `F32` view.

@@ -250,13 +250,10 @@ impl Tensor {
 
     /// Contiguous storage holding exactly this view's elements.
     pub(crate) fn copy_to_new(&self) -> Result<Storage> {
-        let out = self.backend().zeros(self.numel(), self.dtype())?;
+        // A cast to the same dtype is one gathering pass; a fresh buffer
+        // filled with zeros and then copied into was three.
         let s = self.storage();
-        self.backend().copy(
-            (&s, self.layout()),
-            (&out, &Layout::contiguous(self.dims())),
-        )?;
-        Ok(out)
+        self.backend().cast((&s, self.layout()), self.dtype())
     }
 
     /// This tensor converted to `dtype` (float to int truncates toward zero;
