@@ -8,7 +8,7 @@
 //! then composes them from the same primitives, per group.
 
 use lam_core::backend::{BinaryOp, ReduceOp, View, WindowGeometry};
-use lam_core::{Backend, DType, Layout, Result, Storage};
+use lam_core::{Backend, Layout, Result, Storage};
 
 /// `input [N, C, H, W]` ⋆ `weight [O, C, kh, kw]` (+ `bias [O]`) →
 /// contiguous `[N, O, out_h, out_w]`, for one group.
@@ -125,8 +125,7 @@ fn contiguous(b: &dyn Backend, (s, l): View) -> Result<(Storage, Layout)> {
         };
         return Ok((s.clone(), layout));
     }
-    let out = b.zeros(l.numel(), DType::F32)?;
-    let layout = Layout::contiguous(&l.shape);
-    b.copy((s, l), (&out, &layout))?;
-    Ok((out, layout))
+    // A cast to the view's own dtype: one copy kernel, no fill first.
+    let out = b.cast((s, l), s.dtype())?;
+    Ok((out, Layout::contiguous(&l.shape)))
 }
