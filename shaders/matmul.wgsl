@@ -14,8 +14,8 @@
 //           2 vec4 along n (row-major B), 3 vec4 along k (transposed B);
 // - ALIGNED: M, N multiples of 64 and K of 16, so no edge checks at all;
 // - EPILOGUE: what the output write adds (see lib/matmul_io.wgsl): bit 0
-//   the bias row, bit 1 a ReLU. This is how `Linear` + `ReLU` run as one
-//   kernel;
+//   the bias row, bit 1 a ReLU, bit 2 rounding the sum to f16 first (the
+//   autocast Linear). This is how `Linear` + `ReLU` run as one kernel;
 // - HALF: A and B are F16 buffers, read as halves and widened exactly to
 //   f32 (lib/matmul_io.wgsl); every other kernel reads them alike.
 // The vec4 modes need the host to have checked alignment of the offset,

@@ -1,8 +1,10 @@
 // What every matmul kernel shares: the parameter block, the operand and bias
 // bindings, and the epilogue that applies `fused_linear`'s bias and ReLU as
 // the output is written (bit 0 of EPILOGUE: add the bias row at binding 4;
-// bit 1: a ReLU). Without bit 0 the host binds any buffer there; it is not
-// read. The output binding differs (f32 or vec4) and stays in each kernel.
+// bit 1: a ReLU; bit 2: round the sum to f16 and widen it back first, as the
+// cast kernel would round it, so that autocast's Linear, `fused_linear_f16`,
+// adds its F32 bias to the F16 product). Without bit 0 the host binds any
+// buffer there; it is not read. The output binding differs (f32 or vec4) and stays in each kernel.
 //
 // HALF: A and B are F16 buffers (two halves per word, see lib/half.wgsl)
 // rather than f32 ones; elements are read as halves, widened exactly to
@@ -96,6 +98,9 @@ const TK: u32 = 16u;
 // The output value at column `col`: plus the bias, through a ReLU, or as is.
 fn epilogue(x: f32, col: u32) -> f32 {
     var y = x;
+    if ((EPILOGUE & 4u) != 0u) {
+        y = half_value(f32_to_f16(bitcast<u32>(y)));
+    }
     if ((EPILOGUE & 1u) != 0u) {
         y += bias[p.bias_offset + col];
     }

@@ -204,6 +204,16 @@ impl Backend for WgpuBackend {
         matmul::linear(&self.gpu, input, weight, bias, act)
     }
 
+    fn fused_linear_f16(
+        &self,
+        input: View,
+        weight: View,
+        bias: View,
+        act: LinearActivation,
+    ) -> Result<Option<Storage>> {
+        matmul::linear_f16(&self.gpu, input, weight, bias, act)
+    }
+
     fn fused_lstm_cell(
         &self,
         input_gates: View,

@@ -206,6 +206,18 @@ macro_rules! backend_methods {
                     act: LinearActivation) -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some,
                     named product_name(&op_name("fused_linear", &act), input.1, weight.1);
+                /// [`Backend::fused_linear`] as autocast runs a `Linear` with a
+                /// bias: `input` and `weight` are `F16` views, the bias `F32`, and
+                /// the contiguous `F32` `[M, N]` output is `act(p + bias)` where
+                /// `p` is the product summed in `f32` and rounded to `F16` (as
+                /// [`Backend::fused_matmul_f16`] rounds it) then widened back:
+                /// bit for bit the `F16` product cast to `F32`, added to the bias
+                /// by [`Backend::binary`] and passed through the activation, all
+                /// done as the product is written rather than in passes of their own.
+                fn fused_linear_f16(&self, input: View, weight: View, bias: View,
+                    act: LinearActivation) -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some,
+                    named product_name(&op_name("fused_linear_f16", &act), input.1, weight.1);
                 /// One LSTM step's gate arithmetic for `B` rows of hidden size
                 /// `H`: from the input and hidden projections (`[B, 4H]` each,
                 /// biases included, gates `i, f, g, o`) and the cell state `c`

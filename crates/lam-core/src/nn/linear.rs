@@ -5,6 +5,8 @@
 //! both initialised `U(-1/√in, 1/√in)` as PyTorch does. Any number of leading
 //! batch dims is accepted: `[*, in] → [*, out]`.
 
+mod autocast;
+
 use super::summary::record;
 use super::{init, py_bool, Module};
 use crate::backend::LinearActivation;
@@ -134,15 +136,14 @@ pub fn linear_act(
     // [*, in] as [rows, in]; the result is shaped back to [*, out].
     let lead = &input.dims()[..input.rank() - 1];
     let rows: usize = lead.iter().product();
-    if crate::amp::autocast_dtype(&input.device()).is_some() {
-        // Mixed precision: the product in F16 (matmul casts both operands),
-        // the bias added in F32 to the F16 product, so the output is F32.
+    if let Some(half) = crate::amp::autocast_dtype(&input.device()) {
         for t in [input, weight].into_iter().chain(bias) {
             t.check_float(OP)?;
             input.device().check_same(&t.device(), OP)?;
         }
         let x = input.reshape_exact(&[rows, in_f])?;
-        return composite(&x, &weight.t()?, bias, act)?.reshape_exact(&out_shape(lead, out_f));
+        return autocast::linear(&x, weight, bias, act, half)?
+            .reshape_exact(&out_shape(lead, out_f));
     }
     check_operands(OP, DType::F32, [input, weight].into_iter().chain(bias))?;
     let x = input.reshape_exact(&[rows, in_f])?;
@@ -193,7 +194,8 @@ pub fn linear_act(
     out.reshape_exact(&out_shape(lead, out_f))
 }
 
-/// The unfused ops, for backends without `fused_linear`.
+/// The unfused ops, for backends without `fused_linear` (and, under
+/// autocast, without `fused_linear_f16`).
 fn composite(
     x: &Tensor,
     wt: &Tensor,

@@ -91,15 +91,7 @@ pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
 /// (a kernel writing halves itself would have two threads share a word
 /// wherever a row has an odd length).
 pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
-    for view in [&lhs, &rhs] {
-        if view.0.dtype() != DType::F16 {
-            return Err(Error::DTypeMismatch {
-                op: "matmul_f16",
-                expected: DType::F16,
-                found: view.0.dtype(),
-            });
-        }
-    }
+    expect_operands("matmul_f16", [&lhs, &rhs], DType::F16)?;
     let job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity)?;
     let numel = [job.p.batch, job.p.m, job.p.n]
         .iter()
@@ -123,14 +115,56 @@ pub(crate) fn linear(
     bias: Option<View>,
     act: LinearActivation,
 ) -> Result<Option<Storage>> {
-    if let Some((_, l)) = bias {
-        if l.rank() != 1 || (l.shape[0] > 1 && l.strides[0] != 1) {
-            return Ok(None);
-        }
+    if bias.is_some_and(|(_, l)| !unit_stride_vector(l)) {
+        return Ok(None);
     }
+    expect_operands("fused_linear", [&input, &weight], DType::F32)?;
     input.1.expect_rank("fused_linear", "input [M, K]", 2)?;
     weight.1.expect_rank("fused_linear", "weight [K, N]", 2)?;
     product(gpu, input, weight, bias, act, None).map(Some)
+}
+
+/// `act(f32(f16(input [M, K] x weight [K, N])) + bias [N])` for `F16`
+/// operands and an `F32` bias, as `F32`: autocast's `Linear`. The kernels
+/// read the halves and sum in f32, and their epilogue (bit 2 of EPILOGUE)
+/// rounds each sum to f16 with the cast kernel's integer code before the
+/// bias and activation, so the output is bit for bit what the cast, the
+/// add and the ReLU kernels would make of [`matmul_f16`]'s product. `None`
+/// when the bias is not a unit-stride vector (the caller then composes the
+/// ops).
+pub(crate) fn linear_f16(
+    gpu: &Arc<Gpu>,
+    input: View,
+    weight: View,
+    bias: View,
+    act: LinearActivation,
+) -> Result<Option<Storage>> {
+    if !unit_stride_vector(bias.1) {
+        return Ok(None);
+    }
+    expect_operands("fused_linear_f16", [&input, &weight], DType::F16)?;
+    input.1.expect_rank("fused_linear_f16", "input [M, K]", 2)?;
+    weight
+        .1
+        .expect_rank("fused_linear_f16", "weight [K, N]", 2)?;
+    product(gpu, input, weight, Some(bias), act, None).map(Some)
+}
+
+/// True for a rank-1 view the epilogue can index as `bias[offset + col]`.
+fn unit_stride_vector(l: &Layout) -> bool {
+    l.rank() == 1 && (l.shape[0] <= 1 || l.strides[0] == 1)
+}
+
+/// An error naming `op` unless both operands are of `dtype`.
+fn expect_operands(op: &'static str, views: [&View; 2], dtype: DType) -> Result<()> {
+    match views.iter().find(|v| v.0.dtype() != dtype) {
+        Some(v) => Err(Error::DTypeMismatch {
+            op,
+            expected: dtype,
+            found: v.0.dtype(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// One product, checked and packed, ready to be launched on any kernel.
@@ -183,9 +217,11 @@ fn prepare<'a>(
     bias: Option<View<'a>>,
     act: LinearActivation,
 ) -> Result<Job<'a>> {
-    // Both operands F32, or (without a bias) both F16.
+    // Both operands F32 or both F16; with a bias, F16 operands mean the
+    // autocast Linear of `linear_f16`, whose sums are rounded to f16 before
+    // the bias is added.
     let dtype = match lhs.0.dtype() {
-        DType::F16 if bias.is_none() => DType::F16,
+        DType::F16 => DType::F16,
         _ => DType::F32,
     };
     let (a, la) = input(gpu, "matmul", lhs, Some(dtype))?;
@@ -223,7 +259,10 @@ fn prepare<'a>(
             Some((s, l.offset))
         }
     };
-    let epilogue = u32::from(bias.is_some()) | if act == LinearActivation::Relu { 2 } else { 0 };
+    let round_half = dtype == DType::F16 && bias.is_some();
+    let epilogue = u32::from(bias.is_some())
+        | if act == LinearActivation::Relu { 2 } else { 0 }
+        | if round_half { 4 } else { 0 };
     // A batch of one repeats for every batch (stride 0).
     let a_sb = if ba == 1 { 0 } else { a_sb };
     let b_sb = if bb == 1 { 0 } else { b_sb };
