@@ -1,6 +1,7 @@
 //! Matrix products on random views (Backend `matmul`, `fused_matmul_f16`,
-//! `fused_linear`): vectors, matrices, broadcast batches, an F16 product,
-//! and Linear with and without bias and ReLU.
+//! `fused_linear`, `fused_linear_f16`): vectors, matrices, broadcast
+//! batches, an F16 product, and Linear with and without bias and ReLU, in
+//! f32 and under autocast.
 
 use lam::nn::functional::{linear, linear_act};
 use lam::nn::LinearActivation;
@@ -74,6 +75,22 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
             },
         )
         .tol(1e-5),
+    );
+    // Under autocast (Backend `fused_linear_f16` where the backend has it):
+    // the F16 product, the F32 bias and the ReLU.
+    out.push(
+        Case::new(
+            "linear_act autocast",
+            vec![normal(&input), normal(&[n + 3, k]), normal(&[n + 3])],
+            |t| {
+                let _ac = lam::amp::autocast_forced(&t[0].device(), lam::DType::F16)?;
+                Ok(vec![
+                    linear_act(&t[0], &t[1], Some(&t[2]), LinearActivation::Relu)?,
+                    linear(&t[0], &t[1], Some(&t[2]))?,
+                ])
+            },
+        )
+        .tol(1e-3),
     );
     out
 }

@@ -8,7 +8,13 @@
 //! additions: each output must then have exactly the bits of the exact sum
 //! rounded to f16, on every kernel. Further cases hold NaN and infinities,
 //! and sums beyond f16's range (which round to infinity).
+//!
+//! `fused_linear_f16` (the same kernels, rounding each sum to f16 before
+//! adding an F32 bias and applying a ReLU) must give the bits of the
+//! composition it replaces on the same device: the F16 product, its cast
+//! to F32, the broadcast add and the ReLU.
 
+use lam_core::backend::{BinaryOp, LinearActivation, UnaryOp};
 use lam_core::{f16, Backend, DType, Device, Layout, Storage};
 use lam_wgpu::MatmulKernel;
 
@@ -41,6 +47,94 @@ fn every_kernel_forced_reads_halves() {
         special_values(dev);
         large_products(dev, 1);
     });
+}
+
+#[test]
+fn linear_f16_is_the_composed_ops_bit_for_bit_on_every_kernel() {
+    let kernels = [
+        MatmulKernel::Tile64,
+        MatmulKernel::Tile32,
+        MatmulKernel::Tile128,
+        MatmulKernel::Subgroup,
+        MatmulKernel::Coop,
+        MatmulKernel::Coop128,
+    ];
+    on_every_gpu("fused_linear_f16", |dev, _| linear_f16_cases(dev));
+    on_every_kernel(
+        "fused_linear_f16 (forced kernels)",
+        &kernels,
+        |dev, _, _| linear_f16_cases(dev),
+    );
+}
+
+/// `fused_linear_f16` as a Linear calls it (the weight `[n, k]` seen as
+/// `[k, n]`, the bias a narrowed view) against the composed backend ops,
+/// with and without ReLU: sizes 1, 3, 17, 65 and 128 (the large kernel's
+/// tile), NaN and sums beyond f16's range of both signs.
+fn linear_f16_cases(dev: &Device) {
+    let gpu = dev.backend();
+    for (m, k, n) in [(1, 1, 1), (3, 17, 5), (65, 3, 17), (128, 16, 128)] {
+        let mut x = values(m * k, 21, -2.0, 2.0);
+        let w = values(n * k, 22, -2.0, 2.0);
+        if m == 3 {
+            x[0] = f32::NAN;
+            x[k..3 * k].iter_mut().for_each(|v| *v = v.signum() * 6e4);
+        }
+        let b = values(n + 3, 23, -1.0, 1.0);
+        let (gx, gw, gb) = (to_half(gpu, &x), to_half(gpu, &w), up(gpu, &b));
+        let lx = Layout::contiguous(&[m, k]);
+        let lw = Layout::contiguous(&[n, k]).permute(&[1, 0]).unwrap();
+        let lb = Layout::contiguous(&[n + 3]).narrow(0, 3, n).unwrap();
+        let out = Layout::contiguous(&[m, n]);
+        for act in [LinearActivation::Identity, LinearActivation::Relu] {
+            let case = format!("fused_linear_f16 {m}x{k}x{n} {act:?}");
+            let got = gpu
+                .fused_linear_f16((&gx, &lx), (&gw, &lw), (&gb, &lb), act)
+                .expect("fused_linear_f16")
+                .expect("the gpu fuses");
+            let p = gpu
+                .fused_matmul_f16((&gx, &lx), (&gw, &lw))
+                .expect("matmul_f16")
+                .expect("the gpu multiplies halves");
+            let p = gpu.cast((&p, &out), DType::F32).expect("cast");
+            let rows = Layout {
+                shape: vec![m, n],
+                strides: vec![0, 1],
+                offset: 3,
+            };
+            let mut want = gpu
+                .binary(BinaryOp::Add, (&p, &out), (&gb, &rows))
+                .expect("add");
+            if act == LinearActivation::Relu {
+                want = gpu.unary(UnaryOp::Relu, (&want, &out)).expect("relu");
+            }
+            let bits = |s: &Storage| -> Vec<u32> {
+                down(gpu, s, &[m, n]).iter().map(|v| v.to_bits()).collect()
+            };
+            let (got, want) = (bits(&got), bits(&want));
+            assert_eq!(got, want, "{case}");
+            if m == 3 {
+                let y: Vec<f32> = got.iter().map(|&b| f32::from_bits(b)).collect();
+                assert!(y.iter().any(|v| v.is_nan()), "{case}: a NaN");
+                assert!(y.iter().any(|v| v.is_infinite()), "{case}: inf");
+            }
+        }
+    }
+    // F32 operands are refused, and so are F16 ones by the f32
+    // `fused_linear`.
+    let (half, wide) = (to_half(gpu, &[1.0; 4]), up(gpu, &[1.0; 4]));
+    let (l, lb) = (Layout::contiguous(&[2, 2]), Layout::contiguous(&[2]));
+    let relu = LinearActivation::Relu;
+    for (a, b) in [(&wide, &half), (&half, &wide)] {
+        let err = gpu
+            .fused_linear_f16((a, &l), (b, &l), (&wide, &lb), relu)
+            .expect_err("an F32 operand is refused");
+        assert!(err.to_string().contains("float16"), "{err}");
+    }
+    let err = gpu
+        .fused_linear((&half, &l), (&half, &l), None, relu)
+        .expect_err("fused_linear takes F32 operands");
+    assert!(err.to_string().contains("float32"), "{err}");
 }
 
 #[test]
