@@ -30,7 +30,9 @@
 //! with the cast kernel. Against casting both operands to f32 first, that
 //! reads half the operand bytes and saves two passes. `F16` products take
 //! the kernel choice of their shape class as f32 products do (the autotune
-//! classes do not tell them apart).
+//! classes do not tell them apart). Autocast's `Linear` ([`linear_f16`])
+//! runs the same kernels on `F16` operands with an `F32` bias, their
+//! epilogue rounding each sum to f16 before the bias and ReLU.
 
 mod autotune;
 mod cache;
