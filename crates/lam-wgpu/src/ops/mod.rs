@@ -9,7 +9,8 @@
 //! - [`copy`]: zeros, uploads, readback, copy, cast
 //! - [`elementwise`]: unary, binary, select
 //! - [`reduce`]: sum / max / min / argmax / argmin over axes
-//! - [`matmul`]: batched, strided matrix product and `fused_linear`
+//! - [`matmul`]: batched, strided matrix product, `fused_linear`, and their
+//!   F16 forms (`fused_matmul_f16`, the autocast `fused_linear_f16`)
 //! - [`index`]: index_select, gather, scatter_add (deterministic, no float atomics)
 //! - [`window`]: unfold (im2col) and fold (col2im, a gather)
 //! - [`max_pool`]: max pooling and its gradient
