@@ -23,14 +23,22 @@ conformance!(autocast_runs_products_in_f16_and_the_rest_in_f32, |dev| {
         assert_eq!(amp::autocast_dtype(dev), Some(DType::F16));
         let p = x.matmul(&w)?;
         assert_eq!(p.dtype(), DType::F16);
-        // A Linear's product is F16, its bias added in F32.
+        // A Linear's product is F16, its bias added in F32, its output
+        // rounded to F16 (PyTorch's autocast Linear returns half too).
         let y = layer.forward(&x)?;
-        assert_eq!(y.dtype(), DType::F32);
+        assert_eq!(y.dtype(), DType::F16);
         // Within f16 rounding of the inputs and the product (|y| < 8 here).
         common::close(&y.to_vec()?, &plain, 2e-2);
         // Softmax, reductions and losses stay F32.
         assert_eq!(p.softmax(-1)?.dtype(), DType::F32);
         assert_eq!(p.sum_all()?.dtype(), DType::F32);
+        // Elementwise ops follow their operands: F16 stays F16 except on
+        // autocast's float32 list and in comparisons; F16 with F32 is F32.
+        assert_eq!(p.gelu()?.dtype(), DType::F16);
+        assert_eq!(p.relu()?.mul(&p)?.dtype(), DType::F16);
+        assert_eq!(p.exp()?.dtype(), DType::F32);
+        assert_eq!(p.gt(&p)?.dtype(), DType::F32);
+        assert_eq!(p.add(&p.to_dtype(DType::F32)?)?.dtype(), DType::F32);
         // An F32 region inside turns it off.
         {
             let _off = amp::autocast(dev, DType::F32)?;
@@ -257,6 +265,7 @@ fn run_layer(
     x: &Tensor,
     dtype: DType,
     backward_inside: bool,
+    output: DType,
 ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
     let dev = x.device();
     for p in layer.parameters() {
@@ -265,12 +274,7 @@ fn run_layer(
     let loss = {
         let _ac = amp::autocast_forced(&dev, dtype)?;
         let y = layer.forward(x)?;
-        assert_eq!(
-            y.dtype(),
-            DType::F32,
-            "{}: a layer's output",
-            layer.type_name()
-        );
+        assert_eq!(y.dtype(), output, "{}: a layer's output", layer.type_name());
         let loss = y.square()?.mean_all()?;
         if backward_inside {
             loss.backward()?;
@@ -295,8 +299,9 @@ fn run_layer(
     Ok((y.to_vec()?, grads))
 }
 
-/// A layer and the shape of the input it is run on.
-type LayerCase = (Box<dyn Module>, Vec<usize>);
+/// A layer, the shape of the input it is run on and the dtype of its output
+/// under autocast.
+type LayerCase = (Box<dyn Module>, Vec<usize>, DType);
 
 // Every layer whose products autocast runs in F16 — the recurrent layers,
 // attention, the transformer block, convolutions — trains under it on every
@@ -309,7 +314,11 @@ conformance!(every_product_layer_runs_under_autocast, |dev| {
     let build = || -> Result<Vec<LayerCase>> {
         let two = RnnConfig::default().num_layers(2);
         Ok(vec![
-            (Box::new(LSTM::with_config(5, 6, two, dev)?), vec![4, 3, 5]),
+            (
+                Box::new(LSTM::with_config(5, 6, two, dev)?),
+                vec![4, 3, 5],
+                DType::F32,
+            ),
             (
                 Box::new(LSTM::with_config(
                     5,
@@ -318,26 +327,44 @@ conformance!(every_product_layer_runs_under_autocast, |dev| {
                     dev,
                 )?),
                 vec![4, 3, 5],
+                DType::F32,
             ),
-            (Box::new(GRU::with_config(5, 6, two, dev)?), vec![4, 3, 5]),
-            (Box::new(RNN::new(5, 6, dev)?), vec![4, 3, 5]),
-            (Box::new(MultiheadAttention::new(8, 2, dev)?), vec![5, 2, 8]),
+            (
+                Box::new(GRU::with_config(5, 6, two, dev)?),
+                vec![4, 3, 5],
+                DType::F32,
+            ),
+            (Box::new(RNN::new(5, 6, dev)?), vec![4, 3, 5], DType::F32),
+            (
+                Box::new(MultiheadAttention::new(8, 2, dev)?),
+                vec![5, 2, 8],
+                DType::F16,
+            ),
             (
                 Box::new(TransformerEncoderLayer::new(8, 2, dev)?),
                 vec![5, 2, 8],
+                DType::F32,
             ),
-            (Box::new(Conv2d::new(3, 4, 3, dev)?), vec![2, 3, 6, 6]),
-            (Box::new(Conv1d::new(3, 4, 3, dev)?), vec![2, 3, 7]),
+            (
+                Box::new(Conv2d::new(3, 4, 3, dev)?),
+                vec![2, 3, 6, 6],
+                DType::F16,
+            ),
+            (
+                Box::new(Conv1d::new(3, 4, 3, dev)?),
+                vec![2, 3, 7],
+                DType::F16,
+            ),
         ])
     };
     let layers = lam::rng::with_generator(&gen, build)?;
-    for (layer, shape) in &layers {
+    for (layer, shape, output) in &layers {
         // Dropout off, so both runs compute the same function.
         layer.eval();
         let x = Tensor::randn_with(shape, dev, &gen)?;
-        let (y32, g32) = run_layer(layer.as_ref(), &x, DType::F32, false)?;
-        let (y16, g16) = run_layer(layer.as_ref(), &x, DType::F16, false)?;
-        let inside = run_layer(layer.as_ref(), &x, DType::F16, true)?;
+        let (y32, g32) = run_layer(layer.as_ref(), &x, DType::F32, false, DType::F32)?;
+        let (y16, g16) = run_layer(layer.as_ref(), &x, DType::F16, false, *output)?;
+        let inside = run_layer(layer.as_ref(), &x, DType::F16, true, *output)?;
         assert_eq!(
             (&y16, &g16),
             (&inside.0, &inside.1),
@@ -366,7 +393,7 @@ conformance!(every_product_layer_runs_under_autocast, |dev| {
 // the F16 product, adds the F32 bias and applies the ReLU as it writes the
 // output; elsewhere (the CPU, unfused twins) the ops run one by one. Either
 // way the output and every gradient are bit for bit those of the composed
-// ops: the F16 product, the F32 add, the ReLU.
+// ops: the F16 product, the F32 add, the ReLU, the cast to F16.
 conformance!(autocast_linear_is_the_composed_ops_bit_for_bit, |dev| {
     let gen = Generator::new(11);
     // (input shape, out features): sizes 1, 3, 17, 65 and a rank-3 batch.
@@ -478,6 +505,7 @@ fn autocast_linear(
             let mut out = shape.to_vec();
             *out.last_mut().expect("a rank") = out_f;
             y.reshape(&out.iter().map(|&d| d as isize).collect::<Vec<_>>())?
+                .to_dtype(DType::F16)?
         } else {
             lam::nn::functional::linear_act(&xin, &w, b.as_ref(), act)?
         }
@@ -494,3 +522,77 @@ fn autocast_linear(
     }
     Ok((parts, calls))
 }
+
+// Under autocast a convolution rounds its image and weight to F16 and
+// returns F16 (computed in f32 from the halves, its bias added in f32, the
+// output rounded once), as PyTorch's; batch norm and ReLU on halves return
+// halves; each keeps halves for its gradient, and the parameters' gradients
+// are F32 and close to those of f32 training.
+conformance!(autocast_convolution_blocks_run_in_halves, |dev| {
+    use lam::nn::functional::{batch_norm, conv2d};
+    let gen = Generator::new(5);
+    let x = Tensor::randn_with(&[2, 4, 8, 8], dev, &gen)?;
+    let w = Tensor::randn_with(&[8, 4, 3, 3], dev, &gen)?.requires_grad_()?;
+    let b = Tensor::randn_with(&[8], dev, &gen)?.requires_grad_()?;
+    let gamma = Tensor::randn_with(&[8], dev, &gen)?.requires_grad_()?;
+    let block = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
+        let y = conv2d(x, w, Some(&b), 1, 1, 1, 1)?;
+        batch_norm(&y, None, None, Some(&gamma), None, true, 0.1, 1e-5)?.relu()
+    };
+    let halves = |t: &Tensor| t.detach().to_dtype(DType::F16)?.to_dtype(DType::F32);
+    let bits = |t: &Tensor| -> Result<Vec<u16>> {
+        Ok(t.to_vec_f16()?.iter().map(|h| h.to_bits()).collect())
+    };
+    let mut grads = Vec::new();
+    for mixed in [false, true] {
+        for p in [&w, &b, &gamma] {
+            p.zero_grad();
+        }
+        let _ac = amp::autocast_forced(dev, if mixed { DType::F16 } else { DType::F32 })?;
+        let y = conv2d(&x, &w, Some(&b), 1, 1, 1, 1)?;
+        let z = block(&x, &w)?;
+        if mixed {
+            assert_eq!(y.dtype(), DType::F16);
+            assert_eq!(z.dtype(), DType::F16);
+            // The f32 convolution of the rounded operands, rounded once;
+            // batch norm of the halves in f32, rounded once.
+            let want = {
+                let _off = amp::autocast(dev, DType::F32)?;
+                conv2d(&halves(&x)?, &halves(&w)?, Some(&b), 1, 1, 1, 1)?
+            };
+            assert_eq!(bits(&y)?, bits(&want.to_dtype(DType::F16)?)?, "conv2d");
+            let bn = |t: &Tensor| batch_norm(t, None, None, Some(&gamma), None, true, 0.1, 1e-5);
+            let want = bn(&y.to_dtype(DType::F32)?)?.to_dtype(DType::F16)?;
+            assert_eq!(bits(&bn(&y)?)?, bits(&want)?, "batch_norm");
+        }
+        z.to_dtype(DType::F32)?.square()?.mean_all()?.backward()?;
+        let g: Vec<Vec<f32>> = [&w, &b, &gamma]
+            .iter()
+            .map(|p| {
+                let g = p.grad().expect("a gradient");
+                assert_eq!(g.dtype(), DType::F32);
+                g.to_vec()
+            })
+            .collect::<Result<_>>()?;
+        grads.push(g);
+    }
+    for (k, (a, e)) in grads[1].iter().zip(&grads[0]).enumerate() {
+        let scale = e.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        common::close(a, e, 3e-2 * scale);
+        assert!(a.iter().all(|v| v.is_finite()), "gradient {k}");
+    }
+    // What the convolution keeps: the image and the weight as halves. A
+    // 1×1 convolution of 512 image elements into 1024 outputs: halves kept
+    // (1,024 + 64 bytes) and the F16 output (2,048). What is kept is
+    // lam-core's choice, the same on every device; the CPU counts buffers
+    // as they drop, where a GPU holds those of recorded work until it runs.
+    if dev.kind() == lam::DeviceKind::Cpu {
+        let w1 = Tensor::randn_with(&[8, 4, 1, 1], dev, &gen)?.requires_grad_()?;
+        let before = dev.stats().bytes_live;
+        let _ac = amp::autocast_forced(dev, DType::F16)?;
+        let y = conv2d(&x, &w1, None, 1, 0, 1, 1)?;
+        assert_eq!(dev.stats().bytes_live - before, 1024 + 64 + 2048);
+        drop(y);
+    }
+    Ok(())
+});

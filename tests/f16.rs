@@ -351,22 +351,35 @@ conformance!(
 conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
     let x32 = Tensor::from_slice(&[-1.5, 0.25, 2.0, -0.125, 3.5, 1.0], &[2, 3], dev)?;
     let x = x32.to_dtype(DType::F16)?;
-    // Elementwise math, reductions, softmax and losses read halves as f32.
+    // Every op computes in f32. Elementwise ops on halves return halves
+    // rounded once from the f32 result, as PyTorch's; those on autocast's
+    // float32 list (exp), reductions, softmax and losses return F32.
     type Op = fn(&Tensor) -> Result<Tensor>;
-    let computed: [(&str, Op); 7] = [
-        ("relu", |t| t.relu()),
-        ("exp", |t| t.exp()),
-        ("add", |t| t.add(&t.t()?.t()?)),
-        ("sum", |t| t.sum(1, false)),
-        ("max", |t| t.max(0, true)),
-        ("softmax", |t| t.softmax(-1)),
-        ("mse", |t| lam::loss::mse_loss(t, &t.relu()?)),
+    let computed: [(&str, Op, DType); 9] = [
+        ("relu", |t| t.relu(), DType::F16),
+        ("gelu", |t| t.gelu(), DType::F16),
+        ("add", |t| t.add(&t.t()?.t()?), DType::F16),
+        ("mul_scalar", |t| t.mul_scalar(0.3), DType::F16),
+        ("exp", |t| t.exp(), DType::F32),
+        ("sum", |t| t.sum(1, false), DType::F32),
+        ("max", |t| t.max(0, true), DType::F32),
+        ("softmax", |t| t.softmax(-1), DType::F32),
+        ("mse", |t| lam::loss::mse_loss(t, &t.relu()?), DType::F32),
     ];
-    for (name, op) in computed {
+    for (name, op, dtype) in computed {
         let y = op(&x)?;
-        assert_eq!(y.dtype(), DType::F32, "{name}");
-        common::close(&y.to_vec()?, &op(&x32)?.to_vec()?, 1e-6);
+        assert_eq!(y.dtype(), dtype, "{name}");
+        let want = op(&x32)?;
+        if dtype == DType::F16 {
+            let bits = |v: Vec<f16>| v.iter().map(|h| h.to_bits()).collect::<Vec<_>>();
+            let want = want.to_dtype(DType::F16)?.to_vec_f16()?;
+            assert_eq!(bits(y.to_vec_f16()?), bits(want), "{name}: rounded once");
+        } else {
+            common::close(&y.to_vec()?, &want.to_vec()?, 1e-6);
+        }
     }
+    // Half with single precision promotes.
+    assert_eq!(x.mul(&x32)?.dtype(), DType::F32);
     // Ops that move elements of f32 or i32 tensors refuse halves, by name.
     let idx = Tensor::from_vec_i32(vec![1, 0], &[2], dev)?;
     type Call<'a> = Box<dyn Fn() -> Result<Tensor> + 'a>;
@@ -413,6 +426,27 @@ conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
     common::close(&y.to_vec()?, &conv(&image32)?.to_vec()?, 1e-5);
     let pool = |x: &Tensor| lam::nn::functional::max_pool2d(x, 2, 2, 0, 1);
     assert_eq!(pool(&image)?.to_vec()?, pool(&image32)?.to_vec()?);
+    Ok(())
+});
+
+// What an op on halves keeps for its gradient is the halves, not f32
+// copies: a GELU keeps its input, so a cast to F16 and the GELU hold two
+// half buffers (4096 elements: sizes every device counts exactly), and the
+// gradient is the f32 one within f16 rounding.
+conformance!(ops_on_halves_keep_halves_for_their_gradients, |dev| {
+    let gen = lam::Generator::new(3);
+    let x = Tensor::randn_with(&[4096], dev, &gen)?.requires_grad_()?;
+    let before = dev.stats().bytes_live;
+    let y = x.to_dtype(DType::F16)?.gelu()?;
+    assert_eq!(y.dtype(), DType::F16);
+    assert_eq!(dev.stats().bytes_live - before, 2 * 4096 * 2);
+    y.sum_all()?.backward()?;
+    let g16 = x.grad().expect("a gradient");
+    assert_eq!(g16.dtype(), DType::F32);
+    x.zero_grad();
+    x.gelu()?.sum_all()?.backward()?;
+    let g32 = x.grad().expect("a gradient").to_vec()?;
+    common::close(&g16.to_vec()?, &g32, 2e-3);
     Ok(())
 });
 

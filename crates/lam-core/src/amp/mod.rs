@@ -4,13 +4,21 @@
 //! underflow, skipping the steps whose gradients overflowed.
 //!
 //! Under an autocast guard for a device, every [`crate::Tensor::matmul`] on
-//! it — and so `Linear`, the convolutions (im2col then one product) and
-//! attention's two products — casts its float operands to `F16` (a
-//! differentiable cast: an `F32` weight gets an `F32` gradient) and returns
-//! an `F16` product accumulated in `f32`. Everything else computes in `F32`,
-//! as on PyTorch's autocast "float32" list: elementwise ops, softmax,
-//! losses, norms and reductions read an `F16` input as `F32` and give `F32`.
-//!
+//! it — and so `Linear` and attention's two products — casts its float
+//! operands to `F16` (a differentiable cast: an `F32` weight gets an `F32`
+//! gradient) and returns an `F16` product accumulated in `f32`; a `Linear`
+//! adds its bias in `f32` and returns `F16`; a convolution rounds its image
+//! and weight to `F16` and returns `F16` too (computed by the `f32` kernels
+//! from the halves, rounded once). Softmax, losses, layer norm and
+//! reductions compute in `F32` and return it, as on PyTorch's autocast
+//! "float32" list. Elementwise ops follow their operands, as PyTorch's do:
+//! all `F16` gives `F16` (computed in `f32`, rounded once), so activations
+//! stay half precision, except for the few on that list (`exp`, `log`,
+//! reciprocals, powers, softplus) and comparisons; a mix of `F16` and `F32`
+//! gives `F32`. Batch norm and attention on halves return halves. Every op
+//! that returns halves keeps halves for its gradient, so a mixed-precision
+//! step holds its activations in half the bytes.
+
 //! Autocast takes effect where half precision is native to the device
 //! ([`crate::Backend::native_f16`]: a GPU whose adapter has WGSL's
 //! `shader-f16`). Elsewhere — the CPU, whose products run through `f32`

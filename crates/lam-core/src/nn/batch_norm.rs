@@ -14,10 +14,16 @@
 //!
 //! A backend that declines either gets the same formulas from tensor ops,
 //! untaped, so the unfused test devices check both halves on every backend.
+//!
+//! An `F16` input (a convolution's output under autocast) gives an `F16`
+//! output, as PyTorch's batch norm on half tensors: the statistics and the
+//! normalization are computed in `f32` from an exact copy, the output
+//! rounded once, and the rule keeps the halves (half the bytes), copied to
+//! `f32` again when it runs.
 //! Higher-order gradients do not pass through the statistics (the saved
 //! tensors are constants of the backward), as before the fused op.
 
-use crate::{no_grad, Layout, Result, Tensor};
+use crate::{no_grad, DType, Layout, Result, Tensor};
 
 /// `(x − mean) · invstd · weight + bias` per channel of `input` (`[N, C,
 /// *]`, at least two values per channel, checked by the caller), with
@@ -34,7 +40,11 @@ pub(super) fn batch_norm_train(
     let (n, c) = (dims[0], dims[1]);
     let l = dims[2..].iter().product();
     let x = input.reshape_exact(&[n, c, l])?;
-    let (y, stats) = forward(&x, weight, bias, eps)?;
+    let x32 = no_grad(|| x.float32("batch_norm"))?;
+    let (mut y, stats) = forward(&x32, weight, bias, eps)?;
+    if x.dtype() == DType::F16 {
+        y = no_grad(|| y.to_dtype(DType::F16))?;
+    }
     update(&stats.mean, &stats.var)?;
     let (x_saved, w_saved) = (x.detach(), weight.map(Tensor::detach));
     let mut inputs = vec![&x];
@@ -47,7 +57,8 @@ pub(super) fn batch_norm_train(
         y.layout().clone(),
         &inputs,
         move |g| {
-            let (dx, dw, db) = backward(g, &x_saved, &mean, &invstd, w_saved.as_ref())?;
+            let (g, x) = (g.float32("batch_norm")?, x_saved.float32("batch_norm")?);
+            let (dx, dw, db) = backward(&g, &x, &mean, &invstd, w_saved.as_ref())?;
             let mut grads = vec![Some(dx)];
             if has_weight {
                 grads.push(Some(dw));

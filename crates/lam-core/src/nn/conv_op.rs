@@ -17,8 +17,15 @@ use crate::{no_grad, DType, Layout, Result, Tensor};
 
 /// `x [N, C, H, W]` ⋆ `weight [O, C/groups, kh, kw]` (+ `bias [O]`) over
 /// `window` (whose geometry over `x` is `g`), as one tape op; `None` when a
-/// tensor is not `F32` (the caller then composes the taped ops, which
-/// convert).
+/// tensor is not `F32` outside autocast (the caller then composes the
+/// taped ops, which convert).
+///
+/// Under autocast to `F16` the image and the weight are rounded to `F16`,
+/// as a product's operands are, and the output is `F16`, as PyTorch's
+/// autocast convolution: the backend's `f32` kernels run on exact `F32`
+/// copies of the halves, the bias is added in `f32` and the output rounded
+/// once. The rule keeps the halves (half the bytes of the image) and
+/// computes the gradients in `f32` from copies of them.
 pub(super) fn fused_conv2d(
     op: &'static str,
     x: &Tensor,
@@ -32,36 +39,54 @@ pub(super) fn fused_conv2d(
         .into_iter()
         .flatten()
         .collect();
-    if inputs.iter().any(|t| t.dtype() != DType::F32) {
+    let half = crate::amp::autocast_dtype(&x.device())
+        .filter(|_| inputs.iter().all(|t| t.dtype().is_float()));
+    if half.is_none() && inputs.iter().any(|t| t.dtype() != DType::F32) {
         return Ok(None);
     }
     let dev = x.device();
     for t in &inputs[1..] {
         dev.check_same(&t.device(), op)?;
     }
-    let (xs, ws) = (x.storage(), weight.storage());
-    let bs = bias.map(Tensor::storage);
+    // What the rule keeps: the operands as the product reads them.
+    let kept = |t: &Tensor| match half {
+        Some(h) => no_grad(|| t.to_dtype(h)),
+        None => Ok(t.detach()),
+    };
+    let (x_saved, w_saved) = (kept(x)?, kept(weight)?);
+    let [x32, w32] =
+        no_grad(|| -> Result<[Tensor; 2]> { Ok([x_saved.float32(op)?, w_saved.float32(op)?]) })?;
+    let bias32 = bias.map(|b| no_grad(|| b.float32(op))).transpose()?;
+    let bias32 = bias32.as_ref();
+    let (xs, ws) = (x32.storage(), w32.storage());
+    let bs = bias32.map(Tensor::storage);
     let fused = x.backend().fused_conv2d(
-        (&xs, x.layout()),
-        (&ws, weight.layout()),
-        bs.as_ref().zip(bias).map(|(s, t)| (s, t.layout())),
+        (&xs, x32.layout()),
+        (&ws, w32.layout()),
+        bs.as_ref().zip(bias32).map(|(s, t)| (s, t.layout())),
         &g,
         groups,
     )?;
     let shape = [g.n, weight.dims()[0], g.out[0], g.out[1]];
-    let (y, layout) = match fused {
+    let (mut y, mut layout) = match fused {
         Some(y) => (y, Layout::contiguous(&shape)),
         None => {
-            let y = no_grad(|| composed_conv2d(op, x, weight, bias, window, groups))?;
+            // In `f32` like the kernels, under autocast too (whose products
+            // would round once more).
+            let _amp = crate::amp::suspended();
+            let y = no_grad(|| composed_conv2d(op, &x32, &w32, bias32, window, groups))?;
             (y.storage(), y.layout().clone())
         }
     };
+    if let Some(h) = half {
+        y = x.backend().cast((&y, &layout), h)?;
+        layout = Layout::contiguous(&shape);
+    }
     let needs = [
         x.requires_grad(),
         weight.requires_grad(),
         bias.is_some_and(Tensor::requires_grad),
     ];
-    let (x_saved, w_saved) = (x.detach(), weight.detach());
     let has_bias = bias.is_some();
     Ok(Some(Tensor::from_op(
         "conv2d",
@@ -69,7 +94,9 @@ pub(super) fn fused_conv2d(
         layout,
         &inputs,
         move |grad| {
-            let [dx, dw, db] = backward(grad, &x_saved, &w_saved, g, groups, needs)?;
+            let (x, w) = (x_saved.float32(op)?, w_saved.float32(op)?);
+            let grad = grad.float32(op)?;
+            let [dx, dw, db] = backward(&grad, &x, &w, g, groups, needs)?;
             let mut grads = vec![dx, dw];
             if has_bias {
                 grads.push(db);

@@ -108,7 +108,8 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
 /// the matrix product is written (one pass over the output on the CPU, one
 /// kernel on a GPU) — and as the separate ops otherwise. [`super::Sequential`]
 /// uses it for a `Linear` followed by a `ReLU`. Under autocast the product
-/// is `F16` and the bias is added in `F32` (see `linear/autocast.rs`).
+/// is `F16`, the bias is added in `F32` and the result is `F16` (see
+/// `linear/autocast.rs`).
 pub fn linear_act(
     input: &Tensor,
     weight: &Tensor,

@@ -278,7 +278,12 @@ pub fn batch_norm(
         );
     }
     let op = "batch_norm";
-    let input = &input.float32(op)?;
+    // Training on halves gives halves (see `batch_norm.rs`); evaluation
+    // reads them as `F32`.
+    let input = &match (training, input.dtype()) {
+        (true, DType::F16) => input.clone(),
+        _ => input.float32(op)?,
+    };
     input.expect_min_rank(op, "[N, C, *]", 2)?;
     let c = input.dims()[1];
     for t in [running_mean, running_var, weight, bias]

@@ -122,18 +122,27 @@ pub(crate) fn attention(
         return Tensor::zeros(&[b, h, l, ev], &q.device());
     }
     // The op computes in `F32` whichever way it runs: `F16` operands (from
-    // products under autocast) are read as `F32`, and the composite forward
-    // runs outside autocast, so its products are the fused kernel's `F32`
-    // ones and its backward (which autocast never reaches) sees one dtype.
-    let (q, k, v) = (&q.float32(OP)?, &k.float32(OP)?, &v.float32(OP)?);
+    // products under autocast) are read through `F32` copies, and the
+    // composite forward runs outside autocast, so its products are the
+    // fused kernel's `F32` ones and its backward (which autocast never
+    // reaches) sees one dtype. With `F16` query, key and value the output
+    // is rounded to `F16`, as PyTorch's attention on half tensors, and the
+    // rule keeps the `F16` tensors (half the bytes), read as `F32` again
+    // when it runs.
+    let half = [q, k, v].iter().all(|t| t.dtype() == DType::F16);
+    let [q32, k32, v32] = no_grad(|| -> Result<[Tensor; 3]> {
+        Ok([q.float32(OP)?, k.float32(OP)?, v.float32(OP)?])
+    })?;
     let mask = match mask {
         Some(m) => Some(m.float32(OP)?),
         None => None,
     };
     let mask = mask.as_ref();
-    let (out, stats) = no_grad(|| {
+    let (out, stats) = no_grad(|| -> Result<(Tensor, Tensor)> {
         let _amp = crate::amp::suspended();
-        forward(q, k, v, mask, causal, scale)
+        let (out, stats) = forward(&q32, &k32, &v32, mask, causal, scale)?;
+        let out = if half { out.to_dtype(DType::F16)? } else { out };
+        Ok((out, stats))
     })?;
     let saved = Saved {
         q: q.detach(),
@@ -342,8 +351,8 @@ fn finite_or_zero(x: &Tensor) -> Result<Tensor> {
     Tensor::where_cond(&infinite, &Tensor::scalar(0.0, &dev)?, x)
 }
 
-/// What the gradient rule keeps: detached inputs, the output and the
-/// softmax statistics.
+/// What the gradient rule keeps: detached inputs and output (`F16` where
+/// the op's were) and the softmax statistics.
 struct Saved {
     q: Tensor,
     k: Tensor,
@@ -359,9 +368,16 @@ struct Saved {
 impl Saved {
     /// Gradients of `q`, `k`, `v` (and the mask, when it is an input).
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let (dq, dk, dv, dmask) = match self.fused_backward(g)? {
+        let f32s = F32s {
+            q: self.q.float32(OP)?,
+            k: self.k.float32(OP)?,
+            v: self.v.float32(OP)?,
+            out: self.out.float32(OP)?,
+            g: g.float32(OP)?,
+        };
+        let (dq, dk, dv, dmask) = match self.fused_backward(&f32s)? {
             Some((dq, dk, dv)) => (dq, dk, dv, None),
-            None => self.composed_backward(g)?,
+            None => self.composed_backward(&f32s)?,
         };
         let mut grads = vec![Some(dq), Some(dk), Some(dv)];
         if self.mask.is_some() {
@@ -372,11 +388,11 @@ impl Saved {
 
     /// The backend's fused backward; never when the mask needs its
     /// gradient, which only the composite forms.
-    fn fused_backward(&self, g: &Tensor) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    fn fused_backward(&self, f32s: &F32s) -> Result<Option<(Tensor, Tensor, Tensor)>> {
         if self.mask_grad {
             return Ok(None);
         }
-        let (q, k, v) = (&self.q, &self.k, &self.v);
+        let (q, k, v, g) = (&f32s.q, &f32s.k, &f32s.v, &f32s.g);
         let (qs, ks, vs) = (q.storage(), k.storage(), v.storage());
         let ms = self.mask.as_ref().map(Tensor::storage);
         let inputs = AttentionInputs {
@@ -391,10 +407,10 @@ impl Saved {
             causal: self.causal,
             scale: self.scale,
         };
-        let (os, ss, gs) = (self.out.storage(), self.stats.storage(), g.storage());
+        let (os, ss, gs) = (f32s.out.storage(), self.stats.storage(), g.storage());
         let grads = q.backend().fused_attention_grad(
             &inputs,
-            (&os, self.out.layout()),
+            (&os, f32s.out.layout()),
             (&ss, self.stats.layout()),
             (&gs, g.layout()),
         )?;
@@ -409,8 +425,8 @@ impl Saved {
     /// from the statistics, `dv = pᵀ g`, `ds = p ∘ (g vᵀ - rowsum(g ∘ out))`,
     /// `dq = scale · ds k`, `dk = scale · dsᵀ q`; `ds` is the mask's gradient.
     #[allow(clippy::type_complexity)]
-    fn composed_backward(&self, g: &Tensor) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
-        let (q, k, v) = (&self.q, &self.k, &self.v);
+    fn composed_backward(&self, f32s: &F32s) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
+        let (q, k, v, g) = (&f32s.q, &f32s.k, &f32s.v, &f32s.g);
         let scores = scores(q, k, self.mask.as_ref(), self.causal, self.scale)?;
         let (shift, sum) = (self.stats.narrow(-1, 0, 1)?, self.stats.narrow(-1, 1, 1)?);
         let dev = q.device();
@@ -419,11 +435,21 @@ impl Saved {
         let p = scores.sub(&shift)?.exp()?.mul(&inv)?;
         let dv = p.transpose(-1, -2)?.matmul(g)?;
         let dp = g.matmul(&v.transpose(-1, -2)?)?;
-        let rows = g.mul(&self.out)?.sum(&[-1], true)?;
+        let rows = g.mul(&f32s.out)?.sum(&[-1], true)?;
         let ds = p.mul(&dp.sub(&rows)?)?;
         let dq = ds.matmul(k)?.mul_scalar(self.scale)?;
         let dk = ds.transpose(-1, -2)?.matmul(q)?.mul_scalar(self.scale)?;
         let dmask = self.mask_grad.then_some(ds);
         Ok((dq, dk, dv, dmask))
     }
+}
+
+/// The saved query, key, value and output and the output's gradient as
+/// `F32`, what both backwards compute from.
+struct F32s {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    g: Tensor,
 }

@@ -2,6 +2,7 @@
 //! broadcasting, scalar forms, comparisons giving `0.0/1.0` masks, and
 //! `where`. Each op's gradient rule sits right after its forward.
 
+use super::half;
 use super::saved::{Keep, Saved};
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::layout::broadcast_shapes;
@@ -384,14 +385,20 @@ impl Tensor {
                 || self.unary(op, keep, rule),
             );
         }
-        if self.dtype() == DType::F16 {
-            // Elementwise math computes in f32 (as PyTorch's f16 kernels do
-            // internally); the result stays F32.
+        // F16 in, F16 out, computed in f32 (see `half.rs`); the ops that
+        // return F32 read their input through a taped cast.
+        let half = self.dtype() == DType::F16;
+        if half && !half::unary_keeps_half(op) {
             return self.float32(op_name(op))?.unary(op, keep, rule);
         }
-        self.check_f32("unary op")?;
-        let s = self.storage();
-        let out = self.backend().unary(op, (&s, self.layout()))?;
+        if !half {
+            self.check_f32("unary op")?;
+        }
+        let (s, view) = half::f32_view(self)?;
+        let mut out = self.backend().unary(op, (&s, &view))?;
+        if half {
+            out = half::round_to_half(self, out, self.dims())?;
+        }
         let layout = Layout::contiguous(self.dims());
         if !self.requires_grad() || !crate::is_grad_enabled() {
             return Ok(Tensor::constant(out, layout, &self.device()));
@@ -448,11 +455,22 @@ impl Tensor {
         }
         self.device()
             .check_same(&rhs.device(), op_name_binary(op))?;
-        let (a, b) = (self.to_dtype(DType::F32)?, rhs.to_dtype(DType::F32)?);
+        // Integer operands compute as F32 values; F16 ones are read through
+        // F32 copies and recorded as they are (see `half.rs`).
+        let float = |t: &Tensor| match t.dtype() {
+            DType::I32 => t.to_dtype(DType::F32),
+            _ => Ok(t.clone()),
+        };
+        let (a, b) = (float(self)?, float(rhs)?);
+        let half =
+            a.dtype() == DType::F16 && b.dtype() == DType::F16 && half::binary_keeps_half(op);
         let shape = broadcast_shapes(op_name_binary(op), a.dims(), b.dims())?;
-        let (la, lb) = (a.broadcast_layout(&shape)?, b.broadcast_layout(&shape)?);
-        let (sa, sb) = (a.storage(), b.storage());
-        let out = a.backend().binary(op, (&sa, &la), (&sb, &lb))?;
+        let ((sa, va), (sb, vb)) = (half::f32_view(&a)?, half::f32_view(&b)?);
+        let (la, lb) = (va.broadcast_to(&shape)?, vb.broadcast_to(&shape)?);
+        let mut out = a.backend().binary(op, (&sa, &la), (&sb, &lb))?;
+        if half {
+            out = half::round_to_half(&a, out, &shape)?;
+        }
         let layout = Layout::contiguous(&shape);
         let track = crate::is_grad_enabled() && (a.requires_grad() || b.requires_grad());
         if !track {

@@ -23,6 +23,7 @@ mod cross_entropy;
 mod dims;
 mod display;
 mod elementwise;
+mod half;
 mod index;
 mod matmul;
 mod ops;

@@ -1,13 +1,16 @@
-//! A `Linear` under autocast: `act(f16(x) · f16(W)ᵀ + b)`, the product in
-//! `F16` and the bias added in `F32`, so the output is `F32`.
+//! A `Linear` under autocast: `act(f16(x) · f16(W)ᵀ + b)` rounded to
+//! `F16`, as PyTorch's autocast Linear returns half precision: the product
+//! in `F16`, the bias added and the activation applied in `F32`, the result
+//! rounded once more, so the next layer reads (and its gradient rule keeps)
+//! half the bytes.
 //!
-//! Composed, that is a cast of each operand, the `F16` product, a cast of
-//! the product back to `F32`, the add and the activation: four passes over
-//! the output after the product. Where the backend has `fused_linear_f16`
-//! (the GPU kernels), the product's own output write rounds each sum to
-//! `F16`, widens it back, adds the bias and applies the activation, and the
-//! layer is one tape op whose gradient rule repeats the composed ops' rules
-//! step by step, so that outputs and gradients are bit for bit those of the
+//! Composed, that is a cast of each operand, the `F16` product, the add
+//! (which promotes to `F32`), the activation and the cast to `F16`. Where
+//! the backend has `fused_linear_f16` (the GPU kernels), the product's own
+//! output write rounds each sum to `F16`, widens it back, adds the bias and
+//! applies the activation, one cast rounds that to `F16`, and the layer is
+//! one tape op whose gradient rule repeats the composed ops' rules step by
+//! step, so that outputs and gradients are bit for bit those of the
 //! composition, which runs wherever the backend declines.
 
 use crate::backend::LinearActivation;
@@ -26,7 +29,7 @@ pub(super) fn linear(
     let wt = weight.t()?;
     let (x16, wt16) = (x.to_dtype(half)?, wt.to_dtype(half)?);
     let Some(bias) = bias.filter(|b| fusable(x, weight, b, half)) else {
-        return super::composite(&x16, &wt16, bias, act);
+        return super::composite(&x16, &wt16, bias, act)?.to_dtype(half);
     };
     let (xs, ws, bs) = (x16.storage(), wt16.storage(), bias.storage());
     let fused = x.backend().fused_linear_f16(
@@ -36,17 +39,19 @@ pub(super) fn linear(
         act,
     )?;
     let Some(out) = fused else {
-        return super::composite(&x16, &wt16, Some(bias), act);
+        return super::composite(&x16, &wt16, Some(bias), act)?.to_dtype(half);
     };
     let (rows, out_f) = (x.dims()[0], weight.dims()[0]);
     let layout = Layout::contiguous(&[rows, out_f]);
+    let rounded = x.backend().cast((&out, &layout), half)?;
     let needs = [
         x.requires_grad(),
         weight.requires_grad(),
         bias.requires_grad(),
     ];
     // Kept for the gradient only where read, as the composed ops keep
-    // them: the output for the ReLU's mask, each F16 operand for the
+    // them: the F32 output for the ReLU's mask (the F16 one could lose a
+    // positive value below F16's smallest), each F16 operand for the
     // other's gradient.
     let y = (act == LinearActivation::Relu)
         .then(|| Tensor::from_storage(out.clone(), layout.clone(), &x.device()));
@@ -59,15 +64,19 @@ pub(super) fn linear(
     };
     Ok(Tensor::from_op(
         name,
-        out,
+        rounded,
         layout,
         &[x, weight, bias],
         move |g| {
-            // The composed rules in turn: the ReLU's mask; the add's, which
+            // The composed rules in turn: the final cast's, which takes `g`
+            // to F32; the ReLU's mask; the add's, which
             // hands `g` to the product and sums it over rows for the bias;
             // the cast of the product, which takes it to F16; the F16
             // product's (dA = G Bᵀ, dB = Aᵀ G, its operands row-major here);
             // and the operands' casts and the weight's transpose.
+            // (`g` is used in its own dtype: the cast's rule widens it
+            // exactly, and the ReLU's mask and the bias sum read halves as
+            // the same f32 values, so a F16 `g` is not copied to F32.)
             let gp = match &y {
                 Some(y) => g.relu_grad(y)?,
                 None => g.clone(),

@@ -46,7 +46,8 @@ impl Cell {
 /// GRU gates are one fused op each (`rnn/fused`).
 ///
 /// Under autocast the projections are `F16` products; the gates read them
-/// as `F32`, as every elementwise op does, so the state stays `F32`.
+/// as `F32` (an elementwise op on halves alone would return halves), so
+/// the state stays `F32`.
 pub(super) fn step(cell: Cell, xp: &Tensor, hp: &Tensor, state: &[Tensor]) -> Result<Vec<Tensor>> {
     let (xp, hp) = (
         &xp.float32("recurrent step")?,
