@@ -581,18 +581,23 @@ conformance!(autocast_convolution_blocks_run_in_halves, |dev| {
         common::close(a, e, 3e-2 * scale);
         assert!(a.iter().all(|v| v.is_finite()), "gradient {k}");
     }
-    // What the convolution keeps: the image and the weight as halves. A
-    // 1×1 convolution of 512 image elements into 1024 outputs: halves kept
-    // (1,024 + 64 bytes) and the F16 output (2,048). What is kept is
-    // lam-core's choice, the same on every device; the CPU counts buffers
-    // as they drop, where a GPU holds those of recorded work until it runs.
-    if dev.kind() == lam::DeviceKind::Cpu {
-        let w1 = Tensor::randn_with(&[8, 4, 1, 1], dev, &gen)?.requires_grad_()?;
-        let before = dev.stats().bytes_live;
-        let _ac = amp::autocast_forced(dev, DType::F16)?;
-        let y = conv2d(&x, &w1, None, 1, 0, 1, 1)?;
-        assert_eq!(dev.stats().bytes_live - before, 1024 + 64 + 2048);
-        drop(y);
-    }
     Ok(())
 });
+
+// What a convolution under autocast keeps: the image and the weight as
+// halves. A 1×1 convolution of 512 image elements into 1024 outputs holds
+// the halves (1,024 + 64 bytes) and its F16 output (2,048). (What is kept
+// is lam-core's choice, the same on every device; a CPU device of its own
+// counts exactly, with no other test's buffers.)
+#[test]
+fn autocast_convolutions_keep_halves() -> Result<()> {
+    let dev = Device::new(std::sync::Arc::new(lam_cpu::CpuBackend::new()));
+    let x = Tensor::randn(&[2, 4, 8, 8], &dev)?;
+    let w = Tensor::randn(&[8, 4, 1, 1], &dev)?.requires_grad_()?;
+    let before = dev.stats().bytes_live;
+    let _ac = amp::autocast_forced(&dev, DType::F16)?;
+    let y = lam::nn::functional::conv2d(&x, &w, None, 1, 0, 1, 1)?;
+    assert_eq!(y.dtype(), DType::F16);
+    assert_eq!(dev.stats().bytes_live - before, 1024 + 64 + 2048);
+    Ok(())
+}
