@@ -133,7 +133,14 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
     let gv = gather(locks.f32(0, grad.1)?, grad.1)?;
     let tv = gather(locks.i32(1, taps.1)?, taps.1)?;
     let (len, plane_len) = (g.positions(), g.h * g.w);
-    let mut out = pool::zeroed(g.n * g.c * plane_len)?;
+    // 2×2 windows tile the image: their rows write every pixel they cover,
+    // and the plane's remaining pixels are zeroed after them.
+    let pairs = is_two_by_two(g) && g.out[1] > 0;
+    let mut out = if pairs {
+        pool::take(g.n * g.c * plane_len)?
+    } else {
+        pool::zeroed(g.n * g.c * plane_len)?
+    };
     if plane_len == 0 {
         return Ok(out);
     }
@@ -146,7 +153,6 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
         }
     }
     let (h, w) = (g.h as isize, g.w as isize);
-    let pairs = is_two_by_two(g) && g.out[1] > 0;
     let plane = |p: usize, img: &mut [f32]| {
         let (gs, ts) = (&gv[p * len..(p + 1) * len], &tv[p * len..(p + 1) * len]);
         if pairs {
@@ -154,7 +160,10 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
             for (oy, (gs, ts)) in gs.chunks_exact(ow).zip(ts.chunks_exact(ow)).enumerate() {
                 let (top, bottom) = img[2 * oy * g.w..(2 * oy + 2) * g.w].split_at_mut(g.w);
                 two_by_two::backward_row(gs, ts, top, bottom);
+                top[2 * ow..].fill(0.0);
+                bottom[2 * ow..].fill(0.0);
             }
+            img[2 * g.out[0] * g.w..].fill(0.0);
             return;
         }
         for oy in 0..g.out[0] {

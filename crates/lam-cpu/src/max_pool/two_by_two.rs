@@ -4,8 +4,8 @@
 //! winners. With AVX-512, 16 windows per step (the last block of a row
 //! masked: LeNet's rows are 14 and 5 windows long): the two rows' even and
 //! odd pixels pulled apart by permutes (forward), or each window's gradient
-//! and tap doubled into pixel order and added where the tap matches
-//! (backward). The compiler does not vectorise the plain loops (the pixels
+//! and tap doubled into pixel order and kept where the tap matches
+//! (backward, writing the rows whole rather than adding into zeroed ones). The compiler does not vectorise the plain loops (the pixels
 //! are two apart), which took a sixth of a LeNet step.
 
 #[cfg(target_arch = "x86_64")]
@@ -37,10 +37,11 @@ pub(super) fn forward_row(rows: [&[f32]; 2], vals: &mut [f32], wins: &mut [i32])
     );
 }
 
-/// One output row's gradient `gs` and winning taps `ts` (`OW` each) added
-/// into the two image rows its windows cover (`top`, `bottom`, at least
-/// `2·OW` pixels each): each window's gradient into the pixel of its tap
-/// (`0..4`; any other tap sends nothing).
+/// One output row's gradient `gs` and winning taps `ts` (`OW` each) into
+/// the first `2·OW` pixels of the two image rows its windows cover (`top`,
+/// `bottom`): each pixel `0 + ` its window's gradient if the window's tap
+/// (`0..4`) is the pixel's, else 0 — what adding into zeroed rows gives,
+/// without reading them.
 pub(super) fn backward_row(gs: &[f32], ts: &[i32], top: &mut [f32], bottom: &mut [f32]) {
     let ow = gs.len().min(ts.len());
     assert!(
@@ -54,13 +55,9 @@ pub(super) fn backward_row(gs: &[f32], ts: &[i32], top: &mut [f32], bottom: &mut
         done = unsafe { avx512::backward(gs, ts, top, bottom, ow) };
     }
     for ((&g, &t), ox) in gs[done..ow].iter().zip(&ts[done..ow]).zip(done..) {
-        match t {
-            0 => top[2 * ox] += g,
-            1 => top[2 * ox + 1] += g,
-            2 => bottom[2 * ox] += g,
-            3 => bottom[2 * ox + 1] += g,
-            _ => {}
-        }
+        let pixel = |tap: i32| if t == tap { 0.0 + g } else { 0.0 };
+        top[2 * ox..2 * ox + 2].copy_from_slice(&[pixel(0), pixel(1)]);
+        bottom[2 * ox..2 * ox + 2].copy_from_slice(&[pixel(2), pixel(3)]);
     }
 }
 
@@ -183,8 +180,7 @@ mod avx512 {
                 )
             };
             // Pixels 16h..16h + 16 of each row: their windows' gradients and
-            // taps, added where the tap is the pixel's (a masked add: the
-            // other pixels keep their values, signed zeros too).
+            // taps, `0 + g` where the tap is the pixel's, else 0.
             for (h, &twice) in halves.iter().enumerate() {
                 let (g2, t2) = (
                     _mm512_permutexvar_ps(twice, g),
@@ -192,13 +188,11 @@ mod avx512 {
                 );
                 for (r, row) in [&mut *top, &mut *bottom].into_iter().enumerate() {
                     let tap = _mm512_add_epi32(column, _mm512_set1_epi32(2 * r as i32));
-                    let mine = _mm512_cmpeq_epi32_mask(t2, tap) & pixels[h];
+                    let mine = _mm512_cmpeq_epi32_mask(t2, tap);
+                    let v = _mm512_maskz_add_ps(mine, _mm512_setzero_ps(), g2);
                     let p = row.as_mut_ptr().wrapping_add(32 * b + 16 * h);
-                    // SAFETY: `pixels` keeps both to pixels below 2·ow.
-                    unsafe {
-                        let v = _mm512_maskz_loadu_ps(pixels[h], p);
-                        _mm512_mask_storeu_ps(p, mine, _mm512_add_ps(v, g2));
-                    }
+                    // SAFETY: `pixels` keeps the store to pixels below 2·ow.
+                    unsafe { _mm512_mask_storeu_ps(p, pixels[h], v) };
                 }
             }
         }
@@ -215,8 +209,9 @@ mod tests {
     fn vector_blocks_match_the_plain_loop() {
         // Rows of 16 to 53 windows (whole blocks and a tail), with ties,
         // NaNs (first or later in a window, or everywhere), infinities
-        // and signed zeros among the pixels; taps outside 0..4 send
-        // nothing back.
+        // and signed zeros among the pixels; gradients with negative zeros
+        // (which reach their pixel as 0 + -0 = +0, as adding into zeros
+        // gives), and taps outside 0..4, which send nothing back.
         for ow in [1, 15, 16, 17, 32, 53] {
             let mut rows: Vec<Vec<f32>> = (0..2).map(|r| values(2 * ow + 1, 40 + r)).collect();
             for (i, v) in rows[0].iter_mut().enumerate() {
@@ -245,11 +240,14 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&vals), bits(&want_vals), "{ow} windows");
 
-            let gs = values(ow, 43);
+            let mut gs = values(ow, 43);
             let ts: Vec<i32> = (0..ow).map(|i| [0, 1, 2, 3, -1, 7][i % 6]).collect();
+            gs.iter_mut().step_by(5).for_each(|v| *v = -0.0);
+            // Rows holding other values (and one pixel past the windows,
+            // which must keep its value).
             let (mut top, mut bottom) = (values(2 * ow + 1, 44), values(2 * ow + 1, 45));
-            top.iter_mut().step_by(5).for_each(|v| *v = -0.0);
-            let (mut want_top, mut want_bottom) = (top.clone(), bottom.clone());
+            let (mut want_top, mut want_bottom) = (vec![0.0; 2 * ow + 1], vec![0.0; 2 * ow + 1]);
+            (want_top[2 * ow], want_bottom[2 * ow]) = (top[2 * ow], bottom[2 * ow]);
             backward_row(&gs, &ts, &mut top, &mut bottom);
             for (ox, (&g, &t)) in gs.iter().zip(&ts).enumerate() {
                 match t {
