@@ -38,6 +38,12 @@ use crate::pool;
 /// product is big enough for gemm to reach its speed.
 const MAX_TAPS: usize = 160;
 
+/// Most values of one image's planes and wide output: the weight
+/// gradient's tiles each stream them once, from the core's cache (larger
+/// images take the general path, measured on LeNet and the ResNet
+/// benchmark's first stage only).
+const MAX_IMAGE_VALUES: usize = 64 * 1024;
+
 /// Most values of one group's planes and wide gradients in the weight's
 /// gradient: the group stays in the core's cache.
 const GROUP_VALUES: usize = 32 * 1024;
@@ -73,9 +79,9 @@ pub(super) struct Direct {
 
 impl Direct {
     /// The direct geometry for this convolution, if it is one that the
-    /// kernels serve and that runs faster here: a batch that splits across
-    /// the threads (the direct path runs each image on one thread), or a
-    /// small one.
+    /// kernels serve and that runs faster here: images that fit in cache,
+    /// in a batch that splits across the threads (the direct path runs each
+    /// image on one thread), or a small one.
     pub(super) fn new(g: &WindowGeometry, layout: &Layout, s: &Shapes) -> Option<Direct> {
         let [ph, pw] = g.padding;
         let [kh, kw] = g.kernel;
@@ -93,12 +99,16 @@ impl Direct {
             // At most half of a wide row past the output's width.
             && 2 * ow >= wp;
         let threads = rayon::current_num_threads();
-        let small = g.n * s.o * s.k * s.l < super::plan::PAR_MIN_MACS;
+        let small = g.n.saturating_mul(s.o * s.k * s.l) < super::plan::PAR_MIN_MACS;
         if !fits || !(g.n >= threads || small) {
             return None;
         }
         let vecs = (oh * wp).div_ceil(LANES);
         let reach = (kh - 1) * wp + kw - 1;
+        let plane = (vecs * LANES + reach).max(hp * wp).next_multiple_of(LANES);
+        if g.c * plane + s.o * vecs * LANES > MAX_IMAGE_VALUES {
+            return None;
+        }
         let dx_vecs = (g.h * wp).div_ceil(LANES);
         let dy_reach = (ph + kh - 1) * wp + kw - 1;
         let round = |v: usize| v.next_multiple_of(LANES);
@@ -115,7 +125,7 @@ impl Direct {
             oh,
             ow,
             vecs,
-            plane: round((vecs * LANES + reach).max(hp * wp)),
+            plane,
             dx_vecs,
             dy_plane: round((dx_vecs * LANES + dy_reach).max((oh + kh - 1) * wp + kw - 1)),
             offset: layout.offset,
@@ -623,6 +633,8 @@ mod tests {
             ..base
         };
         assert!(!fits(&dilated, 4, 1), "dilation");
+        let big = geometry([2, 4, 96, 96], [3, 3], [1, 1]);
+        assert!(!fits(&big, 4, 1), "images past the cache");
         let many_taps = geometry([2, 32, 8, 8], [3, 3], [1, 1]);
         assert!(!fits(&many_taps, 4, 1), "288 taps");
         let narrow = geometry([2, 1, 8, 8], [1, 6], [0, 0]);
