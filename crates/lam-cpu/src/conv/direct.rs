@@ -91,6 +91,9 @@ impl Direct {
             && s.groups == 1
             && g.stride == [1, 1]
             && g.dilation == [1, 1]
+            // Empty outputs, images or weights take the general path.
+            && s.o > 0
+            && g.h * g.w > 0
             && s.k > 0
             && s.k <= MAX_TAPS
             && s.l > 0
@@ -639,5 +642,42 @@ mod tests {
         assert!(!fits(&many_taps, 4, 1), "288 taps");
         let narrow = geometry([2, 1, 8, 8], [1, 6], [0, 0]);
         assert!(!fits(&narrow, 4, 1), "a wide row over twice the output's");
+        let no_rows = geometry([2, 1, 0, 8], [3, 3], [2, 1]);
+        assert!(!fits(&no_rows, 4, 1), "an empty image, padded");
+        assert!(!fits(&base, 0, 1), "no output channels");
+    }
+
+    #[test]
+    fn empty_images_and_weights_are_zero_gradients() {
+        // Padding around an image with no rows, and a weight with no output
+        // channels: outputs of the bias alone (or nothing) and zero
+        // gradients, not a panic.
+        let b = backend();
+        for ([n, c, h, wd], o, padding) in [([2, 1, 0, 8], 3, [2, 1]), ([3, 2, 5, 5], 0, [1, 1])] {
+            let g = geometry([n, c, h, wd], [3, 3], padding);
+            let len = n * o * g.out[0] * g.out[1];
+            let (x, xl) = f32s(&values(n * c * h * wd, 500), &g.image_shape());
+            let (w, wl) = f32s(&values(o * c * 9, 501), &[o, c, 3, 3]);
+            let (bias, bl) = f32s(&values(o, 502), &[o]);
+            let y = b
+                .fused_conv2d((&x, &xl), (&w, &wl), Some((&bias, &bl)), &g, 1)
+                .unwrap();
+            let y = read(&y.unwrap(), &[len]);
+            let per = g.out[0] * g.out[1];
+            for (i, v) in y.iter().enumerate() {
+                assert_eq!(*v, values(o, 502)[(i / per) % o], "the bias alone");
+            }
+            let (dy, dyl) = f32s(&values(len, 503), &[n, o, g.out[0], g.out[1]]);
+            let grads = b
+                .fused_conv2d_grad((&dy, &dyl), (&x, &xl), (&w, &wl), &g, 1, [true; 3])
+                .unwrap()
+                .unwrap();
+            let dw = read(grads[1].as_ref().unwrap(), &[o * c * 9]);
+            assert!(dw.iter().all(|&v| v == 0.0), "no pixel, no weight gradient");
+            assert_eq!(
+                read(grads[0].as_ref().unwrap(), &[n * c * h * wd]).len(),
+                n * c * h * wd
+            );
+        }
     }
 }

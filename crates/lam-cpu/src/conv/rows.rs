@@ -52,6 +52,10 @@ impl RowTaps {
             && g.out[1] == g.w
             && g.kernel != [1, 1]
             && rows_contiguous
+            // An empty image (padded to a non-empty output) has no planes,
+            // and a weight without output channels no rows of sums.
+            && g.h * g.w > 0
+            && s.o > 0
             && s.k > 0
             && s.l > 0;
         fits.then(|| RowTaps {
