@@ -27,6 +27,11 @@
 //! (`rows.rs`): a third of the copies for 3×3 windows, and col2im becomes
 //! `C·kw` shifted adds instead of `C·kh·kw`.
 //!
+//! Small stride-1 convolutions (a few taps, one group) with AVX-512 run
+//! neither: `direct.rs` reads each tap straight from zero-padded copies of
+//! the images, summing in registers (LeNet's convolutions, where gemm's
+//! packing and the columns cost more than the arithmetic).
+//!
 //! Work is split by images ([`Plan`]): consecutive images per rayon task,
 //! a few tasks per thread, each task borrowing one of a few sets of
 //! scratch buffers ([`Scratch`]) while it runs. A batch smaller than the
@@ -34,17 +39,23 @@
 //! use the threads.
 //!
 //! Files: this one has the two entry points and the per-image general path;
+//! `direct.rs` the direct path and `kernels.rs` its register tiles;
 //! `rows.rs` the by-kernel-row path; `plan.rs` the split into tasks and
 //! their scratch buffers; `operands.rs` the columns, the strided matrices,
 //! the gemm call and col2im.
 
+mod direct;
+mod kernels;
 mod operands;
 mod plan;
+#[cfg(test)]
+mod reference;
 mod rows;
 
 use lam_core::backend::{View, WindowGeometry};
 use lam_core::{Error, Layout, Result};
 
+use direct::Direct;
 use operands::{col2im, product, Matrix, Source};
 use plan::{Plan, Scratch};
 use rows::RowTaps;
@@ -78,6 +89,9 @@ pub(crate) fn conv2d(
         None => None,
     };
     let image = s.o * s.l;
+    if let Some(d) = Direct::new(g, input.1, &s) {
+        return direct::convolve(&d, x, &w, bias.as_deref(), g, &s);
+    }
     if let Some(rt) = RowTaps::new(g, input.1, &s) {
         return rows::convolve(&rt, x, &w, bias.as_deref(), g, &s);
     }
@@ -162,6 +176,17 @@ pub(crate) fn conv2d_grad(
         ]);
     }
     let plan = Plan::new(&s, g.n);
+    // The direct input gradient multiplies zeros by the weight (direct.rs).
+    let direct =
+        Direct::new(g, input.1, &s).filter(|_| !need_dx || w.iter().all(|v| v.is_finite()));
+    if let Some(d) = direct {
+        direct::grad(&d, &dy, x, &w, &s, &plan, needs, &mut dx, &mut dw, &mut db)?;
+        return Ok([
+            need_dx.then_some(dx),
+            need_dw.then_some(dw),
+            need_db.then_some(db),
+        ]);
+    }
     if let Some(rt) = RowTaps::new(g, input.1, &s) {
         rows::grad(
             &rt, &dy, x, &w, g, &s, &plan, needs, &mut dx, &mut dw, &mut db,
@@ -203,9 +228,7 @@ pub(crate) fn conv2d_grad(
                 let n = first + i;
                 let dy_n = &dy[n * s.o * s.l..(n + 1) * s.o * s.l];
                 if need_db {
-                    for (b, row) in db.iter_mut().zip(dy_n.chunks_exact(s.l)) {
-                        *b += row.iter().sum::<f32>();
-                    }
+                    add_row_sums(db, dy_n, s.l);
                 }
                 if s.k == 0 {
                     continue;
@@ -279,6 +302,15 @@ pub(crate) fn conv2d_grad(
 fn fill_bias(y: &mut [f32], bias: &[f32], l: usize) {
     for (row, &v) in y.chunks_exact_mut(l).zip(bias) {
         row.fill(v);
+    }
+}
+
+/// The bias's gradient from one image's output gradient `dy_n` (`[O, L]`):
+/// each row's sum added into `db`. Summed in vectors (in `f64`): a sum in
+/// one register waits on every add, and a LeNet image's rows are 784 long.
+fn add_row_sums(db: &mut [f32], dy_n: &[f32], l: usize) {
+    for (b, row) in db.iter_mut().zip(dy_n.chunks_exact(l)) {
+        *b += crate::runs::sum(row) as f32;
     }
 }
 

@@ -4,13 +4,15 @@
 //!
 //! Both own one `[n, c]` plane per task (rayon over planes above a size
 //! threshold), so no two threads write one element and the backward's sum
-//! order is fixed: windows in row-major order.
+//! order is fixed: windows in row-major order. 2×2 windows at stride 2
+//! take row kernels of their own (`two_by_two.rs`).
+
+mod two_by_two;
 
 use lam_core::backend::{View, WindowGeometry};
 use lam_core::Result;
 use rayon::prelude::*;
 
-use crate::elementwise::vectorised;
 use crate::parallel::{CHUNK, PAR_MIN_WORK};
 use crate::pool;
 use crate::storage::ReadLocks;
@@ -47,10 +49,7 @@ pub(crate) fn max_pool(src: View, g: &WindowGeometry) -> Result<(Vec<f32>, Vec<i
                 let top = base + 2 * oy * sy;
                 let rows = [&x[top..top + 2 * ow], &x[top + sy..top + sy + 2 * ow]];
                 let out = oy * ow..(oy + 1) * ow;
-                vectorised(
-                    #[inline(always)]
-                    || two_by_two_row(rows, &mut vals[out.clone()], &mut wins[out]),
-                );
+                two_by_two::forward_row(rows, &mut vals[out.clone()], &mut wins[out]);
             }
             return;
         }
@@ -113,33 +112,6 @@ fn is_two_by_two(g: &WindowGeometry) -> bool {
         && 2 * g.out[1] <= g.w
 }
 
-/// One output row of 2×2 windows from the two image rows they cover (each
-/// `2·OW` pixels), taps in order `(0,0), (0,1), (1,0), (1,1)` as the
-/// general loop visits them, with its rule ([`keep_first_max`] after the
-/// first tap): one pass the compiler vectorises, where the general loop
-/// walks each tap along the row with a step of two (a fifth of a LeNet
-/// step went there).
-#[inline(always)]
-fn two_by_two_row(rows: [&[f32]; 2], vals: &mut [f32], wins: &mut [i32]) {
-    let [top, bottom] = rows;
-    for (ox, (best, win)) in vals.iter_mut().zip(wins.iter_mut()).enumerate() {
-        let taps = [
-            top[2 * ox],
-            top[2 * ox + 1],
-            bottom[2 * ox],
-            bottom[2 * ox + 1],
-        ];
-        let (mut b, mut w) = (taps[0], 0);
-        for (t, &v) in taps.iter().enumerate().skip(1) {
-            let take = (v > b) | (v.is_nan() & !b.is_nan());
-            b = if take { v } else { b };
-            w = if take { t as i32 } else { w };
-        }
-        *best = b;
-        *win = w;
-    }
-}
-
 /// Takes `v` as window's maximum when it beats `best` (or is its first tap,
 /// or a NaN, which PyTorch propagates), recording tap `t`.
 #[inline]
@@ -161,7 +133,14 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
     let gv = gather(locks.f32(0, grad.1)?, grad.1)?;
     let tv = gather(locks.i32(1, taps.1)?, taps.1)?;
     let (len, plane_len) = (g.positions(), g.h * g.w);
-    let mut out = pool::zeroed(g.n * g.c * plane_len)?;
+    // 2×2 windows tile the image: their rows write every pixel they cover,
+    // and the plane's remaining pixels are zeroed after them.
+    let pairs = is_two_by_two(g) && g.out[1] > 0;
+    let mut out = if pairs {
+        pool::take(g.n * g.c * plane_len)?
+    } else {
+        pool::zeroed(g.n * g.c * plane_len)?
+    };
     if plane_len == 0 {
         return Ok(out);
     }
@@ -176,6 +155,17 @@ pub(crate) fn max_pool_grad(grad: View, taps: View, g: &WindowGeometry) -> Resul
     let (h, w) = (g.h as isize, g.w as isize);
     let plane = |p: usize, img: &mut [f32]| {
         let (gs, ts) = (&gv[p * len..(p + 1) * len], &tv[p * len..(p + 1) * len]);
+        if pairs {
+            let ow = g.out[1];
+            for (oy, (gs, ts)) in gs.chunks_exact(ow).zip(ts.chunks_exact(ow)).enumerate() {
+                let (top, bottom) = img[2 * oy * g.w..(2 * oy + 2) * g.w].split_at_mut(g.w);
+                two_by_two::backward_row(gs, ts, top, bottom);
+                top[2 * ow..].fill(0.0);
+                bottom[2 * ow..].fill(0.0);
+            }
+            img[2 * g.out[0] * g.w..].fill(0.0);
+            return;
+        }
         for oy in 0..g.out[0] {
             let row = oy * g.out[1];
             let y0 = (oy * g.stride[0]) as isize;

@@ -12,7 +12,7 @@ use crate::pool;
 
 /// Multiply-adds from which one image's product is worth gemm's threads
 /// (when the batch is too small to give each thread images).
-const PAR_MIN_MACS: usize = 192 * 192 * 192;
+pub(super) const PAR_MIN_MACS: usize = 192 * 192 * 192;
 
 /// How the images are split across threads.
 pub(super) struct Plan {
