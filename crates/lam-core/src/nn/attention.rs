@@ -372,27 +372,19 @@ impl MultiheadAttention {
         }
 
         let d = e / self.num_heads;
-        // Self-attention with the packed weight is one product, as
-        // PyTorch's `in_projection_packed`: one pass over the input (one
-        // F16 copy of it kept under autocast, not three), and q, k and v
-        // are views of its output. A graph capture records the three
-        // products the exporter knows.
+        // In self-attention under autocast the three projections read one
+        // F16 copy of the input, which their rules then share, where each
+        // would make (and keep) its own.
         let self_attention = query.id() == key.id() && key.id() == value.id();
-        let packed = match &self.in_proj_weight {
-            Some(w) if self_attention && !crate::capture::hooked() => {
-                let qkv = super::linear::linear(&q, w, self.in_proj_bias.as_ref())?;
-                Some([0, 1, 2].map(|part| qkv.narrow(-1, part * e, e)))
+        let (q, k, v) = match crate::amp::autocast_dtype(&q.device()) {
+            Some(half) if self_attention => {
+                let x = q.to_dtype(half)?;
+                (x.clone(), x.clone(), x)
             }
-            _ => None,
+            _ => (q, k, v),
         };
-        let (q, mut k, mut v) = match packed {
-            Some([q, k, v]) => (q?, k?, v?),
-            None => (
-                self.project(&q, 0)?,
-                self.project(&k, 1)?,
-                self.project(&v, 2)?,
-            ),
-        };
+        let q = self.project(&q, 0)?;
+        let (mut k, mut v) = (self.project(&k, 1)?, self.project(&v, 2)?);
         if let (Some(bias_k), Some(bias_v)) = (&self.bias_k, &self.bias_v) {
             let shape = [b as isize, 1, e as isize];
             k = Tensor::cat(&[k, bias_k.expand(&shape)?], 1)?;
