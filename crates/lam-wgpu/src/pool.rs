@@ -5,11 +5,14 @@
 //!
 //! Size classes are powers of two up to 64 KiB (at least 16 bytes) and four
 //! steps per power of two above, so a buffer wastes under a quarter of its
-//! request. A request whose class has no free buffer takes the smallest
-//! free one of up to twice its class before a new one is made: after a
+//! request. A request takes a free buffer of its own class only: after a
 //! step the pool holds, per class, the most buffers that class had in use
-//! at once, and this lets neighbouring classes (a network's activations
-//! halving stage by stage) share theirs. Free buffers are kept up to a cap
+//! at once. (Taking a free buffer of up to twice the class let
+//! neighbouring classes share buffers and kept resnet's pool smaller, but
+//! a long-lived tensor — an optimizer's moments, made in the first step
+//! among the freed activations — could then hold twice its bytes for the
+//! whole run: 72 MiB of `gpt 4 --amp`'s 386 MiB at the start of a step.)
+//! Free buffers are kept up to a cap
 //! (a quarter of the adapter's largest buffer, within 64 MiB and 1 GiB, or
 //! `GpuOptions::max_pool`), raised to the bytes live whenever a buffer has
 //! to be created, so a step larger than the cap does not let its buffers
@@ -142,14 +145,6 @@ pub(crate) fn size_class(bytes: u64, limit: u64) -> u64 {
     }
 }
 
-/// The largest free buffer a request of `class` bytes takes when its own
-/// class has none: twice its size. A step's requests of neighbouring
-/// classes then share buffers instead of each class keeping its own peak
-/// count, and a tensor never holds more than twice the class it asked for.
-fn largest_reused(class: u64) -> u64 {
-    class.saturating_mul(2)
-}
-
 impl Gpu {
     /// A tensor buffer of at least `bytes` (pooled contents are stale).
     /// Returns the buffer and its capacity.
@@ -157,10 +152,10 @@ impl Gpu {
         self.check_fault()?;
         let class = self.check_size(op, bytes)?;
         let mut state = self.lock();
-        if let Some((found, buf)) = state.pool.take_within(class, largest_reused(class)) {
-            self.counters.reused(found);
-            self.counters.lives(found);
-            return Ok((buf, found));
+        if let Some(buf) = state.pool.take(class) {
+            self.counters.reused(class);
+            self.counters.lives(class);
+            return Ok((buf, class));
         }
         let buf = self.create_buffer(&state, op, class, TENSOR_USAGE, false)?;
         let live = self.counters.lives(class);
@@ -265,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_takes_its_class_or_the_smallest_larger_one_in_bounds() {
+    fn take_within_finds_the_smallest_class_in_bounds() {
         let mut pool = BufferPool::new(GIB);
         for (class, name) in [(4096, "a"), (8192, "b"), (20_480, "c")] {
             assert!(pool.put(class, name));
@@ -279,7 +274,6 @@ mod tests {
         );
         assert_eq!(pool.take_within(4096, 10_240), Some((4096, "a")));
         assert_eq!(pool.free_bytes, 20_480);
-        assert_eq!(largest_reused(10_240), 20_480);
     }
 
     #[test]

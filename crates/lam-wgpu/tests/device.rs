@@ -160,23 +160,27 @@ fn freed_buffers_return_to_the_pool() {
 }
 
 #[test]
-fn a_request_reuses_a_larger_free_buffer_of_at_most_twice_its_class() {
+fn a_request_takes_a_free_buffer_of_its_own_class_only() {
     for shared in gpus("pool_reuse") {
         let dev = private_device(&shared, GpuOptions::default());
         let b = dev.backend();
         let live0 = b.stats().bytes_live;
         // 400,000 bytes: the 448 KiB class (a quarter-step above 256 KiB).
         drop(b.zeros(100_000, DType::F32).unwrap());
-        // 360,000 bytes (the 384 KiB class) take the free 448 KiB buffer,
-        // and count at its capacity.
+        let allocated = b.stats().buffers_allocated;
+        // 360,000 bytes (the 384 KiB class) get a buffer of their own
+        // class, not the free 448 KiB one, which a long-lived tensor would
+        // otherwise hold with 64 KiB to spare for its whole life.
         let y = b.zeros(90_000, DType::F32).unwrap();
-        assert_eq!(b.stats().bytes_live, live0 + (448 << 10));
+        assert_eq!(b.stats().bytes_live, live0 + (384 << 10));
+        assert_eq!(b.stats().buffers_allocated, allocated + 1);
         assert!(down(b, &y, &[90_000]).iter().all(|&v| v == 0.0));
-        drop(y);
-        // 80,000 bytes (80 KiB) would waste over half of it: their own class.
-        let z = b.zeros(20_000, DType::F32).unwrap();
-        assert_eq!(b.stats().bytes_live, live0 + (80 << 10));
-        assert!(down(b, &z, &[20_000]).iter().all(|&v| v == 0.0));
+        // The 448 KiB class still has its free buffer.
+        let allocated = b.stats().buffers_allocated;
+        let z = b.zeros(100_000, DType::F32).unwrap();
+        assert_eq!(b.stats().buffers_allocated, allocated);
+        assert_eq!(b.stats().bytes_live, live0 + (384 << 10) + (448 << 10));
+        assert!(down(b, &z, &[100_000]).iter().all(|&v| v == 0.0));
     }
 }
 
