@@ -407,8 +407,8 @@ conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
             "{name}: {err}"
         );
     }
-    // Convolution and max pooling read an F16 image as F32 too (under
-    // autocast a convolution without bias gives an F16 product).
+    // Outside autocast, convolution and max pooling read an F16 image as
+    // F32 too (under autocast a convolution returns F16: amp.rs).
     let image32 = Tensor::from_slice(
         &(0..32).map(|v| v as f32 * 0.25 - 3.0).collect::<Vec<_>>(),
         &[1, 2, 4, 4],
