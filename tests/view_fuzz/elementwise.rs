@@ -3,6 +3,7 @@
 //! `where` (Backend `unary`, `binary`, `select`).
 
 use lam::prelude::*;
+use lam::DType;
 
 use super::harness::{normal, positive, Case, Rng};
 
@@ -155,6 +156,39 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
             )?])
         },
     ));
+    let shape = rng.shape(1, 4);
+    out.push(
+        Case::new("half", vec![normal(&shape), normal(&shape)], |t| {
+            // Ops on F16 views — transposed, narrowed to one column and
+            // broadcast back — give the f32 result rounded once.
+            let (a, b) = (t[0].to_dtype(DType::F16)?, t[1].to_dtype(DType::F16)?);
+            let last = a.rank() as isize - 1;
+            let (at, bt) = (a.transpose(0, last)?, b.transpose(0, last)?);
+            let column = b.narrow(last, 0, 1)?;
+            type Pair = fn(&Tensor, &Tensor, &Tensor) -> lam::Result<Tensor>;
+            let ops: [(&str, Pair); 4] = [
+                ("gelu", |a, _, _| a.gelu()),
+                ("mul", |a, b, _| a.mul(b)),
+                ("add", |_, _, c| c.add(c)),
+                ("relu_sub", |a, b, _| a.relu()?.sub(b)),
+            ];
+            let f32s = |x: &Tensor| x.to_dtype(DType::F32);
+            let mut outs = Vec::new();
+            for (name, op) in ops {
+                let got = op(&at, &bt, &column)?;
+                let want = op(&f32s(&at)?, &f32s(&bt)?, &f32s(&column)?)?;
+                assert_eq!(got.dtype(), DType::F16, "{name}");
+                let bits = |x: &Tensor| -> lam::Result<Vec<u16>> {
+                    Ok(x.to_vec_f16()?.iter().map(|h| h.to_bits()).collect())
+                };
+                assert_eq!(bits(&got)?, bits(&want.to_dtype(DType::F16)?)?, "{name}");
+                outs.push(f32s(&got)?);
+            }
+            outs.push(f32s(&at.add(&a.narrow(last, 0, 1)?.transpose(0, last)?)?)?);
+            Ok(outs)
+        })
+        .no_grad(),
+    );
     out
 }
 
