@@ -6,11 +6,21 @@
 // The math op is the pipeline constant OP (codes in
 // crates/lam-wgpu/src/kernels.rs); scalar parameters such as a LeakyRelu
 // slope live in the uniform, so they do not multiply pipelines.
+//
+// Unary and binary ops also read and write F16 buffers (lib/half.wgsl's
+// packing): HALF0 and HALF1 widen input 0 or 1 from halves exactly, and
+// HALF_OUT rounds each f32 result to a half once, a thread writing one word
+// (two elements). So an op on halves is one pass, with the numbers of
+// casting to f32, the f32 op and the cast back, which take three.
 
 // #include "lib/elementwise_views.wgsl"
+// #include "lib/half.wgsl"
 // #include "lib/nan.wgsl"
 
 override OP: u32 = 0u;
+override HALF0: bool = false;
+override HALF1: bool = false;
+override HALF_OUT: bool = false;
 
 const FRAC_1_SQRT_2: f32 = 0.707106781186548;
 const FRAC_1_SQRT_2PI: f32 = 0.398942280401433;
@@ -191,24 +201,78 @@ fn binary_op(x: f32, y: f32) -> f32 {
     }
 }
 
+// Input 0 or 1 at storage offset `o`, as f32 (widened when it holds halves).
+fn load0(o: u32) -> f32 {
+    if (HALF0) {
+        return half_value(half_of_word(in0[o >> 1u], o));
+    }
+    return f(in0[o]);
+}
+
+fn load1(o: u32) -> f32 {
+    if (HALF1) {
+        return half_value(half_of_word(in1[o >> 1u], o));
+    }
+    return f(in1[o]);
+}
+
+// Output element `i` of each op, as f32 bits.
+fn unary_at(i: u32) -> u32 {
+    return bitcast<u32>(unary_op(load0(offsets(i).x)));
+}
+
+fn binary_at(i: u32) -> u32 {
+    let o = offsets(i);
+    return bitcast<u32>(binary_op(load0(o.x), load1(o.y)));
+}
+
+// Two f32 results as one word of halves, each rounded once. Past the end
+// the high half is +0.0's bits, 0, as cast_to_half leaves it.
+fn halves(lo: u32, hi: u32) -> u32 {
+    return f32_to_f16(lo) | (f32_to_f16(hi) << 16u);
+}
+
+// A thread writes one f32 element, or under HALF_OUT one word (elements
+// 2w and 2w + 1). The two entry points repeat this shape because an entry
+// point may only touch the bindings its kernel declares (unary has no in1).
 @compute @workgroup_size(WG)
 fn unary(t: Thread) {
-    let i = element(t);
-    if (i >= p.numel) {
+    let w = element(t);
+    if (!HALF_OUT) {
+        if (w < p.numel) {
+            dst[w] = unary_at(w);
+        }
         return;
     }
-    let o = offsets(i);
-    dst[i] = bitcast<u32>(unary_op(f(in0[o.x])));
+    let e = 2u * w;
+    if (e >= p.numel) {
+        return;
+    }
+    var hi = 0u;
+    if (e + 1u < p.numel) {
+        hi = unary_at(e + 1u);
+    }
+    dst[w] = halves(unary_at(e), hi);
 }
 
 @compute @workgroup_size(WG)
 fn binary(t: Thread) {
-    let i = element(t);
-    if (i >= p.numel) {
+    let w = element(t);
+    if (!HALF_OUT) {
+        if (w < p.numel) {
+            dst[w] = binary_at(w);
+        }
         return;
     }
-    let o = offsets(i);
-    dst[i] = bitcast<u32>(binary_op(f(in0[o.x]), f(in1[o.y])));
+    let e = 2u * w;
+    if (e >= p.numel) {
+        return;
+    }
+    var hi = 0u;
+    if (e + 1u < p.numel) {
+        hi = binary_at(e + 1u);
+    }
+    dst[w] = halves(binary_at(e), hi);
 }
 
 // out = cond != 0 ? a : b, moving the bits of a or b (any dtype).

@@ -190,6 +190,20 @@ impl Backend for WgpuBackend {
         cross_entropy::cross_entropy(&self.gpu, logits, targets)
     }
 
+    fn fused_unary_f16(&self, op: UnaryOp, src: View, to: DType) -> Result<Option<Storage>> {
+        elementwise::unary_f16(&self.gpu, op, src, to).map(Some)
+    }
+
+    fn fused_binary_f16(
+        &self,
+        op: BinaryOp,
+        lhs: View,
+        rhs: View,
+        to: DType,
+    ) -> Result<Option<Storage>> {
+        elementwise::binary_f16(&self.gpu, op, lhs, rhs, to).map(Some)
+    }
+
     fn fused_matmul_f16(&self, lhs: View, rhs: View) -> Result<Option<Storage>> {
         matmul::matmul_f16(&self.gpu, lhs, rhs).map(Some)
     }

@@ -159,6 +159,24 @@ macro_rules! backend_methods {
                 fn fused_softmax(&self, src: View, log: bool) -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some,
                     named String::from(if log { "fused_log_softmax" } else { "fused_softmax" });
+                /// [`Backend::unary`] of an `F16` (or `F32`) view whose result is
+                /// `to`, `F16` or `F32`: each half widened exactly to `f32`, `op`
+                /// computed as `unary` computes it, and an `F16` result rounded
+                /// once to nearest even — bit for bit the cast to `F32`, `unary`
+                /// and the cast back, in one pass over memory instead of three.
+                /// Declining, the caller composes those.
+                fn fused_unary_f16(&self, op: UnaryOp, src: View, to: DType)
+                    -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some,
+                    named op_name("fused_unary_f16", &op);
+                /// [`Backend::binary`] of two views each `F16` or `F32` (both
+                /// layouts the output's shape), the result `to`, `F16` or `F32`:
+                /// as [`Backend::fused_unary_f16`], bit for bit the casts of the
+                /// `F16` operands to `F32`, `binary` and the cast of the result.
+                fn fused_binary_f16(&self, op: BinaryOp, lhs: View, rhs: View, to: DType)
+                    -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some,
+                    named op_name("fused_binary_f16", &op);
                 /// [`Backend::matmul`] of two `F16` views, as a contiguous `F16`
                 /// `[B, M, N]`: each output the sum of the exact products of
                 /// the halves, accumulated in `f32` and rounded to `F16` once.

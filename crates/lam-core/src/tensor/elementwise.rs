@@ -394,11 +394,7 @@ impl Tensor {
         if !half {
             self.check_f32("unary op")?;
         }
-        let (s, view) = half::f32_view(self)?;
-        let mut out = self.backend().unary(op, (&s, &view))?;
-        if half {
-            out = half::round_to_half(self, out, self.dims())?;
-        }
+        let out = half::unary(self, op, self.dtype())?;
         let layout = Layout::contiguous(self.dims());
         if !self.requires_grad() || !crate::is_grad_enabled() {
             return Ok(Tensor::constant(out, layout, &self.device()));
@@ -455,8 +451,8 @@ impl Tensor {
         }
         self.device()
             .check_same(&rhs.device(), op_name_binary(op))?;
-        // Integer operands compute as F32 values; F16 ones are read through
-        // F32 copies and recorded as they are (see `half.rs`).
+        // Integer operands compute as F32 values; F16 ones are read as
+        // halves and recorded as they are (see `half.rs`).
         let float = |t: &Tensor| match t.dtype() {
             DType::I32 => t.to_dtype(DType::F32),
             _ => Ok(t.clone()),
@@ -465,12 +461,8 @@ impl Tensor {
         let half =
             a.dtype() == DType::F16 && b.dtype() == DType::F16 && half::binary_keeps_half(op);
         let shape = broadcast_shapes(op_name_binary(op), a.dims(), b.dims())?;
-        let ((sa, va), (sb, vb)) = (half::f32_view(&a)?, half::f32_view(&b)?);
-        let (la, lb) = (va.broadcast_to(&shape)?, vb.broadcast_to(&shape)?);
-        let mut out = a.backend().binary(op, (&sa, &la), (&sb, &lb))?;
-        if half {
-            out = half::round_to_half(&a, out, &shape)?;
-        }
+        let to = if half { DType::F16 } else { DType::F32 };
+        let out = half::binary(op, &a, &b, &shape, to)?;
         let layout = Layout::contiguous(&shape);
         let track = crate::is_grad_enabled() && (a.requires_grad() || b.requires_grad());
         if !track {

@@ -7,7 +7,7 @@ use lam_core::Layout;
 use super::{on_every_gpu, pair};
 use crate::common::*;
 
-const UNARY_OPS: [UnaryOp; 27] = [
+pub(crate) const UNARY_OPS: [UnaryOp; 27] = [
     UnaryOp::Neg,
     UnaryOp::Abs,
     UnaryOp::Exp,
@@ -78,7 +78,7 @@ fn unary_ops_match_cpu_on_strided_views() {
     });
 }
 
-const BINARY_OPS: [BinaryOp; 14] = [
+pub(crate) const BINARY_OPS: [BinaryOp; 14] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,

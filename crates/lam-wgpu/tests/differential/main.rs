@@ -15,6 +15,7 @@ mod adam;
 mod copy;
 mod cross_entropy;
 mod elementwise;
+mod elementwise_f16;
 mod index;
 mod matmul;
 mod matmul_f16;
