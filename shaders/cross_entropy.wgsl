@@ -1,6 +1,7 @@
 // Fused cross-entropy of a [rows, cols] view of logits against I32 targets:
 // each row's loss and its gradient (softmax - onehot) / rows in one pass
-// over the row, one workgroup per row (see lib/rows.wgsl). A target outside
+// over the row, one workgroup per row (see lib/rows.wgsl; F16 logits are
+// read as halves under its HALF constant). A target outside
 // 0..cols matches no column and is recorded as a fault for the host (see
 // lib/range_fault.wgsl).
 
@@ -27,14 +28,14 @@ fn cross_entropy(t: Thread) {
     let hit_col = select(0xffffffffu, u32(class_index), valid);
     let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {
-        let prob = exp(src[r.base + j * p.col_stride] - r.max) * inv_s;
+        let prob = exp(x_at(r.base + j * p.col_stride) - r.max) * inv_s;
         let hit = select(0.0, 1.0, j == hit_col);
         dst[r.out + j] = (prob - hit) * p.inv_rows;
     }
     if (t.lid == 0u) {
         var xt = r.max;
         if (valid) {
-            xt = src[r.base + hit_col * p.col_stride];
+            xt = x_at(r.base + hit_col * p.col_stride);
         }
         loss[row] = r.max + log(r.sum) - xt;
     }

@@ -20,7 +20,7 @@ fn softmax(t: Thread) {
     let log_s = log(r.sum);
     let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {
-        let x = src[r.base + j * p.col_stride] - r.max;
+        let x = x_at(r.base + j * p.col_stride) - r.max;
         if (LOG) {
             dst[r.out + j] = x - log_s;
         } else {

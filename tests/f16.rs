@@ -429,6 +429,36 @@ conformance!(ops_on_halves_compute_in_f32_or_name_themselves, |dev| {
     Ok(())
 });
 
+// Cross-entropy of F16 logits (read as halves where the backend can) is
+// that of their F32 cast: the same loss, and the same gradient rounded to
+// F16, bit for bit, on every device.
+conformance!(cross_entropy_of_halves_is_that_of_their_f32_cast, |dev| {
+    let gen = lam::Generator::new(5);
+    let logits = Tensor::randn_with(&[37, 11], dev, &gen)?.mul_scalar(4.0)?;
+    let targets = Tensor::from_vec_i32((0..37).map(|i| (i * 7) % 11).collect(), &[37], dev)?;
+    // F16 tensors are not leaves: the F32 leaf's gradient is the F16
+    // logits' gradient widened (exactly), so its bits are the halves'.
+    let run = |cast_first: bool| -> Result<(u32, Vec<u32>)> {
+        let w = logits.detach().requires_grad_()?;
+        let x = w.to_dtype(DType::F16)?;
+        let input = if cast_first {
+            x.to_dtype(DType::F32)?
+        } else {
+            x
+        };
+        let loss = input.cross_entropy(&targets)?;
+        assert_eq!(loss.dtype(), DType::F32);
+        loss.mul_scalar(1024.0)?.backward()?;
+        let g = w.grad().expect("a gradient").to_vec()?;
+        // Every value a half: rounded to F16 on the way.
+        assert!(g.iter().all(|&v| f16::from_f32(v).to_f32() == v));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
+        Ok((loss.to_vec()?[0].to_bits(), bits(&g)))
+    };
+    assert_eq!(run(false)?, run(true)?);
+    Ok(())
+});
+
 // An op on halves gives the gradient of f32 within f16 rounding.
 conformance!(ops_on_halves_pass_gradients_back_to_f32, |dev| {
     let gen = lam::Generator::new(3);

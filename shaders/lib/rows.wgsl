@@ -4,8 +4,15 @@
 //
 // The running max starts at -3.4e38 rather than -inf because WGSL lets
 // implementations assume no infinities.
+//
+// HALF: the input is an F16 buffer (two halves per word, lib/half.wgsl),
+// each element widened exactly to f32 as it is read; the arithmetic and
+// the result are f32 either way.
 
 // #include "lib/grid.wgsl"
+// #include "lib/half.wgsl"
+
+override HALF: bool = false;
 
 // Mirrors `RowParams` in crates/lam-wgpu/src/params.rs.
 struct Params {
@@ -21,7 +28,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+// Words: f32 bits, or two halves each under HALF (read through `x_at`).
+@group(0) @binding(1) var<storage, read> src: array<u32>;
 // The result, contiguous [rows, cols]: softmax, or the cross-entropy gradient.
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
@@ -45,6 +53,14 @@ fn tree(lid: u32, v: f32, take_max: bool) -> f32 {
     return r;
 }
 
+// Input element `i` (a storage offset, in elements) as f32.
+fn x_at(i: u32) -> f32 {
+    if (HALF) {
+        return half_value(half_of_word(src[i >> 1u], i));
+    }
+    return bitcast<f32>(src[i]);
+}
+
 // One row's place and statistics, as every row kernel starts.
 struct Row {
     // Where the row starts in src, and in the contiguous dst.
@@ -60,12 +76,12 @@ fn load_row(lid: u32, row: u32) -> Row {
     let base = p.offset + row * p.row_stride;
     var m = -3.4e38;
     for (var j = lid; j < p.cols; j += WG) {
-        m = max(m, src[base + j * p.col_stride]);
+        m = max(m, x_at(base + j * p.col_stride));
     }
     m = tree(lid, m, true);
     var s = 0.0;
     for (var j = lid; j < p.cols; j += WG) {
-        s += exp(src[base + j * p.col_stride] - m);
+        s += exp(x_at(base + j * p.col_stride) - m);
     }
     return Row(base, row * p.cols, m, tree(lid, s, false));
 }

@@ -211,8 +211,11 @@ macro_rules! backend_methods {
                     = Ok(None), taken Option::is_some;
                 /// Cross-entropy of logits `[rows, cols]` against `I32` targets `[rows]`:
                 /// returns the per-row losses `[rows]` and the gradient of their mean
-                /// with respect to the logits, `(softmax - onehot) / rows`. A target
-                /// outside `0..cols` is an error (see the trait doc on index values).
+                /// with respect to the logits, `(softmax - onehot) / rows`, both
+                /// `F32`. A target outside `0..cols` is an error (see the trait doc
+                /// on index values). Logits are `F32`, or `F16` where the backend
+                /// reads halves (widened exactly, the same numbers as their `F32`
+                /// cast); a backend that does not declines `F16` logits.
                 fn fused_cross_entropy(&self, logits: View, targets: View)
                     -> Result<Option<(Storage, Storage)>>
                     = Ok(None), taken Option::is_some;

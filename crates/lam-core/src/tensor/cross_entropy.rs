@@ -10,11 +10,15 @@ impl Tensor {
     /// Mean cross-entropy of `logits` `[N, C]` against class indices `[N]`
     /// (`I32`): `mean(logsumexp(x_i) - x_i[t_i])`. Uses the backend's fused
     /// forward+backward kernel when it has one.
+    ///
+    /// `F16` logits give the numbers of their `F32` cast: a backend that
+    /// reads halves (the GPU kernel) takes them as they are, without that
+    /// copy; others get the taped cast.
     pub fn cross_entropy(&self, targets: &Tensor) -> Result<Tensor> {
-        if self.dtype() == DType::F16 {
-            return self.float32("cross_entropy")?.cross_entropy(targets);
+        let half = self.dtype() == DType::F16;
+        if !half {
+            self.check_f32("cross_entropy")?;
         }
-        self.check_f32("cross_entropy")?;
         targets.check_i32("cross_entropy")?;
         self.device()
             .check_same(&targets.device(), "cross_entropy")?;
@@ -47,6 +51,9 @@ impl Tensor {
             .backend()
             .fused_cross_entropy((&xs, x.layout()), (&ts, targets.layout()))?;
         let Some((losses, grad)) = fused else {
+            if half {
+                return self.float32("cross_entropy")?.cross_entropy(targets);
+            }
             let picked = self.log_softmax(1)?.gather(1, &targets2)?;
             return picked.mean_all()?.neg();
         };
@@ -62,7 +69,12 @@ impl Tensor {
             loss.storage(),
             loss.layout().clone(),
             &[self],
-            move |g| Ok(vec![Some(grad.mul(g)?)]),
+            // As the taped cast's rule would, the gradient of F16 logits is
+            // the F32 one rounded to F16.
+            move |g| {
+                let dx = grad.mul(g)?;
+                Ok(vec![Some(if half { dx.to_dtype(DType::F16)? } else { dx })])
+            },
         ))
     }
 }

@@ -1,7 +1,9 @@
 //! Fused cross-entropy against class indices (cross_entropy.wgsl): each
 //! row's loss and the gradient of their mean in one pass over the logits,
-//! one workgroup per row. The kernel checks each target and records one
-//! outside the classes for the next readback (`fault.rs`).
+//! one workgroup per row. F16 logits are read as halves (the row kernels'
+//! `HALF` constant), widened exactly, so they need no F32 copy. The kernel
+//! checks each target and records one outside the classes for the next
+//! readback (`fault.rs`).
 
 use std::sync::Arc;
 
@@ -14,13 +16,16 @@ use crate::kernels::CROSS_ENTROPY;
 use crate::params::{fold_grid, row_params, to_u32, RowParams};
 
 /// Per-row losses `[rows]` and the gradient of their mean, `(softmax -
-/// onehot) / rows`, of logits `[rows, cols]` against I32 targets `[rows]`.
+/// onehot) / rows`, of F32 or F16 logits `[rows, cols]` against I32
+/// targets `[rows]`, both F32.
 pub(crate) fn cross_entropy(
     gpu: &Arc<Gpu>,
     logits: View,
     targets: View,
 ) -> Result<Option<(Storage, Storage)>> {
-    let (s, l) = input(gpu, "cross_entropy", logits, Some(DType::F32))?;
+    let half = logits.0.dtype() == DType::F16;
+    let want = if half { DType::F16 } else { DType::F32 };
+    let (s, l) = input(gpu, "cross_entropy", logits, Some(want))?;
     let (t, tl) = input(gpu, "cross_entropy", targets, Some(DType::I32))?;
     if l.rank() != 2 || tl.rank() != 1 {
         return Ok(None);
@@ -44,7 +49,7 @@ pub(crate) fn cross_entropy(
         };
         gpu.dispatch(
             CROSS_ENTROPY,
-            &[],
+            &[("HALF", if half { 1.0 } else { 0.0 })],
             bytemuck::bytes_of(&p),
             &[
                 s.buffer(),

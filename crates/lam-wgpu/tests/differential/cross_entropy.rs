@@ -70,3 +70,53 @@ fn reference_cross_entropy(
         .collect();
     (loss, grad)
 }
+
+/// F16 logits, read as halves, give the bits of their F32 cast through the
+/// same kernel (NaN and infinities among them); the CPU declines them.
+#[test]
+fn fused_cross_entropy_reads_halves_as_their_f32_cast() {
+    on_every_gpu("fused cross-entropy f16", |dev, cpu| {
+        let gpu = dev.backend();
+        for shape in SHAPES {
+            for view in awkward_views(&shape) {
+                let mut x = values(view.len, 93, -30.0, 30.0);
+                // A NaN and an infinity in some rows, 70000 (inf as a half) in another.
+                for (i, v) in x.iter_mut().enumerate().filter(|(i, _)| i % 97 == 5) {
+                    *v = [f32::NAN, f32::INFINITY, 70000.0][i % 3];
+                }
+                let all = Layout::contiguous(&[view.len]);
+                let h = gpu
+                    .cast((&up(gpu, &x), &all), lam_core::DType::F16)
+                    .expect("to f16");
+                let wide = gpu.cast((&h, &all), lam_core::DType::F32).expect("to f32");
+                let (rows, cols) = (shape[0], shape[1]);
+                let t = up_i(gpu, &indices(rows, 94, cols));
+                let tl = Layout::contiguous(&[rows]);
+                let run = |s: &Storage| {
+                    let (l, g) = gpu
+                        .fused_cross_entropy((s, &view.layout), (&t, &tl))
+                        .expect("cross-entropy")
+                        .expect("gpu fuses");
+                    let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    (bits(down(gpu, &l, &[rows])), bits(down(gpu, &g, &shape)))
+                };
+                let case = format!("cross-entropy f16 {shape:?} {}", view.name);
+                assert!(run(&h) == run(&wide), "{case}: differs from the F32 cast");
+            }
+        }
+        let h = cpu
+            .cast(
+                (&up(cpu, &[1.0, 2.0]), &Layout::contiguous(&[2])),
+                lam_core::DType::F16,
+            )
+            .expect("to f16");
+        let t = up_i(cpu, &[1]);
+        let declined = cpu
+            .fused_cross_entropy(
+                (&h, &Layout::contiguous(&[1, 2])),
+                (&t, &Layout::contiguous(&[1])),
+            )
+            .expect("no error");
+        assert!(declined.is_none(), "lam-cpu declines F16 logits");
+    });
+}

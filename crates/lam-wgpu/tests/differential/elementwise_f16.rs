@@ -204,8 +204,8 @@ fn refused_dtypes_are_errors_that_name_them() {
 }
 
 /// Through lam-core: a GELU on halves and a sum of two halves are one
-/// kernel each, with no casts around them (a private device counts only
-/// its own dispatches).
+/// kernel each, with no casts around them, and cross-entropy reads F16
+/// logits without a cast (a private device counts only its own dispatches).
 #[test]
 fn ops_on_halves_are_one_dispatch() {
     on_every_gpu("one dispatch", |shared, _| {
@@ -228,5 +228,16 @@ fn ops_on_halves_are_one_dispatch() {
         let m = s.gt(&g).expect("gt");
         assert_eq!(m.dtype(), DType::F32);
         assert_eq!(dispatches() - before, 1, "a comparison of halves");
+        // Cross-entropy reads F16 logits as they are: no more dispatches
+        // than for F32 logits (a cast would be one more).
+        let targets =
+            Tensor::from_vec_i32((0..143).map(|i| i % 7).collect(), &[143], &dev).expect("targets");
+        let count = |logits: &Tensor| {
+            let before = dispatches();
+            logits.cross_entropy(&targets).expect("cross-entropy");
+            dispatches() - before
+        };
+        let wide = s.to_dtype(DType::F32).expect("f32");
+        assert_eq!(count(&s), count(&wide), "cross-entropy of halves");
     });
 }
