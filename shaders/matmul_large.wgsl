@@ -22,7 +22,8 @@
 override A_MODE: u32 = 2u;
 override B_MODE: u32 = 2u;
 
-@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+// Four f32 outputs' bits, or under HALF_OUT eight halves.
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<u32>>;
 
 const TILE: u32 = 128u;
 
@@ -102,6 +103,19 @@ fn stage(t: u32, s: Slab) {
     }
 }
 
+// Output quad `q` (elements 4q..4q+3, columns col..col+3) through the
+// epilogue: one vec4 of f32 bits, or under HALF_OUT its four halves, two
+// words of the vec4 holding quads 2(q / 2) and 2(q / 2) + 1.
+fn put(q: u32, v: vec4<f32>, col: u32) {
+    if (HALF_OUT) {
+        let lane = (q & 1u) * 2u;
+        c[q >> 1u][lane] = pair(v.x, v.y, col);
+        c[q >> 1u][lane + 1u] = pair(v.z, v.w, col + 2u);
+        return;
+    }
+    c[q] = bitcast<vec4<u32>>(epilogue4(v, col));
+}
+
 @compute @workgroup_size(256)
 fn matmul_large(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -178,22 +192,22 @@ fn matmul_large(
                 let row = p.n / 4u;
                 let col0 = n0 + tx * 4u;
                 let col1 = col0 + 64u;
-                c[r0 * row + q0] = epilogue4(acc00_0, col0);
-                c[(r0 + 1u) * row + q0] = epilogue4(acc00_1, col0);
-                c[(r0 + 2u) * row + q0] = epilogue4(acc00_2, col0);
-                c[(r0 + 3u) * row + q0] = epilogue4(acc00_3, col0);
-                c[r0 * row + q1] = epilogue4(acc01_0, col1);
-                c[(r0 + 1u) * row + q1] = epilogue4(acc01_1, col1);
-                c[(r0 + 2u) * row + q1] = epilogue4(acc01_2, col1);
-                c[(r0 + 3u) * row + q1] = epilogue4(acc01_3, col1);
-                c[r1 * row + q0] = epilogue4(acc10_0, col0);
-                c[(r1 + 1u) * row + q0] = epilogue4(acc10_1, col0);
-                c[(r1 + 2u) * row + q0] = epilogue4(acc10_2, col0);
-                c[(r1 + 3u) * row + q0] = epilogue4(acc10_3, col0);
-                c[r1 * row + q1] = epilogue4(acc11_0, col1);
-                c[(r1 + 1u) * row + q1] = epilogue4(acc11_1, col1);
-                c[(r1 + 2u) * row + q1] = epilogue4(acc11_2, col1);
-                c[(r1 + 3u) * row + q1] = epilogue4(acc11_3, col1);
+                put(r0 * row + q0, acc00_0, col0);
+                put((r0 + 1u) * row + q0, acc00_1, col0);
+                put((r0 + 2u) * row + q0, acc00_2, col0);
+                put((r0 + 3u) * row + q0, acc00_3, col0);
+                put(r0 * row + q1, acc01_0, col1);
+                put((r0 + 1u) * row + q1, acc01_1, col1);
+                put((r0 + 2u) * row + q1, acc01_2, col1);
+                put((r0 + 3u) * row + q1, acc01_3, col1);
+                put(r1 * row + q0, acc10_0, col0);
+                put((r1 + 1u) * row + q0, acc10_1, col0);
+                put((r1 + 2u) * row + q0, acc10_2, col0);
+                put((r1 + 3u) * row + q0, acc10_3, col0);
+                put(r1 * row + q1, acc11_0, col1);
+                put((r1 + 1u) * row + q1, acc11_1, col1);
+                put((r1 + 2u) * row + q1, acc11_2, col1);
+                put((r1 + 3u) * row + q1, acc11_3, col1);
             }
         }
     }

@@ -17,7 +17,8 @@
 override A_MODE: u32 = 0u;
 override B_MODE: u32 = 0u;
 
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// f32 bits, or under HALF_OUT two halves a word.
+@group(0) @binding(3) var<storage, read_write> c: array<u32>;
 
 const TILE: u32 = 32u;
 const THREADS: u32 = 64u;
@@ -69,9 +70,18 @@ fn store_row(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
         return;
     }
     let i = c_base + row * p.n + col;
+    if (HALF_OUT) {
+        // N is even, so i is, and col + j < N means col + j + 1 < N too.
+        for (var j = 0u; j < 4u; j += 2u) {
+            if (col + j < p.n) {
+                c[(i + j) >> 1u] = pair(v[j], v[j + 1u], col + j);
+            }
+        }
+        return;
+    }
     for (var j = 0u; j < 4u; j++) {
         if (col + j < p.n) {
-            c[i + j] = epilogue(v[j], col + j);
+            c[i + j] = bitcast<u32>(epilogue(v[j], col + j));
         }
     }
 }

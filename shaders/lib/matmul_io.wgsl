@@ -4,7 +4,14 @@
 // bit 1: a ReLU; bit 2: round the sum to f16 and widen it back first, as the
 // cast kernel would round it, so that autocast's Linear, `fused_linear_f16`,
 // adds its F32 bias to the F16 product). Without bit 0 the host binds any
-// buffer there; it is not read. The output binding differs (f32 or vec4) and stays in each kernel.
+// buffer there; it is not read. The output binding differs (words or vec4
+// of words) and stays in each kernel.
+//
+// HALF_OUT: the output is an F16 buffer rather than an f32 one: each output
+// value (after the epilogue) is rounded to f16 once, as the cast kernel
+// rounds it, and a thread writes the two halves of a word together (`pair`),
+// which needs an even N (the host sees to it; the cooperative kernel does
+// not take it). f32 outputs are written as their bits.
 //
 // HALF: A and B are F16 buffers (two halves per word, see lib/half.wgsl)
 // rather than f32 ones; elements are read as halves, widened exactly to
@@ -38,6 +45,7 @@ struct Params {
 
 override EPILOGUE: u32 = 0u;
 override HALF: bool = false;
+override HALF_OUT: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
@@ -119,4 +127,12 @@ fn epilogue4(v: vec4<f32>, col: u32) -> vec4<f32> {
         epilogue(v.z, col + 2u),
         epilogue(v.w, col + 3u),
     );
+}
+
+// Output columns col and col + 1, through the epilogue, rounded to f16 and
+// packed into one word (the even column in the low half).
+fn pair(x: f32, y: f32, col: u32) -> u32 {
+    let lo = f32_to_f16(bitcast<u32>(epilogue(x, col)));
+    let hi = f32_to_f16(bitcast<u32>(epilogue(y, col + 1u)));
+    return lo | (hi << 16u);
 }

@@ -92,14 +92,7 @@ pub(crate) fn cast(gpu: &Arc<Gpu>, src: View, to: DType) -> Result<Storage> {
     let p = elementwise("cast", &l.shape, &[l])?;
     let int = |is: bool| if is { 1.0 } else { 0.0 };
     if to == DType::F16 {
-        // One thread per output word (two halves).
-        gpu.dispatch(
-            CAST_TO_HALF,
-            &[("FROM_INT", int(s.dtype() == DType::I32))],
-            bytemuck::bytes_of(&p),
-            &[s.buffer(), out.buffer()],
-            grid_for("cast", n.div_ceil(2))?,
-        )?;
+        to_half(gpu, s, &p, &out)?;
         return Ok(out.into_storage());
     }
     if s.dtype() == DType::F16 {
@@ -121,6 +114,33 @@ pub(crate) fn cast(gpu: &Arc<Gpu>, src: View, to: DType) -> Result<Storage> {
         grid_for("cast", n)?,
     )?;
     Ok(out.into_storage())
+}
+
+/// Rounds the first `n` values of the contiguous F32 buffer `src` into the
+/// F16 buffer `dst` (which holds at least `n`): a product that could not
+/// write its halves itself.
+pub(crate) fn round_into(
+    gpu: &Arc<Gpu>,
+    src: &GpuStorage,
+    n: usize,
+    dst: &GpuStorage,
+) -> Result<()> {
+    let l = Layout::contiguous(&[n]);
+    let p = elementwise("cast", &l.shape, &[&l])?;
+    to_half(gpu, src, &p, dst)
+}
+
+/// The cast to F16 of the view `p` describes in `src` into `dst`, one
+/// thread per output word (two halves).
+fn to_half(gpu: &Arc<Gpu>, src: &GpuStorage, p: &EwParams, dst: &GpuStorage) -> Result<()> {
+    let from_int = if src.dtype() == DType::I32 { 1.0 } else { 0.0 };
+    gpu.dispatch(
+        CAST_TO_HALF,
+        &[("FROM_INT", from_int)],
+        bytemuck::bytes_of(p),
+        &[src.buffer(), dst.buffer()],
+        grid_for("cast", (p.numel as usize).div_ceil(2))?,
+    )
 }
 
 /// A contiguous copy of a view (same dtype).

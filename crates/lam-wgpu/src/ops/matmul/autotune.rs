@@ -57,7 +57,14 @@ pub fn autotune_matmul(
             Layout::contiguous(&[batch, m, k]),
             Layout::contiguous(&[batch, k, n]),
         );
-        let job = prepare(&gpu, (&a, &la), (&b, &lb), None, LinearActivation::Identity)?;
+        let job = prepare(
+            &gpu,
+            (&a, &la),
+            (&b, &lb),
+            None,
+            LinearActivation::Identity,
+            DType::F32,
+        )?;
         let best = if job.empty {
             MatmulKernel::Tile64
         } else {

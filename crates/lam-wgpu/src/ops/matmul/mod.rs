@@ -26,9 +26,12 @@
 //!
 //! Every kernel also reads `F16` operands directly (the `HALF` pipeline
 //! constant): halves are widened exactly to f32 as they are loaded, the sums
-//! accumulate in f32, and [`matmul_f16`] rounds the f32 result to `F16` once
-//! with the cast kernel. Against casting both operands to f32 first, that
-//! reads half the operand bytes and saves two passes. `F16` products take
+//! accumulate in f32, and for [`matmul_f16`] the kernels round each sum to
+//! `F16` as they write it (the `HALF_OUT` constant, a thread writing a
+//! word's two halves; a product with an odd N, or on the cooperative
+//! kernel, writes f32 sums that the cast kernel rounds). Against casting
+//! both operands to f32 first and the result back, that reads half the
+//! operand bytes, writes half the output bytes and saves three passes. `F16` products take
 //! the kernel choice of their shape class as f32 products do (the autotune
 //! classes do not tell them apart). Autocast's `Linear` ([`linear_f16`])
 //! runs the same kernels on `F16` operands with an `F32` bias, their
@@ -44,7 +47,7 @@ use std::sync::Arc;
 use lam_core::backend::{LinearActivation, View};
 use lam_core::{DType, Error, Layout, Result, Storage};
 
-use super::copy::cast;
+use super::copy::{self, cast};
 use super::{input, output};
 use crate::context::Gpu;
 use crate::kernels::{MATMUL, MATMUL_COOP, MATMUL_LARGE, MATMUL_SMALL, MATMUL_SUBGROUP};
@@ -88,13 +91,16 @@ pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
     product(gpu, lhs, rhs, None, LinearActivation::Identity, None)
 }
 
-/// The product of two `F16` views, as `F16`: the kernels read the halves
-/// and sum in f32, and the cast kernel rounds the f32 result to `F16` once
-/// (a kernel writing halves itself would have two threads share a word
-/// wherever a row has an odd length).
+/// The product of two `F16` views, as `F16`: the kernels read the halves,
+/// sum in f32 and round each sum to `F16` once as they write it (HALF_OUT),
+/// a thread writing both halves of a word. Where a row has an odd length
+/// two threads would share a word, so the kernels write f32 sums and the
+/// cast kernel rounds them.
 pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
     expect_operands("matmul_f16", [&lhs, &rhs], DType::F16)?;
-    let job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity)?;
+    let even = batched(rhs.1).is_ok_and(|b| b[2] % 2 == 0);
+    let out = if even { DType::F16 } else { DType::F32 };
+    let job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity, out)?;
     let numel = [job.p.batch, job.p.m, job.p.n]
         .iter()
         .map(|&d| d as usize)
@@ -104,6 +110,9 @@ pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage
     }
     run(gpu, &job, None)?;
     let sums = job.out.into_storage();
+    if even {
+        return Ok(sums);
+    }
     cast(gpu, (&sums, &Layout::contiguous(&[numel])), DType::F16)
 }
 
@@ -180,6 +189,8 @@ pub(crate) struct Job<'a> {
     epilogue: u32,
     /// The operands are `F16` (the kernels' `HALF` constant).
     half: bool,
+    /// The output is `F16` (the kernels' `HALF_OUT` constant; N is even).
+    half_out: bool,
     /// No output elements: nothing to launch.
     empty: bool,
 }
@@ -195,7 +206,7 @@ fn product(
     act: LinearActivation,
     kernel: Option<MatmulKernel>,
 ) -> Result<Storage> {
-    let job = prepare(gpu, lhs, rhs, bias, act)?;
+    let job = prepare(gpu, lhs, rhs, bias, act, DType::F32)?;
     if !job.empty {
         run(gpu, &job, kernel)?;
     }
@@ -211,13 +222,15 @@ fn run(gpu: &Arc<Gpu>, job: &Job, kernel: Option<MatmulKernel>) -> Result<()> {
     launch(gpu, job, kernel)
 }
 
-/// Checks the operands, packs the parameters and allocates the output.
+/// Checks the operands, packs the parameters and allocates the output, of
+/// dtype `out` (`F16` only for products of halves with an even N).
 fn prepare<'a>(
     gpu: &Arc<Gpu>,
     lhs: View<'a>,
     rhs: View<'a>,
     bias: Option<View<'a>>,
     act: LinearActivation,
+    out: DType,
 ) -> Result<Job<'a>> {
     // Both operands F32 or both F16; with a bias, F16 operands mean the
     // autocast Linear of `linear_f16`, whose sums are rounded to f16 before
@@ -246,7 +259,14 @@ fn prepare<'a>(
             bytes: u64::MAX,
             limit: gpu.limits.max_binding,
         })?;
-    let out = output(gpu, "matmul", numel, DType::F32)?;
+    let half_out = out == DType::F16;
+    if half_out && (dtype != DType::F16 || n % 2 != 0) {
+        return Err(Error::invalid(
+            "matmul",
+            format!("F16 output of a {dtype} product with {n} columns"),
+        ));
+    }
+    let out = output(gpu, "matmul", numel, out)?;
     let bias = match bias {
         None => None,
         Some(view) => {
@@ -293,22 +313,41 @@ fn prepare<'a>(
         p,
         epilogue,
         half: dtype == DType::F16,
+        half_out,
         empty: numel == 0,
     })
 }
 
 /// Records the dispatch of `job` on `kernel`.
 fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
+    let coop = matches!(kernel, MatmulKernel::Coop | MatmulKernel::Coop128);
+    if job.half_out && coop {
+        // The cooperative kernel writes f32 only: its sums, then the cast.
+        let numel = [job.p.batch, job.p.m, job.p.n]
+            .iter()
+            .map(|&d| d as usize)
+            .product();
+        let sums = output(gpu, "matmul", numel, DType::F32)?;
+        launch_into(gpu, job, kernel, &sums, false)?;
+        return copy::round_into(gpu, &sums, numel, &job.out);
+    }
+    launch_into(gpu, job, kernel, &job.out, job.half_out)
+}
+
+/// Records the dispatch of `job` on `kernel` writing `out` (as halves when
+/// `half_out`).
+fn launch_into(
+    gpu: &Arc<Gpu>,
+    job: &Job,
+    kernel: MatmulKernel,
+    out: &GpuStorage,
+    half_out: bool,
+) -> Result<()> {
     let (p, v) = (&job.p, &job.v);
     // Without a bias the kernel does not read binding 4, but it must be
     // bound: A's buffer serves (two read-only bindings of one buffer are fine).
     let bias_buffer = job.bias.map_or(job.a.buffer(), |s| s.buffer());
-    let buffers = [
-        job.a.buffer(),
-        job.b.buffer(),
-        job.out.buffer(),
-        bias_buffer,
-    ];
+    let buffers = [job.a.buffer(), job.b.buffer(), out.buffer(), bias_buffer];
     let (m, n, batch) = (p.m as usize, p.n as usize, p.batch as usize);
     let grid = |tile: usize| {
         [
@@ -326,6 +365,9 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
     ];
     if job.half {
         constants.push(("HALF", 1.0));
+    }
+    if half_out {
+        constants.push(("HALF_OUT", 1.0));
     }
     let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
     let params = bytemuck::bytes_of(p);
@@ -359,7 +401,11 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
             p.k,
             v.a_mode,
             v.b_mode,
-            if job.half { " f16" } else { "" }
+            match (job.half, half_out) {
+                (true, true) => " f16->f16",
+                (true, false) => " f16",
+                _ => "",
+            }
         )
     };
     crate::timing::with_detail(shape, || {
