@@ -449,6 +449,14 @@ conformance!(autocast_linear_is_the_composed_ops_bit_for_bit, |dev| {
                     !gpu && with_bias,
                     "{what}: {calls:?}"
                 );
+                // And it writes halves itself, so the only casts are the
+                // operands' (the input's to F16, here or as the test makes
+                // an F16 input, and the weight's), unless a ReLU's rule
+                // needs the F32 output, which one cast rounds.
+                if gpu && with_bias {
+                    let output = u64::from(act == LinearActivation::Relu);
+                    assert_eq!(calls.get("cast"), Some(&(2 + output)), "{what}: {calls:?}");
+                }
             }
         }
     }

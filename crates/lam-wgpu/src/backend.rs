@@ -224,8 +224,9 @@ impl Backend for WgpuBackend {
         weight: View,
         bias: View,
         act: LinearActivation,
+        to: DType,
     ) -> Result<Option<Storage>> {
-        matmul::linear_f16(&self.gpu, input, weight, bias, act)
+        matmul::linear_f16(&self.gpu, input, weight, bias, act, to)
     }
 
     fn fused_lstm_cell(

@@ -235,8 +235,10 @@ macro_rules! backend_methods {
                 /// bit for bit the `F16` product cast to `F32`, added to the bias
                 /// by [`Backend::binary`] and passed through the activation, all
                 /// done as the product is written rather than in passes of their own.
+                /// With `to` `F16` the output is that `F32` result rounded to `F16`
+                /// once more (its cast, done as it is written).
                 fn fused_linear_f16(&self, input: View, weight: View, bias: View,
-                    act: LinearActivation) -> Result<Option<Storage>>
+                    act: LinearActivation, to: DType) -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some,
                     named product_name(&op_name("fused_linear_f16", &act), input.1, weight.1);
                 /// One LSTM step's gate arithmetic for `B` rows of hidden size

@@ -70,7 +70,8 @@ fn linear_f16_is_the_composed_ops_bit_for_bit_on_every_kernel() {
 /// `fused_linear_f16` as a Linear calls it (the weight `[n, k]` seen as
 /// `[k, n]`, the bias a narrowed view) against the composed backend ops,
 /// with and without ReLU: sizes 1, 3, 17, 65 and 128 (the large kernel's
-/// tile), NaN and sums beyond f16's range of both signs.
+/// tile), NaN and sums beyond f16's range of both signs; and its F16
+/// output (written as halves for an even N) against the F32 one's cast.
 fn linear_f16_cases(dev: &Device) {
     let gpu = dev.backend();
     for (m, k, n) in [(1, 1, 1), (3, 17, 5), (65, 3, 17), (128, 16, 128)] {
@@ -88,10 +89,18 @@ fn linear_f16_cases(dev: &Device) {
         let out = Layout::contiguous(&[m, n]);
         for act in [LinearActivation::Identity, LinearActivation::Relu] {
             let case = format!("fused_linear_f16 {m}x{k}x{n} {act:?}");
-            let got = gpu
-                .fused_linear_f16((&gx, &lx), (&gw, &lw), (&gb, &lb), act)
-                .expect("fused_linear_f16")
-                .expect("the gpu fuses");
+            let linear = |to: DType| {
+                gpu.fused_linear_f16((&gx, &lx), (&gw, &lw), (&gb, &lb), act, to)
+                    .expect("fused_linear_f16")
+                    .expect("the gpu fuses")
+            };
+            let got = linear(DType::F32);
+            // The F16 output is the F32 one's cast, bit for bit.
+            let halves = gpu
+                .cast((&linear(DType::F16), &out), DType::F32)
+                .expect("cast");
+            let rounded = gpu.cast((&got, &out), DType::F16).expect("cast");
+            let rounded = gpu.cast((&rounded, &out), DType::F32).expect("cast");
             let p = gpu
                 .fused_matmul_f16((&gx, &lx), (&gw, &lw))
                 .expect("matmul_f16")
@@ -111,6 +120,7 @@ fn linear_f16_cases(dev: &Device) {
             let bits = |s: &Storage| -> Vec<u32> {
                 down(gpu, s, &[m, n]).iter().map(|v| v.to_bits()).collect()
             };
+            assert_eq!(bits(&halves), bits(&rounded), "{case} to F16");
             let (got, want) = (bits(&got), bits(&want));
             assert_eq!(got, want, "{case}");
             if m == 3 {
@@ -127,7 +137,7 @@ fn linear_f16_cases(dev: &Device) {
     let relu = LinearActivation::Relu;
     for (a, b) in [(&wide, &half), (&half, &wide)] {
         let err = gpu
-            .fused_linear_f16((a, &l), (b, &l), (&wide, &lb), relu)
+            .fused_linear_f16((a, &l), (b, &l), (&wide, &lb), relu, DType::F32)
             .expect_err("an F32 operand is refused");
         assert!(err.to_string().contains("float16"), "{err}");
     }

@@ -8,8 +8,9 @@
 //! (which promotes to `F32`), the activation and the cast to `F16`. Where
 //! the backend has `fused_linear_f16` (the GPU kernels), the product's own
 //! output write rounds each sum to `F16`, widens it back, adds the bias and
-//! applies the activation, one cast rounds that to `F16`, and the layer is
-//! one tape op whose gradient rule repeats the composed ops' rules step by
+//! applies the activation, and rounds that to `F16` as it writes it (with a
+//! ReLU, whose rule reads the `F32` output, it writes that and one cast
+//! rounds it), and the layer is one tape op whose gradient rule repeats the composed ops' rules step by
 //! step, so that outputs and gradients are bit for bit those of the
 //! composition, which runs wherever the backend declines.
 
@@ -32,18 +33,26 @@ pub(super) fn linear(
         return super::composite(&x16, &wt16, bias, act)?.to_dtype(half);
     };
     let (xs, ws, bs) = (x16.storage(), wt16.storage(), bias.storage());
+    // The rule of a ReLU reads the F32 output; otherwise the backend may
+    // write the F16 one directly.
+    let relu = act == LinearActivation::Relu;
     let fused = x.backend().fused_linear_f16(
         (&xs, x16.layout()),
         (&ws, wt16.layout()),
         (&bs, bias.layout()),
         act,
+        if relu { DType::F32 } else { half },
     )?;
     let Some(out) = fused else {
         return super::composite(&x16, &wt16, Some(bias), act)?.to_dtype(half);
     };
     let (rows, out_f) = (x.dims()[0], weight.dims()[0]);
     let layout = Layout::contiguous(&[rows, out_f]);
-    let rounded = x.backend().cast((&out, &layout), half)?;
+    let rounded = if relu {
+        x.backend().cast((&out, &layout), half)?
+    } else {
+        out.clone()
+    };
     let needs = [
         x.requires_grad(),
         weight.requires_grad(),
@@ -53,8 +62,7 @@ pub(super) fn linear(
     // them: the F32 output for the ReLU's mask (the F16 one could lose a
     // positive value below F16's smallest), each F16 operand for the
     // other's gradient.
-    let y = (act == LinearActivation::Relu)
-        .then(|| Tensor::from_storage(out.clone(), layout.clone(), &x.device()));
+    let y = relu.then(|| Tensor::from_storage(out, layout.clone(), &x.device()));
     let x16 = needs[1].then(|| x16.detach());
     let wt16 = needs[0].then(|| wt16.detach());
     let (x_dtype, w_dtype) = (x.dtype(), weight.dtype());

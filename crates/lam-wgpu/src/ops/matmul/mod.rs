@@ -98,7 +98,7 @@ pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
 /// cast kernel rounds them.
 pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
     expect_operands("matmul_f16", [&lhs, &rhs], DType::F16)?;
-    let even = batched(rhs.1).is_ok_and(|b| b[2] % 2 == 0);
+    let even = batched(rhs.1).is_ok_and(|b| b[2].is_multiple_of(2));
     let out = if even { DType::F16 } else { DType::F32 };
     let job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity, out)?;
     let numel = [job.p.batch, job.p.m, job.p.n]
@@ -140,25 +140,44 @@ pub(crate) fn linear(
 /// read the halves and sum in f32, and their epilogue (bit 2 of EPILOGUE)
 /// rounds each sum to f16 with the cast kernel's integer code before the
 /// bias and activation, so the output is bit for bit what the cast, the
-/// add and the ReLU kernels would make of [`matmul_f16`]'s product. `None`
-/// when the bias is not a unit-stride vector (the caller then composes the
-/// ops).
+/// add and the ReLU kernels would make of [`matmul_f16`]'s product; with
+/// `to` `F16`, that rounded to `F16` once more as it is written (an odd N
+/// takes the F32 output and the cast kernel). `None` when the bias is not a
+/// unit-stride vector (the caller then composes the ops).
 pub(crate) fn linear_f16(
     gpu: &Arc<Gpu>,
     input: View,
     weight: View,
     bias: View,
     act: LinearActivation,
+    to: DType,
 ) -> Result<Option<Storage>> {
+    const OP: &str = "fused_linear_f16";
     if !unit_stride_vector(bias.1) {
         return Ok(None);
     }
-    expect_operands("fused_linear_f16", [&input, &weight], DType::F16)?;
-    input.1.expect_rank("fused_linear_f16", "input [M, K]", 2)?;
-    weight
-        .1
-        .expect_rank("fused_linear_f16", "weight [K, N]", 2)?;
-    product(gpu, input, weight, Some(bias), act, None).map(Some)
+    expect_operands(OP, [&input, &weight], DType::F16)?;
+    input.1.expect_rank(OP, "input [M, K]", 2)?;
+    weight.1.expect_rank(OP, "weight [K, N]", 2)?;
+    if to != DType::F32 && to != DType::F16 {
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            expected: DType::F16,
+            found: to,
+        });
+    }
+    let n = weight.1.shape[1];
+    let out = if n.is_multiple_of(2) { to } else { DType::F32 };
+    let job = prepare(gpu, input, weight, Some(bias), act, out)?;
+    if !job.empty {
+        run(gpu, &job, None)?;
+    }
+    let y = job.out.into_storage();
+    if out == to {
+        return Ok(Some(y));
+    }
+    let numel = input.1.shape[0] * n;
+    cast(gpu, (&y, &Layout::contiguous(&[numel])), to).map(Some)
 }
 
 /// True for a rank-1 view the epilogue can index as `bias[offset + col]`.
@@ -260,7 +279,7 @@ fn prepare<'a>(
             limit: gpu.limits.max_binding,
         })?;
     let half_out = out == DType::F16;
-    if half_out && (dtype != DType::F16 || n % 2 != 0) {
+    if half_out && (dtype != DType::F16 || !n.is_multiple_of(2)) {
         return Err(Error::invalid(
             "matmul",
             format!("F16 output of a {dtype} product with {n} columns"),
