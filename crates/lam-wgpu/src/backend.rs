@@ -204,8 +204,8 @@ impl Backend for WgpuBackend {
         elementwise::binary_f16(&self.gpu, op, lhs, rhs, to).map(Some)
     }
 
-    fn fused_matmul_f16(&self, lhs: View, rhs: View) -> Result<Option<Storage>> {
-        matmul::matmul_f16(&self.gpu, lhs, rhs).map(Some)
+    fn fused_matmul_f16(&self, lhs: View, rhs: View, to: DType) -> Result<Option<Storage>> {
+        matmul::matmul_f16(&self.gpu, lhs, rhs, to).map(Some)
     }
 
     fn fused_linear(

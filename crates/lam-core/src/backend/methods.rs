@@ -179,12 +179,15 @@ macro_rules! backend_methods {
                     named op_name("fused_binary_f16", &op);
                 /// [`Backend::matmul`] of two `F16` views, as a contiguous `F16`
                 /// `[B, M, N]`: each output the sum of the exact products of
-                /// the halves, accumulated in `f32` and rounded to `F16` once.
-                /// Declining, the caller casts the operands to `F32`, multiplies
-                /// them with [`Backend::matmul`] and casts the result back: the
-                /// same numbers, up to the order of the `f32` sums, in three
-                /// more passes over memory.
-                fn fused_matmul_f16(&self, lhs: View, rhs: View) -> Result<Option<Storage>>
+                /// the halves, accumulated in `f32` and rounded to `F16` once;
+                /// with `to` `F32`, those halves widened back (the `F16`
+                /// product's cast, as a weight's gradient takes it). Declining,
+                /// the caller casts the operands to `F32`, multiplies them with
+                /// [`Backend::matmul`] and casts the result to `F16` (and back):
+                /// the same numbers, up to the order of the `f32` sums, in
+                /// three or four more passes over memory.
+                fn fused_matmul_f16(&self, lhs: View, rhs: View, to: DType)
+                    -> Result<Option<Storage>>
                     = Ok(None), taken Option::is_some,
                     named product_name("fused_matmul_f16", lhs.1, rhs.1);
                 /// Scaled dot-product attention (see [`AttentionInputs`]) without

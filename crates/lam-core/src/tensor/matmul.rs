@@ -59,7 +59,9 @@ impl Tensor {
         if r > 2 && rhs.rank() == 2 && self.dims()[r - 1] == rhs.dims()[0] {
             let k = self.dims()[r - 1];
             let rows: usize = self.dims()[..r - 1].iter().product();
-            let out = self.reshape(&[rows as isize, k as isize])?.matmul_nd(rhs)?;
+            let out = self
+                .reshape(&[rows as isize, k as isize])?
+                .matmul_nd(rhs, self.dtype())?;
             let mut shape = self.shape();
             shape[r - 1] = rhs.dims()[1];
             return out.reshape_exact(&shape);
@@ -75,7 +77,7 @@ impl Tensor {
         } else {
             rhs.clone()
         };
-        let mut out = a.matmul_nd(&b)?;
+        let mut out = a.matmul_nd(&b, self.dtype())?;
         if self.rank() == 1 {
             out = out.squeeze(-2)?;
         }
@@ -85,8 +87,23 @@ impl Tensor {
         Ok(out)
     }
 
-    /// `[.., M, K] × [.., K, N]` with broadcast batch dims.
-    fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {
+    /// The product of two `F16` matrices as `to`: `F16`, or its cast to
+    /// `F32` (the values of the `F16` product, widened), in one backend call
+    /// where the backend writes either (`fused_matmul_f16`). What a
+    /// gradient rule whose leaf is `F32` computes: the product of halves,
+    /// then the cast's rule.
+    pub(crate) fn matmul_as(&self, rhs: &Tensor, to: DType) -> Result<Tensor> {
+        let halves = self.dtype() == DType::F16 && rhs.dtype() == DType::F16;
+        if !halves || self.rank() != 2 || rhs.rank() != 2 {
+            return self.matmul(rhs)?.to_dtype(to);
+        }
+        self.device().check_same(&rhs.device(), "matmul")?;
+        self.matmul_nd(rhs, to)
+    }
+
+    /// `[.., M, K] × [.., K, N]` with broadcast batch dims, as `to` (the
+    /// operands' dtype, or `F32` for `F16` operands: their product's cast).
+    fn matmul_nd(&self, rhs: &Tensor, to: DType) -> Result<Tensor> {
         let (ra, rb) = (self.rank(), rhs.rank());
         let (m, k) = (self.dims()[ra - 2], self.dims()[ra - 1]);
         let (k2, n) = (rhs.dims()[rb - 2], rhs.dims()[rb - 1]);
@@ -108,6 +125,7 @@ impl Tensor {
             (&la.0.storage(), &la.1),
             (&lb.0.storage(), &lb.1),
             dtype,
+            to,
         )?;
         let mut shape = batch;
         shape.extend([m, n]);
@@ -123,7 +141,8 @@ impl Tensor {
             Layout::contiguous(&shape),
             &[self, rhs],
             move |g| {
-                // The gradient of an F16 product is an F16 product too.
+                // The gradient of an F16 product is an F16 product too (an
+                // F32 `g` of its widened output goes through the cast's rule).
                 let g = &g.to_dtype(dtype)?;
                 // dA = G Bᵀ, dB = Aᵀ G, each summed over broadcast batch dims.
                 // An operand that is a transposed view (a Linear weight is
@@ -134,16 +153,16 @@ impl Tensor {
                 let ga = match &bd {
                     None => None,
                     Some(bd) if a_col_major => {
-                        Some(bd.matmul_nd(&g.t()?)?.t()?.sum_to_shape(&a_shape)?)
+                        Some(bd.matmul_nd(&g.t()?, dtype)?.t()?.sum_to_shape(&a_shape)?)
                     }
-                    Some(bd) => Some(g.matmul_nd(&bd.t()?)?.sum_to_shape(&a_shape)?),
+                    Some(bd) => Some(g.matmul_nd(&bd.t()?, dtype)?.sum_to_shape(&a_shape)?),
                 };
                 let gb = match &ad {
                     None => None,
                     Some(ad) if b_col_major => {
-                        Some(g.t()?.matmul_nd(ad)?.t()?.sum_to_shape(&b_shape)?)
+                        Some(g.t()?.matmul_nd(ad, dtype)?.t()?.sum_to_shape(&b_shape)?)
                     }
-                    Some(ad) => Some(ad.t()?.matmul_nd(g)?.sum_to_shape(&b_shape)?),
+                    Some(ad) => Some(ad.t()?.matmul_nd(g, dtype)?.sum_to_shape(&b_shape)?),
                 };
                 Ok(vec![ga, gb])
             },
@@ -151,20 +170,21 @@ impl Tensor {
     }
 }
 
-/// The backend's batched product of two views of `dtype`. `F16` operands
-/// go to the backend's `fused_matmul_f16`; a backend that declines it (the
-/// CPU) multiplies them cast to `F32`, and the result is rounded back to
-/// `F16`.
+/// The backend's batched product of two views of `dtype`, as `to`. `F16`
+/// operands go to the backend's `fused_matmul_f16`; a backend that declines
+/// it (the CPU) multiplies them cast to `F32`, and the result is rounded to
+/// `F16` (and for `to` `F32` widened back).
 fn product(
     backend: &dyn Backend,
     lhs: (&Storage, &Layout),
     rhs: (&Storage, &Layout),
     dtype: DType,
+    to: DType,
 ) -> Result<Storage> {
     if dtype != DType::F16 {
         return backend.matmul(lhs, rhs);
     }
-    if let Some(out) = backend.fused_matmul_f16(lhs, rhs)? {
+    if let Some(out) = backend.fused_matmul_f16(lhs, rhs, to)? {
         return Ok(out);
     }
     let (a, b) = (
@@ -177,7 +197,12 @@ fn product(
     );
     let c = backend.matmul((&a, &la), (&b, &lb))?;
     let (batch, m, n) = (lhs.1.shape[0], lhs.1.shape[1], rhs.1.shape[2]);
-    backend.cast((&c, &Layout::contiguous(&[batch, m, n])), DType::F16)
+    let out = Layout::contiguous(&[batch, m, n]);
+    let halves = backend.cast((&c, &out), DType::F16)?;
+    if to == DType::F16 {
+        return Ok(halves);
+    }
+    backend.cast((&halves, &out), to)
 }
 
 /// True when the last two dims of `l` are stored column by column (a

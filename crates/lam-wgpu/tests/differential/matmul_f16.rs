@@ -102,7 +102,7 @@ fn linear_f16_cases(dev: &Device) {
             let rounded = gpu.cast((&got, &out), DType::F16).expect("cast");
             let rounded = gpu.cast((&rounded, &out), DType::F32).expect("cast");
             let p = gpu
-                .fused_matmul_f16((&gx, &lx), (&gw, &lw))
+                .fused_matmul_f16((&gx, &lx), (&gw, &lw), DType::F16)
                 .expect("matmul_f16")
                 .expect("the gpu multiplies halves");
             let p = gpu.cast((&p, &out), DType::F32).expect("cast");
@@ -156,14 +156,14 @@ fn only_f16_operands_are_taken() {
         let half = to_half(gpu, &[1.0; 4]);
         for (a, b) in [(&wide, &half), (&half, &wide), (&wide, &wide)] {
             let err = gpu
-                .fused_matmul_f16((a, &l), (b, &l))
+                .fused_matmul_f16((a, &l), (b, &l), DType::F16)
                 .expect_err("an F32 operand is refused");
             assert!(err.to_string().contains("float16"), "{err}");
         }
         // The CPU declines: lam-core multiplies its halves as f32.
         let c = to_half(cpu, &[1.0; 4]);
         assert!(cpu
-            .fused_matmul_f16((&c, &l), (&c, &l))
+            .fused_matmul_f16((&c, &l), (&c, &l), DType::F16)
             .expect("cpu")
             .is_none());
     });
@@ -280,13 +280,21 @@ fn large_products(dev: &Device, batch: usize) {
 /// the views' elements computed on the host and rounded to f16 once.
 fn check(gpu: &dyn Backend, case: &str, a: (&[f32], &Layout), b: (&[f32], &Layout)) {
     let (ga, gb) = (to_half(gpu, a.0), to_half(gpu, b.0));
-    let out = gpu
-        .fused_matmul_f16((&ga, a.1), (&gb, b.1))
-        .unwrap_or_else(|e| panic!("{case}: {e}"))
-        .unwrap_or_else(|| panic!("{case}: the GPU declined an F16 product"));
-    assert_eq!(out.dtype(), DType::F16, "{case}: dtype");
+    let run = |to: DType| {
+        let out = gpu
+            .fused_matmul_f16((&ga, a.1), (&gb, b.1), to)
+            .unwrap_or_else(|e| panic!("{case}: {e}"))
+            .unwrap_or_else(|| panic!("{case}: the GPU declined an F16 product"));
+        assert_eq!(out.dtype(), to, "{case}: dtype");
+        out
+    };
     let (batch, m, n) = (a.1.shape[0], a.1.shape[1], b.1.shape[2]);
-    let got = from_half(gpu, &out, batch * m * n);
+    let got = from_half(gpu, &run(DType::F16), batch * m * n);
+    // As F32: the same halves, widened.
+    let widened = down(gpu, &run(DType::F32), &[batch * m * n]);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let halves: Vec<f32> = got.iter().map(|h| h.to_f32()).collect();
+    assert_eq!(bits(&widened), bits(&halves), "{case}: the F32 output");
     let want = host_product(a, b);
     assert_eq!(got.len(), want.len(), "{case}: length");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {

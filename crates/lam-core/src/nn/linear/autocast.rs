@@ -95,11 +95,11 @@ pub(super) fn linear(
             let g16 = gp.to_dtype(half)?;
             let gx = wt16
                 .as_ref()
-                .map(|wt| g16.matmul(&wt.t()?)?.to_dtype(x_dtype))
+                .map(|wt| g16.matmul_as(&wt.t()?, x_dtype))
                 .transpose()?;
             let gw = x16
                 .as_ref()
-                .map(|x| x.t()?.matmul(&g16)?.to_dtype(w_dtype)?.t())
+                .map(|x| x.t()?.matmul_as(&g16, w_dtype)?.t())
                 .transpose()?;
             Ok(vec![gx, gw, gb])
         },

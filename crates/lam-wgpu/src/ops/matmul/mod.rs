@@ -91,29 +91,38 @@ pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
     product(gpu, lhs, rhs, None, LinearActivation::Identity, None)
 }
 
-/// The product of two `F16` views, as `F16`: the kernels read the halves,
-/// sum in f32 and round each sum to `F16` once as they write it (HALF_OUT),
-/// a thread writing both halves of a word. Where a row has an odd length
-/// two threads would share a word, so the kernels write f32 sums and the
-/// cast kernel rounds them.
-pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
-    expect_operands("matmul_f16", [&lhs, &rhs], DType::F16)?;
+/// The product of two `F16` views, as `to`: the kernels read the halves,
+/// sum in f32 and round each sum to f16 as they write it (bit 2 of the
+/// epilogue), as halves (HALF_OUT, a thread writing both halves of a
+/// word) or for `to` `F32` widened back. Where a row has an odd length two
+/// threads would share a word, so an `F16` result is written widened and
+/// the cast kernel rounds it (exactly: it already is a half).
+pub(crate) fn matmul_f16(gpu: &Arc<Gpu>, lhs: View, rhs: View, to: DType) -> Result<Storage> {
+    const OP: &str = "matmul_f16";
+    expect_operands(OP, [&lhs, &rhs], DType::F16)?;
+    if to != DType::F32 && to != DType::F16 {
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            expected: DType::F16,
+            found: to,
+        });
+    }
     let even = batched(rhs.1).is_ok_and(|b| b[2].is_multiple_of(2));
-    let out = if even { DType::F16 } else { DType::F32 };
+    let out = if even { to } else { DType::F32 };
     let job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity, out)?;
     let numel = [job.p.batch, job.p.m, job.p.n]
         .iter()
         .map(|&d| d as usize)
         .product::<usize>();
     if job.empty {
-        return Ok(output(gpu, "matmul", 0, DType::F16)?.into_storage());
+        return Ok(output(gpu, "matmul", 0, to)?.into_storage());
     }
     run(gpu, &job, None)?;
     let sums = job.out.into_storage();
-    if even {
+    if out == to {
         return Ok(sums);
     }
-    cast(gpu, (&sums, &Layout::contiguous(&[numel])), DType::F16)
+    cast(gpu, (&sums, &Layout::contiguous(&[numel])), to)
 }
 
 /// `act(input [M, K] x weight [K, N] + bias [N])`, the bias and activation
@@ -251,9 +260,10 @@ fn prepare<'a>(
     act: LinearActivation,
     out: DType,
 ) -> Result<Job<'a>> {
-    // Both operands F32 or both F16; with a bias, F16 operands mean the
-    // autocast Linear of `linear_f16`, whose sums are rounded to f16 before
-    // the bias is added.
+    // Both operands F32 or both F16. The sums of F16 operands are rounded
+    // to f16 as they are written (bit 2 of the epilogue): before the bias
+    // of autocast's Linear (`linear_f16`), and before an F32 output of
+    // `matmul_f16`; for an F16 output the rounding is then exact.
     let dtype = match lhs.0.dtype() {
         DType::F16 => DType::F16,
         _ => DType::F32,
@@ -300,7 +310,7 @@ fn prepare<'a>(
             Some((s, l.offset))
         }
     };
-    let round_half = dtype == DType::F16 && bias.is_some();
+    let round_half = dtype == DType::F16;
     let epilogue = u32::from(bias.is_some())
         | if act == LinearActivation::Relu { 2 } else { 0 }
         | if round_half { 4 } else { 0 };
