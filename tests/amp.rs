@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use lam::amp::{self, GradScaler, GradScalerState};
 use lam::nn::{Linear, LinearActivation, Module};
 use lam::optim::{Adam, Optimizer, Sgd};
@@ -256,6 +258,63 @@ conformance!(
         Ok(())
     }
 );
+
+// The scaler's unscale is one backend call for every gradient (Backend
+// `fused_unscale`) where the device has it, with the bits and the verdict
+// of the composed ops: gradients of several shapes and views, with and
+// without an infinity or a NaN among them.
+conformance!(unscale_is_one_call_with_the_composed_bits, |dev| {
+    for poison in [
+        None,
+        Some(f32::INFINITY),
+        Some(f32::NEG_INFINITY),
+        Some(f32::NAN),
+    ] {
+        let run = |dev: &Device| -> Result<(Vec<Vec<u32>>, bool, u64)> {
+            let gen = Generator::new(21);
+            let (rec, recorder) = lam::testing::Recorder::device(dev);
+            let grads = [
+                Tensor::randn_with(&[3, 5], &rec, &gen)?.mul_scalar(1e4)?,
+                Tensor::randn_with(&[4, 6], &rec, &gen)?.t()?,
+                Tensor::randn_with(&[7], &rec, &gen)?.narrow(0, 2, 4)?,
+            ];
+            let mut params = Vec::new();
+            for (k, g) in grads.iter().enumerate() {
+                let p = Tensor::zeros(g.dims(), &rec)?.requires_grad_()?;
+                let g = match poison {
+                    Some(v) if k == 1 => g.mul(&Tensor::full(&[1], v, &rec)?)?,
+                    _ => g.clone(),
+                };
+                p.set_grad(Some(g))?;
+                params.push(p);
+            }
+            let mut opt = Sgd::new(params.clone(), 0.1)?;
+            let before = recorder.calls();
+            let mut scaler = GradScaler::new().init_scale(1024.0);
+            scaler.unscale_(&opt)?;
+            let calls = recorder.calls();
+            // Elementwise ops run only where the backend declined.
+            let count = |m: &BTreeMap<&str, u64>| m.get("unary").copied().unwrap_or(0);
+            let composed = count(&calls) - count(&before);
+            let stepped = scaler.step(&mut opt)?;
+            let bits = params
+                .iter()
+                .map(|p| -> Result<Vec<u32>> {
+                    let g = p.grad().expect("a gradient").to_vec()?;
+                    Ok(g.iter().map(|v| v.to_bits()).collect())
+                })
+                .collect::<Result<_>>()?;
+            Ok((bits, stepped, composed))
+        };
+        let (got, stepped, composed) = run(dev)?;
+        let (want, want_stepped, _) = run(&common::unfused(dev))?;
+        assert_eq!(got, want, "{poison:?}");
+        assert_eq!(stepped, want_stepped, "{poison:?}");
+        assert_eq!(stepped, poison.is_none(), "{poison:?}");
+        assert_eq!(composed > 0, common::is_unfused(dev), "{poison:?}");
+    }
+    Ok(())
+});
 
 /// Forward output and parameter gradients of `layer` on `x` (loss: the mean
 /// square of the output), under autocast to `dtype`; backward inside the

@@ -36,6 +36,7 @@ mod cases {
     pub mod reduce;
     pub mod sgd;
     pub mod softmax;
+    pub mod unscale;
     pub mod window;
 }
 
@@ -86,6 +87,7 @@ const FAMILIES: &[Family] = &[
     ("reduce", cases::reduce::cases, cases::reduce::COVERS),
     ("sgd", cases::sgd::cases, cases::sgd::COVERS),
     ("softmax", cases::softmax::cases, cases::softmax::COVERS),
+    ("unscale", cases::unscale::cases, cases::unscale::COVERS),
     ("window", cases::window::cases, cases::window::COVERS),
 ];
 
@@ -143,6 +145,7 @@ family_tests!(
     reduce,
     sgd,
     softmax,
+    unscale,
     window,
 );
 

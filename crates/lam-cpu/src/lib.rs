@@ -71,6 +71,7 @@ mod softmax;
 mod storage;
 mod strided;
 mod transpose;
+mod unscale;
 mod window;
 
 use std::sync::atomic::Ordering;
@@ -458,6 +459,16 @@ impl Backend for CpuBackend {
         self.count();
         sgd::sgd(param, grad, momentum_buffer, step)?;
         Ok(true)
+    }
+
+    fn fused_unscale(
+        &self,
+        grad: View,
+        inv_scale: f32,
+        found: &Storage,
+    ) -> Result<Option<Storage>> {
+        let scaled = unscale::unscale(grad, inv_scale, found)?;
+        Ok(Some(self.op(Data::F32(scaled))))
     }
 
     fn fused_conv2d(

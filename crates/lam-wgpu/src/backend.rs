@@ -18,7 +18,7 @@ use crate::kernels::{
 };
 use crate::ops::{
     adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm,
-    matmul, max_pool, quant, random, reduce, sgd, softmax, window,
+    matmul, max_pool, quant, random, reduce, sgd, softmax, unscale, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -202,6 +202,15 @@ impl Backend for WgpuBackend {
         to: DType,
     ) -> Result<Option<Storage>> {
         elementwise::binary_f16(&self.gpu, op, lhs, rhs, to).map(Some)
+    }
+
+    fn fused_unscale(
+        &self,
+        grad: View,
+        inv_scale: f32,
+        found: &Storage,
+    ) -> Result<Option<Storage>> {
+        unscale::unscale(&self.gpu, grad, inv_scale, found).map(Some)
     }
 
     fn fused_matmul_f16(&self, lhs: View, rhs: View, to: DType) -> Result<Option<Storage>> {

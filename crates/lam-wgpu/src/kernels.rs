@@ -76,6 +76,7 @@ shaders! {
     BatchNorm => "batch_norm.wgsl",
     Adam => "adam.wgsl",
     Sgd => "sgd.wgsl",
+    Unscale => "unscale.wgsl",
 }
 
 /// A snippet of `shaders/lib/`: the path `// #include` names it by, and its text.
@@ -548,6 +549,12 @@ pub(crate) const ADAM: Kernel = kernel(
     &[(1, Read), (2, ReadWrite), (3, ReadWrite), (4, ReadWrite)],
 );
 /// sgd.wgsl: grad, param, momentum buffer (updated in place).
+/// Loss scaling's unscale (unscale.wgsl): binding 5 is the flag OR-ed into.
+pub(crate) const UNSCALE: Kernel = kernel(
+    Shader::Unscale,
+    "unscale",
+    &[(1, Read), (4, ReadWrite), (5, ReadWrite)],
+);
 pub(crate) const SGD: Kernel = kernel(
     Shader::Sgd,
     "sgd",

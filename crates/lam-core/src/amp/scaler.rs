@@ -8,7 +8,7 @@
 //! `growth_interval` steps in a row without overflow it doubles.
 
 use crate::optim::Optimizer;
-use crate::{no_grad, Error, Result, Tensor};
+use crate::{no_grad, DType, Error, Layout, Result, Tensor};
 
 /// Loss scaling for mixed-precision training, with PyTorch's defaults
 /// (initial scale 2¹⁶, growth ×2 every 2000 overflow-free steps, backoff
@@ -151,22 +151,11 @@ impl GradScaler {
         }
         // 1/scale rounded to f32, as PyTorch's `scale.double().reciprocal().float()`.
         let inv = (1.0 / f64::from(self.scale)) as f32;
-        let found_inf = no_grad(|| -> Result<bool> {
-            let mut bad: Option<Tensor> = None;
-            for p in optimizer.params() {
-                let Some(g) = p.grad() else { continue };
-                let count = g.abs()?.gt_scalar(f32::MAX)?.add(&g.is_nan()?)?.sum_all()?;
-                bad = Some(match bad {
-                    Some(b) => b.add(&count)?,
-                    None => count,
-                });
-                p.set_grad(Some(g.mul_scalar(inv)?))?;
-            }
-            Ok(match bad {
-                Some(b) => b.item()? != 0.0,
-                None => false,
-            })
-        })?;
+        let params = optimizer.params();
+        let found_inf = match unscale_fused(params, inv)? {
+            Some(found) => found,
+            None => no_grad(|| unscale_composed(params, inv))?,
+        };
         self.unscaled.push((key, found_inf));
         Ok(())
     }
@@ -298,4 +287,68 @@ impl GradScaler {
 /// An optimizer's identity while it is borrowed: its address.
 fn address(optimizer: &dyn Optimizer) -> usize {
     optimizer as *const dyn Optimizer as *const () as usize
+}
+
+/// Every gradient of `params` times `inv`, one backend call each (Backend
+/// `fused_unscale`: one pass over the gradient, all setting one flag), and
+/// whether any value was infinite or NaN; `None` where the backend
+/// declines, or the gradients are not all `F32` on one device. Each new
+/// gradient replaces the old as soon as it is made, so at most one more
+/// gradient is live at a time.
+fn unscale_fused(params: &[Tensor], inv: f32) -> Result<Option<bool>> {
+    let pairs: Vec<(&Tensor, Tensor)> = params
+        .iter()
+        .filter_map(|p| p.grad().map(|g| (p, g)))
+        .collect();
+    let Some((_, first)) = pairs.first() else {
+        return Ok(Some(false));
+    };
+    let dev = first.device();
+    if pairs
+        .iter()
+        .any(|(_, g)| g.dtype() != DType::F32 || g.device() != dev)
+    {
+        return Ok(None);
+    }
+    drop(pairs);
+    let found = Tensor::zeros(&[1], &dev)?;
+    let flag = found.storage();
+    let mut first = true;
+    for p in params {
+        let Some(g) = p.grad() else { continue };
+        let view = (&g.storage(), g.layout());
+        let Some(scaled) = dev.backend().fused_unscale(view, inv, &flag)? else {
+            if first {
+                return Ok(None);
+            }
+            // Some gradients are unscaled already: composing now would
+            // unscale them twice.
+            return Err(Error::Device(
+                "fused_unscale declined a gradient after taking others".into(),
+            ));
+        };
+        first = false;
+        let layout = Layout::contiguous(g.dims());
+        p.set_grad(Some(Tensor::from_storage(scaled, layout, &dev)))?;
+    }
+    Ok(Some(found.item()? != 0.0))
+}
+
+/// [`unscale_fused`] from elementwise ops: per gradient a count of its
+/// infinite and NaN values, added up, and the product.
+fn unscale_composed(params: &[Tensor], inv: f32) -> Result<bool> {
+    let mut bad: Option<Tensor> = None;
+    for p in params {
+        let Some(g) = p.grad() else { continue };
+        let count = g.abs()?.gt_scalar(f32::MAX)?.add(&g.is_nan()?)?.sum_all()?;
+        bad = Some(match bad {
+            Some(b) => b.add(&count)?,
+            None => count,
+        });
+        p.set_grad(Some(g.mul_scalar(inv)?))?;
+    }
+    Ok(match bad {
+        Some(b) => b.item()? != 0.0,
+        None => false,
+    })
 }

@@ -338,6 +338,19 @@ macro_rules! backend_methods {
                 fn fused_sgd(&self, param: &Storage, grad: &Storage,
                     momentum_buffer: Option<&Storage>, step: &SgdStep) -> Result<bool>
                     = Ok(false), taken |&fused: &bool| fused;
+                /// Loss scaling's unscale (PyTorch's
+                /// `_amp_foreach_non_finite_check_and_unscale_`), one gradient
+                /// at a time: the `F32` view `grad` (any strides) times
+                /// `inv_scale`, as `unary`'s `MulScalar` computes it, as a
+                /// contiguous `F32` buffer; where any of its elements is
+                /// infinite or NaN, `found` (an `F32` `[1]` of its own, 0 or 1)
+                /// becomes 1, else it is left as it is. One pass over the
+                /// gradient, where the composition takes five ops and a sum;
+                /// the caller zeroes `found` once for all the gradients and
+                /// reads it once.
+                fn fused_unscale(&self, grad: View, inv_scale: f32, found: &Storage)
+                    -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some;
                 /// Batch normalization in training mode of `input`, a `[N, C, L]`
                 /// view (`L` the spatial dims flattened, 1 for `[N, C]`): per
                 /// channel the mean and biased variance of its `N·L` values

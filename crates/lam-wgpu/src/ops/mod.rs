@@ -22,6 +22,7 @@
 //! - [`layer_norm`]: layer normalization and its gradient
 //! - [`batch_norm`]: batch normalization in training mode and its gradient
 //! - [`adam`]: the Adam/AdamW step
+//! - [`unscale`]: loss scaling's unscale of a gradient, setting a shared overflow flag
 //! - [`conv`]: convolution and its gradient, composed from `unfold`,
 //!   `matmul`, `fold` and `reduce` (one group)
 //!
@@ -44,6 +45,7 @@ pub(crate) mod random;
 pub(crate) mod reduce;
 pub(crate) mod sgd;
 pub(crate) mod softmax;
+pub(crate) mod unscale;
 pub(crate) mod window;
 
 use std::sync::Arc;
