@@ -5,6 +5,8 @@
 //! overflow and follows PyTorch's scale sequence exactly.
 
 mod common;
+#[path = "amp/conv.rs"]
+mod conv;
 
 use std::collections::BTreeMap;
 

@@ -19,6 +19,8 @@
 // strides count elements either way, so every view reads as it does in
 // f32, and a "vec4" load is four consecutive elements: 16 bytes of f32 or
 // 8 of halves, aligned alike (the element index a multiple of 4).
+// A_HALF, B_HALF: only A (or only B) is F16, the other f32 (autocast's
+// convolution gradient: F16 columns or weight times an f32 gradient).
 
 // #include "lib/nan.wgsl"
 // #include "lib/half.wgsl"
@@ -46,6 +48,8 @@ struct Params {
 override EPILOGUE: u32 = 0u;
 override HALF: bool = false;
 override HALF_OUT: bool = false;
+override A_HALF: bool = false;
+override B_HALF: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
@@ -58,14 +62,14 @@ override HALF_OUT: bool = false;
 
 // Element i of A or B (scalar loads of the general modes).
 fn a_at(i: u32) -> f32 {
-    if (HALF) {
+    if (HALF || A_HALF) {
         return half_value(half_of_word(a[i >> 3u][(i >> 1u) & 3u], i));
     }
     return bitcast<f32>(a[i >> 2u][i & 3u]);
 }
 
 fn b_at(i: u32) -> f32 {
-    if (HALF) {
+    if (HALF || B_HALF) {
         return half_value(half_of_word(b[i >> 3u][(i >> 1u) & 3u], i));
     }
     return bitcast<f32>(b[i >> 2u][i & 3u]);
@@ -73,14 +77,14 @@ fn b_at(i: u32) -> f32 {
 
 // Elements i..i+3 of A or B, i a multiple of 4 (the vec4 load modes).
 fn a_quad(i: u32) -> vec4<f32> {
-    if (HALF) {
+    if (HALF || A_HALF) {
         return halves4(a[i >> 3u], i);
     }
     return bitcast<vec4<f32>>(a[i >> 2u]);
 }
 
 fn b_quad(i: u32) -> vec4<f32> {
-    if (HALF) {
+    if (HALF || B_HALF) {
         return halves4(b[i >> 3u], i);
     }
     return bitcast<vec4<f32>>(b[i >> 2u]);

@@ -37,6 +37,12 @@ impl WgpuBackend {
     pub fn adapter_info(&self) -> crate::AdapterInfo {
         crate::device::info_of(&self.gpu.info)
     }
+
+    /// The device, for op families that call its kernels directly as well
+    /// as through this backend's methods (`ops/conv.rs`).
+    pub(crate) fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
 }
 
 impl Backend for WgpuBackend {
@@ -388,6 +394,29 @@ impl Backend for WgpuBackend {
         needs: [bool; 3],
     ) -> Result<Option<[Option<Storage>; 3]>> {
         conv::conv2d_grad(self, grad, input, weight, geometry, groups, needs)
+    }
+
+    fn fused_conv2d_f16(
+        &self,
+        input: View,
+        weight: View,
+        bias: Option<View>,
+        geometry: &WindowGeometry,
+        groups: usize,
+    ) -> Result<Option<Storage>> {
+        conv::conv2d_f16(self, input, weight, bias, geometry, groups)
+    }
+
+    fn fused_conv2d_f16_grad(
+        &self,
+        grad: View,
+        input: View,
+        weight: View,
+        geometry: &WindowGeometry,
+        groups: usize,
+        needs: [bool; 3],
+    ) -> Result<Option<[Option<Storage>; 3]>> {
+        conv::conv2d_f16_grad(self, grad, input, weight, geometry, groups, needs)
     }
 
     fn stats(&self) -> DeviceStats {

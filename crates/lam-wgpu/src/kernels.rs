@@ -563,6 +563,9 @@ pub(crate) const SGD: Kernel = kernel(
 
 /// window.wgsl: image (as words), cols (as words).
 pub(crate) const UNFOLD: Kernel = kernel(Shader::Window, "unfold", &[(1, Read), (3, ReadWrite)]);
+/// window.wgsl: [`UNFOLD`] of an F16 image into F16 columns, a word per thread.
+pub(crate) const UNFOLD_HALF: Kernel =
+    kernel(Shader::Window, "unfold_half", &[(1, Read), (3, ReadWrite)]);
 /// window.wgsl: cols, image.
 pub(crate) const FOLD: Kernel = kernel(Shader::Window, "fold", &[(2, Read), (4, ReadWrite)]);
 /// max_pool.wgsl: image, maxima, taps.

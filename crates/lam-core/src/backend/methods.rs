@@ -392,6 +392,30 @@ macro_rules! backend_methods {
                     geometry: &WindowGeometry, groups: usize, needs: [bool; 3])
                     -> Result<Option<[Option<Storage>; 3]>>
                     = Ok(None), taken Option::is_some;
+                /// [`Backend::fused_conv2d`] as autocast runs it: `input` and
+                /// `weight` are `F16` views (any strides), the optional `bias`
+                /// `F32`, and the output a contiguous `F16`
+                /// `[N, O, out_h, out_w]`: each element the sum of the exact
+                /// products of the halves accumulated in `f32`, plus the bias in
+                /// `f32`, rounded to `F16` once. Bit for bit
+                /// [`Backend::fused_conv2d`] of the halves cast to `F32`, its
+                /// output cast to `F16`, where the backend sums in the same
+                /// order; declining, the caller does just that (copies of the
+                /// image and its columns in `F32`, which this need not make).
+                fn fused_conv2d_f16(&self, input: View, weight: View, bias: Option<View>,
+                    geometry: &WindowGeometry, groups: usize) -> Result<Option<Storage>>
+                    = Ok(None), taken Option::is_some;
+                /// The gradient of [`Backend::fused_conv2d_f16`] from the output's
+                /// gradient `grad` (`F16` or `F32`, `[N, O, out_h, out_w]`) and
+                /// the `F16` `input` and `weight` (all any strides): the
+                /// gradients as [`Backend::fused_conv2d_grad`] returns them
+                /// (contiguous `F32`, where `needs` says), bit for bit its
+                /// gradients of `F32` copies of the three, where the backend sums
+                /// in the same order; declining, the caller computes those.
+                fn fused_conv2d_f16_grad(&self, grad: View, input: View, weight: View,
+                    geometry: &WindowGeometry, groups: usize, needs: [bool; 3])
+                    -> Result<Option<[Option<Storage>; 3]>>
+                    = Ok(None), taken Option::is_some;
             }
         }
     };

@@ -5,15 +5,20 @@
 //! the bias's gradients, each only when needed). Only the input is kept for
 //! the gradient, not its columns.
 //!
-//! A backend that declines either half gets it from `unfold` and `matmul`
-//! (`fold` and `reduce` for the gradient), untaped: the reference the
-//! fused kernels are tested against, which the unfused test devices run
+//! Under autocast the same op runs on halves: `fused_conv2d_f16` and
+//! `fused_conv2d_f16_grad` read the `F16` image and weight themselves
+//! (lam-wgpu), and a backend that declines them (the CPU) runs the `f32`
+//! kernels above on exact `F32` copies of the halves, with the same numbers.
+//!
+//! A backend that declines the `f32` kernels gets them from `unfold` and
+//! `matmul` (`fold` and `reduce` for the gradient), untaped: the reference
+//! the fused kernels are tested against, which the unfused test devices run
 //! on every backend.
 
 use super::conv::composed_conv2d;
 use super::window::{fold_op, unfold_op, Window};
 use crate::backend::WindowGeometry;
-use crate::{no_grad, DType, Layout, Result, Tensor};
+use crate::{no_grad, DType, Layout, Result, Storage, Tensor};
 
 /// `x [N, C, H, W]` ⋆ `weight [O, C/groups, kh, kw]` (+ `bias [O]`) over
 /// `window` (whose geometry over `x` is `g`), as one tape op; `None` when a
@@ -22,10 +27,13 @@ use crate::{no_grad, DType, Layout, Result, Tensor};
 ///
 /// Under autocast to `F16` the image and the weight are rounded to `F16`,
 /// as a product's operands are, and the output is `F16`, as PyTorch's
-/// autocast convolution: the backend's `f32` kernels run on exact `F32`
-/// copies of the halves, the bias is added in `f32` and the output rounded
-/// once. The rule keeps the halves (half the bytes of the image) and
-/// computes the gradients in `f32` from copies of them.
+/// autocast convolution: the sums of the exact products in `f32`, the bias
+/// added in `f32`, the output rounded once. The backend's
+/// `fused_conv2d_f16` reads the halves themselves; a backend that declines
+/// it runs its `f32` kernels on exact `F32` copies of them, with the same
+/// numbers. The rule keeps the halves (half the bytes of the image) and
+/// computes the gradients from them (`fused_conv2d_f16_grad`, or the `f32`
+/// kernels on copies).
 pub(super) fn fused_conv2d(
     op: &'static str,
     x: &Tensor,
@@ -54,34 +62,23 @@ pub(super) fn fused_conv2d(
         None => Ok(t.detach()),
     };
     let (x_saved, w_saved) = (kept(x)?, kept(weight)?);
-    let [x32, w32] =
-        no_grad(|| -> Result<[Tensor; 2]> { Ok([x_saved.float32(op)?, w_saved.float32(op)?]) })?;
     let bias32 = bias.map(|b| no_grad(|| b.float32(op))).transpose()?;
-    let bias32 = bias32.as_ref();
-    let (xs, ws) = (x32.storage(), w32.storage());
-    let bs = bias32.map(Tensor::storage);
-    let fused = x.backend().fused_conv2d(
-        (&xs, x32.layout()),
-        (&ws, w32.layout()),
-        bs.as_ref().zip(bias32).map(|(s, t)| (s, t.layout())),
-        &g,
-        groups,
-    )?;
     let shape = [g.n, weight.dims()[0], g.out[0], g.out[1]];
-    let (mut y, mut layout) = match fused {
-        Some(y) => (y, Layout::contiguous(&shape)),
-        None => {
-            // In `f32` like the kernels, under autocast too (whose products
-            // would round once more).
-            let _amp = crate::amp::suspended();
-            let y = no_grad(|| composed_conv2d(op, &x32, &w32, bias32, window, groups))?;
-            (y.storage(), y.layout().clone())
+    let (y, layout) = match half {
+        Some(h) => {
+            let y = forward_f16(&x_saved, &w_saved, bias32.as_ref(), g, groups)?;
+            let y = match y {
+                Some(y) => y,
+                None => {
+                    let (y, l) =
+                        forward(op, &x_saved, &w_saved, bias32.as_ref(), window, g, groups)?;
+                    x.backend().cast((&y, &l), h)?
+                }
+            };
+            (y, Layout::contiguous(&shape))
         }
+        None => forward(op, &x_saved, &w_saved, bias32.as_ref(), window, g, groups)?,
     };
-    if let Some(h) = half {
-        y = x.backend().cast((&y, &layout), h)?;
-        layout = Layout::contiguous(&shape);
-    }
     let needs = [
         x.requires_grad(),
         weight.requires_grad(),
@@ -94,9 +91,17 @@ pub(super) fn fused_conv2d(
         layout,
         &inputs,
         move |grad| {
-            let (x, w) = (x_saved.float32(op)?, w_saved.float32(op)?);
-            let grad = grad.float32(op)?;
-            let [dx, dw, db] = backward(&grad, &x, &w, g, groups, needs)?;
+            let fused = match half {
+                Some(_) => backward_f16(grad, &x_saved, &w_saved, g, groups, needs)?,
+                None => None,
+            };
+            let [dx, dw, db] = match fused {
+                Some(grads) => grads,
+                None => {
+                    let (x, w) = (x_saved.float32(op)?, w_saved.float32(op)?);
+                    backward(&grad.float32(op)?, &x, &w, g, groups, needs)?
+                }
+            };
             let mut grads = vec![dx, dw];
             if has_bias {
                 grads.push(db);
@@ -104,6 +109,82 @@ pub(super) fn fused_conv2d(
             Ok(grads)
         },
     )))
+}
+
+/// The `f32` convolution of `x` and `weight` (`F32`, or `F16` read as exact
+/// `F32` copies) plus the bias, untaped: the backend's `fused_conv2d`, or
+/// [`composed_conv2d`] on the copies.
+fn forward(
+    op: &'static str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    window: &Window,
+    g: WindowGeometry,
+    groups: usize,
+) -> Result<(Storage, Layout)> {
+    let [x, w] = no_grad(|| -> Result<[Tensor; 2]> { Ok([x.float32(op)?, weight.float32(op)?]) })?;
+    let (xs, ws) = (x.storage(), w.storage());
+    let bs = bias.map(Tensor::storage);
+    let fused = x.backend().fused_conv2d(
+        (&xs, x.layout()),
+        (&ws, w.layout()),
+        bs.as_ref().zip(bias).map(|(s, t)| (s, t.layout())),
+        &g,
+        groups,
+    )?;
+    if let Some(y) = fused {
+        let shape = [g.n, weight.dims()[0], g.out[0], g.out[1]];
+        return Ok((y, Layout::contiguous(&shape)));
+    }
+    // In `f32` like the kernels, under autocast too (whose products would
+    // round once more).
+    let _amp = crate::amp::suspended();
+    let y = no_grad(|| composed_conv2d(op, &x, &w, bias, window, groups))?;
+    Ok((y.storage(), y.layout().clone()))
+}
+
+/// The backend's `fused_conv2d_f16` of the halves `x` and `weight`: the
+/// `F16` output's contiguous storage, or `None` where it declines.
+fn forward_f16(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: WindowGeometry,
+    groups: usize,
+) -> Result<Option<Storage>> {
+    let (xs, ws) = (x.storage(), weight.storage());
+    let bs = bias.map(Tensor::storage);
+    x.backend().fused_conv2d_f16(
+        (&xs, x.layout()),
+        (&ws, weight.layout()),
+        bs.as_ref().zip(bias).map(|(s, t)| (s, t.layout())),
+        &g,
+        groups,
+    )
+}
+
+/// The gradients from the kept halves and the output's gradient (`F16` or
+/// `F32`) by the backend's `fused_conv2d_f16_grad`, or `None` where it
+/// declines.
+fn backward_f16(
+    grad: &Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    g: WindowGeometry,
+    groups: usize,
+    needs: [bool; 3],
+) -> Result<Option<[Option<Tensor>; 3]>> {
+    let s = [grad, x, weight].map(Tensor::storage);
+    let fused = x.backend().fused_conv2d_f16_grad(
+        (&s[0], grad.layout()),
+        (&s[1], x.layout()),
+        (&s[2], weight.layout()),
+        &g,
+        groups,
+        needs,
+    )?;
+    Ok(fused.map(|grads| wrap_grads(grads, x, weight, g)))
 }
 
 /// The gradients of the input, the weight and the bias (where `needs`
@@ -126,18 +207,29 @@ fn backward(
         groups,
         needs,
     )?;
-    let Some([dx, dw, db]) = fused else {
-        return no_grad(|| composed_grad(grad, x, weight, g, groups, needs));
-    };
+    match fused {
+        Some(grads) => Ok(wrap_grads(grads, x, weight, g)),
+        None => no_grad(|| composed_grad(grad, x, weight, g, groups, needs)),
+    }
+}
+
+/// A gradient kernel's contiguous buffers as tensors of the image's, the
+/// weight's and the bias's shapes.
+fn wrap_grads(
+    [dx, dw, db]: [Option<Storage>; 3],
+    x: &Tensor,
+    weight: &Tensor,
+    g: WindowGeometry,
+) -> [Option<Tensor>; 3] {
     let dev = x.device();
-    let wrap = |s: Option<_>, shape: &[usize]| {
+    let wrap = |s: Option<Storage>, shape: &[usize]| {
         s.map(|s| Tensor::from_storage(s, Layout::contiguous(shape), &dev))
     };
-    Ok([
+    [
         wrap(dx, &g.image_shape()),
         wrap(dw, weight.dims()),
         wrap(db, &weight.dims()[..1]),
-    ])
+    ]
 }
 
 /// The same gradients from `unfold`, `matmul`, `fold` and `reduce`, as the

@@ -35,7 +35,10 @@
 //! the kernel choice of their shape class as f32 products do (the autotune
 //! classes do not tell them apart). Autocast's `Linear` ([`linear_f16`])
 //! runs the same kernels on `F16` operands with an `F32` bias, their
-//! epilogue rounding each sum to f16 before the bias and ReLU.
+//! epilogue rounding each sum to f16 before the bias and ReLU. A product
+//! of one `F16` and one `F32` operand (the `A_HALF` or `B_HALF` constant)
+//! widens the halves alike; [`matmul_widening`] runs those, and products
+//! of halves kept as f32 sums, for autocast's convolution.
 
 mod autotune;
 mod cache;
@@ -88,7 +91,24 @@ pub(crate) fn features(options: &MatmulOptions) -> wgpu::Features {
 
 /// `lhs [B, M, K] x rhs [B, K, N]` (rank 2 means B = 1).
 pub(crate) fn matmul(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
+    expect_operands("matmul", [&lhs, &rhs], operand_dtype(&lhs))?;
     product(gpu, lhs, rhs, None, LinearActivation::Identity, None)
+}
+
+/// [`matmul`] of operands each `F32` or `F16`, as the `F32` sums, never
+/// rounded to f16: halves are widened exactly as they are loaded (the
+/// kernels' `A_HALF`, `B_HALF` or `HALF` constant), so the sums are those
+/// of the `f32` product of `F32` copies, on the same kernel. Autocast's
+/// convolution multiplies its `F16` columns and weight by its output
+/// gradient (`F16` or `F32`) this way, and adds its bias to the sums.
+pub(crate) fn matmul_widening(gpu: &Arc<Gpu>, lhs: View, rhs: View) -> Result<Storage> {
+    let mut job = prepare(gpu, lhs, rhs, None, LinearActivation::Identity, DType::F32)?;
+    // The f32 sums themselves, even of two halves.
+    job.epilogue &= !ROUND_HALF;
+    if !job.empty {
+        run(gpu, &job, None)?;
+    }
+    Ok(job.out.into_storage())
 }
 
 /// The product of two `F16` views, as `to`: the kernels read the halves,
@@ -194,6 +214,14 @@ fn unit_stride_vector(l: &Layout) -> bool {
     l.rank() == 1 && (l.shape[0] <= 1 || l.strides[0] == 1)
 }
 
+/// `F16` for an `F16` view, else `F32` (which [`prepare`] then checks).
+fn operand_dtype(v: &View) -> DType {
+    match v.0.dtype() {
+        DType::F16 => DType::F16,
+        _ => DType::F32,
+    }
+}
+
 /// An error naming `op` unless both operands are of `dtype`.
 fn expect_operands(op: &'static str, views: [&View; 2], dtype: DType) -> Result<()> {
     match views.iter().find(|v| v.0.dtype() != dtype) {
@@ -206,6 +234,10 @@ fn expect_operands(op: &'static str, views: [&View; 2], dtype: DType) -> Result<
     }
 }
 
+/// Bit 2 of the epilogue (lib/matmul_io.wgsl): each f32 sum rounded to
+/// f16 (and widened back for an f32 output) as it is written.
+const ROUND_HALF: u32 = 4;
+
 /// One product, checked and packed, ready to be launched on any kernel.
 pub(crate) struct Job<'a> {
     a: &'a GpuStorage,
@@ -215,8 +247,9 @@ pub(crate) struct Job<'a> {
     p: MatmulParams,
     v: MatmulVariant,
     epilogue: u32,
-    /// The operands are `F16` (the kernels' `HALF` constant).
-    half: bool,
+    /// Which operands (A, B) are `F16` (the kernels' `HALF` constant for
+    /// both, `A_HALF` or `B_HALF` for one).
+    halves: [bool; 2],
     /// The output is `F16` (the kernels' `HALF_OUT` constant; N is even).
     half_out: bool,
     /// No output elements: nothing to launch.
@@ -260,16 +293,15 @@ fn prepare<'a>(
     act: LinearActivation,
     out: DType,
 ) -> Result<Job<'a>> {
-    // Both operands F32 or both F16. The sums of F16 operands are rounded
-    // to f16 as they are written (bit 2 of the epilogue): before the bias
-    // of autocast's Linear (`linear_f16`), and before an F32 output of
-    // `matmul_f16`; for an F16 output the rounding is then exact.
-    let dtype = match lhs.0.dtype() {
-        DType::F16 => DType::F16,
-        _ => DType::F32,
-    };
+    // Each operand F32 or F16 (the entry points say which mixes they
+    // take). The sums of a product of halves (both F16) are rounded to f16
+    // as they are written (ROUND_HALF): before the bias of autocast's
+    // Linear (`linear_f16`), and before an F32 output of `matmul_f16`; for
+    // an F16 output the rounding is then exact. `matmul_widening` keeps the
+    // f32 sums.
+    let (dtype, b_dtype) = (operand_dtype(&lhs), operand_dtype(&rhs));
     let (a, la) = input(gpu, "matmul", lhs, Some(dtype))?;
-    let (b, lb) = input(gpu, "matmul", rhs, Some(dtype))?;
+    let (b, lb) = input(gpu, "matmul", rhs, Some(b_dtype))?;
     let [ba, m, k, a_sb, a_sm, a_sk] = batched(la)?;
     let [bb, k2, n, b_sb, b_sk, b_sn] = batched(lb)?;
     if k != k2 || (ba != bb && ba != 1 && bb != 1) {
@@ -310,10 +342,10 @@ fn prepare<'a>(
             Some((s, l.offset))
         }
     };
-    let round_half = dtype == DType::F16;
+    let round_half = dtype == DType::F16 && b_dtype == DType::F16;
     let epilogue = u32::from(bias.is_some())
         | if act == LinearActivation::Relu { 2 } else { 0 }
-        | if round_half { 4 } else { 0 };
+        | if round_half { ROUND_HALF } else { 0 };
     // A batch of one repeats for every batch (stride 0).
     let a_sb = if ba == 1 { 0 } else { a_sb };
     let b_sb = if bb == 1 { 0 } else { b_sb };
@@ -341,7 +373,7 @@ fn prepare<'a>(
         v: variant(&p),
         p,
         epilogue,
-        half: dtype == DType::F16,
+        halves: [dtype == DType::F16, b_dtype == DType::F16],
         half_out,
         empty: numel == 0,
     })
@@ -385,15 +417,18 @@ fn launch_into(
             batch.min(GRID_MAX) as u32,
         ]
     };
-    // The constants every kernel takes; HALF only when set, so f32
-    // products keep the pipelines they always had.
+    // The constants every kernel takes; HALF (A_HALF, B_HALF) only when
+    // set, so f32 products keep the pipelines they always had.
     let mut constants = vec![
         ("A_MODE", f64::from(v.a_mode)),
         ("B_MODE", f64::from(v.b_mode)),
         ("EPILOGUE", f64::from(job.epilogue)),
     ];
-    if job.half {
-        constants.push(("HALF", 1.0));
+    match job.halves {
+        [true, true] => constants.push(("HALF", 1.0)),
+        [true, false] => constants.push(("A_HALF", 1.0)),
+        [false, true] => constants.push(("B_HALF", 1.0)),
+        [false, false] => {}
     }
     if half_out {
         constants.push(("HALF_OUT", 1.0));
@@ -430,9 +465,11 @@ fn launch_into(
             p.k,
             v.a_mode,
             v.b_mode,
-            match (job.half, half_out) {
-                (true, true) => " f16->f16",
-                (true, false) => " f16",
+            match (job.halves, half_out) {
+                ([true, true], true) => " f16->f16",
+                ([true, true], false) => " f16",
+                ([true, false], _) => " a f16",
+                ([false, true], _) => " b f16",
                 _ => "",
             }
         )
