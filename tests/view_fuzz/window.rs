@@ -1,6 +1,6 @@
 //! Sliding windows on random views (Backend `unfold`, `fold`): im2col and
 //! col2im directly, convolution in 1-d and 2-d with stride, padding,
-//! dilation and groups, and average pooling.
+//! dilation and groups (in f32 and under autocast), and average pooling.
 
 use lam::nn::functional::{adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, fold, unfold};
 use lam::nn::{Size2, Window};
@@ -42,6 +42,23 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
                 normal(&[out_c]),
             ],
             move |t| Ok(vec![conv2d(&t[0], &t[1], Some(&t[2]), s, p, d, groups)?]),
+        )
+        .tol(1e-5),
+    );
+    // Under autocast (Backend `fused_conv2d_f16` where the backend has it):
+    // an F16 output from the halves of the image and the weight.
+    out.push(
+        Case::new(
+            "conv2d autocast",
+            vec![
+                normal(&[n, c, h, w]),
+                normal(&[out_c, c / groups, k, k]),
+                normal(&[out_c]),
+            ],
+            move |t| {
+                let _ac = lam::amp::autocast_forced(&t[0].device(), lam::DType::F16)?;
+                Ok(vec![conv2d(&t[0], &t[1], Some(&t[2]), s, p, d, groups)?])
+            },
         )
         .tol(1e-5),
     );
