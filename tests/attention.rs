@@ -2,8 +2,11 @@
 //! Backend `fused_attention` and `fused_attention_grad`) and
 //! `MultiheadAttention`'s fused path, on every device — the fused kernels on
 //! cpu, vulkan and gl, the composite on their unfused twins — and, for the
-//! tests written with `attention_conformance!`, again on vulkan and gl with
-//! the tiled kernels (`AttentionKernel::Tiled`, [`common::tiled_attention`]).
+//! tests written with `attention_conformance!`, again composed around the
+//! backend's `fused_attention_weights` and `fused_attention_weights_grad`
+//! (on twins declining the fused attention,
+//! [`common::composed_attention`]) and on vulkan and gl with the tiled
+//! kernels (`AttentionKernel::Tiled`, [`common::tiled_attention`]).
 //!
 //! - Known values: `fixtures/attention/sdpa.json`, PyTorch's
 //!   `F.scaled_dot_product_attention` in float64
@@ -28,8 +31,11 @@ use lam::testing::{gradcheck, GradCheck};
 use lam::{SdpaMask, SdpaOptions};
 use serde_json::Value;
 
-/// `conformance!`, and the same body on each GPU adapter with the tiled
-/// attention kernels: tests `NAME::fused::*` and `NAME::tiled::{vulkan, gl}`.
+/// `conformance!`, the same body on a twin of each device that composes
+/// attention around the backend's softmax between the products
+/// ([`common::composed_attention`]), and on each GPU adapter with the tiled
+/// attention kernels: tests `NAME::fused::*`, `NAME::composed::{cpu,
+/// vulkan, gl}` and `NAME::tiled::{vulkan, gl}`.
 macro_rules! attention_conformance {
     ($name:ident, |$dev:ident| $body:block) => {
         mod $name {
@@ -37,6 +43,37 @@ macro_rules! attention_conformance {
             use super::*;
 
             conformance!(fused, |$dev| $body);
+
+            mod composed {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn body($dev: &lam::Device) -> lam::Result<()> $body
+
+                fn run(device: Option<lam::Device>) {
+                    let Some(device) = device else { return };
+                    let device = $crate::common::composed_attention(&device);
+                    if let Err(e) = body(&device) {
+                        panic!("on {}: {e}", device.name());
+                    }
+                }
+
+                #[test]
+                fn cpu() {
+                    use lam::DeviceExt;
+                    run(Some(lam::Device::cpu()));
+                }
+
+                #[test]
+                fn vulkan() {
+                    run($crate::common::gpu("vulkan"));
+                }
+
+                #[test]
+                fn gl() {
+                    run($crate::common::gpu("gl"));
+                }
+            }
 
             mod tiled {
                 #[allow(unused_imports)]
@@ -503,7 +540,7 @@ attention_conformance!(mha_fused_path_equals_composite, |dev| {
 
 attention_conformance!(fused_kernels_run_where_the_backend_has_them, |dev| {
     let (rec, recorder) = lam::testing::Recorder::device(dev);
-    let fused = !common::is_unfused(dev);
+    let fused = common::fuses_attention(dev);
     // The attention alone: the composite's products are the only matmuls.
     let q = rnd(&[2, 3, 4], 17, &rec).requires_grad_()?;
     let (k, v) = (rnd(&[2, 5, 4], 18, &rec), rnd(&[2, 5, 3], 19, &rec));
@@ -515,6 +552,18 @@ attention_conformance!(fused_kernels_run_where_the_backend_has_them, |dev| {
             "sdpa",
             format!("{matmuls} matmuls on {dev}"),
         ));
+    }
+    // Composed around the backend's softmax between the products, the
+    // attention makes no reduction of its own (the composite's max and sums).
+    if !fused && !common::is_unfused(dev) {
+        let calls = recorder.calls();
+        let called = |m: &str| calls.get(m).is_some_and(|&n| n > 0);
+        if called("reduce")
+            || !called("fused_attention_weights")
+            || !called("fused_attention_weights_grad")
+        {
+            return Err(Error::invalid("sdpa", format!("calls {calls:?} on {dev}")));
+        }
     }
     // MultiheadAttention without weights skips the two products of the
     // composite (scores, weights × values) where the kernel runs.

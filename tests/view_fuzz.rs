@@ -21,6 +21,7 @@ mod common;
 mod cases {
     pub mod adam;
     pub mod attention;
+    pub mod attention_weights;
     pub mod batch_norm;
     pub mod copy;
     pub mod cross_entropy;
@@ -56,6 +57,11 @@ const FAMILIES: &[Family] = &[
         "attention",
         cases::attention::cases,
         cases::attention::COVERS,
+    ),
+    (
+        "attention_weights",
+        cases::attention_weights::cases,
+        cases::attention_weights::COVERS,
     ),
     (
         "batch_norm",
@@ -95,8 +101,18 @@ const FAMILIES: &[Family] = &[
 /// view recipes and new values.
 const ROUNDS: u64 = 6;
 
-/// Runs family `name` for [`ROUNDS`] rounds on `dev`; returns the case count.
+/// Runs family `name` for [`ROUNDS`] rounds on `dev` (for
+/// `attention_weights`, on its twin declining the fused attention, so that
+/// lam-core composes attention around `fused_attention_weights`); returns
+/// the case count.
 fn run_family(name: &str, dev: &Device) -> lam::Result<usize> {
+    let composed;
+    let dev = if name == "attention_weights" {
+        composed = lam::testing::Declining::device(dev, common::FUSED_ATTENTION);
+        &composed
+    } else {
+        dev
+    };
     let (_, cases, _) = FAMILIES
         .iter()
         .find(|(n, ..)| *n == name)
@@ -132,6 +148,7 @@ macro_rules! family_tests {
 family_tests!(
     adam,
     attention,
+    attention_weights,
     batch_norm,
     copy,
     cross_entropy,

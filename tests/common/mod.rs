@@ -112,6 +112,34 @@ pub fn tiled_attention(api: &str) -> Option<Device> {
     Some(device)
 }
 
+/// The fused attention methods a [`composed_attention`] twin declines.
+pub const FUSED_ATTENTION: &[&str] = &["fused_attention", "fused_attention_grad"];
+
+/// The twin of `device` on which lam-core composes attention around the
+/// backend's `fused_attention_weights` and `fused_attention_weights_grad`
+/// (as a GPU does under `AttentionKernel::Auto` for scores of 1–64 MiB):
+/// it declines [`FUSED_ATTENTION`] only. One per device per test binary.
+pub fn composed_attention(device: &Device) -> Device {
+    use std::sync::Mutex;
+    static TWINS: OnceLock<Mutex<Vec<(Device, Device)>>> = OnceLock::new();
+    let mut twins = TWINS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, twin)) = twins.iter().find(|(d, _)| d == device) {
+        return twin.clone();
+    }
+    let twin = lam::testing::Declining::device(device, FUSED_ATTENTION);
+    twins.push((device.clone(), twin.clone()));
+    twin
+}
+
+/// True for a device whose backend runs the fused attention: neither an
+/// unfused twin nor a [`composed_attention`] one.
+pub fn fuses_attention(device: &Device) -> bool {
+    !is_unfused(device) && !device.name().contains("(without fused_attention")
+}
+
 /// True for the unfused twin of a device (see [`unfused`]).
 pub fn is_unfused(device: &Device) -> bool {
     device.name().ends_with("(unfused)")

@@ -45,6 +45,7 @@
 
 mod adam;
 mod attention;
+mod attention_weights;
 mod batch_norm;
 mod conv;
 mod copy;
@@ -78,8 +79,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use lam_core::backend::{
-    AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
-    ReduceOp, SgdStep, UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, AttentionScores, BinaryOp, DeviceKind, DeviceStats, Distribution,
+    LinearActivation, ReduceOp, SgdStep, UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, Device, Result, Storage};
 
@@ -459,6 +460,29 @@ impl Backend for CpuBackend {
         self.count();
         sgd::sgd(param, grad, momentum_buffer, step)?;
         Ok(true)
+    }
+
+    fn fused_attention_weights(
+        &self,
+        inputs: &AttentionScores<'_>,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (weights, stats) = attention_weights::weights(inputs)?;
+        Ok(Some((
+            self.op(Data::F32(weights)),
+            self.store(Data::F32(stats)),
+        )))
+    }
+
+    fn fused_attention_weights_grad(
+        &self,
+        inputs: &AttentionScores<'_>,
+        stats: View,
+        dp: View,
+        grad: View,
+        out: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        let (p, ds) = attention_weights::weights_grad(inputs, stats, dp, grad, out)?;
+        Ok(Some((self.op(Data::F32(p)), self.store(Data::F32(ds)))))
     }
 
     fn fused_unscale(

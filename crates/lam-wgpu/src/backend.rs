@@ -5,20 +5,20 @@
 use std::sync::Arc;
 
 use lam_core::backend::{
-    AdamStep, AttentionInputs, BinaryOp, Distribution, LinearActivation, ReduceOp, SgdStep,
-    UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, AttentionScores, BinaryOp, Distribution, LinearActivation, ReduceOp,
+    SgdStep, UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::kernels::{
-    ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS, BATCH_NORM_APPLY,
-    BATCH_NORM_GRAD_INPUT, GRU_CELL, GRU_CELL_GRAD, LAYER_NORM, LAYER_NORM_GRAD_INPUT,
-    LAYER_NORM_GRAD_PARAMS, LSTM_CELL, LSTM_CELL_GRAD,
+    ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS, ATTENTION_WEIGHTS,
+    ATTENTION_WEIGHTS_GRAD, BATCH_NORM_APPLY, BATCH_NORM_GRAD_INPUT, GRU_CELL, GRU_CELL_GRAD,
+    LAYER_NORM, LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS, LSTM_CELL, LSTM_CELL_GRAD,
 };
 use crate::ops::{
-    adam, attention, batch_norm, conv, copy, cross_entropy, elementwise, index, layer_norm, lstm,
-    matmul, max_pool, quant, random, reduce, sgd, softmax, unscale, window,
+    adam, attention, attention_weights, batch_norm, conv, copy, cross_entropy, elementwise, index,
+    layer_norm, lstm, matmul, max_pool, quant, random, reduce, sgd, softmax, unscale, window,
 };
 
 /// The WebGPU backend: every primitive is a WGSL kernel recorded into a lazy
@@ -186,6 +186,30 @@ impl Backend for WgpuBackend {
             return Ok(None);
         }
         attention::attention_grad(&self.gpu, inputs, out, stats, grad)
+    }
+
+    fn fused_attention_weights(
+        &self,
+        inputs: &AttentionScores<'_>,
+    ) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[ATTENTION_WEIGHTS]) {
+            return Ok(None);
+        }
+        attention_weights::weights(&self.gpu, inputs).map(Some)
+    }
+
+    fn fused_attention_weights_grad(
+        &self,
+        inputs: &AttentionScores<'_>,
+        stats: View,
+        dp: View,
+        grad: View,
+        out: View,
+    ) -> Result<Option<(Storage, Storage)>> {
+        if !self.gpu.binds(&[ATTENTION_WEIGHTS_GRAD]) {
+            return Ok(None);
+        }
+        attention_weights::weights_grad(&self.gpu, inputs, stats, dp, grad, out)
     }
 
     fn fused_cross_entropy(

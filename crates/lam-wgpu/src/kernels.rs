@@ -70,6 +70,7 @@ shaders! {
     AttentionGrad => "attention_grad.wgsl",
     AttentionTiled => "attention_tiled.wgsl",
     AttentionTiledGrad => "attention_tiled_grad.wgsl",
+    AttentionWeights => "attention_weights.wgsl",
     CrossEntropy => "cross_entropy.wgsl",
     Lstm => "lstm.wgsl",
     LayerNorm => "layer_norm.wgsl",
@@ -331,6 +332,28 @@ pub(crate) const ATTENTION_ROWS: Kernel = kernel(
     Shader::Attention,
     "attention_rows",
     &[(5, ReadWrite), (6, ReadWrite), (7, Read), (8, ReadWrite)],
+);
+/// The softmax between the composite attention's products: scores, mask,
+/// weights, stats.
+pub(crate) const ATTENTION_WEIGHTS: Kernel = kernel(
+    Shader::AttentionWeights,
+    "attention_weights",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+);
+/// Its backward: scores, mask, weights, stats, dp, grad, out, ds.
+pub(crate) const ATTENTION_WEIGHTS_GRAD: Kernel = kernel(
+    Shader::AttentionWeights,
+    "attention_weights_grad",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, ReadWrite),
+        (4, ReadWrite),
+        (5, Read),
+        (6, Read),
+        (7, Read),
+        (8, ReadWrite),
+    ],
 );
 /// q, k, v, mask, grad, rows, dq.
 pub(crate) const ATTENTION_GRAD_Q: Kernel = kernel(

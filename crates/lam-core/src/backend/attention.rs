@@ -35,3 +35,21 @@ impl AttentionInputs<'_> {
         (at(q, 0), at(q, 1), at(q, 2), at(k, 2), at(q, 3), at(v, 3))
     }
 }
+
+/// The operands of the softmax between the composite attention's two
+/// products ([`super::Backend::fused_attention_weights`] and
+/// [`super::Backend::fused_attention_weights_grad`]): `F32` views with any
+/// strides and offsets, the weights being
+/// `softmax(scale · scores + mask, causal)` over each row of `scores`.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionScores<'a> {
+    /// The products `q kᵀ`, `[B, H, L, S]`, not yet scaled.
+    pub scores: View<'a>,
+    /// Added to the scaled scores, `[B, H, L, S]` (often broadcast); `-∞`
+    /// removes a key.
+    pub mask: Option<View<'a>>,
+    /// Query `i` attends to keys `j ≤ i` only, as in [`AttentionInputs`].
+    pub causal: bool,
+    /// What the scores are multiplied by.
+    pub scale: f32,
+}

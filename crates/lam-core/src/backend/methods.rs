@@ -26,8 +26,8 @@ use std::fmt::Debug;
 
 use super::wrapped::{op_name, product_name, Hooks, Wrapped};
 use super::{
-    AdamStep, AttentionInputs, BinaryOp, DeviceKind, DeviceStats, Distribution, LinearActivation,
-    ReduceOp, SgdStep, Storage, UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, AttentionScores, BinaryOp, DeviceKind, DeviceStats, Distribution,
+    LinearActivation, ReduceOp, SgdStep, Storage, UnaryOp, View, WindowGeometry,
 };
 use crate::{DType, Result};
 
@@ -211,6 +211,32 @@ macro_rules! backend_methods {
                 /// (FlashAttention-2's backward).
                 fn fused_attention_grad(&self, inputs: &AttentionInputs<'_>, out: View,
                     stats: View, grad: View) -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The attention weights between the composite attention's two
+                /// products, where [`Backend::fused_attention`] declined:
+                /// `p = softmax(scale · scores + mask, causal)` over each row of
+                /// the products `scores` (see [`AttentionScores`]), a contiguous
+                /// `[B, H, L, S]`, and the statistics of
+                /// [`Backend::fused_attention`], a contiguous `[B, H, L, 2]`. A
+                /// row whose every key is masked has weights 0 and statistics
+                /// `(0, 0)`; a row with a NaN or `+∞` score has NaN weights and
+                /// statistics (as the fused kernels' output). One pass over the
+                /// scores where composing it takes a dozen.
+                fn fused_attention_weights(&self, inputs: &AttentionScores<'_>)
+                    -> Result<Option<(Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// The composite attention's backward between its products: from
+                /// the products and mask of [`Backend::fused_attention_weights`],
+                /// its statistics `stats` (`[B, H, L, 2]`), `dp = grad · vᵀ`
+                /// (`[B, H, L, S]`), and the output's gradient `grad` and the
+                /// output `out` (`[B, H, L, Ev]`), all with any strides: the
+                /// weights `p = exp(x - m) · (1 / l)` (0 where `l = 0`) of the
+                /// masked, scaled scores `x`, and their gradient
+                /// `ds = p ∘ (dp - rowsum(grad ∘ out))`, both contiguous
+                /// `[B, H, L, S]`. `ds` is also an additive mask's gradient.
+                fn fused_attention_weights_grad(&self, inputs: &AttentionScores<'_>,
+                    stats: View, dp: View, grad: View, out: View)
+                    -> Result<Option<(Storage, Storage)>>
                     = Ok(None), taken Option::is_some;
                 /// Cross-entropy of logits `[rows, cols]` against `I32` targets `[rows]`:
                 /// returns the per-row losses `[rows]` and the gradient of their mean

@@ -35,7 +35,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-pub use attention::AttentionInputs;
+pub use attention::{AttentionInputs, AttentionScores};
 pub use methods::{Backend, OP_METHODS};
 pub use ops::{
     AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, SgdStep, UnaryOp, WindowGeometry,

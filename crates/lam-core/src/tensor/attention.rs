@@ -4,12 +4,20 @@
 //!
 //! One tape op. Its forward is the backend's `fused_attention` (online
 //! softmax over key tiles, no `[L, S]` score matrix in memory) when the
-//! backend has it, else the composite of primitives below; either way it
-//! keeps the output and each query row's softmax statistics (its shift `m`
-//! and sum `l`), from which the backward recomputes the attention weights — the backend's `fused_attention_grad`
-//! (FlashAttention-2's backward), else the composite. An additive mask that
-//! requires grad gets its gradient from the composite backward, the one that
-//! forms the score gradient `[.., L, S]`.
+//! backend has it, else the composite below; either way it keeps the
+//! output and each query row's softmax statistics (its shift `m` and sum
+//! `l`), from which the backward recomputes the attention weights — the
+//! backend's `fused_attention_grad` (FlashAttention-2's backward), else the
+//! composite. An additive mask that requires grad gets its gradient from
+//! the composite backward, the one that forms the score gradient
+//! `[.., L, S]`.
+//!
+//! The composite is two batched products around a softmax: `q kᵀ`, the
+//! weights, `p v` forward; `q kᵀ`, `g vᵀ`, the weights and their gradient,
+//! then three products backward. The softmax between the products is the
+//! backend's `fused_attention_weights` (and `_grad`), one pass over the
+//! scores, where it has them, else a dozen primitives (`composed_weights`,
+//! `composed_weights_grad`).
 //!
 //! Masked keys: a bool mask's false and a causal mask's upper triangle are
 //! `-∞` added to the scores; a query row with every key masked gives 0 (and
@@ -19,7 +27,7 @@
 //! weights (`dropout_p > 0`) is always the composite, with dropout drawn from
 //! the current generator as [`crate::nn::functional::dropout`].
 
-use crate::backend::AttentionInputs;
+use crate::backend::{AttentionInputs, AttentionScores};
 use crate::layout::broadcast_shapes;
 use crate::{no_grad, DType, Error, Layout, Result, Tensor};
 
@@ -289,14 +297,17 @@ fn forward(
             Tensor::from_storage(stats, Layout::contiguous(&[b, h, l, 2]), &dev),
         ));
     }
-    let (weights, stats) = weights(q, k, mask, causal, scale)?;
+    let products = q.matmul(&k.transpose(-1, -2)?)?;
+    let (weights, stats) = match fused_weights(&products, mask, causal, scale)? {
+        Some(fused) => fused,
+        None => composed_weights(&products, mask, causal, scale)?,
+    };
     Ok((weights.matmul(v)?, stats))
 }
 
 /// The attention weights `[B, H, L, S]` by the composite (on the tape when
-/// gradients are on) and each row's shift and sum of exponentials
-/// `[B, H, L, 2]`. A row whose scores are all `-∞` gets zero weights and
-/// statistics `(0, 0)`.
+/// gradients are on, as dropout on the weights needs) and each row's
+/// shift and sum of exponentials `[B, H, L, 2]`.
 fn weights(
     q: &Tensor,
     k: &Tensor,
@@ -304,31 +315,68 @@ fn weights(
     causal: bool,
     scale: f32,
 ) -> Result<(Tensor, Tensor)> {
-    let scores = scores(q, k, mask, causal, scale)?;
+    composed_weights(&q.matmul(&k.transpose(-1, -2)?)?, mask, causal, scale)
+}
+
+/// The weights and statistics of the products `q kᵀ` by the backend's
+/// `fused_attention_weights` (one pass over the scores), or `None` where
+/// it declines. Off the tape: the forward runs under `no_grad`.
+fn fused_weights(
+    products: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f32,
+) -> Result<Option<(Tensor, Tensor)>> {
+    let (b, h, l, s) = products.dims4(OP, "scores")?;
+    let ps = products.storage();
+    let ms = mask.map(Tensor::storage);
+    let inputs = AttentionScores {
+        scores: (&ps, products.layout()),
+        mask: mask.zip(ms.as_ref()).map(|(m, s)| (s, m.layout())),
+        causal,
+        scale,
+    };
+    let dev = products.device();
+    Ok(products
+        .backend()
+        .fused_attention_weights(&inputs)?
+        .map(|(weights, stats)| {
+            (
+                Tensor::from_storage(weights, Layout::contiguous(&[b, h, l, s]), &dev),
+                Tensor::from_storage(stats, Layout::contiguous(&[b, h, l, 2]), &dev),
+            )
+        }))
+}
+
+/// The weights and statistics of the products `q kᵀ` composed from
+/// primitives. A row whose scores are all `-∞` gets zero weights and
+/// statistics `(0, 0)`.
+fn composed_weights(
+    products: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f32,
+) -> Result<(Tensor, Tensor)> {
+    let scores = masked(products, mask, causal, scale)?;
     let max = finite_or_zero(&scores.max(&[-1], true)?.detach())?;
     let e = scores.sub(&max)?.exp()?;
     let sum = e.sum(&[-1], true)?;
     let stats = Tensor::cat(&[max, sum.detach()], -1)?;
-    let dev = q.device();
+    let dev = products.device();
     let empty = sum.eq(&Tensor::scalar(0.0, &dev)?)?;
     let safe_sum = Tensor::where_cond(&empty, &Tensor::scalar(1.0, &dev)?, &sum)?;
     Ok((e.div(&safe_sum)?, stats))
 }
 
-/// `scale · q kᵀ + mask`, and `-∞` above the diagonal when `causal`.
-fn scores(
-    q: &Tensor,
-    k: &Tensor,
-    mask: Option<&Tensor>,
-    causal: bool,
-    scale: f32,
-) -> Result<Tensor> {
-    let mut scores = q.matmul(&k.transpose(-1, -2)?)?.mul_scalar(scale)?;
+/// The products `q kᵀ` (`[.., L, S]`) scaled and masked: `scale · products
+/// + mask`, and `-∞` above the diagonal when `causal`.
+fn masked(products: &Tensor, mask: Option<&Tensor>, causal: bool, scale: f32) -> Result<Tensor> {
+    let mut scores = products.mul_scalar(scale)?;
     if let Some(m) = mask {
         scores = scores.add(m)?;
     }
     if causal {
-        let (l, s) = (q.dims()[2], k.dims()[2]);
+        let (l, s) = (products.dims()[2], products.dims()[3]);
         let above = (0..l * s)
             .map(|i| {
                 if i % s > i / s {
@@ -338,7 +386,7 @@ fn scores(
                 }
             })
             .collect();
-        scores = scores.add(&Tensor::from_vec(above, &[l, s], &q.device())?)?;
+        scores = scores.add(&Tensor::from_vec(above, &[l, s], &products.device())?)?;
     }
     Ok(scores)
 }
@@ -424,23 +472,84 @@ impl Saved {
     /// The composite backward: the weights `p = exp(s - m) / l` recomputed
     /// from the statistics, `dv = pᵀ g`, `ds = p ∘ (g vᵀ - rowsum(g ∘ out))`,
     /// `dq = scale · ds k`, `dk = scale · dsᵀ q`; `ds` is the mask's gradient.
+    /// `p` and `ds` come from the backend's `fused_attention_weights_grad`
+    /// (one pass) where it has it.
     #[allow(clippy::type_complexity)]
     fn composed_backward(&self, f32s: &F32s) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
         let (q, k, v, g) = (&f32s.q, &f32s.k, &f32s.v, &f32s.g);
-        let scores = scores(q, k, self.mask.as_ref(), self.causal, self.scale)?;
-        let (shift, sum) = (self.stats.narrow(-1, 0, 1)?, self.stats.narrow(-1, 1, 1)?);
-        let dev = q.device();
-        let empty = sum.eq(&Tensor::scalar(0.0, &dev)?)?;
-        let inv = Tensor::where_cond(&empty, &Tensor::scalar(0.0, &dev)?, &sum.recip()?)?;
-        let p = scores.sub(&shift)?.exp()?.mul(&inv)?;
-        let dv = p.transpose(-1, -2)?.matmul(g)?;
+        let products = q.matmul(&k.transpose(-1, -2)?)?;
         let dp = g.matmul(&v.transpose(-1, -2)?)?;
-        let rows = g.mul(&f32s.out)?.sum(&[-1], true)?;
-        let ds = p.mul(&dp.sub(&rows)?)?;
+        let (p, ds) = match self.fused_weights_grad(&products, &dp, f32s)? {
+            Some(fused) => fused,
+            None => self.composed_weights_grad(&products, &dp, f32s)?,
+        };
+        let dv = p.transpose(-1, -2)?.matmul(g)?;
         let dq = ds.matmul(k)?.mul_scalar(self.scale)?;
         let dk = ds.transpose(-1, -2)?.matmul(q)?.mul_scalar(self.scale)?;
         let dmask = self.mask_grad.then_some(ds);
         Ok((dq, dk, dv, dmask))
+    }
+
+    /// The weights `p` and the scores' gradient `ds` from the products
+    /// `q kᵀ` and `dp = g vᵀ` by the backend's `fused_attention_weights_grad`,
+    /// or `None` where it declines.
+    fn fused_weights_grad(
+        &self,
+        products: &Tensor,
+        dp: &Tensor,
+        f32s: &F32s,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        let ps = products.storage();
+        let ms = self.mask.as_ref().map(Tensor::storage);
+        let inputs = AttentionScores {
+            scores: (&ps, products.layout()),
+            mask: self
+                .mask
+                .as_ref()
+                .zip(ms.as_ref())
+                .map(|(m, s)| (s, m.layout())),
+            causal: self.causal,
+            scale: self.scale,
+        };
+        let (ss, ds, gs, os) = (
+            self.stats.storage(),
+            dp.storage(),
+            f32s.g.storage(),
+            f32s.out.storage(),
+        );
+        let grads = products.backend().fused_attention_weights_grad(
+            &inputs,
+            (&ss, self.stats.layout()),
+            (&ds, dp.layout()),
+            (&gs, f32s.g.layout()),
+            (&os, f32s.out.layout()),
+        )?;
+        let dev = products.device();
+        let layout = Layout::contiguous(products.dims());
+        Ok(grads.map(|(p, ds)| {
+            (
+                Tensor::from_storage(p, layout.clone(), &dev),
+                Tensor::from_storage(ds, layout, &dev),
+            )
+        }))
+    }
+
+    /// [`Saved::fused_weights_grad`] composed from primitives.
+    fn composed_weights_grad(
+        &self,
+        products: &Tensor,
+        dp: &Tensor,
+        f32s: &F32s,
+    ) -> Result<(Tensor, Tensor)> {
+        let scores = masked(products, self.mask.as_ref(), self.causal, self.scale)?;
+        let (shift, sum) = (self.stats.narrow(-1, 0, 1)?, self.stats.narrow(-1, 1, 1)?);
+        let dev = products.device();
+        let empty = sum.eq(&Tensor::scalar(0.0, &dev)?)?;
+        let inv = Tensor::where_cond(&empty, &Tensor::scalar(0.0, &dev)?, &sum.recip()?)?;
+        let p = scores.sub(&shift)?.exp()?.mul(&inv)?;
+        let rows = f32s.g.mul(&f32s.out)?.sum(&[-1], true)?;
+        let ds = p.mul(&dp.sub(&rows)?)?;
+        Ok((p, ds))
     }
 }
 

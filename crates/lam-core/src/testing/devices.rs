@@ -6,6 +6,9 @@
 //!   cross-entropy, linear, Adam from primitives) run on that backend too.
 //!   The conformance suite runs each test body on an unfused twin of every
 //!   device, proving both paths of each fused op.
+//! - [`Declining`] declines only the fused ops it names, so lam-core
+//!   composes those from everything else the backend has (attention
+//!   composed around `fused_attention_weights`, for one).
 //! - [`Recorder`] forwards everything and counts which methods ran, so a
 //!   test that claims to exercise every op can check it against
 //!   [`crate::backend::OP_METHODS`].
@@ -49,6 +52,47 @@ impl Hooks for DeclineFused {
         decline: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         decline()
+    }
+}
+
+/// A backend that runs another's ops but declines the fused ones it names.
+pub type Declining = Wrapped<DeclineNamed>;
+
+/// The hooks of [`Declining`]: the names of the fused methods it declines.
+#[derive(Debug)]
+pub struct DeclineNamed(&'static [&'static str]);
+
+impl Declining {
+    /// A twin of `device` (a new device on the same backend, as
+    /// [`Unfused::device`]'s) declining the fused `methods` and taking
+    /// every other fused path. Its name is `device`'s with
+    /// ` (without ...)` appended.
+    pub fn device(device: &Device, methods: &'static [&'static str]) -> Device {
+        Device::new(Arc::new(Wrapped::wrap(
+            device.unprofiled_backend(),
+            DeclineNamed(methods),
+        )))
+    }
+}
+
+impl Hooks for DeclineNamed {
+    fn name(&self, inner: String) -> String {
+        format!("{inner} (without {})", self.0.join(", "))
+    }
+
+    fn fused<T>(
+        &self,
+        method: &'static str,
+        _label: impl FnOnce() -> String,
+        _taken: impl FnOnce(&T) -> bool,
+        call: impl FnOnce() -> Result<T>,
+        decline: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if self.0.contains(&method) {
+            decline()
+        } else {
+            call()
+        }
     }
 }
 

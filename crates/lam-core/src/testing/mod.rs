@@ -1,13 +1,13 @@
 //! Test support shared by every lam crate's test suite: gradient checking by
 //! central finite differences (as PyTorch's `gradcheck`), float comparison
 //! with absolute plus relative tolerance, and devices that force every code
-//! path ([`Unfused`], [`Recorder`]).
+//! path ([`Unfused`], [`Declining`], [`Recorder`]).
 //!
 //! It is public so users can gradient-check their own layers too.
 
 mod devices;
 
-pub use devices::{CallCounts, DeclineFused, Recorder, Unfused};
+pub use devices::{CallCounts, DeclineFused, DeclineNamed, Declining, Recorder, Unfused};
 
 use crate::{no_grad, Error, Result, Tensor};
 

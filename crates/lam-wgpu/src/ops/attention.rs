@@ -24,7 +24,8 @@
 //! Under [`AttentionKernel::Auto`] (the default) the per-row kernels take the
 //! calls whose score matrices are small (launches bound them), the tiled
 //! ones those too large to materialise; lam-core composes the ones between
-//! ([`COMPOSE_ABOVE`], [`COMPOSE_UP_TO`]).
+//! ([`COMPOSE_ABOVE`], [`COMPOSE_UP_TO`]), with the softmax between its
+//! products one kernel each way ([`super::attention_weights`]).
 //!
 //! Each pipeline is built for one head-dim class ([`Family::constants`]): the
 //! kernels' loops over a row then have a constant length the driver can
@@ -360,9 +361,9 @@ impl<'a> Operands<'a> {
             ev: to_u32(OP, ev)?,
             causal: u32::from(inputs.causal),
             scale: inputs.scale,
-            q: view(ql)?,
-            k: view(kl)?,
-            v: view(vl)?,
+            q: view(OP, ql)?,
+            k: view(OP, kl)?,
+            v: view(OP, vl)?,
             ..AttentionParams::default()
         };
         let mask = match inputs.mask {
@@ -370,7 +371,7 @@ impl<'a> Operands<'a> {
                 let (m, ml) = input(gpu, OP, m, Some(DType::F32))?;
                 ml.expect_shape(OP, "a mask [B, H, L, S]", &[b, h, l, s])?;
                 params.has_mask = 1;
-                params.mask = view(ml)?;
+                params.mask = view(OP, ml)?;
                 m.buffer()
             }
             None => q.buffer(),
@@ -379,7 +380,7 @@ impl<'a> Operands<'a> {
             Some(g) => {
                 let (g, gl) = input(gpu, OP, g, Some(DType::F32))?;
                 gl.expect_shape(OP, "an output gradient [B, H, L, Ev]", &[b, h, l, ev])?;
-                params.grad = view(gl)?;
+                params.grad = view(OP, gl)?;
                 Some(g.buffer())
             }
             None => None,
@@ -401,15 +402,16 @@ impl<'a> Operands<'a> {
     }
 }
 
-/// A `[B, H, rows, cols]` view as the kernels index it: offset, strides.
-fn view(layout: &Layout) -> Result<[u32; 5]> {
+/// A `[B, H, rows, cols]` view as the attention kernels index it (here
+/// and in attention_weights.wgsl): offset, strides.
+pub(super) fn view(op: &'static str, layout: &Layout) -> Result<[u32; 5]> {
     let st = &layout.strides;
     Ok([
-        to_u32(OP, layout.offset)?,
-        to_u32(OP, st[0])?,
-        to_u32(OP, st[1])?,
-        to_u32(OP, st[2])?,
-        to_u32(OP, st[3])?,
+        to_u32(op, layout.offset)?,
+        to_u32(op, st[0])?,
+        to_u32(op, st[1])?,
+        to_u32(op, st[2])?,
+        to_u32(op, st[3])?,
     ])
 }
 

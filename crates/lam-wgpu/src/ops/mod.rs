@@ -30,6 +30,7 @@
 
 pub(crate) mod adam;
 pub(crate) mod attention;
+pub(crate) mod attention_weights;
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod copy;
