@@ -18,6 +18,9 @@
 #      register-tile kernels (64 and 128) beside cuBLAS fp32 (TF32 off), and
 #      at 4096 also cuBLAS with TF32 and in float16; then every lam kernel
 #      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096;
+#   1b. wgpu's shader checks: matmul 4096 and `gpt 16` with all of them,
+#      without the loop counters (`LAM_SHADER_CHECKS=no-loop-counters`) and
+#      without index clamps and division guards too (`unchecked`), twice;
 #   2. `gpt` (6 layers, d_model 512, 8 heads, seq 256, vocab 8192; batch 16),
 #      `resnet 128` and `lstm 64`: lam on the GPU in f32, with tensor-core
 #      products allowed (`LAM_MATMUL_PRECISION=high`) and in mixed precision
@@ -36,7 +39,7 @@
 #      the digits example on the GPU (accuracy and wall time);
 #   5. the GPU conformance and differential test binaries.
 #
-# LAM_SESSION_STEPS runs only the steps it names, of: matmul, models (2),
+# LAM_SESSION_STEPS runs only the steps it names, of: matmul, checks (1b), models (2),
 # attention (2b), profile, small (3), soak, digits (4), tests (5; LAM_SESSION_TESTS is a
 # name filter passed to every test binary; LAM_SESSION_MODELS limits step 2
 # to some of gpt, resnet, lstm). The profile step also profiles `resnet`
@@ -70,7 +73,7 @@ exec > >(tee "$OUT/gpu.log") 2>&1
 DEADLINE=$((SECONDS + ${LAM_SESSION_BUDGET:-520}))
 # wants STEP: whether LAM_SESSION_STEPS (all of them by default) names STEP.
 wants() {
-    [[ " ${LAM_SESSION_STEPS:-matmul models attention profile small soak digits tests} " == *" $1 "* ]]
+    [[ " ${LAM_SESSION_STEPS:-matmul checks models attention profile small soak digits tests} " == *" $1 "* ]]
 }
 step() { echo; echo "=== $* ($(date +%T), $((DEADLINE - SECONDS)) s left)"; }
 # run LIMIT CMD...: CMD under LIMIT seconds, or fewer when the budget is
@@ -130,6 +133,18 @@ if wants matmul; then
         run 60 "$BIN/lam-bench" matmul $n $iters --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
     done
     # --- end matmul kernels
+fi
+
+if wants checks; then
+    step "shader checks: matmul and gpt with all of wgpu's, without loop counters, unchecked"
+    n=${SIZES%% *}
+    iters=$((ITERS > 0 ? ITERS : 50))
+    for c in full no-loop-counters unchecked full no-loop-counters unchecked; do
+        echo "LAM_SHADER_CHECKS=$c"
+        LAM_SHADER_CHECKS=$c run 60 "$BIN/lam-bench" matmul $n $iters --device gpu
+        # shellcheck disable=SC2086
+        LAM_SHADER_CHECKS=$c run 90 "$BIN/lam-bench" gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu
+    done
 fi
 
 if wants models; then

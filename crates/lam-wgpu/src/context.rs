@@ -140,6 +140,12 @@ impl Gpu {
         self
     }
 
+    /// The device compiling its kernels with `checks`.
+    pub(crate) fn with_shader_checks(mut self, checks: crate::ShaderChecks) -> Gpu {
+        self.pipelines.checks = checks;
+        self
+    }
+
     pub(crate) fn new(
         instance: wgpu::Instance,
         device: wgpu::Device,

@@ -62,6 +62,8 @@ pub struct GpuOptions {
     /// Which calls the fused attention kernels take, and which family
     /// (per-row or tiled).
     pub attention: crate::AttentionKernel,
+    /// The runtime checks wgpu compiles into the kernels.
+    pub shader_checks: crate::ShaderChecks,
 }
 
 /// Every adapter wgpu finds on every backend, best first.
@@ -111,7 +113,8 @@ pub fn gpu_device(opts: &GpuOptions) -> Result<Device> {
 /// The process-wide GPU device, opened on first use from the best adapter
 /// (or the one whose name contains `$LAM_ADAPTER`), with the matmul
 /// settings of `LAM_MATMUL_PRECISION` and `LAM_MATMUL_KERNEL`
-/// ([`crate::MatmulOptions::from_env`]). Every call returns the
+/// ([`crate::MatmulOptions::from_env`]), the attention kernels of
+/// `LAM_ATTENTION` and the shader checks of `LAM_SHADER_CHECKS`. Every call returns the
 /// same [`Device`], so tensors from separate calls work together. A failure
 /// is remembered too: the adapters will not change within a process.
 pub fn default_gpu() -> Result<Device> {
@@ -122,6 +125,7 @@ pub fn default_gpu() -> Result<Device> {
                 adapter: std::env::var("LAM_ADAPTER").ok().filter(|s| !s.is_empty()),
                 matmul: crate::MatmulOptions::from_env(),
                 attention: crate::AttentionKernel::from_env(),
+                shader_checks: crate::ShaderChecks::from_env(),
                 max_pool: std::env::var("LAM_POOL_BYTES")
                     .ok()
                     .and_then(|v| v.parse().ok()),
@@ -137,8 +141,9 @@ pub fn default_gpu() -> Result<Device> {
 /// Adapters that fail to open are reported on stderr and left out. The
 /// matmul settings come from `LAM_MATMUL_KERNEL` and `LAM_MATMUL_PRECISION`
 /// ([`crate::MatmulOptions::from_env`]), so the suite can run on each
-/// matmul kernel in turn (adapters that lack the kernel are left out), and
-/// `LAM_ATTENTION=tiled` on the tiled attention kernels.
+/// matmul kernel in turn (adapters that lack the kernel are left out),
+/// `LAM_ATTENTION=tiled` on the tiled attention kernels, and
+/// `LAM_SHADER_CHECKS=no-loop-counters` on kernels without loop counters.
 pub fn gpu_devices_for_tests() -> Vec<Device> {
     static DEVICES: OnceLock<Vec<Device>> = OnceLock::new();
     DEVICES
@@ -153,6 +158,7 @@ pub fn gpu_devices_for_tests() -> Vec<Device> {
             let opts = GpuOptions {
                 matmul: crate::MatmulOptions::from_env(),
                 attention,
+                shader_checks: crate::ShaderChecks::from_env(),
                 ..GpuOptions::default()
             };
             let mut seen = Vec::new();
@@ -383,7 +389,8 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         timestamps,
         matmul,
     )
-    .with_attention(opts.attention);
+    .with_attention(opts.attention)
+    .with_shader_checks(opts.shader_checks);
     // Some drivers advertise compute but cannot compile it: NVIDIA's EGL
     // gives wgpu's GL backend a context whose GLSL version lacks compute
     // shaders and storage buffers. Building one small pipeline now turns

@@ -46,5 +46,6 @@ pub use ops::attention::AttentionKernel;
 pub use ops::matmul::{
     autotune_matmul, matmul_kernel_for, MatmulKernel, MatmulOptions, MatmulPrecision,
 };
+pub use pipeline::ShaderChecks;
 pub use storage::{simulate_device_loss, GpuStorage};
 pub use wgpu;

@@ -30,9 +30,75 @@ pub(crate) struct Pipeline {
     pub layout: wgpu::BindGroupLayout,
 }
 
+/// The runtime checks wgpu compiles into lam's kernels
+/// ([`crate::GpuOptions::shader_checks`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ShaderChecks {
+    /// wgpu's defaults: every index kept within its buffer or array, every
+    /// loop bounded by a counter the translator adds (naga's
+    /// `force_loop_bounding`), every integer division guarded.
+    #[default]
+    Full,
+    /// The same without the loop counters. Every loop in lam's kernels ends
+    /// by construction — a constant or checked size as its bound, a
+    /// positive constant as its step, indices far below `u32::MAX` (buffers
+    /// are at most a few GiB) — which is what the counters stand in for. On
+    /// some drivers they cost much (wgpu issue 7698: a kernel 100 times
+    /// slower) by splitting unrolled loops with branches. For measuring that
+    /// (`bench/gpu_session.sh`); `Full` stays the default until measured.
+    NoLoopCounters,
+    /// Neither loop counters nor wgpu's own index clamps (a `min` on every
+    /// dynamic index of a workgroup or private array, as in the matmul
+    /// kernels' inner loops) nor its guards on integer division. lam's
+    /// kernels compute every index within its array from sizes checked on
+    /// the host, and divide by nothing that can be 0 (an empty size stops
+    /// the dispatch), so the results are the same bits — but a kernel bug
+    /// would then read or write out of bounds instead of reading a clamped
+    /// element. Storage buffers keep the driver's own robust access where
+    /// the API has it (Vulkan's `robustBufferAccess`). For measuring, as
+    /// `NoLoopCounters`.
+    Unchecked,
+}
+
+impl ShaderChecks {
+    /// `LAM_SHADER_CHECKS` (`full`, `no-loop-counters`, `unchecked`);
+    /// anything else is reported on stderr and means `full`.
+    pub fn from_env() -> ShaderChecks {
+        match std::env::var("LAM_SHADER_CHECKS").map(|v| v.trim().to_lowercase()) {
+            Ok(v) if v == "no-loop-counters" => ShaderChecks::NoLoopCounters,
+            Ok(v) if v == "unchecked" => ShaderChecks::Unchecked,
+            Ok(v) if v.is_empty() || v == "full" => ShaderChecks::Full,
+            Ok(v) => {
+                eprintln!(
+                    "lam: LAM_SHADER_CHECKS={v:?} is unknown \
+                     (known: full, no-loop-counters, unchecked); using full"
+                );
+                ShaderChecks::Full
+            }
+            Err(_) => ShaderChecks::Full,
+        }
+    }
+
+    fn runtime_checks(self) -> wgpu::ShaderRuntimeChecks {
+        let mut checks = wgpu::ShaderRuntimeChecks::checked();
+        match self {
+            ShaderChecks::Full => {}
+            ShaderChecks::NoLoopCounters => checks.force_loop_bounding = false,
+            ShaderChecks::Unchecked => {
+                checks.force_loop_bounding = false;
+                checks.bounds_checks = false;
+                checks.int_div_checks = false;
+            }
+        }
+        checks
+    }
+}
+
 /// Lazily built modules, layouts and pipelines of one device.
 #[derive(Debug, Default)]
 pub(crate) struct PipelineCache {
+    /// The checks modules are compiled with.
+    pub(crate) checks: ShaderChecks,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<&'static [(u32, Access)], Layouts>>,
     pipelines: Mutex<HashMap<VariantKey, Pipeline>>,
@@ -96,10 +162,16 @@ impl PipelineCache {
             ))
         })?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let desc = wgpu::ShaderModuleDescriptor {
             label: Some(shader.file()),
             source: wgpu::ShaderSource::Wgsl(source.text.as_str().into()),
-        });
+        };
+        // SAFETY: the checks are wgpu's own unless a device was opened with
+        // fewer (`ShaderChecks`, whose documentation states what lam's
+        // kernels guarantee in their place: loops that end, indices within
+        // their arrays, no division by 0).
+        let module =
+            unsafe { device.create_shader_module_trusted(desc, self.checks.runtime_checks()) };
         if let Some(e) = block_on(scope.pop()) {
             return Err(Error::Device(format!(
                 "compiling {} failed: {e}",

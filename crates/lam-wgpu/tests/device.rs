@@ -251,3 +251,73 @@ fn a_lost_device_gives_errors_not_panics() {
         drop((x, y));
     }
 }
+
+#[test]
+fn kernels_with_fewer_checks_give_the_same_bits() {
+    // ShaderChecks::NoLoopCounters compiles the kernels without the loop
+    // counters wgpu adds, Unchecked also without its index clamps and
+    // division guards; every loop ends by itself and every index is in
+    // range, so the results are the bits of the fully checked kernels: products (a 128-tile one among
+    // them), LayerNorm, the fused attention, softmax, reductions, and the
+    // backward of all of them.
+    use lam_core::nn::functional::layer_norm;
+    use lam_core::{SdpaOptions, Tensor};
+    use lam_wgpu::ShaderChecks;
+
+    for shared in gpus("shader checks") {
+        let run = |checks: ShaderChecks| -> Vec<Vec<u32>> {
+            let dev = private_device(
+                &shared,
+                GpuOptions {
+                    shader_checks: checks,
+                    ..GpuOptions::default()
+                },
+            );
+            let leaf = |shape: &[usize], seed| {
+                let n = shape.iter().product();
+                Tensor::from_vec(values(n, seed, -1.0, 1.0), shape, &dev)
+                    .and_then(|t| t.requires_grad_())
+                    .expect("a leaf")
+            };
+            let (x, w, big) = (
+                leaf(&[2, 4, 9, 16], 1),
+                leaf(&[16, 16], 2),
+                leaf(&[128, 128], 3),
+            );
+            let h = x.matmul(&w).expect("matmul");
+            let q = layer_norm(&h, &[16], None, None, 1e-5).expect("layer_norm");
+            let causal = SdpaOptions {
+                causal: true,
+                ..SdpaOptions::default()
+            };
+            let a = Tensor::scaled_dot_product_attention(&q, &h, &x, causal).expect("sdpa");
+            let square = big.matmul(&big).expect("128-tile product");
+            let y = a
+                .softmax(-1)
+                .and_then(|s| s.mul(&a))
+                .and_then(|s| s.sum_all())
+                .and_then(|s| s.add(&square.sum_all()?))
+                .expect("the loss");
+            y.backward().expect("backward");
+            [
+                y,
+                x.grad().expect("dx"),
+                w.grad().expect("dw"),
+                big.grad().expect("dbig"),
+            ]
+            .iter()
+            .map(|t| {
+                t.to_vec()
+                    .expect("read")
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            })
+            .collect()
+        };
+        let full = run(ShaderChecks::Full);
+        for fewer in [ShaderChecks::NoLoopCounters, ShaderChecks::Unchecked] {
+            assert_eq!(full, run(fewer), "{fewer:?} on {}", shared.name());
+        }
+    }
+}
