@@ -108,7 +108,7 @@ def resnet_workload(batch, dev):
 
 
 def parse_args(argv):
-    """`NAME N... [--flag VALUE]... [--switch]...` -> (NAME, [ints], {flag: int or True});
+    """`NAME N... [--flag VALUE]... [--switch]...` -> (NAME, [ints or strings], {flag: int or True});
     `--d-model` becomes the keyword d_model."""
     what, positional, flags = argv[0], [], {}
     rest = argv[1:]
@@ -122,5 +122,6 @@ def parse_args(argv):
             else:
                 flags[key] = True; i += 1
         else:
-            positional.append(int(arg)); i += 1
+            # Sizes such as MxKxN stay strings.
+            positional.append(int(arg) if arg.isdigit() else arg); i += 1
     return what, positional, flags

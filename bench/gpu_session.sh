@@ -17,7 +17,8 @@
 #   1. the adapter, and matmul GFLOP/s at 4096 and 8192 for both WGSL
 #      register-tile kernels (64 and 128) beside cuBLAS fp32 (TF32 off), and
 #      at 4096 also cuBLAS with TF32 and in float16; then every lam kernel
-#      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096;
+#      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096, and
+#      gpt's weight-gradient shapes on the tile kernels and split-K;
 #   1b. wgpu's shader checks: matmul 4096 and `gpt 16` with all of them,
 #      without the loop counters (`LAM_SHADER_CHECKS=no-loop-counters`) and
 #      without index clamps and division guards too (`unchecked`), twice;
@@ -131,6 +132,16 @@ if wants matmul; then
     step "matmul kernels"
     for kp in subgroup:highest auto:highest coop:high coop128:high auto:high; do
         run 60 "$BIN/lam-bench" matmul $n $iters --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
+    done
+    # gpt's weight gradients (xᵀ dy over its 4,096 tokens): few output
+    # tiles along a long K, on each kernel that takes them and split-K.
+    shapes="1536x4096x512 512x4096x512 512x4096x2048"
+    [ "$FULL" = 1 ] || shapes=128x1024x128
+    for shape in $shapes; do
+        for k in tile64 tile128 splitk64 splitk128 auto; do
+            run 60 "$BIN/lam-bench" matmul $shape $iters --device gpu --kernel $k
+        done
+        run 60 python3 bench/torch_bench_cuda.py matmul $shape $iters
     done
     # --- end matmul kernels
 fi

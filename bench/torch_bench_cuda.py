@@ -2,7 +2,7 @@
 hyper-parameters and output format, prefixed `torch-cuda`), for comparing
 `lam-bench ... --device gpu` with PyTorch on the same machine.
 
-usage: torch_bench_cuda.py matmul N ITERS [--tf32 | --fp16] | mlp BATCH STEPS | cnn BATCH STEPS
+usage: torch_bench_cuda.py matmul N|MxKxN ITERS [--tf32 | --fp16] | mlp BATCH STEPS | cnn BATCH STEPS
        torch_bench_cuda.py gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--amp]
        torch_bench_cuda.py lstm BATCH STEPS [--amp] | resnet BATCH STEPS [--amp]
 
@@ -29,9 +29,11 @@ torch.backends.cudnn.allow_tf32 = False
 dev = torch.device("cuda")
 
 def matmul(n, iters, tf32=False, fp16=False):
+    # N, or MxKxN as lam-bench takes it (a weight gradient's shape, say).
+    m, k, n = (n, n, n) if isinstance(n, int) else map(int, n.split("x"))
     dtype = torch.float16 if fp16 else torch.float32
     torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
-    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    a, b = torch.randn(m, k, device=dev, dtype=dtype), torch.randn(k, n, device=dev, dtype=dtype)
     for _ in range(3): a @ b
     torch.cuda.synchronize()
     t = time.perf_counter()
@@ -40,7 +42,8 @@ def matmul(n, iters, tf32=False, fp16=False):
     dt = time.perf_counter() - t
     torch.backends.cuda.matmul.allow_tf32 = False
     kind = "fp16" if fp16 else ("tf32" if tf32 else "fp32")
-    print(f"torch-cuda matmul n={n} iters={iters} {kind}: {2*n**3*iters/dt/1e9:.2f} GFLOP/s ({dt:.3f} s)")
+    size = f"n={n}" if m == k == n else f"shape={m}x{k}x{n}"
+    print(f"torch-cuda matmul {size} iters={iters} {kind}: {2*m*k*n*iters/dt/1e9:.2f} GFLOP/s ({dt:.3f} s)")
 
 def train(name, m, x, y, batch, steps, opt=None, amp=False, unit="samples", per_step=None):
     """Adam (lr 1e-3) unless `opt` is given; gpt's logits [batch, seq, vocab]

@@ -1,7 +1,9 @@
-//! Square matrix product throughput: `a @ b` for `[n, n]` standard-normal
-//! matrices, after 2 warm-up products, reported in GFLOP/s (`2 n³` per product).
+//! Matrix product throughput: `a @ b` for `[n, n]` standard-normal
+//! matrices (or `[m, k] x [k, n]` for a size written `MxKxN`, such as a
+//! weight gradient's `512x4096x1536`), after 2 warm-up products, reported in
+//! GFLOP/s (`2 m k n` per product).
 //!
-//! On the GPU, `--kernel tile64|tile32|tile128|subgroup|coop|coop128|auto` runs every
+//! On the GPU, `--kernel tile64|tile32|tile128|subgroup|coop|coop128|splitk64|splitk128|auto` runs every
 //! product on one matmul kernel (`auto`: the device's own choice, autotuned)
 //! and `--precision highest|high` sets the device's matmul precision (`high`
 //! allows the f16-input cooperative-matrix kernel); either opens a device
@@ -22,24 +24,35 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
     let mut args = args.to_vec();
     let kernel = take_flag(&mut args, "--kernel")?;
     let precision = take_flag(&mut args, "--precision")?;
-    let n = arg(&args, 0, "N")?;
+    let [m, k, n] = sizes(args.first().map(String::as_str))?;
     let iters = arg(&args, 1, "ITERS")?;
     let (device, label) = with_matmul_settings(device, kernel.as_deref(), precision.as_deref())?;
-    let line = measure(n, iters, &device)?;
+    let line = measure([m, k, n], iters, &device)?;
     if label.is_empty() {
         println!("{line}");
     } else {
         // The kernel the products ran on (for `auto`, what autotuning chose).
-        let ran = lam_wgpu::matmul_kernel_for(&device, 1, n, n, n)?;
+        let ran = lam_wgpu::matmul_kernel_for(&device, 1, m, k, n)?;
         println!("{line}{label}, ran on {}]", ran.name());
     }
     Ok(())
 }
 
+/// `[m, k, n]` from the size argument: `N` (square) or `MxKxN`.
+fn sizes(arg: Option<&str>) -> Result<[usize; 3], Box<dyn std::error::Error>> {
+    let arg = arg.ok_or("missing N (a size, or MxKxN)")?;
+    let parsed: Result<Vec<usize>, _> = arg.split('x').map(str::parse).collect();
+    match parsed.as_deref() {
+        Ok(&[n]) => Ok([n, n, n]),
+        Ok(&[m, k, n]) => Ok([m, k, n]),
+        _ => Err(format!("N must be a size or MxKxN, found {arg:?}").into()),
+    }
+}
+
 /// `matmul-sweep`: one line per size of [`SWEEP`].
 pub fn sweep(_args: &[String], device: &Device) -> Outcome {
     for (n, iters) in SWEEP {
-        println!("{}", measure(n, iters, device)?);
+        println!("{}", measure([n, n, n], iters, device)?);
     }
     Ok(())
 }
@@ -83,7 +96,10 @@ fn with_matmul_settings(
         None | Some("auto") => matmul.kernel = None,
         Some(name) => {
             matmul.kernel = Some(MatmulKernel::from_name(name).ok_or_else(|| {
-                format!("unknown --kernel {name:?} (known: tile64, tile32, tile128, subgroup, coop, coop128, auto)")
+                format!(
+                    "unknown --kernel {name:?} (known: tile64, tile32, tile128, subgroup, coop, \
+                     coop128, splitk64, splitk128, auto)"
+                )
             })?);
         }
     }
@@ -101,10 +117,14 @@ fn with_matmul_settings(
     Ok((device, label))
 }
 
-/// Times `iters` products and formats the result line.
-fn measure(n: usize, iters: usize, device: &Device) -> Result<String, lam_core::Error> {
-    let a = Tensor::randn(&[n, n], device)?;
-    let b = Tensor::randn(&[n, n], device)?;
+/// Times `iters` products of `[m, k] x [k, n]` and formats the result line.
+fn measure(
+    [m, k, n]: [usize; 3],
+    iters: usize,
+    device: &Device,
+) -> Result<String, lam_core::Error> {
+    let a = Tensor::randn(&[m, k], device)?;
+    let b = Tensor::randn(&[k, n], device)?;
     for _ in 0..2 {
         a.matmul(&b)?;
     }
@@ -115,8 +135,13 @@ fn measure(n: usize, iters: usize, device: &Device) -> Result<String, lam_core::
     }
     device.synchronize()?;
     let dt = start.elapsed().as_secs_f64();
-    let gflops = 2.0 * (n as f64).powi(3) * iters as f64 / dt / 1e9;
+    let gflops = 2.0 * (m * k * n) as f64 * iters as f64 / dt / 1e9;
+    let size = if m == n && k == n {
+        format!("n={n}")
+    } else {
+        format!("shape={m}x{k}x{n}")
+    };
     Ok(format!(
-        "lam matmul n={n} iters={iters}: {gflops:.2} GFLOP/s ({dt:.3} s)"
+        "lam matmul {size} iters={iters}: {gflops:.2} GFLOP/s ({dt:.3} s)"
     ))
 }

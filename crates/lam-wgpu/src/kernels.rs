@@ -59,6 +59,7 @@ shaders! {
     MatmulSubgroup => "matmul_subgroup.wgsl",
     MatmulSmall => "matmul_small.wgsl",
     MatmulCoop => "matmul_coop.wgsl",
+    MatmulSplit => "matmul_split.wgsl",
     Index => "index.wgsl",
     IndexScatter => "index_scatter.wgsl",
     Window => "window.wgsl",
@@ -246,6 +247,12 @@ pub(crate) const MATMUL_LARGE: Kernel = kernel(
     Shader::MatmulLarge,
     "matmul_large",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
+);
+/// Split-K's sum of partials (bound as a), output c, bias.
+pub(crate) const MATMUL_SPLIT_SUM: Kernel = kernel(
+    Shader::MatmulSplit,
+    "matmul_split_sum",
+    &[(1, Read), (3, ReadWrite), (4, Read)],
 );
 /// a, b, c, bias: 32 x 32 tiles, for products of few 64 x 64 tiles.
 pub(crate) const MATMUL_SMALL: Kernel = kernel(

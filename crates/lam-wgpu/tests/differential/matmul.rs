@@ -2,7 +2,8 @@
 //! near misses, K = 0) with transposed, batch-broadcast and narrowed
 //! operands, so every load mode and the edge paths run, against the CPU:
 //! on each device's own choice of kernel, then on every kernel forced in
-//! turn where the device can run it.
+//! turn where the device can run it (split-K on the unbatched products long
+//! along K, which it takes, and on the others, which fall back).
 
 use lam_core::backend::LinearActivation;
 use lam_core::{Backend, Device, Layout};
@@ -92,6 +93,8 @@ fn every_kernel_forced_matches_cpu_on_awkward_shapes_and_strides() {
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
+        MatmulKernel::SplitK64,
+        MatmulKernel::SplitK128,
     ];
     on_every_kernel("matmul (forced kernels)", &kernels, awkward_shapes);
 }
@@ -110,6 +113,9 @@ fn awkward_shapes(dev: &Device, cpu: &dyn Backend, f16: bool) {
         (1, 128, 128, 128),
         (2, 68, 36, 44),
         (1, 7, 0, 9),
+        // Long along K, unbatched: split-K's products (4 and 2 slices).
+        (1, 63, 1024, 65),
+        (1, 128, 512, 128),
     ];
     {
         let gpu = dev.backend();
@@ -157,6 +163,8 @@ fn every_kernel_forced_matches_cpu_on_large_products_and_epilogues() {
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
+        MatmulKernel::SplitK64,
+        MatmulKernel::SplitK128,
     ];
     on_every_kernel(
         "matmul (forced kernels, large)",
@@ -219,11 +227,17 @@ fn fused_linear_epilogues_match_cpu_on_both_kernels() {
 }
 
 /// `fused_linear` with and without bias and ReLU: an edge-checked small
-/// product, and one of 8 x 8 tiles of 128 (64 tiles: the large kernel).
+/// product, one of 8 x 8 tiles of 128 (64 tiles: the large kernel), and
+/// two long along K (split-K's, whose second kernel applies the epilogue).
 fn fused_linear_epilogues(dev: &Device, cpu: &dyn Backend, f16: bool) {
     {
         let gpu = dev.backend();
-        for (m, k, n) in [(37, 20, 51), (1024, 32, 1024)] {
+        for (m, k, n) in [
+            (37, 20, 51),
+            (1024, 32, 1024),
+            (37, 1024, 51),
+            (128, 512, 256),
+        ] {
             let (gx, cx) = pair(gpu, cpu, &values(m * k, 91, -1.0, 1.0));
             // The weight as a Linear passes it: [n, k] stored, seen as [k, n].
             let (gw, cw) = pair(gpu, cpu, &values(n * k, 92, -1.0, 1.0));

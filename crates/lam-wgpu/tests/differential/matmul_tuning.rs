@@ -119,7 +119,7 @@ fn cached_choices_are_used_and_a_corrupt_cache_is_rewritten() {
             <[_; 1]>::try_from(autotune_matmul(&dev, &[[1, 128, 16, 128]]).expect("autotune"))
                 .expect("one answer");
         let file = cache_files(&dir).pop().expect("a cache file");
-        let planted = format!(r#"{{"format": 2, "choices": {{"{class}": "tile128"}}}}"#);
+        let planted = format!(r#"{{"format": 3, "choices": {{"{class}": "tile128"}}}}"#);
         std::fs::write(&file, planted).expect("write the cache");
         let dev = tuned_device(shared, true, &dir);
         assert_eq!(
@@ -138,7 +138,7 @@ fn cached_choices_are_used_and_a_corrupt_cache_is_rewritten() {
         check_product(&dev, cpu, 128, 16, 128);
         let text = std::fs::read_to_string(&file).expect("the cache file");
         assert!(
-            text.contains(&class) && text.contains("\"format\": 2"),
+            text.contains(&class) && text.contains("\"format\": 3"),
             "rewritten after tuning: {text}"
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -4,7 +4,7 @@
 //! shape classes to kernel names:
 //!
 //! ```json
-//! {"format": 2, "adapter": "Vulkan NVIDIA H200 (10de:2335) 570.86", "choices": {"m12-n12-k12-b0-modes22-t128": "tile128"}}
+//! {"format": 3, "adapter": "Vulkan NVIDIA H200 (10de:2335) 570.86", "choices": {"m12-n12-k12-b0-modes22-t128": "tile128"}}
 //! ```
 //!
 //! The adapter part of the name holds the backend, vendor and device ids,
@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::choice::{MatmulKernel, MatmulPrecision};
 
 /// The `format` this code reads and writes. A new candidate kernel bumps
-/// it, so that files tuned without it are tuned again (2: `Tile32`).
-const FORMAT: u64 = 2;
+/// it, so that files tuned without it are tuned again (2: `Tile32`; 3:
+/// split-K).
+const FORMAT: u64 = 3;
 
 /// One adapter's cache file.
 #[derive(Debug, Clone)]
@@ -211,8 +212,8 @@ mod tests {
         let c = cache(&dir);
         std::fs::create_dir_all(c.path().parent().unwrap()).unwrap();
         for bad in [
-            "{\"format\": 2, \"choi",
-            "{\"format\": 1, \"choices\": {}}",
+            "{\"format\": 3, \"choi",
+            "{\"format\": 2, \"choices\": {}}",
             "[1, 2]",
             "{\"format\": 99, \"choices\": {}}",
             "\u{0}\u{1}binary",
@@ -224,7 +225,7 @@ mod tests {
         // Unknown kernel names are skipped; known ones kept.
         std::fs::write(
             c.path(),
-            r#"{"format": 2, "choices": {"x": "warp9", "y": "tile64", "z": 3}}"#,
+            r#"{"format": 3, "choices": {"x": "warp9", "y": "tile64", "z": 3}}"#,
         )
         .unwrap();
         let got = c.read().unwrap();

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lam_core::{Device, Error, Result};
 
-use super::{autotune, cache, coop, fits_large, variant, Job, LARGE_TILE};
+use super::{autotune, cache, coop, fits_large, split, variant, Job, LARGE_TILE};
 use crate::context::{lock, Gpu};
 use crate::params::MatmulParams;
 
@@ -43,17 +43,26 @@ pub enum MatmulKernel {
     /// (matmul_small.wgsl). Four times `Tile64`'s workgroups, for products
     /// of few tiles on large GPUs; only the autotuner (or forcing) picks it.
     Tile32,
+    /// Split-K on `Tile64`: K cut into slices run as a batch, their f32
+    /// sums added by a second kernel (`split.rs`, matmul_split.wgsl), for
+    /// unbatched products of few tiles along a long K (weight gradients);
+    /// only the autotuner (or forcing) picks it.
+    SplitK64,
+    /// Split-K on `Tile128`, for slices it can run.
+    SplitK128,
 }
 
 impl MatmulKernel {
     /// Every kernel, in the order the autotuner tries them.
-    pub const ALL: [MatmulKernel; 6] = [
+    pub const ALL: [MatmulKernel; 8] = [
         MatmulKernel::Tile64,
         MatmulKernel::Tile32,
         MatmulKernel::Tile128,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
+        MatmulKernel::SplitK64,
+        MatmulKernel::SplitK128,
     ];
 
     /// The name used by `LAM_MATMUL_KERNEL`, the autotune cache and lam-bench.
@@ -65,6 +74,8 @@ impl MatmulKernel {
             MatmulKernel::Coop => "coop",
             MatmulKernel::Coop128 => "coop128",
             MatmulKernel::Tile32 => "tile32",
+            MatmulKernel::SplitK64 => "splitk64",
+            MatmulKernel::SplitK128 => "splitk128",
         }
     }
 
@@ -146,7 +157,8 @@ impl MatmulOptions {
             let k = MatmulKernel::from_name(&v);
             if k.is_none() {
                 eprintln!(
-                    "lam-wgpu: ignoring LAM_MATMUL_KERNEL={v:?} (expected tile64, tile128, subgroup, coop or coop128)"
+                    "lam-wgpu: ignoring LAM_MATMUL_KERNEL={v:?} (expected tile64, tile32, tile128, \
+                     subgroup, coop, coop128, splitk64 or splitk128)"
                 );
             }
             k
@@ -236,7 +248,11 @@ impl MatmulState {
     /// Whether the device can run `kernel` at all (before any product).
     pub(crate) fn available(&self, kernel: MatmulKernel) -> std::result::Result<(), String> {
         match kernel {
-            MatmulKernel::Tile64 | MatmulKernel::Tile128 | MatmulKernel::Tile32 => Ok(()),
+            MatmulKernel::Tile64
+            | MatmulKernel::Tile128
+            | MatmulKernel::Tile32
+            | MatmulKernel::SplitK64
+            | MatmulKernel::SplitK128 => Ok(()),
             MatmulKernel::Subgroup => self.subgroup_group.map(drop).ok_or_else(|| {
                 "the device has no subgroup operations (wgpu SUBGROUP) with 4+ lanes".into()
             }),
@@ -290,6 +306,10 @@ pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -
     Ok(match kernel {
         MatmulKernel::Tile64 | MatmulKernel::Tile32 => true,
         MatmulKernel::Tile128 => fits_large(p, &variant(p)),
+        MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => kernel
+            .split_base()
+            .and_then(|base| split::plan(p, base))
+            .is_some(),
         MatmulKernel::Subgroup => state.subgroup_group.is_some(),
         MatmulKernel::Coop | MatmulKernel::Coop128 => {
             let (support, checked) = state.coop_slot(kernel);

@@ -2,7 +2,8 @@
 //! strides, so transposes and broadcast batches (stride 0) are folded into
 //! the kernels' loads rather than copied.
 //!
-//! Six kernels ([`MatmulKernel`]) compute it:
+//! Six kernels ([`MatmulKernel`]) compute it, and two more run one of
+//! them on slices of K:
 //! - `Tile64` (matmul.wgsl): 64 x 64 tiles, every shape and view;
 //! - `Tile32` (matmul_small.wgsl): 32 x 32 tiles, every shape and view,
 //!   four times the workgroups, for products of few tiles (the autotuner's
@@ -14,7 +15,10 @@
 //!   shuffles, where the device has `SUBGROUP`;
 //! - `Coop` and `Coop128` (matmul_coop.wgsl, 64 x 64 or 128 x 128 tiles):
 //!   f16 x f16 + f32 cooperative matrices (tensor cores), only on devices
-//!   opened with [`MatmulPrecision::High`].
+//!   opened with [`MatmulPrecision::High`];
+//! - `SplitK64` and `SplitK128` (`split.rs`, matmul_split.wgsl): `Tile64`
+//!   or `Tile128` on slices of K as a batch, their sums added by a second
+//!   kernel, for unbatched products of few tiles along a long K.
 //!
 //! Which one runs is decided per product in `choice.rs` (a forced kernel,
 //! the autotuned choice for the shape class, or a size rule); `autotune.rs`
@@ -44,6 +48,7 @@ mod autotune;
 mod cache;
 mod choice;
 mod coop;
+mod split;
 
 use std::sync::Arc;
 
@@ -381,6 +386,9 @@ fn prepare<'a>(
 
 /// Records the dispatch of `job` on `kernel`.
 fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
+    if let Some(base) = kernel.split_base() {
+        return split::launch(gpu, job, base);
+    }
     let coop = matches!(kernel, MatmulKernel::Coop | MatmulKernel::Coop128);
     if job.half_out && coop {
         // The cooperative kernel writes f32 only: its sums, then the cast.
@@ -448,6 +456,12 @@ fn launch_into(
             })?;
             constants.extend([aligned, ("GROUP", f64::from(group))]);
             (MATMUL_SUBGROUP, TILE)
+        }
+        MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => {
+            return Err(Error::invalid(
+                "matmul",
+                "a split-K product launches its slices on its base kernel",
+            ))
         }
         MatmulKernel::Coop | MatmulKernel::Coop128 => {
             let wide = kernel == MatmulKernel::Coop128;
