@@ -7,6 +7,12 @@
 // tree in workgroup memory combines the 256 partials. The order of every
 // addition is fixed by the shapes, so results are deterministic (no atomics).
 //
+// reduce_columns serves reductions whose output is a contiguous row of
+// columns and whose reduced elements lie a row apart (a Linear's bias
+// gradient, the column sums of [tokens, features]): a thread per column
+// folds a chunk of rows in order, neighbouring threads reading neighbouring
+// columns, and partials [chunks, columns] are reduced the same way.
+//
 // Rows longer than one chunk take two (or more) passes: the first writes
 // `chunks` partials per row, the next reduces those as a contiguous row.
 // Arg reductions carry (value, index) pairs and keep the first index on ties;
@@ -147,5 +153,49 @@ fn reduce(t: Thread) {
         if (OP >= 3u) {
             out_idx[g] = i32(s_idx[0]);
         }
+    }
+}
+
+// Workgroup `g` covers columns (g % blocks) * WG .. of chunk g / blocks,
+// `blocks` being the column blocks; p.rows counts the columns (the kept
+// dim, stride 1 at p.offset) and p.chunk the reduced elements per chunk.
+// Partials land as [chunks, columns].
+@compute @workgroup_size(WG)
+fn reduce_columns(t: Thread) {
+    let blocks = (p.rows + WG - 1u) / WG;
+    let g = workgroup_index(t);
+    let col = (g % blocks) * WG + t.lid;
+    let chunk = g / blocks;
+    if (col >= p.rows || chunk >= p.chunks) {
+        return;
+    }
+    let start = chunk * p.chunk;
+    let end = min(start + p.chunk, p.len);
+    let base = p.offset + col;
+    var acc = 0.0;
+    var acc_i = 0u;
+    var first = true;
+    for (var j = start; j < end; j++) {
+        let off = base + elem_offset(j);
+        let v = src[off];
+        let i = select(j, u32(src_idx[off]), p.use_idx == 1u);
+        if (OP == 0u) {
+            acc += v;
+        } else if (first || better(v, i, acc, acc_i)) {
+            acc = v;
+            acc_i = i;
+        }
+        first = false;
+    }
+    // An empty column (len 0): sum 0, max -inf, min +inf, as in `reduce`.
+    if (first && OP == 1u) {
+        acc = bitcast<f32>(0xff800000u);
+    } else if (first && OP == 2u) {
+        acc = bitcast<f32>(0x7f800000u);
+    }
+    let at = chunk * p.rows + col;
+    out_val[at] = acc;
+    if (OP >= 3u) {
+        out_idx[at] = i32(acc_i);
     }
 }

@@ -236,6 +236,12 @@ pub(crate) const REDUCE: Kernel = kernel(
     "reduce",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
 );
+/// The same bindings, a thread per output column (reduce.wgsl).
+pub(crate) const REDUCE_COLUMNS: Kernel = kernel(
+    Shader::Reduce,
+    "reduce_columns",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, ReadWrite)],
+);
 /// a, b, c, bias (read only with the bias epilogue).
 pub(crate) const MATMUL: Kernel = kernel(
     Shader::Matmul,

@@ -7,7 +7,12 @@
 //! row is cut into chunks of [`CHUNK`] elements: a first pass writes one
 //! partial per chunk and later passes reduce the partials, so a full
 //! reduction of millions of elements still spreads over many workgroups.
-//! Every pass adds in a fixed order, so results are deterministic.
+//! Where the output is one contiguous row of columns and the reduced
+//! elements lie apart (column sums: a Linear's bias gradient), a thread per
+//! column folds a chunk of rows instead ([`columns`]): a workgroup per
+//! column read each row's element from its own memory segment, several
+//! times the bytes it used. Every pass adds in a fixed order, so results
+//! are deterministic.
 
 use std::sync::Arc;
 
@@ -16,7 +21,7 @@ use lam_core::{DType, Error, Result, Storage};
 
 use super::{input, output};
 use crate::context::Gpu;
-use crate::kernels::{reduce_code, REDUCE};
+use crate::kernels::{reduce_code, REDUCE, REDUCE_COLUMNS};
 use crate::params::{collapse, dims, fold_grid, to_u32, ReduceParams};
 use crate::storage::GpuStorage;
 
@@ -54,6 +59,14 @@ pub(crate) fn reduce(gpu: &Arc<Gpu>, op: ReduceOp, src: View, axes: &[usize]) ->
         return Ok(out.into_storage());
     }
 
+    if kept_shape.len() == 1 && kept_stride[0][0] == 1 && rows >= MIN_COLUMNS {
+        let red = Reduced {
+            shape: red_shape,
+            stride: red_stride[0].clone(),
+            len,
+        };
+        return columns(gpu, op, (s, l.offset), rows, red, out);
+    }
     let constants = [("OP", f64::from(reduce_code(op)))];
     let mut p = ReduceParams {
         rows: to_u32("reduce", rows)?,
@@ -120,6 +133,106 @@ pub(crate) fn reduce(gpu: &Arc<Gpu>, op: ReduceOp, src: View, axes: &[usize]) ->
         p.kept_stride = dims("reduce", &[chunks])?;
         red_shape = vec![chunks];
         red_stride = vec![1];
+        len = chunks;
+        src_val = val_tmp;
+        if arg {
+            src_idx = idx_tmp;
+        }
+    }
+}
+
+/// Fewest output columns for which [`columns`] reduces: below this a
+/// thread per column leaves most of a workgroup idle.
+const MIN_COLUMNS: usize = 32;
+
+/// Rows (reduced elements) each thread of [`columns`] folds at least.
+const COLUMN_CHUNK: usize = 64;
+
+/// Workgroups [`columns`] aims for in its first pass.
+const COLUMN_WORKGROUPS: usize = 256;
+
+/// The reduced dims of a view: shape, strides and element count.
+struct Reduced {
+    shape: Vec<usize>,
+    stride: Vec<usize>,
+    len: usize,
+}
+
+/// Reduces `red` of `src` (buffer and offset) for `cols` contiguous output
+/// columns into `out` (reduce.wgsl's `reduce_columns`): a thread per column
+/// folds a chunk of at least [`COLUMN_CHUNK`] rows; partials
+/// `[chunks, cols]` are reduced again as columns until one chunk is left.
+fn columns(
+    gpu: &Arc<Gpu>,
+    op: ReduceOp,
+    src: (&GpuStorage, usize),
+    cols: usize,
+    red: Reduced,
+    out: GpuStorage,
+) -> Result<Storage> {
+    let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
+    let blocks = cols.div_ceil(256);
+    let constants = [("OP", f64::from(reduce_code(op)))];
+    let mut p = ReduceParams {
+        rows: to_u32("reduce", cols)?,
+        offset: to_u32("reduce", src.1)?,
+        kept_rank: 1,
+        kept_shape: dims("reduce", &[cols])?,
+        kept_stride: dims("reduce", &[1])?,
+        ..ReduceParams::default()
+    };
+    let Reduced {
+        mut shape,
+        mut stride,
+        mut len,
+    } = red;
+    let mut src_val: Option<GpuStorage> = None;
+    let mut src_idx: Option<GpuStorage> = None;
+    loop {
+        let wanted = COLUMN_WORKGROUPS.div_ceil(blocks);
+        let chunk = len.div_ceil(wanted).max(COLUMN_CHUNK);
+        let chunks = len.div_ceil(chunk).max(1);
+        let last = chunks == 1;
+        p.len = to_u32("reduce", len)?;
+        p.chunk = to_u32("reduce", chunk)?;
+        p.chunks = to_u32("reduce", chunks)?;
+        p.red_rank = shape.len() as u32;
+        p.red_shape = dims("reduce", &shape)?;
+        p.red_stride = dims("reduce", &stride)?;
+        p.use_idx = u32::from(src_idx.is_some());
+        let partials = cols * chunks;
+        let val_tmp = if last && !arg {
+            None
+        } else {
+            Some(output(gpu, "reduce", partials, DType::F32)?)
+        };
+        let idx_tmp = if arg && !last {
+            Some(output(gpu, "reduce", partials, DType::I32)?)
+        } else {
+            None
+        };
+        let input_val = src_val.as_ref().map_or(src.0.buffer(), |t| t.buffer());
+        let input_idx = src_idx.as_ref().map_or(input_val, |t| t.buffer());
+        let out_val = val_tmp.as_ref().map_or(out.buffer(), |t| t.buffer());
+        let out_idx = match (&idx_tmp, arg) {
+            (Some(t), _) => t.buffer(),
+            (None, true) => out.buffer(),
+            (None, false) => &gpu.scratch,
+        };
+        gpu.dispatch(
+            REDUCE_COLUMNS,
+            &constants,
+            bytemuck::bytes_of(&p),
+            &[input_val, input_idx, out_val, out_idx],
+            fold_grid("reduce", (blocks * chunks) as u64)?,
+        )?;
+        if last {
+            return Ok(out.into_storage());
+        }
+        // Next pass: the partials, `chunks` rows of `cols` columns.
+        p.offset = 0;
+        shape = vec![chunks];
+        stride = vec![cols];
         len = chunks;
         src_val = val_tmp;
         if arg {

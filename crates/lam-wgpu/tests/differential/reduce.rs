@@ -120,3 +120,52 @@ fn nan_wins_reductions_as_on_the_cpu() {
         }
     });
 }
+
+#[test]
+fn column_reductions_take_several_passes_with_ties_and_nan() {
+    // Outputs that are one contiguous row of columns (a Linear's bias
+    // gradient) reduce a thread per column, chunks of rows at a time, the
+    // partials again as columns: 5,000 rows of 40 columns take three
+    // passes, 300 of 600 two, and reducing dims 0 and 1 of [2, 700, 33]
+    // folds two strided dims. Coarse values make ties; a NaN lands in a
+    // late chunk of one column.
+    on_every_gpu("column reduce", |dev, cpu| {
+        let gpu = dev.backend();
+        let cases: [(&[usize], &[usize]); 4] = [
+            (&[5000, 40], &[0]),
+            (&[300, 600], &[0]),
+            (&[2, 700, 33], &[0, 1]),
+            (&[37, 64], &[0]),
+        ];
+        for (shape, axes) in cases {
+            let n: usize = shape.iter().product();
+            let mut data: Vec<f32> = values(n, 71, -8.0, 8.0).iter().map(|x| x.floor()).collect();
+            let last = shape[shape.len() - 1];
+            data[n - 2 * last + 3] = f32::NAN;
+            let (g, c) = pair(gpu, cpu, &data);
+            let l = Layout::contiguous(shape);
+            let mut out = shape.to_vec();
+            for &a in axes {
+                out[a] = 1;
+            }
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+                let got = down(gpu, &gpu.reduce(op, (&g, &l), axes).unwrap(), &out);
+                let want = down(cpu, &cpu.reduce(op, (&c, &l), axes).unwrap(), &out);
+                assert_close(
+                    &format!("{op:?} of {shape:?} over {axes:?}"),
+                    &got,
+                    &want,
+                    1e-3,
+                    1e-5,
+                );
+            }
+            if axes.len() == 1 {
+                for op in [ReduceOp::ArgMax, ReduceOp::ArgMin] {
+                    let got = down_i(gpu, &gpu.reduce(op, (&g, &l), axes).unwrap(), &out);
+                    let want = down_i(cpu, &cpu.reduce(op, (&c, &l), axes).unwrap(), &out);
+                    assert_eq!(got, want, "{op:?} of {shape:?}");
+                }
+            }
+        }
+    });
+}
