@@ -113,9 +113,10 @@ fn awkward_shapes(dev: &Device, cpu: &dyn Backend, f16: bool) {
         (1, 128, 128, 128),
         (2, 68, 36, 44),
         (1, 7, 0, 9),
-        // Long along K, unbatched: split-K's products (4 and 2 slices).
+        // Long along K, unbatched: split-K's products (16, 8 and 2 slices).
         (1, 63, 1024, 65),
         (1, 128, 512, 128),
+        (1, 17, 128, 5),
     ];
     {
         let gpu = dev.backend();

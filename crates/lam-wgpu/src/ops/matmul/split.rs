@@ -1,7 +1,8 @@
 //! Split-K ([`MatmulKernel::SplitK64`], [`MatmulKernel::SplitK128`]): a
 //! product of few output tiles along a long K — a weight gradient `xᵀ dy`,
 //! `[N_out, tokens] × [tokens, N_in]` — gives a large GPU too few
-//! workgroups, each looping over all of K. Cut into S slices of K it runs
+//! workgroups, each looping over all of K; so does a recurrent layer's
+//! step product of few rows. Cut into S slices of K it runs
 //! as a batch of S products on `Tile64` or `Tile128` (the batch stride
 //! steps along K, so nothing is copied), writing f32 partial sums
 //! `[S, M, N]`, then matmul_split.wgsl adds them in order and applies the
@@ -20,8 +21,10 @@ use crate::ops::{grid_for, output};
 use crate::params::MatmulParams;
 
 /// Fewest elements of K per slice: shallower slices spend more on the
-/// partials than they gain in parallelism.
-const MIN_DEPTH: u32 = 256;
+/// partials than they gain in parallelism. 64 lets a recurrent layer's
+/// step product (`[64, 256] x [256, 1024]`: 16 tiles, latency-bound) run as
+/// four slices.
+const MIN_DEPTH: u32 = 64;
 /// Most slices.
 const MAX_SLICES: u32 = 16;
 /// Workgroups (output tiles times slices) at which slicing stops: several
@@ -166,9 +169,12 @@ mod tests {
         // have made 1,024 workgroups.
         let fc = plan(&params(512, 4096, 2048), MatmulKernel::Tile128).unwrap();
         assert_eq!((fc.batch, fc.k), (8, 512));
+        // An LSTM step's product: slices of 64.
+        let step = plan(&params(64, 256, 1024), MatmulKernel::Tile64).unwrap();
+        assert_eq!((step.batch, step.k), (4, 64));
         // Enough tiles already, a short K, a batch, a K no slice divides.
         assert!(plan(&params(4096, 4096, 4096), MatmulKernel::Tile64).is_none());
-        assert!(plan(&params(64, 511, 64), MatmulKernel::Tile64).is_none());
+        assert!(plan(&params(64, 127, 64), MatmulKernel::Tile64).is_none());
         assert!(plan(
             &MatmulParams {
                 batch: 2,
