@@ -21,7 +21,7 @@
 #      gpt's weight-gradient shapes on the tile kernels and split-K;
 #   1b. wgpu's shader checks: matmul 4096 and `gpt 16` with all of them,
 #      without the loop counters (`LAM_SHADER_CHECKS=no-loop-counters`) and
-#      without index clamps and division guards too (`unchecked`), twice;
+#      without index clamps and division guards too (`unchecked`);
 #   2. `gpt` (6 layers, d_model 512, 8 heads, seq 256, vocab 8192; batch 16),
 #      `resnet 128` and `lstm 64`: lam on the GPU in f32, with tensor-core
 #      products allowed (`LAM_MATMUL_PRECISION=high`) and in mixed precision
@@ -150,7 +150,7 @@ if wants checks; then
     step "shader checks: matmul and gpt with all of wgpu's, without loop counters, unchecked"
     n=${SIZES%% *}
     iters=$((ITERS > 0 ? ITERS : 50))
-    for c in full no-loop-counters unchecked full no-loop-counters unchecked; do
+    for c in full no-loop-counters unchecked; do
         echo "LAM_SHADER_CHECKS=$c"
         LAM_SHADER_CHECKS=$c run 60 "$BIN/lam-bench" matmul $n $iters --device gpu
         # shellcheck disable=SC2086
