@@ -9,7 +9,7 @@
 //! reduction of millions of elements still spreads over many workgroups.
 //! Where the output is one contiguous row of columns and the reduced
 //! elements lie apart (column sums: a Linear's bias gradient), a thread per
-//! column folds a chunk of rows instead ([`columns`]): a workgroup per
+//! column folds a chunk of rows instead ([`Passes::Columns`]): a workgroup per
 //! column read each row's element from its own memory segment, several
 //! times the bytes it used. Every pass adds in a fixed order, so results
 //! are deterministic.
@@ -59,16 +59,9 @@ pub(crate) fn reduce(gpu: &Arc<Gpu>, op: ReduceOp, src: View, axes: &[usize]) ->
         return Ok(out.into_storage());
     }
 
-    if kept_shape.len() == 1 && kept_stride[0][0] == 1 && rows >= MIN_COLUMNS {
-        let red = Reduced {
-            shape: red_shape,
-            stride: red_stride[0].clone(),
-            len,
-        };
-        return columns(gpu, op, (s, l.offset), rows, red, out);
-    }
-    let constants = [("OP", f64::from(reduce_code(op)))];
-    let mut p = ReduceParams {
+    // A contiguous row of columns: a thread per column (module docs).
+    let columns = kept_shape.len() == 1 && kept_stride[0][0] == 1 && rows >= MIN_COLUMNS;
+    let p = ReduceParams {
         rows: to_u32("reduce", rows)?,
         offset: to_u32("reduce", l.offset)?,
         kept_rank: kept_shape.len() as u32,
@@ -76,79 +69,27 @@ pub(crate) fn reduce(gpu: &Arc<Gpu>, op: ReduceOp, src: View, axes: &[usize]) ->
         kept_stride: dims("reduce", &kept_stride[0])?,
         ..ReduceParams::default()
     };
-    let (mut red_shape, mut red_stride) = (red_shape, red_stride[0].clone());
-    let mut len = len;
-    // The current pass's inputs: values, and indices from the previous pass.
-    let mut src_val: Option<GpuStorage> = None;
-    let mut src_idx: Option<GpuStorage> = None;
-    loop {
-        let chunk = if rows >= MANY_ROWS { len.max(1) } else { CHUNK };
-        let chunks = len.div_ceil(chunk).max(1);
-        let last = chunks == 1;
-        let partials = rows * chunks;
-        p.len = to_u32("reduce", len)?;
-        p.chunk = to_u32("reduce", chunk)?;
-        p.chunks = to_u32("reduce", chunks)?;
-        p.red_rank = red_shape.len() as u32;
-        p.red_shape = dims("reduce", &red_shape)?;
-        p.red_stride = dims("reduce", &red_stride)?;
-        p.use_idx = u32::from(src_idx.is_some());
-
-        // Value output: the result itself for a final value reduction,
-        // otherwise partials (arg reductions keep values only as partials).
-        let val_tmp = if last && !arg {
-            None
-        } else {
-            Some(output(gpu, "reduce", partials, DType::F32)?)
-        };
-        let idx_tmp = if arg && !last {
-            Some(output(gpu, "reduce", partials, DType::I32)?)
-        } else {
-            None
-        };
-        let input_val = src_val.as_ref().map_or(s.buffer(), |t| t.buffer());
-        // Unused bindings get a harmless stand-in: the value buffer for the
-        // index input (both read-only), the scratch buffer for the index output.
-        let input_idx = src_idx.as_ref().map_or(input_val, |t| t.buffer());
-        let out_val = val_tmp.as_ref().map_or(out.buffer(), |t| t.buffer());
-        let out_idx = match (&idx_tmp, arg) {
-            (Some(t), _) => t.buffer(),
-            (None, true) => out.buffer(),
-            (None, false) => &gpu.scratch,
-        };
-        gpu.dispatch(
-            REDUCE,
-            &constants,
-            bytemuck::bytes_of(&p),
-            &[input_val, input_idx, out_val, out_idx],
-            fold_grid("reduce", partials as u64)?,
-        )?;
-        if last {
-            return Ok(out.into_storage());
-        }
-        // Next pass: rows of `chunks` contiguous partials.
-        p.offset = 0;
-        p.kept_rank = 1;
-        p.kept_shape = dims("reduce", &[rows])?;
-        p.kept_stride = dims("reduce", &[chunks])?;
-        red_shape = vec![chunks];
-        red_stride = vec![1];
-        len = chunks;
-        src_val = val_tmp;
-        if arg {
-            src_idx = idx_tmp;
-        }
-    }
+    let red = Reduced {
+        shape: red_shape,
+        stride: red_stride[0].clone(),
+        len,
+    };
+    let passes = if columns {
+        Passes::Columns
+    } else {
+        Passes::Rows
+    };
+    passes.run(gpu, op, s, p, red, out)
 }
 
-/// Fewest output columns for which [`columns`] reduces: below this a
-/// thread per column leaves most of a workgroup idle.
+/// Fewest output columns for which [`Passes::Columns`] reduces: below this
+/// a thread per column leaves most of a workgroup idle.
 const MIN_COLUMNS: usize = 32;
 
-/// Rows (reduced elements) each thread of [`columns`] folds at least.
+/// Rows (reduced elements) each thread of [`Passes::Columns`] folds at least.
 const COLUMN_CHUNK: usize = 64;
 
-/// Workgroups [`columns`] aims for in its first pass.
+/// Workgroups [`Passes::Columns`] aims for in its first pass.
 const COLUMN_WORKGROUPS: usize = 256;
 
 /// The reduced dims of a view: shape, strides and element count.
@@ -158,85 +99,119 @@ struct Reduced {
     len: usize,
 }
 
-/// Reduces `red` of `src` (buffer and offset) for `cols` contiguous output
-/// columns into `out` (reduce.wgsl's `reduce_columns`): a thread per column
-/// folds a chunk of at least [`COLUMN_CHUNK`] rows; partials
-/// `[chunks, cols]` are reduced again as columns until one chunk is left.
-fn columns(
-    gpu: &Arc<Gpu>,
-    op: ReduceOp,
-    src: (&GpuStorage, usize),
-    cols: usize,
-    red: Reduced,
-    out: GpuStorage,
-) -> Result<Storage> {
-    let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
-    let blocks = cols.div_ceil(256);
-    let constants = [("OP", f64::from(reduce_code(op)))];
-    let mut p = ReduceParams {
-        rows: to_u32("reduce", cols)?,
-        offset: to_u32("reduce", src.1)?,
-        kept_rank: 1,
-        kept_shape: dims("reduce", &[cols])?,
-        kept_stride: dims("reduce", &[1])?,
-        ..ReduceParams::default()
-    };
-    let Reduced {
-        mut shape,
-        mut stride,
-        mut len,
-    } = red;
-    let mut src_val: Option<GpuStorage> = None;
-    let mut src_idx: Option<GpuStorage> = None;
-    loop {
-        let wanted = COLUMN_WORKGROUPS.div_ceil(blocks);
-        let chunk = len.div_ceil(wanted).max(COLUMN_CHUNK);
-        let chunks = len.div_ceil(chunk).max(1);
-        let last = chunks == 1;
-        p.len = to_u32("reduce", len)?;
-        p.chunk = to_u32("reduce", chunk)?;
-        p.chunks = to_u32("reduce", chunks)?;
-        p.red_rank = shape.len() as u32;
-        p.red_shape = dims("reduce", &shape)?;
-        p.red_stride = dims("reduce", &stride)?;
-        p.use_idx = u32::from(src_idx.is_some());
-        let partials = cols * chunks;
-        let val_tmp = if last && !arg {
-            None
-        } else {
-            Some(output(gpu, "reduce", partials, DType::F32)?)
+/// How a reduction's passes are laid out over the GPU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Passes {
+    /// A workgroup per chunk of a row (reduce.wgsl's `reduce`); partials
+    /// `[rows, chunks]`.
+    Rows,
+    /// A thread per output column, the kept dim being one contiguous row of
+    /// columns (`reduce_columns`); partials `[chunks, columns]`.
+    Columns,
+}
+
+impl Passes {
+    /// Reduces `red` of `src` into `out` (the kept dims and offset in `p`),
+    /// pass after pass until one chunk per output is left.
+    fn run(
+        self,
+        gpu: &Arc<Gpu>,
+        op: ReduceOp,
+        src: &GpuStorage,
+        mut p: ReduceParams,
+        red: Reduced,
+        out: GpuStorage,
+    ) -> Result<Storage> {
+        let arg = matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin);
+        let rows = p.rows as usize;
+        let blocks = rows.div_ceil(256);
+        let kernel = match self {
+            Passes::Rows => REDUCE,
+            Passes::Columns => REDUCE_COLUMNS,
         };
-        let idx_tmp = if arg && !last {
-            Some(output(gpu, "reduce", partials, DType::I32)?)
-        } else {
-            None
-        };
-        let input_val = src_val.as_ref().map_or(src.0.buffer(), |t| t.buffer());
-        let input_idx = src_idx.as_ref().map_or(input_val, |t| t.buffer());
-        let out_val = val_tmp.as_ref().map_or(out.buffer(), |t| t.buffer());
-        let out_idx = match (&idx_tmp, arg) {
-            (Some(t), _) => t.buffer(),
-            (None, true) => out.buffer(),
-            (None, false) => &gpu.scratch,
-        };
-        gpu.dispatch(
-            REDUCE_COLUMNS,
-            &constants,
-            bytemuck::bytes_of(&p),
-            &[input_val, input_idx, out_val, out_idx],
-            fold_grid("reduce", (blocks * chunks) as u64)?,
-        )?;
-        if last {
-            return Ok(out.into_storage());
-        }
-        // Next pass: the partials, `chunks` rows of `cols` columns.
-        p.offset = 0;
-        shape = vec![chunks];
-        stride = vec![cols];
-        len = chunks;
-        src_val = val_tmp;
-        if arg {
-            src_idx = idx_tmp;
+        let constants = [("OP", f64::from(reduce_code(op)))];
+        let Reduced {
+            mut shape,
+            mut stride,
+            mut len,
+        } = red;
+        // The current pass's inputs: values, and indices from the previous pass.
+        let mut src_val: Option<GpuStorage> = None;
+        let mut src_idx: Option<GpuStorage> = None;
+        loop {
+            let chunk = match self {
+                Passes::Rows if rows >= MANY_ROWS => len.max(1),
+                Passes::Rows => CHUNK,
+                Passes::Columns => len
+                    .div_ceil(COLUMN_WORKGROUPS.div_ceil(blocks))
+                    .max(COLUMN_CHUNK),
+            };
+            let chunks = len.div_ceil(chunk).max(1);
+            let last = chunks == 1;
+            let partials = rows * chunks;
+            p.len = to_u32("reduce", len)?;
+            p.chunk = to_u32("reduce", chunk)?;
+            p.chunks = to_u32("reduce", chunks)?;
+            p.red_rank = shape.len() as u32;
+            p.red_shape = dims("reduce", &shape)?;
+            p.red_stride = dims("reduce", &stride)?;
+            p.use_idx = u32::from(src_idx.is_some());
+
+            // Value output: the result itself for a final value reduction,
+            // otherwise partials (arg reductions keep values only as partials).
+            let val_tmp = if last && !arg {
+                None
+            } else {
+                Some(output(gpu, "reduce", partials, DType::F32)?)
+            };
+            let idx_tmp = if arg && !last {
+                Some(output(gpu, "reduce", partials, DType::I32)?)
+            } else {
+                None
+            };
+            let input_val = src_val.as_ref().map_or(src.buffer(), |t| t.buffer());
+            // Unused bindings get a harmless stand-in: the value buffer for the
+            // index input (both read-only), the scratch buffer for the index output.
+            let input_idx = src_idx.as_ref().map_or(input_val, |t| t.buffer());
+            let out_val = val_tmp.as_ref().map_or(out.buffer(), |t| t.buffer());
+            let out_idx = match (&idx_tmp, arg) {
+                (Some(t), _) => t.buffer(),
+                (None, true) => out.buffer(),
+                (None, false) => &gpu.scratch,
+            };
+            let workgroups = match self {
+                Passes::Rows => partials,
+                Passes::Columns => blocks * chunks,
+            };
+            gpu.dispatch(
+                kernel,
+                &constants,
+                bytemuck::bytes_of(&p),
+                &[input_val, input_idx, out_val, out_idx],
+                fold_grid("reduce", workgroups as u64)?,
+            )?;
+            if last {
+                return Ok(out.into_storage());
+            }
+            // Next pass: the partials, as `chunks` elements of each output.
+            p.offset = 0;
+            shape = vec![chunks];
+            len = chunks;
+            stride = match self {
+                Passes::Rows => {
+                    // Rows of `chunks` contiguous partials.
+                    p.kept_rank = 1;
+                    p.kept_shape = dims("reduce", &[rows])?;
+                    p.kept_stride = dims("reduce", &[chunks])?;
+                    vec![1]
+                }
+                // `chunks` rows of the same columns.
+                Passes::Columns => vec![rows],
+            };
+            src_val = val_tmp;
+            if arg {
+                src_idx = idx_tmp;
+            }
         }
     }
 }
