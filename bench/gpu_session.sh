@@ -17,7 +17,8 @@
 #   1. the adapter, and matmul GFLOP/s at 4096 and 8192 for both WGSL
 #      register-tile kernels (64 and 128) beside cuBLAS fp32 (TF32 off), and
 #      at 4096 also cuBLAS with TF32 and in float16; then every lam kernel
-#      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096, and
+#      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096, F16
+#      products (mixed precision's) on the cooperative kernels, and
 #      gpt's weight-gradient shapes on the tile kernels and split-K;
 #   1b. wgpu's shader checks: matmul 4096 and `gpt 16` with all of them,
 #      without the loop counters (`LAM_SHADER_CHECKS=no-loop-counters`) and
@@ -132,6 +133,11 @@ if wants matmul; then
     step "matmul kernels"
     for kp in subgroup:highest auto:highest coop:high coop128:high auto:high; do
         run 60 "$BIN/lam-bench" matmul $n $iters --device gpu --kernel ${kp%%:*} --precision ${kp##*:}
+    done
+    # F16 x F16 -> F16 (mixed precision's products, beside cuBLAS --fp16
+    # above): the cooperative kernels take them at the default precision.
+    for k in coop coop128 tile128 auto; do
+        run 60 "$BIN/lam-bench" matmul $n $iters --device gpu --dtype f16 --kernel $k
     done
     # gpt's weight gradients (xᵀ dy over its 4,096 tokens): few output
     # tiles along a long K, on each kernel that takes them and split-K.

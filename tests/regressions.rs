@@ -400,3 +400,16 @@ conformance!(ops_on_a_scalar_are_values_or_errors_never_panics, |dev| {
     assert_eq!(Tensor::stack(&[x.clone(), x], 0)?.dims(), [2]);
     Ok(())
 });
+
+// `full` filled on the device as zeros plus the value: a device that
+// flushes subnormal sums to zero (lavapipe from Mesa 26 does, and WGSL
+// allows it) made `full(1e-40)` all zeros. Subnormal fills now go up from
+// the host with their bits.
+conformance!(full_keeps_subnormal_values_bit_for_bit, |dev| {
+    for value in [1e-40f32, -1e-45, f32::MIN_POSITIVE / 2.0] {
+        let t = Tensor::full(&[5], value, dev)?;
+        let bits: Vec<u32> = t.to_vec()?.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(bits, [value.to_bits(); 5], "full({value:e})");
+    }
+    Ok(())
+});

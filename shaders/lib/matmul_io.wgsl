@@ -10,8 +10,8 @@
 // HALF_OUT: the output is an F16 buffer rather than an f32 one: each output
 // value (after the epilogue) is rounded to f16 once, as the cast kernel
 // rounds it, and a thread writes the two halves of a word together (`pair`),
-// which needs an even N (the host sees to it; the cooperative kernel does
-// not take it). f32 outputs are written as their bits.
+// which needs an even N (the host sees to it). f32 outputs are written as
+// their bits.
 //
 // HALF: A and B are F16 buffers (two halves per word, see lib/half.wgsl)
 // rather than f32 ones; elements are read as halves, widened exactly to

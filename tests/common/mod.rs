@@ -220,3 +220,51 @@ macro_rules! conformance {
         }
     };
 }
+
+/// True when `dev` may multiply `F16` operands on cooperative matrices
+/// (tensor cores; lavapipe from Mesa 26 has them too), whose f32 sums come
+/// in an order of their own: a sum then rounded to f16 can land on the
+/// neighbouring half of what the f32 kernels' order gives (see
+/// [`assert_same_halves`]).
+pub fn f16_products_reassociate(dev: &Device) -> bool {
+    use lam_wgpu::MatmulKernel;
+    dev.is_gpu()
+        && lam_wgpu::matmul_kernels(dev).is_ok_and(|kernels| {
+            kernels
+                .iter()
+                .any(|k| matches!(k, MatmulKernel::Coop | MatmulKernel::Coop128))
+        })
+}
+
+/// Asserts that f32 values `got` and `want` have the same bits, except
+/// where `reassociate` (see [`f16_products_reassociate`]): then two halves
+/// (values f16 holds exactly: sums rounded to f16) may be neighbours, one
+/// unit in the last place of f16 apart on the same side of zero, and other
+/// values (f32 sums of halves) may differ by 1e-5 of the largest `want`,
+/// a sum's error in another order; a NaN may be a NaN of the other sign.
+pub fn assert_same_halves(got: &[f32], want: &[f32], reassociate: bool, what: &str) {
+    use lam::f16;
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let half = |x: f32| {
+        let h = f16::from_f32(x);
+        (h.to_f32().to_bits() == x.to_bits()).then_some(h.to_bits())
+    };
+    let finite = want.iter().filter(|w| w.is_finite());
+    let scale = finite.fold(0f32, |m, w| m.max(w.abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if g.to_bits() == w.to_bits() {
+            continue;
+        }
+        let close = match (half(g), half(w)) {
+            _ if g.is_nan() => w.is_nan(), // of either sign
+            (Some(a), Some(b)) => (a ^ b) & 0x8000 == 0 && a.abs_diff(b) == 1,
+            _ => (g - w).abs() <= 1e-5 * scale,
+        };
+        assert!(
+            reassociate && close,
+            "{what}: element {i} is {g:e} ({:#010x}) where {w:e} ({:#010x}) was expected",
+            g.to_bits(),
+            w.to_bits()
+        );
+    }
+}

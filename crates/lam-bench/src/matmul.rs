@@ -6,12 +6,16 @@
 //! On the GPU, `--kernel tile64|tile32|tile128|subgroup|coop|coop128|splitk64|splitk128|auto` runs every
 //! product on one matmul kernel (`auto`: the device's own choice, autotuned)
 //! and `--precision highest|high` sets the device's matmul precision (`high`
-//! allows the f16-input cooperative-matrix kernel); either opens a device
-//! of its own with those settings on the adapter `default_gpu` would use.
+//! allows the f16-input cooperative-matrix kernel for f32 operands); either
+//! opens a device of its own with those settings on the adapter
+//! `default_gpu` would use. `--dtype f16` multiplies `F16` matrices into an
+//! `F16` product (summed in f32), mixed precision's products and PyTorch's
+//! `--fp16` counterpart, which the cooperative kernels take at any
+//! precision. On a GPU the line ends with the kernel the products ran on.
 
 use std::time::Instant;
 
-use lam_core::{Device, Tensor};
+use lam_core::{DType, Device, Tensor};
 use lam_wgpu::{GpuOptions, MatmulKernel, MatmulOptions, MatmulPrecision};
 
 use crate::{arg, Outcome};
@@ -19,20 +23,30 @@ use crate::{arg, Outcome};
 /// Sizes and iteration counts of `matmul-sweep`: roughly 10-50 GFLOP each.
 const SWEEP: [(usize, usize); 4] = [(256, 400), (512, 50), (1024, 10), (2048, 3)];
 
-/// `matmul N ITERS [--kernel NAME] [--precision highest|high]`
+/// `matmul N ITERS [--kernel NAME] [--precision highest|high] [--dtype f32|f16]`
 pub fn run(args: &[String], device: &Device) -> Outcome {
     let mut args = args.to_vec();
     let kernel = take_flag(&mut args, "--kernel")?;
     let precision = take_flag(&mut args, "--precision")?;
+    let dtype = match take_flag(&mut args, "--dtype")?.as_deref() {
+        None | Some("f32") => DType::F32,
+        Some("f16") => DType::F16,
+        Some(other) => return Err(format!("unknown --dtype {other:?} (known: f32, f16)").into()),
+    };
     let [m, k, n] = sizes(args.first().map(String::as_str))?;
     let iters = arg(&args, 1, "ITERS")?;
     let (device, label) = with_matmul_settings(device, kernel.as_deref(), precision.as_deref())?;
-    let line = measure([m, k, n], iters, &device)?;
-    if label.is_empty() {
+    let line = measure([m, k, n], iters, dtype, &device)?;
+    if !device.is_gpu() {
         println!("{line}");
     } else {
         // The kernel the products ran on (for `auto`, what autotuning chose).
-        let ran = lam_wgpu::matmul_kernel_for(&device, 1, m, k, n)?;
+        let ran = lam_wgpu::matmul_kernel_for(&device, dtype, [1, m, k, n])?;
+        let label = if label.is_empty() {
+            " [kernel auto".to_string()
+        } else {
+            label
+        };
         println!("{line}{label}, ran on {}]", ran.name());
     }
     Ok(())
@@ -52,7 +66,7 @@ fn sizes(arg: Option<&str>) -> Result<[usize; 3], Box<dyn std::error::Error>> {
 /// `matmul-sweep`: one line per size of [`SWEEP`].
 pub fn sweep(_args: &[String], device: &Device) -> Outcome {
     for (n, iters) in SWEEP {
-        println!("{}", measure([n, n, n], iters, device)?);
+        println!("{}", measure([n, n, n], iters, DType::F32, device)?);
     }
     Ok(())
 }
@@ -117,14 +131,17 @@ fn with_matmul_settings(
     Ok((device, label))
 }
 
-/// Times `iters` products of `[m, k] x [k, n]` and formats the result line.
+/// Times `iters` products of `[m, k] x [k, n]` of `dtype` operands (and
+/// result: `F16` products are `F16`, summed in f32) and formats the result
+/// line.
 fn measure(
     [m, k, n]: [usize; 3],
     iters: usize,
+    dtype: DType,
     device: &Device,
 ) -> Result<String, lam_core::Error> {
-    let a = Tensor::randn(&[m, k], device)?;
-    let b = Tensor::randn(&[k, n], device)?;
+    let a = Tensor::randn(&[m, k], device)?.to_dtype(dtype)?;
+    let b = Tensor::randn(&[k, n], device)?.to_dtype(dtype)?;
     for _ in 0..2 {
         a.matmul(&b)?;
     }
@@ -141,7 +158,8 @@ fn measure(
     } else {
         format!("shape={m}x{k}x{n}")
     };
+    let dtype = if dtype == DType::F16 { " f16" } else { "" };
     Ok(format!(
-        "lam matmul {size} iters={iters}: {gflops:.2} GFLOP/s ({dt:.3} s)"
+        "lam matmul {size}{dtype} iters={iters}: {gflops:.2} GFLOP/s ({dt:.3} s)"
     ))
 }

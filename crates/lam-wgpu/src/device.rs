@@ -342,9 +342,9 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         {
             // SAFETY: wgpu asks callers of experimental features to accept
             // that their implementation may still have bugs. lam asks for
-            // one (cooperative matrices) only under MatmulPrecision::High,
-            // uses it in one kernel, and checks that kernel's results
-            // against the f32 kernel before using it (ops/matmul/coop.rs).
+            // one (cooperative matrices), uses it in one kernel, and checks
+            // that kernel's results against the f32 kernel before using it
+            // (ops/matmul/coop.rs).
             unsafe { wgpu::ExperimentalFeatures::enabled() }
         } else {
             wgpu::ExperimentalFeatures::disabled()

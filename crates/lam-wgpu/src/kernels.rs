@@ -59,6 +59,7 @@ shaders! {
     MatmulSubgroup => "matmul_subgroup.wgsl",
     MatmulSmall => "matmul_small.wgsl",
     MatmulCoop => "matmul_coop.wgsl",
+    MatmulCoop8 => "matmul_coop8.wgsl",
     MatmulSplit => "matmul_split.wgsl",
     Index => "index.wgsl",
     IndexScatter => "index_scatter.wgsl",
@@ -97,6 +98,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/elementwise_views.wgsl"),
     snippet!("lib/matmul_io.wgsl"),
     snippet!("lib/matmul_tile64.wgsl"),
+    snippet!("lib/matmul_coop_body.wgsl"),
     snippet!("lib/index_params.wgsl"),
     snippet!("lib/window_params.wgsl"),
     snippet!("lib/rows.wgsl"),
@@ -111,7 +113,7 @@ impl Shader {
     pub(crate) fn features(self) -> wgpu::Features {
         match self {
             Shader::MatmulSubgroup => wgpu::Features::SUBGROUP,
-            Shader::MatmulCoop => {
+            Shader::MatmulCoop | Shader::MatmulCoop8 => {
                 wgpu::Features::SUBGROUP
                     | wgpu::Features::SHADER_F16
                     | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
@@ -272,9 +274,15 @@ pub(crate) const MATMUL_SUBGROUP: Kernel = kernel(
     "matmul_subgroup",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );
-/// a, b, c, bias: f16 x f16 + f32 cooperative matrices.
+/// a, b, c, bias: f16 x f16 + f32 cooperative matrices of 16 x 16 x 16.
 pub(crate) const MATMUL_COOP: Kernel = kernel(
     Shader::MatmulCoop,
+    "matmul_coop",
+    &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
+);
+/// a, b, c, bias: the same on 8 x 8 x 8 fragments.
+pub(crate) const MATMUL_COOP8: Kernel = kernel(
+    Shader::MatmulCoop8,
     "matmul_coop",
     &[(1, Read), (2, Read), (3, ReadWrite), (4, Read)],
 );

@@ -237,12 +237,21 @@ fn every_snippet_is_in_the_library_and_included_by_a_shader() {
 }
 
 #[test]
-fn the_cooperative_matrix_kernel_needs_its_capability_and_emits_khr_matrix_ops() {
+fn the_cooperative_matrix_kernels_need_their_capability_and_emit_khr_matrix_ops() {
+    for file in ["matmul_coop.wgsl", "matmul_coop8.wgsl"] {
+        coop_kernel_uses_the_feature(file);
+    }
+}
+
+/// The cooperative-matrix kernel of `file` fails validation without the
+/// capability, and its SPIR-V holds the loads, stores and multiply-adds of
+/// SPV_KHR_cooperative_matrix.
+fn coop_kernel_uses_the_feature(file: &str) {
     let (shaders, _) = lam_wgpu::shader_sources();
     let coop = shaders
         .iter()
-        .find(|s| s.file == "matmul_coop.wgsl")
-        .expect("kernels.rs names matmul_coop.wgsl");
+        .find(|s| s.file == file)
+        .unwrap_or_else(|| panic!("kernels.rs names {file}"));
     let source = coop.text.as_ref().expect("expanded");
     let module = naga::front::wgsl::parse_str(source).expect("parses");
     // Without the cooperative-matrix capability (f16 and subgroups alone)
@@ -293,9 +302,9 @@ fn the_cooperative_matrix_kernel_needs_its_capability_and_emits_khr_matrix_ops()
     const LOAD: u32 = 4457;
     const STORE: u32 = 4458;
     const MUL_ADD: u32 = 4459;
-    // Per K-step of 16: two A and two B fragments into 2 x 2 accumulators,
+    // Per K-step of a fragment: two A and two B fragments into 2 x 2 accumulators,
     // and for WIDE tiles (a branch on the constant) two more B fragments
     // into 2 x 2 more.
-    assert_eq!((count(LOAD), count(MUL_ADD)), (6, 8));
+    assert_eq!((count(LOAD), count(MUL_ADD)), (6, 8), "{file}");
     assert!(count(STORE) >= 1);
 }

@@ -60,8 +60,14 @@ impl Tensor {
     /// Every element `value`.
     pub fn full(shape: &[usize], value: f32, device: &Device) -> Result<Tensor> {
         if value.to_bits() == (-0.0f32).to_bits() {
-            // 0 + (-0) is +0: the one value the device fill below cannot make.
+            // 0 + (-0) is +0: a value the device fill below cannot make.
             return Tensor::zeros(shape, device)?.neg();
+        }
+        if value.is_subnormal() {
+            // A device may flush subnormal sums to zero (WGSL allows it, and
+            // lavapipe from Mesa 26 does): the exact bits go up from the host.
+            let numel = crate::layout::checked_numel("full", shape)?;
+            return Tensor::from_vec(vec![value; numel], shape, device);
         }
         // Filled on the device (zeros, then + value) rather than uploaded:
         // no host vector to build, and on a GPU no staging copy, for a

@@ -116,20 +116,6 @@ pub(crate) fn cast(gpu: &Arc<Gpu>, src: View, to: DType) -> Result<Storage> {
     Ok(out.into_storage())
 }
 
-/// Rounds the first `n` values of the contiguous F32 buffer `src` into the
-/// F16 buffer `dst` (which holds at least `n`): a product that could not
-/// write its halves itself.
-pub(crate) fn round_into(
-    gpu: &Arc<Gpu>,
-    src: &GpuStorage,
-    n: usize,
-    dst: &GpuStorage,
-) -> Result<()> {
-    let l = Layout::contiguous(&[n]);
-    let p = elementwise("cast", &l.shape, &[&l])?;
-    to_half(gpu, src, &p, dst)
-}
-
 /// The cast to F16 of the view `p` describes in `src` into `dst`, one
 /// thread per output word (two halves).
 fn to_half(gpu: &Arc<Gpu>, src: &GpuStorage, p: &EwParams, dst: &GpuStorage) -> Result<()> {

@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use lam_core::{Backend, Device, Layout};
-use lam_wgpu::{autotune_matmul, matmul_kernel_for, GpuOptions, MatmulKernel, MatmulOptions};
+use lam_core::{Backend, DType, Device, Layout};
+use lam_wgpu::{
+    autotune_matmul, matmul_kernel_for, GpuOptions, MatmulKernel, MatmulOptions, MatmulPrecision,
+};
 
 use super::{on_every_gpu, pair};
 use crate::common::*;
@@ -72,7 +74,8 @@ fn autotune_off_keeps_the_size_rule_and_writes_nothing() {
     on_every_gpu("autotune off", |shared, cpu| {
         let dir = temp_dir("tune-off", shared);
         let dev = tuned_device(shared, false, &dir);
-        let kernel = |b, m, k, n| matmul_kernel_for(&dev, b, m, k, n).expect("a GPU device");
+        let kernel =
+            |b, m, k, n| matmul_kernel_for(&dev, DType::F32, [b, m, k, n]).expect("a GPU device");
         assert_eq!(kernel(1, 64, 64, 64), MatmulKernel::Tile64);
         // 64 tiles of 128 x 128: the large kernel.
         assert_eq!(kernel(64, 256, 32, 256), MatmulKernel::Tile128);
@@ -102,7 +105,7 @@ fn autotune_saves_choices_that_a_second_device_reads() {
         }
         let again = tuned_device(shared, true, &dir);
         assert_eq!(
-            matmul_kernel_for(&again, 1, 64, 32, 64).expect("a GPU device"),
+            matmul_kernel_for(&again, DType::F32, [1, 64, 32, 64]).expect("a GPU device"),
             tuned[0].1
         );
         let _ = std::fs::remove_dir_all(&dir);
@@ -119,11 +122,11 @@ fn cached_choices_are_used_and_a_corrupt_cache_is_rewritten() {
             <[_; 1]>::try_from(autotune_matmul(&dev, &[[1, 128, 16, 128]]).expect("autotune"))
                 .expect("one answer");
         let file = cache_files(&dir).pop().expect("a cache file");
-        let planted = format!(r#"{{"format": 3, "choices": {{"{class}": "tile128"}}}}"#);
+        let planted = format!(r#"{{"format": 4, "choices": {{"{class}": "tile128"}}}}"#);
         std::fs::write(&file, planted).expect("write the cache");
         let dev = tuned_device(shared, true, &dir);
         assert_eq!(
-            matmul_kernel_for(&dev, 1, 128, 16, 128).expect("a GPU device"),
+            matmul_kernel_for(&dev, DType::F32, [1, 128, 16, 128]).expect("a GPU device"),
             MatmulKernel::Tile128
         );
         check_product(&dev, cpu, 128, 16, 128);
@@ -131,16 +134,54 @@ fn cached_choices_are_used_and_a_corrupt_cache_is_rewritten() {
         std::fs::write(&file, "{\"format\": 1, \"choi").expect("corrupt the cache");
         let dev = tuned_device(shared, true, &dir);
         assert_eq!(
-            matmul_kernel_for(&dev, 1, 128, 16, 128).expect("a GPU device"),
+            matmul_kernel_for(&dev, DType::F32, [1, 128, 16, 128]).expect("a GPU device"),
             MatmulKernel::Tile64,
             "a corrupt cache reads as empty"
         );
         check_product(&dev, cpu, 128, 16, 128);
         let text = std::fs::read_to_string(&file).expect("the cache file");
         assert!(
-            text.contains(&class) && text.contains("\"format\": 3"),
+            text.contains(&class) && text.contains("\"format\": 4"),
             "rewritten after tuning: {text}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+/// The cooperative kernels round their inputs to f16: exact for `F16`
+/// operands, which they take at the default precision (as PyTorch's
+/// autocast products run on tensor cores), while `F32` operands need
+/// `MatmulPrecision::High`. Where no adapter has cooperative matrices (Mesa
+/// before 25: CI's lavapipe) the kernel is reported and skipped; lavapipe
+/// from Mesa 26 offers 8 x 8 x 8 ones.
+#[test]
+fn cooperative_kernels_take_f16_products_at_every_precision() {
+    on_every_gpu("cooperative kernels and precision", |shared, _| {
+        for precision in [MatmulPrecision::Highest, MatmulPrecision::High] {
+            let opts = GpuOptions {
+                matmul: MatmulOptions {
+                    kernel: Some(MatmulKernel::Coop),
+                    precision,
+                    autotune: Some(false),
+                    ..MatmulOptions::default()
+                },
+                ..GpuOptions::default()
+            };
+            let dev = match try_private_device(shared, opts) {
+                Ok(dev) => dev,
+                Err(e) => {
+                    eprintln!("cooperative kernels skipped: {e}");
+                    return;
+                }
+            };
+            let kernel = |dtype| matmul_kernel_for(&dev, dtype, [1, 64, 64, 64]).expect("a GPU");
+            assert_eq!(kernel(DType::F16), MatmulKernel::Coop, "{precision:?}");
+            let f32_kernel = if precision == MatmulPrecision::High {
+                MatmulKernel::Coop
+            } else {
+                MatmulKernel::Tile64
+            };
+            assert_eq!(kernel(DType::F32), f32_kernel, "{precision:?}");
+        }
     });
 }

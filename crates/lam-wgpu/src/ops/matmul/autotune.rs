@@ -3,8 +3,9 @@
 //!
 //! A shape class groups products that should favour the same kernel: M, N,
 //! K and the batch rounded up to powers of two, the operands' load modes
-//! (which dim is contiguous, vec4 or scalar), and whether `Tile128` can run
-//! it. A class is timed on its first product (outside any later, timed
+//! (which dim is contiguous, vec4 or scalar), whether `Tile128` can run
+//! it, and whether both operands are `F16` (which the cooperative kernels
+//! take at any precision). A class is timed on its first product (outside any later, timed
 //! step), or ahead of time by [`autotune_matmul`]; the choice goes to the
 //! in-memory table and the adapter's cache file (`cache.rs`), so the next
 //! process does not time it again.
@@ -40,9 +41,10 @@ pub fn autotune_matmul(
     let mut out = Vec::with_capacity(shapes.len());
     for &[batch, m, k, n] in shapes {
         let p = contiguous_params(batch, m, k, n)?;
-        let class = shape_class(&p);
+        let class = shape_class(&p, false);
         if env_disabled() {
-            out.push((class, choice::matmul_kernel_for(device, batch, m, k, n)?));
+            let kernel = choice::matmul_kernel_for(device, DType::F32, [batch, m, k, n])?;
+            out.push((class, kernel));
             continue;
         }
         let too_large = || Error::TooLarge {
@@ -99,19 +101,21 @@ fn enabled_with(options: &MatmulOptions, info: &wgpu::AdapterInfo, off: bool) ->
         .unwrap_or(!off && info.device_type != wgpu::DeviceType::Cpu)
 }
 
-/// The shape class of a product (module docs), as the cache file keys it.
-pub(crate) fn shape_class(p: &MatmulParams) -> String {
+/// The shape class of a product (module docs), of two `F16` operands when
+/// `halves`, as the cache file keys it.
+pub(crate) fn shape_class(p: &MatmulParams, halves: bool) -> String {
     let log2 = |x: u32| x.max(1).next_power_of_two().trailing_zeros();
     let v = variant(p);
     format!(
-        "m{}-n{}-k{}-b{}-modes{}{}-{}",
+        "m{}-n{}-k{}-b{}-modes{}{}-{}{}",
         log2(p.m),
         log2(p.n),
         log2(p.k),
         log2(p.batch),
         v.a_mode,
         v.b_mode,
-        if fits_large(p, &v) { "t128" } else { "any" }
+        if fits_large(p, &v) { "t128" } else { "any" },
+        if halves { "-f16" } else { "" }
     )
 }
 
@@ -119,7 +123,7 @@ pub(crate) fn shape_class(p: &MatmulParams) -> String {
 pub(crate) fn measure(gpu: &Arc<Gpu>, job: &Job) -> Result<MatmulKernel> {
     let mut best: Option<(Duration, MatmulKernel)> = None;
     for kernel in gpu.matmul.candidates() {
-        if !choice::runnable(gpu, kernel, &job.p)? {
+        if !choice::runnable(gpu, kernel, &job.p, job.exact_f16())? {
             continue;
         }
         let time = match time_kernel(gpu, job, kernel) {
@@ -222,22 +226,25 @@ mod tests {
     #[test]
     fn shape_classes_round_sizes_and_keep_layouts_apart() {
         let p = |b, m, k, n| contiguous_params(b, m, k, n).unwrap();
+        let shape_class_of = |p: &MatmulParams| shape_class(p, false);
         assert_eq!(
-            shape_class(&p(1, 4096, 4096, 4096)),
+            shape_class_of(&p(1, 4096, 4096, 4096)),
             "m12-n12-k12-b0-modes22-t128"
         );
         // Same powers of two, same class; not a multiple of 128: another.
         assert_eq!(
-            shape_class(&p(1, 3000, 3000, 3000)),
+            shape_class_of(&p(1, 3000, 3000, 3000)),
             "m12-n12-k12-b0-modes22-any"
         );
         assert_eq!(
-            shape_class(&p(1, 3000, 3000, 3000)),
-            shape_class(&p(1, 2049, 4092, 2100))
+            shape_class_of(&p(1, 3000, 3000, 3000)),
+            shape_class_of(&p(1, 2049, 4092, 2100))
         );
-        assert_eq!(shape_class(&p(3, 17, 1, 5)), "m5-n3-k0-b2-modes00-any");
+        assert_eq!(shape_class_of(&p(3, 17, 1, 5)), "m5-n3-k0-b2-modes00-any");
         let mut t = p(1, 256, 256, 256);
         (t.a_sm, t.a_sk) = (1, 256);
-        assert_eq!(shape_class(&t), "m8-n8-k8-b0-modes32-t128");
+        assert_eq!(shape_class_of(&t), "m8-n8-k8-b0-modes32-t128");
+        // Products of halves are classes of their own.
+        assert_eq!(shape_class(&t, true), "m8-n8-k8-b0-modes32-t128-f16");
     }
 }

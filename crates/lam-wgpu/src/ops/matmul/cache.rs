@@ -4,7 +4,7 @@
 //! shape classes to kernel names:
 //!
 //! ```json
-//! {"format": 3, "adapter": "Vulkan NVIDIA H200 (10de:2335) 570.86", "choices": {"m12-n12-k12-b0-modes22-t128": "tile128"}}
+//! {"format": 4, "adapter": "Vulkan NVIDIA H200 (10de:2335) 570.86", "choices": {"m12-n12-k12-b0-modes22-t128": "tile128"}}
 //! ```
 //!
 //! The adapter part of the name holds the backend, vendor and device ids,
@@ -27,8 +27,9 @@ use super::choice::{MatmulKernel, MatmulPrecision};
 
 /// The `format` this code reads and writes. A new candidate kernel bumps
 /// it, so that files tuned without it are tuned again (2: `Tile32`; 3:
-/// split-K).
-const FORMAT: u64 = 3;
+/// split-K; 4: classes of `F16` products, which the cooperative kernels
+/// take at every precision).
+const FORMAT: u64 = 4;
 
 /// One adapter's cache file.
 #[derive(Debug, Clone)]
@@ -212,7 +213,7 @@ mod tests {
         let c = cache(&dir);
         std::fs::create_dir_all(c.path().parent().unwrap()).unwrap();
         for bad in [
-            "{\"format\": 3, \"choi",
+            "{\"format\": 4, \"choi",
             "{\"format\": 2, \"choices\": {}}",
             "[1, 2]",
             "{\"format\": 99, \"choices\": {}}",
@@ -225,7 +226,7 @@ mod tests {
         // Unknown kernel names are skipped; known ones kept.
         std::fs::write(
             c.path(),
-            r#"{"format": 3, "choices": {"x": "warp9", "y": "tile64", "z": 3}}"#,
+            r#"{"format": 4, "choices": {"x": "warp9", "y": "tile64", "z": 3}}"#,
         )
         .unwrap();
         let got = c.read().unwrap();

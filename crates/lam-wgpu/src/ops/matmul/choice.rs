@@ -8,12 +8,18 @@
 //! [`crate::autotune_matmul`], and kept on disk); else a size rule: the
 //! cooperative kernel when the precision allows it, `Tile128` for large
 //! aligned products, `Tile64` otherwise.
+//!
+//! The cooperative kernels round their inputs to f16. For a product of two
+//! `F16` operands that rounding is exact, so they may take it at any
+//! precision, as PyTorch's autocast products run on tensor cores whatever
+//! `torch.set_float32_matmul_precision` says; a product with an `F32`
+//! operand needs [`MatmulPrecision::High`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use lam_core::{Device, Error, Result};
+use lam_core::{DType, Device, Error, Result};
 
 use super::{autotune, cache, coop, fits_large, split, variant, Job, LARGE_TILE};
 use crate::context::{lock, Gpu};
@@ -32,11 +38,12 @@ pub enum MatmulKernel {
     /// adapter's `SUBGROUP` feature (matmul_subgroup.wgsl).
     Subgroup,
     /// Cooperative matrices (tensor cores) on 64 x 64 tiles: f16 inputs, f32
-    /// accumulation; needs [`MatmulPrecision::High`] and the adapter's
-    /// cooperative-matrix feature with 16 x 16 x 16 f16 → f32 and 32-lane
-    /// subgroups (matmul_coop.wgsl).
+    /// accumulation; needs the adapter's cooperative-matrix feature with
+    /// 16 x 16 x 16 f16 → f32 and a single subgroup size (matmul_coop.wgsl). It
+    /// takes products of two `F16` operands at any precision, and products
+    /// with an `F32` operand under [`MatmulPrecision::High`] only.
     Coop,
-    /// `Coop` on 128 x 128 tiles (256 threads, 24 KiB of workgroup memory):
+    /// `Coop` on 128 x 128 tiles (eight subgroups, 26.5 KiB of workgroup memory):
     /// twice the work per byte loaded, for large products.
     Coop128,
     /// 32 x 32 tiles, 4 x 4 per thread, 64 threads: every shape and view
@@ -86,14 +93,17 @@ impl MatmulKernel {
 }
 
 /// How exactly float32 matmuls must be computed, as PyTorch's
-/// `torch.set_float32_matmul_precision`.
+/// `torch.set_float32_matmul_precision`. Products of two `F16` operands
+/// (mixed precision) are exact on every kernel, so this does not limit
+/// them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum MatmulPrecision {
     /// f32 inputs and accumulation only (the default).
     #[default]
     Highest,
-    /// Inputs may be rounded to f16 (11 significant bits, range ±65504) for
-    /// cooperative-matrix (tensor-core) kernels, accumulating in f32.
+    /// `F32` inputs may be rounded to f16 (11 significant bits, range
+    /// ±65504) for cooperative-matrix (tensor-core) kernels, accumulating in
+    /// f32.
     High,
 }
 
@@ -112,8 +122,8 @@ impl MatmulPrecision {
 /// ([`crate::GpuOptions::matmul`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MatmulOptions {
-    /// [`MatmulPrecision::High`] lets f16-input kernels run (and asks the
-    /// adapter for its cooperative-matrix feature when opening).
+    /// [`MatmulPrecision::High`] lets f16-input kernels run products of
+    /// `F32` operands.
     pub precision: MatmulPrecision,
     /// Run every product on this kernel where it can run it (tests,
     /// benchmarks). Opening fails if the device cannot run it at all.
@@ -127,13 +137,21 @@ pub struct MatmulOptions {
     /// Where the autotune cache lives: default `$XDG_CACHE_HOME/lam` or
     /// `~/.cache/lam`; the file is `matmul-<adapter>.json`.
     pub cache_dir: Option<PathBuf>,
+    /// Open the device with the adapter's cooperative matrices (tensor
+    /// cores) where it has them. `None`: yes, unless
+    /// `LAM_MATMUL_COOPERATIVE=0`. The feature is wgpu's experimental
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX`, which also compiles every shader
+    /// of the device to the Vulkan memory model; `Some(false)` keeps the
+    /// device without it (and without the cooperative kernels).
+    pub cooperative: Option<bool>,
 }
 
 impl MatmulOptions {
     /// The options `LAM_MATMUL_PRECISION` (`highest`, `high`),
     /// `LAM_MATMUL_KERNEL` (a [`MatmulKernel::name`]) and the older
-    /// `LAM_MATMUL_TILES` (`64`, `128`) ask for; unknown values are
-    /// reported on stderr and ignored. For [`crate::default_gpu`].
+    /// `LAM_MATMUL_TILES` (`64`, `128`) and `LAM_MATMUL_COOPERATIVE` (`0`,
+    /// `1`) ask for; unknown values are reported on stderr and ignored. For
+    /// [`crate::default_gpu`].
     pub fn from_env() -> MatmulOptions {
         let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_lowercase());
         let mut opts = MatmulOptions::default();
@@ -164,7 +182,21 @@ impl MatmulOptions {
             k
         });
         opts.kernel = kernel.or(tiles);
+        opts.cooperative = var("LAM_MATMUL_COOPERATIVE").and_then(|v| match v.as_str() {
+            "0" => Some(false),
+            "1" => Some(true),
+            other => {
+                eprintln!("lam-wgpu: ignoring LAM_MATMUL_COOPERATIVE={other:?} (expected 0 or 1)");
+                None
+            }
+        });
         opts
+    }
+
+    /// Whether a device opened with these options asks for cooperative
+    /// matrices (see [`MatmulOptions::cooperative`]).
+    pub(crate) fn wants_cooperative(&self) -> bool {
+        self.cooperative.unwrap_or(true)
     }
 }
 
@@ -177,6 +209,11 @@ pub(crate) struct MatmulState {
     options: MatmulOptions,
     /// Lanes sharing A in matmul_subgroup.wgsl, where the device has subgroups.
     subgroup_group: Option<u32>,
+    /// The adapter's subgroup size: the cooperative kernels' `LANES`.
+    lanes: u32,
+    /// The side of the cooperative kernels' fragments: 16 (matmul_coop.wgsl)
+    /// or 8 (matmul_coop8.wgsl).
+    frag: u32,
     /// Per cooperative kernel (`Coop`, `Coop128`): why it cannot run
     /// (`Err`, decided at open), and its first-use check against `Tile64`.
     coop: [CoopSlot; 2],
@@ -208,13 +245,11 @@ impl MatmulState {
         } else {
             None
         };
-        let storage = limits.max_compute_workgroup_storage_size;
+        let lanes = info.subgroup_min_size;
+        let frag = coop::support(info, features, coop);
         let coop_slot = |wide| -> CoopSlot {
-            let support = coop::support(&options, info, features, coop);
-            (
-                support.and_then(|()| coop::fits(wide, storage)),
-                OnceLock::new(),
-            )
+            let fits = |&frag: &u32| coop::fits(frag, wide, lanes, limits);
+            (frag.clone().and_then(|f| fits(&f)), OnceLock::new())
         };
         let coop = [coop_slot(false), coop_slot(true)];
         let state = MatmulState {
@@ -226,6 +261,8 @@ impl MatmulState {
             ),
             options,
             subgroup_group,
+            lanes,
+            frag: frag.unwrap_or(16),
             coop,
             tuned: Mutex::new(None),
         };
@@ -238,6 +275,11 @@ impl MatmulState {
             }
         }
         Ok(state)
+    }
+
+    /// The cooperative kernels' subgroup size (`LANES`) and fragment side.
+    pub(crate) fn coop_shape(&self) -> (u32, u32) {
+        (self.lanes, self.frag)
     }
 
     /// Lanes sharing A in matmul_subgroup.wgsl, if it can run.
@@ -282,8 +324,9 @@ impl MatmulState {
 /// The kernel for `job`: forced, tuned or by the size rule (module docs).
 pub(crate) fn choose(gpu: &Arc<Gpu>, job: &Job) -> Result<MatmulKernel> {
     let state = &gpu.matmul;
+    let halves = job.exact_f16();
     if let Some(k) = state.options.kernel {
-        if runnable(gpu, k, &job.p)? {
+        if runnable(gpu, k, &job.p, halves)? {
             return Ok(k);
         }
     }
@@ -291,17 +334,24 @@ pub(crate) fn choose(gpu: &Arc<Gpu>, job: &Job) -> Result<MatmulKernel> {
         return tuned(gpu, job);
     }
     // Classes tuned by an explicit `autotune_matmul` still count.
-    if let Some(k) = lookup(state, &autotune::shape_class(&job.p), false) {
-        if runnable(gpu, k, &job.p)? {
+    if let Some(k) = lookup(state, &autotune::shape_class(&job.p, halves), false) {
+        if runnable(gpu, k, &job.p, halves)? {
             return Ok(k);
         }
     }
-    by_size(gpu, &job.p)
+    by_size(gpu, &job.p, halves)
 }
 
-/// Whether `kernel` can run a product with params `p` on this device; the
-/// first time the cooperative kernel is asked, this runs its check.
-pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -> Result<bool> {
+/// Whether `kernel` can run a product with params `p` on this device, of
+/// two `F16` operands when `halves` (which the cooperative kernels take at
+/// any precision); the first time a cooperative kernel is asked, this runs
+/// its check.
+pub(crate) fn runnable(
+    gpu: &Arc<Gpu>,
+    kernel: MatmulKernel,
+    p: &MatmulParams,
+    halves: bool,
+) -> Result<bool> {
     let state = &gpu.matmul;
     Ok(match kernel {
         MatmulKernel::Tile64 | MatmulKernel::Tile32 => true,
@@ -313,7 +363,9 @@ pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -
         MatmulKernel::Subgroup => state.subgroup_group.is_some(),
         MatmulKernel::Coop | MatmulKernel::Coop128 => {
             let (support, checked) = state.coop_slot(kernel);
-            support.is_ok()
+            let exact = halves || state.options.precision == MatmulPrecision::High;
+            exact
+                && support.is_ok()
                 && *checked.get_or_init(|| {
                     coop::self_check(gpu, kernel).unwrap_or_else(|e| {
                         eprintln!(
@@ -333,13 +385,14 @@ pub(crate) fn runnable(gpu: &Arc<Gpu>, kernel: MatmulKernel, p: &MatmulParams) -
 /// the GPU.
 const LARGE_MIN_TILES: u64 = 64;
 
-/// The size rule, without measurements.
-fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams) -> Result<MatmulKernel> {
+/// The size rule, without measurements, for a product of two `F16`
+/// operands when `halves`.
+fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams, halves: bool) -> Result<MatmulKernel> {
     let big = p.m >= 128 && p.n >= 128;
-    if big && runnable(gpu, MatmulKernel::Coop128, p)? {
+    if big && runnable(gpu, MatmulKernel::Coop128, p, halves)? {
         return Ok(MatmulKernel::Coop128);
     }
-    if runnable(gpu, MatmulKernel::Coop, p)? {
+    if runnable(gpu, MatmulKernel::Coop, p, halves)? {
         return Ok(MatmulKernel::Coop);
     }
     let large = LARGE_TILE as u64;
@@ -353,9 +406,10 @@ fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams) -> Result<MatmulKernel> {
 /// The tuned kernel for `job`'s shape class, timing the candidates on
 /// `job` itself the first time the class is seen (and saving the result).
 fn tuned(gpu: &Arc<Gpu>, job: &Job) -> Result<MatmulKernel> {
-    let class = autotune::shape_class(&job.p);
+    let halves = job.exact_f16();
+    let class = autotune::shape_class(&job.p, halves);
     if let Some(k) = lookup(&gpu.matmul, &class, true) {
-        if runnable(gpu, k, &job.p)? {
+        if runnable(gpu, k, &job.p, halves)? {
             return Ok(k);
         }
     }
@@ -385,28 +439,49 @@ pub(crate) fn remember(state: &MatmulState, class: &str, kernel: MatmulKernel) {
     }
 }
 
-/// The kernel a contiguous `[batch, m, k] x [batch, k, n]` product runs on
-/// with `device`'s settings and what it has tuned so far, without running
-/// it (and without tuning: an untuned class answers with the size rule).
+/// The kernels `device`'s products may run on (each where it can run the
+/// product, and the cooperative ones on `F32` operands only under
+/// [`MatmulPrecision::High`]), in the order the autotuner tries them. A
+/// device whose list holds [`MatmulKernel::Coop`] sums `F16` products on
+/// cooperative matrices, in an order of their own (tests comparing bits
+/// with the f32 kernels ask this).
+pub fn matmul_kernels(device: &Device) -> Result<Vec<MatmulKernel>> {
+    Ok(super::autotune::gpu_of(device)?.matmul.candidates())
+}
+
+/// The kernel a contiguous `[batch, m, k] x [batch, k, n]` product of two
+/// `dtype` operands (`F32` or `F16`) runs on with `device`'s settings and
+/// what it has tuned so far, without running it (and without tuning: an
+/// untuned class answers with the size rule).
 pub fn matmul_kernel_for(
     device: &Device,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
+    dtype: DType,
+    [batch, m, k, n]: [usize; 4],
 ) -> Result<MatmulKernel> {
+    let halves = match dtype {
+        DType::F32 => false,
+        DType::F16 => true,
+        other => {
+            return Err(Error::DTypeMismatch {
+                op: "matmul_kernel_for",
+                expected: DType::F32,
+                found: other,
+            })
+        }
+    };
     let gpu = super::autotune::gpu_of(device)?;
     let p = autotune::contiguous_params(batch, m, k, n)?;
     if let Some(forced) = gpu.matmul.options.kernel {
-        if runnable(&gpu, forced, &p)? {
+        if runnable(&gpu, forced, &p, halves)? {
             return Ok(forced);
         }
     }
     let load = gpu.matmul.autotune;
-    if let Some(tuned) = lookup(&gpu.matmul, &autotune::shape_class(&p), load) {
-        if runnable(&gpu, tuned, &p)? {
+    let class = autotune::shape_class(&p, halves);
+    if let Some(tuned) = lookup(&gpu.matmul, &class, load) {
+        if runnable(&gpu, tuned, &p, halves)? {
             return Ok(tuned);
         }
     }
-    by_size(&gpu, &p)
+    by_size(&gpu, &p, halves)
 }

@@ -1,12 +1,17 @@
 //! The cooperative-matrix kernels (matmul_coop.wgsl, `Coop` and `Coop128`):
 //! whether a device can run them, and their check on first use.
 //!
-//! It needs, all at once: [`MatmulPrecision::High`] (its inputs are rounded
-//! to f16); a device opened with `EXPERIMENTAL_COOPERATIVE_MATRIX`,
+//! It needs, all at once: a device opened with `EXPERIMENTAL_COOPERATIVE_MATRIX`,
 //! `SHADER_F16` and `SUBGROUP`; an adapter that reports a 16 x 16 x 16
 //! configuration with f16 A and B and an f32 accumulator (the only one the
-//! kernel uses); 32-lane subgroups (it gives each subgroup 32 rows of a tile
-//! and half its columns); and, for `Coop128`, 24 KiB of workgroup memory. Since no test machine runs it (software adapters
+//! kernel uses); one subgroup size of 4 to 64 lanes (the kernel's `LANES`:
+//! it gives each subgroup 32 rows of a tile and half its columns, so a
+//! workgroup is 4 or 8 subgroups), with the workgroup within the device's
+//! invocations; and, for `Coop128`, 26.5 KiB of workgroup memory (its
+//! rows padded against bank conflicts).
+//! Its inputs are rounded to f16, so products with an `F32` operand also
+//! need [`super::MatmulPrecision::High`] (`choice.rs` checks that per
+//! product). Since no test machine runs it (software adapters
 //! lack the feature), the first product that would use it on a device first
 //! runs a small edge-checked product on it and on `Tile64`: a mismatch
 //! beyond f16 rounding disables it for that device, with the reason on
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use lam_core::backend::LinearActivation;
 use lam_core::{DType, Layout, Result};
 
-use super::choice::{MatmulKernel, MatmulOptions, MatmulPrecision};
+use super::choice::MatmulKernel;
 use super::product;
 use crate::context::Gpu;
 use crate::ops::copy;
@@ -27,49 +32,92 @@ pub(crate) const FEATURES: wgpu::Features = wgpu::Features::EXPERIMENTAL_COOPERA
     .union(wgpu::Features::SHADER_F16)
     .union(wgpu::Features::SUBGROUP);
 
-/// Whether a device with these options, adapter `info`, opened `features`
-/// and cooperative-matrix configurations `configs` can run the kernel, or
-/// why not.
+/// The fragment side (16, else 8) with which a device from an adapter
+/// with `info`, opened with `features` and cooperative-matrix
+/// configurations `configs`, can run the kernel, or why it cannot.
 pub(crate) fn support(
-    options: &MatmulOptions,
     info: &wgpu::AdapterInfo,
     features: wgpu::Features,
     configs: &[wgpu::CooperativeMatrixProperties],
-) -> std::result::Result<(), String> {
-    if options.precision != MatmulPrecision::High {
-        return Err("it rounds inputs to f16, which needs MatmulPrecision::High".into());
-    }
+) -> std::result::Result<u32, String> {
     if !features.contains(FEATURES) {
         return Err(format!(
             "the device lacks {:?}",
             FEATURES.difference(features)
         ));
     }
-    if (info.subgroup_min_size, info.subgroup_max_size) != (32, 32) {
+    let (min, max) = (info.subgroup_min_size, info.subgroup_max_size);
+    if min != max || !min.is_power_of_two() || !(4..=64).contains(&min) {
         return Err(format!(
-            "it needs 32-lane subgroups; the adapter's are {} to {} lanes",
-            info.subgroup_min_size, info.subgroup_max_size
+            "it needs one subgroup size, a power of two from 4 to 64 lanes; the adapter's are \
+             {min} to {max} lanes"
         ));
     }
-    let wanted = |c: &&wgpu::CooperativeMatrixProperties| {
-        (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
-            && c.ab_type == wgpu::CooperativeScalarType::F16
-            && c.cr_type == wgpu::CooperativeScalarType::F32
+    let offered = |side: u32| {
+        configs.iter().any(|c| {
+            (c.m_size, c.n_size, c.k_size) == (side, side, side)
+                && c.ab_type == wgpu::CooperativeScalarType::F16
+                && c.cr_type == wgpu::CooperativeScalarType::F32
+        })
     };
-    if !configs.iter().any(|c| wanted(&c)) {
-        return Err(format!(
-            "the adapter reports no 16x16x16 f16 x f16 + f32 configuration (it reports {configs:?})"
-        ));
+    match [16, 8].into_iter().find(|&side| offered(side)) {
+        Some(side) => Ok(side),
+        None => Err(format!(
+            "the adapter reports no 16x16x16 or 8x8x8 f16 x f16 + f32 configuration (it \
+             reports {configs:?})"
+        )),
     }
-    Ok(())
 }
 
-/// Whether the kernel's workgroup memory (f16 A and B slabs of 32 deep,
-/// a 16 x 16 f32 scratch tile per 32 threads) fits the device's `limit`:
-/// 12 KiB for 64 x 64 tiles, 24 KiB for `wide` 128 x 128 ones.
-pub(crate) fn fits(wide: bool, limit: u32) -> std::result::Result<(), String> {
-    let (tile, threads) = if wide { (128, 256) } else { (64, 128) };
-    let bytes = 2 * tile * 32 * 2 + threads / 32 * 256 * 4;
+/// The tile side of the kernel on fragments of side `frag`: 4 of them,
+/// or 8 when `wide`.
+pub(crate) fn tile(frag: u32, wide: bool) -> u32 {
+    frag * if wide { 8 } else { 4 }
+}
+
+/// The subgroups of a workgroup: four for 64 x 64 tiles, eight for `wide`
+/// 128 x 128 ones.
+pub(crate) fn subgroups(wide: bool) -> u32 {
+    if wide {
+        8
+    } else {
+        4
+    }
+}
+
+/// Whether the kernel on fragments of side `frag` (its subgroups of
+/// `lanes` threads) fits the device's `limits`: its invocations, and its
+/// workgroup memory (f16 A and B slabs of 2 `frag` deep, their rows padded
+/// by 8 halves, and an f32 fragment of scratch per subgroup): for 16 x 16
+/// fragments, 13.5 KiB for 64 x 64 tiles and 26.5 KiB for `wide` 128 x
+/// 128 ones.
+pub(crate) fn fits(
+    frag: u32,
+    wide: bool,
+    lanes: u32,
+    limits: &wgpu::Limits,
+) -> std::result::Result<(), String> {
+    let tile = tile(frag, wide);
+    let threads = subgroups(wide) * lanes;
+    // Each thread stages QUADS = tile · 2 frag / (4 threads) quads of A and
+    // of B per K-slab (lib/matmul_coop_body.wgsl), in 1..=8 registers.
+    let quads = tile * 2 * frag / (4 * threads);
+    if quads == 0 || quads > 8 || quads * 4 * threads != tile * 2 * frag {
+        return Err(format!(
+            "{lanes}-lane subgroups do not divide its {tile} x {tile} tiles of {frag} x {frag} \
+             fragments into 1 to 8 quads a thread"
+        ));
+    }
+    let most = limits.max_compute_invocations_per_workgroup;
+    if threads > most {
+        return Err(format!(
+            "its {tile} x {tile} tiles need {threads} threads a workgroup; the device allows {most}"
+        ));
+    }
+    let depth = 2 * frag;
+    let slabs = (tile * (depth + 8) + depth * (tile + 8)) * 2;
+    let bytes = slabs + subgroups(wide) * frag * frag * 4;
+    let limit = limits.max_compute_workgroup_storage_size;
     if bytes > limit {
         return Err(format!(
             "its {tile} x {tile} tiles need {bytes} bytes of workgroup memory; the device allows {limit}"
@@ -178,27 +226,52 @@ mod tests {
     }
 
     #[test]
-    fn support_needs_precision_features_subgroups_and_a_configuration() {
+    fn support_needs_features_subgroups_and_a_configuration() {
         use wgpu::CooperativeScalarType::{F16, F32};
-        let high = MatmulOptions {
-            precision: MatmulPrecision::High,
-            ..MatmulOptions::default()
-        };
         let good = [config(8, F32), config(16, F16)];
-        assert_eq!(support(&high, &info(32, 32), FEATURES, &good), Ok(()));
-        let why = |o: &MatmulOptions, i, f, c: &[_]| support(o, &i, f, c).unwrap_err();
-        let highest = MatmulOptions::default();
-        assert!(why(&highest, info(32, 32), FEATURES, &good).contains("High"));
-        assert!(why(&high, info(32, 32), wgpu::Features::SUBGROUP, &good).contains("lacks"));
-        assert!(why(&high, info(32, 64), FEATURES, &good).contains("32 to 64"));
-        assert!(why(&high, info(32, 32), FEATURES, &good[..1]).contains("no 16x16x16"));
+        assert_eq!(support(&info(32, 32), FEATURES, &good), Ok(16));
+        let why = |i, f, c: &[_]| support(&i, f, c).unwrap_err();
+        assert!(why(info(32, 32), wgpu::Features::SUBGROUP, &good).contains("lacks"));
+        assert_eq!(
+            support(&info(8, 8), FEATURES, &good),
+            Ok(16),
+            "lavapipe's 8 lanes"
+        );
+        assert!(why(info(32, 64), FEATURES, &good).contains("32 to 64"));
+        assert!(why(info(128, 128), FEATURES, &good).contains("128 to 128"));
+        // lavapipe's fragments: 8 x 8 x 8, f16 x f16 + f32 (and + f16).
+        let small = [config(8, F16), config(16, F32)];
+        assert_eq!(support(&info(8, 8), FEATURES, &small), Ok(8));
+        assert!(why(info(32, 32), FEATURES, &good[..1]).contains("no 16x16x16"));
     }
 
     #[test]
     fn workgroup_memory_decides_the_wide_tiles() {
-        assert_eq!(fits(false, 16384), Ok(()));
-        assert!(fits(true, 16384).unwrap_err().contains("24576"));
-        assert_eq!(fits(true, 24576), Ok(()));
+        let limits = |storage, invocations| wgpu::Limits {
+            max_compute_workgroup_storage_size: storage,
+            max_compute_invocations_per_workgroup: invocations,
+            ..wgpu::Limits::default()
+        };
+        assert_eq!(fits(16, false, 32, &limits(16384, 256)), Ok(()));
+        assert!(fits(16, true, 32, &limits(16384, 256))
+            .unwrap_err()
+            .contains("27136"));
+        assert_eq!(fits(16, true, 32, &limits(27136, 256)), Ok(()));
+        assert!(fits(16, true, 64, &limits(32768, 256))
+            .unwrap_err()
+            .contains("512 threads"));
+        // 8 x 8 fragments: 64 x 64 wide tiles in 7.25 KiB.
+        assert_eq!(fits(8, true, 8, &limits(7424, 256)), Ok(()));
+        assert!(fits(8, true, 8, &limits(7423, 256)).is_err());
+        // Staging: 16 x 16 fragments on 8 lanes would need 16 quads a
+        // thread; 8 x 8 ones on 64 lanes half a quad.
+        assert!(fits(16, false, 8, &limits(24576, 256))
+            .unwrap_err()
+            .contains("quads"));
+        assert!(fits(8, false, 64, &limits(24576, 256))
+            .unwrap_err()
+            .contains("quads"));
+        assert_eq!(fits(16, false, 16, &limits(24576, 256)), Ok(()));
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //! - `Subgroup` (matmul_subgroup.wgsl): `Tile64` sharing A through subgroup
 //!   shuffles, where the device has `SUBGROUP`;
 //! - `Coop` and `Coop128` (matmul_coop.wgsl, 64 x 64 or 128 x 128 tiles):
-//!   f16 x f16 + f32 cooperative matrices (tensor cores), only on devices
-//!   opened with [`MatmulPrecision::High`];
+//!   f16 x f16 + f32 cooperative matrices (tensor cores), for products of
+//!   two `F16` operands, and of `F32` ones on devices opened with
+//!   [`MatmulPrecision::High`];
 //! - `SplitK64` and `SplitK128` (`split.rs`, matmul_split.wgsl): `Tile64`
 //!   or `Tile128` on slices of K as a batch, their sums added by a second
 //!   kernel, for unbatched products of few tiles along a long K.
@@ -32,12 +33,12 @@
 //! constant): halves are widened exactly to f32 as they are loaded, the sums
 //! accumulate in f32, and for [`matmul_f16`] the kernels round each sum to
 //! `F16` as they write it (the `HALF_OUT` constant, a thread writing a
-//! word's two halves; a product with an odd N, or on the cooperative
-//! kernel, writes f32 sums that the cast kernel rounds). Against casting
+//! word's two halves; a product with an odd N writes f32 sums that the
+//! cast kernel rounds). Against casting
 //! both operands to f32 first and the result back, that reads half the
-//! operand bytes, writes half the output bytes and saves three passes. `F16` products take
-//! the kernel choice of their shape class as f32 products do (the autotune
-//! classes do not tell them apart). Autocast's `Linear` ([`linear_f16`])
+//! operand bytes, writes half the output bytes and saves three passes.
+//! Products of two `F16` operands have autotune classes of their own,
+//! since the cooperative kernels may take them at any precision. Autocast's `Linear` ([`linear_f16`])
 //! runs the same kernels on `F16` operands with an `F32` bias, their
 //! epilogue rounding each sum to f16 before the bias and ReLU. A product
 //! of one `F16` and one `F32` operand (the `A_HALF` or `B_HALF` constant)
@@ -55,16 +56,18 @@ use std::sync::Arc;
 use lam_core::backend::{LinearActivation, View};
 use lam_core::{DType, Error, Layout, Result, Storage};
 
-use super::copy::{self, cast};
+use super::copy::cast;
 use super::{input, output};
 use crate::context::Gpu;
-use crate::kernels::{MATMUL, MATMUL_COOP, MATMUL_LARGE, MATMUL_SMALL, MATMUL_SUBGROUP};
+use crate::kernels::{
+    MATMUL, MATMUL_COOP, MATMUL_COOP8, MATMUL_LARGE, MATMUL_SMALL, MATMUL_SUBGROUP,
+};
 use crate::params::{to_u32, MatmulParams};
 use crate::storage::GpuStorage;
 
 pub use autotune::autotune_matmul;
 pub(crate) use choice::MatmulState;
-pub use choice::{matmul_kernel_for, MatmulKernel, MatmulOptions, MatmulPrecision};
+pub use choice::{matmul_kernel_for, matmul_kernels, MatmulKernel, MatmulOptions, MatmulPrecision};
 
 const TILE: usize = 64;
 const TK: usize = 16;
@@ -72,8 +75,6 @@ const TK: usize = 16;
 const SMALL_TILE: usize = 32;
 /// Tile side of matmul_large.wgsl.
 const LARGE_TILE: usize = 128;
-/// Tile side of matmul_coop.wgsl.
-const COOP_TILE: usize = 64;
 const GRID_MAX: usize = 65_535;
 
 /// The pipeline constants of one matmul variant (see matmul.wgsl).
@@ -84,13 +85,16 @@ pub(crate) struct MatmulVariant {
     pub aligned: bool,
 }
 
-/// The device features the matmul kernels allowed by `options` can use;
-/// a device is opened with those its adapter offers.
+/// The device features the matmul kernels allowed by `options` can use; a
+/// device is opened with those its adapter offers. The cooperative
+/// kernels' features are asked for at every precision, since products of
+/// two `F16` operands (mixed precision) may always use them, unless the
+/// options turn them off.
 pub(crate) fn features(options: &MatmulOptions) -> wgpu::Features {
-    let subgroup = wgpu::Features::SUBGROUP;
-    match options.precision {
-        MatmulPrecision::Highest => subgroup,
-        MatmulPrecision::High => subgroup | coop::FEATURES,
+    if options.wants_cooperative() {
+        wgpu::Features::SUBGROUP | coop::FEATURES
+    } else {
+        wgpu::Features::SUBGROUP
     }
 }
 
@@ -261,6 +265,14 @@ pub(crate) struct Job<'a> {
     empty: bool,
 }
 
+impl Job<'_> {
+    /// Both operands are `F16`: rounding them to f16 (the cooperative
+    /// kernels' inputs) is exact.
+    pub(crate) fn exact_f16(&self) -> bool {
+        self.halves == [true, true]
+    }
+}
+
 /// The product with the optional bias and activation epilogue, on `kernel`
 /// when given (it must be able to run this product), else on the kernel
 /// `choice.rs` picks.
@@ -389,17 +401,6 @@ fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
     if let Some(base) = kernel.split_base() {
         return split::launch(gpu, job, base);
     }
-    let coop = matches!(kernel, MatmulKernel::Coop | MatmulKernel::Coop128);
-    if job.half_out && coop {
-        // The cooperative kernel writes f32 only: its sums, then the cast.
-        let numel = [job.p.batch, job.p.m, job.p.n]
-            .iter()
-            .map(|&d| d as usize)
-            .product();
-        let sums = output(gpu, "matmul", numel, DType::F32)?;
-        launch_into(gpu, job, kernel, &sums, false)?;
-        return copy::round_into(gpu, &sums, numel, &job.out);
-    }
     launch_into(gpu, job, kernel, &job.out, job.half_out)
 }
 
@@ -465,8 +466,11 @@ fn launch_into(
         }
         MatmulKernel::Coop | MatmulKernel::Coop128 => {
             let wide = kernel == MatmulKernel::Coop128;
+            let (lanes, frag) = gpu.matmul.coop_shape();
             constants.push(("WIDE", f64::from(u8::from(wide))));
-            (MATMUL_COOP, if wide { LARGE_TILE } else { COOP_TILE })
+            constants.push(("LANES", f64::from(lanes)));
+            let shader = if frag == 8 { MATMUL_COOP8 } else { MATMUL_COOP };
+            (shader, coop::tile(frag, wide) as usize)
         }
     };
     // The profiler's detail (LAM_PROFILE=shapes): sizes, load modes, dtype.
