@@ -146,16 +146,22 @@ pub(crate) fn attention(
         None => None,
     };
     let mask = mask.as_ref();
-    let (out, stats) = no_grad(|| -> Result<(Tensor, Tensor)> {
+    let (out, stats, ready) = no_grad(|| {
         let _amp = crate::amp::suspended();
-        let (out, stats) = forward(&q32, &k32, &v32, mask, causal, scale)?;
+        let (out, stats, ready) = forward(&q32, &k32, &v32, mask, causal, scale)?;
         let out = if half { out.to_dtype(DType::F16)? } else { out };
-        Ok((out, stats))
+        Ok::<_, crate::Error>((out, stats, ready))
     })?;
+    // The rule keeps F32 operands as the composite's products read them
+    // (`product_ready`), which its backward reads again; F16 ones as halves.
+    let keep = |t: &Tensor, i: usize| match &ready {
+        Some(ready) if !half => ready[i].detach(),
+        _ => t.detach(),
+    };
     let saved = Saved {
-        q: q.detach(),
-        k: k.detach(),
-        v: v.detach(),
+        q: keep(q, 0),
+        k: keep(k, 1),
+        v: keep(v, 2),
         mask: mask.map(Tensor::detach),
         mask_grad: mask.is_some_and(Tensor::requires_grad),
         out: out.detach(),
@@ -268,8 +274,10 @@ fn bool_to_additive(mask: &Tensor) -> Result<Tensor> {
 }
 
 /// The output `[B, H, L, Ev]` and softmax statistics `[B, H, L, 2]` (see
-/// [`crate::Backend::fused_attention`]): fused when the
-/// backend can, else composed.
+/// [`crate::Backend::fused_attention`]): fused when the backend can, else
+/// composed, which also returns `q`, `k` and `v` as its products read them
+/// (see [`product_ready`]).
+#[allow(clippy::type_complexity)]
 fn forward(
     q: &Tensor,
     k: &Tensor,
@@ -277,7 +285,7 @@ fn forward(
     mask: Option<&Tensor>,
     causal: bool,
     scale: f32,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<(Tensor, Tensor, Option<[Tensor; 3]>)> {
     let (b, h, l, _) = q.dims4(OP, "query")?;
     let ev = v.dims()[3];
     let (qs, ks, vs) = (q.storage(), k.storage(), v.storage());
@@ -295,14 +303,28 @@ fn forward(
         return Ok((
             Tensor::from_storage(out, Layout::contiguous(&[b, h, l, ev]), &dev),
             Tensor::from_storage(stats, Layout::contiguous(&[b, h, l, 2]), &dev),
+            None,
         ));
     }
+    let (q, k, v) = (product_ready(q)?, product_ready(k)?, product_ready(v)?);
     let products = q.matmul(&k.transpose(-1, -2)?)?;
     let (weights, stats) = match fused_weights(&products, mask, causal, scale)? {
         Some(fused) => fused,
         None => composed_weights(&products, mask, causal, scale)?,
     };
-    Ok((weights.matmul(v)?, stats))
+    Ok((weights.matmul(&v)?, stats, Some([q, k, v])))
+}
+
+/// `t` as a product reads it without a copy: itself, or where its batch
+/// dims do not merge into one stride (heads split out of a `[B, L, H·E]`
+/// projection) one contiguous copy, made once for every product that
+/// reads it rather than by each of them.
+fn product_ready(t: &Tensor) -> Result<Tensor> {
+    if crate::tensor::matmul::batch_merges(t) {
+        Ok(t.clone())
+    } else {
+        t.contiguous()
+    }
 }
 
 /// The attention weights `[B, H, L, S]` by the composite (on the tape when
@@ -476,7 +498,9 @@ impl Saved {
     /// (one pass) where it has it.
     #[allow(clippy::type_complexity)]
     fn composed_backward(&self, f32s: &F32s) -> Result<(Tensor, Tensor, Tensor, Option<Tensor>)> {
-        let (q, k, v, g) = (&f32s.q, &f32s.k, &f32s.v, &f32s.g);
+        let ready = [&f32s.q, &f32s.k, &f32s.v, &f32s.g].map(product_ready);
+        let [q, k, v, g] = ready;
+        let (q, k, v, g) = (&q?, &k?, &v?, &g?);
         let products = q.matmul(&k.transpose(-1, -2)?)?;
         let dp = g.matmul(&v.transpose(-1, -2)?)?;
         let (p, ds) = match self.fused_weights_grad(&products, &dp, f32s)? {

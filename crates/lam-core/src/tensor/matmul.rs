@@ -238,6 +238,14 @@ fn batched_layout(
     Ok((dense, l))
 }
 
+/// True when `t`'s leading (batch) dims merge into one stride, so that a
+/// product reads `t` as it is (see `batched_layout`): heads split out of a
+/// `[B, L, H·E]` projection as `[B, H, L, E]` do not.
+pub(crate) fn batch_merges(t: &Tensor) -> bool {
+    let r = t.rank();
+    r <= 3 || merge_batch(t.layout(), r, t.dims()[..r - 2].iter().product()).is_some()
+}
+
 /// Merges the leading `rank - 2` dims of `l` into one batch dim if their
 /// strides allow it (each dim's stride = next stride × next size, or all 0).
 fn merge_batch(l: &Layout, rank: usize, b: usize) -> Option<Layout> {

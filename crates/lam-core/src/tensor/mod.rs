@@ -25,7 +25,7 @@ mod display;
 mod elementwise;
 mod half;
 mod index;
-mod matmul;
+pub(crate) mod matmul;
 mod ops;
 mod random;
 mod reduce;
