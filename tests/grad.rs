@@ -206,3 +206,56 @@ conformance!(gradients_accumulate_until_zeroed, |dev| {
     common::close(&w.grad().expect("grad").to_vec()?, &[3.0, 5.0], 1e-6);
     Ok(())
 });
+
+// Several views of one tensor in one graph — narrows that tile it, one
+// that overlaps them, a strided slice, an empty narrow — and a dense use:
+// the backward walk writes the views' gradients into one buffer
+// (autograd::Piece), copying where no earlier piece wrote and adding where
+// one did, and must give the sum of each use's gradient, in any order of
+// the uses.
+conformance!(gradients_of_views_of_one_tensor_add_up, |dev| {
+    let (rows, cols) = (6, 5);
+    let weights = |seed: usize| -> Vec<f32> {
+        (0..rows * cols)
+            .map(|i| ((i * 7 + seed * 13) % 11) as f32 - 5.0)
+            .collect()
+    };
+    // (first row, rows, step) of each view, and the dense use as None.
+    let uses: [Option<(usize, usize, usize)>; 7] = [
+        Some((0, 2, 1)),
+        Some((2, 2, 1)),
+        Some((4, 2, 1)),
+        Some((1, 3, 1)),
+        Some((0, 3, 2)),
+        Some((3, 0, 1)),
+        None,
+    ];
+    for order in [[0, 1, 2, 3, 4, 5, 6], [6, 3, 0, 4, 2, 5, 1]] {
+        let x = Tensor::zeros(&[rows, cols], dev)?.requires_grad_()?;
+        let mut want = vec![0f32; rows * cols];
+        let mut loss = Tensor::scalar(0.0, dev)?;
+        for (seed, &u) in order.iter().enumerate() {
+            let w = weights(seed);
+            let (view, first, count, step) = match uses[u] {
+                Some((first, count, 1)) => (x.narrow(0, first, count)?, first, count, 1),
+                Some((first, count, step)) => {
+                    let end = first + (count - 1) * step + 1;
+                    (x.slice_step(0, first, end, step)?, first, count, step)
+                }
+                None => (x.clone(), 0, rows, 1),
+            };
+            let c: Vec<f32> = w[..count * cols].to_vec();
+            let c = Tensor::from_vec(c, &[count, cols], dev)?;
+            loss = loss.add(&view.mul(&c)?.sum_all()?)?;
+            for r in 0..count {
+                for j in 0..cols {
+                    want[(first + r * step) * cols + j] += w[r * cols + j];
+                }
+            }
+        }
+        loss.backward()?;
+        let got = x.grad().expect("a gradient").to_vec()?;
+        assert_eq!(got, want, "uses in the order {order:?}");
+    }
+    Ok(())
+});

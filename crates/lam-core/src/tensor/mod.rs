@@ -203,6 +203,7 @@ impl Tensor {
                 &layout.shape,
                 inputs,
                 Arc::new(backward),
+                None,
             ))
         });
         // Views, joins and selections of I32 tensors hold only their inputs'
@@ -213,6 +214,37 @@ impl Tensor {
         } else {
             None
         };
+        Tensor::build_with_id(id, storage, layout, dtype, device, track, node).with_int_range(range)
+    }
+
+    /// A view of part of `input` (`narrow`, `slice_step`): its gradient is
+    /// the view's own, which the backward walk places at `piece` in the
+    /// input's (see [`crate::autograd::Piece`]).
+    pub(crate) fn from_piece(
+        name: &'static str,
+        layout: Layout,
+        input: &Tensor,
+        piece: crate::autograd::Piece,
+    ) -> Tensor {
+        let dtype = input.dtype();
+        let track = dtype.is_float() && is_grad_enabled() && input.requires_grad();
+        let id = next_tensor_id();
+        let node = track.then(|| {
+            Arc::new(Node::new(
+                id,
+                name,
+                &layout.shape,
+                &[input],
+                Arc::new(|g: &Tensor| Ok(vec![Some(g.clone())])),
+                Some(piece),
+            ))
+        });
+        let range = if dtype == DType::I32 {
+            union_of_ranges(&[input])
+        } else {
+            None
+        };
+        let (storage, device) = (input.storage(), input.device());
         Tensor::build_with_id(id, storage, layout, dtype, device, track, node).with_int_range(range)
     }
 

@@ -3,6 +3,7 @@
 //! when no view of the new shape exists). The ops that copy data —
 //! `contiguous`, `cat`, `stack` — are in `copy.rs`.
 
+use crate::autograd::Piece;
 use crate::layout::normalize_axis;
 use crate::{Error, Layout, Result, Tensor};
 
@@ -216,14 +217,12 @@ impl Tensor {
         }
         let d = normalize_axis("narrow", dim, self.rank())?;
         let layout = self.layout().narrow(d, start, len)?;
-        let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            "narrow",
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.pad_into(&in_shape, d, start, 1)?)]),
-        ))
+        let piece = Piece {
+            dim: d,
+            start,
+            step: 1,
+        };
+        Ok(Tensor::from_piece("narrow", layout, self, piece))
     }
 
     /// PyTorch's slicing `x[.., start:end, ..]` on dim `dim`.
@@ -263,14 +262,12 @@ impl Tensor {
             ));
         }
         let layout = self.layout().narrow_step(d, start, len, step)?;
-        let in_shape = self.shape();
-        Ok(Tensor::from_op(
-            "slice_step",
-            self.storage(),
-            layout,
-            &[self],
-            move |g| Ok(vec![Some(g.pad_into(&in_shape, d, start, step)?)]),
-        ))
+        let piece = Piece {
+            dim: d,
+            start,
+            step,
+        };
+        Ok(Tensor::from_piece("slice_step", layout, self, piece))
     }
 
     /// Row `index` of dim 0 with that dim removed (`x[i]`).
