@@ -191,30 +191,7 @@ impl Tensor {
         inputs: &[&Tensor],
         backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Tensor {
-        let device = inputs[0].device();
-        let dtype = storage.dtype();
-        let track =
-            dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
-        let id = next_tensor_id();
-        let node = track.then(|| {
-            Arc::new(Node::new(
-                id,
-                name,
-                &layout.shape,
-                inputs,
-                Arc::new(backward),
-                None,
-            ))
-        });
-        // Views, joins and selections of I32 tensors hold only their inputs'
-        // values, so the inputs' bounds together bound the result — known
-        // only when every input's bounds are.
-        let range = if dtype == DType::I32 {
-            union_of_ranges(inputs)
-        } else {
-            None
-        };
-        Tensor::build_with_id(id, storage, layout, dtype, device, track, node).with_int_range(range)
+        Tensor::record(name, storage, layout, inputs, Arc::new(backward), None)
     }
 
     /// A view of part of `input` (`narrow`, `slice_step`): its gradient is
@@ -226,25 +203,34 @@ impl Tensor {
         input: &Tensor,
         piece: crate::autograd::Piece,
     ) -> Tensor {
-        let dtype = input.dtype();
-        let track = dtype.is_float() && is_grad_enabled() && input.requires_grad();
+        let rule = Arc::new(|g: &Tensor| Ok(vec![Some(g.clone())]));
+        Tensor::record(name, input.storage(), layout, &[input], rule, Some(piece))
+    }
+
+    /// [`Tensor::from_op`] and [`Tensor::from_piece`]: the result, with a
+    /// node holding `rule` (and `piece`) when it is to be differentiated.
+    fn record(
+        name: &'static str,
+        storage: Storage,
+        layout: Layout,
+        inputs: &[&Tensor],
+        rule: crate::autograd::BackwardFn,
+        piece: Option<crate::autograd::Piece>,
+    ) -> Tensor {
+        let device = inputs[0].device();
+        let dtype = storage.dtype();
+        let track =
+            dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         let id = next_tensor_id();
-        let node = track.then(|| {
-            Arc::new(Node::new(
-                id,
-                name,
-                &layout.shape,
-                &[input],
-                Arc::new(|g: &Tensor| Ok(vec![Some(g.clone())])),
-                Some(piece),
-            ))
-        });
+        let node = track.then(|| Arc::new(Node::new(id, name, &layout.shape, inputs, rule, piece)));
+        // Views, joins and selections of I32 tensors hold only their inputs'
+        // values, so the inputs' bounds together bound the result — known
+        // only when every input's bounds are.
         let range = if dtype == DType::I32 {
-            union_of_ranges(&[input])
+            union_of_ranges(inputs)
         } else {
             None
         };
-        let (storage, device) = (input.storage(), input.device());
         Tensor::build_with_id(id, storage, layout, dtype, device, track, node).with_int_range(range)
     }
 
