@@ -22,6 +22,7 @@
 // batch stride and the other stride, and divisibility of the vector dim by 4.
 
 // #include "lib/matmul_tile64.wgsl"
+// #include "lib/matmul_mac4.wgsl"
 
 @compute @workgroup_size(256)
 fn matmul(
@@ -42,22 +43,15 @@ fn matmul(
             for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
                 let m0 = tm * TILE;
                 let n0 = tn * TILE;
-                var acc0 = vec4<f32>(0.0);
-                var acc1 = vec4<f32>(0.0);
-                var acc2 = vec4<f32>(0.0);
-                var acc3 = vec4<f32>(0.0);
+                acc0 = vec4<f32>(0.0);
+                acc1 = vec4<f32>(0.0);
+                acc2 = vec4<f32>(0.0);
+                acc3 = vec4<f32>(0.0);
                 for (var k0 = 0u; k0 < p.k; k0 += TK) {
                     stage_a(t, a_base, m0, k0);
                     stage_b(t, b_base, k0, n0);
                     workgroupBarrier();
-                    for (var kk = 0u; kk < TK; kk++) {
-                        let av = as_[kk * 16u + ty];
-                        let bv = bs[kk * 16u + tx];
-                        acc0 = fma(vec4<f32>(av.x), bv, acc0);
-                        acc1 = fma(vec4<f32>(av.y), bv, acc1);
-                        acc2 = fma(vec4<f32>(av.z), bv, acc2);
-                        acc3 = fma(vec4<f32>(av.w), bv, acc3);
-                    }
+                    mac_slab(ty, tx);
                     workgroupBarrier();
                 }
                 let row = m0 + ty * 4u;

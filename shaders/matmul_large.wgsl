@@ -27,10 +27,33 @@ override B_MODE: u32 = 2u;
 
 const TILE: u32 = 128u;
 
-// as_[kk * 32 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 32 + q] holds
-// B columns 4q..4q+3 at depth kk.
-var<workgroup> as_: array<vec4<f32>, 512>;
-var<workgroup> bs: array<vec4<f32>, 512>;
+// as_[kk][q] holds A rows 4q..4q+3 at depth kk; bs[kk][q] holds B columns
+// 4q..4q+3 at depth kk. Two dimensions rather than one flat index so that,
+// in the unrolled inner loop, the depth is a constant part of the address
+// (an immediate offset) and only the thread's quad is clamped by wgpu's
+// bounds checks, once for the whole loop rather than once per load.
+var<workgroup> as_: array<array<vec4<f32>, 32>, TK>;
+var<workgroup> bs: array<array<vec4<f32>, 32>, TK>;
+
+// The thread's 8 x 8 block of C: acc<R><C>_<i> holds row (R ? 64 : 0) +
+// 4 ty + i, columns (C ? 64 : 0) + 4 tx + 0..3 as lanes. Private rather
+// than local so that `mac` can add into them without pointers.
+var<private> acc00_0: vec4<f32>;
+var<private> acc00_1: vec4<f32>;
+var<private> acc00_2: vec4<f32>;
+var<private> acc00_3: vec4<f32>;
+var<private> acc01_0: vec4<f32>;
+var<private> acc01_1: vec4<f32>;
+var<private> acc01_2: vec4<f32>;
+var<private> acc01_3: vec4<f32>;
+var<private> acc10_0: vec4<f32>;
+var<private> acc10_1: vec4<f32>;
+var<private> acc10_2: vec4<f32>;
+var<private> acc10_3: vec4<f32>;
+var<private> acc11_0: vec4<f32>;
+var<private> acc11_1: vec4<f32>;
+var<private> acc11_2: vec4<f32>;
+var<private> acc11_3: vec4<f32>;
 
 // The two vec4s of A and of B one thread loads per K-slab.
 struct Slab {
@@ -73,34 +96,95 @@ fn load_slab(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) -> Sla
     return s;
 }
 
+// Writes element `lane` of vectors 4 apart along a row-major slab's depth:
+// v[j] goes to depth kq + j. (A row-major A's vec4 runs along k, which the
+// staged layout transposes.)
+fn stage_a_column(kq: u32, q: u32, lane: u32, v: vec4<f32>) {
+    as_[kq][q][lane] = v.x;
+    as_[kq + 1u][q][lane] = v.y;
+    as_[kq + 2u][q][lane] = v.z;
+    as_[kq + 3u][q][lane] = v.w;
+}
+
+fn stage_b_column(kq: u32, q: u32, lane: u32, v: vec4<f32>) {
+    bs[kq][q][lane] = v.x;
+    bs[kq + 1u][q][lane] = v.y;
+    bs[kq + 2u][q][lane] = v.z;
+    bs[kq + 3u][q][lane] = v.w;
+}
+
 // Writes one slab into workgroup memory in the layout of as_ and bs.
 fn stage(t: u32, s: Slab) {
     if (A_MODE == 3u) {
         let kk = t >> 5u;
         let q = t & 31u;
-        as_[kk * 32u + q] = s.a0;
-        as_[(kk + 8u) * 32u + q] = s.a1;
+        as_[kk][q] = s.a0;
+        as_[kk + 8u][q] = s.a1;
     } else {
         let r = t >> 2u;
         let kq = (t & 3u) * 4u;
-        for (var j = 0u; j < 4u; j++) {
-            as_[(kq + j) * 32u + (r >> 2u)][r & 3u] = s.a0[j];
-            as_[(kq + j) * 32u + 16u + (r >> 2u)][r & 3u] = s.a1[j];
-        }
+        stage_a_column(kq, r >> 2u, r & 3u, s.a0);
+        stage_a_column(kq, 16u + (r >> 2u), r & 3u, s.a1);
     }
     if (B_MODE == 3u) {
         let col = t >> 2u;
         let kq = (t & 3u) * 4u;
-        for (var j = 0u; j < 4u; j++) {
-            bs[(kq + j) * 32u + (col >> 2u)][col & 3u] = s.b0[j];
-            bs[(kq + j) * 32u + 16u + (col >> 2u)][col & 3u] = s.b1[j];
-        }
+        stage_b_column(kq, col >> 2u, col & 3u, s.b0);
+        stage_b_column(kq, 16u + (col >> 2u), col & 3u, s.b1);
     } else {
         let kk = t >> 5u;
         let q = t & 31u;
-        bs[kk * 32u + q] = s.b0;
-        bs[(kk + 8u) * 32u + q] = s.b1;
+        bs[kk][q] = s.b0;
+        bs[kk + 8u][q] = s.b1;
     }
+}
+
+// One depth kk of the staged slab: 64 multiply-adds from four vec4 reads.
+fn mac(kk: u32, ty: u32, tx: u32) {
+    let a0 = as_[kk][ty];
+    let a1 = as_[kk][ty + 16u];
+    let b0 = bs[kk][tx];
+    let b1 = bs[kk][tx + 16u];
+    acc00_0 = fma(vec4<f32>(a0.x), b0, acc00_0);
+    acc00_1 = fma(vec4<f32>(a0.y), b0, acc00_1);
+    acc00_2 = fma(vec4<f32>(a0.z), b0, acc00_2);
+    acc00_3 = fma(vec4<f32>(a0.w), b0, acc00_3);
+    acc01_0 = fma(vec4<f32>(a0.x), b1, acc01_0);
+    acc01_1 = fma(vec4<f32>(a0.y), b1, acc01_1);
+    acc01_2 = fma(vec4<f32>(a0.z), b1, acc01_2);
+    acc01_3 = fma(vec4<f32>(a0.w), b1, acc01_3);
+    acc10_0 = fma(vec4<f32>(a1.x), b0, acc10_0);
+    acc10_1 = fma(vec4<f32>(a1.y), b0, acc10_1);
+    acc10_2 = fma(vec4<f32>(a1.z), b0, acc10_2);
+    acc10_3 = fma(vec4<f32>(a1.w), b0, acc10_3);
+    acc11_0 = fma(vec4<f32>(a1.x), b1, acc11_0);
+    acc11_1 = fma(vec4<f32>(a1.y), b1, acc11_1);
+    acc11_2 = fma(vec4<f32>(a1.z), b1, acc11_2);
+    acc11_3 = fma(vec4<f32>(a1.w), b1, acc11_3);
+}
+
+// The whole staged slab, its 16 depths written out rather than looped
+// over: wgpu gives every WGSL loop a 64-bit iteration counter and exit
+// test, which in a loop of 64 multiply-adds would take a quarter of the
+// issue slots (an H200's FP32 peak needs an FMA in nearly every slot) and
+// can keep the driver from unrolling; each call's depth is a constant.
+fn mac_slab(ty: u32, tx: u32) {
+    mac(0u, ty, tx);
+    mac(1u, ty, tx);
+    mac(2u, ty, tx);
+    mac(3u, ty, tx);
+    mac(4u, ty, tx);
+    mac(5u, ty, tx);
+    mac(6u, ty, tx);
+    mac(7u, ty, tx);
+    mac(8u, ty, tx);
+    mac(9u, ty, tx);
+    mac(10u, ty, tx);
+    mac(11u, ty, tx);
+    mac(12u, ty, tx);
+    mac(13u, ty, tx);
+    mac(14u, ty, tx);
+    mac(15u, ty, tx);
 }
 
 // Output quad `q` (elements 4q..4q+3, columns col..col+3) through the
@@ -135,24 +219,22 @@ fn matmul_large(
             for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
                 let m0 = tm * TILE;
                 let n0 = tn * TILE;
-                // acc_RC: rows (R ? 64 : 0) + 4 ty + 0..3 as .x .. of the
-                // four vectors, columns (C ? 64 : 0) + 4 tx + 0..3 as lanes.
-                var acc00_0 = vec4<f32>(0.0);
-                var acc00_1 = vec4<f32>(0.0);
-                var acc00_2 = vec4<f32>(0.0);
-                var acc00_3 = vec4<f32>(0.0);
-                var acc01_0 = vec4<f32>(0.0);
-                var acc01_1 = vec4<f32>(0.0);
-                var acc01_2 = vec4<f32>(0.0);
-                var acc01_3 = vec4<f32>(0.0);
-                var acc10_0 = vec4<f32>(0.0);
-                var acc10_1 = vec4<f32>(0.0);
-                var acc10_2 = vec4<f32>(0.0);
-                var acc10_3 = vec4<f32>(0.0);
-                var acc11_0 = vec4<f32>(0.0);
-                var acc11_1 = vec4<f32>(0.0);
-                var acc11_2 = vec4<f32>(0.0);
-                var acc11_3 = vec4<f32>(0.0);
+                acc00_0 = vec4<f32>(0.0);
+                acc00_1 = vec4<f32>(0.0);
+                acc00_2 = vec4<f32>(0.0);
+                acc00_3 = vec4<f32>(0.0);
+                acc01_0 = vec4<f32>(0.0);
+                acc01_1 = vec4<f32>(0.0);
+                acc01_2 = vec4<f32>(0.0);
+                acc01_3 = vec4<f32>(0.0);
+                acc10_0 = vec4<f32>(0.0);
+                acc10_1 = vec4<f32>(0.0);
+                acc10_2 = vec4<f32>(0.0);
+                acc10_3 = vec4<f32>(0.0);
+                acc11_0 = vec4<f32>(0.0);
+                acc11_1 = vec4<f32>(0.0);
+                acc11_2 = vec4<f32>(0.0);
+                acc11_3 = vec4<f32>(0.0);
                 var next = load_slab(t, a_base, b_base, m0, n0, 0u);
                 for (var k0 = 0u; k0 < p.k; k0 += TK) {
                     workgroupBarrier();
@@ -161,28 +243,7 @@ fn matmul_large(
                     if (k0 + TK < p.k) {
                         next = load_slab(t, a_base, b_base, m0, n0, k0 + TK);
                     }
-                    for (var kk = 0u; kk < TK; kk++) {
-                        let a0 = as_[kk * 32u + ty];
-                        let a1 = as_[kk * 32u + 16u + ty];
-                        let b0 = bs[kk * 32u + tx];
-                        let b1 = bs[kk * 32u + 16u + tx];
-                        acc00_0 = fma(vec4<f32>(a0.x), b0, acc00_0);
-                        acc00_1 = fma(vec4<f32>(a0.y), b0, acc00_1);
-                        acc00_2 = fma(vec4<f32>(a0.z), b0, acc00_2);
-                        acc00_3 = fma(vec4<f32>(a0.w), b0, acc00_3);
-                        acc01_0 = fma(vec4<f32>(a0.x), b1, acc01_0);
-                        acc01_1 = fma(vec4<f32>(a0.y), b1, acc01_1);
-                        acc01_2 = fma(vec4<f32>(a0.z), b1, acc01_2);
-                        acc01_3 = fma(vec4<f32>(a0.w), b1, acc01_3);
-                        acc10_0 = fma(vec4<f32>(a1.x), b0, acc10_0);
-                        acc10_1 = fma(vec4<f32>(a1.y), b0, acc10_1);
-                        acc10_2 = fma(vec4<f32>(a1.z), b0, acc10_2);
-                        acc10_3 = fma(vec4<f32>(a1.w), b0, acc10_3);
-                        acc11_0 = fma(vec4<f32>(a1.x), b1, acc11_0);
-                        acc11_1 = fma(vec4<f32>(a1.y), b1, acc11_1);
-                        acc11_2 = fma(vec4<f32>(a1.z), b1, acc11_2);
-                        acc11_3 = fma(vec4<f32>(a1.w), b1, acc11_3);
-                    }
+                    mac_slab(ty, tx);
                 }
                 let r0 = m0 + ty * 4u;
                 let r1 = r0 + 64u;

@@ -13,6 +13,7 @@
 // HALF as in the other kernels (lib/matmul_io.wgsl).
 
 // #include "lib/matmul_io.wgsl"
+// #include "lib/matmul_mac4.wgsl"
 
 override A_MODE: u32 = 0u;
 override B_MODE: u32 = 0u;
@@ -23,10 +24,10 @@ override B_MODE: u32 = 0u;
 const TILE: u32 = 32u;
 const THREADS: u32 = 64u;
 
-// as_[kk * 8 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 8 + q] holds
-// B columns 4q..4q+3 at depth kk.
-var<workgroup> as_: array<vec4<f32>, 128>;
-var<workgroup> bs: array<vec4<f32>, 128>;
+// as_[kk][q] holds A rows 4q..4q+3 at depth kk; bs[kk][q] holds B columns
+// 4q..4q+3 at depth kk (see lib/matmul_mac4.wgsl).
+var<workgroup> as_: array<array<vec4<f32>, 8>, TK>;
+var<workgroup> bs: array<array<vec4<f32>, 8>, TK>;
 
 fn load_a(base: u32, m: u32, k: u32) -> f32 {
     if (m < p.m && k < p.k) {
@@ -54,14 +55,14 @@ fn stage(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) {
             ka = i & (TK - 1u);
             r = i / TK;
         }
-        as_[ka * 8u + (r >> 2u)][r & 3u] = load_a(a_base, m0 + r, k0 + ka);
+        as_[ka][r >> 2u][r & 3u] = load_a(a_base, m0 + r, k0 + ka);
         var col = i & (TILE - 1u);
         var kb = i / TILE;
         if (B_MODE == 1u || B_MODE == 3u) {
             kb = i & (TK - 1u);
             col = i / TK;
         }
-        bs[kb * 8u + (col >> 2u)][col & 3u] = load_b(b_base, k0 + kb, n0 + col);
+        bs[kb][col >> 2u][col & 3u] = load_b(b_base, k0 + kb, n0 + col);
     }
 }
 
@@ -105,21 +106,14 @@ fn matmul_small(
             for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
                 let m0 = tm * TILE;
                 let n0 = tn * TILE;
-                var acc0 = vec4<f32>(0.0);
-                var acc1 = vec4<f32>(0.0);
-                var acc2 = vec4<f32>(0.0);
-                var acc3 = vec4<f32>(0.0);
+                acc0 = vec4<f32>(0.0);
+                acc1 = vec4<f32>(0.0);
+                acc2 = vec4<f32>(0.0);
+                acc3 = vec4<f32>(0.0);
                 for (var k0 = 0u; k0 < p.k; k0 += TK) {
                     stage(t, a_base, b_base, m0, n0, k0);
                     workgroupBarrier();
-                    for (var kk = 0u; kk < TK; kk++) {
-                        let av = as_[kk * 8u + ty];
-                        let bv = bs[kk * 8u + tx];
-                        acc0 = fma(vec4<f32>(av.x), bv, acc0);
-                        acc1 = fma(vec4<f32>(av.y), bv, acc1);
-                        acc2 = fma(vec4<f32>(av.z), bv, acc2);
-                        acc3 = fma(vec4<f32>(av.w), bv, acc3);
-                    }
+                    mac_slab(ty, tx);
                     workgroupBarrier();
                 }
                 let row = m0 + ty * 4u;

@@ -22,8 +22,51 @@
 // lanes share A.
 
 // #include "lib/matmul_tile64.wgsl"
+// #include "lib/matmul_mac4.wgsl"
 
 override GROUP: u32 = 8u;
+
+// Depth d0 + j of the slab, A's vec4 taken from lane `first + j` of the
+// group: 16 multiply-adds into lib/matmul_mac4.wgsl's accumulators.
+fn shuffle_mac(d0: u32, j: u32, mine: vec4<f32>, first: u32, tx: u32) {
+    let av = subgroupShuffle(mine, first + j);
+    let bv = bs[d0 + j][tx];
+    acc0 = fma(vec4<f32>(av.x), bv, acc0);
+    acc1 = fma(vec4<f32>(av.y), bv, acc1);
+    acc2 = fma(vec4<f32>(av.z), bv, acc2);
+    acc3 = fma(vec4<f32>(av.w), bv, acc3);
+}
+
+// Depths d0..d0 + GROUP: each lane reads A rows 4ty.. at depth d0 + g, and
+// the group passes them round.
+fn group_mac(d0: u32, g: u32, ty: u32, first: u32, tx: u32) {
+    let mine = as_[d0 + g][ty];
+    shuffle_mac(d0, 0u, mine, first, tx);
+    shuffle_mac(d0, 1u, mine, first, tx);
+    shuffle_mac(d0, 2u, mine, first, tx);
+    shuffle_mac(d0, 3u, mine, first, tx);
+    if (GROUP == 8u) {
+        shuffle_mac(d0, 4u, mine, first, tx);
+        shuffle_mac(d0, 5u, mine, first, tx);
+        shuffle_mac(d0, 6u, mine, first, tx);
+        shuffle_mac(d0, 7u, mine, first, tx);
+    }
+}
+
+// The whole staged slab (TK = 16 depths) in groups of GROUP (4 or 8),
+// written out rather than looped over, as lib/matmul_mac4.wgsl's
+// `mac_slab` is. The branches test a pipeline constant, so they are
+// uniform and the shuffles stay in uniform control flow.
+fn shuffle_slab(g: u32, ty: u32, first: u32, tx: u32) {
+    group_mac(0u, g, ty, first, tx);
+    if (GROUP == 4u) {
+        group_mac(4u, g, ty, first, tx);
+    }
+    group_mac(8u, g, ty, first, tx);
+    if (GROUP == 4u) {
+        group_mac(12u, g, ty, first, tx);
+    }
+}
 
 @compute @workgroup_size(256)
 fn matmul_subgroup(
@@ -50,26 +93,15 @@ fn matmul_subgroup(
             for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
                 let m0 = tm * TILE;
                 let n0 = tn * TILE;
-                var acc0 = vec4<f32>(0.0);
-                var acc1 = vec4<f32>(0.0);
-                var acc2 = vec4<f32>(0.0);
-                var acc3 = vec4<f32>(0.0);
+                acc0 = vec4<f32>(0.0);
+                acc1 = vec4<f32>(0.0);
+                acc2 = vec4<f32>(0.0);
+                acc3 = vec4<f32>(0.0);
                 for (var k0 = 0u; k0 < p.k; k0 += TK) {
                     stage_a(t, a_base, m0, k0);
                     stage_b(t, b_base, k0, n0);
                     workgroupBarrier();
-                    for (var d0 = 0u; d0 < TK; d0 += GROUP) {
-                        // This lane's share: A rows 4ty.. at depth d0 + g.
-                        let mine = as_[(d0 + g) * 16u + ty];
-                        for (var j = 0u; j < GROUP; j++) {
-                            let av = subgroupShuffle(mine, first + j);
-                            let bv = bs[(d0 + j) * 16u + tx];
-                            acc0 = fma(vec4<f32>(av.x), bv, acc0);
-                            acc1 = fma(vec4<f32>(av.y), bv, acc1);
-                            acc2 = fma(vec4<f32>(av.z), bv, acc2);
-                            acc3 = fma(vec4<f32>(av.w), bv, acc3);
-                        }
-                    }
+                    shuffle_slab(g, ty, first, tx);
                     workgroupBarrier();
                 }
                 let row = m0 + ty * 4u;

@@ -121,26 +121,54 @@ fn fetch(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32,
 }
 
 // Writes the quads fetched by `fetch` into workgroup memory as f16:
-// as_[r * AS + kk] and bs[kk * BS + col].
+// as_[r * AS + kk] and bs[kk * BS + col]. A quad's four halves are `step`
+// apart (1 along a staged row, else a row's length), written out rather
+// than looped over: wgpu gives every loop an iteration counter, which
+// would cost more than the store it repeats.
 fn stage(t: u32, qa: ptr<function, Quads>, qb: ptr<function, Quads>) {
+    let a_step = select(AS, 1u, A_MODE == 1u || A_MODE == 2u);
+    let b_step = select(1u, BS, B_MODE == 1u || B_MODE == 3u);
     for (var e = 0u; e < TILE * CK / (4u * THREADS); e++) {
         let q = t + e * THREADS;
         let ra = a_quad_at(q);
         let va = vec4<f16>((*qa)[e]);
-        let along_k = A_MODE == 1u || A_MODE == 2u;
-        for (var j = 0u; j < 4u; j++) {
-            let r = select(ra.x + j, ra.x, along_k);
-            let kk = select(ra.y, ra.y + j, along_k);
-            as_[r * AS + kk] = va[j];
-        }
+        let ia = ra.x * AS + ra.y;
+        as_[ia] = va.x;
+        as_[ia + a_step] = va.y;
+        as_[ia + 2u * a_step] = va.z;
+        as_[ia + 3u * a_step] = va.w;
         let rb = b_quad_at(q);
         let vb = vec4<f16>((*qb)[e]);
-        let along_n = B_MODE == 0u || B_MODE == 2u;
-        for (var j = 0u; j < 4u; j++) {
-            let kk = select(rb.x + j, rb.x, along_n);
-            let col = select(rb.y, rb.y + j, along_n);
-            bs[kk * BS + col] = vb[j];
-        }
+        let ib = rb.x * BS + rb.y;
+        bs[ib] = vb.x;
+        bs[ib + b_step] = vb.y;
+        bs[ib + 2u * b_step] = vb.z;
+        bs[ib + 3u * b_step] = vb.w;
+    }
+}
+
+// One fragment depth kk of the staged slab: this subgroup's 2 x 2 (WIDE:
+// 2 x 4) fragment products, rows qr.., columns qc.. of the tile.
+fn coop_mac(kk: u32, qr: u32, qc: u32,
+            acc00: ptr<function, FragC>, acc01: ptr<function, FragC>,
+            acc02: ptr<function, FragC>, acc03: ptr<function, FragC>,
+            acc10: ptr<function, FragC>, acc11: ptr<function, FragC>,
+            acc12: ptr<function, FragC>, acc13: ptr<function, FragC>) {
+    let a0 = coopLoadT<FragA>(&as_[qr * AS + kk], AS);
+    let a1 = coopLoadT<FragA>(&as_[(qr + FRAG) * AS + kk], AS);
+    let b0 = coopLoadT<FragB>(&bs[kk * BS + qc], BS);
+    let b1 = coopLoadT<FragB>(&bs[kk * BS + qc + FRAG], BS);
+    *acc00 = coopMultiplyAdd(a0, b0, *acc00);
+    *acc01 = coopMultiplyAdd(a0, b1, *acc01);
+    *acc10 = coopMultiplyAdd(a1, b0, *acc10);
+    *acc11 = coopMultiplyAdd(a1, b1, *acc11);
+    if (WIDE) {
+        let b2 = coopLoadT<FragB>(&bs[kk * BS + qc + 2u * FRAG], BS);
+        let b3 = coopLoadT<FragB>(&bs[kk * BS + qc + 3u * FRAG], BS);
+        *acc02 = coopMultiplyAdd(a0, b2, *acc02);
+        *acc03 = coopMultiplyAdd(a0, b3, *acc03);
+        *acc12 = coopMultiplyAdd(a1, b2, *acc12);
+        *acc13 = coopMultiplyAdd(a1, b3, *acc13);
     }
 }
 
@@ -218,24 +246,12 @@ fn matmul_coop(
                     if (k0 + CK < p.k) {
                         fetch(t, a_base, b_base, m0, n0, k0 + CK, &qa, &qb);
                     }
-                    for (var kk = 0u; kk < CK; kk += FRAG) {
-                        let a0 = coopLoadT<FragA>(&as_[qr * AS + kk], AS);
-                        let a1 = coopLoadT<FragA>(&as_[(qr + FRAG) * AS + kk], AS);
-                        let b0 = coopLoadT<FragB>(&bs[kk * BS + qc], BS);
-                        let b1 = coopLoadT<FragB>(&bs[kk * BS + qc + FRAG], BS);
-                        acc00 = coopMultiplyAdd(a0, b0, acc00);
-                        acc01 = coopMultiplyAdd(a0, b1, acc01);
-                        acc10 = coopMultiplyAdd(a1, b0, acc10);
-                        acc11 = coopMultiplyAdd(a1, b1, acc11);
-                        if (WIDE) {
-                            let b2 = coopLoadT<FragB>(&bs[kk * BS + qc + 2u * FRAG], BS);
-                            let b3 = coopLoadT<FragB>(&bs[kk * BS + qc + 3u * FRAG], BS);
-                            acc02 = coopMultiplyAdd(a0, b2, acc02);
-                            acc03 = coopMultiplyAdd(a0, b3, acc03);
-                            acc12 = coopMultiplyAdd(a1, b2, acc12);
-                            acc13 = coopMultiplyAdd(a1, b3, acc13);
-                        }
-                    }
+                    // The slab's two fragment depths (CK = 2 FRAG), written
+                    // out rather than looped over, as `stage` is.
+                    coop_mac(0u, qr, qc, &acc00, &acc01, &acc02, &acc03,
+                             &acc10, &acc11, &acc12, &acc13);
+                    coop_mac(FRAG, qr, qc, &acc00, &acc01, &acc02, &acc03,
+                             &acc10, &acc11, &acc12, &acc13);
                 }
                 let r0 = m0 + qr;
                 let c0 = n0 + qc;

@@ -14,17 +14,20 @@ override ALIGNED: bool = false;
 
 const TILE: u32 = 64u;
 
-// as_[kk * 16 + q] holds A rows 4q..4q+3 at depth kk; bs[kk * 16 + q] holds
-// B columns 4q..4q+3 at depth kk.
-var<workgroup> as_: array<vec4<f32>, 256>;
-var<workgroup> bs: array<vec4<f32>, 256>;
+// as_[kk][q] holds A rows 4q..4q+3 at depth kk; bs[kk][q] holds B columns
+// 4q..4q+3 at depth kk. Two dimensions rather than one flat index so that
+// where the depth is a constant (the unrolled inner loop of matmul.wgsl) it
+// is an immediate part of the address, and wgpu's bounds checks clamp only
+// the thread's quad.
+var<workgroup> as_: array<array<vec4<f32>, 16>, TK>;
+var<workgroup> bs: array<array<vec4<f32>, 16>, TK>;
 
 fn set_a(kk: u32, r: u32, v: f32) {
-    as_[kk * 16u + (r >> 2u)][r & 3u] = v;
+    as_[kk][r >> 2u][r & 3u] = v;
 }
 
 fn set_b(kk: u32, col: u32, v: f32) {
-    bs[kk * 16u + (col >> 2u)][col & 3u] = v;
+    bs[kk][col >> 2u][col & 3u] = v;
 }
 
 fn load_a_scalar(base: u32, m: u32, k: u32) -> f32 {
@@ -65,7 +68,7 @@ fn stage_a(t: u32, base: u32, m0: u32, k0: u32) {
             if (ALIGNED || (m0 + q * 4u < p.m && k0 + kk < p.k)) {
                 v = a_quad(base + m0 + q * 4u + (k0 + kk) * p.a_sk);
             }
-            as_[kk * 16u + q] = v;
+            as_[kk][q] = v;
         }
         case 1u: {
             for (var e = 0u; e < 4u; e++) {
@@ -97,7 +100,7 @@ fn stage_b(t: u32, base: u32, k0: u32, n0: u32) {
             if (ALIGNED || (k0 + kk < p.k && n0 + q * 4u < p.n)) {
                 v = b_quad(base + (k0 + kk) * p.b_sk + n0 + q * 4u);
             }
-            bs[kk * 16u + q] = v;
+            bs[kk][q] = v;
         }
         case 3u: {
             // 64 columns x 4 vec4s along k; K % 4 == 0.

@@ -98,6 +98,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/elementwise_views.wgsl"),
     snippet!("lib/matmul_io.wgsl"),
     snippet!("lib/matmul_tile64.wgsl"),
+    snippet!("lib/matmul_mac4.wgsl"),
     snippet!("lib/matmul_coop_body.wgsl"),
     snippet!("lib/index_params.wgsl"),
     snippet!("lib/window_params.wgsl"),

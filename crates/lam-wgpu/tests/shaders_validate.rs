@@ -141,6 +141,41 @@ fn translate(
     failures
 }
 
+/// One shader of kernels.rs parsed and validated with the capabilities of
+/// the device features kernels.rs says it needs; errors say which step
+/// failed.
+fn validated(
+    shader: &lam_wgpu::ShaderSource,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let source = shader
+        .text
+        .as_ref()
+        .map_err(|why| format!("include: {why}"))?;
+    let module = naga::front::wgsl::parse_str(source)
+        .map_err(|e| format!("parse: {}", e.emit_to_string(source)))?;
+    // Default capabilities are what WebGPU guarantees everywhere: no f16,
+    // no subgroups, no f64; a shader gets more only for the device
+    // features kernels.rs says it needs.
+    let mut validator = Validator::new(ValidationFlags::all(), capabilities(shader.features));
+    validator
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    let info = validator
+        .validate(&module)
+        .map_err(|e| format!("validate: {}", e.emit_to_string(source)))?;
+    Ok((module, info))
+}
+
+/// The names of a module's compute entry points.
+fn compute_entries(module: &naga::Module) -> Vec<String> {
+    module
+        .entry_points
+        .iter()
+        .filter(|ep| ep.stage == ShaderStage::Compute)
+        .map(|ep| ep.name.clone())
+        .collect()
+}
+
 #[test]
 fn every_shader_validates_and_translates_to_all_targets() {
     let (shaders, _) = lam_wgpu::shader_sources();
@@ -148,40 +183,14 @@ fn every_shader_validates_and_translates_to_all_targets() {
     let mut failures = Vec::new();
     for shader in &shaders {
         let name = shader.file;
-        let source = match &shader.text {
-            Ok(text) => text,
+        let (module, info) = match validated(shader) {
+            Ok(pair) => pair,
             Err(why) => {
-                failures.push(format!("{name}: include: {why}"));
+                failures.push(format!("{name}: {why}"));
                 continue;
             }
         };
-        let module = match naga::front::wgsl::parse_str(source) {
-            Ok(m) => m,
-            Err(e) => {
-                failures.push(format!("{name}: parse: {}", e.emit_to_string(source)));
-                continue;
-            }
-        };
-        // Default capabilities are what WebGPU guarantees everywhere: no f16,
-        // no subgroups, no f64; a shader gets more only for the device
-        // features kernels.rs says it needs.
-        let mut validator = Validator::new(ValidationFlags::all(), capabilities(shader.features));
-        validator
-            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
-        let info = match validator.validate(&module) {
-            Ok(info) => info,
-            Err(e) => {
-                failures.push(format!("{name}: validate: {}", e.emit_to_string(source)));
-                continue;
-            }
-        };
-        let entries: Vec<String> = module
-            .entry_points
-            .iter()
-            .filter(|ep| ep.stage == ShaderStage::Compute)
-            .map(|ep| ep.name.clone())
-            .collect();
+        let entries = compute_entries(&module);
         if entries.is_empty() {
             failures.push(format!("{name}: no compute entry point"));
         }
@@ -196,6 +205,69 @@ fn every_shader_validates_and_translates_to_all_targets() {
         "shader failures:\n{}",
         failures.join("\n")
     );
+}
+
+/// A device opened with cooperative matrices makes the Vulkan memory model
+/// available to every shader (wgpu-hal adds the capability with the
+/// feature), but naga declares it only in a module whose types need it: the
+/// cooperative-matrix kernels. Every other kernel keeps the GLSL450 memory
+/// model on such a device, so opening devices with the feature costs the
+/// other kernels nothing. (The SPIR-V here is written with every capability
+/// available, as on such a device.)
+#[test]
+fn only_the_cooperative_matrix_kernels_use_the_vulkan_memory_model() {
+    const OP_MEMORY_MODEL: u32 = 14;
+    const GLSL450: u32 = 1;
+    const VULKAN: u32 = 3;
+    let (shaders, _) = lam_wgpu::shader_sources();
+    let mut wrong = Vec::new();
+    for shader in &shaders {
+        let (module, info) = validated(shader).expect("validated by the test above");
+        let coop = shader
+            .features
+            .contains(lam_wgpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        for entry in compute_entries(&module) {
+            let (module, info) = process_overrides(
+                &module,
+                &info,
+                Some((ShaderStage::Compute, &entry)),
+                &naga::back::PipelineConstants::default(),
+            )
+            .expect("overrides");
+            let words = naga::back::spv::write_vec(
+                &module,
+                &info,
+                &naga::back::spv::Options::default(),
+                Some(&naga::back::spv::PipelineOptions {
+                    shader_stage: ShaderStage::Compute,
+                    entry_point: entry.clone(),
+                }),
+            )
+            .expect("SPIR-V");
+            let model = instructions(&words)
+                .find(|ins| ins[0] & 0xffff == OP_MEMORY_MODEL)
+                .map(|ins| ins[2]);
+            let expected = if coop { VULKAN } else { GLSL450 };
+            if model != Some(expected) {
+                wrong.push(format!("{}::{entry}: memory model {model:?}", shader.file));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+/// The instructions of a SPIR-V module after its five-word header, each as
+/// its words (the first holds the opcode in its low half and the word count
+/// in its high half).
+fn instructions(words: &[u32]) -> impl Iterator<Item = &[u32]> {
+    let mut at = 5;
+    std::iter::from_fn(move || {
+        let first = *words.get(at)?;
+        let len = ((first >> 16) as usize).max(1);
+        let ins = &words[at..(at + len).min(words.len())];
+        at += len;
+        Some(ins)
+    })
 }
 
 #[test]
@@ -287,17 +359,8 @@ fn coop_kernel_uses_the_feature(file: &str) {
         }),
     )
     .expect("SPIR-V");
-    // Instruction opcodes are the low half of each instruction's first
-    // word; count those of SPV_KHR_cooperative_matrix after the header.
-    let opcodes = {
-        let mut ops = Vec::new();
-        let mut at = 5;
-        while at < words.len() {
-            ops.push(words[at] & 0xffff);
-            at += (words[at] >> 16).max(1) as usize;
-        }
-        ops
-    };
+    // Count the opcodes of SPV_KHR_cooperative_matrix.
+    let opcodes: Vec<u32> = instructions(&words).map(|ins| ins[0] & 0xffff).collect();
     let count = |op: u32| opcodes.iter().filter(|&&o| o == op).count();
     const LOAD: u32 = 4457;
     const STORE: u32 = 4458;
