@@ -140,9 +140,9 @@ pub struct MatmulOptions {
     /// Open the device with the adapter's cooperative matrices (tensor
     /// cores) where it has them. `None`: yes, unless
     /// `LAM_MATMUL_COOPERATIVE=0`. The feature is wgpu's experimental
-    /// `EXPERIMENTAL_COOPERATIVE_MATRIX`, which also compiles every shader
-    /// of the device to the Vulkan memory model; `Some(false)` keeps the
-    /// device without it (and without the cooperative kernels).
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX` (it compiles the cooperative
+    /// kernels, and only them, to the Vulkan memory model); `Some(false)`
+    /// keeps the device without it (and without the cooperative kernels).
     pub cooperative: Option<bool>,
 }
 
