@@ -46,46 +46,92 @@ var<workgroup> cs: array<f32, SUBGROUPS * FRAG * FRAG>;
 // (QUADS is TILE * CK / (4 THREADS), written out where used: naga 30's
 // process_overrides panics on an `override QUADS` declared as that.)
 const QUADS_MAX: u32 = 8u;
-alias Quads = array<vec4<f32>, QUADS_MAX>;
+// Quads are held as the f16 values they are staged as. F16 operands
+// (HALF, A_HALF, B_HALF) take the hardware's conversions, exact both ways
+// for every half: lib/half.wgsl's integer conversions, which the other
+// kernels use so as to need no shader-f16 feature, cost a dozen
+// instructions an element, more than the tensor cores' work on it. f32
+// operands are rounded to f16 once, as they are fetched.
+alias Quads = array<vec4<f16>, QUADS_MAX>;
+
+// The two halves of one word of an F16 buffer (the even element in the
+// low half, as lib/half.wgsl packs them). naga 30 cannot bitcast a u32 to
+// vec2<f16>, so they are widened to f32 and narrowed back, which is exact.
+fn halves2(word: u32) -> vec2<f16> {
+    return vec2<f16>(unpack2x16float(word));
+}
+
+// Element i of A or B as f16.
+fn a_f16(i: u32) -> f16 {
+    if (HALF || A_HALF) {
+        return halves2(a[i >> 3u][(i >> 1u) & 3u])[i & 1u];
+    }
+    return f16(bitcast<f32>(a[i >> 2u][i & 3u]));
+}
+
+fn b_f16(i: u32) -> f16 {
+    if (HALF || B_HALF) {
+        return halves2(b[i >> 3u][(i >> 1u) & 3u])[i & 1u];
+    }
+    return f16(bitcast<f32>(b[i >> 2u][i & 3u]));
+}
+
+// Elements i..i+3 (i a multiple of 4) of A or B as f16: under HALF the low
+// or high two words of the 16 bytes holding them and four more.
+fn a_quad16(i: u32) -> vec4<f16> {
+    if (HALF || A_HALF) {
+        let w = select(a[i >> 3u].xy, a[i >> 3u].zw, (i & 4u) != 0u);
+        return vec4<f16>(halves2(w.x), halves2(w.y));
+    }
+    return vec4<f16>(bitcast<vec4<f32>>(a[i >> 2u]));
+}
+
+fn b_quad16(i: u32) -> vec4<f16> {
+    if (HALF || B_HALF) {
+        let w = select(b[i >> 3u].xy, b[i >> 3u].zw, (i & 4u) != 0u);
+        return vec4<f16>(halves2(w.x), halves2(w.y));
+    }
+    return vec4<f16>(bitcast<vec4<f32>>(b[i >> 2u]));
+}
 
 // The quad of A at (row r, depth kk) of the slab and its three successors
 // along the quad's dim: zeros outside the product.
-fn fetch_a(base: u32, r: u32, kk: u32) -> vec4<f32> {
+fn fetch_a(base: u32, r: u32, kk: u32) -> vec4<f16> {
     let along_k = A_MODE == 1u || A_MODE == 2u;
     if (A_MODE >= 2u) {
         let inside = r < p.m && kk < p.k;
         if (inside) {
-            return a_quad(base + r * p.a_sm + kk * p.a_sk);
+            return a_quad16(base + r * p.a_sm + kk * p.a_sk);
         }
-        return vec4<f32>(0.0);
+        return vec4<f16>(0.0h);
     }
-    var q = vec4<f32>(0.0);
+    var q = vec4<f16>(0.0h);
     for (var j = 0u; j < 4u; j++) {
         let rj = select(r + j, r, along_k);
         let kj = select(kk, kk + j, along_k);
         if (rj < p.m && kj < p.k) {
-            q[j] = a_at(base + rj * p.a_sm + kj * p.a_sk);
+            q[j] = a_f16(base + rj * p.a_sm + kj * p.a_sk);
         }
     }
     return q;
 }
 
 // The quad of B at (depth kk, column col) and its successors, as fetch_a.
-fn fetch_b(base: u32, kk: u32, col: u32) -> vec4<f32> {
+fn fetch_b(base: u32, kk: u32, col: u32) -> vec4<f16> {
     let along_n = B_MODE == 0u || B_MODE == 2u;
     if (B_MODE >= 2u) {
         let inside = kk < p.k && col < p.n;
         if (inside) {
-            return b_quad(base + kk * p.b_sk + col * p.b_sn);
+            return b_quad16(base + kk * p.b_sk + col * p.b_sn);
         }
-        return vec4<f32>(0.0);
+        return vec4<f16>(0.0h);
     }
-    var q = vec4<f32>(0.0);
+    var q = vec4<f16>(0.0h);
     for (var j = 0u; j < 4u; j++) {
         let kj = select(kk + j, kk, along_n);
         let cj = select(col, col + j, along_n);
         if (kj < p.k && cj < p.n) {
-            q[j] = b_at(base + kj * p.b_sk + cj * p.b_sn);
+            q[j] = b_f16(base + kj * p.b_sk + cj * p.b_sn);
         }
     }
     return q;
@@ -120,7 +166,7 @@ fn fetch(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32,
     }
 }
 
-// Writes the quads fetched by `fetch` into workgroup memory as f16:
+// Writes the quads fetched by `fetch` into workgroup memory:
 // as_[r * AS + kk] and bs[kk * BS + col]. A quad's four halves are `step`
 // apart (1 along a staged row, else a row's length), written out rather
 // than looped over: wgpu gives every loop an iteration counter, which
@@ -131,14 +177,14 @@ fn stage(t: u32, qa: ptr<function, Quads>, qb: ptr<function, Quads>) {
     for (var e = 0u; e < TILE * CK / (4u * THREADS); e++) {
         let q = t + e * THREADS;
         let ra = a_quad_at(q);
-        let va = vec4<f16>((*qa)[e]);
+        let va = (*qa)[e];
         let ia = ra.x * AS + ra.y;
         as_[ia] = va.x;
         as_[ia + a_step] = va.y;
         as_[ia + 2u * a_step] = va.z;
         as_[ia + 3u * a_step] = va.w;
         let rb = b_quad_at(q);
-        let vb = vec4<f16>((*qb)[e]);
+        let vb = (*qb)[e];
         let ib = rb.x * BS + rb.y;
         bs[ib] = vb.x;
         bs[ib + b_step] = vb.y;

@@ -357,6 +357,7 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         .map_err(|_| Error::Device("wgpu panicked while opening the device".into()))?;
     let (device, queue) =
         opened.map_err(|e| Error::Device(format!("opening the device failed: {e}")))?;
+    let downlevel = adapter.get_downlevel_capabilities().flags;
     drop(adapter);
     let max_binding = limits.max_storage_buffer_binding_size;
     let gpu_limits = GpuLimits {
@@ -377,6 +378,7 @@ fn open(info: &wgpu::AdapterInfo, nth: usize, opts: &GpuOptions) -> Result<Devic
         opts.matmul.clone(),
         info,
         device.features(),
+        downlevel,
         &limits,
         &coop_configs,
     )?;

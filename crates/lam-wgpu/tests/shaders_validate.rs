@@ -42,6 +42,12 @@ fn wgsl_files(sub: &str) -> Vec<String> {
 fn capabilities(features: lam_wgpu::wgpu::Features) -> Capabilities {
     use lam_wgpu::wgpu::Features as F;
     let mut caps = Capabilities::default();
+    // The cooperative kernels convert halves with unpack2x16float, which
+    // wgpu allows where the adapter has the downlevel SHADER_F16_IN_F32
+    // (every Vulkan adapter; `coop::support` checks it).
+    if features.contains(F::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        caps |= Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    }
     for (feature, cap) in [
         (F::SUBGROUP, Capabilities::SUBGROUP),
         (F::SHADER_F16, Capabilities::SHADER_FLOAT16),

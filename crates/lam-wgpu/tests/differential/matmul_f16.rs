@@ -6,8 +6,8 @@
 //! The operands are multiples of 1/16 of at most 4 in magnitude, so every
 //! product and every partial sum is exact in f32 whatever the order of the
 //! additions: each output must then have exactly the bits of the exact sum
-//! rounded to f16, on every kernel. Further cases hold NaN and infinities,
-//! and sums beyond f16's range (which round to infinity).
+//! rounded to f16, on every kernel. Further cases hold NaN, infinities and
+//! subnormal halves, and sums beyond f16's range (which round to infinity).
 //!
 //! `fused_linear_f16` (the same kernels, rounding each sum to f16 before
 //! adding an F32 bias and applying a ReLU) must give the bits of the
@@ -256,6 +256,32 @@ fn special_values(dev: &Device) {
         "f16 matmul of NaN and infinities, Aᵀ",
         (&at, &la),
         (&b[..], &lb),
+    );
+    // Subnormal halves (multiples of 2^-24, below f16's least normal
+    // 2^-14) are read exactly, whatever the kernel converts them with:
+    // times 1,024 their sum is normal, times one it stays subnormal.
+    let tiny = 2f32.powi(-24);
+    let a = [
+        tiny,
+        3.0 * tiny,
+        -5.0 * tiny,
+        1000.0 * tiny, //
+        1.0,
+        0.5,
+        tiny,
+        -tiny,
+    ];
+    let b = [
+        1024.0, 1.0, //
+        1024.0, 1.0, //
+        1024.0, 0.0, //
+        1024.0, 0.0,
+    ];
+    check(
+        gpu,
+        "f16 matmul of subnormal halves",
+        (&a[..], &Layout::contiguous(&[1, 2, 4])),
+        (&b[..], &Layout::contiguous(&[1, 4, 2])),
     );
     // Large negative and positive sums: -inf and +inf.
     let big = [-60000.0, -60000.0, 60000.0, 60000.0];

@@ -227,12 +227,13 @@ pub(crate) struct MatmulState {
 
 impl MatmulState {
     /// The state of a device opened from an adapter with `info`, `features`
-    /// and `limits` (those the device was opened with) and cooperative-matrix
-    /// configurations `coop`.
+    /// and `limits` (those the device was opened with), downlevel flags
+    /// `downlevel` and cooperative-matrix configurations `coop`.
     pub(crate) fn new(
         options: MatmulOptions,
         info: &wgpu::AdapterInfo,
         features: wgpu::Features,
+        downlevel: wgpu::DownlevelFlags,
         limits: &wgpu::Limits,
         coop: &[wgpu::CooperativeMatrixProperties],
     ) -> Result<MatmulState> {
@@ -246,7 +247,7 @@ impl MatmulState {
             None
         };
         let lanes = info.subgroup_min_size;
-        let frag = coop::support(info, features, coop);
+        let frag = coop::support(info, features, downlevel, coop);
         let coop_slot = |wide| -> CoopSlot {
             let fits = |&frag: &u32| coop::fits(frag, wide, lanes, limits);
             (frag.clone().and_then(|f| fits(&f)), OnceLock::new())

@@ -2,7 +2,7 @@
 //! whether a device can run them, and their check on first use.
 //!
 //! It needs, all at once: a device opened with `EXPERIMENTAL_COOPERATIVE_MATRIX`,
-//! `SHADER_F16` and `SUBGROUP`; an adapter that reports a 16 x 16 x 16
+//! `SHADER_F16` and `SUBGROUP` (and the downlevel `SHADER_F16_IN_F32`); an adapter that reports a 16 x 16 x 16
 //! configuration with f16 A and B and an f32 accumulator (the only one the
 //! kernel uses); one subgroup size of 4 to 64 lanes (the kernel's `LANES`:
 //! it gives each subgroup 32 rows of a tile and half its columns, so a
@@ -33,11 +33,13 @@ pub(crate) const FEATURES: wgpu::Features = wgpu::Features::EXPERIMENTAL_COOPERA
     .union(wgpu::Features::SUBGROUP);
 
 /// The fragment side (16, else 8) with which a device from an adapter
-/// with `info`, opened with `features` and cooperative-matrix
-/// configurations `configs`, can run the kernel, or why it cannot.
+/// with `info` and `downlevel` flags, opened with `features` and
+/// cooperative-matrix configurations `configs`, can run the kernel, or why
+/// it cannot.
 pub(crate) fn support(
     info: &wgpu::AdapterInfo,
     features: wgpu::Features,
+    downlevel: wgpu::DownlevelFlags,
     configs: &[wgpu::CooperativeMatrixProperties],
 ) -> std::result::Result<u32, String> {
     if !features.contains(FEATURES) {
@@ -45,6 +47,10 @@ pub(crate) fn support(
             "the device lacks {:?}",
             FEATURES.difference(features)
         ));
+    }
+    // The kernel converts F16 operands' words with unpack2x16float.
+    if !downlevel.contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32) {
+        return Err("the adapter lacks wgpu's SHADER_F16_IN_F32 (unpack2x16float)".into());
     }
     let (min, max) = (info.subgroup_min_size, info.subgroup_max_size);
     if min != max || !min.is_power_of_two() || !(4..=64).contains(&min) {
@@ -206,6 +212,8 @@ fn compare(want: &[f32], got: &[f32], k: usize) -> std::result::Result<(), Strin
 mod tests {
     use super::*;
 
+    const ALL: wgpu::DownlevelFlags = wgpu::DownlevelFlags::all();
+
     fn info(min: u32, max: u32) -> wgpu::AdapterInfo {
         wgpu::AdapterInfo {
             subgroup_min_size: min,
@@ -229,11 +237,11 @@ mod tests {
     fn support_needs_features_subgroups_and_a_configuration() {
         use wgpu::CooperativeScalarType::{F16, F32};
         let good = [config(8, F32), config(16, F16)];
-        assert_eq!(support(&info(32, 32), FEATURES, &good), Ok(16));
-        let why = |i, f, c: &[_]| support(&i, f, c).unwrap_err();
+        assert_eq!(support(&info(32, 32), FEATURES, ALL, &good), Ok(16));
+        let why = |i, f, c: &[_]| support(&i, f, ALL, c).unwrap_err();
         assert!(why(info(32, 32), wgpu::Features::SUBGROUP, &good).contains("lacks"));
         assert_eq!(
-            support(&info(8, 8), FEATURES, &good),
+            support(&info(8, 8), FEATURES, ALL, &good),
             Ok(16),
             "lavapipe's 8 lanes"
         );
@@ -241,7 +249,15 @@ mod tests {
         assert!(why(info(128, 128), FEATURES, &good).contains("128 to 128"));
         // lavapipe's fragments: 8 x 8 x 8, f16 x f16 + f32 (and + f16).
         let small = [config(8, F16), config(16, F32)];
-        assert_eq!(support(&info(8, 8), FEATURES, &small), Ok(8));
+        assert_eq!(support(&info(8, 8), FEATURES, ALL, &small), Ok(8));
+        assert!(support(
+            &info(32, 32),
+            FEATURES,
+            wgpu::DownlevelFlags::empty(),
+            &good
+        )
+        .unwrap_err()
+        .contains("SHADER_F16_IN_F32"));
         assert!(why(info(32, 32), FEATURES, &good[..1]).contains("no 16x16x16"));
     }
 
