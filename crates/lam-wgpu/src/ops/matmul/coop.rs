@@ -11,16 +11,17 @@
 //! rows padded against bank conflicts).
 //! Its inputs are rounded to f16, so products with an `F32` operand also
 //! need [`super::MatmulPrecision::High`] (`choice.rs` checks that per
-//! product). Since no test machine runs it (software adapters
-//! lack the feature), the first product that would use it on a device first
-//! runs a small edge-checked product on it and on `Tile64`: a mismatch
-//! beyond f16 rounding disables it for that device, with the reason on
-//! stderr, and every product keeps to the f32 kernels.
+//! product). Since few test machines run it (of software adapters only
+//! Mesa 26's lavapipe has the feature), the first product that would use it
+//! on a device first runs small edge-checked products on it and on `Tile64` (F32 operands,
+//! and F16 ones with subnormal halves): a mismatch beyond f16 rounding
+//! disables it for that device, with the reason on stderr, and every
+//! product keeps to the f32 kernels.
 
 use std::sync::Arc;
 
 use lam_core::backend::LinearActivation;
-use lam_core::{DType, Layout, Result};
+use lam_core::{DType, Layout, Result, Storage};
 
 use super::choice::MatmulKernel;
 use super::product;
@@ -133,9 +134,10 @@ pub(crate) fn fits(
 }
 
 /// Runs a small product (sizes off the tiles, so the edges run too) on
-/// `kernel` (`Coop` or `Coop128`) and on `Tile64`; `Ok(false)` with the
-/// reason on stderr when they differ by more than f16 rounding of the
-/// inputs explains.
+/// `kernel` (`Coop` or `Coop128`) and on `Tile64`, of F32 operands and
+/// then of F16 ones with subnormal halves; `Ok(false)` with the reason on
+/// stderr when the first differ by more than f16 rounding of the inputs
+/// explains, or the second (exact sums) by a bit.
 pub(crate) fn self_check(gpu: &Arc<Gpu>, kernel: MatmulKernel) -> Result<bool> {
     let (m, k, n) = (140, 40, 136);
     let values = |len: usize, seed: usize| -> Vec<f32> {
@@ -150,11 +152,11 @@ pub(crate) fn self_check(gpu: &Arc<Gpu>, kernel: MatmulKernel) -> Result<bool> {
         Layout::contiguous(&[k, n]),
         Layout::contiguous(&[m, n]),
     );
-    let run = |kernel| -> Result<Vec<f32>> {
+    let run = |kernel, (a, b): (&Storage, &Storage)| -> Result<Vec<f32>> {
         let c = product(
             gpu,
-            (&a, &la),
-            (&b, &lb),
+            (a, &la),
+            (b, &lb),
             None,
             LinearActivation::Identity,
             Some(kernel),
@@ -162,9 +164,34 @@ pub(crate) fn self_check(gpu: &Arc<Gpu>, kernel: MatmulKernel) -> Result<bool> {
         let bytes = copy::read(gpu, (&c, &lc), DType::F32)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     };
-    let want = run(MatmulKernel::Tile64)?;
-    let got = run(kernel)?;
-    match compare(&want, &got, k) {
+    let want = run(MatmulKernel::Tile64, (&a, &b))?;
+    let got = run(kernel, (&a, &b))?;
+    let mut verdict = compare(&want, &got, k);
+    if verdict.is_ok() {
+        // F16 operands, as mixed precision's products bring them: the
+        // kernel converts their words with the hardware's conversion, which
+        // must keep subnormal halves. A's halves are multiples of 2^-24
+        // below 2^-14 (all subnormal), B's integers of at most 16, so every
+        // sum is exact in f32 and both kernels must give the same bits.
+        let halves = |len: usize, value: &dyn Fn(usize) -> f32| -> Result<Storage> {
+            let h: Vec<u16> = (0..len)
+                .map(|i| lam_core::f16::from_f32(value(i)).to_bits())
+                .collect();
+            copy::upload(gpu, bytemuck::cast_slice(&h), DType::F16)
+        };
+        let tiny = 2f32.powi(-24);
+        let a = halves(m * k, &|i| ((i * 37 + 1) % 1023 + 1) as f32 * tiny)?;
+        let b = halves(k * n, &|i| ((i * 13 + 2) % 33) as f32 - 16.0)?;
+        let want = run(MatmulKernel::Tile64, (&a, &b))?;
+        let got = run(kernel, (&a, &b))?;
+        if let Some(i) = (0..want.len()).find(|&i| want[i].to_bits() != got[i].to_bits()) {
+            verdict = Err(format!(
+                "of subnormal F16 operands gave {} at {i} where tile64 gave {}",
+                got[i], want[i]
+            ));
+        }
+    }
+    match verdict {
         Ok(()) => Ok(true),
         Err(why) => {
             eprintln!(
