@@ -8,7 +8,8 @@
 // neighbouring vec4s of the staged tiles). Per step of 16 along K a thread
 // does 1024 multiply-adds for 64 vec4 reads of workgroup memory. The next
 // K-slab is loaded from global memory into registers while the current one
-// is multiplied, hiding the load latency behind the arithmetic.
+// is multiplied, hiding the load latency behind the arithmetic, and then
+// staged into the other of two workgroup buffers.
 //
 // Pipeline constants (the host picks them as for matmul.wgsl):
 // - A_MODE: 2 row-major A (vec4 along k), 3 transposed A (vec4 along m);
@@ -27,13 +28,17 @@ override B_MODE: u32 = 2u;
 
 const TILE: u32 = 128u;
 
-// as_[kk][q] holds A rows 4q..4q+3 at depth kk; bs[kk][q] holds B columns
-// 4q..4q+3 at depth kk. Two dimensions rather than one flat index so that,
-// in the unrolled inner loop, the depth is a constant part of the address
-// (an immediate offset) and only the thread's quad is clamped by wgpu's
-// bounds checks, once for the whole loop rather than once per load.
-var<workgroup> as_: array<array<vec4<f32>, 32>, TK>;
-var<workgroup> bs: array<array<vec4<f32>, 32>, TK>;
+// as_[buf][kk][q] holds A rows 4q..4q+3 at depth kk of the slab in buffer
+// buf; bs[buf][kk][q] holds B columns 4q..4q+3. Two buffers: the next slab
+// is staged into one while the other is multiplied, so a slab costs one
+// barrier, not two (32 KiB of workgroup memory; the host runs the kernel
+// only on devices that allow it). Indexed by depth rather than by one flat
+// index so that, in the unrolled inner loop, the depth is a constant part
+// of the address (an immediate offset) and only the buffer and the
+// thread's quad are clamped by wgpu's bounds checks, once per slab rather
+// than once per load.
+var<workgroup> as_: array<array<array<vec4<f32>, 32>, TK>, 2>;
+var<workgroup> bs: array<array<array<vec4<f32>, 32>, TK>, 2>;
 
 // The thread's 8 x 8 block of C: acc<R><C>_<i> holds row (R ? 64 : 0) +
 // 4 ty + i, columns (C ? 64 : 0) + 4 tx + 0..3 as lanes. Private rather
@@ -99,52 +104,53 @@ fn load_slab(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) -> Sla
 // Writes element `lane` of vectors 4 apart along a row-major slab's depth:
 // v[j] goes to depth kq + j. (A row-major A's vec4 runs along k, which the
 // staged layout transposes.)
-fn stage_a_column(kq: u32, q: u32, lane: u32, v: vec4<f32>) {
-    as_[kq][q][lane] = v.x;
-    as_[kq + 1u][q][lane] = v.y;
-    as_[kq + 2u][q][lane] = v.z;
-    as_[kq + 3u][q][lane] = v.w;
+fn stage_a_column(buf: u32, kq: u32, q: u32, lane: u32, v: vec4<f32>) {
+    as_[buf][kq][q][lane] = v.x;
+    as_[buf][kq + 1u][q][lane] = v.y;
+    as_[buf][kq + 2u][q][lane] = v.z;
+    as_[buf][kq + 3u][q][lane] = v.w;
 }
 
-fn stage_b_column(kq: u32, q: u32, lane: u32, v: vec4<f32>) {
-    bs[kq][q][lane] = v.x;
-    bs[kq + 1u][q][lane] = v.y;
-    bs[kq + 2u][q][lane] = v.z;
-    bs[kq + 3u][q][lane] = v.w;
+fn stage_b_column(buf: u32, kq: u32, q: u32, lane: u32, v: vec4<f32>) {
+    bs[buf][kq][q][lane] = v.x;
+    bs[buf][kq + 1u][q][lane] = v.y;
+    bs[buf][kq + 2u][q][lane] = v.z;
+    bs[buf][kq + 3u][q][lane] = v.w;
 }
 
-// Writes one slab into workgroup memory in the layout of as_ and bs.
-fn stage(t: u32, s: Slab) {
+// Writes one slab into buffer `buf` of as_ and bs, in their layout.
+fn stage(buf: u32, t: u32, s: Slab) {
     if (A_MODE == 3u) {
         let kk = t >> 5u;
         let q = t & 31u;
-        as_[kk][q] = s.a0;
-        as_[kk + 8u][q] = s.a1;
+        as_[buf][kk][q] = s.a0;
+        as_[buf][kk + 8u][q] = s.a1;
     } else {
         let r = t >> 2u;
         let kq = (t & 3u) * 4u;
-        stage_a_column(kq, r >> 2u, r & 3u, s.a0);
-        stage_a_column(kq, 16u + (r >> 2u), r & 3u, s.a1);
+        stage_a_column(buf, kq, r >> 2u, r & 3u, s.a0);
+        stage_a_column(buf, kq, 16u + (r >> 2u), r & 3u, s.a1);
     }
     if (B_MODE == 3u) {
         let col = t >> 2u;
         let kq = (t & 3u) * 4u;
-        stage_b_column(kq, col >> 2u, col & 3u, s.b0);
-        stage_b_column(kq, 16u + (col >> 2u), col & 3u, s.b1);
+        stage_b_column(buf, kq, col >> 2u, col & 3u, s.b0);
+        stage_b_column(buf, kq, 16u + (col >> 2u), col & 3u, s.b1);
     } else {
         let kk = t >> 5u;
         let q = t & 31u;
-        bs[kk][q] = s.b0;
-        bs[kk + 8u][q] = s.b1;
+        bs[buf][kk][q] = s.b0;
+        bs[buf][kk + 8u][q] = s.b1;
     }
 }
 
-// One depth kk of the staged slab: 64 multiply-adds from four vec4 reads.
-fn mac(kk: u32, ty: u32, tx: u32) {
-    let a0 = as_[kk][ty];
-    let a1 = as_[kk][ty + 16u];
-    let b0 = bs[kk][tx];
-    let b1 = bs[kk][tx + 16u];
+// One depth kk of the slab in buffer `buf`: 64 multiply-adds from four
+// vec4 reads.
+fn mac(buf: u32, kk: u32, ty: u32, tx: u32) {
+    let a0 = as_[buf][kk][ty];
+    let a1 = as_[buf][kk][ty + 16u];
+    let b0 = bs[buf][kk][tx];
+    let b1 = bs[buf][kk][tx + 16u];
     acc00_0 = fma(vec4<f32>(a0.x), b0, acc00_0);
     acc00_1 = fma(vec4<f32>(a0.y), b0, acc00_1);
     acc00_2 = fma(vec4<f32>(a0.z), b0, acc00_2);
@@ -168,23 +174,23 @@ fn mac(kk: u32, ty: u32, tx: u32) {
 // test, which in a loop of 64 multiply-adds would take a quarter of the
 // issue slots (an H200's FP32 peak needs an FMA in nearly every slot) and
 // can keep the driver from unrolling; each call's depth is a constant.
-fn mac_slab(ty: u32, tx: u32) {
-    mac(0u, ty, tx);
-    mac(1u, ty, tx);
-    mac(2u, ty, tx);
-    mac(3u, ty, tx);
-    mac(4u, ty, tx);
-    mac(5u, ty, tx);
-    mac(6u, ty, tx);
-    mac(7u, ty, tx);
-    mac(8u, ty, tx);
-    mac(9u, ty, tx);
-    mac(10u, ty, tx);
-    mac(11u, ty, tx);
-    mac(12u, ty, tx);
-    mac(13u, ty, tx);
-    mac(14u, ty, tx);
-    mac(15u, ty, tx);
+fn mac_slab(buf: u32, ty: u32, tx: u32) {
+    mac(buf, 0u, ty, tx);
+    mac(buf, 1u, ty, tx);
+    mac(buf, 2u, ty, tx);
+    mac(buf, 3u, ty, tx);
+    mac(buf, 4u, ty, tx);
+    mac(buf, 5u, ty, tx);
+    mac(buf, 6u, ty, tx);
+    mac(buf, 7u, ty, tx);
+    mac(buf, 8u, ty, tx);
+    mac(buf, 9u, ty, tx);
+    mac(buf, 10u, ty, tx);
+    mac(buf, 11u, ty, tx);
+    mac(buf, 12u, ty, tx);
+    mac(buf, 13u, ty, tx);
+    mac(buf, 14u, ty, tx);
+    mac(buf, 15u, ty, tx);
 }
 
 // Output quad `q` (elements 4q..4q+3, columns col..col+3) through the
@@ -235,15 +241,27 @@ fn matmul_large(
                 acc11_1 = vec4<f32>(0.0);
                 acc11_2 = vec4<f32>(0.0);
                 acc11_3 = vec4<f32>(0.0);
-                var next = load_slab(t, a_base, b_base, m0, n0, 0u);
+                // Slab i is multiplied from buffer i % 2 while slab i + 1,
+                // loaded into registers meanwhile, is staged into the other.
+                // The barrier after both keeps any thread from staging
+                // slab i + 2 over slab i while another still multiplies it
+                // (and the loop's last one, a next tile's slab 0 over this
+                // tile's last).
+                stage(0u, t, load_slab(t, a_base, b_base, m0, n0, 0u));
+                workgroupBarrier();
+                var buf = 0u;
                 for (var k0 = 0u; k0 < p.k; k0 += TK) {
-                    workgroupBarrier();
-                    stage(t, next);
-                    workgroupBarrier();
-                    if (k0 + TK < p.k) {
+                    let more = k0 + TK < p.k;
+                    var next: Slab;
+                    if (more) {
                         next = load_slab(t, a_base, b_base, m0, n0, k0 + TK);
                     }
-                    mac_slab(ty, tx);
+                    mac_slab(buf, ty, tx);
+                    if (more) {
+                        stage(buf ^ 1u, t, next);
+                    }
+                    workgroupBarrier();
+                    buf ^= 1u;
                 }
                 let r0 = m0 + ty * 4u;
                 let r1 = r0 + 64u;

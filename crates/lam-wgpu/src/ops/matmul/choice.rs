@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lam_core::{DType, Device, Error, Result};
 
-use super::{autotune, cache, coop, fits_large, split, variant, Job, LARGE_TILE};
+use super::{
+    autotune, cache, coop, fits_large, split, variant, Job, LARGE_TILE, LARGE_WORKGROUP_BYTES,
+};
 use crate::context::{lock, Gpu};
 use crate::params::MatmulParams;
 
@@ -209,6 +211,9 @@ pub(crate) struct MatmulState {
     options: MatmulOptions,
     /// Lanes sharing A in matmul_subgroup.wgsl, where the device has subgroups.
     subgroup_group: Option<u32>,
+    /// Why matmul_large.wgsl (`Tile128`, `SplitK128`) cannot run (`Err`):
+    /// the device allows less workgroup memory than its two slab buffers.
+    large: std::result::Result<(), String>,
     /// The adapter's subgroup size: the cooperative kernels' `LANES`.
     lanes: u32,
     /// The side of the cooperative kernels' fragments: 16 (matmul_coop.wgsl)
@@ -247,6 +252,13 @@ impl MatmulState {
             None
         };
         let lanes = info.subgroup_min_size;
+        let large = match limits.max_compute_workgroup_storage_size {
+            have if have >= LARGE_WORKGROUP_BYTES => Ok(()),
+            have => Err(format!(
+                "its 128 x 128 tiles need {LARGE_WORKGROUP_BYTES} bytes of workgroup memory; \
+                 the device allows {have}"
+            )),
+        };
         let frag = coop::support(info, features, downlevel, coop);
         let coop_slot = |wide| -> CoopSlot {
             let fits = |&frag: &u32| coop::fits(frag, wide, lanes, limits);
@@ -262,6 +274,7 @@ impl MatmulState {
             ),
             options,
             subgroup_group,
+            large,
             lanes,
             frag: frag.unwrap_or(16),
             coop,
@@ -291,11 +304,8 @@ impl MatmulState {
     /// Whether the device can run `kernel` at all (before any product).
     pub(crate) fn available(&self, kernel: MatmulKernel) -> std::result::Result<(), String> {
         match kernel {
-            MatmulKernel::Tile64
-            | MatmulKernel::Tile128
-            | MatmulKernel::Tile32
-            | MatmulKernel::SplitK64
-            | MatmulKernel::SplitK128 => Ok(()),
+            MatmulKernel::Tile64 | MatmulKernel::Tile32 | MatmulKernel::SplitK64 => Ok(()),
+            MatmulKernel::Tile128 | MatmulKernel::SplitK128 => self.large.clone(),
             MatmulKernel::Subgroup => self.subgroup_group.map(drop).ok_or_else(|| {
                 "the device has no subgroup operations (wgpu SUBGROUP) with 4+ lanes".into()
             }),
@@ -356,9 +366,10 @@ pub(crate) fn runnable(
     let state = &gpu.matmul;
     Ok(match kernel {
         MatmulKernel::Tile64 | MatmulKernel::Tile32 => true,
-        MatmulKernel::Tile128 => fits_large(p, &variant(p)),
+        MatmulKernel::Tile128 => state.large.is_ok() && fits_large(p, &variant(p)),
         MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => kernel
             .split_base()
+            .filter(|&base| base != MatmulKernel::Tile128 || state.large.is_ok())
             .and_then(|base| split::plan(p, base))
             .is_some(),
         MatmulKernel::Subgroup => state.subgroup_group.is_some(),
@@ -398,7 +409,7 @@ fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams, halves: bool) -> Result<MatmulKerne
     }
     let large = LARGE_TILE as u64;
     let tiles = (u64::from(p.m) / large) * (u64::from(p.n) / large) * u64::from(p.batch);
-    if fits_large(p, &variant(p)) && tiles >= LARGE_MIN_TILES {
+    if gpu.matmul.large.is_ok() && fits_large(p, &variant(p)) && tiles >= LARGE_MIN_TILES {
         return Ok(MatmulKernel::Tile128);
     }
     Ok(MatmulKernel::Tile64)
@@ -485,4 +496,46 @@ pub fn matmul_kernel_for(
         }
     }
     by_size(&gpu, &p, halves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device's matmul state from its workgroup-memory limit alone.
+    fn state_with_storage(bytes: u32, kernel: Option<MatmulKernel>) -> Result<MatmulState> {
+        let limits = wgpu::Limits {
+            max_compute_workgroup_storage_size: bytes,
+            ..wgpu::Limits::default()
+        };
+        let options = MatmulOptions {
+            kernel,
+            autotune: Some(false),
+            ..MatmulOptions::default()
+        };
+        MatmulState::new(
+            options,
+            &wgpu::AdapterInfo::new(wgpu::DeviceType::DiscreteGpu, wgpu::Backend::Vulkan),
+            wgpu::Features::empty(),
+            wgpu::DownlevelFlags::all(),
+            &limits,
+            &[],
+        )
+    }
+
+    #[test]
+    fn the_large_tiles_need_their_two_slab_buffers_of_workgroup_memory() {
+        let small = state_with_storage(LARGE_WORKGROUP_BYTES - 1, None).unwrap();
+        for kernel in [MatmulKernel::Tile128, MatmulKernel::SplitK128] {
+            let why = small.available(kernel).unwrap_err();
+            assert!(why.contains("32768") && why.contains("32767"), "{why}");
+            assert!(!small.candidates().contains(&kernel));
+        }
+        assert_eq!(small.available(MatmulKernel::Tile64), Ok(()));
+        let why = state_with_storage(16384, Some(MatmulKernel::Tile128)).unwrap_err();
+        assert!(why.to_string().contains("tile128 was asked for"), "{why}");
+        let enough = state_with_storage(LARGE_WORKGROUP_BYTES, None).unwrap();
+        assert_eq!(enough.available(MatmulKernel::Tile128), Ok(()));
+        assert!(enough.candidates().contains(&MatmulKernel::SplitK128));
+    }
 }

@@ -75,6 +75,9 @@ const TK: usize = 16;
 const SMALL_TILE: usize = 32;
 /// Tile side of matmul_large.wgsl.
 const LARGE_TILE: usize = 128;
+/// Workgroup memory of matmul_large.wgsl: two buffers of a 16-deep slab
+/// of A and of B, 128 f32 wide.
+const LARGE_WORKGROUP_BYTES: u32 = 2 * 2 * (TK as u32) * 128 * 4;
 const GRID_MAX: usize = 65_535;
 
 /// The pipeline constants of one matmul variant (see matmul.wgsl).
