@@ -20,6 +20,11 @@
 #      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096, F16
 #      products (mixed precision's) on the cooperative kernels, and
 #      gpt's weight-gradient shapes on the tile kernels and split-K;
+#   1a. (`ab`, where the pack holds lam-bench-base, lam-bench at an older
+#      commit: see build_gpu_session.sh) the old binary against the
+#      current one, alternated twice: matmul 4096 f32 on tile128 and tile64,
+#      F16 on coop128 and tile128, and `gpt 16` in f32 and with --amp, each
+#      binary with its own autotune cache;
 #   1b. wgpu's shader checks: matmul 4096 and `gpt 16` with all of them,
 #      without the loop counters (`LAM_SHADER_CHECKS=no-loop-counters`) and
 #      without index clamps and division guards too (`unchecked`);
@@ -41,7 +46,7 @@
 #      the digits example on the GPU (accuracy and wall time);
 #   5. the GPU conformance and differential test binaries.
 #
-# LAM_SESSION_STEPS runs only the steps it names, of: matmul, checks (1b), models (2),
+# LAM_SESSION_STEPS runs only the steps it names, of: matmul, ab (1a), checks (1b), models (2),
 # attention (2b), profile, small (3), soak, digits (4), tests (5; LAM_SESSION_TESTS is a
 # name filter passed to every test binary; LAM_SESSION_MODELS limits step 2
 # to some of gpt, resnet, lstm). The profile step also profiles `resnet`
@@ -75,7 +80,7 @@ exec > >(tee "$OUT/gpu.log") 2>&1
 DEADLINE=$((SECONDS + ${LAM_SESSION_BUDGET:-520}))
 # wants STEP: whether LAM_SESSION_STEPS (all of them by default) names STEP.
 wants() {
-    [[ " ${LAM_SESSION_STEPS:-matmul checks models attention profile small soak digits tests} " == *" $1 "* ]]
+    [[ " ${LAM_SESSION_STEPS:-matmul ab checks models attention profile small soak digits tests} " == *" $1 "* ]]
 }
 step() { echo; echo "=== $* ($(date +%T), $((DEADLINE - SECONDS)) s left)"; }
 # run LIMIT CMD...: CMD under LIMIT seconds, or fewer when the budget is
@@ -150,6 +155,33 @@ if wants matmul; then
         run 60 python3 bench/torch_bench_cuda.py matmul $shape $iters
     done
     # --- end matmul kernels
+fi
+
+if wants ab && [ -x "$BIN/lam-bench-base" ]; then
+    step "ab: lam-bench at the baseline commit (base) against this one (new), alternated"
+    n=${SIZES%% *}
+    iters=$((ITERS > 0 ? ITERS : 50))
+    # Each binary keeps its own autotune cache: the two may tune alike-named
+    # kernels differently.
+    ab() {
+        local limit=$1
+        shift
+        for round in 1 2; do
+            for b in base new; do
+                local exe="$BIN/lam-bench"
+                [ $b = base ] && exe="$BIN/lam-bench-base"
+                echo "[$b, round $round]"
+                XDG_CACHE_HOME=/tmp/lam-ab-cache-$b run "$limit" "$exe" "$@"
+            done
+        done
+    }
+    for kd in tile128:f32 tile64:f32 coop128:f16 tile128:f16; do
+        ab 60 matmul $n $iters --device gpu --kernel ${kd%%:*} --dtype ${kd##*:}
+    done
+    # shellcheck disable=SC2086
+    ab 90 gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu
+    # shellcheck disable=SC2086
+    ab 90 gpt 16 $((BIG_STEPS / 3 + 1)) $GPT --device gpu --amp
 fi
 
 if wants checks; then
