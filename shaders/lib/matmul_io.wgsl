@@ -21,6 +21,10 @@
 // 8 of halves, aligned alike (the element index a multiple of 4).
 // A_HALF, B_HALF: only A (or only B) is F16, the other f32 (autocast's
 // convolution gradient: F16 columns or weight times an f32 gradient).
+// HALF_HW: halves are widened by the hardware (unpack2x16float, an
+// instruction or two) rather than by lib/half.wgsl's integer code (a dozen
+// with branches, on every element staged); the host sets it where a check
+// on the device found the hardware exact for every half, subnormals too.
 
 // #include "lib/nan.wgsl"
 // #include "lib/half.wgsl"
@@ -50,6 +54,7 @@ override HALF: bool = false;
 override HALF_OUT: bool = false;
 override A_HALF: bool = false;
 override B_HALF: bool = false;
+override HALF_HW: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // Bound as vec4 so the fast modes load 16 bytes at once; scalar modes pick a
@@ -63,16 +68,24 @@ override B_HALF: bool = false;
 // Element i of A or B (scalar loads of the general modes).
 fn a_at(i: u32) -> f32 {
     if (HALF || A_HALF) {
-        return half_value(half_of_word(a[i >> 3u][(i >> 1u) & 3u], i));
+        return widen(a[i >> 3u][(i >> 1u) & 3u], i);
     }
     return bitcast<f32>(a[i >> 2u][i & 3u]);
 }
 
 fn b_at(i: u32) -> f32 {
     if (HALF || B_HALF) {
-        return half_value(half_of_word(b[i >> 3u][(i >> 1u) & 3u], i));
+        return widen(b[i >> 3u][(i >> 1u) & 3u], i);
     }
     return bitcast<f32>(b[i >> 2u][i & 3u]);
+}
+
+// Half `e` (its index in the buffer) of `word`, widened to f32 exactly.
+fn widen(word: u32, e: u32) -> f32 {
+    if (HALF_HW) {
+        return unpack2x16float(word)[e & 1u];
+    }
+    return half_value(half_of_word(word, e));
 }
 
 // Elements i..i+3 of A or B, i a multiple of 4 (the vec4 load modes).
@@ -94,6 +107,9 @@ fn b_quad(i: u32) -> vec4<f32> {
 // them and four more: the low two words when i % 8 == 0, else the high two.
 fn halves4(q: vec4<u32>, i: u32) -> vec4<f32> {
     let w = select(q.xy, q.zw, (i & 4u) != 0u);
+    if (HALF_HW) {
+        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
     return vec4<f32>(
         half_value(w.x & 0xffffu),
         half_value(w.x >> 16u),

@@ -47,7 +47,15 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
         } else {
             label
         };
-        println!("{line}{label}, ran on {}]", ran.name());
+        // F16 operands: whether the kernels widened their halves by
+        // hardware or with lam's integer conversion (a check on the
+        // device's first product of halves decides).
+        let widened = match lam_wgpu::matmul_widens_halves_by_hardware(&device)? {
+            Some(true) => ", halves widened by hardware",
+            Some(false) => ", halves widened by lam",
+            None => "",
+        };
+        println!("{line}{label}, ran on {}{widened}]", ran.name());
     }
     Ok(())
 }

@@ -248,12 +248,16 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 /// Whether the adapter runs compute shaders at all, and has the limits
 /// lam's kernels need ([`check_limits`]).
 fn check_capable(adapter: &wgpu::Adapter) -> Result<()> {
-    if !adapter
-        .get_downlevel_capabilities()
-        .flags
-        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-    {
+    let flags = adapter.get_downlevel_capabilities().flags;
+    if !flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
         return Err(Error::Device("no compute shader support".into()));
+    }
+    // The matmul kernels may widen halves with unpack2x16float (every
+    // backend with compute shaders has it; WebGL 2 lacks it).
+    if !flags.contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32) {
+        return Err(Error::Device(
+            "no f16 packing in shaders (wgpu's SHADER_F16_IN_F32)".into(),
+        ));
     }
     check_limits(&adapter.limits())
 }

@@ -44,8 +44,8 @@ pub use device::{
 pub use kernels::{shader_sources, ShaderSource};
 pub use ops::attention::AttentionKernel;
 pub use ops::matmul::{
-    autotune_matmul, matmul_kernel_for, matmul_kernels, MatmulKernel, MatmulOptions,
-    MatmulPrecision,
+    autotune_matmul, matmul_kernel_for, matmul_kernels, matmul_widens_halves_by_hardware,
+    MatmulKernel, MatmulOptions, MatmulPrecision,
 };
 pub use pipeline::ShaderChecks;
 pub use storage::{simulate_device_loss, GpuStorage};

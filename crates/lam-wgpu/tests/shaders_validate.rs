@@ -41,13 +41,10 @@ fn wgsl_files(sub: &str) -> Vec<String> {
 /// naga's capabilities for wgpu device features a shader needs.
 fn capabilities(features: lam_wgpu::wgpu::Features) -> Capabilities {
     use lam_wgpu::wgpu::Features as F;
-    let mut caps = Capabilities::default();
-    // The cooperative kernels convert halves with unpack2x16float, which
-    // wgpu allows where the adapter has the downlevel SHADER_F16_IN_F32
-    // (every Vulkan adapter; `coop::support` checks it).
-    if features.contains(F::EXPERIMENTAL_COOPERATIVE_MATRIX) {
-        caps |= Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-    }
+    // The matmul kernels may convert halves with unpack2x16float, which
+    // wgpu allows where the adapter has the downlevel SHADER_F16_IN_F32:
+    // lam opens only such adapters (every backend with compute shaders).
+    let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     for (feature, cap) in [
         (F::SUBGROUP, Capabilities::SUBGROUP),
         (F::SHADER_F16, Capabilities::SHADER_FLOAT16),
@@ -161,7 +158,8 @@ fn validated(
         .map_err(|e| format!("parse: {}", e.emit_to_string(source)))?;
     // Default capabilities are what WebGPU guarantees everywhere: no f16,
     // no subgroups, no f64; a shader gets more only for the device
-    // features kernels.rs says it needs.
+    // features kernels.rs says it needs (and f16 packing, see
+    // `capabilities`).
     let mut validator = Validator::new(ValidationFlags::all(), capabilities(shader.features));
     validator
         .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

@@ -31,6 +31,33 @@ fn f16_products_are_exact_sums_rounded_once_on_awkward_shapes_and_views() {
     });
 }
 
+/// The first product of halves on a device decides whether its kernels
+/// widen halves by hardware (checked bit for bit against lam's integer
+/// conversion, subnormals, infinities and NaN included); the products above
+/// run either way. Mesa's lavapipe (Vulkan) widens them as lam does; its
+/// GL driver, llvmpipe, changes NaN bits in Mesa 26, so there lam keeps its
+/// own conversion.
+#[test]
+fn the_first_product_of_halves_decides_the_hardware_conversion() {
+    on_every_gpu("matmul_f16 (hardware conversion)", |dev, _| {
+        let gpu = dev.backend();
+        let la = Layout::contiguous(&[1, 2, 4]);
+        let lb = Layout::contiguous(&[1, 4, 2]);
+        let values = [2f32.powi(-24), 1.0, -0.5, 3.0, 2.0, 1.0, 0.25, -1.0];
+        let (a, b) = (to_half(gpu, &values), to_half(gpu, &values));
+        gpu.fused_matmul_f16((&a, &la), (&b, &lb), DType::F32)
+            .expect("an F16 product");
+        let decided = lam_wgpu::matmul_widens_halves_by_hardware(dev).expect("a GPU");
+        eprintln!("{dev}: widens halves by hardware: {decided:?}");
+        let lavapipe = dev.to_string().starts_with("vulkan: llvmpipe");
+        assert!(
+            decided.is_some(),
+            "{dev}: undecided after a product of halves"
+        );
+        assert!(!lavapipe || decided == Some(true), "{dev}: {decided:?}");
+    });
+}
+
 #[test]
 fn every_kernel_forced_reads_halves() {
     let kernels = [

@@ -222,6 +222,9 @@ pub(crate) struct MatmulState {
     /// Per cooperative kernel (`Coop`, `Coop128`): why it cannot run
     /// (`Err`, decided at open), and its first-use check against `Tile64`.
     coop: [CoopSlot; 2],
+    /// Whether the kernels widen halves by hardware (`HALF_HW`): decided
+    /// by `halves::hardware_exact` on the first product of halves.
+    half_hw: OnceLock<bool>,
     /// Autotuning on for products: cached choices are loaded and untuned
     /// classes timed on their first product.
     autotune: bool,
@@ -278,6 +281,7 @@ impl MatmulState {
             lanes,
             frag: frag.unwrap_or(16),
             coop,
+            half_hw: OnceLock::new(),
             tuned: Mutex::new(None),
         };
         if let Some(k) = state.options.kernel {
@@ -289,6 +293,22 @@ impl MatmulState {
             }
         }
         Ok(state)
+    }
+
+    /// Whether products of halves widen them by hardware: false until
+    /// `check_half_hw` has run and found it exact.
+    pub(crate) fn half_hw(&self) -> bool {
+        self.half_hw.get().copied().unwrap_or(false)
+    }
+
+    /// Runs `check` (whether the hardware widens every half exactly) once
+    /// per device; an error leaves it to the next product.
+    pub(crate) fn check_half_hw(&self, check: impl FnOnce() -> Result<bool>) -> Result<()> {
+        if self.half_hw.get().is_none() {
+            let exact = check()?;
+            let _ = self.half_hw.set(exact);
+        }
+        Ok(())
     }
 
     /// The cooperative kernels' subgroup size (`LANES`) and fragment side.
@@ -459,6 +479,18 @@ pub(crate) fn remember(state: &MatmulState, class: &str, kernel: MatmulKernel) {
 /// with the f32 kernels ask this).
 pub fn matmul_kernels(device: &Device) -> Result<Vec<MatmulKernel>> {
     Ok(super::autotune::gpu_of(device)?.matmul.candidates())
+}
+
+/// Whether `device`'s matmul kernels widen `F16` operands by hardware
+/// (`unpack2x16float`) rather than by lam's integer conversion: `None`
+/// before its first product of halves, which checks the hardware's
+/// conversion against lam's, `Some(true)` where they agreed bit for bit.
+pub fn matmul_widens_halves_by_hardware(device: &Device) -> Result<Option<bool>> {
+    Ok(super::autotune::gpu_of(device)?
+        .matmul
+        .half_hw
+        .get()
+        .copied())
 }
 
 /// The kernel a contiguous `[batch, m, k] x [batch, k, n]` product of two

@@ -49,6 +49,7 @@ mod autotune;
 mod cache;
 mod choice;
 mod coop;
+mod halves;
 mod split;
 
 use std::sync::Arc;
@@ -67,7 +68,10 @@ use crate::storage::GpuStorage;
 
 pub use autotune::autotune_matmul;
 pub(crate) use choice::MatmulState;
-pub use choice::{matmul_kernel_for, matmul_kernels, MatmulKernel, MatmulOptions, MatmulPrecision};
+pub use choice::{
+    matmul_kernel_for, matmul_kernels, matmul_widens_halves_by_hardware, MatmulKernel,
+    MatmulOptions, MatmulPrecision,
+};
 
 const TILE: usize = 64;
 const TK: usize = 16;
@@ -264,6 +268,10 @@ pub(crate) struct Job<'a> {
     halves: [bool; 2],
     /// The output is `F16` (the kernels' `HALF_OUT` constant; N is even).
     half_out: bool,
+    /// Whether the kernels widen halves by hardware (`HALF_HW`): `None`,
+    /// as the device's check found (`halves.rs`); the check's own products
+    /// set it.
+    half_hw: Option<bool>,
     /// No output elements: nothing to launch.
     empty: bool,
 }
@@ -296,6 +304,12 @@ fn product(
 
 /// Launches `job` (not empty) on `kernel`, or on the kernel `choice.rs` picks.
 fn run(gpu: &Arc<Gpu>, job: &Job, kernel: Option<MatmulKernel>) -> Result<()> {
+    if job.halves != [false, false] {
+        // The first product of halves on a device checks its hardware
+        // conversion (before any kernel choice, so autotuning times the
+        // kernels as they will run).
+        gpu.matmul.check_half_hw(|| halves::hardware_exact(gpu))?;
+    }
     let kernel = match kernel {
         Some(k) => k,
         None => choice::choose(gpu, job)?,
@@ -395,6 +409,7 @@ fn prepare<'a>(
         epilogue,
         halves: [dtype == DType::F16, b_dtype == DType::F16],
         half_out,
+        half_hw: None,
         empty: numel == 0,
     })
 }
@@ -444,6 +459,10 @@ fn launch_into(
     }
     if half_out {
         constants.push(("HALF_OUT", 1.0));
+    }
+    let half_hw = job.half_hw.unwrap_or_else(|| gpu.matmul.half_hw());
+    if job.halves != [false, false] && half_hw {
+        constants.push(("HALF_HW", 1.0));
     }
     let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
     let params = bytemuck::bytes_of(p);

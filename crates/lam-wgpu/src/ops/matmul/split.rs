@@ -107,6 +107,7 @@ pub(crate) fn launch(gpu: &Arc<Gpu>, job: &Job, base: MatmulKernel) -> Result<()
         epilogue: 0,
         halves: job.halves,
         half_out: false,
+        half_hw: job.half_hw,
         empty: false,
     };
     launch_into(gpu, &part, base, &part.out, false)?;
