@@ -121,6 +121,8 @@ pub(crate) fn shape_class(p: &MatmulParams, halves: bool) -> String {
 
 /// The kernel of the candidates that runs `job` fastest.
 pub(crate) fn measure(gpu: &Arc<Gpu>, job: &Job) -> Result<MatmulKernel> {
+    // Time the kernels as they will run (`autotune_matmul` may come first).
+    super::halves::decide(gpu, job)?;
     let mut best: Option<(Duration, MatmulKernel)> = None;
     for kernel in gpu.matmul.candidates() {
         if !choice::runnable(gpu, kernel, &job.p, job.exact_f16())? {

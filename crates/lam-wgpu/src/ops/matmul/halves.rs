@@ -16,9 +16,18 @@ use std::sync::Arc;
 use lam_core::backend::LinearActivation;
 use lam_core::{f16, DType, Layout, Result};
 
-use super::{launch, prepare, MatmulKernel};
+use super::{launch, prepare, Job, MatmulKernel};
 use crate::context::Gpu;
 use crate::ops::copy;
+
+/// Decides, on the device's first product of halves (`job` has an `F16`
+/// operand), whether its kernels widen halves by hardware.
+pub(crate) fn decide(gpu: &Arc<Gpu>, job: &Job) -> Result<()> {
+    if job.halves != [false, false] {
+        gpu.matmul.check_half_hw(|| hardware_exact(gpu))?;
+    }
+    Ok(())
+}
 
 /// Whether `unpack2x16float` on `gpu` widens every half as lam's integer
 /// conversion does, judged on a 40 x 48 x 24 product (`Tile64`, with edges).

@@ -304,12 +304,9 @@ fn product(
 
 /// Launches `job` (not empty) on `kernel`, or on the kernel `choice.rs` picks.
 fn run(gpu: &Arc<Gpu>, job: &Job, kernel: Option<MatmulKernel>) -> Result<()> {
-    if job.halves != [false, false] {
-        // The first product of halves on a device checks its hardware
-        // conversion (before any kernel choice, so autotuning times the
-        // kernels as they will run).
-        gpu.matmul.check_half_hw(|| halves::hardware_exact(gpu))?;
-    }
+    // Before any kernel choice, so autotuning times the kernels as they
+    // will run.
+    halves::decide(gpu, job)?;
     let kernel = match kernel {
         Some(k) => k,
         None => choice::choose(gpu, job)?,
