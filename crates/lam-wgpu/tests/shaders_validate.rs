@@ -231,23 +231,7 @@ fn only_the_cooperative_matrix_kernels_use_the_vulkan_memory_model() {
             .features
             .contains(lam_wgpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
         for entry in compute_entries(&module) {
-            let (module, info) = process_overrides(
-                &module,
-                &info,
-                Some((ShaderStage::Compute, &entry)),
-                &naga::back::PipelineConstants::default(),
-            )
-            .expect("overrides");
-            let words = naga::back::spv::write_vec(
-                &module,
-                &info,
-                &naga::back::spv::Options::default(),
-                Some(&naga::back::spv::PipelineOptions {
-                    shader_stage: ShaderStage::Compute,
-                    entry_point: entry.clone(),
-                }),
-            )
-            .expect("SPIR-V");
+            let words = spirv(&module, &info, &entry);
             let model = instructions(&words)
                 .find(|ins| ins[0] & 0xffff == OP_MEMORY_MODEL)
                 .map(|ins| ins[2]);
@@ -258,6 +242,29 @@ fn only_the_cooperative_matrix_kernels_use_the_vulkan_memory_model() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:?}");
+}
+
+/// The SPIR-V of entry point `entry` of a validated module, its overrides
+/// at their WGSL defaults, with naga's default options (every capability
+/// available).
+fn spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, entry: &str) -> Vec<u32> {
+    let (module, info) = process_overrides(
+        module,
+        info,
+        Some((ShaderStage::Compute, entry)),
+        &naga::back::PipelineConstants::default(),
+    )
+    .expect("overrides");
+    naga::back::spv::write_vec(
+        &module,
+        &info,
+        &naga::back::spv::Options::default(),
+        Some(&naga::back::spv::PipelineOptions {
+            shader_stage: ShaderStage::Compute,
+            entry_point: entry.to_string(),
+        }),
+    )
+    .expect("SPIR-V")
 }
 
 /// The instructions of a SPIR-V module after its five-word header, each as
@@ -344,25 +351,7 @@ fn coop_kernel_uses_the_feature(file: &str) {
         .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .expect("validates with the capability");
-    let entry = "matmul_coop";
-    let constants = naga::back::PipelineConstants::default();
-    let (module, info) = process_overrides(
-        &module,
-        &info,
-        Some((ShaderStage::Compute, entry)),
-        &constants,
-    )
-    .expect("overrides");
-    let words = naga::back::spv::write_vec(
-        &module,
-        &info,
-        &naga::back::spv::Options::default(),
-        Some(&naga::back::spv::PipelineOptions {
-            shader_stage: ShaderStage::Compute,
-            entry_point: entry.to_string(),
-        }),
-    )
-    .expect("SPIR-V");
+    let words = spirv(&module, &info, "matmul_coop");
     // Count the opcodes of SPV_KHR_cooperative_matrix.
     let opcodes: Vec<u32> = instructions(&words).map(|ins| ins[0] & 0xffff).collect();
     let count = |op: u32| opcodes.iter().filter(|&&o| o == op).count();
