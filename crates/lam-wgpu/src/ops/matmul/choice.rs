@@ -387,11 +387,13 @@ pub(crate) fn runnable(
     Ok(match kernel {
         MatmulKernel::Tile64 | MatmulKernel::Tile32 => true,
         MatmulKernel::Tile128 => state.large.is_ok() && fits_large(p, &variant(p)),
-        MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => kernel
-            .split_base()
-            .filter(|&base| base != MatmulKernel::Tile128 || state.large.is_ok())
-            .and_then(|base| split::plan(p, base))
-            .is_some(),
+        MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => {
+            state.available(kernel).is_ok()
+                && kernel
+                    .split_base()
+                    .and_then(|base| split::plan(p, base))
+                    .is_some()
+        }
         MatmulKernel::Subgroup => state.subgroup_group.is_some(),
         MatmulKernel::Coop | MatmulKernel::Coop128 => {
             let (support, checked) = state.coop_slot(kernel);
@@ -429,7 +431,7 @@ fn by_size(gpu: &Arc<Gpu>, p: &MatmulParams, halves: bool) -> Result<MatmulKerne
     }
     let large = LARGE_TILE as u64;
     let tiles = (u64::from(p.m) / large) * (u64::from(p.n) / large) * u64::from(p.batch);
-    if gpu.matmul.large.is_ok() && fits_large(p, &variant(p)) && tiles >= LARGE_MIN_TILES {
+    if tiles >= LARGE_MIN_TILES && runnable(gpu, MatmulKernel::Tile128, p, halves)? {
         return Ok(MatmulKernel::Tile128);
     }
     Ok(MatmulKernel::Tile64)
