@@ -19,7 +19,8 @@
 #      at 4096 also cuBLAS with TF32 and in float16; then every lam kernel
 #      (subgroup, cooperative-matrix f16 → f32, autotuned) at 4096, F16
 #      products (mixed precision's) on the cooperative kernels, and
-#      gpt's weight-gradient shapes on the tile kernels and split-K;
+#      gpt's weight-gradient shapes on the tile kernels and split-K, and
+#      its 512-wide forward products on the tile kernels (tile128x64's);
 #   1a. (`ab`, where the pack holds lam-bench-base, lam-bench at an older
 #      commit: see build_gpu_session.sh) the old binary against the
 #      current one, alternated twice: matmul 4096 f32 on tile128 and tile64,
@@ -150,6 +151,17 @@ if wants matmul; then
     [ "$FULL" = 1 ] || shapes=128x1024x128
     for shape in $shapes; do
         for k in tile64 tile128 splitk64 splitk128 auto; do
+            run 60 "$BIN/lam-bench" matmul $shape $iters --device gpu --kernel $k
+        done
+        run 60 python3 bench/torch_bench_cuda.py matmul $shape $iters
+    done
+    # gpt's 512-wide forward products (attention output, the MLP's second
+    # Linear; their input gradients are alike): 128 tiles of 128 x 128,
+    # 256 of 128 x 64 (tile128x64), 512 of 64 x 64.
+    shapes="4096x512x512 4096x2048x512"
+    [ "$FULL" = 1 ] || shapes=256x64x192
+    for shape in $shapes; do
+        for k in tile64 tile128 tile128x64 splitk128 auto; do
             run 60 "$BIN/lam-bench" matmul $shape $iters --device gpu --kernel $k
         done
         run 60 python3 bench/torch_bench_cuda.py matmul $shape $iters

@@ -1,12 +1,20 @@
 // Batched matrix product C[b] = A[b] (M x K) * B[b] (K x N) for large,
-// tile-aligned products: M and N multiples of 128, K a multiple of 16.
+// tile-aligned products: M and N multiples of 128 (N of 64 when NARROW), K
+// a multiple of 16.
 //
 // matmul.wgsl handles every shape with 64 x 64 tiles; this kernel trades
 // generality for arithmetic intensity. Each workgroup of 256 threads computes
 // a 128 x 128 tile of C and each thread an 8 x 8 block of it, as four 4 x 4
 // quadrants 64 rows / columns apart (so neighbouring threads read
 // neighbouring vec4s of the staged tiles). Per step of 16 along K a thread
-// does 1024 multiply-adds for 64 vec4 reads of workgroup memory. The next
+// does 1024 multiply-adds for 64 vec4 reads of workgroup memory.
+//
+// NARROW (the host's `Tile128x64`) keeps the left column quadrant only: a
+// 128 x 64 tile, an 8 x 4 block per thread, 512 multiply-adds per step for
+// 48 vec4 reads. Products 512 columns wide (a transformer's projections)
+// then make 256 workgroups of 128 x 64 where 128 x 128 tiles make 128,
+// fewer than a large GPU has multiprocessors for two each, and 64 x 64
+// tiles make 512 of half the arithmetic per read. The next
 // K-slab is loaded from global memory into registers while the current one
 // is multiplied, hiding the load latency behind the arithmetic, and then
 // staged into the other of two workgroup buffers.
@@ -14,6 +22,7 @@
 // Pipeline constants (the host picks them as for matmul.wgsl):
 // - A_MODE: 2 row-major A (vec4 along k), 3 transposed A (vec4 along m);
 // - B_MODE: 2 row-major B (vec4 along n), 3 transposed B (vec4 along k);
+// - NARROW: 64-column tiles (above);
 // - EPILOGUE, HALF: as in matmul.wgsl (see lib/matmul_io.wgsl).
 // The host checks alignment: offsets, batch strides and the non-unit stride
 // multiples of 4, so every vec4 load is aligned.
@@ -22,14 +31,18 @@
 
 override A_MODE: u32 = 2u;
 override B_MODE: u32 = 2u;
+override NARROW: bool = false;
 
 // Four f32 outputs' bits, or under HALF_OUT eight halves.
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<u32>>;
 
 const TILE: u32 = 128u;
+// The tile's columns.
+override TILE_N: u32 = select(128u, 64u, NARROW);
 
 // as_[buf][kk][q] holds A rows 4q..4q+3 at depth kk of the slab in buffer
-// buf; bs[buf][kk][q] holds B columns 4q..4q+3. Two buffers: the next slab
+// buf; bs[buf][kk][q] holds B columns 4q..4q+3 (q < 16 when NARROW).
+// Two buffers: the next slab
 // is staged into one while the other is multiplied, so a slab costs one
 // barrier, not two (32 KiB of workgroup memory; the host runs the kernel
 // only on devices that allow it). Indexed by depth rather than by one flat
@@ -85,11 +98,17 @@ fn load_slab(t: u32, a_base: u32, b_base: u32, m0: u32, n0: u32, k0: u32) -> Sla
         s.a1 = a_quad(i + 64u * p.a_sm);
     }
     if (B_MODE == 3u) {
-        // 128 columns x 4 vec4s along k: columns t/4 and t/4 + 64.
+        // 128 columns x 4 vec4s along k: columns t/4 and t/4 + 64 (the
+        // first only when NARROW).
         let col = t >> 2u;
         let i = b_base + (n0 + col) * p.b_sn + k0 + (t & 3u) * 4u;
         s.b0 = b_quad(i);
-        s.b1 = b_quad(i + 64u * p.b_sn);
+        if (!NARROW) {
+            s.b1 = b_quad(i + 64u * p.b_sn);
+        }
+    } else if (NARROW) {
+        // 16 depths x 16 vec4s along n: depth t/16.
+        s.b0 = b_quad(b_base + (k0 + (t >> 4u)) * p.b_sk + n0 + (t & 15u) * 4u);
     } else {
         // 16 depths x 32 vec4s along n: depths t/32 and t/32 + 8.
         let kk = t >> 5u;
@@ -135,7 +154,11 @@ fn stage(buf: u32, t: u32, s: Slab) {
         let col = t >> 2u;
         let kq = (t & 3u) * 4u;
         stage_b_column(buf, kq, col >> 2u, col & 3u, s.b0);
-        stage_b_column(buf, kq, 16u + (col >> 2u), col & 3u, s.b1);
+        if (!NARROW) {
+            stage_b_column(buf, kq, 16u + (col >> 2u), col & 3u, s.b1);
+        }
+    } else if (NARROW) {
+        bs[buf][t >> 4u][t & 15u] = s.b0;
     } else {
         let kk = t >> 5u;
         let q = t & 31u;
@@ -145,24 +168,27 @@ fn stage(buf: u32, t: u32, s: Slab) {
 }
 
 // One depth kk of the slab in buffer `buf`: 64 multiply-adds from four
-// vec4 reads.
+// vec4 reads (32 from three when NARROW).
 fn mac(buf: u32, kk: u32, ty: u32, tx: u32) {
     let a0 = as_[buf][kk][ty];
     let a1 = as_[buf][kk][ty + 16u];
     let b0 = bs[buf][kk][tx];
-    let b1 = bs[buf][kk][tx + 16u];
     acc00_0 = fma(vec4<f32>(a0.x), b0, acc00_0);
     acc00_1 = fma(vec4<f32>(a0.y), b0, acc00_1);
     acc00_2 = fma(vec4<f32>(a0.z), b0, acc00_2);
     acc00_3 = fma(vec4<f32>(a0.w), b0, acc00_3);
-    acc01_0 = fma(vec4<f32>(a0.x), b1, acc01_0);
-    acc01_1 = fma(vec4<f32>(a0.y), b1, acc01_1);
-    acc01_2 = fma(vec4<f32>(a0.z), b1, acc01_2);
-    acc01_3 = fma(vec4<f32>(a0.w), b1, acc01_3);
     acc10_0 = fma(vec4<f32>(a1.x), b0, acc10_0);
     acc10_1 = fma(vec4<f32>(a1.y), b0, acc10_1);
     acc10_2 = fma(vec4<f32>(a1.z), b0, acc10_2);
     acc10_3 = fma(vec4<f32>(a1.w), b0, acc10_3);
+    if (NARROW) {
+        return;
+    }
+    let b1 = bs[buf][kk][tx + 16u];
+    acc01_0 = fma(vec4<f32>(a0.x), b1, acc01_0);
+    acc01_1 = fma(vec4<f32>(a0.y), b1, acc01_1);
+    acc01_2 = fma(vec4<f32>(a0.z), b1, acc01_2);
+    acc01_3 = fma(vec4<f32>(a0.w), b1, acc01_3);
     acc11_0 = fma(vec4<f32>(a1.x), b1, acc11_0);
     acc11_1 = fma(vec4<f32>(a1.y), b1, acc11_1);
     acc11_2 = fma(vec4<f32>(a1.z), b1, acc11_2);
@@ -213,7 +239,7 @@ fn matmul_large(
 ) {
     let tx = t & 15u;
     let ty = t >> 4u;
-    let tiles_n = p.n / TILE;
+    let tiles_n = p.n / TILE_N;
     let tiles_m = p.m / TILE;
     // Grid dimensions are at most GRID_MAX; larger extents loop. All loop
     // bounds are uniform, so the barriers inside stay in uniform control flow.
@@ -224,7 +250,7 @@ fn matmul_large(
         for (var tm = wid.y; tm < tiles_m; tm += GRID_MAX) {
             for (var tn = wid.x; tn < tiles_n; tn += GRID_MAX) {
                 let m0 = tm * TILE;
-                let n0 = tn * TILE;
+                let n0 = tn * TILE_N;
                 acc00_0 = vec4<f32>(0.0);
                 acc00_1 = vec4<f32>(0.0);
                 acc00_2 = vec4<f32>(0.0);
@@ -275,14 +301,17 @@ fn matmul_large(
                 put((r0 + 1u) * row + q0, acc00_1, col0);
                 put((r0 + 2u) * row + q0, acc00_2, col0);
                 put((r0 + 3u) * row + q0, acc00_3, col0);
-                put(r0 * row + q1, acc01_0, col1);
-                put((r0 + 1u) * row + q1, acc01_1, col1);
-                put((r0 + 2u) * row + q1, acc01_2, col1);
-                put((r0 + 3u) * row + q1, acc01_3, col1);
                 put(r1 * row + q0, acc10_0, col0);
                 put((r1 + 1u) * row + q0, acc10_1, col0);
                 put((r1 + 2u) * row + q0, acc10_2, col0);
                 put((r1 + 3u) * row + q0, acc10_3, col0);
+                if (NARROW) {
+                    continue;
+                }
+                put(r0 * row + q1, acc01_0, col1);
+                put((r0 + 1u) * row + q1, acc01_1, col1);
+                put((r0 + 2u) * row + q1, acc01_2, col1);
+                put((r0 + 3u) * row + q1, acc01_3, col1);
                 put(r1 * row + q1, acc11_0, col1);
                 put((r1 + 1u) * row + q1, acc11_1, col1);
                 put((r1 + 2u) * row + q1, acc11_2, col1);

@@ -63,7 +63,7 @@ use std::process::ExitCode;
 
 use lam_core::Device;
 
-const USAGE: &str = "usage: lam-bench matmul N|MxKxN ITERS [--device cpu|gpu] [--kernel tile64|tile32|tile128|subgroup|coop|coop128|splitk64|splitk128|auto] [--precision highest|high] [--dtype f32|f16]
+const USAGE: &str = "usage: lam-bench matmul N|MxKxN ITERS [--device cpu|gpu] [--kernel tile64|tile32|tile128|tile128x64|subgroup|coop|coop128|splitk64|splitk128|auto] [--precision highest|high] [--dtype f32|f16]
        lam-bench matmul-sweep [--device cpu|gpu]
        lam-bench elementwise N ITERS [--device cpu|gpu]
        lam-bench mlp BATCH STEPS [--device cpu|gpu] [--amp]

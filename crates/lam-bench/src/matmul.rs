@@ -3,7 +3,7 @@
 //! weight gradient's `512x4096x1536`), after 2 warm-up products, reported in
 //! GFLOP/s (`2 m k n` per product).
 //!
-//! On the GPU, `--kernel tile64|tile32|tile128|subgroup|coop|coop128|splitk64|splitk128|auto` runs every
+//! On the GPU, `--kernel tile64|tile32|tile128|tile128x64|subgroup|coop|coop128|splitk64|splitk128|auto` runs every
 //! product on one matmul kernel (`auto`: the device's own choice, autotuned)
 //! and `--precision highest|high` sets the device's matmul precision (`high`
 //! allows the f16-input cooperative-matrix kernel for f32 operands); either
@@ -118,9 +118,10 @@ fn with_matmul_settings(
         None | Some("auto") => matmul.kernel = None,
         Some(name) => {
             matmul.kernel = Some(MatmulKernel::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = MatmulKernel::ALL.iter().map(|k| k.name()).collect();
                 format!(
-                    "unknown --kernel {name:?} (known: tile64, tile32, tile128, subgroup, coop, \
-                     coop128, splitk64, splitk128, auto)"
+                    "unknown --kernel {name:?} (known: {}, auto)",
+                    known.join(", ")
                 )
             })?);
         }

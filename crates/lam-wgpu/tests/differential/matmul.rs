@@ -86,8 +86,8 @@ fn matmul_matches_cpu_on_awkward_shapes_and_strides() {
 
 #[test]
 fn every_kernel_forced_matches_cpu_on_awkward_shapes_and_strides() {
-    // Tile128 runs only tile-aligned products (its own test below), and
-    // falls back to Tile64 on these.
+    // Tile128 and Tile128x64 run only tile-aligned products (their own
+    // tests below), and fall back to Tile64 on these.
     let kernels = [
         MatmulKernel::Tile32,
         MatmulKernel::Subgroup,
@@ -161,6 +161,7 @@ fn every_kernel_forced_matches_cpu_on_large_products_and_epilogues() {
     let kernels = [
         MatmulKernel::Tile64,
         MatmulKernel::Tile32,
+        MatmulKernel::Tile128x64,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
@@ -187,11 +188,19 @@ fn tolerances(k: usize, f16: bool) -> (f32, f32) {
     }
 }
 
-/// Products of 64 tiles of 128 x 128 with each operand plain or transposed.
+/// Products of 64 tiles of 128 x 128, and of 128 x 64 tiles only, with
+/// each operand plain or transposed.
 fn large_products(dev: &Device, cpu: &dyn Backend, f16: bool) {
     // 16 batches of 256 x 256 give 64 tiles of 128 x 128, enough for the
-    // large kernel (matmul_large.wgsl); each operand plain or transposed.
-    let (batch, m, k, n) = (16, 256, 48, 256);
+    // large kernel (matmul_large.wgsl); 192 columns fit its NARROW tiles
+    // (Tile128x64) only.
+    for (batch, m, k, n) in [(16, 256, 48, 256), (2, 128, 32, 192)] {
+        large_product(dev, cpu, f16, [batch, m, k, n]);
+    }
+}
+
+/// One `[batch, m, k] x [batch, k, n]` product of [`large_products`].
+fn large_product(dev: &Device, cpu: &dyn Backend, f16: bool, [batch, m, k, n]: [usize; 4]) {
     let plain = |r: usize, c: usize| Layout::contiguous(&[batch, r, c]);
     let transposed = |r: usize, c: usize| {
         Layout::contiguous(&[batch, c, r])
@@ -209,7 +218,7 @@ fn large_products(dev: &Device, cpu: &dyn Backend, f16: bool) {
                 let out = [batch, m, n];
                 let (atol, rtol) = tolerances(k, f16);
                 assert_close(
-                    &format!("large matmul {an} x {bn}"),
+                    &format!("large matmul {an} x {bn} of {m} x {k} x {n}"),
                     &down(gpu, &got, &out),
                     &down(cpu, &want, &out),
                     atol,

@@ -64,6 +64,7 @@ fn every_kernel_forced_reads_halves() {
         MatmulKernel::Tile64,
         MatmulKernel::Tile32,
         MatmulKernel::Tile128,
+        MatmulKernel::Tile128x64,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
@@ -84,6 +85,7 @@ fn linear_f16_is_the_composed_ops_bit_for_bit_on_every_kernel() {
         MatmulKernel::Tile64,
         MatmulKernel::Tile32,
         MatmulKernel::Tile128,
+        MatmulKernel::Tile128x64,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
@@ -322,10 +324,17 @@ fn special_values(dev: &Device) {
 }
 
 /// Products of `batch` x 4 tiles of 128 x 128 (16 batches: enough for the
-/// size rule's `Tile128`), each operand plain or transposed.
+/// size rule's `Tile128`), and of 128 x 64 tiles only (`Tile128x64`'s),
+/// each operand plain or transposed.
 fn large_products(dev: &Device, batch: usize) {
+    for (m, k, n) in [(256, 48, 256), (128, 32, 192)] {
+        large_product(dev, [batch, m, k, n]);
+    }
+}
+
+/// One `[batch, m, k] x [batch, k, n]` product of [`large_products`].
+fn large_product(dev: &Device, [batch, m, k, n]: [usize; 4]) {
     let gpu = dev.backend();
-    let (m, k, n) = (256, 48, 256);
     let plain = |r: usize, c: usize| Layout::contiguous(&[batch, r, c]);
     let transposed = |r: usize, c: usize| {
         Layout::contiguous(&[batch, c, r])
@@ -336,7 +345,7 @@ fn large_products(dev: &Device, batch: usize) {
     let b = sixteenths(batch * k * n, 22);
     for (an, la) in [("A", plain(m, k)), ("Aᵀ", transposed(m, k))] {
         for (bn, lb) in [("B", plain(k, n)), ("Bᵀ", transposed(k, n))] {
-            let case = format!("large f16 matmul {an} x {bn}");
+            let case = format!("large f16 matmul {an} x {bn} of {m} x {k} x {n}");
             check(gpu, &case, (&a, &la), (&b, &lb));
         }
     }

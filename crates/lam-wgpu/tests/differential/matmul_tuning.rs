@@ -86,6 +86,36 @@ fn autotune_off_keeps_the_size_rule_and_writes_nothing() {
 }
 
 #[test]
+fn a_forced_large_tile_kernel_runs_the_products_it_fits_and_tile64_the_rest() {
+    on_every_gpu("forced large tiles", |shared, cpu| {
+        let forced = |kernel| GpuOptions {
+            matmul: MatmulOptions {
+                kernel: Some(kernel),
+                autotune: Some(false),
+                ..MatmulOptions::default()
+            },
+            ..GpuOptions::default()
+        };
+        let narrow = private_device(shared, forced(MatmulKernel::Tile128x64));
+        let large = private_device(shared, forced(MatmulKernel::Tile128));
+        let kernel = |dev: &Device, [m, k, n]: [usize; 3]| {
+            matmul_kernel_for(dev, DType::F32, [1, m, k, n]).expect("a GPU device")
+        };
+        // 128 x 64 tiles take 192 columns; 128 x 128 tiles do not.
+        assert_eq!(kernel(&narrow, [128, 32, 192]), MatmulKernel::Tile128x64);
+        assert_eq!(kernel(&large, [128, 32, 192]), MatmulKernel::Tile64);
+        assert_eq!(kernel(&narrow, [256, 32, 256]), MatmulKernel::Tile128x64);
+        // Rows not a multiple of 128, columns not of 64, K not of 16.
+        for shape in [[192, 32, 192], [128, 32, 96], [128, 24, 192]] {
+            assert_eq!(kernel(&narrow, shape), MatmulKernel::Tile64, "{shape:?}");
+        }
+        for [m, k, n] in [[128, 32, 192], [128, 24, 192]] {
+            check_product(&narrow, cpu, m, k, n);
+        }
+    });
+}
+
+#[test]
 fn autotune_saves_choices_that_a_second_device_reads() {
     on_every_gpu("autotune", |shared, cpu| {
         let dir = temp_dir("tune-on", shared);

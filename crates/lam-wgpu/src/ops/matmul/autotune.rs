@@ -3,8 +3,8 @@
 //!
 //! A shape class groups products that should favour the same kernel: M, N,
 //! K and the batch rounded up to powers of two, the operands' load modes
-//! (which dim is contiguous, vec4 or scalar), whether `Tile128` can run
-//! it, and whether both operands are `F16` (which the cooperative kernels
+//! (which dim is contiguous, vec4 or scalar), whether `Tile128` (or only
+//! `Tile128x64`) can run it, and whether both operands are `F16` (which the cooperative kernels
 //! take at any precision). A class is timed on its first product (outside any later, timed
 //! step), or ahead of time by [`autotune_matmul`]; the choice goes to the
 //! in-memory table and the adapter's cache file (`cache.rs`), so the next
@@ -21,7 +21,7 @@ use lam_core::backend::LinearActivation;
 use lam_core::{DType, Device, Error, Layout, Result};
 
 use super::choice::{self, MatmulKernel, MatmulOptions};
-use super::{fits_large, launch, prepare, variant, Job};
+use super::{fits_large, fits_narrow, launch, prepare, variant, Job};
 use crate::context::Gpu;
 use crate::ops::copy;
 use crate::params::MatmulParams;
@@ -114,7 +114,13 @@ pub(crate) fn shape_class(p: &MatmulParams, halves: bool) -> String {
         log2(p.batch),
         v.a_mode,
         v.b_mode,
-        if fits_large(p, &v) { "t128" } else { "any" },
+        if fits_large(p, &v) {
+            "t128"
+        } else if fits_narrow(p, &v) {
+            "t128x64"
+        } else {
+            "any"
+        },
         if halves { "-f16" } else { "" }
     )
 }
@@ -243,6 +249,11 @@ mod tests {
             shape_class_of(&p(1, 2049, 4092, 2100))
         );
         assert_eq!(shape_class_of(&p(3, 17, 1, 5)), "m5-n3-k0-b2-modes00-any");
+        // Columns a multiple of 64, not 128: Tile128x64's class.
+        assert_eq!(
+            shape_class_of(&p(1, 4096, 512, 192)),
+            "m12-n8-k9-b0-modes22-t128x64"
+        );
         let mut t = p(1, 256, 256, 256);
         (t.a_sm, t.a_sk) = (1, 256);
         assert_eq!(shape_class_of(&t), "m8-n8-k8-b0-modes32-t128");

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lam_core::{DType, Device, Error, Result};
 
 use super::{
-    autotune, cache, coop, fits_large, split, variant, Job, LARGE_TILE, LARGE_WORKGROUP_BYTES,
+    autotune, cache, coop, fits_large, fits_narrow, split, variant, Job, LARGE_TILE,
+    LARGE_WORKGROUP_BYTES,
 };
 use crate::context::{lock, Gpu};
 use crate::params::MatmulParams;
@@ -36,6 +37,11 @@ pub enum MatmulKernel {
     /// K) with vec4-loadable operands only (matmul_large.wgsl); other
     /// products fall back to `Tile64` even when this kernel is forced.
     Tile128,
+    /// `Tile128` on 128 x 64 tiles, 8 x 4 per thread: M a multiple of 128
+    /// and N of 64 (matmul_large.wgsl's `NARROW`). Twice `Tile128`'s
+    /// workgroups, for products of few columns such as a transformer's
+    /// 512-wide projections; only the autotuner (or forcing) picks it.
+    Tile128x64,
     /// `Tile64` sharing A's fragments through subgroup shuffles; needs the
     /// adapter's `SUBGROUP` feature (matmul_subgroup.wgsl).
     Subgroup,
@@ -63,10 +69,11 @@ pub enum MatmulKernel {
 
 impl MatmulKernel {
     /// Every kernel, in the order the autotuner tries them.
-    pub const ALL: [MatmulKernel; 8] = [
+    pub const ALL: [MatmulKernel; 9] = [
         MatmulKernel::Tile64,
         MatmulKernel::Tile32,
         MatmulKernel::Tile128,
+        MatmulKernel::Tile128x64,
         MatmulKernel::Subgroup,
         MatmulKernel::Coop,
         MatmulKernel::Coop128,
@@ -79,6 +86,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Tile64 => "tile64",
             MatmulKernel::Tile128 => "tile128",
+            MatmulKernel::Tile128x64 => "tile128x64",
             MatmulKernel::Subgroup => "subgroup",
             MatmulKernel::Coop => "coop",
             MatmulKernel::Coop128 => "coop128",
@@ -176,9 +184,10 @@ impl MatmulOptions {
         let kernel = var("LAM_MATMUL_KERNEL").and_then(|v| {
             let k = MatmulKernel::from_name(&v);
             if k.is_none() {
+                let known: Vec<&str> = MatmulKernel::ALL.iter().map(|k| k.name()).collect();
                 eprintln!(
-                    "lam-wgpu: ignoring LAM_MATMUL_KERNEL={v:?} (expected tile64, tile32, tile128, \
-                     subgroup, coop, coop128, splitk64 or splitk128)"
+                    "lam-wgpu: ignoring LAM_MATMUL_KERNEL={v:?} (expected one of {})",
+                    known.join(", ")
                 );
             }
             k
@@ -211,7 +220,7 @@ pub(crate) struct MatmulState {
     options: MatmulOptions,
     /// Lanes sharing A in matmul_subgroup.wgsl, where the device has subgroups.
     subgroup_group: Option<u32>,
-    /// Why matmul_large.wgsl (`Tile128`, `SplitK128`) cannot run (`Err`):
+    /// Why matmul_large.wgsl (`Tile128`, `Tile128x64`, `SplitK128`) cannot run (`Err`):
     /// the device allows less workgroup memory than its two slab buffers.
     large: std::result::Result<(), String>,
     /// The adapter's subgroup size: the cooperative kernels' `LANES`.
@@ -258,7 +267,7 @@ impl MatmulState {
         let large = match limits.max_compute_workgroup_storage_size {
             have if have >= LARGE_WORKGROUP_BYTES => Ok(()),
             have => Err(format!(
-                "its 128 x 128 tiles need {LARGE_WORKGROUP_BYTES} bytes of workgroup memory; \
+                "its 128-row tiles need {LARGE_WORKGROUP_BYTES} bytes of workgroup memory; \
                  the device allows {have}"
             )),
         };
@@ -325,7 +334,9 @@ impl MatmulState {
     pub(crate) fn available(&self, kernel: MatmulKernel) -> std::result::Result<(), String> {
         match kernel {
             MatmulKernel::Tile64 | MatmulKernel::Tile32 | MatmulKernel::SplitK64 => Ok(()),
-            MatmulKernel::Tile128 | MatmulKernel::SplitK128 => self.large.clone(),
+            MatmulKernel::Tile128 | MatmulKernel::Tile128x64 | MatmulKernel::SplitK128 => {
+                self.large.clone()
+            }
             MatmulKernel::Subgroup => self.subgroup_group.map(drop).ok_or_else(|| {
                 "the device has no subgroup operations (wgpu SUBGROUP) with 4+ lanes".into()
             }),
@@ -387,6 +398,7 @@ pub(crate) fn runnable(
     Ok(match kernel {
         MatmulKernel::Tile64 | MatmulKernel::Tile32 => true,
         MatmulKernel::Tile128 => state.large.is_ok() && fits_large(p, &variant(p)),
+        MatmulKernel::Tile128x64 => state.large.is_ok() && fits_narrow(p, &variant(p)),
         MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => {
             state.available(kernel).is_ok()
                 && kernel
@@ -560,7 +572,12 @@ mod tests {
     #[test]
     fn the_large_tiles_need_their_two_slab_buffers_of_workgroup_memory() {
         let small = state_with_storage(LARGE_WORKGROUP_BYTES - 1, None).unwrap();
-        for kernel in [MatmulKernel::Tile128, MatmulKernel::SplitK128] {
+        let large = [
+            MatmulKernel::Tile128,
+            MatmulKernel::Tile128x64,
+            MatmulKernel::SplitK128,
+        ];
+        for kernel in large {
             let why = small.available(kernel).unwrap_err();
             assert!(why.contains("32768") && why.contains("32767"), "{why}");
             assert!(!small.candidates().contains(&kernel));
@@ -571,5 +588,6 @@ mod tests {
         let enough = state_with_storage(LARGE_WORKGROUP_BYTES, None).unwrap();
         assert_eq!(enough.available(MatmulKernel::Tile128), Ok(()));
         assert!(enough.candidates().contains(&MatmulKernel::SplitK128));
+        assert!(enough.candidates().contains(&MatmulKernel::Tile128x64));
     }
 }

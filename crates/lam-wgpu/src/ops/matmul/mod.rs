@@ -2,7 +2,7 @@
 //! strides, so transposes and broadcast batches (stride 0) are folded into
 //! the kernels' loads rather than copied.
 //!
-//! Six kernels ([`MatmulKernel`]) compute it, and two more run one of
+//! Seven kernels ([`MatmulKernel`]) compute it, and two more run one of
 //! them on slices of K:
 //! - `Tile64` (matmul.wgsl): 64 x 64 tiles, every shape and view;
 //! - `Tile32` (matmul_small.wgsl): 32 x 32 tiles, every shape and view,
@@ -11,6 +11,10 @@
 //! - `Tile128` (matmul_large.wgsl): 128 x 128 tiles, 8 x 8 per thread, for
 //!   products whose sizes are multiples of 128 (16 along K) with vec4-loadable
 //!   operands;
+//! - `Tile128x64` (matmul_large.wgsl's `NARROW`): 128 x 64 tiles, 8 x 4 per
+//!   thread, for products whose M is a multiple of 128 and N of 64, with
+//!   `Tile128`'s operands: twice `Tile128`'s workgroups for products of few
+//!   columns (the autotuner's pick only);
 //! - `Subgroup` (matmul_subgroup.wgsl): `Tile64` sharing A through subgroup
 //!   shuffles, where the device has `SUBGROUP`;
 //! - `Coop` and `Coop128` (matmul_coop.wgsl, 64 x 64 or 128 x 128 tiles):
@@ -79,6 +83,8 @@ const TK: usize = 16;
 const SMALL_TILE: usize = 32;
 /// Tile side of matmul_large.wgsl.
 const LARGE_TILE: usize = 128;
+/// Columns of matmul_large.wgsl's tiles when `NARROW` (`Tile128x64`).
+const NARROW_TILE: usize = 64;
 /// Workgroup memory of matmul_large.wgsl: two buffers of a 16-deep slab
 /// of A and of B, 128 f32 wide.
 const LARGE_WORKGROUP_BYTES: u32 = 2 * 2 * (TK as u32) * 128 * 4;
@@ -434,10 +440,10 @@ fn launch_into(
     let bias_buffer = job.bias.map_or(job.a.buffer(), |s| s.buffer());
     let buffers = [job.a.buffer(), job.b.buffer(), out.buffer(), bias_buffer];
     let (m, n, batch) = (p.m as usize, p.n as usize, p.batch as usize);
-    let grid = |tile: usize| {
+    let grid = |[tile_m, tile_n]: [usize; 2]| {
         [
-            n.div_ceil(tile).min(GRID_MAX) as u32,
-            m.div_ceil(tile).min(GRID_MAX) as u32,
+            n.div_ceil(tile_n).min(GRID_MAX) as u32,
+            m.div_ceil(tile_m).min(GRID_MAX) as u32,
             batch.min(GRID_MAX) as u32,
         ]
     };
@@ -464,18 +470,22 @@ fn launch_into(
     let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
     let params = bytemuck::bytes_of(p);
     let (shader, tile) = match kernel {
-        MatmulKernel::Tile128 => (MATMUL_LARGE, LARGE_TILE),
+        MatmulKernel::Tile128 => (MATMUL_LARGE, [LARGE_TILE; 2]),
+        MatmulKernel::Tile128x64 => {
+            constants.push(("NARROW", 1.0));
+            (MATMUL_LARGE, [LARGE_TILE, NARROW_TILE])
+        }
         MatmulKernel::Tile64 => {
             constants.push(aligned);
-            (MATMUL, TILE)
+            (MATMUL, [TILE; 2])
         }
-        MatmulKernel::Tile32 => (MATMUL_SMALL, SMALL_TILE),
+        MatmulKernel::Tile32 => (MATMUL_SMALL, [SMALL_TILE; 2]),
         MatmulKernel::Subgroup => {
             let group = gpu.matmul.subgroup_group().ok_or_else(|| {
                 Error::Device("the subgroup matmul kernel needs subgroups of 4+ lanes".into())
             })?;
             constants.extend([aligned, ("GROUP", f64::from(group))]);
-            (MATMUL_SUBGROUP, TILE)
+            (MATMUL_SUBGROUP, [TILE; 2])
         }
         MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => {
             return Err(Error::invalid(
@@ -489,7 +499,7 @@ fn launch_into(
             constants.push(("WIDE", f64::from(u8::from(wide))));
             constants.push(("LANES", f64::from(lanes)));
             let shader = if frag == 8 { MATMUL_COOP8 } else { MATMUL_COOP };
-            (shader, coop::tile(frag, wide) as usize)
+            (shader, [coop::tile(frag, wide) as usize; 2])
         }
     };
     // The profiler's detail (LAM_PROFILE=shapes): sizes, load modes, dtype.
@@ -549,12 +559,23 @@ pub(crate) fn variant(p: &MatmulParams) -> MatmulVariant {
     }
 }
 
-/// True when matmul_large.wgsl can run `p`: sizes multiples of its tile
-/// (16 along K) and both operands vec4-loadable.
+/// True when matmul_large.wgsl can run `p` on 128 x 128 tiles (`Tile128`):
+/// sizes multiples of its tile (16 along K) and both operands
+/// vec4-loadable.
 fn fits_large(p: &MatmulParams, v: &MatmulVariant) -> bool {
-    let large = LARGE_TILE as u32;
-    p.m.is_multiple_of(large)
-        && p.n.is_multiple_of(large)
+    fits_large_tiles(p, v, LARGE_TILE)
+}
+
+/// [`fits_large`] for 128 x 64 tiles (`Tile128x64`).
+fn fits_narrow(p: &MatmulParams, v: &MatmulVariant) -> bool {
+    fits_large_tiles(p, v, NARROW_TILE)
+}
+
+/// True when matmul_large.wgsl can run `p` on tiles of 128 rows and
+/// `tile_n` columns.
+fn fits_large_tiles(p: &MatmulParams, v: &MatmulVariant, tile_n: usize) -> bool {
+    p.m.is_multiple_of(LARGE_TILE as u32)
+        && p.n.is_multiple_of(tile_n as u32)
         && p.k.is_multiple_of(TK as u32)
         && p.k > 0
         && v.a_mode >= 2
