@@ -5,11 +5,11 @@
 //! size-1 spatial dims, one sample with spatial dims, large offsets, a
 //! permuted input, with and without weight and bias; a constant channel
 //! normalizes to exact zeros and a NaN stays in its channel; finite
-//! differences; the running statistics; BatchNorm3d; one fused call each
-//! way per use.
+//! differences; the running statistics (fused, against the composition
+//! and over many batches); BatchNorm3d; one fused call each way per use.
 
 use lam::nn::functional as F;
-use lam::nn::{BatchNorm2d, BatchNorm3d, Module};
+use lam::nn::{BatchNorm2d, BatchNorm3d, BatchNormConfig, Module};
 use lam::prelude::*;
 
 use crate::common::close;
@@ -195,6 +195,44 @@ conformance!(
     }
 );
 
+conformance!(batch_norm_running_statistics_over_many_batches, |dev| {
+    // The running mean and variance after six batches against the update
+    // on the host from each batch's statistics in f64, with momentum 0.1
+    // and as a cumulative average (momentum None: 1 / batches seen).
+    let (n, c, l) = (4, 3, 6);
+    let correction = (n * l) as f64 / (n * l - 1) as f64;
+    for momentum in [Some(0.1), None] {
+        let config = BatchNormConfig {
+            momentum,
+            ..BatchNormConfig::default()
+        };
+        let bn = BatchNorm2d::with_config(c, config, dev)?;
+        let (mut mean, mut var) = (vec![0.0f64; c], vec![1.0f64; c]);
+        for step in 0..6 {
+            let xv = vals(n * c * l, 90 + step);
+            bn.forward(&t(&xv, &[n, c, 2, 3], dev))?;
+            let m = momentum.map_or(1.0 / (step as f64 + 1.0), f64::from);
+            for ch in 0..c {
+                let xs: Vec<f64> = (0..n)
+                    .flat_map(|i| (0..l).map(move |j| (i * c + ch) * l + j))
+                    .map(|k| xv[k] as f64)
+                    .collect();
+                let bm = xs.iter().sum::<f64>() / xs.len() as f64;
+                let bv = xs.iter().map(|x| (x - bm).powi(2)).sum::<f64>() / xs.len() as f64;
+                mean[ch] = mean[ch] * (1.0 - m) + bm * m;
+                var[ch] = var[ch] * (1.0 - m) + bv * correction * m;
+            }
+        }
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        let running = |t: &Option<Tensor>| t.as_ref().expect("tracked").to_vec();
+        close(&running(&bn.running_mean)?, &f32s(&mean), 1e-5);
+        close(&running(&bn.running_var)?, &f32s(&var), 1e-5);
+        let count = bn.num_batches_tracked.as_ref().expect("tracked");
+        assert_eq!(count.to_vec_i32()?, vec![6], "{momentum:?}");
+    }
+    Ok(())
+});
+
 #[test]
 fn batch_norm_is_one_fused_op_each_way() {
     use lam::DeviceExt;
@@ -203,13 +241,27 @@ fn batch_norm_is_one_fused_op_each_way() {
     let x = Tensor::randn(&[4, 3, 5, 5], &dev)
         .and_then(|x| x.requires_grad_())
         .expect("input");
-    bn.forward(&x)
-        .and_then(|y| y.sum_all())
-        .and_then(|s| s.backward())
-        .expect("forward and backward");
-    let calls = recorder.calls();
+    // Calls since `before`, less those of making the layer and input.
+    let since = |before: &std::collections::BTreeMap<&'static str, u64>| {
+        let mut calls = recorder.calls();
+        for (k, n) in before {
+            *calls.get_mut(k).expect("counts only grow") -= n;
+        }
+        calls.retain(|_, n| *n > 0);
+        calls
+    };
+    let before = recorder.calls();
+    let y = bn.forward(&x).expect("forward");
+    let forward = since(&before);
+    y.sum_all().and_then(|s| s.backward()).expect("backward");
+    let calls = since(&before);
     assert_eq!(calls.get("fused_batch_norm"), Some(&1));
     assert_eq!(calls.get("fused_batch_norm_grad"), Some(&1));
+    // The running mean, variance and batch count: one op, where they took
+    // ten elementwise ops and casts.
+    assert_eq!(calls.get("fused_batch_norm_running"), Some(&1));
+    let want = ["fused_batch_norm", "fused_batch_norm_running"];
+    assert!(forward.keys().eq(want.iter()), "{forward:?}");
     // The statistics are the kernel's: the one reduction is the test's sum.
     assert_eq!(calls.get("reduce"), Some(&1), "{calls:?}");
 }

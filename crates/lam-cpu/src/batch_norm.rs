@@ -11,11 +11,14 @@
 //! - gradient: `Σg` and `Σg·(x − mean)`, then
 //!   `dx = invstd·weight · (g − Σg/m − (x − mean) · invstd² · Σg·(x − mean) / m)`.
 //!
+//! `running` updates the running statistics after a training batch
+//! (Backend `fused_batch_norm_running`).
+//!
 //! A constant channel's `f64` sum is exact, so its mean is its value and
 //! it normalizes to exact zeros; a NaN reaches only its own channel. The
 //! formulas are lam-core's composite ones (`nn/batch_norm.rs`).
 
-use lam_core::backend::View;
+use lam_core::backend::{BatchNormRunning, View};
 use lam_core::{Error, Layout, Result};
 
 use crate::parallel::for_items;
@@ -240,6 +243,45 @@ impl Dims {
 }
 
 /// An error unless `l` is a vector of `len` elements.
+/// The next running mean and variance (`[C]` each) and batch count from
+/// the running ones and the batch's mean and biased variance (`[C]`
+/// views), as lam-core composes them: `running·(1 − m) + batch·m`, each
+/// product rounded, the variance's batch term `var·correction` rounded
+/// first; the count plus one where given.
+pub(crate) fn running(u: &BatchNormRunning) -> Result<(Vec<f32>, Vec<f32>, Option<i32>)> {
+    const OP: &str = "batch_norm_running";
+    let (count, momentum, correction) = (u.count, u.momentum, u.correction);
+    let c = u.running_mean.1.numel();
+    let views = [u.running_mean, u.running_var, u.mean, u.var];
+    let mut storages: Vec<_> = views.iter().map(|v| v.0).collect();
+    storages.extend(count.map(|v| v.0));
+    let locks = ReadLocks::new(OP, &storages)?;
+    let mut read = Vec::with_capacity(4);
+    for (i, (_, l)) in views.iter().enumerate() {
+        vector(OP, l, c)?;
+        read.push(gather(locks.f32(i, l)?, l)?);
+    }
+    let keep = 1.0 - momentum;
+    let blend = |running: &[f32], batch: &[f32]| -> Vec<f32> {
+        let terms = running.iter().zip(batch);
+        terms.map(|(&r, &b)| r * keep + b * momentum).collect()
+    };
+    let unbiased: Vec<f32> = read[3].iter().map(|&v| v * correction).collect();
+    let next_mean = blend(&read[0], &read[2]);
+    let next_var = blend(&read[1], &unbiased);
+    let next_count = match count {
+        Some((_, l)) => {
+            if l.numel() != 1 {
+                return Err(Error::shape(OP, "a count of one element", &l.shape));
+            }
+            let n = gather(locks.i32(4, l)?, l)?[0];
+            Some(n.wrapping_add(1))
+        }
+        None => None,
+    };
+    Ok((next_mean, next_var, next_count))
+}
+
 fn vector(op: &'static str, l: &Layout, len: usize) -> Result<()> {
     if l.shape[..] != [len] {
         return Err(Error::shape(op, format!("a vector of {len}"), &l.shape));

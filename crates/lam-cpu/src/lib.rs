@@ -79,8 +79,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use lam_core::backend::{
-    AdamStep, AttentionInputs, AttentionScores, BinaryOp, DeviceKind, DeviceStats, Distribution,
-    LinearActivation, ReduceOp, SgdStep, UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, AttentionScores, BatchNormRunning, BinaryOp, DeviceKind,
+    DeviceStats, Distribution, LinearActivation, ReduceOp, SgdStep, UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, Device, Result, Storage};
 
@@ -419,6 +419,19 @@ impl Backend for CpuBackend {
     ) -> Result<Option<(Storage, Storage)>> {
         let (y, stats) = batch_norm::batch_norm(input, weight, bias, eps)?;
         Ok(Some((self.op(Data::F32(y)), self.store(Data::F32(stats)))))
+    }
+
+    fn fused_batch_norm_running(
+        &self,
+        update: BatchNormRunning,
+    ) -> Result<Option<(Storage, Storage, Option<Storage>)>> {
+        let (m, v, n) = batch_norm::running(&update)?;
+        let n = n.map(|n| self.store(Data::I32(vec![n])));
+        Ok(Some((
+            self.store(Data::F32(m)),
+            self.store(Data::F32(v)),
+            n,
+        )))
     }
 
     fn fused_batch_norm_grad(

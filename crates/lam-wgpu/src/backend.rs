@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use lam_core::backend::{
-    AdamStep, AttentionInputs, AttentionScores, BinaryOp, Distribution, LinearActivation, ReduceOp,
-    SgdStep, UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, AttentionScores, BatchNormRunning, BinaryOp, Distribution,
+    LinearActivation, ReduceOp, SgdStep, UnaryOp, View, WindowGeometry,
 };
 use lam_core::{Backend, DType, DeviceKind, DeviceStats, Result, Storage};
 
 use crate::context::Gpu;
 use crate::kernels::{
     ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS, ATTENTION_WEIGHTS,
-    ATTENTION_WEIGHTS_GRAD, BATCH_NORM_APPLY, BATCH_NORM_GRAD_INPUT, GRU_CELL, GRU_CELL_GRAD,
-    LAYER_NORM, LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS, LSTM_CELL, LSTM_CELL_GRAD,
+    ATTENTION_WEIGHTS_GRAD, BATCH_NORM_APPLY, BATCH_NORM_GRAD_INPUT, BATCH_NORM_RUNNING, GRU_CELL,
+    GRU_CELL_GRAD, LAYER_NORM, LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS, LSTM_CELL,
+    LSTM_CELL_GRAD,
 };
 use crate::ops::{
     adam, attention, attention_weights, batch_norm, conv, copy, cross_entropy, elementwise, index,
@@ -360,6 +361,16 @@ impl Backend for WgpuBackend {
             return Ok(None);
         }
         batch_norm::batch_norm(&self.gpu, input, weight, bias, eps).map(Some)
+    }
+
+    fn fused_batch_norm_running(
+        &self,
+        update: BatchNormRunning,
+    ) -> Result<Option<(Storage, Storage, Option<Storage>)>> {
+        if !self.gpu.binds(&[BATCH_NORM_RUNNING]) {
+            return Ok(None);
+        }
+        batch_norm::batch_norm_running(&self.gpu, &update).map(Some)
     }
 
     fn fused_batch_norm_grad(

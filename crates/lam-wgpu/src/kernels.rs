@@ -77,6 +77,7 @@ shaders! {
     Lstm => "lstm.wgsl",
     LayerNorm => "layer_norm.wgsl",
     BatchNorm => "batch_norm.wgsl",
+    BatchNormRunning => "batch_norm_running.wgsl",
     Adam => "adam.wgsl",
     Sgd => "sgd.wgsl",
     Unscale => "unscale.wgsl",
@@ -585,6 +586,22 @@ pub(crate) const BATCH_NORM_GRAD_INPUT: Kernel = kernel(
         (7, ReadWrite),
         (8, ReadWrite),
         (9, ReadWrite),
+    ],
+);
+/// batch_norm_running.wgsl: the running mean and variance, the batch's
+/// mean and variance, the count; the next mean, variance and count.
+pub(crate) const BATCH_NORM_RUNNING: Kernel = kernel(
+    Shader::BatchNormRunning,
+    "batch_norm_running",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (5, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+        (8, ReadWrite),
     ],
 );
 /// grad, param, m, v.

@@ -188,6 +188,21 @@ pub(crate) struct BatchNormParams {
     pub views: [[u32; 4]; 6],
 }
 
+/// batch_norm_running.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(crate) struct BatchNormRunningParams {
+    pub c: u32,
+    pub flags: u32,
+    pub keep: f32,
+    pub momentum: f32,
+    pub correction: f32,
+    pub pad: [u32; 3],
+    /// Running mean, running variance, batch mean, batch variance, count:
+    /// (offset, stride, 0, 0) each.
+    pub views: [[u32; 4]; 5],
+}
+
 /// adam.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -26,8 +26,9 @@ use std::fmt::Debug;
 
 use super::wrapped::{op_name, product_name, Hooks, Wrapped};
 use super::{
-    AdamStep, AttentionInputs, AttentionScores, BinaryOp, DeviceKind, DeviceStats, Distribution,
-    LinearActivation, ReduceOp, SgdStep, Storage, UnaryOp, View, WindowGeometry,
+    AdamStep, AttentionInputs, AttentionScores, BatchNormRunning, BinaryOp, DeviceKind,
+    DeviceStats, Distribution, LinearActivation, ReduceOp, SgdStep, Storage, UnaryOp, View,
+    WindowGeometry,
 };
 use crate::{DType, Result};
 
@@ -398,6 +399,19 @@ macro_rules! backend_methods {
                 fn fused_batch_norm_grad(&self, grad: View, input: View, mean: View,
                     invstd: View, weight: Option<View>)
                     -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
+                /// BatchNorm's running statistics after a training batch, as
+                /// PyTorch updates them: per channel `running·(1 − m) + batch·m`
+                /// with `m` = `momentum`, for the mean with the batch's `mean`,
+                /// for the variance with the batch's biased `var` times
+                /// `correction` (n/(n−1), which unbiases it), each product
+                /// rounded to f32 before the sum as lam-core composes it; and
+                /// the batches seen, `count + 1`, where a `count` is given.
+                /// Returns the new running mean and variance (contiguous `[C]`
+                /// each) and count: one pass where the composition takes ten
+                /// ops.
+                fn fused_batch_norm_running(&self, update: BatchNormRunning)
+                    -> Result<Option<(Storage, Storage, Option<Storage>)>>
                     = Ok(None), taken Option::is_some;
                 /// 2-d convolution of `input` (`F32` `[N, C, H, W]`, any strides)
                 /// with `weight` (`F32` `[O, C/groups, kh, kw]`, any strides) over

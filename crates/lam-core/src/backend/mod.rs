@@ -38,7 +38,8 @@ use std::sync::Arc;
 pub use attention::{AttentionInputs, AttentionScores};
 pub use methods::{Backend, OP_METHODS};
 pub use ops::{
-    AdamStep, BinaryOp, Distribution, LinearActivation, ReduceOp, SgdStep, UnaryOp, WindowGeometry,
+    AdamStep, BatchNormRunning, BinaryOp, Distribution, LinearActivation, ReduceOp, SgdStep,
+    UnaryOp, WindowGeometry,
 };
 pub use wrapped::{Hooks, Wrapped};
 

@@ -1,6 +1,9 @@
 //! The op enums and parameter blocks the [`super::Backend`] methods take:
 //! which elementwise function, which reduction, which distribution, one
-//! Adam step's hyper-parameters, and the sliding-window geometry.
+//! Adam step's hyper-parameters, batch norm's running-statistics update,
+//! and the sliding-window geometry.
+
+use super::View;
 
 /// Elementwise ops of one input. Those with parameters carry them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,6 +82,26 @@ pub enum BinaryOp {
 pub enum LinearActivation {
     Identity,
     Relu,
+}
+
+/// What [`Backend::fused_batch_norm_running`](super::Backend::fused_batch_norm_running)
+/// updates BatchNorm's running statistics from.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchNormRunning<'a> {
+    /// The running mean, `F32` `[C]`, any strides.
+    pub running_mean: View<'a>,
+    /// The running variance, `F32` `[C]`, any strides.
+    pub running_var: View<'a>,
+    /// The batch's mean, `F32` `[C]`, any strides.
+    pub mean: View<'a>,
+    /// The batch's biased variance, `F32` `[C]`, any strides.
+    pub var: View<'a>,
+    /// The batches seen, one `I32` element, where the module counts them.
+    pub count: Option<View<'a>>,
+    /// The batch's weight `m` in `running·(1 − m) + batch·m`.
+    pub momentum: f32,
+    /// n/(n−1) for n values per channel, which unbiases the variance.
+    pub correction: f32,
 }
 
 /// Reductions over axes. `ArgMax`/`ArgMin` take exactly one axis, return

@@ -11,14 +11,17 @@
 //! average over `num_batches_tracked`), `eps` 1e-5. Running statistics are
 //! updated in training mode with [`Tensor::set_data`] under `no_grad`, so
 //! the buffers keep their identity (optimizers, checkpoints and `to_device`
-//! see the same tensors).
+//! see the same tensors). The update of the running mean, variance and
+//! batch count is one backend op where the backend has it
+//! (`fused_batch_norm_running`), else ten tensor ops.
 //!
 //! `num_batches_tracked` is an `I32` buffer here; PyTorch stores `int64`, so
 //! checkpoint import/export must convert it.
 
 use super::summary::record;
 use super::{py_bool, py_float, py_tuple, Mode, Module};
-use crate::{no_grad, DType, Device, Error, Result, Tensor};
+use crate::backend::BatchNormRunning;
+use crate::{no_grad, DType, Device, Error, Layout, Result, Tensor};
 
 /// Batch normalisation over the channel dim 1; `D` is the number of spatial
 /// dims it is written for: `BatchNorm<1>` takes `[N, C]` or `[N, C, L]`,
@@ -204,25 +207,20 @@ impl<const D: usize> Module for BatchNorm<D> {
             let y = batch_norm(input, rm, rv, w, b, !tracked, 0.0, self.config.eps);
             return record(self, y);
         }
-        let y = batch_norm(
+        let running = Running {
+            mean: rm,
+            var: rv,
+            batches: self.num_batches_tracked.as_ref(),
+        };
+        let y = batch_norm_with(
             input,
-            rm,
-            rv,
+            running,
             w,
             b,
             true,
             self.average_factor()?,
             self.config.eps,
         )?;
-        if let Some(count) = &self.num_batches_tracked {
-            no_grad(|| -> Result<()> {
-                let next = count
-                    .to_dtype(DType::F32)?
-                    .add_scalar(1.0)?
-                    .to_dtype(DType::I32)?;
-                count.set_data(&next)
-            })?;
-        }
         record(self, Ok(y))
     }
 
@@ -259,6 +257,35 @@ pub fn batch_norm(
     momentum: f32,
     eps: f32,
 ) -> Result<Tensor> {
+    let running = Running {
+        mean: running_mean,
+        var: running_var,
+        batches: None,
+    };
+    batch_norm_with(input, running, weight, bias, training, momentum, eps)
+}
+
+/// A batch norm's running statistics, each optional: the mean and variance
+/// (`[C]`) and, for the module, the batches seen.
+#[derive(Clone, Copy)]
+struct Running<'a> {
+    mean: Option<&'a Tensor>,
+    var: Option<&'a Tensor>,
+    batches: Option<&'a Tensor>,
+}
+
+/// [`batch_norm`], also counting the batch in `running.batches` when
+/// training.
+fn batch_norm_with(
+    input: &Tensor,
+    running: Running,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<Tensor> {
+    let (running_mean, running_var) = (running.mean, running.var);
     if crate::capture::hooked() && !training {
         return crate::capture::traced(
             || crate::capture::Op::BatchNorm { eps },
@@ -304,7 +331,7 @@ pub fn batch_norm(
             ));
         }
         return super::batch_norm::batch_norm_train(input, weight, bias, eps, |mean, var| {
-            update_running(running_mean, running_var, mean, var, count, momentum)
+            update_running(running, mean, var, count, momentum)
         });
     }
     // Per-channel tensors viewed as [1, C, 1, ...] broadcast against the input.
@@ -331,16 +358,21 @@ pub fn batch_norm(
 }
 
 /// `running ← (1 − m)·running + m·batch`, with the unbiased variance
-/// (`× n/(n−1)`), off the tape.
+/// (`× n/(n−1)`, `count` = n values per channel), and the batch counted,
+/// off the tape: the backend's one op where it has it, else tensor ops
+/// computing the same.
 fn update_running(
-    running_mean: Option<&Tensor>,
-    running_var: Option<&Tensor>,
+    running: Running,
     mean: &Tensor,
     biased_var: &Tensor,
     count: usize,
     momentum: f32,
 ) -> Result<()> {
+    let correction = count as f32 / (count - 1) as f32;
     no_grad(|| -> Result<()> {
+        if fused_update(running, mean, biased_var, momentum, correction)? {
+            return Ok(());
+        }
         let blend = |running: &Tensor, batch: &Tensor| -> Result<()> {
             let batch = batch.reshape_exact(running.dims())?;
             let next = running
@@ -348,15 +380,78 @@ fn update_running(
                 .add(&batch.mul_scalar(momentum)?)?;
             running.set_data(&next)
         };
-        if let Some(rm) = running_mean {
+        if let Some(rm) = running.mean {
             blend(rm, mean)?;
         }
-        if let Some(rv) = running_var {
-            let unbiased = biased_var.mul_scalar(count as f32 / (count - 1) as f32)?;
-            blend(rv, &unbiased)?;
+        if let Some(rv) = running.var {
+            blend(rv, &biased_var.mul_scalar(correction)?)?;
         }
-        Ok(())
+        running.batches.map_or(Ok(()), count_batch)
     })
+}
+
+/// `batches ← batches + 1`, from tensor ops.
+fn count_batch(batches: &Tensor) -> Result<()> {
+    let next = batches
+        .to_dtype(DType::F32)?
+        .add_scalar(1.0)?
+        .to_dtype(DType::I32)?;
+    batches.set_data(&next)
+}
+
+/// [`update_running`] as the backend's `fused_batch_norm_running`, where
+/// both running statistics are kept and the backend takes them; `false`
+/// where it does not (nothing is then changed).
+fn fused_update(
+    running: Running,
+    mean: &Tensor,
+    biased_var: &Tensor,
+    momentum: f32,
+    correction: f32,
+) -> Result<bool> {
+    let (Some(rm), Some(rv)) = (running.mean, running.var) else {
+        return Ok(false);
+    };
+    // The op takes F32 statistics and an I32 count (the module's); other
+    // dtypes passed to the functional form are composed.
+    let f32s = [rm, rv, mean, biased_var]
+        .iter()
+        .all(|t| t.dtype() == DType::F32);
+    if !f32s || running.batches.is_some_and(|b| b.dtype() != DType::I32) {
+        return Ok(false);
+    }
+    let dev = rm.device();
+    for t in [rv, mean, biased_var].into_iter().chain(running.batches) {
+        dev.check_same(&t.device(), "batch_norm")?;
+    }
+    let storages = [rm, rv, mean, biased_var].map(Tensor::storage);
+    let views = [rm, rv, mean, biased_var].map(Tensor::layout);
+    let batches = running.batches.map(|b| (b.storage(), b.layout()));
+    let view = |i: usize| (&storages[i], views[i]);
+    let update = BatchNormRunning {
+        running_mean: view(0),
+        running_var: view(1),
+        mean: view(2),
+        var: view(3),
+        count: batches.as_ref().map(|(s, l)| (s, *l)),
+        momentum,
+        correction,
+    };
+    let Some((next_mean, next_var, next_batches)) =
+        rm.backend().fused_batch_norm_running(update)?
+    else {
+        return Ok(false);
+    };
+    let as_tensor =
+        |s, like: &Tensor| Tensor::from_storage(s, Layout::contiguous(like.dims()), &dev);
+    rm.set_data(&as_tensor(next_mean, rm))?;
+    rv.set_data(&as_tensor(next_var, rv))?;
+    match (running.batches, next_batches) {
+        (Some(b), Some(next)) => b.set_data(&as_tensor(next, b))?,
+        (Some(b), None) => count_batch(b)?,
+        (None, _) => {}
+    }
+    Ok(true)
 }
 
 /// Normalisation over the trailing `normalized_shape` dims of each sample.

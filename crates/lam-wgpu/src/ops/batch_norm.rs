@@ -1,20 +1,22 @@
 //! Batch normalization in training mode and its gradient (batch_norm.wgsl)
 //! on an `[N, C, L]` input: each channel's sums in chunks of whole images
 //! (a workgroup per channel and chunk), the chunks' sums per channel, then
-//! a thread per element; five dispatches forward, three backward.
+//! a thread per element; five dispatches forward, three backward. The
+//! running statistics' update after a batch is one more
+//! (batch_norm_running.wgsl, a thread per channel).
 
 use std::sync::Arc;
 
-use lam_core::backend::View;
+use lam_core::backend::{BatchNormRunning, View};
 use lam_core::{DType, Error, Layout, Result, Storage};
 
 use super::{grid_for, input, output};
 use crate::context::Gpu;
 use crate::kernels::{
     BATCH_NORM_APPLY, BATCH_NORM_GRAD_INPUT, BATCH_NORM_GRAD_STATS, BATCH_NORM_GRAD_SUMS,
-    BATCH_NORM_MEAN, BATCH_NORM_SQUARES, BATCH_NORM_SUMS, BATCH_NORM_VARIANCE,
+    BATCH_NORM_MEAN, BATCH_NORM_RUNNING, BATCH_NORM_SQUARES, BATCH_NORM_SUMS, BATCH_NORM_VARIANCE,
 };
-use crate::params::{fold_grid, to_u32, BatchNormParams};
+use crate::params::{fold_grid, to_u32, BatchNormParams, BatchNormRunningParams};
 
 /// `(y, stats)` of `src` (`[N, C, L]`): `stats` is `[3, C]`, the mean,
 /// biased variance and invstd of each channel.
@@ -163,6 +165,65 @@ pub(crate) fn batch_norm_grad(
         }
     }
     Ok((dx.into_storage(), dw.into_storage(), db.into_storage()))
+}
+
+/// The next running mean and variance (`[C]` each) and, where `count` is
+/// given, batch count, from the running ones and the batch's mean and
+/// biased variance (`[C]` views); see Backend `fused_batch_norm_running`.
+pub(crate) fn batch_norm_running(
+    gpu: &Arc<Gpu>,
+    u: &BatchNormRunning,
+) -> Result<(Storage, Storage, Option<Storage>)> {
+    const OP: &str = "batch_norm_running";
+    let (count, momentum, correction) = (u.count, u.momentum, u.correction);
+    let stats = [u.running_mean, u.running_var, u.mean, u.var];
+    let c = stats[0].1.numel();
+    let mut p = BatchNormRunningParams {
+        c: to_u32(OP, c)?,
+        flags: u32::from(count.is_some()),
+        keep: 1.0 - momentum,
+        momentum,
+        correction,
+        ..BatchNormRunningParams::default()
+    };
+    let mut buffers = Vec::with_capacity(8);
+    for (k, view) in stats.into_iter().enumerate() {
+        let (s, l) = input(gpu, OP, view, Some(DType::F32))?;
+        p.views[k] = vector(OP, l, c)?;
+        buffers.push(s.buffer());
+    }
+    let count = count
+        .map(|v| input(gpu, OP, v, Some(DType::I32)))
+        .transpose()?;
+    match count {
+        Some((s, l)) => {
+            if l.numel() != 1 {
+                return Err(Error::shape(OP, "a count of one element", &l.shape));
+            }
+            p.views[4] = [to_u32(OP, l.offset)?, 0, 0, 0];
+            buffers.push(s.buffer());
+        }
+        // The running mean stands in; the kernel does not read it.
+        None => buffers.push(buffers[0]),
+    }
+    let next_mean = output(gpu, OP, c, DType::F32)?;
+    let next_var = output(gpu, OP, c, DType::F32)?;
+    // Without a count the kernel writes none, but binding 8 needs a buffer.
+    let next_count = output(gpu, OP, 1, DType::I32)?;
+    buffers.extend([next_mean.buffer(), next_var.buffer(), next_count.buffer()]);
+    gpu.dispatch(
+        BATCH_NORM_RUNNING,
+        &[],
+        bytemuck::bytes_of(&p),
+        &buffers,
+        grid_for(OP, c.max(1))?,
+    )?;
+    let next_count = count.map(|_| next_count.into_storage());
+    Ok((
+        next_mean.into_storage(),
+        next_var.into_storage(),
+        next_count,
+    ))
 }
 
 /// Values summed per chunk of a channel, about: whole images up to this

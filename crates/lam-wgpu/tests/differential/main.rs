@@ -12,6 +12,7 @@
 mod common;
 
 mod adam;
+mod batch_norm;
 mod copy;
 mod cross_entropy;
 mod elementwise;
