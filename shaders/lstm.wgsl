@@ -4,19 +4,29 @@
 // dispatch. Gate order is PyTorch's: LSTM i, f, g, o; GRU r, z, n. The
 // formulas are lam-core's (crates/lam-core/src/nn/rnn/fused.rs) term for
 // term. Inputs are [rows, cols] views read through their strides; outputs
-// are contiguous.
+// are contiguous. The two lstm_sequence_step kernels are the LSTM's step
+// within a whole layer's loop (Backend `fused_lstm_sequence` and its
+// gradient): they write into the sequence's buffers at the step's offsets,
+// keep c (or its gradient) in a buffer they read and write, and the
+// gradient's step adds the upstream gradient of h itself.
 
 // #include "lib/grid.wgsl"
 
-// Mirrors `LstmParams` in crates/lam-wgpu/src/params.rs: the step's size
-// and, per input k, its view as (offset, row stride, column stride, -).
+// Mirrors `LstmParams` in crates/lam-wgpu/src/params.rs: the step's size,
+// flags, per input k its view as (offset, row stride, column stride, -),
+// and the sequence kernels' offsets into their outputs.
 struct Params {
     rows: u32,
     hidden: u32,
     numel: u32,
-    _pad: u32,
+    flags: u32,
     views: array<vec4<u32>, 5>,
+    offsets: vec4<u32>,
 }
+
+// lstm_sequence_step_grad: in1 holds the gradient reaching h from the step
+// run after this one (absent for the last step run).
+const HAS_DH: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> in0: array<f32>;
@@ -49,6 +59,62 @@ fn tanh_(x: f32) -> f32 {
     return tanh(clamp(x, -15.0, 15.0));
 }
 
+// An LSTM unit's activated gates, i, f, g, o.
+struct Gates {
+    i: f32,
+    f: f32,
+    g: f32,
+    o: f32,
+}
+
+// The gates of unit j of row r from the input and hidden projections, in0
+// and in1 ([rows, 4H] views 0 and 1).
+fn lstm_gates(r: u32, j: u32) -> Gates {
+    let h = p.hidden;
+    var a: Gates;
+    a.i = sigmoid(in0[at(0u, r, j)] + in1[at(1u, r, j)]);
+    a.f = sigmoid(in0[at(0u, r, h + j)] + in1[at(1u, r, h + j)]);
+    a.g = tanh_(in0[at(0u, r, 2u * h + j)] + in1[at(1u, r, 2u * h + j)]);
+    a.o = sigmoid(in0[at(0u, r, 3u * h + j)] + in1[at(1u, r, 3u * h + j)]);
+    return a;
+}
+
+// Writes gates `a` of unit j of row r into `out1` at `offset`, [rows, 4H].
+fn put_gates(offset: u32, r: u32, j: u32, a: Gates) {
+    let h = p.hidden;
+    let base = offset + r * 4u * h + j;
+    out1[base] = a.i;
+    out1[base + h] = a.f;
+    out1[base + 2u * h] = a.g;
+    out1[base + 3u * h] = a.o;
+}
+
+// The gates of unit j of row r from in2 ([rows, 4H] view 2).
+fn saved_gates(r: u32, j: u32) -> Gates {
+    let h = p.hidden;
+    return Gates(
+        in2[at(2u, r, j)],
+        in2[at(2u, r, h + j)],
+        in2[at(2u, r, 2u * h + j)],
+        in2[at(2u, r, 3u * h + j)],
+    );
+}
+
+// From the gradients dh and dc reaching a unit's h' and c', its gates `a`,
+// c and c': writes the gradient of the summed projections into out0 at
+// `offset` ([rows, 4H]) and returns that of c.
+fn lstm_grads(offset: u32, r: u32, j: u32, dh: f32, dc: f32, a: Gates, c: f32, c_new: f32) -> f32 {
+    let h = p.hidden;
+    let tc = tanh_(c_new);
+    let d_cell = dc + dh * a.o * (1.0 - tc * tc);
+    let base = offset + r * 4u * h + j;
+    out0[base] = d_cell * a.g * a.i * (1.0 - a.i);
+    out0[base + h] = d_cell * c * a.f * (1.0 - a.f);
+    out0[base + 2u * h] = d_cell * a.i * (1.0 - a.g * a.g);
+    out0[base + 3u * h] = dh * tc * a.o * (1.0 - a.o);
+    return d_cell * a.f;
+}
+
 // in0, in1: the input and hidden projections [rows, 4H]; in2: c [rows, H].
 // out0: h' then c' ([2, rows, H]); out1: the activated gates [rows, 4H].
 @compute @workgroup_size(WG)
@@ -57,21 +123,13 @@ fn lstm_cell(t: Thread) {
     if (e >= p.numel) {
         return;
     }
-    let h = p.hidden;
-    let r = e / h;
-    let j = e % h;
-    let i = sigmoid(in0[at(0u, r, j)] + in1[at(1u, r, j)]);
-    let f = sigmoid(in0[at(0u, r, h + j)] + in1[at(1u, r, h + j)]);
-    let g = tanh_(in0[at(0u, r, 2u * h + j)] + in1[at(1u, r, 2u * h + j)]);
-    let o = sigmoid(in0[at(0u, r, 3u * h + j)] + in1[at(1u, r, 3u * h + j)]);
-    let c_new = f * in2[at(2u, r, j)] + i * g;
-    out0[e] = o * tanh_(c_new);
+    let r = e / p.hidden;
+    let j = e % p.hidden;
+    let a = lstm_gates(r, j);
+    let c_new = a.f * in2[at(2u, r, j)] + a.i * a.g;
+    out0[e] = a.o * tanh_(c_new);
     out0[p.numel + e] = c_new;
-    let base = r * 4u * h + j;
-    out1[base] = i;
-    out1[base + h] = f;
-    out1[base + 2u * h] = g;
-    out1[base + 3u * h] = o;
+    put_gates(0u, r, j, a);
 }
 
 // in0: grad_h, in1: grad_c [rows, H]; in2: the activated gates [rows, 4H];
@@ -83,22 +141,55 @@ fn lstm_cell_grad(t: Thread) {
     if (e >= p.numel) {
         return;
     }
-    let h = p.hidden;
-    let r = e / h;
-    let j = e % h;
-    let i = in2[at(2u, r, j)];
-    let f = in2[at(2u, r, h + j)];
-    let g = in2[at(2u, r, 2u * h + j)];
-    let o = in2[at(2u, r, 3u * h + j)];
+    let r = e / p.hidden;
+    let j = e % p.hidden;
     let dh = in0[at(0u, r, j)];
-    let tc = tanh_(in4[at(4u, r, j)]);
-    let d_cell = in1[at(1u, r, j)] + dh * o * (1.0 - tc * tc);
-    let base = r * 4u * h + j;
-    out0[base] = d_cell * g * i * (1.0 - i);
-    out0[base + h] = d_cell * in3[at(3u, r, j)] * f * (1.0 - f);
-    out0[base + 2u * h] = d_cell * i * (1.0 - g * g);
-    out0[base + 3u * h] = dh * tc * o * (1.0 - o);
-    out1[e] = d_cell * f;
+    let dc = in1[at(1u, r, j)];
+    let c = in3[at(3u, r, j)];
+    out1[e] = lstm_grads(0u, r, j, dh, dc, saved_gates(r, j), c, in4[at(4u, r, j)]);
+}
+
+// One step of a whole layer's loop. in0: the step's input projection, in1:
+// h Wₕₕᵀ ([rows, 4H] views). out0: the sequence's hs, h' written at
+// offsets.x; out2: its cs, c read at offsets.w and c' written at offsets.y
+// (one read-write binding: the buffer holds both); out1: its gates, written
+// at offsets.z.
+@compute @workgroup_size(WG)
+fn lstm_sequence_step(t: Thread) {
+    let e = element(t);
+    if (e >= p.numel) {
+        return;
+    }
+    let r = e / p.hidden;
+    let j = e % p.hidden;
+    let a = lstm_gates(r, j);
+    let c_new = a.f * out2[p.offsets.w + e] + a.i * a.g;
+    out0[p.offsets.x + e] = a.o * tanh_(c_new);
+    out2[p.offsets.y + e] = c_new;
+    put_gates(p.offsets.z, r, j, a);
+}
+
+// The gradient of one step of a whole layer's loop. in0: the gradient
+// reaching the step's output h from outside the loop, in1 (under HAS_DH):
+// that from the step run after it, summed; in2: the step's gates; in3: c,
+// in4: c' [rows, H] views. out0: the gradient of the summed projections,
+// written at offsets.x; out1: that of c, [rows, H] contiguous, read (from
+// the step after) and overwritten in place.
+@compute @workgroup_size(WG)
+fn lstm_sequence_step_grad(t: Thread) {
+    let e = element(t);
+    if (e >= p.numel) {
+        return;
+    }
+    let r = e / p.hidden;
+    let j = e % p.hidden;
+    var dh = in0[at(0u, r, j)];
+    if ((p.flags & HAS_DH) != 0u) {
+        dh = dh + in1[at(1u, r, j)];
+    }
+    let c = in3[at(3u, r, j)];
+    let a = saved_gates(r, j);
+    out1[e] = lstm_grads(p.offsets.x, r, j, dh, out1[e], a, c, in4[at(4u, r, j)]);
 }
 
 // in0, in1: the input and hidden projections [rows, 3H]; in2: h [rows, H].

@@ -15,7 +15,7 @@ use crate::kernels::{
     ATTENTION_FORWARD, ATTENTION_GRAD_KV, ATTENTION_GRAD_Q, ATTENTION_ROWS, ATTENTION_WEIGHTS,
     ATTENTION_WEIGHTS_GRAD, BATCH_NORM_APPLY, BATCH_NORM_GRAD_INPUT, BATCH_NORM_RUNNING, GRU_CELL,
     GRU_CELL_GRAD, LAYER_NORM, LAYER_NORM_GRAD_INPUT, LAYER_NORM_GRAD_PARAMS, LSTM_CELL,
-    LSTM_CELL_GRAD,
+    LSTM_CELL_GRAD, LSTM_SEQUENCE_STEP, LSTM_SEQUENCE_STEP_GRAD,
 };
 use crate::ops::{
     adam, attention, attention_weights, batch_norm, conv, copy, cross_entropy, elementwise, index,
@@ -293,6 +293,41 @@ impl Backend for WgpuBackend {
             return Ok(None);
         }
         lstm::lstm_cell_grad(&self.gpu, [grad_h, grad_c, gates, c, c_new]).map(Some)
+    }
+
+    fn fused_lstm_sequence(
+        &self,
+        input_gates: View,
+        w_hh: View,
+        h: View,
+        c: View,
+        reverse: bool,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        // Both directions' kernels, so that a forward taken here never
+        // meets a declined gradient.
+        if !self
+            .gpu
+            .binds(&[LSTM_SEQUENCE_STEP, LSTM_SEQUENCE_STEP_GRAD])
+        {
+            return Ok(None);
+        }
+        lstm::lstm_sequence(&self.gpu, input_gates, w_hh, [h, c], reverse).map(Some)
+    }
+
+    fn fused_lstm_sequence_grad(
+        &self,
+        grad_hs: View,
+        grad_c: View,
+        gates: View,
+        cs: View,
+        w_hh: View,
+        reverse: bool,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        if !self.gpu.binds(&[LSTM_SEQUENCE_STEP_GRAD]) {
+            return Ok(None);
+        }
+        let grads = [grad_hs, grad_c];
+        lstm::lstm_sequence_grad(&self.gpu, grads, gates, cs, w_hh, reverse).map(Some)
     }
 
     fn fused_gru_cell(

@@ -457,6 +457,35 @@ pub(crate) const LSTM_CELL_GRAD: Kernel = kernel(
         (7, ReadWrite),
     ],
 );
+/// lstm.wgsl: the step's input projection and h Wₕₕᵀ; the sequence's hs,
+/// gates and cs (c read and c' written).
+pub(crate) const LSTM_SEQUENCE_STEP: Kernel = kernel(
+    Shader::Lstm,
+    "lstm_sequence_step",
+    &[
+        (1, Read),
+        (2, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+        (8, ReadWrite),
+    ],
+);
+/// lstm.wgsl: the step's output gradient, that from the step after, the
+/// gates, c, c'; the sequence's projection gradient, and c's gradient
+/// (updated in place).
+pub(crate) const LSTM_SEQUENCE_STEP_GRAD: Kernel = kernel(
+    Shader::Lstm,
+    "lstm_sequence_step_grad",
+    &[
+        (1, Read),
+        (2, Read),
+        (3, Read),
+        (4, Read),
+        (5, Read),
+        (6, ReadWrite),
+        (7, ReadWrite),
+    ],
+);
 /// lstm.wgsl: the two projections and h; h', gates.
 pub(crate) const GRU_CELL: Kernel = kernel(
     Shader::Lstm,

@@ -148,16 +148,19 @@ pub(crate) struct RowParams {
     pub inv_rows: f32,
 }
 
-/// lstm.wgsl: the step's size and, per input, its `[rows, cols]` view as
-/// (offset, row stride, column stride, unused).
+/// lstm.wgsl: the step's size, flags (the gradient's step: 1 when the
+/// gradient from the step after is given), per input its `[rows, cols]`
+/// view as (offset, row stride, column stride, unused), and the sequence
+/// kernels' offsets into their outputs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct LstmParams {
     pub rows: u32,
     pub hidden: u32,
     pub numel: u32,
-    pub pad: u32,
+    pub flags: u32,
     pub views: [[u32; 4]; 5],
+    pub offsets: [u32; 4],
 }
 
 /// layer_norm.wgsl: sizes, `eps`, flags (1: weight, 2: bias), and per

@@ -18,6 +18,7 @@ mod cross_entropy;
 mod elementwise;
 mod elementwise_f16;
 mod index;
+mod lstm;
 mod matmul;
 mod matmul_f16;
 mod matmul_tuning;

@@ -11,8 +11,10 @@
 //!
 //! A backend may run the LSTM's whole loop itself (Backend
 //! `fused_lstm_sequence` and its `_grad`, each offered first): the CPU
-//! packs `Wₕₕ` once per sequence for its per-step products that way. Where
-//! the backend declines, the loops here run step by step.
+//! packs `Wₕₕ` once per sequence for its per-step products that way, and
+//! the GPU writes each step's states and gates straight into the
+//! sequence's buffers (two dispatches a step, no copies or adds between
+//! them). Where the backend declines, the loops here run step by step.
 //!
 //! The layer's output is one tensor `packed` (`[T, B, H]` of outputs in
 //! time order, and for the LSTM a last row with the final `c`), viewed as
@@ -322,8 +324,8 @@ impl Forward {
         let steps = order.len();
         let reverse = steps > 1 && order[0] > order[1];
         // A backend that declined the whole forward declines its gradient
-        // too (lam-wgpu, the unfused twins): stacking every step's gates and
-        // states only to be declined would cost two copies per step.
+        // too (the unfused twins): stacking every step's gates and states
+        // only to be declined would cost two copies per step.
         let Some(whole) = &self.whole else {
             return Ok(None);
         };
