@@ -304,10 +304,15 @@ impl Backend for WgpuBackend {
         reverse: bool,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
         // Both directions' kernels, so that a forward taken here never
-        // meets a declined gradient.
-        if !self
-            .gpu
-            .binds(&[LSTM_SEQUENCE_STEP, LSTM_SEQUENCE_STEP_GRAD])
+        // meets a declined gradient; `F32` only (lam-core composes a layer
+        // of halves step by step).
+        let f32s = [input_gates, w_hh, h, c]
+            .iter()
+            .all(|v| v.0.dtype() == DType::F32);
+        if !f32s
+            || !self
+                .gpu
+                .binds(&[LSTM_SEQUENCE_STEP, LSTM_SEQUENCE_STEP_GRAD])
         {
             return Ok(None);
         }
@@ -323,7 +328,10 @@ impl Backend for WgpuBackend {
         w_hh: View,
         reverse: bool,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
-        if !self.gpu.binds(&[LSTM_SEQUENCE_STEP_GRAD]) {
+        let f32s = [grad_hs, grad_c, gates, cs, w_hh]
+            .iter()
+            .all(|v| v.0.dtype() == DType::F32);
+        if !f32s || !self.gpu.binds(&[LSTM_SEQUENCE_STEP_GRAD]) {
             return Ok(None);
         }
         let grads = [grad_hs, grad_c];
