@@ -157,15 +157,19 @@ fn unary_op(x: f32) -> f32 {
         case 22u: { return pow_c(x, a); }
         case 23u: { return select(0.0, 1.0, x > a); }
         case 24u: { return select(0.0, 1.0, x < a); }
-        case 25u: {
-            let cdf = 0.5 * (1.0 + erf_approx(x * FRAC_1_SQRT_2));
-            return cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
-        }
+        case 25u: { return gelu_grad(x); }
         case 26u: { return select(0.0, 1.0, x > a && x < b); }
         // A true division: x * (1 / a) would round twice.
         case 27u: { return x / a; }
         default: { return x; }
     }
+}
+
+// The derivative of exact GELU, Φ(x) + x φ(x) (unary op 25, and binary op
+// 14 times the upstream gradient).
+fn gelu_grad(x: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + erf_approx(x * FRAC_1_SQRT_2));
+    return cdf + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
 }
 
 fn binary_op(x: f32, y: f32) -> f32 {
@@ -179,6 +183,8 @@ fn binary_op(x: f32, y: f32) -> f32 {
             // The gradient (NaN or not) passes unless the ReLU's output is
             // <= 0; a NaN output passes it, as PyTorch's threshold_backward.
             case 13u: { return select(x, 0.0, !is_nan(y) && y <= 0.0); }
+            // NaN either way, as the product of the two ops it replaces.
+            case 14u: { return x * y; }
             default: {}
         }
     }
@@ -197,6 +203,7 @@ fn binary_op(x: f32, y: f32) -> f32 {
         case 11u: { return select(0.0, 1.0, x > y); }
         case 12u: { return select(0.0, 1.0, x >= y); }
         case 13u: { return select(x, 0.0, y <= 0.0); }
+        case 14u: { return x * gelu_grad(y); }
         default: { return x; }
     }
 }

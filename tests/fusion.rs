@@ -164,6 +164,39 @@ conformance!(relu_grad_masks_by_the_activation, |dev| {
     Ok(())
 });
 
+conformance!(gelu_grad_is_the_product_it_replaces, |dev| {
+    // g · gelu'(x) in one op against the two it replaces (gelu'(x) as a
+    // unary op, then the product): the same bits on the CPU, within an ulp
+    // or two on a GPU (whose compiler may fuse a product into a sum); NaN
+    // from either side.
+    let n = 300;
+    let xs: Vec<f32> = (0..n).map(|i| (i as f32 - 150.0) / 17.0).collect();
+    let mut gs: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
+    let mut xs = xs;
+    (xs[3], gs[4], xs[5], gs[5]) = (f32::NAN, f32::NAN, f32::INFINITY, 0.0);
+    let x = Tensor::from_vec(xs, &[n], dev)?;
+    let g = Tensor::from_vec(gs, &[n], dev)?;
+    let got = g.gelu_grad(&x)?.to_vec()?;
+    let want = g.mul(&x.map(lam::backend::UnaryOp::GeluGrad)?)?.to_vec()?;
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        let close = (a - b).abs() <= 4e-7 * b.abs().max(1e-30);
+        assert!(
+            same || (dev.is_gpu() && close),
+            "element {i}: {a} against {b}"
+        );
+    }
+    assert!(got[3].is_nan() && got[4].is_nan(), "NaN from either side");
+    // Through GELU's gradient on a view (the rule now uses it).
+    let x = Tensor::from_vec(
+        (0..24).map(|i| i as f32 / 5.0 - 2.0).collect(),
+        &[4, 6],
+        dev,
+    )?;
+    assert_gradcheck("gelu", |t| t[0].t()?.gelu(), &[x]);
+    Ok(())
+});
+
 conformance!(sequential_fuses_linear_relu_with_the_same_results, |dev| {
     lam::manual_seed(21);
     let fc1 = lam::nn::Linear::new(6, 8, dev)?;

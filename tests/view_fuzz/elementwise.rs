@@ -55,6 +55,7 @@ pub const COVERS: &[&str] = &[
     "ge",
     "where_cond",
     "relu_grad",
+    "gelu_grad",
 ];
 
 type Unary = fn(&Tensor) -> lam::Result<Tensor>;
@@ -113,6 +114,7 @@ pub fn cases(rng: &mut Rng) -> Vec<Case> {
         ("gt", |a, b| a.gt(b)),
         ("ge", |a, b| a.ge(b)),
         ("relu_grad", |a, b| a.relu_grad(b)),
+        ("gelu_grad", |a, b| a.gelu_grad(b)),
     ];
     let mut out = Vec::new();
     for &(name, f, pos) in unary {

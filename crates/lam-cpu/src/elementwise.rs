@@ -110,6 +110,7 @@ pub(crate) fn binary(op: BinaryOp, lhs: View, rhs: View) -> Result<Vec<f32>> {
         Gt => zip_map(a, b, |x, y| indicator(x > y)),
         Ge => zip_map(a, b, |x, y| indicator(x >= y)),
         ReluGrad => zip_map(a, b, |g, y| if y <= 0.0 { 0.0 } else { g }),
+        GeluGrad => gelu_backward(a, b),
     }
 }
 
@@ -242,6 +243,34 @@ fn map_elements<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
 }
 
 /// `f(a[i], b[i])` for two views of one shape, output contiguous row-major.
+/// `g · gelu'(x)` for the upstream gradient `g` and the GELU's input `x`:
+/// where both are contiguous, each chunk's `gelu'(x)` in the widest vectors
+/// ([`map_chunk`]) and then the product, so the bits are those of the unary
+/// op followed by a product.
+// The closure is not redundant: it carries `#[inline(always)]`.
+#[allow(clippy::redundant_closure)]
+fn gelu_backward(g: (&[f32], &Layout), x: (&[f32], &Layout)) -> Result<Vec<f32>> {
+    let ((gs, lg), (xs, lx)) = (g, x);
+    if !(lg.is_contiguous() && lx.is_contiguous()) {
+        return zip_map(g, x, |g, x| g * gelu_grad(x));
+    }
+    let n = lg.numel();
+    let (gs, xs) = (&gs[lg.offset..lg.offset + n], &xs[lx.offset..lx.offset + n]);
+    let mut out = pool::take(n)?;
+    for_chunks(&mut out, CHUNK, n, |start, chunk| {
+        map_chunk(
+            chunk,
+            &xs[start..],
+            #[inline(always)]
+            |x| gelu_grad(x),
+        );
+        for (o, &g) in chunk.iter_mut().zip(&gs[start..]) {
+            *o *= g;
+        }
+    });
+    Ok(out)
+}
+
 fn zip_map<F>(a: (&[f32], &Layout), b: (&[f32], &Layout), f: F) -> Result<Vec<f32>>
 where
     F: Fn(f32, f32) -> f32 + Sync,

@@ -758,6 +758,7 @@ pub(crate) fn binary_code(op: BinaryOp) -> u32 {
         Gt => 11,
         Ge => 12,
         ReluGrad => 13,
+        GeluGrad => 14,
     }
 }
 

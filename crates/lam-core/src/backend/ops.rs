@@ -75,6 +75,11 @@ pub enum BinaryOp {
     /// ReLU whose output is `b` (one pass instead of `a * step(b)`). A NaN
     /// output passes the gradient, as PyTorch's `threshold_backward` does.
     ReluGrad,
+    /// `a · (Φ(b) + b φ(b))`: the upstream gradient `a` through an exact
+    /// GELU whose input is `b` (PyTorch's `gelu_backward`), one pass where
+    /// `a * gelu'(b)` took two; `gelu'(b)` is rounded to f32 before the
+    /// product, as it was.
+    GeluGrad,
 }
 
 /// The activation [`Backend::fused_linear`](super::Backend::fused_linear) applies as it writes its output.

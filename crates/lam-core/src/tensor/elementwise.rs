@@ -137,8 +137,16 @@ impl Tensor {
 
     /// GELU, exact erf form (PyTorch's default).
     pub fn gelu(&self) -> Result<Tensor> {
-        self.unary(UnaryOp::Gelu, Keep::INPUT, |s, g| {
-            g.mul(&s.a()?.map(UnaryOp::GeluGrad)?)
+        self.unary(UnaryOp::Gelu, Keep::INPUT, |s, g| g.gelu_grad(s.a()?))
+    }
+
+    /// The gradient `self` passed back through an exact GELU whose input
+    /// was `x`: `self · gelu'(x)` — PyTorch's `gelu_backward`, as one op.
+    /// Not itself differentiated (gradients are first order).
+    pub fn gelu_grad(&self, x: &Tensor) -> Result<Tensor> {
+        let _guard = crate::NoGradGuard::new();
+        self.binary(BinaryOp::GeluGrad, x, Keep::NOTHING, |_, _| {
+            Ok((None, None))
         })
     }
 
@@ -567,6 +575,7 @@ fn op_name_binary(op: BinaryOp) -> &'static str {
         BinaryOp::Maximum => "maximum",
         BinaryOp::Minimum => "minimum",
         BinaryOp::ReluGrad => "relu_grad",
+        BinaryOp::GeluGrad => "gelu_grad",
         _ => "compare",
     }
 }

@@ -78,7 +78,7 @@ fn unary_ops_match_cpu_on_strided_views() {
     });
 }
 
-pub(crate) const BINARY_OPS: [BinaryOp; 14] = [
+pub(crate) const BINARY_OPS: [BinaryOp; 15] = [
     BinaryOp::Add,
     BinaryOp::Sub,
     BinaryOp::Mul,
@@ -93,6 +93,7 @@ pub(crate) const BINARY_OPS: [BinaryOp; 14] = [
     BinaryOp::Gt,
     BinaryOp::Ge,
     BinaryOp::ReluGrad,
+    BinaryOp::GeluGrad,
 ];
 
 #[test]
