@@ -138,30 +138,42 @@ fn batch_norm_sums(t: Thread) {
     }
 }
 
-// x, partial. out1[c]: the mean, the chunks summed in order.
+// Channel c's mean from its chunks' sums in partial, added in order.
+fn channel_mean(c: u32) -> f32 {
+    var s = 0.0;
+    for (var k = 0u; k < chunks(); k++) {
+        s += partial[c * chunks() + k];
+    }
+    // (With no values, the mean is 0 / 0.)
+    return first_value(c) + s / f32(p.n * p.l);
+}
+
+// x, partial. out1[c]: the mean. Run only where a channel has no chunks
+// (no images); otherwise batch_norm_squares writes it.
 @compute @workgroup_size(WG)
 fn batch_norm_mean(t: Thread) {
     let c = element(t);
     if (c >= p.c) {
         return;
     }
-    var s = 0.0;
-    for (var k = 0u; k < chunks(); k++) {
-        s += partial[c * chunks() + k];
-    }
-    // (With no values, the mean is 0 / 0.)
-    out1[c] = first_value(c) + s / f32(p.n * p.l);
+    out1[c] = channel_mean(c);
 }
 
-// x and the means in out1. partial[c·chunks + k]: Σ (x − mean)² over
-// chunk k of channel c.
+// x and the chunks' sums in partial. partial[C·chunks + c·chunks + k]:
+// Σ (x − mean)² over chunk k of channel c, each workgroup adding up the
+// channel's mean itself (the same sums in the same order, so the same
+// bits), which chunk 0's writes to out1[c]: one dispatch where a kernel
+// of the means took another.
 @compute @workgroup_size(WG)
 fn batch_norm_squares(t: Thread) {
     let ck = channel_chunk(t);
     if (ck.x >= p.c) {
         return;
     }
-    let mean = out1[ck.x];
+    let mean = channel_mean(ck.x);
+    if (ck.y == 0u && t.lid == 0u) {
+        out1[ck.x] = mean;
+    }
     let r = chunk_range(ck.y);
     var q = 0.0;
     for (var i = r.x + t.lid; i < r.y; i += WG) {
@@ -170,11 +182,12 @@ fn batch_norm_squares(t: Thread) {
     }
     let total = tree_sum(t.lid, q);
     if (t.lid == 0u) {
-        partial[ck.x * chunks() + ck.y] = total;
+        partial[(p.c + ck.x) * chunks() + ck.y] = total;
     }
 }
 
-// partial. out1[C + c], out1[2C + c]: the biased variance and invstd.
+// partial's squares. out1[C + c], out1[2C + c]: the biased variance and
+// invstd.
 @compute @workgroup_size(WG)
 fn batch_norm_variance(t: Thread) {
     let c = element(t);
@@ -183,7 +196,7 @@ fn batch_norm_variance(t: Thread) {
     }
     var q = 0.0;
     for (var k = 0u; k < chunks(); k++) {
-        q += partial[c * chunks() + k];
+        q += partial[(p.c + c) * chunks() + k];
     }
     let variance = q / f32(p.n * p.l);
     out1[p.c + c] = variance;

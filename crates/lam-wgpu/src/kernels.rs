@@ -558,13 +558,14 @@ pub(crate) const BATCH_NORM_SUMS: Kernel = kernel(
     "batch_norm_sums",
     &[(1, Read), (10, ReadWrite)],
 );
-/// x, the chunks' sums; the means (first row of the statistics).
+/// x, the chunks' sums; the means (first row of the statistics), where a
+/// channel has no chunks.
 pub(crate) const BATCH_NORM_MEAN: Kernel = kernel(
     Shader::BatchNorm,
     "batch_norm_mean",
     &[(1, Read), (8, ReadWrite), (10, ReadWrite)],
 );
-/// x, the means; per channel and chunk, Σ (x − mean)².
+/// x, the chunks' sums; the means, and per channel and chunk Σ (x − mean)².
 pub(crate) const BATCH_NORM_SQUARES: Kernel = kernel(
     Shader::BatchNorm,
     "batch_norm_squares",

@@ -1,7 +1,8 @@
 //! Batch normalization in training mode and its gradient (batch_norm.wgsl)
 //! on an `[N, C, L]` input: each channel's sums in chunks of whole images
 //! (a workgroup per channel and chunk), the chunks' sums per channel, then
-//! a thread per element; five dispatches forward, three backward. The
+//! a thread per element; four dispatches forward (the squares' kernel adds
+//! up each channel's mean itself), three backward. The
 //! running statistics' update after a batch is one more
 //! (batch_norm_running.wgsl, a thread per channel).
 
@@ -51,28 +52,29 @@ pub(crate) fn batch_norm(
     let b_buf = b.map_or(x.buffer(), |(s, _)| s.buffer());
     if c > 0 {
         let chunks = chunks(&p);
-        let partial = output(gpu, OP, (c * chunks).max(1), DType::F32)?;
+        // Each chunk's sum, then each chunk's sum of squares.
+        let partial = output(gpu, OP, (2 * c * chunks).max(1), DType::F32)?;
         let params = bytemuck::bytes_of(&p);
         let (x, stats, partial) = (x.buffer(), stats.buffer(), partial.buffer());
         let per_chunk = fold_grid(OP, (c * chunks) as u64)?;
+        let per_channel = grid_for(OP, c)?;
         if chunks > 0 {
             gpu.dispatch(BATCH_NORM_SUMS, &[], params, &[x, partial], per_chunk)?;
-        }
-        let per_channel = grid_for(OP, c)?;
-        gpu.dispatch(
-            BATCH_NORM_MEAN,
-            &[],
-            params,
-            &[x, stats, partial],
-            per_channel,
-        )?;
-        if chunks > 0 {
+            // Also writes the means.
             gpu.dispatch(
                 BATCH_NORM_SQUARES,
                 &[],
                 params,
                 &[x, stats, partial],
                 per_chunk,
+            )?;
+        } else {
+            gpu.dispatch(
+                BATCH_NORM_MEAN,
+                &[],
+                params,
+                &[x, stats, partial],
+                per_channel,
             )?;
         }
         gpu.dispatch(
