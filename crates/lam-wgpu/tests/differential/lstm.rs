@@ -2,7 +2,7 @@
 //! gradient) against lam-cpu's, forwards and in reverse, with every input
 //! on each of the awkward views (transposed, narrowed with odd offsets,
 //! broadcast), and sizes that leave workgroups part-full (3 rows of 5
-//! units, 4 steps) and one step of one unit.
+//! units, 4 steps), one step of one unit, and no steps.
 
 use lam_core::{Backend, Layout, Storage};
 
@@ -13,7 +13,7 @@ use crate::common::*;
 fn lstm_sequence_matches_cpu_on_awkward_views_both_ways() {
     on_every_gpu("lstm_sequence", |dev, cpu| {
         let gpu = dev.backend();
-        for (steps, b, h) in [(4, 3, 5), (1, 1, 1)] {
+        for (steps, b, h) in [(4, 3, 5), (1, 1, 1), (0, 2, 3)] {
             let shapes = [
                 vec![steps, b, 4 * h],
                 vec![4 * h, h],
