@@ -12,8 +12,8 @@
 //! gates kept for the gradient are in the order run, the projections and
 //! their gradient in time order.
 
-use lam_core::backend::View;
-use lam_core::{Error, Layout, Result};
+use lam_core::backend::{lstm_sequence_sizes, View};
+use lam_core::Result;
 
 use crate::lstm_gates::{lstm_grad_row_fast, lstm_row_fast};
 use crate::packed::Packed;
@@ -33,9 +33,9 @@ pub(crate) fn lstm_sequence(
     reverse: bool,
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     const OP: &str = "lstm_sequence";
-    let (steps, b, h) = dims(OP, xp.1, w_hh.1)?;
+    let (steps, b, h) = lstm_sequence_sizes(OP, xp.1, w_hh.1)?;
     for l in [h0.1, c0.1] {
-        expect(OP, l, &[b, h])?;
+        l.expect_shape(OP, "an initial state", &[b, h])?;
     }
     let locks = ReadLocks::new(OP, &[xp.0, w_hh.0, h0.0, c0.0])?;
     let x = gather(locks.f32(0, xp.1)?, xp.1)?;
@@ -131,10 +131,14 @@ pub(crate) fn lstm_sequence_grad(
     reverse: bool,
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     const OP: &str = "lstm_sequence_grad";
-    let (steps, b, h) = dims(OP, gates.1, w_hh.1)?;
-    expect(OP, grad_hs.1, &[steps, b, h])?;
-    expect(OP, grad_c.1, &[b, h])?;
-    expect(OP, cs.1, &[steps + 1, b, h])?;
+    let (steps, b, h) = lstm_sequence_sizes(OP, gates.1, w_hh.1)?;
+    grad_hs
+        .1
+        .expect_shape(OP, "the outputs' gradient", &[steps, b, h])?;
+    grad_c
+        .1
+        .expect_shape(OP, "the final c's gradient", &[b, h])?;
+    cs.1.expect_shape(OP, "the cell states", &[steps + 1, b, h])?;
     let locks = ReadLocks::new(OP, &[grad_hs.0, grad_c.0, gates.0, cs.0, w_hh.0])?;
     let g = gather(locks.f32(0, grad_hs.1)?, grad_hs.1)?;
     let act = gather(locks.f32(2, gates.1)?, gates.1)?;
@@ -184,34 +188,6 @@ pub(crate) fn lstm_sequence_grad(
     });
     drop(tasks);
     Ok((d_xp, d_h, d_c))
-}
-
-/// `(T, B, H)` from a `[T, B, 4H]` view and the `[4H, H]` weight.
-fn dims(op: &'static str, seq: &Layout, w_hh: &Layout) -> Result<(usize, usize, usize)> {
-    let h = match w_hh.shape[..] {
-        [g, h] if g == 4 * h => h,
-        _ => return Err(Error::shape(op, "a [4H, H] recurrent weight", &w_hh.shape)),
-    };
-    match seq.shape[..] {
-        [t, b, g] if g == 4 * h => Ok((t, b, h)),
-        _ => Err(Error::shape(
-            op,
-            format!("a [T, B, {}] sequence of gates", 4 * h),
-            &seq.shape,
-        )),
-    }
-}
-
-fn expect(op: &'static str, l: &Layout, want: &[usize]) -> Result<()> {
-    if l.shape == want {
-        Ok(())
-    } else {
-        Err(Error::shape(
-            op,
-            format!("a view of shape {want:?}"),
-            &l.shape,
-        ))
-    }
 }
 
 /// Batch rows per task: the batch split evenly over the pool's threads

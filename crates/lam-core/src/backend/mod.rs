@@ -65,6 +65,32 @@ pub type Storage = Arc<dyn BackendStorage>;
 /// A storage and the view of it an op reads.
 pub type View<'a> = (&'a Storage, &'a Layout);
 
+/// `(T, B, H)` of [`Backend::fused_lstm_sequence`] and its gradient, from
+/// the `[T, B, 4H]` sequence of gates (or their projection) and the
+/// `[4H, H]` recurrent weight: the one check of both backends, errors
+/// naming `op`.
+pub fn lstm_sequence_sizes(
+    op: &'static str,
+    seq: &Layout,
+    w_hh: &Layout,
+) -> crate::Result<(usize, usize, usize)> {
+    let h = match w_hh.shape[..] {
+        [g, h] if g == 4 * h => h,
+        _ => {
+            let why = "a [4H, H] recurrent weight";
+            return Err(crate::Error::shape(op, why, &w_hh.shape));
+        }
+    };
+    match seq.shape[..] {
+        [t, b, g] if g == 4 * h => Ok((t, b, h)),
+        _ => Err(crate::Error::shape(
+            op,
+            format!("a [T, B, {}] sequence of gates", 4 * h),
+            &seq.shape,
+        )),
+    }
+}
+
 /// What kind of processor runs a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceKind {

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use lam_core::backend::View;
+use lam_core::backend::{lstm_sequence_sizes, View};
 use lam_core::{DType, Error, Layout, Result, Storage};
 
 use super::copy::{copy, zeros};
@@ -93,12 +93,12 @@ pub(crate) fn lstm_sequence(
     reverse: bool,
 ) -> Result<(Storage, Storage, Storage)> {
     const OP: &str = "lstm_sequence";
-    let (steps, b, h) = dims(OP, xp.1, w_hh.1)?;
+    let (steps, b, h) = lstm_sequence_sizes(OP, xp.1, w_hh.1)?;
     for v in [xp, w_hh, h0, c0] {
         input(gpu, OP, v, Some(DType::F32))?;
     }
     for l in [h0.1, c0.1] {
-        expect(OP, l, &[b, h])?;
+        l.expect_shape(OP, "an initial state", &[b, h])?;
     }
     let bh = b * h;
     let out = |len| output(gpu, OP, len, DType::F32).map(GpuStorage::into_storage);
@@ -152,13 +152,17 @@ pub(crate) fn lstm_sequence_grad(
     reverse: bool,
 ) -> Result<(Storage, Storage, Storage)> {
     const OP: &str = "lstm_sequence_grad";
-    let (steps, b, h) = dims(OP, gates.1, w_hh.1)?;
+    let (steps, b, h) = lstm_sequence_sizes(OP, gates.1, w_hh.1)?;
     for v in [grad_hs, grad_c, gates, cs, w_hh] {
         input(gpu, OP, v, Some(DType::F32))?;
     }
-    expect(OP, grad_hs.1, &[steps, b, h])?;
-    expect(OP, grad_c.1, &[b, h])?;
-    expect(OP, cs.1, &[steps + 1, b, h])?;
+    grad_hs
+        .1
+        .expect_shape(OP, "the outputs' gradient", &[steps, b, h])?;
+    grad_c
+        .1
+        .expect_shape(OP, "the final c's gradient", &[b, h])?;
+    cs.1.expect_shape(OP, "the cell states", &[steps + 1, b, h])?;
     let bh = b * h;
     let d_xp = output(gpu, OP, steps * 4 * bh, DType::F32)?.into_storage();
     // The gradient reaching c before the step being undone, overwritten by
@@ -206,34 +210,6 @@ pub(crate) fn lstm_sequence_grad(
         None => zeros(gpu, bh, DType::F32)?,
     };
     Ok((d_xp, d_h, d_c))
-}
-
-/// `(T, B, H)` from a `[T, B, 4H]` view and the `[4H, H]` weight.
-fn dims(op: &'static str, seq: &Layout, w_hh: &Layout) -> Result<(usize, usize, usize)> {
-    let h = match w_hh.shape[..] {
-        [g, h] if g == 4 * h => h,
-        _ => return Err(Error::shape(op, "a [4H, H] recurrent weight", &w_hh.shape)),
-    };
-    match seq.shape[..] {
-        [t, b, g] if g == 4 * h => Ok((t, b, h)),
-        _ => Err(Error::shape(
-            op,
-            format!("a [T, B, {}] sequence of gates", 4 * h),
-            &seq.shape,
-        )),
-    }
-}
-
-fn expect(op: &'static str, l: &Layout, want: &[usize]) -> Result<()> {
-    if l.shape == want {
-        Ok(())
-    } else {
-        Err(Error::shape(
-            op,
-            format!("a view of shape {want:?}"),
-            &l.shape,
-        ))
-    }
 }
 
 /// The contiguous `[b, h]` state at step `k` of a `[T + 1, b, h]` buffer.
