@@ -33,7 +33,9 @@
 //! - `storage`: [`CpuStorage`] (a lock around an f32 or i32 vector), the
 //!   read locks ops take, and bounds checks of views against buffers.
 //! - `strided`: walking arbitrary views (gather, row starts).
-//! - `parallel`: when and how an op splits its output across threads.
+//! - `parallel`: when and how an op splits its output across threads;
+//!   `threads`: the pool whose thread 0 is the thread that first asked for
+//!   [`device`].
 //! - `pool`: recycled output vectors and fallible allocation;
 //!   [`pool_stats`] counts reuses and fresh allocations.
 //! - `math`: scalar formulas that need care (vectorisable exp, sigmoid
@@ -71,6 +73,7 @@ mod sgd;
 mod softmax;
 mod storage;
 mod strided;
+mod threads;
 mod transpose;
 mod unscale;
 mod window;
@@ -95,10 +98,17 @@ pub struct CpuBackend {
 }
 
 /// The process-wide CPU device: every call returns the same [`Device`].
+///
+/// The thread that asks first becomes thread 0 of lam-cpu's thread pool, so
+/// the ops it runs split their work with the pool's threads without waking
+/// them through rayon's injector (see `threads.rs`).
 pub fn device() -> Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
     DEVICE
-        .get_or_init(|| Device::new(Arc::new(CpuBackend::new())))
+        .get_or_init(|| {
+            threads::adopt_current_thread();
+            Device::new(Arc::new(CpuBackend::new()))
+        })
         .clone()
 }
 

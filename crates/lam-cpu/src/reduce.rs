@@ -23,7 +23,7 @@
 use lam_core::backend::{ReduceOp, View};
 use lam_core::{Error, Layout, Result};
 
-use crate::parallel::{for_chunks, CHUNK};
+use crate::parallel::{for_chunks, CHUNK, PAR_MIN_WORK};
 use crate::runs;
 use crate::storage::{Data, ReadLocks};
 use crate::strided::{coalesce, sub_layout, Rows};
@@ -44,10 +44,17 @@ pub(crate) fn reduce(op: ReduceOp, src: View, axes: &[usize]) -> Result<Data> {
     let (lo, hi) = (f32::NEG_INFINITY, f32::INFINITY);
     Ok(match op {
         ReduceOp::Sum if columns => {
-            Data::F32(lanes.fold_columns(x, 0.0, runs::add_into, |a| a as f32))
+            let merge = |acc: &mut [f64], other: &[f64]| {
+                acc.iter_mut().zip(other).for_each(|(a, b)| *a += b);
+            };
+            Data::F32(lanes.fold_columns(x, 0.0, runs::add_into, merge, |a| a as f32))
         }
-        ReduceOp::Max if columns => Data::F32(lanes.fold_columns(x, lo, runs::max_into, |m| m)),
-        ReduceOp::Min if columns => Data::F32(lanes.fold_columns(x, hi, runs::min_into, |m| m)),
+        ReduceOp::Max if columns => {
+            Data::F32(lanes.fold_columns(x, lo, runs::max_into, runs::max_into, |m| m))
+        }
+        ReduceOp::Min if columns => {
+            Data::F32(lanes.fold_columns(x, hi, runs::min_into, runs::min_into, |m| m))
+        }
         ReduceOp::Sum => {
             Data::F32(lanes.fold_runs(x, 0.0, |a, run| a + runs::sum(run), |a| a as f32))
         }
@@ -115,38 +122,73 @@ impl Lanes {
 
     /// `[outputs]`: each lane folded from `init` by `step` (`step(acc, run)`
     /// folds one element of `run` into each of `acc`), then `finish`ed, a
-    /// block of neighbouring outputs at a time (see `block`): each lane
-    /// position is read for the whole block as one contiguous run.
+    /// stripe of neighbouring outputs at a time (see `block`): each lane
+    /// position is read for the whole stripe as one contiguous run.
+    ///
+    /// Few stripes with long lanes (a bias gradient: `[rows, features]`
+    /// summed over the rows) are also cut along the lanes into groups of
+    /// lane positions, each folded into its own accumulators by one task,
+    /// which `merge(acc, other)` then combines in group order. A task thus
+    /// streams through consecutive rows instead of every task striding over
+    /// all of them; measured on 2 cores, summing a `[2048, 1024]` gradient
+    /// over its rows took 0.4 ms this way and 1.8 ms in 256-column stripes.
+    /// The groups depend on the shape only, so the result does not depend on
+    /// the thread count.
     fn fold_columns<A, T>(
         &self,
         x: &[f32],
         init: A,
         step: impl Fn(&mut [A], &[f32]) + Sync,
-        finish: impl Fn(A) -> T + Sync,
+        merge: impl Fn(&mut [A], &[A]),
+        finish: impl Fn(A) -> T,
     ) -> Vec<T>
     where
         A: Copy + Send + Sync,
-        T: Copy + Send + Default,
     {
+        /// Widest stripe: its accumulators stay in L1 (4096 `f64`s: 32 KiB).
+        const MAX_WIDTH: usize = 4096;
+        /// Tasks worth making when stripes are few.
+        const TASKS: usize = 16;
+        /// Fewest lane positions a group folds.
+        const MIN_GROUP: usize = 16;
         let offsets: Vec<usize> = self.within.offsets().collect();
-        let mut out = vec![T::default(); self.starts.len()];
-        // Any divisor of the block works as a chunk (its lanes still start at
-        // consecutive elements); halving long blocks lets threads share one.
-        let mut chunk_len = self.block;
-        while chunk_len.is_multiple_of(2) && chunk_len >= 512 {
-            chunk_len /= 2;
+        let outputs = self.starts.len();
+        // Any divisor of the block is a stripe (its lanes still start at
+        // consecutive elements).
+        let mut width = self.block;
+        while width.is_multiple_of(2) && width > MAX_WIDTH {
+            width /= 2;
         }
-        let work = self.starts.len() * offsets.len();
-        for_chunks(&mut out, chunk_len, work, |first, chunk| {
-            let s = self.starts[first];
-            let mut acc = vec![init; chunk.len()];
-            for &d in &offsets {
-                step(&mut acc, &x[s + d..s + d + chunk.len()]);
-            }
-            for (o, a) in chunk.iter_mut().zip(acc) {
-                *o = finish(a);
+        let stripes = outputs / width;
+        let work = outputs * offsets.len();
+        let groups = if work < PAR_MIN_WORK {
+            1
+        } else {
+            TASKS
+                .div_ceil(stripes)
+                .min(offsets.len().div_ceil(MIN_GROUP))
+                .max(1)
+        };
+        let per_group = offsets.len().div_ceil(groups).max(1);
+        // Task (stripe, group)'s accumulators, `width` each, stripe-major.
+        let mut partial = vec![init; stripes * groups * width];
+        for_chunks(&mut partial, width, work, |first, acc| {
+            let (stripe, group) = (first / width / groups, first / width % groups);
+            let s = self.starts[stripe * width];
+            let lo = (group * per_group).min(offsets.len());
+            let hi = (lo + per_group).min(offsets.len());
+            for &d in &offsets[lo..hi] {
+                step(acc, &x[s + d..s + d + width]);
             }
         });
+        let mut out = Vec::with_capacity(outputs);
+        for tasks in partial.chunks_mut(groups * width) {
+            let (acc, rest) = tasks.split_at_mut(width);
+            for other in rest.chunks(width) {
+                merge(acc, other);
+            }
+            out.extend(acc.iter().map(|&a| finish(a)));
+        }
         out
     }
 
@@ -342,14 +384,23 @@ mod tests {
     #[test]
     fn column_blocks_agree_with_a_naive_reduction() {
         // [7, 3, 600]: reducing axes 0 and 1 keeps the contiguous last axis,
-        // whose outputs are reduced a block at a time (and split between
-        // threads); a NaN must survive max and min.
+        // whose outputs are reduced a stripe at a time (and split between
+        // threads); a NaN must survive max and min. [300, 2, 200] has long
+        // lanes and few stripes, so its lanes are also cut into groups
+        // whose folds are merged. The values are quarters, so every sum is
+        // exact in any order.
+        for shape in [[7, 3, 600], [300, 2, 200]] {
+            check_column_blocks(shape);
+        }
+    }
+
+    fn check_column_blocks(shape: [usize; 3]) {
         let b = backend();
-        let shape = [7, 3, 600];
-        let mut data: Vec<f32> = (0..7 * 3 * 600)
+        let (plane, row) = (shape[1] * shape[2], shape[2]);
+        let mut data: Vec<f32> = (0..shape.iter().product::<usize>())
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.25)
             .collect();
-        data[2 * 1800 + 600 + 17] = f32::NAN;
+        data[2 * plane + row + 17] = f32::NAN;
         let (s, l) = f32s(&data, &shape);
         for axes in [vec![0, 1], vec![0], vec![1]] {
             let kept: Vec<usize> = (0..3).filter(|d| !axes.contains(d)).collect();
@@ -371,7 +422,7 @@ mod tests {
                             let in_lane = (axes.contains(&0) || i == idx[0])
                                 && (axes.contains(&1) || j == idx[1]);
                             if in_lane {
-                                lane.push(data[i * 1800 + j * 600 + idx[2]]);
+                                lane.push(data[i * plane + j * row + idx[2]]);
                             }
                         }
                     }
