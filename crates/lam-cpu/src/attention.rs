@@ -19,22 +19,28 @@
 //! `ds = p ∘ (dO vᵀ - rowsum(dO ∘ out))`; one task per batch·head, which
 //! owns that head's `dk` and `dv`.
 //!
-//! Causal: key tiles wholly above the diagonal are never formed, and within
-//! a tile each row's exponentials stop at its last visible key. The tile
-//! products go through `gemm` (the per-tile matrices are small, contiguous
-//! and cache-resident; a register-blocked kernel of lam's own was slower);
-//! the row loops (maximum, exponentials and their sum,
-//! the score gradient) run in the widest vectors the processor has, with
-//! `math::exp_f32`. The mask is read through its strides, so a broadcast
+//! Causal: key tiles wholly above the diagonal are never formed, within a
+//! tile each row's exponentials stop at its last visible key, and with
+//! AVX-512 each tile product covers only the band of keys its rows see
+//! ([`Band`], per block of 4 rows): a causal head does about half the
+//! multiply-adds, and a NaN or infinite value of a hidden key cannot
+//! reach a row through a product by its zero weight. The tile products run
+//! on lam's AVX-512 register tiles (`small.rs`; with `gemm`'s packing and
+//! dispatch, a 64-query block of a 32-feature head took twice as long),
+//! else through `gemm`; the row loops (maximum, exponentials and their
+//! sum, the score gradient) run in the widest vectors the processor has,
+//! with `math::exp_f32`. The mask is read through its strides, so a broadcast
 //! mask is never materialised.
 //!
 //! NaN: a NaN score makes its row's maximum NaN, so the whole row's output
 //! and gradients are NaN, as the composite softmax gives.
 //!
 //! `rows.rs` has the online softmax's row loops, `tiles.rs` the tile
-//! products.
+//! products and their bands, `small.rs` the AVX-512 kernel.
 
 mod rows;
+#[cfg(target_arch = "x86_64")]
+mod small;
 mod tiles;
 
 use lam_core::backend::{AttentionInputs, View};
@@ -42,7 +48,7 @@ use lam_core::{Layout, Result};
 use rayon::prelude::*;
 
 use rows::{online_softmax_row, weights_row};
-use tiles::{product, rows_of, Mat};
+use tiles::{product, rows_of, Band, Mat};
 
 use crate::elementwise::vectorised;
 use crate::parallel::PAR_MIN_WORK;
@@ -277,6 +283,7 @@ impl<'a> Operands<'a> {
             (rows, cols, e),
             self.scale,
             false,
+            self.band(q0, k0, Band::Cols),
         )?;
         if let Some((mask, layout)) = self.mask {
             let st = &layout.strides;
@@ -305,6 +312,16 @@ impl<'a> Operands<'a> {
             self.shape.s.min(q0 + rows)
         } else {
             self.shape.s
+        }
+    }
+
+    /// The part of a tile product of query block `q0` and key tile `k0`
+    /// a causal attention needs (`kind` of the offset `q0 - k0`), else all.
+    fn band(&self, q0: usize, k0: usize, kind: fn(isize) -> Band) -> Band {
+        if self.causal {
+            kind(q0 as isize - k0 as isize)
+        } else {
+            Band::Full
         }
     }
 
@@ -378,6 +395,7 @@ impl<'a> Operands<'a> {
                 (rows, ev, cols),
                 1.0,
                 true,
+                self.band(q0, k0, Band::TermsUpTo),
             )?;
         }
         for (i, row) in out.chunks_mut(ev.max(1)).take(rows).enumerate() {
@@ -456,6 +474,7 @@ impl<'a> Operands<'a> {
                     (cols, ev, rows),
                     1.0,
                     true,
+                    self.band(q0, k0, Band::TermsFrom),
                 )?;
                 // dp [rows, cols] = dO [rows, Ev] × vᵀ [Ev, cols].
                 product(
@@ -473,17 +492,24 @@ impl<'a> Operands<'a> {
                     (rows, cols, ev),
                     1.0,
                     false,
+                    self.band(q0, k0, Band::Cols),
                 )?;
-                // ds = p ∘ (dp - rowsum), kept in dp.
+                // ds = p ∘ (dp - rowsum), kept in dp; 0 for hidden keys,
+                // whose dp the banded product may not have written.
                 vectorised(
                     #[inline(always)]
                     || {
-                        for ((prow, dprow), &r) in
-                            p.chunks(cols).zip(dp.chunks_mut(cols)).zip(&rowsum)
+                        for (i, ((prow, dprow), &r)) in p
+                            .chunks(cols)
+                            .zip(dp.chunks_mut(cols))
+                            .zip(&rowsum)
+                            .enumerate()
                         {
-                            for (d, &pv) in dprow.iter_mut().zip(prow) {
+                            let (seen, hidden) = dprow.split_at_mut(self.visible(q0 + i, k0, cols));
+                            for (d, &pv) in seen.iter_mut().zip(prow) {
                                 *d = pv * (*d - r);
                             }
+                            hidden.fill(0.0);
                         }
                     },
                 );
@@ -503,6 +529,7 @@ impl<'a> Operands<'a> {
                     (rows, e, cols),
                     self.scale,
                     true,
+                    self.band(q0, k0, Band::TermsUpTo),
                 )?;
                 // dk [cols, E] += scale · dsᵀ [cols, rows] × q [rows, E].
                 product(
@@ -520,6 +547,7 @@ impl<'a> Operands<'a> {
                     (cols, e, rows),
                     self.scale,
                     true,
+                    self.band(q0, k0, Band::TermsFrom),
                 )?;
             }
         }
