@@ -36,8 +36,11 @@
 //! and gradients are NaN, as the composite softmax gives.
 //!
 //! `rows.rs` has the online softmax's row loops, `tiles.rs` the tile
-//! products and their bands, `small.rs` the AVX-512 kernel.
+//! products and their bands, `small.rs` the AVX-512 kernel, `heads.rs`
+//! the operands' rows, read in place when each row's features are
+//! contiguous (heads split from `[B, N, H·F]` as views), else gathered.
 
+mod heads;
 mod rows;
 #[cfg(target_arch = "x86_64")]
 mod small;
@@ -47,6 +50,7 @@ use lam_core::backend::{AttentionInputs, View};
 use lam_core::{Layout, Result};
 use rayon::prelude::*;
 
+use heads::HeadRows;
 use rows::{online_softmax_row, weights_row};
 use tiles::{product, rows_of, Band, Mat};
 
@@ -131,13 +135,11 @@ pub(crate) fn attention_grad(
     storages.extend([out.0, stats.0, grad.0]);
     let locks = ReadLocks::new(OP, &storages)?;
     let operands = Operands::read(&locks, inputs, &shape)?;
-    let o = gather(locks.f32(saved_at, out.1)?, out.1)?;
     let stats = gather(locks.f32(saved_at + 1, stats.1)?, stats.1)?;
-    let g = gather(locks.f32(saved_at + 2, grad.1)?, grad.1)?;
     let saved = Saved {
-        out: &o,
+        out: HeadRows::read(locks.f32(saved_at, out.1)?, out.1)?,
         stats: &stats,
-        grad: &g,
+        grad: HeadRows::read(locks.f32(saved_at + 2, grad.1)?, grad.1)?,
     };
     let mut dq = crate::pool::zeroed(bh * l * e)?;
     let mut dk = crate::pool::zeroed(bh * s * e)?;
@@ -209,13 +211,13 @@ impl Shape {
     }
 }
 
-/// The inputs as the loops read them: `q [BH, L, E]`, `k [BH, S, E]`,
-/// `v [BH, S, Ev]` contiguous (gathered when the views are not), the mask
-/// through its own strides.
+/// The inputs as the loops read them: `q [B, H, L, E]`, `k [B, H, S, E]`,
+/// `v [B, H, S, Ev]` row by row ([`HeadRows`]), the mask through its own
+/// strides.
 struct Operands<'a> {
-    q: crate::strided::Gathered<'a, f32>,
-    k: crate::strided::Gathered<'a, f32>,
-    v: crate::strided::Gathered<'a, f32>,
+    q: HeadRows<'a>,
+    k: HeadRows<'a>,
+    v: HeadRows<'a>,
     mask: Option<(&'a [f32], &'a Layout)>,
     heads: usize,
     causal: bool,
@@ -223,12 +225,12 @@ struct Operands<'a> {
     shape: Shape,
 }
 
-/// What the backward reads besides the inputs, contiguous: `out` and
-/// `grad` `[BH, L, Ev]`, `stats` `[BH, L, 2]`.
+/// What the backward reads besides the inputs: `out` and `grad` `[B, H,
+/// L, Ev]`, `stats` `[BH, L, 2]` (contiguous).
 struct Saved<'a> {
-    out: &'a [f32],
+    out: HeadRows<'a>,
     stats: &'a [f32],
-    grad: &'a [f32],
+    grad: HeadRows<'a>,
 }
 
 impl<'a> Operands<'a> {
@@ -243,9 +245,9 @@ impl<'a> Operands<'a> {
             None => None,
         };
         Ok(Operands {
-            q: gather(locks.f32(0, q)?, q)?,
-            k: gather(locks.f32(1, k)?, k)?,
-            v: gather(locks.f32(2, v)?, v)?,
+            q: HeadRows::read(locks.f32(0, q)?, q)?,
+            k: HeadRows::read(locks.f32(1, k)?, k)?,
+            v: HeadRows::read(locks.f32(2, v)?, v)?,
             mask,
             heads: q.shape[1],
             causal: inputs.causal,
@@ -264,22 +266,12 @@ impl<'a> Operands<'a> {
         (k0, cols): (usize, usize),
         tile: &mut [f32],
     ) -> Result<()> {
-        let Shape { l, s, e, .. } = self.shape;
-        let q = &self.q[(head * l + q0) * e..(head * l + q0 + rows) * e];
-        let k = &self.k[(head * s + k0) * e..(head * s + k0 + cols) * e];
+        let e = self.shape.e;
         // tile [rows, cols] = scale · q [rows, E] × kᵀ [E, cols].
         product(
             &mut tile[..rows * cols],
-            Mat {
-                data: q,
-                row: e,
-                col: 1,
-            },
-            Mat {
-                data: k,
-                row: 1,
-                col: e,
-            },
+            self.q.rows(head, q0),
+            self.k.columns(head, k0),
             (rows, cols, e),
             self.scale,
             false,
@@ -353,7 +345,7 @@ impl<'a> Operands<'a> {
         out: &mut [f32],
         stats: &mut [f32],
     ) -> Result<()> {
-        let Shape { s, ev, .. } = self.shape;
+        let ev = self.shape.ev;
         let rows = stats.len() / 2;
         let block_k = self.block_k();
         let mut tile = vec![0.0f32; rows * block_k];
@@ -379,7 +371,6 @@ impl<'a> Operands<'a> {
                 },
             );
             // out [rows, Ev] += p [rows, cols] × v [cols, Ev].
-            let v = &self.v[(head * s + k0) * ev..(head * s + k0 + cols) * ev];
             product(
                 out,
                 Mat {
@@ -387,11 +378,7 @@ impl<'a> Operands<'a> {
                     row: cols,
                     col: 1,
                 },
-                Mat {
-                    data: v,
-                    row: ev,
-                    col: 1,
-                },
+                self.v.rows(head, k0),
                 (rows, ev, cols),
                 1.0,
                 true,
@@ -422,23 +409,19 @@ impl<'a> Operands<'a> {
         dk: &mut [f32],
         dv: &mut [f32],
     ) -> Result<()> {
-        let Shape { l, s, e, ev, .. } = self.shape;
+        let Shape { l, e, ev, .. } = self.shape;
         let (block_q, block_k) = (BLOCK_Q, self.block_k());
         let mut p = vec![0.0f32; block_q * block_k];
         let mut dp = vec![0.0f32; block_q * block_k];
         let mut rowsum = vec![0.0f32; block_q];
         for q0 in (0..l).step_by(block_q) {
             let rows = block_q.min(l - q0);
-            let first = head * l + q0;
-            let (g, o) = (
-                rows_of(saved.grad, first, rows, ev),
-                rows_of(saved.out, first, rows, ev),
-            );
-            let stats = rows_of(saved.stats, first, rows, 2);
-            let q = rows_of(&self.q, first, rows, e);
+            let stats = rows_of(saved.stats, head * l + q0, rows, 2);
+            let (g, q) = (saved.grad.rows(head, q0), self.q.rows(head, q0));
             // rowsum(dO ∘ out), the softmax's correction term.
             for (i, r) in rowsum.iter_mut().take(rows).enumerate() {
-                let (gi, oi) = (&g[i * ev..(i + 1) * ev], &o[i * ev..(i + 1) * ev]);
+                let gi = saved.grad.row(head, q0 + i, ev)?;
+                let oi = saved.out.row(head, q0 + i, ev)?;
                 *r = gi.iter().zip(oi).map(|(a, b)| a * b).sum();
             }
             let dq_rows = &mut dq[q0 * e..(q0 + rows) * e];
@@ -456,8 +439,6 @@ impl<'a> Operands<'a> {
                         }
                     },
                 );
-                let k = &self.k[(head * s + k0) * e..(head * s + k0 + cols) * e];
-                let v = &self.v[(head * s + k0) * ev..(head * s + k0 + cols) * ev];
                 // dv [cols, Ev] += pᵀ [cols, rows] × dO [rows, Ev].
                 product(
                     &mut dv[k0 * ev..(k0 + cols) * ev],
@@ -466,11 +447,7 @@ impl<'a> Operands<'a> {
                         row: 1,
                         col: cols,
                     },
-                    Mat {
-                        data: g,
-                        row: ev,
-                        col: 1,
-                    },
+                    g,
                     (cols, ev, rows),
                     1.0,
                     true,
@@ -479,16 +456,8 @@ impl<'a> Operands<'a> {
                 // dp [rows, cols] = dO [rows, Ev] × vᵀ [Ev, cols].
                 product(
                     dp,
-                    Mat {
-                        data: g,
-                        row: ev,
-                        col: 1,
-                    },
-                    Mat {
-                        data: v,
-                        row: 1,
-                        col: ev,
-                    },
+                    g,
+                    self.v.columns(head, k0),
                     (rows, cols, ev),
                     1.0,
                     false,
@@ -521,11 +490,7 @@ impl<'a> Operands<'a> {
                         row: cols,
                         col: 1,
                     },
-                    Mat {
-                        data: k,
-                        row: e,
-                        col: 1,
-                    },
+                    self.k.rows(head, k0),
                     (rows, e, cols),
                     self.scale,
                     true,
@@ -539,11 +504,7 @@ impl<'a> Operands<'a> {
                         row: 1,
                         col: cols,
                     },
-                    Mat {
-                        data: q,
-                        row: e,
-                        col: 1,
-                    },
+                    q,
                     (cols, e, rows),
                     self.scale,
                     true,

@@ -52,9 +52,20 @@ pub(super) unsafe fn product(
         (b.data, b.row)
     } else {
         let mut t = vec![0.0f32; k * n];
-        if b.row == 1 && b.data.len() >= n * b.col && b.col == k {
-            // A contiguous column-major `b` is a row-major `[n, k]`.
-            crate::transpose::transpose_into(&b.data[..n * k], n, k, &mut t);
+        if b.row == 1 {
+            // Column `j` of `b` is `k` consecutive floats (a key's features):
+            // `b` is the rows of an `[n, k]` matrix, transposed.
+            let mut rows = Vec::new();
+            let src = if b.col == k {
+                &b.data[..n * k]
+            } else {
+                rows.reserve_exact(n * k);
+                for j in 0..n {
+                    rows.extend_from_slice(&b.data[j * b.col..j * b.col + k]);
+                }
+                &rows[..]
+            };
+            crate::transpose::transpose_into(src, n, k, &mut t);
         } else {
             for (p, row) in t.chunks_exact_mut(n.max(1)).enumerate().take(k) {
                 for (j, x) in row.iter_mut().enumerate() {
