@@ -76,7 +76,7 @@ impl CpuStorage {
 
     // A panic while a lock was held cannot leave a buffer half-typed (ops
     // only write elements), so a poisoned lock is still safe to use.
-    fn read(&self) -> RwLockReadGuard<'_, Data> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Data> {
         self.data.read().unwrap_or_else(|e| e.into_inner())
     }
 
