@@ -413,3 +413,50 @@ conformance!(full_keeps_subnormal_values_bit_for_bit, |dev| {
     }
     Ok(())
 });
+
+// --- outputs started from recycled buffers are written everywhere ---------
+
+conformance!(cat_and_slice_gradients_leave_no_stale_values, |dev| {
+    // `cat` and the gradient of a slice start from a buffer the backend
+    // recycles as it is (`Backend::empty`); freed buffers of the same
+    // length full of 7s (big enough to be pooled) must not show through.
+    let (rows, cols) = (5, 1024);
+    let junk = || -> lam::Result<()> {
+        let held = (0..4)
+            .map(|_| Tensor::full(&[rows, cols], 7.0, dev))
+            .collect::<lam::Result<Vec<_>>>()?;
+        drop(held);
+        Ok(())
+    };
+    junk()?;
+    let x = values(&[rows, cols], 1.0, 3, dev)?.requires_grad_()?;
+    x.narrow(0, 1, 2)?.sum_all()?.backward()?;
+    let mut want = vec![0.0; rows * cols];
+    want[cols..3 * cols].fill(1.0);
+    let want = Tensor::from_vec(want, &[rows, cols], dev)?;
+    assert_same("narrow's gradient", &x.grad().unwrap(), &want)?;
+    // Along the last dim the zero regions are strided.
+    junk()?;
+    let y = values(&[rows, cols], 1.0, 6, dev)?.requires_grad_()?;
+    y.narrow(1, 3, 10)?.sum_all()?.backward()?;
+    let want: Vec<f32> = (0..rows * cols)
+        .map(|i| {
+            if (3..13).contains(&(i % cols)) {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let want = Tensor::from_vec(want, &[rows, cols], dev)?;
+    assert_same("a column slice's gradient", &y.grad().unwrap(), &want)?;
+    junk()?;
+    let (a, b) = (
+        values(&[2, cols], 1.0, 4, dev)?,
+        values(&[3, cols], 1.0, 5, dev)?,
+    );
+    let joined = Tensor::cat(&[a.clone(), b.clone()], 0)?;
+    let want: Vec<f32> = [a.to_vec()?, b.to_vec()?].concat();
+    assert_same("cat", &joined, &Tensor::from_vec(want, &[rows, cols], dev)?)?;
+    Ok(())
+});

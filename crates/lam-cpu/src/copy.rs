@@ -7,9 +7,10 @@
 use lam_core::backend::View;
 use lam_core::{DType, Error, Layout, Result};
 
+use crate::parallel::{for_chunks, CHUNK, PAR_MIN_WORK};
 use crate::pool;
 use crate::storage::{check_bounds, cpu, dtype_error, same_buffer, Data, ReadLocks};
-use crate::strided::{gather, gather_f32_into};
+use crate::strided::{coalesce, gather, gather_f32_into, Rows};
 
 /// The elements of an `F32` view, row-major.
 pub(crate) fn read_f32(src: View) -> Result<Vec<f32>> {
@@ -31,7 +32,7 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
     if src.1.shape != dst.1.shape {
         return Err(Error::shape(OP, format!("{:?}", src.1.shape), &dst.1.shape));
     }
-    if direct_copy(src, dst)? {
+    if fill_copy(src, dst)? || direct_copy(src, dst)? {
         return Ok(());
     }
     // Gather first and release the source, so copying within one buffer
@@ -62,6 +63,38 @@ pub(crate) fn copy(src: View, dst: View) -> Result<()> {
     Ok(())
 }
 
+/// [`copy`] of one `F32` value broadcast (every stride 0: the zeros a
+/// slice's gradient is padded with) into any view: the view's runs are
+/// filled, with no scratch vector. Returns false, having done nothing, for
+/// any other copy.
+fn fill_copy(src: View, dst: View) -> Result<bool> {
+    if src.1.numel() == 0 || src.1.strides.iter().any(|&s| s != 0) {
+        return Ok(false);
+    }
+    let value = {
+        let locks = ReadLocks::new("copy", &[src.0])?;
+        match locks.data(0, src.1)? {
+            Data::F32(v) => v[src.1.offset],
+            _ => return Ok(false),
+        }
+    };
+    let mut guard = cpu(dst.0)?.write();
+    check_bounds("copy", dst.1, guard.len())?;
+    let Data::F32(out) = &mut *guard else {
+        return Err(dtype_error("copy", DType::F32, guard.dtype()));
+    };
+    let [merged] = coalesce([dst.1]);
+    let rows = Rows::of(&merged);
+    for &start in &rows.starts {
+        if rows.stride == 1 {
+            out[start..start + rows.len].fill(value);
+        } else {
+            (0..rows.len).for_each(|j| out[start + j * rows.stride] = value);
+        }
+    }
+    Ok(true)
+}
+
 /// [`copy`] of an `F32` view into a contiguous view of another buffer,
 /// gathered straight into place (one pass, where going through a scratch
 /// vector took two): `cat` and the gradients of slices write such views.
@@ -87,7 +120,26 @@ fn direct_copy(src: View, dst: View) -> Result<bool> {
     check_bounds("copy", src.1, v.len())?;
     check_bounds("copy", dst.1, out.len())?;
     let n = dst.1.numel();
-    gather_f32_into(v, src.1, &mut out[dst.1.offset..dst.1.offset + n]);
+    let out = &mut out[dst.1.offset..dst.1.offset + n];
+    // Big copies split along the first dim across the pool: one thread
+    // moved 2 MiB in 220-310 µs.
+    let (first, layout) = (src.1.shape.first().copied().unwrap_or(1), src.1);
+    if n >= PAR_MIN_WORK && first > 1 {
+        let per = n / first;
+        let rows = CHUNK.div_ceil(per).max(1);
+        let failure = std::sync::OnceLock::new();
+        for_chunks(out, rows * per, n, |start, chunk| {
+            match layout.narrow(0, start / per, chunk.len() / per) {
+                Ok(part) => gather_f32_into(v, &part, chunk),
+                Err(e) => drop(failure.set(e)),
+            }
+        });
+        if let Some(e) = failure.into_inner() {
+            return Err(e);
+        }
+    } else {
+        gather_f32_into(v, src.1, out);
+    }
     Ok(true)
 }
 
@@ -139,10 +191,20 @@ pub(crate) fn cast(src: View, to: DType) -> Result<Data> {
     })
 }
 
-/// `out[layout offsets] = values`, row-major.
+/// `out[layout offsets] = values`, row-major: run by run where the view's
+/// rows (after merging the dims that can be) are contiguous, a block of
+/// rows of a bigger matrix say, element by element otherwise.
 fn scatter<T: Copy>(out: &mut [T], layout: &Layout, values: &[T]) {
     if layout.is_contiguous() {
         out[layout.offset..layout.offset + values.len()].copy_from_slice(values);
+        return;
+    }
+    let [merged] = coalesce([layout]);
+    let rows = Rows::of(&merged);
+    if rows.stride == 1 && rows.len > 0 {
+        for (&start, run) in rows.starts.iter().zip(values.chunks(rows.len)) {
+            out[start..start + run.len()].copy_from_slice(run);
+        }
     } else {
         for (offset, &value) in layout.offsets().zip(values) {
             out[offset] = value;
@@ -216,13 +278,17 @@ mod tests {
         });
         let (first, second) = (read(&x, &[N]), read(&y, &[N]));
         assert_eq!(&second[N / 2..], &first[..N / 2]);
-        let t = Layout::contiguous(&[4, 8]).permute(&[1, 0]).unwrap();
-        b.copy((&x, &t), (&y, &Layout::contiguous(&[8, 4])))
-            .unwrap();
-        let got = read(&y, &[N]);
-        for r in 0..8 {
-            for c in 0..4 {
-                assert_eq!(got[r * 4 + c], first[c * 8 + r]);
+        // Transposed sources, small and big enough to be split across the
+        // pool by rows of the destination.
+        for (r, c) in [(4, 8), (300, 200)] {
+            let t = Layout::contiguous(&[r, c]).permute(&[1, 0]).unwrap();
+            b.copy((&x, &t), (&y, &Layout::contiguous(&[c, r])))
+                .unwrap();
+            let got = read(&y, &[N]);
+            for i in 0..c {
+                for j in 0..r {
+                    assert_eq!(got[i * r + j], first[j * c + i], "{r}x{c} at {i}, {j}");
+                }
             }
         }
     }

@@ -152,6 +152,14 @@ impl Backend for CpuBackend {
         }))
     }
 
+    fn empty(&self, len: usize, dtype: DType) -> Result<Storage> {
+        match dtype {
+            // A recycled vector as it is (a fresh one is zeros).
+            DType::F32 => Ok(self.store(Data::F32(pool::take(len)?))),
+            _ => self.zeros(len, dtype),
+        }
+    }
+
     fn from_f32(&self, data: &[f32]) -> Result<Storage> {
         Ok(self.store(Data::F32(pool::copy_f32(data)?)))
     }

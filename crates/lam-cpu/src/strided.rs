@@ -82,6 +82,11 @@ pub(crate) fn gather_into<T: Copy>(data: &[T], layout: &Layout, out: &mut [T]) {
         out.copy_from_slice(&data[layout.offset..layout.offset + n]);
         return;
     }
+    if layout.strides.iter().all(|&s| s == 0) {
+        // One value broadcast (the zeros a slice's gradient is padded with).
+        out[..n].fill(data[layout.offset]);
+        return;
+    }
     let rank = layout.rank();
     if rank >= 2 && layout.strides[rank - 2] == 1 && layout.strides[rank - 1] != 1 {
         let (rows, cols) = (layout.shape[rank - 2], layout.shape[rank - 1]);

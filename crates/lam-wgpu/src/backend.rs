@@ -67,6 +67,10 @@ impl Backend for WgpuBackend {
         copy::zeros(&self.gpu, len, dtype)
     }
 
+    fn empty(&self, len: usize, dtype: DType) -> Result<Storage> {
+        copy::empty(&self.gpu, len, dtype)
+    }
+
     fn from_f32(&self, data: &[f32]) -> Result<Storage> {
         copy::upload(&self.gpu, bytemuck::cast_slice(data), DType::F32)
     }

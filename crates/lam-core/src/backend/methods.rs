@@ -58,6 +58,12 @@ macro_rules! backend_methods {
             ops {
                 /// A zero-filled buffer of `len` elements.
                 fn zeros(&self, len: usize, dtype: DType) -> Result<Storage>;
+                /// A buffer of `len` elements whose values are unspecified
+                /// (but initialised: reading them is no error), for an
+                /// output the caller writes entirely, as `cat` does: both
+                /// backends hand out a recycled buffer as it is, saving the
+                /// fill (on a GPU, a clearing kernel).
+                fn empty(&self, len: usize, dtype: DType) -> Result<Storage>;
                 /// A buffer holding `data` (an upload: the backend is the receiver).
                 #[allow(clippy::wrong_self_convention)]
                 fn from_f32(&self, data: &[f32]) -> Result<Storage>;

@@ -85,7 +85,8 @@ impl Tensor {
             shape[d] += t.dims()[d];
         }
         let backend = first.backend();
-        let out = backend.zeros(shape.iter().product(), first.dtype())?;
+        // The pieces cover the output: nothing needs zeroing first.
+        let out = backend.empty(shape.iter().product(), first.dtype())?;
         let full = Layout::contiguous(&shape);
         let mut start = 0;
         let mut sizes = Vec::with_capacity(tensors.len());
@@ -134,14 +135,37 @@ impl Tensor {
         step: usize,
     ) -> Result<Tensor> {
         let backend = self.backend();
-        let out = backend.zeros(shape.iter().product(), self.dtype())?;
         let full = Layout::contiguous(shape);
-        let s = self.storage();
         let len = self.dims()[dim];
+        // On the CPU, where `empty` skips the fill, a contiguous piece (step
+        // 1) goes into an unfilled buffer and only the rest is zeroed —
+        // copied from one broadcast zero; elsewhere the buffer starts as
+        // zeros (on a GPU one clear, where each region would be a dispatch).
+        let regions = step == 1 && !self.device().is_gpu();
+        let out = if regions {
+            backend.empty(shape.iter().product(), self.dtype())?
+        } else {
+            backend.zeros(shape.iter().product(), self.dtype())?
+        };
+        let s = self.storage();
         backend.copy(
             (&s, self.layout()),
             (&out, &full.narrow_step(dim, start, len, step)?),
         )?;
+        if regions {
+            let zero = backend.zeros(1, self.dtype())?;
+            for (first, count) in [(0, start), (start + len, shape[dim] - start - len)] {
+                if count > 0 {
+                    let region = full.narrow(dim, first, count)?;
+                    let zeros = Layout {
+                        strides: vec![0; region.rank()],
+                        offset: 0,
+                        shape: region.shape.clone(),
+                    };
+                    backend.copy((&zero, &zeros), (&out, &region))?;
+                }
+            }
+        }
         // The padding holds zeros, which the input's bounds may not cover.
         let range = self.int_range().map(|(lo, hi)| (lo.min(0), hi.max(0)));
         Ok(Tensor::from_op("pad", out, full, &[self], move |g| {

@@ -19,6 +19,12 @@ pub(crate) fn zeros(gpu: &Arc<Gpu>, len: usize, dtype: DType) -> Result<Storage>
     Ok(zeroed(gpu, "zeros", len, dtype)?.into_storage())
 }
 
+/// A buffer of `len` elements as the pool gives it (stale data, or zeros
+/// when new), for an output the caller writes entirely: no clearing kernel.
+pub(crate) fn empty(gpu: &Arc<Gpu>, len: usize, dtype: DType) -> Result<Storage> {
+    Ok(output(gpu, "empty", len, dtype)?.into_storage())
+}
+
 /// A zeroed buffer of `len` elements. Pooled buffers hold stale data, so a
 /// kernel clears them (recorded in order, inside the open compute pass).
 pub(crate) fn zeroed(
