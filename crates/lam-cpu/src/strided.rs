@@ -6,7 +6,7 @@
 use lam_core::{Layout, Result};
 
 use crate::pool::ZeroBits;
-use crate::transpose::transpose_into;
+use crate::transpose::transpose_rows_into;
 
 /// The elements of a view, row-major: borrowed when the view is already a
 /// contiguous slice of `data`, gathered into a scratch vector otherwise (an
@@ -123,21 +123,24 @@ pub(crate) fn gather_into<T: Copy>(data: &[T], layout: &Layout, out: &mut [T]) {
     }
 }
 
-/// [`gather_into`] for `f32`, where a view that transposes whole matrices
-/// (the last two dims of a contiguous buffer swapped: `w.t().contiguous()`)
-/// is copied by [`crate::transpose::transpose_into`], whose 8 × 8 register
+/// [`gather_into`] for `f32`, where a view that transposes matrices (the
+/// last two dims of a buffer swapped: `w.t().contiguous()`, or a block of
+/// such a view's rows) is copied by
+/// [`crate::transpose::transpose_rows_into`], whose 8 × 8 register
 /// squares move a `[1024, 256]` matrix 7× faster than the generic blocks.
 pub(crate) fn gather_f32_into(data: &[f32], layout: &Layout, out: &mut [f32]) {
     let rank = layout.rank();
     if rank >= 2 && layout.numel() > 0 && !layout.is_contiguous() {
         let (rows, cols) = (layout.shape[rank - 2], layout.shape[rank - 1]);
-        let transposed = layout.strides[rank - 2] == 1 && layout.strides[rank - 1] == rows;
-        if transposed {
+        let ld = layout.strides[rank - 1];
+        if layout.strides[rank - 2] == 1 && ld >= rows {
             let outer = sub_layout(layout, &(0..rank - 2).collect::<Vec<_>>(), layout.offset);
             for (dst, base) in out.chunks_mut(rows * cols).zip(outer.offsets()) {
                 // The view's `[rows, cols]` matrix is the transpose of the
-                // row-major `[cols, rows]` one stored from `base`.
-                transpose_into(&data[base..base + rows * cols], cols, rows, dst);
+                // row-major `[cols, rows]` one stored from `base` with its
+                // rows `ld` apart (part of a transposed matrix's columns).
+                let src = &data[base..base + (cols - 1) * ld + rows];
+                transpose_rows_into(src, cols, rows, ld, dst);
             }
             return;
         }

@@ -12,21 +12,34 @@ const BLOCK: usize = 32;
 /// `dst[c][r] = src[r][c]` for `src` `[rows, cols]` and `dst` `[cols, rows]`,
 /// both row-major.
 pub(crate) fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_rows_into(src, rows, cols, cols, dst);
+}
+
+/// [`transpose_into`] of a `src` whose rows are `ld >= cols` floats apart
+/// (a block of columns of a wider matrix, or rows of one).
+pub(crate) fn transpose_rows_into(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    dst: &mut [f32],
+) {
     let n = rows * cols;
+    let needed = if n == 0 { 0 } else { (rows - 1) * ld + cols };
     assert!(
-        src.len() >= n && dst.len() >= n,
-        "transpose_into: [{rows}, {cols}] from {} into {} values",
+        ld >= cols && src.len() >= needed && dst.len() >= n,
+        "transpose_into: [{rows}, {cols}] (rows {ld} apart) from {} into {} values",
         src.len(),
         dst.len()
     );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: the processor has AVX, checked just above, and both
-        // slices hold `rows · cols` values, asserted above.
-        unsafe { blocks_avx(src, rows, cols, dst) };
+        // SAFETY: the processor has AVX, checked just above, and `src`
+        // and `dst` hold the rows asserted above.
+        unsafe { blocks_avx(src, rows, cols, ld, dst) };
         return;
     }
-    blocks(src, rows, cols, dst, &mut |_, _| false);
+    blocks(src, rows, cols, ld, dst, &mut |_, _| false);
 }
 
 /// The blocked copy; `square(r, c)` may move the 8 × 8 square at row `r`,
@@ -36,6 +49,7 @@ fn blocks(
     src: &[f32],
     rows: usize,
     cols: usize,
+    ld: usize,
     dst: &mut [f32],
     square: &mut dyn FnMut(usize, usize) -> bool,
 ) {
@@ -49,7 +63,7 @@ fn blocks(
                         continue;
                     }
                     for rr in r..(r + 8).min(r_end) {
-                        let src_row = &src[rr * cols..(rr + 1) * cols];
+                        let src_row = &src[rr * ld..rr * ld + cols];
                         for cc in c..(c + 8).min(c_end) {
                             dst[cc * rows + rr] = src_row[cc];
                         }
@@ -63,19 +77,19 @@ fn blocks(
 /// [`blocks`] with the 8 × 8 squares in AVX registers.
 ///
 /// # Safety
-/// The processor must have AVX, and `src` and `dst` hold `rows · cols`
-/// values each.
+/// The processor must have AVX, `src` holds `rows` rows of `cols` values
+/// `ld` apart and `dst` `rows · cols` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn blocks_avx(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+unsafe fn blocks_avx(src: &[f32], rows: usize, cols: usize, ld: usize, dst: &mut [f32]) {
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-    blocks(src, rows, cols, dst, &mut |r, c| {
+    blocks(src, rows, cols, ld, dst, &mut |r, c| {
         // SAFETY: `blocks` asks only for squares inside the matrices
         // (r + 8 ≤ rows, c + 8 ≤ cols), so every row read from `src`
         // (r.., columns c..c + 8) and written to `dst` (c.., columns
-        // r..r + 8) lies within their `rows · cols` values; AVX is there
-        // (this function's contract).
-        unsafe { square_avx(s.add(r * cols + c), cols, d.add(c * rows + r), rows) };
+        // r..r + 8) lies within them; AVX is there (this function's
+        // contract).
+        unsafe { square_avx(s.add(r * ld + c), ld, d.add(c * rows + r), rows) };
         true
     });
 }
@@ -130,6 +144,24 @@ unsafe fn square_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_apart_from_a_wider_matrix_match_the_definition() {
+        for (rows, cols, ld) in [(9, 17, 20), (16, 24, 1024), (3, 8, 8), (33, 40, 41)] {
+            let src: Vec<f32> = (0..(rows - 1) * ld + cols).map(|i| i as f32).collect();
+            let mut dst = vec![-1.0; rows * cols];
+            transpose_rows_into(&src, rows, cols, ld, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        dst[c * rows + r],
+                        src[r * ld + c],
+                        "[{rows}, {cols}] ld {ld}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_shape_matches_the_definition() {
