@@ -250,8 +250,9 @@ fn layers_take_one_fused_step_per_time_step() {
     let steps = 5;
     let x = Tensor::randn(&[steps, 2, 3], &dev).expect("input");
     // Without a projection the CPU runs each layer's whole loop as one op
-    // each way; with one (which runs the steps as separate tape ops), one
-    // fused step per time step, forward and backward.
+    // each way (forward from the input itself, which is narrow); with one
+    // (which runs the steps as separate tape ops), one fused step per time
+    // step, forward and backward.
     for (proj, per_layer, per_step) in [(0, 1, 0), (2, 0, steps as u64)] {
         let config = RnnConfig::default().proj_size(proj);
         let lstm = LSTM::with_config(3, 4, config, &dev).expect("lstm");
@@ -260,7 +261,8 @@ fn layers_take_one_fused_step_per_time_step() {
         out.sum_all().and_then(|s| s.backward()).expect("backward");
         let after = recorder.calls();
         let counts = [
-            ("fused_lstm_sequence", per_layer),
+            ("fused_lstm_layer", per_layer),
+            ("fused_lstm_sequence", 0),
             ("fused_lstm_sequence_grad", per_layer),
             ("fused_lstm_cell", per_step),
             ("fused_lstm_cell_grad", per_step),

@@ -123,6 +123,26 @@ conformance!(gradcheck_lstm_layer, |dev| {
     param_check(&lstm, "bias_hh_l1", || lstm.forward(&x, None).map(|r| r.0))
 });
 
+// Both of an LSTM layer's weights get their gradients from one product
+// (`[x | h]ᵀ δ`, split in two): each half checked against the derivative, in
+// both directions and in a layer whose input is another layer's output.
+conformance!(gradcheck_lstm_layer_weights, |dev| {
+    let config = RnnConfig::default().num_layers(2).bidirectional(true);
+    let lstm = LSTM::with_config(2, 3, config, dev)?;
+    fill_params(&lstm, 4, 0.6)?;
+    let x = rnd(&[3, 2, 2], 44, dev);
+    for name in [
+        "weight_ih_l0",
+        "weight_hh_l0_reverse",
+        "weight_ih_l1_reverse",
+        "weight_hh_l1",
+        "bias_ih_l0_reverse",
+    ] {
+        param_check(&lstm, name, || lstm.forward(&x, None).map(|r| r.0))?;
+    }
+    Ok(())
+});
+
 conformance!(gradcheck_gru_layer, |dev| {
     let gru = GRU::new(2, 3, dev)?;
     fill_params(&gru, 3, 0.6)?;

@@ -328,7 +328,33 @@ impl Backend for CpuBackend {
         c: View,
         reverse: bool,
     ) -> Result<Option<(Storage, Storage, Storage)>> {
-        let (hs, cs, gates) = lstm_sequence::lstm_sequence(input_gates, w_hh, h, c, reverse)?;
+        let input = lstm_sequence::StepInput::Projected(input_gates);
+        let (hs, cs, gates) = lstm_sequence::lstm_sequence(input, w_hh, h, c, reverse)?;
+        Ok(Some((
+            self.op(Data::F32(hs)),
+            self.store(Data::F32(cs)),
+            self.store(Data::F32(gates)),
+        )))
+    }
+
+    fn fused_lstm_layer(
+        &self,
+        x: View,
+        w_ih: View,
+        bias: Option<View>,
+        w_hh: View,
+        (h, c): (View, View),
+        reverse: bool,
+    ) -> Result<Option<(Storage, Storage, Storage)>> {
+        let (inputs, hidden) = (x.1.shape.last().copied(), w_hh.1.shape.last().copied());
+        let (Some(inputs), Some(hidden)) = (inputs, hidden) else {
+            return Ok(None);
+        };
+        if !lstm_sequence::projects_inside(inputs, hidden) {
+            return Ok(None);
+        }
+        let input = lstm_sequence::StepInput::Rows { x, w_ih, bias };
+        let (hs, cs, gates) = lstm_sequence::lstm_sequence(input, w_hh, h, c, reverse)?;
         Ok(Some((
             self.op(Data::F32(hs)),
             self.store(Data::F32(cs)),

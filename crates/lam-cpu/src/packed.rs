@@ -38,53 +38,47 @@ impl Packed {
     /// transposes, both a few times faster than element by element, which
     /// cost a recurrent layer as much as three of its steps.
     pub(crate) fn new(op: &'static str, src: &[f32], layout: &Layout) -> Result<Packed> {
-        let (k, n) = match layout.shape[..] {
-            [k, n] => (k, n),
-            _ => return Err(Error::shape(op, "a [K, N] weight", &layout.shape)),
-        };
+        Packed::stacked(op, &[(src, layout)])
+    }
+
+    /// Packs the views `parts` (`[K_i, N]` each, any strides) stacked
+    /// along `K` into one `[ΣK_i, N]` operand, as [`Packed::new`] packs one:
+    /// an LSTM step multiplies `[x | h]` by `[W_ihᵀ; W_hhᵀ]`.
+    pub(crate) fn stacked(op: &'static str, parts: &[(&[f32], &Layout)]) -> Result<Packed> {
+        let mut sizes = Vec::with_capacity(parts.len());
+        for (src, layout) in parts {
+            let (k, n) = match layout.shape[..] {
+                [k, n] => (k, n),
+                _ => return Err(Error::shape(op, "a [K, N] weight", &layout.shape)),
+            };
+            let (rs, cs) = (layout.strides[0], layout.strides[1]);
+            // Strides are not negative: the last element is the furthest.
+            if k * n > 0 && layout.offset + (k - 1) * rs + (n - 1) * cs >= src.len() {
+                return Err(Error::shape(op, "a view inside its buffer", &layout.shape));
+            }
+            sizes.push((k, n));
+        }
+        let n = sizes.first().map_or(0, |s| s.1);
+        if let Some(&(_, other)) = sizes.iter().find(|s| s.1 != n) {
+            let why = format!("stacked weights of {n} columns");
+            return Err(Error::shape(op, why, &[other]));
+        }
+        let k: usize = sizes.iter().map(|s| s.0).sum();
         let groups = n.div_ceil(GROUP);
         let mut data = crate::pool::take(groups * k * GROUP)?;
         if k * n > 0 {
-            let (rs, cs) = (layout.strides[0], layout.strides[1]);
-            let at = |q: usize, c: usize| layout.offset + q * rs + c * cs;
-            // Strides are not negative: the last element is the furthest.
-            if at(k - 1, n - 1) >= src.len() {
-                return Err(Error::shape(op, "a view inside its buffer", &layout.shape));
-            }
-            let pack_group = |g: usize, group: &mut [f32]| {
-                let c0 = g * GROUP;
+            crate::parallel::for_chunks(&mut data, k * GROUP, k * n, |start, group| {
+                let c0 = start / (k * GROUP) * GROUP;
                 let width = GROUP.min(n - c0);
                 if width < GROUP {
                     group.fill(0.0); // The padding columns.
                 }
-                if cs == 1 || n == 1 {
-                    for (q, row) in group.chunks_exact_mut(GROUP).enumerate() {
-                        row[..width].copy_from_slice(&src[at(q, c0)..at(q, c0) + width]);
-                    }
-                } else if rs == 1 || k == 1 {
-                    // Column `c` of the view is `k` consecutive floats:
-                    // block by block, each read row stays in cache while
-                    // its floats are written to `TRANSPOSE` group rows.
-                    const TRANSPOSE: usize = 16;
-                    for q0 in (0..k).step_by(TRANSPOSE) {
-                        let q1 = (q0 + TRANSPOSE).min(k);
-                        for j in 0..width {
-                            let col = &src[at(q0, c0 + j)..at(q0, c0 + j) + (q1 - q0)];
-                            for (q, &v) in (q0..q1).zip(col) {
-                                group[q * GROUP + j] = v;
-                            }
-                        }
-                    }
-                } else {
-                    for (q, row) in group.chunks_exact_mut(GROUP).enumerate() {
-                        for (j, slot) in row[..width].iter_mut().enumerate() {
-                            *slot = src[at(q, c0 + j)];
-                        }
-                    }
+                let mut rows = &mut group[..];
+                for (&(src, layout), &(k_part, _)) in parts.iter().zip(&sizes) {
+                    let (part, rest) = rows.split_at_mut(k_part * GROUP);
+                    pack_rows(src, layout, c0, width, part);
+                    rows = rest;
                 }
-            };
-            crate::parallel::for_chunks(&mut data, k * GROUP, k * n, |start, group| {
-                pack_group(start / (k * GROUP), group)
             });
         }
         Ok(Packed { k, n, data })
@@ -159,6 +153,40 @@ impl Drop for Packed {
     /// would fault in its pages every time.
     fn drop(&mut self) {
         crate::pool::give(std::mem::take(&mut self.data));
+    }
+}
+
+/// Columns `c0..c0 + width` of the `[K, N]` view `layout` of `src` into
+/// `group` (`K` rows of [`GROUP`] floats, the columns past `width` left
+/// alone).
+fn pack_rows(src: &[f32], layout: &Layout, c0: usize, width: usize, group: &mut [f32]) {
+    let (k, n) = (layout.shape[0], layout.shape[1]);
+    let (rs, cs) = (layout.strides[0], layout.strides[1]);
+    let at = |q: usize, c: usize| layout.offset + q * rs + c * cs;
+    if cs == 1 || n == 1 {
+        for (q, row) in group.chunks_exact_mut(GROUP).enumerate() {
+            row[..width].copy_from_slice(&src[at(q, c0)..at(q, c0) + width]);
+        }
+    } else if rs == 1 || k == 1 {
+        // Column `c` of the view is `k` consecutive floats: block by block,
+        // each read row stays in cache while its floats are written to
+        // `TRANSPOSE` group rows.
+        const TRANSPOSE: usize = 16;
+        for q0 in (0..k).step_by(TRANSPOSE) {
+            let q1 = (q0 + TRANSPOSE).min(k);
+            for j in 0..width {
+                let col = &src[at(q0, c0 + j)..at(q0, c0 + j) + (q1 - q0)];
+                for (q, &v) in (q0..q1).zip(col) {
+                    group[q * GROUP + j] = v;
+                }
+            }
+        }
+    } else {
+        for (q, row) in group.chunks_exact_mut(GROUP).enumerate() {
+            for (j, slot) in row[..width].iter_mut().enumerate() {
+                *slot = src[at(q, c0 + j)];
+            }
+        }
     }
 }
 
@@ -346,6 +374,45 @@ mod tests {
         for (p, o) in portable.iter().zip(&out) {
             assert!((p - o).abs() <= 1e-5 * (1.0 + o.abs()) || o.is_nan());
         }
+    }
+
+    #[test]
+    fn stacked_views_multiply_as_their_concatenation() {
+        for &(m, k1, k2, n) in &[
+            (5, 3, 7, 70),
+            (6, 32, 17, 64),
+            (2, 0, 4, 9),
+            (3, 96, 40, 400),
+        ] {
+            // `[k1, n]` read transposed from `[n, k1]`, `[k2, n]` row-major
+            // at an offset.
+            let (top, bottom) = (values(n * k1, 5), values(k2 * n + 2, 6));
+            let top_l = Layout::contiguous(&[n, k1]).permute(&[1, 0]).unwrap();
+            let bottom_l = Layout {
+                offset: 2,
+                ..Layout::contiguous(&[k2, n])
+            };
+            let packed = Packed::stacked("test", &[(&top, &top_l), (&bottom, &bottom_l)]).unwrap();
+            let k = k1 + k2;
+            let mut whole = Vec::with_capacity(k * n);
+            for q in 0..k1 {
+                whole.extend((0..n).map(|c| top[c * k1 + q]));
+            }
+            whole.extend_from_slice(&bottom[2..]);
+            let a = values(m * k, 7);
+            let want = reference(&a, m, k, &whole, &Layout::contiguous(&[k, n]));
+            let mut out = vec![0.0; m * n];
+            packed.multiply(&a, k, &mut out, n);
+            for (got, w) in out.iter().zip(&want) {
+                assert!(
+                    (f64::from(*got) - w).abs() < 1e-5 * (1.0 + w.abs()),
+                    "{m}x{k}x{n}"
+                );
+            }
+        }
+        let (a, b) = (values(6, 1), values(8, 2));
+        let (la, lb) = (Layout::contiguous(&[2, 3]), Layout::contiguous(&[2, 4]));
+        assert!(Packed::stacked("test", &[(&a, &la), (&b, &lb)]).is_err());
     }
 
     #[test]

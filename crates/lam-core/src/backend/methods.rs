@@ -329,6 +329,20 @@ macro_rules! backend_methods {
                 fn fused_lstm_sequence(&self, input_gates: View, w_hh: View, h: View, c: View,
                     reverse: bool) -> Result<Option<(Storage, Storage, Storage)>>
                     = Ok(None), taken Option::is_some;
+                /// [`Backend::fused_lstm_sequence`] from the layer's input
+                /// rather than its projection, with the initial `state`
+                /// `(h, c)`: `x` (`[T, B, in]`), `w_ih`
+                /// (`[4H, in]`) and the optional `bias` (`[4H]`, `b_ih +
+                /// b_hh`), all with any strides, step `t`'s `input_gates`
+                /// being `x_t W_ihᵀ + bias`; the same results. A backend
+                /// offers it where projecting inside the loop pays (lam-cpu,
+                /// multiplying `[x | h]` by `[W_ihᵀ; W_hhᵀ]`: where that
+                /// weight is small or `in` is at most `H / 4`) and declines
+                /// otherwise, and the caller projects first.
+                fn fused_lstm_layer(&self, x: View, w_ih: View, bias: Option<View>, w_hh: View,
+                    state: (View, View), reverse: bool)
+                    -> Result<Option<(Storage, Storage, Storage)>>
+                    = Ok(None), taken Option::is_some;
                 /// The gradient of [`Backend::fused_lstm_sequence`]: from the
                 /// gradient reaching each step's output `h` (`grad_hs`,
                 /// `[T, B, H]` in time order) and the final `c` (`grad_c`,

@@ -699,11 +699,25 @@ impl Recurrent {
         };
         let (steps, batch, in_f) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let rows = x.reshape_exact(&[steps * batch, in_f])?;
+        // The LSTM's op projects its input itself, so that both weights'
+        // gradients come from one product (`rnn/sequence`); autocast's
+        // `F16` projection stays a product of its own.
+        let autocast = crate::amp::autocast_dtype(&x.device()).is_some();
+        if self.cell == Cell::Lstm && w.w_hr.is_none() && !autocast {
+            let input = sequence::Input::Rows {
+                x: &rows,
+                w_ih: &w.w_ih,
+                bias: bias.as_ref(),
+                steps,
+            };
+            return sequence::run(self.cell, input, &w.w_hh, None, &state, reverse);
+        }
         let projected = super::functional::linear(&rows, &w.w_ih, bias.as_ref())?
             .reshape_exact(&[steps, batch, w.w_ih.dims()[0]])?;
         if w.w_hr.is_none() && matches!(self.cell, Cell::Lstm | Cell::Gru) {
             let b_hh = if fold_hh_bias { None } else { w.b_hh.as_ref() };
-            return sequence::run(self.cell, &projected, &w.w_hh, b_hh, &state, reverse);
+            let input = sequence::Input::Projected(&projected);
+            return sequence::run(self.cell, input, &w.w_hh, b_hh, &state, reverse);
         }
         let w_hh_t = w.w_hh.t()?;
         let mut outputs: Vec<Tensor> = Vec::with_capacity(steps);

@@ -16,39 +16,114 @@
 //! sequence's buffers (two dispatches a step, no copies or adds between
 //! them). Where the backend declines, the loops here run step by step.
 //!
+//! An LSTM layer's op may also take its input rows and `W_ih` and compute
+//! the input projection itself ([`Input::Rows`]): both weights' gradients
+//! then come from one product, `[x | h]ᵀ δ` (`[in + H, T·B] × [T·B, 4H]`),
+//! which reads the 8 MiB `δ` of a `[64, 32, 256]` layer once instead of
+//! twice and packs it for the CPU gemm once; and the backend may project
+//! inside its loop (Backend `fused_lstm_layer`, offered first), which the
+//! CPU does where `[W_ihᵀ; W_hhᵀ]` is small: no `[T, B, 4H]` projection is
+//! written to memory and read back. The GRU (whose two projections have
+//! different gradients) and autocast's `F16` projection take
+//! [`Input::Projected`].
+//!
 //! The layer's output is one tensor `packed` (`[T, B, H]` of outputs in
 //! time order, and for the LSTM a last row with the final `c`), viewed as
 //! the output sequence and the final states.
 
 use super::cell::Cell;
 use super::fused::{gru_backward, gru_forward, lstm_backward, lstm_forward};
-use crate::{no_grad, Layout, Result, Tensor};
+use crate::{no_grad, Device, Layout, Result, Storage, Tensor};
 
-/// Runs an LSTM or GRU layer over the input projection `xp` (`[T, B, G·H]`:
-/// `x W_ihᵀ + b_ih`, plus `b_hh` for the LSTM) with the recurrent weight
-/// `w_hh` (`[G·H, H]`), the GRU's `b_hh`, and the initial `state` (`h`, and
-/// `c` for the LSTM, `[B, H]` each): the outputs `[T, B, H]` in time order
-/// and the final state.
+/// What a layer's op starts from.
+#[derive(Clone, Copy)]
+pub(super) enum Input<'a> {
+    /// The input projection `xp` `[T, B, G·H]` (`x W_ihᵀ + b_ih`, plus
+    /// `b_hh` for the LSTM), computed by the caller.
+    Projected(&'a Tensor),
+    /// The LSTM's input rows `x` `[T·B, in]` of `steps` steps, projected
+    /// by `w_ih` `[4H, in]` and `bias` (`b_ih + b_hh`) inside the op.
+    Rows {
+        x: &'a Tensor,
+        w_ih: &'a Tensor,
+        bias: Option<&'a Tensor>,
+        steps: usize,
+    },
+}
+
+/// The input projection of an [`Input::Rows`] layer, kept for the
+/// gradient.
+struct Projection {
+    x: Tensor,
+    w_ih: Tensor,
+    /// Whether `x`, `w_ih` and the bias need their gradients.
+    needs: [bool; 3],
+    has_bias: bool,
+}
+
+/// Runs an LSTM or GRU layer over its `input` with the recurrent weight
+/// `w_hh` (`[G·H, H]`), the GRU's `b_hh`, and the initial `state` (`h`,
+/// and `c` for the LSTM, `[B, H]` each): the outputs `[T, B, H]` in time
+/// order and the final state.
 pub(super) fn run(
     cell: Cell,
-    xp: &Tensor,
+    input: Input<'_>,
     w_hh: &Tensor,
     b_hh: Option<&Tensor>,
     state: &[Tensor],
     reverse: bool,
 ) -> Result<(Tensor, Vec<Tensor>)> {
-    let (steps, batch, hidden) = (xp.dims()[0], xp.dims()[1], w_hh.dims()[1]);
     let lstm = cell == Cell::Lstm;
     let name = if lstm { "lstm_layer" } else { "gru_layer" };
-    // An `F16` projection (a bias-free product under autocast) is read as
-    // `F32`, as the gates read everything; the states stay `F32`.
-    let xp = &xp.float32(name)?;
+    let (steps, hidden) = match input {
+        Input::Projected(xp) => (xp.dims()[0], w_hh.dims()[1]),
+        Input::Rows { steps, .. } => (steps, w_hh.dims()[1]),
+    };
     let order: Vec<usize> = if reverse {
         (0..steps).rev().collect()
     } else {
         (0..steps).collect()
     };
-    let fwd = no_grad(|| forward(cell, xp, w_hh, b_hh, state, &order, reverse))?;
+    // The forward loop, and the projection `xp` where it is an input of
+    // the op.
+    let (fwd, xp, projection) = match input {
+        Input::Projected(xp) => {
+            // An `F16` projection (a bias-free product under autocast) is
+            // read as `F32`, as the gates read everything; the states stay
+            // `F32`.
+            let xp = xp.float32(name)?;
+            let fwd = no_grad(|| forward(cell, &xp, w_hh, b_hh, state, &order, reverse))?;
+            (fwd, Some(xp), None)
+        }
+        Input::Rows {
+            x,
+            w_ih,
+            bias,
+            steps,
+        } => {
+            let projection = Projection {
+                x: x.detach(),
+                w_ih: w_ih.detach(),
+                needs: [
+                    x.requires_grad(),
+                    w_ih.requires_grad(),
+                    bias.is_some_and(Tensor::requires_grad),
+                ],
+                has_bias: bias.is_some(),
+            };
+            let batch = x.dims()[0] / steps.max(1);
+            let x = x.reshape_exact(&[steps, batch, x.dims()[1]])?;
+            let fwd = match no_grad(|| lstm_layer_whole(&x, w_ih, bias, w_hh, state, reverse))? {
+                Some(fwd) => fwd,
+                None => {
+                    let xp = no_grad(|| crate::nn::functional::linear(&x, w_ih, bias))?;
+                    no_grad(|| forward(cell, &xp, w_hh, None, state, &order, reverse))?
+                }
+            };
+            (fwd, None, Some(projection))
+        }
+    };
+    let batch = state[0].dims()[0];
     let packed_rows = steps + usize::from(lstm);
     let packed = no_grad(|| match &fwd.whole {
         // The backend's `hs` after the initial state are the outputs in
@@ -65,12 +140,17 @@ pub(super) fn run(
             Tensor::stack(&rows, 0)
         }
     })?;
-    let (w, b) = (w_hh.detach(), b_hh.map(Tensor::detach));
+    let (w, has_b_hh) = (w_hh.detach(), b_hh.is_some());
     let needs_w = w_hh.requires_grad();
-    let mut inputs: Vec<&Tensor> = vec![xp, w_hh];
+    // The op's inputs, in the order of its gradients (`Forward::backward`).
+    let mut inputs: Vec<&Tensor> = match (input, &xp) {
+        (Input::Rows { x, w_ih, .. }, _) => vec![x, w_ih, w_hh],
+        (_, xp) => xp.iter().chain([w_hh]).collect(),
+    };
     inputs.extend(state.iter());
-    if let Some(b) = b_hh {
-        inputs.push(b);
+    match input {
+        Input::Projected(_) => inputs.extend(b_hh),
+        Input::Rows { bias, .. } => inputs.extend(bias),
     }
     let last = order[steps - 1];
     // The outputs in time order, from which the backward builds the states
@@ -81,7 +161,10 @@ pub(super) fn run(
         packed.storage(),
         Layout::contiguous(&[packed_rows, batch, hidden]),
         &inputs,
-        move |g| fwd.backward(g, &w, b.as_ref(), &order, needs_w, &outputs),
+        move |g| {
+            let flags = (has_b_hh, needs_w);
+            fwd.backward(g, &w, &order, &outputs, flags, projection.as_ref())
+        },
     );
     let mut finals = vec![out.get(last)?];
     if lstm {
@@ -189,23 +272,61 @@ fn lstm_whole(
     else {
         return Ok(None);
     };
-    let dev = xp.device();
-    let states = Layout::contiguous(&[steps + 1, batch, hidden]);
-    let hs = Tensor::from_storage(hs, states.clone(), &dev);
-    let cs = Tensor::from_storage(cs, states, &dev);
-    let gates = Tensor::from_storage(gates, Layout::contiguous(&[steps, batch, 4 * hidden]), &dev);
-    let rows = |t: &Tensor, n: usize| (0..n).map(|k| t.get(k)).collect::<Result<Vec<_>>>();
-    Ok(Some(Forward {
-        cell: Cell::Lstm,
-        hs: rows(&hs, steps + 1)?,
-        cs: rows(&cs, steps + 1)?,
-        gates: rows(&gates, steps)?,
-        hidden_gates: Vec::new(),
-        whole: Some(Whole { hs, cs, gates }),
-    }))
+    Forward::of_whole((hs, cs, gates), (steps, batch, hidden), &xp.device()).map(Some)
+}
+
+/// The LSTM's forward loop by the backend's `fused_lstm_layer`, from the
+/// layer's input `x` `[T, B, in]`, or `None` where it declines.
+fn lstm_layer_whole(
+    x: &Tensor,
+    w_ih: &Tensor,
+    bias: Option<&Tensor>,
+    w_hh: &Tensor,
+    state: &[Tensor],
+    reverse: bool,
+) -> Result<Option<Forward>> {
+    let (xs, wi, ws) = (x.storage(), w_ih.storage(), w_hh.storage());
+    let (h0, c0) = (state[0].storage(), state[1].storage());
+    let bs = bias.map(Tensor::storage);
+    let Some(outputs) = x.backend().fused_lstm_layer(
+        (&xs, x.layout()),
+        (&wi, w_ih.layout()),
+        bs.as_ref().zip(bias).map(|(s, b)| (s, b.layout())),
+        (&ws, w_hh.layout()),
+        ((&h0, state[0].layout()), (&c0, state[1].layout())),
+        reverse,
+    )?
+    else {
+        return Ok(None);
+    };
+    let (steps, batch, hidden) = (x.dims()[0], x.dims()[1], w_hh.dims()[1]);
+    Forward::of_whole(outputs, (steps, batch, hidden), &x.device()).map(Some)
 }
 
 impl Forward {
+    /// The forward of a backend's whole loop from its `hs`, `cs` and
+    /// `gates` (`T` steps of `B` rows of hidden size `H`).
+    fn of_whole(
+        (hs, cs, gates): (Storage, Storage, Storage),
+        (steps, batch, hidden): (usize, usize, usize),
+        dev: &Device,
+    ) -> Result<Forward> {
+        let states = Layout::contiguous(&[steps + 1, batch, hidden]);
+        let hs = Tensor::from_storage(hs, states.clone(), dev);
+        let cs = Tensor::from_storage(cs, states, dev);
+        let gate_rows = Layout::contiguous(&[steps, batch, 4 * hidden]);
+        let gates = Tensor::from_storage(gates, gate_rows, dev);
+        let rows = |t: &Tensor, n: usize| (0..n).map(|k| t.get(k)).collect::<Result<Vec<_>>>();
+        Ok(Forward {
+            cell: Cell::Lstm,
+            hs: rows(&hs, steps + 1)?,
+            cs: rows(&cs, steps + 1)?,
+            gates: rows(&gates, steps)?,
+            hidden_gates: Vec::new(),
+            whole: Some(Whole { hs, cs, gates }),
+        })
+    }
+
     /// The `h` after each step, in time order.
     fn outputs_in_time_order(&self, order: &[usize]) -> Vec<Tensor> {
         let mut rows = vec![None; order.len()];
@@ -233,23 +354,99 @@ impl Forward {
         Tensor::cat(&earlier, 0)
     }
 
-    /// The gradients of the layer's inputs (`xp`, `w_hh`, the initial
-    /// states, the GRU's `b_hh`) from the gradient `g` of `packed`, whose
-    /// first `T` rows are `outputs`.
+    /// The `h` before each step, in time order (`[T, B, H]`): a view of
+    /// the backend's `hs` when the whole loop ran in time order, else
+    /// [`Forward::states_before_steps`].
+    fn h_before_steps(&self, order: &[usize], outputs: &Tensor) -> Result<Tensor> {
+        let steps = order.len();
+        match &self.whole {
+            Some(whole) if steps == 1 || order[0] < order[1] => whole.hs.narrow(0, 0, steps),
+            _ => self.states_before_steps(order, outputs),
+        }
+    }
+
+    /// The gradients of the layer's inputs from the gradient `g` of
+    /// `packed`, whose first `T` rows are `outputs`, in the order of the
+    /// op's inputs: for [`Input::Projected`] (`projection` `None`) those of
+    /// `xp`, `w_hh`, the initial states and the GRU's `b_hh`; for
+    /// [`Input::Rows`] those of `x`, `w_ih`, `w_hh`, the initial states and
+    /// the bias.
     fn backward(
         &self,
         g: &Tensor,
         w: &Tensor,
-        b_hh: Option<&Tensor>,
         order: &[usize],
-        needs_w: bool,
         outputs: &Tensor,
+        (has_b_hh, needs_w): (bool, bool),
+        projection: Option<&Projection>,
     ) -> Result<Vec<Option<Tensor>>> {
-        if self.cell == Cell::Lstm && b_hh.is_none() {
-            if let Some(grads) = self.lstm_whole_backward(g, w, order, needs_w)? {
-                return Ok(grads);
+        let lstm = self.cell == Cell::Lstm;
+        let steps = order.len();
+        let fused = if lstm && !has_b_hh {
+            self.lstm_whole_backward(g, w, order)?
+        } else {
+            None
+        };
+        let Loop {
+            d_xp,
+            d_ys,
+            d_h,
+            d_c,
+        } = match fused {
+            Some(grads) => grads,
+            None => self.loop_backward(g, w, order)?,
+        };
+        let (batch, gh) = (d_ys.dims()[1], d_ys.dims()[2]);
+        let d_ys = d_ys.reshape_exact(&[steps * batch, gh])?;
+        let h_prev = |f: &Forward| -> Result<Tensor> {
+            let hs = f.h_before_steps(order, outputs)?;
+            let hidden = hs.dims()[2];
+            hs.reshape_exact(&[steps * batch, hidden])
+        };
+        let Some(p) = projection else {
+            let d_w = if needs_w {
+                Some(weight_grad(&d_ys, &h_prev(self)?)?)
+            } else {
+                None
+            };
+            let mut grads = vec![Some(d_xp), d_w, Some(d_h)];
+            if lstm {
+                grads.push(d_c);
             }
+            if has_b_hh {
+                grads.push(Some(d_ys.sum(&[0], false)?));
+            }
+            return Ok(grads);
+        };
+        let [needs_x, needs_w_ih, needs_bias] = p.needs;
+        let d_x = if needs_x {
+            Some(d_ys.matmul(&p.w_ih)?)
+        } else {
+            None
+        };
+        let (d_w_ih, d_w_hh) = match (needs_w_ih, needs_w) {
+            (true, true) => {
+                let (d_w_ih, d_w_hh) = weight_grads(&d_ys, &p.x, &h_prev(self)?)?;
+                (Some(d_w_ih), Some(d_w_hh))
+            }
+            (true, false) => (Some(weight_grad(&d_ys, &p.x)?), None),
+            (false, true) => (None, Some(weight_grad(&d_ys, &h_prev(self)?)?)),
+            (false, false) => (None, None),
+        };
+        let mut grads = vec![d_x, d_w_ih, d_w_hh, Some(d_h), d_c];
+        if p.has_bias {
+            grads.push(if needs_bias {
+                Some(d_ys.sum(&[0], false)?)
+            } else {
+                None
+            });
         }
+        Ok(grads)
+    }
+
+    /// The backward loop step by step: [`Loop`] from the gradient `g` of
+    /// `packed`.
+    fn loop_backward(&self, g: &Tensor, w: &Tensor, order: &[usize]) -> Result<Loop> {
         let steps = order.len();
         let lstm = self.cell == Cell::Lstm;
         // The gradient reaching `h` (and `c`) after the step being undone.
@@ -289,38 +486,19 @@ impl Forward {
         } else {
             Tensor::stack(&d_y.into_iter().flatten().collect::<Vec<_>>(), 0)?
         };
-        let (batch, gh) = (d_ys.dims()[1], d_ys.dims()[2]);
-        let d_ys = d_ys.reshape_exact(&[steps * batch, gh])?;
-        let d_w = if needs_w {
-            let hs = self.states_before_steps(order, outputs)?;
-            let hidden = hs.dims()[2];
-            Some(weight_grad(
-                &d_ys,
-                &hs.reshape_exact(&[steps * batch, hidden])?,
-            )?)
-        } else {
-            None
-        };
-        let mut grads = vec![Some(d_xp), d_w, d_h];
-        if lstm {
-            grads.push(d_c);
-        }
-        if b_hh.is_some() {
-            grads.push(Some(d_ys.sum(&[0], false)?));
-        }
-        Ok(grads)
+        let d_h = d_h.ok_or_else(|| crate::Error::invalid("rnn", "a layer of no steps"))?;
+        Ok(Loop {
+            d_xp,
+            d_ys,
+            d_h,
+            d_c,
+        })
     }
 
-    /// [`Forward::backward`] of the LSTM by the backend's
+    /// The LSTM's backward loop by the backend's
     /// `fused_lstm_sequence_grad`, or `None` where it has none or the
     /// forward ran step by step.
-    fn lstm_whole_backward(
-        &self,
-        g: &Tensor,
-        w: &Tensor,
-        order: &[usize],
-        needs_w: bool,
-    ) -> Result<Option<Vec<Option<Tensor>>>> {
+    fn lstm_whole_backward(&self, g: &Tensor, w: &Tensor, order: &[usize]) -> Result<Option<Loop>> {
         let steps = order.len();
         let reverse = steps > 1 && order[0] > order[1];
         // A backend that declined the whole forward declines its gradient
@@ -349,38 +527,44 @@ impl Forward {
         let d_xp =
             Tensor::from_storage(d_xp, Layout::contiguous(&[steps, batch, 4 * hidden]), &dev);
         let state = Layout::contiguous(&[batch, hidden]);
-        let d_h = Tensor::from_storage(d_h, state.clone(), &dev);
-        let d_c = Tensor::from_storage(d_c, state, &dev);
-        let d_w = if needs_w {
-            // The `h` each step started from, in time order: a view of the
-            // backend's `hs` when the steps ran in time order.
-            let h_prev = match &self.whole {
-                Some(whole) if !reverse => whole.hs.narrow(0, 0, steps)?,
-                _ => {
-                    let mut rows = vec![None; steps];
-                    for (k, &t) in order.iter().enumerate() {
-                        rows[t] = Some(self.hs[k].clone());
-                    }
-                    Tensor::stack(&rows.into_iter().flatten().collect::<Vec<_>>(), 0)?
-                }
-            };
-            let d_ys = d_xp.reshape_exact(&[steps * batch, 4 * hidden])?;
-            let h_prev = h_prev.reshape_exact(&[steps * batch, hidden])?;
-            Some(weight_grad(&d_ys, &h_prev)?)
-        } else {
-            None
-        };
-        Ok(Some(vec![Some(d_xp), d_w, Some(d_h), Some(d_c)]))
+        Ok(Some(Loop {
+            d_ys: d_xp.clone(),
+            d_xp,
+            d_h: Tensor::from_storage(d_h, state.clone(), &dev),
+            d_c: Some(Tensor::from_storage(d_c, state, &dev)),
+        }))
     }
+}
+
+/// What a backward loop returns, in time order: the gradients of the input
+/// projection `d_xp` and of the hidden projection `d_ys` (`[T, B, G·H]`,
+/// the same tensor for the LSTM), and those of the initial `h` and (LSTM)
+/// `c`.
+struct Loop {
+    d_xp: Tensor,
+    d_ys: Tensor,
+    d_h: Tensor,
+    d_c: Option<Tensor>,
 }
 
 /// The recurrent weight's gradient `d_ysᵀ h` for all steps at once, from
 /// the gradient of the gate projections `d_ys` `[T·B, G·H]` and the states
-/// they were computed from, `h` `[T·B, H]`. Computed as `(hᵀ d_ys)ᵀ`: the
-/// CPU gemm runs the `[H, T·B] × [T·B, G·H]` product faster than
-/// `[G·H, T·B] × [T·B, H]` (4.7 against 6.1 ms on one AVX-512 core for an
-/// LSTM of hidden size 256 over 64 steps of 32 rows), and the transposing
-/// copy of the `[H, G·H]` result costs 45 µs.
+/// they were computed from, `h` `[T·B, H]` (or, for `W_ih`, the input
+/// rows). Computed as `(hᵀ d_ys)ᵀ`: the CPU gemm runs the
+/// `[H, T·B] × [T·B, G·H]` product faster than `[G·H, T·B] × [T·B, H]`
+/// (4.7 against 6.1 ms on one AVX-512 core for an LSTM of hidden size 256
+/// over 64 steps of 32 rows), and the transposing copy of the `[H, G·H]`
+/// result costs 45 µs.
 fn weight_grad(d_ys: &Tensor, h: &Tensor) -> Result<Tensor> {
     h.t()?.matmul(d_ys)?.t()?.contiguous()
+}
+
+/// The gradients of `W_ih` and `W_hh` at once, `[x | h]ᵀ d_ys` split in
+/// two: one pass over `d_ys` for both (see [`weight_grad`] for the
+/// orientation).
+fn weight_grads(d_ys: &Tensor, x: &Tensor, h: &Tensor) -> Result<(Tensor, Tensor)> {
+    let inputs = x.dims()[1];
+    let both = Tensor::cat(&[x.clone(), h.clone()], 1)?.t()?.matmul(d_ys)?;
+    let part = |from: usize, len: usize| both.narrow(0, from, len)?.t()?.contiguous();
+    Ok((part(0, inputs)?, part(inputs, h.dims()[1])?))
 }
