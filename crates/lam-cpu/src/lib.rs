@@ -370,13 +370,13 @@ impl Backend for CpuBackend {
         cs: View,
         w_hh: View,
         reverse: bool,
-    ) -> Result<Option<(Storage, Storage, Storage)>> {
-        let (d_xp, d_h, d_c) =
-            lstm_sequence::lstm_sequence_grad(grad_hs, grad_c, gates, cs, w_hh, reverse)?;
+    ) -> Result<Option<(Storage, Storage, Storage, Option<Storage>)>> {
+        let grads = lstm_sequence::lstm_sequence_grad(grad_hs, grad_c, gates, cs, w_hh, reverse)?;
         Ok(Some((
-            self.op(Data::F32(d_xp)),
-            self.store(Data::F32(d_h)),
-            self.store(Data::F32(d_c)),
+            self.op(Data::F32(grads.d_xp)),
+            self.store(Data::F32(grads.d_h)),
+            self.store(Data::F32(grads.d_c)),
+            Some(self.store(Data::F32(grads.d_bias))),
         )))
     }
 

@@ -331,7 +331,7 @@ impl Backend for WgpuBackend {
         cs: View,
         w_hh: View,
         reverse: bool,
-    ) -> Result<Option<(Storage, Storage, Storage)>> {
+    ) -> Result<Option<(Storage, Storage, Storage, Option<Storage>)>> {
         let f32s = [grad_hs, grad_c, gates, cs, w_hh]
             .iter()
             .all(|v| v.0.dtype() == DType::F32);
@@ -339,7 +339,10 @@ impl Backend for WgpuBackend {
             return Ok(None);
         }
         let grads = [grad_hs, grad_c];
-        lstm::lstm_sequence_grad(&self.gpu, grads, gates, cs, w_hh, reverse).map(Some)
+        // The bias's gradient is left to lam-core's column sum.
+        let (d_xp, d_h, d_c) =
+            lstm::lstm_sequence_grad(&self.gpu, grads, gates, cs, w_hh, reverse)?;
+        Ok(Some((d_xp, d_h, d_c, None)))
     }
 
     fn fused_gru_cell(

@@ -349,10 +349,13 @@ macro_rules! backend_methods {
                 /// `[B, H]`), the `gates` and `cs` it returned and `w_hh`, all
                 /// with any strides, the gradient of the input projection
                 /// (contiguous `[T, B, 4H]`, time order) and of the initial `h`
-                /// and `c` (contiguous `[B, H]` each).
+                /// and `c` (contiguous `[B, H]` each), and optionally the
+                /// projection's gradient summed over steps and rows (`[4H]`,
+                /// the bias's gradient), where the backend adds it up as it
+                /// goes; else the caller sums.
                 fn fused_lstm_sequence_grad(&self, grad_hs: View, grad_c: View, gates: View,
                     cs: View, w_hh: View, reverse: bool)
-                    -> Result<Option<(Storage, Storage, Storage)>>
+                    -> Result<Option<(Storage, Storage, Storage, Option<Storage>)>>
                     = Ok(None), taken Option::is_some;
                 /// Layer normalization of each row of a `[rows, cols]` view:
                 /// `y = (x − mean) · rstd ⊙ weight + bias` with the row's mean,

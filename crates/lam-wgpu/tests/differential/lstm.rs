@@ -62,7 +62,7 @@ fn lstm_sequence_matches_cpu_on_awkward_views_both_ways() {
                             .narrow(1, 2, h)
                             .unwrap();
                         let whole = |n: &[usize]| Layout::contiguous(n);
-                        let (d_xp, d_h, d_c) = be
+                        let (d_xp, d_h, d_c, _) = be
                             .fused_lstm_sequence_grad(
                                 (&g_hs, &hs_t),
                                 (&g_c, &c_n),

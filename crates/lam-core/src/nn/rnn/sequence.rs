@@ -392,6 +392,7 @@ impl Forward {
             d_ys,
             d_h,
             d_c,
+            d_bias,
         } = match fused {
             Some(grads) => grads,
             None => self.loop_backward(g, w, order)?,
@@ -435,10 +436,10 @@ impl Forward {
         };
         let mut grads = vec![d_x, d_w_ih, d_w_hh, Some(d_h), d_c];
         if p.has_bias {
-            grads.push(if needs_bias {
-                Some(d_ys.sum(&[0], false)?)
-            } else {
-                None
+            grads.push(match (needs_bias, d_bias) {
+                (false, _) => None,
+                (true, Some(d_bias)) => Some(d_bias),
+                (true, None) => Some(d_ys.sum(&[0], false)?),
             });
         }
         Ok(grads)
@@ -492,6 +493,7 @@ impl Forward {
             d_ys,
             d_h,
             d_c,
+            d_bias: None,
         })
     }
 
@@ -511,7 +513,7 @@ impl Forward {
         let (grad_hs, grad_c) = (g.narrow(0, 0, steps)?, g.get(steps)?);
         let (gs, gc) = (grad_hs.storage(), grad_c.storage());
         let (a, c, ws) = (gates.storage(), cs.storage(), w.storage());
-        let Some((d_xp, d_h, d_c)) = w.backend().fused_lstm_sequence_grad(
+        let Some((d_xp, d_h, d_c, d_bias)) = w.backend().fused_lstm_sequence_grad(
             (&gs, grad_hs.layout()),
             (&gc, grad_c.layout()),
             (&a, gates.layout()),
@@ -527,24 +529,28 @@ impl Forward {
         let d_xp =
             Tensor::from_storage(d_xp, Layout::contiguous(&[steps, batch, 4 * hidden]), &dev);
         let state = Layout::contiguous(&[batch, hidden]);
+        let bias = Layout::contiguous(&[4 * hidden]);
+        let d_bias = d_bias.map(|s| Tensor::from_storage(s, bias, &dev));
         Ok(Some(Loop {
             d_ys: d_xp.clone(),
             d_xp,
             d_h: Tensor::from_storage(d_h, state.clone(), &dev),
             d_c: Some(Tensor::from_storage(d_c, state, &dev)),
+            d_bias,
         }))
     }
 }
 
 /// What a backward loop returns, in time order: the gradients of the input
 /// projection `d_xp` and of the hidden projection `d_ys` (`[T, B, G·H]`,
-/// the same tensor for the LSTM), and those of the initial `h` and (LSTM)
-/// `c`.
+/// the same tensor for the LSTM), those of the initial `h` and (LSTM)
+/// `c`, and `d_ys` summed over steps and rows where the backend summed it.
 struct Loop {
     d_xp: Tensor,
     d_ys: Tensor,
     d_h: Tensor,
     d_c: Option<Tensor>,
+    d_bias: Option<Tensor>,
 }
 
 /// The recurrent weight's gradient `d_ysᵀ h` for all steps at once, from
