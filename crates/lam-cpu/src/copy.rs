@@ -4,14 +4,12 @@
 //! converting between `F32`, `I32` and `F16` (`half`'s conversions: round to
 //! nearest even, IEEE overflow, subnormals and NaN).
 
-use std::sync::{RwLockReadGuard, RwLockWriteGuard};
-
 use lam_core::backend::View;
 use lam_core::{DType, Error, Layout, Result};
 
 use crate::parallel::{for_chunks, CHUNK, PAR_MIN_WORK};
 use crate::pool;
-use crate::storage::{check_bounds, cpu, dtype_error, same_buffer, CpuStorage, Data, ReadLocks};
+use crate::storage::{check_bounds, cpu, dtype_error, same_buffer, Data, ReadLocks};
 use crate::strided::{coalesce, gather, gather_f32_into, Rows};
 
 /// The elements of an `F32` view, row-major.
@@ -107,16 +105,10 @@ fn direct_copy(src: View, dst: View) -> Result<bool> {
     if same_buffer(src.0, dst.0) || !dst.1.is_contiguous() {
         return Ok(false);
     }
-    let (from, to) = (cpu(src.0)?, cpu(dst.0)?);
-    let (read, mut write) = lock_both(from, to);
-    let (Data::F32(v), Data::F32(out)) = (&*read, &mut *write) else {
-        return Ok(false);
-    };
-    check_bounds("copy", src.1, v.len())?;
-    check_bounds("copy", dst.1, out.len())?;
-    let n = dst.1.numel();
-    gather_split(v, src.1, &mut out[dst.1.offset..dst.1.offset + n])?;
-    Ok(true)
+    with_both(src, dst, |v, out| {
+        let n = dst.1.numel();
+        gather_split(v, src.1, &mut out[dst.1.offset..dst.1.offset + n])
+    })
 }
 
 /// `gather_f32_into` of a big view split along its first dim across the
@@ -207,52 +199,59 @@ fn runs_copy(src: View, dst: View) -> Result<bool> {
     if runs.stride != 1 || len == 0 || !ordered {
         return Ok(false);
     }
-    let (from, to) = (cpu(src.0)?, cpu(dst.0)?);
-    let (read, mut write) = lock_both(from, to);
-    let (Data::F32(v), Data::F32(out)) = (&*read, &mut *write) else {
-        return Ok(false);
-    };
-    check_bounds("copy", src.1, v.len())?;
-    check_bounds("copy", dst.1, out.len())?;
-    let values = &v[src.1.offset..src.1.offset + src.1.numel()];
-    // Groups of about CHUNK floats: each group's runs lie in one piece of
-    // `out` (the runs are ordered and disjoint), handed to one task.
-    let per_group = CHUNK.div_ceil(len).max(1);
-    let mut groups: Vec<(&mut [f32], &[usize], &[f32])> = Vec::new();
-    let mut rest: &mut [f32] = out;
-    let mut base = 0;
-    for (starts, vals) in runs
-        .starts
-        .chunks(per_group)
-        .zip(values.chunks(per_group * len))
-    {
-        let end = starts[starts.len() - 1] + len;
-        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(end - base);
-        groups.push((&mut piece[starts[0] - base..], starts, vals));
-        (rest, base) = (tail, end);
-    }
-    crate::parallel::for_items(&mut groups, per_group * len, |_, (piece, starts, vals)| {
-        let first = starts[0];
-        for (&start, run) in starts.iter().zip(vals.chunks(len)) {
-            piece[start - first..start - first + len].copy_from_slice(run);
+    with_both(src, dst, |v, out| {
+        let values = &v[src.1.offset..src.1.offset + src.1.numel()];
+        // Groups of about CHUNK floats: each group's runs lie in one piece
+        // of `out` (the runs are ordered and disjoint), handed to one task.
+        let per_group = CHUNK.div_ceil(len).max(1);
+        let mut groups: Vec<(&mut [f32], &[usize], &[f32])> = Vec::new();
+        let mut rest: &mut [f32] = out;
+        let mut base = 0;
+        let pieces = runs
+            .starts
+            .chunks(per_group)
+            .zip(values.chunks(per_group * len));
+        for (starts, vals) in pieces {
+            let end = starts[starts.len() - 1] + len;
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(end - base);
+            groups.push((&mut piece[starts[0] - base..], starts, vals));
+            (rest, base) = (tail, end);
         }
-    });
-    Ok(true)
+        crate::parallel::for_items(&mut groups, per_group * len, |_, (piece, starts, vals)| {
+            let first = starts[0];
+            for (&start, run) in starts.iter().zip(vals.chunks(len)) {
+                piece[start - first..start - first + len].copy_from_slice(run);
+            }
+        });
+        Ok(())
+    })
 }
 
-/// Read and write locks on two buffers, taken in the buffers' address
-/// order, so that two copies in opposite directions cannot deadlock.
-fn lock_both<'a>(
-    from: &'a CpuStorage,
-    to: &'a CpuStorage,
-) -> (RwLockReadGuard<'a, Data>, RwLockWriteGuard<'a, Data>) {
-    if std::ptr::from_ref(from).addr() < std::ptr::from_ref(to).addr() {
+/// Runs `copy_into(src's floats, dst's floats)` for two distinct `F32`
+/// buffers whose views lie inside them, under a read lock on the first and
+/// a write lock on the second taken in the buffers' address order, so that
+/// two copies in opposite directions cannot deadlock. Returns false,
+/// having done nothing, where either buffer is not `F32`.
+fn with_both(
+    src: View,
+    dst: View,
+    copy_into: impl FnOnce(&[f32], &mut [f32]) -> Result<()>,
+) -> Result<bool> {
+    let (from, to) = (cpu(src.0)?, cpu(dst.0)?);
+    let (read, mut write) = if std::ptr::from_ref(from).addr() < std::ptr::from_ref(to).addr() {
         let read = from.read();
         (read, to.write())
     } else {
         let write = to.write();
         (from.read(), write)
-    }
+    };
+    let (Data::F32(v), Data::F32(out)) = (&*read, &mut *write) else {
+        return Ok(false);
+    };
+    check_bounds("copy", src.1, v.len())?;
+    check_bounds("copy", dst.1, out.len())?;
+    copy_into(v, out)?;
+    Ok(true)
 }
 
 /// `out[layout offsets] = values`, row-major: run by run where the view's
