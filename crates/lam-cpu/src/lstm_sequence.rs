@@ -120,9 +120,10 @@ pub(crate) fn lstm_sequence(
         steps * rows * 4 * h * (h + inputs),
         |i, task| {
             let r0 = i * rows;
-            let n = task.h[0].len() / h; // the task's rows
-                                         // The task's rows of one step's gate pre-activations, and of the
-                                         // product's left operand `[x | h]` when the input is projected here.
+            let n = task.h[0].len() / h;
+            // The task's `n` rows of one step's gate pre-activations, and
+            // of the product's left operand `[x | h]` where the input is
+            // projected here.
             let mut y = vec![0.0; 4 * h * n];
             let mut xh = vec![0.0; (inputs + h) * n];
             for k in 0..steps {
