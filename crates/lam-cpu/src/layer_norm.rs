@@ -1,21 +1,24 @@
 //! Layer normalization of the rows of a `[rows, cols]` view and its
 //! gradient, fused (Backend `fused_layer_norm`, `fused_layer_norm_grad`):
 //! each row's mean and variance (summed in `f64`), the normalized row and
-//! the affine map in one pass per row, rows in parallel; the gradient's
-//! per-column sums (the weight's and the bias's) a row at a time into
-//! `f64` partials per block of rows, blocks in parallel. The inner loops
-//! are `runs.rs`'s, compiled for the widest vectors. The formulas are lam-core's composite ones (`nn/norm.rs`).
+//! the affine map in one pass per row, rows in parallel; the gradient in
+//! one pass per block of rows, blocks in parallel, each writing its rows of
+//! the input's gradient and summing the per-column sums (the weight's and
+//! the bias's) into `f64` partials of its own. The inner loops are
+//! `runs.rs`'s, compiled for the widest vectors. The formulas are
+//! lam-core's composite ones (`nn/norm.rs`).
 
 use lam_core::backend::View;
 use lam_core::{Error, Layout, Result};
 
-use crate::parallel::{for_chunks, for_items};
+use crate::parallel::for_items;
 use crate::runs;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
-/// Rows per task of the gradient's column sums.
-const ROW_BLOCK: usize = 64;
+/// The gradient's blocks of rows (at most): each a task, with its own
+/// partial column sums.
+const BLOCKS: usize = 64;
 
 /// `(y, mean, rstd)`: `y = (x − mean) · rstd ⊙ weight + bias` for each row
 /// of `input` (`[rows, cols]`), `rstd = 1 / √(var + eps)`.
@@ -98,45 +101,42 @@ pub(crate) fn layer_norm_grad(
         }
         None => None,
     };
+    // One pass over blocks of rows, in parallel: each block writes its
+    // rows of dx and sums its rows' `g ⊙ x̂` and `g` into f64 partials of
+    // its own, while the rows are in cache; the partials are then added in
+    // block order. The blocks depend only on the shape, so the sums do not
+    // depend on the thread count.
+    let block = rows.div_ceil(BLOCKS).max(1);
     let mut dx = crate::pool::take(rows * cols)?;
-    for_chunks(&mut dx, cols.max(1), 4 * rows * cols, |start, dx_row| {
-        let r = start / cols;
-        let (x_row, g_row) = (&x[start..start + cols], &g[start..start + cols]);
-        // gy = g ⊙ weight, in a row of its own only when there is a weight.
-        let weighted;
-        let gy = match &w {
-            Some(w) => {
-                let mut row = vec![0.0; cols];
-                runs::mul(&mut row, g_row, w);
-                weighted = row;
-                &weighted[..]
-            }
-            None => g_row,
-        };
-        // Σ gy and Σ gy·x̂ = rstd · Σ gy·(x − mean).
-        let (sum, dot) = runs::sum_and_product(gy, x_row, m[r] as f64);
-        let mean_gy = (sum / cols as f64) as f32;
-        let mean_dot = (dot * s[r] as f64 / cols as f64) as f32;
-        // dx = rstd · (gy − mean(gy) − x̂ · mean(gy·x̂)).
-        runs::normalize_grad(dx_row, gy, x_row, [mean_gy, m[r], s[r] * mean_dot, s[r]]);
-    });
-    // The per-column sums, rows in blocks of ROW_BLOCK summed in parallel
-    // into f64 partials, then the partials added in block order (the same
-    // sums whatever the thread count).
-    let mut partials: Vec<(Vec<f64>, Vec<f64>)> = (0..rows.div_ceil(ROW_BLOCK))
-        .map(|_| (vec![0.0; cols], vec![0.0; cols]))
+    let mut partials = vec![0.0f64; rows.div_ceil(block) * 2 * cols];
+    let mut items: Vec<_> = dx
+        .chunks_mut(block * cols.max(1))
+        .zip(partials.chunks_mut(2 * cols.max(1)))
         .collect();
-    for_items(&mut partials, 2 * ROW_BLOCK * cols, |k, (pw, pb)| {
-        for r in k * ROW_BLOCK..((k + 1) * ROW_BLOCK).min(rows) {
+    for_items(&mut items, 6 * block * cols, |k, (dx_block, sums)| {
+        let (pw, pb) = sums.split_at_mut(cols);
+        // gy = g ⊙ weight, in a row of its own only when there is a weight.
+        let mut weighted = vec![0.0; if w.is_some() { cols } else { 0 }];
+        for (i, dx_row) in dx_block.chunks_mut(cols.max(1)).enumerate() {
+            let r = k * block + i;
             let (x_row, g_row) = (&x[r * cols..(r + 1) * cols], &g[r * cols..(r + 1) * cols]);
-            runs::add_scaled_product_into(pw, g_row, x_row, m[r], s[r]);
-            runs::add_into(pb, g_row);
+            let (stats, sums) = ((m[r], s[r]), (&mut pw[..], &mut pb[..]));
+            runs::layer_norm_grad_row(
+                dx_row,
+                g_row,
+                x_row,
+                w.as_deref(),
+                &mut weighted,
+                stats,
+                sums,
+            );
         }
     });
     let mut dw = crate::pool::take(cols)?;
     let mut db = crate::pool::take(cols)?;
     let (mut sw, mut sb) = (vec![0.0f64; cols], vec![0.0f64; cols]);
-    for (pw, pb) in &partials {
+    for sums in partials.chunks(2 * cols.max(1)) {
+        let (pw, pb) = sums.split_at(cols);
         for (a, &v) in sw.iter_mut().zip(pw) {
             *a += v;
         }
@@ -177,8 +177,14 @@ mod tests {
 
     #[test]
     fn layer_norm_and_its_gradient_match_the_formulas() {
+        // 130 rows: blocks of 3 rows, the last one partial.
+        for (rows, cols) in [(3, 70), (130, 5)] {
+            check_formulas(rows, cols);
+        }
+    }
+
+    fn check_formulas(rows: usize, cols: usize) {
         let b_ = backend();
-        let (rows, cols) = (3, 70);
         let xv: Vec<f32> = values(rows * cols, 1)
             .iter()
             .map(|v| 50.0 + 4.0 * v)

@@ -109,15 +109,20 @@ widest! {
 }
 
 widest! {
-    /// `out[i] = a[i] · b[i]`.
-    fn mul(out: &mut [f32], a: &[f32], b: &[f32]) = mul_body;
-}
-
-widest! {
-    /// `acc[i] += g[i] · (x[i] − mean) · scale` in `f64` (layer norm's
-    /// weight gradient, a row at a time).
-    fn add_scaled_product_into(acc: &mut [f64], g: &[f32], x: &[f32], mean: f32, scale: f32)
-        = add_scaled_product_into_body;
+    /// One row of layer norm's gradient (see `layer_norm.rs`): `dx` from
+    /// the row's gradient `g`, input `x`, mean `m` and `rstd` `s` (`gy =
+    /// g ⊙ w` held in `scratch` when there is a weight), and `g ⊙ x̂` and
+    /// `g` added into the column sums `pw` and `pb`. One call per row, so
+    /// that its five loops share one dispatch.
+    fn layer_norm_grad_row(
+        dx: &mut [f32],
+        g: &[f32],
+        x: &[f32],
+        w: Option<&[f32]>,
+        scratch: &mut [f32],
+        stats: (f32, f32),
+        sums: (&mut [f64], &mut [f64])
+    ) = layer_norm_grad_row_body;
 }
 
 /// The larger of `m` and `v`; a NaN wins, and stays.
@@ -263,6 +268,7 @@ fn affine_body(out: &mut [f32], x: &[f32], mean: f32, scale: f32, w: &[f32], b: 
     }
 }
 
+/// `out[i] = a[i] · b[i]`.
 #[inline(always)]
 fn mul_body(out: &mut [f32], a: &[f32], b: &[f32]) {
     for ((o, &u), &v) in out.iter_mut().zip(a).zip(b) {
@@ -270,11 +276,40 @@ fn mul_body(out: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
+/// `acc[i] += g[i] · (x[i] − mean) · scale` in `f64`.
 #[inline(always)]
 fn add_scaled_product_into_body(acc: &mut [f64], g: &[f32], x: &[f32], mean: f32, scale: f32) {
     for ((a, &gv), &xv) in acc.iter_mut().zip(g).zip(x) {
         *a += (gv * ((xv - mean) * scale)) as f64;
     }
+}
+
+#[inline(always)]
+fn layer_norm_grad_row_body(
+    dx: &mut [f32],
+    g: &[f32],
+    x: &[f32],
+    w: Option<&[f32]>,
+    scratch: &mut [f32],
+    (m, s): (f32, f32),
+    (pw, pb): (&mut [f64], &mut [f64]),
+) {
+    let cols = x.len();
+    let gy = match w {
+        Some(w) => {
+            mul_body(scratch, g, w);
+            &scratch[..]
+        }
+        None => g,
+    };
+    // Σ gy and Σ gy·x̂ = rstd · Σ gy·(x − mean).
+    let (sum, dot) = sum_and_product_body(gy, x, m as f64);
+    let mean_gy = (sum / cols as f64) as f32;
+    let mean_dot = (dot * s as f64 / cols as f64) as f32;
+    // dx = rstd · (gy − mean(gy) − x̂ · mean(gy·x̂)).
+    normalize_grad_body(dx, gy, x, [mean_gy, m, s * mean_dot, s]);
+    add_scaled_product_into_body(pw, g, x, m, s);
+    add_into_body(pb, g);
 }
 
 /// `coef` is `[a, mean, k, scale]`.
