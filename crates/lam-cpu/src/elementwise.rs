@@ -174,8 +174,10 @@ fn map<F: Fn(f32) -> f32 + Sync + Copy>(x: &[f32], f: F) -> Result<Vec<f32>> {
 /// `out[i] = f(x[i])` in the widest vectors the processor has. Formulas
 /// written as straight-line `f32` arithmetic (GELU and its gradient,
 /// `math_f32`; exp, sigmoid and tanh, `math`) vectorise, and with AVX-512
-/// run 16 lanes instead of SSE2's 4. The result does not depend on the
-/// variant (no fused multiply-add is formed without being written).
+/// run 16 lanes instead of SSE2's 4. Both vector variants are compiled
+/// with FMA, so a written `mul_add` is one instruction. The result does not
+/// depend on the variant: no multiply-add is fused unless written, and a
+/// written one is fused everywhere (in the plain loop, by libm).
 pub(crate) fn map_chunk<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: F) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -183,8 +185,9 @@ pub(crate) fn map_chunk<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: F) {
             // SAFETY: the processor has AVX-512F, checked just above.
             return unsafe { map_avx512(out, x, &f) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor has AVX2, checked just above.
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the processor has AVX2 and FMA, checked just above.
             return unsafe { map_avx2(out, x, &f) };
         }
     }
@@ -198,7 +201,7 @@ fn map_avx512<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn map_avx2<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
     map_elements(out, x, f);
 }
@@ -213,8 +216,9 @@ pub(crate) fn vectorised<F: FnOnce()>(body: F) {
             // SAFETY: the processor has AVX-512F, checked just above.
             return unsafe { run_avx512(body) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor has AVX2, checked just above.
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the processor has AVX2 and FMA, checked just above.
             return unsafe { run_avx2(body) };
         }
     }
@@ -228,7 +232,7 @@ fn run_avx512<F: FnOnce()>(body: F) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn run_avx2<F: FnOnce()>(body: F) {
     body();
 }
@@ -242,20 +246,17 @@ fn map_elements<F: Fn(f32) -> f32>(out: &mut [f32], x: &[f32], f: &F) {
     }
 }
 
-/// `f(a[i], b[i])` for two views of one shape, output contiguous row-major.
 /// `g · gelu'(x)` for the upstream gradient `g` and the GELU's input `x`:
-/// where both are contiguous, each chunk's `gelu'(x)` in the widest vectors
-/// ([`map_chunk`]) and then the product, so the bits are those of the unary
-/// op followed by a product.
+/// each chunk's `gelu'(x)` in the widest vectors ([`map_chunk`]) and then
+/// the product, so the bits are those of the unary op followed by a product.
 // The closure is not redundant: it carries `#[inline(always)]`.
 #[allow(clippy::redundant_closure)]
 fn gelu_backward(g: (&[f32], &Layout), x: (&[f32], &Layout)) -> Result<Vec<f32>> {
     let ((gs, lg), (xs, lx)) = (g, x);
-    if !(lg.is_contiguous() && lx.is_contiguous()) {
-        return zip_map(g, x, |g, x| g * gelu_grad(x));
-    }
+    // Other views are gathered first: `gelu_grad`'s fused multiply-adds
+    // are single instructions only inside `map_chunk`.
+    let (gs, xs) = (gather(gs, lg)?, gather(xs, lx)?);
     let n = lg.numel();
-    let (gs, xs) = (&gs[lg.offset..lg.offset + n], &xs[lx.offset..lx.offset + n]);
     let mut out = pool::take(n)?;
     for_chunks(&mut out, CHUNK, n, |start, chunk| {
         map_chunk(
@@ -271,6 +272,7 @@ fn gelu_backward(g: (&[f32], &Layout), x: (&[f32], &Layout)) -> Result<Vec<f32>>
     Ok(out)
 }
 
+/// `f(a[i], b[i])` for two views of one shape, output contiguous row-major.
 fn zip_map<F>(a: (&[f32], &Layout), b: (&[f32], &Layout), f: F) -> Result<Vec<f32>>
 where
     F: Fn(f32, f32) -> f32 + Sync,
@@ -423,6 +425,56 @@ mod tests {
         assert_close(&unary(Sqrt, &pos), &[0.5, 1.0, 2.0], 1e-6);
         assert_close(&unary(Recip, &pos), &[4.0, 1.0, 0.25], 1e-6);
         assert_close(&unary(PowScalar(1.5), &pos), &[0.125, 1.0, 8.0], 1e-6);
+    }
+
+    /// GELU and its gradient give the same bits in every variant of the
+    /// loop — AVX-512, AVX2 with FMA, the plain loop, and the element-wise
+    /// tail of a vector loop — as one call outside any loop does: their
+    /// multiply-adds are fused as written, never by the compiler.
+    #[test]
+    fn gelu_gives_the_same_bits_in_every_loop_variant() {
+        use crate::math_f32::{gelu, gelu_grad};
+        // 16·k + 7 values (every vector loop leaves a tail) over ±25, past
+        // where the exponentials vanish.
+        let xs: Vec<f32> = (0..4007).map(|i| (i as f32 - 2003.0) * 0.012_5).collect();
+        every_variant_matches("gelu", &xs, gelu, gelu);
+        every_variant_matches("gelu_grad", &xs, gelu_grad, gelu_grad);
+    }
+
+    /// `f` (the formula inlined, as the ops pass it) in each loop variant
+    /// gives the bits of `call`, the same formula called per element.
+    fn every_variant_matches(
+        name: &str,
+        xs: &[f32],
+        call: fn(f32) -> f32,
+        f: impl Fn(f32) -> f32 + Copy,
+    ) {
+        let check = |variant: &str, out: &[f32]| {
+            for (x, y) in xs.iter().zip(out) {
+                let want = std::hint::black_box(call)(*x);
+                assert_eq!(y.to_bits(), want.to_bits(), "{name}({x}) in {variant}");
+            }
+        };
+        let mut out = vec![0.0; xs.len()];
+        super::map_chunk(&mut out, xs, f);
+        check("map_chunk", &out);
+        super::map_elements(&mut out, xs, &f);
+        check("the plain loop", &out);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the processor has AVX-512F, checked just above.
+                unsafe { super::map_avx512(&mut out, xs, &f) };
+                check("AVX-512", &out);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the processor has AVX2 and FMA, checked just above.
+                unsafe { super::map_avx2(&mut out, xs, &f) };
+                check("AVX2", &out);
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ const LANES: usize = 16;
 /// `sum` is rescaled to `m'` and grows by the row's exponentials. Returns
 /// the factor `exp(m - m')` the row's output so far must be scaled by.
 /// A row with nothing but `-∞` so far stays at `m = -∞`, `sum = 0`.
+///
+/// The keys past `visible` must hold `-∞` (as `scores` leaves a causal
+/// tile's hidden keys): the loops run on whole vectors past `visible` (see
+/// [`whole_vectors`]), where those keys' exponentials are exactly 0.
 #[inline(always)]
 pub(super) fn online_softmax_row(
     row: &mut [f32],
@@ -20,7 +24,7 @@ pub(super) fn online_softmax_row(
     max: &mut f32,
     sum: &mut f32,
 ) -> f32 {
-    let (seen, hidden) = row.split_at_mut(visible);
+    let (seen, hidden) = row.split_at_mut(whole_vectors(visible, row.len()));
     hidden.fill(0.0);
     let new_max = nan_max(*max, row_max(seen));
     if new_max == f32::NEG_INFINITY {
@@ -37,13 +41,24 @@ pub(super) fn online_softmax_row(
 
 /// A score row of a tile made its attention weights `exp(row - shift) /
 /// sum` over its first `visible` keys, 0 beyond (and everywhere for a row
-/// whose keys are all masked, kept as `sum = 0`).
+/// whose keys are all masked, kept as `sum = 0`). The keys past `visible`
+/// must hold `-∞`, as for [`online_softmax_row`].
 #[inline(always)]
 pub(super) fn weights_row(row: &mut [f32], visible: usize, shift: f32, sum: f32) {
-    let (seen, hidden) = row.split_at_mut(visible);
+    let (seen, hidden) = row.split_at_mut(whole_vectors(visible, row.len()));
     hidden.fill(0.0);
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     seen.iter_mut().for_each(|x| *x = exp(*x - shift) * inv);
+}
+
+/// `visible` rounded up to whole [`LANES`], within `len`: a causal row's
+/// visible keys end anywhere, and the scalar loop over a partial vector's
+/// keys took longer than the vectors before it (exponentials one at a
+/// time); the keys between `visible` and this are `-∞`, whose
+/// exponentials are exactly 0 and which never raise a maximum.
+#[inline(always)]
+fn whole_vectors(visible: usize, len: usize) -> usize {
+    visible.next_multiple_of(LANES).min(len)
 }
 
 /// The larger of two values, NaN if either is.
