@@ -9,7 +9,7 @@ use lam_core::{Error, Result};
 use rayon::prelude::*;
 
 use crate::parallel::{CHUNK, PAR_MIN_WORK};
-use crate::softmax::{exp_shifted, last_dim, row_max};
+use crate::softmax::{exp_shifted, last_dim, row_max, row_sum};
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
@@ -64,7 +64,7 @@ pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Ve
             let row = &x[r * cols..(r + 1) * cols];
             let max = row_max(row);
             exp_shifted(g, row, max);
-            let sum = g.iter().map(|&e| e as f64).sum::<f64>() as f32;
+            let sum = row_sum(g);
             *st = (max, sum);
             for o in g.iter_mut() {
                 *o = *o / sum * scale;

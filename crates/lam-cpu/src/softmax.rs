@@ -10,6 +10,7 @@ use lam_core::{Layout, Result};
 use crate::elementwise::map_chunk;
 use crate::math::exp;
 use crate::parallel::for_chunks;
+use crate::runs;
 use crate::storage::ReadLocks;
 use crate::strided::gather;
 
@@ -26,7 +27,7 @@ pub(crate) fn softmax(src: View, log: bool) -> Result<Vec<f32>> {
         // divided by their sum (or replaced by the log-softmax).
         let max = row_max(x);
         exp_shifted(row, x, max);
-        let sum = row.iter().map(|&e| e as f64).sum::<f64>() as f32;
+        let sum = row_sum(row);
         if log {
             let log_sum = sum.ln();
             for (o, &v) in row.iter_mut().zip(x) {
@@ -46,10 +47,17 @@ pub(crate) fn last_dim(layout: &Layout) -> usize {
     layout.shape.last().copied().unwrap_or(1)
 }
 
-/// The largest element of a row (`f32::max` passes over NaN elements; they
-/// still turn their own exponential, and so the row's sum, into NaN).
+/// The largest element of a row (`-∞` when empty), in vector lanes
+/// ([`runs::max`]); NaN if any element is, which makes the whole row NaN,
+/// as a NaN's own exponential does through the sum.
 pub(crate) fn row_max(row: &[f32]) -> f32 {
-    row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    runs::max(row, f32::NEG_INFINITY)
+}
+
+/// The sum of a row's exponentials, in `f64` vector lanes ([`runs::sum`]):
+/// one chain of dependent additions took longer than the exponentials.
+pub(crate) fn row_sum(row: &[f32]) -> f32 {
+    runs::sum(row) as f32
 }
 
 /// `out[j] = exp(row[j] - max)`, the difference taken in `f32` and the
