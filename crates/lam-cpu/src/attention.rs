@@ -51,7 +51,7 @@ use lam_core::{Layout, Result};
 use rayon::prelude::*;
 
 use heads::HeadRows;
-use rows::{online_softmax_row, weights_row};
+use rows::{dot, online_softmax_row, weights_row};
 use tiles::{product, rows_of, Band, Mat};
 
 use crate::elementwise::vectorised;
@@ -422,7 +422,10 @@ impl<'a> Operands<'a> {
             for (i, r) in rowsum.iter_mut().take(rows).enumerate() {
                 let gi = saved.grad.row(head, q0 + i, ev)?;
                 let oi = saved.out.row(head, q0 + i, ev)?;
-                *r = gi.iter().zip(oi).map(|(a, b)| a * b).sum();
+                vectorised(
+                    #[inline(always)]
+                    || *r = dot(gi, oi),
+                );
             }
             let dq_rows = &mut dq[q0 * e..(q0 + rows) * e];
             let end = self.key_end(q0, rows);

@@ -51,6 +51,26 @@ pub(super) fn weights_row(row: &mut [f32], visible: usize, shift: f32, sum: f32)
     seen.iter_mut().for_each(|x| *x = exp(*x - shift) * inv);
 }
 
+/// `Σ a[i] · b[i]` over two rows of one length, in [`LANES`] partial sums
+/// (one chain of dependent additions waited on each one).
+#[inline(always)]
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for (s, (x, y)) in lanes.iter_mut().zip(xa.iter().zip(xb)) {
+            *s += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// `visible` rounded up to whole [`LANES`], within `len`: a causal row's
 /// visible keys end anywhere, and the scalar loop over a partial vector's
 /// keys took longer than the vectors before it (exponentials one at a
