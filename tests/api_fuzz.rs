@@ -580,11 +580,14 @@ fn run(module: &dyn Module, fits: &[usize], r: &mut Rng, d: &Device) -> lam::Res
     y.sum_all()?.backward()
 }
 
+/// `rounds` rounds of every call on `dev` (by default: `LAM_FUZZ_ROUNDS`
+/// and `LAM_FUZZ_SEED` run more, or others, see `common::fuzz_rounds`).
 fn fuzz(dev: &Device, rounds: u64) -> lam::Result<()> {
+    let (rounds, base) = (common::fuzz_rounds(rounds), common::fuzz_seed_base());
     let mut failures = Vec::new();
     for round in 0..rounds {
         for (k, (name, call)) in CALLS.iter().enumerate() {
-            let seed = round * 1000 + k as u64;
+            let seed = base + round * 1000 + k as u64;
             let mut rng = Rng(seed);
             let outcome = catch_unwind(AssertUnwindSafe(|| call(&mut rng, dev)));
             if outcome.is_err() {

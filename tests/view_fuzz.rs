@@ -98,10 +98,11 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// Seeded rounds per family and device: each round draws new shapes, new
-/// view recipes and new values.
+/// view recipes and new values (`LAM_FUZZ_ROUNDS` and `LAM_FUZZ_SEED` run
+/// more, or others: see `common::fuzz_rounds`).
 const ROUNDS: u64 = 6;
 
-/// Runs family `name` for [`ROUNDS`] rounds on `dev` (for
+/// Runs family `name` for [`ROUNDS`] rounds (by default) on `dev` (for
 /// `attention_weights`, on its twin declining the fused attention, so that
 /// lam-core composes attention around `fused_attention_weights`); returns
 /// the case count.
@@ -117,9 +118,10 @@ fn run_family(name: &str, dev: &Device) -> lam::Result<usize> {
         .iter()
         .find(|(n, ..)| *n == name)
         .expect("a family of FAMILIES");
+    let (rounds, base) = (common::fuzz_rounds(ROUNDS), common::fuzz_seed_base());
     let mut count = 0;
-    for round in 0..ROUNDS {
-        let seed = 0x5eed_0000 + round * 7919 + name.len() as u64;
+    for round in 0..rounds {
+        let seed = base + 0x5eed_0000 + round * 7919 + name.len() as u64;
         let mut rng = Rng::new(seed);
         for case in cases(&mut rng) {
             harness::check(&mut rng, dev, &case).map_err(|e| {
@@ -129,7 +131,7 @@ fn run_family(name: &str, dev: &Device) -> lam::Result<usize> {
         }
     }
     assert!(
-        count >= ROUNDS as usize,
+        count >= rounds as usize,
         "family {name} ran only {count} cases"
     );
     eprintln!("view fuzz {name} on {dev}: {count} cases");

@@ -155,6 +155,26 @@ pub fn all_devices() -> Vec<Device> {
     out.into_iter().flat_map(|d| [unfused(&d), d]).collect()
 }
 
+/// The rounds a fuzz suite runs: `LAM_FUZZ_ROUNDS` when set (a deeper
+/// search, run by hand: `LAM_FUZZ_ROUNDS=200 cargo test --release --test
+/// view_fuzz`), else the suite's own `default`, sized for CI.
+pub fn fuzz_rounds(default: u64) -> u64 {
+    std::env::var("LAM_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Added to every fuzz seed: `LAM_FUZZ_SEED` when set, else 0 (the seeds CI
+/// runs), so that a deeper search can cover new cases. A failure names its
+/// seed; the same `LAM_FUZZ_SEED` and `LAM_FUZZ_ROUNDS` reproduce it.
+pub fn fuzz_seed_base() -> u64 {
+    std::env::var("LAM_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Elementwise closeness with an error message naming the first mismatch.
 pub fn close(actual: &[f32], expected: &[f32], tol: f32) {
     if let Err(e) = lam::testing::assert_close(actual, expected, tol, tol) {
