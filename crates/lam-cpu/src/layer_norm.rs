@@ -20,6 +20,11 @@ use crate::strided::gather;
 /// partial column sums.
 const BLOCKS: usize = 64;
 
+/// Rows per block of the gradient (at least, where there are as many): the
+/// blocks' `f64` partials, 16 bytes per column each, then take at most
+/// half the input's bytes.
+const MIN_BLOCK_ROWS: usize = 8;
+
 /// `(y, mean, rstd)`: `y = (x − mean) · rstd ⊙ weight + bias` for each row
 /// of `input` (`[rows, cols]`), `rstd = 1 / √(var + eps)`.
 pub(crate) fn layer_norm(
@@ -106,9 +111,9 @@ pub(crate) fn layer_norm_grad(
     // its own, while the rows are in cache; the partials are then added in
     // block order. The blocks depend only on the shape, so the sums do not
     // depend on the thread count.
-    let block = rows.div_ceil(BLOCKS).max(1);
+    let block = rows.div_ceil(BLOCKS).max(MIN_BLOCK_ROWS);
     let mut dx = crate::pool::take(rows * cols)?;
-    let mut partials = vec![0.0f64; rows.div_ceil(block) * 2 * cols];
+    let mut partials: Vec<f64> = crate::pool::fresh_zeroed(rows.div_ceil(block) * 2 * cols)?;
     let mut items: Vec<_> = dx
         .chunks_mut(block * cols.max(1))
         .zip(partials.chunks_mut(2 * cols.max(1)))
@@ -177,8 +182,9 @@ mod tests {
 
     #[test]
     fn layer_norm_and_its_gradient_match_the_formulas() {
-        // 130 rows: blocks of 3 rows, the last one partial.
-        for (rows, cols) in [(3, 70), (130, 5)] {
+        // 130 rows: blocks of 8 rows, the last one partial; 700 rows:
+        // blocks of 11, the last one partial.
+        for (rows, cols) in [(3, 70), (130, 5), (700, 9)] {
             check_formulas(rows, cols);
         }
     }

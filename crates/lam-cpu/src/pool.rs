@@ -148,6 +148,7 @@ impl ZeroBits for f32 {
     }
 }
 impl ZeroBits for i32 {}
+impl ZeroBits for f64 {}
 impl ZeroBits for u32 {}
 impl ZeroBits for half::f16 {}
 
@@ -165,7 +166,7 @@ pub(crate) fn fresh_zeroed<T: ZeroBits>(len: usize) -> Result<Vec<T>> {
         return Ok(Vec::new());
     }
     let layout = std::alloc::Layout::array::<T>(len).map_err(|_| refused())?;
-    // SAFETY: `layout` has a non-zero size (len > 0, and f32/i32 are not
+    // SAFETY: `layout` has a non-zero size (len > 0, and no ZeroBits type is
     // zero-sized). The memory comes from the global allocator with the
     // layout of `[T; len]`, as `Vec::from_raw_parts` requires, and all-zero
     // bits are a valid `T` (the `ZeroBits` contract), so all `len` elements
