@@ -6,6 +6,11 @@
 //! The safetensors file is parsed here by hand (an 8-byte header length, a
 //! JSON header, raw little-endian data) so the oracle's data does not pass
 //! through lam's own checkpoint loader.
+//!
+//! The committed files are built into the test binary. `LAM_DIFF_DIR`
+//! names another directory of them to read at run time instead: cases the
+//! script wrote with another seed (`make_random_cases.py --seed N --out
+//! DIR`), a deeper search than the committed ones.
 
 use std::sync::OnceLock;
 
@@ -78,7 +83,19 @@ impl Array {
 /// The parsed data file (once per test binary).
 pub fn data() -> &'static Data {
     static DATA_ONCE: OnceLock<Data> = OnceLock::new();
-    DATA_ONCE.get_or_init(|| parse_safetensors(DATA))
+    DATA_ONCE.get_or_init(|| match other_dir() {
+        Some(dir) => parse_safetensors(&read(&dir.join("data.safetensors"))),
+        None => parse_safetensors(DATA),
+    })
+}
+
+/// The directory `LAM_DIFF_DIR` names, if set.
+fn other_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("LAM_DIFF_DIR").map(Into::into)
+}
+
+fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("LAM_DIFF_DIR: {}: {e}", path.display()))
 }
 
 /// The cases of `family`.
@@ -88,6 +105,11 @@ pub fn cases(family: &str) -> Vec<Value> {
         .find(|(name, _)| *name == family)
         .map(|(_, text)| *text)
         .unwrap_or_else(|| panic!("no fixture family {family}"));
+    let other = other_dir().map(|dir| read(&dir.join(format!("{family}.json"))));
+    let text = match &other {
+        Some(bytes) => std::str::from_utf8(bytes).expect("fixture is UTF-8"),
+        None => text,
+    };
     let doc: Value = serde_json::from_str(text).expect("fixture is valid JSON");
     doc["cases"].as_array().expect("a cases list").clone()
 }
