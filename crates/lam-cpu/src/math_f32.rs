@@ -1,6 +1,6 @@
 //! Exact GELU and its derivative in `f32`, for the GELU ops' loops in wide
 //! vectors: the complementary error function by the same Chebyshev fit as
-//! `math`'s `f64` reference, its exponential `math::exp_f32`.
+//! `math`'s `f64` reference, its exponential `math::exp_fused`.
 //!
 //! Each is straight-line arithmetic (no data-dependent branch: the sign
 //! test is a select), `inline(always)`, so that a loop calling it compiled
