@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::storage::ReadLocks;
 use crate::strided::gather;
-use crate::transpose::transpose_into;
+use crate::transpose::{transpose_into, transpose_into_parallel};
 
 /// Multiply-adds (`m * n * k`) from which a product is worth threads.
 /// Measured on 2 AVX-512 cores (best of 6): up to 160³ one thread is
@@ -27,6 +27,13 @@ const ROW_BY_ROW_MAX_M: usize = 8;
 /// From this many rows a column-major right operand is first copied
 /// row-major (see `product`).
 const COPY_B_MIN_M: usize = 256;
+
+/// A column-major right operand of at most this many columns is copied
+/// row-major from [`COPY_B_NARROW_MIN_MK`] (see `product`).
+const COPY_B_NARROW_N: usize = 64;
+
+/// `m * k` from which a narrow column-major right operand is copied.
+const COPY_B_NARROW_MIN_MK: usize = 16 * 1024;
 
 /// Products summing at most this many terms per output are multiplied in
 /// bands of rows (see `product`): an LSTM's input projection of 32
@@ -141,13 +148,24 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
     // is fastest: a Linear's `[1024, 128] × [128, 384]` took 790 µs on the
     // transposed weight, 294 µs with the copy. Below COPY_B_MIN_M rows the
     // copy costs more than it saves (an MLP's `[128, 784] × [784, 512]` and
-    // a LeNet's 64-row layers ran 10–35% slower with it), and `swap` is used.
-    let b_copy = if column_major_b && m >= COPY_B_MIN_M && (batch == 1 || lb.strides[0] == 0) {
+    // a LeNet's 64-row layers ran 10–35% slower with it), and `swap` is used
+    // — except for narrow outputs: `swap` then multiplies by `aᵀ`, a
+    // column-major operand of M·K elements, into only N rows, and the copy
+    // is only K·N moves. A classifier's head, `[128, 256] × [256, 10]`,
+    // took 35 µs swapped and 13 µs on a copy, `[64, 512] × [512, 64]` 103
+    // and 52 µs; below the `m · k` bound the copy does not pay
+    // (`[16, 512] × [512, 10]`: 3.3 and 7.7 µs).
+    let narrow = n <= COPY_B_NARROW_N && m * k >= COPY_B_NARROW_MIN_MK;
+    let b_copy = if column_major_b
+        && rows_at_once > 1
+        && (m >= COPY_B_MIN_M || narrow)
+        && (batch == 1 || lb.strides[0] == 0)
+    {
         let mut t = crate::pool::take(k * n)?;
         let (rs, cs) = (b_rows.unsigned_abs(), b_cols.unsigned_abs());
         if rs == 1 && cs == k {
             // A contiguous column-major `b` is a row-major `[N, K]`.
-            transpose_into(&b[lb.offset..lb.offset + n * k], n, k, &mut t);
+            transpose_into_parallel(&b[lb.offset..lb.offset + n * k], n, k, &mut t);
         } else {
             const BLOCK: usize = 32;
             for c0 in (0..n).step_by(BLOCK) {
@@ -462,6 +480,16 @@ mod tests {
                 .unwrap();
             check(&la, &lb, 3 * m * (k + 4), n * k);
         }
+        // A narrow column-major rhs past COPY_B_NARROW_MIN_MK, copied
+        // row-major once for the broadcast batch.
+        let (m, k, n) = (64, 300, 10);
+        let la = Layout::contiguous(&[3, m, k + 4]).narrow(2, 3, k).unwrap();
+        let lb = Layout::contiguous(&[1, n, k])
+            .permute(&[0, 2, 1])
+            .unwrap()
+            .broadcast_to(&[3, k, n])
+            .unwrap();
+        check(&la, &lb, 3 * m * (k + 4), n * k);
         // fused_linear: bias rows and ReLU on the same path, and on the
         // transposed one (more rows: `bᵀ aᵀ`, the bias as columns); big
         // products of few terms in bands of rows (FEW_TERMS: 2048 rows in
@@ -475,6 +503,7 @@ mod tests {
             (2048, 32, 160),
             (600, 64, 200),
             (512, 100, 160),
+            (128, 256, 10),
         ] {
             let (xa, xw, xb) = (values(m * k, 3), values(n * k, 4), values(n, 5));
             let (sa, la) = f32s(&xa, &[m, k]);
