@@ -58,6 +58,7 @@ mod layer_norm;
 mod lstm;
 mod lstm_gates;
 mod lstm_sequence;
+mod lstm_units;
 mod math;
 mod math_f32;
 mod matmul;
@@ -350,7 +351,9 @@ impl Backend for CpuBackend {
         let (Some(inputs), Some(hidden)) = (inputs, hidden) else {
             return Ok(None);
         };
-        if !lstm_sequence::projects_inside(inputs, hidden) {
+        // `x` is `[T, B, in]` (lstm_sequence checks it).
+        let batch = x.1.shape.get(1).copied().unwrap_or(0);
+        if !lstm_sequence::projects_inside(batch, inputs, hidden) {
             return Ok(None);
         }
         let input = lstm_sequence::StepInput::Rows { x, w_ih, bias };

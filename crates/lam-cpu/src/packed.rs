@@ -45,6 +45,23 @@ impl Packed {
     /// along `K` into one `[ΣK_i, N]` operand, as [`Packed::new`] packs one:
     /// an LSTM step multiplies `[x | h]` by `[W_ihᵀ; W_hhᵀ]`.
     pub(crate) fn stacked(op: &'static str, parts: &[(&[f32], &Layout)]) -> Result<Packed> {
+        let n = parts
+            .first()
+            .map_or(0, |p| p.1.shape.get(1).copied().unwrap_or(0));
+        Packed::stacked_columns(op, parts, &[(0, n)])
+    }
+
+    /// [`Packed::stacked`] of the column ranges `columns` (`(start, width)`)
+    /// only, side by side in that order: the product's column `j` is then
+    /// the `j`-th listed column. Every range but the last is a whole number
+    /// of [`GROUP`]s wide, so that no padding falls between them: an LSTM
+    /// step split by hidden units multiplies each task's units' four gate
+    /// columns.
+    pub(crate) fn stacked_columns(
+        op: &'static str,
+        parts: &[(&[f32], &Layout)],
+        columns: &[(usize, usize)],
+    ) -> Result<Packed> {
         let mut sizes = Vec::with_capacity(parts.len());
         for (src, layout) in parts {
             let (k, n) = match layout.shape[..] {
@@ -64,12 +81,28 @@ impl Packed {
             return Err(Error::shape(op, why, &[other]));
         }
         let k: usize = sizes.iter().map(|s| s.0).sum();
-        let groups = n.div_ceil(GROUP);
-        let mut data = crate::pool::take(groups * k * GROUP)?;
+        // Each packed group's first source column and width.
+        let mut groups = Vec::new();
+        for (i, &(start, width)) in columns.iter().enumerate() {
+            let inside = start.checked_add(width).is_some_and(|end| end <= n);
+            if !inside || (i + 1 < columns.len() && !width.is_multiple_of(GROUP)) {
+                let why = format!(
+                    "columns {start}..{} of {n}, whole groups but the last",
+                    start.saturating_add(width)
+                );
+                return Err(Error::shape(op, why, &[start, width]));
+            }
+            groups.extend(
+                (0..width)
+                    .step_by(GROUP)
+                    .map(|c| (start + c, GROUP.min(width - c))),
+            );
+        }
+        let n: usize = columns.iter().map(|c| c.1).sum();
+        let mut data = crate::pool::take(groups.len() * k * GROUP)?;
         if k * n > 0 {
             crate::parallel::for_chunks(&mut data, k * GROUP, k * n, |start, group| {
-                let c0 = start / (k * GROUP) * GROUP;
-                let width = GROUP.min(n - c0);
+                let (c0, width) = groups[start / (k * GROUP)];
                 if width < GROUP {
                     group.fill(0.0); // The padding columns.
                 }
@@ -413,6 +446,34 @@ mod tests {
         let (a, b) = (values(6, 1), values(8, 2));
         let (la, lb) = (Layout::contiguous(&[2, 3]), Layout::contiguous(&[2, 4]));
         assert!(Packed::stacked("test", &[(&a, &la), (&b, &lb)]).is_err());
+    }
+
+    #[test]
+    fn column_ranges_multiply_as_the_columns_they_pick() {
+        let (m, k, n) = (7, 40, 300);
+        let (b, a) = (values(k * n, 8), values(m * k, 9));
+        let lb = Layout::contiguous(&[k, n]);
+        let full = reference(&a, m, k, &b, &lb);
+        let columns = [(64, 64), (200, 64), (10, 37)];
+        let packed = Packed::stacked_columns("test", &[(&b, &lb)], &columns).unwrap();
+        let width = 64 + 64 + 37;
+        let mut out = vec![0.0; m * width];
+        packed.multiply(&a, k, &mut out, width);
+        let picked: Vec<usize> = columns.iter().flat_map(|&(s, w)| s..s + w).collect();
+        for r in 0..m {
+            for (j, &c) in picked.iter().enumerate() {
+                let (got, want) = (f64::from(out[r * width + j]), full[r * n + c]);
+                assert!(
+                    (got - want).abs() < 1e-5 * (1.0 + want.abs()),
+                    "row {r} column {c}"
+                );
+            }
+        }
+        // A range short of whole groups before another, past the end, or
+        // overflowing.
+        for bad in [&[(0, 30), (64, 64)][..], &[(290, 20)], &[(usize::MAX, 2)]] {
+            assert!(Packed::stacked_columns("test", &[(&b, &lb)], bad).is_err());
+        }
     }
 
     #[test]
