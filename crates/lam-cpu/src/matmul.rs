@@ -468,10 +468,17 @@ mod tests {
     fn rows_by_a_transposed_operand_run_row_by_row_or_transposed() {
         // Up to ROW_BY_ROW_MAX_M rows times a column-major rhs take one gemm
         // call per row; at offsets, with a row stride wider than K, a
-        // broadcast batch, and one row past the limit for the other path.
+        // broadcast batch, and one row past the limit for the other path;
+        // and a narrow rhs past COPY_B_NARROW_MIN_MK, copied row-major once
+        // for the broadcast batch.
         use super::ROW_BY_ROW_MAX_M as MAX;
-        for &m in &[2, 5, MAX, MAX + 1] {
-            let (k, n) = (37, 19);
+        for (m, k, n) in [
+            (2, 37, 19),
+            (5, 37, 19),
+            (MAX, 37, 19),
+            (MAX + 1, 37, 19),
+            (64, 300, 10),
+        ] {
             let la = Layout::contiguous(&[3, m, k + 4]).narrow(2, 3, k).unwrap();
             let lb = Layout::contiguous(&[1, n, k])
                 .permute(&[0, 2, 1])
@@ -480,16 +487,6 @@ mod tests {
                 .unwrap();
             check(&la, &lb, 3 * m * (k + 4), n * k);
         }
-        // A narrow column-major rhs past COPY_B_NARROW_MIN_MK, copied
-        // row-major once for the broadcast batch.
-        let (m, k, n) = (64, 300, 10);
-        let la = Layout::contiguous(&[3, m, k + 4]).narrow(2, 3, k).unwrap();
-        let lb = Layout::contiguous(&[1, n, k])
-            .permute(&[0, 2, 1])
-            .unwrap()
-            .broadcast_to(&[3, k, n])
-            .unwrap();
-        check(&la, &lb, 3 * m * (k + 4), n * k);
         // fused_linear: bias rows and ReLU on the same path, and on the
         // transposed one (more rows: `bᵀ aᵀ`, the bias as columns); big
         // products of few terms in bands of rows (FEW_TERMS: 2048 rows in
