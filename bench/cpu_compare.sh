@@ -5,7 +5,14 @@
 # Alternating puts both under the same background load; medians drop outliers.
 #
 #   cargo build --release -p lam-bench
-#   bash bench/cpu_compare.sh [SCENARIO...]      # default: all below
+#   bash bench/cpu_compare.sh [SCENARIO...]      # default: the training six below
+#
+# INFER=1 times inference instead of training (`--infer` to both: forward
+# passes and the loss in evaluation mode without autograd); the scenarios
+# ending in 1 (one sequence or image at a time, as a model serving single
+# requests or a policy acting step by step) are meant for it. A forward
+# pass takes about a third of a training step, so INFER runs three times
+# the steps.
 #
 # PYTHON names the interpreter with torch (default python3). THREADS=N limits
 # both to N threads (RAYON_NUM_THREADS for lam, OMP_NUM_THREADS for
@@ -25,12 +32,18 @@ declare -A ARGS=(
     [gpt]="gpt 16 20 $GPT_CPU"
     [lstm]="lstm 32 5"
     [resnet]="resnet 32 10"
+    [gpt1]="gpt 1 200 $GPT_CPU"
+    [lstm1]="lstm 1 100"
+    [resnet1]="resnet 1 200"
+    [mlp1]="mlp 1 5000"
 )
 ORDER=(gpt lstm resnet mlp128 mlp32 cnn64)
 if [ -n "${THREADS:-}" ]; then
     export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 fi
 [ $# -gt 0 ] && ORDER=("$@")
+INFER_FLAG=()
+[ -n "${INFER:-}" ] && INFER_FLAG=(--infer)
 
 # "N samples/s" (or tokens/s) and "peak_rss=M" of a result line.
 rate() { grep -oE '[0-9]+ (samples|tokens)/s' | head -1 | cut -d' ' -f1; }
@@ -39,7 +52,8 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print v[int((NR
 
 for s in "${ORDER[@]}"; do
     # shellcheck disable=SC2086
-    set -- ${ARGS[$s]}
+    set -- ${ARGS[$s]} "${INFER_FLAG[@]}"
+    [ -n "${INFER:-}" ] && set -- "$1" "$2" $(($3 * 3)) "${@:4}"
     lam_rates="" torch_rates="" lam_peak="" torch_peak=""
     for i in $(seq "$RUNS"); do
         l=$(target/release/lam-bench "$@" 2>/dev/null)

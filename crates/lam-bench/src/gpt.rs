@@ -59,6 +59,7 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
         batch,
         items_per_step: batch * sizes.seq,
         unit: "tokens",
+        model: &model,
     };
     eprintln!(
         "lam-bench gpt: {} layers, d_model {}, {} heads, seq {}, vocab {}, {} parameters",

@@ -37,6 +37,7 @@ pub fn run(args: &[String], device: &Device) -> Outcome {
         batch,
         items_per_step: batch,
         unit: "samples",
+        model: &model,
     };
     training::bench_with(&workload, &mut opt, steps, device, || {
         model.forward(&x)?.cross_entropy(&y)

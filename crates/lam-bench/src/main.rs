@@ -7,11 +7,11 @@
 //! cargo run --release -p lam-bench -- matmul N|MxKxN ITERS [--device cpu|gpu] [--kernel K] [--precision P] [--dtype f32|f16]
 //! cargo run --release -p lam-bench -- matmul-sweep [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- elementwise N ITERS [--device cpu|gpu]
-//! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu] [--amp]
-//! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu] [--amp]
-//! cargo run --release -p lam-bench -- gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu] [--amp]
-//! cargo run --release -p lam-bench -- lstm BATCH STEPS [--device cpu|gpu] [--amp]
-//! cargo run --release -p lam-bench -- resnet BATCH STEPS [--device cpu|gpu] [--amp]
+//! cargo run --release -p lam-bench -- mlp BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
+//! cargo run --release -p lam-bench -- cnn BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
+//! cargo run --release -p lam-bench -- gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu] [--amp] [--infer]
+//! cargo run --release -p lam-bench -- lstm BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
+//! cargo run --release -p lam-bench -- resnet BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
 //! cargo run --release -p lam-bench -- soak [STEPS] [--device cpu|gpu]
 //! mpirun -np 4 target/release/lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
 //! cargo run --release -p lam-bench -- int8 IN OUT ITERS [--device cpu|gpu]
@@ -39,6 +39,8 @@
 //! 1,000 steps, which must stay flat.
 //!
 //! `--amp` trains in mixed precision (`training.rs`), as PyTorch AMP.
+//! `--infer` times inference instead of training: forward passes and the
+//! loss in evaluation mode under `no_grad`, named `NAME-infer`.
 //!
 //! `LAM_PROFILE=1` adds the profiler's table (time per op and, on GPUs with
 //! timestamp queries, per kernel): after the result line of the training scenarios,
@@ -66,11 +68,11 @@ use lam_core::Device;
 const USAGE: &str = "usage: lam-bench matmul N|MxKxN ITERS [--device cpu|gpu] [--kernel tile64|tile32|tile128|tile128x64|subgroup|coop|coop128|splitk64|splitk128|auto] [--precision highest|high] [--dtype f32|f16]
        lam-bench matmul-sweep [--device cpu|gpu]
        lam-bench elementwise N ITERS [--device cpu|gpu]
-       lam-bench mlp BATCH STEPS [--device cpu|gpu] [--amp]
-       lam-bench cnn BATCH STEPS [--device cpu|gpu] [--amp]
-       lam-bench gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu] [--amp]
-       lam-bench lstm BATCH STEPS [--device cpu|gpu] [--amp]
-       lam-bench resnet BATCH STEPS [--device cpu|gpu] [--amp]
+       lam-bench mlp BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
+       lam-bench cnn BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
+       lam-bench gpt BATCH STEPS [--layers N] [--d-model N] [--heads N] [--seq N] [--vocab N] [--device cpu|gpu] [--amp] [--infer]
+       lam-bench lstm BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
+       lam-bench resnet BATCH STEPS [--device cpu|gpu] [--amp] [--infer]
        lam-bench soak [STEPS] [--device cpu|gpu]
        lam-bench ddp mlp|cnn|transformer BATCH STEPS [--device cpu|gpu]
        lam-bench int8 IN OUT ITERS [--device cpu|gpu]
@@ -84,6 +86,10 @@ fn main() -> ExitCode {
     if let Some(i) = args.iter().position(|a| a == "--amp") {
         args.remove(i);
         training::set_mixed_precision(true);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--infer") {
+        args.remove(i);
+        training::set_inference(true);
     }
     let outcome =
         take_device(&mut args).and_then(|device| match args.first().map(String::as_str) {

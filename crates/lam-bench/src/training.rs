@@ -10,6 +10,13 @@
 //! The result line then names the scenario `NAME-amp`, as
 //! `bench/torch_bench_cuda.py --amp` does.
 //!
+//! With `--infer` (see [`set_inference`]) each step is a forward pass and the
+//! loss only, the model in evaluation mode (BatchNorm's running statistics)
+//! under `no_grad`, as a deployed model runs: no backward and no optimizer.
+//! The result line names the scenario `NAME-infer` (`NAME-amp-infer` with
+//! `--amp`: autocast forward passes), as `bench/torch_bench.py --infer`
+//! does (`torch.inference_mode()`, `model.eval()`).
+//!
 //! With `LAM_PROFILE=1` the profiler restarts with the timed steps and its
 //! table follows the result line, with the share of the steps' wall time
 //! that the ops (and, on a GPU with timestamp queries, the kernels) account for.
@@ -20,17 +27,27 @@ use std::time::Instant;
 use lam_core::amp::{self, GradScaler};
 use lam_core::nn::Module;
 use lam_core::optim::{Adam, Optimizer};
-use lam_core::{profile, DType, Device, Tensor};
+use lam_core::{no_grad, profile, DType, Device, Tensor};
 
 use crate::Outcome;
 
 /// Whether the training scenarios run in mixed precision (`--amp`).
 static MIXED_PRECISION: AtomicBool = AtomicBool::new(false);
 
+/// Whether the training scenarios time forward passes only (`--infer`).
+static INFERENCE: AtomicBool = AtomicBool::new(false);
+
 /// Makes every training scenario of this run use mixed precision
 /// (autocast to `F16` plus a `GradScaler`), as `--amp` asks.
 pub fn set_mixed_precision(on: bool) {
     MIXED_PRECISION.store(on, Ordering::Relaxed);
+}
+
+/// Makes every training scenario of this run time inference instead: the
+/// model in evaluation mode, forward and loss under `no_grad`, as `--infer`
+/// asks.
+pub fn set_inference(on: bool) {
+    INFERENCE.store(on, Ordering::Relaxed);
 }
 
 /// What one scenario trains and how its throughput is counted.
@@ -43,6 +60,8 @@ pub struct Workload<'a> {
     pub items_per_step: usize,
     /// What the items are called in the result line: `samples` or `tokens`.
     pub unit: &'a str,
+    /// The model, switched to evaluation mode for `--infer`.
+    pub model: &'a dyn Module,
 }
 
 /// Trains `model` with Adam (lr 1e-3) and cross-entropy on the fixed batch
@@ -63,6 +82,7 @@ pub fn bench(
         batch,
         items_per_step: batch,
         unit: "samples",
+        model,
     };
     bench_with(&workload, &mut opt, steps, device, || {
         model.forward(x)?.cross_entropy(y)
@@ -82,18 +102,28 @@ pub fn bench_with(
     loss: impl Fn() -> lam_core::Result<Tensor>,
 ) -> Outcome {
     let mixed = MIXED_PRECISION.load(Ordering::Relaxed);
+    let inference = INFERENCE.load(Ordering::Relaxed);
     let mut scaler = GradScaler::new().enabled(mixed);
+    // Forward and loss, under autocast with `--amp`.
+    let forward = || match mixed {
+        true => {
+            let _autocast = amp::autocast(device, DType::F16)?;
+            loss()
+        }
+        false => loss(),
+    };
+    if inference {
+        workload.model.eval();
+    }
     let mut run = |n: usize| -> Result<f32, lam_core::Error> {
         let mut last = None;
         for _ in 0..n {
+            if inference {
+                last = Some(no_grad(forward)?);
+                continue;
+            }
             opt.zero_grad();
-            let l = match mixed {
-                true => {
-                    let _autocast = amp::autocast(device, DType::F16)?;
-                    loss()?
-                }
-                false => loss()?,
-            };
+            let l = forward()?;
             scaler.scale(&l)?.backward()?;
             scaler.step(opt)?;
             scaler.update()?;
@@ -143,10 +173,11 @@ pub fn bench_with(
     let Workload {
         name, batch, unit, ..
     } = workload;
-    let name = match mixed {
-        true => format!("{name}-amp"),
-        false => name.to_string(),
-    };
+    let name = format!(
+        "{name}{}{}",
+        if mixed { "-amp" } else { "" },
+        if inference { "-infer" } else { "" }
+    );
     println!(
         "lam {name} batch={batch} steps={steps}: {:.1} steps/s {items:.0} {unit}/s loss={loss:.4}{peak}",
         steps as f64 / dt
