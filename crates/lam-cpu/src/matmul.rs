@@ -4,6 +4,7 @@
 //! view — transposed (strides swapped), narrowed, or broadcast over the
 //! batch (batch stride 0) — is passed as it is, never copied. The batch is a
 //! loop over `B` offsetting each operand by its batch stride. Big products
+//! of up to a thousand rows run one band of rows per thread; bigger ones
 //! let `gemm` split one matrix across rayon's threads; many small ones are
 //! spread over the batch instead; tiny ones stay on the calling thread.
 
@@ -39,6 +40,19 @@ const COPY_B_NARROW_MIN_MK: usize = 16 * 1024;
 /// bands of rows (see `product`): an LSTM's input projection of 32
 /// features, `[2048, 32] × [32, 1024]`, took 1.3 ms as one call.
 const FEW_TERMS: usize = 64;
+
+/// Parallel products of up to this many rows run one band of rows per
+/// thread, each band a single-threaded gemm call, instead of letting gemm
+/// split the product. Measured on 2 AVX-512 cores (best of 7, gemm's split
+/// against two bands): `[128, 784] × [784, 512]` with a column-major right
+/// operand 756–892 µs against 593–677, a weight gradient's `[128, 1024] ×
+/// [1024, 512]` with a column-major left one 787–837 against 708–711,
+/// `[512, 2048] × [2048, 1024]` 11.5–12.1 ms against 10.7–11.2; row-major
+/// products of 128 to 2048 rows took the same time either way.
+const BANDS_MAX_M: usize = 1024;
+
+/// Rows per band at least (see [`BANDS_MAX_M`]).
+const BAND_MIN_ROWS: usize = 64;
 
 /// Output elements per task of a parallel bias fill.
 const CHUNK_ELEMENTS: usize = 16 * 1024;
@@ -303,6 +317,7 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
         }
     };
     let macs = m * n * k;
+    let threads = rayon::current_num_threads();
     if macs < PAR_MIN_MACS && batch * macs >= PAR_MIN_MACS {
         out.par_chunks_mut(m * n)
             .enumerate()
@@ -313,6 +328,16 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
         // thread while it is in cache, write it once; one call over all
         // rows filled it first and had gemm read it back.
         let band = (BAND_ELEMENTS / n).max(1);
+        for (i, item) in out.chunks_mut(m * n).enumerate() {
+            item.par_chunks_mut(band * n)
+                .enumerate()
+                .for_each(|(c, dst)| block(i, c * band, dst, Parallelism::None));
+        }
+    } else if macs >= PAR_MIN_MACS && m <= BANDS_MAX_M && m >= threads * BAND_MIN_ROWS {
+        // One band of rows per thread, each multiplied on its own: gemm's
+        // own split of a product of few rows synchronises its threads more
+        // than it multiplies (see BANDS_MAX_M).
+        let band = m.div_ceil(threads);
         for (i, item) in out.chunks_mut(m * n).enumerate() {
             item.par_chunks_mut(band * n)
                 .enumerate()
@@ -440,6 +465,25 @@ mod tests {
     }
 
     #[test]
+    fn bands_of_rows_match_the_definition() {
+        // Past PAR_MIN_MACS with at most BANDS_MAX_M rows: one band of rows
+        // per thread (odd row counts leave a short last band), with
+        // row-major operands, a column-major lhs (a weight gradient's
+        // `dyᵀ`), a column-major rhs below COPY_B_MIN_M rows (multiplied
+        // transposed) and above it (copied row-major), and a batch of two.
+        for &m in &[129, 255, 300] {
+            let (k, n) = (300, 200);
+            let rows = Layout::contiguous(&[2, m, k]);
+            let cols = Layout::contiguous(&[2, k, m]).permute(&[0, 2, 1]).unwrap();
+            let rhs = Layout::contiguous(&[2, k, n]);
+            let rhs_t = Layout::contiguous(&[2, n, k]).permute(&[0, 2, 1]).unwrap();
+            check(&rows, &rhs, 2 * m * k, 2 * k * n);
+            check(&cols, &rhs, 2 * m * k, 2 * k * n);
+            check(&rows, &rhs_t, 2 * m * k, 2 * k * n);
+        }
+    }
+
+    #[test]
     fn batch_broadcast_offsets_and_narrowed_views() {
         // rhs [K, N] shared by a batch of 5 (batch stride 0); big enough to
         // take the parallel-over-batch path.
@@ -492,7 +536,9 @@ mod tests {
         // fused_linear: bias rows and ReLU on the same path, and on the
         // transposed one (more rows: `bᵀ aᵀ`, the bias as columns); big
         // products of few terms in bands of rows (FEW_TERMS: 2048 rows in
-        // bands of 409, 600 in two), and a big one of more terms.
+        // bands of 409, 600 in two), and big ones of more terms (one band
+        // of rows per thread up to BANDS_MAX_M rows, transposed below
+        // COPY_B_MIN_M).
         use lam_core::backend::LinearActivation::Relu;
         let be = backend();
         for (m, k, n) in [
@@ -502,6 +548,7 @@ mod tests {
             (2048, 32, 160),
             (600, 64, 200),
             (512, 100, 160),
+            (200, 300, 160),
             (128, 256, 10),
         ] {
             let (xa, xw, xb) = (values(m * k, 3), values(n * k, 4), values(n, 5));
