@@ -58,6 +58,7 @@ mod layer_norm;
 mod lstm;
 mod lstm_gates;
 mod lstm_sequence;
+mod lstm_sequence_grad;
 mod lstm_units;
 mod math;
 mod math_f32;
@@ -374,7 +375,8 @@ impl Backend for CpuBackend {
         w_hh: View,
         reverse: bool,
     ) -> Result<Option<(Storage, Storage, Storage, Option<Storage>)>> {
-        let grads = lstm_sequence::lstm_sequence_grad(grad_hs, grad_c, gates, cs, w_hh, reverse)?;
+        let grads =
+            lstm_sequence_grad::lstm_sequence_grad(grad_hs, grad_c, gates, cs, w_hh, reverse)?;
         Ok(Some((
             self.op(Data::F32(grads.d_xp)),
             self.store(Data::F32(grads.d_h)),
