@@ -51,6 +51,14 @@ const FEW_TERMS: usize = 64;
 /// products of 128 to 2048 rows took the same time either way.
 const BANDS_MAX_M: usize = 1024;
 
+/// Output columns per band at least, where a product of fewer rows than
+/// bands of [`BAND_MIN_ROWS`] is multiplied transposed (`bᵀ aᵀ`) in
+/// parallel: bands of the transposed output's rows as for bands of rows
+/// ([`BANDS_MAX_M`]). `[32, 784] × [784, 512]` with a column-major right
+/// operand took 201 µs split by gemm, 136 µs in two bands; `[128, 128] ×
+/// [128, 384]` 84 and 69 µs.
+const SWAP_BAND: usize = 16;
+
 /// Rows per band at least (see [`BANDS_MAX_M`]).
 const BAND_MIN_ROWS: usize = 64;
 
@@ -201,6 +209,7 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
         None => (b, lb.offset, lb.strides[0], b_rows, b_cols),
     };
     let swap = column_major_b && rows_at_once > 1 && b_copy.is_none();
+    let threads = rayon::current_num_threads();
     // The first allocation failure inside a block (blocks may run on
     // other threads), returned once all have run.
     let failure = std::sync::OnceLock::new();
@@ -256,27 +265,40 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
                                 t_row.fill(v);
                             }
                         }
-                        gemm(
-                            n,
-                            rows,
-                            k,
-                            t.as_mut_ptr(),
-                            1,
-                            rows as isize,
-                            read_dst,
-                            b.as_ptr().add(b_start),
-                            b_rows,
-                            b_cols,
-                            a.as_ptr().add(a_start),
-                            a_rows,
-                            a_cols,
-                            if read_dst { 1.0 } else { 0.0 },
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
-                        );
+                        // `tb`: rows `c0..` of `t`, columns `c0..` of `b`.
+                        let multiply = |tb: &mut [f32], c0: usize, parallelism| {
+                            gemm(
+                                tb.len() / rows,
+                                rows,
+                                k,
+                                tb.as_mut_ptr(),
+                                1,
+                                rows as isize,
+                                read_dst,
+                                b.as_ptr().add(b_start).offset(c0 as isize * b_cols),
+                                b_rows,
+                                b_cols,
+                                a.as_ptr().add(a_start),
+                                a_rows,
+                                a_cols,
+                                if read_dst { 1.0 } else { 0.0 },
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                parallelism,
+                            )
+                        };
+                        if matches!(parallelism, Parallelism::Rayon(_)) && n >= 2 * SWAP_BAND {
+                            // One band of `t`'s rows (the output's columns)
+                            // per thread, as for bands of rows below.
+                            let band = n.div_ceil(threads).next_multiple_of(SWAP_BAND);
+                            t.par_chunks_mut(band * rows)
+                                .enumerate()
+                                .for_each(|(j, tb)| multiply(tb, j * band, Parallelism::None));
+                        } else {
+                            multiply(&mut t, 0, parallelism);
+                        }
                         transpose_into(&t, n, rows, dst);
                         crate::pool::give(t);
                     } else {
@@ -317,7 +339,6 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
         }
     };
     let macs = m * n * k;
-    let threads = rayon::current_num_threads();
     if macs < PAR_MIN_MACS && batch * macs >= PAR_MIN_MACS {
         out.par_chunks_mut(m * n)
             .enumerate()
@@ -471,6 +492,16 @@ mod tests {
         // row-major operands, a column-major lhs (a weight gradient's
         // `dyᵀ`), a column-major rhs below COPY_B_MIN_M rows (multiplied
         // transposed) and above it (copied row-major), and a batch of two.
+        // Fewer rows than two bands, a column-major rhs: bands of the
+        // transposed output's rows (SWAP_BAND), an odd count of them.
+        let (m, k, n) = (100, 300, 300);
+        let rhs_t = Layout::contiguous(&[2, n, k]).permute(&[0, 2, 1]).unwrap();
+        check(
+            &Layout::contiguous(&[2, m, k]),
+            &rhs_t,
+            2 * m * k,
+            2 * k * n,
+        );
         for &m in &[129, 255, 300] {
             let (k, n) = (300, 200);
             let rows = Layout::contiguous(&[2, m, k]);
@@ -549,6 +580,7 @@ mod tests {
             (600, 64, 200),
             (512, 100, 160),
             (200, 300, 160),
+            (100, 300, 250),
             (128, 256, 10),
         ] {
             let (xa, xw, xb) = (values(m * k, 3), values(n * k, 4), values(n, 5));
