@@ -250,7 +250,10 @@ fn product(lhs: View, rhs: View, bias: Option<View>, act: LinearActivation) -> R
                 // Transposed (`swap`), gemm writes `t = bᵀ aᵀ` ([N, rows],
                 // row-major, holding the bias columns when `read_dst`) from
                 // the same operand offsets and strides, swapped; `t` is then
-                // copied into `dst` transposed.
+                // copied into `dst` transposed. Split into bands, band j
+                // writes its own rows c0 = j * band.. of `t` (disjoint
+                // chunks) from `b`'s columns c0.. (c0 < n), in bounds by the
+                // same argument.
                 unsafe {
                     if swap {
                         let mut t = match crate::pool::take(n * rows) {
