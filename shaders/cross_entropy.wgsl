@@ -37,6 +37,8 @@ fn cross_entropy(t: Thread) {
         if (valid) {
             xt = x_at(r.base + hit_col * p.col_stride);
         }
-        loss[row] = r.max + log(r.sum) - xt;
+        // Not max + log(sum) - xt, which rounds at the logits' magnitude
+        // (see lam-cpu's cross_entropy.rs).
+        loss[row] = log(r.sum) - (xt - r.max);
     }
 }

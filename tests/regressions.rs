@@ -337,6 +337,26 @@ conformance!(a_batch_of_only_ignored_targets_has_zero_gradients, |dev| {
     Ok(())
 });
 
+conformance!(cross_entropy_of_large_logits_keeps_its_precision, |dev| {
+    // The fused kernels computed `max + ln(sum) - x_t`, which rounds at the
+    // logits' magnitude: 0.017616272 for logits [-71.9922, -76.02241]
+    // (PyTorch 0.017614596), and a relative error of 1e-3 near 1000. The
+    // loss is ln(1 + e^-d) for a gap d below the target's logit.
+    for (base, gap) in [(-71.9922f32, 4.03021f32), (1000.0, 4.0), (-3e4, 6.0)] {
+        let x = Tensor::from_vec(vec![base, base - gap], &[1, 2], dev)?;
+        let targets = Tensor::from_vec_i32(vec![0], &[1], dev)?;
+        let got = x.cross_entropy(&targets)?.item()?;
+        let d = (base as f64) - ((base - gap) as f64);
+        let want = (-d).exp().ln_1p();
+        assert!(
+            (got as f64 - want).abs() <= 2e-5 * want,
+            "logits [{base}, {}]: loss {got}, expected {want}",
+            base - gap
+        );
+    }
+    Ok(())
+});
+
 conformance!(losses_refuse_what_pytorch_refuses, |dev| {
     let ones = Tensor::ones(&[3], dev)?;
     for bad in [

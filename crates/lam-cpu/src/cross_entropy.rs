@@ -86,7 +86,10 @@ pub(crate) fn cross_entropy(logits: View, targets: View) -> Result<(Vec<f32>, Ve
         .chunks(cols)
         .zip(&stats)
         .zip(&targets)
-        .map(|((row, &(max, sum)), &t)| max + sum.ln() - row[t])
+        // `ln(sum) - (x_t - max)`, not `max + ln(sum) - x_t`: the latter
+        // rounds at the logits' magnitude, so a loss of 0.0176 from logits
+        // near -72 lost 1e-4 of its value (and more for larger logits).
+        .map(|((row, &(max, sum)), &t)| sum.ln() - (row[t] - max))
         .collect();
     Ok((losses, grad))
 }
