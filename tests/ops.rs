@@ -472,6 +472,22 @@ conformance!(softmax_family, |dev| {
     Ok(())
 });
 
+// logsumexp's gradient is the softmax, which sums to 1, also where the
+// largest input is tied and so large that log(ties) rounds away in the
+// sum. PyTorch computes exp(x - lse) = 1 there and gives each tied input
+// the whole upstream gradient (for [2.06e27, 2.06e27, 1], w each, 2w in
+// all, where lam gives w/2 each); the random differential cases keep only
+// the outputs of such inputs.
+conformance!(logsumexp_gradient_is_the_softmax_at_huge_ties, |dev| {
+    let x = t(&[2.06e27, 2.06e27, 1.0, 3.0, 3.0, 3.0], &[2, 3], dev).requires_grad_()?;
+    let lse = x.logsumexp(&[1], false)?;
+    assert_eq!(lse.to_vec()?[0], 2.06e27);
+    lse.sum_all()?.backward()?;
+    let g = x.grad().expect("x's gradient").to_vec()?;
+    close(&g, &[0.5, 0.5, 0.0, 1. / 3., 1. / 3., 1. / 3.], 1e-6);
+    Ok(())
+});
+
 conformance!(readback_and_display, |dev| {
     let x = t(&[1.5, -2.0], &[2], dev);
     assert_eq!(Tensor::scalar(3.0, dev)?.item()?, 3.0);
