@@ -272,6 +272,42 @@ conformance!(unary_functions, |dev| {
     Ok(())
 });
 
+// softplus(x) = log(1 + e^x) for negative x is log1p of a small value,
+// and must keep its relative precision there (BCEWithLogits' loss of a
+// confident prediction is one): the GPU's log(1 + e) for e = e^x between
+// 1e-3 and 1 rounded 1 + e first, up to half an ulp of 1 lost from a value
+// of 1e-3 (lavapipe failed this from x = -3.4, at 1.2e-6).
+conformance!(softplus_is_precise_below_zero, |dev| {
+    let xs: Vec<f32> = (0..64).map(|i| -0.1 - 0.11 * i as f32).collect();
+    let got = t(&xs, &[xs.len()], dev).softplus()?.to_vec()?;
+    for (&x, &y) in xs.iter().zip(&got) {
+        let want = (x as f64).exp().ln_1p();
+        let rel = ((y as f64 - want) / want).abs();
+        assert!(
+            rel <= 1e-6,
+            "softplus({x}) = {y}, expected {want} (error {rel:.1e})"
+        );
+    }
+    Ok(())
+});
+
+// elu(x) = e^x - 1 for negative x must keep its relative precision where
+// that cancels: the GPU's exp(x) - 1 above |x| = 0.01 lost exp's rounding
+// at 1 from a value of 0.01 (lavapipe failed this at x = -0.017, 3.7e-6).
+conformance!(elu_is_precise_near_zero, |dev| {
+    let xs: Vec<f32> = (0..64).map(|i| -1e-3 - 0.008 * i as f32).collect();
+    let got = t(&xs, &[xs.len()], dev).elu(1.0)?.to_vec()?;
+    for (&x, &y) in xs.iter().zip(&got) {
+        let want = (x as f64).exp_m1();
+        let rel = ((y as f64 - want) / want).abs();
+        assert!(
+            rel <= 1e-6,
+            "elu({x}) = {y}, expected {want} (error {rel:.1e})"
+        );
+    }
+    Ok(())
+});
+
 conformance!(binary_broadcasting, |dev| {
     let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3], dev);
     let row = t(&[10., 20., 30.], &[3], dev);
