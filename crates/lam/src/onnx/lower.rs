@@ -5,14 +5,23 @@
 //! `input`, the output as `output`. A value's batch axis becomes the free
 //! dim `batch`; shapes written into the graph (reshape targets, expand
 //! shapes) put `-1` or `1` there so that any batch size runs.
+//!
+//! This file holds the entry point and the [`Builder`]'s dispatch over the
+//! IR's ops, with the layers' lowerings (convolution, pooling, norms,
+//! `linear`, reductions) inline; `values.rs` holds the builder's naming,
+//! initializers and constants, `elementwise.rs` the unary and binary ops,
+//! and `../recurrent.rs` RNN, LSTM and GRU.
+
+mod elementwise;
+mod values;
 
 use std::collections::HashSet;
 
-use lam_core::backend::{BinaryOp, LinearActivation, ReduceOp, UnaryOp};
-use lam_core::capture::{Graph, Node, Op, ValueId, ValueKind};
+use lam_core::backend::{LinearActivation, ReduceOp};
+use lam_core::capture::{Graph, Node, Op, ValueKind};
 use lam_core::{DType, Error, Result};
 
-use super::proto::{self, dtype, Attr, Dim, Message};
+use super::proto::{self, dtype, Attr, Message};
 use super::recurrent;
 
 /// The ONNX opset exported graphs use.
@@ -67,6 +76,8 @@ fn elem_type(d: DType) -> i64 {
     }
 }
 
+/// The ONNX graph being written: its nodes and initializers so far, and
+/// the ONNX name given to each captured value.
 pub(crate) struct Builder<'g> {
     pub(crate) graph: &'g Graph,
     nodes: Vec<Message>,
@@ -77,166 +88,7 @@ pub(crate) struct Builder<'g> {
     fresh: usize,
 }
 
-impl<'g> Builder<'g> {
-    fn new(graph: &'g Graph) -> Builder<'g> {
-        Builder {
-            graph,
-            nodes: Vec::new(),
-            initializers: Vec::new(),
-            written: HashSet::new(),
-            names: vec![None; graph.values.len()],
-            fresh: 0,
-        }
-    }
-
-    /// The ONNX name of value `id`; a parameter or constant is written as
-    /// an initializer the first time it is named.
-    pub(crate) fn name(&mut self, id: ValueId) -> Result<String> {
-        if let Some(n) = &self.names[id] {
-            return Ok(n.clone());
-        }
-        let v = self.graph.value(id);
-        let name = v.name.clone();
-        if let Some(data) = v.kind.data() {
-            match v.dtype {
-                DType::F32 => self.init_f32(&name, &v.shape, &data.to_vec()?),
-                DType::I32 => {
-                    let raw: Vec<u8> = data
-                        .to_vec_i32()?
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect();
-                    self.init_raw(&name, &v.shape, dtype::INT32, &raw);
-                }
-                DType::F16 => {
-                    let raw: Vec<u8> = data
-                        .to_vec_f16()?
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect();
-                    self.init_raw(&name, &v.shape, dtype::FLOAT16, &raw);
-                }
-            }
-        }
-        self.names[id] = Some(name.clone());
-        Ok(name)
-    }
-
-    /// A new value name starting with `hint`.
-    pub(crate) fn fresh(&mut self, hint: &str) -> String {
-        self.fresh += 1;
-        format!("{hint}_{}", self.fresh)
-    }
-
-    pub(crate) fn add(
-        &mut self,
-        op_type: &str,
-        inputs: Vec<String>,
-        outputs: Vec<String>,
-        attrs: Vec<(&str, Attr)>,
-    ) {
-        let name = format!("{op_type}_{}", self.nodes.len());
-        self.nodes
-            .push(proto::node(&name, op_type, &inputs, &outputs, &attrs));
-    }
-
-    /// One node with one new output, returned.
-    pub(crate) fn op(
-        &mut self,
-        op_type: &str,
-        inputs: Vec<String>,
-        attrs: Vec<(&str, Attr)>,
-    ) -> String {
-        let out = self.fresh(op_type);
-        self.add(op_type, inputs, vec![out.clone()], attrs);
-        out
-    }
-
-    fn init_raw(&mut self, name: &str, shape: &[usize], data_type: i64, raw: &[u8]) {
-        if self.written.insert(name.to_string()) {
-            self.initializers
-                .push(proto::tensor(name, shape, data_type, raw));
-        }
-    }
-
-    pub(crate) fn init_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) {
-        let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.init_raw(name, shape, dtype::FLOAT, &raw);
-    }
-
-    /// A new `int64` vector constant.
-    pub(crate) fn const_i64(&mut self, data: &[i64]) -> String {
-        let name = self.fresh("const");
-        let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.init_raw(&name, &[data.len()], dtype::INT64, &raw);
-        name
-    }
-
-    /// A new `float` constant of `shape`.
-    pub(crate) fn const_f32(&mut self, shape: &[usize], data: &[f32]) -> String {
-        let name = self.fresh("const");
-        self.init_f32(&name, shape, data);
-        name
-    }
-
-    /// The ONNX dims of value `id`: its batch axis free.
-    fn dims(&self, id: ValueId) -> Vec<Dim> {
-        let v = self.graph.value(id);
-        v.shape
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| {
-                if v.batch_axis == Some(i) {
-                    Dim::Named("batch".into())
-                } else {
-                    Dim::Fixed(d)
-                }
-            })
-            .collect()
-    }
-
-    /// Value `id`'s shape as a shape input, `batch` at its batch axis.
-    fn shape_const(&mut self, id: ValueId, batch: i64) -> String {
-        let v = self.graph.value(id);
-        let dims: Vec<i64> = v
-            .shape
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| {
-                if v.batch_axis == Some(i) {
-                    batch
-                } else {
-                    d as i64
-                }
-            })
-            .collect();
-        self.const_i64(&dims)
-    }
-
-    /// Input `k` of `node` by ONNX name, `""` when absent.
-    fn input(&mut self, node: &Node, k: usize) -> Result<String> {
-        match node.inputs.get(k).copied().flatten() {
-            Some(id) => self.name(id),
-            None => Ok(String::new()),
-        }
-    }
-
-    /// Input `k` as a float tensor (an `I32` value is cast).
-    fn float_input(&mut self, node: &Node, k: usize) -> Result<String> {
-        let name = self.input(node, k)?;
-        let is_int = node.inputs[k].is_some_and(|id| self.graph.value(id).dtype == DType::I32);
-        Ok(if is_int {
-            self.op("Cast", vec![name], vec![("to", Attr::Int(dtype::FLOAT))])
-        } else {
-            name
-        })
-    }
-
-    /// Binds `node`'s output `k` to the ONNX value `name`.
-    fn bind(&mut self, node: &Node, k: usize, name: String) {
-        self.names[node.outputs[k]] = Some(name);
-    }
-
+impl Builder<'_> {
     fn lower(&mut self, node: &Node) -> Result<()> {
         let out = match &node.op {
             Op::Unary(op) => {
@@ -466,127 +318,12 @@ impl<'g> Builder<'g> {
         Ok(())
     }
 
-    pub(crate) fn in_shape(&self, node: &Node, k: usize) -> Vec<usize> {
-        node.inputs[k]
-            .map(|id| self.graph.value(id).shape.clone())
-            .unwrap_or_default()
-    }
-
     fn expect_rank(&self, node: &Node, rank: usize, what: &str) -> Result<()> {
         if self.in_shape(node, 0).len() == rank {
             Ok(())
         } else {
             Err(unsupported(what))
         }
-    }
-
-    /// Input `k`, or a constant of `shape` filled with `fill` when absent.
-    fn param_or(&mut self, node: &Node, k: usize, shape: &[usize], fill: f32) -> Result<String> {
-        match node.inputs.get(k).copied().flatten() {
-            Some(id) => self.name(id),
-            None => {
-                let n: usize = shape.iter().product();
-                Ok(self.const_f32(shape, &vec![fill; n]))
-            }
-        }
-    }
-
-    fn scalar(&mut self, v: f32) -> String {
-        self.const_f32(&[], &[v])
-    }
-
-    fn unary(&mut self, op: UnaryOp, x: String) -> Result<String> {
-        Ok(match op {
-            UnaryOp::Neg => self.op("Neg", vec![x], vec![]),
-            UnaryOp::Abs => self.op("Abs", vec![x], vec![]),
-            UnaryOp::Exp => self.op("Exp", vec![x], vec![]),
-            UnaryOp::Log => self.op("Log", vec![x], vec![]),
-            UnaryOp::Sqrt => self.op("Sqrt", vec![x], vec![]),
-            UnaryOp::Square => self.op("Mul", vec![x.clone(), x], vec![]),
-            UnaryOp::Recip => self.op("Reciprocal", vec![x], vec![]),
-            UnaryOp::Sin => self.op("Sin", vec![x], vec![]),
-            UnaryOp::Cos => self.op("Cos", vec![x], vec![]),
-            UnaryOp::Tanh => self.op("Tanh", vec![x], vec![]),
-            UnaryOp::Sigmoid => self.op("Sigmoid", vec![x], vec![]),
-            UnaryOp::Relu => self.op("Relu", vec![x], vec![]),
-            UnaryOp::Sign => self.op("Sign", vec![x], vec![]),
-            UnaryOp::Softplus => self.op("Softplus", vec![x], vec![]),
-            UnaryOp::LeakyRelu(a) => self.op("LeakyRelu", vec![x], vec![("alpha", Attr::Float(a))]),
-            UnaryOp::Elu(a) => self.op("Elu", vec![x], vec![("alpha", Attr::Float(a))]),
-            UnaryOp::Gelu => {
-                // Opset 17 has no Gelu: x · ½ (1 + erf(x / √2)).
-                let root2 = self.scalar(std::f32::consts::SQRT_2);
-                let scaled = self.op("Div", vec![x.clone(), root2], vec![]);
-                let erf = self.op("Erf", vec![scaled], vec![]);
-                let one = self.scalar(1.0);
-                let shifted = self.op("Add", vec![erf, one], vec![]);
-                let half = self.scalar(0.5);
-                let gate = self.op("Mul", vec![shifted, half], vec![]);
-                self.op("Mul", vec![x, gate], vec![])
-            }
-            UnaryOp::Silu => {
-                let s = self.op("Sigmoid", vec![x.clone()], vec![]);
-                self.op("Mul", vec![x, s], vec![])
-            }
-            UnaryOp::Clamp(lo, hi) => {
-                let (lo, hi) = (self.scalar(lo), self.scalar(hi));
-                self.op("Clip", vec![x, lo, hi], vec![])
-            }
-            UnaryOp::AddScalar(c) => self.with_scalar("Add", x, c),
-            UnaryOp::MulScalar(c) => self.with_scalar("Mul", x, c),
-            UnaryOp::DivScalar(c) => self.with_scalar("Div", x, c),
-            UnaryOp::PowScalar(c) => self.with_scalar("Pow", x, c),
-            UnaryOp::GtScalar(c) => {
-                let m = self.with_scalar("Greater", x, c);
-                self.cast_float(m)
-            }
-            UnaryOp::LtScalar(c) => {
-                let m = self.with_scalar("Less", x, c);
-                self.cast_float(m)
-            }
-            UnaryOp::Step | UnaryOp::GeluGrad | UnaryOp::InRange(..) => {
-                return Err(unsupported(&format!("the gradient op {op:?}")))
-            }
-        })
-    }
-
-    fn with_scalar(&mut self, op_type: &str, x: String, c: f32) -> String {
-        let c = self.scalar(c);
-        self.op(op_type, vec![x, c], vec![])
-    }
-
-    fn cast_float(&mut self, x: String) -> String {
-        self.op("Cast", vec![x], vec![("to", Attr::Int(dtype::FLOAT))])
-    }
-
-    fn binary(&mut self, op: BinaryOp, a: String, b: String) -> Result<String> {
-        let simple = |name: &str| Some(name.to_string());
-        let plain = match op {
-            BinaryOp::Add => simple("Add"),
-            BinaryOp::Sub => simple("Sub"),
-            BinaryOp::Mul => simple("Mul"),
-            BinaryOp::Div => simple("Div"),
-            BinaryOp::Pow => simple("Pow"),
-            BinaryOp::Maximum => simple("Max"),
-            BinaryOp::Minimum => simple("Min"),
-            _ => None,
-        };
-        if let Some(name) = plain {
-            return Ok(self.op(&name, vec![a, b], vec![]));
-        }
-        let mask = match op {
-            BinaryOp::Eq => self.op("Equal", vec![a, b], vec![]),
-            BinaryOp::Ne => {
-                let eq = self.op("Equal", vec![a, b], vec![]);
-                self.op("Not", vec![eq], vec![])
-            }
-            BinaryOp::Lt => self.op("Less", vec![a, b], vec![]),
-            BinaryOp::Le => self.op("LessOrEqual", vec![a, b], vec![]),
-            BinaryOp::Gt => self.op("Greater", vec![a, b], vec![]),
-            BinaryOp::Ge => self.op("GreaterOrEqual", vec![a, b], vec![]),
-            _ => return Err(unsupported(&format!("the gradient op {op:?}"))),
-        };
-        Ok(self.cast_float(mask))
     }
 
     fn reduce(

@@ -29,7 +29,8 @@
 //! the autotuned choice for the shape class, or a size rule); `autotune.rs`
 //! times the candidates and `cache.rs` keeps the choices on disk; `coop.rs`
 //! decides whether the cooperative kernel can run and checks it once per
-//! device. Each kernel has a variant per load mode: for each operand, vec4
+//! device; `dispatch.rs` records a product on the chosen kernel. Each
+//! kernel has a variant per load mode (`variant.rs`): for each operand, vec4
 //! loads along whichever dim has stride 1 when the alignment allows, scalar
 //! loads otherwise ([`MatmulVariant`]).
 //!
@@ -53,8 +54,10 @@ mod autotune;
 mod cache;
 mod choice;
 mod coop;
+mod dispatch;
 mod halves;
 mod split;
+mod variant;
 
 use std::sync::Arc;
 
@@ -64,11 +67,10 @@ use lam_core::{DType, Error, Layout, Result, Storage};
 use super::copy::cast;
 use super::{input, output};
 use crate::context::Gpu;
-use crate::kernels::{
-    MATMUL, MATMUL_COOP, MATMUL_COOP8, MATMUL_LARGE, MATMUL_SMALL, MATMUL_SUBGROUP,
-};
 use crate::params::{to_u32, MatmulParams};
 use crate::storage::GpuStorage;
+use dispatch::{launch, launch_into};
+use variant::{batched, fits_large, fits_narrow};
 
 pub use autotune::autotune_matmul;
 pub(crate) use choice::MatmulState;
@@ -76,6 +78,7 @@ pub use choice::{
     matmul_kernel_for, matmul_kernels, matmul_widens_halves_by_hardware, MatmulKernel,
     MatmulOptions, MatmulPrecision,
 };
+pub(crate) use variant::{variant, MatmulVariant};
 
 const TILE: usize = 64;
 const TK: usize = 16;
@@ -89,14 +92,6 @@ const NARROW_TILE: usize = 64;
 /// of A and of B, 128 f32 wide.
 const LARGE_WORKGROUP_BYTES: u32 = 2 * 2 * (TK as u32) * 128 * 4;
 const GRID_MAX: usize = 65_535;
-
-/// The pipeline constants of one matmul variant (see matmul.wgsl).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MatmulVariant {
-    pub a_mode: u32,
-    pub b_mode: u32,
-    pub aligned: bool,
-}
 
 /// The device features the matmul kernels allowed by `options` can use; a
 /// device is opened with those its adapter offers. The cooperative
@@ -415,231 +410,4 @@ fn prepare<'a>(
         half_hw: None,
         empty: numel == 0,
     })
-}
-
-/// Records the dispatch of `job` on `kernel`.
-fn launch(gpu: &Arc<Gpu>, job: &Job, kernel: MatmulKernel) -> Result<()> {
-    if let Some(base) = kernel.split_base() {
-        return split::launch(gpu, job, base);
-    }
-    launch_into(gpu, job, kernel, &job.out, job.half_out)
-}
-
-/// Records the dispatch of `job` on `kernel` writing `out` (as halves when
-/// `half_out`).
-fn launch_into(
-    gpu: &Arc<Gpu>,
-    job: &Job,
-    kernel: MatmulKernel,
-    out: &GpuStorage,
-    half_out: bool,
-) -> Result<()> {
-    let (p, v) = (&job.p, &job.v);
-    // Without a bias the kernel does not read binding 4, but it must be
-    // bound: A's buffer serves (two read-only bindings of one buffer are fine).
-    let bias_buffer = job.bias.map_or(job.a.buffer(), |s| s.buffer());
-    let buffers = [job.a.buffer(), job.b.buffer(), out.buffer(), bias_buffer];
-    let (m, n, batch) = (p.m as usize, p.n as usize, p.batch as usize);
-    let grid = |[tile_m, tile_n]: [usize; 2]| {
-        [
-            n.div_ceil(tile_n).min(GRID_MAX) as u32,
-            m.div_ceil(tile_m).min(GRID_MAX) as u32,
-            batch.min(GRID_MAX) as u32,
-        ]
-    };
-    // The constants every kernel takes; HALF (A_HALF, B_HALF) only when
-    // set, so f32 products keep the pipelines they always had.
-    let mut constants = vec![
-        ("A_MODE", f64::from(v.a_mode)),
-        ("B_MODE", f64::from(v.b_mode)),
-        ("EPILOGUE", f64::from(job.epilogue)),
-    ];
-    match job.halves {
-        [true, true] => constants.push(("HALF", 1.0)),
-        [true, false] => constants.push(("A_HALF", 1.0)),
-        [false, true] => constants.push(("B_HALF", 1.0)),
-        [false, false] => {}
-    }
-    if half_out {
-        constants.push(("HALF_OUT", 1.0));
-    }
-    let half_hw = job.half_hw.unwrap_or_else(|| gpu.matmul.half_hw());
-    if job.halves != [false, false] && half_hw {
-        constants.push(("HALF_HW", 1.0));
-    }
-    let aligned = ("ALIGNED", if v.aligned { 1.0 } else { 0.0 });
-    let params = bytemuck::bytes_of(p);
-    let (shader, tile) = match kernel {
-        MatmulKernel::Tile128 => (MATMUL_LARGE, [LARGE_TILE; 2]),
-        MatmulKernel::Tile128x64 => {
-            constants.push(("NARROW", 1.0));
-            (MATMUL_LARGE, [LARGE_TILE, NARROW_TILE])
-        }
-        MatmulKernel::Tile64 => {
-            constants.push(aligned);
-            (MATMUL, [TILE; 2])
-        }
-        MatmulKernel::Tile32 => (MATMUL_SMALL, [SMALL_TILE; 2]),
-        MatmulKernel::Subgroup => {
-            let group = gpu.matmul.subgroup_group().ok_or_else(|| {
-                Error::Device("the subgroup matmul kernel needs subgroups of 4+ lanes".into())
-            })?;
-            constants.extend([aligned, ("GROUP", f64::from(group))]);
-            (MATMUL_SUBGROUP, [TILE; 2])
-        }
-        MatmulKernel::SplitK64 | MatmulKernel::SplitK128 => {
-            return Err(Error::invalid(
-                "matmul",
-                "a split-K product launches its slices on its base kernel",
-            ))
-        }
-        MatmulKernel::Coop | MatmulKernel::Coop128 => {
-            let wide = kernel == MatmulKernel::Coop128;
-            let (lanes, frag) = gpu.matmul.coop_shape();
-            constants.push(("WIDE", f64::from(u8::from(wide))));
-            constants.push(("LANES", f64::from(lanes)));
-            let shader = if frag == 8 { MATMUL_COOP8 } else { MATMUL_COOP };
-            (shader, [coop::tile(frag, wide) as usize; 2])
-        }
-    };
-    // The profiler's detail (LAM_PROFILE=shapes): sizes, load modes, dtype.
-    let shape = || {
-        format!(
-            "{}x{}x{}x{} a{} b{}{}",
-            p.batch,
-            p.m,
-            p.n,
-            p.k,
-            v.a_mode,
-            v.b_mode,
-            match (job.halves, half_out) {
-                ([true, true], true) => " f16->f16",
-                ([true, true], false) => " f16",
-                ([true, false], _) => " a f16",
-                ([false, true], _) => " b f16",
-                _ => "",
-            }
-        )
-    };
-    crate::timing::with_detail(shape, || {
-        gpu.dispatch(shader, &constants, params, &buffers, grid(tile))
-    })
-}
-
-/// The fastest variant the strides and sizes allow.
-pub(crate) fn variant(p: &MatmulParams) -> MatmulVariant {
-    let quad = |x: u32| x.is_multiple_of(4);
-    // A vec4 load at a multiple of 4 along the unit-stride dim stays aligned
-    // when the offset and every other stride are multiples of 4 too.
-    let a_mode = if p.a_sk == 1 && quad(p.k) && quad(p.a_offset) && quad(p.a_sm) && quad(p.a_sb) {
-        2
-    } else if p.a_sm == 1 && quad(p.m) && quad(p.a_offset) && quad(p.a_sk) && quad(p.a_sb) {
-        3
-    } else if p.a_sk == 1 {
-        1
-    } else {
-        0
-    };
-    let b_mode = if p.b_sn == 1 && quad(p.n) && quad(p.b_offset) && quad(p.b_sk) && quad(p.b_sb) {
-        2
-    } else if p.b_sk == 1 && quad(p.k) && quad(p.b_offset) && quad(p.b_sn) && quad(p.b_sb) {
-        3
-    } else if p.b_sk == 1 {
-        1
-    } else {
-        0
-    };
-    let tile = TILE as u32;
-    MatmulVariant {
-        a_mode,
-        b_mode,
-        aligned: p.m.is_multiple_of(tile)
-            && p.n.is_multiple_of(tile)
-            && p.k.is_multiple_of(TK as u32),
-    }
-}
-
-/// True when matmul_large.wgsl can run `p` on 128 x 128 tiles (`Tile128`):
-/// sizes multiples of its tile (16 along K) and both operands
-/// vec4-loadable.
-fn fits_large(p: &MatmulParams, v: &MatmulVariant) -> bool {
-    fits_large_tiles(p, v, LARGE_TILE)
-}
-
-/// [`fits_large`] for 128 x 64 tiles (`Tile128x64`).
-fn fits_narrow(p: &MatmulParams, v: &MatmulVariant) -> bool {
-    fits_large_tiles(p, v, NARROW_TILE)
-}
-
-/// True when matmul_large.wgsl can run `p` on tiles of 128 rows and
-/// `tile_n` columns.
-fn fits_large_tiles(p: &MatmulParams, v: &MatmulVariant, tile_n: usize) -> bool {
-    p.m.is_multiple_of(LARGE_TILE as u32)
-        && p.n.is_multiple_of(tile_n as u32)
-        && p.k.is_multiple_of(TK as u32)
-        && p.k > 0
-        && v.a_mode >= 2
-        && v.b_mode >= 2
-}
-
-/// `[batch, rows, cols, batch stride, row stride, col stride]` of a rank-2
-/// or rank-3 view. Strides of size-1 dims are irrelevant, so they become 0
-/// and cannot spoil the alignment checks of [`variant`].
-fn batched(l: &Layout) -> Result<[usize; 6]> {
-    let (shape, strides): (Vec<usize>, Vec<usize>) = match l.rank() {
-        2 => (
-            vec![1, l.shape[0], l.shape[1]],
-            vec![0, l.strides[0], l.strides[1]],
-        ),
-        3 => (l.shape.clone(), l.strides.clone()),
-        r => {
-            return Err(Error::RankMismatch {
-                op: "matmul",
-                expected: "2 or 3".into(),
-                found: r,
-                shape: l.shape.clone(),
-            })
-        }
-    };
-    let s = |d: usize| if shape[d] == 1 { 0 } else { strides[d] };
-    Ok([shape[0], shape[1], shape[2], s(0), s(1), s(2)])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn variants_follow_strides_and_alignment() {
-        let base = MatmulParams {
-            m: 128,
-            n: 64,
-            k: 32,
-            batch: 1,
-            a_sm: 32,
-            a_sk: 1,
-            b_sk: 64,
-            b_sn: 1,
-            ..MatmulParams::default()
-        };
-        assert_eq!(
-            variant(&base),
-            MatmulVariant {
-                a_mode: 2,
-                b_mode: 2,
-                aligned: true
-            }
-        );
-        // A transposed (stored [K, M]) loads vec4s along M; an odd offset
-        // forbids vec4 loads of B.
-        let t = MatmulParams {
-            a_sm: 1,
-            a_sk: 128,
-            b_offset: 1,
-            n: 63,
-            ..base
-        };
-        let v = variant(&t);
-        assert_eq!((v.a_mode, v.b_mode, v.aligned), (3, 0, false));
-    }
 }
