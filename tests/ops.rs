@@ -280,14 +280,7 @@ conformance!(unary_functions, |dev| {
 conformance!(softplus_is_precise_below_zero, |dev| {
     let xs: Vec<f32> = (0..64).map(|i| -0.1 - 0.11 * i as f32).collect();
     let got = t(&xs, &[xs.len()], dev).softplus()?.to_vec()?;
-    for (&x, &y) in xs.iter().zip(&got) {
-        let want = (x as f64).exp().ln_1p();
-        let rel = ((y as f64 - want) / want).abs();
-        assert!(
-            rel <= 1e-6,
-            "softplus({x}) = {y}, expected {want} (error {rel:.1e})"
-        );
-    }
+    assert_relative_precision("softplus", &xs, &got, |x| x.exp().ln_1p());
     Ok(())
 });
 
@@ -297,16 +290,21 @@ conformance!(softplus_is_precise_below_zero, |dev| {
 conformance!(elu_is_precise_near_zero, |dev| {
     let xs: Vec<f32> = (0..64).map(|i| -1e-3 - 0.008 * i as f32).collect();
     let got = t(&xs, &[xs.len()], dev).elu(1.0)?.to_vec()?;
-    for (&x, &y) in xs.iter().zip(&got) {
-        let want = (x as f64).exp_m1();
+    assert_relative_precision("elu", &xs, &got, f64::exp_m1);
+    Ok(())
+});
+
+/// Every `got[i]` within 1e-6 relative of `want(xs[i])`, computed in f64.
+fn assert_relative_precision(op: &str, xs: &[f32], got: &[f32], want: impl Fn(f64) -> f64) {
+    for (&x, &y) in xs.iter().zip(got) {
+        let want = want(x as f64);
         let rel = ((y as f64 - want) / want).abs();
         assert!(
             rel <= 1e-6,
-            "elu({x}) = {y}, expected {want} (error {rel:.1e})"
+            "{op}({x}) = {y}, expected {want} (error {rel:.1e})"
         );
     }
-    Ok(())
-});
+}
 
 conformance!(binary_broadcasting, |dev| {
     let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3], dev);
