@@ -16,6 +16,7 @@
 // #include "lib/elementwise_views.wgsl"
 // #include "lib/half.wgsl"
 // #include "lib/nan.wgsl"
+// #include "lib/activations.wgsl"
 
 override OP: u32 = 0u;
 override HALF0: bool = false;
@@ -130,14 +131,6 @@ fn pow_c(x: f32, y: f32) -> f32 {
     return select(r, -r, odd);
 }
 
-fn sigmoid(x: f32) -> f32 {
-    // Both branches exponentiate only non-positive numbers, so nothing overflows.
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
 
 fn unary_op(x: f32) -> f32 {
     let a = p.alpha;
@@ -161,9 +154,7 @@ fn unary_op(x: f32) -> f32 {
         case 6u: { return 1.0 / x; }
         case 7u: { return sin(x); }
         case 8u: { return cos(x); }
-        // tanh(15) rounds to 1.0 in f32; the clamp avoids the overflow some
-        // drivers' tanh has for large |x|.
-        case 9u: { return tanh(clamp(x, -15.0, 15.0)); }
+        case 9u: { return lam_tanh(x); }
         case 10u: { return sigmoid(x); }
         // Written as selects so -0.0 passes through unchanged, as on the CPU.
         case 11u: { return select(x, 0.0, x < 0.0); }

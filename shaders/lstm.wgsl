@@ -11,6 +11,7 @@
 // gradient's step adds the upstream gradient of h itself.
 
 // #include "lib/grid.wgsl"
+// #include "lib/activations.wgsl"
 
 // Mirrors `LstmParams` in crates/lam-wgpu/src/params.rs: the step's size,
 // flags, per input k its view as (offset, row stride, column stride, -),
@@ -44,21 +45,6 @@ fn at(k: u32, row: u32, col: u32) -> u32 {
     return v.x + row * v.y + col * v.z;
 }
 
-fn sigmoid(x: f32) -> f32 {
-    // Both branches exponentiate only non-positive numbers, so nothing overflows.
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
-// tanh(15) rounds to 1.0 in f32; the clamp avoids the overflow some
-// drivers' tanh has for large |x|.
-fn tanh_(x: f32) -> f32 {
-    return tanh(clamp(x, -15.0, 15.0));
-}
-
 // An LSTM unit's activated gates, i, f, g, o.
 struct Gates {
     i: f32,
@@ -74,7 +60,7 @@ fn lstm_gates(r: u32, j: u32) -> Gates {
     var a: Gates;
     a.i = sigmoid(in0[at(0u, r, j)] + in1[at(1u, r, j)]);
     a.f = sigmoid(in0[at(0u, r, h + j)] + in1[at(1u, r, h + j)]);
-    a.g = tanh_(in0[at(0u, r, 2u * h + j)] + in1[at(1u, r, 2u * h + j)]);
+    a.g = lam_tanh(in0[at(0u, r, 2u * h + j)] + in1[at(1u, r, 2u * h + j)]);
     a.o = sigmoid(in0[at(0u, r, 3u * h + j)] + in1[at(1u, r, 3u * h + j)]);
     return a;
 }
@@ -105,7 +91,7 @@ fn saved_gates(r: u32, j: u32) -> Gates {
 // `offset` ([rows, 4H]) and returns that of c.
 fn lstm_grads(offset: u32, r: u32, j: u32, dh: f32, dc: f32, a: Gates, c: f32, c_new: f32) -> f32 {
     let h = p.hidden;
-    let tc = tanh_(c_new);
+    let tc = lam_tanh(c_new);
     let d_cell = dc + dh * a.o * (1.0 - tc * tc);
     let base = offset + r * 4u * h + j;
     out0[base] = d_cell * a.g * a.i * (1.0 - a.i);
@@ -127,7 +113,7 @@ fn lstm_cell(t: Thread) {
     let j = e % p.hidden;
     let a = lstm_gates(r, j);
     let c_new = a.f * in2[at(2u, r, j)] + a.i * a.g;
-    out0[e] = a.o * tanh_(c_new);
+    out0[e] = a.o * lam_tanh(c_new);
     out0[p.numel + e] = c_new;
     put_gates(0u, r, j, a);
 }
@@ -164,7 +150,7 @@ fn lstm_sequence_step(t: Thread) {
     let j = e % p.hidden;
     let a = lstm_gates(r, j);
     let c_new = a.f * out2[p.offsets.w + e] + a.i * a.g;
-    out0[p.offsets.x + e] = a.o * tanh_(c_new);
+    out0[p.offsets.x + e] = a.o * lam_tanh(c_new);
     out2[p.offsets.y + e] = c_new;
     put_gates(p.offsets.z, r, j, a);
 }
@@ -205,7 +191,7 @@ fn gru_cell(t: Thread) {
     let j = e % h;
     let rg = sigmoid(in0[at(0u, r, j)] + in1[at(1u, r, j)]);
     let z = sigmoid(in0[at(0u, r, h + j)] + in1[at(1u, r, h + j)]);
-    let n = tanh_(in0[at(0u, r, 2u * h + j)] + rg * in1[at(1u, r, 2u * h + j)]);
+    let n = lam_tanh(in0[at(0u, r, 2u * h + j)] + rg * in1[at(1u, r, 2u * h + j)]);
     out0[e] = n + z * (in2[at(2u, r, j)] - n);
     let base = r * 3u * h + j;
     out1[base] = rg;

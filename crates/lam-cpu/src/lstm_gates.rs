@@ -330,19 +330,20 @@ mod avx512 {
         ))
     }
 
-    /// [`crate::math::sigmoid`]: `e = e^{−|x|}`, `1 / (1 + e)` for `x >= 0`
-    /// and `e / (1 + e)` otherwise (NaN takes the second, staying NaN).
+    /// [`crate::math::sigmoid`]: `e = e^{−|x|}`, `q = e / (1 + e)`; `1 − q`
+    /// for `x >= 0` and `q` otherwise (NaN takes the second, staying NaN).
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn sigmoid(x: __m512) -> __m512 {
+        let one = _mm512_set1_ps(1.0);
         let e = exp_nonpositive(minus_abs(x));
-        let q = reciprocal(_mm512_add_ps(_mm512_set1_ps(1.0), e));
+        let q = _mm512_mul_ps(e, reciprocal(_mm512_add_ps(one, e)));
         let positive = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
-        _mm512_mul_ps(_mm512_mask_blend_ps(positive, e, _mm512_set1_ps(1.0)), q)
+        _mm512_mask_blend_ps(positive, q, _mm512_sub_ps(one, q))
     }
 
     /// [`crate::math::tanh`]: `x + x³ P(x²)` where `|x| < 0.625`, else
-    /// `±(1 − e) / (1 + e)` with `e = e^{−2|x|}`; the sign is `x`'s (−0
+    /// `±(1 − 2e / (1 + e))` with `e = e^{−2|x|}`; the sign is `x`'s (−0
     /// stays −0).
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -357,7 +358,8 @@ mod avx512 {
         let minus_2a = _mm512_add_ps(minus_abs(x), minus_abs(x));
         let e = exp_nonpositive(minus_2a);
         let one = _mm512_set1_ps(1.0);
-        let big = _mm512_mul_ps(_mm512_sub_ps(one, e), reciprocal(_mm512_add_ps(one, e)));
+        let q = _mm512_mul_ps(_mm512_add_ps(e, e), reciprocal(_mm512_add_ps(one, e)));
+        let big = _mm512_sub_ps(one, q);
         // |x| < 0.625, false for NaN (whose `big` is NaN).
         let is_small = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(minus_2a, _mm512_set1_ps(-1.25));
         with_sign_of(_mm512_mask_blend_ps(is_small, big, small), x)

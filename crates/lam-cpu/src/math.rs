@@ -192,21 +192,29 @@ fn exp_with(x: f32, madd: impl Fn(f32, f32, f32) -> f32) -> f32 {
     }
 }
 
-/// `1 / (1 + e^-x)` through [`exp_f32`] of `-|x|` (never overflowing): for
-/// `x >= 0` as written, for `x < 0` as `e^x / (1 + e^x)`, which keeps its
-/// relative accuracy down to the subnormals. Within 2 ulp; NaN stays NaN.
+/// `1 / (1 + e^-x)` through `q = e / (1 + e)` with `e` [`exp_f32`] of
+/// `-|x|` (never overflowing): `q` for `x < 0`, which keeps its relative
+/// accuracy down to the subnormals, and `1 − q` for `x >= 0`, rounded once
+/// near 1 — where `1 / (1 + e)` rounds `1 + e` first and may land an ulp
+/// off, which `σ'(x) = σ(1 − σ)` of a saturated gate turns into a relative
+/// error of the size of the gradient itself. Within 2 ulp; NaN stays NaN.
 #[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
     let e = exp_f32(-x.abs());
-    let numerator = if x >= 0.0 { 1.0 } else { e };
-    numerator / (1.0 + e)
+    let q = e / (1.0 + e);
+    if x >= 0.0 {
+        1.0 - q
+    } else {
+        q
+    }
 }
 
 /// `tanh x` within 2 ulp: where `|x| < 0.625` as `x + x³ P(x²)` (`P` of
 /// degree 5, fitted for least relative error on that interval), elsewhere as
-/// `±(1 − e) / (1 + e)` with `e = e^{−2|x|}`, which there cancels at most a
-/// bit. Both are computed and one selected; NaN stays NaN, ±∞ gives ±1 and
-/// ±0 gives ±0.
+/// `±(1 − 2e / (1 + e))` with `e = e^{−2|x|}`: the one rounding near 1 is
+/// the last, so a saturated `tanh` is within half an ulp and `1 − tanh²`
+/// (its gradient, from the output) as precise as `f32` allows. Both are
+/// computed and one selected; NaN stays NaN, ±∞ gives ±1 and ±0 gives ±0.
 #[inline(always)]
 pub(crate) fn tanh(x: f32) -> f32 {
     let a = x.abs();
@@ -219,7 +227,7 @@ pub(crate) fn tanh(x: f32) -> f32 {
     // (The sign copied keeps −0: `−0 + x s p` would be +0.)
     let small = (x + x * s * p).copysign(x);
     let e = exp_f32(-2.0 * a);
-    let big = ((1.0 - e) / (1.0 + e)).copysign(x);
+    let big = (1.0 - 2.0 * e / (1.0 + e)).copysign(x);
     if a < 0.625 {
         small
     } else {
