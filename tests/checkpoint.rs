@@ -356,6 +356,32 @@ fn dtypes_convert_or_fail_by_name() -> Result<()> {
     load_model(&h, &path)?;
     assert_eq!(h.0[0].1.to_vec_i32()?, vec![7]);
     assert_eq!(h.0[1].1.to_vec()?, vec![-3.0, 16_777_216.0]);
+    // bfloat16 widens exactly, float64 rounds, bool and uint8 are integers:
+    // the rules of .pth files.
+    let bf16s = |v: &[f32]| {
+        let bits = v.iter().map(|x| (x.to_bits() >> 16) as u16);
+        bits.flat_map(u16::to_le_bytes).collect::<Vec<u8>>()
+    };
+    let f64s = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let big = 2f32.powi(100); // exact in bfloat16
+    for (count, steps, want) in [
+        (
+            ("BOOL", vec![1]),
+            ("BF16", bf16s(&[-3.140625, big])),
+            [-3.140625, big],
+        ),
+        (("U8", vec![255]), ("F64", f64s(&[0.1, -2.5])), [0.1, -2.5]),
+    ] {
+        let bytes = craft(&[
+            ("count", count.0, &[], count.1.clone()),
+            ("steps", steps.0, &[2], steps.1),
+        ]);
+        fs::write(&path, bytes).expect("write");
+        let h = holder()?;
+        load_model(&h, &path)?;
+        assert_eq!(h.0[0].1.to_vec_i32()?, vec![count.1[0] as i32]);
+        assert_eq!(h.0[1].1.to_vec()?, want.to_vec());
+    }
     // Overflow, inexact floats, float data for an int tensor, unsupported dtypes.
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
@@ -382,16 +408,16 @@ fn dtypes_convert_or_fail_by_name() -> Result<()> {
         (
             craft(&[
                 ("count", "I64", &[], i64s(&[1])),
-                ("steps", "BF16", &[2], vec![0, 60, 0, 60]),
+                ("steps", "F64", &[2], f64s(&[1.0, 1e300])),
             ]),
-            "unsupported dtype BF16",
+            "overflows float32",
         ),
         (
             craft(&[
                 ("count", "I64", &[], i64s(&[1])),
-                ("steps", "F64", &[2], vec![0; 16]),
+                ("steps", "F8_E4M3", &[2], vec![0, 60]),
             ]),
-            "unsupported dtype F64",
+            "unsupported dtype F8_E4M3",
         ),
     ];
     for (bytes, expected) in cases {

@@ -1,6 +1,7 @@
 //! PyTorch `.pth` files: what torch.save wrote (fixtures/pth, made by
 //! fixtures/make_pth_fixtures.py) loads exactly — both layouts, a
-//! big-endian file, every dtype lam converts, views sharing a storage,
+//! big-endian file, every dtype lam converts (and the same tensors as
+//! safetensors, by the same rules), views sharing a storage,
 //! nested checkpoints — and lam's own `.pth` files are byte for byte the
 //! committed one that PyTorch loads (`make_pth_fixtures.py --check`).
 //! Names that differ by a prefix are one prefix problem, in either format;
@@ -147,7 +148,6 @@ fn check_tensor(name: &str, want: &Value, got: &Tensor) -> Result<()> {
             .map(|d| d.as_u64().expect("size") as usize)
             .collect()
     };
-    assert_eq!(got.shape(), dims(&want["shape"]), "{name}: shape");
     let layout = got.layout();
     assert_eq!(layout.strides, dims(&want["stride"]), "{name}: strides");
     assert_eq!(
@@ -155,6 +155,19 @@ fn check_tensor(name: &str, want: &Value, got: &Tensor) -> Result<()> {
         want["offset"].as_u64().expect("offset"),
         "{name}"
     );
+    check_values(name, want, got)
+}
+
+/// `got` has the shape, dtype and values (bit for bit) of `want`, a tensor
+/// of pth.json.
+fn check_values(name: &str, want: &Value, got: &Tensor) -> Result<()> {
+    let shape: Vec<usize> = want["shape"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| d.as_u64().expect("size") as usize)
+        .collect();
+    assert_eq!(got.shape(), shape, "{name}: shape");
     let values = want["values"].as_array().expect("values");
     let is_float =
         want["dtype"].as_str().expect("dtype").starts_with('f') || want["dtype"] == "bfloat16";
@@ -212,6 +225,22 @@ conformance!(every_dtype_and_view_loads_as_pytorch_saved_it, |dev| {
                 );
             }
         }
+    }
+    Ok(())
+});
+
+// The same tensors as safetensors.torch.save_file writes them load by the
+// same rules: every dtype, contiguous.
+conformance!(every_dtype_loads_from_pytorchs_safetensors, |dev| {
+    let r = reference();
+    let want = r["tensors"].as_object().expect("tensors");
+    let loaded = load_tensors(fixture("tensors.safetensors"), dev)?.tensors;
+    let names: Vec<&String> = loaded.iter().map(|(n, _)| n).collect();
+    let mut expected: Vec<&String> = want.keys().collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for (name, t) in &loaded {
+        check_values(name, &want[name.as_str()], t)?;
     }
     Ok(())
 });

@@ -33,6 +33,7 @@ use std::path::Path;
 use safetensors::Dtype;
 
 use super::header::{self, Stored};
+use super::pth::Element;
 use crate::{DType, Error, Result, Tensor};
 
 /// The metadata key of lam's checksum.
@@ -285,68 +286,15 @@ impl Host {
     }
 }
 
-/// Converts stored little-endian bytes to lam's `want` dtype. Floats (`F32`,
-/// `F16`) load as either float dtype (`F32` to `F16` rounds to nearest
-/// even, `F16` to `F32` is exact); integers (`I32`, and PyTorch's `I64`, e.g. BatchNorm's
-/// `num_batches_tracked`) load as `I32` if they fit, or as `F32` if exact.
+/// The stored bytes of one tensor converted to `want` by the rules every
+/// checkpoint format shares ([`Element`]).
 fn convert(bytes: &[u8], stored: Dtype, want: DType) -> std::result::Result<Host, String> {
-    const EXACT_F32: i64 = 1 << 24;
-    let ints: Vec<i64> = match stored {
-        Dtype::F32 | Dtype::F16 => {
-            let floats: Vec<f32> = if stored == Dtype::F32 {
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
-            } else {
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect()
-            };
-            return match want {
-                DType::F32 => Ok(Host::F32(floats)),
-                DType::F16 => Ok(Host::F16(
-                    floats.into_iter().map(half::f16::from_f32).collect(),
-                )),
-                DType::I32 => Err(format!("stored as {stored:?} but the model holds int32")),
-            };
-        }
-        Dtype::I32 => bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-            .collect(),
-        Dtype::I64 => bytes
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect(),
-        other => {
-            return Err(format!(
-                "unsupported dtype {other:?} (lam reads F32, F16, I32 and I64)"
-            ))
-        }
-    };
-    match want {
-        DType::I32 => ints
-            .iter()
-            .map(|&v| {
-                i32::try_from(v).map_err(|_| format!("value {v} ({stored:?}) overflows int32"))
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map(Host::I32),
-        DType::F16 => Err(format!("stored as {stored:?} but the model holds float16")),
-        DType::F32 => ints
-            .iter()
-            .map(|&v| {
-                if v.abs() <= EXACT_F32 {
-                    Ok(v as f32)
-                } else {
-                    Err(format!("value {v} ({stored:?}) is not exact as float32"))
-                }
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map(Host::F32),
-    }
+    let element = Element::of_safetensors(stored).ok_or_else(|| {
+        format!(
+            "unsupported dtype {stored:?} (lam reads floats of 16 to 64 bits, integers and bool)"
+        )
+    })?;
+    element.convert(bytes, false, 0..bytes.len() / element.size(), want)
 }
 
 /// lam's checksum: FNV-1a 64 over the tensors and then the metadata (less

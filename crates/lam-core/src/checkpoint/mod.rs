@@ -196,11 +196,8 @@ pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<TensorFil
         let Some((dtype, shape)) = parsed.info(name) else {
             continue;
         };
-        let want = match dtype {
-            safetensors::Dtype::I32 | safetensors::Dtype::I64 => crate::DType::I32,
-            safetensors::Dtype::F16 => crate::DType::F16,
-            _ => crate::DType::F32,
-        };
+        // An unsupported dtype gets its error from `values`.
+        let want = pth::Element::of_safetensors(dtype).map_or(crate::DType::F32, |e| e.natural());
         match parsed.values(name, shape, want) {
             Ok(host) => out.push((name.to_string(), host, shape.to_vec())),
             Err(why) => problems.push(why),

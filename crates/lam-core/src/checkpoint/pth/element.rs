@@ -1,12 +1,15 @@
-//! PyTorch's element types as they are stored, and their conversion to
-//! lam's two: floats load as `F32`, integers and booleans as `I32`.
+//! PyTorch's element types as they are stored, in a .pth file's storages
+//! and as safetensors dtypes, and their conversion to lam's dtypes, one set
+//! of rules for both formats: floats load as `F32` (or `F16` for a tensor
+//! that holds it), integers and booleans as `I32`.
 //!
-//! The rules are those of lam's safetensors loader, widened to every dtype
-//! a state dict commonly holds: `float64` rounds to `F32` (a finite value
-//! beyond `F32`'s range is an error, not an infinity); `float16` and
-//! `bfloat16` widen exactly; integers load into an `I32` tensor if they fit
-//! and into an `F32` tensor if they are exact there (|v| ≤ 2^24); booleans
-//! are 0 and 1; float data for an `I32` tensor is an error.
+//! `float64` rounds to `F32` (a finite value beyond `F32`'s range is an
+//! error, not an infinity); `float16` and `bfloat16` widen exactly;
+//! integers load into an `I32` tensor if they fit and into an `F32` tensor
+//! if they are exact there (|v| ≤ 2^24); booleans are 0 and 1; float data
+//! for an `I32` tensor is an error.
+
+use safetensors::Dtype;
 
 use crate::DType;
 
@@ -64,6 +67,27 @@ impl Element {
             "uint32" => Element::U32,
             "uint64" => Element::U64,
             "bool" => Element::Bool,
+            _ => return None,
+        })
+    }
+
+    /// The element type of a safetensors dtype; `None` for those lam does
+    /// not read (the 8-, 6- and 4-bit floats).
+    pub(crate) fn of_safetensors(dtype: Dtype) -> Option<Element> {
+        Some(match dtype {
+            Dtype::F64 => Element::F64,
+            Dtype::F32 => Element::F32,
+            Dtype::F16 => Element::F16,
+            Dtype::BF16 => Element::BF16,
+            Dtype::I64 => Element::I64,
+            Dtype::I32 => Element::I32,
+            Dtype::I16 => Element::I16,
+            Dtype::I8 => Element::I8,
+            Dtype::U8 => Element::U8,
+            Dtype::U16 => Element::U16,
+            Dtype::U32 => Element::U32,
+            Dtype::U64 => Element::U64,
+            Dtype::BOOL => Element::Bool,
             _ => return None,
         })
     }

@@ -44,7 +44,7 @@ use std::rc::Rc;
 use crate::{DType, Device, Error, Layout, Result, Tensor};
 
 use super::file::Host;
-use element::Element;
+pub(crate) use element::Element;
 use value::{Flat, Heap, StorageRef, TensorRef};
 
 pub(crate) use legacy::is_legacy;
