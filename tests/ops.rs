@@ -318,6 +318,39 @@ conformance!(saturated_tanh_and_sigmoid_round_once_near_one, |dev| {
     Ok(())
 });
 
+// Exact GELU's tail: x Φ(x) for x < 0, where Φ(x) = (1 + erf(x/√2)) / 2
+// cancels. The GPU's went through erf (GELU(-5) 4% off, GELU(-8) 0, its
+// gradient 1.6% off); the CPU's through erfc, as now both.
+conformance!(gelu_keeps_its_relative_precision_in_the_tail, |dev| {
+    // x, GELU(x), GELU'(x): Python's math.erfc in f64.
+    let cases: [(f64, f64, f64); 9] = [
+        (-9.0, -1.015729565358458e-18, -9.13893737390664e-18),
+        (-8.0, -4.9767684594174555e-15, -3.979607261086796e-14),
+        (-7.0, -8.958687807200846e-12, -6.266323031466634e-11),
+        (-6.0, -5.919525870226207e-09, -3.5468709453902015e-08),
+        (-5.0, -1.4332578593959731e-06, -7.146946001792295e-06),
+        (-4.0, -0.00012668496733247986, -0.0005036496612264215),
+        (-3.0, -0.004049694094890287, -0.011945647204183927),
+        (-2.0, -0.04550026389635844, -0.0852318010781969),
+        (-1.5, -0.10021080190328713, -0.12746919222997954),
+    ];
+    let xs: Vec<f32> = cases.iter().map(|c| c.0 as f32).collect();
+    let (y, g) = value_and_gradient(&xs, dev, Tensor::gelu)?;
+    for (i, &(x, want_y, want_g)) in cases.iter().enumerate() {
+        // erfc's fit in f32: 1e-6 + 1.5e-7 x² relative.
+        let tol = 2e-6 + 2e-7 * x * x;
+        assert_within(tol * want_y.abs(), "gelu", x as f32, y[i], want_y);
+        assert_within(
+            tol * want_g.abs(),
+            "gelu's gradient",
+            x as f32,
+            g[i],
+            want_g,
+        );
+    }
+    Ok(())
+});
+
 /// `f` at `xs` and the gradient of its sum.
 fn value_and_gradient(
     xs: &[f32],
