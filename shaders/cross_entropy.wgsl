@@ -28,7 +28,7 @@ fn cross_entropy(t: Thread) {
     let hit_col = select(0xffffffffu, u32(class_index), valid);
     let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {
-        let prob = exp(x_at(r.base + j * p.col_stride) - r.max) * inv_s;
+        let prob = lam_exp(x_at(r.base + j * p.col_stride) - r.max) * inv_s;
         let hit = select(0.0, 1.0, j == hit_col);
         dst[r.out + j] = (prob - hit) * p.inv_rows;
     }
@@ -39,6 +39,6 @@ fn cross_entropy(t: Thread) {
         }
         // Not max + log(sum) - xt, which rounds at the logits' magnitude
         // (see lam-cpu's cross_entropy.rs).
-        loss[row] = log(r.sum) - (xt - r.max);
+        loss[row] = lam_log(r.sum) - (xt - r.max);
     }
 }

@@ -17,14 +17,14 @@ fn softmax(t: Thread) {
         return;
     }
     let r = load_row(t.lid, row);
-    let log_s = log(r.sum);
+    let log_s = lam_log(r.sum);
     let inv_s = 1.0 / r.sum;
     for (var j = t.lid; j < p.cols; j += WG) {
         let x = x_at(r.base + j * p.col_stride) - r.max;
         if (LOG) {
             dst[r.out + j] = x - log_s;
         } else {
-            dst[r.out + j] = exp(x) * inv_s;
+            dst[r.out + j] = lam_exp(x) * inv_s;
         }
     }
 }

@@ -4,10 +4,12 @@
 // `σ(1 − σ)` or `1 − tanh²` from the output, needs (one ulp at 1 is of the
 // size of that gradient there). The same formulas as lam-cpu's `math.rs`.
 
+// #include "lib/exp_log.wgsl"
+
 // 1 / (1 + e^-x): q = e / (1 + e) with e = e^-|x| (nothing overflows), q for
 // x < 0 and 1 - q for x >= 0. NaN stays NaN.
 fn sigmoid(x: f32) -> f32 {
-    let e = exp(-abs(x));
+    let e = lam_exp(-abs(x));
     let q = e / (1.0 + e);
     return select(q, 1.0 - q, x >= 0.0);
 }
@@ -25,7 +27,7 @@ fn lam_tanh(x: f32) -> f32 {
     p = p * s - 5.3946253e-2;
     p = p * s + 0.13333201;
     p = p * s - 0.3333333;
-    let e = exp(-2.0 * a);
+    let e = lam_exp(-2.0 * a);
     let r = select(1.0 - 2.0 * e / (1.0 + e), a + a * s * p, a < 0.625);
     let bits = bitcast<u32>(x);
     let signed = bitcast<f32>(bitcast<u32>(r) | (bits & 0x80000000u));

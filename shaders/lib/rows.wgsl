@@ -11,6 +11,7 @@
 
 // #include "lib/grid.wgsl"
 // #include "lib/half.wgsl"
+// #include "lib/exp_log.wgsl"
 
 override HALF: bool = false;
 
@@ -81,7 +82,7 @@ fn load_row(lid: u32, row: u32) -> Row {
     m = tree(lid, m, true);
     var s = 0.0;
     for (var j = lid; j < p.cols; j += WG) {
-        s += exp(x_at(base + j * p.col_stride) - m);
+        s += lam_exp(x_at(base + j * p.col_stride) - m);
     }
     return Row(base, row * p.cols, m, tree(lid, s, false));
 }

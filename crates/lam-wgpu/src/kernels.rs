@@ -102,6 +102,7 @@ pub(crate) const LIBRARY: &[(&str, &str)] = &[
     snippet!("lib/grid.wgsl"),
     snippet!("lib/dims.wgsl"),
     snippet!("lib/nan.wgsl"),
+    snippet!("lib/exp_log.wgsl"),
     snippet!("lib/activations.wgsl"),
     snippet!("lib/half.wgsl"),
     snippet!("lib/elementwise_views.wgsl"),
