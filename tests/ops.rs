@@ -384,6 +384,28 @@ conformance!(exp_and_log_are_within_a_few_ulp, |dev| {
     Ok(())
 });
 
+// Integer and half powers within a few roundings on every device: as
+// exp2(y log2 x) the GPU lost |y log2 x| ulp (x^3 was 1.3e-6 off).
+conformance!(integer_and_half_powers_are_within_a_few_ulp, |dev| {
+    let xs: Vec<f32> = (0..300).map(|i| 0.01 + 0.337 * i as f32).collect();
+    let x = t(&xs, &[xs.len()], dev);
+    for (p, ulps) in [
+        (3.0f32, 2.0),
+        (-2.0, 3.0),
+        (7.0, 5.0),
+        (-5.0, 5.0),
+        (0.5, 1.0),
+        (-0.5, 2.0),
+    ] {
+        let got = x.pow_scalar(p)?.to_vec()?;
+        for (&x, &y) in xs.iter().zip(&got) {
+            let want = (x as f64).powf(p as f64);
+            assert_within(ulps * 1.2e-7 * want, &format!("x^{p}"), x, y, want);
+        }
+    }
+    Ok(())
+});
+
 /// `f` at `xs` and the gradient of its sum.
 fn value_and_gradient(
     xs: &[f32],
